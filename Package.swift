@@ -1,0 +1,114 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+/// Settings for every target we own: Swift 6 mode (from the tools version), complete
+/// concurrency checking, and warnings treated as errors.
+let strict: [SwiftSetting] = [
+    .treatAllWarnings(as: .error),
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "KaspiKit",
+    platforms: [.macOS(.v15), .iOS(.v18)],
+    products: [
+        .library(name: "KaspiPay", targets: ["KaspiPay"]),
+        .library(name: "KaspiPayAsyncHTTPClient", targets: ["KaspiPayAsyncHTTPClient"]),
+        .library(name: "KaspiPayTesting", targets: ["KaspiPayTesting"]),
+        .executable(name: "kaspi", targets: ["kaspi"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+    ],
+    targets: [
+        // The SDK core: wire models, money, signatures, client, errors, retries, rate limit,
+        // polling, webhook verification. Only swift-crypto, swift-http-types and swift-log.
+        .target(
+            name: "KaspiPay",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // The server transport, over AsyncHTTPClient.
+        .target(
+            name: "KaspiPayAsyncHTTPClient",
+            dependencies: [
+                "KaspiPay",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            swiftSettings: strict
+        ),
+        // Test support: a manual clock, an in-memory log handler, a recording transport and
+        // the OpenAPI contract checker.
+        .target(
+            name: "KaspiPayTesting",
+            dependencies: [
+                "KaspiPay",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strict
+        ),
+        // The CLI's commands, kept in a library so that they can be tested.
+        .target(
+            name: "KaspiCLI",
+            dependencies: [
+                "KaspiPay",
+                "KaspiPayAsyncHTTPClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "kaspi",
+            dependencies: ["KaspiCLI"],
+            swiftSettings: strict
+        ),
+        // A small contract-following server for tests over loopback (not a product).
+        .target(
+            name: "KaspiTestServer",
+            dependencies: [
+                "KaspiPay",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            path: "Tests/KaspiTestServer",
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "KaspiPayTests",
+            dependencies: [
+                "KaspiPay",
+                "KaspiPayTesting",
+                "KaspiPayAsyncHTTPClient",
+                "KaspiTestServer",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            resources: [.copy("Vectors")],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "KaspiCLITests",
+            dependencies: [
+                "kaspi",
+                "KaspiPay",
+                "KaspiPayTesting",
+                "KaspiTestServer",
+            ],
+            swiftSettings: strict
+        ),
+    ]
+)

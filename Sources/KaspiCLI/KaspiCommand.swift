@@ -1,0 +1,22 @@
+import ArgumentParser
+
+/// The `kaspi` command: one binary for the SDK's calls, and later the sandbox, the gateway
+/// and the demo.
+public struct KaspiCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "kaspi",
+        abstract: "KaspiKit: Kaspi Pay for Swift merchants.",
+        discussion: """
+            Credentials come from flags or the environment: KASPI_TRADE_POINT_ID, KASPI_API_KEY,
+            and KASPI_ENV (production, test) or KASPI_BASE_URL (any server that follows the
+            contract, such as a local sandbox).
+
+            Exit codes: 0 success; 1 the request failed (server or network); 2 invalid input or
+            configuration; 3 the payment was declined or cancelled; 4 waiting timed out.
+            """,
+        version: "0.1.0",
+        subcommands: [OrdersCommand.self, QRCommand.self, SignatureCommand.self]
+    )
+
+    public init() {}
+}

@@ -1,0 +1,188 @@
+import ArgumentParser
+import Foundation
+import KaspiPay
+import KaspiPayAsyncHTTPClient
+
+/// Where the credentials and server come from: flags first, then the environment.
+struct ConnectionOptions: ParsableArguments {
+    @Option(name: .customLong("trade-point-id"), help: "The trade point id (default: $KASPI_TRADE_POINT_ID).")
+    var tradePointID: String?
+
+    @Option(name: .customLong("api-key"), help: "The API key (default: $KASPI_API_KEY; prefer the variable, flags show in ps).")
+    var apiKey: String?
+
+    @Option(name: .customLong("env"), help: "production or test (default: $KASPI_ENV, else production).")
+    var environment: String?
+
+    @Option(name: .customLong("base-url"), help: "Base URL of any server that follows the contract (default: $KASPI_BASE_URL).")
+    var baseURL: String?
+
+    @Option(name: .customLong("timeout"), help: "Seconds to wait for each HTTP exchange.")
+    var timeout: Double = 30
+
+    @Flag(name: .customLong("no-retry"), help: "Send each request once, without retries.")
+    var noRetry = false
+
+    /// The configuration from flags and environment.
+    func configuration(environment variables: [String: String] = ProcessInfo.processInfo.environment) throws -> KaspiConfiguration {
+        var merged = variables
+        if let tradePointID { merged["KASPI_TRADE_POINT_ID"] = tradePointID }
+        if let apiKey { merged["KASPI_API_KEY"] = apiKey }
+        if let environment {
+            merged["KASPI_ENV"] = environment
+            if baseURL == nil { merged["KASPI_BASE_URL"] = nil }
+        }
+        if let baseURL {
+            merged["KASPI_BASE_URL"] = baseURL
+            if environment == nil { merged["KASPI_ENV"] = nil }
+        }
+        guard timeout.isFinite, timeout > 0, timeout <= 600 else {
+            throw CLIError.invalidInput("--timeout must be between 0 and 600 seconds")
+        }
+        var configuration = try KaspiConfiguration(environment: merged)
+        configuration.requestTimeout = .milliseconds(Int64(timeout * 1000))
+        if noRetry { configuration.retryPolicy = .none }
+        return configuration
+    }
+
+    /// Runs `body` with a client over AsyncHTTPClient, shutting the transport down after.
+    func withClient<T>(_ body: (KaspiClient) async throws -> T) async throws -> T {
+        let configuration = try configuration()
+        let transport = AsyncHTTPClientTransport(connectTimeout: .seconds(10), readTimeout: configuration.requestTimeout)
+        let client = KaspiClient(configuration: configuration, transport: transport)
+        do {
+            let result = try await body(client)
+            try? await transport.shutdown()
+            return result
+        } catch {
+            try? await transport.shutdown()
+            throw error
+        }
+    }
+}
+
+/// Output format.
+struct OutputOptions: ParsableArguments {
+    @Flag(name: .customLong("json"), help: "Print machine-readable JSON.")
+    var json = false
+}
+
+/// Errors of the CLI itself.
+enum CLIError: Error, CustomStringConvertible {
+    case invalidInput(String)
+    case io(String)
+
+    var code: String {
+        switch self {
+        case .invalidInput: "INVALID_INPUT"
+        case .io: "IO_ERROR"
+        }
+    }
+
+    var description: String {
+        switch self {
+        case .invalidInput(let message): message
+        case .io(let message): message
+        }
+    }
+}
+
+/// Printing, and turning errors into messages and exit codes.
+enum Console {
+    static func out(_ text: String) {
+        FileHandle.standardOutput.write(Data((text + "\n").utf8))
+    }
+
+    static func err(_ text: String) {
+        FileHandle.standardError.write(Data((text + "\n").utf8))
+    }
+
+    /// Prints a JSON object to standard output.
+    static func json(_ object: [String: Any?]) {
+        out(JSONText.object(object))
+    }
+
+    /// Runs a command body, reporting errors on standard error (or as JSON) with an exit code.
+    static func run(json: Bool, _ body: () async throws -> Void) async throws {
+        do {
+            try await body()
+        } catch let error as ExitCode {
+            throw error
+        } catch {
+            let (code, message, exit) = describe(error)
+            if json {
+                err(JSONText.object(["error": ["code": code, "message": message] as [String: Any?]]))
+            } else {
+                err("error: \(code): \(message)")
+            }
+            throw ExitCode(exit)
+        }
+    }
+
+    static func describe(_ error: any Error) -> (code: String, message: String, exit: Int32) {
+        switch error {
+        case let error as KaspiError:
+            let input: Set<String> = [
+                "NEGATIVE_AMOUNT", "AMOUNT_BELOW_MINIMUM", "ZERO_REFUND", "INVALID_ORDER_ID", "INVALID_URL",
+                "DESCRIPTION_TOO_LONG", "INVALID_QR_TOKEN", "INVALID_TRANSACTION_ID",
+            ]
+            let message = String(error.description.drop(while: { $0 != ":" }).dropFirst(2))
+            return (error.code, message, input.contains(error.code) ? 2 : 1)
+        case let error as ConfigurationError:
+            return (error.code, error.description, 2)
+        case let error as CLIError:
+            return (error.code, error.description, 2)
+        case let error as WebhookVerificationError:
+            return (error.code, String(error.description.drop(while: { $0 != ":" }).dropFirst(2)), 1)
+        default:
+            return ("ERROR", String(describing: error), 1)
+        }
+    }
+}
+
+/// A tiny JSON writer for CLI output (stable key order).
+enum JSONText {
+    static func object(_ object: [String: Any?]) -> String {
+        "{" + object.keys.sorted().compactMap { key -> String? in
+            guard let value = object[key] else { return nil }
+            return string(key) + ":" + self.value(value)
+        }.joined(separator: ",") + "}"
+    }
+
+    static func value(_ value: Any?) -> String {
+        switch value {
+        case nil: "null"
+        case let v as String: string(v)
+        case let v as Int: String(v)
+        case let v as Bool: v ? "true" : "false"
+        case let v as [String: Any?]: object(v)
+        case let v as [Any?]: "[" + v.map { self.value($0) }.joined(separator: ",") + "]"
+        case let v?: string(String(describing: v))
+        }
+    }
+
+    static func string(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if scalar.value < 0x20 {
+                    out += String(format: "\\u%04x", scalar.value)
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out + "\""
+    }
+}
+
+/// Parses an amount flag.
+func parseAmount(_ value: Int) throws -> Amount {
+    try Amount(tenge: value)
+}

@@ -1,0 +1,87 @@
+import Foundation
+
+/// Everything a ``KaspiClient`` needs to talk to Kaspi Pay for one trade point.
+///
+/// Load it from the environment with ``init(environment:)``, which reads:
+/// - `KASPI_TRADE_POINT_ID` (required): the trade point id;
+/// - `KASPI_API_KEY` (required, secret): the API key;
+/// - `KASPI_ENV`: `production` (the default), `test`, or an absolute URL;
+/// - `KASPI_BASE_URL`: an absolute http(s) URL of any server that follows the contract,
+///   for example a local `kaspi sandbox`; overrides `KASPI_ENV`'s default.
+public struct KaspiConfiguration: Sendable {
+    /// Which server to talk to.
+    public var environment: KaspiEnvironment
+    /// The merchant's trade point.
+    public var tradePointID: TradePointID
+    /// The merchant's secret key.
+    public var apiKey: APIKey
+    /// The deadline for one HTTP exchange (connect, send, receive).
+    public var requestTimeout: Duration
+    /// When failed requests are repeated.
+    public var retryPolicy: RetryPolicy
+    /// The client-side limit, per trade point; nil to send without limiting.
+    public var rateLimit: RateLimit?
+
+    /// A client-side rate limit: `requests` per `window`.
+    public struct RateLimit: Sendable, Hashable {
+        public var requests: Int
+        public var window: Duration
+        public init(requests: Int, per window: Duration) {
+            self.requests = max(1, requests)
+            self.window = window
+        }
+        /// Kaspi's limit: 100 requests a minute per trade point.
+        public static let kaspi = RateLimit(requests: 100, per: .seconds(60))
+    }
+
+    /// Creates a configuration.
+    public init(
+        environment: KaspiEnvironment,
+        tradePointID: TradePointID,
+        apiKey: APIKey,
+        requestTimeout: Duration = .seconds(30),
+        retryPolicy: RetryPolicy = .default,
+        rateLimit: RateLimit? = .kaspi
+    ) {
+        self.environment = environment
+        self.tradePointID = tradePointID
+        self.apiKey = apiKey
+        self.requestTimeout = requestTimeout
+        self.retryPolicy = retryPolicy
+        self.rateLimit = rateLimit
+    }
+
+    /// Reads the configuration from environment variables (see the type's documentation).
+    ///
+    /// - Parameter environment: the variables; the process environment by default.
+    /// - Throws: ``ConfigurationError`` naming the first missing or malformed variable.
+    public init(environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigurationError) {
+        func value(_ name: String) -> String? {
+            guard let raw = environment[name]?.trimmingCharacters(in: .whitespacesAndNewlines),
+                !raw.isEmpty
+            else { return nil }
+            return raw
+        }
+        guard let tradePoint = value("KASPI_TRADE_POINT_ID") else {
+            throw .missingVariable("KASPI_TRADE_POINT_ID")
+        }
+        guard let key = value("KASPI_API_KEY") else { throw .missingVariable("KASPI_API_KEY") }
+        let tradePointID = try TradePointID(tradePoint)
+        let apiKey = try APIKey(key)
+        let env = try Self.environment(env: value("KASPI_ENV"), baseURL: value("KASPI_BASE_URL"))
+        self.init(environment: env, tradePointID: tradePointID, apiKey: apiKey)
+    }
+
+    /// Resolves `KASPI_ENV` and `KASPI_BASE_URL` into an environment.
+    ///
+    /// - Throws: ``ConfigurationError`` when either is malformed, or both are set and disagree.
+    public static func environment(env: String?, baseURL: String?) throws(ConfigurationError) -> KaspiEnvironment {
+        let fromEnv = try env.map { text throws(ConfigurationError) in try KaspiEnvironment(parsing: text) }
+        guard let baseURL else { return fromEnv ?? .production }
+        let custom = try KaspiEnvironment.custom(parsing: baseURL)
+        if let fromEnv, case .custom(let url) = fromEnv, url != custom.baseURL, let env {
+            throw .conflictingEnvironment(env: env, baseURL: baseURL)
+        }
+        return custom
+    }
+}

@@ -1,0 +1,8 @@
+import KaspiCLI
+
+@main
+struct Kaspi {
+    static func main() async {
+        await KaspiCommand.main()
+    }
+}
