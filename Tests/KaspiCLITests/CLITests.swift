@@ -1,0 +1,227 @@
+import Foundation
+import KaspiPay
+import KaspiTestServer
+import Synchronization
+import Testing
+
+/// Runs the built `kaspi` binary.
+struct CLI {
+    struct Result: Sendable {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+        /// stdout parsed as one JSON object.
+        var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(stdout.utf8))) as? [String: Any] ?? [:] }
+    }
+
+    static let binary: URL = {
+        var candidates: [URL] = []
+        if let first = CommandLine.arguments.first {
+            var url = URL(fileURLWithPath: first).deletingLastPathComponent()
+            for _ in 0..<4 {
+                candidates.append(url.appendingPathComponent("kaspi"))
+                url.deleteLastPathComponent()
+            }
+        }
+        candidates.append(Bundle.main.bundleURL.appendingPathComponent("kaspi"))
+        candidates.append(Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("kaspi"))
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        candidates.append(root.appendingPathComponent(".build/debug/kaspi"))
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) } ?? candidates.last!
+    }()
+
+    static func run(_ arguments: [String], environment: [String: String] = [:], stdin: String? = nil) async throws -> Result {
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("KASPI_") }
+        env.merge(environment) { $1 }
+        process.environment = env
+        let out = Pipe()
+        let err = Pipe()
+        let input = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = input
+        try process.run()
+        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try input.fileHandleForWriting.close()
+        // Blocking reads run on a dispatch queue, never on the cooperative pool (2 threads here).
+        return await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                let group = DispatchGroup()
+                let stderrBox = Mutex(Data())
+                group.enter()
+                DispatchQueue.global().async {
+                    let data = err.fileHandleForReading.readDataToEndOfFile()
+                    stderrBox.withLock { $0 = data }
+                    group.leave()
+                }
+                let stdout = out.fileHandleForReading.readDataToEndOfFile()
+                group.wait()
+                let stderr = stderrBox.withLock { $0 }
+                process.waitUntilExit()
+                continuation.resume(returning: Result(
+                    status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                    stderr: String(decoding: stderr, as: UTF8.self)))
+            }
+        }
+    }
+}
+
+@Suite("The kaspi CLI")
+struct CLITests {
+    func env(_ server: ContractServer, _ url: URL) -> [String: String] {
+        ["KASPI_TRADE_POINT_ID": server.tradePointID, "KASPI_API_KEY": server.apiKey, "KASPI_BASE_URL": url.absoluteString]
+    }
+
+    @Test func theBinaryExists() {
+        #expect(FileManager.default.isExecutableFile(atPath: CLI.binary.path), "\(CLI.binary.path)")
+    }
+
+    @Test func ordersCreateStatusRefund() async throws {
+        let server = ContractServer()
+        try await server.run { url in
+            let env = env(server, url)
+            let created = try await CLI.run(
+                ["orders", "create", "--amount", "5000", "--order-id", "CLI-1", "--return-url", "https://shop.example/ok",
+                 "--fail-url", "https://shop.example/fail", "--description", "Order #1"], environment: env)
+            #expect(created.status == 0, "\(created.stderr)")
+            #expect(created.stdout.contains("Payment URL: http://pay.test/pay/CLI-1"))
+            let sent = jsonObject(server.requests.first { $0.path == "/api/v1/orders/create" }?.body ?? "")
+            #expect(sent["description"] as? String == "Order #1")
+
+            let json = try await CLI.run(
+                ["orders", "create", "--amount", "700", "--return-url", "https://shop.example/ok", "--fail-url", "https://shop.example/fail", "--json"],
+                environment: env)
+            #expect(json.status == 0)
+            #expect((json.json["paymentUrl"] as? String)?.hasPrefix("http://pay.test/pay/ORDER-") == true)
+            #expect(json.json["status"] as? String == "PENDING")
+
+            let pending = try await CLI.run(["orders", "status", "CLI-1", "--json"], environment: env)
+            #expect(pending.json["status"] as? String == "PENDING")
+            #expect(pending.json["amount"] as? Int == 5000)
+            server.setStatus("CLI-1", "APPROVED")
+            let approved = try await CLI.run(["orders", "status", "CLI-1"], environment: env)
+            #expect(approved.stdout == "CLI-1: APPROVED, 5000 tenge, transaction TX-CLI-1\n")
+
+            let refund = try await CLI.run(["orders", "refund", "CLI-1", "--amount", "1200", "--json"], environment: env)
+            #expect(refund.status == 0, "\(refund.stderr)")
+            #expect(refund.json["refundedAmount"] as? Int == 1200)
+            let over = try await CLI.run(["orders", "refund", "CLI-1", "--amount", "99999"], environment: env)
+            #expect(over.status == 1)
+            #expect(over.stderr.hasPrefix("error: REFUND_NOT_ALLOWED: "))
+            for output in [created, json, pending, approved, refund, over] {
+                #expect(!output.stdout.contains(server.apiKey) && !output.stderr.contains(server.apiKey))
+            }
+        }
+    }
+
+    @Test func flagsOverrideTheEnvironment() async throws {
+        let server = ContractServer()
+        try await server.run { url in
+            let result = try await CLI.run(
+                ["orders", "status", "NOPE", "--trade-point-id", server.tradePointID, "--api-key", server.apiKey, "--base-url", url.absoluteString, "--json"],
+                environment: ["KASPI_API_KEY": "wrong", "KASPI_BASE_URL": "http://127.0.0.1:9"])
+            #expect(result.status == 1, "\(result.stderr)")
+            let error = jsonObject(result.stderr)["error"] as? [String: Any]
+            #expect(error?["code"] as? String == "ORDER_NOT_FOUND")
+        }
+    }
+
+    @Test func qrCreateAndWait() async throws {
+        let server = ContractServer()
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kaspi-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let png = folder.appendingPathComponent("qr.png")
+        try await server.run { url in
+            let env = env(server, url)
+            let created = try await CLI.run(["qr", "create", "--amount", "1500", "--order-id", "QR-CLI", "--out", png.path, "--json"], environment: env)
+            #expect(created.status == 0, "\(created.stderr)")
+            #expect(created.json["qrToken"] as? String == "qr_QR-CLI")
+            #expect(try Data(contentsOf: png).starts(with: [0x89, 0x50, 0x4E, 0x47]))
+            let status = try await CLI.run(["qr", "status", "qr_QR-CLI"], environment: env)
+            #expect(status.stdout == "qr_QR-CLI: PENDING\n")
+
+            let approve = Task {
+                try await Task.sleep(for: .milliseconds(400))
+                server.setStatus("QR-CLI", "APPROVED")
+            }
+            let waited = try await CLI.run(["qr", "status", "qr_QR-CLI", "--wait", "--interval", "0.1", "--max-attempts", "200"], environment: env)
+            try await approve.value
+            #expect(waited.status == 0, "\(waited.stderr)")
+            #expect(waited.stdout == "Paid.\n")
+            #expect(waited.stderr.contains("waiting for payment… 1/200: PENDING"))
+
+            let timedOut = try await CLI.run(["qr", "create", "--amount", "100", "--order-id", "QR-T"], environment: env)
+            #expect(timedOut.status == 0)
+            let wait = try await CLI.run(["qr", "status", "qr_QR-T", "--wait", "--interval", "0", "--max-attempts", "2", "--json"], environment: env)
+            #expect(wait.status == 4)
+            #expect(wait.json["outcome"] as? String == "timeout")
+            server.setStatus("QR-T", "DECLINED")
+            let declined = try await CLI.run(["qr", "status", "qr_QR-T", "--wait", "--interval", "0"], environment: env)
+            #expect(declined.status == 3)
+            #expect(declined.stdout == "Declined.\n")
+        }
+    }
+
+    @Test func signatures() async throws {
+        let computed = try await CLI.run(
+            ["signature", "compute", "--kind", "order", "--amount", "5000", "--order-id", "ORDER-123"], environment: ["KASPI_API_KEY": "test_key_abc"])
+        #expect(computed.stdout == "656fe6a0a98dde2ee92b05823778534d628bdf0a5587468cbc809afea5e15f73\n")
+        let webhook = try await CLI.run(
+            ["signature", "compute", "--kind", "webhook", "--amount", "5000", "--order-id", "ORDER-123", "--api-key", "test_key_abc", "--json"])
+        #expect(webhook.json["signature"] as? String == "60b0d08a15bd630c8fe5652d2733541052a68f1527ec00be925d5d820f72c3d2")
+        let valid = try await CLI.run(
+            ["signature", "verify", "--kind", "webhook", "--amount", "5000", "--order-id", "ORDER-123", "--signature",
+             "60b0d08a15bd630c8fe5652d2733541052a68f1527ec00be925d5d820f72c3d2"], environment: ["KASPI_API_KEY": "test_key_abc"])
+        #expect(valid.status == 0 && valid.stdout == "valid\n")
+        let invalid = try await CLI.run(
+            ["signature", "verify", "--kind", "order", "--amount", "5000", "--order-id", "ORDER-123", "--signature",
+             "60b0d08a15bd630c8fe5652d2733541052a68f1527ec00be925d5d820f72c3d2"], environment: ["KASPI_API_KEY": "test_key_abc"])
+        #expect(invalid.status == 1 && invalid.stdout == "invalid\n")
+
+        let body = #"{"orderId":"ORDER-123","amount":5000,"status":"APPROVED","transactionId":"TX","signature":"60b0d08a15bd630c8fe5652d2733541052a68f1527ec00be925d5d820f72c3d2"}"#
+        let hook = try await CLI.run(["signature", "verify", "--webhook", "-", "--json"], environment: ["KASPI_API_KEY": "test_key_abc"], stdin: body)
+        #expect(hook.status == 0, "\(hook.stderr)")
+        #expect(hook.json["status"] as? String == "APPROVED")
+        let forged = try await CLI.run(
+            ["signature", "verify", "--webhook", "-"], environment: ["KASPI_API_KEY": "test_key_abc"],
+            stdin: body.replacingOccurrences(of: "5000", with: "50"))
+        #expect(forged.status == 1)
+        #expect(forged.stderr.hasPrefix("error: WEBHOOK_BAD_SIGNATURE: "))
+    }
+
+    @Test func errorsAreClearAndExitNonZero() async throws {
+        let missing = try await CLI.run(["orders", "status", "A"], environment: ["KASPI_TRADE_POINT_ID": "TP"])
+        #expect(missing.status == 2)
+        #expect(missing.stderr.contains("CONFIG_MISSING_VARIABLE") && missing.stderr.contains("KASPI_API_KEY"))
+
+        let env = ["KASPI_TRADE_POINT_ID": "TP", "KASPI_API_KEY": "sk_SECRET_CLI", "KASPI_BASE_URL": "http://127.0.0.1:9"]
+        let small = try await CLI.run(
+            ["orders", "create", "--amount", "50", "--return-url", "https://a.example/", "--fail-url", "https://a.example/"], environment: env)
+        #expect(small.status == 2)
+        #expect(small.stderr.hasPrefix("error: AMOUNT_BELOW_MINIMUM: "))
+        let badID = try await CLI.run(["orders", "status", "bad id"], environment: env)
+        #expect(badID.status == 2 && badID.stderr.contains("INVALID_ORDER_ID"))
+        let badURL = try await CLI.run(
+            ["orders", "create", "--amount", "500", "--return-url", "nope", "--fail-url", "https://a.example/", "--json"], environment: env)
+        #expect(badURL.status == 2)
+        #expect((jsonObject(badURL.stderr)["error"] as? [String: Any])?["code"] as? String == "INVALID_URL")
+        let badEnv = try await CLI.run(["orders", "status", "A", "--env", "staging"], environment: env)
+        #expect(badEnv.status == 2 && badEnv.stderr.contains("CONFIG_INVALID_ENVIRONMENT"))
+        let unreachable = try await CLI.run(["orders", "status", "A", "--no-retry", "--timeout", "2"], environment: env)
+        #expect(unreachable.status == 1)
+        #expect(unreachable.stderr.contains("TRANSPORT_FAILURE") || unreachable.stderr.contains("TIMEOUT"))
+        let usage = try await CLI.run(["orders", "create"], environment: env)
+        #expect(usage.status != 0)
+        for output in [missing, small, badID, badURL, badEnv, unreachable, usage] {
+            #expect(!output.stdout.contains("sk_SECRET_CLI") && !output.stderr.contains("sk_SECRET_CLI"))
+        }
+    }
+}
+
+func jsonObject(_ text: String) -> [String: Any] {
+    (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] ?? [:]
+}
