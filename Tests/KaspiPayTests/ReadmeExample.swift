@@ -1,0 +1,34 @@
+// The README's SDK example. ReadmeTests runs it against a server on loopback and checks that
+// the README shows exactly this code, so that the example cannot rot.
+import Foundation
+import KaspiPay
+import KaspiPayAsyncHTTPClient
+
+// readme-example-begin
+/// Creates a Kaspi order and returns where to send the payer.
+func startPayment(orderNumber: Int, total: Int) async throws -> URL {
+    // KASPI_TRADE_POINT_ID, KASPI_API_KEY, and KASPI_ENV or KASPI_BASE_URL.
+    let configuration = try KaspiConfiguration()
+    let transport = AsyncHTTPClientTransport()
+    defer { Task { try await transport.shutdown() } }
+    let client = KaspiClient(configuration: configuration, transport: transport)
+
+    let order = try await client.orders.create(NewOrder(
+        amount: try Amount(tenge: total),
+        orderId: try OrderID("ORDER-\(orderNumber)"),
+        returnURL: URL(string: "https://shop.example/payment/success?orderId=\(orderNumber)")!,
+        failURL: URL(string: "https://shop.example/payment/fail?orderId=\(orderNumber)")!,
+        description: "Order #\(orderNumber)"))
+    return order.paymentURL
+}
+
+/// Handles Kaspi's webhook: verify the raw body, then check it against the stored order.
+func handleKaspiWebhook(rawBody: [UInt8], storedAmount: (OrderID) async throws -> Amount?) async throws -> WebhookEvent {
+    let verifier = WebhookVerifier(apiKey: try KaspiConfiguration().apiKey)
+    let event = try await verifier.verify(body: rawBody) { orderId in
+        try await storedAmount(orderId).map { ExpectedOrder(amount: $0) }
+    }
+    // event.status is .approved, .declined or .cancelled; store event.transactionId.
+    return event
+}
+// readme-example-end
