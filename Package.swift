@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "KaspiPay", targets: ["KaspiPay"]),
         .library(name: "KaspiPayAsyncHTTPClient", targets: ["KaspiPayAsyncHTTPClient"]),
         .library(name: "KaspiPayTesting", targets: ["KaspiPayTesting"]),
+        .library(name: "KaspiQR", targets: ["KaspiQR"]),
         .executable(name: "kaspi", targets: ["kaspi"]),
     ],
     dependencies: [
@@ -38,6 +39,8 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // QR encoding (byte mode, level M, versions 1-40) and PNG/SVG rendering; no dependencies.
+        .target(name: "KaspiQR", swiftSettings: strict),
         // The server transport, over AsyncHTTPClient.
         .target(
             name: "KaspiPayAsyncHTTPClient",
@@ -98,6 +101,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             resources: [.copy("Vectors")],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "KaspiQRTests",
+            dependencies: ["KaspiQR", "KaspiPayTesting"],
             swiftSettings: strict
         ),
         .testTarget(

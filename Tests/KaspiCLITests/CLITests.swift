@@ -1,7 +1,7 @@
 import Foundation
 import KaspiPay
+import KaspiPayTesting
 import KaspiTestServer
-import Synchronization
 import Testing
 
 /// Runs the built `kaspi` binary.
@@ -31,41 +31,10 @@ struct CLI {
     }()
 
     static func run(_ arguments: [String], environment: [String: String] = [:], stdin: String? = nil) async throws -> Result {
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = arguments
         var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("KASPI_") }
         env.merge(environment) { $1 }
-        process.environment = env
-        let out = Pipe()
-        let err = Pipe()
-        let input = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = input
-        try process.run()
-        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-        try input.fileHandleForWriting.close()
-        // Blocking reads run on a dispatch queue, never on the cooperative pool (2 threads here).
-        return await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                let group = DispatchGroup()
-                let stderrBox = Mutex(Data())
-                group.enter()
-                DispatchQueue.global().async {
-                    let data = err.fileHandleForReading.readDataToEndOfFile()
-                    stderrBox.withLock { $0 = data }
-                    group.leave()
-                }
-                let stdout = out.fileHandleForReading.readDataToEndOfFile()
-                group.wait()
-                let stderr = stderrBox.withLock { $0 }
-                process.waitUntilExit()
-                continuation.resume(returning: Result(
-                    status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-                    stderr: String(decoding: stderr, as: UTF8.self)))
-            }
-        }
+        let output = try await ProcessRunner.run(binary, arguments, environment: env, stdin: stdin.map { Array($0.utf8) })
+        return Result(status: output.status, stdout: output.stdout, stderr: output.stderr)
     }
 }
 

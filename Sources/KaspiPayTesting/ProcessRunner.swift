@@ -1,0 +1,67 @@
+import Foundation
+import Synchronization
+
+/// Runs a program to its end and collects its output, without blocking Swift's cooperative
+/// thread pool (the blocking waits run on a dispatch queue).
+public enum ProcessRunner {
+    /// What a program printed and how it exited.
+    public struct Output: Sendable {
+        public var status: Int32
+        public var stdout: String
+        public var stdoutBytes: [UInt8]
+        public var stderr: String
+    }
+
+    /// Finds an executable on `PATH`.
+    public static func which(_ name: String) -> URL? {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        for folder in path.split(separator: ":") {
+            let candidate = URL(fileURLWithPath: String(folder)).appendingPathComponent(name)
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+        }
+        return nil
+    }
+
+    /// Runs `executable` with `arguments`.
+    ///
+    /// - Parameters:
+    ///   - environment: the whole environment of the program.
+    ///   - stdin: bytes written to its standard input, which is then closed.
+    public static func run(
+        _ executable: URL, _ arguments: [String], environment: [String: String]? = nil, stdin: [UInt8]? = nil
+    ) async throws -> Output {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        if let environment { process.environment = environment }
+        let out = Pipe()
+        let err = Pipe()
+        let input = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = input
+        try process.run()
+        return await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                if let stdin { input.fileHandleForWriting.write(Data(stdin)) }
+                try? input.fileHandleForWriting.close()
+                let group = DispatchGroup()
+                let stderrBox = Mutex(Data())
+                group.enter()
+                DispatchQueue.global().async {
+                    let data = err.fileHandleForReading.readDataToEndOfFile()
+                    stderrBox.withLock { $0 = data }
+                    group.leave()
+                }
+                let stdout = out.fileHandleForReading.readDataToEndOfFile()
+                group.wait()
+                process.waitUntilExit()
+                let stderr = stderrBox.withLock { $0 }
+                continuation.resume(
+                    returning: Output(
+                        status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                        stdoutBytes: Array(stdout), stderr: String(decoding: stderr, as: UTF8.self)))
+            }
+        }
+    }
+}
