@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "KaspiPayAsyncHTTPClient", targets: ["KaspiPayAsyncHTTPClient"]),
         .library(name: "KaspiPayTesting", targets: ["KaspiPayTesting"]),
         .library(name: "KaspiQR", targets: ["KaspiQR"]),
+        .library(name: "KaspiSandbox", targets: ["KaspiSandbox"]),
         .executable(name: "kaspi", targets: ["kaspi"]),
     ],
     dependencies: [
@@ -26,6 +27,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         // The SDK core: wire models, money, signatures, client, errors, retries, rate limit,
@@ -63,12 +66,28 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The sandbox: a stateful local emulator of Kaspi Pay, embeddable in tests and the demo.
+        .target(
+            name: "KaspiSandbox",
+            dependencies: [
+                "KaspiPay",
+                "KaspiQR",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         // The CLI's commands, kept in a library so that they can be tested.
         .target(
             name: "KaspiCLI",
             dependencies: [
                 "KaspiPay",
                 "KaspiPayAsyncHTTPClient",
+                "KaspiSandbox",
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -106,6 +125,18 @@ let package = Package(
         .testTarget(
             name: "KaspiQRTests",
             dependencies: ["KaspiQR", "KaspiPayTesting"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "KaspiSandboxTests",
+            dependencies: [
+                "KaspiSandbox",
+                "KaspiPay",
+                "KaspiPayTesting",
+                "KaspiPayAsyncHTTPClient",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(

@@ -173,8 +173,9 @@ public struct WebhookVerifier: Sendable {
     }
 }
 
-/// A JSON value that keeps integers, other numbers, strings and booleans apart.
-enum JSONValue: Decodable, Hashable, Sendable {
+/// A JSON value that keeps integers, other numbers, strings and booleans apart, for code
+/// that must check JSON types exactly (webhook verification, the sandbox's validation).
+public enum JSONValue: Decodable, Hashable, Sendable {
     case null
     case bool(Bool)
     case integer(Int64)
@@ -183,7 +184,7 @@ enum JSONValue: Decodable, Hashable, Sendable {
     case array([JSONValue])
     case object([String: JSONValue])
 
-    init(from decoder: any Decoder) throws {
+    public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         if container.decodeNil() {
             self = .null
@@ -200,5 +201,12 @@ enum JSONValue: Decodable, Hashable, Sendable {
         } else {
             self = .object(try container.decode([String: JSONValue].self))
         }
+    }
+
+    /// Parses a JSON document.
+    ///
+    /// - Returns: nil when `bytes` is not JSON.
+    public static func parse(_ bytes: some Collection<UInt8>) -> JSONValue? {
+        try? JSONDecoder().decode(JSONValue.self, from: Data(bytes))
     }
 }

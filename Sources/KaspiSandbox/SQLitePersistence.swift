@@ -1,0 +1,87 @@
+import Foundation
+import Logging
+import SQLiteNIO
+
+/// Keeps the sandbox's orders, webhooks and clock in an SQLite file (`--data FILE`), so that a
+/// restarted sandbox carries on where it stopped. Each change is one upsert of a JSON
+/// document; writes are durable (WAL, synchronous=FULL) before the response is sent.
+final class SQLiteSandboxPersistence: SandboxPersistence {
+    private let connection: SQLiteConnection
+    private static let schemaVersion = 1
+
+    private init(connection: SQLiteConnection) { self.connection = connection }
+
+    static func open(path: String, logger: Logger) async throws -> SQLiteSandboxPersistence {
+        let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+        do {
+            _ = try await connection.query("PRAGMA journal_mode=WAL", [])
+            _ = try await connection.query("PRAGMA synchronous=FULL", [])
+            _ = try await connection.query("CREATE TABLE IF NOT EXISTS sandbox_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)", [])
+            _ = try await connection.query("CREATE TABLE IF NOT EXISTS sandbox_orders (id TEXT PRIMARY KEY, document TEXT NOT NULL)", [])
+            _ = try await connection.query("CREATE TABLE IF NOT EXISTS sandbox_webhooks (id TEXT PRIMARY KEY, document TEXT NOT NULL)", [])
+            let rows = try await connection.query("SELECT value FROM sandbox_meta WHERE key = 'schema_version'", [])
+            if let version = rows.first?.column("value")?.string, Int(version) != schemaVersion {
+                throw SandboxConfigurationError.invalid("dataPath", "\(path) was written by an incompatible version (schema \(version))")
+            }
+            _ = try await connection.query(
+                "INSERT OR REPLACE INTO sandbox_meta (key, value) VALUES ('schema_version', ?)", [.text(String(schemaVersion))])
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+        return SQLiteSandboxPersistence(connection: connection)
+    }
+
+    private static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .secondsSince1970
+        encoder.outputFormatting = .sortedKeys
+        return encoder
+    }()
+
+    private static func decoder() -> JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .secondsSince1970
+        return decoder
+    }
+
+    func load() async throws -> (orders: [SandboxOrder], deliveries: [WebhookDelivery], clockOffset: Double) {
+        let decoder = Self.decoder()
+        let orders = try await connection.query("SELECT document FROM sandbox_orders", []).map { row in
+            try decoder.decode(SandboxOrder.self, from: Data((row.column("document")?.string ?? "").utf8))
+        }
+        let deliveries = try await connection.query("SELECT document FROM sandbox_webhooks", []).map { row in
+            try decoder.decode(WebhookDelivery.self, from: Data((row.column("document")?.string ?? "").utf8))
+        }
+        let offset = try await connection.query("SELECT value FROM sandbox_meta WHERE key = 'clock_offset'", [])
+            .first?.column("value")?.string.flatMap(Double.init) ?? 0
+        return (orders, deliveries, offset)
+    }
+
+    func save(order: SandboxOrder) async throws {
+        let document = String(decoding: try Self.encoder.encode(order), as: UTF8.self)
+        _ = try await connection.query(
+            "INSERT OR REPLACE INTO sandbox_orders (id, document) VALUES (?, ?)",
+            [.text(order.tradePointId + "\u{1F}" + order.orderId), .text(document)])
+    }
+
+    func save(delivery: WebhookDelivery) async throws {
+        let document = String(decoding: try Self.encoder.encode(delivery), as: UTF8.self)
+        _ = try await connection.query(
+            "INSERT OR REPLACE INTO sandbox_webhooks (id, document) VALUES (?, ?)", [.text(delivery.id), .text(document)])
+    }
+
+    func save(clockOffset: Double) async throws {
+        _ = try await connection.query(
+            "INSERT OR REPLACE INTO sandbox_meta (key, value) VALUES ('clock_offset', ?)", [.text(String(clockOffset))])
+    }
+
+    func deleteAll() async throws {
+        _ = try await connection.query("DELETE FROM sandbox_orders", [])
+        _ = try await connection.query("DELETE FROM sandbox_webhooks", [])
+    }
+
+    func close() async throws {
+        try await connection.close()
+    }
+}

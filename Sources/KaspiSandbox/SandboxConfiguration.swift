@@ -1,0 +1,173 @@
+import Foundation
+import KaspiPay
+
+/// One merchant's trade point in the sandbox.
+public struct SandboxTradePoint: Sendable, Hashable, Codable {
+    /// The trade point id (`TradePointId`).
+    public var id: String
+    /// Its API key: signs requests and webhooks.
+    public var apiKey: String
+    /// Where status-change webhooks are POSTed; nil sends none.
+    public var webhookURL: String?
+    /// Prefixes that `returnUrl` and `failUrl` must start with. Empty allows any http(s) URL.
+    public var returnURLPrefixes: [String]
+    /// The merchant name shown on the payment page.
+    public var displayName: String
+
+    public init(id: String, apiKey: String, webhookURL: String? = nil, returnURLPrefixes: [String] = [], displayName: String = "Test merchant") {
+        self.id = id
+        self.apiKey = apiKey
+        self.webhookURL = webhookURL
+        self.returnURLPrefixes = returnURLPrefixes
+        self.displayName = displayName
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, apiKey, webhookURL = "webhookUrl", returnURLPrefixes = "returnUrlPrefixes", displayName
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        id = try container.decode(String.self, forKey: .id)
+        apiKey = try container.decode(String.self, forKey: .apiKey)
+        webhookURL = try container.decodeIfPresent(String.self, forKey: .webhookURL)
+        returnURLPrefixes = try container.decodeIfPresent([String].self, forKey: .returnURLPrefixes) ?? []
+        displayName = try container.decodeIfPresent(String.self, forKey: .displayName) ?? id
+    }
+}
+
+/// Everything the sandbox can be told. Load it from a JSON file with ``load(file:)``; each
+/// field has a default, so `{}` is a valid file.
+///
+/// Keys: `host`, `port`, `publicUrl`, `tradePoints` (each `id`, `apiKey`, `webhookUrl`,
+/// `returnUrlPrefixes`, `displayName`), `rateLimitPerMinute` (0 switches it off),
+/// `qrLifetimeSeconds`, `webhookTimeoutSeconds`, `webhookRetrySeconds` (the delays between
+/// attempts), `dataPath`.
+public struct SandboxConfiguration: Sendable, Codable {
+    /// The address to listen on.
+    public var host: String = "127.0.0.1"
+    /// The port; 0 picks a free one.
+    public var port: Int = 8181
+    /// The base URL payment links use; by default the URL the request came in on.
+    public var publicURL: String?
+    /// The merchants.
+    public var tradePoints: [SandboxTradePoint] = []
+    /// Requests a minute per trade point before `RATE_LIMITED`; 0 or nil for no limit.
+    public var rateLimitPerMinute: Int? = 100
+    /// How long an unpaid QR lives before it reads `CANCELLED`.
+    public var qrLifetimeSeconds: Double = 300
+    /// How long a merchant has to answer a webhook.
+    public var webhookTimeoutSeconds: Double = 10
+    /// Delays before each retry of a webhook that was not acknowledged: by default 6 attempts
+    /// over about an hour.
+    public var webhookRetrySeconds: [Double] = [10, 60, 300, 900, 2400]
+    /// An SQLite file that keeps state across restarts; nil keeps it in memory.
+    public var dataPath: String?
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case host, port, publicURL = "publicUrl", tradePoints, rateLimitPerMinute, qrLifetimeSeconds,
+            webhookTimeoutSeconds, webhookRetrySeconds, dataPath
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let defaults = SandboxConfiguration()
+        host = try container.decodeIfPresent(String.self, forKey: .host) ?? defaults.host
+        port = try container.decodeIfPresent(Int.self, forKey: .port) ?? defaults.port
+        publicURL = try container.decodeIfPresent(String.self, forKey: .publicURL)
+        tradePoints = try container.decodeIfPresent([SandboxTradePoint].self, forKey: .tradePoints) ?? []
+        rateLimitPerMinute = try container.decodeIfPresent(Int.self, forKey: .rateLimitPerMinute) ?? defaults.rateLimitPerMinute
+        qrLifetimeSeconds = try container.decodeIfPresent(Double.self, forKey: .qrLifetimeSeconds) ?? defaults.qrLifetimeSeconds
+        webhookTimeoutSeconds = try container.decodeIfPresent(Double.self, forKey: .webhookTimeoutSeconds) ?? defaults.webhookTimeoutSeconds
+        webhookRetrySeconds = try container.decodeIfPresent([Double].self, forKey: .webhookRetrySeconds) ?? defaults.webhookRetrySeconds
+        dataPath = try container.decodeIfPresent(String.self, forKey: .dataPath)
+    }
+
+    /// Reads a JSON configuration file.
+    ///
+    /// - Throws: ``SandboxConfigurationError`` when it cannot be read or parsed.
+    public static func load(file path: String) throws(SandboxConfigurationError) -> SandboxConfiguration {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw .unreadableFile(path)
+        }
+        do {
+            return try JSONDecoder().decode(SandboxConfiguration.self, from: data)
+        } catch {
+            throw .malformedFile(path, reason: String(describing: error).prefix(200).description)
+        }
+    }
+
+    /// A trade point for trying things out, with a fresh key.
+    public static func defaultTradePoint() -> SandboxTradePoint {
+        SandboxTradePoint(
+            id: "TEST-TP-1", apiKey: "sandbox_" + randomHex(16), webhookURL: nil, returnURLPrefixes: [],
+            displayName: "KaspiKit Test Shop")
+    }
+
+    /// Checks every value, naming the first problem.
+    ///
+    /// - Throws: ``SandboxConfigurationError``.
+    public func validate() throws(SandboxConfigurationError) {
+        guard (0...65535).contains(port) else { throw .invalid("port", "must be between 0 and 65535") }
+        if let publicURL, (try? KaspiEnvironment.custom(parsing: publicURL)) == nil {
+            throw .invalid("publicUrl", "must be an absolute http(s) URL")
+        }
+        if let limit = rateLimitPerMinute, limit < 0 { throw .invalid("rateLimitPerMinute", "must be 0 or more") }
+        guard qrLifetimeSeconds > 0, qrLifetimeSeconds.isFinite else { throw .invalid("qrLifetimeSeconds", "must be positive") }
+        guard webhookTimeoutSeconds > 0, webhookTimeoutSeconds <= 300 else {
+            throw .invalid("webhookTimeoutSeconds", "must be between 0 and 300")
+        }
+        guard webhookRetrySeconds.allSatisfy({ $0 >= 0 && $0.isFinite }), webhookRetrySeconds.count <= 50 else {
+            throw .invalid("webhookRetrySeconds", "must be at most 50 non-negative delays")
+        }
+        var ids = Set<String>()
+        var keys = Set<String>()
+        for point in tradePoints {
+            do { _ = try TradePointID(point.id) } catch { throw .invalid("tradePoints.id", error.description) }
+            do { _ = try APIKey(point.apiKey) } catch {
+                throw .invalid("tradePoints[\(point.id)].apiKey", "is malformed (empty, too long, or has spaces)")
+            }
+            guard ids.insert(point.id).inserted else { throw .invalid("tradePoints.id", "\(point.id) appears twice") }
+            guard keys.insert(point.apiKey).inserted else {
+                throw .invalid("tradePoints[\(point.id)].apiKey", "is shared with another trade point; keys identify trade points")
+            }
+            if let hook = point.webhookURL, (try? KaspiEnvironment.custom(parsing: hook)) == nil {
+                throw .invalid("tradePoints[\(point.id)].webhookUrl", "must be an absolute http(s) URL")
+            }
+            for prefix in point.returnURLPrefixes where !(prefix.hasPrefix("http://") || prefix.hasPrefix("https://")) {
+                throw .invalid("tradePoints[\(point.id)].returnUrlPrefixes", "\(prefix) must start with http:// or https://")
+            }
+        }
+    }
+}
+
+/// A problem with the sandbox's configuration.
+public enum SandboxConfigurationError: Error, Sendable, CustomStringConvertible {
+    case unreadableFile(String)
+    case malformedFile(String, reason: String)
+    case invalid(String, String)
+
+    public var code: String {
+        switch self {
+        case .unreadableFile: "SANDBOX_CONFIG_UNREADABLE"
+        case .malformedFile: "SANDBOX_CONFIG_MALFORMED"
+        case .invalid: "SANDBOX_CONFIG_INVALID"
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .unreadableFile(let path): "\(code): cannot read \(path); check the path and its permissions."
+        case .malformedFile(let path, let reason): "\(code): \(path) is not a valid configuration (\(reason)); see docs/sandbox.md."
+        case .invalid(let key, let problem): "\(code): \(key) \(problem)."
+        }
+    }
+}
+
+func randomHex(_ bytes: Int) -> String {
+    var generator = SystemRandomNumberGenerator()
+    return (0..<bytes).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+}

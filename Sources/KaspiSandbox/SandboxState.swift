@@ -1,0 +1,404 @@
+import Foundation
+import KaspiPay
+import Logging
+
+/// An error the sandbox answers with, in the contract's shape.
+struct SandboxAPIError: Error, Sendable {
+    var code: String
+    var status: Int
+    var message: String
+    var retryAfter: Int? = nil
+
+    static func invalidRequest(_ message: String) -> Self { .init(code: "INVALID_REQUEST", status: 400, message: message) }
+    static func notFound(_ message: String) -> Self { .init(code: "ORDER_NOT_FOUND", status: 404, message: message) }
+    static let unauthorized = Self(code: "UNAUTHORIZED", status: 401, message: "Send Authorization: Bearer <your API key>.")
+}
+
+/// Where the sandbox keeps its state across restarts.
+protocol SandboxPersistence: Sendable {
+    func load() async throws -> (orders: [SandboxOrder], deliveries: [WebhookDelivery], clockOffset: Double)
+    func save(order: SandboxOrder) async throws
+    func save(delivery: WebhookDelivery) async throws
+    func save(clockOffset: Double) async throws
+    func deleteAll() async throws
+    func close() async throws
+}
+
+/// All of the sandbox's mutable state. Every change happens inside this actor, so two
+/// requests can never both create the same order; writes to the persistence are queued in
+/// order and awaited before a response is sent.
+actor SandboxState {
+    let configuration: SandboxConfiguration
+    let clock: SandboxClock
+    let logger: Logger
+    private(set) var tradePoints: [String: SandboxTradePoint] = [:]
+    private var tradePointsByKey: [String: String] = [:]
+    private var orders: [String: SandboxOrder] = [:]
+    private var orderSequence: [String] = []
+    private var paymentTokens: [String: String] = [:]
+    private var qrTokens: [String: String] = [:]
+    private var deliveries: [String: WebhookDelivery] = [:]
+    private var deliverySequence: [String] = []
+    private var faults: [String: SandboxFaults] = [:]
+    private var rateWindows: [String: [Date]] = [:]
+    private let persistence: (any SandboxPersistence)?
+    private var writeChain: Task<Void, any Error>? = nil
+    private var random = SystemRandomNumberGenerator()
+
+    init(configuration: SandboxConfiguration, clock: SandboxClock, persistence: (any SandboxPersistence)?, logger: Logger) {
+        self.configuration = configuration
+        self.clock = clock
+        self.persistence = persistence
+        self.logger = logger
+        for point in configuration.tradePoints {
+            tradePoints[point.id] = point
+            tradePointsByKey[point.apiKey] = point.id
+        }
+    }
+
+    /// Loads persisted state.
+    func restore() async throws {
+        guard let persistence else { return }
+        let (orders, deliveries, offset) = try await persistence.load()
+        for order in orders.sorted(by: { $0.createdAt < $1.createdAt }) { index(order) }
+        for delivery in deliveries.sorted(by: { $0.createdAt < $1.createdAt }) {
+            self.deliveries[delivery.id] = delivery
+            deliverySequence.append(delivery.id)
+        }
+        if offset > clock.currentOffset { clock.advance(by: offset - clock.currentOffset) }
+    }
+
+    private static func key(_ tradePoint: String, _ orderId: String) -> String { tradePoint + "\u{0}" + orderId }
+
+    private func index(_ order: SandboxOrder) {
+        let key = Self.key(order.tradePointId, order.orderId)
+        if orders[key] == nil { orderSequence.append(key) }
+        orders[key] = order
+        paymentTokens[order.paymentToken] = key
+        if let token = order.qrToken { qrTokens[token] = key }
+    }
+
+    // MARK: Persistence
+
+    private func persist(_ work: @escaping @Sendable (any SandboxPersistence) async throws -> Void) {
+        guard let persistence else { return }
+        let previous = writeChain
+        writeChain = Task {
+            _ = await previous?.result
+            try await work(persistence)
+        }
+    }
+
+    private func persist(_ order: SandboxOrder) { persist { try await $0.save(order: order) } }
+    private func persist(_ delivery: WebhookDelivery) { persist { try await $0.save(delivery: delivery) } }
+
+    /// Waits until every change so far is durably stored.
+    func waitForWrites() async throws {
+        try await writeChain?.value
+    }
+
+    // MARK: Trade points and limits
+
+    func tradePoint(id: String) -> SandboxTradePoint? { tradePoints[id] }
+    func tradePoint(apiKey: String) -> SandboxTradePoint? { tradePointsByKey[apiKey].flatMap { tradePoints[$0] } }
+
+    /// Counts a request against the trade point's limit.
+    ///
+    /// - Returns: seconds to wait when over the limit, nil when allowed.
+    func takeRateLimitSlot(_ tradePoint: String) -> Int? {
+        guard let limit = configuration.rateLimitPerMinute, limit > 0 else { return nil }
+        let now = clock.now
+        var window = rateWindows[tradePoint, default: []].filter { now.timeIntervalSince($0) < 60 }
+        defer { rateWindows[tradePoint] = window }
+        guard window.count < limit else {
+            let wait = 60 - now.timeIntervalSince(window[0])
+            return max(1, Int(wait.rounded(.up)))
+        }
+        window.append(now)
+        return nil
+    }
+
+    func faults(for tradePoint: String) -> SandboxFaults { faults[tradePoint] ?? SandboxFaults() }
+
+    func setFaults(_ value: SandboxFaults, for tradePoint: String) { faults[tradePoint] = value }
+
+    /// Decides whether an API call of the trade point fails by injection.
+    func injectedAPIFault(_ tradePoint: String) -> (latencyMs: Int, outcome: InjectedOutcome) {
+        var current = faults(for: tradePoint)
+        var outcome = InjectedOutcome.none
+        if current.apiFailNext > 0 {
+            current.apiFailNext -= 1
+            faults[tradePoint] = current
+            outcome = .fail
+        } else if current.apiFailureRate > 0, Double.random(in: 0..<1, using: &random) < current.apiFailureRate {
+            outcome = .fail
+        } else if current.apiTimeoutRate > 0, Double.random(in: 0..<1, using: &random) < current.apiTimeoutRate {
+            outcome = .timeout(current.apiTimeoutSeconds)
+        }
+        return (current.apiLatencyMs, outcome)
+    }
+
+    enum InjectedOutcome: Sendable { case none, fail, timeout(Double) }
+
+    // MARK: Orders
+
+    func order(tradePoint: String, orderId: String) -> SandboxOrder? {
+        sweep()
+        return orders[Self.key(tradePoint, orderId)]
+    }
+
+    func order(paymentToken: String) -> SandboxOrder? {
+        sweep()
+        return paymentTokens[paymentToken].flatMap { orders[$0] }
+    }
+
+    func order(qrToken: String, tradePoint: String) -> SandboxOrder? {
+        sweep()
+        guard let order = qrTokens[qrToken].flatMap({ orders[$0] }), order.tradePointId == tradePoint else { return nil }
+        return order
+    }
+
+    /// Every trade point that has an order with this id.
+    func tradePoints(havingOrder orderId: String) -> [String] {
+        orderSequence.compactMap { orders[$0] }.filter { $0.orderId == orderId }.map(\.tradePointId)
+    }
+
+    func allOrders(tradePoint: String? = nil) -> [SandboxOrder] {
+        sweep()
+        return orderSequence.compactMap { orders[$0] }.filter { tradePoint == nil || $0.tradePointId == tradePoint }
+    }
+
+    /// Creates an order, or fails with `ORDER_ALREADY_EXISTS`.
+    func create(
+        tradePoint: String, orderId: String, amount: Int, description: String?, returnUrl: String?, failUrl: String?,
+        kind: SandboxOrder.Kind
+    ) throws(SandboxAPIError) -> SandboxOrder {
+        let key = Self.key(tradePoint, orderId)
+        guard orders[key] == nil else {
+            throw SandboxAPIError(code: "ORDER_ALREADY_EXISTS", status: 409, message: "orderId \(orderId) is already used for this trade point.")
+        }
+        let now = clock.now
+        var order = SandboxOrder(
+            tradePointId: tradePoint, orderId: orderId, kind: kind, amount: amount, description: description,
+            returnUrl: returnUrl, failUrl: failUrl, status: "PENDING", createdAt: now, updatedAt: now,
+            paymentToken: randomHex(12))
+        if kind == .qr {
+            order.qrToken = "qr_" + randomHex(12)
+            order.qrExpiresAt = now.addingTimeInterval(configuration.qrLifetimeSeconds)
+        }
+        if let scenario = ScenarioAmount.outcome(for: amount) {
+            order.settleAt = now.addingTimeInterval(scenario.afterSeconds)
+            order.settleStatus = scenario.status
+        }
+        index(order)
+        persist(order)
+        logger.info("Order created", metadata: ["tradePoint": "\(tradePoint)", "orderId": "\(orderId)", "amount": "\(amount)", "kind": "\(kind.rawValue)"])
+        sweep()
+        return orders[key] ?? order
+    }
+
+    /// Moves a pending order to a final status and queues its webhook. A final order does
+    /// not change.
+    ///
+    /// - Returns: the order after the change, or nil when there is no such order.
+    @discardableResult
+    func settle(tradePoint: String, orderId: String, to status: String, via: String) -> SandboxOrder? {
+        let key = Self.key(tradePoint, orderId)
+        guard var order = orders[key] else { return nil }
+        guard order.status == "PENDING" else { return order }
+        order.status = status
+        order.updatedAt = clock.now
+        order.settleAt = nil
+        order.settleStatus = nil
+        if status == "APPROVED" { order.transactionId = String(UInt64.random(in: 100_000_000_000...999_999_999_999, using: &random)) }
+        orders[key] = order
+        persist(order)
+        logger.info("Order settled", metadata: ["tradePoint": "\(tradePoint)", "orderId": "\(orderId)", "status": "\(status)", "via": "\(via)"])
+        queueWebhook(for: order)
+        return order
+    }
+
+    /// Expires QR codes and settles scenario amounts whose time has come.
+    func sweep() {
+        let now = clock.now
+        for key in orderSequence {
+            guard let order = orders[key], order.status == "PENDING" else { continue }
+            if let at = order.settleAt, let status = order.settleStatus, at <= now {
+                settle(tradePoint: order.tradePointId, orderId: order.orderId, to: status, via: "scenario")
+            } else if let expires = order.qrExpiresAt, expires <= now {
+                settle(tradePoint: order.tradePointId, orderId: order.orderId, to: "CANCELLED", via: "qr-expired")
+            }
+        }
+        // Webhooks held for reordering are released after 30 s at the latest.
+        for id in deliverySequence {
+            guard var delivery = deliveries[id], delivery.heldForReorder, now.timeIntervalSince(delivery.createdAt) >= 30 else { continue }
+            delivery.heldForReorder = false
+            delivery.nextAttemptAt = now
+            deliveries[id] = delivery
+        }
+    }
+
+    /// Refunds part or all of an approved order.
+    func refund(tradePoint: String, orderId: String, amount: Int, transactionId: String?) throws(SandboxAPIError) -> (SandboxOrder, SandboxRefund) {
+        sweep()
+        let key = Self.key(tradePoint, orderId)
+        guard var order = orders[key] else { throw .notFound("No order \(orderId) for this trade point.") }
+        guard order.status == "APPROVED" else {
+            throw SandboxAPIError(code: "REFUND_NOT_ALLOWED", status: 409, message: "Order \(orderId) is \(order.status); only an APPROVED order can be refunded.")
+        }
+        if let transactionId, transactionId != order.transactionId {
+            throw SandboxAPIError(code: "REFUND_NOT_ALLOWED", status: 409, message: "transactionId does not match the order's payment.")
+        }
+        guard order.refundedAmount + amount <= order.amount else {
+            throw SandboxAPIError(
+                code: "REFUND_NOT_ALLOWED", status: 409,
+                message: "Refunding \(amount) would exceed the paid amount: \(order.amount - order.refundedAmount) remains.")
+        }
+        let refund = SandboxRefund(refundId: "RF-" + randomHex(8), amount: amount, at: clock.now)
+        order.refundedAmount += amount
+        order.refunds.append(refund)
+        order.updatedAt = clock.now
+        orders[key] = order
+        persist(order)
+        logger.info("Order refunded", metadata: ["tradePoint": "\(tradePoint)", "orderId": "\(orderId)", "amount": "\(amount)"])
+        return (order, refund)
+    }
+
+    /// Forgets every order and webhook (and the trade point's faults), for a clean test.
+    func reset(tradePoint: String? = nil) {
+        let keep = orderSequence.filter { key in tradePoint.map { orders[key]?.tradePointId != $0 } ?? false }
+        let removed = Set(orderSequence).subtracting(keep)
+        for key in removed {
+            if let order = orders[key] {
+                paymentTokens[order.paymentToken] = nil
+                if let token = order.qrToken { qrTokens[token] = nil }
+            }
+            orders[key] = nil
+        }
+        orderSequence = keep
+        deliverySequence = deliverySequence.filter { id in
+            guard let delivery = deliveries[id] else { return false }
+            if tradePoint == nil || delivery.tradePointId == tradePoint { deliveries[id] = nil; return false }
+            return true
+        }
+        if let tradePoint { faults[tradePoint] = nil; rateWindows[tradePoint] = nil } else { faults = [:]; rateWindows = [:] }
+        let remainingOrders = orderSequence.compactMap { orders[$0] }
+        let remainingDeliveries = deliverySequence.compactMap { deliveries[$0] }
+        persist { persistence in
+            try await persistence.deleteAll()
+            for order in remainingOrders { try await persistence.save(order: order) }
+            for delivery in remainingDeliveries { try await persistence.save(delivery: delivery) }
+        }
+    }
+
+    func saveClock() {
+        let offset = clock.currentOffset
+        persist { try await $0.save(clockOffset: offset) }
+    }
+
+    // MARK: Webhooks
+
+    private func queueWebhook(for order: SandboxOrder) {
+        guard let point = tradePoints[order.tradePointId], let url = point.webhookURL, let key = try? APIKey(point.apiKey) else { return }
+        let signature = Signature.webhook(orderId: order.orderId, amount: order.amount, apiKey: key)
+        let transaction = order.transactionId.map { JSONText.string($0) } ?? "null"
+        let body = #"{"orderId":\#(JSONText.string(order.orderId)),"amount":\#(order.amount),"status":"\#(order.status)","transactionId":\#(transaction),"signature":"\#(signature)"}"#
+        let now = clock.now
+        let fault = faults(for: order.tradePointId)
+        var delivery = WebhookDelivery(
+            id: "wh_" + randomHex(8), tradePointId: order.tradePointId, orderId: order.orderId, status: order.status,
+            url: url, body: body, createdAt: now, state: .pending, nextAttemptAt: now.addingTimeInterval(fault.webhookDelaySeconds))
+        if fault.webhookDropRate > 0, Double.random(in: 0..<1, using: &random) < fault.webhookDropRate {
+            delivery.state = .dropped
+            delivery.nextAttemptAt = nil
+        } else {
+            if fault.webhookDuplicateRate > 0, Double.random(in: 0..<1, using: &random) < fault.webhookDuplicateRate {
+                delivery.duplicate = true
+            }
+            if fault.webhookReorder {
+                delivery.heldForReorder = true
+                delivery.nextAttemptAt = nil
+            }
+        }
+        deliveries[delivery.id] = delivery
+        deliverySequence.append(delivery.id)
+        persist(delivery)
+    }
+
+    /// Deliveries whose next attempt is due, marked as taken so that they are sent once.
+    func takeDueDeliveries() -> [WebhookDelivery] {
+        sweep()
+        let now = clock.now
+        var due: [WebhookDelivery] = []
+        for id in deliverySequence {
+            guard var delivery = deliveries[id], delivery.state == .pending, let at = delivery.nextAttemptAt, at <= now else { continue }
+            delivery.nextAttemptAt = nil
+            deliveries[id] = delivery
+            due.append(delivery)
+        }
+        return due
+    }
+
+    /// Records an attempt and schedules the next one when it failed.
+    func record(_ attempt: WebhookDelivery.Attempt, for id: String) {
+        guard var delivery = deliveries[id] else { return }
+        delivery.attempts.append(attempt)
+        let acknowledged = attempt.responseCode.map { (200..<300).contains($0) } ?? false
+        if acknowledged {
+            delivery.state = .delivered
+            delivery.nextAttemptAt = nil
+        } else if !attempt.manual {
+            let automatic = delivery.attempts.filter { !$0.manual }.count
+            let schedule = configuration.webhookRetrySeconds
+            if automatic <= schedule.count {
+                delivery.nextAttemptAt = clock.now.addingTimeInterval(schedule[automatic - 1])
+            } else {
+                delivery.state = .failed
+                delivery.nextAttemptAt = nil
+            }
+        } else if delivery.state == .pending, delivery.nextAttemptAt == nil, !delivery.heldForReorder {
+            delivery.state = .failed
+        }
+        deliveries[id] = delivery
+        persist(delivery)
+        // A sent webhook releases those held back for reordering.
+        if !attempt.manual {
+            for other in deliverySequence where other != id {
+                guard var held = deliveries[other], held.heldForReorder, held.tradePointId == delivery.tradePointId else { continue }
+                held.heldForReorder = false
+                held.nextAttemptAt = clock.now
+                deliveries[other] = held
+            }
+        }
+    }
+
+    func delivery(id: String) -> WebhookDelivery? { deliveries[id] }
+
+    func allDeliveries(tradePoint: String? = nil, orderId: String? = nil) -> [WebhookDelivery] {
+        deliverySequence.compactMap { deliveries[$0] }.filter {
+            (tradePoint == nil || $0.tradePointId == tradePoint) && (orderId == nil || $0.orderId == orderId)
+        }
+    }
+
+    /// Whether any delivery is waiting to be released for reordering or to be sent.
+    var hasHeldDeliveries: Bool { deliveries.values.contains { $0.heldForReorder } }
+}
+
+/// JSON string escaping for hand-built bodies.
+enum JSONText {
+    static func string(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if scalar.value < 0x20 { out += String(format: "\\u%04x", scalar.value) } else { out.unicodeScalars.append(scalar) }
+            }
+        }
+        return out + "\""
+    }
+}
