@@ -217,6 +217,7 @@ extension Sandbox {
             do { try await state.waitForWrites() } catch {
                 throw SandboxAPIError(code: "SANDBOX_STORAGE_ERROR", status: 500, message: "Could not store the order.")
             }
+            if await state.takeLostResponse(point.id) { throw Self.lostResponse }
             let url = paymentURL(request, token: order.paymentToken)
             if kind == .qr {
                 let png = (try? QRCode(encoding: url).png(scale: 4)) ?? []
@@ -303,11 +304,15 @@ extension Sandbox {
             do { try await state.waitForWrites() } catch {
                 throw SandboxAPIError(code: "SANDBOX_STORAGE_ERROR", status: 500, message: "Could not store the refund.")
             }
+            if await state.takeLostResponse(point.id) { throw Self.lostResponse }
             return Self.json(
                 .ok,
                 #"{"orderId":\#(JSONText.string(order.orderId)),"refundId":"\#(refund.refundId)","amount":\#(refund.amount),"refundedAmount":\#(order.refundedAmount)}"#)
         }
     }
+
+    static let lostResponse = SandboxAPIError(
+        code: "SANDBOX_LOST_RESPONSE", status: 502, message: "Injected lost response: the request took effect (sandbox fault injection).")
 
     static func json(_ status: HTTPResponse.Status, _ body: String, headers: HTTPFields = [:]) -> Response {
         var fields = headers

@@ -84,12 +84,15 @@ public struct SandboxFaults: Sendable, Codable, Hashable {
     public var apiLatencyMs: Int = 0
     /// The next N API calls fail with 503, then calls succeed again.
     public var apiFailNext: Int = 0
+    /// The next N creates or refunds take effect, but their response is lost (502): for
+    /// testing how a client recovers.
+    public var apiLoseResponseNext: Int = 0
 
     public init() {}
 
     enum CodingKeys: String, CodingKey {
         case webhookDropRate, webhookDuplicateRate, webhookDelaySeconds, webhookReorder, apiFailureRate,
-            apiTimeoutRate, apiTimeoutSeconds, apiLatencyMs, apiFailNext
+            apiTimeoutRate, apiTimeoutSeconds, apiLatencyMs, apiFailNext, apiLoseResponseNext
     }
 
     public init(from decoder: any Decoder) throws {
@@ -104,6 +107,7 @@ public struct SandboxFaults: Sendable, Codable, Hashable {
         apiTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .apiTimeoutSeconds) ?? d.apiTimeoutSeconds
         apiLatencyMs = try c.decodeIfPresent(Int.self, forKey: .apiLatencyMs) ?? d.apiLatencyMs
         apiFailNext = try c.decodeIfPresent(Int.self, forKey: .apiFailNext) ?? d.apiFailNext
+        apiLoseResponseNext = try c.decodeIfPresent(Int.self, forKey: .apiLoseResponseNext) ?? d.apiLoseResponseNext
     }
 
     /// The first invalid value, or nil.
@@ -118,6 +122,7 @@ public struct SandboxFaults: Sendable, Codable, Hashable {
         if !(0...600).contains(apiTimeoutSeconds) { return "apiTimeoutSeconds must be between 0 and 600" }
         if !(0...60_000).contains(apiLatencyMs) { return "apiLatencyMs must be between 0 and 60000" }
         if !(0...10_000).contains(apiFailNext) { return "apiFailNext must be between 0 and 10000" }
+        if !(0...10_000).contains(apiLoseResponseNext) { return "apiLoseResponseNext must be between 0 and 10000" }
         return nil
     }
 }

@@ -140,6 +140,15 @@ actor SandboxState {
 
     enum InjectedOutcome: Sendable { case none, fail, timeout(Double) }
 
+    /// Whether the response to a write that just took effect is to be lost.
+    func takeLostResponse(_ tradePoint: String) -> Bool {
+        var current = faults(for: tradePoint)
+        guard current.apiLoseResponseNext > 0 else { return false }
+        current.apiLoseResponseNext -= 1
+        faults[tradePoint] = current
+        return true
+    }
+
     // MARK: Orders
 
     func order(tradePoint: String, orderId: String) -> SandboxOrder? {

@@ -1,0 +1,213 @@
+import Foundation
+import KaspiPay
+import KaspiPayTesting
+import KaspiSandbox
+import Testing
+
+@Suite("Sandbox: webhooks, faults, persistence")
+struct WebhookAndFaultTests {
+    @Test func unacknowledgedWebhooksAreRetriedThenResentByHand() async throws {
+        let receiver = WebhookReceiver(answers: [500, 503])
+        try await receiver.run { hook in
+            try await withSandbox(configure: { $0.tradePoints[0].webhookURL = hook }) { h in
+                _ = try await h.client.orders.create(newOrder("W-1"))
+                try await h.sandbox.trigger("DECLINED", orderId: "W-1", tradePointId: "TP-1")
+                #expect(await receiver.waitFor(3))
+                #expect(await eventually { await h.sandbox.webhooks(orderId: "W-1").first?.state == .delivered })
+                let delivery = try #require(await h.sandbox.webhooks(orderId: "W-1").first)
+                #expect(delivery.attempts.map(\.responseCode) == [500, 503, 200])
+                #expect(delivery.attempts.allSatisfy { $0.latencyMs >= 0 && !$0.manual })
+                // Every copy is byte-identical and verifies.
+                #expect(Set(receiver.received.map(\.body)).count == 1)
+                _ = try WebhookVerifier(apiKey: h.apiKey).verify(body: receiver.received[0].body)
+
+                // The log as JSON and as HTML, and a re-send by hand.
+                let log = try await h.raw(.GET, "/sandbox/webhooks?orderId=W-1")
+                #expect(log.status == 200 && log.body.contains(#""responseCode" : 503"#))
+                let page = try await h.raw(.GET, "/sandbox/webhooks.html")
+                #expect(page.body.contains("W-1") && page.body.contains("Re-send"))
+                let resend = try await h.raw(.POST, "/sandbox/webhooks/\(delivery.id)/resend")
+                #expect(resend.status == 200 && json(resend.body)["responseCode"] as? Int == 200)
+                #expect(receiver.received.count == 4)
+                #expect(await h.sandbox.webhooks(orderId: "W-1").first?.attempts.last?.manual == true)
+                #expect(try await h.raw(.POST, "/sandbox/webhooks/nope/resend").status == 404)
+            }
+        }
+    }
+
+    @Test func webhooksGiveUpAfterTheSchedule() async throws {
+        let receiver = WebhookReceiver(answers: Array(repeating: 500, count: 10))
+        try await receiver.run { hook in
+            try await withSandbox(configure: { $0.tradePoints[0].webhookURL = hook; $0.webhookRetrySeconds = [0.02, 0.02] }) { h in
+                _ = try await h.client.orders.create(newOrder("W-2"))
+                try await h.sandbox.trigger("APPROVED", orderId: "W-2", tradePointId: "TP-1")
+                #expect(await eventually { await h.sandbox.webhooks(orderId: "W-2").first?.state == .failed })
+                #expect(await h.sandbox.webhooks(orderId: "W-2").first?.attempts.count == 3)
+            }
+        }
+    }
+
+    @Test func retriesWaitForTheScheduleOnTheSandboxClock() async throws {
+        let receiver = WebhookReceiver(answers: [500])
+        try await receiver.run { hook in
+            try await withSandbox(configure: { $0.tradePoints[0].webhookURL = hook; $0.webhookRetrySeconds = [3600] }) { h in
+                _ = try await h.client.orders.create(newOrder("W-3"))
+                try await h.sandbox.trigger("APPROVED", orderId: "W-3", tradePointId: "TP-1")
+                #expect(await receiver.waitFor(1))
+                try await Task.sleep(for: .milliseconds(300))
+                #expect(receiver.received.count == 1)
+                await h.sandbox.advanceClock(by: 3600)
+                #expect(await receiver.waitFor(2))
+            }
+        }
+    }
+
+    @Test func droppedDuplicatedDelayedAndReorderedWebhooks() async throws {
+        let receiver = WebhookReceiver()
+        try await receiver.run { hook in
+            try await withSandbox(configure: { $0.tradePoints[0].webhookURL = hook }) { h in
+                var faults = SandboxFaults()
+                faults.webhookDropRate = 1
+                let put = try await h.raw(.PUT, "/sandbox/faults/TP-1", body: #"{"webhookDropRate":1}"#)
+                #expect(put.status == 200)
+                _ = try await h.client.orders.create(newOrder("F-1"))
+                try await h.sandbox.trigger("APPROVED", orderId: "F-1", tradePointId: "TP-1")
+                try await Task.sleep(for: .milliseconds(200))
+                #expect(receiver.received.isEmpty)
+                #expect(await h.sandbox.webhooks(orderId: "F-1").first?.state == .dropped)
+
+                faults = SandboxFaults()
+                faults.webhookDuplicateRate = 1
+                await h.sandbox.setFaults(faults, tradePointId: "TP-1")
+                _ = try await h.client.orders.create(newOrder("F-2"))
+                try await h.sandbox.trigger("APPROVED", orderId: "F-2", tradePointId: "TP-1")
+                #expect(await receiver.waitFor(2))
+                #expect(receiver.received.allSatisfy { String(decoding: $0.body, as: UTF8.self).contains("F-2") })
+
+                faults = SandboxFaults()
+                faults.webhookDelaySeconds = 120
+                await h.sandbox.setFaults(faults, tradePointId: "TP-1")
+                _ = try await h.client.orders.create(newOrder("F-3"))
+                try await h.sandbox.trigger("APPROVED", orderId: "F-3", tradePointId: "TP-1")
+                try await Task.sleep(for: .milliseconds(200))
+                #expect(receiver.received.count == 2)
+                await h.sandbox.advanceClock(by: 120)
+                #expect(await receiver.waitFor(3))
+
+                faults = SandboxFaults()
+                faults.webhookReorder = true
+                await h.sandbox.setFaults(faults, tradePointId: "TP-1")
+                _ = try await h.client.orders.create(newOrder("F-4"))
+                _ = try await h.client.orders.create(newOrder("F-5"))
+                try await h.sandbox.trigger("APPROVED", orderId: "F-4", tradePointId: "TP-1")
+                try await Task.sleep(for: .milliseconds(200))
+                #expect(receiver.received.count == 3)
+                await h.sandbox.setFaults(SandboxFaults(), tradePointId: "TP-1")
+                try await h.sandbox.trigger("DECLINED", orderId: "F-5", tradePointId: "TP-1")
+                #expect(await receiver.waitFor(5))
+                let order = receiver.received.suffix(2).map { String(decoding: $0.body, as: UTF8.self).contains("F-5") ? "F-5" : "F-4" }
+                #expect(order == ["F-5", "F-4"])
+
+                let bad = try await h.raw(.PUT, "/sandbox/faults/TP-1", body: #"{"webhookDropRate":2}"#)
+                #expect(bad.status == 400)
+                #expect(try await h.raw(.PUT, "/sandbox/faults/NOPE", body: "{}").status == 404)
+            }
+        }
+    }
+
+    @Test func apiFaultsAreSeenByTheSDK() async throws {
+        try await withSandbox { h in
+            var faults = SandboxFaults()
+            faults.apiFailNext = 2
+            await h.sandbox.setFaults(faults, tradePointId: "TP-1")
+            // The SDK retries through two injected 503s.
+            let created = try await h.client.orders.create(newOrder("A-1"))
+            #expect(!created.recovered)
+            faults = SandboxFaults()
+            faults.apiFailureRate = 1
+            await h.sandbox.setFaults(faults, tradePointId: "TP-1")
+            let error = await kaspiError { _ = try await h.client.orders.status(of: "A-1") }
+            #expect(error?.serverReply?.httpStatus == 503 || error?.code == "SANDBOX_INJECTED_FAILURE")
+            faults = SandboxFaults()
+            faults.apiTimeoutRate = 1
+            faults.apiTimeoutSeconds = 0.2
+            await h.sandbox.setFaults(faults, tradePointId: "TP-1")
+            let timeout = try await h.raw(.GET, "/api/v1/orders/A-1/status", headers: ["Authorization": "Bearer \(h.tradePoint.apiKey)"])
+            #expect(timeout.status == 504)
+            faults = SandboxFaults()
+            faults.apiLatencyMs = 150
+            await h.sandbox.setFaults(faults, tradePointId: "TP-1")
+            let started = ContinuousClock.now
+            #expect(try await h.client.orders.status(of: "A-1").status == .pending)
+            #expect(ContinuousClock.now - started >= .milliseconds(150))
+        }
+    }
+
+    @Test func lostResponsesAreRecoveredByTheSDK() async throws {
+        try await withSandbox { h in
+            var faults = SandboxFaults()
+            faults.apiLoseResponseNext = 1
+            await h.sandbox.setFaults(faults, tradePointId: "TP-1")
+            let created = try await h.client.orders.create(newOrder("REC-1"))
+            #expect(created.recovered)
+            #expect(created.paymentURL.path.hasPrefix("/pay/"))
+            #expect(try await h.raw(.GET, created.paymentURL.path).status == 200)
+
+            await h.sandbox.setFaults(faults, tradePointId: "TP-1")
+            let qr = try await h.client.qr.create(amount: 700, orderId: "REC-2")
+            #expect(qr.recovered && qr.png.starts(with: [0x89, 0x50, 0x4E, 0x47]))
+            #expect(try await h.client.qr.status(token: qr.token) == .pending)
+
+            try await h.sandbox.trigger("APPROVED", orderId: "REC-1", tradePointId: "TP-1")
+            await h.sandbox.setFaults(faults, tradePointId: "TP-1")
+            let refund = try await h.client.refunds.create(orderId: "REC-1", amount: 1200)
+            #expect(refund.recovered && refund.refundedAmount == 1200)
+            #expect(await h.sandbox.orders().first { $0.orderId == "REC-1" }?.refunds.count == 1)
+        }
+    }
+
+    @Test func helpersListSettleAndReset() async throws {
+        try await withSandbox { h in
+            _ = try await h.client.orders.create(newOrder("H-1"))
+            let approve = try await h.raw(.POST, "/sandbox/orders/H-1/approve")
+            #expect(approve.status == 200 && json(approve.body)["status"] as? String == "APPROVED")
+            #expect(try await h.raw(.POST, "/sandbox/orders/NOPE/approve").status == 404)
+            #expect(try await h.raw(.POST, "/sandbox/orders/H-1/explode").status == 404)
+            let list = try await h.raw(.GET, "/sandbox/orders")
+            #expect(list.body.contains("H-1"))
+            let index = try await h.raw(.GET, "/sandbox/")
+            #expect(index.body.contains("7001") && index.body.contains("H-1") && !index.body.contains(h.tradePoint.apiKey))
+            #expect(try await h.raw(.POST, "/sandbox/reset").status == 200)
+            #expect(await h.sandbox.orders().isEmpty)
+            #expect(await kaspiError { _ = try await h.client.orders.status(of: "H-1") }?.code == "ORDER_NOT_FOUND")
+        }
+    }
+
+    @Test func stateSurvivesARestartWithData() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("sandbox-\(UUID().uuidString).sqlite").path
+        defer {
+            for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+        }
+        let receiver = WebhookReceiver()
+        try await receiver.run { hook in
+            try await withSandbox(configure: { $0.dataPath = path; $0.tradePoints[0].webhookURL = hook }) { h in
+                _ = try await h.client.orders.create(newOrder("P-1"))
+                _ = try await h.client.qr.create(amount: 300, orderId: "P-2")
+                try await h.sandbox.trigger("APPROVED", orderId: "P-1", tradePointId: "TP-1")
+                _ = try await h.client.refunds.create(orderId: "P-1", amount: 1000)
+                #expect(await receiver.waitFor(1))
+                await h.sandbox.advanceClock(by: 30)
+            }
+        }
+        try await withSandbox(configure: { $0.dataPath = path }) { h in
+            let status = try await h.client.orders.status(of: "P-1")
+            #expect(status.status == .approved && status.refundedAmount == 1000 && status.transactionId != nil)
+            #expect(try await h.client.orders.status(of: "P-2").status == .pending)
+            #expect(await h.sandbox.webhooks(orderId: "P-1").first?.state == .delivered)
+            #expect(h.sandbox.clock.currentOffset >= 30)
+            #expect(await kaspiError { _ = try await h.client.orders.create(newOrder("P-1")) }?.code == "ORDER_ALREADY_EXISTS")
+            _ = try await h.client.refunds.create(orderId: "P-1", amount: 4000)
+            #expect(await kaspiError { _ = try await h.client.refunds.create(orderId: "P-1", amount: 1) }?.code == "REFUND_NOT_ALLOWED")
+        }
+    }
+}
