@@ -1,0 +1,76 @@
+import Foundation
+import Synchronization
+
+/// A long-running program started for a test (a server), whose output is collected as it
+/// comes, and which is stopped with a signal.
+public final class BackgroundProcess: Sendable {
+    private let process: Process
+    private final class Text: Sendable {
+        let value = Mutex<String>("")
+        func append(_ data: Data) { value.withLock { $0 += String(decoding: data, as: UTF8.self) } }
+    }
+
+    private let output = Text()
+    private let errors = Text()
+
+    /// Starts `executable` with `arguments`.
+    public init(_ executable: URL, _ arguments: [String], environment: [String: String]? = nil) throws {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        if let environment { process.environment = environment }
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = FileHandle.nullDevice
+        self.process = process
+        out.fileHandleForReading.readabilityHandler = { [output] handle in
+            let data = handle.availableData
+            if !data.isEmpty { output.append(data) }
+        }
+        err.fileHandleForReading.readabilityHandler = { [errors] handle in
+            let data = handle.availableData
+            if !data.isEmpty { errors.append(data) }
+        }
+        try process.run()
+    }
+
+    /// Everything printed on standard output so far.
+    public var stdout: String { output.value.withLock { $0 } }
+    /// Everything printed on standard error so far.
+    public var stderr: String { errors.value.withLock { $0 } }
+    public var isRunning: Bool { process.isRunning }
+
+    /// Waits (in real time) until standard output matches `pattern`; returns the first
+    /// capture group, or nil when it did not appear within `seconds` or the program ended.
+    public func waitForOutput(matching pattern: String, seconds: Double = 30) async -> String? {
+        let regex = try? NSRegularExpression(pattern: pattern)
+        let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
+        while ContinuousClock.now < deadline {
+            let text = stdout
+            if let regex, let match = regex.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) {
+                let range = match.numberOfRanges > 1 ? match.range(at: 1) : match.range
+                if let swiftRange = Range(range, in: text) { return String(text[swiftRange]) }
+            }
+            if !process.isRunning { return nil }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return nil
+    }
+
+    /// Sends a signal (SIGINT by default) and waits for the program to end.
+    ///
+    /// - Returns: its exit status.
+    @discardableResult
+    public func stop(signal: Int32 = SIGINT, seconds: Double = 15) async -> Int32 {
+        if process.isRunning { kill(process.processIdentifier, signal) }
+        let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
+        while process.isRunning, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            while process.isRunning { try? await Task.sleep(for: .milliseconds(20)) }
+        }
+        return process.terminationStatus
+    }
+}
