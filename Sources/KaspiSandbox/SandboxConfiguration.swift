@@ -13,17 +13,23 @@ public struct SandboxTradePoint: Sendable, Hashable, Codable {
     public var returnURLPrefixes: [String]
     /// The merchant name shown on the payment page.
     public var displayName: String
+    /// Faults injected from the start (they can be changed later through the helpers).
+    public var faults: SandboxFaults?
 
-    public init(id: String, apiKey: String, webhookURL: String? = nil, returnURLPrefixes: [String] = [], displayName: String = "Test merchant") {
+    public init(
+        id: String, apiKey: String, webhookURL: String? = nil, returnURLPrefixes: [String] = [],
+        displayName: String = "Test merchant", faults: SandboxFaults? = nil
+    ) {
         self.id = id
         self.apiKey = apiKey
         self.webhookURL = webhookURL
         self.returnURLPrefixes = returnURLPrefixes
         self.displayName = displayName
+        self.faults = faults
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, apiKey, webhookURL = "webhookUrl", returnURLPrefixes = "returnUrlPrefixes", displayName
+        case id, apiKey, webhookURL = "webhookUrl", returnURLPrefixes = "returnUrlPrefixes", displayName, faults
     }
 
     public init(from decoder: any Decoder) throws {
@@ -33,6 +39,7 @@ public struct SandboxTradePoint: Sendable, Hashable, Codable {
         webhookURL = try container.decodeIfPresent(String.self, forKey: .webhookURL)
         returnURLPrefixes = try container.decodeIfPresent([String].self, forKey: .returnURLPrefixes) ?? []
         displayName = try container.decodeIfPresent(String.self, forKey: .displayName) ?? id
+        faults = try container.decodeIfPresent(SandboxFaults.self, forKey: .faults)
     }
 }
 
@@ -137,6 +144,7 @@ public struct SandboxConfiguration: Sendable, Codable {
             if let hook = point.webhookURL, (try? KaspiEnvironment.custom(parsing: hook)) == nil {
                 throw .invalid("tradePoints[\(point.id)].webhookUrl", "must be an absolute http(s) URL")
             }
+            if let problem = point.faults?.problem() { throw .invalid("tradePoints[\(point.id)].faults", problem) }
             for prefix in point.returnURLPrefixes where !(prefix.hasPrefix("http://") || prefix.hasPrefix("https://")) {
                 throw .invalid("tradePoints[\(point.id)].returnUrlPrefixes", "\(prefix) must start with http:// or https://")
             }

@@ -53,6 +53,7 @@ actor SandboxState {
         for point in configuration.tradePoints {
             tradePoints[point.id] = point
             tradePointsByKey[point.apiKey] = point.id
+            if let configured = point.faults { faults[point.id] = configured }
         }
     }
 

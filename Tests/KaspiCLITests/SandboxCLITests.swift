@@ -34,6 +34,17 @@ struct SandboxCLITests {
         await again.stop()
     }
 
+    @Test func withNoConfigurationATestTradePointIsPrinted() async throws {
+        let sandbox = try BackgroundProcess(CLI.binary, ["sandbox", "--port", "0"])
+        let key = try #require(await sandbox.waitForOutput(matching: #"Trade point TEST-TP-1 \(.*\), API key (sandbox_[0-9a-f]{32})"#), "\(sandbox.stdout)\(sandbox.stderr)")
+        let base = try #require(await sandbox.waitForOutput(matching: #"listening on (http://127\.0\.0\.1:\d+)"#))
+        #expect(sandbox.stdout.contains("export KASPI_BASE_URL=\(base) KASPI_TRADE_POINT_ID=TEST-TP-1 KASPI_API_KEY=\(key)"))
+        let env = ["KASPI_BASE_URL": base, "KASPI_TRADE_POINT_ID": "TEST-TP-1", "KASPI_API_KEY": key]
+        let created = try await CLI.run(["qr", "create", "--amount", "700", "--order-id", "DEF-1"], environment: env)
+        #expect(created.status == 0, "\(created.stderr)")
+        #expect(await sandbox.stop(signal: SIGTERM) == 0)
+    }
+
     @Test func aBrokenConfigurationIsRefusedClearly() async throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("bad-\(UUID().uuidString).json")
         try Data(#"{"tradePoints":[{"id":"A","apiKey":"k"},{"id":"A","apiKey":"j"}]}"#.utf8).write(to: file)

@@ -143,6 +143,20 @@ struct WebhookAndFaultTests {
         }
     }
 
+    @Test func faultsCanBeConfiguredAtStart() async throws {
+        var faults = SandboxFaults()
+        faults.apiFailNext = 1
+        try await withSandbox(configure: { $0.tradePoints[0].faults = faults }, retry: .none) { h in
+            #expect(await kaspiError { _ = try await h.client.orders.create(newOrder("CF-1")) }?.serverReply?.httpStatus == 503)
+            _ = try await h.client.orders.create(newOrder("CF-1"))
+        }
+        var bad = SandboxFaults()
+        bad.apiFailureRate = 3
+        var configuration = SandboxConfiguration()
+        configuration.tradePoints = [SandboxTradePoint(id: "TP", apiKey: "k", faults: bad)]
+        #expect(throws: SandboxConfigurationError.self) { try configuration.validate() }
+    }
+
     @Test func lostResponsesAreRecoveredByTheSDK() async throws {
         try await withSandbox { h in
             var faults = SandboxFaults()
