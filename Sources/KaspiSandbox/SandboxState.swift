@@ -35,6 +35,12 @@ actor SandboxState {
     private var tradePointsByKey: [String: String] = [:]
     private var orders: [String: SandboxOrder] = [:]
     private var orderSequence: [String] = []
+    /// Trade points by order id, for refunds that carry no trade point.
+    private var ownersByOrderId: [String: [String]] = [:]
+    /// Pending orders with a timer (QR expiry, scenario amount): the only ones a sweep visits.
+    private var timedKeys: Set<String> = []
+    /// Deliveries still to be sent (scheduled or held): the only ones the dispatcher visits.
+    private var openDeliveries: Set<String> = []
     private var paymentTokens: [String: String] = [:]
     private var qrTokens: [String: String] = [:]
     private var deliveries: [String: WebhookDelivery] = [:]
@@ -65,6 +71,13 @@ actor SandboxState {
         for delivery in deliveries.sorted(by: { $0.createdAt < $1.createdAt }) {
             self.deliveries[delivery.id] = delivery
             deliverySequence.append(delivery.id)
+            if delivery.state == .pending {
+                // An attempt in flight when the sandbox stopped is due again.
+                var due = delivery
+                if due.nextAttemptAt == nil, !due.heldForReorder { due.nextAttemptAt = clock.now }
+                self.deliveries[delivery.id] = due
+                openDeliveries.insert(delivery.id)
+            }
         }
         if offset > clock.currentOffset { clock.advance(by: offset - clock.currentOffset) }
     }
@@ -73,8 +86,16 @@ actor SandboxState {
 
     private func index(_ order: SandboxOrder) {
         let key = Self.key(order.tradePointId, order.orderId)
-        if orders[key] == nil { orderSequence.append(key) }
+        if orders[key] == nil {
+            orderSequence.append(key)
+            ownersByOrderId[order.orderId, default: []].append(order.tradePointId)
+        }
         orders[key] = order
+        if order.status == "PENDING", order.settleAt != nil || order.qrExpiresAt != nil {
+            timedKeys.insert(key)
+        } else {
+            timedKeys.remove(key)
+        }
         paymentTokens[order.paymentToken] = key
         if let token = order.qrToken { qrTokens[token] = key }
     }
@@ -170,7 +191,7 @@ actor SandboxState {
 
     /// Every trade point that has an order with this id.
     func tradePoints(havingOrder orderId: String) -> [String] {
-        orderSequence.compactMap { orders[$0] }.filter { $0.orderId == orderId }.map(\.tradePointId)
+        ownersByOrderId[orderId] ?? []
     }
 
     func allOrders(tradePoint: String? = nil) -> [SandboxOrder] {
@@ -222,6 +243,7 @@ actor SandboxState {
         order.settleStatus = nil
         if status == "APPROVED" { order.transactionId = String(UInt64.random(in: 100_000_000_000...999_999_999_999, using: &random)) }
         orders[key] = order
+        timedKeys.remove(key)
         persist(order)
         logger.info("Order settled", metadata: ["tradePoint": "\(tradePoint)", "orderId": "\(orderId)", "status": "\(status)", "via": "\(via)"])
         queueWebhook(for: order)
@@ -231,7 +253,7 @@ actor SandboxState {
     /// Expires QR codes and settles scenario amounts whose time has come.
     func sweep() {
         let now = clock.now
-        for key in orderSequence {
+        for key in timedKeys {
             guard let order = orders[key], order.status == "PENDING" else { continue }
             if let at = order.settleAt, let status = order.settleStatus, at <= now {
                 settle(tradePoint: order.tradePointId, orderId: order.orderId, to: status, via: "scenario")
@@ -240,7 +262,7 @@ actor SandboxState {
             }
         }
         // Webhooks held for reordering are released after 30 s at the latest.
-        for id in deliverySequence {
+        for id in openDeliveries {
             guard var delivery = deliveries[id], delivery.heldForReorder, now.timeIntervalSince(delivery.createdAt) >= 30 else { continue }
             delivery.heldForReorder = false
             delivery.nextAttemptAt = now
@@ -286,9 +308,20 @@ actor SandboxState {
             orders[key] = nil
         }
         orderSequence = keep
+        ownersByOrderId = [:]
+        timedKeys = []
+        for key in keep {
+            guard let order = orders[key] else { continue }
+            ownersByOrderId[order.orderId, default: []].append(order.tradePointId)
+            if order.status == "PENDING", order.settleAt != nil || order.qrExpiresAt != nil { timedKeys.insert(key) }
+        }
         deliverySequence = deliverySequence.filter { id in
             guard let delivery = deliveries[id] else { return false }
-            if tradePoint == nil || delivery.tradePointId == tradePoint { deliveries[id] = nil; return false }
+            if tradePoint == nil || delivery.tradePointId == tradePoint {
+                deliveries[id] = nil
+                openDeliveries.remove(id)
+                return false
+            }
             return true
         }
         if let tradePoint { faults[tradePoint] = nil; rateWindows[tradePoint] = nil } else { faults = [:]; rateWindows = [:] }
@@ -332,6 +365,7 @@ actor SandboxState {
         }
         deliveries[delivery.id] = delivery
         deliverySequence.append(delivery.id)
+        if delivery.state == .pending { openDeliveries.insert(delivery.id) }
         persist(delivery)
     }
 
@@ -340,7 +374,9 @@ actor SandboxState {
         sweep()
         let now = clock.now
         var due: [WebhookDelivery] = []
-        for id in deliverySequence {
+        let open = openDeliveries.compactMap { deliveries[$0] }.sorted { $0.createdAt < $1.createdAt }
+        for candidate in open {
+            let id = candidate.id
             guard var delivery = deliveries[id], delivery.state == .pending, let at = delivery.nextAttemptAt, at <= now else { continue }
             delivery.nextAttemptAt = nil
             deliveries[id] = delivery
@@ -370,10 +406,11 @@ actor SandboxState {
             delivery.state = .failed
         }
         deliveries[id] = delivery
+        if delivery.state == .pending { openDeliveries.insert(id) } else { openDeliveries.remove(id) }
         persist(delivery)
         // A sent webhook releases those held back for reordering.
         if !attempt.manual {
-            for other in deliverySequence where other != id {
+            for other in openDeliveries where other != id {
                 guard var held = deliveries[other], held.heldForReorder, held.tradePointId == delivery.tradePointId else { continue }
                 held.heldForReorder = false
                 held.nextAttemptAt = clock.now
