@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "KaspiPayTesting", targets: ["KaspiPayTesting"]),
         .library(name: "KaspiQR", targets: ["KaspiQR"]),
         .library(name: "KaspiSandbox", targets: ["KaspiSandbox"]),
+        .library(name: "KaspiGatewayStore", targets: ["KaspiGatewayStore"]),
         .executable(name: "kaspi", targets: ["kaspi"]),
     ],
     dependencies: [
@@ -28,6 +29,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
@@ -76,6 +78,17 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // The gateway's domain (orders, state machine, outbox) and its storage: one store
+        // protocol, SQLite and PostgreSQL implementations, versioned migrations.
+        .target(
+            name: "KaspiGatewayStore",
+            dependencies: [
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -139,6 +152,11 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "KaspiGatewayStoreTests",
+            dependencies: ["KaspiGatewayStore", .product(name: "PostgresNIO", package: "postgres-nio")],
             swiftSettings: strict
         ),
         .testTarget(

@@ -1,0 +1,187 @@
+import Foundation
+
+/// Where a gateway order stands.
+///
+/// `created`: stored, the provider not yet called (a crash here is recovered); `pending`: the
+/// provider has the order; `paid`, `declined`, `cancelled`: as the provider reported;
+/// `expired`: never paid in time. Refunds are tracked beside the state (`refundedAmount`).
+public enum OrderState: String, Sendable, Codable, CaseIterable, Hashable {
+    case created, pending, paid, declined, cancelled, expired
+
+    /// Whether the state is final. A final state changes only when the provider later reports
+    /// the money as taken: paid wins, and the conflict is flagged.
+    public var isFinal: Bool { self == .paid || self == .declined || self == .cancelled || self == .expired }
+}
+
+/// How the payer pays.
+public enum OrderKind: String, Sendable, Codable, Hashable {
+    /// Redirect to the provider's payment page.
+    case redirect
+    /// A QR code the payer scans; the gateway polls for the outcome.
+    case qr
+    /// Through a payment link.
+    case link
+}
+
+/// An order as the gateway keeps it.
+public struct GatewayOrder: Sendable, Codable, Hashable {
+    /// The gateway's id, e.g. `ord_…`.
+    public var id: String
+    /// The provider this order goes through, e.g. `kaspi-pay`.
+    public var provider: String
+    /// The id the provider knows the order by (the guide's `orderId`).
+    public var providerOrderId: String
+    public var kind: OrderKind
+    public var amount: Int
+    public var description: String?
+    /// The merchant's own reference (its cart or invoice number).
+    public var merchantReference: String?
+    /// Merchant metadata, a JSON object as text.
+    public var metadata: String?
+    /// Where a mobile app wants the payer back, e.g. `yourapp://payment`.
+    public var mobileReturnURL: String?
+    public var state: OrderState
+    public var refundedAmount: Int
+    /// The provider's transaction id, once paid.
+    public var transactionId: String?
+    /// Where to send the payer, once the provider has the order.
+    public var paymentURL: String?
+    /// The QR token, for QR orders.
+    public var qrToken: String?
+    /// The payment link this order pays, if any.
+    public var paymentLinkId: String?
+    /// A cancel or decline and a payment were both reported: a person should look.
+    public var needsReview: Bool
+    public var createdAt: Date
+    public var updatedAt: Date
+    /// When reconciliation should next ask the provider.
+    public var nextPollAt: Date?
+    public var pollAttempts: Int
+    /// Bumped by every change; an update that read an older version is refused.
+    public var version: Int
+
+    public init(
+        id: String, provider: String, providerOrderId: String, kind: OrderKind, amount: Int, description: String? = nil,
+        merchantReference: String? = nil, metadata: String? = nil, mobileReturnURL: String? = nil,
+        state: OrderState = .created, refundedAmount: Int = 0, transactionId: String? = nil, paymentURL: String? = nil,
+        qrToken: String? = nil, paymentLinkId: String? = nil, needsReview: Bool = false, createdAt: Date, updatedAt: Date? = nil,
+        nextPollAt: Date? = nil, pollAttempts: Int = 0, version: Int = 1
+    ) {
+        self.id = id
+        self.provider = provider
+        self.providerOrderId = providerOrderId
+        self.kind = kind
+        self.amount = amount
+        self.description = description
+        self.merchantReference = merchantReference
+        self.metadata = metadata
+        self.mobileReturnURL = mobileReturnURL
+        self.state = state
+        self.refundedAmount = refundedAmount
+        self.transactionId = transactionId
+        self.paymentURL = paymentURL
+        self.qrToken = qrToken
+        self.paymentLinkId = paymentLinkId
+        self.needsReview = needsReview
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt ?? createdAt
+        self.nextPollAt = nextPollAt
+        self.pollAttempts = pollAttempts
+        self.version = version
+    }
+}
+
+/// One line of an order's audit trail.
+public struct OrderEvent: Sendable, Codable, Hashable {
+    public enum Kind: String, Sendable, Codable, Hashable {
+        /// The order was stored.
+        case created
+        /// A call to the provider and its result.
+        case providerCall = "provider_call"
+        /// A webhook arrived.
+        case webhook
+        /// A status poll (return page or reconciliation).
+        case poll
+        /// The state changed.
+        case transition
+        /// A person acted in the dashboard or API.
+        case admin
+        /// Paid was reported after, or before, a cancel or decline.
+        case conflict
+        /// A refund was carried out.
+        case refund
+    }
+
+    public var id: Int64?
+    public var orderId: String
+    public var at: Date
+    public var kind: Kind
+    public var fromState: OrderState?
+    public var toState: OrderState?
+    /// Free text for people: what happened, never a secret.
+    public var detail: String
+
+    public init(orderId: String, at: Date, kind: Kind, fromState: OrderState? = nil, toState: OrderState? = nil, detail: String) {
+        self.orderId = orderId
+        self.at = at
+        self.kind = kind
+        self.fromState = fromState
+        self.toState = toState
+        self.detail = detail
+    }
+}
+
+/// An event for the merchant's own systems, written to the outbox in the same transaction as
+/// the change that caused it, and delivered at least once.
+public struct OutboxMessage: Sendable, Codable, Hashable {
+    public enum State: String, Sendable, Codable, Hashable { case pending, delivered, failed }
+
+    /// The Standard Webhooks `webhook-id`, e.g. `msg_…`.
+    public var id: String
+    /// `order.paid`, `order.declined`, `order.cancelled`, `order.expired`, `refund.succeeded`.
+    public var type: String
+    public var orderId: String
+    /// The JSON body to deliver.
+    public var payload: String
+    public var createdAt: Date
+    public var state: State
+    public var attempts: Int
+    public var nextAttemptAt: Date
+    public var lastStatus: Int?
+    public var deliveredAt: Date?
+
+    public init(id: String, type: String, orderId: String, payload: String, createdAt: Date) {
+        self.id = id
+        self.type = type
+        self.orderId = orderId
+        self.payload = payload
+        self.createdAt = createdAt
+        self.state = .pending
+        self.attempts = 0
+        self.nextAttemptAt = createdAt
+    }
+}
+
+/// What an update of an order writes, all in one transaction: the new order, the audit
+/// events and the outbox messages.
+public struct OrderChange: Sendable {
+    public var order: GatewayOrder
+    public var events: [OrderEvent]
+    public var outbox: [OutboxMessage]
+
+    public init(order: GatewayOrder, events: [OrderEvent], outbox: [OutboxMessage] = []) {
+        self.order = order
+        self.events = events
+        self.outbox = outbox
+    }
+}
+
+/// Makes ids: a prefix and 20 random base-32 characters (100 bits).
+public enum GatewayID {
+    static let alphabet = Array("0123456789abcdefghjkmnpqrstvwxyz")
+
+    public static func make(_ prefix: String, length: Int = 20) -> String {
+        var generator = SystemRandomNumberGenerator()
+        return prefix + "_" + String((0..<length).map { _ in alphabet[Int.random(in: 0..<alphabet.count, using: &generator)] })
+    }
+}

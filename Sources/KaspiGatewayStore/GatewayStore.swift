@@ -1,0 +1,189 @@
+import Foundation
+
+/// Why a store refused or failed.
+public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// No such order.
+    case orderNotFound(String)
+    /// An order with this id or provider order id exists.
+    case duplicateOrder(String)
+    /// A refund would exceed what remains of the paid amount (enforced by the database).
+    case refundExceedsPaid(orderId: String)
+    /// The order is not paid, so it cannot be refunded.
+    case notRefundable(orderId: String, state: OrderState)
+    /// The same idempotency key was used with another request body.
+    case idempotencyConflict(key: String)
+    /// The database is newer than this program.
+    case schemaTooNew(found: Int, known: Int)
+    /// The database failed; the message is safe to log.
+    case database(String)
+
+    public var code: String {
+        switch self {
+        case .orderNotFound: "ORDER_NOT_FOUND"
+        case .duplicateOrder: "DUPLICATE_ORDER"
+        case .refundExceedsPaid: "REFUND_EXCEEDS_PAID"
+        case .notRefundable: "NOT_REFUNDABLE"
+        case .idempotencyConflict: "IDEMPOTENCY_CONFLICT"
+        case .schemaTooNew: "SCHEMA_TOO_NEW"
+        case .database: "DATABASE_ERROR"
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .orderNotFound(let id): "\(code): no order \(id)."
+        case .duplicateOrder(let id): "\(code): an order \(id) already exists."
+        case .refundExceedsPaid(let id): "\(code): the refund would exceed what remains of order \(id)'s paid amount."
+        case .notRefundable(let id, let state): "\(code): order \(id) is \(state.rawValue); only a paid order can be refunded."
+        case .idempotencyConflict(let key): "\(code): the Idempotency-Key \(key) was used with a different request; use a new key."
+        case .schemaTooNew(let found, let known): "\(code): the database has schema version \(found) but this program knows only up to \(known); upgrade KaspiKit."
+        case .database(let message): "\(code): \(message)"
+        }
+    }
+}
+
+/// A filter and page for listing orders, newest first.
+public struct OrderQuery: Sendable, Hashable {
+    public var states: Set<OrderState>
+    public var createdFrom: Date?
+    public var createdBefore: Date?
+    /// Matches the order id, the provider order id or the merchant reference exactly.
+    public var search: String?
+    public var limit: Int
+    /// The cursor from the previous page.
+    public var after: OrderCursor?
+
+    public init(states: Set<OrderState> = [], createdFrom: Date? = nil, createdBefore: Date? = nil, search: String? = nil, limit: Int = 50, after: OrderCursor? = nil) {
+        self.states = states
+        self.createdFrom = createdFrom
+        self.createdBefore = createdBefore
+        self.search = search
+        self.limit = min(max(limit, 1), 200)
+        self.after = after
+    }
+}
+
+/// A position in the newest-first order list: the last order's creation time and id.
+public struct OrderCursor: Sendable, Hashable {
+    public var createdAtMs: Int64
+    public var id: String
+
+    public init(createdAtMs: Int64, id: String) {
+        self.createdAtMs = createdAtMs
+        self.id = id
+    }
+
+    /// An opaque string for APIs.
+    public var token: String { Data("\(createdAtMs):\(id)".utf8).base64EncodedString() }
+
+    /// Parses ``token``; nil when it is malformed.
+    public init?(token: String) {
+        guard let data = Data(base64Encoded: token), let text = String(data: data, encoding: .utf8) else { return nil }
+        let parts = text.split(separator: ":", maxSplits: 1)
+        guard parts.count == 2, let ms = Int64(parts[0]), !parts[1].isEmpty else { return nil }
+        self.createdAtMs = ms
+        self.id = String(parts[1])
+    }
+}
+
+/// A stored response for an idempotency key.
+public struct IdempotentResponse: Sendable, Hashable {
+    public var status: Int
+    public var body: String
+    public init(status: Int, body: String) {
+        self.status = status
+        self.body = body
+    }
+}
+
+/// One attempt to deliver an outbox message.
+public struct DeliveryAttempt: Sendable, Hashable, Codable {
+    public var messageId: String
+    public var at: Date
+    public var statusCode: Int?
+    public var latencyMs: Int
+    public var error: String?
+    public var manual: Bool
+
+    public init(messageId: String, at: Date, statusCode: Int?, latencyMs: Int, error: String?, manual: Bool = false) {
+        self.messageId = messageId
+        self.at = at
+        self.statusCode = statusCode
+        self.latencyMs = latencyMs
+        self.error = error
+        self.manual = manual
+    }
+}
+
+/// The gateway's storage, in the domain's words. Two implementations share one contract
+/// test suite: ``SQLiteGatewayStore`` (the default) and ``PostgresGatewayStore`` (several
+/// gateway instances on one database).
+///
+/// Every write that changes money or state runs in one transaction: the order, its audit
+/// events and its outbox messages are written together or not at all. Background work is
+/// claimed with leases that expire, so that no two instances do the same work at once and a
+/// crashed instance's work is taken over.
+public protocol GatewayStore: Sendable {
+    /// Applies pending migrations.
+    ///
+    /// - Returns: the versions applied now (empty when up to date).
+    func migrate() async throws -> [Int]
+
+    /// The schema version in force.
+    func schemaVersion() async throws -> Int
+
+    /// Stores a new order with its `created` event, before the provider is called.
+    ///
+    /// - Throws: ``StoreError/duplicateOrder(_:)``.
+    func insert(_ order: GatewayOrder) async throws
+
+    func order(id: String) async throws -> GatewayOrder?
+    func order(provider: String, providerOrderId: String) async throws -> GatewayOrder?
+    func orders(_ query: OrderQuery) async throws -> (orders: [GatewayOrder], next: OrderCursor?)
+    func events(orderId: String) async throws -> [OrderEvent]
+
+    /// Reads the order, lets `decide` compute the change, and writes it (order, events,
+    /// outbox) in one transaction with the order locked, so that concurrent updates of one
+    /// order are applied one after the other.
+    ///
+    /// - Returns: the order after the change (unchanged when `decide` returned nil).
+    /// - Throws: ``StoreError/orderNotFound(_:)``, or what `decide` throws.
+    @discardableResult
+    func update(orderId: String, _ decide: @Sendable (GatewayOrder) throws -> OrderChange?) async throws -> GatewayOrder
+
+    /// Adds a refund to a paid order in one conditional update: the database refuses a total
+    /// above the paid amount, whatever runs concurrently.
+    ///
+    /// - Throws: ``StoreError/refundExceedsPaid(orderId:)``, ``StoreError/notRefundable(orderId:state:)``.
+    func recordRefund(orderId: String, amount: Int, refundId: String, at now: Date) async throws -> GatewayOrder
+
+    /// Claims up to `limit` orders due for a status poll (pending, `nextPollAt` passed), for
+    /// `lease`; another claimer skips them until the lease ends.
+    func claimOrdersToPoll(now: Date, limit: Int, owner: String, lease: TimeInterval) async throws -> [GatewayOrder]
+
+    /// Sets when an order is polled next, and releases its lease.
+    func schedulePoll(orderId: String, at: Date?, attempts: Int, owner: String) async throws
+
+    /// Claims up to `limit` outbox messages due for delivery, for `lease`.
+    func claimOutbox(now: Date, limit: Int, owner: String, lease: TimeInterval) async throws -> [OutboxMessage]
+
+    /// Records a delivery attempt; when it failed, schedules the next at `retryAt` (nil gives up).
+    func recordDelivery(_ attempt: DeliveryAttempt, delivered: Bool, retryAt: Date?, owner: String) async throws
+
+    func outboxMessages(orderId: String?, limit: Int) async throws -> [OutboxMessage]
+    func deliveryAttempts(messageId: String) async throws -> [DeliveryAttempt]
+
+    /// Makes a message due again now (a manual re-send).
+    func requeue(messageId: String, now: Date) async throws
+
+    /// Looks up the response stored for an idempotency key.
+    ///
+    /// - Throws: ``StoreError/idempotencyConflict(key:)`` when the key was used with another request.
+    func idempotentResponse(scope: String, key: String, requestHash: String) async throws -> IdempotentResponse?
+
+    /// Stores the response for an idempotency key; the first writer wins.
+    func saveIdempotentResponse(scope: String, key: String, requestHash: String, response: IdempotentResponse, at now: Date) async throws
+
+    /// Releases connections and files.
+    func close() async throws
+}

@@ -1,0 +1,126 @@
+import Foundation
+
+/// The gateway's schema, as numbered migrations for each database. A migration is applied
+/// once, in order, in its own transaction, and recorded in `schema_migrations`.
+enum Migrations {
+    enum Dialect { case sqlite, postgres }
+
+    /// The newest version this program knows.
+    static var latest: Int { all(.sqlite).map(\.version).max() ?? 0 }
+
+    static func all(_ dialect: Dialect) -> [(version: Int, statements: [String])] {
+        let serial = dialect == .sqlite ? "INTEGER PRIMARY KEY AUTOINCREMENT" : "BIGSERIAL PRIMARY KEY"
+        let integer = dialect == .sqlite ? "INTEGER" : "BIGINT"
+        return [
+            (1, [
+                """
+                CREATE TABLE orders (
+                    id TEXT PRIMARY KEY,
+                    provider TEXT NOT NULL,
+                    provider_order_id TEXT NOT NULL,
+                    kind TEXT NOT NULL,
+                    amount \(integer) NOT NULL CHECK (amount > 0),
+                    description TEXT,
+                    merchant_reference TEXT,
+                    metadata TEXT,
+                    mobile_return_url TEXT,
+                    state TEXT NOT NULL,
+                    refunded_amount \(integer) NOT NULL DEFAULT 0 CHECK (refunded_amount >= 0 AND refunded_amount <= amount),
+                    transaction_id TEXT,
+                    payment_url TEXT,
+                    qr_token TEXT,
+                    payment_link_id TEXT,
+                    needs_review INTEGER NOT NULL DEFAULT 0,
+                    created_at \(integer) NOT NULL,
+                    updated_at \(integer) NOT NULL,
+                    next_poll_at \(integer),
+                    poll_attempts INTEGER NOT NULL DEFAULT 0,
+                    lease_owner TEXT,
+                    lease_until \(integer),
+                    version \(integer) NOT NULL,
+                    UNIQUE (provider, provider_order_id)
+                )
+                """,
+                "CREATE INDEX orders_created ON orders (created_at DESC, id DESC)",
+                "CREATE INDEX orders_poll ON orders (next_poll_at) WHERE next_poll_at IS NOT NULL",
+                "CREATE INDEX orders_reference ON orders (merchant_reference)",
+                """
+                CREATE TABLE order_events (
+                    id \(serial),
+                    order_id TEXT NOT NULL REFERENCES orders (id),
+                    at \(integer) NOT NULL,
+                    kind TEXT NOT NULL,
+                    from_state TEXT,
+                    to_state TEXT,
+                    detail TEXT NOT NULL
+                )
+                """,
+                "CREATE INDEX order_events_order ON order_events (order_id, id)",
+                """
+                CREATE TABLE outbox (
+                    id TEXT PRIMARY KEY,
+                    type TEXT NOT NULL,
+                    order_id TEXT NOT NULL REFERENCES orders (id),
+                    payload TEXT NOT NULL,
+                    created_at \(integer) NOT NULL,
+                    state TEXT NOT NULL,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    next_attempt_at \(integer) NOT NULL,
+                    last_status INTEGER,
+                    delivered_at \(integer),
+                    lease_owner TEXT,
+                    lease_until \(integer)
+                )
+                """,
+                "CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE state = 'pending'",
+                "CREATE INDEX outbox_order ON outbox (order_id, created_at)",
+                """
+                CREATE TABLE delivery_attempts (
+                    id \(serial),
+                    message_id TEXT NOT NULL REFERENCES outbox (id),
+                    at \(integer) NOT NULL,
+                    status_code INTEGER,
+                    latency_ms INTEGER NOT NULL,
+                    error TEXT,
+                    manual INTEGER NOT NULL DEFAULT 0
+                )
+                """,
+                "CREATE INDEX delivery_attempts_message ON delivery_attempts (message_id, id)",
+                """
+                CREATE TABLE refunds (
+                    id TEXT PRIMARY KEY,
+                    order_id TEXT NOT NULL REFERENCES orders (id),
+                    amount \(integer) NOT NULL CHECK (amount > 0),
+                    created_at \(integer) NOT NULL
+                )
+                """,
+                """
+                CREATE TABLE idempotency_keys (
+                    scope TEXT NOT NULL,
+                    key TEXT NOT NULL,
+                    request_hash TEXT NOT NULL,
+                    status INTEGER NOT NULL,
+                    body TEXT NOT NULL,
+                    created_at \(integer) NOT NULL,
+                    PRIMARY KEY (scope, key)
+                )
+                """,
+            ])
+        ]
+    }
+}
+
+/// The columns of `orders`, in the order every SELECT lists them.
+let orderColumns = """
+    id, provider, provider_order_id, kind, amount, description, merchant_reference, metadata, mobile_return_url, \
+    state, refunded_amount, transaction_id, payment_url, qr_token, payment_link_id, needs_review, created_at, \
+    updated_at, next_poll_at, poll_attempts, version
+    """
+
+let outboxColumns = "id, type, order_id, payload, created_at, state, attempts, next_attempt_at, last_status, delivered_at"
+
+extension Date {
+    /// Milliseconds since 1970, as stored.
+    var ms: Int64 { Int64((timeIntervalSince1970 * 1000).rounded()) }
+    init(ms: Int64) { self.init(timeIntervalSince1970: Double(ms) / 1000) }
+}

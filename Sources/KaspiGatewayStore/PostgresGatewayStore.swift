@@ -1,0 +1,393 @@
+import Foundation
+import Logging
+import PostgresNIO
+
+/// The store for more than one machine: several gateway instances share one PostgreSQL.
+/// Orders are locked with `SELECT … FOR UPDATE` while they change, and background work is
+/// claimed with `FOR UPDATE SKIP LOCKED` and a lease that expires.
+///
+/// The `PostgresClient` pool is a service: run ``client`` in the application's service group,
+/// or use ``withStore(url:logger:_:)``.
+public final class PostgresGatewayStore: GatewayStore {
+    /// The connection pool; it must be running (it is a `Service`).
+    public let client: PostgresClient
+    private let logger: Logger
+
+    public init(client: PostgresClient, logger: Logger = Logger(label: "kaspi-gateway-postgres")) {
+        self.client = client
+        self.logger = logger
+    }
+
+    /// Parses a `postgres://user:password@host:port/database` URL into a client configuration.
+    ///
+    /// - Throws: ``StoreError/database(_:)`` naming what is wrong (never the password).
+    public static func configuration(url text: String) throws -> PostgresClient.Configuration {
+        guard let url = URL(string: text), let scheme = url.scheme, scheme == "postgres" || scheme == "postgresql" else {
+            throw StoreError.database("the database URL must look like postgres://user:password@host:5432/database")
+        }
+        guard let host = url.host, !host.isEmpty else { throw StoreError.database("the database URL has no host") }
+        guard let user = url.user, !user.isEmpty else { throw StoreError.database("the database URL has no user") }
+        let database = url.path.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+        let query = URLComponents(string: text)?.queryItems ?? []
+        let tls: PostgresClient.Configuration.TLS
+        switch query.first(where: { $0.name == "sslmode" })?.value ?? "disable" {
+        case "disable": tls = .disable
+        case "require", "verify-full": tls = .require(.makeClientConfiguration())
+        default: tls = .prefer(.makeClientConfiguration())
+        }
+        var configuration = PostgresClient.Configuration(
+            host: host, port: url.port ?? 5432, username: user, password: url.password?.removingPercentEncoding ?? url.password,
+            database: database.isEmpty ? nil : database, tls: tls)
+        configuration.options.maximumConnections = 10
+        return configuration
+    }
+
+    /// Runs `body` with a store whose pool runs for the duration.
+    public static func withStore<T: Sendable>(url: String, logger: Logger = Logger(label: "kaspi-gateway-postgres"), _ body: (PostgresGatewayStore) async throws -> T) async throws -> T {
+        try await withStore(configuration: try configuration(url: url), logger: logger, body)
+    }
+
+    /// Runs `body` with a store over a client made from `configuration`.
+    public static func withStore<T: Sendable>(configuration: PostgresClient.Configuration, logger: Logger = Logger(label: "kaspi-gateway-postgres"), _ body: (PostgresGatewayStore) async throws -> T) async throws -> T {
+        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            defer { group.cancelAll() }
+            return try await body(PostgresGatewayStore(client: client, logger: logger))
+        }
+    }
+
+    public func close() async throws {}
+
+    // MARK: Plumbing
+
+    private struct Query {
+        var sql: String
+        var binds = PostgresBindings()
+
+        init(_ sql: String) { self.sql = sql }
+
+        mutating func bind(_ value: String?) { binds.append(value) }
+        mutating func bind(_ value: Int64?) { binds.append(value) }
+        mutating func bind(_ value: Int) { binds.append(Int64(value)) }
+        mutating func bind(_ value: Date?) { binds.append(value?.ms) }
+        var query: PostgresQuery { PostgresQuery(unsafeSQL: sql, binds: binds) }
+    }
+
+    private func map(_ error: any Error) -> any Error {
+        if let error = error as? StoreError { return error }
+        if let error = error as? PSQLError {
+            switch error.serverInfo?[.sqlState] {
+            case "23505": return StoreError.duplicateOrder("")
+            case "23514": return StoreError.database("a constraint refused the change")
+            default: return StoreError.database("PostgreSQL: \(error.serverInfo?[.message] ?? "\(error.code)")")
+            }
+        }
+        return error
+    }
+
+    private func rows(_ query: Query, on connection: PostgresConnection? = nil) async throws -> [PostgresRandomAccessRow] {
+        do {
+            let sequence: PostgresRowSequence
+            if let connection {
+                sequence = try await connection.query(query.query, logger: logger)
+            } else {
+                sequence = try await client.query(query.query, logger: logger)
+            }
+            var result: [PostgresRandomAccessRow] = []
+            for try await row in sequence { result.append(row.makeRandomAccess()) }
+            return result
+        } catch {
+            throw map(error)
+        }
+    }
+
+    private func transaction<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+        do {
+            return try await client.withTransaction(logger: logger) { connection in try await body(connection) }
+        } catch let error as PostgresTransactionError {
+            throw map(error.closureError ?? error.commitError ?? error.beginError ?? error)
+        } catch {
+            throw map(error)
+        }
+    }
+
+    // MARK: Migrations
+
+    public func migrate() async throws -> [Int] {
+        try await transaction { connection in
+            // One instance migrates at a time.
+            _ = try await rows(Query("SELECT pg_advisory_xact_lock(727274271)"), on: connection)
+            _ = try await rows(Query("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)"), on: connection)
+            let current = Int(try await rows(Query("SELECT COALESCE(MAX(version), 0)::BIGINT AS v FROM schema_migrations"), on: connection).first?.int("v") ?? 0)
+            guard current <= Migrations.latest else { throw StoreError.schemaTooNew(found: current, known: Migrations.latest) }
+            var applied: [Int] = []
+            for migration in Migrations.all(.postgres) where migration.version > current {
+                for statement in migration.statements { _ = try await rows(Query(statement), on: connection) }
+                var record = Query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
+                record.binds.append(Int32(migration.version))
+                record.bind(Date())
+                _ = try await rows(record, on: connection)
+                applied.append(migration.version)
+            }
+            return applied
+        }
+    }
+
+    public func schemaVersion() async throws -> Int {
+        let exists = try await rows(Query("SELECT to_regclass('schema_migrations')::TEXT AS t")).first?.string("t")
+        guard exists != nil else { return 0 }
+        return Int(try await rows(Query("SELECT COALESCE(MAX(version), 0)::BIGINT AS v FROM schema_migrations")).first?.int("v") ?? 0)
+    }
+
+    // MARK: Orders
+
+    private func insertQuery(_ o: GatewayOrder) -> Query {
+        var q = Query("INSERT INTO orders (\(orderColumns)) VALUES (\((1...21).map { "$\($0)" }.joined(separator: ", ")))")
+        q.bind(o.id); q.bind(o.provider); q.bind(o.providerOrderId); q.bind(o.kind.rawValue); q.bind(o.amount)
+        q.bind(o.description); q.bind(o.merchantReference); q.bind(o.metadata); q.bind(o.mobileReturnURL); q.bind(o.state.rawValue)
+        q.bind(o.refundedAmount); q.bind(o.transactionId); q.bind(o.paymentURL); q.bind(o.qrToken); q.bind(o.paymentLinkId)
+        q.binds.append(Int32(o.needsReview ? 1 : 0)); q.bind(o.createdAt); q.bind(o.updatedAt); q.bind(o.nextPollAt)
+        q.binds.append(Int32(o.pollAttempts)); q.bind(o.version)
+        return q
+    }
+
+    public func insert(_ order: GatewayOrder) async throws {
+        do {
+            try await transaction { connection in
+                _ = try await rows(insertQuery(order), on: connection)
+                try await insertEvent(OrderEvent(orderId: order.id, at: order.createdAt, kind: .created, toState: order.state, detail: "order stored for \(order.amount) via \(order.provider)"), on: connection)
+            }
+        } catch StoreError.duplicateOrder {
+            throw StoreError.duplicateOrder(order.providerOrderId)
+        }
+    }
+
+    private func insertEvent(_ event: OrderEvent, on connection: PostgresConnection) async throws {
+        var q = Query("INSERT INTO order_events (order_id, at, kind, from_state, to_state, detail) VALUES ($1, $2, $3, $4, $5, $6)")
+        q.bind(event.orderId); q.bind(event.at); q.bind(event.kind.rawValue); q.bind(event.fromState?.rawValue); q.bind(event.toState?.rawValue); q.bind(event.detail)
+        _ = try await rows(q, on: connection)
+    }
+
+    private func insertMessage(_ m: OutboxMessage, on connection: PostgresConnection) async throws {
+        var q = Query("INSERT INTO outbox (\(outboxColumns)) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
+        q.bind(m.id); q.bind(m.type); q.bind(m.orderId); q.bind(m.payload); q.bind(m.createdAt); q.bind(m.state.rawValue)
+        q.binds.append(Int32(m.attempts)); q.bind(m.nextAttemptAt); q.binds.append(m.lastStatus.map { Int32($0) }); q.bind(m.deliveredAt)
+        _ = try await rows(q, on: connection)
+    }
+
+    public func order(id: String) async throws -> GatewayOrder? {
+        var q = Query("SELECT \(orderColumns) FROM orders WHERE id = $1")
+        q.bind(id)
+        return try await rows(q).first.map { try RowDecoding.order($0) }
+    }
+
+    public func order(provider: String, providerOrderId: String) async throws -> GatewayOrder? {
+        var q = Query("SELECT \(orderColumns) FROM orders WHERE provider = $1 AND provider_order_id = $2")
+        q.bind(provider); q.bind(providerOrderId)
+        return try await rows(q).first.map { try RowDecoding.order($0) }
+    }
+
+    public func orders(_ query: OrderQuery) async throws -> (orders: [GatewayOrder], next: OrderCursor?) {
+        var q = Query("")
+        var clauses: [String] = []
+        var n = 0
+        func next() -> String { n += 1; return "$\(n)" }
+        if !query.states.isEmpty {
+            clauses.append("state IN (\(query.states.map { _ in next() }.joined(separator: ", ")))")
+            for state in query.states.map(\.rawValue).sorted() { q.bind(state) }
+        }
+        if let from = query.createdFrom { clauses.append("created_at >= \(next())"); q.bind(from) }
+        if let before = query.createdBefore { clauses.append("created_at < \(next())"); q.bind(before) }
+        if let search = query.search {
+            clauses.append("(id = \(next()) OR provider_order_id = \(next()) OR merchant_reference = \(next()))")
+            q.bind(search); q.bind(search); q.bind(search)
+        }
+        if let after = query.after {
+            clauses.append("(created_at < \(next()) OR (created_at = \(next()) AND id < \(next())))")
+            q.bind(after.createdAtMs); q.bind(after.createdAtMs); q.bind(after.id)
+        }
+        let filter = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
+        q.sql = "SELECT \(orderColumns) FROM orders \(filter) ORDER BY created_at DESC, id DESC LIMIT \(next())"
+        q.bind(query.limit + 1)
+        var orders = try await rows(q).map { try RowDecoding.order($0) }
+        var cursor: OrderCursor? = nil
+        if orders.count > query.limit {
+            orders.removeLast()
+            if let last = orders.last { cursor = OrderCursor(createdAtMs: last.createdAt.ms, id: last.id) }
+        }
+        return (orders, cursor)
+    }
+
+    public func events(orderId: String) async throws -> [OrderEvent] {
+        var q = Query("SELECT id, order_id, at, kind, from_state, to_state, detail FROM order_events WHERE order_id = $1 ORDER BY id")
+        q.bind(orderId)
+        return try await rows(q).map { try RowDecoding.event($0) }
+    }
+
+    public func update(orderId: String, _ decide: @Sendable (GatewayOrder) throws -> OrderChange?) async throws -> GatewayOrder {
+        try await transaction { connection in
+            var select = Query("SELECT \(orderColumns) FROM orders WHERE id = $1 FOR UPDATE")
+            select.bind(orderId)
+            guard let current = try await rows(select, on: connection).first.map({ try RowDecoding.order($0) }) else {
+                throw StoreError.orderNotFound(orderId)
+            }
+            guard let change = try decide(current) else { return current }
+            let o = change.order
+            var q = Query(
+                """
+                UPDATE orders SET state = $1, refunded_amount = $2, transaction_id = $3, payment_url = $4, qr_token = $5, payment_link_id = $6,
+                    needs_review = $7, updated_at = $8, next_poll_at = $9, poll_attempts = $10, version = $11, description = $12, metadata = $13
+                WHERE id = $14 AND version = $15 RETURNING id
+                """)
+            q.bind(o.state.rawValue); q.bind(o.refundedAmount); q.bind(o.transactionId); q.bind(o.paymentURL); q.bind(o.qrToken)
+            q.bind(o.paymentLinkId); q.binds.append(Int32(o.needsReview ? 1 : 0)); q.bind(o.updatedAt); q.bind(o.nextPollAt)
+            q.binds.append(Int32(o.pollAttempts)); q.bind(o.version); q.bind(o.description); q.bind(o.metadata); q.bind(o.id); q.bind(current.version)
+            guard try await !rows(q, on: connection).isEmpty else { throw StoreError.database("order \(o.id) changed underneath the update") }
+            for event in change.events { try await insertEvent(event, on: connection) }
+            for message in change.outbox { try await insertMessage(message, on: connection) }
+            return o
+        }
+    }
+
+    public func recordRefund(orderId: String, amount: Int, refundId: String, at now: Date) async throws -> GatewayOrder {
+        try await transaction { connection in
+            var q = Query(
+                """
+                UPDATE orders SET refunded_amount = refunded_amount + $1, version = version + 1, updated_at = $2
+                WHERE id = $3 AND state = 'paid' AND refunded_amount + $1 <= amount RETURNING \(orderColumns)
+                """)
+            q.bind(amount); q.bind(now); q.bind(orderId)
+            guard let row = try await rows(q, on: connection).first else {
+                var select = Query("SELECT \(orderColumns) FROM orders WHERE id = $1")
+                select.bind(orderId)
+                guard let current = try await rows(select, on: connection).first.map({ try RowDecoding.order($0) }) else {
+                    throw StoreError.orderNotFound(orderId)
+                }
+                if current.state != .paid { throw StoreError.notRefundable(orderId: orderId, state: current.state) }
+                throw StoreError.refundExceedsPaid(orderId: orderId)
+            }
+            let order = try RowDecoding.order(row)
+            var before = order
+            before.refundedAmount -= amount
+            guard let change = OrderStateMachine.refund(before, amount: amount, refundId: refundId, at: now) else {
+                throw StoreError.refundExceedsPaid(orderId: orderId)
+            }
+            var insert = Query("INSERT INTO refunds (id, order_id, amount, created_at) VALUES ($1, $2, $3, $4)")
+            insert.bind(refundId); insert.bind(orderId); insert.bind(amount); insert.bind(now)
+            _ = try await rows(insert, on: connection)
+            for event in change.events { try await insertEvent(event, on: connection) }
+            for message in change.outbox { try await insertMessage(message, on: connection) }
+            return order
+        }
+    }
+
+    // MARK: Background work
+
+    public func claimOrdersToPoll(now: Date, limit: Int, owner: String, lease: TimeInterval) async throws -> [GatewayOrder] {
+        var q = Query(
+            """
+            UPDATE orders SET lease_owner = $1, lease_until = $2
+            WHERE id IN (
+                SELECT id FROM orders WHERE next_poll_at IS NOT NULL AND next_poll_at <= $3 AND state IN ('created', 'pending')
+                  AND (lease_until IS NULL OR lease_until < $3)
+                ORDER BY next_poll_at LIMIT $4 FOR UPDATE SKIP LOCKED)
+            RETURNING \(orderColumns)
+            """)
+        q.bind(owner); q.bind(now.addingTimeInterval(lease)); q.bind(now); q.bind(limit)
+        return try await rows(q).map { try RowDecoding.order($0) }.sorted { ($0.nextPollAt ?? now) < ($1.nextPollAt ?? now) }
+    }
+
+    public func schedulePoll(orderId: String, at: Date?, attempts: Int, owner: String) async throws {
+        var q = Query(
+            "UPDATE orders SET next_poll_at = CASE WHEN state IN ('created', 'pending') THEN $1::BIGINT ELSE NULL END, poll_attempts = $2, lease_owner = NULL, lease_until = NULL WHERE id = $3 AND (lease_owner IS NULL OR lease_owner = $4)")
+        q.bind(at); q.binds.append(Int32(attempts)); q.bind(orderId); q.bind(owner)
+        _ = try await rows(q)
+    }
+
+    public func claimOutbox(now: Date, limit: Int, owner: String, lease: TimeInterval) async throws -> [OutboxMessage] {
+        var q = Query(
+            """
+            UPDATE outbox SET lease_owner = $1, lease_until = $2
+            WHERE id IN (
+                SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until < $3)
+                ORDER BY next_attempt_at, created_at LIMIT $4 FOR UPDATE SKIP LOCKED)
+            RETURNING \(outboxColumns)
+            """)
+        q.bind(owner); q.bind(now.addingTimeInterval(lease)); q.bind(now); q.bind(limit)
+        return try await rows(q).map { try RowDecoding.message($0) }.sorted { $0.createdAt < $1.createdAt }
+    }
+
+    public func recordDelivery(_ attempt: DeliveryAttempt, delivered: Bool, retryAt: Date?, owner: String) async throws {
+        try await transaction { connection in
+            var insert = Query("INSERT INTO delivery_attempts (message_id, at, status_code, latency_ms, error, manual) VALUES ($1, $2, $3, $4, $5, $6)")
+            insert.bind(attempt.messageId); insert.bind(attempt.at); insert.binds.append(attempt.statusCode.map { Int32($0) })
+            insert.binds.append(Int32(attempt.latencyMs)); insert.bind(attempt.error); insert.binds.append(Int32(attempt.manual ? 1 : 0))
+            _ = try await rows(insert, on: connection)
+            let state = delivered ? "delivered" : (retryAt == nil ? "failed" : "pending")
+            var update = Query(
+                """
+                UPDATE outbox SET attempts = attempts + 1, last_status = $1, state = CASE WHEN state = 'delivered' THEN 'delivered' ELSE $2 END,
+                    delivered_at = CASE WHEN $2 = 'delivered' AND delivered_at IS NULL THEN $3 ELSE delivered_at END,
+                    next_attempt_at = COALESCE($4, next_attempt_at), lease_owner = NULL, lease_until = NULL
+                WHERE id = $5
+                """)
+            update.binds.append(attempt.statusCode.map { Int32($0) }); update.bind(state); update.bind(attempt.at); update.bind(retryAt); update.bind(attempt.messageId)
+            _ = try await rows(update, on: connection)
+        }
+    }
+
+    public func outboxMessages(orderId: String?, limit: Int) async throws -> [OutboxMessage] {
+        var q: Query
+        if let orderId {
+            q = Query("SELECT \(outboxColumns) FROM outbox WHERE order_id = $1 ORDER BY created_at DESC, id LIMIT $2")
+            q.bind(orderId)
+        } else {
+            q = Query("SELECT \(outboxColumns) FROM outbox ORDER BY created_at DESC, id LIMIT $1")
+        }
+        q.bind(limit)
+        return try await rows(q).map { try RowDecoding.message($0) }
+    }
+
+    public func deliveryAttempts(messageId: String) async throws -> [DeliveryAttempt] {
+        var q = Query("SELECT message_id, at, status_code, latency_ms, error, manual FROM delivery_attempts WHERE message_id = $1 ORDER BY id")
+        q.bind(messageId)
+        return try await rows(q).map { try RowDecoding.attempt($0) }
+    }
+
+    public func requeue(messageId: String, now: Date) async throws {
+        var q = Query("UPDATE outbox SET state = 'pending', next_attempt_at = $1, lease_owner = NULL, lease_until = NULL WHERE id = $2")
+        q.bind(now); q.bind(messageId)
+        _ = try await rows(q)
+    }
+
+    // MARK: Idempotency
+
+    public func idempotentResponse(scope: String, key: String, requestHash: String) async throws -> IdempotentResponse? {
+        var q = Query("SELECT request_hash, status::BIGINT AS status, body FROM idempotency_keys WHERE scope = $1 AND key = $2")
+        q.bind(scope); q.bind(key)
+        guard let row = try await rows(q).first else { return nil }
+        guard row.string("request_hash") == requestHash else { throw StoreError.idempotencyConflict(key: key) }
+        return IdempotentResponse(status: Int(row.int("status") ?? 0), body: row.string("body") ?? "")
+    }
+
+    public func saveIdempotentResponse(scope: String, key: String, requestHash: String, response: IdempotentResponse, at now: Date) async throws {
+        var q = Query("INSERT INTO idempotency_keys (scope, key, request_hash, status, body, created_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (scope, key) DO NOTHING")
+        q.bind(scope); q.bind(key); q.bind(requestHash); q.binds.append(Int32(response.status)); q.bind(response.body); q.bind(now)
+        _ = try await rows(q)
+    }
+}
+
+extension PostgresRandomAccessRow: RowReader {
+    func string(_ column: String) -> String? {
+        guard contains(column) else { return nil }
+        return try? self[column].decode(String?.self)
+    }
+
+    func int(_ column: String) -> Int64? {
+        guard contains(column) else { return nil }
+        if let value = try? self[column].decode(Int64?.self) { return value }
+        if let value = try? self[column].decode(Int32?.self) { return Int64(value) }
+        return nil
+    }
+}

@@ -1,0 +1,91 @@
+import Foundation
+
+/// Reads one row's columns by name, whatever the database.
+protocol RowReader {
+    func string(_ column: String) -> String?
+    func int(_ column: String) -> Int64?
+}
+
+enum RowDecoding {
+    static func order(_ row: some RowReader) throws -> GatewayOrder {
+        guard let id = row.string("id"), let provider = row.string("provider"),
+            let providerOrderId = row.string("provider_order_id"),
+            let kind = row.string("kind").flatMap(OrderKind.init(rawValue:)),
+            let amount = row.int("amount"), let state = row.string("state").flatMap(OrderState.init(rawValue:)),
+            let createdAt = row.int("created_at"), let updatedAt = row.int("updated_at"), let version = row.int("version")
+        else { throw StoreError.database("an order row is incomplete") }
+        return GatewayOrder(
+            id: id, provider: provider, providerOrderId: providerOrderId, kind: kind, amount: Int(amount),
+            description: row.string("description"), merchantReference: row.string("merchant_reference"),
+            metadata: row.string("metadata"), mobileReturnURL: row.string("mobile_return_url"), state: state,
+            refundedAmount: Int(row.int("refunded_amount") ?? 0), transactionId: row.string("transaction_id"),
+            paymentURL: row.string("payment_url"), qrToken: row.string("qr_token"), paymentLinkId: row.string("payment_link_id"),
+            needsReview: (row.int("needs_review") ?? 0) != 0, createdAt: Date(ms: createdAt), updatedAt: Date(ms: updatedAt),
+            nextPollAt: row.int("next_poll_at").map { Date(ms: $0) }, pollAttempts: Int(row.int("poll_attempts") ?? 0),
+            version: Int(version))
+    }
+
+    static func event(_ row: some RowReader) throws -> OrderEvent {
+        guard let orderId = row.string("order_id"), let at = row.int("at"),
+            let kind = row.string("kind").flatMap(OrderEvent.Kind.init(rawValue:)), let detail = row.string("detail")
+        else { throw StoreError.database("an event row is incomplete") }
+        var event = OrderEvent(
+            orderId: orderId, at: Date(ms: at), kind: kind, fromState: row.string("from_state").flatMap(OrderState.init(rawValue:)),
+            toState: row.string("to_state").flatMap(OrderState.init(rawValue:)), detail: detail)
+        event.id = row.int("id")
+        return event
+    }
+
+    static func message(_ row: some RowReader) throws -> OutboxMessage {
+        guard let id = row.string("id"), let type = row.string("type"), let orderId = row.string("order_id"),
+            let payload = row.string("payload"), let createdAt = row.int("created_at"),
+            let state = row.string("state").flatMap(OutboxMessage.State.init(rawValue:)), let next = row.int("next_attempt_at")
+        else { throw StoreError.database("an outbox row is incomplete") }
+        var message = OutboxMessage(id: id, type: type, orderId: orderId, payload: payload, createdAt: Date(ms: createdAt))
+        message.state = state
+        message.attempts = Int(row.int("attempts") ?? 0)
+        message.nextAttemptAt = Date(ms: next)
+        message.lastStatus = row.int("last_status").map { Int($0) }
+        message.deliveredAt = row.int("delivered_at").map { Date(ms: $0) }
+        return message
+    }
+
+    static func attempt(_ row: some RowReader) throws -> DeliveryAttempt {
+        guard let messageId = row.string("message_id"), let at = row.int("at"), let latency = row.int("latency_ms") else {
+            throw StoreError.database("a delivery attempt row is incomplete")
+        }
+        return DeliveryAttempt(
+            messageId: messageId, at: Date(ms: at), statusCode: row.int("status_code").map { Int($0) }, latencyMs: Int(latency),
+            error: row.string("error"), manual: (row.int("manual") ?? 0) != 0)
+    }
+}
+
+/// A FIFO lock for async code: one holder at a time, waiters served in order.
+actor AsyncLock {
+    private var locked = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    func lock() async {
+        if !locked {
+            locked = true
+            return
+        }
+        await withCheckedContinuation { waiters.append($0) }
+    }
+
+    func unlock() {
+        if waiters.isEmpty { locked = false } else { waiters.removeFirst().resume() }
+    }
+
+    nonisolated func withLock<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        await lock()
+        do {
+            let result = try await body()
+            await unlock()
+            return result
+        } catch {
+            await unlock()
+            throw error
+        }
+    }
+}

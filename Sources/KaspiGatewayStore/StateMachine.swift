@@ -1,0 +1,139 @@
+import Foundation
+
+/// The order state machine: pure functions from an order and what happened to the change to
+/// write. Stores run them inside a transaction, so a change is never half-applied.
+public enum OrderStateMachine {
+    /// What the provider reported about an order.
+    public enum Report: String, Sendable, Hashable {
+        case pending = "PENDING", approved = "APPROVED", declined = "DECLINED", cancelled = "CANCELLED"
+    }
+
+    /// Where a report came from, for the audit trail.
+    public enum Source: String, Sendable, Hashable {
+        case webhook, poll, admin, returnPage = "return_page"
+    }
+
+    /// The change a provider report causes, or nil when it changes nothing (a duplicate or
+    /// an older event arriving late).
+    ///
+    /// `APPROVED` wins over a cancel, decline or expiry seen before, and a cancel or decline
+    /// seen after a payment changes nothing; both conflicts are flagged for review.
+    public static func apply(
+        _ report: Report, transactionId: String?, source: Source, to order: GatewayOrder, at now: Date,
+        detail: String = ""
+    ) -> OrderChange? {
+        var next = order
+        next.updatedAt = now
+        var events: [OrderEvent] = []
+        let note = detail.isEmpty ? "" : ": \(detail)"
+        switch (report, order.state) {
+        case (.pending, _):
+            return nil
+        case (.approved, .paid):
+            if order.transactionId == nil, let transactionId {
+                next.transactionId = transactionId
+                return OrderChange(order: bumped(next), events: [OrderEvent(orderId: order.id, at: now, kind: eventKind(source), detail: "transaction id \(transactionId) recorded")])
+            }
+            return nil
+        case (.approved, let from):
+            next.state = .paid
+            next.transactionId = transactionId ?? order.transactionId
+            next.nextPollAt = nil
+            if from.isFinal {
+                next.needsReview = true
+                events.append(OrderEvent(orderId: order.id, at: now, kind: .conflict, fromState: from, toState: .paid,
+                    detail: "APPROVED reported via \(source.rawValue) after the order was \(from.rawValue); paid wins, review it"))
+            }
+            events.append(OrderEvent(orderId: order.id, at: now, kind: .transition, fromState: from, toState: .paid, detail: "APPROVED via \(source.rawValue)\(note)"))
+            return OrderChange(order: bumped(next), events: events, outbox: [message("order.paid", next, now)])
+        case (.declined, .paid), (.cancelled, .paid):
+            // Flag it once: a duplicate of the same late report changes nothing more.
+            guard !order.needsReview else { return nil }
+            next.needsReview = true
+            return OrderChange(
+                order: bumped(next),
+                events: [OrderEvent(orderId: order.id, at: now, kind: .conflict, fromState: .paid, toState: .paid,
+                    detail: "\(report.rawValue) reported via \(source.rawValue) after payment; paid wins, review it")])
+        case (.declined, .created), (.declined, .pending), (.cancelled, .created), (.cancelled, .pending):
+            let target: OrderState = report == .declined ? .declined : .cancelled
+            next.state = target
+            next.nextPollAt = nil
+            events.append(OrderEvent(orderId: order.id, at: now, kind: .transition, fromState: order.state, toState: target, detail: "\(report.rawValue) via \(source.rawValue)\(note)"))
+            return OrderChange(order: bumped(next), events: events, outbox: [message("order.\(target.rawValue)", next, now)])
+        case (.declined, _), (.cancelled, _):
+            return nil
+        }
+    }
+
+    /// Marks a stored order as known to the provider, with its payment URL or QR token.
+    public static func providerAccepted(_ order: GatewayOrder, paymentURL: String?, qrToken: String?, at now: Date, firstPollAt: Date) -> OrderChange? {
+        guard order.state == .created else { return nil }
+        var next = order
+        next.state = .pending
+        next.paymentURL = paymentURL ?? order.paymentURL
+        next.qrToken = qrToken ?? order.qrToken
+        next.updatedAt = now
+        next.nextPollAt = firstPollAt
+        return OrderChange(order: bumped(next), events: [
+            OrderEvent(orderId: order.id, at: now, kind: .transition, fromState: .created, toState: .pending, detail: "the provider accepted the order")
+        ])
+    }
+
+    /// Expires an order that was never paid in time.
+    public static func expire(_ order: GatewayOrder, at now: Date, reason: String) -> OrderChange? {
+        guard order.state == .created || order.state == .pending else { return nil }
+        var next = order
+        next.state = .expired
+        next.updatedAt = now
+        next.nextPollAt = nil
+        return OrderChange(
+            order: bumped(next),
+            events: [OrderEvent(orderId: order.id, at: now, kind: .transition, fromState: order.state, toState: .expired, detail: reason)],
+            outbox: [message("order.expired", next, now)])
+    }
+
+    /// Records a refund on a paid order. The store also enforces the limit in the database.
+    public static func refund(_ order: GatewayOrder, amount: Int, refundId: String, at now: Date) -> OrderChange? {
+        guard order.state == .paid, amount > 0, order.refundedAmount + amount <= order.amount else { return nil }
+        var next = order
+        next.refundedAmount += amount
+        next.updatedAt = now
+        let payload = #"{"type":"refund.succeeded","data":{"orderId":\#(json(order.id)),"refundId":\#(json(refundId)),"amount":\#(amount),"refundedAmount":\#(next.refundedAmount)}}"#
+        return OrderChange(
+            order: bumped(next),
+            events: [OrderEvent(orderId: order.id, at: now, kind: .refund, detail: "refunded \(amount) (\(next.refundedAmount) of \(order.amount) in all)")],
+            outbox: [OutboxMessage(id: GatewayID.make("msg"), type: "refund.succeeded", orderId: order.id, payload: payload, createdAt: now)])
+    }
+
+    private static func bumped(_ order: GatewayOrder) -> GatewayOrder {
+        var copy = order
+        copy.version += 1
+        return copy
+    }
+
+    private static func eventKind(_ source: Source) -> OrderEvent.Kind {
+        switch source {
+        case .webhook: .webhook
+        case .poll, .returnPage: .poll
+        case .admin: .admin
+        }
+    }
+
+    /// The outgoing event for a state change: `{"type": …, "data": {order}}`.
+    static func message(_ type: String, _ order: GatewayOrder, _ now: Date) -> OutboxMessage {
+        var fields = [
+            #""id":\#(json(order.id))"#, #""state":"\#(order.state.rawValue)""#, #""amount":\#(order.amount)"#,
+            #""refundedAmount":\#(order.refundedAmount)"#, #""providerOrderId":\#(json(order.providerOrderId))"#,
+        ]
+        if let reference = order.merchantReference { fields.append(#""merchantReference":\#(json(reference))"#) }
+        if let transaction = order.transactionId { fields.append(#""transactionId":\#(json(transaction))"#) }
+        if order.needsReview { fields.append(#""needsReview":true"#) }
+        let payload = #"{"type":"\#(type)","data":{\#(fields.joined(separator: ","))}}"#
+        return OutboxMessage(id: GatewayID.make("msg"), type: type, orderId: order.id, payload: payload, createdAt: now)
+    }
+
+    static func json(_ text: String) -> String {
+        let data = (try? JSONEncoder().encode(text)) ?? Data("\"\"".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+}

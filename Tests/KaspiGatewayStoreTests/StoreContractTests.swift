@@ -1,0 +1,352 @@
+import Foundation
+import KaspiGatewayStore
+import PostgresNIO
+import Testing
+
+/// The database a test runs against.
+enum Backend: String, CustomTestStringConvertible, Sendable, CaseIterable {
+    case sqlite, postgres
+    var testDescription: String { rawValue }
+
+    /// PostgreSQL runs when `KASPI_TEST_POSTGRES_URL` is set (`.ci/run` sets it); CI fails
+    /// rather than skip when it is missing there.
+    static var postgresURL: String? { ProcessInfo.processInfo.environment["KASPI_TEST_POSTGRES_URL"] }
+
+    static var available: [Backend] {
+        if postgresURL == nil {
+            if ProcessInfo.processInfo.environment["CI"] == nil {
+                print("note: KASPI_TEST_POSTGRES_URL is not set; the PostgreSQL store tests are skipped (only allowed outside CI)")
+                return [.sqlite]
+            }
+        }
+        return [.sqlite, .postgres]
+    }
+}
+
+/// A migrated store for one test, and how to dispose of it.
+struct StoreHandle {
+    let store: any GatewayStore
+    let close: @Sendable () async throws -> Void
+}
+
+extension Backend {
+    /// Opens a fresh, migrated store: a new SQLite file, or a new PostgreSQL schema whose
+    /// pool runs until ``StoreHandle/close``.
+    func open() async throws -> StoreHandle {
+        switch self {
+        case .sqlite:
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent("gw-\(UUID().uuidString).sqlite").path
+            let store = try await SQLiteGatewayStore.open(path: path)
+            _ = try await store.migrate()
+            return StoreHandle(store: store) {
+                try await store.close()
+                for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+            }
+        case .postgres:
+            guard let url = Self.postgresURL else {
+                Issue.record("KASPI_TEST_POSTGRES_URL is not set, and CI must run the PostgreSQL tests")
+                throw CancellationError()
+            }
+            let schema = "t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+            try await PostgresGatewayStore.withStore(url: url) { admin in
+                _ = try await admin.client.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA \(schema)"))
+            }
+            var configuration = try PostgresGatewayStore.configuration(url: url)
+            configuration.options.additionalStartupParameters = [("search_path", schema)]
+            let client = PostgresClient(configuration: configuration)
+            let runner = Task { await client.run() }
+            let store = PostgresGatewayStore(client: client)
+            _ = try await store.migrate()
+            return StoreHandle(store: store) {
+                runner.cancel()
+                try await Self.drop(schema, url: url)
+            }
+        }
+    }
+
+    static func drop(_ schema: String, url: String) async throws {
+        try await PostgresGatewayStore.withStore(url: url) { admin in
+            _ = try await admin.client.query(PostgresQuery(unsafeSQL: "DROP SCHEMA \(schema) CASCADE"))
+        }
+    }
+}
+
+func makeOrder(_ reference: String = "cart-1", amount: Int = 5000, at: Date = Date(timeIntervalSince1970: 1_800_000_000), kind: OrderKind = .redirect) -> GatewayOrder {
+    GatewayOrder(
+        id: GatewayID.make("ord"), provider: "kaspi-pay", providerOrderId: GatewayID.make("kp"), kind: kind, amount: amount,
+        description: "Order \(reference)", merchantReference: reference, metadata: #"{"cart":"\#(reference)"}"#, createdAt: at,
+        nextPollAt: at.addingTimeInterval(60))
+}
+
+/// One contract, every store.
+@Suite("Gateway store contract")
+struct StoreContractTests {
+    @Test(arguments: Backend.available)
+    func migrationsAreVersionedAndIdempotent(_ backend: Backend) async throws {
+        let handle = try await backend.open()
+        let store = handle.store
+        #expect(try await store.schemaVersion() == 1)
+        #expect(try await store.migrate() == [])
+        #expect(try await store.schemaVersion() == 1)
+        try await handle.close()
+    }
+
+    @Test(arguments: Backend.available)
+    func ordersAreStoredWithTheirCreatedEvent(_ backend: Backend) async throws {
+        let handle = try await backend.open()
+        let store = handle.store
+        let order = makeOrder()
+        try await store.insert(order)
+        #expect(try await store.order(id: order.id) == order)
+        #expect(try await store.order(provider: "kaspi-pay", providerOrderId: order.providerOrderId) == order)
+        #expect(try await store.order(id: "ord_missing") == nil)
+        let events = try await store.events(orderId: order.id)
+        #expect(events.map(\.kind) == [.created])
+        var duplicate = makeOrder()
+        duplicate.providerOrderId = order.providerOrderId
+        await #expect(throws: StoreError.duplicateOrder(order.providerOrderId)) { try await store.insert(duplicate) }
+        try await handle.close()
+    }
+
+    @Test(arguments: Backend.available)
+    func transitionsWriteOrderEventsAndOutboxTogether(_ backend: Backend) async throws {
+        let handle = try await backend.open()
+        let store = handle.store
+        let order = makeOrder()
+        try await store.insert(order)
+        let now = order.createdAt.addingTimeInterval(5)
+        let pending = try await store.update(orderId: order.id) {
+            OrderStateMachine.providerAccepted($0, paymentURL: "https://pay.example/p/1", qrToken: nil, at: now, firstPollAt: now.addingTimeInterval(60))
+        }
+        #expect(pending.state == .pending && pending.paymentURL == "https://pay.example/p/1" && pending.version == 2)
+        let paid = try await store.update(orderId: order.id) {
+            OrderStateMachine.apply(.approved, transactionId: "TX-1", source: .webhook, to: $0, at: now)
+        }
+        #expect(paid.state == .paid && paid.transactionId == "TX-1" && paid.nextPollAt == nil)
+        #expect(try await store.order(id: order.id) == paid)
+        // A duplicate webhook changes nothing and writes nothing.
+        let again = try await store.update(orderId: order.id) { OrderStateMachine.apply(.approved, transactionId: "TX-1", source: .webhook, to: $0, at: now) }
+        #expect(again == paid)
+        let events = try await store.events(orderId: order.id)
+        #expect(events.map(\.kind) == [.created, .transition, .transition])
+        #expect(events.last?.fromState == .pending && events.last?.toState == .paid)
+        let outbox = try await store.outboxMessages(orderId: order.id, limit: 10)
+        #expect(outbox.map(\.type) == ["order.paid"])
+        #expect(outbox[0].payload.contains(#""transactionId":"TX-1""#))
+        // A failing decision writes nothing at all.
+        struct Boom: Error {}
+        await #expect(throws: Boom.self) { try await store.update(orderId: order.id) { _ in throw Boom() } }
+        await #expect(throws: StoreError.orderNotFound("ord_nope")) { try await store.update(orderId: "ord_nope") { _ in nil } }
+        #expect(try await store.events(orderId: order.id).count == 3)
+        try await handle.close()
+    }
+
+    @Test(arguments: Backend.available)
+    func approvedWinsAndConflictsAreFlagged(_ backend: Backend) async throws {
+        let handle = try await backend.open()
+        let store = handle.store
+        let order = makeOrder()
+        try await store.insert(order)
+        let now = order.createdAt
+        _ = try await store.update(orderId: order.id) { OrderStateMachine.apply(.cancelled, transactionId: nil, source: .webhook, to: $0, at: now) }
+        let paid = try await store.update(orderId: order.id) { OrderStateMachine.apply(.approved, transactionId: "TX-9", source: .poll, to: $0, at: now) }
+        #expect(paid.state == .paid && paid.needsReview)
+        let late = try await store.update(orderId: order.id) { OrderStateMachine.apply(.declined, transactionId: nil, source: .webhook, to: $0, at: now) }
+        #expect(late.state == .paid)
+        let kinds = try await store.events(orderId: order.id).map(\.kind)
+        #expect(kinds == [.created, .transition, .conflict, .transition])
+        #expect(try await store.outboxMessages(orderId: order.id, limit: 10).map(\.type).sorted() == ["order.cancelled", "order.paid"])
+
+        let other = makeOrder("cart-2")
+        try await store.insert(other)
+        _ = try await store.update(orderId: other.id) { OrderStateMachine.apply(.approved, transactionId: "TX-2", source: .webhook, to: $0, at: now) }
+        let declinedLate = try await store.update(orderId: other.id) { OrderStateMachine.apply(.declined, transactionId: nil, source: .webhook, to: $0, at: now) }
+        #expect(declinedLate.state == .paid && declinedLate.needsReview)
+        try await handle.close()
+    }
+
+    @Test(arguments: Backend.available)
+    func concurrentUpdatesOfOneOrderAreSerialized(_ backend: Backend) async throws {
+        let handle = try await backend.open()
+        let store = handle.store
+        let order = makeOrder()
+        try await store.insert(order)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<20 {
+                group.addTask {
+                    _ = try await store.update(orderId: order.id) { current in
+                        var next = current
+                        next.pollAttempts += 1
+                        next.version += 1
+                        return OrderChange(order: next, events: [OrderEvent(orderId: current.id, at: current.createdAt, kind: .poll, detail: "poll \(i)")])
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let final = try #require(try await store.order(id: order.id))
+        #expect(final.pollAttempts == 20 && final.version == 21)
+        #expect(try await store.events(orderId: order.id).filter { $0.kind == .poll }.count == 20)
+        try await handle.close()
+    }
+
+    @Test(arguments: Backend.available)
+    func concurrentRefundsNeverExceedThePaidAmount(_ backend: Backend) async throws {
+        let handle = try await backend.open()
+        let store = handle.store
+        let order = makeOrder(amount: 10000)
+        try await store.insert(order)
+        await #expect(throws: StoreError.notRefundable(orderId: order.id, state: .created)) {
+            _ = try await store.recordRefund(orderId: order.id, amount: 100, refundId: "rf_0", at: Date())
+        }
+        _ = try await store.update(orderId: order.id) { OrderStateMachine.apply(.approved, transactionId: "TX", source: .webhook, to: $0, at: Date()) }
+        // 25 refunds of 1000 race for 10000.
+        let results = await withTaskGroup(of: Bool.self) { group in
+            for i in 0..<25 {
+                group.addTask {
+                    do {
+                        _ = try await store.recordRefund(orderId: order.id, amount: 1000, refundId: "rf_\(i)", at: Date())
+                        return true
+                    } catch {
+                        return false
+                    }
+                }
+            }
+            var all: [Bool] = []
+            for await result in group { all.append(result) }
+            return all
+        }
+        #expect(results.filter { $0 }.count == 10)
+        let final = try #require(try await store.order(id: order.id))
+        #expect(final.refundedAmount == 10000)
+        #expect(try await store.outboxMessages(orderId: order.id, limit: 50).filter { $0.type == "refund.succeeded" }.count == 10)
+        await #expect(throws: StoreError.refundExceedsPaid(orderId: order.id)) {
+            _ = try await store.recordRefund(orderId: order.id, amount: 1, refundId: "rf_x", at: Date())
+        }
+        await #expect(throws: StoreError.orderNotFound("ord_nope")) {
+            _ = try await store.recordRefund(orderId: "ord_nope", amount: 1, refundId: "rf_y", at: Date())
+        }
+        try await handle.close()
+    }
+
+    @Test(arguments: Backend.available)
+    func listingFiltersAndPagesWithACursor(_ backend: Backend) async throws {
+        let handle = try await backend.open()
+        let store = handle.store
+        let base = Date(timeIntervalSince1970: 1_800_000_000)
+        var ids: [String] = []
+        for i in 0..<7 {
+            let order = makeOrder("cart-\(i)", at: base.addingTimeInterval(Double(i)))
+            try await store.insert(order)
+            ids.append(order.id)
+            if i % 2 == 0 {
+                _ = try await store.update(orderId: order.id) { OrderStateMachine.apply(.approved, transactionId: "T\(i)", source: .webhook, to: $0, at: base) }
+            }
+        }
+        let first = try await store.orders(OrderQuery(limit: 3))
+        #expect(first.orders.map(\.id) == Array(ids.reversed().prefix(3)))
+        let second = try await store.orders(OrderQuery(limit: 3, after: first.next))
+        #expect(second.orders.map(\.id) == Array(ids.reversed().dropFirst(3).prefix(3)))
+        let third = try await store.orders(OrderQuery(limit: 3, after: second.next))
+        #expect(third.orders.map(\.id) == [ids[0]] && third.next == nil)
+        #expect(try await store.orders(OrderQuery(states: [.paid])).orders.count == 4)
+        #expect(try await store.orders(OrderQuery(states: [.paid, .created])).orders.count == 7)
+        #expect(try await store.orders(OrderQuery(createdFrom: base.addingTimeInterval(5))).orders.count == 2)
+        #expect(try await store.orders(OrderQuery(createdBefore: base.addingTimeInterval(2))).orders.count == 2)
+        #expect(try await store.orders(OrderQuery(search: "cart-3")).orders.map(\.id) == [ids[3]])
+        let cursor = try #require(first.next)
+        #expect(OrderCursor(token: cursor.token) == cursor)
+        #expect(OrderCursor(token: "garbage") == nil)
+        try await handle.close()
+    }
+
+    @Test(arguments: Backend.available)
+    func pollingIsClaimedWithLeases(_ backend: Backend) async throws {
+        let handle = try await backend.open()
+        let store = handle.store
+        let base = Date(timeIntervalSince1970: 1_800_000_000)
+        let due = makeOrder("due", at: base)
+        let later = makeOrder("later", at: base.addingTimeInterval(1000))
+        try await store.insert(due)
+        try await store.insert(later)
+        let now = base.addingTimeInterval(61)
+        let a = try await store.claimOrdersToPoll(now: now, limit: 10, owner: "instance-a", lease: 30)
+        #expect(a.map(\.id) == [due.id])
+        // Claimed: another instance gets nothing until the lease ends.
+        #expect(try await store.claimOrdersToPoll(now: now, limit: 10, owner: "instance-b", lease: 30).isEmpty)
+        let b = try await store.claimOrdersToPoll(now: now.addingTimeInterval(31), limit: 10, owner: "instance-b", lease: 30)
+        #expect(b.map(\.id) == [due.id])
+        // The owner reschedules and releases it; a paid order is never polled again.
+        try await store.schedulePoll(orderId: due.id, at: now.addingTimeInterval(100), attempts: 1, owner: "instance-b")
+        #expect(try await store.order(id: due.id)?.pollAttempts == 1)
+        #expect(try await store.claimOrdersToPoll(now: now.addingTimeInterval(99), limit: 10, owner: "a", lease: 30).isEmpty)
+        _ = try await store.update(orderId: due.id) { OrderStateMachine.apply(.approved, transactionId: "T", source: .webhook, to: $0, at: now) }
+        #expect(try await store.claimOrdersToPoll(now: now.addingTimeInterval(10_000), limit: 10, owner: "a", lease: 30).map(\.id) == [later.id])
+        try await handle.close()
+    }
+
+    @Test(arguments: Backend.available)
+    func outboxDeliveryIsClaimedRetriedAndLogged(_ backend: Backend) async throws {
+        let handle = try await backend.open()
+        let store = handle.store
+        let order = makeOrder()
+        try await store.insert(order)
+        let now = order.createdAt
+        _ = try await store.update(orderId: order.id) { OrderStateMachine.apply(.approved, transactionId: "T", source: .webhook, to: $0, at: now) }
+        let claimed = try await store.claimOutbox(now: now, limit: 10, owner: "a", lease: 30)
+        #expect(claimed.map(\.type) == ["order.paid"])
+        #expect(try await store.claimOutbox(now: now, limit: 10, owner: "b", lease: 30).isEmpty)
+        let message = claimed[0]
+        try await store.recordDelivery(DeliveryAttempt(messageId: message.id, at: now, statusCode: 500, latencyMs: 12, error: nil), delivered: false, retryAt: now.addingTimeInterval(10), owner: "a")
+        #expect(try await store.claimOutbox(now: now.addingTimeInterval(5), limit: 10, owner: "b", lease: 30).isEmpty)
+        let retry = try await store.claimOutbox(now: now.addingTimeInterval(10), limit: 10, owner: "b", lease: 30)
+        #expect(retry.map(\.id) == [message.id] && retry[0].attempts == 1 && retry[0].lastStatus == 500)
+        try await store.recordDelivery(DeliveryAttempt(messageId: message.id, at: now.addingTimeInterval(10), statusCode: 204, latencyMs: 8, error: nil), delivered: true, retryAt: nil, owner: "b")
+        let delivered = try await store.outboxMessages(orderId: order.id, limit: 10)[0]
+        #expect(delivered.state == .delivered && delivered.attempts == 2 && delivered.deliveredAt != nil)
+        #expect(try await store.deliveryAttempts(messageId: message.id).map(\.statusCode) == [500, 204])
+        // A manual re-send makes it due again.
+        try await store.requeue(messageId: message.id, now: now.addingTimeInterval(20))
+        #expect(try await store.claimOutbox(now: now.addingTimeInterval(20), limit: 10, owner: "c", lease: 30).map(\.id) == [message.id])
+        // Giving up marks it failed.
+        try await store.recordDelivery(DeliveryAttempt(messageId: message.id, at: now.addingTimeInterval(21), statusCode: nil, latencyMs: 10_000, error: "timeout", manual: true), delivered: false, retryAt: nil, owner: "c")
+        #expect(try await store.outboxMessages(orderId: order.id, limit: 10)[0].state == .failed)
+        try await handle.close()
+    }
+
+    @Test(arguments: Backend.available)
+    func idempotencyKeysReplayAndConflict(_ backend: Backend) async throws {
+        let handle = try await backend.open()
+        let store = handle.store
+        #expect(try await store.idempotentResponse(scope: "key_1", key: "abc", requestHash: "h1") == nil)
+        try await store.saveIdempotentResponse(scope: "key_1", key: "abc", requestHash: "h1", response: IdempotentResponse(status: 201, body: "{}"), at: Date())
+        #expect(try await store.idempotentResponse(scope: "key_1", key: "abc", requestHash: "h1") == IdempotentResponse(status: 201, body: "{}"))
+        await #expect(throws: StoreError.idempotencyConflict(key: "abc")) {
+            _ = try await store.idempotentResponse(scope: "key_1", key: "abc", requestHash: "h2")
+        }
+        // Another scope (another API key) has its own keys; the first writer wins.
+        #expect(try await store.idempotentResponse(scope: "key_2", key: "abc", requestHash: "h2") == nil)
+        try await store.saveIdempotentResponse(scope: "key_1", key: "abc", requestHash: "h1", response: IdempotentResponse(status: 500, body: "x"), at: Date())
+        #expect(try await store.idempotentResponse(scope: "key_1", key: "abc", requestHash: "h1")?.status == 201)
+        try await handle.close()
+    }
+}
+
+@Suite("SQLite store specifics")
+struct SQLiteStoreTests {
+    @Test func commitsAreDurable() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("gw-\(UUID().uuidString).sqlite").path
+        defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
+        let store = try await SQLiteGatewayStore.open(path: path)
+        #expect(try await store.synchronousSetting() == 2)
+        #expect(try await store.schemaVersion() == 0)
+        #expect(try await store.migrate() == [1])
+        let order = makeOrder()
+        try await store.insert(order)
+        try await store.close()
+        let reopened = try await SQLiteGatewayStore.open(path: path)
+        #expect(try await reopened.order(id: order.id) == order)
+        #expect(try await reopened.migrate() == [])
+        try await reopened.close()
+    }
+}
