@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "KaspiQR", targets: ["KaspiQR"]),
         .library(name: "KaspiSandbox", targets: ["KaspiSandbox"]),
         .library(name: "KaspiGatewayStore", targets: ["KaspiGatewayStore"]),
+        .library(name: "KaspiGateway", targets: ["KaspiGateway"]),
         .executable(name: "kaspi", targets: ["kaspi"]),
     ],
     dependencies: [
@@ -89,6 +90,23 @@ let package = Package(
             dependencies: [
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // The gateway service: provider protocol, merchant API, webhook ingestion, return
+        // pages, reconciliation and outgoing events.
+        .target(
+            name: "KaspiGateway",
+            dependencies: [
+                "KaspiGatewayStore",
+                "KaspiPay",
+                "KaspiPayAsyncHTTPClient",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict

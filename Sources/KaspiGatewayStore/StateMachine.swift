@@ -92,17 +92,39 @@ public enum OrderStateMachine {
             outbox: [message("order.expired", next, now)])
     }
 
-    /// Records a refund on a paid order. The store also enforces the limit in the database.
+    /// Reserves a refund on a paid order (the store also enforces the limit in the
+    /// database). The merchant is told only once the provider confirms: see
+    /// ``refundConfirmed(_:amount:refundId:at:)``.
     public static func refund(_ order: GatewayOrder, amount: Int, refundId: String, at now: Date) -> OrderChange? {
         guard order.state == .paid, amount > 0, order.refundedAmount + amount <= order.amount else { return nil }
         var next = order
         next.refundedAmount += amount
         next.updatedAt = now
-        let payload = #"{"type":"refund.succeeded","data":{"orderId":\#(json(order.id)),"refundId":\#(json(refundId)),"amount":\#(amount),"refundedAmount":\#(next.refundedAmount)}}"#
         return OrderChange(
             order: bumped(next),
-            events: [OrderEvent(orderId: order.id, at: now, kind: .refund, detail: "refunded \(amount) (\(next.refundedAmount) of \(order.amount) in all)")],
+            events: [OrderEvent(orderId: order.id, at: now, kind: .refund, detail: "refund \(refundId) of \(amount) reserved (\(next.refundedAmount) of \(order.amount) in all)")])
+    }
+
+    /// The provider carried out a reserved refund: the audit line and `refund.succeeded`.
+    public static func refundConfirmed(_ order: GatewayOrder, amount: Int, refundId: String, at now: Date) -> OrderChange {
+        var next = order
+        next.updatedAt = now
+        let payload = #"{"type":"refund.succeeded","data":{"orderId":\#(json(order.id)),"refundId":\#(json(refundId)),"amount":\#(amount),"refundedAmount":\#(order.refundedAmount)}}"#
+        return OrderChange(
+            order: bumped(next),
+            events: [OrderEvent(orderId: order.id, at: now, kind: .refund, detail: "refund \(refundId) of \(amount) confirmed by the provider")],
             outbox: [OutboxMessage(id: GatewayID.make("msg"), type: "refund.succeeded", orderId: order.id, payload: payload, createdAt: now)])
+    }
+
+    /// The provider refused a reserved refund: the reservation is released.
+    public static func refundReleased(_ order: GatewayOrder, amount: Int, refundId: String, reason: String, at now: Date) -> OrderChange? {
+        guard order.refundedAmount >= amount else { return nil }
+        var next = order
+        next.refundedAmount -= amount
+        next.updatedAt = now
+        return OrderChange(
+            order: bumped(next),
+            events: [OrderEvent(orderId: order.id, at: now, kind: .refund, detail: "refund \(refundId) of \(amount) released: \(reason)")])
     }
 
     private static func bumped(_ order: GatewayOrder) -> GatewayOrder {

@@ -219,7 +219,7 @@ struct StoreContractTests {
         #expect(results.filter { $0 }.count == 10)
         let final = try #require(try await store.order(id: order.id))
         #expect(final.refundedAmount == 10000)
-        #expect(try await store.outboxMessages(orderId: order.id, limit: 50).filter { $0.type == "refund.succeeded" }.count == 10)
+        #expect(try await store.events(orderId: order.id).filter { $0.kind == .refund }.count == 10)
         await #expect(throws: StoreError.refundExceedsPaid(orderId: order.id)) {
             _ = try await store.recordRefund(orderId: order.id, amount: 1, refundId: "rf_x", at: Date())
         }

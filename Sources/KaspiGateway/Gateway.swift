@@ -1,0 +1,341 @@
+import AsyncHTTPClient
+import Foundation
+import KaspiGatewayStore
+import Logging
+import NIOCore
+
+/// An error the gateway's API answers with: `{"error": {"code", "message"}}` and a status.
+public struct GatewayAPIError: Error, Sendable, Hashable, CustomStringConvertible {
+    public var status: Int
+    public var code: String
+    public var message: String
+
+    public init(_ status: Int, _ code: String, _ message: String) {
+        self.status = status
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "\(code): \(message)" }
+
+    static func invalid(_ message: String) -> Self { .init(400, "INVALID_REQUEST", message) }
+    static let unauthorized = Self(401, "UNAUTHORIZED", "Send Authorization: Bearer <your gateway API key>.")
+    static func notFound(_ id: String) -> Self { .init(404, "ORDER_NOT_FOUND", "No order \(id).") }
+
+    static func from(_ error: StoreError) -> Self {
+        switch error {
+        case .orderNotFound(let id): .notFound(id)
+        case .refundExceedsPaid: .init(409, "REFUND_EXCEEDS_PAID", "The refund would exceed what remains of the paid amount.")
+        case .notRefundable(_, let state): .init(409, "NOT_REFUNDABLE", "The order is \(state.rawValue); only a paid order can be refunded.")
+        case .idempotencyConflict: .init(409, "IDEMPOTENCY_CONFLICT", "This Idempotency-Key was used with a different request; use a new key.")
+        case .duplicateOrder: .init(409, "DUPLICATE_ORDER", "An order with this id exists.")
+        case .schemaTooNew, .database: .init(503, "STORAGE_UNAVAILABLE", "The gateway could not store the change; retry later.")
+        }
+    }
+}
+
+/// What a merchant asks for when creating a checkout.
+public struct CheckoutRequest: Sendable, Hashable {
+    public var amount: Int
+    public var description: String?
+    public var merchantReference: String?
+    /// A JSON object, as text.
+    public var metadata: String?
+    public var mobileReturnURL: String?
+    public var paymentLinkId: String?
+
+    public init(amount: Int, description: String? = nil, merchantReference: String? = nil, metadata: String? = nil, mobileReturnURL: String? = nil, paymentLinkId: String? = nil) {
+        self.amount = amount
+        self.description = description
+        self.merchantReference = merchantReference
+        self.metadata = metadata
+        self.mobileReturnURL = mobileReturnURL
+        self.paymentLinkId = paymentLinkId
+    }
+}
+
+/// The merchant's payment service: stores orders before calling the provider, applies every
+/// status report through the state machine in one transaction, reconciles pending orders,
+/// and delivers signed events to the merchant's systems.
+public final class Gateway: Sendable {
+    public let configuration: GatewayConfiguration
+    public let store: any GatewayStore
+    public let provider: any PaymentProvider
+    let logger: Logger
+    let now: @Sendable () -> Date
+    let httpClient: HTTPClient
+
+    /// Creates a gateway over a migrated store.
+    ///
+    /// - Parameters:
+    ///   - now: the clock; injectable for tests.
+    public init(configuration: GatewayConfiguration, store: any GatewayStore, provider: any PaymentProvider,
+                logger: Logger = Logger(label: "kaspi-gateway"), now: @escaping @Sendable () -> Date = { Date() }) {
+        self.configuration = configuration
+        self.store = store
+        self.provider = provider
+        self.logger = logger
+        self.now = now
+        var client = HTTPClient.Configuration()
+        client.redirectConfiguration = .disallow
+        client.timeout = .init(connect: .seconds(5), read: .seconds(10))
+        self.httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: client)
+    }
+
+    /// Releases the outgoing HTTP client.
+    public func shutdown() async {
+        try? await httpClient.shutdown()
+    }
+
+    /// The public base URL, from the configuration or the request's authority.
+    func publicBase(authority: String?) -> String {
+        var base = configuration.publicURL ?? "http://\(authority ?? "\(configuration.host):\(configuration.port)")"
+        while base.hasSuffix("/") { base.removeLast() }
+        return base
+    }
+
+    // MARK: Checkouts
+
+    /// Validates, stores the order, then asks the provider. A crash or an ambiguous failure
+    /// after the order is stored is recovered by reconciliation.
+    public func createCheckout(_ request: CheckoutRequest, kind: OrderKind, publicBase: String) async throws(GatewayAPIError) -> (GatewayOrder, ProviderQR?) {
+        guard request.amount >= 100, request.amount <= 100_000_000 else {
+            throw .invalid("amount must be an integer number of tenge from 100 to 100000000.")
+        }
+        if let description = request.description, description.count > 256 { throw .invalid("description must be at most 256 characters.") }
+        if let reference = request.merchantReference, reference.isEmpty || reference.count > 128 {
+            throw .invalid("merchantReference must be 1 to 128 characters.")
+        }
+        if let metadata = request.metadata, metadata.utf8.count > 4096 { throw .invalid("metadata must be at most 4 KiB of JSON.") }
+        if let mobile = request.mobileReturnURL {
+            guard let url = URL(string: mobile), let scheme = url.scheme, !scheme.isEmpty, mobile.count <= 512 else {
+                throw .invalid("mobileReturnUrl must be an absolute URL such as yourapp://payment.")
+            }
+        }
+        let created = now()
+        let order = GatewayOrder(
+            id: GatewayID.make("ord"), provider: provider.name, providerOrderId: GatewayID.make("kk"), kind: kind,
+            amount: request.amount, description: request.description, merchantReference: request.merchantReference,
+            metadata: request.metadata, mobileReturnURL: request.mobileReturnURL, paymentLinkId: request.paymentLinkId,
+            createdAt: created, nextPollAt: created.addingTimeInterval(configuration.firstPollAfter))
+        do { try await store.insert(order) } catch { throw Self.storeError(error) }
+        let paymentRequest = ProviderPaymentRequest(
+            providerOrderId: order.providerOrderId, amount: order.amount, description: order.description,
+            returnURL: URL(string: "\(publicBase)/pay/return/\(order.id)")!, failURL: URL(string: "\(publicBase)/pay/fail/\(order.id)")!)
+        do {
+            var qr: ProviderQR? = nil
+            var paymentURL: String? = nil
+            if kind == .qr {
+                qr = try await provider.createQR(paymentRequest)
+            } else {
+                paymentURL = try await provider.createPayment(paymentRequest).paymentURL
+            }
+            let at = now()
+            let firstPoll = at.addingTimeInterval(configuration.firstPollAfter)
+            let (url, token) = (paymentURL, qr?.token)
+            let updated = try await store.update(orderId: order.id) { current in
+                OrderStateMachine.providerAccepted(current, paymentURL: url, qrToken: token, at: at, firstPollAt: firstPoll)
+            }
+            logger.info("Checkout created", metadata: ["order": "\(order.id)", "kind": "\(kind.rawValue)", "amount": "\(order.amount)"])
+            return (updated, qr)
+        } catch let error as ProviderError {
+            if error.ambiguous {
+                logger.warning("Provider call ambiguous; reconciliation will recover the order", metadata: ["order": "\(order.id)", "error.code": "\(error.code)"])
+                throw GatewayAPIError(503, "PROVIDER_UNAVAILABLE", "Kaspi did not answer in time; order \(order.id) is stored and will be reconciled. Retry with the same Idempotency-Key or check the order.")
+            }
+            let at = now()
+            _ = try? await store.update(orderId: order.id) { OrderStateMachine.expire($0, at: at, reason: "the provider refused the order: \(error.code)") }
+            throw GatewayAPIError(502, "PROVIDER_REFUSED", "Kaspi refused the order (\(error.code)): \(error.message)")
+        } catch {
+            throw Self.storeError(error)
+        }
+    }
+
+    static func storeError(_ error: any Error) -> GatewayAPIError {
+        if let error = error as? GatewayAPIError { return error }
+        if let error = error as? StoreError { return .from(error) }
+        return GatewayAPIError(503, "STORAGE_UNAVAILABLE", "The gateway could not store the change; retry later.")
+    }
+
+    // MARK: Status reports
+
+    /// Asks the provider for an order's status and applies it (the polling fallback).
+    ///
+    /// - Returns: the order after the report.
+    @discardableResult
+    public func refreshStatus(_ order: GatewayOrder, source: OrderStateMachine.Source) async throws -> GatewayOrder {
+        guard !order.state.isFinal || order.state == .expired else { return order }
+        let status: ProviderStatus
+        do {
+            status = try await provider.status(of: order)
+        } catch {
+            if error.notFound, order.state == .created {
+                // The provider never got it: nothing can be paid, so it expires now.
+                let at = now()
+                return try await store.update(orderId: order.id) { OrderStateMachine.expire($0, at: at, reason: "the provider never received the order") }
+            }
+            throw error
+        }
+        let at = now()
+        var current = order
+        if order.state == .created {
+            let firstPoll = at.addingTimeInterval(configuration.firstPollAfter)
+            current = try await store.update(orderId: order.id) { OrderStateMachine.providerAccepted($0, paymentURL: nil, qrToken: nil, at: at, firstPollAt: firstPoll) }
+        }
+        return try await store.update(orderId: current.id) {
+            OrderStateMachine.apply(status.report, transactionId: status.transactionId, source: source, to: $0, at: at)
+        }
+    }
+
+    /// Applies a provider webhook from its raw body: verified, checked against the stored
+    /// order (exists, same amount), applied idempotently, committed before the caller answers.
+    public func handleWebhook(_ body: [UInt8]) async throws(GatewayAPIError) -> GatewayOrder {
+        guard body.count <= 16 * 1024 else { throw GatewayAPIError(413, "WEBHOOK_BODY_TOO_LARGE", "A webhook body is at most 16 KiB.") }
+        let event: ProviderWebhook
+        do { event = try provider.readWebhook(body) } catch {
+            logger.warning("Webhook rejected", metadata: ["error.code": "\(error.code)"])
+            throw GatewayAPIError(400, error.code, error.message)
+        }
+        let order: GatewayOrder?
+        do { order = try await store.order(provider: provider.name, providerOrderId: event.providerOrderId) } catch { throw Self.storeError(error) }
+        guard let order else {
+            logger.warning("Webhook for an unknown order rejected", metadata: ["providerOrderId": "\(event.providerOrderId)"])
+            throw GatewayAPIError(400, "WEBHOOK_UNKNOWN_ORDER", "No order \(event.providerOrderId) here; the webhook is for another shop or forged.")
+        }
+        guard order.amount == event.amount else {
+            logger.warning("Webhook with a wrong amount rejected", metadata: ["order": "\(order.id)"])
+            throw GatewayAPIError(400, "WEBHOOK_AMOUNT_MISMATCH", "The webhook's amount differs from the order's; nothing was changed.")
+        }
+        let at = now()
+        do {
+            return try await store.update(orderId: order.id) { current in
+                if let change = OrderStateMachine.apply(event.report, transactionId: event.transactionId, source: .webhook, to: current, at: at) {
+                    return change
+                }
+                return nil
+            }
+        } catch {
+            throw Self.storeError(error)
+        }
+    }
+
+    // MARK: Refunds
+
+    /// Refunds part or all of a paid order: the amount is reserved in the database first (so
+    /// concurrent refunds can never exceed the paid amount), then the provider is asked.
+    public func refund(orderId: String, amount requested: Int?) async throws(GatewayAPIError) -> GatewayOrder {
+        let order: GatewayOrder?
+        do { order = try await store.order(id: orderId) } catch { throw Self.storeError(error) }
+        guard let order else { throw .notFound(orderId) }
+        let amount = requested ?? (order.amount - order.refundedAmount)
+        guard amount >= 1 else { throw .invalid("amount must be at least 1 tenge (and something must remain to refund).") }
+        let refundId = GatewayID.make("rf")
+        let reserved: GatewayOrder
+        do { reserved = try await store.recordRefund(orderId: orderId, amount: amount, refundId: refundId, at: now()) } catch {
+            throw Self.storeError(error)
+        }
+        do {
+            let done = try await provider.refund(reserved, amount: amount)
+            let at = now()
+            do {
+                return try await store.update(orderId: orderId) { OrderStateMachine.refundConfirmed($0, amount: amount, refundId: done.refundId, at: at) }
+            } catch {
+                throw Self.storeError(error)
+            }
+        } catch let error as ProviderError where !error.ambiguous {
+            let at = now()
+            _ = try? await store.update(orderId: orderId) {
+                OrderStateMachine.refundReleased($0, amount: amount, refundId: refundId, reason: "Kaspi refused it (\(error.code))", at: at)
+            }
+            throw GatewayAPIError(502, "PROVIDER_REFUSED", "Kaspi refused the refund (\(error.code)): \(error.message)")
+        } catch let error as GatewayAPIError {
+            throw error
+        } catch {
+            let code = (error as? ProviderError)?.code ?? "UNKNOWN"
+            logger.error("Refund reserved but its outcome at the provider is unknown; it needs a person", metadata: ["order": "\(orderId)", "error.code": "\(code)"])
+            let at = now()
+            _ = try? await store.update(orderId: orderId) { current in
+                var next = current
+                next.needsReview = true
+                next.version += 1
+                next.updatedAt = at
+                return OrderChange(order: next, events: [OrderEvent(orderId: orderId, at: at, kind: .conflict, detail: "refund \(refundId) of \(amount) is reserved but Kaspi's answer was lost (\(code)); check Kaspi before retrying")])
+            }
+            throw GatewayAPIError(502, "PROVIDER_REFUND_UNKNOWN", "Kaspi's answer to the refund was lost (\(code)); the order is flagged for review before anything is retried.")
+        }
+    }
+
+    // MARK: Background work
+
+    /// Polls the orders that are due, once. Returns how many were handled.
+    @discardableResult
+    public func reconcileOnce(limit: Int = 50) async throws -> Int {
+        let at = now()
+        let due = try await store.claimOrdersToPoll(now: at, limit: limit, owner: configuration.instanceID, lease: 60)
+        for order in due {
+            let attempts = order.pollAttempts + 1
+            do {
+                let expireAfter = order.kind == .qr ? configuration.qrExpireAfter : configuration.expireAfter
+                var updated = try await refreshStatus(order, source: .poll)
+                if !updated.state.isFinal, now().timeIntervalSince(order.createdAt) >= expireAfter {
+                    let at = now()
+                    updated = try await store.update(orderId: order.id) { OrderStateMachine.expire($0, at: at, reason: "still pending after \(Int(expireAfter)) s") }
+                }
+                let delay = min(configuration.maxPollInterval, configuration.pollInterval * pow(2, Double(min(attempts - 1, 16))))
+                try await store.schedulePoll(orderId: order.id, at: updated.state.isFinal ? nil : now().addingTimeInterval(delay), attempts: attempts, owner: configuration.instanceID)
+            } catch {
+                logger.warning("Reconciliation poll failed; will retry", metadata: ["order": "\(order.id)", "error": "\(String(describing: error).prefix(120))"])
+                let delay = min(configuration.maxPollInterval, configuration.pollInterval * pow(2, Double(min(attempts - 1, 16))))
+                try? await store.schedulePoll(orderId: order.id, at: now().addingTimeInterval(delay), attempts: attempts, owner: configuration.instanceID)
+            }
+        }
+        return due.count
+    }
+
+    /// Delivers the outgoing events that are due, once. Returns how many were attempted.
+    @discardableResult
+    public func deliverEventsOnce(limit: Int = 50) async throws -> Int {
+        guard configuration.merchantWebhookURL != nil else { return 0 }
+        let due = try await store.claimOutbox(now: now(), limit: limit, owner: configuration.instanceID, lease: 60)
+        for message in due { await deliver(message, manual: false) }
+        return due.count
+    }
+
+    /// POSTs one outgoing event, signed the Standard Webhooks way, and records the attempt.
+    func deliver(_ message: OutboxMessage, manual: Bool) async {
+        guard let url = configuration.merchantWebhookURL, let secret = configuration.merchantWebhookSecret,
+            let key = StandardWebhooks.key(from: secret)
+        else { return }
+        let timestamp = Int64(now().timeIntervalSince1970)
+        var request = HTTPClientRequest(url: url)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.headers.add(name: "webhook-id", value: message.id)
+        request.headers.add(name: "webhook-timestamp", value: "\(timestamp)")
+        request.headers.add(name: "webhook-signature", value: StandardWebhooks.signature(id: message.id, timestamp: timestamp, body: message.payload, key: key))
+        request.body = .bytes(ByteBuffer(string: message.payload))
+        let started = ContinuousClock.now
+        var status: Int? = nil
+        var failure: String? = nil
+        do {
+            let response = try await httpClient.execute(request, timeout: .seconds(10))
+            _ = try? await response.body.collect(upTo: 64 * 1024)
+            status = Int(response.status.code)
+        } catch {
+            failure = "\(error)".contains("eadline") ? "timeout" : "connection failed"
+        }
+        let elapsed = ContinuousClock.now - started
+        let latency = Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
+        let delivered = status.map { (200..<300).contains($0) } ?? false
+        let attemptsSoFar = message.attempts + 1
+        let schedule = configuration.eventRetrySeconds
+        let retryAt: Date? = delivered ? nil : (manual ? nil : (attemptsSoFar <= schedule.count ? now().addingTimeInterval(schedule[attemptsSoFar - 1]) : nil))
+        do {
+            try await store.recordDelivery(
+                DeliveryAttempt(messageId: message.id, at: now(), statusCode: status, latencyMs: latency, error: failure, manual: manual),
+                delivered: delivered, retryAt: retryAt, owner: configuration.instanceID)
+        } catch {
+            logger.error("Could not record a delivery attempt", metadata: ["message": "\(message.id)"])
+        }
+    }
+}

@@ -1,0 +1,344 @@
+import Crypto
+import Foundation
+import HTTPTypes
+import Hummingbird
+import KaspiGatewayStore
+import KaspiPay
+import Logging
+import NIOCore
+import ServiceLifecycle
+
+extension Gateway {
+    /// The gateway's HTTP application: the merchant API under `/v1`, the public webhook and
+    /// return pages, health checks, and the background workers as services.
+    ///
+    /// - Parameters:
+    ///   - extraServices: services to run alongside (for example the PostgreSQL pool).
+    ///   - onServerRunning: called with the bound port.
+    public func application(extraServices: [any Service] = [], onServerRunning: (@Sendable (Int) async -> Void)? = nil) -> some ApplicationProtocol {
+        Application(
+            router: router(),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "kaspi-gateway"),
+            services: extraServices + [GatewayWorker(gateway: self)],
+            onServerRunning: { channel in await onServerRunning?(channel.localAddress?.port ?? 0) },
+            logger: logger)
+    }
+
+    func router() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.get("/health") { _, _ in Self.json(.ok, #"{"status":"ok"}"#) }
+        router.get("/ready") { _, _ in
+            do {
+                _ = try await self.store.schemaVersion()
+                return Self.json(.ok, #"{"status":"ready"}"#)
+            } catch {
+                return Self.json(.serviceUnavailable, #"{"status":"storage unavailable"}"#)
+            }
+        }
+        router.post("/webhooks/kaspi") { request, _ in
+            do {
+                let body = try await request.body.collect(upTo: 16 * 1024)
+                _ = try await self.handleWebhook(Array(body.readableBytesView))
+                return Self.json(.ok, #"{"received":true}"#)
+            } catch let error as GatewayAPIError {
+                return Self.error(error)
+            } catch {
+                return Self.error(GatewayAPIError(413, "WEBHOOK_BODY_TOO_LARGE", "A webhook body is at most 16 KiB."))
+            }
+        }
+        router.get("/pay/return/:id") { request, context in await self.resultPage(request, id: context.parameters.get("id") ?? "") }
+        router.get("/pay/fail/:id") { request, context in await self.resultPage(request, id: context.parameters.get("id") ?? "") }
+
+        let api = router.group("v1")
+        api.post("checkouts") { request, _ in await self.api(request, idempotent: true) { body in try await self.checkout(body, kind: .redirect, request: request) } }
+        api.post("qr-checkouts") { request, _ in await self.api(request, idempotent: true) { body in try await self.checkout(body, kind: .qr, request: request) } }
+        api.get("orders/:id") { request, context in
+            await self.api(request) { _ in
+                let id = context.parameters.get("id") ?? ""
+                guard let order = try await self.store.order(id: id) else { throw GatewayAPIError.notFound(id) }
+                return (200, Self.orderJSON(order))
+            }
+        }
+        api.get("orders/:id/events") { request, context in
+            await self.api(request) { _ in
+                let id = context.parameters.get("id") ?? ""
+                guard try await self.store.order(id: id) != nil else { throw GatewayAPIError.notFound(id) }
+                let events = try await self.store.events(orderId: id).map { event in
+                    #"{"at":"\#(Self.iso(event.at))","kind":"\#(event.kind.rawValue)","from":\#(event.fromState.map { "\"\($0.rawValue)\"" } ?? "null"),"to":\#(event.toState.map { "\"\($0.rawValue)\"" } ?? "null"),"detail":\#(Self.string(event.detail))}"#
+                }
+                return (200, #"{"data":[\#(events.joined(separator: ","))]}"#)
+            }
+        }
+        api.get("orders") { request, _ in await self.api(request) { _ in try await self.listOrders(request) } }
+        api.post("orders/:id/refunds") { request, context in
+            await self.api(request, idempotent: true) { body in
+                let id = context.parameters.get("id") ?? ""
+                var amount: Int? = nil
+                if case .object(let object) = body {
+                    switch object["amount"] {
+                    case nil, .null?: break
+                    case .integer(let n)?: amount = Int(clamping: n)
+                    default: throw GatewayAPIError.invalid("amount must be an integer number of tenge.")
+                    }
+                }
+                let order = try await self.refund(orderId: id, amount: amount)
+                return (201, Self.orderJSON(order))
+            }
+        }
+        api.get("events") { request, _ in
+            await self.api(request) { _ in
+                let orderId = request.uri.queryParameters.get("orderId")
+                let messages = try await self.store.outboxMessages(orderId: orderId, limit: 100)
+                let items = messages.map { m in
+                    #"{"id":"\#(m.id)","type":"\#(m.type)","orderId":"\#(m.orderId)","state":"\#(m.state.rawValue)","attempts":\#(m.attempts),"lastStatus":\#(m.lastStatus.map(String.init) ?? "null"),"createdAt":"\#(Self.iso(m.createdAt))"}"#
+                }
+                return (200, #"{"data":[\#(items.joined(separator: ","))]}"#)
+            }
+        }
+        api.post("events/:id/resend") { request, context in
+            await self.api(request) { _ in
+                let id = context.parameters.get("id") ?? ""
+                try await self.store.requeue(messageId: id, now: self.now())
+                return (202, #"{"requeued":"\#(id)"}"#)
+            }
+        }
+        return router
+    }
+
+    // MARK: API plumbing
+
+    /// Authenticates, parses the JSON body, applies the Idempotency-Key, runs `body`, and
+    /// writes `{"error": …}` for any failure.
+    func api(_ request: Request, idempotent: Bool = false, _ body: (JSONValue) async throws -> (Int, String)) async -> Response {
+        do {
+            guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { throw GatewayAPIError.unauthorized }
+            let hash = GatewayConfiguration.hash(apiKey: String(header.dropFirst(7)))
+            guard configuration.apiKeyHashes.contains(where: { Signature.constantTimeEquals($0, hash) }) else { throw GatewayAPIError.unauthorized }
+            var json: JSONValue = .null
+            var raw: [UInt8] = []
+            if request.method == .post {
+                let buffer: ByteBuffer
+                do { buffer = try await request.body.collect(upTo: 64 * 1024) } catch {
+                    throw GatewayAPIError(413, "BODY_TOO_LARGE", "A request body is at most 64 KiB.")
+                }
+                raw = Array(buffer.readableBytesView)
+                if !raw.isEmpty {
+                    guard let parsed = JSONValue.parse(raw), case .object = parsed else { throw GatewayAPIError.invalid("The body must be a JSON object.") }
+                    json = parsed
+                }
+            }
+            let scope = String(hash.prefix(16))
+            var key: String? = nil
+            var requestHash = ""
+            if idempotent, let idempotencyKey = request.headers[HTTPField.Name("Idempotency-Key")!] {
+                guard !idempotencyKey.isEmpty, idempotencyKey.count <= 255 else { throw GatewayAPIError.invalid("Idempotency-Key must be 1 to 255 characters.") }
+                key = idempotencyKey
+                requestHash = SHA256.hash(data: Data(request.uri.path.utf8) + Data(raw)).map { String(format: "%02x", $0) }.joined()
+                do {
+                    if let stored = try await store.idempotentResponse(scope: scope, key: idempotencyKey, requestHash: requestHash) {
+                        var response = Self.json(.init(code: stored.status), stored.body)
+                        response.headers[HTTPField.Name("Idempotent-Replayed")!] = "true"
+                        return response
+                    }
+                } catch let error as StoreError {
+                    throw GatewayAPIError.from(error)
+                }
+            }
+            let (status, text) = try await body(json)
+            if let key {
+                try? await store.saveIdempotentResponse(scope: scope, key: key, requestHash: requestHash, response: IdempotentResponse(status: status, body: text), at: now())
+            }
+            return Self.json(.init(code: status), text)
+        } catch let error as GatewayAPIError {
+            return Self.error(error)
+        } catch let error as StoreError {
+            return Self.error(.from(error))
+        } catch {
+            logger.error("Unexpected API failure", metadata: ["error": "\(String(describing: error).prefix(160))"])
+            return Self.error(GatewayAPIError(500, "INTERNAL_ERROR", "Something went wrong; the change was not applied. Retry with the same Idempotency-Key."))
+        }
+    }
+
+    func checkout(_ body: JSONValue, kind: OrderKind, request: Request) async throws -> (Int, String) {
+        guard case .object(let object) = body else { throw GatewayAPIError.invalid("The body must be a JSON object with an amount.") }
+        guard case .integer(let amount)? = object["amount"] else { throw GatewayAPIError.invalid("amount must be an integer number of tenge.") }
+        func string(_ name: String) throws -> String? {
+            switch object[name] {
+            case nil, .null?: return nil
+            case .string(let text)?: return text
+            default: throw GatewayAPIError.invalid("\(name) must be a string.")
+            }
+        }
+        var metadata: String? = nil
+        switch object["metadata"] {
+        case nil, .null?: break
+        case .object?:
+            // Stored and returned as canonical JSON (keys sorted).
+            metadata = Self.encode(object["metadata"]!)
+        default: throw GatewayAPIError.invalid("metadata must be a JSON object.")
+        }
+        let checkout = CheckoutRequest(
+            amount: Int(clamping: amount), description: try string("description"), merchantReference: try string("merchantReference"),
+            metadata: metadata, mobileReturnURL: try string("mobileReturnUrl"))
+        let (order, qr) = try await createCheckout(checkout, kind: kind, publicBase: publicBase(authority: request.head.authority))
+        var json = Self.orderJSON(order)
+        if let qr {
+            json.removeLast()
+            json += #","qrCode":"\#(Data(qr.png).base64EncodedString())","qrToken":\#(Self.string(qr.token))}"#
+        }
+        return (201, json)
+    }
+
+    func listOrders(_ request: Request) async throws -> (Int, String) {
+        let query = request.uri.queryParameters
+        var states: Set<OrderState> = []
+        if let status = query.get("status") {
+            for name in status.split(separator: ",") {
+                guard let state = OrderState(rawValue: String(name)) else {
+                    throw GatewayAPIError.invalid("status must be among created, pending, paid, declined, cancelled, expired.")
+                }
+                states.insert(state)
+            }
+        }
+        func date(_ name: String) throws -> Date? {
+            guard let text = query.get(name) else { return nil }
+            guard let date = ISO8601DateFormatter().date(from: text) else { throw GatewayAPIError.invalid("\(name) must be an ISO 8601 time, e.g. 2026-11-29T10:00:00Z.") }
+            return date
+        }
+        var limit = 50
+        if let text = query.get("limit") {
+            guard let value = Int(text), (1...200).contains(value) else { throw GatewayAPIError.invalid("limit must be from 1 to 200.") }
+            limit = value
+        }
+        var cursor: OrderCursor? = nil
+        if let token = query.get("cursor") {
+            guard let parsed = OrderCursor(token: token) else { throw GatewayAPIError.invalid("cursor is not one this API returned.") }
+            cursor = parsed
+        }
+        let page = try await store.orders(OrderQuery(states: states, createdFrom: try date("createdFrom"), createdBefore: try date("createdBefore"), search: query.get("search"), limit: limit, after: cursor))
+        let next = page.next.map { "\"\($0.token)\"" } ?? "null"
+        return (200, #"{"data":[\#(page.orders.map(Self.orderJSON).joined(separator: ","))],"nextCursor":\#(next)}"#)
+    }
+
+    // MARK: Return pages
+
+    /// The return and fail pages never trust the URL: they ask the provider (the polling
+    /// fallback) and show paid, pending (refreshing itself) or failed; a mobile order is sent
+    /// back to the app in the guide's format.
+    func resultPage(_ request: Request, id: String) async -> Response {
+        guard var order = try? await store.order(id: id) else {
+            return Self.html(.notFound, Self.page("Payment not found", "<p>This payment is unknown.</p>"))
+        }
+        if !order.state.isFinal {
+            if let refreshed = try? await refreshStatus(order, source: .returnPage) { order = refreshed }
+        }
+        let outcome: String
+        switch order.state {
+        case .paid: outcome = "success"
+        case .created, .pending: outcome = "pending"
+        case .declined, .cancelled, .expired: outcome = "failed"
+        }
+        if let mobile = order.mobileReturnURL, var components = URLComponents(string: mobile) {
+            var items = components.queryItems ?? []
+            items.append(URLQueryItem(name: "status", value: outcome))
+            items.append(URLQueryItem(name: "orderId", value: order.merchantReference ?? order.id))
+            components.queryItems = items
+            if let url = components.string { return Response(status: .seeOther, headers: [.location: url]) }
+        }
+        let amount = Amount(integerLiteral: order.amount).formatted
+        switch outcome {
+        case "success":
+            return Self.html(.ok, Self.page("Payment received", "<p class=\"big\">Paid \(Self.escape(amount))</p><p>Thank you! Order \(Self.escape(order.merchantReference ?? order.id)).</p>"))
+        case "pending":
+            return Self.html(.ok, Self.page("Payment processing", "<p class=\"big\">Processing…</p><p>We are waiting for Kaspi to confirm your payment of \(Self.escape(amount)). This page refreshes by itself.</p>", refresh: 3))
+        default:
+            return Self.html(.ok, Self.page("Payment failed", "<p class=\"big\">Not paid</p><p>The payment of \(Self.escape(amount)) was not completed. No money was taken.</p>"))
+        }
+    }
+
+    // MARK: Rendering
+
+    static func orderJSON(_ o: GatewayOrder) -> String {
+        var fields = [
+            #""id":\#(string(o.id))"#, #""state":"\#(o.state.rawValue)""#, #""kind":"\#(o.kind.rawValue)""#, #""amount":\#(o.amount)"#,
+            #""refundedAmount":\#(o.refundedAmount)"#, #""currency":"KZT""#, #""provider":\#(string(o.provider))"#,
+            #""providerOrderId":\#(string(o.providerOrderId))"#, #""needsReview":\#(o.needsReview)"#,
+            #""createdAt":"\#(iso(o.createdAt))""#, #""updatedAt":"\#(iso(o.updatedAt))""#,
+        ]
+        if let v = o.description { fields.append(#""description":\#(string(v))"#) }
+        if let v = o.merchantReference { fields.append(#""merchantReference":\#(string(v))"#) }
+        if let v = o.metadata { fields.append(#""metadata":\#(v)"#) }
+        if let v = o.mobileReturnURL { fields.append(#""mobileReturnUrl":\#(string(v))"#) }
+        if let v = o.paymentURL { fields.append(#""paymentUrl":\#(string(v))"#) }
+        if let v = o.transactionId { fields.append(#""transactionId":\#(string(v))"#) }
+        return "{" + fields.joined(separator: ",") + "}"
+    }
+
+    static func encode(_ value: JSONValue) -> String {
+        switch value {
+        case .null: "null"
+        case .bool(let b): b ? "true" : "false"
+        case .integer(let n): String(n)
+        case .number(let d): String(d)
+        case .string(let s): string(s)
+        case .array(let a): "[" + a.map(encode).joined(separator: ",") + "]"
+        case .object(let o): "{" + o.keys.sorted().map { string($0) + ":" + encode(o[$0]!) }.joined(separator: ",") + "}"
+        }
+    }
+
+    static func string(_ text: String) -> String {
+        String(decoding: (try? JSONEncoder().encode(text)) ?? Data("\"\"".utf8), as: UTF8.self)
+    }
+
+    static func iso(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: date)
+    }
+
+    static func json(_ status: HTTPResponse.Status, _ body: String) -> Response {
+        Response(status: status, headers: [.contentType: "application/json; charset=utf-8", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+
+    static func error(_ error: GatewayAPIError) -> Response {
+        json(.init(code: error.status), #"{"error":{"code":\#(string(error.code)),"message":\#(string(error.message))}}"#)
+    }
+
+    static func html(_ status: HTTPResponse.Status, _ text: String) -> Response {
+        Response(status: status, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    static func page(_ title: String, _ body: String, refresh: Int? = nil) -> String {
+        """
+        <!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+        \(refresh.map { "<meta http-equiv=\"refresh\" content=\"\($0)\">" } ?? "")<title>\(escape(title))</title>
+        <style>body{font-family:system-ui,sans-serif;max-width:30rem;margin:3rem auto;padding:0 1rem;color:#222}.big{font-size:2rem;font-weight:700}</style>
+        </head><body><h1>\(escape(title))</h1>\(body)</body></html>
+        """
+    }
+
+    static func escape(_ text: String) -> String {
+        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+    }
+}
+
+/// Reconciliation and outgoing-event delivery, as one service that stops gracefully.
+struct GatewayWorker: Service {
+    let gateway: Gateway
+
+    func run() async throws {
+        let interval = Duration.milliseconds(Int64(gateway.configuration.workerInterval * 1000))
+        await withTaskCancellationOrGracefulShutdownHandler {
+            while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                do {
+                    try await gateway.reconcileOnce()
+                    try await gateway.deliverEventsOnce()
+                } catch {
+                    gateway.logger.warning("Background work failed; retrying", metadata: ["error": "\(String(describing: error).prefix(160))"])
+                }
+                try? await Task.sleep(for: interval)
+            }
+        } onCancelOrGracefulShutdown: {}
+    }
+}

@@ -1,0 +1,140 @@
+import Crypto
+import Foundation
+
+/// The gateway's settings. Every value is validated at start (``validate()``), each problem
+/// with its own message.
+public struct GatewayConfiguration: Sendable {
+    /// The address to listen on.
+    public var host: String = "127.0.0.1"
+    /// The port; 0 picks a free one.
+    public var port: Int = 8282
+    /// The gateway's public base URL: the return and fail pages and payment links live under it.
+    public var publicURL: String?
+    /// The SQLite file (the default) …
+    public var sqlitePath: String = "kaspi-gateway.sqlite"
+    /// … or a PostgreSQL URL, which wins when set.
+    public var postgresURL: String?
+    /// SHA-256 hex digests of the merchant API keys the gateway accepts.
+    public var apiKeyHashes: [String] = []
+    /// Where events for the merchant's systems are POSTed; nil keeps them in the outbox only.
+    public var merchantWebhookURL: String?
+    /// The Standard Webhooks secret (`whsec_…`) signing those events.
+    public var merchantWebhookSecret: String?
+    /// How long after creation a pending order is first polled.
+    public var firstPollAfter: TimeInterval = 60
+    /// Polls back off from this …
+    public var pollInterval: TimeInterval = 15
+    /// … up to this.
+    public var maxPollInterval: TimeInterval = 600
+    /// A redirect or link order still pending after this long expires.
+    public var expireAfter: TimeInterval = 3600
+    /// A QR order still pending after this long expires (Kaspi's QR lives 5 minutes).
+    public var qrExpireAfter: TimeInterval = 900
+    /// How often the workers look for due work.
+    public var workerInterval: TimeInterval = 1
+    /// Delays between retries of an outgoing event; after the last, it is marked failed.
+    public var eventRetrySeconds: [Double] = [5, 30, 120, 600, 1800, 3600, 7200]
+    /// This instance's name in leases.
+    public var instanceID: String = GatewayConfigurationDefaults.instanceID()
+
+    public init() {}
+
+    /// The hex SHA-256 of an API key, as stored in ``apiKeyHashes``.
+    public static func hash(apiKey: String) -> String {
+        SHA256.hash(data: Data(apiKey.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// Checks every value.
+    ///
+    /// - Throws: ``GatewayConfigurationError`` naming the first problem.
+    public func validate() throws(GatewayConfigurationError) {
+        guard (0...65535).contains(port) else { throw .invalid("port", "must be between 0 and 65535") }
+        if let publicURL {
+            guard let url = URL(string: publicURL), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
+                throw .invalid("publicUrl", "must be an absolute http(s) URL")
+            }
+        }
+        if let postgresURL, !(postgresURL.hasPrefix("postgres://") || postgresURL.hasPrefix("postgresql://")) {
+            throw .invalid("databaseUrl", "must start with postgres:// (the password is never printed)")
+        }
+        guard !apiKeyHashes.isEmpty else {
+            throw .invalid("apiKeys", "none configured: set KASPI_GATEWAY_API_KEYS (or apiKeyHashes in the file) so that merchants can authenticate")
+        }
+        for hash in apiKeyHashes where hash.count != 64 || !hash.allSatisfy({ $0.isHexDigit && !$0.isUppercase }) {
+            throw .invalid("apiKeyHashes", "each must be 64 lowercase hex characters (the SHA-256 of a key)")
+        }
+        if let hook = merchantWebhookURL {
+            guard let url = URL(string: hook), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
+                throw .invalid("merchantWebhookUrl", "must be an absolute http(s) URL")
+            }
+            guard let secret = merchantWebhookSecret, StandardWebhooks.key(from: secret) != nil else {
+                throw .invalid("merchantWebhookSecret", "must be set as whsec_ followed by base64 (at least 24 bytes) when merchantWebhookUrl is")
+            }
+        }
+        for (name, value) in [("firstPollAfter", firstPollAfter), ("pollInterval", pollInterval), ("maxPollInterval", maxPollInterval),
+                              ("expireAfter", expireAfter), ("qrExpireAfter", qrExpireAfter), ("workerInterval", workerInterval)]
+        where !(value > 0 && value.isFinite) {
+            throw .invalid(name, "must be a positive number of seconds")
+        }
+        guard !eventRetrySeconds.isEmpty, eventRetrySeconds.allSatisfy({ $0 >= 0 && $0.isFinite }) else {
+            throw .invalid("eventRetrySeconds", "must be one or more non-negative delays")
+        }
+    }
+}
+
+enum GatewayConfigurationDefaults {
+    static func instanceID() -> String {
+        "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)-\(GatewayIDShort.make())"
+    }
+}
+
+enum GatewayIDShort {
+    static func make() -> String { String(UUID().uuidString.prefix(8)).lowercased() }
+}
+
+/// A problem with the gateway's configuration.
+public enum GatewayConfigurationError: Error, Sendable, CustomStringConvertible {
+    case invalid(String, String)
+
+    public var code: String { "GATEWAY_CONFIG_INVALID" }
+
+    public var description: String {
+        switch self {
+        case .invalid(let key, let problem): "\(code): \(key) \(problem)."
+        }
+    }
+}
+
+/// Signing the Standard Webhooks way: `webhook-id`, `webhook-timestamp`, and
+/// `webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">`.
+public enum StandardWebhooks {
+    /// The key inside a `whsec_…` secret.
+    public static func key(from secret: String) -> SymmetricKey? {
+        guard secret.hasPrefix("whsec_"), let data = Data(base64Encoded: String(secret.dropFirst(6))), data.count >= 24 else { return nil }
+        return SymmetricKey(data: data)
+    }
+
+    /// A new random secret.
+    public static func makeSecret() -> String {
+        "whsec_" + Data(SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }).base64EncodedString()
+    }
+
+    /// The `webhook-signature` header value.
+    public static func signature(id: String, timestamp: Int64, body: String, key: SymmetricKey) -> String {
+        let mac = HMAC<SHA256>.authenticationCode(for: Data("\(id).\(timestamp).\(body)".utf8), using: key)
+        return "v1," + Data(mac).base64EncodedString()
+    }
+
+    /// Verifies a delivery as a merchant would: a `v1` signature that matches, and a timestamp
+    /// within `tolerance` of `now`.
+    public static func verify(id: String, timestamp: String, signatures: String, body: String, secret: String, now: Date = Date(), tolerance: TimeInterval = 300) -> Bool {
+        guard let key = key(from: secret), let seconds = Int64(timestamp), abs(now.timeIntervalSince1970 - Double(seconds)) <= tolerance else { return false }
+        let expected = signature(id: id, timestamp: seconds, body: body, key: key)
+        return signatures.split(separator: " ").contains { candidate in
+            let a = Array(candidate.utf8)
+            let b = Array(expected.utf8)
+            guard a.count == b.count else { return false }
+            return zip(a, b).reduce(0) { $0 | ($1.0 ^ $1.1) } == 0
+        }
+    }
+}

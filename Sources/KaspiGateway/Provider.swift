@@ -1,0 +1,177 @@
+import Foundation
+import KaspiGatewayStore
+import KaspiPay
+
+/// What the gateway asks a payment provider for. The guide's Kaspi Pay API is the first
+/// provider; Kaspi's QR partner API (polling only, no webhooks) is meant to be the second, so
+/// nothing outside a provider assumes webhooks or the guide's field names.
+public protocol PaymentProvider: Sendable {
+    /// A stable name stored with each order, e.g. `kaspi-pay`.
+    var name: String { get }
+    /// Whether the provider pushes status changes (the gateway polls either way).
+    var sendsWebhooks: Bool { get }
+
+    /// Creates a payment the payer completes on the provider's page.
+    func createPayment(_ request: ProviderPaymentRequest) async throws(ProviderError) -> ProviderPayment
+    /// Creates a QR payment.
+    func createQR(_ request: ProviderPaymentRequest) async throws(ProviderError) -> ProviderQR
+    /// Asks for an order's status.
+    func status(of order: GatewayOrder) async throws(ProviderError) -> ProviderStatus
+    /// Refunds part or all of a paid order.
+    func refund(_ order: GatewayOrder, amount: Int) async throws(ProviderError) -> ProviderRefund
+    /// Verifies and reads a pushed notification from its raw body.
+    func readWebhook(_ body: [UInt8]) throws(ProviderError) -> ProviderWebhook
+}
+
+public struct ProviderPaymentRequest: Sendable, Hashable {
+    public var providerOrderId: String
+    public var amount: Int
+    public var description: String?
+    public var returnURL: URL
+    public var failURL: URL
+}
+
+public struct ProviderPayment: Sendable, Hashable {
+    public var paymentURL: String
+}
+
+public struct ProviderQR: Sendable, Hashable {
+    public var token: String
+    public var png: [UInt8]
+}
+
+public struct ProviderStatus: Sendable, Hashable {
+    public var report: OrderStateMachine.Report
+    public var transactionId: String?
+}
+
+public struct ProviderRefund: Sendable, Hashable {
+    public var refundId: String
+}
+
+public struct ProviderWebhook: Sendable, Hashable {
+    public var providerOrderId: String
+    public var amount: Int
+    public var report: OrderStateMachine.Report
+    public var transactionId: String?
+}
+
+/// Why a provider call failed.
+public struct ProviderError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// A stable code, e.g. the provider's own (`INVALID_RETURN_URL`) or `PROVIDER_UNAVAILABLE`.
+    public var code: String
+    /// What happened, safe to show and log.
+    public var message: String
+    /// True when the call may have taken effect (timeout, 5xx): check before repeating.
+    public var ambiguous: Bool
+    /// True when the provider does not know the order.
+    public var notFound: Bool
+
+    public init(code: String, message: String, ambiguous: Bool = false, notFound: Bool = false) {
+        self.code = code
+        self.message = message
+        self.ambiguous = ambiguous
+        self.notFound = notFound
+    }
+
+    public var description: String { "\(code): \(message)" }
+}
+
+/// The guide's Kaspi Pay API, through the SDK (its retries, recovery and rate limiter).
+public struct KaspiPayProvider: PaymentProvider {
+    public let name = "kaspi-pay"
+    public let sendsWebhooks = true
+    let client: KaspiClient
+    let verifier: WebhookVerifier
+
+    public init(client: KaspiClient) {
+        self.client = client
+        self.verifier = WebhookVerifier(apiKey: client.configuration.apiKey)
+    }
+
+    static func map(_ error: KaspiError) -> ProviderError {
+        var message = error.description
+        if let colon = message.firstIndex(of: ":") { message = String(message[message.index(after: colon)...]).trimmingCharacters(in: .whitespaces) }
+        switch error {
+        case .timeout, .transport, .createOutcomeUnknown, .refundOutcomeUnknown:
+            return ProviderError(code: error.code, message: message, ambiguous: true)
+        case .unexpectedStatus(let status, _) where status >= 500:
+            return ProviderError(code: error.code, message: message, ambiguous: true)
+        case .orderNotFound:
+            return ProviderError(code: error.code, message: message, notFound: true)
+        default:
+            return ProviderError(code: error.code, message: message, ambiguous: error.isTransient)
+        }
+    }
+
+    static func report(_ status: PaymentStatus) -> OrderStateMachine.Report {
+        switch status {
+        case .approved: .approved
+        case .declined: .declined
+        case .cancelled: .cancelled
+        case .pending, .unknown: .pending
+        }
+    }
+
+    private func newOrder(_ request: ProviderPaymentRequest) throws(ProviderError) -> (Amount, OrderID) {
+        do {
+            return (try Amount(tenge: request.amount), try OrderID(request.providerOrderId))
+        } catch {
+            throw Self.map(error)
+        }
+    }
+
+    public func createPayment(_ request: ProviderPaymentRequest) async throws(ProviderError) -> ProviderPayment {
+        let (amount, orderId) = try newOrder(request)
+        do {
+            let created = try await client.orders.create(
+                NewOrder(amount: amount, orderId: orderId, returnURL: request.returnURL, failURL: request.failURL, description: request.description))
+            return ProviderPayment(paymentURL: created.paymentURL.absoluteString)
+        } catch {
+            throw Self.map(error)
+        }
+    }
+
+    public func createQR(_ request: ProviderPaymentRequest) async throws(ProviderError) -> ProviderQR {
+        let (amount, orderId) = try newOrder(request)
+        do {
+            let qr = try await client.qr.create(amount: amount, orderId: orderId)
+            return ProviderQR(token: qr.token, png: qr.png)
+        } catch {
+            throw Self.map(error)
+        }
+    }
+
+    public func status(of order: GatewayOrder) async throws(ProviderError) -> ProviderStatus {
+        do {
+            let orderId = try OrderID(order.providerOrderId)
+            let status = try await client.orders.status(of: orderId)
+            return ProviderStatus(report: Self.report(status.status), transactionId: status.transactionId)
+        } catch {
+            throw Self.map(error)
+        }
+    }
+
+    public func refund(_ order: GatewayOrder, amount: Int) async throws(ProviderError) -> ProviderRefund {
+        do {
+            let refund = try await client.refunds.create(
+                orderId: try OrderID(order.providerOrderId), amount: try Amount(tenge: amount), transactionId: order.transactionId)
+            return ProviderRefund(refundId: refund.refundId ?? GatewayID.make("rf"))
+        } catch {
+            throw Self.map(error)
+        }
+    }
+
+    public func readWebhook(_ body: [UInt8]) throws(ProviderError) -> ProviderWebhook {
+        do {
+            let event = try verifier.verify(body: body)
+            return ProviderWebhook(
+                providerOrderId: event.orderId.rawValue, amount: event.amount.tenge, report: Self.report(event.status),
+                transactionId: event.transactionId)
+        } catch {
+            var message = error.description
+            if let colon = message.firstIndex(of: ":") { message = String(message[message.index(after: colon)...]).trimmingCharacters(in: .whitespaces) }
+            throw ProviderError(code: error.code, message: message)
+        }
+    }
+}
