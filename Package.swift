@@ -54,6 +54,8 @@ let package = Package(
                 "KaspiPay",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
@@ -169,12 +171,31 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
+            swiftSettings: strict
+        ),
+        // Test support for the gateway: each test's database, SQLite or PostgreSQL.
+        .target(
+            name: "KaspiGatewayTestSupport",
+            dependencies: ["KaspiGatewayStore", .product(name: "PostgresNIO", package: "postgres-nio")],
+            path: "Tests/KaspiGatewayTestSupport",
             swiftSettings: strict
         ),
         .testTarget(
             name: "KaspiGatewayStoreTests",
-            dependencies: ["KaspiGatewayStore", .product(name: "PostgresNIO", package: "postgres-nio")],
+            dependencies: ["KaspiGatewayStore", "KaspiGatewayTestSupport", .product(name: "PostgresNIO", package: "postgres-nio")],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "KaspiGatewayTests",
+            dependencies: [
+                "KaspiGateway", "KaspiGatewayStore", "KaspiGatewayTestSupport", "KaspiSandbox", "KaspiPay", "KaspiPayTesting",
+                "KaspiPayAsyncHTTPClient",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(

@@ -3,32 +3,14 @@ import KaspiPayTesting
 import KaspiSandbox
 import Testing
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// The guide's own Node.js snippets, unchanged apart from their HTTP library, against the
 /// sandbox (Tests/guide/guide.mjs).
 @Suite("Sandbox: the guide's Node.js code")
 struct GuideTests {
-    /// A port that was free a moment ago.
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
     @Test func theGuidesCodeWorksUnchanged() async throws {
         let node = try #require(ProcessRunner.which("node"), "node is missing: apt-get install nodejs")
         let script = ContractChecker.repositoryRoot().appendingPathComponent("Tests/guide/guide.mjs").path
-        let webhookPort = try Self.freePort()
+        let webhookPort = FreePort.find()
         try await withSandbox(configure: {
             $0.tradePoints[0].returnURLPrefixes = ["https://yoursite.kz/"]
             $0.tradePoints[0].webhookURL = "http://127.0.0.1:\(webhookPort)/webhooks/kaspi"

@@ -1,0 +1,201 @@
+import Foundation
+import KaspiGateway
+import KaspiGatewayStore
+import KaspiGatewayTestSupport
+import KaspiPay
+import KaspiSandbox
+import Testing
+
+@Suite("Gateway end to end against the sandbox")
+struct GatewayFlowTests {
+    @Test(arguments: Backend.available)
+    func redirectCheckoutPaidWithWebhookEventAndReturnPage(_ backend: Backend) async throws {
+        try await withStack(backend) { s in
+            let body = #"{"amount":5000,"description":"Two chairs","merchantReference":"cart-77","metadata":{"b":2,"a":"x"}}"#
+            let created = try await s.api(.POST, "/v1/checkouts", body, idempotencyKey: "idem-1")
+            #expect(created.status == 201, "\(created.body)")
+            let id = try #require(created.json["id"] as? String)
+            let paymentURL = try #require(created.json["paymentUrl"] as? String)
+            #expect(paymentURL.hasPrefix(s.sandboxURL + "/pay/"))
+            #expect(created.json["state"] as? String == "pending")
+            #expect((created.json["metadata"] as? [String: Any])?["b"] as? Int == 2)
+            // The same key and body replay the first response; another body is a conflict.
+            let replay = try await s.api(.POST, "/v1/checkouts", body, idempotencyKey: "idem-1")
+            #expect(replay.status == 201 && replay.body == created.body && replay.headers["idempotent-replayed"] == "true")
+            let conflict = try await s.api(.POST, "/v1/checkouts", #"{"amount":6000}"#, idempotencyKey: "idem-1")
+            #expect(conflict.status == 409 && conflict.errorCode == "IDEMPOTENCY_CONFLICT")
+            #expect(try await s.gateway.store.orders(OrderQuery()).orders.count == 1)
+
+            // Before paying, the return page asks Kaspi and shows pending, refreshing itself.
+            let pendingPage = try await http(.GET, s.gatewayURL + "/pay/return/\(id)")
+            #expect(pendingPage.body.contains("Processing") && pendingPage.body.contains("http-equiv=\"refresh\""))
+
+            let paid = try await s.payOnPage(paymentURL)
+            #expect(paid.status == 303 && paid.headers["location"] == s.gatewayURL + "/pay/return/\(id)")
+            #expect(try await s.waitFor(id, .paid))
+            let page = try await http(.GET, paid.headers["location"]!)
+            #expect(page.body.contains("Payment received"))
+
+            // The merchant's systems hear about it, signed the Standard Webhooks way.
+            #expect(await eventually { s.merchant.events.contains { $0.type == "order.paid" } })
+            let event = try #require(s.merchant.events.first { $0.type == "order.paid" })
+            #expect(StandardWebhooks.verify(id: event.id, timestamp: event.timestamp, signatures: event.signature, body: event.body, secret: s.webhookSecret))
+            #expect(!StandardWebhooks.verify(id: event.id, timestamp: event.timestamp, signatures: event.signature, body: event.body + " ", secret: s.webhookSecret))
+            #expect(event.body.contains(#""merchantReference":"cart-77""#))
+
+            let fetched = try await s.api(.GET, "/v1/orders/\(id)")
+            #expect(fetched.json["state"] as? String == "paid" && (fetched.json["transactionId"] as? String) != nil)
+            let events = try await s.api(.GET, "/v1/orders/\(id)/events")
+            let kinds = (events.json["data"] as? [[String: Any]] ?? []).compactMap { $0["kind"] as? String }
+            #expect(kinds.first == "created" && kinds.contains("transition"))
+            let list = try await s.api(.GET, "/v1/orders?status=paid&limit=10")
+            #expect((list.json["data"] as? [[String: Any]])?.count == 1)
+            let outbox = try await s.api(.GET, "/v1/events?orderId=\(id)")
+            #expect(((outbox.json["data"] as? [[String: Any]]) ?? []).contains { $0["state"] as? String == "delivered" })
+        }
+    }
+
+    @Test(arguments: Backend.available)
+    func aDroppedWebhookIsRecoveredByReconciliation(_ backend: Backend) async throws {
+        var faults = SandboxFaults()
+        faults.webhookDropRate = 1
+        try await withStack(backend, faults: faults, configure: { $0.firstPollAfter = 0.3 }) { s in
+            let created = try await s.api(.POST, "/v1/checkouts", #"{"amount":2500}"#)
+            let id = try #require(created.json["id"] as? String, "\(created.body)")
+            _ = try await s.payOnPage(try #require(created.json["paymentUrl"] as? String))
+            #expect(try await s.waitFor(id, .paid))
+            #expect(await s.sandbox.webhooks().allSatisfy { $0.state == .dropped })
+            let events = try await s.gateway.store.events(orderId: id)
+            #expect(events.contains { $0.kind == .transition && $0.detail.contains("via poll") })
+        }
+    }
+
+    @Test(arguments: Backend.available)
+    func duplicateReorderedForgedAndWrongWebhooks(_ backend: Backend) async throws {
+        var faults = SandboxFaults()
+        faults.webhookDuplicateRate = 1
+        try await withStack(backend, faults: faults) { s in
+            let created = try await s.api(.POST, "/v1/checkouts", #"{"amount":3000}"#)
+            let id = try #require(created.json["id"] as? String)
+            let order = try #require(try await s.order(id))
+            _ = try await s.payOnPage(try #require(created.json["paymentUrl"] as? String))
+            #expect(try await s.waitFor(id, .paid))
+            try await Task.sleep(for: .milliseconds(300))
+            // The duplicate changed nothing: one transition to paid, one event out.
+            #expect(try await s.gateway.store.events(orderId: id).filter { $0.toState == .paid }.count == 1)
+            #expect(try await s.gateway.store.outboxMessages(orderId: id, limit: 10).filter { $0.type == "order.paid" }.count == 1)
+
+            // An older CANCELLED arriving after the payment changes nothing but is flagged.
+            let key = try APIKey("sandbox_gateway_key")
+            let late = #"{"orderId":"\#(order.providerOrderId)","amount":3000,"status":"CANCELLED","transactionId":null,"signature":"\#(Signature.webhook(orderId: order.providerOrderId, amount: 3000, apiKey: key))"}"#
+            let lateAnswer = try await http(.POST, s.gatewayURL + "/webhooks/kaspi", body: late, headers: ["Content-Type": "application/json"])
+            #expect(lateAnswer.status == 200)
+            let after = try #require(try await s.order(id))
+            #expect(after.state == .paid && after.needsReview)
+
+            // Forged and wrong webhooks are refused with a code, changing nothing.
+            let version = after.version
+            let forged = #"{"orderId":"\#(order.providerOrderId)","amount":3000,"status":"DECLINED","transactionId":null,"signature":"\#(String(repeating: "0", count: 64))"}"#
+            let forgedAnswer = try await http(.POST, s.gatewayURL + "/webhooks/kaspi", body: forged)
+            #expect(forgedAnswer.status == 400 && forgedAnswer.errorCode == "WEBHOOK_BAD_SIGNATURE")
+            let wrongAmount = #"{"orderId":"\#(order.providerOrderId)","amount":30,"status":"APPROVED","transactionId":"X","signature":"\#(Signature.webhook(orderId: order.providerOrderId, amount: 30, apiKey: key))"}"#
+            let wrongAnswer = try await http(.POST, s.gatewayURL + "/webhooks/kaspi", body: wrongAmount)
+            #expect(wrongAnswer.status == 400 && wrongAnswer.errorCode == "WEBHOOK_AMOUNT_MISMATCH")
+            let unknown = #"{"orderId":"kk_nope","amount":30,"status":"APPROVED","transactionId":"X","signature":"\#(Signature.webhook(orderId: "kk_nope", amount: 30, apiKey: key))"}"#
+            #expect(try await http(.POST, s.gatewayURL + "/webhooks/kaspi", body: unknown).errorCode == "WEBHOOK_UNKNOWN_ORDER")
+            #expect(try await http(.POST, s.gatewayURL + "/webhooks/kaspi", body: "not json").errorCode == "WEBHOOK_NOT_JSON")
+            #expect(try await s.order(id)?.version == version)
+        }
+    }
+
+    @Test(arguments: Backend.available)
+    func refundsPartialFullAndConcurrent(_ backend: Backend) async throws {
+        try await withStack(backend) { s in
+            let created = try await s.api(.POST, "/v1/checkouts", #"{"amount":5000}"#)
+            let id = try #require(created.json["id"] as? String)
+            let early = try await s.api(.POST, "/v1/orders/\(id)/refunds", #"{"amount":100}"#)
+            #expect(early.status == 409 && early.errorCode == "NOT_REFUNDABLE")
+            _ = try await s.payOnPage(try #require(created.json["paymentUrl"] as? String))
+            #expect(try await s.waitFor(id, .paid))
+            let partial = try await s.api(.POST, "/v1/orders/\(id)/refunds", #"{"amount":1000}"#, idempotencyKey: "rf-1")
+            #expect(partial.status == 201 && partial.json["refundedAmount"] as? Int == 1000, "\(partial.body)")
+            let replay = try await s.api(.POST, "/v1/orders/\(id)/refunds", #"{"amount":1000}"#, idempotencyKey: "rf-1")
+            #expect(replay.json["refundedAmount"] as? Int == 1000)
+            // Ten concurrent refunds of 1000 race for the 4000 that remain.
+            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<10 { group.addTask { try await s.api(.POST, "/v1/orders/\(id)/refunds", #"{"amount":1000}"#).status } }
+                var all: [Int] = []
+                for try await status in group { all.append(status) }
+                return all
+            }
+            #expect(statuses.filter { $0 == 201 }.count == 4)
+            #expect(statuses.filter { $0 == 409 }.count == 6)
+            let final = try #require(try await s.order(id))
+            #expect(final.refundedAmount == 5000)
+            let kaspi = try #require(await s.sandbox.orders().first { $0.orderId == final.providerOrderId })
+            #expect(kaspi.refundedAmount == 5000)
+            #expect(await eventually { s.merchant.events.filter { $0.type == "refund.succeeded" }.count == 5 })
+            let none = try await s.api(.POST, "/v1/orders/\(id)/refunds", "{}")
+            #expect(none.status == 400)
+        }
+    }
+
+    @Test(arguments: Backend.available)
+    func qrCheckoutIsPolledToPaid(_ backend: Backend) async throws {
+        try await withStack(backend, configure: { $0.firstPollAfter = 0.2 }) { s in
+            let created = try await s.api(.POST, "/v1/qr-checkouts", #"{"amount":1500,"merchantReference":"till-3"}"#)
+            #expect(created.status == 201, "\(created.body)")
+            let id = try #require(created.json["id"] as? String)
+            let png = try #require((created.json["qrCode"] as? String).flatMap { Data(base64Encoded: $0) })
+            #expect(png.starts(with: [0x89, 0x50, 0x4E, 0x47]))
+            let order = try #require(try await s.order(id))
+            #expect(order.kind == .qr && order.qrToken == created.json["qrToken"] as? String)
+            try await s.sandbox.trigger("APPROVED", orderId: order.providerOrderId, tradePointId: "TP-GW")
+            #expect(try await s.waitFor(id, .paid))
+        }
+    }
+
+    @Test(arguments: Backend.available)
+    func mobileOrdersReturnToTheAppInTheGuidesFormat(_ backend: Backend) async throws {
+        try await withStack(backend) { s in
+            let created = try await s.api(.POST, "/v1/checkouts", #"{"amount":900,"merchantReference":"ORDER-123","mobileReturnUrl":"yourapp://payment"}"#)
+            let id = try #require(created.json["id"] as? String)
+            let paid = try await s.payOnPage(try #require(created.json["paymentUrl"] as? String))
+            let back = try await http(.GET, try #require(paid.headers["location"]))
+            #expect(back.status == 303)
+            #expect(back.headers["location"] == "yourapp://payment?status=success&orderId=ORDER-123")
+            #expect(try await s.order(id)?.state == .paid)
+
+            let declined = try await s.api(.POST, "/v1/checkouts", #"{"amount":900,"merchantReference":"ORDER-124","mobileReturnUrl":"yourapp://payment"}"#)
+            let fail = try await s.payOnPage(try #require(declined.json["paymentUrl"] as? String), action: "decline")
+            let failBack = try await http(.GET, try #require(fail.headers["location"]))
+            #expect(failBack.headers["location"] == "yourapp://payment?status=failed&orderId=ORDER-124")
+        }
+    }
+
+    @Test(arguments: Backend.available)
+    func theAPIValidatesAndAuthenticates(_ backend: Backend) async throws {
+        try await withStack(backend) { s in
+            #expect(try await s.api(.POST, "/v1/checkouts", #"{"amount":5000}"#, key: "wrong").status == 401)
+            #expect(try await http(.GET, s.gatewayURL + "/v1/orders").status == 401)
+            for bad in [#"{"amount":99}"#, #"{"amount":"5000"}"#, #"{}"#, "not json", #"{"amount":5000,"description":7}"#, #"{"amount":5000,"metadata":[1]}"#, #"{"amount":5000,"mobileReturnUrl":"no scheme"}"#] {
+                let answer = try await s.api(.POST, "/v1/checkouts", bad)
+                #expect(answer.status == 400 && answer.errorCode == "INVALID_REQUEST", "\(bad): \(answer.body)")
+            }
+            #expect(try await s.api(.GET, "/v1/orders/ord_nope").errorCode == "ORDER_NOT_FOUND")
+            #expect(try await s.api(.GET, "/v1/orders?status=weird").status == 400)
+            #expect(try await s.api(.GET, "/v1/orders?cursor=zzz").status == 400)
+            #expect(try await http(.GET, s.gatewayURL + "/health").status == 200)
+            #expect(try await http(.GET, s.gatewayURL + "/ready").status == 200)
+        }
+    }
+}
+
+func eventually(seconds: Double = 15, _ condition: @Sendable () async -> Bool) async -> Bool {
+    let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
+    while ContinuousClock.now < deadline {
+        if await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(25))
+    }
+    return await condition()
+}
