@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import KaspiPay
 import KaspiPayAsyncHTTPClient
+import KaspiGateway
+import KaspiGatewayStore
 import KaspiSandbox
 
 /// Where the credentials and server come from: flags first, then the environment.
@@ -135,6 +137,10 @@ enum Console {
             return (error.code, error.description, 2)
         case let error as TriggerError:
             return (error.code, error.message, 1)
+        case let error as GatewayConfigurationError:
+            return (error.code, String(error.description.drop(while: { $0 != ":" }).dropFirst(2)), 2)
+        case let error as StoreError:
+            return (error.code, String(error.description.drop(while: { $0 != ":" }).dropFirst(2)), 1)
         case let error as SandboxConfigurationError:
             return (error.code, String(error.description.drop(while: { $0 != ":" }).dropFirst(2)), 2)
         case let error as WebhookVerificationError:

@@ -169,8 +169,8 @@ public final class Gateway: Sendable {
         do {
             status = try await provider.status(of: order)
         } catch {
-            if error.notFound, order.state == .created {
-                // The provider never got it: nothing can be paid, so it expires now.
+            if error.notFound, order.state == .created, now().timeIntervalSince(order.createdAt) >= configuration.createGracePeriod {
+                // The create call never arrived (and cannot still be in flight): nothing can be paid.
                 let at = now()
                 return try await store.update(orderId: order.id) { OrderStateMachine.expire($0, at: at, reason: "the provider never received the order") }
             }
@@ -182,8 +182,9 @@ public final class Gateway: Sendable {
             let firstPoll = at.addingTimeInterval(configuration.firstPollAfter)
             current = try await store.update(orderId: order.id) { OrderStateMachine.providerAccepted($0, paymentURL: nil, qrToken: nil, at: at, firstPollAt: firstPoll) }
         }
+        let instance = configuration.instanceID
         return try await store.update(orderId: current.id) {
-            OrderStateMachine.apply(status.report, transactionId: status.transactionId, source: source, to: $0, at: at)
+            OrderStateMachine.apply(status.report, transactionId: status.transactionId, source: source, to: $0, at: at, detail: "by \(instance)")
         }
     }
 
@@ -269,9 +270,9 @@ public final class Gateway: Sendable {
 
     /// Polls the orders that are due, once. Returns how many were handled.
     @discardableResult
-    public func reconcileOnce(limit: Int = 50) async throws -> Int {
+    public func reconcileOnce(limit: Int? = nil) async throws -> Int {
         let at = now()
-        let due = try await store.claimOrdersToPoll(now: at, limit: limit, owner: configuration.instanceID, lease: 60)
+        let due = try await store.claimOrdersToPoll(now: at, limit: limit ?? configuration.workBatchSize, owner: configuration.instanceID, lease: 60)
         for order in due {
             let attempts = order.pollAttempts + 1
             do {
@@ -294,9 +295,9 @@ public final class Gateway: Sendable {
 
     /// Delivers the outgoing events that are due, once. Returns how many were attempted.
     @discardableResult
-    public func deliverEventsOnce(limit: Int = 50) async throws -> Int {
+    public func deliverEventsOnce(limit: Int? = nil) async throws -> Int {
         guard configuration.merchantWebhookURL != nil else { return 0 }
-        let due = try await store.claimOutbox(now: now(), limit: limit, owner: configuration.instanceID, lease: 60)
+        let due = try await store.claimOutbox(now: now(), limit: limit ?? configuration.workBatchSize, owner: configuration.instanceID, lease: 60)
         for message in due { await deliver(message, manual: false) }
         return due.count
     }

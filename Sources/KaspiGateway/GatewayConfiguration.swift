@@ -30,10 +30,15 @@ public struct GatewayConfiguration: Sendable {
     public var expireAfter: TimeInterval = 3600
     /// A QR order still pending after this long expires (Kaspi's QR lives 5 minutes).
     public var qrExpireAfter: TimeInterval = 900
+    /// How long a stored order may wait for its create call before a provider's "not found"
+    /// means the call never arrived (and the order expires).
+    public var createGracePeriod: TimeInterval = 120
     /// How often the workers look for due work.
     public var workerInterval: TimeInterval = 1
     /// Delays between retries of an outgoing event; after the last, it is marked failed.
     public var eventRetrySeconds: [Double] = [5, 30, 120, 600, 1800, 3600, 7200]
+    /// How many orders or events one round of background work claims at most.
+    public var workBatchSize: Int = 50
     /// This instance's name in leases.
     public var instanceID: String = GatewayConfigurationDefaults.instanceID()
 
@@ -76,6 +81,7 @@ public struct GatewayConfiguration: Sendable {
         where !(value > 0 && value.isFinite) {
             throw .invalid(name, "must be a positive number of seconds")
         }
+        guard (1...1000).contains(workBatchSize) else { throw .invalid("workBatchSize", "must be from 1 to 1000") }
         guard !eventRetrySeconds.isEmpty, eventRetrySeconds.allSatisfy({ $0 >= 0 && $0.isFinite }) else {
             throw .invalid("eventRetrySeconds", "must be one or more non-negative delays")
         }

@@ -67,7 +67,19 @@ public enum OrderStateMachine {
 
     /// Marks a stored order as known to the provider, with its payment URL or QR token.
     public static func providerAccepted(_ order: GatewayOrder, paymentURL: String?, qrToken: String?, at now: Date, firstPollAt: Date) -> OrderChange? {
-        guard order.state == .created else { return nil }
+        guard order.state == .created else {
+            // A poll may have seen the order at the provider first; keep the details it lacked.
+            let addsURL = paymentURL != nil && order.paymentURL == nil
+            let addsToken = qrToken != nil && order.qrToken == nil
+            guard addsURL || addsToken else { return nil }
+            var next = order
+            if addsURL { next.paymentURL = paymentURL }
+            if addsToken { next.qrToken = qrToken }
+            next.updatedAt = now
+            return OrderChange(order: bumped(next), events: [
+                OrderEvent(orderId: order.id, at: now, kind: .providerCall, detail: "the provider's payment details recorded")
+            ])
+        }
         var next = order
         next.state = .pending
         next.paymentURL = paymentURL ?? order.paymentURL

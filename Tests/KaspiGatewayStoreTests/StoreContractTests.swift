@@ -276,3 +276,25 @@ struct SQLiteStoreTests {
         try await reopened.close()
     }
 }
+
+@Suite("Order state machine")
+struct StateMachineTests {
+    @Test func aPollThatSawTheOrderFirstDoesNotLoseThePaymentURL() throws {
+        let order = makeOrder()
+        let now = order.createdAt
+        let polled = try #require(OrderStateMachine.providerAccepted(order, paymentURL: nil, qrToken: nil, at: now, firstPollAt: now)).order
+        #expect(polled.state == .pending && polled.paymentURL == nil)
+        let completed = try #require(OrderStateMachine.providerAccepted(polled, paymentURL: "https://pay.example/p", qrToken: nil, at: now, firstPollAt: now)).order
+        #expect(completed.state == .pending && completed.paymentURL == "https://pay.example/p")
+        #expect(OrderStateMachine.providerAccepted(completed, paymentURL: "https://pay.example/p", qrToken: nil, at: now, firstPollAt: now) == nil)
+    }
+
+    @Test func pendingReportsAndDuplicatesChangeNothing() throws {
+        var order = makeOrder()
+        #expect(OrderStateMachine.apply(.pending, transactionId: nil, source: .poll, to: order, at: order.createdAt) == nil)
+        order.state = .declined
+        #expect(OrderStateMachine.apply(.declined, transactionId: nil, source: .webhook, to: order, at: order.createdAt) == nil)
+        #expect(OrderStateMachine.apply(.cancelled, transactionId: nil, source: .webhook, to: order, at: order.createdAt) == nil)
+        #expect(OrderStateMachine.expire(order, at: order.createdAt, reason: "x") == nil)
+    }
+}

@@ -1,0 +1,113 @@
+import Foundation
+import KaspiGatewayStore
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+
+extension GatewayConfiguration {
+    /// The keys a JSON configuration file may hold; every one is optional.
+    struct File: Decodable {
+        var host: String?
+        var port: Int?
+        var publicUrl: String?
+        var database: String?
+        var apiKeyHashes: [String]?
+        var merchantWebhookUrl: String?
+        var merchantWebhookSecret: String?
+        var firstPollAfter: Double?
+        var pollInterval: Double?
+        var maxPollInterval: Double?
+        var expireAfter: Double?
+        var qrExpireAfter: Double?
+        var workerInterval: Double?
+        var eventRetrySeconds: [Double]?
+        var instanceId: String?
+        var workBatchSize: Int?
+    }
+
+    /// Reads a JSON configuration file over the defaults.
+    ///
+    /// - Throws: ``GatewayConfigurationError`` when it cannot be read or parsed.
+    public static func load(file path: String) throws(GatewayConfigurationError) -> GatewayConfiguration {
+        guard let data = FileManager.default.contents(atPath: path) else { throw .invalid("--config \(path)", "cannot be read") }
+        let file: File
+        do { file = try JSONDecoder().decode(File.self, from: data) } catch {
+            throw .invalid("--config \(path)", "is not a valid configuration file (\(String(describing: error).prefix(160)))")
+        }
+        var c = GatewayConfiguration()
+        if let v = file.host { c.host = v }
+        if let v = file.port { c.port = v }
+        c.publicURL = file.publicUrl
+        if let v = file.database { c.setDatabase(v) }
+        if let v = file.apiKeyHashes { c.apiKeyHashes = v }
+        c.merchantWebhookURL = file.merchantWebhookUrl
+        c.merchantWebhookSecret = file.merchantWebhookSecret
+        if let v = file.firstPollAfter { c.firstPollAfter = v }
+        if let v = file.pollInterval { c.pollInterval = v }
+        if let v = file.maxPollInterval { c.maxPollInterval = v }
+        if let v = file.expireAfter { c.expireAfter = v }
+        if let v = file.qrExpireAfter { c.qrExpireAfter = v }
+        if let v = file.workerInterval { c.workerInterval = v }
+        if let v = file.eventRetrySeconds { c.eventRetrySeconds = v }
+        if let v = file.instanceId { c.instanceID = v }
+        if let v = file.workBatchSize { c.workBatchSize = v }
+        return c
+    }
+
+    /// Sets the database from one string: a `postgres://` URL, or an SQLite file path.
+    public mutating func setDatabase(_ value: String) {
+        if value.hasPrefix("postgres://") || value.hasPrefix("postgresql://") {
+            postgresURL = value
+        } else {
+            postgresURL = nil
+            sqlitePath = value
+        }
+    }
+
+    /// The database for people: the SQLite path, or the PostgreSQL host and database
+    /// (never the password).
+    public var databaseDescription: String {
+        guard let postgresURL, let url = URL(string: postgresURL) else { return "SQLite \(sqlitePath)" }
+        return "PostgreSQL \(url.host ?? "?"):\(url.port ?? 5432)\(url.path)"
+    }
+}
+
+/// Opens the configured store. For PostgreSQL the returned services hold the connection
+/// pool, which must run for the store to work.
+public enum GatewayStorage {
+    public static func open(_ configuration: GatewayConfiguration, logger: Logger) async throws -> (store: any GatewayStore, services: [any Service]) {
+        if let url = configuration.postgresURL {
+            let client = PostgresClient(configuration: try PostgresGatewayStore.configuration(url: url), backgroundLogger: logger)
+            return (PostgresGatewayStore(client: client, logger: logger), [PostgresPool(client: client)])
+        }
+        return (try await SQLiteGatewayStore.open(path: configuration.sqlitePath, logger: logger), [])
+    }
+
+    /// Runs `body` with the store open (and its pool running), then closes it.
+    public static func with<T: Sendable>(_ configuration: GatewayConfiguration, logger: Logger, _ body: (any GatewayStore) async throws -> T) async throws -> T {
+        let (store, services) = try await open(configuration, logger: logger)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            for service in services { group.addTask { try await service.run() } }
+            do {
+                let result = try await body(store)
+                try? await store.close()
+                group.cancelAll()
+                return result
+            } catch {
+                try? await store.close()
+                group.cancelAll()
+                throw error
+            }
+        }
+    }
+}
+
+/// The PostgreSQL pool as a service.
+struct PostgresPool: Service {
+    let client: PostgresClient
+    func run() async throws {
+        // The pool stops last (services stop in reverse order), by cancellation.
+        await cancelWhenGracefulShutdown { await client.run() }
+    }
+}
+
