@@ -27,6 +27,11 @@ public struct ContractChecker: Sendable {
         try ContractChecker(contentsOf: repositoryRoot(file: file).appendingPathComponent("openapi/kaspi-pay.yaml"))
     }
 
+    /// The gateway's document, `openapi/gateway.yaml`.
+    public static func gateway(file: String = #filePath) throws -> ContractChecker {
+        try ContractChecker(contentsOf: repositoryRoot(file: file).appendingPathComponent("openapi/gateway.yaml"))
+    }
+
     /// The repository root: the nearest folder above `file` holding `Package.swift`.
     public static func repositoryRoot(file: String = #filePath) -> URL {
         var url = URL(fileURLWithPath: file).deletingLastPathComponent()

@@ -3,6 +3,7 @@ import KaspiGateway
 import KaspiGatewayStore
 import KaspiGatewayTestSupport
 import KaspiPay
+import KaspiPayTesting
 import KaspiSandbox
 import Testing
 
@@ -170,6 +171,36 @@ struct GatewayFlowTests {
             let fail = try await s.payOnPage(try #require(declined.json["paymentUrl"] as? String), action: "decline")
             let failBack = try await http(.GET, try #require(fail.headers["location"]))
             #expect(failBack.headers["location"] == "yourapp://payment?status=failed&orderId=ORDER-124")
+        }
+    }
+
+    @Test(arguments: Backend.available)
+    func everyResponseMatchesOpenAPIGatewayYAML(_ backend: Backend) async throws {
+        let contract = try ContractChecker.gateway()
+        try await withStack(backend) { s in
+            func check(_ result: HTTPResult, _ path: String, _ method: String, _ status: Int) throws {
+                #expect(result.status == status, "\(method) \(path): \(result.body)")
+                let schema = try contract.responseSchema(path: path, method: method, status: status)
+                #expect(contract.violations(of: Array(result.body.utf8), against: schema) == [], "\(method) \(path): \(result.body)")
+            }
+            let request = #"{"amount":5000,"description":"d","merchantReference":"r-1","metadata":{"k":[1,true,null]},"mobileReturnUrl":"yourapp://payment"}"#
+            #expect(contract.violations(of: Array(request.utf8), against: try contract.requestSchema(path: "/v1/checkouts", method: "post")) == [])
+            let created = try await s.api(.POST, "/v1/checkouts", request)
+            try check(created, "/v1/checkouts", "post", 201)
+            let id = try #require(created.json["id"] as? String)
+            try check(try await s.api(.POST, "/v1/qr-checkouts", #"{"amount":700}"#), "/v1/qr-checkouts", "post", 201)
+            try check(try await s.api(.GET, "/v1/orders/\(id)"), "/v1/orders/{id}", "get", 200)
+            try check(try await s.api(.GET, "/v1/orders/\(id)/events"), "/v1/orders/{id}/events", "get", 200)
+            try check(try await s.api(.GET, "/v1/orders?limit=1"), "/v1/orders", "get", 200)
+            _ = try await s.payOnPage(try #require(created.json["paymentUrl"] as? String))
+            #expect(try await s.waitFor(id, .paid))
+            try check(try await s.api(.POST, "/v1/orders/\(id)/refunds", #"{"amount":100}"#), "/v1/orders/{id}/refunds", "post", 201)
+            #expect(await eventually { s.merchant.events.count >= 2 })
+            try check(try await s.api(.GET, "/v1/events"), "/v1/events", "get", 200)
+            let eventSchema = try contract.webhookSchema(name: "merchantEvent")
+            for event in s.merchant.events { #expect(contract.violations(of: Array(event.body.utf8), against: eventSchema) == []) }
+            try check(try await s.api(.GET, "/v1/orders/nope"), "/v1/orders/{id}", "get", 404)
+            try check(try await s.api(.POST, "/v1/checkouts", "{}"), "/v1/checkouts", "post", 400)
         }
     }
 
