@@ -64,6 +64,8 @@ public final class Gateway: Sendable {
     let logger: Logger
     let now: @Sendable () -> Date
     let httpClient: HTTPClient
+    /// The Prometheus metrics served at `/metrics`.
+    public let metrics: GatewayMetrics
 
     /// Creates a gateway over a migrated store.
     ///
@@ -71,9 +73,11 @@ public final class Gateway: Sendable {
     ///   - now: the clock; injectable for tests.
     public init(configuration: GatewayConfiguration, store: any GatewayStore, provider: any PaymentProvider,
                 logger: Logger = Logger(label: "kaspi-gateway"), now: @escaping @Sendable () -> Date = { Date() }) {
+        let metrics = GatewayMetrics()
+        self.metrics = metrics
         self.configuration = configuration
         self.store = store
-        self.provider = provider
+        self.provider = MeasuredProvider(base: provider, metrics: metrics)
         self.logger = logger
         self.now = now
         var client = HTTPClient.Configuration()
@@ -133,9 +137,9 @@ public final class Gateway: Sendable {
             let at = now()
             let firstPoll = at.addingTimeInterval(configuration.firstPollAfter)
             let (url, token) = (paymentURL, qr?.token)
-            let updated = try await store.update(orderId: order.id) { current in
+            let updated = try await store.update(orderId: order.id, metrics.counting { current in
                 OrderStateMachine.providerAccepted(current, paymentURL: url, qrToken: token, at: at, firstPollAt: firstPoll)
-            }
+            })
             logger.info("Checkout created", metadata: ["order": "\(order.id)", "kind": "\(kind.rawValue)", "amount": "\(order.amount)"])
             return (updated, qr)
         } catch let error as ProviderError {
@@ -144,7 +148,7 @@ public final class Gateway: Sendable {
                 throw GatewayAPIError(503, "PROVIDER_UNAVAILABLE", "Kaspi did not answer in time; order \(order.id) is stored and will be reconciled. Retry with the same Idempotency-Key or check the order.")
             }
             let at = now()
-            _ = try? await store.update(orderId: order.id) { OrderStateMachine.expire($0, at: at, reason: "the provider refused the order: \(error.code)") }
+            _ = try? await store.update(orderId: order.id, metrics.counting { OrderStateMachine.expire($0, at: at, reason: "the provider refused the order: \(error.code)") })
             throw GatewayAPIError(502, "PROVIDER_REFUSED", "Kaspi refused the order (\(error.code)): \(error.message)")
         } catch {
             throw Self.storeError(error)
@@ -172,7 +176,7 @@ public final class Gateway: Sendable {
             if error.notFound, order.state == .created, now().timeIntervalSince(order.createdAt) >= configuration.createGracePeriod {
                 // The create call never arrived (and cannot still be in flight): nothing can be paid.
                 let at = now()
-                return try await store.update(orderId: order.id) { OrderStateMachine.expire($0, at: at, reason: "the provider never received the order") }
+                return try await store.update(orderId: order.id, metrics.counting { OrderStateMachine.expire($0, at: at, reason: "the provider never received the order") })
             }
             throw error
         }
@@ -180,12 +184,12 @@ public final class Gateway: Sendable {
         var current = order
         if order.state == .created {
             let firstPoll = at.addingTimeInterval(configuration.firstPollAfter)
-            current = try await store.update(orderId: order.id) { OrderStateMachine.providerAccepted($0, paymentURL: nil, qrToken: nil, at: at, firstPollAt: firstPoll) }
+            current = try await store.update(orderId: order.id, metrics.counting { OrderStateMachine.providerAccepted($0, paymentURL: nil, qrToken: nil, at: at, firstPollAt: firstPoll) })
         }
         let instance = configuration.instanceID
-        return try await store.update(orderId: current.id) {
+        return try await store.update(orderId: current.id, metrics.counting {
             OrderStateMachine.apply(status.report, transactionId: status.transactionId, source: source, to: $0, at: at, detail: "by \(instance)")
-        }
+        })
     }
 
     /// Applies a provider webhook from its raw body: verified, checked against the stored
@@ -194,27 +198,29 @@ public final class Gateway: Sendable {
         guard body.count <= 16 * 1024 else { throw GatewayAPIError(413, "WEBHOOK_BODY_TOO_LARGE", "A webhook body is at most 16 KiB.") }
         let event: ProviderWebhook
         do { event = try provider.readWebhook(body) } catch {
+            metrics.webhook("rejected")
             logger.warning("Webhook rejected", metadata: ["error.code": "\(error.code)"])
             throw GatewayAPIError(400, error.code, error.message)
         }
         let order: GatewayOrder?
         do { order = try await store.order(provider: provider.name, providerOrderId: event.providerOrderId) } catch { throw Self.storeError(error) }
         guard let order else {
+            metrics.webhook("rejected")
             logger.warning("Webhook for an unknown order rejected", metadata: ["providerOrderId": "\(event.providerOrderId)"])
             throw GatewayAPIError(400, "WEBHOOK_UNKNOWN_ORDER", "No order \(event.providerOrderId) here; the webhook is for another shop or forged.")
         }
         guard order.amount == event.amount else {
+            metrics.webhook("rejected")
             logger.warning("Webhook with a wrong amount rejected", metadata: ["order": "\(order.id)"])
             throw GatewayAPIError(400, "WEBHOOK_AMOUNT_MISMATCH", "The webhook's amount differs from the order's; nothing was changed.")
         }
         let at = now()
         do {
-            return try await store.update(orderId: order.id) { current in
-                if let change = OrderStateMachine.apply(event.report, transactionId: event.transactionId, source: .webhook, to: current, at: at) {
-                    return change
-                }
-                return nil
-            }
+            let updated = try await store.update(orderId: order.id, metrics.counting { current in
+                OrderStateMachine.apply(event.report, transactionId: event.transactionId, source: .webhook, to: current, at: at)
+            })
+            metrics.webhook(updated.version == order.version ? "unchanged" : "applied")
+            return updated
         } catch {
             throw Self.storeError(error)
         }
@@ -280,7 +286,7 @@ public final class Gateway: Sendable {
                 var updated = try await refreshStatus(order, source: .poll)
                 if !updated.state.isFinal, now().timeIntervalSince(order.createdAt) >= expireAfter {
                     let at = now()
-                    updated = try await store.update(orderId: order.id) { OrderStateMachine.expire($0, at: at, reason: "still pending after \(Int(expireAfter)) s") }
+                    updated = try await store.update(orderId: order.id, metrics.counting { OrderStateMachine.expire($0, at: at, reason: "still pending after \(Int(expireAfter)) s") })
                 }
                 let delay = min(configuration.maxPollInterval, configuration.pollInterval * pow(2, Double(min(attempts - 1, 16))))
                 try await store.schedulePoll(orderId: order.id, at: updated.state.isFinal ? nil : now().addingTimeInterval(delay), attempts: attempts, owner: configuration.instanceID)
@@ -328,6 +334,7 @@ public final class Gateway: Sendable {
         let elapsed = ContinuousClock.now - started
         let latency = Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
         let delivered = status.map { (200..<300).contains($0) } ?? false
+        metrics.delivery(delivered ? "delivered" : "failed", age: now().timeIntervalSince(message.createdAt))
         let attemptsSoFar = message.attempts + 1
         let schedule = configuration.eventRetrySeconds
         let retryAt: Date? = delivered ? nil : (manual ? nil : (attemptsSoFar <= schedule.count ? now().addingTimeInterval(schedule[attemptsSoFar - 1]) : nil))

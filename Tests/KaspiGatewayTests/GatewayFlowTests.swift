@@ -53,6 +53,21 @@ struct GatewayFlowTests {
             #expect((list.json["data"] as? [[String: Any]])?.count == 1)
             let outbox = try await s.api(.GET, "/v1/events?orderId=\(id)")
             #expect(((outbox.json["data"] as? [[String: Any]]) ?? []).contains { $0["state"] as? String == "delivered" })
+
+            // Prometheus metrics: requests, transitions, webhooks, Kaspi latency, deliveries.
+            let metrics = try await http(.GET, s.gatewayURL + "/metrics")
+            #expect(metrics.status == 200 && metrics.headers["content-type"]?.hasPrefix("text/plain") == true)
+            for line in [
+                #"kaspi_gateway_http_requests_total{route="/v1/checkouts",status="201"}"#,
+                #"kaspi_gateway_transitions_total{to="paid"} 1"#,
+                #"kaspi_gateway_webhooks_total{outcome="applied"} 1"#,
+                #"kaspi_gateway_kaspi_call_duration_seconds_count{call="create_payment"} 1"#,
+                #"kaspi_gateway_event_deliveries_total{outcome="delivered"}"#,
+                "kaspi_gateway_outbox_lag_seconds",
+            ] {
+                #expect(metrics.body.contains(line), "\(line)")
+            }
+            #expect(!metrics.body.contains(s.apiKey) && !metrics.body.contains("sandbox_gateway_key"))
         }
     }
 

@@ -1,0 +1,111 @@
+import Foundation
+import Hummingbird
+import KaspiGatewayStore
+import Prometheus
+
+/// The gateway's Prometheus metrics, served at `/metrics`. The registry belongs to the
+/// gateway (no global bootstrap), so several gateways can live in one process.
+public final class GatewayMetrics: Sendable {
+    public let registry = PrometheusCollectorRegistry()
+
+    private static func name(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "kaspi", subsystem: "gateway", metricName: metric, unitName: unit, helpText: help)
+    }
+
+    private var requestsName: MetricNameDescriptor { Self.name("http_requests", "total", "HTTP requests by route and status") }
+    private var webhooksName: MetricNameDescriptor { Self.name("webhooks", "total", "Kaspi webhooks by outcome") }
+    private var transitionsName: MetricNameDescriptor { Self.name("transitions", "total", "Order state transitions by target state") }
+    private var deliveriesName: MetricNameDescriptor { Self.name("event_deliveries", "total", "Outgoing event delivery attempts by outcome") }
+    private var lagName: MetricNameDescriptor { Self.name("outbox_lag", "seconds", "Age of the oldest outgoing event at its last delivery attempt") }
+    private var kaspiName: MetricNameDescriptor { Self.name("kaspi_call_duration", "seconds", "Latency of calls to Kaspi by call") }
+    private var kaspiErrorsName: MetricNameDescriptor { Self.name("kaspi_errors", "total", "Failed calls to Kaspi by call and code") }
+
+    public init() {}
+
+    func request(route: String, status: Int) {
+        registry.makeCounter(descriptor: requestsName, labels: [("route", route), ("status", String(status))]).increment()
+    }
+
+    func webhook(_ outcome: String) {
+        registry.makeCounter(descriptor: webhooksName, labels: [("outcome", outcome)]).increment()
+    }
+
+    func transition(to state: OrderState) {
+        registry.makeCounter(descriptor: transitionsName, labels: [("to", state.rawValue)]).increment()
+    }
+
+    func delivery(_ outcome: String, age: TimeInterval) {
+        registry.makeCounter(descriptor: deliveriesName, labels: [("outcome", outcome)]).increment()
+        registry.makeGauge(descriptor: lagName).set(max(0, age))
+    }
+
+    func kaspiCall(_ call: String, duration: Duration, errorCode: String?) {
+        registry.makeDurationHistogram(
+            descriptor: kaspiName, labels: [("call", call)],
+            buckets: [.milliseconds(10), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10)]
+        ).record(duration)
+        if let errorCode {
+            registry.makeCounter(descriptor: kaspiErrorsName, labels: [("call", call), ("code", errorCode)]).increment()
+        }
+    }
+
+    /// Wraps a store decision so that a state change is counted.
+    func counting(_ decide: @escaping @Sendable (GatewayOrder) throws -> OrderChange?) -> @Sendable (GatewayOrder) throws -> OrderChange? {
+        { [self] current in
+            let change = try decide(current)
+            if let change, change.order.state != current.state { transition(to: change.order.state) }
+            return change
+        }
+    }
+}
+
+/// Counts every request by its route pattern and status.
+struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
+    let metrics: GatewayMetrics
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            let response = try await next(request, context)
+            metrics.request(route: context.endpointPath ?? "unmatched", status: response.status.code)
+            return response
+        } catch {
+            metrics.request(route: context.endpointPath ?? "unmatched", status: (error as? any HTTPResponseError)?.status.code ?? 500)
+            throw error
+        }
+    }
+}
+
+/// A provider decorator that measures every call to Kaspi.
+struct MeasuredProvider: PaymentProvider {
+    let base: any PaymentProvider
+    let metrics: GatewayMetrics
+
+    var name: String { base.name }
+    var sendsWebhooks: Bool { base.sendsWebhooks }
+
+    private func measure<T>(_ call: String, _ body: () async throws(ProviderError) -> T) async throws(ProviderError) -> T {
+        let started = ContinuousClock.now
+        do {
+            let result = try await body()
+            metrics.kaspiCall(call, duration: ContinuousClock.now - started, errorCode: nil)
+            return result
+        } catch {
+            metrics.kaspiCall(call, duration: ContinuousClock.now - started, errorCode: error.code)
+            throw error
+        }
+    }
+
+    func createPayment(_ request: ProviderPaymentRequest) async throws(ProviderError) -> ProviderPayment {
+        try await measure("create_payment") { () throws(ProviderError) in try await base.createPayment(request) }
+    }
+    func createQR(_ request: ProviderPaymentRequest) async throws(ProviderError) -> ProviderQR {
+        try await measure("create_qr") { () throws(ProviderError) in try await base.createQR(request) }
+    }
+    func status(of order: GatewayOrder) async throws(ProviderError) -> ProviderStatus {
+        try await measure("status") { () throws(ProviderError) in try await base.status(of: order) }
+    }
+    func refund(_ order: GatewayOrder, amount: Int) async throws(ProviderError) -> ProviderRefund {
+        try await measure("refund") { () throws(ProviderError) in try await base.refund(order, amount: amount) }
+    }
+    func readWebhook(_ body: [UInt8]) throws(ProviderError) -> ProviderWebhook { try base.readWebhook(body) }
+}
