@@ -103,6 +103,7 @@ let package = Package(
             name: "KaspiGateway",
             dependencies: [
                 "KaspiGatewayStore",
+                "KaspiQR",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 "KaspiPay",

@@ -91,6 +91,7 @@ extension Gateway {
                 return (201, Self.orderJSON(order))
             }
         }
+        addPaymentLinks(to: router, api: api)
         api.get("events") { request, _ in
             await self.api(request) { _ in
                 let orderId = request.uri.queryParameters.get("orderId")
@@ -208,7 +209,7 @@ extension Gateway {
         }
         func date(_ name: String) throws -> Date? {
             guard let text = query.get(name) else { return nil }
-            guard let date = ISO8601DateFormatter().date(from: text) else { throw GatewayAPIError.invalid("\(name) must be an ISO 8601 time, e.g. 2026-11-29T10:00:00Z.") }
+            guard let date = Self.parseISO(text) else { throw GatewayAPIError.invalid("\(name) must be an ISO 8601 time, e.g. 2026-11-29T10:00:00Z.") }
             return date
         }
         var limit = 50
@@ -294,6 +295,14 @@ extension Gateway {
 
     static func string(_ text: String) -> String {
         String(decoding: (try? JSONEncoder().encode(text)) ?? Data("\"\"".utf8), as: UTF8.self)
+    }
+
+    /// Parses an ISO 8601 time with or without fractional seconds.
+    static func parseISO(_ text: String) -> Date? {
+        let formatter = ISO8601DateFormatter()
+        if let date = formatter.date(from: text) { return date }
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.date(from: text)
     }
 
     static func iso(_ date: Date) -> String {

@@ -185,3 +185,27 @@ public enum GatewayID {
         return prefix + "_" + String((0..<length).map { _ in alphabet[Int.random(in: 0..<alphabet.count, using: &generator)] })
     }
 }
+
+/// An invoice with a short public URL: whoever opens it can pay it once.
+public struct PaymentLink: Sendable, Codable, Hashable {
+    /// The short id in the public URL, e.g. `k7m2p9x4qz`.
+    public var id: String
+    public var amount: Int
+    public var description: String?
+    public var merchantReference: String?
+    /// After this the link cannot be paid.
+    public var expiresAt: Date?
+    public var createdAt: Date
+    /// The order that currently pays this link, if one was started.
+    public var orderId: String?
+
+    public init(id: String, amount: Int, description: String? = nil, merchantReference: String? = nil, expiresAt: Date? = nil, createdAt: Date, orderId: String? = nil) {
+        self.id = id
+        self.amount = amount
+        self.description = description
+        self.merchantReference = merchantReference
+        self.expiresAt = expiresAt
+        self.createdAt = createdAt
+        self.orderId = orderId
+    }
+}

@@ -184,6 +184,16 @@ public protocol GatewayStore: Sendable {
     /// Stores the response for an idempotency key; the first writer wins.
     func saveIdempotentResponse(scope: String, key: String, requestHash: String, response: IdempotentResponse, at now: Date) async throws
 
+    /// Stores a new payment link.
+    func insert(_ link: PaymentLink) async throws
+    func paymentLink(id: String) async throws -> PaymentLink?
+
+    /// Points a link at the order that pays it, only if it still points at `expected` (so that
+    /// two payers opening the link at once start one order).
+    ///
+    /// - Returns: whether the link now points at `orderId`.
+    func attach(orderId: String, toLink linkId: String, replacing expected: String?) async throws -> Bool
+
     /// Releases connections and files.
     func close() async throws
 }

@@ -105,10 +105,25 @@ enum Migrations {
                     PRIMARY KEY (scope, key)
                 )
                 """,
-            ])
+            ]),
+            (2, [
+                """
+                CREATE TABLE payment_links (
+                    id TEXT PRIMARY KEY,
+                    amount \(integer) NOT NULL CHECK (amount > 0),
+                    description TEXT,
+                    merchant_reference TEXT,
+                    expires_at \(integer),
+                    created_at \(integer) NOT NULL,
+                    order_id TEXT REFERENCES orders (id)
+                )
+                """
+            ]),
         ]
     }
 }
+
+let linkColumns = "id, amount, description, merchant_reference, expires_at, created_at, order_id"
 
 /// The columns of `orders`, in the order every SELECT lists them.
 let orderColumns = """

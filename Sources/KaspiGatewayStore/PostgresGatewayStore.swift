@@ -361,6 +361,27 @@ public final class PostgresGatewayStore: GatewayStore {
         _ = try await rows(q)
     }
 
+    // MARK: Payment links
+
+    public func insert(_ link: PaymentLink) async throws {
+        var q = Query("INSERT INTO payment_links (\(linkColumns)) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+        q.bind(link.id); q.bind(link.amount); q.bind(link.description); q.bind(link.merchantReference); q.bind(link.expiresAt)
+        q.bind(link.createdAt); q.bind(link.orderId)
+        _ = try await rows(q)
+    }
+
+    public func paymentLink(id: String) async throws -> PaymentLink? {
+        var q = Query("SELECT \(linkColumns) FROM payment_links WHERE id = $1")
+        q.bind(id)
+        return try await rows(q).first.map { try RowDecoding.link($0) }
+    }
+
+    public func attach(orderId: String, toLink linkId: String, replacing expected: String?) async throws -> Bool {
+        var q = Query("UPDATE payment_links SET order_id = $1 WHERE id = $2 AND order_id IS NOT DISTINCT FROM $3 RETURNING id")
+        q.bind(orderId); q.bind(linkId); q.bind(expected)
+        return try await !rows(q).isEmpty
+    }
+
     // MARK: Idempotency
 
     public func idempotentResponse(scope: String, key: String, requestHash: String) async throws -> IdempotentResponse? {

@@ -50,6 +50,15 @@ enum RowDecoding {
         return message
     }
 
+    static func link(_ row: some RowReader) throws -> PaymentLink {
+        guard let id = row.string("id"), let amount = row.int("amount"), let createdAt = row.int("created_at") else {
+            throw StoreError.database("a payment link row is incomplete")
+        }
+        return PaymentLink(
+            id: id, amount: Int(amount), description: row.string("description"), merchantReference: row.string("merchant_reference"),
+            expiresAt: row.int("expires_at").map { Date(ms: $0) }, createdAt: Date(ms: createdAt), orderId: row.string("order_id"))
+    }
+
     static func attempt(_ row: some RowReader) throws -> DeliveryAttempt {
         guard let messageId = row.string("message_id"), let at = row.int("at"), let latency = row.int("latency_ms") else {
             throw StoreError.database("a delivery attempt row is incomplete")

@@ -342,6 +342,32 @@ public final class SQLiteGatewayStore: GatewayStore {
         }
     }
 
+    // MARK: Payment links
+
+    public func insert(_ link: PaymentLink) async throws {
+        try await transaction {
+            try await run(
+                "INSERT INTO payment_links (\(linkColumns)) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [.text(link.id), .integer(link.amount), Self.text(link.description), Self.text(link.merchantReference),
+                 Self.int(link.expiresAt?.ms), .integer(Int(link.createdAt.ms)), Self.text(link.orderId)])
+        }
+    }
+
+    public func paymentLink(id: String) async throws -> PaymentLink? {
+        try await read {
+            try await run("SELECT \(linkColumns) FROM payment_links WHERE id = ?", [.text(id)]).first.map { try RowDecoding.link(SQLiteRowReader($0)) }
+        }
+    }
+
+    public func attach(orderId: String, toLink linkId: String, replacing expected: String?) async throws -> Bool {
+        try await transaction {
+            let rows = try await run(
+                "UPDATE payment_links SET order_id = ? WHERE id = ? AND order_id IS ? RETURNING id",
+                [.text(orderId), .text(linkId), Self.text(expected)])
+            return !rows.isEmpty
+        }
+    }
+
     // MARK: Idempotency
 
     public func idempotentResponse(scope: String, key: String, requestHash: String) async throws -> IdempotentResponse? {

@@ -44,11 +44,11 @@ public final class BackgroundProcess: Sendable {
 
     /// Waits (in real time) until standard output matches `pattern`; returns the first
     /// capture group, or nil when it did not appear within `seconds` or the program ended.
-    public func waitForOutput(matching pattern: String, seconds: Double = 30) async -> String? {
+    public func waitForOutput(matching pattern: String, inStandardError: Bool = false, seconds: Double = 30) async -> String? {
         let regex = try? NSRegularExpression(pattern: pattern)
         let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
         while ContinuousClock.now < deadline {
-            let text = stdout
+            let text = inStandardError ? stderr : stdout
             if let regex, let match = regex.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) {
                 let range = match.numberOfRanges > 1 ? match.range(at: 1) : match.range
                 if let swiftRange = Range(range, in: text) { return String(text[swiftRange]) }
@@ -57,6 +57,18 @@ public final class BackgroundProcess: Sendable {
             try? await Task.sleep(for: .milliseconds(20))
         }
         return nil
+    }
+
+    /// Waits for the program to end by itself.
+    ///
+    /// - Returns: its exit status, or nil when it still runs after `seconds`.
+    public func waitForExit(seconds: Double = 60) async -> Int32? {
+        let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
+        while process.isRunning, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
+        if process.isRunning { return nil }
+        // Let the readers drain what the program wrote last.
+        try? await Task.sleep(for: .milliseconds(50))
+        return process.terminationStatus
     }
 
     /// Sends a signal (SIGINT by default) and waits for the program to end.

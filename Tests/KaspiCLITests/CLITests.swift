@@ -113,15 +113,14 @@ struct CLITests {
             let status = try await CLI.run(["qr", "status", "qr_QR-CLI"], environment: env)
             #expect(status.stdout == "qr_QR-CLI: PENDING\n")
 
-            let approve = Task {
-                try await Task.sleep(for: .milliseconds(400))
-                server.setStatus("QR-CLI", "APPROVED")
-            }
-            let waited = try await CLI.run(["qr", "status", "qr_QR-CLI", "--wait", "--interval", "0.1", "--max-attempts", "200"], environment: env)
-            try await approve.value
-            #expect(waited.status == 0, "\(waited.stderr)")
-            #expect(waited.stdout == "Paid.\n")
-            #expect(waited.stderr.contains("waiting for payment… 1/200: PENDING"))
+            var waitEnvironment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("KASPI_") }
+            waitEnvironment.merge(env) { $1 }
+            let waiting = try BackgroundProcess(CLI.binary, ["qr", "status", "qr_QR-CLI", "--wait", "--interval", "0.1", "--max-attempts", "200"], environment: waitEnvironment)
+            // Approve only once the wait has shown the payment pending.
+            #expect(await waiting.waitForOutput(matching: "waiting for payment… 1/200: PENDING", inStandardError: true) != nil)
+            server.setStatus("QR-CLI", "APPROVED")
+            #expect(await waiting.waitForExit() == 0, "\(waiting.stderr)")
+            #expect(waiting.stdout == "Paid.\n")
 
             let timedOut = try await CLI.run(["qr", "create", "--amount", "100", "--order-id", "QR-T"], environment: env)
             #expect(timedOut.status == 0)

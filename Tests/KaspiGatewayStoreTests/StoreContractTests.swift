@@ -11,9 +11,9 @@ struct StoreContractTests {
     func migrationsAreVersionedAndIdempotent(_ backend: Backend) async throws {
         let handle = try await backend.open()
         let store = handle.store
-        #expect(try await store.schemaVersion() == 1)
+        #expect(try await store.schemaVersion() == 2)
         #expect(try await store.migrate() == [])
-        #expect(try await store.schemaVersion() == 1)
+        #expect(try await store.schemaVersion() == 2)
         try await handle.close()
     }
 
@@ -258,6 +258,27 @@ struct StoreContractTests {
     }
 }
 
+extension StoreContractTests {
+    @Test(arguments: Backend.available)
+    func paymentLinksAttachOneOrderAtATime(_ backend: Backend) async throws {
+        let handle = try await backend.open()
+        let store = handle.store
+        let link = PaymentLink(id: "lnk\(UUID().uuidString.prefix(6))", amount: 3000, description: "Invoice 7", expiresAt: Date(timeIntervalSince1970: 1_900_000_000), createdAt: Date(timeIntervalSince1970: 1_800_000_000))
+        try await store.insert(link)
+        #expect(try await store.paymentLink(id: link.id) == link)
+        #expect(try await store.paymentLink(id: "nope") == nil)
+        let first = makeOrder("link-1")
+        let second = makeOrder("link-2")
+        try await store.insert(first)
+        try await store.insert(second)
+        #expect(try await store.attach(orderId: first.id, toLink: link.id, replacing: nil))
+        #expect(try await !store.attach(orderId: second.id, toLink: link.id, replacing: nil))
+        #expect(try await store.attach(orderId: second.id, toLink: link.id, replacing: first.id))
+        #expect(try await store.paymentLink(id: link.id)?.orderId == second.id)
+        try await handle.close()
+    }
+}
+
 @Suite("SQLite store specifics")
 struct SQLiteStoreTests {
     @Test func commitsAreDurable() async throws {
@@ -266,7 +287,7 @@ struct SQLiteStoreTests {
         let store = try await SQLiteGatewayStore.open(path: path)
         #expect(try await store.synchronousSetting() == 2)
         #expect(try await store.schemaVersion() == 0)
-        #expect(try await store.migrate() == [1])
+        #expect(try await store.migrate() == [1, 2])
         let order = makeOrder()
         try await store.insert(order)
         try await store.close()

@@ -220,6 +220,56 @@ struct GatewayFlowTests {
     }
 
     @Test(arguments: Backend.available)
+    func paymentLinksArePaidOnceAndShareable(_ backend: Backend) async throws {
+        let contract = try ContractChecker.gateway()
+        try await withStack(backend) { s in
+            let created = try await s.api(.POST, "/v1/payment-links", #"{"amount":7500,"description":"Invoice 42","merchantReference":"inv-42"}"#)
+            #expect(created.status == 201, "\(created.body)")
+            #expect(contract.violations(of: Array(created.body.utf8), against: try contract.responseSchema(path: "/v1/payment-links", method: "post", status: 201)) == [])
+            let id = try #require(created.json["id"] as? String)
+            let url = try #require(created.json["url"] as? String)
+            #expect(url == s.gatewayURL + "/l/\(id)" && id.count == 10)
+            #expect((created.json["whatsappUrl"] as? String)?.hasPrefix("https://wa.me/?text=") == true)
+            #expect((created.json["whatsappUrl"] as? String)?.contains(url.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!) == true)
+            #expect((created.json["smsUrl"] as? String)?.hasPrefix("sms:?&body=") == true)
+            let png = try #require((created.json["qrCode"] as? String).flatMap { Data(base64Encoded: $0) })
+            if let zbar = ProcessRunner.which("zbarimg") {
+                let file = FileManager.default.temporaryDirectory.appendingPathComponent("link-\(UUID().uuidString).png")
+                try png.write(to: file)
+                defer { try? FileManager.default.removeItem(at: file) }
+                #expect(try await ProcessRunner.run(zbar, ["--quiet", "--raw", file.path]).stdout.trimmingCharacters(in: .whitespacesAndNewlines) == url)
+            }
+            let page = try await http(.GET, url)
+            #expect(page.status == 200 && page.body.contains("Pay with Kaspi") && page.body.contains("Invoice 42"))
+            let first = try await http(.POST, url + "/pay")
+            #expect(first.status == 303)
+            let paymentURL = try #require(first.headers["location"])
+            #expect(paymentURL.hasPrefix(s.sandboxURL + "/pay/"))
+            // Opening it again reuses the same Kaspi order.
+            #expect(try await http(.POST, url + "/pay").headers["location"] == paymentURL)
+            _ = try await s.payOnPage(paymentURL)
+            #expect(await eventually { (try? await s.api(.GET, "/v1/payment-links/\(id)").json["status"] as? String) == "paid" })
+            let paidPage = try await http(.GET, url)
+            #expect(paidPage.body.contains("Paid.") && !paidPage.body.contains("Pay with Kaspi"))
+            let fetched = try await s.api(.GET, "/v1/payment-links/\(id)")
+            let orderId = try #require(fetched.json["orderId"] as? String)
+            #expect(try await s.order(orderId)?.kind == .link)
+            #expect(try await s.order(orderId)?.paymentLinkId == id)
+
+            let formatter = ISO8601DateFormatter()
+            formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+            let soon = formatter.string(from: Date().addingTimeInterval(1.5))
+            let expiring = try await s.api(.POST, "/v1/payment-links", #"{"amount":1000,"expiresAt":"\#(soon)"}"#)
+            let expiringURL = try #require(expiring.json["url"] as? String, "\(expiring.body)")
+            try await Task.sleep(for: .milliseconds(1600))
+            #expect(try await http(.POST, expiringURL + "/pay").status == 410)
+            #expect(try await http(.GET, expiringURL).body.contains("expired"))
+            #expect(try await s.api(.POST, "/v1/payment-links", #"{"amount":1000,"expiresAt":"2001-01-01T00:00:00Z"}"#).status == 400)
+            #expect(try await http(.GET, s.gatewayURL + "/l/nope").status == 404)
+        }
+    }
+
+    @Test(arguments: Backend.available)
     func theAPIValidatesAndAuthenticates(_ backend: Backend) async throws {
         try await withStack(backend) { s in
             #expect(try await s.api(.POST, "/v1/checkouts", #"{"amount":5000}"#, key: "wrong").status == 401)
