@@ -68,6 +68,14 @@ struct GatewayFlowTests {
                 #expect(metrics.body.contains(line), "\(line)")
             }
             #expect(!metrics.body.contains(s.apiKey) && !metrics.body.contains("sandbox_gateway_key"))
+
+            // Logs are structured and carry no secret: not the merchant's key, Kaspi's key or the signing secret.
+            let lines = s.logs.lines
+            #expect(lines.contains { $0.contains("Checkout created") })
+            #expect(lines.contains { $0.contains("Kaspi response") && $0.contains("http.status=200") })
+            for line in lines {
+                #expect(!line.contains(s.apiKey) && !line.contains("sandbox_gateway_key") && !line.contains(s.webhookSecret))
+            }
         }
     }
 

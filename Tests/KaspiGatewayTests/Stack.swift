@@ -82,6 +82,8 @@ struct Stack: Sendable {
     let merchant: EventReceiver
     let apiKey = "gw_test_key_123"
     let webhookSecret: String
+    /// Everything the gateway and its SDK client logged.
+    let logs: InMemoryLogHandler.Store
 
     func api(_ method: HTTPMethod, _ path: String, _ body: String? = nil, idempotencyKey: String? = nil, key: String? = nil) async throws -> HTTPResult {
         var headers = ["Authorization": "Bearer \(key ?? apiKey)", "Content-Type": "application/json"]
@@ -145,8 +147,9 @@ func withStack(
                     environment: .custom(URL(string: sandboxURL)!), tradePointID: "TP-GW", apiKey: try APIKey("sandbox_gateway_key"),
                     requestTimeout: .seconds(5), retryPolicy: RetryPolicy(maxAttempts: 3, initialDelay: .milliseconds(20), jitter: 0))
                 let transport = AsyncHTTPClientTransport()
-                let provider = KaspiPayProvider(client: KaspiClient(configuration: kaspi, transport: transport))
-                let gateway = Gateway(configuration: configuration, store: handle.store, provider: provider)
+                let (logger, logs) = InMemoryLogHandler.logger(label: "kaspi-gateway")
+                let provider = KaspiPayProvider(client: KaspiClient(configuration: kaspi, transport: transport, logger: logger))
+                let gateway = Gateway(configuration: configuration, store: handle.store, provider: provider, logger: logger)
                 do {
                     // The gateway listens on the port the sandbox was told, so it runs as a service
                     // rather than under the test framework (which picks its own port).
@@ -160,7 +163,7 @@ func withStack(
                             if !ready { try await Task.sleep(for: .milliseconds(10)) }
                         }
                         do {
-                            let stack = Stack(gateway: gateway, gatewayURL: url, sandbox: sandbox, sandboxURL: sandboxURL, merchant: merchant, webhookSecret: secret)
+                            let stack = Stack(gateway: gateway, gatewayURL: url, sandbox: sandbox, sandboxURL: sandboxURL, merchant: merchant, webhookSecret: secret, logs: logs)
                             try await body(stack)
                         } catch {
                             await serviceGroup.triggerGracefulShutdown()
