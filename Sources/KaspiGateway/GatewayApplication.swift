@@ -294,8 +294,14 @@ extension Gateway {
     }
 
     static func string(_ text: String) -> String {
-        String(decoding: (try? JSONEncoder().encode(text)) ?? Data("\"\"".utf8), as: UTF8.self)
+        String(decoding: (try? jsonEncoder.encode(text)) ?? Data("\"\"".utf8), as: UTF8.self)
     }
+
+    private static let jsonEncoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        return encoder
+    }()
 
     /// Parses an ISO 8601 time with or without fractional seconds.
     static func parseISO(_ text: String) -> Date? {
