@@ -117,6 +117,18 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // kaspi demo: a sandbox, a gateway and a demo shop in one process.
+        .target(
+            name: "KaspiDemo",
+            dependencies: [
+                "KaspiSandbox", "KaspiGateway", "KaspiGatewayStore", "KaspiPay", "KaspiPayAsyncHTTPClient",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         // The CLI's commands, kept in a library so that they can be tested.
         .target(
             name: "KaspiCLI",
@@ -126,6 +138,7 @@ let package = Package(
                 "KaspiSandbox",
                 "KaspiGateway",
                 "KaspiGatewayStore",
+                "KaspiDemo",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

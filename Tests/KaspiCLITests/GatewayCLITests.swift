@@ -73,10 +73,10 @@ struct GatewayCLITests {
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }()
 
-    static func api(_ port: Int, _ method: String, _ path: String, _ body: String? = nil) async throws -> [String: Any] {
+    static func api(_ port: Int, _ method: String, _ path: String, _ body: String? = nil, key: String = apiKey) async throws -> [String: Any] {
         var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
         request.method = method == "POST" ? .POST : .GET
-        request.headers.add(name: "Authorization", value: "Bearer \(apiKey)")
+        request.headers.add(name: "Authorization", value: "Bearer \(key)")
         request.headers.add(name: "Content-Type", value: "application/json")
         if let body { request.body = .bytes(ByteBuffer(string: body)) }
         let response = try await http.execute(request, timeout: .seconds(15))

@@ -1,0 +1,136 @@
+import AsyncHTTPClient
+import Foundation
+import Hummingbird
+import KaspiGateway
+import KaspiGatewayStore
+import KaspiPay
+import KaspiPayAsyncHTTPClient
+import KaspiSandbox
+import Logging
+import ServiceLifecycle
+
+/// `kaspi demo`: a sandbox, a gateway (SQLite in a local folder) and a demo shop in one
+/// process, wired together, stopped cleanly on Ctrl-C.
+public struct Demo: Sendable {
+    public var host = "127.0.0.1"
+    public var sandboxPort = 8181
+    public var gatewayPort = 8282
+    public var shopPort = 8383
+    /// Where the gateway's database lives.
+    public var dataDirectory = ".kaspi-demo"
+
+    public init() {}
+
+    /// The URLs the demo serves.
+    public struct URLs: Sendable {
+        public var shop: String
+        public var gateway: String
+        public var sandbox: String
+        public var gatewayAPIKey: String
+    }
+
+    /// Starts everything and runs until SIGINT or SIGTERM (or until `until` returns, for tests).
+    ///
+    /// - Parameters:
+    ///   - ready: called once every server listens.
+    ///   - until: when given, the demo stops after it returns instead of waiting for a signal.
+    public func run(logger: Logger, ready: @escaping @Sendable (URLs) async -> Void, until: (@Sendable (URLs) async throws -> Void)? = nil) async throws {
+        try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
+        let gatewayBase = "http://\(host):\(gatewayPort)"
+        let apiKey = "demo_shop_key"
+        let kaspiKey = "demo_sandbox_key"
+
+        var sandboxConfiguration = SandboxConfiguration()
+        sandboxConfiguration.host = host
+        sandboxConfiguration.port = sandboxPort
+        sandboxConfiguration.webhookRetrySeconds = [2, 10, 30, 120]
+        sandboxConfiguration.tradePoints = [
+            SandboxTradePoint(
+                id: "DEMO-TP", apiKey: kaspiKey, webhookURL: "\(gatewayBase)/webhooks/kaspi",
+                returnURLPrefixes: ["\(gatewayBase)/pay/"], displayName: "KaspiKit demo shop")
+        ]
+        let sandbox = try await Sandbox(configuration: sandboxConfiguration, logger: logger)
+
+        var gatewayConfiguration = GatewayConfiguration()
+        gatewayConfiguration.host = host
+        gatewayConfiguration.port = gatewayPort
+        gatewayConfiguration.publicURL = gatewayBase
+        gatewayConfiguration.sqlitePath = (dataDirectory as NSString).appendingPathComponent("gateway.sqlite")
+        gatewayConfiguration.apiKeyHashes = [GatewayConfiguration.hash(apiKey: apiKey)]
+        gatewayConfiguration.firstPollAfter = 3
+        gatewayConfiguration.pollInterval = 2
+        gatewayConfiguration.maxPollInterval = 10
+        gatewayConfiguration.workerInterval = 0.5
+        try gatewayConfiguration.validate()
+        let store = try await SQLiteGatewayStore.open(path: gatewayConfiguration.sqlitePath, logger: logger)
+        _ = try await store.migrate()
+        let kaspi = KaspiConfiguration(
+            environment: .custom(URL(string: "http://\(host):\(sandboxPort)")!), tradePointID: "DEMO-TP", apiKey: try APIKey(kaspiKey))
+        let transport = AsyncHTTPClientTransport()
+        let gateway = Gateway(
+            configuration: gatewayConfiguration, store: store,
+            provider: KaspiPayProvider(client: KaspiClient(configuration: kaspi, transport: transport, logger: logger)), logger: logger)
+        let shop = DemoShop(gatewayURL: gatewayBase, apiKey: apiKey)
+        let shopApp = Application(
+            router: shop.router(), configuration: .init(address: .hostname(host, port: shopPort), serverName: "kaspi-demo-shop"), logger: logger)
+
+        let urls = URLs(shop: "http://\(host):\(shopPort)", gateway: gatewayBase, sandbox: "http://\(host):\(sandboxPort)", gatewayAPIKey: apiKey)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: sandbox.application()), .init(service: gateway.application()), .init(service: shopApp)],
+                gracefulShutdownSignals: until == nil ? [.sigint, .sigterm] : [], logger: logger))
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await group.run() }
+                try await Self.waitUntilUp([urls.sandbox + "/health", urls.gateway + "/health", urls.shop + "/"], client: shop)
+                await ready(urls)
+                if let until {
+                    do { try await until(urls) } catch {
+                        await group.triggerGracefulShutdown()
+                        throw error
+                    }
+                    await group.triggerGracefulShutdown()
+                }
+                try await tasks.waitForAll()
+            }
+        } catch {
+            await Self.close(gateway: gateway, shop: shop, transport: transport, store: store)
+            throw error
+        }
+        await Self.close(gateway: gateway, shop: shop, transport: transport, store: store)
+    }
+
+    static func close(gateway: Gateway, shop: DemoShop, transport: AsyncHTTPClientTransport, store: SQLiteGatewayStore) async {
+        await gateway.shutdown()
+        await shop.shutdown()
+        try? await transport.shutdown()
+        try? await store.close()
+    }
+
+    static func waitUntilUp(_ urls: [String], client: DemoShop) async throws {
+        for url in urls {
+            var up = false
+            for _ in 0..<500 where !up {
+                var request = HTTPClientRequestFactory.get(url)
+                request.method = .GET
+                up = (try? await client.http.execute(request, timeout: .seconds(2)).status.code) == 200
+                if !up { try await Task.sleep(for: .milliseconds(20)) }
+            }
+            guard up else { throw DemoError.notUp(url) }
+        }
+    }
+}
+
+enum HTTPClientRequestFactory {
+    static func get(_ url: String) -> AsyncHTTPClient.HTTPClientRequest { AsyncHTTPClient.HTTPClientRequest(url: url) }
+}
+
+/// Why the demo could not start.
+public enum DemoError: Error, CustomStringConvertible {
+    case notUp(String)
+    public var description: String {
+        switch self {
+        case .notUp(let url): "DEMO_NOT_UP: \(url) did not come up; is another program using its port? Try --sandbox-port, --gateway-port, --shop-port."
+        }
+    }
+}

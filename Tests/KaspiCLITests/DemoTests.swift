@@ -1,0 +1,94 @@
+import AsyncHTTPClient
+import Foundation
+import KaspiPayTesting
+import NIOCore
+import NIOHTTP1
+import Testing
+
+/// `kaspi demo`, the README's run command, driven as a newcomer would with a browser.
+@Suite("kaspi demo")
+struct DemoTests {
+    static func request(_ method: HTTPMethod, _ url: String, form: String? = nil) async throws -> (status: Int, location: String?, body: String) {
+        var request = HTTPClientRequest(url: url)
+        request.method = method
+        if let form {
+            request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
+            request.body = .bytes(ByteBuffer(string: form))
+        }
+        let response = try await GatewayCLITests.http.execute(request, timeout: .seconds(30))
+        let body = try await response.body.collect(upTo: 4 << 20)
+        return (Int(response.status.code), response.headers.first(name: "location"), String(buffer: body))
+    }
+
+    /// Follows redirects within loopback, as a browser would (stopping at other schemes).
+    static func follow(_ start: (status: Int, location: String?, body: String), from origin: String = "") async throws -> (url: String, body: String) {
+        var current = start
+        var url = origin
+        for _ in 0..<10 {
+            guard (300..<400).contains(current.status), let next = current.location else { break }
+            url = URL(string: next, relativeTo: URL(string: url))?.absoluteString ?? next
+            current = try await request(.GET, url)
+        }
+        return (url, current.body)
+    }
+
+    @Test func aNewcomerPaysByRedirectQRAndLink() async throws {
+        let data = FileManager.default.temporaryDirectory.appendingPathComponent("demo-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let (shopPort, gatewayPort, sandboxPort) = (FreePort.find(), FreePort.find(), FreePort.find())
+        let demo = try BackgroundProcess(CLI.binary, [
+            "demo", "--shop-port", "\(shopPort)", "--gateway-port", "\(gatewayPort)", "--sandbox-port", "\(sandboxPort)", "--data-dir", data,
+        ])
+        let shop = try #require(await demo.waitForOutput(matching: #"Shop: +(http://127\.0\.0\.1:\d+)"#), "\(demo.stdout)\(demo.stderr)")
+        #expect(demo.stdout.contains("API key demo_shop_key"))
+        let catalogue = try await Self.request(.GET, shop + "/")
+        #expect(catalogue.body.contains("Buy with Kaspi") && catalogue.body.contains("Steppe tea"))
+
+        // Redirect: buy, pay on the sandbox's page, come back to a verified result.
+        let buy = try await Self.request(.POST, shop + "/buy", form: "item=tea")
+        let paymentPage = try #require(buy.location)
+        #expect(paymentPage.hasPrefix("http://127.0.0.1:\(sandboxPort)/pay/"))
+        let paid = try await Self.follow(try await Self.request(.POST, paymentPage, form: "action=pay"))
+        #expect(paid.url.hasPrefix(shop + "/result?status=success"))
+        #expect(paid.body.contains("Thank you!") && paid.body.contains("1\u{202F}200"))
+
+        // Declined: the result page says so.
+        let buy2 = try await Self.request(.POST, shop + "/buy", form: "item=lamp")
+        let declined = try await Self.follow(try await Self.request(.POST, try #require(buy2.location), form: "action=decline"))
+        #expect(declined.body.contains("Payment not completed"))
+
+        // QR: the page waits; once paid it moves on by itself.
+        let qr = try await Self.request(.POST, shop + "/buy-qr", form: "item=chair")
+        let qrPage = shop + (try #require(qr.location))
+        let waiting = try await Self.request(.GET, qrPage)
+        #expect(waiting.body.contains("data:image/png;base64,") && waiting.body.contains("http-equiv=\"refresh\""))
+        let orderId = String(try #require(qr.location).dropFirst("/qr/".count))
+        let order = try await GatewayCLITests.api(gatewayPort, "GET", "/v1/orders/\(orderId)", key: "demo_shop_key")
+        let providerOrderId = try #require(order["providerOrderId"] as? String)
+        _ = try await Self.request(.POST, "http://127.0.0.1:\(sandboxPort)/sandbox/orders/\(providerOrderId)/approve")
+        var after = ""
+        for _ in 0..<200 {
+            after = try await Self.follow(try await Self.request(.GET, qrPage), from: qrPage).body
+            if after.contains("Thank you!") { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(after.contains("Thank you!"))
+
+        // Payment link: shareable, paid through its own page.
+        let link = try await Self.request(.POST, shop + "/link", form: "item=tea")
+        #expect(link.body.contains("Share on WhatsApp") && link.body.contains("/l/"))
+        let linkURL = try #require(link.body.range(of: #"http://127\.0\.0\.1:\d+/l/[0-9a-z]+"#, options: .regularExpression).map { String(link.body[$0]) })
+        let toKaspi = try await Self.request(.POST, linkURL + "/pay")
+        _ = try await Self.follow(try await Self.request(.POST, try #require(toKaspi.location), form: "action=pay"))
+        var linkPage = ""
+        for _ in 0..<100 {
+            linkPage = try await Self.request(.GET, linkURL).body
+            if linkPage.contains("Paid.") { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(linkPage.contains("Paid."))
+
+        #expect(await demo.stop() == 0)
+        #expect(demo.stdout.contains("KaspiKit demo stopped."))
+    }
+}
