@@ -125,7 +125,7 @@ public final class DemoShop: Sendable {
         var body = "<p class=\"muted\">A demo shop. Payments go through the KaspiKit gateway to the Kaspi sandbox; no real money moves.</p><ul class=\"items\">"
         for item in Self.items {
             body += """
-                <li><span class="name">\(Self.escape(item.name))</span> <span class="price">\(Self.tenge(item.price))</span>
+                <li><div class="head"><span class="name">\(Self.escape(item.name))</span><span class="price">\(Self.tenge(item.price))</span></div>
                 <form method="post" action="/buy"><input type="hidden" name="item" value="\(item.id)"><button type="submit" class="buy" id="buy-\(item.id)">Buy with Kaspi</button></form>
                 <form method="post" action="/buy-qr"><input type="hidden" name="item" value="\(item.id)"><button type="submit" id="qr-\(item.id)">Pay by QR</button></form>
                 <form method="post" action="/link"><input type="hidden" name="item" value="\(item.id)"><button type="submit" id="link-\(item.id)">Payment link</button></form></li>
@@ -155,7 +155,7 @@ public final class DemoShop: Sendable {
         \(refresh.map { "<meta http-equiv=\"refresh\" content=\"\($0)\">" } ?? "")<title>\(escape(title))</title>
         <style>body{font-family:system-ui,sans-serif;max-width:36rem;margin:2rem auto;padding:0 1rem;color:#222}
         .items{list-style:none;padding:0}.items li{border:1px solid #ddd;border-radius:.6rem;padding:1rem;margin:.8rem 0}
-        .name{font-weight:600}.price{float:right;font-weight:700}form{display:inline-block;margin:.6rem .4rem 0 0}
+        .head{display:flex;justify-content:space-between;margin-bottom:.2rem}.name{font-weight:600}.price{font-weight:700}form{display:inline-block;margin:.6rem .4rem 0 0}
         button{padding:.5rem .9rem;border-radius:.4rem;border:1px solid #ccc;background:#fafafa;cursor:pointer}.buy{background:#f14635;color:#fff;border-color:#f14635}
         .muted{color:#666}.qr{width:220px;height:220px;image-rendering:pixelated}.result{font-size:1.2rem}</style></head>
         <body><h1>\(escape(title))</h1>\(body)</body></html>
