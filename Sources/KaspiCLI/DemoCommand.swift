@@ -29,7 +29,8 @@ struct DemoCommand: AsyncParsableCommand {
                     KaspiKit demo is running. Press Ctrl-C to stop.
 
                       Shop:     \(urls.shop)        pick an item, pay on the sandbox page, see the verified result
-                      Gateway:  \(urls.gateway)/v1  (API key \(urls.gatewayAPIKey)); orders at \(urls.gateway)/v1/orders
+                      Admin:    \(urls.admin)  password \(urls.adminPassword)
+                      Gateway:  \(urls.gateway)/v1  (API key \(urls.gatewayAPIKey))
                       Sandbox:  \(urls.sandbox)/sandbox/   (helpers, webhook log, scenario amounts)
                     """)
             }

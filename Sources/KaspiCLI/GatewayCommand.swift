@@ -67,6 +67,7 @@ struct GatewayCommand: AsyncParsableCommand {
                 if let workerInterval { configuration.workerInterval = workerInterval }
                 if let instanceID { configuration.instanceID = instanceID }
                 if let workBatchSize { configuration.workBatchSize = workBatchSize }
+                if let password = environment["KASPI_GATEWAY_ADMIN_PASSWORD"] { configuration.adminPassword = password }
                 try configuration.validate()
                 let kaspi = try connection.configuration()
                 var logger = Logger(label: "kaspi-gateway")
@@ -81,6 +82,7 @@ struct GatewayCommand: AsyncParsableCommand {
                     Console.out("""
                         Kaspi gateway listening on http://\(settings.host):\(port) (\(settings.databaseDescription))
                         Merchant API: \(base)/v1   Kaspi webhook URL to register: \(base)/webhooks/kaspi
+                        Dashboard: \(base)/admin
                         """)
                 }
                 do {
@@ -89,6 +91,9 @@ struct GatewayCommand: AsyncParsableCommand {
                         for service in services { group.addTask { try await service.run() } }
                         let applied = try await store.migrate()
                         if !applied.isEmpty { logger.info("Migrations applied", metadata: ["versions": "\(applied)"]) }
+                        if let generated = try await gateway.prepareAdmin() {
+                            Console.out("Dashboard password (shown once; set KASPI_GATEWAY_ADMIN_PASSWORD to choose your own): \(generated)")
+                        }
                         try await app.runService()
                         group.cancelAll()
                     }

@@ -27,6 +27,8 @@ public struct Demo: Sendable {
         public var gateway: String
         public var sandbox: String
         public var gatewayAPIKey: String
+        public var admin: String
+        public var adminPassword: String
     }
 
     /// Starts everything and runs until SIGINT or SIGTERM (or until `until` returns, for tests).
@@ -61,6 +63,7 @@ public struct Demo: Sendable {
         gatewayConfiguration.pollInterval = 2
         gatewayConfiguration.maxPollInterval = 10
         gatewayConfiguration.workerInterval = 0.5
+        gatewayConfiguration.adminPassword = "kaspikit-demo"
         try gatewayConfiguration.validate()
         let store = try await SQLiteGatewayStore.open(path: gatewayConfiguration.sqlitePath, logger: logger)
         _ = try await store.migrate()
@@ -70,11 +73,12 @@ public struct Demo: Sendable {
         let gateway = Gateway(
             configuration: gatewayConfiguration, store: store,
             provider: KaspiPayProvider(client: KaspiClient(configuration: kaspi, transport: transport, logger: logger)), logger: logger)
+        try await gateway.prepareAdmin()
         let shop = DemoShop(gatewayURL: gatewayBase, apiKey: apiKey)
         let shopApp = Application(
             router: shop.router(), configuration: .init(address: .hostname(host, port: shopPort), serverName: "kaspi-demo-shop"), logger: logger)
 
-        let urls = URLs(shop: "http://\(host):\(shopPort)", gateway: gatewayBase, sandbox: "http://\(host):\(sandboxPort)", gatewayAPIKey: apiKey)
+        let urls = URLs(shop: "http://\(host):\(shopPort)", gateway: gatewayBase, sandbox: "http://\(host):\(sandboxPort)", gatewayAPIKey: apiKey, admin: "\(gatewayBase)/admin", adminPassword: "kaspikit-demo")
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: sandbox.application()), .init(service: gateway.application()), .init(service: shopApp)],

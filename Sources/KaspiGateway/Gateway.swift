@@ -3,6 +3,7 @@ import Foundation
 import KaspiGatewayStore
 import Logging
 import NIOCore
+import Synchronization
 
 /// An error the gateway's API answers with: `{"error": {"code", "message"}}` and a status.
 public struct GatewayAPIError: Error, Sendable, Hashable, CustomStringConvertible {
@@ -66,6 +67,7 @@ public final class Gateway: Sendable {
     let httpClient: HTTPClient
     /// The Prometheus metrics served at `/metrics`.
     public let metrics: GatewayMetrics
+    let admin = Mutex<AdminSecrets?>(nil)
 
     /// Creates a gateway over a migrated store.
     ///

@@ -52,6 +52,7 @@ extension Gateway {
                 return Self.error(GatewayAPIError(413, "WEBHOOK_BODY_TOO_LARGE", "A webhook body is at most 16 KiB."))
             }
         }
+        addDashboard(to: router)
         router.get("/pay/return/:id") { request, context in await self.resultPage(request, id: context.parameters.get("id") ?? "") }
         router.get("/pay/fail/:id") { request, context in await self.resultPage(request, id: context.parameters.get("id") ?? "") }
 

@@ -37,6 +37,9 @@ public struct GatewayConfiguration: Sendable {
     public var workerInterval: TimeInterval = 1
     /// Delays between retries of an outgoing event; after the last, it is marked failed.
     public var eventRetrySeconds: [Double] = [5, 30, 120, 600, 1800, 3600, 7200]
+    /// The dashboard's password; nil generates one at first start (printed once, its hash
+    /// stored in the database).
+    public var adminPassword: String?
     /// How many orders or events one round of background work claims at most.
     public var workBatchSize: Int = 50
     /// This instance's name in leases.
@@ -81,6 +84,7 @@ public struct GatewayConfiguration: Sendable {
         where !(value > 0 && value.isFinite) {
             throw .invalid(name, "must be a positive number of seconds")
         }
+        if let adminPassword, adminPassword.count < 8 { throw .invalid("adminPassword", "must be at least 8 characters") }
         guard (1...1000).contains(workBatchSize) else { throw .invalid("workBatchSize", "must be from 1 to 1000") }
         guard !eventRetrySeconds.isEmpty, eventRetrySeconds.allSatisfy({ $0 >= 0 && $0.isFinite }) else {
             throw .invalid("eventRetrySeconds", "must be one or more non-negative delays")

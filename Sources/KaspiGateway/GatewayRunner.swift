@@ -23,6 +23,7 @@ extension GatewayConfiguration {
         var eventRetrySeconds: [Double]?
         var instanceId: String?
         var workBatchSize: Int?
+        var adminPassword: String?
     }
 
     /// Reads a JSON configuration file over the defaults.
@@ -51,6 +52,7 @@ extension GatewayConfiguration {
         if let v = file.eventRetrySeconds { c.eventRetrySeconds = v }
         if let v = file.instanceId { c.instanceID = v }
         if let v = file.workBatchSize { c.workBatchSize = v }
+        c.adminPassword = file.adminPassword
         return c
     }
 

@@ -194,6 +194,16 @@ public protocol GatewayStore: Sendable {
     /// - Returns: whether the link now points at `orderId`.
     func attach(orderId: String, toLink linkId: String, replacing expected: String?) async throws -> Bool
 
+    /// The newest payment links first.
+    func paymentLinks(limit: Int) async throws -> [PaymentLink]
+
+    /// Reads a setting, or stores `value` when there is none yet; either way returns what is
+    /// stored (the first writer wins, across instances).
+    func setting(_ key: String, orInsert value: @autoclosure () -> String) async throws -> String
+
+    /// Reads a setting.
+    func setting(_ key: String) async throws -> String?
+
     /// Releases connections and files.
     func close() async throws
 }

@@ -119,6 +119,10 @@ enum Migrations {
                 )
                 """
             ]),
+            (3, [
+                "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+                "CREATE INDEX payment_links_created ON payment_links (created_at DESC, id DESC)",
+            ]),
         ]
     }
 }

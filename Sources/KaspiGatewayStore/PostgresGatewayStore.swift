@@ -382,6 +382,27 @@ public final class PostgresGatewayStore: GatewayStore {
         return try await !rows(q).isEmpty
     }
 
+    public func paymentLinks(limit: Int) async throws -> [PaymentLink] {
+        var q = Query("SELECT \(linkColumns) FROM payment_links ORDER BY created_at DESC, id DESC LIMIT $1")
+        q.bind(limit)
+        return try await rows(q).map { try RowDecoding.link($0) }
+    }
+
+    public func setting(_ key: String, orInsert value: @autoclosure () -> String) async throws -> String {
+        var insert = Query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+        insert.bind(key); insert.bind(value())
+        _ = try await rows(insert)
+        var select = Query("SELECT value FROM settings WHERE key = $1")
+        select.bind(key)
+        return try await rows(select).first?.string("value") ?? ""
+    }
+
+    public func setting(_ key: String) async throws -> String? {
+        var select = Query("SELECT value FROM settings WHERE key = $1")
+        select.bind(key)
+        return try await rows(select).first?.string("value")
+    }
+
     // MARK: Idempotency
 
     public func idempotentResponse(scope: String, key: String, requestHash: String) async throws -> IdempotentResponse? {

@@ -368,6 +368,25 @@ public final class SQLiteGatewayStore: GatewayStore {
         }
     }
 
+    public func paymentLinks(limit: Int) async throws -> [PaymentLink] {
+        try await read {
+            try await run("SELECT \(linkColumns) FROM payment_links ORDER BY created_at DESC, id DESC LIMIT ?", [.integer(limit)])
+                .map { try RowDecoding.link(SQLiteRowReader($0)) }
+        }
+    }
+
+    public func setting(_ key: String, orInsert value: @autoclosure () -> String) async throws -> String {
+        let candidate = value()
+        return try await transaction {
+            try await run("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", [.text(key), .text(candidate)])
+            return try await run("SELECT value FROM settings WHERE key = ?", [.text(key)]).first?.column("value")?.string ?? candidate
+        }
+    }
+
+    public func setting(_ key: String) async throws -> String? {
+        try await read { try await run("SELECT value FROM settings WHERE key = ?", [.text(key)]).first?.column("value")?.string }
+    }
+
     // MARK: Idempotency
 
     public func idempotentResponse(scope: String, key: String, requestHash: String) async throws -> IdempotentResponse? {

@@ -11,9 +11,9 @@ struct StoreContractTests {
     func migrationsAreVersionedAndIdempotent(_ backend: Backend) async throws {
         let handle = try await backend.open()
         let store = handle.store
-        #expect(try await store.schemaVersion() == 2)
+        #expect(try await store.schemaVersion() == 3)
         #expect(try await store.migrate() == [])
-        #expect(try await store.schemaVersion() == 2)
+        #expect(try await store.schemaVersion() == 3)
         try await handle.close()
     }
 
@@ -275,6 +275,10 @@ extension StoreContractTests {
         #expect(try await !store.attach(orderId: second.id, toLink: link.id, replacing: nil))
         #expect(try await store.attach(orderId: second.id, toLink: link.id, replacing: first.id))
         #expect(try await store.paymentLink(id: link.id)?.orderId == second.id)
+        #expect(try await store.paymentLinks(limit: 10).map(\.id) == [link.id])
+        // Settings: the first writer wins.
+        #expect(try await store.setting("admin.secret", orInsert: "one") == "one")
+        #expect(try await store.setting("admin.secret", orInsert: "two") == "one")
         try await handle.close()
     }
 }
@@ -287,7 +291,7 @@ struct SQLiteStoreTests {
         let store = try await SQLiteGatewayStore.open(path: path)
         #expect(try await store.synchronousSetting() == 2)
         #expect(try await store.schemaVersion() == 0)
-        #expect(try await store.migrate() == [1, 2])
+        #expect(try await store.migrate() == [1, 2, 3])
         let order = makeOrder()
         try await store.insert(order)
         try await store.close()

@@ -141,6 +141,7 @@ func withStack(
                 configuration.firstPollAfter = 30
                 configuration.pollInterval = 0.1
                 configuration.eventRetrySeconds = [0.1, 0.1, 0.1]
+                configuration.adminPassword = "admin-pass-123"
                 configure(&configuration)
                 try configuration.validate()
                 let kaspi = KaspiConfiguration(
@@ -150,6 +151,7 @@ func withStack(
                 let (logger, logs) = InMemoryLogHandler.logger(label: "kaspi-gateway")
                 let provider = KaspiPayProvider(client: KaspiClient(configuration: kaspi, transport: transport, logger: logger))
                 let gateway = Gateway(configuration: configuration, store: handle.store, provider: provider, logger: logger)
+                try await gateway.prepareAdmin()
                 do {
                     // The gateway listens on the port the sandbox was told, so it runs as a service
                     // rather than under the test framework (which picks its own port).

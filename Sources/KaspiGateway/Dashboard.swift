@@ -1,0 +1,346 @@
+import Crypto
+import Foundation
+import Hummingbird
+import KaspiGatewayStore
+import KaspiPay
+import KaspiQR
+import NIOCore
+import Synchronization
+
+/// The admin dashboard's secrets, prepared at start.
+struct AdminSecrets: Sendable {
+    /// PBKDF2 of the password, with its salt.
+    var passwordHash: [UInt8]
+    var salt: [UInt8]
+    /// Signs session cookies and CSRF tokens; shared by instances through the database.
+    var sessionKey: SymmetricKey
+}
+
+/// A signed-in admin session.
+struct AdminSession: Sendable {
+    var nonce: String
+    var csrf: String
+}
+
+extension Gateway {
+    /// Prepares the dashboard's secrets. With no password configured, one is generated the
+    /// first time and returned so that it can be printed once; later starts reuse its hash.
+    ///
+    /// - Returns: the generated password, when one was generated now.
+    @discardableResult
+    public func prepareAdmin() async throws -> String? {
+        let sessionSecret = try await store.setting("admin.session_key", orInsert: Data(SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }).base64EncodedString())
+        let key = SymmetricKey(data: Data(base64Encoded: sessionSecret) ?? Data(sessionSecret.utf8))
+        var generated: String? = nil
+        let salt: [UInt8]
+        let hash: [UInt8]
+        if let password = configuration.adminPassword {
+            salt = Array(SHA256.hash(data: Data("kaspikit-admin".utf8)))
+            hash = Self.pbkdf2(password, salt: salt)
+        } else {
+            let candidate = GatewayID.make("pw", length: 16).dropFirst(3)
+            let candidateSalt = Array(SymmetricKey(size: .bits128).withUnsafeBytes { Array($0) })
+            let encoded = Data(candidateSalt).base64EncodedString() + "." + Data(Self.pbkdf2(String(candidate), salt: candidateSalt)).base64EncodedString()
+            let stored = try await store.setting("admin.password", orInsert: encoded)
+            if stored == encoded { generated = String(candidate) }
+            let parts = stored.split(separator: ".").map { Array(Data(base64Encoded: String($0)) ?? Data()) }
+            salt = parts.first ?? []
+            hash = parts.count > 1 ? parts[1] : []
+        }
+        admin.withLock { $0 = AdminSecrets(passwordHash: hash, salt: salt, sessionKey: key) }
+        return generated
+    }
+
+    /// PBKDF2-HMAC-SHA256, one block, 20 000 iterations.
+    static func pbkdf2(_ password: String, salt: [UInt8], iterations: Int = 20_000) -> [UInt8] {
+        let key = SymmetricKey(data: Data(password.utf8))
+        var u = Array(HMAC<SHA256>.authenticationCode(for: salt + [0, 0, 0, 1], using: key))
+        var result = u
+        for _ in 1..<iterations {
+            u = Array(HMAC<SHA256>.authenticationCode(for: u, using: key))
+            for i in result.indices { result[i] ^= u[i] }
+        }
+        return result
+    }
+
+    private func mac(_ text: String, _ key: SymmetricKey) -> String {
+        Data(HMAC<SHA256>.authenticationCode(for: Data(text.utf8), using: key)).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+    }
+
+    static func cookie(_ request: Request, _ name: String) -> String? {
+        guard let header = request.headers[.cookie] else { return nil }
+        for part in header.split(separator: ";") {
+            let pair = part.trimmingCharacters(in: .whitespaces).split(separator: "=", maxSplits: 1)
+            if pair.count == 2, pair[0] == name { return String(pair[1]) }
+        }
+        return nil
+    }
+
+    /// The signed-in session, if the cookie is genuine, unexpired and not signed out.
+    func session(_ request: Request) async -> AdminSession? {
+        guard let secrets = admin.withLock({ $0 }), let value = Self.cookie(request, "kk_admin") else { return nil }
+        let parts = value.split(separator: ".").map(String.init)
+        guard parts.count == 3, let expiry = Double(parts[0]), expiry > now().timeIntervalSince1970,
+            Signature.constantTimeEquals(parts[2], mac("session:\(parts[0]):\(parts[1])", secrets.sessionKey))
+        else { return nil }
+        // Signed-out sessions are remembered in the database, so every instance refuses them.
+        guard (try? await store.setting("admin.signed_out.\(parts[1])")) == nil else { return nil }
+        return AdminSession(nonce: parts[1], csrf: mac("csrf:\(parts[1])", secrets.sessionKey))
+    }
+
+    func newSessionCookie() -> String? {
+        guard let secrets = admin.withLock({ $0 }) else { return nil }
+        let expiry = String(Int(now().timeIntervalSince1970 + 12 * 3600))
+        let nonce = GatewayID.make("s", length: 20).dropFirst(2)
+        return "kk_admin=\(expiry).\(nonce).\(mac("session:\(expiry):\(nonce)", secrets.sessionKey)); Path=/admin; HttpOnly; SameSite=Strict; Max-Age=43200"
+    }
+
+    func addDashboard(to router: Router<BasicRequestContext>) {
+        router.get("/admin/login") { _, _ in
+            let token = String(GatewayID.make("l", length: 20).dropFirst(2))
+            var response = Self.html(.ok, self.adminPage("Sign in", signedIn: nil, """
+                <form method="post" action="/admin/login" class="card">
+                <input type="hidden" name="csrf" value="\(token)">
+                <label>Password <input type="password" name="password" id="password" autofocus required></label>
+                <button type="submit" id="sign-in">Sign in</button></form>
+                """))
+            response.headers[.setCookie] = "kk_login=\(token); Path=/admin/login; HttpOnly; SameSite=Strict; Max-Age=600"
+            return response
+        }
+        router.post("/admin/login") { request, _ in
+            let form = Self.form(try await request.body.collect(upTo: 8192))
+            guard let token = form["csrf"], let cookie = Self.cookie(request, "kk_login"), Signature.constantTimeEquals(token, cookie) else {
+                return Self.html(.forbidden, self.adminPage("Sign in", signedIn: nil, "<p class=\"error\">The form expired; <a href=\"/admin/login\">sign in again</a>.</p>"))
+            }
+            guard let secrets = self.admin.withLock({ $0 }), !secrets.passwordHash.isEmpty,
+                Signature.constantTimeEquals(Data(Self.pbkdf2(form["password"] ?? "", salt: secrets.salt)).base64EncodedString(), Data(secrets.passwordHash).base64EncodedString()),
+                let cookie = self.newSessionCookie()
+            else {
+                try? await Task.sleep(for: .milliseconds(300))
+                self.logger.warning("Dashboard sign-in refused")
+                return Self.html(.unauthorized, self.adminPage("Sign in", signedIn: nil, "<p class=\"error\">Wrong password. <a href=\"/admin/login\">Try again</a>.</p>"))
+            }
+            return Response(status: .seeOther, headers: [.location: "/admin", .setCookie: cookie])
+        }
+        router.post("/admin/logout") { request, _ in
+            try await self.adminForm(request) { _, session in
+                _ = try await self.store.setting("admin.signed_out.\(session.nonce)", orInsert: Self.iso(self.now()))
+                return Response(status: .seeOther, headers: [.location: "/admin/login", .setCookie: "kk_admin=; Path=/admin; HttpOnly; SameSite=Strict; Max-Age=0"])
+            }
+        }
+        router.get("/admin") { request, _ in
+            try await self.adminView(request) { session in try await self.ordersPage(request, session) }
+        }
+        router.get("/admin/orders/:id") { request, context in
+            try await self.adminView(request) { session in try await self.orderPage(context.parameters.get("id") ?? "", session, message: request.uri.queryParameters.get("message")) }
+        }
+        router.post("/admin/orders/:id/refund") { request, context in
+            let id = context.parameters.get("id") ?? ""
+            return try await self.adminForm(request) { form, _ in
+                var amount: Int? = nil
+                if let text = form["amount"], !text.isEmpty {
+                    guard let value = Int(text), value > 0 else { return Self.redirect("/admin/orders/\(id)", message: "Enter a whole number of tenge.") }
+                    amount = value
+                }
+                do {
+                    let order = try await self.refund(orderId: id, amount: amount)
+                    return Self.redirect("/admin/orders/\(id)", message: "Refunded; \(order.refundedAmount) of \(order.amount) refunded in all.")
+                } catch {
+                    return Self.redirect("/admin/orders/\(id)", message: "Refund refused: \((error as? GatewayAPIError)?.message ?? "try again later.")")
+                }
+            }
+        }
+        router.get("/admin/links") { request, _ in
+            try await self.adminView(request) { session in try await self.linksPage(session, request: request) }
+        }
+        router.post("/admin/links") { request, _ in
+            try await self.adminForm(request) { form, _ in
+                guard let amount = Int(form["amount"] ?? ""), amount > 0 else { return Self.redirect("/admin/links", message: "Enter the amount in whole tenge.") }
+                let description = (form["description"] ?? "").isEmpty ? nil : form["description"]
+                do {
+                    let link = try await self.createPaymentLink(amount: amount, description: description, merchantReference: nil, expiresAt: nil)
+                    return Response(status: .seeOther, headers: [.location: "/admin/links/\(link.id)"])
+                } catch {
+                    return Self.redirect("/admin/links", message: (error as? GatewayAPIError)?.message ?? "Could not create the link; try again.")
+                }
+            }
+        }
+        router.get("/admin/links/:id") { request, context in
+            try await self.adminView(request) { session in
+                let id = context.parameters.get("id") ?? ""
+                guard let link = try await self.store.paymentLink(id: id) else { return self.adminPage("Link not found", signedIn: session, "<p>No such link.</p>") }
+                let (status, order) = try await self.status(of: link)
+                let base = self.publicBase(authority: request.head.authority)
+                let json = Self.linkJSON(link, base: base, status: status, order: order)
+                let fields = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any] ?? [:]
+                return self.adminPage("Payment link \(id)", signedIn: session, """
+                    <p class="big">\(Self.escape(Amount(integerLiteral: link.amount).formatted))</p><p>\(Self.escape(link.description ?? ""))</p>
+                    <p>Status: <strong id="link-status">\(status.rawValue)</strong>\(order.map { " · order <a href=\"/admin/orders/\($0.id)\">\($0.id)</a>" } ?? "")</p>
+                    <img class="qr" src="data:image/png;base64,\(fields["qrCode"] as? String ?? "")" alt="QR code of the link">
+                    <p><label>Link <input readonly value="\(Self.escape(fields["url"] as? String ?? ""))" id="link-url" size="50"></label></p>
+                    <p><label>WhatsApp <input readonly value="\(Self.escape(fields["whatsappUrl"] as? String ?? ""))" size="50"></label></p>
+                    <p><label>SMS <input readonly value="\(Self.escape(fields["smsUrl"] as? String ?? ""))" size="50"></label></p>
+                    """)
+            }
+        }
+        router.get("/admin/events") { request, _ in
+            try await self.adminView(request) { session in try await self.eventsPage(session, message: request.uri.queryParameters.get("message")) }
+        }
+        router.post("/admin/events/:id/resend") { request, context in
+            let id = context.parameters.get("id") ?? ""
+            return try await self.adminForm(request) { _, _ in
+                try await self.store.requeue(messageId: id, now: self.now())
+                return Self.redirect("/admin/events", message: "Event \(id) queued for delivery again.")
+            }
+        }
+        router.get("/admin/settings") { request, _ in
+            try await self.adminView(request) { session in self.settingsPage(session) }
+        }
+    }
+
+    static func redirect(_ path: String, message: String) -> Response {
+        Response(status: .seeOther, headers: [.location: path + "?message=" + (message.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")])
+    }
+
+    /// A signed-in page, or a redirect to the sign-in form.
+    func adminView(_ request: Request, _ body: (AdminSession) async throws -> String) async throws -> Response {
+        guard let session = await session(request) else { return Response(status: .seeOther, headers: [.location: "/admin/login"]) }
+        return Self.html(.ok, try await body(session))
+    }
+
+    /// A signed-in form post with a valid CSRF token, or a refusal.
+    func adminForm(_ request: Request, _ body: ([String: String], AdminSession) async throws -> Response) async throws -> Response {
+        guard let session = await session(request) else { return Response(status: .seeOther, headers: [.location: "/admin/login"]) }
+        let form = Self.form(try await request.body.collect(upTo: 16 * 1024))
+        guard let token = form["csrf"], Signature.constantTimeEquals(token, session.csrf) else {
+            return Self.html(.forbidden, adminPage("Refused", signedIn: session, "<p class=\"error\">The form's security token is missing or stale; go back, reload and try again.</p>"))
+        }
+        return try await body(form, session)
+    }
+
+    func adminPage(_ title: String, signedIn session: AdminSession?, _ body: String, message: String? = nil) -> String {
+        let nav = session.map { s in
+            """
+            <nav><a href="/admin">Orders</a> <a href="/admin/links">Payment links</a> <a href="/admin/events">Events</a> <a href="/admin/settings">Settings</a>
+            <form method="post" action="/admin/logout" class="inline"><input type="hidden" name="csrf" value="\(s.csrf)"><button type="submit" id="sign-out">Sign out</button></form></nav>
+            """
+        } ?? ""
+        let flash = message.map { "<p class=\"flash\" id=\"flash\">\(Self.escape($0))</p>" } ?? ""
+        return """
+            <!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+            <title>\(Self.escape(title)) · KaspiKit gateway</title>
+            <style>body{font-family:system-ui,sans-serif;max-width:62rem;margin:1.5rem auto;padding:0 1rem;color:#222}
+            nav{display:flex;gap:1rem;align-items:center;border-bottom:1px solid #ddd;padding-bottom:.6rem;margin-bottom:1rem}nav a{color:#f14635;font-weight:600;text-decoration:none}
+            table{border-collapse:collapse;width:100%}th,td{text-align:left;border-bottom:1px solid #eee;padding:.35rem .4rem;font-size:.92rem}
+            .inline{display:inline;margin-left:auto}.big{font-size:1.6rem;font-weight:700}.flash{background:#eef7ee;padding:.5rem .8rem;border-radius:.4rem}
+            .error{color:#b00}.review{color:#b00;font-weight:700}.card{max-width:22rem;display:grid;gap:.8rem}.qr{width:200px;height:200px;image-rendering:pixelated}
+            .state-paid{color:#070}.state-declined,.state-cancelled,.state-expired{color:#a00}button{padding:.35rem .8rem}</style></head>
+            <body><h1>\(Self.escape(title))</h1>\(nav)\(flash)\(body)</body></html>
+            """
+    }
+
+    func ordersPage(_ request: Request, _ session: AdminSession) async throws -> String {
+        let query = request.uri.queryParameters
+        let states = Set((query.get("status") ?? "").split(separator: ",").compactMap { OrderState(rawValue: String($0)) })
+        let search = query.get("search").flatMap { $0.isEmpty ? nil : $0 }
+        let page = try await store.orders(OrderQuery(states: states, search: search, limit: 50, after: query.get("cursor").flatMap(OrderCursor.init(token:))))
+        var filters = "<form method=\"get\" action=\"/admin\"><select name=\"status\"><option value=\"\">All states</option>"
+        for state in OrderState.allCases {
+            filters += "<option value=\"\(state.rawValue)\"\(states == [state] ? " selected" : "")>\(state.rawValue)</option>"
+        }
+        filters += "</select> <input name=\"search\" placeholder=\"Order id or reference\" value=\"\(Self.escape(search ?? ""))\"> <button type=\"submit\">Filter</button></form>"
+        var rows = ""
+        for order in page.orders {
+            rows += """
+                <tr><td><a href="/admin/orders/\(order.id)">\(order.id)</a></td><td>\(Self.escape(order.merchantReference ?? ""))</td>
+                <td>\(Self.escape(Amount(integerLiteral: order.amount).formatted))</td><td class="state-\(order.state.rawValue)">\(order.state.rawValue)\(order.needsReview ? " <span class=\"review\">review</span>" : "")</td>
+                <td>\(order.refundedAmount > 0 ? String(order.refundedAmount) : "")</td><td>\(Self.iso(order.createdAt).prefix(19))</td></tr>
+                """
+        }
+        let more = page.next.map { "<p><a href=\"/admin?cursor=\($0.token)&status=\(query.get("status") ?? "")&search=\(Self.escape(search ?? ""))\">Older orders →</a></p>" } ?? ""
+        return adminPage("Orders", signedIn: session, filters + "<table id=\"orders\"><tr><th>Order</th><th>Reference</th><th>Amount</th><th>State</th><th>Refunded</th><th>Created</th></tr>\(rows)</table>" + more)
+    }
+
+    func orderPage(_ id: String, _ session: AdminSession, message: String?) async throws -> String {
+        guard let order = try await store.order(id: id) else { return adminPage("Order not found", signedIn: session, "<p>No order \(Self.escape(id)).</p>") }
+        let events = try await store.events(orderId: id)
+        let messages = try await store.outboxMessages(orderId: id, limit: 50)
+        var timeline = ""
+        for event in events {
+            let change = event.toState.map { " → \($0.rawValue)" } ?? ""
+            timeline += "<tr><td>\(Self.iso(event.at).prefix(23))</td><td>\(event.kind.rawValue)\(change)</td><td>\(Self.escape(event.detail))</td></tr>"
+        }
+        var outgoing = ""
+        for message in messages {
+            let attempts = try await store.deliveryAttempts(messageId: message.id).map { "\($0.statusCode.map(String.init) ?? ($0.error ?? "no answer")) in \($0.latencyMs) ms" }.joined(separator: ", ")
+            outgoing += "<tr><td>\(message.type)</td><td>\(message.state.rawValue)</td><td>\(Self.escape(attempts))</td></tr>"
+        }
+        let review = order.needsReview ? "<p class=\"review\" id=\"review\">Needs review: conflicting reports or an unknown refund outcome; see the timeline.</p>" : ""
+        let refundable = order.state == .paid && order.refundedAmount < order.amount
+        let refundForm = refundable ? """
+            <h2>Refund</h2><form method="post" action="/admin/orders/\(order.id)/refund"><input type="hidden" name="csrf" value="\(session.csrf)">
+            <label>Amount (tenge; empty for all that remains, \(order.amount - order.refundedAmount)) <input name="amount" id="refund-amount" inputmode="numeric"></label>
+            <button type="submit" id="refund">Refund</button></form>
+            """ : ""
+        let body = """
+            \(review)<p class="big">\(Self.escape(Amount(integerLiteral: order.amount).formatted)) · <span class="state-\(order.state.rawValue)" id="state">\(order.state.rawValue)</span></p>
+            <table><tr><th>Reference</th><td>\(Self.escape(order.merchantReference ?? "—"))</td></tr><tr><th>Kaspi order id</th><td>\(order.providerOrderId)</td></tr>
+            <tr><th>Transaction</th><td>\(Self.escape(order.transactionId ?? "—"))</td></tr><tr><th>Refunded</th><td id="refunded">\(order.refundedAmount)</td></tr>
+            <tr><th>Description</th><td>\(Self.escape(order.description ?? "—"))</td></tr><tr><th>Kind</th><td>\(order.kind.rawValue)</td></tr></table>
+            \(refundForm)
+            <h2>Timeline</h2><table id="timeline">\(timeline)</table>
+            <h2>Outgoing events</h2><table><tr><th>Type</th><th>State</th><th>Attempts</th></tr>\(outgoing)</table>
+            """
+        return adminPage("Order \(order.id)", signedIn: session, body, message: message)
+    }
+
+    func linksPage(_ session: AdminSession, request: Request) async throws -> String {
+        var rows = ""
+        for link in try await store.paymentLinks(limit: 100) {
+            let (status, _) = try await status(of: link)
+            rows += "<tr><td><a href=\"/admin/links/\(link.id)\">\(link.id)</a></td><td>\(Self.escape(Amount(integerLiteral: link.amount).formatted))</td><td>\(Self.escape(link.description ?? ""))</td><td>\(status.rawValue)</td></tr>"
+        }
+        let form = """
+            <form method="post" action="/admin/links" class="card"><input type="hidden" name="csrf" value="\(session.csrf)">
+            <label>Amount (tenge) <input name="amount" id="link-amount" inputmode="numeric" required></label>
+            <label>Description <input name="description" id="link-description" maxlength="256"></label>
+            <button type="submit" id="create-link">Create payment link</button></form>
+            """
+        return adminPage("Payment links", signedIn: session, form + "<table id=\"links\"><tr><th>Link</th><th>Amount</th><th>Description</th><th>Status</th></tr>\(rows)</table>", message: request.uri.queryParameters.get("message"))
+    }
+
+    func eventsPage(_ session: AdminSession, message: String?) async throws -> String {
+        var rows = ""
+        for message in try await store.outboxMessages(orderId: nil, limit: 100) {
+            rows += """
+                <tr><td>\(message.id)</td><td>\(message.type)</td><td><a href="/admin/orders/\(message.orderId)">\(message.orderId)</a></td><td>\(message.state.rawValue)</td>
+                <td>\(message.attempts)</td><td>\(message.lastStatus.map(String.init) ?? "")</td>
+                <td><form method="post" action="/admin/events/\(message.id)/resend"><input type="hidden" name="csrf" value="\(session.csrf)"><button type="submit">Re-send</button></form></td></tr>
+                """
+        }
+        return adminPage("Outgoing events", signedIn: session, "<table id=\"events\"><tr><th>Id</th><th>Type</th><th>Order</th><th>State</th><th>Attempts</th><th>Last status</th><th></th></tr>\(rows)</table>", message: message)
+    }
+
+    func settingsPage(_ session: AdminSession) -> String {
+        let c = configuration
+        let rows: [(String, String)] = [
+            ("Listening on", "\(c.host):\(c.port)"), ("Public URL", c.publicURL ?? "(from each request)"), ("Database", c.databaseDescription),
+            ("Provider", provider.name), ("Merchant API keys", "\(c.apiKeyHashes.count) configured (stored as SHA-256)"),
+            ("Events URL", c.merchantWebhookURL ?? "(none)"), ("Events secret", c.merchantWebhookSecret == nil ? "(none)" : "whsec_… (redacted)"),
+            ("First poll after", "\(c.firstPollAfter) s"), ("Poll interval", "\(c.pollInterval) s up to \(c.maxPollInterval) s"),
+            ("Expire after", "\(c.expireAfter) s (QR \(c.qrExpireAfter) s)"), ("Instance", c.instanceID),
+            ("Admin password", c.adminPassword == nil ? "generated at first start (hash stored)" : "from configuration (redacted)"),
+        ]
+        return adminPage("Settings", signedIn: session, "<table id=\"settings\">" + rows.map { "<tr><th>\(Self.escape($0.0))</th><td>\(Self.escape($0.1))</td></tr>" }.joined() + "</table>")
+    }
+
+    static func form(_ buffer: ByteBuffer) -> [String: String] {
+        var result: [String: String] = [:]
+        for pair in String(buffer: buffer).split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1).map { String($0).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String($0) }
+            if let name = parts.first { result[name] = parts.count > 1 ? parts[1] : "" }
+        }
+        return result
+    }
+}
