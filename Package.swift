@@ -123,6 +123,7 @@ let package = Package(
             dependencies: [
                 "KaspiSandbox", "KaspiGateway", "KaspiGatewayStore", "KaspiPay", "KaspiPayAsyncHTTPClient",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

@@ -64,6 +64,9 @@ public struct Demo: Sendable {
         gatewayConfiguration.maxPollInterval = 10
         gatewayConfiguration.workerInterval = 0.5
         gatewayConfiguration.adminPassword = "kaspikit-demo"
+        let eventsSecret = StandardWebhooks.makeSecret()
+        gatewayConfiguration.merchantWebhookURL = "http://\(host):\(shopPort)/events"
+        gatewayConfiguration.merchantWebhookSecret = eventsSecret
         try gatewayConfiguration.validate()
         let store = try await SQLiteGatewayStore.open(path: gatewayConfiguration.sqlitePath, logger: logger)
         _ = try await store.migrate()
@@ -74,7 +77,7 @@ public struct Demo: Sendable {
             configuration: gatewayConfiguration, store: store,
             provider: KaspiPayProvider(client: KaspiClient(configuration: kaspi, transport: transport, logger: logger)), logger: logger)
         try await gateway.prepareAdmin()
-        let shop = DemoShop(gatewayURL: gatewayBase, apiKey: apiKey)
+        let shop = DemoShop(gatewayURL: gatewayBase, apiKey: apiKey, eventsSecret: eventsSecret)
         let shopApp = Application(
             router: shop.router(), configuration: .init(address: .hostname(host, port: shopPort), serverName: "kaspi-demo-shop"), logger: logger)
 

@@ -1,6 +1,8 @@
 import AsyncHTTPClient
 import Foundation
+import HTTPTypes
 import Hummingbird
+import KaspiGateway
 import NIOCore
 import NIOHTTP1
 import Synchronization
@@ -22,12 +24,18 @@ public final class DemoShop: Sendable {
 
     let gatewayURL: String
     let apiKey: String
+    let eventsSecret: String
     let http: HTTPClient
     private let qrImages = Mutex<[String: String]>([:])
+    private let received = Mutex<[String]>([])
 
-    public init(gatewayURL: String, apiKey: String) {
+    /// The event types received from the gateway with a valid signature, oldest first.
+    public var receivedEvents: [String] { received.withLock { $0 } }
+
+    public init(gatewayURL: String, apiKey: String, eventsSecret: String) {
         self.gatewayURL = gatewayURL
         self.apiKey = apiKey
+        self.eventsSecret = eventsSecret
         var configuration = HTTPClient.Configuration()
         configuration.redirectConfiguration = .disallow
         self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
@@ -52,6 +60,17 @@ public final class DemoShop: Sendable {
     public func router() -> Router<BasicRequestContext> {
         let router = Router()
         router.get("/") { _, _ in Self.html(self.catalogue()) }
+        // The gateway's events for the shop's systems, verified the Standard Webhooks way.
+        router.post("/events") { request, _ in
+            let body = String(buffer: try await request.body.collect(upTo: 64 * 1024))
+            guard let id = request.headers[HTTPField.Name("webhook-id")!], let timestamp = request.headers[HTTPField.Name("webhook-timestamp")!],
+                let signature = request.headers[HTTPField.Name("webhook-signature")!],
+                StandardWebhooks.verify(id: id, timestamp: timestamp, signatures: signature, body: body, secret: self.eventsSecret)
+            else { return Response(status: .badRequest) }
+            let type = ((try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any])?["type"] as? String ?? "?"
+            self.received.withLock { $0.append(type) }
+            return Response(status: .noContent)
+        }
         router.post("/buy") { request, _ in
             let form = Self.form(try await request.body.collect(upTo: 4096))
             guard let item = Self.items.first(where: { $0.id == form["item"] }) else { return Self.html(Self.page("Unknown item", "<p><a href=\"/\">Back</a></p>"), status: .badRequest) }

@@ -268,13 +268,14 @@ extension Gateway {
         let messages = try await store.outboxMessages(orderId: id, limit: 50)
         var timeline = ""
         for event in events {
-            let change = event.toState.map { " → \($0.rawValue)" } ?? ""
+            let change = event.kind == .transition || event.kind == .conflict ? (event.toState.map { " → \($0.rawValue)" } ?? "") : ""
             timeline += "<tr><td>\(Self.iso(event.at).prefix(23))</td><td>\(event.kind.rawValue)\(change)</td><td>\(Self.escape(event.detail))</td></tr>"
         }
         var outgoing = ""
         for message in messages {
             let attempts = try await store.deliveryAttempts(messageId: message.id).map { "\($0.statusCode.map(String.init) ?? ($0.error ?? "no answer")) in \($0.latencyMs) ms" }.joined(separator: ", ")
-            outgoing += "<tr><td>\(message.type)</td><td>\(message.state.rawValue)</td><td>\(Self.escape(attempts))</td></tr>"
+            let state = configuration.merchantWebhookURL == nil ? "not sent (no events URL configured)" : message.state.rawValue
+            outgoing += "<tr><td>\(message.type)</td><td>\(state)</td><td>\(Self.escape(attempts))</td></tr>"
         }
         let review = order.needsReview ? "<p class=\"review\" id=\"review\">Needs review: conflicting reports or an unknown refund outcome; see the timeline.</p>" : ""
         let refundable = order.state == .paid && order.refundedAmount < order.amount

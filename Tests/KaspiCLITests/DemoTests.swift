@@ -88,6 +88,16 @@ struct DemoTests {
         }
         #expect(linkPage.contains("Paid."))
 
+        // The gateway told the shop's systems, signed; the admin sees the deliveries.
+        var delivered = 0
+        for _ in 0..<100 {
+            let events = try await GatewayCLITests.api(gatewayPort, "GET", "/v1/events", key: "demo_shop_key")["data"] as? [[String: Any]] ?? []
+            delivered = events.filter { $0["state"] as? String == "delivered" && $0["type"] as? String == "order.paid" }.count
+            if delivered >= 3 { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(delivered >= 3)
+
         #expect(await demo.stop() == 0)
         #expect(demo.stdout.contains("KaspiKit demo stopped."))
     }
