@@ -219,9 +219,11 @@ public final class Gateway: Sendable {
         let at = now()
         do {
             let updated = try await store.update(orderId: order.id, metrics.counting { current in
+                // Every webhook received shows in the timeline, even one that changes nothing.
                 OrderStateMachine.apply(event.report, transactionId: event.transactionId, source: .webhook, to: current, at: at)
+                    ?? OrderStateMachine.noted(event.report, source: .webhook, on: current, at: at)
             })
-            metrics.webhook(updated.version == order.version ? "unchanged" : "applied")
+            metrics.webhook(updated.state != order.state || updated.transactionId != order.transactionId || updated.needsReview != order.needsReview ? "applied" : "unchanged")
             return updated
         } catch {
             throw Self.storeError(error)

@@ -65,6 +65,16 @@ public enum OrderStateMachine {
         }
     }
 
+    /// Records a report that changes nothing (a duplicate, or an older event arriving late) in
+    /// the audit trail, so that the timeline shows every webhook received.
+    public static func noted(_ report: Report, source: Source, on order: GatewayOrder, at now: Date) -> OrderChange {
+        var next = order
+        next.updatedAt = now
+        return OrderChange(order: bumped(next), events: [
+            OrderEvent(orderId: order.id, at: now, kind: eventKind(source), detail: "\(report.rawValue) received via \(source.rawValue); nothing to change (the order is \(order.state.rawValue))")
+        ])
+    }
+
     /// Marks a stored order as known to the provider, with its payment URL or QR token.
     public static func providerAccepted(_ order: GatewayOrder, paymentURL: String?, qrToken: String?, at now: Date, firstPollAt: Date) -> OrderChange? {
         guard order.state == .created else {

@@ -67,7 +67,7 @@ struct DemoTests {
         let providerOrderId = try #require(order["providerOrderId"] as? String)
         _ = try await Self.request(.POST, "http://127.0.0.1:\(sandboxPort)/sandbox/orders/\(providerOrderId)/approve")
         var after = ""
-        for _ in 0..<200 {
+        for _ in 0..<400 {
             after = try await Self.follow(try await Self.request(.GET, qrPage), from: qrPage).body
             if after.contains("Thank you!") { break }
             try await Task.sleep(for: .milliseconds(100))
@@ -81,7 +81,7 @@ struct DemoTests {
         let toKaspi = try await Self.request(.POST, linkURL + "/pay")
         _ = try await Self.follow(try await Self.request(.POST, try #require(toKaspi.location), form: "action=pay"))
         var linkPage = ""
-        for _ in 0..<100 {
+        for _ in 0..<400 {
             linkPage = try await Self.request(.GET, linkURL).body
             if linkPage.contains("Paid.") { break }
             try await Task.sleep(for: .milliseconds(100))
@@ -90,7 +90,7 @@ struct DemoTests {
 
         // The gateway told the shop's systems, signed; the admin sees the deliveries.
         var delivered = 0
-        for _ in 0..<100 {
+        for _ in 0..<400 {
             let events = try await GatewayCLITests.api(gatewayPort, "GET", "/v1/events", key: "demo_shop_key")["data"] as? [[String: Any]] ?? []
             delivered = events.filter { $0["state"] as? String == "delivered" && $0["type"] as? String == "order.paid" }.count
             if delivered >= 3 { break }

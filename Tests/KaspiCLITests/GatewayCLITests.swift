@@ -118,7 +118,7 @@ struct GatewayCLITests {
             // Restarted on the same database, it loses nothing: a webhook retry or a poll settles it.
             gateway = try await Self.startGateway(database: database, port: port, sandboxURL: sandboxURL, instance: "gw-1b")
             var state = ""
-            for _ in 0..<300 {
+            for _ in 0..<600 {
                 state = try await Self.api(port, "GET", "/v1/orders/\(id)")["state"] as? String ?? ""
                 if state == "paid" { break }
                 try await Task.sleep(for: .milliseconds(50))
@@ -149,7 +149,7 @@ struct GatewayCLITests {
                 try await Self.pay(try #require(created["paymentUrl"] as? String, "\(created)"))
             }
             var paid = 0
-            for _ in 0..<400 {
+            for _ in 0..<800 {
                 paid = 0
                 for id in ids where try await Self.api(ports[0], "GET", "/v1/orders/\(id)")["state"] as? String == "paid" { paid += 1 }
                 if paid == ids.count { break }

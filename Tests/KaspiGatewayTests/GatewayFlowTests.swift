@@ -105,8 +105,10 @@ struct GatewayFlowTests {
             _ = try await s.payOnPage(try #require(created.json["paymentUrl"] as? String))
             #expect(try await s.waitFor(id, .paid))
             try await Task.sleep(for: .milliseconds(300))
-            // The duplicate changed nothing: one transition to paid, one event out.
+            // The duplicate changed nothing: one transition to paid, one event out; the timeline
+            // still shows that it arrived.
             #expect(try await s.gateway.store.events(orderId: id).filter { $0.toState == .paid }.count == 1)
+            #expect(try await s.gateway.store.events(orderId: id).contains { $0.kind == .webhook && $0.detail.contains("nothing to change") })
             #expect(try await s.gateway.store.outboxMessages(orderId: id, limit: 10).filter { $0.type == "order.paid" }.count == 1)
 
             // An older CANCELLED arriving after the payment changes nothing but is flagged.
@@ -295,7 +297,7 @@ struct GatewayFlowTests {
     }
 }
 
-func eventually(seconds: Double = 15, _ condition: @Sendable () async -> Bool) async -> Bool {
+func eventually(seconds: Double = 30, _ condition: @Sendable () async -> Bool) async -> Bool {
     let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
     while ContinuousClock.now < deadline {
         if await condition() { return true }

@@ -94,7 +94,7 @@ struct Stack: Sendable {
     func order(_ id: String) async throws -> GatewayOrder? { try await gateway.store.order(id: id) }
 
     /// Waits (in real time) until the order reaches `state`.
-    func waitFor(_ id: String, _ state: OrderState, seconds: Double = 15) async throws -> Bool {
+    func waitFor(_ id: String, _ state: OrderState, seconds: Double = 30) async throws -> Bool {
         let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
         while ContinuousClock.now < deadline {
             if try await order(id)?.state == state { return true }
@@ -146,7 +146,7 @@ func withStack(
                 try configuration.validate()
                 let kaspi = KaspiConfiguration(
                     environment: .custom(URL(string: sandboxURL)!), tradePointID: "TP-GW", apiKey: try APIKey("sandbox_gateway_key"),
-                    requestTimeout: .seconds(5), retryPolicy: RetryPolicy(maxAttempts: 3, initialDelay: .milliseconds(20), jitter: 0))
+                    requestTimeout: .seconds(30), retryPolicy: RetryPolicy(maxAttempts: 3, initialDelay: .milliseconds(20), jitter: 0))
                 let transport = AsyncHTTPClientTransport()
                 let (logger, logs) = InMemoryLogHandler.logger(label: "kaspi-gateway")
                 let provider = KaspiPayProvider(client: KaspiClient(configuration: kaspi, transport: transport, logger: logger))

@@ -10,7 +10,7 @@ import Testing
 struct LoopbackTests {
     func withClient<T: Sendable>(
         _ server: ContractServer, retry: RetryPolicy = RetryPolicy(maxAttempts: 3, initialDelay: .milliseconds(10), jitter: 0),
-        timeout: Duration = .seconds(5),
+        timeout: Duration = .seconds(30),
         _ body: @Sendable @escaping (KaspiClient) async throws -> T
     ) async throws -> T {
         try await server.run { url in

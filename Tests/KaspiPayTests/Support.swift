@@ -10,7 +10,7 @@ func testConfiguration(
 ) -> KaspiConfiguration {
     KaspiConfiguration(
         environment: .custom(URL(string: baseURL)!), tradePointID: try! TradePointID(tradePoint),
-        apiKey: try! APIKey(key), requestTimeout: .seconds(5), retryPolicy: retry, rateLimit: rateLimit)
+        apiKey: try! APIKey(key), requestTimeout: .seconds(30), retryPolicy: retry, rateLimit: rateLimit)
 }
 
 /// A client over a scripted transport with a test clock.

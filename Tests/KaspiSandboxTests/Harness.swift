@@ -80,7 +80,7 @@ func withSandbox<T: Sendable>(
         let client = KaspiClient(
             configuration: KaspiConfiguration(
                 environment: .custom(url), tradePointID: try TradePointID(point.id), apiKey: try APIKey(point.apiKey),
-                requestTimeout: .seconds(5), retryPolicy: retry, rateLimit: nil),
+                requestTimeout: .seconds(30), retryPolicy: retry, rateLimit: nil),
             transport: transport)
         do {
             let value = try await body(Harness(sandbox: sandbox, baseURL: url, tradePoint: point, client: client))
@@ -128,7 +128,7 @@ final class WebhookReceiver: Sendable {
     }
 
     /// Waits (in real time) until `count` webhooks arrived.
-    func waitFor(_ count: Int, seconds: Double = 10) async -> Bool {
+    func waitFor(_ count: Int, seconds: Double = 30) async -> Bool {
         let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
         while ContinuousClock.now < deadline {
             if received.count >= count { return true }
@@ -139,7 +139,7 @@ final class WebhookReceiver: Sendable {
 }
 
 /// Waits (in real time) until `condition` holds.
-func eventually(seconds: Double = 10, _ condition: @Sendable () async -> Bool) async -> Bool {
+func eventually(seconds: Double = 30, _ condition: @Sendable () async -> Bool) async -> Bool {
     let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
     while ContinuousClock.now < deadline {
         if await condition() { return true }
