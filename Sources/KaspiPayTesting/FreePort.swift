@@ -4,10 +4,42 @@ import Glibc
 import Darwin
 #endif
 
-/// Finds a loopback TCP port that was free a moment ago, for servers that must know each
-/// other's address before either starts.
+import Synchronization
+
+/// Finds a loopback TCP port that is free, for servers that must know each other's address
+/// before either starts.
+///
+/// Ports come from 20000-32767, below Linux's ephemeral range, so that a server binding port 0
+/// (as many tests do) is never handed one of them meanwhile; a port is handed out once per
+/// process.
 public enum FreePort {
+    private static let handedOut = Mutex<Set<Int>>([])
+
     public static func find() -> Int {
+        for _ in 0..<1000 {
+            let port = Int.random(in: 20000...32767)
+            let fresh = handedOut.withLock { $0.insert(port).inserted }
+            if fresh, canBind(port) { return port }
+        }
+        return bindAny()
+    }
+
+    private static func canBind(_ port: Int) -> Bool {
+        #if canImport(Glibc)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #else
+        let fd = socket(AF_INET, SOCK_STREAM, 0)
+        #endif
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        let length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        return withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } } == 0
+    }
+
+    private static func bindAny() -> Int {
         #if canImport(Glibc)
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         #else

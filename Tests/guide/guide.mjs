@@ -188,5 +188,7 @@ await new Promise((resolve) => webhookServer.listen(Number(process.env.WEBHOOK_P
   result.fulfilled = fulfilled;
   result.updates = db.orders.updates.map((u) => ({ orderId: u.where.kaspiOrderId, status: u.data.status, transactionId: u.data.kaspiTransactionId }));
   console.log(JSON.stringify(result));
+  // Exit at once rather than wait for the sandbox's idle keep-alive connections to close.
   webhookServer.close();
+  process.exit(0);
 }
