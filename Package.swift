@@ -153,6 +153,22 @@ let package = Package(
             dependencies: ["KaspiCLI"],
             swiftSettings: strict
         ),
+        // scripts/bench's driver: the baseline server, seeding, load through wrk, checks and
+        // the report (not a product; see BENCHMARKS.md).
+        .executableTarget(
+            name: "kaspi-bench",
+            dependencies: [
+                "KaspiPay", "KaspiPayTesting", "KaspiGateway", "KaspiGatewayStore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/KaspiBench",
+            swiftSettings: strict
+        ),
         // A small contract-following server for tests over loopback (not a product).
         .target(
             name: "KaspiTestServer",

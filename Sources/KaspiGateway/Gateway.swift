@@ -139,9 +139,11 @@ public final class Gateway: Sendable {
             let at = now()
             let firstPoll = at.addingTimeInterval(configuration.firstPollAfter)
             let (url, token) = (paymentURL, qr?.token)
-            let updated = try await store.update(orderId: order.id, metrics.counting { current in
+            // From the copy just stored: one statement on PostgreSQL unless something changed it.
+            let updated = try await store.update(from: order) { current in
                 OrderStateMachine.providerAccepted(current, paymentURL: url, qrToken: token, at: at, firstPollAt: firstPoll)
-            })
+            }
+            metrics.counted(from: order, to: updated)
             logger.info("Checkout created", metadata: ["order": "\(order.id)", "kind": "\(kind.rawValue)", "amount": "\(order.amount)"])
             return (updated, qr)
         } catch let error as ProviderError {
@@ -218,11 +220,13 @@ public final class Gateway: Sendable {
         }
         let at = now()
         do {
-            let updated = try await store.update(orderId: order.id, metrics.counting { current in
+            // From the copy just read: one statement on PostgreSQL unless something changed it.
+            let updated = try await store.update(from: order) { current in
                 // Every webhook received shows in the timeline, even one that changes nothing.
                 OrderStateMachine.apply(event.report, transactionId: event.transactionId, source: .webhook, to: current, at: at)
                     ?? OrderStateMachine.noted(event.report, source: .webhook, on: current, at: at)
-            })
+            }
+            metrics.counted(from: order, to: updated)
             metrics.webhook(updated.state != order.state || updated.transactionId != order.transactionId || updated.needsReview != order.needsReview ? "applied" : "unchanged")
             return updated
         } catch {

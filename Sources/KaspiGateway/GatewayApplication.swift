@@ -312,10 +312,12 @@ extension Gateway {
         return formatter.date(from: text)
     }
 
+    private static let isoStyle = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+
+    /// `2026-11-29T07:54:55.123Z`. The format style is pure Swift; an ISO8601DateFormatter
+    /// per call would set up an ICU formatter each time.
     static func iso(_ date: Date) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: date)
+        date.formatted(isoStyle)
     }
 
     static func json(_ status: HTTPResponse.Status, _ body: String) -> Response {

@@ -82,7 +82,13 @@ public enum GatewayStorage {
             let client = PostgresClient(configuration: try PostgresGatewayStore.configuration(url: url), backgroundLogger: logger)
             return (PostgresGatewayStore(client: client, logger: logger), [PostgresPool(client: client)])
         }
-        return (try await SQLiteGatewayStore.open(path: configuration.sqlitePath, logger: logger), [])
+        let store = try await SQLiteGatewayStore.open(path: configuration.sqlitePath, logger: logger)
+        // What is in force, read back: some setups reset `synchronous` after opening WAL.
+        let synchronous = try await store.synchronousSetting()
+        let names = [0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"]
+        let mode = try await store.journalMode()
+        logger.info("SQLite opened: journal_mode=\(mode) synchronous=\(synchronous) (\(names[synchronous] ?? "?")), group commit")
+        return (store, [])
     }
 
     /// Runs `body` with the store open (and its pool running), then closes it.

@@ -149,7 +149,21 @@ public protocol GatewayStore: Sendable {
     /// - Returns: the order after the change (unchanged when `decide` returned nil).
     /// - Throws: ``StoreError/orderNotFound(_:)``, or what `decide` throws.
     @discardableResult
-    func update(orderId: String, _ decide: @Sendable (GatewayOrder) throws -> OrderChange?) async throws -> GatewayOrder
+    func update(orderId: String, _ decide: @escaping @Sendable (GatewayOrder) throws -> OrderChange?) async throws -> GatewayOrder
+
+    /// Like ``update(orderId:_:)``, starting from `current`, a copy of the order read moments
+    /// ago: when the stored order still has `current`'s version, the change is written without
+    /// reading it again (one statement on PostgreSQL); otherwise the order is read, locked and
+    /// `decide` called again, as ``update(orderId:_:)`` does. `decide` must depend only on
+    /// its argument.
+    @discardableResult
+    func update(from current: GatewayOrder, _ decide: @escaping @Sendable (GatewayOrder) throws -> OrderChange?) async throws -> GatewayOrder
+
+    /// Stores many new orders, each with its `created` event, in one transaction: all or none.
+    /// For imports from another system and for benchmarks.
+    ///
+    /// - Throws: ``StoreError/duplicateOrder(_:)`` when any exists.
+    func insert(contentsOf orders: [GatewayOrder]) async throws
 
     /// Adds a refund to a paid order in one conditional update: the database refuses a total
     /// above the paid amount, whatever runs concurrently.

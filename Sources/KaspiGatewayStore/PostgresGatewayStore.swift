@@ -144,12 +144,17 @@ public final class PostgresGatewayStore: GatewayStore {
 
     private func insertQuery(_ o: GatewayOrder) -> Query {
         var q = Query("INSERT INTO orders (\(orderColumns)) VALUES (\((1...21).map { "$\($0)" }.joined(separator: ", ")))")
+        bindOrder(o, to: &q)
+        return q
+    }
+
+    /// Binds the 21 columns of `orderColumns`.
+    private func bindOrder(_ o: GatewayOrder, to q: inout Query) {
         q.bind(o.id); q.bind(o.provider); q.bind(o.providerOrderId); q.bind(o.kind.rawValue); q.bind(o.amount)
         q.bind(o.description); q.bind(o.merchantReference); q.bind(o.metadata); q.bind(o.mobileReturnURL); q.bind(o.state.rawValue)
         q.bind(o.refundedAmount); q.bind(o.transactionId); q.bind(o.paymentURL); q.bind(o.qrToken); q.bind(o.paymentLinkId)
         q.binds.append(Int32(o.needsReview ? 1 : 0)); q.bind(o.createdAt); q.bind(o.updatedAt); q.bind(o.nextPollAt)
         q.binds.append(Int32(o.pollAttempts)); q.bind(o.version)
-        return q
     }
 
     public func insert(_ order: GatewayOrder) async throws {
@@ -225,7 +230,7 @@ public final class PostgresGatewayStore: GatewayStore {
         return try await rows(q).map { try RowDecoding.event($0) }
     }
 
-    public func update(orderId: String, _ decide: @Sendable (GatewayOrder) throws -> OrderChange?) async throws -> GatewayOrder {
+    public func update(orderId: String, _ decide: @escaping @Sendable (GatewayOrder) throws -> OrderChange?) async throws -> GatewayOrder {
         try await transaction { connection in
             var select = Query("SELECT \(orderColumns) FROM orders WHERE id = $1 FOR UPDATE")
             select.bind(orderId)
@@ -247,6 +252,62 @@ public final class PostgresGatewayStore: GatewayStore {
             for event in change.events { try await insertEvent(event, on: connection) }
             for message in change.outbox { try await insertMessage(message, on: connection) }
             return o
+        }
+    }
+
+    public func update(from current: GatewayOrder, _ decide: @escaping @Sendable (GatewayOrder) throws -> OrderChange?) async throws -> GatewayOrder {
+        guard let change = try decide(current) else { return try await update(orderId: current.id, decide) }
+        // One statement, so one round trip and its own transaction: the order's update (only if
+        // its version still matches) and, only if it happened, the events and outbox rows.
+        let o = change.order
+        var q = Query(
+            """
+            WITH changed AS (
+                UPDATE orders SET state = $1, refunded_amount = $2, transaction_id = $3, payment_url = $4, qr_token = $5, payment_link_id = $6,
+                    needs_review = $7, updated_at = $8, next_poll_at = $9, poll_attempts = $10, version = $11, description = $12, metadata = $13
+                WHERE id = $14 AND version = $15 RETURNING id)
+            """)
+        q.bind(o.state.rawValue); q.bind(o.refundedAmount); q.bind(o.transactionId); q.bind(o.paymentURL); q.bind(o.qrToken)
+        q.bind(o.paymentLinkId); q.binds.append(Int32(o.needsReview ? 1 : 0)); q.bind(o.updatedAt); q.bind(o.nextPollAt)
+        q.binds.append(Int32(o.pollAttempts)); q.bind(o.version); q.bind(o.description); q.bind(o.metadata); q.bind(o.id); q.bind(current.version)
+        var next = 16
+        func placeholders(_ count: Int) -> String {
+            defer { next += count }
+            return (next..<next + count).map { "$\($0)" }.joined(separator: ", ")
+        }
+        for (index, event) in change.events.enumerated() {
+            q.sql += ", event\(index) AS (INSERT INTO order_events (order_id, at, kind, from_state, to_state, detail) SELECT \(placeholders(6)) FROM changed)"
+            q.bind(event.orderId); q.bind(event.at); q.bind(event.kind.rawValue); q.bind(event.fromState?.rawValue); q.bind(event.toState?.rawValue); q.bind(event.detail)
+        }
+        for (index, m) in change.outbox.enumerated() {
+            q.sql += ", message\(index) AS (INSERT INTO outbox (\(outboxColumns)) SELECT \(placeholders(10)) FROM changed)"
+            q.bind(m.id); q.bind(m.type); q.bind(m.orderId); q.bind(m.payload); q.bind(m.createdAt); q.bind(m.state.rawValue)
+            q.binds.append(Int32(m.attempts)); q.bind(m.nextAttemptAt); q.binds.append(m.lastStatus.map { Int32($0) }); q.bind(m.deliveredAt)
+        }
+        q.sql += " SELECT count(*)::BIGINT AS n FROM changed"
+        if try await rows(q).first?.int("n") == 1 { return o }
+        // Someone changed the order since `current` was read: the locked path decides again.
+        return try await update(orderId: current.id, decide)
+    }
+
+    public func insert(contentsOf orders: [GatewayOrder]) async throws {
+        guard !orders.isEmpty else { return }
+        try await transaction { connection in
+            for start in stride(from: 0, to: orders.count, by: 1000) {
+                let slice = orders[start..<min(start + 1000, orders.count)]
+                var insert = Query("INSERT INTO orders (\(orderColumns)) VALUES ")
+                var events = Query("INSERT INTO order_events (order_id, at, kind, from_state, to_state, detail) VALUES ")
+                for (index, o) in slice.enumerated() {
+                    insert.sql += (index == 0 ? "" : ", ") + "(" + (1...21).map { "$\(index * 21 + $0)" }.joined(separator: ", ") + ")"
+                    bindOrder(o, to: &insert)
+                    let e = index * 5
+                    events.sql += (index == 0 ? "" : ", ") + "($\(e + 1), $\(e + 2), $\(e + 3), NULL, $\(e + 4), $\(e + 5))"
+                    events.bind(o.id); events.bind(o.createdAt); events.bind(OrderEvent.Kind.created.rawValue); events.bind(o.state.rawValue)
+                    events.bind("order stored for \(o.amount) via \(o.provider)")
+                }
+                _ = try await rows(insert, on: connection)
+                _ = try await rows(events, on: connection)
+            }
         }
     }
 

@@ -94,6 +94,15 @@ struct ModelTests {
         #expect(custom.environment == .custom(URL(string: "http://127.0.0.1:8181")!))
         let both = try KaspiConfiguration(environment: ["KASPI_TRADE_POINT_ID": "TP", "KASPI_API_KEY": "k", "KASPI_ENV": "test", "KASPI_BASE_URL": "http://127.0.0.1:8181"])
         #expect(both.environment == .custom(URL(string: "http://127.0.0.1:8181")!))
+
+        let limited = try KaspiConfiguration(environment: ["KASPI_TRADE_POINT_ID": "TP", "KASPI_API_KEY": "k", "KASPI_RATE_LIMIT": "30"])
+        #expect(limited.rateLimit == .init(requests: 30, per: .seconds(60)))
+        #expect(try KaspiConfiguration(environment: ["KASPI_TRADE_POINT_ID": "TP", "KASPI_API_KEY": "k", "KASPI_RATE_LIMIT": "0"]).rateLimit == nil)
+        for bad in ["-1", "fast", "100001", "1.5"] {
+            #expect(throws: ConfigurationError.invalidRateLimit(bad)) {
+                try KaspiConfiguration(environment: ["KASPI_TRADE_POINT_ID": "TP", "KASPI_API_KEY": "k", "KASPI_RATE_LIMIT": bad])
+            }
+        }
     }
 
     @Test func configurationErrorsNameTheVariable() {

@@ -12,6 +12,8 @@ public enum ConfigurationError: Error, Sendable, Hashable, CustomStringConvertib
     case invalidBaseURL(String, reason: String)
     /// Both `KASPI_ENV` and `KASPI_BASE_URL` are set and disagree.
     case conflictingEnvironment(env: String, baseURL: String)
+    /// `KASPI_RATE_LIMIT` is not a whole number of requests a minute from 0 to 100000.
+    case invalidRateLimit(String)
 
     /// A stable machine-readable code.
     public var code: String {
@@ -22,6 +24,7 @@ public enum ConfigurationError: Error, Sendable, Hashable, CustomStringConvertib
         case .invalidEnvironment: "CONFIG_INVALID_ENVIRONMENT"
         case .invalidBaseURL: "CONFIG_INVALID_BASE_URL"
         case .conflictingEnvironment: "CONFIG_CONFLICTING_ENVIRONMENT"
+        case .invalidRateLimit: "CONFIG_INVALID_RATE_LIMIT"
         }
     }
 
@@ -39,6 +42,8 @@ public enum ConfigurationError: Error, Sendable, Hashable, CustomStringConvertib
             "The base URL \(Redaction.quoted(value)) is invalid: \(reason). Use an absolute http(s) URL such as http://127.0.0.1:8181."
         case .conflictingEnvironment(let env, let baseURL):
             "KASPI_ENV=\(Redaction.quoted(env)) and KASPI_BASE_URL=\(Redaction.quoted(baseURL)) disagree: set only one of them."
+        case .invalidRateLimit(let value):
+            "KASPI_RATE_LIMIT is \(Redaction.quoted(value)): use a whole number of requests a minute from 1 to 100000, or 0 to switch the client-side limit off."
         }
     }
 }

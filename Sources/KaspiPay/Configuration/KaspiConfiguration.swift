@@ -7,7 +7,9 @@ import Foundation
 /// - `KASPI_API_KEY` (required, secret): the API key;
 /// - `KASPI_ENV`: `production` (the default), `test`, or an absolute URL;
 /// - `KASPI_BASE_URL`: an absolute http(s) URL of any server that follows the contract,
-///   for example a local `kaspi sandbox`; overrides `KASPI_ENV`'s default.
+///   for example a local `kaspi sandbox`; overrides `KASPI_ENV`'s default;
+/// - `KASPI_RATE_LIMIT`: the client-side limit in requests a minute (default 100, Kaspi's);
+///   0 switches it off, for a sandbox or when something else limits the traffic.
 public struct KaspiConfiguration: Sendable {
     /// Which server to talk to.
     public var environment: KaspiEnvironment
@@ -69,7 +71,12 @@ public struct KaspiConfiguration: Sendable {
         let tradePointID = try TradePointID(tradePoint)
         let apiKey = try APIKey(key)
         let env = try Self.environment(env: value("KASPI_ENV"), baseURL: value("KASPI_BASE_URL"))
-        self.init(environment: env, tradePointID: tradePointID, apiKey: apiKey)
+        var rateLimit: RateLimit? = .kaspi
+        if let raw = value("KASPI_RATE_LIMIT") {
+            guard let perMinute = Int(raw), (0...100_000).contains(perMinute) else { throw .invalidRateLimit(raw) }
+            rateLimit = perMinute == 0 ? nil : RateLimit(requests: perMinute, per: .seconds(60))
+        }
+        self.init(environment: env, tradePointID: tradePointID, apiKey: apiKey, rateLimit: rateLimit)
     }
 
     /// Resolves `KASPI_ENV` and `KASPI_BASE_URL` into an environment.

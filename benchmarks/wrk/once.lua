@@ -1,0 +1,65 @@
+-- Sends each pre-made request at most once. Arguments after `--`:
+--   FILE METHOD PATH THREADS DELAY_MS [HEADER ...]
+-- FILE holds one request per line: a body for POST (sent to PATH), a path for GET.
+-- Thread t of THREADS takes lines t, t+THREADS, ... A thread that has sent its share sends
+-- GET /health instead and the run is reported as exhausted (the pool was too small), so no
+-- request is ever repeated. DELAY_MS > 0 paces each connection. done() prints one line of
+-- JSON, with `issued`: how many pool requests were handed out.
+local threads = {}
+
+function setup(thread)
+  thread:set("id", #threads)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  local file, method, path, count = args[1], args[2], args[3], tonumber(args[4])
+  pause = tonumber(args[5])
+  local headers = {}
+  for i = 6, #args do
+    local name, value = args[i]:match("^([^:]+):%s*(.*)$")
+    headers[name] = value
+  end
+  if method ~= "GET" then headers["Content-Type"] = "application/json" end
+  requests = {}
+  local n = 0
+  for line in io.lines(file) do
+    if n % count == id and #line > 0 then
+      if method == "GET" then
+        requests[#requests + 1] = wrk.format("GET", line, headers)
+      else
+        requests[#requests + 1] = wrk.format(method, path, headers, line)
+      end
+    end
+    n = n + 1
+  end
+  index = 0
+  exhausted = 0
+  filler = wrk.format("GET", "/health")
+end
+
+function delay()
+  return pause
+end
+
+function request()
+  if index >= #requests then
+    exhausted = 1
+    return filler
+  end
+  index = index + 1
+  return requests[index]
+end
+
+function done(summary, latency, requests)
+  local issued, exhausted = 0, 0
+  for _, thread in ipairs(threads) do
+    issued = issued + thread:get("index")
+    exhausted = exhausted + thread:get("exhausted")
+  end
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH {"requests":%d,"durationUs":%d,"status":%d,"connect":%d,"read":%d,"write":%d,"timeout":%d,"p50Us":%d,"p90Us":%d,"p99Us":%d,"maxUs":%d,"issued":%d,"exhausted":%d}\n',
+    summary.requests, summary.duration, e.status, e.connect, e.read, e.write, e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max, issued, exhausted))
+end
