@@ -1,24 +1,27 @@
 import Foundation
 import Logging
+import NIOPosix
 import SQLiteNIO
 import Synchronization
 
 /// The default store: one SQLite file in WAL mode with `synchronous=FULL`, so a commit is on
 /// disk before it is acknowledged.
 ///
-/// Writes use group commit: every write is a job for one writer connection, and the jobs
+/// Writes use group commit: every write is a job for one writing connection, and the jobs
 /// waiting when the writer becomes free run together in one transaction, each inside its own
 /// savepoint (a job that fails is rolled back alone), and share one commit, so one `fsync`
 /// serves many requests. No job's caller hears of success before the commit that holds its
-/// changes is durable; when a commit fails, every job in it fails. Reads use a second
-/// connection, which sees only committed data.
+/// changes is durable; when a commit fails, every job in it fails. A batch runs on the
+/// writer's own thread in one go, with prepared statements kept. Reads use a second
+/// connection on another thread, which sees only committed data.
 public final class SQLiteGatewayStore: GatewayStore {
-    private let writer: SQLiteConnection
-    /// Reads' connection; nil for `:memory:`, where reads use the writer between batches.
-    private let reader: SQLiteConnection?
-    /// Held by each batch, migrations, closing and (without a reader) reads.
-    private let lock = AsyncLock()
+    private let writer: DirectConnection
+    private let writerThread: NIOThreadPool
+    /// Reads' connection and thread; nil for `:memory:`, where reads run on the writer
+    /// between batches.
+    private let reader: (connection: DirectConnection, thread: NIOThreadPool)?
     private let queue = Mutex(WriteQueue())
+    private let statistics = Mutex((commits: 0, jobs: 0))
     private let logger: Logger
     private let maxBatch: Int
 
@@ -27,9 +30,10 @@ public final class SQLiteGatewayStore: GatewayStore {
         var draining = false
     }
 
-    private init(writer: SQLiteConnection, reader: SQLiteConnection?, maxBatch: Int, logger: Logger) {
+    private init(writer: DirectConnection, writerThread: NIOThreadPool, reader: (DirectConnection, NIOThreadPool)?, maxBatch: Int, logger: Logger) {
         self.writer = writer
-        self.reader = reader
+        self.writerThread = writerThread
+        self.reader = reader.map { (connection: $0.0, thread: $0.1) }
         self.maxBatch = maxBatch
         self.logger = logger
     }
@@ -41,73 +45,90 @@ public final class SQLiteGatewayStore: GatewayStore {
     ///   - maxBatch: the most write jobs one transaction (one commit) holds.
     public static func open(path: String, maxBatch: Int = 256, logger: Logger = Logger(label: "kaspi-gateway-sqlite")) async throws -> SQLiteGatewayStore {
         let memory = path == ":memory:"
-        let writer = try await SQLiteConnection.open(storage: memory ? .memory : .file(path: path), logger: logger)
-        var reader: SQLiteConnection?
+        let writerThread = NIOThreadPool(numberOfThreads: 1)
+        writerThread.start()
+        var readerThread: NIOThreadPool?
         do {
-            if !memory { _ = try await writer.query("PRAGMA journal_mode=WAL", []) }
-            _ = try await writer.query("PRAGMA synchronous=FULL", [])
-            _ = try await writer.query("PRAGMA foreign_keys=ON", [])
-            _ = try await writer.query("PRAGMA busy_timeout=5000", [])
-            if !memory {
-                let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
-                reader = connection
-                _ = try await connection.query("PRAGMA busy_timeout=5000", [])
-                _ = try await connection.query("PRAGMA query_only=1", [])
+            let writer = try await writerThread.runIfActive { () throws -> DirectConnection in
+                let writer = try DirectConnection(path: path)
+                if !memory { try writer.run("PRAGMA journal_mode=WAL") }
+                try writer.run("PRAGMA synchronous=FULL")
+                try writer.run("PRAGMA foreign_keys=ON")
+                try writer.run("PRAGMA busy_timeout=5000")
+                return writer
             }
+            var reader: (DirectConnection, NIOThreadPool)?
+            if !memory {
+                let thread = NIOThreadPool(numberOfThreads: 1)
+                thread.start()
+                readerThread = thread
+                let connection = try await thread.runIfActive { () throws -> DirectConnection in
+                    let connection = try DirectConnection(path: path)
+                    try connection.run("PRAGMA busy_timeout=5000")
+                    try connection.run("PRAGMA query_only=1")
+                    return connection
+                }
+                reader = (connection, thread)
+            }
+            return SQLiteGatewayStore(writer: writer, writerThread: writerThread, reader: reader, maxBatch: max(1, maxBatch), logger: logger)
         } catch {
-            try? await reader?.close()
-            try? await writer.close()
+            try? await writerThread.shutdownGracefully()
+            try? await readerThread?.shutdownGracefully()
             throw StoreError.database("cannot open \(path): \(error)")
         }
-        return SQLiteGatewayStore(writer: writer, reader: reader, maxBatch: max(1, maxBatch), logger: logger)
     }
 
     /// The `synchronous` setting actually in force on the writing connection (2 is FULL).
     public func synchronousSetting() async throws -> Int {
-        try await lock.withLock { Int(try await writer.query("PRAGMA synchronous", []).first?.columns.first?.data.integer ?? -1) }
+        try await onWriter { db in try db.run("PRAGMA synchronous").first?.first?.integer ?? -1 }
     }
 
     /// The journal mode actually in force (`wal` for a file).
     public func journalMode() async throws -> String {
-        try await lock.withLock { try await writer.query("PRAGMA journal_mode", []).first?.columns.first?.data.string ?? "?" }
+        try await onWriter { db in try db.run("PRAGMA journal_mode").first?.first?.string ?? "?" }
     }
 
     /// How many commits have held how many write jobs since the store was opened.
     public var commitStatistics: (commits: Int, jobs: Int) {
         statistics.withLock { ($0.commits, $0.jobs) }
     }
-    private let statistics = Mutex((commits: 0, jobs: 0))
 
     public func close() async throws {
-        try await lock.withLock {
-            try await reader?.close()
-            try await writer.close()
+        try await onWriter { db in db.close() }
+        if let reader {
+            try await reader.thread.runIfActive { reader.connection.close() }
+            try await reader.thread.shutdownGracefully()
         }
+        try await writerThread.shutdownGracefully()
     }
 
     // MARK: Plumbing
 
-    /// Runs a statement on the writer (inside a transaction or a migration).
-    @discardableResult
-    private func run(_ sql: String, _ binds: [SQLiteData] = []) async throws -> [SQLiteRow] {
+    /// Runs `body` on the writer's thread, between batches.
+    private func onWriter<T: Sendable>(_ body: @escaping @Sendable (DirectConnection) throws -> T) async throws -> T {
+        let writer = self.writer
+        return try await writerThread.runIfActive { try Self.mapped { try body(writer) } }
+    }
+
+    /// Runs a read-only statement on the reader (or, for `:memory:`, on the writer between batches).
+    private func fetch(_ sql: String, _ binds: [SQLiteData] = []) async throws -> [DirectRow] {
+        if let reader {
+            let connection = reader.connection
+            return try await reader.thread.runIfActive { try Self.mapped { try connection.run(sql, binds) } }
+        }
+        return try await onWriter { db in try db.run(sql, binds) }
+    }
+
+    private static func mapped<T>(_ body: () throws -> T) throws -> T {
         do {
-            return try await writer.query(sql, binds)
-        } catch let error as SQLiteError {
-            throw map(error, sql: sql)
+            return try body()
+        } catch let error as DirectSQLiteError {
+            throw map(error)
         }
     }
 
-    /// Runs a read-only statement on the reader (call it inside ``read(_:)``).
-    private func fetch(_ sql: String, _ binds: [SQLiteData] = []) async throws -> [SQLiteRow] {
-        do {
-            return try await (reader ?? writer).query(sql, binds)
-        } catch let error as SQLiteError {
-            throw map(error, sql: sql)
-        }
-    }
-
-    private func map(_ error: SQLiteError, sql: String) -> any Error {
-        let message = "\(error)"
+    private static func map(_ error: DirectSQLiteError) -> any Error {
+        let message = error.message
         if message.contains("UNIQUE constraint failed: orders") { return StoreError.duplicateOrder("") }
         if message.contains("CHECK constraint failed") { return StoreError.database("a constraint refused the change") }
         return StoreError.database("SQLite: \(message.prefix(200))")
@@ -117,14 +138,14 @@ public final class SQLiteGatewayStore: GatewayStore {
     /// the time, inside its own savepoint. Returns (or throws) only after that transaction's
     /// commit (or rollback).
     @discardableResult
-    private func transaction<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    private func transaction<T: Sendable>(_ body: @escaping @Sendable (DirectConnection) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-            let result = Mutex<Result<T, any Error>?>(nil)
+            let result = Mutex<T?>(nil)
             let job = WriteJob(
-                work: {
+                work: { db in
                     do {
-                        let value = try await body()
-                        result.withLock { $0 = .success(value) }
+                        let value = try Self.mapped { try body(db) }
+                        result.withLock { $0 = value }
                         return nil
                     } catch {
                         return error
@@ -133,8 +154,8 @@ public final class SQLiteGatewayStore: GatewayStore {
                 finish: { failure in
                     if let failure {
                         continuation.resume(throwing: failure)
-                    } else if let value = result.withLock({ $0 }) {
-                        continuation.resume(with: value)
+                    } else if let value = result.withLock({ $0.take() }) {
+                        continuation.resume(returning: value)
                     } else {
                         continuation.resume(throwing: StoreError.database("a write finished without a result"))
                     }
@@ -163,9 +184,14 @@ public final class SQLiteGatewayStore: GatewayStore {
                 return batch
             }
             if batch.isEmpty { return }
-            await lock.lock()
-            let outcomes = await commit(batch)
-            await lock.unlock()
+            let writer = self.writer
+            let logger = self.logger
+            let outcomes: [(any Error)?]
+            do {
+                outcomes = try await writerThread.runIfActive { Self.commit(batch, on: writer, logger: logger) }
+            } catch {
+                outcomes = batch.map { _ in error }
+            }
             statistics.withLock {
                 $0.commits += 1
                 $0.jobs += batch.count
@@ -174,11 +200,13 @@ public final class SQLiteGatewayStore: GatewayStore {
         }
     }
 
-    /// Runs the jobs in one transaction and commits it. Returns each job's failure (nil for
-    /// success); when the transaction cannot commit, every job fails.
-    private func commit(_ batch: [WriteJob]) async -> [(any Error)?] {
+    /// Runs the jobs in one transaction and commits it, on the writer's thread. Returns each
+    /// job's failure (nil for success); when the transaction cannot commit, every job fails.
+    private static func commit(_ batch: [WriteJob], on db: DirectConnection, logger: Logger) -> [(any Error)?] {
         do {
-            try await run("BEGIN IMMEDIATE")
+            try db.run("BEGIN IMMEDIATE")
+        } catch let error as DirectSQLiteError {
+            return batch.map { _ in map(error) }
         } catch {
             return batch.map { _ in error }
         }
@@ -186,35 +214,35 @@ public final class SQLiteGatewayStore: GatewayStore {
         do {
             if batch.count == 1 {
                 // Alone: the transaction is the job's, so no savepoint is needed.
-                if let failure = await batch[0].work() {
-                    _ = try? await writer.query("ROLLBACK", [])
+                if let failure = batch[0].work(db) {
+                    _ = try? db.run("ROLLBACK")
                     return [failure]
                 }
                 outcomes = [nil]
             } else {
                 for job in batch {
-                    try await run("SAVEPOINT job")
-                    let failure = await job.work()
-                    if failure != nil { try await run("ROLLBACK TO job") }
-                    try await run("RELEASE job")
+                    try db.run("SAVEPOINT job")
+                    let failure = job.work(db)
+                    if failure != nil { try db.run("ROLLBACK TO job") }
+                    try db.run("RELEASE job")
                     outcomes.append(failure)
                 }
             }
-            try await run("COMMIT")
+            try db.run("COMMIT")
             return outcomes
         } catch {
             // The transaction as a whole failed (a failed commit, an I/O error): nothing of it
             // is stored, so no job may report success.
-            _ = try? await writer.query("ROLLBACK", [])
+            _ = try? db.run("ROLLBACK")
             logger.error("A group commit failed; its jobs are rolled back", metadata: ["jobs": "\(batch.count)", "error": "\(error)"])
-            return batch.map { _ in error }
+            let mappedError = (error as? DirectSQLiteError).map(map) ?? error
+            return batch.map { _ in mappedError }
         }
     }
 
-    /// Runs reads: on the reader connection, or between batches when there is none.
+    /// Reads run on their own connection; kept as a seam for the read functions.
     private func read<T: Sendable>(_ body: () async throws -> T) async throws -> T {
-        if reader != nil { return try await body() }
-        return try await lock.withLock { try await body() }
+        try await body()
     }
 
     private static func text(_ value: String?) -> SQLiteData { value.map { .text($0) } ?? .null }
@@ -224,19 +252,20 @@ public final class SQLiteGatewayStore: GatewayStore {
     // MARK: Migrations
 
     public func migrate() async throws -> [Int] {
-        try await lock.withLock {
-            try await run("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")
-            let current = Int(try await run("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations").first?.column("v")?.integer ?? 0)
+        let logger = self.logger
+        return try await onWriter { db in
+            try db.run("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")
+            let current = try db.run("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations").first?.column("v")?.integer ?? 0
             guard current <= Migrations.latest else { throw StoreError.schemaTooNew(found: current, known: Migrations.latest) }
             var applied: [Int] = []
             for migration in Migrations.all(.sqlite) where migration.version > current {
-                try await run("BEGIN IMMEDIATE")
+                try db.run("BEGIN IMMEDIATE")
                 do {
-                    for statement in migration.statements { try await run(statement) }
-                    try await run("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", [.integer(migration.version), .integer(Int(Date().ms))])
-                    try await run("COMMIT")
+                    for statement in migration.statements { try db.run(statement) }
+                    try db.run("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", [.integer(migration.version), .integer(Int(Date().ms))])
+                    try db.run("COMMIT")
                 } catch {
-                    _ = try? await writer.query("ROLLBACK", [])
+                    _ = try? db.run("ROLLBACK")
                     throw error
                 }
                 applied.append(migration.version)
@@ -268,38 +297,36 @@ public final class SQLiteGatewayStore: GatewayStore {
 
     public func insert(_ order: GatewayOrder) async throws {
         do {
-            try await transaction { [self] in
-                try await run("INSERT INTO orders (\(orderColumns)) VALUES (\(Array(repeating: "?", count: 21).joined(separator: ", ")))", orderBinds(order))
-                try await insertEvent(OrderEvent(orderId: order.id, at: order.createdAt, kind: .created, toState: order.state, detail: "order stored for \(order.amount) via \(order.provider)"))
+            try await transaction { [self] db in
+                try db.run("INSERT INTO orders (\(orderColumns)) VALUES (\(Array(repeating: "?", count: 21).joined(separator: ", ")))", orderBinds(order))
+                try insertEvent(OrderEvent(orderId: order.id, at: order.createdAt, kind: .created, toState: order.state, detail: "order stored for \(order.amount) via \(order.provider)"), db)
             }
         } catch StoreError.duplicateOrder {
             throw StoreError.duplicateOrder(order.providerOrderId)
         }
     }
 
-    private func insertEvent(_ event: OrderEvent) async throws {
-        try await run(
+    private func insertEvent(_ event: OrderEvent, _ db: DirectConnection) throws {
+        try db.run(
             "INSERT INTO order_events (order_id, at, kind, from_state, to_state, detail) VALUES (?, ?, ?, ?, ?, ?)",
             [.text(event.orderId), .integer(Int(event.at.ms)), .text(event.kind.rawValue), Self.text(event.fromState?.rawValue),
              Self.text(event.toState?.rawValue), .text(event.detail)])
     }
 
-    private func insertMessage(_ message: OutboxMessage) async throws {
-        try await run(
+    private func insertMessage(_ message: OutboxMessage, _ db: DirectConnection) throws {
+        try db.run(
             "INSERT INTO outbox (\(outboxColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [.text(message.id), .text(message.type), .text(message.orderId), .text(message.payload), .integer(Int(message.createdAt.ms)),
              .text(message.state.rawValue), .integer(message.attempts), .integer(Int(message.nextAttemptAt.ms)), Self.int(message.lastStatus),
              Self.int(message.deliveredAt?.ms)])
     }
 
-    private func selectOrder(id: String, reading: Bool = false) async throws -> GatewayOrder? {
-        let sql = "SELECT \(orderColumns) FROM orders WHERE id = ?"
-        let rows = reading ? try await fetch(sql, [.text(id)]) : try await run(sql, [.text(id)])
-        return try rows.first.map { try RowDecoding.order(SQLiteRowReader($0)) }
+    private func selectOrder(id: String, _ db: DirectConnection) throws -> GatewayOrder? {
+        try db.run("SELECT \(orderColumns) FROM orders WHERE id = ?", [.text(id)]).first.map { try RowDecoding.order(SQLiteRowReader($0)) }
     }
 
     public func order(id: String) async throws -> GatewayOrder? {
-        try await read { try await selectOrder(id: id, reading: true) }
+        try await read { try await fetch("SELECT \(orderColumns) FROM orders WHERE id = ?", [.text(id)]).first.map { try RowDecoding.order(SQLiteRowReader($0)) } }
     }
 
     public func order(provider: String, providerOrderId: String) async throws -> GatewayOrder? {
@@ -348,38 +375,38 @@ public final class SQLiteGatewayStore: GatewayStore {
     }
 
     public func update(orderId: String, _ decide: @escaping @Sendable (GatewayOrder) throws -> OrderChange?) async throws -> GatewayOrder {
-        try await transaction { [self] in
-            guard let current = try await selectOrder(id: orderId) else { throw StoreError.orderNotFound(orderId) }
+        try await transaction { [self] db in
+            guard let current = try selectOrder(id: orderId, db) else { throw StoreError.orderNotFound(orderId) }
             guard let change = try decide(current) else { return current }
-            try await write(change, replacing: current)
+            try write(change, replacing: current, db)
             return change.order
         }
     }
 
     public func update(from current: GatewayOrder, _ decide: @escaping @Sendable (GatewayOrder) throws -> OrderChange?) async throws -> GatewayOrder {
-        try await transaction { [self] in
+        try await transaction { [self] db in
             // The writer is this store's alone, so a version that still matches cannot
             // change before the commit.
-            if let change = try decide(current), try await write(change, expectedVersion: current.version) {
+            if let change = try decide(current), try write(change, expectedVersion: current.version, db) {
                 return change.order
             }
-            guard let stored = try await selectOrder(id: current.id) else { throw StoreError.orderNotFound(current.id) }
+            guard let stored = try selectOrder(id: current.id, db) else { throw StoreError.orderNotFound(current.id) }
             guard let change = try decide(stored) else { return stored }
-            try await write(change, replacing: stored)
+            try write(change, replacing: stored, db)
             return change.order
         }
     }
 
-    private func write(_ change: OrderChange, replacing current: GatewayOrder) async throws {
-        guard try await write(change, expectedVersion: current.version) else {
+    private func write(_ change: OrderChange, replacing current: GatewayOrder, _ db: DirectConnection) throws {
+        guard try write(change, expectedVersion: current.version, db) else {
             throw StoreError.database("order \(change.order.id) changed underneath the update")
         }
     }
 
     /// Writes the change if the stored order has `expectedVersion`; false (nothing written) if not.
-    private func write(_ change: OrderChange, expectedVersion: Int) async throws -> Bool {
+    private func write(_ change: OrderChange, expectedVersion: Int, _ db: DirectConnection) throws -> Bool {
         let o = change.order
-        let rows = try await run(
+        let rows = try db.run(
             """
             UPDATE orders SET state = ?, refunded_amount = ?, transaction_id = ?, payment_url = ?, qr_token = ?, payment_link_id = ?,
                 needs_review = ?, updated_at = ?, next_poll_at = ?, poll_attempts = ?, version = ?, description = ?, metadata = ?
@@ -389,22 +416,22 @@ public final class SQLiteGatewayStore: GatewayStore {
              Self.text(o.paymentLinkId), .integer(o.needsReview ? 1 : 0), .integer(Int(o.updatedAt.ms)), Self.int(o.nextPollAt?.ms),
              .integer(o.pollAttempts), .integer(o.version), Self.text(o.description), Self.text(o.metadata), .text(o.id), .integer(expectedVersion)])
         guard !rows.isEmpty else { return false }
-        for event in change.events { try await insertEvent(event) }
-        for message in change.outbox { try await insertMessage(message) }
+        for event in change.events { try insertEvent(event, db) }
+        for message in change.outbox { try insertMessage(message, db) }
         return true
     }
 
     public func insert(contentsOf orders: [GatewayOrder]) async throws {
         guard !orders.isEmpty else { return }
-        try await transaction { [self] in
+        try await transaction { [self] db in
             let chunk = 500
             for start in stride(from: 0, to: orders.count, by: chunk) {
                 let slice = orders[start..<min(start + chunk, orders.count)]
                 let row = "(" + Array(repeating: "?", count: 21).joined(separator: ", ") + ")"
-                try await run(
+                try db.run(
                     "INSERT INTO orders (\(orderColumns)) VALUES " + Array(repeating: row, count: slice.count).joined(separator: ", "),
                     slice.flatMap(orderBinds))
-                try await run(
+                try db.run(
                     "INSERT INTO order_events (order_id, at, kind, from_state, to_state, detail) VALUES "
                         + Array(repeating: "(?, ?, ?, NULL, ?, ?)", count: slice.count).joined(separator: ", "),
                     slice.flatMap { o -> [SQLiteData] in
@@ -416,15 +443,15 @@ public final class SQLiteGatewayStore: GatewayStore {
     }
 
     public func recordRefund(orderId: String, amount: Int, refundId: String, at now: Date) async throws -> GatewayOrder {
-        try await transaction { [self] in
-            let updated = try await run(
+        try await transaction { [self] db in
+            let updated = try db.run(
                 """
                 UPDATE orders SET refunded_amount = refunded_amount + ?, version = version + 1, updated_at = ?
                 WHERE id = ? AND state = 'paid' AND refunded_amount + ? <= amount RETURNING \(orderColumns)
                 """,
                 [.integer(amount), .integer(Int(now.ms)), .text(orderId), .integer(amount)])
             guard let row = updated.first else {
-                guard let current = try await selectOrder(id: orderId) else { throw StoreError.orderNotFound(orderId) }
+                guard let current = try selectOrder(id: orderId, db) else { throw StoreError.orderNotFound(orderId) }
                 if current.state != .paid { throw StoreError.notRefundable(orderId: orderId, state: current.state) }
                 throw StoreError.refundExceedsPaid(orderId: orderId)
             }
@@ -434,9 +461,9 @@ public final class SQLiteGatewayStore: GatewayStore {
             guard let change = OrderStateMachine.refund(before, amount: amount, refundId: refundId, at: now) else {
                 throw StoreError.refundExceedsPaid(orderId: orderId)
             }
-            try await run("INSERT INTO refunds (id, order_id, amount, created_at) VALUES (?, ?, ?, ?)", [.text(refundId), .text(orderId), .integer(amount), .integer(Int(now.ms))])
-            for event in change.events { try await insertEvent(event) }
-            for message in change.outbox { try await insertMessage(message) }
+            try db.run("INSERT INTO refunds (id, order_id, amount, created_at) VALUES (?, ?, ?, ?)", [.text(refundId), .text(orderId), .integer(amount), .integer(Int(now.ms))])
+            for event in change.events { try insertEvent(event, db) }
+            for message in change.outbox { try insertMessage(message, db) }
             return order
         }
     }
@@ -444,8 +471,8 @@ public final class SQLiteGatewayStore: GatewayStore {
     // MARK: Background work
 
     public func claimOrdersToPoll(now: Date, limit: Int, owner: String, lease: TimeInterval) async throws -> [GatewayOrder] {
-        try await transaction { [self] in
-            let rows = try await run(
+        try await transaction { db in
+            let rows = try db.run(
                 """
                 UPDATE orders SET lease_owner = ?, lease_until = ?
                 WHERE id IN (
@@ -460,16 +487,16 @@ public final class SQLiteGatewayStore: GatewayStore {
     }
 
     public func schedulePoll(orderId: String, at: Date?, attempts: Int, owner: String) async throws {
-        try await transaction { [self] in
-            try await run(
+        try await transaction { db in
+            try db.run(
                 "UPDATE orders SET next_poll_at = CASE WHEN state IN ('created', 'pending') THEN ? ELSE NULL END, poll_attempts = ?, lease_owner = NULL, lease_until = NULL WHERE id = ? AND (lease_owner IS NULL OR lease_owner = ?)",
                 [Self.int(at?.ms), .integer(attempts), .text(orderId), .text(owner)])
         }
     }
 
     public func claimOutbox(now: Date, limit: Int, owner: String, lease: TimeInterval) async throws -> [OutboxMessage] {
-        try await transaction { [self] in
-            let rows = try await run(
+        try await transaction { db in
+            let rows = try db.run(
                 """
                 UPDATE outbox SET lease_owner = ?, lease_until = ?
                 WHERE id IN (
@@ -483,13 +510,13 @@ public final class SQLiteGatewayStore: GatewayStore {
     }
 
     public func recordDelivery(_ attempt: DeliveryAttempt, delivered: Bool, retryAt: Date?, owner: String) async throws {
-        try await transaction { [self] in
-            try await run(
+        try await transaction { db in
+            try db.run(
                 "INSERT INTO delivery_attempts (message_id, at, status_code, latency_ms, error, manual) VALUES (?, ?, ?, ?, ?, ?)",
                 [.text(attempt.messageId), .integer(Int(attempt.at.ms)), Self.int(attempt.statusCode), .integer(attempt.latencyMs),
                  Self.text(attempt.error), .integer(attempt.manual ? 1 : 0)])
             let state = delivered ? "delivered" : (retryAt == nil ? "failed" : "pending")
-            try await run(
+            try db.run(
                 """
                 UPDATE outbox SET attempts = attempts + 1, last_status = ?, state = CASE WHEN state = 'delivered' THEN 'delivered' ELSE ? END,
                     delivered_at = CASE WHEN ? = 'delivered' AND delivered_at IS NULL THEN ? ELSE delivered_at END,
@@ -502,7 +529,7 @@ public final class SQLiteGatewayStore: GatewayStore {
 
     public func outboxMessages(orderId: String?, limit: Int) async throws -> [OutboxMessage] {
         try await read {
-            let rows: [SQLiteRow]
+            let rows: [DirectRow]
             if let orderId {
                 rows = try await fetch("SELECT \(outboxColumns) FROM outbox WHERE order_id = ? ORDER BY created_at DESC, id LIMIT ?", [.text(orderId), .integer(limit)])
             } else {
@@ -520,16 +547,16 @@ public final class SQLiteGatewayStore: GatewayStore {
     }
 
     public func requeue(messageId: String, now: Date) async throws {
-        try await transaction { [self] in
-            try await run("UPDATE outbox SET state = 'pending', next_attempt_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?", [.integer(Int(now.ms)), .text(messageId)])
+        try await transaction { db in
+            try db.run("UPDATE outbox SET state = 'pending', next_attempt_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?", [.integer(Int(now.ms)), .text(messageId)])
         }
     }
 
     // MARK: Payment links
 
     public func insert(_ link: PaymentLink) async throws {
-        try await transaction { [self] in
-            try await run(
+        try await transaction { db in
+            try db.run(
                 "INSERT INTO payment_links (\(linkColumns)) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [.text(link.id), .integer(link.amount), Self.text(link.description), Self.text(link.merchantReference),
                  Self.int(link.expiresAt?.ms), .integer(Int(link.createdAt.ms)), Self.text(link.orderId)])
@@ -543,8 +570,8 @@ public final class SQLiteGatewayStore: GatewayStore {
     }
 
     public func attach(orderId: String, toLink linkId: String, replacing expected: String?) async throws -> Bool {
-        try await transaction { [self] in
-            let rows = try await run(
+        try await transaction { db in
+            let rows = try db.run(
                 "UPDATE payment_links SET order_id = ? WHERE id = ? AND order_id IS ? RETURNING id",
                 [.text(orderId), .text(linkId), Self.text(expected)])
             return !rows.isEmpty
@@ -560,9 +587,9 @@ public final class SQLiteGatewayStore: GatewayStore {
 
     public func setting(_ key: String, orInsert value: @autoclosure () -> String) async throws -> String {
         let candidate = value()
-        return try await transaction { [self] in
-            try await run("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", [.text(key), .text(candidate)])
-            return try await run("SELECT value FROM settings WHERE key = ?", [.text(key)]).first?.column("value")?.string ?? candidate
+        return try await transaction { db in
+            try db.run("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", [.text(key), .text(candidate)])
+            return try db.run("SELECT value FROM settings WHERE key = ?", [.text(key)]).first?.column("value")?.string ?? candidate
         }
     }
 
@@ -582,8 +609,8 @@ public final class SQLiteGatewayStore: GatewayStore {
     }
 
     public func saveIdempotentResponse(scope: String, key: String, requestHash: String, response: IdempotentResponse, at now: Date) async throws {
-        try await transaction { [self] in
-            try await run(
+        try await transaction { db in
+            try db.run(
                 "INSERT INTO idempotency_keys (scope, key, request_hash, status, body, created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (scope, key) DO NOTHING",
                 [.text(scope), .text(key), .text(requestHash), .integer(response.status), .text(response.body), .integer(Int(now.ms))])
         }
@@ -591,8 +618,8 @@ public final class SQLiteGatewayStore: GatewayStore {
 }
 
 struct SQLiteRowReader: RowReader {
-    let row: SQLiteRow
-    init(_ row: SQLiteRow) { self.row = row }
+    let row: DirectRow
+    init(_ row: DirectRow) { self.row = row }
     func string(_ column: String) -> String? {
         guard let data = row.column(column), data != .null else { return nil }
         return data.string
@@ -606,6 +633,6 @@ struct SQLiteRowReader: RowReader {
 /// One write waiting for the group commit: `work` runs its statements (inside the shared
 /// transaction) and keeps its result; `finish` answers its caller after the commit.
 private struct WriteJob: Sendable {
-    let work: @Sendable () async -> (any Error)?
+    let work: @Sendable (DirectConnection) -> (any Error)?
     let finish: @Sendable ((any Error)?) -> Void
 }

@@ -20,11 +20,14 @@ public final class AsyncHTTPClientTransport: KaspiTransport {
     ///   - connectTimeout: how long to wait for a connection.
     ///   - readTimeout: how long to wait for the next bytes of a response.
     ///   - maxResponseSize: the largest body accepted, 1 MiB by default.
+    ///   - maxConnections: connections kept open to the server at most (AsyncHTTPClient's
+    ///     default of 8 queues a busy gateway's calls).
     public init(
         connectTimeout: Duration = .seconds(10), readTimeout: Duration = .seconds(30),
-        maxResponseSize: Int = 1 << 20
+        maxResponseSize: Int = 1 << 20, maxConnections: Int = 64
     ) {
         var configuration = HTTPClient.Configuration()
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: max(1, maxConnections))
         configuration.timeout = .init(
             connect: .nanoseconds(Int64(connectTimeout.components.seconds) * 1_000_000_000
                 + connectTimeout.components.attoseconds / 1_000_000_000),

@@ -8,6 +8,53 @@ import Testing
 @Suite("Gateway store contract")
 struct StoreContractTests {
     @Test(arguments: Backend.available)
+    func updateFromACopyWritesOnceOrDecidesAgainOnTheStoredOrder(_ backend: Backend) async throws {
+        let handle = try await backend.open()
+        let store = handle.store
+        let order = makeOrder()
+        try await store.insert(order)
+        let at = order.createdAt.addingTimeInterval(5)
+        // A current copy: written as it is.
+        let pending = try await store.update(from: order) { OrderStateMachine.providerAccepted($0, paymentURL: "https://pay.example/1", qrToken: nil, at: at, firstPollAt: at) }
+        #expect(pending.state == .pending)
+        #expect(try await store.order(id: order.id) == pending)
+        // A stale copy (version 1, stored 2): decided again on the stored order, so the
+        // payment URL written meanwhile survives.
+        let paid = try await store.update(from: order) { OrderStateMachine.apply(.approved, transactionId: "tx-1", source: .webhook, to: $0, at: at) }
+        #expect(paid.state == .paid)
+        #expect(paid.paymentURL == "https://pay.example/1")
+        #expect(paid.version == pending.version + 1)
+        let stored = try #require(try await store.order(id: order.id))
+        #expect(stored == paid)
+        let events = try await store.events(orderId: order.id)
+        #expect(events.filter { $0.kind == .transition && $0.toState == .paid }.count == 1)
+        #expect(try await store.outboxMessages(orderId: order.id, limit: 10).map(\.type).contains("order.paid"))
+        // An order that is not there.
+        var ghost = makeOrder()
+        ghost.id = "ord_ghost"
+        await #expect(throws: StoreError.orderNotFound("ord_ghost")) {
+            try await store.update(from: ghost) { OrderStateMachine.apply(.approved, transactionId: nil, source: .webhook, to: $0, at: at) }
+        }
+        try await handle.close()
+    }
+
+    @Test(arguments: Backend.available)
+    func bulkInsertStoresAllOrNone(_ backend: Backend) async throws {
+        let handle = try await backend.open()
+        let store = handle.store
+        let orders = (0..<1200).map { makeOrder("bulk-\($0)") }
+        try await store.insert(contentsOf: orders)
+        #expect(try await store.order(id: orders[1199].id) == orders[1199])
+        #expect(try await store.events(orderId: orders[0].id).map(\.kind) == [.created])
+        // The second chunk holds a duplicate: the first chunk must not stay either.
+        var again = (0..<1100).map { makeOrder("again-\($0)") }
+        again[1050].providerOrderId = orders[5].providerOrderId
+        await #expect(throws: StoreError.self) { try await store.insert(contentsOf: again) }
+        #expect(try await store.order(id: again[0].id) == nil)
+        try await handle.close()
+    }
+
+    @Test(arguments: Backend.available)
     func migrationsAreVersionedAndIdempotent(_ backend: Backend) async throws {
         let handle = try await backend.open()
         let store = handle.store
@@ -285,6 +332,81 @@ extension StoreContractTests {
 
 @Suite("SQLite store specifics")
 struct SQLiteStoreTests {
+    /// Many concurrent writes share commits; each caller gets its own outcome, and a job that
+    /// fails (even after writing) is rolled back alone.
+    @Test func groupCommitIsolatesEachWrite() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("gw-\(UUID().uuidString).sqlite").path
+        defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
+        let store = try await SQLiteGatewayStore.open(path: path)
+        _ = try await store.migrate()
+        let orders = (0..<300).map { makeOrder("group-\($0)") }
+        try await store.insert(contentsOf: orders)
+        let existing = orders[0]
+        let before = store.commitStatistics
+        let at = Date(timeIntervalSince1970: 1_800_000_100)
+        let outcomes = await withTaskGroup(of: (Int, String).self) { group in
+            for (index, order) in orders.enumerated() {
+                group.addTask {
+                    do {
+                        switch index % 10 {
+                        case 3:
+                            // Fails before writing.
+                            var ghost = order
+                            ghost.id = "ord_ghost_\(index)"
+                            _ = try await store.update(from: ghost) { OrderStateMachine.apply(.approved, transactionId: nil, source: .webhook, to: $0, at: at) }
+                        case 7:
+                            // Writes a first chunk, then fails on a duplicate: rolled back alone.
+                            var batch = (0..<600).map { makeOrder("dup-\(index)-\($0)") }
+                            batch[550].providerOrderId = existing.providerOrderId
+                            try await store.insert(contentsOf: batch)
+                        default:
+                            _ = try await store.update(from: order) { OrderStateMachine.apply(.approved, transactionId: "tx-\(index)", source: .webhook, to: $0, at: at) }
+                        }
+                        return (index, "ok")
+                    } catch let error as StoreError {
+                        return (index, error.code)
+                    } catch {
+                        return (index, "\(error)")
+                    }
+                }
+            }
+            var all: [Int: String] = [:]
+            for await (index, outcome) in group { all[index] = outcome }
+            return all
+        }
+        for (index, outcome) in outcomes {
+            switch index % 10 {
+            case 3: #expect(outcome == "ORDER_NOT_FOUND")
+            case 7: #expect(outcome == "DUPLICATE_ORDER")
+            default: #expect(outcome == "ok")
+            }
+        }
+        for (index, order) in orders.enumerated() {
+            let stored = try #require(try await store.order(id: order.id))
+            #expect(stored.state == (index % 10 == 3 || index % 10 == 7 ? .created : .paid))
+            if index % 10 == 7 { #expect(try await store.order(provider: "kaspi-pay", providerOrderId: "never") == nil) }
+        }
+        let after = store.commitStatistics
+        #expect(after.jobs - before.jobs == 300)
+        // Shared commits: fewer commits than jobs (300 writers queued at once).
+        #expect(after.commits - before.commits < 300)
+        try await store.close()
+        // What was acknowledged is on disk.
+        let reopened = try await SQLiteGatewayStore.open(path: path)
+        #expect(try await reopened.order(id: orders[1].id)?.state == .paid)
+        #expect(try await reopened.orders(OrderQuery(search: "dup-7-0")).orders.isEmpty)
+        try await reopened.close()
+    }
+
+    @Test func memoryDatabasesWork() async throws {
+        let store = try await SQLiteGatewayStore.open(path: ":memory:")
+        _ = try await store.migrate()
+        let order = makeOrder()
+        try await store.insert(order)
+        #expect(try await store.order(id: order.id) == order)
+        try await store.close()
+    }
+
     @Test func commitsAreDurable() async throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("gw-\(UUID().uuidString).sqlite").path
         defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }

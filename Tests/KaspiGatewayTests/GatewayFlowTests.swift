@@ -51,8 +51,11 @@ struct GatewayFlowTests {
             #expect(kinds.first == "created" && kinds.contains("transition"))
             let list = try await s.api(.GET, "/v1/orders?status=paid&limit=10")
             #expect((list.json["data"] as? [[String: Any]])?.count == 1)
-            let outbox = try await s.api(.GET, "/v1/events?orderId=\(id)")
-            #expect(((outbox.json["data"] as? [[String: Any]]) ?? []).contains { $0["state"] as? String == "delivered" })
+            // The delivery is recorded just after the merchant answered.
+            #expect(await eventually {
+                let outbox = try? await s.api(.GET, "/v1/events?orderId=\(id)")
+                return ((outbox?.json["data"] as? [[String: Any]]) ?? []).contains { $0["state"] as? String == "delivered" }
+            })
 
             // Prometheus metrics: requests, transitions, webhooks, Kaspi latency, deliveries.
             let metrics = try await http(.GET, s.gatewayURL + "/metrics")

@@ -43,6 +43,11 @@ function delay()
 end
 
 function request()
+  if not primed then
+    -- wrk asks each thread for one request that it never sends: give it the filler.
+    primed = true
+    return filler
+  end
   if index >= #requests then
     exhausted = 1
     return filler

@@ -108,15 +108,7 @@ public struct WebhookVerifier: Sendable {
     /// - Throws: ``WebhookVerificationError``.
     public func verify(body: some Collection<UInt8>) throws(WebhookVerificationError) -> WebhookEvent {
         guard body.count <= maxBodySize else { throw .bodyTooLarge(limit: maxBodySize) }
-        let object: [String: JSONValue]
-        do {
-            guard case .object(let parsed) = try JSONDecoder().decode(JSONValue.self, from: Data(body)) else {
-                throw WebhookVerificationError.notJSON
-            }
-            object = parsed
-        } catch {
-            throw .notJSON
-        }
+        guard case .object(let object)? = JSONParser.parse(body) else { throw .notJSON }
         guard let orderField = object["orderId"], orderField != .null else { throw .missingField("orderId") }
         guard case .string(let orderText) = orderField else { throw .mistypedField("orderId", expected: "a string") }
         guard let amountField = object["amount"], amountField != .null else { throw .missingField("amount") }
@@ -207,6 +199,6 @@ public enum JSONValue: Decodable, Hashable, Sendable {
     ///
     /// - Returns: nil when `bytes` is not JSON.
     public static func parse(_ bytes: some Collection<UInt8>) -> JSONValue? {
-        try? JSONDecoder().decode(JSONValue.self, from: Data(bytes))
+        JSONParser.parse(bytes)
     }
 }

@@ -1,0 +1,119 @@
+import SQLiteNIO
+import VaporCSQLite
+
+/// A synchronous SQLite connection over the SQLite that SQLiteNIO bundles, with a cache of
+/// prepared statements. It is used from one thread at a time (its own thread pool), so a
+/// whole group commit runs in one hop instead of one per statement.
+final class DirectConnection: @unchecked Sendable {
+    private var handle: OpaquePointer?
+    private var statements: [String: OpaquePointer] = [:]
+    private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+
+    init(path: String) throws {
+        let flags = SQLITE_OPEN_CREATE | SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE
+        let status = sqlite_nio_sqlite3_open_v2(path, &handle, flags, nil)
+        guard status == SQLITE_OK, handle != nil else {
+            let message = handle.flatMap { sqlite_nio_sqlite3_errmsg($0) }.map { String(cString: $0) } ?? "code \(status)"
+            sqlite_nio_sqlite3_close(handle)
+            handle = nil
+            throw DirectSQLiteError(message: message)
+        }
+    }
+
+    deinit { close() }
+
+    func close() {
+        for statement in statements.values { sqlite_nio_sqlite3_finalize(statement) }
+        statements = [:]
+        if let handle { sqlite_nio_sqlite3_close(handle) }
+        handle = nil
+    }
+
+    private func error() -> DirectSQLiteError {
+        DirectSQLiteError(message: handle.flatMap { sqlite_nio_sqlite3_errmsg($0) }.map { String(cString: $0) } ?? "closed")
+    }
+
+    /// Runs one statement and returns its rows.
+    @discardableResult
+    func run(_ sql: String, _ binds: [SQLiteData] = []) throws -> [DirectRow] {
+        guard let handle else { throw DirectSQLiteError(message: "the connection is closed") }
+        let cached = statements[sql]
+        var statement = cached
+        if statement == nil {
+            guard sqlite_nio_sqlite3_prepare_v2(handle, sql, -1, &statement, nil) == SQLITE_OK, statement != nil else { throw error() }
+        }
+        // Statements of varying shape (bulk inserts) are not kept.
+        let keep = cached != nil || (binds.count <= 64 && statements.count < 128)
+        if keep, cached == nil { statements[sql] = statement }
+        defer {
+            if keep {
+                sqlite_nio_sqlite3_reset(statement)
+                sqlite_nio_sqlite3_clear_bindings(statement)
+            } else {
+                sqlite_nio_sqlite3_finalize(statement)
+            }
+        }
+        for (offset, value) in binds.enumerated() {
+            let index = Int32(offset + 1)
+            let status: Int32
+            switch value {
+            case .integer(let v): status = sqlite_nio_sqlite3_bind_int64(statement, index, Int64(v))
+            case .float(let v): status = sqlite_nio_sqlite3_bind_double(statement, index, v)
+            case .text(let v): status = sqlite_nio_sqlite3_bind_text64(statement, index, v, UInt64(v.utf8.count), Self.transient, UInt8(SQLITE_UTF8))
+            case .null: status = sqlite_nio_sqlite3_bind_null(statement, index)
+            case .blob(let buffer):
+                status = buffer.withUnsafeReadableBytes {
+                    sqlite_nio_sqlite3_bind_blob64(statement, index, $0.baseAddress, UInt64($0.count), Self.transient)
+                }
+            }
+            guard status == SQLITE_OK else { throw error() }
+        }
+        let count = sqlite_nio_sqlite3_column_count(statement)
+        var names: [String] = []
+        var rows: [DirectRow] = []
+        while true {
+            let step = sqlite_nio_sqlite3_step(statement)
+            if step == SQLITE_DONE { break }
+            guard step == SQLITE_ROW else { throw error() }
+            if names.isEmpty && count > 0 {
+                names = (0..<count).map { String(cString: sqlite_nio_sqlite3_column_name(statement, $0)) }
+            }
+            var values: [SQLiteData] = []
+            values.reserveCapacity(Int(count))
+            for column in 0..<count {
+                switch sqlite_nio_sqlite3_column_type(statement, column) {
+                case SQLITE_INTEGER: values.append(.integer(Int(sqlite_nio_sqlite3_column_int64(statement, column))))
+                case SQLITE_FLOAT: values.append(.float(sqlite_nio_sqlite3_column_double(statement, column)))
+                case SQLITE_TEXT:
+                    if let text = sqlite_nio_sqlite3_column_text(statement, column) {
+                        values.append(.text(String(cString: text)))
+                    } else {
+                        values.append(.null)
+                    }
+                default: values.append(.null)
+                }
+            }
+            rows.append(DirectRow(names: names, values: values))
+        }
+        return rows
+    }
+}
+
+/// One result row.
+struct DirectRow: Sendable {
+    let names: [String]
+    let values: [SQLiteData]
+
+    func column(_ name: String) -> SQLiteData? {
+        guard let index = names.firstIndex(of: name) else { return nil }
+        return values[index]
+    }
+
+    var first: SQLiteData? { values.first }
+}
+
+/// An error from SQLite; the message names no data.
+struct DirectSQLiteError: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
+}
