@@ -20,6 +20,7 @@ final class Bench: @unchecked Sendable {
     let flatOrders: Int
     let postgres: String?
     let python: String
+    let only: Set<String>
     let client = HTTPClient(eventLoopGroupProvider: .singleton)
     let report = Report()
     var logger = Logger(label: "kaspi-bench")
@@ -30,7 +31,8 @@ final class Bench: @unchecked Sendable {
     static let amount = 5000
 
     init(kaspi: String, benchExecutable: String, out: URL, root: URL, runs: Int, requests: Int, seconds: Int, wrk: Wrk,
-         flatOrders: Int, postgres: String?, python: String) throws {
+         flatOrders: Int, postgres: String?, python: String, only: Set<String>) throws {
+        self.only = only
         self.kaspi = kaspi
         self.benchExecutable = benchExecutable
         self.out = out
@@ -66,16 +68,21 @@ final class Bench: @unchecked Sendable {
         report.header(wrk: wrk, runs: runs, requests: requests, seconds: seconds)
         progress("micro-benchmarks")
         report.micro(Micro.all())
+        func selected(_ name: String) -> Bool { only.isEmpty || only.contains(name) }
         try await baseline()
-        try await sandbox()
-        try await gatewayWebhooks(database: .sqlite)
-        if let postgres { try await gatewayWebhooks(database: .postgres(postgres)) } else {
-            report.note("PostgreSQL skipped: set KASPI_BENCH_POSTGRES_URL (scripts/bench does).")
+        if selected("sandbox") { try await sandbox() }
+        if selected("sqlite") { try await gatewayWebhooks(database: .sqlite) }
+        if selected("postgres") {
+            if let postgres { try await gatewayWebhooks(database: .postgres(postgres)) } else {
+                report.note("PostgreSQL skipped: set KASPI_BENCH_POSTGRES_URL (scripts/bench does).")
+            }
         }
-        try await checkout()
-        try await peer()
-        try await flatCost()
-        try await reconciliation()
+        if selected("checkout") { try await checkout() }
+        if selected("peer") { try await peer() }
+        if selected("flat") {
+            try await flatCost()
+            try await reconciliation()
+        }
         report.targets()
         let text = report.text()
         try text.write(to: out.appendingPathComponent("report.md"), atomically: true, encoding: .utf8)
@@ -173,7 +180,7 @@ final class Bench: @unchecked Sendable {
         }
         report.baseline(results)
         baselineRPS = Report.median(results.map { Double($0.requests - $0.errors) / (Double($0.durationUs) / 1_000_000) })
-        report.process("baseline (kaspi-bench baseline)", ready: ready, memory: child.memory())
+        report.process("baseline (kaspi-bench baseline; not a target)", ready: ready, memory: child.memory(), ours: false)
         await child.stop()
     }
 
@@ -397,7 +404,7 @@ final class Bench: @unchecked Sendable {
         report.row("Peer (Python, FastAPI + uvicorn + sqlite3): checkout to the sandbox", checkouts.results, key: "peer-checkout")
         report.check("peer: orders paid", expected: webhooks.issued, found: paid, acknowledged: webhooks.acknowledged)
         report.check("peer: checkout orders stored", expected: checkouts.issued, found: created, acknowledged: checkouts.acknowledged)
-        report.process("peer (uvicorn, 1 worker)", ready: ready, memory: memory)
+        report.process("peer (uvicorn, 1 worker; not a target)", ready: ready, memory: memory, ours: false)
     }
 
     /// Webhook latency with few and with many orders stored, at a paced load (8 connections,

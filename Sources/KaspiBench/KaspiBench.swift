@@ -47,6 +47,7 @@ struct Run: AsyncParsableCommand {
     @Option(help: "PostgreSQL for the PostgreSQL figures (default: $KASPI_BENCH_POSTGRES_URL; skipped without).") var postgres: String?
     @Option(help: "The Python interpreter with FastAPI and uvicorn, for the peer.") var python = "python3"
     @Option(help: "The repository root (benchmarks/ lives there).") var root = "."
+    @Option(help: "Only these, comma-separated: sandbox, sqlite, postgres, checkout, peer, flat (the baseline always runs).") var only: String?
 
     func run() async throws {
         let kaspiPath = kaspi ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("kaspi").path
@@ -54,7 +55,8 @@ struct Run: AsyncParsableCommand {
             kaspi: kaspiPath, benchExecutable: URL(fileURLWithPath: CommandLine.arguments[0]).path,
             out: URL(fileURLWithPath: out), root: URL(fileURLWithPath: root), runs: runs, requests: requests, seconds: seconds,
             wrk: Wrk(threads: threads, connections: connections, scripts: URL(fileURLWithPath: root).appendingPathComponent("benchmarks/wrk")),
-            flatOrders: flatOrders, postgres: postgres ?? ProcessInfo.processInfo.environment["KASPI_BENCH_POSTGRES_URL"], python: python)
+            flatOrders: flatOrders, postgres: postgres ?? ProcessInfo.processInfo.environment["KASPI_BENCH_POSTGRES_URL"], python: python,
+            only: Set((only ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }))
         try await bench.all()
     }
 }

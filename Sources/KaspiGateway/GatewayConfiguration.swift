@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import KaspiPay
 
 /// The gateway's settings. Every value is validated at start (``validate()``), each problem
 /// with its own message.
@@ -49,7 +50,7 @@ public struct GatewayConfiguration: Sendable {
 
     /// The hex SHA-256 of an API key, as stored in ``apiKeyHashes``.
     public static func hash(apiKey: String) -> String {
-        SHA256.hash(data: Data(apiKey.utf8)).map { String(format: "%02x", $0) }.joined()
+        Signature.hex(SHA256.hash(data: Data(apiKey.utf8)))
     }
 
     /// Checks every value.

@@ -38,7 +38,14 @@ public final class PostgresGatewayStore: GatewayStore {
         var configuration = PostgresClient.Configuration(
             host: host, port: url.port ?? 5432, username: user, password: url.password?.removingPercentEncoding ?? url.password,
             database: database.isEmpty ? nil : database, tls: tls)
-        configuration.options.maximumConnections = 10
+        // Enough for group commits to form under load; several instances share the server's
+        // max_connections (100 by default), so it can be set with ?pool_max=N.
+        var maximum = 20
+        if let text = query.first(where: { $0.name == "pool_max" })?.value {
+            guard let value = Int(text), (1...500).contains(value) else { throw StoreError.database("pool_max in the database URL must be 1 to 500") }
+            maximum = value
+        }
+        configuration.options.maximumConnections = maximum
         return configuration
     }
 

@@ -177,5 +177,5 @@ public enum SandboxConfigurationError: Error, Sendable, CustomStringConvertible 
 
 func randomHex(_ bytes: Int) -> String {
     var generator = SystemRandomNumberGenerator()
-    return (0..<bytes).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+    return Signature.hex((0..<bytes).map { _ in UInt8.random(in: 0...255, using: &generator) })
 }

@@ -82,7 +82,8 @@ public enum Signature {
         return difference == 0
     }
 
-    static func hex(_ digest: some Sequence<UInt8>) -> String {
+    /// Lowercase hex of bytes (for KaspiKit's own modules).
+    package static func hex(_ digest: some Sequence<UInt8>) -> String {
         let table: [UInt8] = Array("0123456789abcdef".utf8)
         var out: [UInt8] = []
         out.reserveCapacity(64)
