@@ -55,6 +55,11 @@ public struct CheckoutRequest: Sendable, Hashable {
     }
 }
 
+/// A webhook's amount differs from the stored order's (thrown inside the update, so nothing changes).
+struct WebhookAmountMismatch: Error {
+    let orderId: String
+}
+
 /// The merchant's payment service: stores orders before calling the provider, applies every
 /// status report through the state machine in one transaction, reconciles pending orders,
 /// and delivers signed events to the merchant's systems.
@@ -206,29 +211,27 @@ public final class Gateway: Sendable {
             logger.warning("Webhook rejected", metadata: ["error.code": "\(error.code)"])
             throw GatewayAPIError(400, error.code, error.message)
         }
-        let order: GatewayOrder?
-        do { order = try await store.order(provider: provider.name, providerOrderId: event.providerOrderId) } catch { throw Self.storeError(error) }
-        guard let order else {
+        let at = now()
+        let amount = event.amount
+        do {
+            // Looked up, checked and changed in one write: one job of a group commit on SQLite.
+            let (before, updated) = try await store.update(provider: provider.name, providerOrderId: event.providerOrderId) { current in
+                guard current.amount == amount else { throw WebhookAmountMismatch(orderId: current.id) }
+                // Every webhook received shows in the timeline, even one that changes nothing.
+                return OrderStateMachine.apply(event.report, transactionId: event.transactionId, source: .webhook, to: current, at: at)
+                    ?? OrderStateMachine.noted(event.report, source: .webhook, on: current, at: at)
+            }
+            metrics.counted(from: before, to: updated)
+            metrics.webhook(updated.state != before.state || updated.transactionId != before.transactionId || updated.needsReview != before.needsReview ? "applied" : "unchanged")
+            return updated
+        } catch StoreError.orderNotFound {
             metrics.webhook("rejected")
             logger.warning("Webhook for an unknown order rejected", metadata: ["providerOrderId": "\(event.providerOrderId)"])
             throw GatewayAPIError(400, "WEBHOOK_UNKNOWN_ORDER", "No order \(event.providerOrderId) here; the webhook is for another shop or forged.")
-        }
-        guard order.amount == event.amount else {
+        } catch let mismatch as WebhookAmountMismatch {
             metrics.webhook("rejected")
-            logger.warning("Webhook with a wrong amount rejected", metadata: ["order": "\(order.id)"])
+            logger.warning("Webhook with a wrong amount rejected", metadata: ["order": "\(mismatch.orderId)"])
             throw GatewayAPIError(400, "WEBHOOK_AMOUNT_MISMATCH", "The webhook's amount differs from the order's; nothing was changed.")
-        }
-        let at = now()
-        do {
-            // From the copy just read: one statement on PostgreSQL unless something changed it.
-            let updated = try await store.update(from: order) { current in
-                // Every webhook received shows in the timeline, even one that changes nothing.
-                OrderStateMachine.apply(event.report, transactionId: event.transactionId, source: .webhook, to: current, at: at)
-                    ?? OrderStateMachine.noted(event.report, source: .webhook, on: current, at: at)
-            }
-            metrics.counted(from: order, to: updated)
-            metrics.webhook(updated.state != order.state || updated.transactionId != order.transactionId || updated.needsReview != order.needsReview ? "applied" : "unchanged")
-            return updated
         } catch {
             throw Self.storeError(error)
         }

@@ -159,6 +159,13 @@ public protocol GatewayStore: Sendable {
     @discardableResult
     func update(from current: GatewayOrder, _ decide: @escaping @Sendable (GatewayOrder) throws -> OrderChange?) async throws -> GatewayOrder
 
+    /// Finds the order by its provider's id and updates it as ``update(orderId:_:)`` does,
+    /// in one write where the store can (SQLite: one job of a group commit).
+    ///
+    /// - Returns: the order before and after the change.
+    /// - Throws: ``StoreError/orderNotFound(_:)`` (with the provider order id), or what `decide` throws.
+    func update(provider: String, providerOrderId: String, _ decide: @escaping @Sendable (GatewayOrder) throws -> OrderChange?) async throws -> (before: GatewayOrder, after: GatewayOrder)
+
     /// Stores many new orders, each with its `created` event, in one transaction: all or none.
     /// For imports from another system and for benchmarks.
     ///

@@ -297,6 +297,12 @@ public final class PostgresGatewayStore: GatewayStore {
         return try await update(orderId: current.id, decide)
     }
 
+    public func update(provider: String, providerOrderId: String, _ decide: @escaping @Sendable (GatewayOrder) throws -> OrderChange?) async throws -> (before: GatewayOrder, after: GatewayOrder) {
+        // A read, then one statement (see update(from:)).
+        guard let order = try await order(provider: provider, providerOrderId: providerOrderId) else { throw StoreError.orderNotFound(providerOrderId) }
+        return (order, try await update(from: order, decide))
+    }
+
     public func insert(contentsOf orders: [GatewayOrder]) async throws {
         guard !orders.isEmpty else { return }
         try await transaction { connection in

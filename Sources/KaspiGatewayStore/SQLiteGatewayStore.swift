@@ -55,6 +55,10 @@ public final class SQLiteGatewayStore: GatewayStore {
                 try writer.run("PRAGMA synchronous=FULL")
                 try writer.run("PRAGMA foreign_keys=ON")
                 try writer.run("PRAGMA busy_timeout=5000")
+                // SQLiteNIO's SQLite is built with SECURE_DELETE, which zeroes every freed
+                // byte on disk; the gateway's data is not erased but superseded, so skip it.
+                try writer.run("PRAGMA secure_delete=OFF")
+                try writer.run("PRAGMA cache_size=-8192")
                 return writer
             }
             var reader: (DirectConnection, NIOThreadPool)?
@@ -66,6 +70,7 @@ public final class SQLiteGatewayStore: GatewayStore {
                     let connection = try DirectConnection(path: path)
                     try connection.run("PRAGMA busy_timeout=5000")
                     try connection.run("PRAGMA query_only=1")
+                    try connection.run("PRAGMA cache_size=-8192")
                     return connection
                 }
                 reader = (connection, thread)
@@ -419,6 +424,17 @@ public final class SQLiteGatewayStore: GatewayStore {
         for event in change.events { try insertEvent(event, db) }
         for message in change.outbox { try insertMessage(message, db) }
         return true
+    }
+
+    public func update(provider: String, providerOrderId: String, _ decide: @escaping @Sendable (GatewayOrder) throws -> OrderChange?) async throws -> (before: GatewayOrder, after: GatewayOrder) {
+        try await transaction { [self] db in
+            guard let current = try db.run("SELECT \(orderColumns) FROM orders WHERE provider = ? AND provider_order_id = ?", [.text(provider), .text(providerOrderId)])
+                .first.map({ try RowDecoding.order(SQLiteRowReader($0)) })
+            else { throw StoreError.orderNotFound(providerOrderId) }
+            guard let change = try decide(current) else { return (current, current) }
+            try write(change, replacing: current, db)
+            return (current, change.order)
+        }
     }
 
     public func insert(contentsOf orders: [GatewayOrder]) async throws {

@@ -39,6 +39,30 @@ struct StoreContractTests {
     }
 
     @Test(arguments: Backend.available)
+    func updateByProviderOrderIdReturnsBeforeAndAfter(_ backend: Backend) async throws {
+        struct Refused: Error {}
+        let handle = try await backend.open()
+        let store = handle.store
+        let order = makeOrder()
+        try await store.insert(order)
+        let at = order.createdAt.addingTimeInterval(5)
+        await #expect(throws: StoreError.orderNotFound("kp_nope")) {
+            try await store.update(provider: "kaspi-pay", providerOrderId: "kp_nope") { _ in nil }
+        }
+        await #expect(throws: Refused.self) {
+            try await store.update(provider: "kaspi-pay", providerOrderId: order.providerOrderId) { _ in throw Refused() }
+        }
+        #expect(try await store.order(id: order.id) == order)
+        let (before, after) = try await store.update(provider: "kaspi-pay", providerOrderId: order.providerOrderId) {
+            OrderStateMachine.apply(.approved, transactionId: "tx-9", source: .webhook, to: $0, at: at)
+        }
+        #expect(before == order)
+        #expect(after.state == .paid && after.transactionId == "tx-9")
+        #expect(try await store.order(id: order.id) == after)
+        try await handle.close()
+    }
+
+    @Test(arguments: Backend.available)
     func bulkInsertStoresAllOrNone(_ backend: Backend) async throws {
         let handle = try await backend.open()
         let store = handle.store
