@@ -20,6 +20,11 @@ public final class SQLiteGatewayStore: GatewayStore {
     /// Reads' connection and thread; nil for `:memory:`, where reads run on the writer
     /// between batches.
     private let reader: (connection: DirectConnection, thread: NIOThreadPool)?
+    /// Checkpoints the WAL into the database file off the commit path; nil for `:memory:`.
+    private let checkpointer: (connection: DirectConnection, thread: NIOThreadPool)?
+    private let checkpoint = Mutex((running: false, commitsSince: 0))
+    /// Commits between two checkpoints.
+    private static let checkpointEvery = 200
     private let queue = Mutex(WriteQueue())
     private let statistics = Mutex((commits: 0, jobs: 0))
     private let logger: Logger
@@ -30,10 +35,12 @@ public final class SQLiteGatewayStore: GatewayStore {
         var draining = false
     }
 
-    private init(writer: DirectConnection, writerThread: NIOThreadPool, reader: (DirectConnection, NIOThreadPool)?, maxBatch: Int, logger: Logger) {
+    private init(writer: DirectConnection, writerThread: NIOThreadPool, reader: (DirectConnection, NIOThreadPool)?,
+                 checkpointer: (DirectConnection, NIOThreadPool)?, maxBatch: Int, logger: Logger) {
         self.writer = writer
         self.writerThread = writerThread
         self.reader = reader.map { (connection: $0.0, thread: $0.1) }
+        self.checkpointer = checkpointer.map { (connection: $0.0, thread: $0.1) }
         self.maxBatch = maxBatch
         self.logger = logger
     }
@@ -48,6 +55,7 @@ public final class SQLiteGatewayStore: GatewayStore {
         let writerThread = NIOThreadPool(numberOfThreads: 1)
         writerThread.start()
         var readerThread: NIOThreadPool?
+        var checkpointThread: NIOThreadPool?
         do {
             let writer = try await writerThread.runIfActive { () throws -> DirectConnection in
                 let writer = try DirectConnection(path: path)
@@ -59,6 +67,9 @@ public final class SQLiteGatewayStore: GatewayStore {
                 // byte on disk; the gateway's data is not erased but superseded, so skip it.
                 try writer.run("PRAGMA secure_delete=OFF")
                 try writer.run("PRAGMA cache_size=-8192")
+                // Checkpoints run on their own connection and thread (see checkpointSoon()),
+                // so that no commit waits for the database file's fsync.
+                if !memory { try writer.run("PRAGMA wal_autocheckpoint=0") }
                 return writer
             }
             var reader: (DirectConnection, NIOThreadPool)?
@@ -75,10 +86,24 @@ public final class SQLiteGatewayStore: GatewayStore {
                 }
                 reader = (connection, thread)
             }
-            return SQLiteGatewayStore(writer: writer, writerThread: writerThread, reader: reader, maxBatch: max(1, maxBatch), logger: logger)
+            var checkpointer: (DirectConnection, NIOThreadPool)?
+            if !memory {
+                let thread = NIOThreadPool(numberOfThreads: 1)
+                thread.start()
+                checkpointThread = thread
+                let connection = try await thread.runIfActive { () throws -> DirectConnection in
+                    let connection = try DirectConnection(path: path)
+                    try connection.run("PRAGMA busy_timeout=5000")
+                    try connection.run("PRAGMA synchronous=FULL")
+                    return connection
+                }
+                checkpointer = (connection, thread)
+            }
+            return SQLiteGatewayStore(writer: writer, writerThread: writerThread, reader: reader, checkpointer: checkpointer, maxBatch: max(1, maxBatch), logger: logger)
         } catch {
             try? await writerThread.shutdownGracefully()
             try? await readerThread?.shutdownGracefully()
+            try? await checkpointThread?.shutdownGracefully()
             throw StoreError.database("cannot open \(path): \(error)")
         }
     }
@@ -99,6 +124,10 @@ public final class SQLiteGatewayStore: GatewayStore {
     }
 
     public func close() async throws {
+        if let checkpointer {
+            try await checkpointer.thread.runIfActive { checkpointer.connection.close() }
+            try await checkpointer.thread.shutdownGracefully()
+        }
         try await onWriter { db in db.close() }
         if let reader {
             try await reader.thread.runIfActive { reader.connection.close() }
@@ -202,6 +231,31 @@ public final class SQLiteGatewayStore: GatewayStore {
                 $0.jobs += batch.count
             }
             for (job, failure) in zip(batch, outcomes) { job.finish(failure) }
+            checkpointSoon()
+        }
+    }
+
+    /// Every so many commits, copies the WAL into the database file on the checkpointer's
+    /// thread (PASSIVE: it never blocks the writer or readers). SQLite starts the WAL over
+    /// once everything in it is checkpointed.
+    private func checkpointSoon() {
+        guard let checkpointer else { return }
+        let start = checkpoint.withLock { state -> Bool in
+            state.commitsSince += 1
+            guard !state.running, state.commitsSince >= Self.checkpointEvery else { return false }
+            state.running = true
+            state.commitsSince = 0
+            return true
+        }
+        guard start else { return }
+        let logger = self.logger
+        Task { [self] in
+            do {
+                try await checkpointer.thread.runIfActive { _ = try checkpointer.connection.run("PRAGMA wal_checkpoint(PASSIVE)") }
+            } catch {
+                logger.warning("A WAL checkpoint failed; the next one will retry", metadata: ["error": "\(error)"])
+            }
+            self.checkpoint.withLock { $0.running = false }
         }
     }
 
