@@ -319,6 +319,12 @@ final class Bench: @unchecked Sendable {
         try await withStore(database, file: file) { store in
             _ = try await store.migrate()
             try await seedPending(store, 0..<total)
+            if let postgres = store as? PostgresGatewayStore {
+                // Settle after the bulk load, as a database in service would be: statistics
+                // and visibility maps current, so autovacuum does not run during the load.
+                try await postgres.client.query("VACUUM ANALYZE", logger: logger)
+                _ = try? await postgres.client.query("CHECKPOINT", logger: logger)
+            }
             if let sqlite = store as? SQLiteGatewayStore {
                 let mode = try await sqlite.journalMode()
                 let synchronous = try await sqlite.synchronousSetting()

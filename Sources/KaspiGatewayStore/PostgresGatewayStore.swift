@@ -73,6 +73,10 @@ public final class PostgresGatewayStore: GatewayStore {
         var binds = PostgresBindings()
 
         init(_ sql: String) { self.sql = sql }
+        init(_ sql: String, binds: PostgresBindings) {
+            self.sql = sql
+            self.binds = binds
+        }
 
         mutating func bind(_ value: String?) { binds.append(value) }
         mutating func bind(_ value: Int64?) { binds.append(value) }
@@ -195,9 +199,12 @@ public final class PostgresGatewayStore: GatewayStore {
     }
 
     public func order(provider: String, providerOrderId: String) async throws -> GatewayOrder? {
-        var q = Query("SELECT \(orderColumns) FROM orders WHERE provider = $1 AND provider_order_id = $2")
-        q.bind(provider); q.bind(providerOrderId)
-        return try await rows(q).first.map { try RowDecoding.order($0) }
+        do {
+            let row = try await client.execute(OrderByProviderStatement(provider: provider, providerOrderId: providerOrderId), logger: logger).first { _ in true }
+            return try row.map { try RowDecoding.order($0) }
+        } catch {
+            throw map(error)
+        }
     }
 
     public func orders(_ query: OrderQuery) async throws -> (orders: [GatewayOrder], next: OrderCursor?) {
@@ -265,36 +272,93 @@ public final class PostgresGatewayStore: GatewayStore {
     public func update(from current: GatewayOrder, _ decide: @escaping @Sendable (GatewayOrder) throws -> OrderChange?) async throws -> GatewayOrder {
         guard let change = try decide(current) else { return try await update(orderId: current.id, decide) }
         // One statement, so one round trip and its own transaction: the order's update (only if
-        // its version still matches) and, only if it happened, the events and outbox rows.
-        let o = change.order
-        var q = Query(
-            """
+        // its version still matches) and, only if it happened, the events and outbox rows. The
+        // common shape (one event, one message) is a prepared statement, parsed once a connection.
+        let binds = Self.transitionBindings(change, expectedVersion: current.version)
+        let changed: Int64?
+        do {
+            if change.events.count == 1 && change.outbox.count == 1 {
+                changed = try await client.execute(TransitionStatement(bindings: binds), logger: logger).first { _ in true }
+            } else {
+                changed = try await rows(Query(Self.transitionSQL(events: change.events.count, messages: change.outbox.count), binds: binds)).first?.int("n")
+            }
+        } catch {
+            throw map(error)
+        }
+        if changed == 1 { return change.order }
+        // Someone changed the order since `current` was read: the locked path decides again.
+        return try await update(orderId: current.id, decide)
+    }
+
+    /// The statement of ``update(from:_:)`` for a change with so many events and messages.
+    static func transitionSQL(events: Int, messages: Int) -> String {
+        var sql = """
             WITH changed AS (
                 UPDATE orders SET state = $1, refunded_amount = $2, transaction_id = $3, payment_url = $4, qr_token = $5, payment_link_id = $6,
                     needs_review = $7, updated_at = $8, next_poll_at = $9, poll_attempts = $10, version = $11, description = $12, metadata = $13
                 WHERE id = $14 AND version = $15 RETURNING id)
-            """)
-        q.bind(o.state.rawValue); q.bind(o.refundedAmount); q.bind(o.transactionId); q.bind(o.paymentURL); q.bind(o.qrToken)
-        q.bind(o.paymentLinkId); q.binds.append(Int32(o.needsReview ? 1 : 0)); q.bind(o.updatedAt); q.bind(o.nextPollAt)
-        q.binds.append(Int32(o.pollAttempts)); q.bind(o.version); q.bind(o.description); q.bind(o.metadata); q.bind(o.id); q.bind(current.version)
+            """
         var next = 16
         func placeholders(_ count: Int) -> String {
             defer { next += count }
             return (next..<next + count).map { "$\($0)" }.joined(separator: ", ")
         }
-        for (index, event) in change.events.enumerated() {
-            q.sql += ", event\(index) AS (INSERT INTO order_events (order_id, at, kind, from_state, to_state, detail) SELECT \(placeholders(6)) FROM changed)"
+        for index in 0..<events {
+            sql += ", event\(index) AS (INSERT INTO order_events (order_id, at, kind, from_state, to_state, detail) SELECT \(placeholders(6)) FROM changed)"
+        }
+        for index in 0..<messages {
+            sql += ", message\(index) AS (INSERT INTO outbox (\(outboxColumns)) SELECT \(placeholders(10)) FROM changed)"
+        }
+        return sql + " SELECT count(*)::BIGINT AS n FROM changed"
+    }
+
+    static func transitionBindings(_ change: OrderChange, expectedVersion: Int) -> PostgresBindings {
+        let o = change.order
+        var q = Query("")
+        q.bind(o.state.rawValue); q.bind(o.refundedAmount); q.bind(o.transactionId); q.bind(o.paymentURL); q.bind(o.qrToken)
+        q.bind(o.paymentLinkId); q.binds.append(Int32(o.needsReview ? 1 : 0)); q.bind(o.updatedAt); q.bind(o.nextPollAt)
+        q.binds.append(Int32(o.pollAttempts)); q.bind(o.version); q.bind(o.description); q.bind(o.metadata); q.bind(o.id); q.bind(expectedVersion)
+        for event in change.events {
             q.bind(event.orderId); q.bind(event.at); q.bind(event.kind.rawValue); q.bind(event.fromState?.rawValue); q.bind(event.toState?.rawValue); q.bind(event.detail)
         }
-        for (index, m) in change.outbox.enumerated() {
-            q.sql += ", message\(index) AS (INSERT INTO outbox (\(outboxColumns)) SELECT \(placeholders(10)) FROM changed)"
+        for m in change.outbox {
             q.bind(m.id); q.bind(m.type); q.bind(m.orderId); q.bind(m.payload); q.bind(m.createdAt); q.bind(m.state.rawValue)
             q.binds.append(Int32(m.attempts)); q.bind(m.nextAttemptAt); q.binds.append(m.lastStatus.map { Int32($0) }); q.bind(m.deliveredAt)
         }
-        q.sql += " SELECT count(*)::BIGINT AS n FROM changed"
-        if try await rows(q).first?.int("n") == 1 { return o }
-        // Someone changed the order since `current` was read: the locked path decides again.
-        return try await update(orderId: current.id, decide)
+        return q.binds
+    }
+
+    /// ``transitionSQL(events:messages:)`` for one event and one message, prepared.
+    struct TransitionStatement: PostgresPreparedStatement {
+        static let name = "kaspikit_transition_1_1"
+        static let sql = PostgresGatewayStore.transitionSQL(events: 1, messages: 1)
+        /// The types `transitionBindings` sends, so that the server does not guess others.
+        static let bindingDataTypes: [PostgresDataType] = [
+            .text, .int8, .text, .text, .text, .text, .int4, .int8, .int8, .int4, .int8, .text, .text, .text, .int8,
+            .text, .int8, .text, .text, .text, .text,
+            .text, .text, .text, .text, .int8, .text, .int4, .int8, .int4, .int8,
+        ]
+        typealias Row = Int64
+        var bindings: PostgresBindings
+        func makeBindings() throws -> PostgresBindings { bindings }
+        func decodeRow(_ row: PostgresRow) throws -> Int64 { try row.decode(Int64.self) }
+    }
+
+    /// The order lookup of every webhook, prepared.
+    struct OrderByProviderStatement: PostgresPreparedStatement {
+        static let name = "kaspikit_order_by_provider"
+        static let sql = "SELECT \(orderColumns) FROM orders WHERE provider = $1 AND provider_order_id = $2"
+        static let bindingDataTypes: [PostgresDataType] = [.text, .text]
+        typealias Row = PostgresRandomAccessRow
+        var provider: String
+        var providerOrderId: String
+        func makeBindings() throws -> PostgresBindings {
+            var bindings = PostgresBindings()
+            bindings.append(provider)
+            bindings.append(providerOrderId)
+            return bindings
+        }
+        func decodeRow(_ row: PostgresRow) throws -> PostgresRandomAccessRow { row.makeRandomAccess() }
     }
 
     public func update(provider: String, providerOrderId: String, _ decide: @escaping @Sendable (GatewayOrder) throws -> OrderChange?) async throws -> (before: GatewayOrder, after: GatewayOrder) {
