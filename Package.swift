@@ -40,12 +40,15 @@ let package = Package(
         .target(
             name: "KaspiPay",
             dependencies: [
+                "KaspiSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
+        // Text helpers shared by the modules (JSON string literals, hex); package access only.
+        .target(name: "KaspiSupport", swiftSettings: strict),
         // QR encoding (byte mode, level M, versions 1-40) and PNG/SVG rendering; no dependencies.
         .target(name: "KaspiQR", swiftSettings: strict),
         // The server transport, over AsyncHTTPClient.
@@ -76,6 +79,7 @@ let package = Package(
         .target(
             name: "KaspiSandbox",
             dependencies: [
+                "KaspiSupport",
                 "KaspiPay",
                 "KaspiQR",
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -91,6 +95,7 @@ let package = Package(
         .target(
             name: "KaspiGatewayStore",
             dependencies: [
+                "KaspiSupport",
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -102,6 +107,7 @@ let package = Package(
         .target(
             name: "KaspiGateway",
             dependencies: [
+                "KaspiSupport",
                 "KaspiGatewayStore",
                 "KaspiQR",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -134,6 +140,7 @@ let package = Package(
         .target(
             name: "KaspiCLI",
             dependencies: [
+                "KaspiSupport",
                 "KaspiPay",
                 "KaspiPayAsyncHTTPClient",
                 "KaspiSandbox",

@@ -5,6 +5,7 @@ import KaspiPayAsyncHTTPClient
 import KaspiGateway
 import KaspiGatewayStore
 import KaspiSandbox
+import KaspiSupport
 
 /// Where the credentials and server come from: flags first, then the environment.
 struct ConnectionOptions: ParsableArguments {
@@ -102,7 +103,7 @@ enum Console {
 
     /// Prints a JSON object to standard output.
     static func json(_ object: [String: Any?]) {
-        out(JSONText.object(object))
+        out(JSONOutput.object(object))
     }
 
     /// Runs a command body, reporting errors on standard error (or as JSON) with an exit code.
@@ -114,7 +115,7 @@ enum Console {
         } catch {
             let (code, message, exit) = describe(error)
             if json {
-                err(JSONText.object(["error": ["code": code, "message": message] as [String: Any?]]))
+                err(JSONOutput.object(["error": ["code": code, "message": message] as [String: Any?]]))
             } else {
                 err("error: \(code): \(message)")
             }
@@ -152,7 +153,7 @@ enum Console {
 }
 
 /// A tiny JSON writer for CLI output (stable key order).
-enum JSONText {
+enum JSONOutput {
     static func object(_ object: [String: Any?]) -> String {
         "{" + object.keys.sorted().compactMap { key -> String? in
             guard let value = object[key] else { return nil }
@@ -172,25 +173,7 @@ enum JSONText {
         }
     }
 
-    static func string(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 {
-                    out += String(format: "\\u%04x", scalar.value)
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
-    }
+    static func string(_ text: String) -> String { KaspiSupport.JSONText.string(text) }
 }
 
 /// Parses an amount flag.

@@ -7,6 +7,7 @@ import KaspiPay
 import Logging
 import NIOCore
 import ServiceLifecycle
+import KaspiSupport
 
 extension Gateway {
     /// The gateway's HTTP application: the merchant API under `/v1`, the public webhook and
@@ -141,7 +142,7 @@ extension Gateway {
             if idempotent, let idempotencyKey = request.headers[HTTPField.Name("Idempotency-Key")!] {
                 guard !idempotencyKey.isEmpty, idempotencyKey.count <= 255 else { throw GatewayAPIError.invalid("Idempotency-Key must be 1 to 255 characters.") }
                 key = idempotencyKey
-                requestHash = Signature.hex(SHA256.hash(data: Data(request.uri.path.utf8) + Data(raw)))
+                requestHash = Hex.encode(SHA256.hash(data: Data(request.uri.path.utf8) + Data(raw)))
                 do {
                     if let stored = try await store.idempotentResponse(scope: scope, key: idempotencyKey, requestHash: requestHash) {
                         var response = Self.json(.init(code: stored.status), stored.body)
@@ -294,15 +295,7 @@ extension Gateway {
         }
     }
 
-    static func string(_ text: String) -> String {
-        String(decoding: (try? jsonEncoder.encode(text)) ?? Data("\"\"".utf8), as: UTF8.self)
-    }
-
-    private static let jsonEncoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes]
-        return encoder
-    }()
+    static func string(_ text: String) -> String { JSONText.string(text) }
 
     /// Parses an ISO 8601 time with or without fractional seconds.
     static func parseISO(_ text: String) -> Date? {

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import KaspiPay
+import KaspiSupport
 
 /// The gateway's settings. Every value is validated at start (``validate()``), each problem
 /// with its own message.
@@ -50,7 +51,7 @@ public struct GatewayConfiguration: Sendable {
 
     /// The hex SHA-256 of an API key, as stored in ``apiKeyHashes``.
     public static func hash(apiKey: String) -> String {
-        Signature.hex(SHA256.hash(data: Data(apiKey.utf8)))
+        Hex.encode(SHA256.hash(data: Data(apiKey.utf8)))
     }
 
     /// Checks every value.

@@ -1,4 +1,5 @@
 import Foundation
+import KaspiSupport
 
 /// The order state machine: pure functions from an order and what happened to the change to
 /// write. Stores run them inside a transaction, so a change is never half-applied.
@@ -176,23 +177,5 @@ public enum OrderStateMachine {
         return OutboxMessage(id: GatewayID.make("msg"), type: type, orderId: order.id, payload: payload, createdAt: now)
     }
 
-    /// A JSON string literal (RFC 8259 escaping; `/` left alone).
-    static func json(_ text: String) -> String {
-        var out = "\""
-        out.reserveCapacity(text.utf8.count + 2)
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
-    }
+    static func json(_ text: String) -> String { JSONText.string(text) }
 }

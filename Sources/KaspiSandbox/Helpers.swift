@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import KaspiPay
 import NIOCore
+import KaspiSupport
 
 extension Sandbox {
     /// The sandbox-only helpers, under `/sandbox/`: settle orders, list and reset them, read

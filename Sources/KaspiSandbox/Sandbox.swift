@@ -6,6 +6,7 @@ import KaspiQR
 import Logging
 import NIOCore
 import ServiceLifecycle
+import KaspiSupport
 
 /// A stateful local emulator of the Kaspi Pay API: orders, QR payments, refunds, a payment
 /// page, signed webhooks with retries, fault injection, a controllable clock and test

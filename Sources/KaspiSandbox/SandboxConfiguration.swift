@@ -1,5 +1,6 @@
 import Foundation
 import KaspiPay
+import KaspiSupport
 
 /// One merchant's trade point in the sandbox.
 public struct SandboxTradePoint: Sendable, Hashable, Codable {
@@ -177,5 +178,5 @@ public enum SandboxConfigurationError: Error, Sendable, CustomStringConvertible 
 
 func randomHex(_ bytes: Int) -> String {
     var generator = SystemRandomNumberGenerator()
-    return Signature.hex((0..<bytes).map { _ in UInt8.random(in: 0...255, using: &generator) })
+    return Hex.encode((0..<bytes).map { _ in UInt8.random(in: 0...255, using: &generator) })
 }

@@ -1,6 +1,7 @@
 import Foundation
 import KaspiPay
 import Logging
+import KaspiSupport
 
 /// An error the sandbox answers with, in the contract's shape.
 struct SandboxAPIError: Error, Sendable {
@@ -429,23 +430,4 @@ actor SandboxState {
 
     /// Whether any delivery is waiting to be released for reordering or to be sent.
     var hasHeldDeliveries: Bool { deliveries.values.contains { $0.heldForReorder } }
-}
-
-/// JSON string escaping for hand-built bodies.
-enum JSONText {
-    static func string(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 { out += String(format: "\\u%04x", scalar.value) } else { out.unicodeScalars.append(scalar) }
-            }
-        }
-        return out + "\""
-    }
 }

@@ -1,3 +1,4 @@
+import KaspiSupport
 import Crypto
 
 /// The contract's signatures: lowercase hex SHA-256 of a plain concatenation, amounts written
@@ -82,15 +83,5 @@ public enum Signature {
         return difference == 0
     }
 
-    /// Lowercase hex of bytes (for KaspiKit's own modules).
-    package static func hex(_ digest: some Sequence<UInt8>) -> String {
-        let table: [UInt8] = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(64)
-        for byte in digest {
-            out.append(table[Int(byte >> 4)])
-            out.append(table[Int(byte & 0x0F)])
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
+    static func hex(_ digest: some Sequence<UInt8>) -> String { Hex.encode(digest) }
 }
