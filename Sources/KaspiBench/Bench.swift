@@ -136,7 +136,7 @@ final class Bench: @unchecked Sendable {
         if all.contains(where: { $0.exhausted > 0 }) {
             report.invalid("\(name): a run ran out of distinct requests; the figures are not valid")
         }
-        return (results, all.map(\.issued).reduce(0, +), all.map { $0.requests - $0.errors }.reduce(0, +))
+        return (results, all.map(\.issued).reduce(0, +), all.map(\.ok).reduce(0, +))
     }
 
     func sandboxProcess(_ name: String) async throws -> (Child, String, Duration) {

@@ -90,6 +90,8 @@ struct WrkResult: Decodable, Sendable {
     var issued: Int
     /// Threads that ran out of distinct requests (the run is then invalid).
     var exhausted: Int
+    /// Pool requests answered with a status below 400.
+    var ok: Int
 
     var perSecond: Double { Double(requests) / (Double(durationUs) / 1_000_000) }
     var errors: Int { status + connect + read + write + timeout }

@@ -4,7 +4,8 @@
 -- Thread t of THREADS takes lines t, t+THREADS, ... A thread that has sent its share sends
 -- GET /health instead and the run is reported as exhausted (the pool was too small), so no
 -- request is ever repeated. DELAY_MS > 0 paces each connection. done() prints one line of
--- JSON, with `issued`: how many pool requests were handed out.
+-- JSON, with `issued` (pool requests handed out) and `ok` (pool requests answered below 400;
+-- the filler's answer, {"status":"ok"} from /health, is not counted).
 local threads = {}
 
 function setup(thread)
@@ -35,7 +36,9 @@ function init(args)
   end
   index = 0
   exhausted = 0
+  ok = 0
   filler = wrk.format("GET", "/health")
+  filler_body = '{"status":"ok"}'
 end
 
 function delay()
@@ -56,15 +59,20 @@ function request()
   return requests[index]
 end
 
+function response(status, headers, body)
+  if status < 400 and body ~= filler_body then ok = ok + 1 end
+end
+
 function done(summary, latency, requests)
-  local issued, exhausted = 0, 0
+  local issued, exhausted, answered = 0, 0, 0
   for _, thread in ipairs(threads) do
     issued = issued + thread:get("index")
     exhausted = exhausted + thread:get("exhausted")
+    answered = answered + thread:get("ok")
   end
   local e = summary.errors
   io.write(string.format(
-    'BENCH {"requests":%d,"durationUs":%d,"status":%d,"connect":%d,"read":%d,"write":%d,"timeout":%d,"p50Us":%d,"p90Us":%d,"p99Us":%d,"maxUs":%d,"issued":%d,"exhausted":%d}\n',
+    'BENCH {"requests":%d,"durationUs":%d,"status":%d,"connect":%d,"read":%d,"write":%d,"timeout":%d,"p50Us":%d,"p90Us":%d,"p99Us":%d,"maxUs":%d,"issued":%d,"exhausted":%d,"ok":%d}\n',
     summary.requests, summary.duration, e.status, e.connect, e.read, e.write, e.timeout,
-    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max, issued, exhausted))
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max, issued, exhausted, answered))
 end
