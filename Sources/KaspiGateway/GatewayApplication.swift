@@ -142,7 +142,7 @@ extension Gateway {
             if idempotent, let idempotencyKey = request.headers[HTTPField.Name("Idempotency-Key")!] {
                 guard !idempotencyKey.isEmpty, idempotencyKey.count <= 255 else { throw GatewayAPIError.invalid("Idempotency-Key must be 1 to 255 characters.") }
                 key = idempotencyKey
-                requestHash = Hex.encode(SHA256.hash(data: Data(request.uri.path.utf8) + Data(raw)))
+                requestHash = Hex.encode(Array(SHA256.hash(data: Data(request.uri.path.utf8) + Data(raw))))
                 do {
                     if let stored = try await store.idempotentResponse(scope: scope, key: idempotencyKey, requestHash: requestHash) {
                         var response = Self.json(.init(code: stored.status), stored.body)

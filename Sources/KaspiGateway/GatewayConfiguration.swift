@@ -51,7 +51,7 @@ public struct GatewayConfiguration: Sendable {
 
     /// The hex SHA-256 of an API key, as stored in ``apiKeyHashes``.
     public static func hash(apiKey: String) -> String {
-        Hex.encode(SHA256.hash(data: Data(apiKey.utf8)))
+        Hex.encode(Array(SHA256.hash(data: Data(apiKey.utf8))))
     }
 
     /// Checks every value.

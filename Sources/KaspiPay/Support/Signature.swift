@@ -83,5 +83,5 @@ public enum Signature {
         return difference == 0
     }
 
-    static func hex(_ digest: some Sequence<UInt8>) -> String { Hex.encode(digest) }
+    static func hex(_ digest: some Sequence<UInt8>) -> String { Hex.encode(Array(digest)) }
 }
