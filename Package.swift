@@ -192,6 +192,7 @@ let package = Package(
             name: "KaspiPayTests",
             dependencies: [
                 "KaspiPay",
+                "KaspiSupport",
                 "KaspiPayTesting",
                 "KaspiPayAsyncHTTPClient",
                 "KaspiTestServer",

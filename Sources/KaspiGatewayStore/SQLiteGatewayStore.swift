@@ -52,59 +52,52 @@ public final class SQLiteGatewayStore: GatewayStore {
     ///   - maxBatch: the most write jobs one transaction (one commit) holds.
     public static func open(path: String, maxBatch: Int = 256, logger: Logger = Logger(label: "kaspi-gateway-sqlite")) async throws -> SQLiteGatewayStore {
         let memory = path == ":memory:"
-        let writerThread = NIOThreadPool(numberOfThreads: 1)
-        writerThread.start()
-        var readerThread: NIOThreadPool?
-        var checkpointThread: NIOThreadPool?
+        var writerPragmas = [
+            "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON", "PRAGMA busy_timeout=5000",
+            // SQLiteNIO's SQLite is built with SECURE_DELETE, which zeroes every freed byte on
+            // disk; the gateway's data is not erased but superseded, so skip it.
+            "PRAGMA secure_delete=OFF", "PRAGMA cache_size=-8192",
+        ]
+        if !memory {
+            // Checkpoints run on their own connection and thread (see checkpointSoon()), so
+            // that no commit waits for the database file's fsync.
+            writerPragmas = ["PRAGMA journal_mode=WAL"] + writerPragmas + ["PRAGMA wal_autocheckpoint=0"]
+        }
+        var opened: [(DirectConnection, NIOThreadPool)] = []
         do {
-            let writer = try await writerThread.runIfActive { () throws -> DirectConnection in
-                let writer = try DirectConnection(path: path)
-                if !memory { try writer.run("PRAGMA journal_mode=WAL") }
-                try writer.run("PRAGMA synchronous=FULL")
-                try writer.run("PRAGMA foreign_keys=ON")
-                try writer.run("PRAGMA busy_timeout=5000")
-                // SQLiteNIO's SQLite is built with SECURE_DELETE, which zeroes every freed
-                // byte on disk; the gateway's data is not erased but superseded, so skip it.
-                try writer.run("PRAGMA secure_delete=OFF")
-                try writer.run("PRAGMA cache_size=-8192")
-                // Checkpoints run on their own connection and thread (see checkpointSoon()),
-                // so that no commit waits for the database file's fsync.
-                if !memory { try writer.run("PRAGMA wal_autocheckpoint=0") }
-                return writer
-            }
+            let writer = try await connection(path: path, pragmas: writerPragmas)
+            opened.append(writer)
             var reader: (DirectConnection, NIOThreadPool)?
-            if !memory {
-                let thread = NIOThreadPool(numberOfThreads: 1)
-                thread.start()
-                readerThread = thread
-                let connection = try await thread.runIfActive { () throws -> DirectConnection in
-                    let connection = try DirectConnection(path: path)
-                    try connection.run("PRAGMA busy_timeout=5000")
-                    try connection.run("PRAGMA query_only=1")
-                    try connection.run("PRAGMA cache_size=-8192")
-                    return connection
-                }
-                reader = (connection, thread)
-            }
             var checkpointer: (DirectConnection, NIOThreadPool)?
             if !memory {
-                let thread = NIOThreadPool(numberOfThreads: 1)
-                thread.start()
-                checkpointThread = thread
-                let connection = try await thread.runIfActive { () throws -> DirectConnection in
-                    let connection = try DirectConnection(path: path)
-                    try connection.run("PRAGMA busy_timeout=5000")
-                    try connection.run("PRAGMA synchronous=FULL")
-                    return connection
-                }
-                checkpointer = (connection, thread)
+                reader = try await connection(path: path, pragmas: ["PRAGMA busy_timeout=5000", "PRAGMA query_only=1", "PRAGMA cache_size=-8192"])
+                opened.append(reader!)
+                checkpointer = try await connection(path: path, pragmas: ["PRAGMA busy_timeout=5000", "PRAGMA synchronous=FULL"])
             }
-            return SQLiteGatewayStore(writer: writer, writerThread: writerThread, reader: reader, checkpointer: checkpointer, maxBatch: max(1, maxBatch), logger: logger)
+            return SQLiteGatewayStore(writer: writer.0, writerThread: writer.1, reader: reader, checkpointer: checkpointer, maxBatch: max(1, maxBatch), logger: logger)
         } catch {
-            try? await writerThread.shutdownGracefully()
-            try? await readerThread?.shutdownGracefully()
-            try? await checkpointThread?.shutdownGracefully()
+            for (connection, thread) in opened {
+                try? await thread.runIfActive { connection.close() }
+                try? await thread.shutdownGracefully()
+            }
             throw StoreError.database("cannot open \(path): \(error)")
+        }
+    }
+
+    /// Opens a connection on a thread of its own and applies `pragmas` to it.
+    private static func connection(path: String, pragmas: [String]) async throws -> (DirectConnection, NIOThreadPool) {
+        let thread = NIOThreadPool(numberOfThreads: 1)
+        thread.start()
+        do {
+            let connection = try await thread.runIfActive { () throws -> DirectConnection in
+                let connection = try DirectConnection(path: path)
+                for pragma in pragmas { try connection.run(pragma) }
+                return connection
+            }
+            return (connection, thread)
+        } catch {
+            try? await thread.shutdownGracefully()
+            throw error
         }
     }
 
@@ -299,11 +292,6 @@ public final class SQLiteGatewayStore: GatewayStore {
         }
     }
 
-    /// Reads run on their own connection; kept as a seam for the read functions.
-    private func read<T: Sendable>(_ body: () async throws -> T) async throws -> T {
-        try await body()
-    }
-
     private static func text(_ value: String?) -> SQLiteData { value.map { .text($0) } ?? .null }
     private static func int(_ value: Int64?) -> SQLiteData { value.map { .integer(Int($0)) } ?? .null }
     private static func int(_ value: Int?) -> SQLiteData { value.map { .integer($0) } ?? .null }
@@ -335,11 +323,9 @@ public final class SQLiteGatewayStore: GatewayStore {
     }
 
     public func schemaVersion() async throws -> Int {
-        try await read {
-            let exists = try await fetch("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'")
-            guard !exists.isEmpty else { return 0 }
-            return Int(try await fetch("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations").first?.column("v")?.integer ?? 0)
-        }
+        let exists = try await fetch("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'")
+        guard !exists.isEmpty else { return 0 }
+        return Int(try await fetch("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations").first?.column("v")?.integer ?? 0)
     }
 
     // MARK: Orders
@@ -385,14 +371,12 @@ public final class SQLiteGatewayStore: GatewayStore {
     }
 
     public func order(id: String) async throws -> GatewayOrder? {
-        try await read { try await fetch("SELECT \(orderColumns) FROM orders WHERE id = ?", [.text(id)]).first.map { try RowDecoding.order(SQLiteRowReader($0)) } }
+        try await fetch("SELECT \(orderColumns) FROM orders WHERE id = ?", [.text(id)]).first.map { try RowDecoding.order(SQLiteRowReader($0)) }
     }
 
     public func order(provider: String, providerOrderId: String) async throws -> GatewayOrder? {
-        try await read {
-            try await fetch("SELECT \(orderColumns) FROM orders WHERE provider = ? AND provider_order_id = ?", [.text(provider), .text(providerOrderId)])
-                .first.map { try RowDecoding.order(SQLiteRowReader($0)) }
-        }
+        try await fetch("SELECT \(orderColumns) FROM orders WHERE provider = ? AND provider_order_id = ?", [.text(provider), .text(providerOrderId)])
+            .first.map { try RowDecoding.order(SQLiteRowReader($0)) }
     }
 
     public func orders(_ query: OrderQuery) async throws -> (orders: [GatewayOrder], next: OrderCursor?) {
@@ -414,9 +398,7 @@ public final class SQLiteGatewayStore: GatewayStore {
         }
         let filter = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
         binds.append(.integer(query.limit + 1))
-        let rows = try await read {
-            try await fetch("SELECT \(orderColumns) FROM orders \(filter) ORDER BY created_at DESC, id DESC LIMIT ?", binds)
-        }
+        let rows = try await fetch("SELECT \(orderColumns) FROM orders \(filter) ORDER BY created_at DESC, id DESC LIMIT ?", binds)
         var orders = try rows.map { try RowDecoding.order(SQLiteRowReader($0)) }
         var next: OrderCursor? = nil
         if orders.count > query.limit {
@@ -427,10 +409,8 @@ public final class SQLiteGatewayStore: GatewayStore {
     }
 
     public func events(orderId: String) async throws -> [OrderEvent] {
-        try await read {
-            try await fetch("SELECT id, order_id, at, kind, from_state, to_state, detail FROM order_events WHERE order_id = ? ORDER BY id", [.text(orderId)])
-                .map { try RowDecoding.event(SQLiteRowReader($0)) }
-        }
+        try await fetch("SELECT id, order_id, at, kind, from_state, to_state, detail FROM order_events WHERE order_id = ? ORDER BY id", [.text(orderId)])
+            .map { try RowDecoding.event(SQLiteRowReader($0)) }
     }
 
     public func update(orderId: String, _ decide: @escaping @Sendable (GatewayOrder) throws -> OrderChange?) async throws -> GatewayOrder {
@@ -598,22 +578,18 @@ public final class SQLiteGatewayStore: GatewayStore {
     }
 
     public func outboxMessages(orderId: String?, limit: Int) async throws -> [OutboxMessage] {
-        try await read {
-            let rows: [DirectRow]
-            if let orderId {
-                rows = try await fetch("SELECT \(outboxColumns) FROM outbox WHERE order_id = ? ORDER BY created_at DESC, id LIMIT ?", [.text(orderId), .integer(limit)])
-            } else {
-                rows = try await fetch("SELECT \(outboxColumns) FROM outbox ORDER BY created_at DESC, id LIMIT ?", [.integer(limit)])
-            }
-            return try rows.map { try RowDecoding.message(SQLiteRowReader($0)) }
+        let rows: [DirectRow]
+        if let orderId {
+            rows = try await fetch("SELECT \(outboxColumns) FROM outbox WHERE order_id = ? ORDER BY created_at DESC, id LIMIT ?", [.text(orderId), .integer(limit)])
+        } else {
+            rows = try await fetch("SELECT \(outboxColumns) FROM outbox ORDER BY created_at DESC, id LIMIT ?", [.integer(limit)])
         }
+        return try rows.map { try RowDecoding.message(SQLiteRowReader($0)) }
     }
 
     public func deliveryAttempts(messageId: String) async throws -> [DeliveryAttempt] {
-        try await read {
-            try await fetch("SELECT message_id, at, status_code, latency_ms, error, manual FROM delivery_attempts WHERE message_id = ? ORDER BY id", [.text(messageId)])
-                .map { try RowDecoding.attempt(SQLiteRowReader($0)) }
-        }
+        try await fetch("SELECT message_id, at, status_code, latency_ms, error, manual FROM delivery_attempts WHERE message_id = ? ORDER BY id", [.text(messageId)])
+            .map { try RowDecoding.attempt(SQLiteRowReader($0)) }
     }
 
     public func requeue(messageId: String, now: Date) async throws {
@@ -634,9 +610,7 @@ public final class SQLiteGatewayStore: GatewayStore {
     }
 
     public func paymentLink(id: String) async throws -> PaymentLink? {
-        try await read {
-            try await fetch("SELECT \(linkColumns) FROM payment_links WHERE id = ?", [.text(id)]).first.map { try RowDecoding.link(SQLiteRowReader($0)) }
-        }
+        try await fetch("SELECT \(linkColumns) FROM payment_links WHERE id = ?", [.text(id)]).first.map { try RowDecoding.link(SQLiteRowReader($0)) }
     }
 
     public func attach(orderId: String, toLink linkId: String, replacing expected: String?) async throws -> Bool {
@@ -649,10 +623,8 @@ public final class SQLiteGatewayStore: GatewayStore {
     }
 
     public func paymentLinks(limit: Int) async throws -> [PaymentLink] {
-        try await read {
-            try await fetch("SELECT \(linkColumns) FROM payment_links ORDER BY created_at DESC, id DESC LIMIT ?", [.integer(limit)])
-                .map { try RowDecoding.link(SQLiteRowReader($0)) }
-        }
+        try await fetch("SELECT \(linkColumns) FROM payment_links ORDER BY created_at DESC, id DESC LIMIT ?", [.integer(limit)])
+            .map { try RowDecoding.link(SQLiteRowReader($0)) }
     }
 
     public func setting(_ key: String, orInsert value: @autoclosure () -> String) async throws -> String {
@@ -664,18 +636,16 @@ public final class SQLiteGatewayStore: GatewayStore {
     }
 
     public func setting(_ key: String) async throws -> String? {
-        try await read { try await fetch("SELECT value FROM settings WHERE key = ?", [.text(key)]).first?.column("value")?.string }
+        try await fetch("SELECT value FROM settings WHERE key = ?", [.text(key)]).first?.column("value")?.string
     }
 
     // MARK: Idempotency
 
     public func idempotentResponse(scope: String, key: String, requestHash: String) async throws -> IdempotentResponse? {
-        try await read {
-            guard let row = try await fetch("SELECT request_hash, status, body FROM idempotency_keys WHERE scope = ? AND key = ?", [.text(scope), .text(key)]).first
-            else { return nil }
-            guard row.column("request_hash")?.string == requestHash else { throw StoreError.idempotencyConflict(key: key) }
-            return IdempotentResponse(status: row.column("status")?.integer ?? 0, body: row.column("body")?.string ?? "")
-        }
+        guard let row = try await fetch("SELECT request_hash, status, body FROM idempotency_keys WHERE scope = ? AND key = ?", [.text(scope), .text(key)]).first
+        else { return nil }
+        guard row.column("request_hash")?.string == requestHash else { throw StoreError.idempotencyConflict(key: key) }
+        return IdempotentResponse(status: row.column("status")?.integer ?? 0, body: row.column("body")?.string ?? "")
     }
 
     public func saveIdempotentResponse(scope: String, key: String, requestHash: String, response: IdempotentResponse, at now: Date) async throws {

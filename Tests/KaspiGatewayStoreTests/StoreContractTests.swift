@@ -354,6 +354,23 @@ extension StoreContractTests {
     }
 }
 
+@Suite("PostgreSQL URLs")
+struct PostgresURLTests {
+    @Test func poolSizeComesFromTheURL() throws {
+        #expect(try PostgresGatewayStore.configuration(url: "postgres://u:p@127.0.0.1:5432/db").options.maximumConnections == 20)
+        #expect(try PostgresGatewayStore.configuration(url: "postgres://u:p@127.0.0.1:5432/db?pool_max=5").options.maximumConnections == 5)
+        for bad in ["0", "501", "many"] {
+            do {
+                _ = try PostgresGatewayStore.configuration(url: "postgres://u:secret@127.0.0.1:5432/db?pool_max=\(bad)")
+                Issue.record("pool_max=\(bad) was accepted")
+            } catch let error as StoreError {
+                #expect(error.code == "DATABASE_ERROR")
+                #expect(error.description.contains("pool_max") && !error.description.contains("secret"))
+            }
+        }
+    }
+}
+
 @Suite("SQLite store specifics")
 struct SQLiteStoreTests {
     /// Many concurrent writes share commits; each caller gets its own outcome, and a job that
