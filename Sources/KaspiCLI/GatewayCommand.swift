@@ -68,6 +68,12 @@ struct GatewayCommand: AsyncParsableCommand {
                 if let instanceID { configuration.instanceID = instanceID }
                 if let workBatchSize { configuration.workBatchSize = workBatchSize }
                 if let password = environment["KASPI_GATEWAY_ADMIN_PASSWORD"] { configuration.adminPassword = password }
+                if let confirm = environment["KASPI_GATEWAY_CONFIRM_PAID_WEBHOOKS"] {
+                    guard let value = ["true": true, "1": true, "false": false, "0": false][confirm.lowercased()] else {
+                        throw GatewayConfigurationError.invalid("KASPI_GATEWAY_CONFIRM_PAID_WEBHOOKS", "must be true or false")
+                    }
+                    configuration.confirmPaidWebhooks = value
+                }
                 try configuration.validate()
                 let kaspi = try connection.configuration()
                 var logger = Logger(label: "kaspi-gateway")
@@ -78,7 +84,7 @@ struct GatewayCommand: AsyncParsableCommand {
                 let gateway = Gateway(configuration: configuration, store: store, provider: provider, logger: logger)
                 let settings = configuration
                 let app = gateway.application { port in
-                    let base = settings.publicURL ?? "http://\(settings.host):\(port)"
+                    let base = settings.publicBase(boundPort: port)
                     Console.out("""
                         Kaspi gateway listening on http://\(settings.host):\(port) (\(settings.databaseDescription))
                         Merchant API: \(base)/v1   Kaspi webhook URL to register: \(base)/webhooks/kaspi

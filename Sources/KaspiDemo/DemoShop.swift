@@ -63,8 +63,8 @@ public final class DemoShop: Sendable {
         // The gateway's events for the shop's systems, verified the Standard Webhooks way.
         router.post("/events") { request, _ in
             let body = String(buffer: try await request.body.collect(upTo: 64 * 1024))
-            guard let id = request.headers[HTTPField.Name("webhook-id")!], let timestamp = request.headers[HTTPField.Name("webhook-timestamp")!],
-                let signature = request.headers[HTTPField.Name("webhook-signature")!],
+            guard let id = request.headers[.webhookID], let timestamp = request.headers[.webhookTimestamp],
+                let signature = request.headers[.webhookSignature],
                 StandardWebhooks.verify(id: id, timestamp: timestamp, signatures: signature, body: body, secret: self.eventsSecret)
             else { return Response(status: .badRequest) }
             let type = ((try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any])?["type"] as? String ?? "?"

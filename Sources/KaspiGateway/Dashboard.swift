@@ -171,11 +171,11 @@ extension Gateway {
                 let id = context.parameters.get("id") ?? ""
                 guard let link = try await self.store.paymentLink(id: id) else { return self.adminPage("Link not found", signedIn: session, "<p>No such link.</p>") }
                 let (status, order) = try await self.status(of: link)
-                let base = self.publicBase(authority: request.head.authority)
+                let base = self.publicBase
                 let json = Self.linkJSON(link, base: base, status: status, order: order)
                 let fields = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any] ?? [:]
                 return self.adminPage("Payment link \(id)", signedIn: session, """
-                    <p class="big">\(Self.escape(Amount(integerLiteral: link.amount).formatted))</p><p>\(Self.escape(link.description ?? ""))</p>
+                    <p class="big">\(Self.escape(Amount.formatted(tenge: link.amount)))</p><p>\(Self.escape(link.description ?? ""))</p>
                     <p>Status: <strong id="link-status">\(status.rawValue)</strong>\(order.map { " · order <a href=\"/admin/orders/\($0.id)\">\($0.id)</a>" } ?? "")</p>
                     <img class="qr" src="data:image/png;base64,\(fields["qrCode"] as? String ?? "")" alt="QR code of the link">
                     <p><label>Link <input readonly value="\(Self.escape(fields["url"] as? String ?? ""))" id="link-url" size="50"></label></p>
@@ -254,7 +254,7 @@ extension Gateway {
         for order in page.orders {
             rows += """
                 <tr><td><a href="/admin/orders/\(order.id)">\(order.id)</a></td><td>\(Self.escape(order.merchantReference ?? ""))</td>
-                <td>\(Self.escape(Amount(integerLiteral: order.amount).formatted))</td><td class="state-\(order.state.rawValue)">\(order.state.rawValue)\(order.needsReview ? " <span class=\"review\">review</span>" : "")</td>
+                <td>\(Self.escape(Amount.formatted(tenge: order.amount)))</td><td class="state-\(order.state.rawValue)">\(order.state.rawValue)\(order.needsReview ? " <span class=\"review\">review</span>" : "")</td>
                 <td>\(order.refundedAmount > 0 ? String(order.refundedAmount) : "")</td><td>\(Self.iso(order.createdAt).prefix(19))</td></tr>
                 """
         }
@@ -285,7 +285,7 @@ extension Gateway {
             <button type="submit" id="refund">Refund</button></form>
             """ : ""
         let body = """
-            \(review)<p class="big">\(Self.escape(Amount(integerLiteral: order.amount).formatted)) · <span class="state-\(order.state.rawValue)" id="state">\(order.state.rawValue)</span></p>
+            \(review)<p class="big">\(Self.escape(Amount.formatted(tenge: order.amount))) · <span class="state-\(order.state.rawValue)" id="state">\(order.state.rawValue)</span></p>
             <table><tr><th>Reference</th><td>\(Self.escape(order.merchantReference ?? "—"))</td></tr><tr><th>Kaspi order id</th><td>\(order.providerOrderId)</td></tr>
             <tr><th>Transaction</th><td>\(Self.escape(order.transactionId ?? "—"))</td></tr><tr><th>Refunded</th><td id="refunded">\(order.refundedAmount)</td></tr>
             <tr><th>Description</th><td>\(Self.escape(order.description ?? "—"))</td></tr><tr><th>Kind</th><td>\(order.kind.rawValue)</td></tr></table>
@@ -300,7 +300,7 @@ extension Gateway {
         var rows = ""
         for link in try await store.paymentLinks(limit: 100) {
             let (status, _) = try await status(of: link)
-            rows += "<tr><td><a href=\"/admin/links/\(link.id)\">\(link.id)</a></td><td>\(Self.escape(Amount(integerLiteral: link.amount).formatted))</td><td>\(Self.escape(link.description ?? ""))</td><td>\(status.rawValue)</td></tr>"
+            rows += "<tr><td><a href=\"/admin/links/\(link.id)\">\(link.id)</a></td><td>\(Self.escape(Amount.formatted(tenge: link.amount)))</td><td>\(Self.escape(link.description ?? ""))</td><td>\(status.rawValue)</td></tr>"
         }
         let form = """
             <form method="post" action="/admin/links" class="card"><input type="hidden" name="csrf" value="\(session.csrf)">
@@ -326,7 +326,7 @@ extension Gateway {
     func settingsPage(_ session: AdminSession) -> String {
         let c = configuration
         let rows: [(String, String)] = [
-            ("Listening on", "\(c.host):\(c.port)"), ("Public URL", c.publicURL ?? "(from each request)"), ("Database", c.databaseDescription),
+            ("Listening on", "\(c.host):\(c.port)"), ("Public URL", c.publicURL ?? "\(publicBase) (loopback default)"), ("Database", c.databaseDescription),
             ("Provider", provider.name), ("Merchant API keys", "\(c.apiKeyHashes.count) configured (stored as SHA-256)"),
             ("Events URL", c.merchantWebhookURL ?? "(none)"), ("Events secret", c.merchantWebhookSecret == nil ? "(none)" : "whsec_… (redacted)"),
             ("First poll after", "\(c.firstPollAfter) s"), ("Poll interval", "\(c.pollInterval) s up to \(c.maxPollInterval) s"),

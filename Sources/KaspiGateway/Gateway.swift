@@ -10,11 +10,14 @@ public struct GatewayAPIError: Error, Sendable, Hashable, CustomStringConvertibl
     public var status: Int
     public var code: String
     public var message: String
+    /// Seconds after which a retry may succeed (the `Retry-After` header), when known.
+    public var retryAfter: Int?
 
-    public init(_ status: Int, _ code: String, _ message: String) {
+    public init(_ status: Int, _ code: String, _ message: String, retryAfter: Int? = nil) {
         self.status = status
         self.code = code
         self.message = message
+        self.retryAfter = retryAfter
     }
 
     public var description: String { "\(code): \(message)" }
@@ -29,6 +32,7 @@ public struct GatewayAPIError: Error, Sendable, Hashable, CustomStringConvertibl
         case .refundExceedsPaid: .init(409, "REFUND_EXCEEDS_PAID", "The refund would exceed what remains of the paid amount.")
         case .notRefundable(_, let state): .init(409, "NOT_REFUNDABLE", "The order is \(state.rawValue); only a paid order can be refunded.")
         case .idempotencyConflict: .init(409, "IDEMPOTENCY_CONFLICT", "This Idempotency-Key was used with a different request; use a new key.")
+        case .idempotencyInProgress: .init(409, "IDEMPOTENCY_IN_PROGRESS", "A request with this Idempotency-Key is still being processed; retry after a moment for its answer.", retryAfter: 1)
         case .duplicateOrder: .init(409, "DUPLICATE_ORDER", "An order with this id exists.")
         case .schemaTooNew, .database: .init(503, "STORAGE_UNAVAILABLE", "The gateway could not store the change; retry later.")
         }
@@ -73,6 +77,8 @@ public final class Gateway: Sendable {
     /// The Prometheus metrics served at `/metrics`.
     public let metrics: GatewayMetrics
     let admin = Mutex<AdminSecrets?>(nil)
+    /// The port the server is bound to, once it runs (the configured one may be 0).
+    let boundPort = Atomic<Int>(0)
 
     /// Creates a gateway over a migrated store.
     ///
@@ -98,18 +104,22 @@ public final class Gateway: Sendable {
         try? await httpClient.shutdown()
     }
 
-    /// The public base URL, from the configuration or the request's authority.
-    func publicBase(authority: String?) -> String {
-        var base = configuration.publicURL ?? "http://\(authority ?? "\(configuration.host):\(configuration.port)")"
-        while base.hasSuffix("/") { base.removeLast() }
-        return base
+    /// The public base URL: ``GatewayConfiguration/publicURL``, or on loopback the address the
+    /// server is bound to. Never anything a request says (its `Host` header is the payer's to
+    /// choose, and would pick where every later payer is sent).
+    public var publicBase: String {
+        let port = boundPort.load(ordering: .relaxed)
+        return configuration.publicBase(boundPort: port == 0 ? nil : port)
     }
 
     // MARK: Checkouts
 
     /// Validates, stores the order, then asks the provider. A crash or an ambiguous failure
     /// after the order is stored is recovered by reconciliation.
-    public func createCheckout(_ request: CheckoutRequest, kind: OrderKind, publicBase: String) async throws(GatewayAPIError) -> (GatewayOrder, ProviderQR?) {
+    ///
+    /// - Parameter reservation: the request's Idempotency-Key, reserved in the transaction
+    ///   that stores the order.
+    public func createCheckout(_ request: CheckoutRequest, kind: OrderKind, reserving reservation: IdempotencyReservation? = nil) async throws(GatewayAPIError) -> (GatewayOrder, ProviderQR?) {
         guard request.amount >= 100, request.amount <= 100_000_000 else {
             throw .invalid("amount must be an integer number of tenge from 100 to 100000000.")
         }
@@ -123,16 +133,20 @@ public final class Gateway: Sendable {
                 throw .invalid("mobileReturnUrl must be an absolute URL such as yourapp://payment.")
             }
         }
+        let base = publicBase
+        guard let returnURL = URL(string: "\(base)/pay/return/"), let failURL = URL(string: "\(base)/pay/fail/") else {
+            throw GatewayAPIError(500, "PUBLIC_URL_INVALID", "The gateway's public URL is not a valid URL; set publicUrl.")
+        }
         let created = now()
         let order = GatewayOrder(
             id: GatewayID.make("ord"), provider: provider.name, providerOrderId: GatewayID.make("kk"), kind: kind,
             amount: request.amount, description: request.description, merchantReference: request.merchantReference,
             metadata: request.metadata, mobileReturnURL: request.mobileReturnURL, paymentLinkId: request.paymentLinkId,
             createdAt: created, nextPollAt: created.addingTimeInterval(configuration.firstPollAfter))
-        do { try await store.insert(order) } catch { throw Self.storeError(error) }
+        do { try await store.insert(order, reserving: reservation) } catch { throw Self.storeError(error) }
         let paymentRequest = ProviderPaymentRequest(
             providerOrderId: order.providerOrderId, amount: order.amount, description: order.description,
-            returnURL: URL(string: "\(publicBase)/pay/return/\(order.id)")!, failURL: URL(string: "\(publicBase)/pay/fail/\(order.id)")!)
+            returnURL: returnURL.appending(path: order.id), failURL: failURL.appending(path: order.id))
         do {
             var qr: ProviderQR? = nil
             var paymentURL: String? = nil
@@ -154,7 +168,7 @@ public final class Gateway: Sendable {
         } catch let error as ProviderError {
             if error.ambiguous {
                 logger.warning("Provider call ambiguous; reconciliation will recover the order", metadata: ["order": "\(order.id)", "error.code": "\(error.code)"])
-                throw GatewayAPIError(503, "PROVIDER_UNAVAILABLE", "Kaspi did not answer in time; order \(order.id) is stored and will be reconciled. Retry with the same Idempotency-Key or check the order.")
+                throw GatewayAPIError(503, "PROVIDER_UNAVAILABLE", "Kaspi did not answer in time; order \(order.id) is stored and will be reconciled. Check it with GET /v1/orders/\(order.id) rather than creating another.")
             }
             let at = now()
             _ = try? await store.update(orderId: order.id, metrics.counting { OrderStateMachine.expire($0, at: at, reason: "the provider refused the order: \(error.code)") })
@@ -211,14 +225,15 @@ public final class Gateway: Sendable {
             logger.warning("Webhook rejected", metadata: ["error.code": "\(error.code)"])
             throw GatewayAPIError(400, error.code, error.message)
         }
-        let at = now()
         let amount = event.amount
+        let transactionId = event.report == .approved && configuration.confirmPaidWebhooks ? try await confirmPaid(event) : event.transactionId
+        let at = now()
         do {
             // Looked up, checked and changed in one write: one job of a group commit on SQLite.
             let (before, updated) = try await store.update(provider: provider.name, providerOrderId: event.providerOrderId) { current in
                 guard current.amount == amount else { throw WebhookAmountMismatch(orderId: current.id) }
                 // Every webhook received shows in the timeline, even one that changes nothing.
-                return OrderStateMachine.apply(event.report, transactionId: event.transactionId, source: .webhook, to: current, at: at)
+                return OrderStateMachine.apply(event.report, transactionId: transactionId, source: .webhook, to: current, at: at)
                     ?? OrderStateMachine.noted(event.report, source: .webhook, on: current, at: at)
             }
             metrics.counted(from: before, to: updated)
@@ -237,11 +252,46 @@ public final class Gateway: Sendable {
         }
     }
 
+    /// Asks Kaspi whether an `APPROVED` webhook is true before it may make an order paid. The
+    /// guide's signature covers only `orderId + amount`, so a captured `DECLINED` webhook can be
+    /// re-sent as `APPROVED`; Kaspi's own status call cannot be forged.
+    ///
+    /// - Returns: the transaction id to record (Kaspi's, else the webhook's).
+    /// - Throws: `WEBHOOK_NOT_CONFIRMED` (409) when Kaspi does not report the order approved;
+    ///   the refusal is in the order's timeline and in metrics, and nothing else changes.
+    ///   `WEBHOOK_CONFIRMATION_UNAVAILABLE` (503) when Kaspi could not be asked, so that Kaspi
+    ///   sends the webhook again (and reconciliation asks meanwhile).
+    func confirmPaid(_ event: ProviderWebhook) async throws(GatewayAPIError) -> String? {
+        let order: GatewayOrder?
+        do { order = try await store.order(provider: provider.name, providerOrderId: event.providerOrderId) } catch { throw Self.storeError(error) }
+        // Unknown orders and wrong amounts are refused by the update itself; an order already
+        // paid with its transaction id recorded changes only in its timeline.
+        guard let order, order.amount == event.amount, order.state != .paid || order.transactionId == nil else { return event.transactionId }
+        let status: ProviderStatus
+        do { status = try await provider.status(of: order) } catch {
+            metrics.webhook("unconfirmed")
+            logger.warning("An APPROVED webhook could not be confirmed with Kaspi; not applied", metadata: ["order": "\(order.id)", "error.code": "\(error.code)"])
+            throw GatewayAPIError(503, "WEBHOOK_CONFIRMATION_UNAVAILABLE", "Kaspi's status could not be read to confirm the payment; send the webhook again later.")
+        }
+        if status.report == .approved { return status.transactionId ?? event.transactionId }
+        metrics.webhook("unconfirmed")
+        logger.warning("An APPROVED webhook that Kaspi does not confirm was refused", metadata: ["order": "\(order.id)", "kaspi.status": "\(status.report.rawValue)"])
+        let at = now()
+        let reported = status.report
+        _ = try? await store.update(orderId: order.id) { current in
+            OrderStateMachine.unconfirmed(.approved, confirmed: reported, source: .webhook, on: current, at: at)
+        }
+        throw GatewayAPIError(409, "WEBHOOK_NOT_CONFIRMED", "Kaspi reports this order as \(status.report.rawValue), not APPROVED; the webhook changed nothing.")
+    }
+
     // MARK: Refunds
 
     /// Refunds part or all of a paid order: the amount is reserved in the database first (so
     /// concurrent refunds can never exceed the paid amount), then the provider is asked.
-    public func refund(orderId: String, amount requested: Int?) async throws(GatewayAPIError) -> GatewayOrder {
+    ///
+    /// - Parameter reservation: the request's Idempotency-Key, reserved in the transaction
+    ///   that reserves the refund.
+    public func refund(orderId: String, amount requested: Int?, reserving reservation: IdempotencyReservation? = nil) async throws(GatewayAPIError) -> GatewayOrder {
         let order: GatewayOrder?
         do { order = try await store.order(id: orderId) } catch { throw Self.storeError(error) }
         guard let order else { throw .notFound(orderId) }
@@ -249,7 +299,7 @@ public final class Gateway: Sendable {
         guard amount >= 1 else { throw .invalid("amount must be at least 1 tenge (and something must remain to refund).") }
         let refundId = GatewayID.make("rf")
         let reserved: GatewayOrder
-        do { reserved = try await store.recordRefund(orderId: orderId, amount: amount, refundId: refundId, at: now()) } catch {
+        do { reserved = try await store.recordRefund(orderId: orderId, amount: amount, refundId: refundId, at: now(), reserving: reservation) } catch {
             throw Self.storeError(error)
         }
         do {
@@ -308,6 +358,16 @@ public final class Gateway: Sendable {
             }
         }
         return due.count
+    }
+
+    /// Deletes expired Idempotency-Keys, once (the worker runs it every minute).
+    ///
+    /// - Returns: how many were deleted.
+    @discardableResult
+    public func cleanUpOnce() async throws -> Int {
+        let deleted = try await store.deleteIdempotencyKeys(createdBefore: now().addingTimeInterval(-configuration.idempotencyKeyLifetime))
+        if deleted > 0 { logger.info("Expired idempotency keys deleted", metadata: ["count": "\(deleted)"]) }
+        return deleted
     }
 
     /// Delivers the outgoing events that are due, once. Returns how many were attempted.

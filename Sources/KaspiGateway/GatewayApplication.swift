@@ -19,9 +19,15 @@ extension Gateway {
     public func application(extraServices: [any Service] = [], onServerRunning: (@Sendable (Int) async -> Void)? = nil) -> some ApplicationProtocol {
         Application(
             router: router(),
+            // Connections that stop sending (slowloris) are closed rather than held forever.
+            server: .http1(configuration: .init(idleTimeout: .seconds(60))),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "kaspi-gateway"),
             services: extraServices + [GatewayWorker(gateway: self)],
-            onServerRunning: { channel in await onServerRunning?(channel.localAddress?.port ?? 0) },
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? 0
+                self.boundPort.store(port, ordering: .relaxed)
+                await onServerRunning?(port)
+            },
             logger: logger)
     }
 
@@ -49,8 +55,10 @@ extension Gateway {
                 return Self.json(.ok, #"{"received":true}"#)
             } catch let error as GatewayAPIError {
                 return Self.error(error)
-            } catch {
+            } catch let error as HTTPError where error.status == .contentTooLarge {
                 return Self.error(GatewayAPIError(413, "WEBHOOK_BODY_TOO_LARGE", "A webhook body is at most 16 KiB."))
+            } catch {
+                return Self.error(GatewayAPIError(400, "BODY_UNREADABLE", "The request body could not be read."))
             }
         }
         addDashboard(to: router)
@@ -58,17 +66,17 @@ extension Gateway {
         router.get("/pay/fail/:id") { request, context in await self.resultPage(request, id: context.parameters.get("id") ?? "") }
 
         let api = router.group("v1")
-        api.post("checkouts") { request, _ in await self.api(request, idempotent: true) { body in try await self.checkout(body, kind: .redirect, request: request) } }
-        api.post("qr-checkouts") { request, _ in await self.api(request, idempotent: true) { body in try await self.checkout(body, kind: .qr, request: request) } }
+        api.post("checkouts") { request, _ in await self.api(request, idempotent: true) { body, key in try await self.checkout(body, kind: .redirect, reserving: key) } }
+        api.post("qr-checkouts") { request, _ in await self.api(request, idempotent: true) { body, key in try await self.checkout(body, kind: .qr, reserving: key) } }
         api.get("orders/:id") { request, context in
-            await self.api(request) { _ in
+            await self.api(request) { _, _ in
                 let id = context.parameters.get("id") ?? ""
                 guard let order = try await self.store.order(id: id) else { throw GatewayAPIError.notFound(id) }
                 return (200, Self.orderJSON(order))
             }
         }
         api.get("orders/:id/events") { request, context in
-            await self.api(request) { _ in
+            await self.api(request) { _, _ in
                 let id = context.parameters.get("id") ?? ""
                 guard try await self.store.order(id: id) != nil else { throw GatewayAPIError.notFound(id) }
                 let events = try await self.store.events(orderId: id).map { event in
@@ -77,9 +85,9 @@ extension Gateway {
                 return (200, #"{"data":[\#(events.joined(separator: ","))]}"#)
             }
         }
-        api.get("orders") { request, _ in await self.api(request) { _ in try await self.listOrders(request) } }
+        api.get("orders") { request, _ in await self.api(request) { _, _ in try await self.listOrders(request) } }
         api.post("orders/:id/refunds") { request, context in
-            await self.api(request, idempotent: true) { body in
+            await self.api(request, idempotent: true) { body, key in
                 let id = context.parameters.get("id") ?? ""
                 var amount: Int? = nil
                 if case .object(let object) = body {
@@ -89,13 +97,13 @@ extension Gateway {
                     default: throw GatewayAPIError.invalid("amount must be an integer number of tenge.")
                     }
                 }
-                let order = try await self.refund(orderId: id, amount: amount)
+                let order = try await self.refund(orderId: id, amount: amount, reserving: key)
                 return (201, Self.orderJSON(order))
             }
         }
         addPaymentLinks(to: router, api: api)
         api.get("events") { request, _ in
-            await self.api(request) { _ in
+            await self.api(request) { _, _ in
                 let orderId = request.uri.queryParameters.get("orderId")
                 let messages = try await self.store.outboxMessages(orderId: orderId, limit: 100)
                 let items = messages.map { m in
@@ -105,7 +113,7 @@ extension Gateway {
             }
         }
         api.post("events/:id/resend") { request, context in
-            await self.api(request) { _ in
+            await self.api(request) { _, _ in
                 let id = context.parameters.get("id") ?? ""
                 try await self.store.requeue(messageId: id, now: self.now())
                 return (202, #"{"requeued":"\#(id)"}"#)
@@ -118,7 +126,8 @@ extension Gateway {
 
     /// Authenticates, parses the JSON body, applies the Idempotency-Key, runs `body`, and
     /// writes `{"error": …}` for any failure.
-    func api(_ request: Request, idempotent: Bool = false, _ body: (JSONValue) async throws -> (Int, String)) async -> Response {
+    func api(_ request: Request, idempotent: Bool = false, _ body: (JSONValue, IdempotencyReservation?) async throws -> (Int, String)) async -> Response {
+        var reservation: IdempotencyReservation? = nil
         do {
             guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { throw GatewayAPIError.unauthorized }
             let hash = GatewayConfiguration.hash(apiKey: String(header.dropFirst(7)))
@@ -127,8 +136,10 @@ extension Gateway {
             var raw: [UInt8] = []
             if request.method == .post {
                 let buffer: ByteBuffer
-                do { buffer = try await request.body.collect(upTo: 64 * 1024) } catch {
+                do { buffer = try await request.body.collect(upTo: 64 * 1024) } catch let error as HTTPError where error.status == .contentTooLarge {
                     throw GatewayAPIError(413, "BODY_TOO_LARGE", "A request body is at most 64 KiB.")
+                } catch {
+                    throw GatewayAPIError(400, "BODY_UNREADABLE", "The request body could not be read.")
                 }
                 raw = Array(buffer.readableBytesView)
                 if !raw.isEmpty {
@@ -136,39 +147,54 @@ extension Gateway {
                     json = parsed
                 }
             }
-            let scope = String(hash.prefix(16))
-            var key: String? = nil
-            var requestHash = ""
-            if idempotent, let idempotencyKey = request.headers[HTTPField.Name("Idempotency-Key")!] {
+            if idempotent, let idempotencyKey = request.headers[.idempotencyKey] {
                 guard !idempotencyKey.isEmpty, idempotencyKey.count <= 255 else { throw GatewayAPIError.invalid("Idempotency-Key must be 1 to 255 characters.") }
-                key = idempotencyKey
-                requestHash = Hex.encode(Array(SHA256.hash(data: Data(request.uri.path.utf8) + Data(raw))))
-                do {
-                    if let stored = try await store.idempotentResponse(scope: scope, key: idempotencyKey, requestHash: requestHash) {
-                        var response = Self.json(.init(code: stored.status), stored.body)
-                        response.headers[HTTPField.Name("Idempotent-Replayed")!] = "true"
-                        return response
+                let scope = String(hash.prefix(16))
+                let requestHash = Hex.encode(Array(SHA256.hash(data: Data(request.uri.path.utf8) + Data(raw))))
+                let at = now()
+                let expiredBefore = at.addingTimeInterval(-configuration.idempotencyKeyLifetime)
+                switch try await store.idempotencyRecord(scope: scope, key: idempotencyKey, requestHash: requestHash, expiredBefore: expiredBefore) {
+                case .done(let stored)?:
+                    var response = Self.json(.init(code: stored.status), stored.body)
+                    response.headers[.idempotentReplayed] = "true"
+                    return response
+                case .inProgress(let since, let resource)?:
+                    guard at.timeIntervalSince(since) < configuration.idempotencyInterruptedAfter else {
+                        throw GatewayAPIError(409, "IDEMPOTENCY_INTERRUPTED",
+                            "The first request with this Idempotency-Key was interrupted after it started\(resource.map { " (it created \($0))" } ?? ""); look that up, and use a new key for a new attempt.")
                     }
-                } catch let error as StoreError {
-                    throw GatewayAPIError.from(error)
+                    throw GatewayAPIError.from(StoreError.idempotencyInProgress(key: idempotencyKey))
+                case nil:
+                    // Reserved by the work's first write, in the same transaction.
+                    reservation = IdempotencyReservation(scope: scope, key: idempotencyKey, requestHash: requestHash, owner: GatewayID.make("req"), at: at, expiredBefore: expiredBefore)
                 }
             }
-            let (status, text) = try await body(json)
-            if let key {
-                try? await store.saveIdempotentResponse(scope: scope, key: key, requestHash: requestHash, response: IdempotentResponse(status: status, body: text), at: now())
+            let (status, text) = try await body(json, reservation)
+            if let reservation {
+                do { try await store.saveIdempotentResponse(reservation, response: IdempotentResponse(status: status, body: text), reservedOnly: false) } catch {
+                    logger.error("Could not store an idempotent answer; its key stays reserved", metadata: ["error.code": "\((error as? StoreError)?.code ?? "UNKNOWN")"])
+                }
             }
             return Self.json(.init(code: status), text)
-        } catch let error as GatewayAPIError {
-            return Self.error(error)
-        } catch let error as StoreError {
-            return Self.error(.from(error))
         } catch {
-            logger.error("Unexpected API failure", metadata: ["error": "\(String(describing: error).prefix(160))"])
-            return Self.error(GatewayAPIError(500, "INTERNAL_ERROR", "Something went wrong; the change was not applied. Retry with the same Idempotency-Key."))
+            let failure: GatewayAPIError
+            switch error {
+            case let error as GatewayAPIError: failure = error
+            case let error as StoreError: failure = .from(error)
+            default:
+                logger.error("Unexpected API failure", metadata: ["error": "\(String(describing: error).prefix(160))"])
+                failure = GatewayAPIError(500, "INTERNAL_ERROR", "Something went wrong; look the resource up before you retry.")
+            }
+            // An error after the key was reserved is the final answer (an effect may have
+            // happened); before that, nothing happened and nothing is stored.
+            if let reservation, failure.code != "IDEMPOTENCY_IN_PROGRESS" {
+                try? await store.saveIdempotentResponse(reservation, response: IdempotentResponse(status: failure.status, body: Self.errorBody(failure)), reservedOnly: true)
+            }
+            return Self.error(failure)
         }
     }
 
-    func checkout(_ body: JSONValue, kind: OrderKind, request: Request) async throws -> (Int, String) {
+    func checkout(_ body: JSONValue, kind: OrderKind, reserving reservation: IdempotencyReservation?) async throws -> (Int, String) {
         guard case .object(let object) = body else { throw GatewayAPIError.invalid("The body must be a JSON object with an amount.") }
         guard case .integer(let amount)? = object["amount"] else { throw GatewayAPIError.invalid("amount must be an integer number of tenge.") }
         func string(_ name: String) throws -> String? {
@@ -181,15 +207,15 @@ extension Gateway {
         var metadata: String? = nil
         switch object["metadata"] {
         case nil, .null?: break
-        case .object?:
+        case .object(let fields)?:
             // Stored and returned as canonical JSON (keys sorted).
-            metadata = Self.encode(object["metadata"]!)
+            metadata = Self.encode(.object(fields))
         default: throw GatewayAPIError.invalid("metadata must be a JSON object.")
         }
         let checkout = CheckoutRequest(
             amount: Int(clamping: amount), description: try string("description"), merchantReference: try string("merchantReference"),
             metadata: metadata, mobileReturnURL: try string("mobileReturnUrl"))
-        let (order, qr) = try await createCheckout(checkout, kind: kind, publicBase: publicBase(authority: request.head.authority))
+        let (order, qr) = try await createCheckout(checkout, kind: kind, reserving: reservation)
         var json = Self.orderJSON(order)
         if let qr {
             json.removeLast()
@@ -254,7 +280,7 @@ extension Gateway {
             components.queryItems = items
             if let url = components.string { return Response(status: .seeOther, headers: [.location: url]) }
         }
-        let amount = Amount(integerLiteral: order.amount).formatted
+        let amount = Amount.formatted(tenge: order.amount)
         switch outcome {
         case "success":
             return Self.html(.ok, Self.page("Payment received", "<p class=\"big\">Paid \(Self.escape(amount))</p><p>Thank you! Order \(Self.escape(order.merchantReference ?? order.id)).</p>"))
@@ -291,7 +317,7 @@ extension Gateway {
         case .number(let d): String(d)
         case .string(let s): string(s)
         case .array(let a): "[" + a.map(encode).joined(separator: ",") + "]"
-        case .object(let o): "{" + o.keys.sorted().map { string($0) + ":" + encode(o[$0]!) }.joined(separator: ",") + "}"
+        case .object(let o): "{" + o.sorted { $0.key < $1.key }.map { string($0.key) + ":" + encode($0.value) }.joined(separator: ",") + "}"
         }
     }
 
@@ -317,8 +343,14 @@ extension Gateway {
         Response(status: status, headers: [.contentType: "application/json; charset=utf-8", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(string: body)))
     }
 
+    static func errorBody(_ error: GatewayAPIError) -> String {
+        #"{"error":{"code":\#(string(error.code)),"message":\#(string(error.message))}}"#
+    }
+
     static func error(_ error: GatewayAPIError) -> Response {
-        json(.init(code: error.status), #"{"error":{"code":\#(string(error.code)),"message":\#(string(error.message))}}"#)
+        var response = json(.init(code: error.status), errorBody(error))
+        if let seconds = error.retryAfter { response.headers[.retryAfter] = String(seconds) }
+        return response
     }
 
     static func html(_ status: HTTPResponse.Status, _ text: String) -> Response {
@@ -347,10 +379,15 @@ struct GatewayWorker: Service {
     func run() async throws {
         let interval = Duration.milliseconds(Int64(gateway.configuration.workerInterval * 1000))
         await withTaskCancellationOrGracefulShutdownHandler {
+            var lastCleanup = ContinuousClock.now - .seconds(3600)
             while !Task.isCancelled && !Task.isShuttingDownGracefully {
                 do {
                     try await gateway.reconcileOnce()
                     try await gateway.deliverEventsOnce()
+                    if ContinuousClock.now - lastCleanup >= .seconds(60) {
+                        lastCleanup = ContinuousClock.now
+                        try await gateway.cleanUpOnce()
+                    }
                 } catch {
                     gateway.logger.warning("Background work failed; retrying", metadata: ["error": "\(String(describing: error).prefix(160))"])
                 }

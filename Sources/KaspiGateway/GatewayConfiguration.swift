@@ -44,6 +44,14 @@ public struct GatewayConfiguration: Sendable {
     public var adminPassword: String?
     /// How many orders or events one round of background work claims at most.
     public var workBatchSize: Int = 50
+    /// Whether an `APPROVED` webhook is confirmed with Kaspi's status call before it makes an
+    /// order paid (the guide's webhook signature does not cover the status). On by default.
+    public var confirmPaidWebhooks: Bool = true
+    /// How long an Idempotency-Key is kept; a background pass deletes older ones.
+    public var idempotencyKeyLifetime: TimeInterval = 24 * 3600
+    /// How long a request may hold an Idempotency-Key without a final answer before a retry is
+    /// told that it was interrupted (a crash) rather than still in progress.
+    public var idempotencyInterruptedAfter: TimeInterval = 120
     /// This instance's name in leases.
     public var instanceID: String = GatewayConfigurationDefaults.instanceID()
 
@@ -52,6 +60,22 @@ public struct GatewayConfiguration: Sendable {
     /// The hex SHA-256 of an API key, as stored in ``apiKeyHashes``.
     public static func hash(apiKey: String) -> String {
         Hex.encode(Array(SHA256.hash(data: Data(apiKey.utf8))))
+    }
+
+    /// Whether ``host`` is a loopback address, reachable from this machine only.
+    public var listensOnLoopback: Bool {
+        ["127.0.0.1", "localhost", "::1", "[::1]"].contains(host.lowercased()) || host.hasPrefix("127.")
+    }
+
+    /// The public base URL without a trailing slash: ``publicURL``, or on loopback
+    /// `http://host:port` with the port the server is bound to.
+    public func publicBase(boundPort: Int?) -> String {
+        if var base = publicURL {
+            while base.hasSuffix("/") { base.removeLast() }
+            return base
+        }
+        let name = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
+        return "http://\(name):\(boundPort ?? port)"
     }
 
     /// Checks every value.
@@ -63,6 +87,9 @@ public struct GatewayConfiguration: Sendable {
             guard let url = URL(string: publicURL), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
                 throw .invalid("publicUrl", "must be an absolute http(s) URL")
             }
+        }
+        if publicURL == nil, !listensOnLoopback {
+            throw .invalid("publicUrl", "is required when the gateway listens beyond loopback (\(host)): payers are sent back to it, and it is never taken from a request's Host header")
         }
         if let postgresURL, !(postgresURL.hasPrefix("postgres://") || postgresURL.hasPrefix("postgresql://")) {
             throw .invalid("databaseUrl", "must start with postgres:// (the password is never printed)")
@@ -82,7 +109,8 @@ public struct GatewayConfiguration: Sendable {
             }
         }
         for (name, value) in [("firstPollAfter", firstPollAfter), ("pollInterval", pollInterval), ("maxPollInterval", maxPollInterval),
-                              ("expireAfter", expireAfter), ("qrExpireAfter", qrExpireAfter), ("workerInterval", workerInterval)]
+                              ("expireAfter", expireAfter), ("qrExpireAfter", qrExpireAfter), ("workerInterval", workerInterval),
+                              ("idempotencyKeyLifetime", idempotencyKeyLifetime), ("idempotencyInterruptedAfter", idempotencyInterruptedAfter)]
         where !(value > 0 && value.isFinite) {
             throw .invalid(name, "must be a positive number of seconds")
         }

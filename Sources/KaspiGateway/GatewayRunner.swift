@@ -24,6 +24,8 @@ extension GatewayConfiguration {
         var instanceId: String?
         var workBatchSize: Int?
         var adminPassword: String?
+        var confirmPaidWebhooks: Bool?
+        var idempotencyKeyLifetime: Double?
     }
 
     /// Reads a JSON configuration file over the defaults.
@@ -53,6 +55,8 @@ extension GatewayConfiguration {
         if let v = file.instanceId { c.instanceID = v }
         if let v = file.workBatchSize { c.workBatchSize = v }
         c.adminPassword = file.adminPassword
+        if let v = file.confirmPaidWebhooks { c.confirmPaidWebhooks = v }
+        if let v = file.idempotencyKeyLifetime { c.idempotencyKeyLifetime = v }
         return c
     }
 

@@ -7,7 +7,7 @@ import NIOCore
 
 extension Gateway {
     /// Creates a payment link: a short public URL, its QR code, and share links.
-    public func createPaymentLink(amount: Int, description: String?, merchantReference: String?, expiresAt: Date?) async throws(GatewayAPIError) -> PaymentLink {
+    public func createPaymentLink(amount: Int, description: String?, merchantReference: String?, expiresAt: Date?, reserving reservation: IdempotencyReservation? = nil) async throws(GatewayAPIError) -> PaymentLink {
         guard amount >= 100, amount <= 100_000_000 else { throw .invalid("amount must be an integer number of tenge from 100 to 100000000.") }
         if let description, description.count > 256 { throw .invalid("description must be at most 256 characters.") }
         if let merchantReference, merchantReference.isEmpty || merchantReference.count > 128 { throw .invalid("merchantReference must be 1 to 128 characters.") }
@@ -15,7 +15,7 @@ extension Gateway {
         let link = PaymentLink(
             id: String(GatewayID.make("l", length: 10).dropFirst(2)), amount: amount, description: description,
             merchantReference: merchantReference, expiresAt: expiresAt, createdAt: now())
-        do { try await store.insert(link) } catch { throw Self.storeError(error) }
+        do { try await store.insert(link, reserving: reservation) } catch { throw Self.storeError(error) }
         return link
     }
 
@@ -43,7 +43,7 @@ extension Gateway {
         case .open:
             let (created, _) = try await createCheckout(
                 CheckoutRequest(amount: link.amount, description: link.description, merchantReference: link.merchantReference, paymentLinkId: link.id),
-                kind: .link, publicBase: publicBase)
+                kind: .link)
             guard try await store.attach(orderId: created.id, toLink: link.id, replacing: link.orderId) else {
                 // Someone else started an order at the same moment: use theirs.
                 let current = try await store.paymentLink(id: linkId)?.orderId
@@ -56,7 +56,7 @@ extension Gateway {
 
     static func linkJSON(_ link: PaymentLink, base: String, status: LinkStatus, order: GatewayOrder?) -> String {
         let url = "\(base)/l/\(link.id)"
-        let text = "\(link.description ?? "Payment") — \(Amount(integerLiteral: link.amount).formatted): \(url)"
+        let text = "\(link.description ?? "Payment") — \(Amount.formatted(tenge: link.amount)): \(url)"
         let encoded = text.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? url
         let png = (try? QRCode(encoding: url).png(scale: 6)) ?? []
         var fields = [
@@ -73,7 +73,7 @@ extension Gateway {
 
     func addPaymentLinks(to router: Router<BasicRequestContext>, api: RouterGroup<BasicRequestContext>) {
         api.post("payment-links") { request, _ in
-            await self.api(request, idempotent: true) { body in
+            await self.api(request, idempotent: true) { body, key in
                 guard case .object(let object) = body, case .integer(let amount)? = object["amount"] else {
                     throw GatewayAPIError.invalid("amount must be an integer number of tenge.")
                 }
@@ -90,16 +90,16 @@ extension Gateway {
                     expiresAt = date
                 }
                 let link = try await self.createPaymentLink(
-                    amount: Int(clamping: amount), description: try string("description"), merchantReference: try string("merchantReference"), expiresAt: expiresAt)
-                return (201, Self.linkJSON(link, base: self.publicBase(authority: request.head.authority), status: .open, order: nil))
+                    amount: Int(clamping: amount), description: try string("description"), merchantReference: try string("merchantReference"), expiresAt: expiresAt, reserving: key)
+                return (201, Self.linkJSON(link, base: self.publicBase, status: .open, order: nil))
             }
         }
         api.get("payment-links/:id") { request, context in
-            await self.api(request) { _ in
+            await self.api(request) { _, _ in
                 let id = context.parameters.get("id") ?? ""
                 guard let link = try await self.store.paymentLink(id: id) else { throw GatewayAPIError(404, "LINK_NOT_FOUND", "No payment link \(id).") }
                 let (status, order) = try await self.status(of: link)
-                return (200, Self.linkJSON(link, base: self.publicBase(authority: request.head.authority), status: status, order: order))
+                return (200, Self.linkJSON(link, base: self.publicBase, status: status, order: order))
             }
         }
         router.get("/l/:id") { request, context in
@@ -107,7 +107,7 @@ extension Gateway {
             guard let link = try? await self.store.paymentLink(id: id), let (status, _) = try? await self.status(of: link) else {
                 return Self.html(.notFound, Self.page("Payment link not found", "<p>This link is unknown.</p>"))
             }
-            let amount = Self.escape(Amount(integerLiteral: link.amount).formatted)
+            let amount = Self.escape(Amount.formatted(tenge: link.amount))
             var body = "<p class=\"big\">\(amount)</p>"
             if let description = link.description { body += "<p>\(Self.escape(description))</p>" }
             switch status {
@@ -116,12 +116,12 @@ extension Gateway {
             case .open, .processing:
                 body += "<form method=\"post\" action=\"/l/\(Self.escape(id))/pay\"><button type=\"submit\" style=\"font-size:1.1rem;padding:.7rem 1.2rem;background:#f14635;color:#fff;border:0;border-radius:.5rem\">Pay with Kaspi</button></form>"
             }
-            return Self.html(.ok, Self.page("Pay \(Amount(integerLiteral: link.amount).formatted)", body))
+            return Self.html(.ok, Self.page("Pay \(Amount.formatted(tenge: link.amount))", body))
         }
         router.post("/l/:id/pay") { request, context in
             let id = context.parameters.get("id") ?? ""
             do {
-                let target = try await self.pay(linkId: id, publicBase: self.publicBase(authority: request.head.authority))
+                let target = try await self.pay(linkId: id, publicBase: self.publicBase)
                 return Response(status: .seeOther, headers: [.location: target])
             } catch let error as GatewayAPIError {
                 return Self.html(.init(code: error.status), Self.page("Cannot pay", "<p>\(Self.escape(error.message))</p>"))

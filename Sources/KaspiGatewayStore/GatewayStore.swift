@@ -12,6 +12,8 @@ public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
     case notRefundable(orderId: String, state: OrderState)
     /// The same idempotency key was used with another request body.
     case idempotencyConflict(key: String)
+    /// Another request with the same idempotency key reserved it first and is still at work.
+    case idempotencyInProgress(key: String)
     /// The database is newer than this program.
     case schemaTooNew(found: Int, known: Int)
     /// The database failed; the message is safe to log.
@@ -24,6 +26,7 @@ public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
         case .refundExceedsPaid: "REFUND_EXCEEDS_PAID"
         case .notRefundable: "NOT_REFUNDABLE"
         case .idempotencyConflict: "IDEMPOTENCY_CONFLICT"
+        case .idempotencyInProgress: "IDEMPOTENCY_IN_PROGRESS"
         case .schemaTooNew: "SCHEMA_TOO_NEW"
         case .database: "DATABASE_ERROR"
         }
@@ -36,6 +39,7 @@ public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
         case .refundExceedsPaid(let id): "\(code): the refund would exceed what remains of order \(id)'s paid amount."
         case .notRefundable(let id, let state): "\(code): order \(id) is \(state.rawValue); only a paid order can be refunded."
         case .idempotencyConflict(let key): "\(code): the Idempotency-Key \(key) was used with a different request; use a new key."
+        case .idempotencyInProgress(let key): "\(code): a request with the Idempotency-Key \(key) is still being processed."
         case .schemaTooNew(let found, let known): "\(code): the database has schema version \(found) but this program knows only up to \(known); upgrade KaspiKit."
         case .database(let message): "\(code): \(message)"
         }
@@ -96,6 +100,41 @@ public struct IdempotentResponse: Sendable, Hashable {
     }
 }
 
+/// An Idempotency-Key reserved in the same transaction as the first write of the work it
+/// guards (storing the order, reserving the refund, storing the link): either both commit or
+/// neither does, so a crash can never leave work done under a key that is not reserved, nor a
+/// key reserved for work that never started.
+public struct IdempotencyReservation: Sendable, Hashable {
+    /// Whose key it is (derived from the API key).
+    public var scope: String
+    public var key: String
+    /// The SHA-256 of the request's path and body.
+    public var requestHash: String
+    /// This request's own token: only it may write the key's final answer.
+    public var owner: String
+    public var at: Date
+    /// A key stored before this has expired and may be reserved again.
+    public var expiredBefore: Date
+
+    public init(scope: String, key: String, requestHash: String, owner: String, at: Date, expiredBefore: Date) {
+        self.scope = scope
+        self.key = key
+        self.requestHash = requestHash
+        self.owner = owner
+        self.at = at
+        self.expiredBefore = expiredBefore
+    }
+}
+
+/// What is stored for an idempotency key.
+public enum IdempotencyRecord: Sendable, Hashable {
+    /// Reserved by a request that has not written its final answer (still at work, or
+    /// interrupted by a crash); `resource` is what its work created (an order, a refund).
+    case inProgress(since: Date, resource: String?)
+    /// The final answer, to be replayed.
+    case done(IdempotentResponse)
+}
+
 /// One attempt to deliver an outbox message.
 public struct DeliveryAttempt: Sendable, Hashable, Codable {
     public var messageId: String
@@ -132,10 +171,12 @@ public protocol GatewayStore: Sendable {
     /// The schema version in force.
     func schemaVersion() async throws -> Int
 
-    /// Stores a new order with its `created` event, before the provider is called.
+    /// Stores a new order with its `created` event, before the provider is called, and
+    /// reserves `reserving` in the same transaction.
     ///
-    /// - Throws: ``StoreError/duplicateOrder(_:)``.
-    func insert(_ order: GatewayOrder) async throws
+    /// - Throws: ``StoreError/duplicateOrder(_:)``, ``StoreError/idempotencyInProgress(key:)``
+    ///   (nothing is stored then).
+    func insert(_ order: GatewayOrder, reserving: IdempotencyReservation?) async throws
 
     func order(id: String) async throws -> GatewayOrder?
     func order(provider: String, providerOrderId: String) async throws -> GatewayOrder?
@@ -176,7 +217,7 @@ public protocol GatewayStore: Sendable {
     /// above the paid amount, whatever runs concurrently.
     ///
     /// - Throws: ``StoreError/refundExceedsPaid(orderId:)``, ``StoreError/notRefundable(orderId:state:)``.
-    func recordRefund(orderId: String, amount: Int, refundId: String, at now: Date) async throws -> GatewayOrder
+    func recordRefund(orderId: String, amount: Int, refundId: String, at now: Date, reserving: IdempotencyReservation?) async throws -> GatewayOrder
 
     /// Claims up to `limit` orders due for a status poll (pending, `nextPollAt` passed), for
     /// `lease`; another claimer skips them until the lease ends.
@@ -197,16 +238,25 @@ public protocol GatewayStore: Sendable {
     /// Makes a message due again now (a manual re-send).
     func requeue(messageId: String, now: Date) async throws
 
-    /// Looks up the response stored for an idempotency key.
+    /// Looks up what is stored for an idempotency key; a key stored before `expiredBefore`
+    /// counts as absent.
     ///
     /// - Throws: ``StoreError/idempotencyConflict(key:)`` when the key was used with another request.
-    func idempotentResponse(scope: String, key: String, requestHash: String) async throws -> IdempotentResponse?
+    func idempotencyRecord(scope: String, key: String, requestHash: String, expiredBefore: Date) async throws -> IdempotencyRecord?
 
-    /// Stores the response for an idempotency key; the first writer wins.
-    func saveIdempotentResponse(scope: String, key: String, requestHash: String, response: IdempotentResponse, at now: Date) async throws
+    /// Stores the final answer for a reserved key, only if `reservation`'s request holds it.
+    /// With `reservedOnly` false a key that no write reserved is stored now (work that wrote
+    /// nothing); with true (an error answer) it is not, since nothing happened.
+    func saveIdempotentResponse(_ reservation: IdempotencyReservation, response: IdempotentResponse, reservedOnly: Bool) async throws
 
-    /// Stores a new payment link.
-    func insert(_ link: PaymentLink) async throws
+    /// Deletes the idempotency keys stored before `cutoff`.
+    ///
+    /// - Returns: how many were deleted.
+    @discardableResult
+    func deleteIdempotencyKeys(createdBefore cutoff: Date) async throws -> Int
+
+    /// Stores a new payment link, reserving `reserving` in the same transaction.
+    func insert(_ link: PaymentLink, reserving: IdempotencyReservation?) async throws
     func paymentLink(id: String) async throws -> PaymentLink?
 
     /// Points a link at the order that pays it, only if it still points at `expected` (so that
@@ -227,4 +277,17 @@ public protocol GatewayStore: Sendable {
 
     /// Releases connections and files.
     func close() async throws
+}
+
+extension GatewayStore {
+    /// Stores a new order with no idempotency key.
+    public func insert(_ order: GatewayOrder) async throws { try await insert(order, reserving: nil) }
+
+    /// Stores a new payment link with no idempotency key.
+    public func insert(_ link: PaymentLink) async throws { try await insert(link, reserving: nil) }
+
+    /// Reserves a refund with no idempotency key.
+    public func recordRefund(orderId: String, amount: Int, refundId: String, at now: Date) async throws -> GatewayOrder {
+        try await recordRefund(orderId: orderId, amount: amount, refundId: refundId, at: now, reserving: nil)
+    }
 }

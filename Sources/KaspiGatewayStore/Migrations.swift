@@ -123,6 +123,13 @@ enum Migrations {
                 "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
                 "CREATE INDEX payment_links_created ON payment_links (created_at DESC, id DESC)",
             ]),
+            (4, [
+                // Idempotency keys are reserved with the work they guard, then hold the answer.
+                "ALTER TABLE idempotency_keys ADD COLUMN state TEXT NOT NULL DEFAULT 'done'",
+                "ALTER TABLE idempotency_keys ADD COLUMN owner TEXT",
+                "ALTER TABLE idempotency_keys ADD COLUMN resource TEXT",
+                "CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at)",
+            ]),
         ]
     }
 }

@@ -168,9 +168,10 @@ public final class PostgresGatewayStore: GatewayStore {
         q.binds.append(Int32(o.pollAttempts)); q.bind(o.version)
     }
 
-    public func insert(_ order: GatewayOrder) async throws {
+    public func insert(_ order: GatewayOrder, reserving reservation: IdempotencyReservation?) async throws {
         do {
             try await transaction { connection in
+                if let reservation { try await reserve(reservation, resource: order.id, on: connection) }
                 _ = try await rows(insertQuery(order), on: connection)
                 try await insertEvent(OrderEvent(orderId: order.id, at: order.createdAt, kind: .created, toState: order.state, detail: "order stored for \(order.amount) via \(order.provider)"), on: connection)
             }
@@ -388,8 +389,9 @@ public final class PostgresGatewayStore: GatewayStore {
         }
     }
 
-    public func recordRefund(orderId: String, amount: Int, refundId: String, at now: Date) async throws -> GatewayOrder {
+    public func recordRefund(orderId: String, amount: Int, refundId: String, at now: Date, reserving reservation: IdempotencyReservation?) async throws -> GatewayOrder {
         try await transaction { connection in
+            if let reservation { try await reserve(reservation, resource: refundId, on: connection) }
             var q = Query(
                 """
                 UPDATE orders SET refunded_amount = refunded_amount + $1, version = version + 1, updated_at = $2
@@ -501,11 +503,14 @@ public final class PostgresGatewayStore: GatewayStore {
 
     // MARK: Payment links
 
-    public func insert(_ link: PaymentLink) async throws {
-        var q = Query("INSERT INTO payment_links (\(linkColumns)) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-        q.bind(link.id); q.bind(link.amount); q.bind(link.description); q.bind(link.merchantReference); q.bind(link.expiresAt)
-        q.bind(link.createdAt); q.bind(link.orderId)
-        _ = try await rows(q)
+    public func insert(_ link: PaymentLink, reserving reservation: IdempotencyReservation?) async throws {
+        try await transaction { connection in
+            if let reservation { try await reserve(reservation, resource: link.id, on: connection) }
+            var q = Query("INSERT INTO payment_links (\(linkColumns)) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            q.bind(link.id); q.bind(link.amount); q.bind(link.description); q.bind(link.merchantReference); q.bind(link.expiresAt)
+            q.bind(link.createdAt); q.bind(link.orderId)
+            _ = try await rows(q, on: connection)
+        }
     }
 
     public func paymentLink(id: String) async throws -> PaymentLink? {
@@ -543,18 +548,57 @@ public final class PostgresGatewayStore: GatewayStore {
 
     // MARK: Idempotency
 
-    public func idempotentResponse(scope: String, key: String, requestHash: String) async throws -> IdempotentResponse? {
-        var q = Query("SELECT request_hash, status::BIGINT AS status, body FROM idempotency_keys WHERE scope = $1 AND key = $2")
-        q.bind(scope); q.bind(key)
-        guard let row = try await rows(q).first else { return nil }
-        guard row.string("request_hash") == requestHash else { throw StoreError.idempotencyConflict(key: key) }
-        return IdempotentResponse(status: Int(row.int("status") ?? 0), body: row.string("body") ?? "")
+    /// Reserves a key inside the caller's transaction; an expired key is taken over.
+    ///
+    /// - Throws: ``StoreError/idempotencyInProgress(key:)`` when another request holds it.
+    private func reserve(_ r: IdempotencyReservation, resource: String, on connection: PostgresConnection) async throws {
+        var expired = Query("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND created_at < $3")
+        expired.bind(r.scope); expired.bind(r.key); expired.bind(r.expiredBefore)
+        _ = try await rows(expired, on: connection)
+        var q = Query(
+            """
+            INSERT INTO idempotency_keys (scope, key, request_hash, status, body, created_at, state, owner, resource)
+            VALUES ($1, $2, $3, 0, '', $4, 'in_progress', $5, $6) ON CONFLICT (scope, key) DO NOTHING RETURNING key
+            """)
+        q.bind(r.scope); q.bind(r.key); q.bind(r.requestHash); q.bind(r.at); q.bind(r.owner); q.bind(resource)
+        guard try await !rows(q, on: connection).isEmpty else { throw StoreError.idempotencyInProgress(key: r.key) }
     }
 
-    public func saveIdempotentResponse(scope: String, key: String, requestHash: String, response: IdempotentResponse, at now: Date) async throws {
-        var q = Query("INSERT INTO idempotency_keys (scope, key, request_hash, status, body, created_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (scope, key) DO NOTHING")
-        q.bind(scope); q.bind(key); q.bind(requestHash); q.binds.append(Int32(response.status)); q.bind(response.body); q.bind(now)
-        _ = try await rows(q)
+    public func idempotencyRecord(scope: String, key: String, requestHash: String, expiredBefore: Date) async throws -> IdempotencyRecord? {
+        var q = Query(
+            "SELECT request_hash, status::BIGINT AS status, body, state, resource, created_at FROM idempotency_keys WHERE scope = $1 AND key = $2 AND created_at >= $3")
+        q.bind(scope); q.bind(key); q.bind(expiredBefore)
+        guard let row = try await rows(q).first else { return nil }
+        guard row.string("request_hash") == requestHash else { throw StoreError.idempotencyConflict(key: key) }
+        if row.string("state") == "in_progress" {
+            return .inProgress(since: Date(ms: row.int("created_at") ?? 0), resource: row.string("resource"))
+        }
+        return .done(IdempotentResponse(status: Int(row.int("status") ?? 0), body: row.string("body") ?? ""))
+    }
+
+    public func saveIdempotentResponse(_ r: IdempotencyReservation, response: IdempotentResponse, reservedOnly: Bool) async throws {
+        if reservedOnly {
+            var q = Query("UPDATE idempotency_keys SET state = 'done', status = $1, body = $2 WHERE scope = $3 AND key = $4 AND owner = $5 AND state = 'in_progress'")
+            q.binds.append(Int32(clamping: response.status)); q.bind(response.body); q.bind(r.scope); q.bind(r.key); q.bind(r.owner)
+            _ = try await rows(q)
+        } else {
+            var q = Query(
+                """
+                INSERT INTO idempotency_keys (scope, key, request_hash, status, body, created_at, state, owner)
+                VALUES ($1, $2, $3, $4, $5, $6, 'done', $7)
+                ON CONFLICT (scope, key) DO UPDATE SET state = 'done', status = excluded.status, body = excluded.body
+                WHERE idempotency_keys.owner = excluded.owner AND idempotency_keys.state = 'in_progress'
+                """)
+            q.bind(r.scope); q.bind(r.key); q.bind(r.requestHash); q.binds.append(Int32(clamping: response.status)); q.bind(response.body)
+            q.bind(r.at); q.bind(r.owner)
+            _ = try await rows(q)
+        }
+    }
+
+    public func deleteIdempotencyKeys(createdBefore cutoff: Date) async throws -> Int {
+        var q = Query("DELETE FROM idempotency_keys WHERE created_at < $1 RETURNING key")
+        q.bind(cutoff)
+        return try await rows(q).count
     }
 }
 

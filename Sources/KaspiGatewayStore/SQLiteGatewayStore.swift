@@ -340,9 +340,10 @@ public final class SQLiteGatewayStore: GatewayStore {
         ]
     }
 
-    public func insert(_ order: GatewayOrder) async throws {
+    public func insert(_ order: GatewayOrder, reserving reservation: IdempotencyReservation?) async throws {
         do {
             try await transaction { [self] db in
+                if let reservation { try Self.reserve(reservation, resource: order.id, db) }
                 try db.run("INSERT INTO orders (\(orderColumns)) VALUES (\(Array(repeating: "?", count: 21).joined(separator: ", ")))", orderBinds(order))
                 try insertEvent(OrderEvent(orderId: order.id, at: order.createdAt, kind: .created, toState: order.state, detail: "order stored for \(order.amount) via \(order.provider)"), db)
             }
@@ -492,8 +493,9 @@ public final class SQLiteGatewayStore: GatewayStore {
         }
     }
 
-    public func recordRefund(orderId: String, amount: Int, refundId: String, at now: Date) async throws -> GatewayOrder {
+    public func recordRefund(orderId: String, amount: Int, refundId: String, at now: Date, reserving reservation: IdempotencyReservation?) async throws -> GatewayOrder {
         try await transaction { [self] db in
+            if let reservation { try Self.reserve(reservation, resource: refundId, db) }
             let updated = try db.run(
                 """
                 UPDATE orders SET refunded_amount = refunded_amount + ?, version = version + 1, updated_at = ?
@@ -600,8 +602,9 @@ public final class SQLiteGatewayStore: GatewayStore {
 
     // MARK: Payment links
 
-    public func insert(_ link: PaymentLink) async throws {
+    public func insert(_ link: PaymentLink, reserving reservation: IdempotencyReservation?) async throws {
         try await transaction { db in
+            if let reservation { try Self.reserve(reservation, resource: link.id, db) }
             try db.run(
                 "INSERT INTO payment_links (\(linkColumns)) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [.text(link.id), .integer(link.amount), Self.text(link.description), Self.text(link.merchantReference),
@@ -641,18 +644,55 @@ public final class SQLiteGatewayStore: GatewayStore {
 
     // MARK: Idempotency
 
-    public func idempotentResponse(scope: String, key: String, requestHash: String) async throws -> IdempotentResponse? {
-        guard let row = try await fetch("SELECT request_hash, status, body FROM idempotency_keys WHERE scope = ? AND key = ?", [.text(scope), .text(key)]).first
-        else { return nil }
-        guard row.column("request_hash")?.string == requestHash else { throw StoreError.idempotencyConflict(key: key) }
-        return IdempotentResponse(status: row.column("status")?.integer ?? 0, body: row.column("body")?.string ?? "")
+    /// Reserves a key inside the caller's transaction; an expired key is taken over.
+    ///
+    /// - Throws: ``StoreError/idempotencyInProgress(key:)`` when another request holds it.
+    private static func reserve(_ r: IdempotencyReservation, resource: String, _ db: DirectConnection) throws {
+        try db.run("DELETE FROM idempotency_keys WHERE scope = ? AND key = ? AND created_at < ?", [.text(r.scope), .text(r.key), .integer(Int(r.expiredBefore.ms))])
+        let reserved = try db.run(
+            """
+            INSERT INTO idempotency_keys (scope, key, request_hash, status, body, created_at, state, owner, resource)
+            VALUES (?, ?, ?, 0, '', ?, 'in_progress', ?, ?) ON CONFLICT (scope, key) DO NOTHING RETURNING key
+            """,
+            [.text(r.scope), .text(r.key), .text(r.requestHash), .integer(Int(r.at.ms)), .text(r.owner), .text(resource)])
+        guard !reserved.isEmpty else { throw StoreError.idempotencyInProgress(key: r.key) }
     }
 
-    public func saveIdempotentResponse(scope: String, key: String, requestHash: String, response: IdempotentResponse, at now: Date) async throws {
+    public func idempotencyRecord(scope: String, key: String, requestHash: String, expiredBefore: Date) async throws -> IdempotencyRecord? {
+        guard let row = try await fetch(
+            "SELECT request_hash, status, body, state, resource, created_at FROM idempotency_keys WHERE scope = ? AND key = ? AND created_at >= ?",
+            [.text(scope), .text(key), .integer(Int(expiredBefore.ms))]).first
+        else { return nil }
+        guard row.column("request_hash")?.string == requestHash else { throw StoreError.idempotencyConflict(key: key) }
+        if row.column("state")?.string == "in_progress" {
+            let resource = row.column("resource").flatMap { $0 == .null ? nil : $0.string }
+            return .inProgress(since: Date(ms: Int64(row.column("created_at")?.integer ?? 0)), resource: resource)
+        }
+        return .done(IdempotentResponse(status: row.column("status")?.integer ?? 0, body: row.column("body")?.string ?? ""))
+    }
+
+    public func saveIdempotentResponse(_ r: IdempotencyReservation, response: IdempotentResponse, reservedOnly: Bool) async throws {
         try await transaction { db in
-            try db.run(
-                "INSERT INTO idempotency_keys (scope, key, request_hash, status, body, created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (scope, key) DO NOTHING",
-                [.text(scope), .text(key), .text(requestHash), .integer(response.status), .text(response.body), .integer(Int(now.ms))])
+            if reservedOnly {
+                try db.run(
+                    "UPDATE idempotency_keys SET state = 'done', status = ?, body = ? WHERE scope = ? AND key = ? AND owner = ? AND state = 'in_progress'",
+                    [.integer(response.status), .text(response.body), .text(r.scope), .text(r.key), .text(r.owner)])
+            } else {
+                try db.run(
+                    """
+                    INSERT INTO idempotency_keys (scope, key, request_hash, status, body, created_at, state, owner)
+                    VALUES (?, ?, ?, ?, ?, ?, 'done', ?)
+                    ON CONFLICT (scope, key) DO UPDATE SET state = 'done', status = excluded.status, body = excluded.body
+                    WHERE idempotency_keys.owner = excluded.owner AND idempotency_keys.state = 'in_progress'
+                    """,
+                    [.text(r.scope), .text(r.key), .text(r.requestHash), .integer(response.status), .text(response.body), .integer(Int(r.at.ms)), .text(r.owner)])
+            }
+        }
+    }
+
+    public func deleteIdempotencyKeys(createdBefore cutoff: Date) async throws -> Int {
+        try await transaction { db in
+            try db.run("DELETE FROM idempotency_keys WHERE created_at < ? RETURNING key", [.integer(Int(cutoff.ms))]).count
         }
     }
 }

@@ -76,6 +76,17 @@ public enum OrderStateMachine {
         ])
     }
 
+    /// Records a report that the provider's own status call contradicted (a forged or replayed
+    /// webhook): a line in the audit trail, and nothing else changes.
+    public static func unconfirmed(_ report: Report, confirmed: Report, source: Source, on order: GatewayOrder, at now: Date) -> OrderChange {
+        var next = order
+        next.updatedAt = now
+        return OrderChange(order: bumped(next), events: [
+            OrderEvent(orderId: order.id, at: now, kind: .conflict,
+                detail: "\(report.rawValue) received via \(source.rawValue) but Kaspi's status call reports \(confirmed.rawValue); not applied")
+        ])
+    }
+
     /// Marks a stored order as known to the provider, with its payment URL or QR token.
     public static func providerAccepted(_ order: GatewayOrder, paymentURL: String?, qrToken: String?, at now: Date, firstPollAt: Date) -> OrderChange? {
         guard order.state == .created else {

@@ -19,7 +19,7 @@ extension Sandbox {
         }
         router.get("/pay/:token/qr.svg") { request, context in
             let token = context.parameters.get("token") ?? ""
-            guard await self.state.order(paymentToken: token) != nil, let qr = try? QRCode(encoding: self.paymentURL(request, token: token)) else {
+            guard await self.state.order(paymentToken: token) != nil, let qr = try? QRCode(encoding: self.paymentURL(token: token)) else {
                 return Response(status: .notFound)
             }
             return Response(
@@ -53,7 +53,7 @@ extension Sandbox {
     }
 
     func paymentPage(_ order: SandboxOrder, merchant: String, url: String, request: Request) -> String {
-        let amount = Amount(integerLiteral: order.amount).formatted
+        let amount = Amount.formatted(tenge: order.amount)
         var body = """
             <p class="merchant">\(Self.escape(merchant))</p>
             <p class="amount">\(Self.escape(amount))</p>

@@ -6,6 +6,7 @@ import KaspiQR
 import Logging
 import NIOCore
 import ServiceLifecycle
+import Synchronization
 import KaspiSupport
 
 /// A stateful local emulator of the Kaspi Pay API: orders, QR payments, refunds, a payment
@@ -25,6 +26,8 @@ public final class Sandbox: Sendable {
     let logger: Logger
     let httpClient: HTTPClient
     let persistence: (any SandboxPersistence)?
+    /// The port the server is bound to, once it runs (the configured one may be 0).
+    let boundPort = Atomic<Int>(0)
 
     /// Creates a sandbox. With no trade point configured, one test trade point is added.
     ///
@@ -57,10 +60,14 @@ public final class Sandbox: Sendable {
     public func application(onServerRunning: (@Sendable (Int) async -> Void)? = nil) -> some ApplicationProtocol {
         Application(
             router: router(),
+            // Connections that stop sending (slowloris) are closed rather than held forever.
+            server: .http1(configuration: .init(idleTimeout: .seconds(60))),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "kaspi-sandbox"),
             services: [WebhookDispatcher(sandbox: self)],
             onServerRunning: { channel in
-                await onServerRunning?(channel.localAddress?.port ?? 0)
+                let port = channel.localAddress?.port ?? 0
+                self.boundPort.store(port, ordering: .relaxed)
+                await onServerRunning?(port)
             },
             logger: logger)
     }
@@ -180,9 +187,17 @@ extension Sandbox {
     }
 
     /// The payment page's absolute URL: under `publicUrl` when configured, else under the
-    /// address the request came in on.
-    func paymentURL(_ request: Request, token: String) -> String {
-        var base = configuration.publicURL ?? "http://\(request.head.authority ?? "\(configuration.host):\(configuration.port)")"
+    /// address the server is bound to (never a request's `Host` header, which the caller
+    /// chooses).
+    func paymentURL(token: String) -> String {
+        var base: String
+        if let publicURL = configuration.publicURL {
+            base = publicURL
+        } else {
+            let port = boundPort.load(ordering: .relaxed)
+            let host = ["0.0.0.0", "::", ""].contains(configuration.host) ? "127.0.0.1" : configuration.host
+            base = "http://\(host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host):\(port == 0 ? configuration.port : port)"
+        }
         while base.hasSuffix("/") { base.removeLast() }
         return "\(base)/pay/\(token)"
     }
@@ -195,8 +210,7 @@ extension Sandbox {
                 throw SandboxAPIError(code: "TRADE_POINT_NOT_FOUND", status: 404, message: "No trade point \(fields.tradePointId).")
             }
             try await admit(point.id)
-            let key = try! APIKey(point.apiKey)
-            guard Signature.isValid(fields.signature, kind: kind == .qr ? .createQR : .createOrder, amount: fields.amount, orderId: fields.orderId, apiKey: key)
+            guard let key = try? APIKey(point.apiKey), Signature.isValid(fields.signature, kind: kind == .qr ? .createQR : .createOrder, amount: fields.amount, orderId: fields.orderId, apiKey: key)
             else {
                 throw SandboxAPIError(code: "INVALID_SIGNATURE", status: 400, message: "The signature must be sha256(amount + orderId + apiKey) in lowercase hex.")
             }
@@ -219,7 +233,7 @@ extension Sandbox {
                 throw SandboxAPIError(code: "SANDBOX_STORAGE_ERROR", status: 500, message: "Could not store the order.")
             }
             if await state.takeLostResponse(point.id) { throw Self.lostResponse }
-            let url = paymentURL(request, token: order.paymentToken)
+            let url = paymentURL(token: order.paymentToken)
             if kind == .qr {
                 let png = (try? QRCode(encoding: url).png(scale: 4)) ?? []
                 return Self.json(.ok, #"{"qrCode":"\#(Data(png).base64EncodedString())","qrToken":"\#(order.qrToken ?? "")"}"#)
@@ -244,12 +258,12 @@ extension Sandbox {
             var fields = [
                 #""status":"\#(order.status)""#, #""orderId":\#(JSONText.string(order.orderId))"#, #""amount":\#(order.amount)"#,
                 #""refundedAmount":\#(order.refundedAmount)"#,
-                #""paymentUrl":\#(JSONText.string(paymentURL(request, token: order.paymentToken)))"#,
+                #""paymentUrl":\#(JSONText.string(paymentURL(token: order.paymentToken)))"#,
             ]
             if let transaction = order.transactionId { fields.append(#""transactionId":\#(JSONText.string(transaction))"#) }
             if let token = order.qrToken {
                 fields.append(#""qrToken":"\#(token)""#)
-                let png = (try? QRCode(encoding: paymentURL(request, token: order.paymentToken)).png(scale: 4)) ?? []
+                let png = (try? QRCode(encoding: paymentURL(token: order.paymentToken)).png(scale: 4)) ?? []
                 fields.append(#""qrCode":"\#(Data(png).base64EncodedString())""#)
             }
             return Self.json(.ok, "{" + fields.joined(separator: ",") + "}")
@@ -296,7 +310,8 @@ extension Sandbox {
             candidates = candidates.filter { owners.contains($0.id) }
             guard !candidates.isEmpty else { throw .notFound("No order \(orderId).") }
             guard let point = candidates.first(where: { point in
-                Signature.isValid(signature, kind: .refund, amount: amount, orderId: orderId, apiKey: try! APIKey(point.apiKey))
+                guard let key = try? APIKey(point.apiKey) else { return false }
+                return Signature.isValid(signature, kind: .refund, amount: amount, orderId: orderId, apiKey: key)
             }) else {
                 throw SandboxAPIError(code: "INVALID_SIGNATURE", status: 400, message: "The signature must be sha256(amount + orderId + apiKey) in lowercase hex.")
             }

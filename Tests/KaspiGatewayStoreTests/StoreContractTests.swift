@@ -82,9 +82,9 @@ struct StoreContractTests {
     func migrationsAreVersionedAndIdempotent(_ backend: Backend) async throws {
         let handle = try await backend.open()
         let store = handle.store
-        #expect(try await store.schemaVersion() == 3)
+        #expect(try await store.schemaVersion() == 4)
         #expect(try await store.migrate() == [])
-        #expect(try await store.schemaVersion() == 3)
+        #expect(try await store.schemaVersion() == 4)
         try await handle.close()
     }
 
@@ -315,16 +315,75 @@ struct StoreContractTests {
     func idempotencyKeysReplayAndConflict(_ backend: Backend) async throws {
         let handle = try await backend.open()
         let store = handle.store
-        #expect(try await store.idempotentResponse(scope: "key_1", key: "abc", requestHash: "h1") == nil)
-        try await store.saveIdempotentResponse(scope: "key_1", key: "abc", requestHash: "h1", response: IdempotentResponse(status: 201, body: "{}"), at: Date())
-        #expect(try await store.idempotentResponse(scope: "key_1", key: "abc", requestHash: "h1") == IdempotentResponse(status: 201, body: "{}"))
-        await #expect(throws: StoreError.idempotencyConflict(key: "abc")) {
-            _ = try await store.idempotentResponse(scope: "key_1", key: "abc", requestHash: "h2")
+        let now = Date()
+        let old = now.addingTimeInterval(-86400)
+        func reservation(_ scope: String, _ hash: String, owner: String, at: Date = now) -> IdempotencyReservation {
+            IdempotencyReservation(scope: scope, key: "abc", requestHash: hash, owner: owner, at: at, expiredBefore: at.addingTimeInterval(-86400))
         }
-        // Another scope (another API key) has its own keys; the first writer wins.
-        #expect(try await store.idempotentResponse(scope: "key_2", key: "abc", requestHash: "h2") == nil)
-        try await store.saveIdempotentResponse(scope: "key_1", key: "abc", requestHash: "h1", response: IdempotentResponse(status: 500, body: "x"), at: Date())
-        #expect(try await store.idempotentResponse(scope: "key_1", key: "abc", requestHash: "h1")?.status == 201)
+        #expect(try await store.idempotencyRecord(scope: "key_1", key: "abc", requestHash: "h1", expiredBefore: old) == nil)
+        try await store.saveIdempotentResponse(reservation("key_1", "h1", owner: "r1"), response: IdempotentResponse(status: 201, body: "{}"), reservedOnly: false)
+        #expect(try await store.idempotencyRecord(scope: "key_1", key: "abc", requestHash: "h1", expiredBefore: old) == .done(IdempotentResponse(status: 201, body: "{}")))
+        await #expect(throws: StoreError.idempotencyConflict(key: "abc")) {
+            _ = try await store.idempotencyRecord(scope: "key_1", key: "abc", requestHash: "h2", expiredBefore: old)
+        }
+        // Another scope (another API key) has its own keys; a final answer is never replaced.
+        #expect(try await store.idempotencyRecord(scope: "key_2", key: "abc", requestHash: "h2", expiredBefore: old) == nil)
+        try await store.saveIdempotentResponse(reservation("key_1", "h1", owner: "r2"), response: IdempotentResponse(status: 500, body: "x"), reservedOnly: false)
+        try await store.saveIdempotentResponse(reservation("key_1", "h1", owner: "r1"), response: IdempotentResponse(status: 500, body: "x"), reservedOnly: true)
+        #expect(try await store.idempotencyRecord(scope: "key_1", key: "abc", requestHash: "h1", expiredBefore: old) == .done(IdempotentResponse(status: 201, body: "{}")))
+        // An error answer is stored only for a key that a write reserved.
+        try await store.saveIdempotentResponse(reservation("key_3", "h1", owner: "r3"), response: IdempotentResponse(status: 400, body: "bad"), reservedOnly: true)
+        #expect(try await store.idempotencyRecord(scope: "key_3", key: "abc", requestHash: "h1", expiredBefore: old) == nil)
+        // Keys expire: an old key is absent to lookups and deleted by the pass.
+        #expect(try await store.idempotencyRecord(scope: "key_1", key: "abc", requestHash: "h1", expiredBefore: now.addingTimeInterval(1)) == nil)
+        #expect(try await store.deleteIdempotencyKeys(createdBefore: now.addingTimeInterval(1)) == 1)
+        #expect(try await store.idempotencyRecord(scope: "key_1", key: "abc", requestHash: "h1", expiredBefore: old) == nil)
+        try await handle.close()
+    }
+
+    @Test(arguments: Backend.available)
+    func idempotencyKeysAreReservedWithTheWorkTheyGuard(_ backend: Backend) async throws {
+        let handle = try await backend.open()
+        let store = handle.store
+        let now = Date()
+        let old = now.addingTimeInterval(-86400)
+        let first = IdempotencyReservation(scope: "s", key: "k", requestHash: "h", owner: "req_1", at: now, expiredBefore: old)
+        let order = makeOrder()
+        try await store.insert(order, reserving: first)
+        #expect(try await store.idempotencyRecord(scope: "s", key: "k", requestHash: "h", expiredBefore: old) == .inProgress(since: Date(timeIntervalSince1970: (now.timeIntervalSince1970 * 1000).rounded() / 1000), resource: order.id))
+        // A second request with the key: its write is refused and rolled back whole.
+        var second = first
+        second.owner = "req_2"
+        let other = makeOrder()
+        await #expect(throws: StoreError.idempotencyInProgress(key: "k")) { try await store.insert(other, reserving: second) }
+        #expect(try await store.order(id: other.id) == nil)
+        // Only the holder writes the final answer.
+        try await store.saveIdempotentResponse(second, response: IdempotentResponse(status: 201, body: "theirs"), reservedOnly: false)
+        try await store.saveIdempotentResponse(first, response: IdempotentResponse(status: 201, body: "mine"), reservedOnly: true)
+        #expect(try await store.idempotencyRecord(scope: "s", key: "k", requestHash: "h", expiredBefore: old) == .done(IdempotentResponse(status: 201, body: "mine")))
+        // Refunds and links reserve theirs the same way; an expired key is taken over.
+        let paid = try await store.update(orderId: order.id) { OrderStateMachine.apply(.approved, transactionId: "tx", source: .poll, to: $0, at: now) }
+        #expect(paid.state == .paid)
+        let refundKey = IdempotencyReservation(scope: "s", key: "r", requestHash: "h", owner: "req_3", at: now, expiredBefore: old)
+        _ = try await store.recordRefund(orderId: order.id, amount: 100, refundId: "rf_1", at: now, reserving: refundKey)
+        var again = refundKey
+        again.owner = "req_4"
+        await #expect(throws: StoreError.idempotencyInProgress(key: "r")) {
+            _ = try await store.recordRefund(orderId: order.id, amount: 100, refundId: "rf_2", at: now, reserving: again)
+        }
+        #expect(try await store.order(id: order.id)?.refundedAmount == 100)
+        var later = again
+        later.at = now.addingTimeInterval(90000)
+        later.expiredBefore = now.addingTimeInterval(1)
+        _ = try await store.recordRefund(orderId: order.id, amount: 100, refundId: "rf_3", at: later.at, reserving: later)
+        #expect(try await store.order(id: order.id)?.refundedAmount == 200)
+        let link = PaymentLink(id: "lnk\(UUID().uuidString.prefix(6))", amount: 500, createdAt: now)
+        try await store.insert(link, reserving: IdempotencyReservation(scope: "s", key: "l", requestHash: "h", owner: "req_5", at: now, expiredBefore: old))
+        let duplicate = PaymentLink(id: "lnk\(UUID().uuidString.prefix(6))", amount: 500, createdAt: now)
+        await #expect(throws: StoreError.idempotencyInProgress(key: "l")) {
+            try await store.insert(duplicate, reserving: IdempotencyReservation(scope: "s", key: "l", requestHash: "h", owner: "req_6", at: now, expiredBefore: old))
+        }
+        #expect(try await store.paymentLink(id: duplicate.id) == nil)
         try await handle.close()
     }
 }
@@ -454,7 +513,7 @@ struct SQLiteStoreTests {
         let store = try await SQLiteGatewayStore.open(path: path)
         #expect(try await store.synchronousSetting() == 2)
         #expect(try await store.schemaVersion() == 0)
-        #expect(try await store.migrate() == [1, 2, 3])
+        #expect(try await store.migrate() == [1, 2, 3, 4])
         let order = makeOrder()
         try await store.insert(order)
         try await store.close()

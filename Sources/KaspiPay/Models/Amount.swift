@@ -20,10 +20,11 @@ public struct Amount: Sendable, Hashable, Comparable, Codable, CustomStringConve
         self.tenge = tenge
     }
 
-    /// Creates an amount from a literal; a negative literal is a programming error.
+    /// Creates an amount from a literal, such as `let fee: Amount = 500`. It never traps: a
+    /// negative literal becomes zero. For values known only at run time use ``init(tenge:)``,
+    /// which refuses negatives, or ``formatted(tenge:)`` to show one.
     public init(integerLiteral value: Int) {
-        precondition(value >= 0, "negative amount literal")
-        self.tenge = value
+        self.tenge = max(0, value)
     }
 
     init(uncheckedTenge: Int) { self.tenge = uncheckedTenge }
@@ -48,9 +49,14 @@ public struct Amount: Sendable, Hashable, Comparable, Codable, CustomStringConve
     public var description: String { String(tenge) }
 
     /// The amount for people, for example `5 000 ₸`.
-    public var formatted: String {
-        let digits = String(tenge)
-        var out = ""
+    public var formatted: String { Self.formatted(tenge: tenge) }
+
+    /// Any whole number of tenge for people, for example `5 000 ₸` (a negative one with a
+    /// leading minus sign). For amounts read from storage or a request, which may not be
+    /// valid ``Amount``s.
+    public static func formatted(tenge: Int) -> String {
+        let digits = String(tenge.magnitude)
+        var out = tenge < 0 ? "\u{2212}" : ""
         for (index, character) in digits.enumerated() {
             if index > 0, (digits.count - index) % 3 == 0 { out.append("\u{202F}") }
             out.append(character)

@@ -1,0 +1,20 @@
+import HTTPTypes
+
+extension HTTPField.Name {
+    /// `Idempotency-Key`: a merchant's key that makes a POST safe to retry.
+    public static let idempotencyKey = known("Idempotency-Key")
+    /// `Idempotent-Replayed: true` marks an answer replayed for an Idempotency-Key.
+    public static let idempotentReplayed = known("Idempotent-Replayed")
+    /// Standard Webhooks' `webhook-id`.
+    public static let webhookID = known("webhook-id")
+    /// Standard Webhooks' `webhook-timestamp`.
+    public static let webhookTimestamp = known("webhook-timestamp")
+    /// Standard Webhooks' `webhook-signature`.
+    public static let webhookSignature = known("webhook-signature")
+
+    /// A name written in this file, a valid token, so the fallback is never taken; it exists so
+    /// that nothing here can trap. A test checks every name.
+    private static func known(_ token: String) -> Self {
+        Self(token) ?? .via
+    }
+}
