@@ -235,7 +235,8 @@ let package = Package(
         .testTarget(
             name: "KaspiGatewayTests",
             dependencies: [
-                "KaspiGateway", "KaspiGatewayStore", "KaspiGatewayTestSupport", "KaspiSandbox", "KaspiPay", "KaspiPayTesting",
+                "KaspiGateway", "KaspiGatewayStore", "KaspiGatewayTestSupport", "KaspiSandbox", "KaspiPay", "KaspiPayTesting", "KaspiSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
                 "KaspiPayAsyncHTTPClient",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -6,6 +6,8 @@ import KaspiPay
 import KaspiPayTesting
 import KaspiSandbox
 import Testing
+import Crypto
+import KaspiSupport
 
 @Suite("Hardening: replays, idempotency races, lost answers")
 struct HardeningTests {
@@ -66,5 +68,104 @@ struct HardeningTests {
             let metrics = try await http(.GET, s.gatewayURL + "/metrics")
             #expect(!metrics.body.contains(#"outcome="unconfirmed""#))
         }
+    }
+
+    /// A paid order of `amount`.
+    static func paidOrder(_ s: Stack, amount: Int = 5000) async throws -> String {
+        let created = try await s.api(.POST, "/v1/checkouts", #"{"amount":\#(amount)}"#)
+        let id = try #require(created.json["id"] as? String)
+        _ = try await s.payOnPage(try #require(created.json["paymentUrl"] as? String))
+        #expect(try await s.waitFor(id, .paid))
+        return id
+    }
+
+    @Test("the same Idempotency-Key fired concurrently refunds once", arguments: Backend.available)
+    func concurrentIdempotentRefunds(_ backend: Backend) async throws {
+        try await withStack(backend) { s in
+            let id = try await Self.paidOrder(s)
+            // Kaspi answers slowly, so the requests overlap while the first is in flight.
+            var slow = SandboxFaults()
+            slow.apiLatencyMs = 400
+            await s.sandbox.setFaults(slow, tradePointId: "TP-GW")
+            let answers = try await withThrowingTaskGroup(of: HTTPResult.self) { group in
+                for _ in 0..<8 {
+                    group.addTask { try await s.api(.POST, "/v1/orders/\(id)/refunds", #"{"amount":1000}"#, idempotencyKey: "refund-once") }
+                }
+                return try await group.reduce(into: [HTTPResult]()) { $0.append($1) }
+            }
+            let fresh = answers.filter { $0.status == 201 && $0.headers["idempotent-replayed"] == nil }
+            let replayed = answers.filter { $0.status == 201 && $0.headers["idempotent-replayed"] == "true" }
+            let busy = answers.filter { $0.status == 409 && $0.errorCode == "IDEMPOTENCY_IN_PROGRESS" }
+            #expect(fresh.count == 1, "\(answers.map { "\($0.status) \($0.body)" })")
+            #expect(fresh.count + replayed.count + busy.count == 8)
+            #expect(busy.allSatisfy { $0.headers["retry-after"] == "1" })
+            #expect(replayed.allSatisfy { $0.body == fresh.first?.body })
+            #expect(try await s.order(id)?.refundedAmount == 1000)
+            let providerOrderId = try #require(try await s.order(id)?.providerOrderId)
+            #expect(await s.sandbox.orders().first { $0.orderId == providerOrderId }?.refundedAmount == 1000)
+            // Once the first has finished, a retry replays its answer.
+            let retry = try await s.api(.POST, "/v1/orders/\(id)/refunds", #"{"amount":1000}"#, idempotencyKey: "refund-once")
+            #expect(retry.status == 201 && retry.headers["idempotent-replayed"] == "true" && retry.body == fresh.first?.body)
+        }
+    }
+
+    @Test("an error answer after the work started is stored and replayed; one before it is not")
+    func errorAnswersAreStoredOnceAnEffectMayHaveHappened() async throws {
+        try await withStack(.sqlite) { s in
+            // Nothing happened: a validation error is not stored, so the key can be used again.
+            let invalid = try await s.api(.POST, "/v1/checkouts", #"{"amount":5}"#, idempotencyKey: "k-1")
+            #expect(invalid.status == 400)
+            // The order is stored, then Kaspi fails every attempt: the answer is final.
+            var failing = SandboxFaults()
+            failing.apiFailNext = 50
+            await s.sandbox.setFaults(failing, tradePointId: "TP-GW")
+            let first = try await s.api(.POST, "/v1/checkouts", #"{"amount":5000}"#, idempotencyKey: "k-2")
+            #expect(first.status >= 500, "\(first.body)")
+            await s.sandbox.setFaults(SandboxFaults(), tradePointId: "TP-GW")
+            let again = try await s.api(.POST, "/v1/checkouts", #"{"amount":5000}"#, idempotencyKey: "k-2")
+            #expect(again.status == first.status && again.body == first.body && again.headers["idempotent-replayed"] == "true")
+            #expect(try await s.gateway.store.orders(OrderQuery()).orders.count == 1)
+            // The key whose request changed nothing works for a corrected request.
+            let fixed = try await s.api(.POST, "/v1/checkouts", #"{"amount":5}"#, idempotencyKey: "k-1")
+            #expect(fixed.status == 400 && fixed.headers["idempotent-replayed"] == nil)
+        }
+    }
+
+    @Test("an interrupted request's key says so instead of running the work again")
+    func interruptedKeysAreReported() async throws {
+        try await withStack(.sqlite, configure: { $0.idempotencyInterruptedAfter = 0.2 }) { s in
+            // A request that reserved its key and then died before answering (a kill -9).
+            let hash = GatewayConfiguration.hash(apiKey: s.apiKey)
+            let body = #"{"amount":5000}"#
+            let requestHash = Hex.sha256Hex("/v1/checkouts", body)
+            let order = makeOrder()
+            try await s.gateway.store.insert(order, reserving: IdempotencyReservation(
+                scope: String(hash.prefix(16)), key: "k-dead", requestHash: requestHash, owner: "req_dead", at: Date(), expiredBefore: Date().addingTimeInterval(-86400)))
+            let busy = try await s.api(.POST, "/v1/checkouts", body, idempotencyKey: "k-dead")
+            #expect(busy.status == 409 && busy.errorCode == "IDEMPOTENCY_IN_PROGRESS")
+            try await Task.sleep(for: .milliseconds(300))
+            let interrupted = try await s.api(.POST, "/v1/checkouts", body, idempotencyKey: "k-dead")
+            #expect(interrupted.status == 409 && interrupted.errorCode == "IDEMPOTENCY_INTERRUPTED" && interrupted.body.contains(order.id))
+            #expect(try await s.gateway.store.orders(OrderQuery()).orders.count == 1)
+        }
+    }
+
+    @Test("expired idempotency keys are deleted by the background pass")
+    func expiredKeysAreDeleted() async throws {
+        try await withStack(.sqlite, configure: { $0.idempotencyKeyLifetime = 0.3 }) { s in
+            let first = try await s.api(.POST, "/v1/checkouts", #"{"amount":5000}"#, idempotencyKey: "k-exp")
+            #expect(first.status == 201)
+            try await Task.sleep(for: .milliseconds(400))
+            #expect(try await s.gateway.cleanUpOnce() == 1)
+            let second = try await s.api(.POST, "/v1/checkouts", #"{"amount":5000}"#, idempotencyKey: "k-exp")
+            #expect(second.status == 201 && second.headers["idempotent-replayed"] == nil && second.body != first.body)
+        }
+    }
+}
+
+extension Hex {
+    /// The gateway's request hash: SHA-256 of the path and the body, in hex.
+    static func sha256Hex(_ path: String, _ body: String) -> String {
+        encode(Array(SHA256.hash(data: Data(path.utf8) + Data(body.utf8))))
     }
 }
