@@ -6,6 +6,7 @@ import KaspiGateway
 import KaspiGatewayStore
 import KaspiSandbox
 import KaspiSupport
+import Logging
 
 /// Where the credentials and server come from: flags first, then the environment.
 struct ConnectionOptions: ParsableArguments {
@@ -26,6 +27,9 @@ struct ConnectionOptions: ParsableArguments {
 
     @Flag(name: .customLong("no-retry"), help: "Send each request once, without retries.")
     var noRetry = false
+
+    @Flag(name: .customLong("verbose"), help: "Print each request, retry and response to standard error.")
+    var verbose = false
 
     /// The configuration from flags and environment.
     func configuration(environment variables: [String: String] = ProcessInfo.processInfo.environment) throws -> KaspiConfiguration {
@@ -53,7 +57,10 @@ struct ConnectionOptions: ParsableArguments {
     func withClient<T>(_ body: (KaspiClient) async throws -> T) async throws -> T {
         let configuration = try configuration()
         let transport = AsyncHTTPClientTransport(connectTimeout: .seconds(10), readTimeout: configuration.requestTimeout)
-        let client = KaspiClient(configuration: configuration, transport: transport)
+        // Requests and retries are logged to standard error only when asked for.
+        var logger = Logger(label: "kaspi", factory: { label in StreamLogHandler.standardError(label: label) })
+        logger.logLevel = verbose ? .debug : .critical
+        let client = KaspiClient(configuration: configuration, transport: transport, logger: logger)
         do {
             let result = try await body(client)
             try? await transport.shutdown()

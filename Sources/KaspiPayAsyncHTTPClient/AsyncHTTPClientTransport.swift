@@ -28,6 +28,9 @@ public final class AsyncHTTPClientTransport: KaspiTransport {
     ) {
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: max(1, maxConnections))
+        // A refused connection fails the attempt at once; the client's bounded retries decide
+        // what follows (AsyncHTTPClient would otherwise reconnect until the deadline).
+        configuration.connectionPool.retryConnectionEstablishment = false
         configuration.timeout = .init(
             connect: .nanoseconds(Int64(connectTimeout.components.seconds) * 1_000_000_000
                 + connectTimeout.components.attoseconds / 1_000_000_000),

@@ -184,7 +184,16 @@ struct CLITests {
         #expect(unreachable.stderr.contains("TRANSPORT_FAILURE") || unreachable.stderr.contains("TIMEOUT"))
         let usage = try await CLI.run(["orders", "create"], environment: env)
         #expect(usage.status != 0)
-        for output in [missing, small, badID, badURL, badEnv, unreachable, usage] {
+        // A server that is down: the bounded retries are spent at once (a refusal is not
+        // retried until a timeout), and the retry lines show only with --verbose.
+        let closed = ["KASPI_TRADE_POINT_ID": "TP", "KASPI_API_KEY": "sk_SECRET_CLI", "KASPI_BASE_URL": "http://127.0.0.1:\(FreePort.find())"]
+        let down = try await CLI.run(["orders", "status", "A"], environment: closed)
+        #expect(down.status == 1 && down.stderr.contains("TRANSPORT_FAILURE"), "\(down.stderr)")
+        #expect(!down.stderr.contains("Retrying"))
+        #expect(down.stderr.split(separator: "\n").count == 1, "\(down.stderr)")
+        let verbose = try await CLI.run(["orders", "status", "A", "--verbose"], environment: closed)
+        #expect(verbose.status == 1 && verbose.stderr.contains("Retrying Kaspi request"))
+        for output in [missing, small, badID, badURL, badEnv, unreachable, usage, down, verbose] {
             #expect(!output.stdout.contains("sk_SECRET_CLI") && !output.stderr.contains("sk_SECRET_CLI"))
         }
     }

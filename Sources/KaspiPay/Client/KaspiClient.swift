@@ -122,7 +122,10 @@ struct RequestExecutor: Sendable {
     /// Sends a call once: rate limit, transport, status and error mapping.
     ///
     /// - Returns: the 2xx response's status and body.
-    func sendOnce(_ call: Call, attempt: Int) async throws(KaspiError) -> (status: Int, body: [UInt8]) {
+    ///
+    /// - Parameter startedAt: when the call's first attempt began (``ElapsedClock/now``): a
+    ///   retry's timeout is cut to what remains of ``RetryPolicy/maxElapsed``.
+    func sendOnce(_ call: Call, attempt: Int, startedAt: Duration? = nil) async throws(KaspiError) -> (status: Int, body: [UInt8]) {
         do {
             try await limiter?.acquire()
         } catch {
@@ -138,8 +141,12 @@ struct RequestExecutor: Sendable {
         let response: HTTPResponse
         let body: [UInt8]
         do {
-            (response, body) = try await transport.send(
-                request, body: call.body, timeout: configuration.requestTimeout)
+            var timeout = configuration.requestTimeout
+            if let startedAt {
+                let remaining = configuration.retryPolicy.maxElapsed - (clock.now() - startedAt)
+                timeout = min(timeout, max(.milliseconds(100), remaining))
+            }
+            (response, body) = try await transport.send(request, body: call.body, timeout: timeout)
         } catch let error as TransportError {
             metadata["error"] = "\(error.isTimeout ? "timeout" : "transport")"
             logger.debug("Kaspi request failed", metadata: metadata)
@@ -207,12 +214,17 @@ struct RequestExecutor: Sendable {
         return .fromSeconds(max(0, date.timeIntervalSince(now)))
     }
 
-    /// The delay before retry `retry` after `error`, or nil when no retry is allowed.
-    func retryDelay(after error: KaspiError, retry: Int) -> Duration? {
-        guard retry < configuration.retryPolicy.maxAttempts else { return nil }
+    /// The delay before retry `retry` after `error`, or nil when no retry is allowed: the
+    /// attempts are spent, or the retry would start past the call's budget
+    /// (``RetryPolicy/maxElapsed`` from `startedAt`).
+    func retryDelay(after error: KaspiError, retry: Int, startedAt: Duration) -> Duration? {
+        let policy = configuration.retryPolicy
+        guard retry < policy.maxAttempts else { return nil }
         var retryAfter: Duration? = nil
         if case .rateLimited(_, let after) = error { retryAfter = after }
-        return configuration.retryPolicy.delay(beforeRetry: retry, random: random(), retryAfter: retryAfter)
+        guard let delay = policy.delay(beforeRetry: retry, random: random(), retryAfter: retryAfter) else { return nil }
+        guard clock.now() - startedAt + delay < policy.maxElapsed else { return nil }
+        return delay
     }
 
     func sleep(_ delay: Duration, before call: Call, after error: KaspiError, attempt: Int) async throws(KaspiError) {
@@ -232,11 +244,12 @@ struct RequestExecutor: Sendable {
     /// Sends a safe request (a read), retrying every transient failure.
     func sendIdempotent(_ call: Call) async throws(KaspiError) -> [UInt8] {
         var attempt = 1
+        let startedAt = clock.now()
         while true {
             do {
-                return try await sendOnce(call, attempt: attempt).body
+                return try await sendOnce(call, attempt: attempt, startedAt: startedAt).body
             } catch {
-                guard error.isTransient, let delay = retryDelay(after: error, retry: attempt) else { throw error }
+                guard error.isTransient, let delay = retryDelay(after: error, retry: attempt, startedAt: startedAt) else { throw error }
                 try await sleep(delay, before: call, after: error, attempt: attempt)
                 attempt += 1
             }

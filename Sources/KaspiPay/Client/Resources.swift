@@ -170,9 +170,10 @@ extension KaspiClient {
                 .post, ["api", "v1", "orders", orderId.rawValue, "refund"], body: body, name: "refunds.create")
             var before = try await executor.orderStatus(orderId).refundedAmount
             var attempt = 1
+            let startedAt = executor.clock.now()
             while true {
                 do {
-                    let (status, bytes) = try await executor.sendOnce(call, attempt: attempt)
+                    let (status, bytes) = try await executor.sendOnce(call, attempt: attempt, startedAt: startedAt)
                     let reply = try executor.decode(RefundReply.self, from: bytes, status: status)
                     return Refund(
                         orderId: orderId, refundId: reply.refundId,
@@ -193,13 +194,13 @@ extension KaspiClient {
                         }
                         guard after == refundedBefore else { throw .refundOutcomeUnknown(orderId, amount) }
                         // Not applied: the refund may be sent again.
-                        guard let delay = executor.retryDelay(after: error, retry: attempt) else {
+                        guard let delay = executor.retryDelay(after: error, retry: attempt, startedAt: startedAt) else {
                             throw .refundOutcomeUnknown(orderId, amount)
                         }
                         before = after
                         try await executor.sleep(delay, before: call, after: error, attempt: attempt)
                     } else {
-                        guard case .rateLimited = error, let delay = executor.retryDelay(after: error, retry: attempt)
+                        guard case .rateLimited = error, let delay = executor.retryDelay(after: error, retry: attempt, startedAt: startedAt)
                         else { throw error }
                         try await executor.sleep(delay, before: call, after: error, attempt: attempt)
                     }
@@ -228,9 +229,10 @@ extension RequestExecutor {
     ) async throws(KaspiError) -> T {
         var attempt = 1
         var maybeCreated = false
+        let startedAt = clock.now()
         while true {
             do {
-                let (status, bytes) = try await sendOnce(call, attempt: attempt)
+                let (status, bytes) = try await sendOnce(call, attempt: attempt, startedAt: startedAt)
                 return try decode(status, bytes)
             } catch {
                 if case .orderAlreadyExists = error, maybeCreated {
@@ -242,7 +244,7 @@ extension RequestExecutor {
                     return try recover(reply)
                 }
                 if error.isAmbiguous { maybeCreated = true }
-                guard error.isTransient, let delay = retryDelay(after: error, retry: attempt) else { throw error }
+                guard error.isTransient, let delay = retryDelay(after: error, retry: attempt, startedAt: startedAt) else { throw error }
                 try await sleep(delay, before: call, after: error, attempt: attempt)
                 attempt += 1
             }

@@ -21,6 +21,11 @@ public struct RetryPolicy: Sendable, Hashable {
     public var jitter: Double
     /// The longest `Retry-After` the client waits for by itself.
     public var maxRetryAfter: Duration
+    /// The budget of a whole call: its attempts and the waits between them together. No retry
+    /// starts once it would end past the budget, and a retry's own timeout is cut to what
+    /// remains, so a server that is down fails a call within this time, not after
+    /// ``maxAttempts`` full timeouts.
+    public var maxElapsed: Duration
 
     /// Creates a policy.
     public init(
@@ -29,8 +34,10 @@ public struct RetryPolicy: Sendable, Hashable {
         multiplier: Double = 2,
         maxDelay: Duration = .seconds(10),
         jitter: Double = 0.5,
-        maxRetryAfter: Duration = .seconds(60)
+        maxRetryAfter: Duration = .seconds(60),
+        maxElapsed: Duration = .seconds(45)
     ) {
+        self.maxElapsed = max(.zero, maxElapsed)
         self.maxAttempts = max(1, maxAttempts)
         self.initialDelay = max(.zero, initialDelay)
         self.multiplier = max(1, multiplier)
