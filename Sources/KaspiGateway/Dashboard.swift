@@ -1,4 +1,5 @@
 import Crypto
+import _CryptoExtras
 import Foundation
 import Hummingbird
 import KaspiGatewayStore
@@ -9,9 +10,10 @@ import Synchronization
 
 /// The admin dashboard's secrets, prepared at start.
 struct AdminSecrets: Sendable {
-    /// PBKDF2 of the password, with its salt.
+    /// PBKDF2-HMAC-SHA256 of the password, with its random salt and rounds.
     var passwordHash: [UInt8]
     var salt: [UInt8]
+    var rounds: Int
     /// Signs session cookies and CSRF tokens; shared by instances through the database.
     var sessionKey: SymmetricKey
 }
@@ -32,36 +34,72 @@ extension Gateway {
         let sessionSecret = try await store.setting("admin.session_key", orInsert: Data(SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }).base64EncodedString())
         let key = SymmetricKey(data: Data(base64Encoded: sessionSecret) ?? Data(sessionSecret.utf8))
         var generated: String? = nil
-        let salt: [UInt8]
-        let hash: [UInt8]
+        let hashed: (salt: [UInt8], hash: [UInt8], rounds: Int)
         if let password = configuration.adminPassword {
-            salt = Array(SHA256.hash(data: Data("kaspikit-admin".utf8)))
-            hash = Self.pbkdf2(password, salt: salt)
+            hashed = Self.hashPassword(password)
+        } else if try await store.setting(Self.passwordSetting) == nil, let legacy = try await store.setting("admin.password") {
+            // Stored by an earlier version (20,000 rounds): upgraded at the next sign-in.
+            let parts = legacy.split(separator: ".").map { Array(Data(base64Encoded: String($0)) ?? Data()) }
+            hashed = (parts.first ?? [], parts.count > 1 ? parts[1] : [], 20_000)
         } else {
-            let candidate = GatewayID.make("pw", length: 16).dropFirst(3)
-            let candidateSalt = Array(SymmetricKey(size: .bits128).withUnsafeBytes { Array($0) })
-            let encoded = Data(candidateSalt).base64EncodedString() + "." + Data(Self.pbkdf2(String(candidate), salt: candidateSalt)).base64EncodedString()
-            let stored = try await store.setting("admin.password", orInsert: encoded)
-            if stored == encoded { generated = String(candidate) }
-            let parts = stored.split(separator: ".").map { Array(Data(base64Encoded: String($0)) ?? Data()) }
-            salt = parts.first ?? []
-            hash = parts.count > 1 ? parts[1] : []
+            let candidate = String(GatewayID.make("pw", length: 16).dropFirst(3))
+            let encoded = Self.encodePassword(Self.hashPassword(candidate))
+            let stored = try await store.setting(Self.passwordSetting, orInsert: encoded)
+            if stored == encoded { generated = candidate }
+            hashed = Self.decodePassword(stored) ?? ([], [], Self.pbkdf2Rounds)
         }
-        admin.withLock { $0 = AdminSecrets(passwordHash: hash, salt: salt, sessionKey: key) }
+        admin.withLock { $0 = AdminSecrets(passwordHash: hashed.hash, salt: hashed.salt, rounds: hashed.rounds, sessionKey: key) }
         return generated
     }
 
-    /// PBKDF2-HMAC-SHA256, one block, 20 000 iterations.
-    static func pbkdf2(_ password: String, salt: [UInt8], iterations: Int = 20_000) -> [UInt8] {
-        let key = SymmetricKey(data: Data(password.utf8))
-        var u = Array(HMAC<SHA256>.authenticationCode(for: salt + [0, 0, 0, 1], using: key))
-        var result = u
-        for _ in 1..<iterations {
-            u = Array(HMAC<SHA256>.authenticationCode(for: u, using: key))
-            for i in result.indices { result[i] ^= u[i] }
-        }
-        return result
+    static let passwordSetting = "admin.password.v2"
+
+    /// OWASP's figure for PBKDF2-HMAC-SHA256.
+    static let pbkdf2Rounds = 600_000
+
+    /// A random salt and the password's PBKDF2-HMAC-SHA256.
+    static func hashPassword(_ password: String) -> (salt: [UInt8], hash: [UInt8], rounds: Int) {
+        let salt = SymmetricKey(size: .bits128).withUnsafeBytes { Array($0) }
+        return (salt, pbkdf2(password, salt: salt, rounds: pbkdf2Rounds), pbkdf2Rounds)
     }
+
+    /// `rounds.salt.hash`, the salt and hash in base64.
+    static func encodePassword(_ hashed: (salt: [UInt8], hash: [UInt8], rounds: Int)) -> String {
+        "\(hashed.rounds).\(Data(hashed.salt).base64EncodedString()).\(Data(hashed.hash).base64EncodedString())"
+    }
+
+    static func decodePassword(_ text: String) -> (salt: [UInt8], hash: [UInt8], rounds: Int)? {
+        let parts = text.split(separator: ".")
+        guard parts.count == 3, let rounds = Int(parts[0]), rounds > 0, let salt = Data(base64Encoded: String(parts[1])),
+            let hash = Data(base64Encoded: String(parts[2]))
+        else { return nil }
+        return (Array(salt), Array(hash), rounds)
+    }
+
+    /// PBKDF2-HMAC-SHA256 through swift-crypto, 32 bytes.
+    static func pbkdf2(_ password: String, salt: [UInt8], rounds: Int) -> [UInt8] {
+        let key = try? KDF.Insecure.PBKDF2.deriveKey(from: Array(password.utf8), salt: salt, using: .sha256, outputByteCount: 32, unsafeUncheckedRounds: rounds)
+        return key?.withUnsafeBytes { Array($0) } ?? []
+    }
+
+    /// Whether `password` is the admin's, in constant time; a password stored with fewer
+    /// rounds than today's is stored again with today's once it is proven.
+    func verifyAdminPassword(_ password: String) async -> Bool {
+        guard let secrets = admin.withLock({ $0 }), !secrets.passwordHash.isEmpty else { return false }
+        let candidate = Self.pbkdf2(password, salt: secrets.salt, rounds: secrets.rounds)
+        guard Signature.constantTimeEquals(Data(candidate).base64EncodedString(), Data(secrets.passwordHash).base64EncodedString()) else { return false }
+        if secrets.rounds < Self.pbkdf2Rounds, configuration.adminPassword == nil,
+            let stored = try? await store.setting(Self.passwordSetting, orInsert: Self.encodePassword(Self.hashPassword(password))),
+            let upgraded = Self.decodePassword(stored)
+        {
+            admin.withLock { $0?.passwordHash = upgraded.hash; $0?.salt = upgraded.salt; $0?.rounds = upgraded.rounds }
+            logger.info("Dashboard password hash upgraded to \(Self.pbkdf2Rounds) PBKDF2 rounds")
+        }
+        return true
+    }
+
+    /// `; Secure` when the dashboard is served over https.
+    var secureCookie: String { (configuration.publicURL?.lowercased().hasPrefix("https://") ?? false) ? "; Secure" : "" }
 
     private func mac(_ text: String, _ key: SymmetricKey) -> String {
         Data(HMAC<SHA256>.authenticationCode(for: Data(text.utf8), using: key)).base64EncodedString()
@@ -85,7 +123,12 @@ extension Gateway {
             Signature.constantTimeEquals(parts[2], mac("session:\(parts[0]):\(parts[1])", secrets.sessionKey))
         else { return nil }
         // Signed-out sessions are remembered in the database, so every instance refuses them.
-        guard (try? await store.setting("admin.signed_out.\(parts[1])")) == nil else { return nil }
+        // When the database cannot say, the session is refused (fail closed).
+        do {
+            guard try await store.setting("admin.signed_out.\(parts[1])") == nil else { return nil }
+        } catch {
+            return nil
+        }
         return AdminSession(nonce: parts[1], csrf: mac("csrf:\(parts[1])", secrets.sessionKey))
     }
 
@@ -93,10 +136,10 @@ extension Gateway {
         guard let secrets = admin.withLock({ $0 }) else { return nil }
         let expiry = String(Int(now().timeIntervalSince1970 + 12 * 3600))
         let nonce = GatewayID.make("s", length: 20).dropFirst(2)
-        return "kk_admin=\(expiry).\(nonce).\(mac("session:\(expiry):\(nonce)", secrets.sessionKey)); Path=/admin; HttpOnly; SameSite=Strict; Max-Age=43200"
+        return "kk_admin=\(expiry).\(nonce).\(mac("session:\(expiry):\(nonce)", secrets.sessionKey)); Path=/admin; HttpOnly; SameSite=Strict; Max-Age=43200\(secureCookie)"
     }
 
-    func addDashboard(to router: Router<BasicRequestContext>) {
+    func addDashboard(to router: Router<GatewayRequestContext>) {
         router.get("/admin/login") { _, _ in
             let token = String(GatewayID.make("l", length: 20).dropFirst(2))
             var response = Self.html(.ok, self.adminPage("Sign in", signedIn: nil, """
@@ -105,28 +148,37 @@ extension Gateway {
                 <label>Password <input type="password" name="password" id="password" autofocus required></label>
                 <button type="submit" id="sign-in">Sign in</button></form>
                 """))
-            response.headers[.setCookie] = "kk_login=\(token); Path=/admin/login; HttpOnly; SameSite=Strict; Max-Age=600"
+            response.headers[.setCookie] = "kk_login=\(token); Path=/admin/login; HttpOnly; SameSite=Strict; Max-Age=600\(self.secureCookie)"
             return response
         }
-        router.post("/admin/login") { request, _ in
+        router.post("/admin/login") { request, context in
+            let client = context.clientAddress
+            // Throttled before the password is even hashed: per address and in all.
+            if let wait = self.signInThrottle.retryAfter(client: client, now: self.now()) {
+                self.metrics.signIn("throttled")
+                var response = Self.html(.tooManyRequests, self.adminPage("Sign in", signedIn: nil, "<p class=\"error\">Too many failed sign-ins; try again in \(wait) seconds.</p>"))
+                response.headers[.retryAfter] = String(wait)
+                return response
+            }
             let form = Self.form(try await request.body.collect(upTo: 8192))
             guard let token = form["csrf"], let cookie = Self.cookie(request, "kk_login"), Signature.constantTimeEquals(token, cookie) else {
                 return Self.html(.forbidden, self.adminPage("Sign in", signedIn: nil, "<p class=\"error\">The form expired; <a href=\"/admin/login\">sign in again</a>.</p>"))
             }
-            guard let secrets = self.admin.withLock({ $0 }), !secrets.passwordHash.isEmpty,
-                Signature.constantTimeEquals(Data(Self.pbkdf2(form["password"] ?? "", salt: secrets.salt)).base64EncodedString(), Data(secrets.passwordHash).base64EncodedString()),
-                let cookie = self.newSessionCookie()
-            else {
+            guard await self.verifyAdminPassword(form["password"] ?? ""), let cookie = self.newSessionCookie() else {
+                self.signInThrottle.failed(client: client, now: self.now())
+                self.metrics.signIn("refused")
                 try? await Task.sleep(for: .milliseconds(300))
-                self.logger.warning("Dashboard sign-in refused")
+                self.logger.warning("Dashboard sign-in refused", metadata: ["client": "\(client)"])
                 return Self.html(.unauthorized, self.adminPage("Sign in", signedIn: nil, "<p class=\"error\">Wrong password. <a href=\"/admin/login\">Try again</a>.</p>"))
             }
+            self.signInThrottle.succeeded(client: client)
+            self.metrics.signIn("accepted")
             return Response(status: .seeOther, headers: [.location: "/admin", .setCookie: cookie])
         }
         router.post("/admin/logout") { request, _ in
             try await self.adminForm(request) { _, session in
                 _ = try await self.store.setting("admin.signed_out.\(session.nonce)", orInsert: Self.iso(self.now()))
-                return Response(status: .seeOther, headers: [.location: "/admin/login", .setCookie: "kk_admin=; Path=/admin; HttpOnly; SameSite=Strict; Max-Age=0"])
+                return Response(status: .seeOther, headers: [.location: "/admin/login", .setCookie: "kk_admin=; Path=/admin; HttpOnly; SameSite=Strict; Max-Age=0\(self.secureCookie)"])
             }
         }
         router.get("/admin") { request, _ in
@@ -258,7 +310,10 @@ extension Gateway {
                 <td>\(order.refundedAmount > 0 ? String(order.refundedAmount) : "")</td><td>\(Self.iso(order.createdAt).prefix(19))</td></tr>
                 """
         }
-        let more = page.next.map { "<p><a href=\"/admin?cursor=\($0.token)&status=\(query.get("status") ?? "")&search=\(Self.escape(search ?? ""))\">Older orders →</a></p>" } ?? ""
+        let more = page.next.map { next in
+            let href = "/admin?cursor=\(Self.queryValue(next.token))&status=\(Self.queryValue(query.get("status") ?? ""))&search=\(Self.queryValue(search ?? ""))"
+            return "<p><a href=\"\(Self.escape(href))\">Older orders →</a></p>"
+        } ?? ""
         return adminPage("Orders", signedIn: session, filters + "<table id=\"orders\"><tr><th>Order</th><th>Reference</th><th>Amount</th><th>State</th><th>Refunded</th><th>Created</th></tr>\(rows)</table>" + more)
     }
 
@@ -334,6 +389,11 @@ extension Gateway {
             ("Admin password", c.adminPassword == nil ? "generated at first start (hash stored)" : "from configuration (redacted)"),
         ]
         return adminPage("Settings", signedIn: session, "<table id=\"settings\">" + rows.map { "<tr><th>\(Self.escape($0.0))</th><td>\(Self.escape($0.1))</td></tr>" }.joined() + "</table>")
+    }
+
+    /// A value percent-encoded for a URL's query (everything but unreserved characters).
+    static func queryValue(_ text: String) -> String {
+        text.addingPercentEncoding(withAllowedCharacters: CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~")) ?? ""
     }
 
     static func form(_ buffer: ByteBuffer) -> [String: String] {

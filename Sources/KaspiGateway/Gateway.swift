@@ -77,6 +77,8 @@ public final class Gateway: Sendable {
     /// The Prometheus metrics served at `/metrics`.
     public let metrics: GatewayMetrics
     let admin = Mutex<AdminSecrets?>(nil)
+    /// Failed dashboard sign-ins, per client address and in all.
+    let signInThrottle = SignInThrottle()
     /// The port the server is bound to, once it runs (the configured one may be 0).
     let boundPort = Atomic<Int>(0)
 

@@ -31,8 +31,8 @@ extension Gateway {
             logger: logger)
     }
 
-    func router() -> Router<BasicRequestContext> {
-        let router = Router()
+    func router() -> Router<GatewayRequestContext> {
+        let router = Router(context: GatewayRequestContext.self)
         router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
         router.get("/health") { _, _ in Self.json(.ok, #"{"status":"ok"}"#) }
         router.get("/metrics") { _, _ in
@@ -369,6 +369,7 @@ extension Gateway {
     static func escape(_ text: String) -> String {
         text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
             .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+            .replacingOccurrences(of: "'", with: "&#39;")
     }
 }
 

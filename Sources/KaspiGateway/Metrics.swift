@@ -14,6 +14,7 @@ public final class GatewayMetrics: Sendable {
 
     private var requestsName: MetricNameDescriptor { Self.name("http_requests", "total", "HTTP requests by route and status") }
     private var webhooksName: MetricNameDescriptor { Self.name("webhooks", "total", "Kaspi webhooks by outcome") }
+    private var signInsName: MetricNameDescriptor { Self.name("admin_sign_ins", "total", "Dashboard sign-ins by outcome: accepted, refused, throttled") }
     private var transitionsName: MetricNameDescriptor { Self.name("transitions", "total", "Order state transitions by target state") }
     private var deliveriesName: MetricNameDescriptor { Self.name("event_deliveries", "total", "Outgoing event delivery attempts by outcome") }
     private var lagName: MetricNameDescriptor { Self.name("outbox_lag", "seconds", "Age of the oldest outgoing event at its last delivery attempt") }
@@ -24,6 +25,10 @@ public final class GatewayMetrics: Sendable {
 
     func request(route: String, status: Int) {
         registry.makeCounter(descriptor: requestsName, labels: [("route", route), ("status", String(status))]).increment()
+    }
+
+    func signIn(_ outcome: String) {
+        registry.makeCounter(descriptor: signInsName, labels: [("outcome", outcome)]).increment()
     }
 
     func webhook(_ outcome: String) {

@@ -71,7 +71,7 @@ extension Gateway {
         return "{" + fields.joined(separator: ",") + "}"
     }
 
-    func addPaymentLinks(to router: Router<BasicRequestContext>, api: RouterGroup<BasicRequestContext>) {
+    func addPaymentLinks(to router: Router<GatewayRequestContext>, api: RouterGroup<GatewayRequestContext>) {
         api.post("payment-links") { request, _ in
             await self.api(request, idempotent: true) { body, key in
                 guard case .object(let object) = body, case .integer(let amount)? = object["amount"] else {

@@ -1,0 +1,75 @@
+import Foundation
+import Hummingbird
+import NIOCore
+import Synchronization
+
+/// The gateway's request context: Hummingbird's basic one plus the TCP peer's address, which
+/// the dashboard's sign-in throttle keys on (never a forwarded header, which a client writes).
+public struct GatewayRequestContext: RequestContext, RemoteAddressRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    /// The address the connection came from.
+    public let remoteAddress: SocketAddress?
+
+    public init(source: ApplicationRequestContextSource) {
+        self.coreContext = .init(source: source)
+        self.remoteAddress = source.channel.remoteAddress
+    }
+
+    /// The peer's IP address as text, or `unknown`.
+    var clientAddress: String { remoteAddress?.ipAddress ?? "unknown" }
+}
+
+/// Failed dashboard sign-ins, counted per client address and in all, over a sliding window.
+/// An address with ``perClient`` failures in the window, or the gateway with ``global``, is
+/// refused until the oldest of them leaves the window; the password is not even checked then.
+final class SignInThrottle: Sendable {
+    let perClient: Int
+    let global: Int
+    let window: TimeInterval
+    private let state = Mutex<(clients: [String: [Date]], all: [Date])>(([:], []))
+
+    init(perClient: Int = 5, global: Int = 50, window: TimeInterval = 900) {
+        self.perClient = perClient
+        self.global = global
+        self.window = window
+    }
+
+    /// Seconds until `client` may try again, or nil when it may try now.
+    func retryAfter(client: String, now: Date) -> Int? {
+        state.withLock { state in
+            let cutoff = now.addingTimeInterval(-window)
+            state.all.removeAll { $0 <= cutoff }
+            if let failures = state.clients[client] {
+                let recent = failures.filter { $0 > cutoff }
+                state.clients[client] = recent.isEmpty ? nil : recent
+            }
+            var waits: [TimeInterval] = []
+            if let recent = state.clients[client], recent.count >= perClient, let oldest = recent.first {
+                waits.append(oldest.timeIntervalSince(cutoff))
+            }
+            if state.all.count >= global, let oldest = state.all.first { waits.append(oldest.timeIntervalSince(cutoff)) }
+            guard let wait = waits.max() else { return nil }
+            return max(1, Int(wait.rounded(.up)))
+        }
+    }
+
+    /// Records a failure.
+    func failed(client: String, now: Date) {
+        state.withLock { state in
+            state.all.append(now)
+            if state.all.count > global * 2 { state.all.removeFirst(state.all.count - global * 2) }
+            state.clients[client, default: []].append(now)
+            if state.clients[client, default: []].count > perClient * 2 { state.clients[client]?.removeFirst() }
+            // Bounded memory: forget the quietest addresses when too many are remembered.
+            if state.clients.count > 10_000 {
+                let cutoff = now.addingTimeInterval(-window)
+                state.clients = state.clients.filter { $0.value.last.map { $0 > cutoff } ?? false }
+            }
+        }
+    }
+
+    /// Forgets an address's failures after it signed in.
+    func succeeded(client: String) {
+        _ = state.withLock { $0.clients.removeValue(forKey: client) }
+    }
+}

@@ -1,0 +1,95 @@
+import Foundation
+import KaspiGatewayStore
+import KaspiGatewayTestSupport
+import Testing
+
+@testable import KaspiGateway
+
+@Suite("Dashboard sign-in hardening")
+struct SignInTests {
+    /// Signs in with `password` as a fresh browser would.
+    static func signIn(_ base: String, _ password: String) async throws -> (HTTPResult, Browser) {
+        let browser = Browser(base: base)
+        let form = try await browser.get("/admin/login")
+        let csrf = try #require(Browser.hidden("csrf", in: form.body))
+        return (try await browser.post("/admin/login", ["csrf": csrf, "password": password]), browser)
+    }
+
+    @Test("failed sign-ins are throttled per client address, before the password is checked")
+    func failuresAreThrottled() async throws {
+        try await withStack(.sqlite) { s in
+            for _ in 0..<5 {
+                let (wrong, _) = try await Self.signIn(s.gatewayURL, "not-the-password")
+                #expect(wrong.status == 401)
+            }
+            // Even the right password is refused now, with when to come back.
+            let (refused, _) = try await Self.signIn(s.gatewayURL, "admin-pass-123")
+            #expect(refused.status == 429)
+            #expect(Int(refused.headers["retry-after"] ?? "") ?? 0 > 0)
+            let metrics = try await http(.GET, s.gatewayURL + "/metrics")
+            #expect(metrics.body.contains(#"kaspi_gateway_admin_sign_ins_total{outcome="refused"} 5"#))
+            #expect(metrics.body.contains(#"kaspi_gateway_admin_sign_ins_total{outcome="throttled"} 1"#))
+        }
+    }
+
+    @Test func theThrottleCountsPerClientAndInAllOverAWindow() {
+        let throttle = SignInThrottle(perClient: 3, global: 5, window: 60)
+        let t0 = Date(timeIntervalSince1970: 1_000_000)
+        for i in 0..<3 { throttle.failed(client: "a", now: t0.addingTimeInterval(Double(i))) }
+        #expect(throttle.retryAfter(client: "a", now: t0.addingTimeInterval(3)) == 57)
+        #expect(throttle.retryAfter(client: "b", now: t0.addingTimeInterval(3)) == nil)
+        // Two more from elsewhere reach the global limit: everyone waits.
+        throttle.failed(client: "b", now: t0.addingTimeInterval(4))
+        throttle.failed(client: "c", now: t0.addingTimeInterval(5))
+        #expect(throttle.retryAfter(client: "d", now: t0.addingTimeInterval(6)) == 54)
+        // The window slides: a minute later all may try again.
+        #expect(throttle.retryAfter(client: "a", now: t0.addingTimeInterval(66)) == nil)
+        #expect(throttle.retryAfter(client: "d", now: t0.addingTimeInterval(66)) == nil)
+        // A success forgets the address's failures.
+        for i in 0..<3 { throttle.failed(client: "e", now: t0.addingTimeInterval(100 + Double(i))) }
+        throttle.succeeded(client: "e")
+        #expect(throttle.retryAfter(client: "e", now: t0.addingTimeInterval(104)) == nil)
+    }
+
+    @Test func passwordsArePBKDF2WithARandomSaltAnd600000Rounds() async throws {
+        // RFC 7914's PBKDF2-HMAC-SHA256 test vector (P = "passwd", S = "salt", c = 1).
+        let vector = Gateway.pbkdf2("passwd", salt: Array("salt".utf8), rounds: 1)
+        #expect(vector.map { String(format: "%02x", $0) }.joined().hasPrefix("55ac046e56e3089fec1691c22544b605"))
+        let a = Gateway.hashPassword("same password")
+        let b = Gateway.hashPassword("same password")
+        #expect(a.rounds >= 600_000 && a.salt.count == 16 && a.salt != b.salt && a.hash != b.hash)
+        #expect(Gateway.decodePassword(Gateway.encodePassword(a))?.hash == a.hash)
+        // A generated password is stored with today's rounds.
+        try await withStack(.sqlite, configure: { $0.adminPassword = nil }) { s in
+            let stored = try #require(try await s.gateway.store.setting(Gateway.passwordSetting))
+            #expect(Gateway.decodePassword(stored)?.rounds == 600_000)
+        }
+    }
+
+    @Test("the session cookie is Secure when the public URL is https")
+    func secureCookieOverHTTPS() async throws {
+        try await withStack(.sqlite, configure: { $0.publicURL = "https://pay.shop.example" }) { s in
+            let (signedIn, _) = try await Self.signIn(s.gatewayURL, "admin-pass-123")
+            #expect(signedIn.status == 303)
+            #expect(signedIn.headers["set-cookie"]?.contains("; Secure") == true)
+        }
+        try await withStack(.sqlite) { s in
+            let (signedIn, _) = try await Self.signIn(s.gatewayURL, "admin-pass-123")
+            #expect(signedIn.headers["set-cookie"]?.contains("Secure") == false)
+        }
+    }
+
+    @Test("query values are escaped on the dashboard's links")
+    func queryValuesAreEscaped() async throws {
+        try await withStack(.sqlite) { s in
+            for i in 0..<51 { _ = try await s.api(.POST, "/v1/checkouts", #"{"amount":\#(1000 + i)}"#) }
+            let (_, browser) = try await Self.signIn(s.gatewayURL, "admin-pass-123")
+            let hostile = #""><script>alert(1)</script>"#
+            let page = try await browser.get("/admin?status=\(hostile.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")")
+            #expect(page.status == 200)
+            #expect(page.body.contains("Older orders"))
+            #expect(!page.body.contains("<script>alert(1)</script>"))
+            #expect(page.body.contains("status=%22%3E%3Cscript%3Ealert%281%29%3C%2Fscript%3E"))
+        }
+    }
+}
