@@ -338,25 +338,45 @@ public final class Gateway: Sendable {
     // MARK: Background work
 
     /// Polls the orders that are due, once. Returns how many were handled.
+    ///
+    /// A pending order is asked about with a growing interval; once its time is up it is asked
+    /// once more, then expired. An expired order is still asked about every
+    /// ``GatewayConfiguration/latePollInterval`` for ``GatewayConfiguration/latePaymentWindow``,
+    /// so a late payment whose webhook was lost is found: paid wins, flagged for review.
     @discardableResult
     public func reconcileOnce(limit: Int? = nil) async throws -> Int {
         let at = now()
         let due = try await store.claimOrdersToPoll(now: at, limit: limit ?? configuration.workBatchSize, owner: configuration.instanceID, lease: 60)
         for order in due {
             let attempts = order.pollAttempts + 1
-            do {
-                let expireAfter = order.kind == .qr ? configuration.qrExpireAfter : configuration.expireAfter
-                var updated = try await refreshStatus(order, source: .poll)
-                if !updated.state.isFinal, now().timeIntervalSince(order.createdAt) >= expireAfter {
-                    let at = now()
-                    updated = try await store.update(orderId: order.id, metrics.counting { OrderStateMachine.expire($0, at: at, reason: "still pending after \(Int(expireAfter)) s") })
+            let expireAfter = order.kind == .qr ? configuration.qrExpireAfter : configuration.expireAfter
+            let lateUntil = order.createdAt.addingTimeInterval(expireAfter + configuration.latePaymentWindow)
+            let backoff = min(configuration.maxPollInterval, configuration.pollInterval * pow(2, Double(min(attempts - 1, 16))))
+            func nextPoll(_ state: OrderState) -> Date? {
+                let at = now()
+                switch state {
+                case .created, .pending: return at.addingTimeInterval(backoff)
+                case .expired:
+                    let next = at.addingTimeInterval(configuration.latePollInterval)
+                    return next < lateUntil ? next : nil
+                case .paid, .declined, .cancelled: return nil
                 }
-                let delay = min(configuration.maxPollInterval, configuration.pollInterval * pow(2, Double(min(attempts - 1, 16))))
-                try await store.schedulePoll(orderId: order.id, at: updated.state.isFinal ? nil : now().addingTimeInterval(delay), attempts: attempts, owner: configuration.instanceID)
+            }
+            do {
+                if order.state == .expired { metrics.latePoll() }
+                var updated = try await refreshStatus(order, source: .poll)
+                if updated.state == .created || updated.state == .pending, now().timeIntervalSince(order.createdAt) >= expireAfter {
+                    // Kaspi was asked just now and reported no outcome: expired, asked again later.
+                    let at = now()
+                    let late = at.addingTimeInterval(configuration.latePollInterval)
+                    updated = try await store.update(orderId: order.id, metrics.counting {
+                        OrderStateMachine.expire($0, at: at, reason: "still pending after \(Int(expireAfter)) s", latePollAt: late < lateUntil ? late : nil)
+                    })
+                }
+                try await store.schedulePoll(orderId: order.id, at: nextPoll(updated.state), attempts: attempts, owner: configuration.instanceID)
             } catch {
                 logger.warning("Reconciliation poll failed; will retry", metadata: ["order": "\(order.id)", "error": "\(String(describing: error).prefix(120))"])
-                let delay = min(configuration.maxPollInterval, configuration.pollInterval * pow(2, Double(min(attempts - 1, 16))))
-                try? await store.schedulePoll(orderId: order.id, at: now().addingTimeInterval(delay), attempts: attempts, owner: configuration.instanceID)
+                try? await store.schedulePoll(orderId: order.id, at: nextPoll(order.state), attempts: attempts, owner: configuration.instanceID)
             }
         }
         return due.count

@@ -32,6 +32,11 @@ public struct GatewayConfiguration: Sendable {
     public var expireAfter: TimeInterval = 3600
     /// A QR order still pending after this long expires (Kaspi's QR lives 5 minutes).
     public var qrExpireAfter: TimeInterval = 900
+    /// How long after expiry Kaspi is still asked about an order, in case a payment arrives
+    /// late and its webhook was lost.
+    public var latePaymentWindow: TimeInterval = 24 * 3600
+    /// How often an expired order is asked about during ``latePaymentWindow``.
+    public var latePollInterval: TimeInterval = 900
     /// How long a stored order may wait for its create call before a provider's "not found"
     /// means the call never arrived (and the order expires).
     public var createGracePeriod: TimeInterval = 120
@@ -110,10 +115,11 @@ public struct GatewayConfiguration: Sendable {
         }
         for (name, value) in [("firstPollAfter", firstPollAfter), ("pollInterval", pollInterval), ("maxPollInterval", maxPollInterval),
                               ("expireAfter", expireAfter), ("qrExpireAfter", qrExpireAfter), ("workerInterval", workerInterval),
-                              ("idempotencyKeyLifetime", idempotencyKeyLifetime), ("idempotencyInterruptedAfter", idempotencyInterruptedAfter)]
+                              ("idempotencyKeyLifetime", idempotencyKeyLifetime), ("latePollInterval", latePollInterval), ("idempotencyInterruptedAfter", idempotencyInterruptedAfter)]
         where !(value > 0 && value.isFinite) {
             throw .invalid(name, "must be a positive number of seconds")
         }
+        guard latePaymentWindow >= 0, latePaymentWindow.isFinite else { throw .invalid("latePaymentWindow", "must be zero or more seconds") }
         if let adminPassword, adminPassword.count < 8 { throw .invalid("adminPassword", "must be at least 8 characters") }
         guard (1...1000).contains(workBatchSize) else { throw .invalid("workBatchSize", "must be from 1 to 1000") }
         guard !eventRetrySeconds.isEmpty, eventRetrySeconds.allSatisfy({ $0 >= 0 && $0.isFinite }) else {

@@ -26,6 +26,8 @@ extension GatewayConfiguration {
         var adminPassword: String?
         var confirmPaidWebhooks: Bool?
         var idempotencyKeyLifetime: Double?
+        var latePaymentWindow: Double?
+        var latePollInterval: Double?
     }
 
     /// Reads a JSON configuration file over the defaults.
@@ -57,6 +59,8 @@ extension GatewayConfiguration {
         c.adminPassword = file.adminPassword
         if let v = file.confirmPaidWebhooks { c.confirmPaidWebhooks = v }
         if let v = file.idempotencyKeyLifetime { c.idempotencyKeyLifetime = v }
+        if let v = file.latePaymentWindow { c.latePaymentWindow = v }
+        if let v = file.latePollInterval { c.latePollInterval = v }
         return c
     }
 

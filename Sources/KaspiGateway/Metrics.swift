@@ -14,6 +14,7 @@ public final class GatewayMetrics: Sendable {
 
     private var requestsName: MetricNameDescriptor { Self.name("http_requests", "total", "HTTP requests by route and status") }
     private var webhooksName: MetricNameDescriptor { Self.name("webhooks", "total", "Kaspi webhooks by outcome") }
+    private var latePollsName: MetricNameDescriptor { Self.name("late_polls", "total", "Polls of expired orders, looking for late payments") }
     private var signInsName: MetricNameDescriptor { Self.name("admin_sign_ins", "total", "Dashboard sign-ins by outcome: accepted, refused, throttled") }
     private var transitionsName: MetricNameDescriptor { Self.name("transitions", "total", "Order state transitions by target state") }
     private var deliveriesName: MetricNameDescriptor { Self.name("event_deliveries", "total", "Outgoing event delivery attempts by outcome") }
@@ -25,6 +26,11 @@ public final class GatewayMetrics: Sendable {
 
     func request(route: String, status: Int) {
         registry.makeCounter(descriptor: requestsName, labels: [("route", route), ("status", String(status))]).increment()
+    }
+
+    /// A poll of an expired order, looking for a late payment.
+    func latePoll() {
+        registry.makeCounter(descriptor: latePollsName).increment()
     }
 
     func signIn(_ outcome: String) {

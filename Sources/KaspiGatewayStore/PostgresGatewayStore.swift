@@ -429,7 +429,7 @@ public final class PostgresGatewayStore: GatewayStore {
             """
             UPDATE orders SET lease_owner = $1, lease_until = $2
             WHERE id IN (
-                SELECT id FROM orders WHERE next_poll_at IS NOT NULL AND next_poll_at <= $3 AND state IN ('created', 'pending')
+                SELECT id FROM orders WHERE next_poll_at IS NOT NULL AND next_poll_at <= $3 AND state IN ('created', 'pending', 'expired')
                   AND (lease_until IS NULL OR lease_until < $3)
                 ORDER BY next_poll_at LIMIT $4 FOR UPDATE SKIP LOCKED)
             RETURNING \(orderColumns)
@@ -440,7 +440,7 @@ public final class PostgresGatewayStore: GatewayStore {
 
     public func schedulePoll(orderId: String, at: Date?, attempts: Int, owner: String) async throws {
         var q = Query(
-            "UPDATE orders SET next_poll_at = CASE WHEN state IN ('created', 'pending') THEN $1::BIGINT ELSE NULL END, poll_attempts = $2, lease_owner = NULL, lease_until = NULL WHERE id = $3 AND (lease_owner IS NULL OR lease_owner = $4)")
+            "UPDATE orders SET next_poll_at = CASE WHEN state IN ('created', 'pending', 'expired') THEN $1::BIGINT ELSE NULL END, poll_attempts = $2, lease_owner = NULL, lease_until = NULL WHERE id = $3 AND (lease_owner IS NULL OR lease_owner = $4)")
         q.bind(at); q.binds.append(Int32(attempts)); q.bind(orderId); q.bind(owner)
         _ = try await rows(q)
     }

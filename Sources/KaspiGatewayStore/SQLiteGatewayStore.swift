@@ -528,7 +528,7 @@ public final class SQLiteGatewayStore: GatewayStore {
                 """
                 UPDATE orders SET lease_owner = ?, lease_until = ?
                 WHERE id IN (
-                    SELECT id FROM orders WHERE next_poll_at IS NOT NULL AND next_poll_at <= ? AND state IN ('created', 'pending')
+                    SELECT id FROM orders WHERE next_poll_at IS NOT NULL AND next_poll_at <= ? AND state IN ('created', 'pending', 'expired')
                       AND (lease_until IS NULL OR lease_until < ?)
                     ORDER BY next_poll_at LIMIT ?)
                 RETURNING \(orderColumns)
@@ -541,7 +541,7 @@ public final class SQLiteGatewayStore: GatewayStore {
     public func schedulePoll(orderId: String, at: Date?, attempts: Int, owner: String) async throws {
         try await transaction { db in
             try db.run(
-                "UPDATE orders SET next_poll_at = CASE WHEN state IN ('created', 'pending') THEN ? ELSE NULL END, poll_attempts = ?, lease_owner = NULL, lease_until = NULL WHERE id = ? AND (lease_owner IS NULL OR lease_owner = ?)",
+                "UPDATE orders SET next_poll_at = CASE WHEN state IN ('created', 'pending', 'expired') THEN ? ELSE NULL END, poll_attempts = ?, lease_owner = NULL, lease_until = NULL WHERE id = ? AND (lease_owner IS NULL OR lease_owner = ?)",
                 [Self.int(at?.ms), .integer(attempts), .text(orderId), .text(owner)])
         }
     }

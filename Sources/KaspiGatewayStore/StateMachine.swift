@@ -114,12 +114,15 @@ public enum OrderStateMachine {
     }
 
     /// Expires an order that was never paid in time.
-    public static func expire(_ order: GatewayOrder, at now: Date, reason: String) -> OrderChange? {
+    ///
+    /// - Parameter latePollAt: when to ask the provider again, in case a payment still
+    ///   arrives (its webhook may be lost); nil never asks again.
+    public static func expire(_ order: GatewayOrder, at now: Date, reason: String, latePollAt: Date? = nil) -> OrderChange? {
         guard order.state == .created || order.state == .pending else { return nil }
         var next = order
         next.state = .expired
         next.updatedAt = now
-        next.nextPollAt = nil
+        next.nextPollAt = latePollAt
         return OrderChange(
             order: bumped(next),
             events: [OrderEvent(orderId: order.id, at: now, kind: .transition, fromState: order.state, toState: .expired, detail: reason)],

@@ -161,6 +161,49 @@ struct HardeningTests {
             #expect(second.status == 201 && second.headers["idempotent-replayed"] == nil && second.body != first.body)
         }
     }
+
+    @Test("a payment after expiry whose webhook is lost is found by late polls, and flagged", arguments: Backend.available)
+    func latePaymentsAreFound(_ backend: Backend) async throws {
+        var dropAll = SandboxFaults()
+        dropAll.webhookDropRate = 1
+        try await withStack(backend, faults: dropAll, configure: {
+            $0.firstPollAfter = 0.05
+            $0.expireAfter = 0.3
+            $0.latePollInterval = 0.2
+        }) { s in
+            let created = try await s.api(.POST, "/v1/checkouts", #"{"amount":5000}"#)
+            let id = try #require(created.json["id"] as? String)
+            #expect(try await s.waitFor(id, .expired))
+            let expired = try #require(try await s.order(id))
+            #expect(expired.nextPollAt != nil)
+            // The payer pays late; Kaspi's webhook never arrives.
+            _ = try await s.payOnPage(try #require(created.json["paymentUrl"] as? String))
+            #expect(try await s.waitFor(id, .paid))
+            let paid = try #require(try await s.order(id))
+            #expect(paid.needsReview && paid.nextPollAt == nil && paid.transactionId != nil)
+            let events = try await s.gateway.store.events(orderId: id)
+            #expect(events.contains { $0.kind == .conflict && $0.fromState == .expired && $0.toState == .paid })
+            #expect(await eventually { s.merchant.events.contains { $0.type == "order.paid" } })
+            let metrics = try await http(.GET, s.gatewayURL + "/metrics")
+            #expect(metrics.body.contains("kaspi_gateway_late_polls_total"))
+        }
+    }
+
+    @Test("late polls stop once the window has passed")
+    func latePollsStop() async throws {
+        try await withStack(.sqlite, configure: {
+            $0.firstPollAfter = 0.05
+            $0.expireAfter = 0.2
+            $0.latePollInterval = 0.1
+            $0.latePaymentWindow = 0.5
+        }) { s in
+            let created = try await s.api(.POST, "/v1/checkouts", #"{"amount":5000}"#)
+            let id = try #require(created.json["id"] as? String)
+            #expect(try await s.waitFor(id, .expired))
+            #expect(await eventually { (try? await s.order(id))?.nextPollAt == nil })
+            #expect(try await s.order(id)?.state == .expired)
+        }
+    }
 }
 
 extension Hex {
