@@ -65,7 +65,12 @@ struct GatewayCommand: AsyncParsableCommand {
                 if let secret = environment["KASPI_GATEWAY_EVENTS_SECRET"] { configuration.merchantWebhookSecret = secret }
                 if let firstPollAfter { configuration.firstPollAfter = firstPollAfter }
                 if let workerInterval { configuration.workerInterval = workerInterval }
-                if let instanceID { configuration.instanceID = instanceID }
+                if let instanceID {
+                    configuration.instanceID = instanceID
+                } else if !configuration.hasChosenInstanceID, configuration.port != 0 {
+                    // Stable across restarts, so that a restarted instance takes back its leases.
+                    configuration.instanceID = "\(ProcessInfo.processInfo.hostName):\(configuration.port)"
+                }
                 if let workBatchSize { configuration.workBatchSize = workBatchSize }
                 if let password = environment["KASPI_GATEWAY_ADMIN_PASSWORD"] { configuration.adminPassword = password }
                 if let confirm = environment["KASPI_GATEWAY_CONFIRM_PAID_WEBHOOKS"] {

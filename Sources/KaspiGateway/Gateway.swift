@@ -382,6 +382,17 @@ public final class Gateway: Sendable {
         return due.count
     }
 
+    /// Gives back the leases this instance held before a restart, so that its claimed orders
+    /// and events are taken up at once rather than after their leases lapse.
+    public func releaseOwnLeases() async {
+        do {
+            let released = try await store.releaseLeases(owner: configuration.instanceID)
+            if released > 0 { logger.info("Leases from before a restart released", metadata: ["count": "\(released)"]) }
+        } catch {
+            logger.warning("Could not release this instance's old leases; they lapse by themselves")
+        }
+    }
+
     /// Deletes expired Idempotency-Keys, once (the worker runs it every minute).
     ///
     /// - Returns: how many were deleted.
@@ -396,7 +407,8 @@ public final class Gateway: Sendable {
     @discardableResult
     public func deliverEventsOnce(limit: Int? = nil) async throws -> Int {
         guard configuration.merchantWebhookURL != nil else { return 0 }
-        let due = try await store.claimOutbox(now: now(), limit: limit ?? configuration.workBatchSize, owner: configuration.instanceID, lease: 60)
+        // Each message's lease covers one delivery (its timeout and the write after it).
+        let due = try await store.claimOutbox(now: now(), limit: limit ?? configuration.workBatchSize, owner: configuration.instanceID, lease: configuration.eventDeliveryTimeout + 5)
         for message in due { await deliver(message, manual: false) }
         return due.count
     }
@@ -418,7 +430,7 @@ public final class Gateway: Sendable {
         var status: Int? = nil
         var failure: String? = nil
         do {
-            let response = try await httpClient.execute(request, timeout: .seconds(10))
+            let response = try await httpClient.execute(request, timeout: .milliseconds(Int64(configuration.eventDeliveryTimeout * 1000)))
             _ = try? await response.body.collect(upTo: 64 * 1024)
             status = Int(response.status.code)
         } catch {
@@ -432,9 +444,12 @@ public final class Gateway: Sendable {
         let schedule = configuration.eventRetrySeconds
         let retryAt: Date? = delivered ? nil : (manual ? nil : (attemptsSoFar <= schedule.count ? now().addingTimeInterval(schedule[attemptsSoFar - 1]) : nil))
         do {
-            try await store.recordDelivery(
+            let recorded = try await store.recordDelivery(
                 DeliveryAttempt(messageId: message.id, at: now(), statusCode: status, latencyMs: latency, error: failure, manual: manual),
                 delivered: delivered, retryAt: retryAt, owner: configuration.instanceID)
+            if !recorded {
+                logger.warning("A delivery attempt was not recorded: another instance holds the message's lease now", metadata: ["message": "\(message.id)"])
+            }
         } catch {
             logger.error("Could not record a delivery attempt", metadata: ["message": "\(message.id)"])
         }

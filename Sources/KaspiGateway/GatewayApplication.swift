@@ -379,6 +379,7 @@ struct GatewayWorker: Service {
 
     func run() async throws {
         let interval = Duration.milliseconds(Int64(gateway.configuration.workerInterval * 1000))
+        await gateway.releaseOwnLeases()
         await withTaskCancellationOrGracefulShutdownHandler {
             var lastCleanup = ContinuousClock.now - .seconds(3600)
             while !Task.isCancelled && !Task.isShuttingDownGracefully {

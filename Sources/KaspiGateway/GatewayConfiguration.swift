@@ -42,6 +42,9 @@ public struct GatewayConfiguration: Sendable {
     public var createGracePeriod: TimeInterval = 120
     /// How often the workers look for due work.
     public var workerInterval: TimeInterval = 1
+    /// How long one delivery of an outgoing event may take; each claimed event's lease is
+    /// sized to it.
+    public var eventDeliveryTimeout: TimeInterval = 10
     /// Delays between retries of an outgoing event; after the last, it is marked failed.
     public var eventRetrySeconds: [Double] = [5, 30, 120, 600, 1800, 3600, 7200]
     /// The dashboard's password; nil generates one at first start (printed once, its hash
@@ -57,8 +60,13 @@ public struct GatewayConfiguration: Sendable {
     /// How long a request may hold an Idempotency-Key without a final answer before a retry is
     /// told that it was interrupted (a crash) rather than still in progress.
     public var idempotencyInterruptedAfter: TimeInterval = 120
-    /// This instance's name in leases.
-    public var instanceID: String = GatewayConfigurationDefaults.instanceID()
+    /// This instance's name in leases. Keep it stable across restarts (`kaspi gateway` uses
+    /// the host name and port) so that a restarted instance takes back its own leases.
+    public var instanceID: String = GatewayConfigurationDefaults.instanceID() {
+        didSet { hasChosenInstanceID = true }
+    }
+    /// Whether ``instanceID`` was set rather than left at its random default.
+    public private(set) var hasChosenInstanceID = false
 
     public init() {}
 
@@ -115,7 +123,7 @@ public struct GatewayConfiguration: Sendable {
         }
         for (name, value) in [("firstPollAfter", firstPollAfter), ("pollInterval", pollInterval), ("maxPollInterval", maxPollInterval),
                               ("expireAfter", expireAfter), ("qrExpireAfter", qrExpireAfter), ("workerInterval", workerInterval),
-                              ("idempotencyKeyLifetime", idempotencyKeyLifetime), ("latePollInterval", latePollInterval), ("idempotencyInterruptedAfter", idempotencyInterruptedAfter)]
+                              ("idempotencyKeyLifetime", idempotencyKeyLifetime), ("latePollInterval", latePollInterval), ("eventDeliveryTimeout", eventDeliveryTimeout), ("idempotencyInterruptedAfter", idempotencyInterruptedAfter)]
         where !(value > 0 && value.isFinite) {
             throw .invalid(name, "must be a positive number of seconds")
         }

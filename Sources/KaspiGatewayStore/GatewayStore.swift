@@ -226,11 +226,26 @@ public protocol GatewayStore: Sendable {
     /// Sets when an order is polled next, and releases its lease.
     func schedulePoll(orderId: String, at: Date?, attempts: Int, owner: String) async throws
 
-    /// Claims up to `limit` outbox messages due for delivery, for `lease`.
+    /// Claims up to `limit` outbox messages due for delivery, oldest first. Each gets its own
+    /// lease, sized for one delivery and staggered by its place in the batch (the first
+    /// `lease`, the second `2 × lease`, …), so that a batch delivered one message after the
+    /// other never outlives its leases.
     func claimOutbox(now: Date, limit: Int, owner: String, lease: TimeInterval) async throws -> [OutboxMessage]
 
-    /// Records a delivery attempt; when it failed, schedules the next at `retryAt` (nil gives up).
-    func recordDelivery(_ attempt: DeliveryAttempt, delivered: Bool, retryAt: Date?, owner: String) async throws
+    /// Records a delivery attempt, only while `owner` still holds the message's lease (another
+    /// instance that took over a lapsed lease records its own); when it failed, schedules the
+    /// next at `retryAt` (nil gives up).
+    ///
+    /// - Returns: whether the attempt was recorded.
+    @discardableResult
+    func recordDelivery(_ attempt: DeliveryAttempt, delivered: Bool, retryAt: Date?, owner: String) async throws -> Bool
+
+    /// Gives up every lease `owner` holds, on orders and outbox messages: a restarted
+    /// instance takes back its own claims at once instead of waiting for them to lapse.
+    ///
+    /// - Returns: how many leases were released.
+    @discardableResult
+    func releaseLeases(owner: String) async throws -> Int
 
     func outboxMessages(orderId: String?, limit: Int) async throws -> [OutboxMessage]
     func deliveryAttempts(messageId: String) async throws -> [DeliveryAttempt]

@@ -130,6 +130,11 @@ enum Migrations {
                 "ALTER TABLE idempotency_keys ADD COLUMN resource TEXT",
                 "CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at)",
             ]),
+            (5, [
+                // A restarted instance finds its own leases at once.
+                "CREATE INDEX orders_lease ON orders (lease_owner) WHERE lease_owner IS NOT NULL",
+                "CREATE INDEX outbox_lease ON outbox (lease_owner) WHERE lease_owner IS NOT NULL",
+            ]),
         ]
     }
 }

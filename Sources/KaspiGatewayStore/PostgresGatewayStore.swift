@@ -446,34 +446,50 @@ public final class PostgresGatewayStore: GatewayStore {
     }
 
     public func claimOutbox(now: Date, limit: Int, owner: String, lease: TimeInterval) async throws -> [OutboxMessage] {
+        let qualified = outboxColumns.split(separator: ",").map { "outbox." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", ")
         var q = Query(
             """
-            UPDATE outbox SET lease_owner = $1, lease_until = $2
-            WHERE id IN (
-                SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until < $3)
-                ORDER BY next_attempt_at, created_at LIMIT $4 FOR UPDATE SKIP LOCKED)
-            RETURNING \(outboxColumns)
+            UPDATE outbox SET lease_owner = $1, lease_until = $2 + $5 * picked.position
+            FROM (
+                SELECT id, row_number() OVER (ORDER BY next_attempt_at, created_at) AS position FROM (
+                    SELECT id, next_attempt_at, created_at FROM outbox
+                    WHERE state = 'pending' AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until < $3)
+                    ORDER BY next_attempt_at, created_at LIMIT $4 FOR UPDATE SKIP LOCKED) AS locked) AS picked
+            WHERE outbox.id = picked.id
+            RETURNING \(qualified)
             """)
-        q.bind(owner); q.bind(now.addingTimeInterval(lease)); q.bind(now); q.bind(limit)
-        return try await rows(q).map { try RowDecoding.message($0) }.sorted { $0.createdAt < $1.createdAt }
+        q.bind(owner); q.bind(now); q.bind(now); q.bind(limit); q.bind(Int64((lease * 1000).rounded()))
+        return try await rows(q).map { try RowDecoding.message($0) }.sorted { ($0.nextAttemptAt, $0.createdAt) < ($1.nextAttemptAt, $1.createdAt) }
     }
 
-    public func recordDelivery(_ attempt: DeliveryAttempt, delivered: Bool, retryAt: Date?, owner: String) async throws {
+    public func recordDelivery(_ attempt: DeliveryAttempt, delivered: Bool, retryAt: Date?, owner: String) async throws -> Bool {
         try await transaction { connection in
-            var insert = Query("INSERT INTO delivery_attempts (message_id, at, status_code, latency_ms, error, manual) VALUES ($1, $2, $3, $4, $5, $6)")
-            insert.bind(attempt.messageId); insert.bind(attempt.at); insert.binds.append(attempt.statusCode.map { Int32($0) })
-            insert.binds.append(Int32(attempt.latencyMs)); insert.bind(attempt.error); insert.binds.append(Int32(attempt.manual ? 1 : 0))
-            _ = try await rows(insert, on: connection)
             let state = delivered ? "delivered" : (retryAt == nil ? "failed" : "pending")
             var update = Query(
                 """
                 UPDATE outbox SET attempts = attempts + 1, last_status = $1, state = CASE WHEN state = 'delivered' THEN 'delivered' ELSE $2 END,
                     delivered_at = CASE WHEN $2 = 'delivered' AND delivered_at IS NULL THEN $3 ELSE delivered_at END,
                     next_attempt_at = COALESCE($4, next_attempt_at), lease_owner = NULL, lease_until = NULL
-                WHERE id = $5
+                WHERE id = $5 AND lease_owner = $6 RETURNING id
                 """)
             update.binds.append(attempt.statusCode.map { Int32($0) }); update.bind(state); update.bind(attempt.at); update.bind(retryAt); update.bind(attempt.messageId)
-            _ = try await rows(update, on: connection)
+            update.bind(owner)
+            guard try await !rows(update, on: connection).isEmpty else { return false }
+            var insert = Query("INSERT INTO delivery_attempts (message_id, at, status_code, latency_ms, error, manual) VALUES ($1, $2, $3, $4, $5, $6)")
+            insert.bind(attempt.messageId); insert.bind(attempt.at); insert.binds.append(attempt.statusCode.map { Int32($0) })
+            insert.binds.append(Int32(attempt.latencyMs)); insert.bind(attempt.error); insert.binds.append(Int32(attempt.manual ? 1 : 0))
+            _ = try await rows(insert, on: connection)
+            return true
+        }
+    }
+
+    public func releaseLeases(owner: String) async throws -> Int {
+        try await transaction { connection in
+            var orders = Query("UPDATE orders SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1 RETURNING id")
+            orders.bind(owner)
+            var outbox = Query("UPDATE outbox SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1 RETURNING id")
+            outbox.bind(owner)
+            return try await rows(orders, on: connection).count + rows(outbox, on: connection).count
         }
     }
 

@@ -548,34 +548,50 @@ public final class SQLiteGatewayStore: GatewayStore {
 
     public func claimOutbox(now: Date, limit: Int, owner: String, lease: TimeInterval) async throws -> [OutboxMessage] {
         try await transaction { db in
-            let rows = try db.run(
+            let due = try db.run(
                 """
-                UPDATE outbox SET lease_owner = ?, lease_until = ?
-                WHERE id IN (
-                    SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?)
-                    ORDER BY next_attempt_at, created_at LIMIT ?)
-                RETURNING \(outboxColumns)
+                SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?)
+                ORDER BY next_attempt_at, created_at LIMIT ?
                 """,
-                [.text(owner), .integer(Int(now.addingTimeInterval(lease).ms)), .integer(Int(now.ms)), .integer(Int(now.ms)), .integer(limit)])
-            return try rows.map { try RowDecoding.message(SQLiteRowReader($0)) }.sorted { $0.createdAt < $1.createdAt }
+                [.integer(Int(now.ms)), .integer(Int(now.ms)), .integer(limit)])
+            var claimed: [OutboxMessage] = []
+            for (position, row) in due.enumerated() {
+                guard let id = row.column("id")?.string else { continue }
+                let until = now.addingTimeInterval(lease * Double(position + 1))
+                let rows = try db.run(
+                    "UPDATE outbox SET lease_owner = ?, lease_until = ? WHERE id = ? RETURNING \(outboxColumns)",
+                    [.text(owner), .integer(Int(until.ms)), .text(id)])
+                claimed += try rows.map { try RowDecoding.message(SQLiteRowReader($0)) }
+            }
+            return claimed
         }
     }
 
-    public func recordDelivery(_ attempt: DeliveryAttempt, delivered: Bool, retryAt: Date?, owner: String) async throws {
+    public func recordDelivery(_ attempt: DeliveryAttempt, delivered: Bool, retryAt: Date?, owner: String) async throws -> Bool {
         try await transaction { db in
-            try db.run(
-                "INSERT INTO delivery_attempts (message_id, at, status_code, latency_ms, error, manual) VALUES (?, ?, ?, ?, ?, ?)",
-                [.text(attempt.messageId), .integer(Int(attempt.at.ms)), Self.int(attempt.statusCode), .integer(attempt.latencyMs),
-                 Self.text(attempt.error), .integer(attempt.manual ? 1 : 0)])
             let state = delivered ? "delivered" : (retryAt == nil ? "failed" : "pending")
-            try db.run(
+            let updated = try db.run(
                 """
                 UPDATE outbox SET attempts = attempts + 1, last_status = ?, state = CASE WHEN state = 'delivered' THEN 'delivered' ELSE ? END,
                     delivered_at = CASE WHEN ? = 'delivered' AND delivered_at IS NULL THEN ? ELSE delivered_at END,
                     next_attempt_at = COALESCE(?, next_attempt_at), lease_owner = NULL, lease_until = NULL
-                WHERE id = ?
+                WHERE id = ? AND lease_owner = ? RETURNING id
                 """,
-                [Self.int(attempt.statusCode), .text(state), .text(state), .integer(Int(attempt.at.ms)), Self.int(retryAt?.ms), .text(attempt.messageId)])
+                [Self.int(attempt.statusCode), .text(state), .text(state), .integer(Int(attempt.at.ms)), Self.int(retryAt?.ms), .text(attempt.messageId), .text(owner)])
+            guard !updated.isEmpty else { return false }
+            try db.run(
+                "INSERT INTO delivery_attempts (message_id, at, status_code, latency_ms, error, manual) VALUES (?, ?, ?, ?, ?, ?)",
+                [.text(attempt.messageId), .integer(Int(attempt.at.ms)), Self.int(attempt.statusCode), .integer(attempt.latencyMs),
+                 Self.text(attempt.error), .integer(attempt.manual ? 1 : 0)])
+            return true
+        }
+    }
+
+    public func releaseLeases(owner: String) async throws -> Int {
+        try await transaction { db in
+            let orders = try db.run("UPDATE orders SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ? RETURNING id", [.text(owner)]).count
+            let outbox = try db.run("UPDATE outbox SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ? RETURNING id", [.text(owner)]).count
+            return orders + outbox
         }
     }
 

@@ -82,9 +82,9 @@ struct StoreContractTests {
     func migrationsAreVersionedAndIdempotent(_ backend: Backend) async throws {
         let handle = try await backend.open()
         let store = handle.store
-        #expect(try await store.schemaVersion() == 4)
+        #expect(try await store.schemaVersion() == 5)
         #expect(try await store.migrate() == [])
-        #expect(try await store.schemaVersion() == 4)
+        #expect(try await store.schemaVersion() == 5)
         try await handle.close()
     }
 
@@ -312,6 +312,37 @@ struct StoreContractTests {
     }
 
     @Test(arguments: Backend.available)
+    func outboxLeasesArePerMessageAndOnlyTheirHolderRecords(_ backend: Backend) async throws {
+        let handle = try await backend.open()
+        let store = handle.store
+        let t0 = Date(timeIntervalSince1970: 1_800_000_000)
+        var ids: [String] = []
+        for i in 0..<3 {
+            let order = makeOrder("cart-\(i)", at: t0.addingTimeInterval(Double(i)))
+            try await store.insert(order)
+            _ = try await store.update(orderId: order.id) { OrderStateMachine.apply(.approved, transactionId: "T\(i)", source: .webhook, to: $0, at: t0.addingTimeInterval(Double(i))) }
+            ids.append(order.id)
+        }
+        let at = t0.addingTimeInterval(10)
+        let first = try await store.claimOutbox(now: at, limit: 10, owner: "a", lease: 10)
+        #expect(first.count == 3)
+        // Staggered leases: 10 s, 20 s and 30 s. At 15 s only the first has lapsed.
+        let taken = try await store.claimOutbox(now: at.addingTimeInterval(15), limit: 10, owner: "b", lease: 10)
+        #expect(taken.map(\.id) == [first[0].id])
+        // "a" finishes its late delivery of the first: refused, since "b" holds it now.
+        let late = try await store.recordDelivery(DeliveryAttempt(messageId: first[0].id, at: at.addingTimeInterval(16), statusCode: 204, latencyMs: 9_000, error: nil), delivered: true, retryAt: nil, owner: "a")
+        #expect(!late)
+        #expect(try await store.deliveryAttempts(messageId: first[0].id).isEmpty)
+        #expect(try await store.recordDelivery(DeliveryAttempt(messageId: first[0].id, at: at.addingTimeInterval(17), statusCode: 204, latencyMs: 5, error: nil), delivered: true, retryAt: nil, owner: "b"))
+        let message = try #require(try await store.outboxMessages(orderId: ids[0], limit: 10).first)
+        #expect(message.attempts == 1 && message.state == .delivered)
+        // A restarted "a" releases its own leases: the other two are due at once.
+        #expect(try await store.releaseLeases(owner: "a") == 2)
+        #expect(try await store.claimOutbox(now: at.addingTimeInterval(16), limit: 10, owner: "a", lease: 10).count == 2)
+        try await handle.close()
+    }
+
+    @Test(arguments: Backend.available)
     func idempotencyKeysReplayAndConflict(_ backend: Backend) async throws {
         let handle = try await backend.open()
         let store = handle.store
@@ -513,7 +544,7 @@ struct SQLiteStoreTests {
         let store = try await SQLiteGatewayStore.open(path: path)
         #expect(try await store.synchronousSetting() == 2)
         #expect(try await store.schemaVersion() == 0)
-        #expect(try await store.migrate() == [1, 2, 3, 4])
+        #expect(try await store.migrate() == [1, 2, 3, 4, 5])
         let order = makeOrder()
         try await store.insert(order)
         try await store.close()
