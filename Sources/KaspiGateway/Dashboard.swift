@@ -203,6 +203,24 @@ extension Gateway {
                 }
             }
         }
+        router.get("/admin/refunds") { request, _ in
+            try await self.adminView(request) { session in try await self.refundsPage(session, message: request.uri.queryParameters.get("message")) }
+        }
+        router.post("/admin/refunds/:id/settle") { request, context in
+            let id = context.parameters.get("id") ?? ""
+            return try await self.adminForm(request) { form, _ in
+                guard let orderId = form["order"], let outcome = form["outcome"], ["succeeded", "failed"].contains(outcome) else {
+                    return Self.redirect("/admin/refunds", message: "Choose whether Kaspi refunded it.")
+                }
+                do {
+                    _ = try await self.settleRefund(id: id, orderId: orderId, succeeded: outcome == "succeeded")
+                    self.logger.notice("Refund settled by an admin", metadata: ["refund": "\(id)", "order": "\(orderId)", "outcome": "\(outcome)"])
+                    return Self.redirect("/admin/refunds", message: "Refund \(id) settled as \(outcome == "succeeded" ? "refunded" : "not refunded").")
+                } catch {
+                    return Self.redirect("/admin/refunds", message: "Not settled: \((error as? GatewayAPIError)?.message ?? "try again later.")")
+                }
+            }
+        }
         router.get("/admin/links") { request, _ in
             try await self.adminView(request) { session in try await self.linksPage(session, request: request) }
         }
@@ -274,7 +292,7 @@ extension Gateway {
     func adminPage(_ title: String, signedIn session: AdminSession?, _ body: String, message: String? = nil) -> String {
         let nav = session.map { s in
             """
-            <nav><a href="/admin">Orders</a> <a href="/admin/links">Payment links</a> <a href="/admin/events">Events</a> <a href="/admin/settings">Settings</a>
+            <nav><a href="/admin">Orders</a> <a href="/admin/links">Payment links</a> <a href="/admin/events">Events</a> <a href="/admin/refunds">Refunds</a> <a href="/admin/settings">Settings</a>
             <form method="post" action="/admin/logout" class="inline"><input type="hidden" name="csrf" value="\(s.csrf)"><button type="submit" id="sign-out">Sign out</button></form></nav>
             """
         } ?? ""
@@ -285,7 +303,7 @@ extension Gateway {
             <style>body{font-family:system-ui,sans-serif;max-width:62rem;margin:1.5rem auto;padding:0 1rem;color:#222}
             nav{display:flex;gap:1rem;align-items:center;border-bottom:1px solid #ddd;padding-bottom:.6rem;margin-bottom:1rem}nav a{color:#f14635;font-weight:600;text-decoration:none}
             table{border-collapse:collapse;width:100%}th,td{text-align:left;border-bottom:1px solid #eee;padding:.35rem .4rem;font-size:.92rem}
-            .inline{display:inline;margin-left:auto}.big{font-size:1.6rem;font-weight:700}.flash{background:#eef7ee;padding:.5rem .8rem;border-radius:.4rem}
+            .inline{display:inline;margin-left:auto}.inline-form{display:inline}.big{font-size:1.6rem;font-weight:700}.flash{background:#eef7ee;padding:.5rem .8rem;border-radius:.4rem}
             .error{color:#b00}.review{color:#b00;font-weight:700}.card{max-width:22rem;display:grid;gap:.8rem}.qr{width:200px;height:200px;image-rendering:pixelated}
             .state-paid{color:#070}.state-declined,.state-cancelled,.state-expired{color:#a00}button{padding:.35rem .8rem}</style></head>
             <body><h1>\(Self.escape(title))</h1>\(nav)\(flash)\(body)</body></html>
@@ -317,6 +335,30 @@ extension Gateway {
         return adminPage("Orders", signedIn: session, filters + "<table id=\"orders\"><tr><th>Order</th><th>Reference</th><th>Amount</th><th>State</th><th>Refunded</th><th>Created</th></tr>\(rows)</table>" + more)
     }
 
+    /// Refunds whose outcome is not known yet, each with Kaspi's record to check and the two
+    /// ways to settle it.
+    func refundsPage(_ session: AdminSession, message: String?) async throws -> String {
+        let open = try await store.unresolvedRefunds(pendingBefore: now(), limit: 200)
+        var rows = ""
+        for refund in open {
+            let form = { (outcome: String, label: String) in
+                """
+                <form method="post" action="/admin/refunds/\(Self.escape(refund.id))/settle" class="inline-form"><input type="hidden" name="csrf" value="\(session.csrf)">\
+                <input type="hidden" name="order" value="\(Self.escape(refund.orderId))"><input type="hidden" name="outcome" value="\(outcome)">\
+                <button type="submit" class="settle-\(outcome)">\(label)</button></form>
+                """
+            }
+            rows += """
+                <tr><td>\(Self.escape(refund.id))</td><td><a href="/admin/orders/\(Self.escape(refund.orderId))">\(Self.escape(refund.orderId))</a></td>
+                <td>\(Self.escape(Amount.formatted(tenge: refund.amount)))</td><td>\(refund.status.rawValue)</td><td>\(Self.escape(refund.detail ?? ""))</td>
+                <td>\(Self.iso(refund.createdAt).prefix(19))</td><td>\(form("succeeded", "Kaspi refunded it")) \(form("failed", "Kaspi did not"))</td></tr>
+                """
+        }
+        let intro = "<p>Refunds whose outcome Kaspi did not tell us. Reconciliation settles them from Kaspi's record when it can; settle one by hand only after checking the payment in Kaspi Pay. Each settlement is written to the order's timeline.</p>"
+        let table = open.isEmpty ? "<p id=\"no-refunds\">Every refund is settled.</p>" : "<table id=\"refunds\"><tr><th>Refund</th><th>Order</th><th>Amount</th><th>Status</th><th>Detail</th><th>Created</th><th>Settle</th></tr>\(rows)</table>"
+        return adminPage("Unsettled refunds", signedIn: session, intro + table, message: message)
+    }
+
     func orderPage(_ id: String, _ session: AdminSession, message: String?) async throws -> String {
         guard let order = try await store.order(id: id) else { return adminPage("Order not found", signedIn: session, "<p>No order \(Self.escape(id)).</p>") }
         let events = try await store.events(orderId: id)
@@ -333,6 +375,11 @@ extension Gateway {
             outgoing += "<tr><td>\(message.type)</td><td>\(state)</td><td>\(Self.escape(attempts))</td></tr>"
         }
         let review = order.needsReview ? "<p class=\"review\" id=\"review\">Needs review: conflicting reports or an unknown refund outcome; see the timeline.</p>" : ""
+        var refundRows = ""
+        for refund in try await store.refunds(orderId: id) {
+            refundRows += "<tr><td>\(Self.escape(refund.id))</td><td>\(refund.amount)</td><td class=\"refund-\(refund.status.rawValue)\">\(refund.status.rawValue)</td><td>\(Self.escape(refund.detail ?? ""))</td></tr>"
+        }
+        let refundsTable = refundRows.isEmpty ? "" : "<h2>Refunds</h2><table id=\"order-refunds\"><tr><th>Refund</th><th>Amount</th><th>Status</th><th>Detail</th></tr>\(refundRows)</table>"
         let refundable = order.state == .paid && order.refundedAmount < order.amount
         let refundForm = refundable ? """
             <h2>Refund</h2><form method="post" action="/admin/orders/\(order.id)/refund"><input type="hidden" name="csrf" value="\(session.csrf)">
@@ -344,7 +391,7 @@ extension Gateway {
             <table><tr><th>Reference</th><td>\(Self.escape(order.merchantReference ?? "—"))</td></tr><tr><th>Kaspi order id</th><td>\(order.providerOrderId)</td></tr>
             <tr><th>Transaction</th><td>\(Self.escape(order.transactionId ?? "—"))</td></tr><tr><th>Refunded</th><td id="refunded">\(order.refundedAmount)</td></tr>
             <tr><th>Description</th><td>\(Self.escape(order.description ?? "—"))</td></tr><tr><th>Kind</th><td>\(order.kind.rawValue)</td></tr></table>
-            \(refundForm)
+            \(refundForm)\(refundsTable)
             <h2>Timeline</h2><table id="timeline">\(timeline)</table>
             <h2>Outgoing events</h2><table><tr><th>Type</th><th>State</th><th>Attempts</th></tr>\(outgoing)</table>
             """

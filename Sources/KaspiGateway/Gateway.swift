@@ -34,6 +34,7 @@ public struct GatewayAPIError: Error, Sendable, Hashable, CustomStringConvertibl
         case .idempotencyConflict: .init(409, "IDEMPOTENCY_CONFLICT", "This Idempotency-Key was used with a different request; use a new key.")
         case .idempotencyInProgress: .init(409, "IDEMPOTENCY_IN_PROGRESS", "A request with this Idempotency-Key is still being processed; retry after a moment for its answer.", retryAfter: 1)
         case .duplicateOrder: .init(409, "DUPLICATE_ORDER", "An order with this id exists.")
+        case .refundAlreadyResolved(let id): .init(409, "REFUND_ALREADY_RESOLVED", "Refund \(id) was settled already.")
         case .schemaTooNew, .database: .init(503, "STORAGE_UNAVAILABLE", "The gateway could not store the change; retry later.")
         }
     }
@@ -308,30 +309,142 @@ public final class Gateway: Sendable {
             let done = try await provider.refund(reserved, amount: amount)
             let at = now()
             do {
-                return try await store.update(orderId: orderId) { OrderStateMachine.refundConfirmed($0, amount: amount, refundId: done.refundId, at: at) }
+                let updated = try await store.update(orderId: orderId) {
+                    OrderStateMachine.refundConfirmed($0, amount: amount, refundId: refundId, providerRefundId: done.refundId, at: at)
+                }
+                metrics.refund("succeeded")
+                return updated
             } catch {
-                throw Self.storeError(error)
+                // Kaspi refunded it; the refund stays pending in the database, and the
+                // reconciliation pass records it from Kaspi's own record.
+                logger.error("Kaspi confirmed a refund that could not be recorded; reconciliation records it", metadata: ["order": "\(orderId)", "refund": "\(refundId)"])
+                metrics.refund("unrecorded")
+                throw GatewayAPIError(503, "REFUND_NOT_RECORDED", "Kaspi confirmed refund \(refundId), but it could not be recorded yet; it is recorded shortly from Kaspi's record. Do not refund again.")
             }
         } catch let error as ProviderError where !error.ambiguous {
             let at = now()
-            _ = try? await store.update(orderId: orderId) {
-                OrderStateMachine.refundReleased($0, amount: amount, refundId: refundId, reason: "Kaspi refused it (\(error.code))", at: at)
+            do {
+                _ = try await store.update(orderId: orderId) {
+                    OrderStateMachine.refundReleased($0, amount: amount, refundId: refundId, reason: "Kaspi refused it (\(error.code))", at: at)
+                }
+                metrics.refund("failed")
+            } catch {
+                // Still pending in the database: reconciliation releases it from Kaspi's record.
+                logger.error("A refused refund could not be released; reconciliation releases it", metadata: ["order": "\(orderId)", "refund": "\(refundId)"])
+                metrics.refund("unrecorded")
             }
             throw GatewayAPIError(502, "PROVIDER_REFUSED", "Kaspi refused the refund (\(error.code)): \(error.message)")
         } catch let error as GatewayAPIError {
             throw error
         } catch {
             let code = (error as? ProviderError)?.code ?? "UNKNOWN"
-            logger.error("Refund reserved but its outcome at the provider is unknown; it needs a person", metadata: ["order": "\(orderId)", "error.code": "\(code)"])
+            logger.error("Refund reserved but its outcome at the provider is unknown; reconciliation settles it", metadata: ["order": "\(orderId)", "error.code": "\(code)"])
+            metrics.refund("unknown")
             let at = now()
+            do {
+                _ = try await store.update(orderId: orderId) { OrderStateMachine.refundUnknown($0, amount: amount, refundId: refundId, reason: code, at: at) }
+            } catch {
+                logger.error("A refund with an unknown outcome could not be marked; it stays pending until reconciliation", metadata: ["order": "\(orderId)", "refund": "\(refundId)"])
+            }
+            throw GatewayAPIError(502, "PROVIDER_REFUND_UNKNOWN", "Kaspi's answer to refund \(refundId) was lost (\(code)); it is settled from Kaspi's record by reconciliation. Do not refund again before it is.")
+        }
+    }
+
+    // MARK: Refund reconciliation
+
+    /// Settles refunds whose outcome is not known (Kaspi's answer lost, or an outcome that
+    /// could not be recorded) from Kaspi's own record, once: the order's refunded total at
+    /// Kaspi, less the refunds already confirmed here, is what the unsettled ones add up to.
+    /// Each is confirmed (`refund.succeeded`) or released; when Kaspi's total fits no such
+    /// split, the order is flagged and they wait for a person (the dashboard's refunds page).
+    ///
+    /// - Returns: how many refunds were settled.
+    @discardableResult
+    public func resolveRefundsOnce(limit: Int? = nil) async throws -> Int {
+        let cutoff = now().addingTimeInterval(-configuration.refundSettleAfter)
+        let candidates = try await store.unresolvedRefunds(pendingBefore: cutoff, limit: limit ?? configuration.workBatchSize)
+        var settled = 0
+        var seen: Set<String> = []
+        for orderId in candidates.map(\.orderId) where seen.insert(orderId).inserted {
+            do {
+                settled += try await resolveRefunds(orderId: orderId, pendingBefore: cutoff)
+            } catch {
+                logger.warning("Refund reconciliation failed; will retry", metadata: ["order": "\(orderId)", "error": "\(String(describing: error).prefix(120))"])
+            }
+        }
+        return settled
+    }
+
+    func resolveRefunds(orderId: String, pendingBefore cutoff: Date) async throws -> Int {
+        let refunds = try await store.refunds(orderId: orderId)
+        // A refund still in flight could change Kaspi's total under us: wait for it.
+        guard !refunds.contains(where: { $0.status == .pending && $0.createdAt >= cutoff }) else { return 0 }
+        let open = refunds.filter { !$0.status.isResolved }
+        guard !open.isEmpty, let order = try await store.order(id: orderId) else { return 0 }
+        let status = try await provider.status(of: order)
+        guard let kaspiTotal = status.refundedAmount else { return 0 }
+        var remaining = kaspiTotal - refunds.filter { $0.status == .succeeded }.reduce(0) { $0 + $1.amount }
+        var decisions: [(RefundRecord, Bool)] = []
+        for refund in open {
+            let happened = remaining >= refund.amount
+            if happened { remaining -= refund.amount }
+            decisions.append((refund, happened))
+        }
+        guard remaining == 0 else {
+            let at = now()
+            let detail = "Kaspi reports \(kaspiTotal) refunded, which no split of the unsettled refunds explains; settle them by hand"
             _ = try? await store.update(orderId: orderId) { current in
+                guard !current.needsReview else { return nil }
                 var next = current
                 next.needsReview = true
                 next.version += 1
                 next.updatedAt = at
-                return OrderChange(order: next, events: [OrderEvent(orderId: orderId, at: at, kind: .conflict, detail: "refund \(refundId) of \(amount) is reserved but Kaspi's answer was lost (\(code)); check Kaspi before retrying")])
+                return OrderChange(order: next, events: [OrderEvent(orderId: orderId, at: at, kind: .conflict, detail: detail)])
             }
-            throw GatewayAPIError(502, "PROVIDER_REFUND_UNKNOWN", "Kaspi's answer to the refund was lost (\(code)); the order is flagged for review before anything is retried.")
+            metrics.refund("mismatch")
+            return 0
+        }
+        var settled = 0
+        for (refund, happened) in decisions {
+            let at = now()
+            do {
+                if happened {
+                    _ = try await store.update(orderId: orderId) {
+                        OrderStateMachine.refundConfirmed($0, amount: refund.amount, refundId: refund.id, how: "confirmed from Kaspi's record by reconciliation", at: at)
+                    }
+                } else {
+                    _ = try await store.update(orderId: orderId) {
+                        OrderStateMachine.refundReleased($0, amount: refund.amount, refundId: refund.id, reason: "Kaspi's record shows it never happened (found by reconciliation)", at: at)
+                    }
+                }
+                metrics.refund(happened ? "reconciled_succeeded" : "reconciled_failed")
+                settled += 1
+            } catch StoreError.refundAlreadyResolved {
+                // Another instance or a person settled it meanwhile.
+            }
+        }
+        return settled
+    }
+
+    /// Settles a refund by hand, after a person checked Kaspi's record: an audit line names
+    /// the admin action.
+    public func settleRefund(id refundId: String, orderId: String, succeeded: Bool) async throws(GatewayAPIError) -> GatewayOrder {
+        let refunds: [RefundRecord]
+        do { refunds = try await store.refunds(orderId: orderId) } catch { throw Self.storeError(error) }
+        guard let refund = refunds.first(where: { $0.id == refundId }) else { throw GatewayAPIError(404, "REFUND_NOT_FOUND", "No refund \(refundId) on order \(orderId).") }
+        guard !refund.status.isResolved else { throw GatewayAPIError(409, "REFUND_ALREADY_RESOLVED", "Refund \(refundId) is \(refund.status.rawValue) already.") }
+        let at = now()
+        do {
+            if succeeded {
+                return try await store.update(orderId: orderId) {
+                    OrderStateMachine.refundConfirmed($0, amount: refund.amount, refundId: refundId, how: "settled as refunded by an admin (Kaspi's record checked by hand)", kind: .admin, at: at)
+                }
+            }
+            return try await store.update(orderId: orderId) {
+                OrderStateMachine.refundReleased($0, amount: refund.amount, refundId: refundId, reason: "settled as not refunded by an admin (Kaspi's record checked by hand)", kind: .admin, at: at)
+            }
+        } catch {
+            throw Self.storeError(error)
         }
     }
 

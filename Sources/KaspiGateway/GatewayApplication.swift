@@ -386,9 +386,10 @@ struct GatewayWorker: Service {
                 do {
                     try await gateway.reconcileOnce()
                     try await gateway.deliverEventsOnce()
-                    if ContinuousClock.now - lastCleanup >= .seconds(60) {
+                    if ContinuousClock.now - lastCleanup >= .seconds(gateway.configuration.maintenanceInterval) {
                         lastCleanup = ContinuousClock.now
                         try await gateway.cleanUpOnce()
+                        try await gateway.resolveRefundsOnce()
                     }
                 } catch {
                     gateway.logger.warning("Background work failed; retrying", metadata: ["error": "\(String(describing: error).prefix(160))"])

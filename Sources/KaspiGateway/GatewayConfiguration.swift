@@ -37,6 +37,12 @@ public struct GatewayConfiguration: Sendable {
     public var latePaymentWindow: TimeInterval = 24 * 3600
     /// How often an expired order is asked about during ``latePaymentWindow``.
     public var latePollInterval: TimeInterval = 900
+    /// How often the slower background passes run: deleting expired idempotency keys and
+    /// settling refunds with unknown outcomes.
+    public var maintenanceInterval: TimeInterval = 30
+    /// How old a pending refund must be before reconciliation treats its outcome as unknown
+    /// (no call to Kaspi lasts longer).
+    public var refundSettleAfter: TimeInterval = 120
     /// How long a stored order may wait for its create call before a provider's "not found"
     /// means the call never arrived (and the order expires).
     public var createGracePeriod: TimeInterval = 120
@@ -123,7 +129,7 @@ public struct GatewayConfiguration: Sendable {
         }
         for (name, value) in [("firstPollAfter", firstPollAfter), ("pollInterval", pollInterval), ("maxPollInterval", maxPollInterval),
                               ("expireAfter", expireAfter), ("qrExpireAfter", qrExpireAfter), ("workerInterval", workerInterval),
-                              ("idempotencyKeyLifetime", idempotencyKeyLifetime), ("latePollInterval", latePollInterval), ("eventDeliveryTimeout", eventDeliveryTimeout), ("idempotencyInterruptedAfter", idempotencyInterruptedAfter)]
+                              ("idempotencyKeyLifetime", idempotencyKeyLifetime), ("latePollInterval", latePollInterval), ("refundSettleAfter", refundSettleAfter), ("maintenanceInterval", maintenanceInterval), ("eventDeliveryTimeout", eventDeliveryTimeout), ("idempotencyInterruptedAfter", idempotencyInterruptedAfter)]
         where !(value > 0 && value.isFinite) {
             throw .invalid(name, "must be a positive number of seconds")
         }

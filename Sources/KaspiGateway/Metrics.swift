@@ -15,6 +15,7 @@ public final class GatewayMetrics: Sendable {
     private var requestsName: MetricNameDescriptor { Self.name("http_requests", "total", "HTTP requests by route and status") }
     private var webhooksName: MetricNameDescriptor { Self.name("webhooks", "total", "Kaspi webhooks by outcome") }
     private var latePollsName: MetricNameDescriptor { Self.name("late_polls", "total", "Polls of expired orders, looking for late payments") }
+    private var refundsName: MetricNameDescriptor { Self.name("refunds", "total", "Refunds by outcome") }
     private var signInsName: MetricNameDescriptor { Self.name("admin_sign_ins", "total", "Dashboard sign-ins by outcome: accepted, refused, throttled") }
     private var transitionsName: MetricNameDescriptor { Self.name("transitions", "total", "Order state transitions by target state") }
     private var deliveriesName: MetricNameDescriptor { Self.name("event_deliveries", "total", "Outgoing event delivery attempts by outcome") }
@@ -31,6 +32,11 @@ public final class GatewayMetrics: Sendable {
     /// A poll of an expired order, looking for a late payment.
     func latePoll() {
         registry.makeCounter(descriptor: latePollsName).increment()
+    }
+
+    /// A refund's outcome: succeeded, failed, unknown, unrecorded, reconciled_…, mismatch.
+    func refund(_ outcome: String) {
+        registry.makeCounter(descriptor: refundsName, labels: [("outcome", outcome)]).increment()
     }
 
     func signIn(_ outcome: String) {

@@ -43,6 +43,8 @@ public struct ProviderQR: Sendable, Hashable {
 public struct ProviderStatus: Sendable, Hashable {
     public var report: OrderStateMachine.Report
     public var transactionId: String?
+    /// What the provider's record says was refunded in all, when it says.
+    public var refundedAmount: Int? = nil
 }
 
 public struct ProviderRefund: Sendable, Hashable {
@@ -146,7 +148,7 @@ public struct KaspiPayProvider: PaymentProvider {
         do {
             let orderId = try OrderID(order.providerOrderId)
             let status = try await client.orders.status(of: orderId)
-            return ProviderStatus(report: Self.report(status.status), transactionId: status.transactionId)
+            return ProviderStatus(report: Self.report(status.status), transactionId: status.transactionId, refundedAmount: status.refundedAmount?.tenge)
         } catch {
             throw Self.map(error)
         }

@@ -163,16 +163,67 @@ public struct OutboxMessage: Sendable, Codable, Hashable {
 }
 
 /// What an update of an order writes, all in one transaction: the new order, the audit
-/// events and the outbox messages.
+/// events, the outbox messages and, for a refund's outcome, the refund's new status.
 public struct OrderChange: Sendable {
     public var order: GatewayOrder
     public var events: [OrderEvent]
     public var outbox: [OutboxMessage]
+    /// A refund's outcome. Written only while the refund is still unresolved (pending or
+    /// unknown); otherwise the whole change is refused with
+    /// ``StoreError/refundAlreadyResolved(_:)``, so no refund is settled twice.
+    public var refund: RefundUpdate?
 
-    public init(order: GatewayOrder, events: [OrderEvent], outbox: [OutboxMessage] = []) {
+    public init(order: GatewayOrder, events: [OrderEvent], outbox: [OutboxMessage] = [], refund: RefundUpdate? = nil) {
         self.order = order
         self.events = events
         self.outbox = outbox
+        self.refund = refund
+    }
+}
+
+/// Where a refund stands. `pending`: reserved, Kaspi being asked; `succeeded`: Kaspi refunded
+/// it; `failed`: Kaspi refused it (the reservation is released); `unknown`: Kaspi's answer was
+/// lost, so reconciliation (or a person) settles it from Kaspi's own record.
+public enum RefundStatus: String, Sendable, Codable, Hashable, CaseIterable {
+    case pending, succeeded, failed, unknown
+
+    /// Whether the outcome is known.
+    public var isResolved: Bool { self == .succeeded || self == .failed }
+}
+
+/// A refund as the gateway keeps it.
+public struct RefundRecord: Sendable, Codable, Hashable {
+    /// The gateway's id, e.g. `rf_…`.
+    public var id: String
+    public var orderId: String
+    public var amount: Int
+    public var status: RefundStatus
+    /// Why it stands where it does, for people.
+    public var detail: String?
+    public var createdAt: Date
+    public var updatedAt: Date
+
+    public init(id: String, orderId: String, amount: Int, status: RefundStatus, detail: String? = nil, createdAt: Date, updatedAt: Date? = nil) {
+        self.id = id
+        self.orderId = orderId
+        self.amount = amount
+        self.status = status
+        self.detail = detail
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt ?? createdAt
+    }
+}
+
+/// A refund's new status, written with the order change that settles it.
+public struct RefundUpdate: Sendable, Hashable {
+    public var refundId: String
+    public var status: RefundStatus
+    public var detail: String
+
+    public init(refundId: String, status: RefundStatus, detail: String) {
+        self.refundId = refundId
+        self.status = status
+        self.detail = detail
     }
 }
 

@@ -14,6 +14,8 @@ public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
     case idempotencyConflict(key: String)
     /// Another request with the same idempotency key reserved it first and is still at work.
     case idempotencyInProgress(key: String)
+    /// The refund was settled already (by another instance, or a person).
+    case refundAlreadyResolved(String)
     /// The database is newer than this program.
     case schemaTooNew(found: Int, known: Int)
     /// The database failed; the message is safe to log.
@@ -27,6 +29,7 @@ public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
         case .notRefundable: "NOT_REFUNDABLE"
         case .idempotencyConflict: "IDEMPOTENCY_CONFLICT"
         case .idempotencyInProgress: "IDEMPOTENCY_IN_PROGRESS"
+        case .refundAlreadyResolved: "REFUND_ALREADY_RESOLVED"
         case .schemaTooNew: "SCHEMA_TOO_NEW"
         case .database: "DATABASE_ERROR"
         }
@@ -40,6 +43,7 @@ public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
         case .notRefundable(let id, let state): "\(code): order \(id) is \(state.rawValue); only a paid order can be refunded."
         case .idempotencyConflict(let key): "\(code): the Idempotency-Key \(key) was used with a different request; use a new key."
         case .idempotencyInProgress(let key): "\(code): a request with the Idempotency-Key \(key) is still being processed."
+        case .refundAlreadyResolved(let id): "\(code): refund \(id) was settled already."
         case .schemaTooNew(let found, let known): "\(code): the database has schema version \(found) but this program knows only up to \(known); upgrade KaspiKit."
         case .database(let message): "\(code): \(message)"
         }
@@ -218,6 +222,13 @@ public protocol GatewayStore: Sendable {
     ///
     /// - Throws: ``StoreError/refundExceedsPaid(orderId:)``, ``StoreError/notRefundable(orderId:state:)``.
     func recordRefund(orderId: String, amount: Int, refundId: String, at now: Date, reserving: IdempotencyReservation?) async throws -> GatewayOrder
+
+    /// An order's refunds, oldest first.
+    func refunds(orderId: String) async throws -> [RefundRecord]
+
+    /// Refunds whose outcome is not known: every `unknown` one, and `pending` ones created
+    /// before `pendingBefore` (older than any call still in flight), oldest first.
+    func unresolvedRefunds(pendingBefore: Date, limit: Int) async throws -> [RefundRecord]
 
     /// Claims up to `limit` orders due for a status poll (pending, `nextPollAt` passed), for
     /// `lease`; another claimer skips them until the lease ends.

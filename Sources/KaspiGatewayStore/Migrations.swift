@@ -135,9 +135,19 @@ enum Migrations {
                 "CREATE INDEX orders_lease ON orders (lease_owner) WHERE lease_owner IS NOT NULL",
                 "CREATE INDEX outbox_lease ON outbox (lease_owner) WHERE lease_owner IS NOT NULL",
             ]),
+            (6, [
+                // Refunds carry their outcome; refunds from before were confirmed or flagged.
+                "ALTER TABLE refunds ADD COLUMN status TEXT NOT NULL DEFAULT 'succeeded'",
+                "ALTER TABLE refunds ADD COLUMN detail TEXT",
+                "ALTER TABLE refunds ADD COLUMN updated_at \(integer)",
+                "CREATE INDEX refunds_order ON refunds (order_id, created_at)",
+                "CREATE INDEX refunds_unresolved ON refunds (created_at) WHERE status IN ('pending', 'unknown')",
+            ]),
         ]
     }
 }
+
+let refundColumns = "id, order_id, amount, status, detail, created_at, updated_at"
 
 let linkColumns = "id, amount, description, merchant_reference, expires_at, created_at, order_id"
 

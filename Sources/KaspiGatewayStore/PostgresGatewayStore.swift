@@ -266,12 +266,17 @@ public final class PostgresGatewayStore: GatewayStore {
             guard try await !rows(q, on: connection).isEmpty else { throw StoreError.database("order \(o.id) changed underneath the update") }
             for event in change.events { try await insertEvent(event, on: connection) }
             for message in change.outbox { try await insertMessage(message, on: connection) }
+            if let refund = change.refund {
+                var settle = Query("UPDATE refunds SET status = $1, detail = $2, updated_at = $3 WHERE id = $4 AND order_id = $5 AND status IN ('pending', 'unknown') RETURNING id")
+                settle.bind(refund.status.rawValue); settle.bind(refund.detail); settle.bind(o.updatedAt); settle.bind(refund.refundId); settle.bind(o.id)
+                guard try await !rows(settle, on: connection).isEmpty else { throw StoreError.refundAlreadyResolved(refund.refundId) }
+            }
             return o
         }
     }
 
     public func update(from current: GatewayOrder, _ decide: @escaping @Sendable (GatewayOrder) throws -> OrderChange?) async throws -> GatewayOrder {
-        guard let change = try decide(current) else { return try await update(orderId: current.id, decide) }
+        guard let change = try decide(current), change.refund == nil else { return try await update(orderId: current.id, decide) }
         // One statement, so one round trip and its own transaction: the order's update (only if
         // its version still matches) and, only if it happened, the events and outbox rows. The
         // common shape (one event, one message) is a prepared statement, parsed once a connection.
@@ -413,13 +418,29 @@ public final class PostgresGatewayStore: GatewayStore {
             guard let change = OrderStateMachine.refund(before, amount: amount, refundId: refundId, at: now) else {
                 throw StoreError.refundExceedsPaid(orderId: orderId)
             }
-            var insert = Query("INSERT INTO refunds (id, order_id, amount, created_at) VALUES ($1, $2, $3, $4)")
+            var insert = Query("INSERT INTO refunds (id, order_id, amount, created_at, status, detail, updated_at) VALUES ($1, $2, $3, $4, 'pending', 'reserved; Kaspi is being asked', $4)")
             insert.bind(refundId); insert.bind(orderId); insert.bind(amount); insert.bind(now)
             _ = try await rows(insert, on: connection)
             for event in change.events { try await insertEvent(event, on: connection) }
             for message in change.outbox { try await insertMessage(message, on: connection) }
             return order
         }
+    }
+
+    public func refunds(orderId: String) async throws -> [RefundRecord] {
+        var q = Query("SELECT \(refundColumns) FROM refunds WHERE order_id = $1 ORDER BY created_at, id")
+        q.bind(orderId)
+        return try await rows(q).map { try RowDecoding.refund($0) }
+    }
+
+    public func unresolvedRefunds(pendingBefore: Date, limit: Int) async throws -> [RefundRecord] {
+        var q = Query(
+            """
+            SELECT \(refundColumns) FROM refunds WHERE status IN ('pending', 'unknown') AND (status = 'unknown' OR created_at < $1)
+            ORDER BY created_at, id LIMIT $2
+            """)
+        q.bind(pendingBefore); q.bind(limit)
+        return try await rows(q).map { try RowDecoding.refund($0) }
     }
 
     // MARK: Background work

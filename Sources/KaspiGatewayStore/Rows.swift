@@ -50,6 +50,17 @@ enum RowDecoding {
         return message
     }
 
+    static func refund(_ row: some RowReader) throws -> RefundRecord {
+        guard let id = row.string("id"), let orderId = row.string("order_id"), let amount = row.int("amount"),
+            let createdAt = row.int("created_at"), let status = row.string("status").flatMap(RefundStatus.init(rawValue:))
+        else {
+            throw StoreError.database("a refund row is incomplete")
+        }
+        return RefundRecord(
+            id: id, orderId: orderId, amount: Int(amount), status: status, detail: row.string("detail"),
+            createdAt: Date(ms: createdAt), updatedAt: row.int("updated_at").map { Date(ms: $0) })
+    }
+
     static func link(_ row: some RowReader) throws -> PaymentLink {
         guard let id = row.string("id"), let amount = row.int("amount"), let createdAt = row.int("created_at") else {
             throw StoreError.database("a payment link row is incomplete")

@@ -458,6 +458,12 @@ public final class SQLiteGatewayStore: GatewayStore {
         guard !rows.isEmpty else { return false }
         for event in change.events { try insertEvent(event, db) }
         for message in change.outbox { try insertMessage(message, db) }
+        if let refund = change.refund {
+            let settled = try db.run(
+                "UPDATE refunds SET status = ?, detail = ?, updated_at = ? WHERE id = ? AND order_id = ? AND status IN ('pending', 'unknown') RETURNING id",
+                [.text(refund.status.rawValue), .text(refund.detail), .integer(Int(o.updatedAt.ms)), .text(refund.refundId), .text(o.id)])
+            guard !settled.isEmpty else { throw StoreError.refundAlreadyResolved(refund.refundId) }
+        }
         return true
     }
 
@@ -513,11 +519,27 @@ public final class SQLiteGatewayStore: GatewayStore {
             guard let change = OrderStateMachine.refund(before, amount: amount, refundId: refundId, at: now) else {
                 throw StoreError.refundExceedsPaid(orderId: orderId)
             }
-            try db.run("INSERT INTO refunds (id, order_id, amount, created_at) VALUES (?, ?, ?, ?)", [.text(refundId), .text(orderId), .integer(amount), .integer(Int(now.ms))])
+            try db.run(
+                "INSERT INTO refunds (id, order_id, amount, created_at, status, detail, updated_at) VALUES (?, ?, ?, ?, 'pending', 'reserved; Kaspi is being asked', ?)",
+                [.text(refundId), .text(orderId), .integer(amount), .integer(Int(now.ms)), .integer(Int(now.ms))])
             for event in change.events { try insertEvent(event, db) }
             for message in change.outbox { try insertMessage(message, db) }
             return order
         }
+    }
+
+    public func refunds(orderId: String) async throws -> [RefundRecord] {
+        try await fetch("SELECT \(refundColumns) FROM refunds WHERE order_id = ? ORDER BY created_at, id", [.text(orderId)])
+            .map { try RowDecoding.refund(SQLiteRowReader($0)) }
+    }
+
+    public func unresolvedRefunds(pendingBefore: Date, limit: Int) async throws -> [RefundRecord] {
+        try await fetch(
+            """
+            SELECT \(refundColumns) FROM refunds WHERE status IN ('pending', 'unknown') AND (status = 'unknown' OR created_at < ?)
+            ORDER BY created_at, id LIMIT ?
+            """,
+            [.integer(Int(pendingBefore.ms)), .integer(limit)]).map { try RowDecoding.refund(SQLiteRowReader($0)) }
     }
 
     // MARK: Background work

@@ -142,26 +142,52 @@ public enum OrderStateMachine {
             events: [OrderEvent(orderId: order.id, at: now, kind: .refund, detail: "refund \(refundId) of \(amount) reserved (\(next.refundedAmount) of \(order.amount) in all)")])
     }
 
-    /// The provider carried out a reserved refund: the audit line and `refund.succeeded`.
-    public static func refundConfirmed(_ order: GatewayOrder, amount: Int, refundId: String, at now: Date) -> OrderChange {
+    /// The provider carried out a reserved refund: the audit line, `refund.succeeded`, and the
+    /// refund marked succeeded.
+    ///
+    /// - Parameters:
+    ///   - refundId: the gateway's refund id (`rf_…`).
+    ///   - providerRefundId: the provider's own id for it, when it gave one.
+    ///   - how: how it is known, for the audit line (the provider's answer, its record, a person).
+    public static func refundConfirmed(
+        _ order: GatewayOrder, amount: Int, refundId: String, providerRefundId: String? = nil, how: String = "confirmed by the provider",
+        kind: OrderEvent.Kind = .refund, at now: Date
+    ) -> OrderChange {
         var next = order
         next.updatedAt = now
         let payload = #"{"type":"refund.succeeded","data":{"orderId":\#(json(order.id)),"refundId":\#(json(refundId)),"amount":\#(amount),"refundedAmount":\#(order.refundedAmount)}}"#
+        let reference = providerRefundId.map { " (Kaspi's \($0))" } ?? ""
         return OrderChange(
             order: bumped(next),
-            events: [OrderEvent(orderId: order.id, at: now, kind: .refund, detail: "refund \(refundId) of \(amount) confirmed by the provider")],
-            outbox: [OutboxMessage(id: GatewayID.make("msg"), type: "refund.succeeded", orderId: order.id, payload: payload, createdAt: now)])
+            events: [OrderEvent(orderId: order.id, at: now, kind: kind, detail: "refund \(refundId)\(reference) of \(amount) \(how)")],
+            outbox: [OutboxMessage(id: GatewayID.make("msg"), type: "refund.succeeded", orderId: order.id, payload: payload, createdAt: now)],
+            refund: RefundUpdate(refundId: refundId, status: .succeeded, detail: how + reference))
     }
 
-    /// The provider refused a reserved refund: the reservation is released.
-    public static func refundReleased(_ order: GatewayOrder, amount: Int, refundId: String, reason: String, at now: Date) -> OrderChange? {
+    /// The provider refused a reserved refund (or its record shows it never happened): the
+    /// reservation is released and the refund marked failed.
+    public static func refundReleased(_ order: GatewayOrder, amount: Int, refundId: String, reason: String, kind: OrderEvent.Kind = .refund, at now: Date) -> OrderChange? {
         guard order.refundedAmount >= amount else { return nil }
         var next = order
         next.refundedAmount -= amount
         next.updatedAt = now
         return OrderChange(
             order: bumped(next),
-            events: [OrderEvent(orderId: order.id, at: now, kind: .refund, detail: "refund \(refundId) of \(amount) released: \(reason)")])
+            events: [OrderEvent(orderId: order.id, at: now, kind: kind, detail: "refund \(refundId) of \(amount) released: \(reason)")],
+            refund: RefundUpdate(refundId: refundId, status: .failed, detail: reason))
+    }
+
+    /// The provider's answer to a refund was lost: the amount stays reserved, the refund is
+    /// marked unknown for reconciliation to settle from the provider's record, and the order is
+    /// flagged for review.
+    public static func refundUnknown(_ order: GatewayOrder, amount: Int, refundId: String, reason: String, at now: Date) -> OrderChange {
+        var next = order
+        next.needsReview = true
+        next.updatedAt = now
+        return OrderChange(
+            order: bumped(next),
+            events: [OrderEvent(orderId: order.id, at: now, kind: .conflict, detail: "refund \(refundId) of \(amount) is reserved but Kaspi's answer was lost (\(reason)); reconciliation settles it from Kaspi's record")],
+            refund: RefundUpdate(refundId: refundId, status: .unknown, detail: "Kaspi's answer was lost (\(reason))"))
     }
 
     private static func bumped(_ order: GatewayOrder) -> GatewayOrder {

@@ -4,6 +4,7 @@ import KaspiGatewayStore
 import KaspiGatewayTestSupport
 import KaspiPay
 import KaspiPayTesting
+import KaspiPayAsyncHTTPClient
 import KaspiSandbox
 import Testing
 import Crypto
@@ -202,6 +203,89 @@ struct HardeningTests {
             #expect(try await s.waitFor(id, .expired))
             #expect(await eventually { (try? await s.order(id))?.nextPollAt == nil })
             #expect(try await s.order(id)?.state == .expired)
+        }
+    }
+
+    /// Refunds `amount` at Kaspi directly, as if the gateway's own call had gone through and
+    /// its answer had been lost.
+    static func refundAtKaspi(_ s: Stack, orderId: String, amount: Int) async throws {
+        let providerOrderId = try #require(try await s.order(orderId)?.providerOrderId)
+        let configuration = KaspiConfiguration(
+            environment: .custom(try #require(URL(string: s.sandboxURL))), tradePointID: "TP-GW", apiKey: try APIKey("sandbox_gateway_key"))
+        let transport = AsyncHTTPClientTransport()
+        let client = KaspiClient(configuration: configuration, transport: transport)
+        _ = try await client.refunds.create(orderId: try OrderID(providerOrderId), amount: try Amount(tenge: amount))
+        try await transport.shutdown()
+    }
+
+    @Test("a refund whose answer was lost is marked unknown, then settled from Kaspi's record", arguments: Backend.available)
+    func lostRefundAnswersAreSettled(_ backend: Backend) async throws {
+        try await withStack(backend) { s in
+            let id = try await Self.paidOrder(s)
+            var failing = SandboxFaults()
+            failing.apiFailNext = 50
+            await s.sandbox.setFaults(failing, tradePointId: "TP-GW")
+            let lost = try await s.api(.POST, "/v1/orders/\(id)/refunds", #"{"amount":1000}"#)
+            #expect(lost.status == 502 && lost.errorCode == "PROVIDER_REFUND_UNKNOWN", "\(lost.body)")
+            await s.sandbox.setFaults(SandboxFaults(), tradePointId: "TP-GW")
+            var refunds = try await s.gateway.store.refunds(orderId: id)
+            #expect(refunds.map(\.status) == [.unknown])
+            #expect(try await s.order(id)?.refundedAmount == 1000)
+            #expect(try await s.order(id)?.needsReview == true)
+            // Kaspi's record shows nothing refunded: the reservation is released.
+            #expect(try await s.gateway.resolveRefundsOnce() == 1)
+            refunds = try await s.gateway.store.refunds(orderId: id)
+            #expect(refunds.map(\.status) == [.failed])
+            #expect(try await s.order(id)?.refundedAmount == 0)
+            #expect(try await s.gateway.store.events(orderId: id).contains { $0.detail.contains("never happened") })
+            // Nothing is settled twice.
+            #expect(try await s.gateway.resolveRefundsOnce() == 0)
+        }
+    }
+
+    @Test("a refund Kaspi made but the gateway never recorded (a crash) is confirmed from Kaspi's record")
+    func unrecordedRefundsAreConfirmed() async throws {
+        try await withStack(.sqlite, configure: { $0.refundSettleAfter = 0.05 }) { s in
+            let id = try await Self.paidOrder(s)
+            // The reservation is stored; the process dies after Kaspi refunded and before the
+            // answer was recorded.
+            _ = try await s.gateway.store.recordRefund(orderId: id, amount: 2000, refundId: "rf_crashed", at: Date())
+            try await Self.refundAtKaspi(s, orderId: id, amount: 2000)
+            try await Task.sleep(for: .milliseconds(100))
+            #expect(try await s.gateway.resolveRefundsOnce() == 1)
+            let refund = try #require(try await s.gateway.store.refunds(orderId: id).first)
+            #expect(refund.status == .succeeded && refund.detail?.contains("Kaspi's record") == true)
+            #expect(try await s.order(id)?.refundedAmount == 2000)
+            #expect(try await s.gateway.store.outboxMessages(orderId: id, limit: 10).contains { $0.type == "refund.succeeded" })
+        }
+    }
+
+    @Test("when Kaspi's total explains no split, the order is flagged and an admin settles it in the dashboard")
+    func mismatchedRefundsWaitForAPerson() async throws {
+        try await withStack(.sqlite, configure: { $0.refundSettleAfter = 0.05 }) { s in
+            let id = try await Self.paidOrder(s)
+            _ = try await s.gateway.store.recordRefund(orderId: id, amount: 1000, refundId: "rf_odd", at: Date())
+            try await Self.refundAtKaspi(s, orderId: id, amount: 700)
+            try await Task.sleep(for: .milliseconds(100))
+            #expect(try await s.gateway.resolveRefundsOnce() == 0)
+            #expect(try await s.order(id)?.needsReview == true)
+            #expect(try await s.gateway.store.refunds(orderId: id).first?.status == .pending)
+            // The dashboard lists it, and an admin settles it after checking Kaspi.
+            let (_, browser) = try await SignInTests.signIn(s.gatewayURL, "admin-pass-123")
+            let page = try await browser.get("/admin/refunds")
+            #expect(page.status == 200 && page.body.contains("rf_odd"))
+            let csrf = try #require(Browser.hidden("csrf", in: page.body))
+            let settled = try await browser.post("/admin/refunds/rf_odd/settle", ["csrf": csrf, "order": id, "outcome": "failed"])
+            #expect(settled.status == 303)
+            #expect(try await s.gateway.store.refunds(orderId: id).first?.status == .failed)
+            #expect(try await s.order(id)?.refundedAmount == 0)
+            let events = try await s.gateway.store.events(orderId: id)
+            #expect(events.contains { $0.kind == .admin && $0.detail.contains("settled as not refunded by an admin") })
+            let after = try await browser.get("/admin/refunds")
+            #expect(after.body.contains("Every refund is settled"))
+            // Settling it again is refused.
+            let again = try await browser.post("/admin/refunds/rf_odd/settle", ["csrf": csrf, "order": id, "outcome": "succeeded"])
+            #expect(again.headers["location"]?.contains("Not%20settled") == true || again.headers["location"]?.contains("Not") == true)
         }
     }
 }
