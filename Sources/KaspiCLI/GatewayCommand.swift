@@ -85,7 +85,14 @@ struct GatewayCommand: AsyncParsableCommand {
                 logger.logLevel = environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .info
                 let (store, services) = try await GatewayStorage.open(configuration, logger: logger)
                 let transport = AsyncHTTPClientTransport(readTimeout: kaspi.requestTimeout)
-                let provider = KaspiPayProvider(client: KaspiClient(configuration: kaspi, transport: transport, logger: logger))
+                // Kaspi's limit is per trade point, not per instance: the window lives in the
+                // database, shared by every instance on it.
+                let limiter = kaspi.rateLimit.map { limit in
+                    SharedRateLimiter(
+                        store: store, key: kaspi.tradePointID.rawValue, limit: limit.requests,
+                        window: Double(limit.window.components.seconds) + Double(limit.window.components.attoseconds) / 1e18)
+                }
+                let provider = KaspiPayProvider(client: KaspiClient(configuration: kaspi, transport: transport, rateLimiter: limiter, logger: logger))
                 let gateway = Gateway(configuration: configuration, store: store, provider: provider, logger: logger)
                 let settings = configuration
                 let app = gateway.application { port in

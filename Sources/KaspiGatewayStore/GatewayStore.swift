@@ -301,6 +301,13 @@ public protocol GatewayStore: Sendable {
     /// Reads a setting.
     func setting(_ key: String) async throws -> String?
 
+    /// Takes one slot of a sliding window shared by every instance on this database: at most
+    /// `limit` slots of `key` within any `window`. Atomic across instances.
+    ///
+    /// - Returns: nil when the slot was taken; otherwise how many seconds to wait before the
+    ///   oldest slot in the window frees (nothing was taken).
+    func takeRateSlot(key: String, limit: Int, window: TimeInterval, now: Date) async throws -> TimeInterval?
+
     /// Releases connections and files.
     func close() async throws
 }

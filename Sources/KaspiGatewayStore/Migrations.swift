@@ -142,6 +142,9 @@ enum Migrations {
                 "ALTER TABLE refunds ADD COLUMN updated_at \(integer)",
                 "CREATE INDEX refunds_order ON refunds (order_id, created_at)",
                 "CREATE INDEX refunds_unresolved ON refunds (created_at) WHERE status IN ('pending', 'unknown')",
+                // The sliding window of calls to Kaspi, shared by every instance.
+                "CREATE TABLE rate_slots (key TEXT NOT NULL, at \(integer) NOT NULL)",
+                "CREATE INDEX rate_slots_key ON rate_slots (key, at)",
             ]),
         ]
     }

@@ -583,6 +583,32 @@ public final class PostgresGatewayStore: GatewayStore {
         return try await rows(select).first?.string("value")
     }
 
+    // MARK: Rate limit
+
+    public func takeRateSlot(key: String, limit: Int, window: TimeInterval, now: Date) async throws -> TimeInterval? {
+        try await transaction { connection in
+            // One taker of this key at a time, whichever instance it runs in.
+            var lock = Query("SELECT pg_advisory_xact_lock(727274272, hashtext($1))")
+            lock.bind(key)
+            _ = try await rows(lock, on: connection)
+            let start = now.addingTimeInterval(-window)
+            var prune = Query("DELETE FROM rate_slots WHERE key = $1 AND at <= $2")
+            prune.bind(key); prune.bind(start)
+            _ = try await rows(prune, on: connection)
+            var count = Query("SELECT count(*)::BIGINT AS n, min(at) AS oldest FROM rate_slots WHERE key = $1")
+            count.bind(key)
+            let row = try await rows(count, on: connection).first
+            if (row?.int("n") ?? 0) < Int64(limit) {
+                var insert = Query("INSERT INTO rate_slots (key, at) VALUES ($1, $2)")
+                insert.bind(key); insert.bind(now)
+                _ = try await rows(insert, on: connection)
+                return nil
+            }
+            let oldest = row?.int("oldest") ?? now.ms
+            return max(0.001, Double(oldest - start.ms) / 1000)
+        }
+    }
+
     // MARK: Idempotency
 
     /// Reserves a key inside the caller's transaction; an expired key is taken over.

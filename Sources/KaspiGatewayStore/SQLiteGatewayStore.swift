@@ -680,6 +680,23 @@ public final class SQLiteGatewayStore: GatewayStore {
         try await fetch("SELECT value FROM settings WHERE key = ?", [.text(key)]).first?.column("value")?.string
     }
 
+    // MARK: Rate limit
+
+    public func takeRateSlot(key: String, limit: Int, window: TimeInterval, now: Date) async throws -> TimeInterval? {
+        try await transaction { db in
+            let start = Int(now.addingTimeInterval(-window).ms)
+            try db.run("DELETE FROM rate_slots WHERE key = ? AND at <= ?", [.text(key), .integer(start)])
+            let row = try db.run("SELECT COUNT(*) AS n, MIN(at) AS oldest FROM rate_slots WHERE key = ?", [.text(key)]).first
+            let count = row?.column("n")?.integer ?? 0
+            if count < limit {
+                try db.run("INSERT INTO rate_slots (key, at) VALUES (?, ?)", [.text(key), .integer(Int(now.ms))])
+                return nil
+            }
+            let oldest = row?.column("oldest")?.integer ?? Int(now.ms)
+            return max(0.001, Double(oldest - start) / 1000)
+        }
+    }
+
     // MARK: Idempotency
 
     /// Reserves a key inside the caller's transaction; an expired key is taken over.

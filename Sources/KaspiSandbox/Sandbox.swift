@@ -72,6 +72,9 @@ public final class Sandbox: Sendable {
             logger: logger)
     }
 
+    /// How many requests the rate limit refused (429) since the start.
+    public func rateLimitedCount() async -> Int { await state.rateLimited }
+
     /// Stops background work and closes the data file.
     func shutdown() async {
         try? await httpClient.shutdown()

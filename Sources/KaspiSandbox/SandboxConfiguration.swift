@@ -62,6 +62,8 @@ public struct SandboxConfiguration: Sendable, Codable {
     public var tradePoints: [SandboxTradePoint] = []
     /// Requests a minute per trade point before `RATE_LIMITED`; 0 or nil for no limit.
     public var rateLimitPerMinute: Int? = 100
+    /// The rate limit's window in seconds: a minute, as Kaspi's; shorter in tests.
+    public var rateLimitWindowSeconds: Double = 60
     /// How long an unpaid QR lives before it reads `CANCELLED`.
     public var qrLifetimeSeconds: Double = 300
     /// How long a merchant has to answer a webhook.
@@ -75,7 +77,7 @@ public struct SandboxConfiguration: Sendable, Codable {
     public init() {}
 
     enum CodingKeys: String, CodingKey {
-        case host, port, publicURL = "publicUrl", tradePoints, rateLimitPerMinute, qrLifetimeSeconds,
+        case host, port, publicURL = "publicUrl", tradePoints, rateLimitPerMinute, rateLimitWindowSeconds, qrLifetimeSeconds,
             webhookTimeoutSeconds, webhookRetrySeconds, dataPath
     }
 
@@ -87,6 +89,7 @@ public struct SandboxConfiguration: Sendable, Codable {
         publicURL = try container.decodeIfPresent(String.self, forKey: .publicURL)
         tradePoints = try container.decodeIfPresent([SandboxTradePoint].self, forKey: .tradePoints) ?? []
         rateLimitPerMinute = try container.decodeIfPresent(Int.self, forKey: .rateLimitPerMinute) ?? defaults.rateLimitPerMinute
+        rateLimitWindowSeconds = try container.decodeIfPresent(Double.self, forKey: .rateLimitWindowSeconds) ?? defaults.rateLimitWindowSeconds
         qrLifetimeSeconds = try container.decodeIfPresent(Double.self, forKey: .qrLifetimeSeconds) ?? defaults.qrLifetimeSeconds
         webhookTimeoutSeconds = try container.decodeIfPresent(Double.self, forKey: .webhookTimeoutSeconds) ?? defaults.webhookTimeoutSeconds
         webhookRetrySeconds = try container.decodeIfPresent([Double].self, forKey: .webhookRetrySeconds) ?? defaults.webhookRetrySeconds
@@ -124,6 +127,7 @@ public struct SandboxConfiguration: Sendable, Codable {
             throw .invalid("publicUrl", "must be an absolute http(s) URL")
         }
         if let limit = rateLimitPerMinute, limit < 0 { throw .invalid("rateLimitPerMinute", "must be 0 or more") }
+        guard rateLimitWindowSeconds > 0, rateLimitWindowSeconds <= 3600 else { throw .invalid("rateLimitWindowSeconds", "must be between 0 and 3600 seconds") }
         guard qrLifetimeSeconds > 0, qrLifetimeSeconds.isFinite else { throw .invalid("qrLifetimeSeconds", "must be positive") }
         guard webhookTimeoutSeconds > 0, webhookTimeoutSeconds <= 300 else {
             throw .invalid("webhookTimeoutSeconds", "must be between 0 and 300")

@@ -131,15 +131,19 @@ actor SandboxState {
     func takeRateLimitSlot(_ tradePoint: String) -> Int? {
         guard let limit = configuration.rateLimitPerMinute, limit > 0 else { return nil }
         let now = clock.now
-        var window = rateWindows[tradePoint, default: []].filter { now.timeIntervalSince($0) < 60 }
+        let length = configuration.rateLimitWindowSeconds
+        var window = rateWindows[tradePoint, default: []].filter { now.timeIntervalSince($0) < length }
         defer { rateWindows[tradePoint] = window }
-        guard window.count < limit else {
-            let wait = 60 - now.timeIntervalSince(window[0])
-            return max(1, Int(wait.rounded(.up)))
+        if window.count >= limit, let oldest = window.first {
+            rateLimited += 1
+            return max(1, Int((length - now.timeIntervalSince(oldest)).rounded(.up)))
         }
         window.append(now)
         return nil
     }
+
+    /// How many requests the rate limit refused since the start.
+    private(set) var rateLimited = 0
 
     func faults(for tradePoint: String) -> SandboxFaults { faults[tradePoint] ?? SandboxFaults() }
 

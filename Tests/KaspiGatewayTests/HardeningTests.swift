@@ -7,6 +7,7 @@ import KaspiPayTesting
 import KaspiPayAsyncHTTPClient
 import KaspiSandbox
 import Testing
+import Synchronization
 import Crypto
 import KaspiSupport
 
@@ -287,6 +288,57 @@ struct HardeningTests {
             let again = try await browser.post("/admin/refunds/rf_odd/settle", ["csrf": csrf, "order": id, "outcome": "succeeded"])
             #expect(again.headers["location"]?.contains("Not%20settled") == true || again.headers["location"]?.contains("Not") == true)
         }
+    }
+
+    /// Two gateway instances on one database, each sending `perInstance` checkouts at once to
+    /// a sandbox that allows 8 requests per 2 s; returns how many requests the sandbox refused.
+    static func twoInstances(_ backend: Backend, perInstance: Int, limiter: @escaping @Sendable (any GatewayStore) -> any RequestRateLimiter) async throws -> Int {
+        let refused = Mutex(0)
+        try await withStack(backend, sandbox: {
+            $0.rateLimitPerMinute = 8
+            $0.rateLimitWindowSeconds = 2
+        }, limiter: limiter) { s in
+            var configuration = s.gateway.configuration
+            configuration.instanceID = "second"
+            configuration.publicURL = s.gatewayURL
+            let kaspi = KaspiConfiguration(
+                environment: .custom(try #require(URL(string: s.sandboxURL))), tradePointID: "TP-GW", apiKey: try APIKey("sandbox_gateway_key"),
+                requestTimeout: .seconds(30), retryPolicy: RetryPolicy(maxAttempts: 6, initialDelay: .milliseconds(50), jitter: 0, maxElapsed: .seconds(60)))
+            let transport = AsyncHTTPClientTransport()
+            let second = Gateway(
+                configuration: configuration, store: s.gateway.store,
+                provider: KaspiPayProvider(client: KaspiClient(configuration: kaspi, transport: transport, rateLimiter: limiter(s.gateway.store))))
+            let results = await withTaskGroup(of: Bool.self) { group in
+                for i in 0..<(perInstance * 2) {
+                    let gateway = i % 2 == 0 ? s.gateway : second
+                    group.addTask { (try? await gateway.createCheckout(CheckoutRequest(amount: 1000 + i), kind: .redirect)) != nil }
+                }
+                return await group.reduce(into: [Bool]()) { $0.append($1) }
+            }
+            #expect(results.allSatisfy { $0 })
+            refused.withLock { $0 = 0 }
+            let count = await s.sandbox.rateLimitedCount()
+            refused.withLock { $0 = count }
+            await second.shutdown()
+            try await transport.shutdown()
+        }
+        return refused.withLock { $0 }
+    }
+
+    @Test("two instances share Kaspi's rate limit through the database: Kaspi never answers 429", arguments: Backend.available)
+    func sharedRateLimit(_ backend: Backend) async throws {
+        let refused = try await Self.twoInstances(backend, perInstance: 10) { store in
+            SharedRateLimiter(store: store, key: "TP-GW", limit: 8, window: 2)
+        }
+        #expect(refused == 0)
+    }
+
+    @Test("with a limiter per instance, the same load goes over Kaspi's limit (what the shared one prevents)")
+    func perInstanceLimitersOverrun() async throws {
+        let refused = try await Self.twoInstances(.sqlite, perInstance: 10) { _ in
+            RateLimiter(limit: 8, per: .seconds(2))
+        }
+        #expect(refused > 0)
     }
 }
 

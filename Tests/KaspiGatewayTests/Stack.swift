@@ -112,6 +112,8 @@ struct Stack: Sendable {
 func withStack(
     _ backend: Backend, faults: SandboxFaults? = nil, merchantAnswers: [Int] = [],
     configure: @Sendable (inout GatewayConfiguration) -> Void = { _ in },
+    sandbox configureSandbox: @Sendable (inout SandboxConfiguration) -> Void = { _ in },
+    limiter: @Sendable (any GatewayStore) -> (any RequestRateLimiter)? = { _ in nil },
     _ body: @Sendable @escaping (Stack) async throws -> Void
 ) async throws {
     let handle = try await backend.open()
@@ -124,6 +126,7 @@ func withStack(
             id: "TP-GW", apiKey: "sandbox_gateway_key", webhookURL: "http://127.0.0.1:\(gatewayPort)/webhooks/kaspi",
             returnURLPrefixes: ["http://127.0.0.1:\(gatewayPort)/pay/"], displayName: "Gateway Shop", faults: faults)
     ]
+    configureSandbox(&sandboxConfiguration)
     let sandbox = try await Sandbox(configuration: sandboxConfiguration)
     let merchant = EventReceiver(answers: merchantAnswers)
     let merchantApp = Application(router: merchant.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
@@ -149,7 +152,7 @@ func withStack(
                     requestTimeout: .seconds(30), retryPolicy: RetryPolicy(maxAttempts: 3, initialDelay: .milliseconds(20), jitter: 0))
                 let transport = AsyncHTTPClientTransport()
                 let (logger, logs) = InMemoryLogHandler.logger(label: "kaspi-gateway")
-                let provider = KaspiPayProvider(client: KaspiClient(configuration: kaspi, transport: transport, logger: logger))
+                let provider = KaspiPayProvider(client: KaspiClient(configuration: kaspi, transport: transport, rateLimiter: limiter(handle.store), logger: logger))
                 let gateway = Gateway(configuration: configuration, store: handle.store, provider: provider, logger: logger)
                 try await gateway.prepareAdmin()
                 do {

@@ -40,11 +40,11 @@ public struct KaspiClient: Sendable {
         configuration: KaspiConfiguration,
         transport: some KaspiTransport,
         clock: some Clock<Duration> = ContinuousClock(),
-        rateLimiter: RateLimiter? = nil,
+        rateLimiter: (any RequestRateLimiter)? = nil,
         logger: Logger = Logger(label: "kaspi-pay"),
         random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }
     ) {
-        let limiter =
+        let limiter: (any RequestRateLimiter)? =
             rateLimiter
             ?? configuration.rateLimit.map {
                 RateLimiter(limit: $0.requests, per: $0.window, clock: clock)
@@ -64,7 +64,7 @@ struct RequestExecutor: Sendable {
     let configuration: KaspiConfiguration
     let transport: any KaspiTransport
     let clock: ElapsedClock
-    let limiter: RateLimiter?
+    let limiter: (any RequestRateLimiter)?
     let logger: Logger
     let random: @Sendable () -> Double
 
@@ -128,8 +128,10 @@ struct RequestExecutor: Sendable {
     func sendOnce(_ call: Call, attempt: Int, startedAt: Duration? = nil) async throws(KaspiError) -> (status: Int, body: [UInt8]) {
         do {
             try await limiter?.acquire()
-        } catch {
+        } catch is CancellationError {
             throw .transport("cancelled while waiting for the rate limiter")
+        } catch {
+            throw .transport(scrub("the rate limiter failed: \(String(describing: error).prefix(120))"))
         }
         let request = makeRequest(call)
         let started = clock.now()

@@ -1,9 +1,20 @@
+/// Something every request takes a slot from before it is sent, so that all the clients of a
+/// trade point stay under Kaspi's limit together. ``RateLimiter`` keeps the window in memory
+/// (one process); the gateway keeps it in its database, shared by every instance.
+public protocol RequestRateLimiter: Sendable {
+    /// Takes one slot, waiting until one is free.
+    ///
+    /// - Throws: `CancellationError` when the waiting task is cancelled; the limiter's own
+    ///   failure otherwise (the request is then not sent).
+    func acquire() async throws
+}
+
 /// Keeps a trade point under Kaspi's limit of requests per window (100 a minute).
 ///
 /// Every request a ``KaspiClient`` sends first takes a slot here; when the window is full the
 /// caller waits (cancellably) until the oldest request leaves it, rather than failing. Share
 /// one limiter across every client of the same trade point.
-public actor RateLimiter {
+public actor RateLimiter: RequestRateLimiter {
     /// Requests allowed per window.
     public nonisolated let limit: Int
     /// The window's length.
@@ -15,15 +26,14 @@ public actor RateLimiter {
     /// Creates a limiter.
     ///
     /// - Parameters:
-    ///   - limit: requests allowed per window; Kaspi's is 100.
+    ///   - limit: requests allowed per window; Kaspi's is 100. Below 1 counts as 1.
     ///   - window: the window; Kaspi's is one minute.
     ///   - clock: the clock to measure and wait with.
     public init(
         limit: Int = 100, per window: Duration = .seconds(60),
         clock: some Clock<Duration> = ContinuousClock()
     ) {
-        precondition(limit > 0, "a rate limit must allow at least one request")
-        self.limit = limit
+        self.limit = max(1, limit)
         self.window = window
         self.clock = ElapsedClock(clock)
     }
