@@ -33,6 +33,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
     ],
     targets: [
         // The SDK core: wire models, money, signatures, client, errors, retries, rate limit,
@@ -230,7 +231,10 @@ let package = Package(
         ),
         .testTarget(
             name: "KaspiGatewayStoreTests",
-            dependencies: ["KaspiGatewayStore", "KaspiGatewayTestSupport", .product(name: "PostgresNIO", package: "postgres-nio")],
+            dependencies: [
+                "KaspiGatewayStore", "KaspiGatewayTestSupport", .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(
@@ -238,6 +242,7 @@ let package = Package(
             dependencies: [
                 "KaspiGateway", "KaspiGatewayStore", "KaspiGatewayTestSupport", "KaspiSandbox", "KaspiPay", "KaspiPayTesting", "KaspiSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "PropertyBased", package: "swift-property-based"),
                 "KaspiPayAsyncHTTPClient",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
