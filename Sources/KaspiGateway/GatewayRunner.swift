@@ -28,6 +28,11 @@ extension GatewayConfiguration {
         var idempotencyKeyLifetime: Double?
         var latePaymentWindow: Double?
         var latePollInterval: Double?
+        var createGracePeriod: Double?
+        var eventDeliveryTimeout: Double?
+        var refundSettleAfter: Double?
+        var maintenanceInterval: Double?
+        var idempotencyInterruptedAfter: Double?
     }
 
     /// Reads a JSON configuration file over the defaults.
@@ -61,6 +66,11 @@ extension GatewayConfiguration {
         if let v = file.idempotencyKeyLifetime { c.idempotencyKeyLifetime = v }
         if let v = file.latePaymentWindow { c.latePaymentWindow = v }
         if let v = file.latePollInterval { c.latePollInterval = v }
+        if let v = file.createGracePeriod { c.createGracePeriod = v }
+        if let v = file.eventDeliveryTimeout { c.eventDeliveryTimeout = v }
+        if let v = file.refundSettleAfter { c.refundSettleAfter = v }
+        if let v = file.maintenanceInterval { c.maintenanceInterval = v }
+        if let v = file.idempotencyInterruptedAfter { c.idempotencyInterruptedAfter = v }
         return c
     }
 
