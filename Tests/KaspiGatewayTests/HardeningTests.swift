@@ -133,22 +133,27 @@ struct HardeningTests {
         }
     }
 
-    @Test("an interrupted request's key says so instead of running the work again")
+    @Test("a reserved key answers in progress, and once its request has died, interrupted")
     func interruptedKeysAreReported() async throws {
-        try await withStack(.sqlite, configure: { $0.idempotencyInterruptedAfter = 0.2 }) { s in
-            // A request that reserved its key and then died before answering (a kill -9).
+        try await withStack(.sqlite) { s in
             let hash = GatewayConfiguration.hash(apiKey: s.apiKey)
             let body = #"{"amount":5000}"#
             let requestHash = Hex.sha256Hex("/v1/checkouts", body)
-            let order = makeOrder()
-            try await s.gateway.store.insert(order, reserving: IdempotencyReservation(
-                scope: String(hash.prefix(16)), key: "k-dead", requestHash: requestHash, owner: "req_dead", at: Date(), expiredBefore: Date().addingTimeInterval(-86400)))
-            let busy = try await s.api(.POST, "/v1/checkouts", body, idempotencyKey: "k-dead")
-            #expect(busy.status == 409 && busy.errorCode == "IDEMPOTENCY_IN_PROGRESS")
-            try await Task.sleep(for: .milliseconds(300))
+            // One request still at work, one that reserved its key 10 minutes ago and died
+            // before answering (a kill -9).
+            let now = Date()
+            let live = makeOrder("live")
+            try await s.gateway.store.insert(live, reserving: IdempotencyReservation(
+                scope: String(hash.prefix(16)), key: "k-live", requestHash: requestHash, owner: "req_live", at: now, expiredBefore: now.addingTimeInterval(-86400)))
+            let dead = makeOrder("dead")
+            let then = now.addingTimeInterval(-600)
+            try await s.gateway.store.insert(dead, reserving: IdempotencyReservation(
+                scope: String(hash.prefix(16)), key: "k-dead", requestHash: requestHash, owner: "req_dead", at: then, expiredBefore: then.addingTimeInterval(-86400)))
+            let busy = try await s.api(.POST, "/v1/checkouts", body, idempotencyKey: "k-live")
+            #expect(busy.status == 409 && busy.errorCode == "IDEMPOTENCY_IN_PROGRESS" && busy.headers["retry-after"] == "1")
             let interrupted = try await s.api(.POST, "/v1/checkouts", body, idempotencyKey: "k-dead")
-            #expect(interrupted.status == 409 && interrupted.errorCode == "IDEMPOTENCY_INTERRUPTED" && interrupted.body.contains(order.id))
-            #expect(try await s.gateway.store.orders(OrderQuery()).orders.count == 1)
+            #expect(interrupted.status == 409 && interrupted.errorCode == "IDEMPOTENCY_INTERRUPTED" && interrupted.body.contains(dead.id))
+            #expect(try await s.gateway.store.orders(OrderQuery()).orders.count == 2)
         }
     }
 
