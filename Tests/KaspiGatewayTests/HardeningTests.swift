@@ -7,6 +7,7 @@ import KaspiPayTesting
 import KaspiPayAsyncHTTPClient
 import KaspiSandbox
 import Testing
+import HTTPTypes
 import Synchronization
 import Crypto
 import KaspiSupport
@@ -344,6 +345,53 @@ struct HardeningTests {
             RateLimiter(limit: 8, per: .seconds(2))
         }
         #expect(refused > 0)
+    }
+
+    @Test("two instances and a slow receiver: each event delivered and counted once", arguments: Backend.available)
+    func twoInstancesDeliverEachEventOnce(_ backend: Backend) async throws {
+        try await withStack(backend, merchantDelay: .milliseconds(150), configure: {
+            $0.eventDeliveryTimeout = 1
+            $0.workBatchSize = 20
+        }) { s in
+            var ids: [String] = []
+            for i in 0..<12 {
+                let order = makeOrder("slow-\(i)")
+                try await s.gateway.store.insert(order)
+                _ = try await s.gateway.store.update(orderId: order.id) { OrderStateMachine.apply(.approved, transactionId: "T\(i)", source: .poll, to: $0, at: Date()) }
+                ids.append(order.id)
+            }
+            var configuration = s.gateway.configuration
+            configuration.instanceID = "second"
+            let second = Gateway(configuration: configuration, store: s.gateway.store, provider: s.gateway.provider)
+            let worker = Task {
+                while !Task.isCancelled {
+                    _ = try? await second.deliverEventsOnce()
+                    try? await Task.sleep(for: .milliseconds(20))
+                }
+            }
+            #expect(await eventually {
+                let outbox = (try? await s.gateway.store.outboxMessages(orderId: nil, limit: 100)) ?? []
+                return outbox.count == 12 && outbox.allSatisfy { $0.state == .delivered }
+            })
+            worker.cancel()
+            _ = await worker.result
+            await second.shutdown()
+            let outbox = try await s.gateway.store.outboxMessages(orderId: nil, limit: 100)
+            for message in outbox {
+                #expect(message.attempts == 1, "\(message.id): \(message.attempts) attempts")
+                #expect(try await s.gateway.store.deliveryAttempts(messageId: message.id).count == 1)
+            }
+            let heard = Dictionary(grouping: s.merchant.events, by: \.id)
+            #expect(heard.count == 12 && s.merchant.events.count == 12)
+        }
+    }
+
+    @Test func headerNamesAreTheOnesWritten() {
+        #expect(HTTPField.Name.idempotencyKey.rawName == "Idempotency-Key")
+        #expect(HTTPField.Name.idempotentReplayed.rawName == "Idempotent-Replayed")
+        #expect(HTTPField.Name.webhookID.rawName == "webhook-id")
+        #expect(HTTPField.Name.webhookTimestamp.rawName == "webhook-timestamp")
+        #expect(HTTPField.Name.webhookSignature.rawName == "webhook-signature")
     }
 }
 

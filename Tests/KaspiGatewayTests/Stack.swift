@@ -52,13 +52,19 @@ final class EventReceiver: Sendable {
         var type: String { ((try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any])?["type"] as? String ?? "" }
     }
     private let state = Mutex<(events: [Event], answers: [Int])>(([], []))
-    init(answers: [Int] = []) { state.withLock { $0.answers = answers } }
+    /// How long each answer takes (a slow receiver).
+    let delay: Duration
+    init(answers: [Int] = [], delay: Duration = .zero) {
+        self.delay = delay
+        state.withLock { $0.answers = answers }
+    }
     var events: [Event] { state.withLock { $0.events } }
 
     func router() -> Router<BasicRequestContext> {
         let router = Router()
         router.post("/events") { request, _ in
             let body = try await request.body.collect(upTo: 1 << 16)
+            if self.delay > .zero { try await Task.sleep(for: self.delay) }
             let event = Event(
                 id: request.headers[HTTPField.Name("webhook-id")!] ?? "", timestamp: request.headers[HTTPField.Name("webhook-timestamp")!] ?? "",
                 signature: request.headers[HTTPField.Name("webhook-signature")!] ?? "", body: String(buffer: body))
@@ -110,7 +116,7 @@ struct Stack: Sendable {
 }
 
 func withStack(
-    _ backend: Backend, faults: SandboxFaults? = nil, merchantAnswers: [Int] = [],
+    _ backend: Backend, faults: SandboxFaults? = nil, merchantAnswers: [Int] = [], merchantDelay: Duration = .zero,
     configure: @Sendable (inout GatewayConfiguration) -> Void = { _ in },
     sandbox configureSandbox: @Sendable (inout SandboxConfiguration) -> Void = { _ in },
     limiter: @Sendable (any GatewayStore) -> (any RequestRateLimiter)? = { _ in nil },
@@ -128,7 +134,7 @@ func withStack(
     ]
     configureSandbox(&sandboxConfiguration)
     let sandbox = try await Sandbox(configuration: sandboxConfiguration)
-    let merchant = EventReceiver(answers: merchantAnswers)
+    let merchant = EventReceiver(answers: merchantAnswers, delay: merchantDelay)
     let merchantApp = Application(router: merchant.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
     do {
         try await merchantApp.test(.live) { merchantClient in
