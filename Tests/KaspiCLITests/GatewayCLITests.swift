@@ -184,6 +184,11 @@ struct GatewayCLITests {
         environment["KASPI_GATEWAY_API_KEYS"] = "k1"
         let badURL = try await CLI.run(["gateway", "--database", ":memory:", "--public-url", "nope"], environment: environment)
         #expect(badURL.status == 2 && badURL.stderr.contains("publicUrl"))
+        // Beyond loopback, the public URL must be configured: it is never taken from requests.
+        let open = try await CLI.run(["gateway", "--database", ":memory:", "--host", "0.0.0.0", "--port", "0"], environment: environment)
+        #expect(open.status == 2 && open.stderr.contains("publicUrl is required when the gateway listens beyond loopback"))
+        let badConfirm = try await CLI.run(["gateway", "--database", ":memory:"], environment: environment.merging(["KASPI_GATEWAY_CONFIRM_PAID_WEBHOOKS": "maybe"]) { $1 })
+        #expect(badConfirm.status == 2 && badConfirm.stderr.contains("KASPI_GATEWAY_CONFIRM_PAID_WEBHOOKS"))
         let noKaspi = try await CLI.run(["gateway", "--database", ":memory:"], environment: ["KASPI_GATEWAY_API_KEYS": "k1"])
         #expect(noKaspi.status == 2 && noKaspi.stderr.contains("KASPI_TRADE_POINT_ID"))
     }
