@@ -85,6 +85,16 @@ extension Gateway {
                 return (200, #"{"data":[\#(events.joined(separator: ","))]}"#)
             }
         }
+        api.get("orders/:id/refunds") { request, context in
+            await self.api(request) { _, _ in
+                let id = context.parameters.get("id") ?? ""
+                guard try await self.store.order(id: id) != nil else { throw GatewayAPIError.notFound(id) }
+                let refunds = try await self.store.refunds(orderId: id).map { r in
+                    #"{"id":\#(Self.string(r.id)),"amount":\#(r.amount),"status":"\#(r.status.rawValue)","detail":\#(r.detail.map(Self.string) ?? "null"),"createdAt":"\#(Self.iso(r.createdAt))","updatedAt":"\#(Self.iso(r.updatedAt))"}"#
+                }
+                return (200, #"{"data":[\#(refunds.joined(separator: ","))]}"#)
+            }
+        }
         api.get("orders") { request, _ in await self.api(request) { _, _ in try await self.listOrders(request) } }
         api.post("orders/:id/refunds") { request, context in
             await self.api(request, idempotent: true) { body, key in

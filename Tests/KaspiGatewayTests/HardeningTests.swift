@@ -237,12 +237,16 @@ struct HardeningTests {
             await s.sandbox.setFaults(SandboxFaults(), tradePointId: "TP-GW")
             var refunds = try await s.gateway.store.refunds(orderId: id)
             #expect(refunds.map(\.status) == [.unknown])
+            let listed = try await s.api(.GET, "/v1/orders/\(id)/refunds")
+            #expect(((listed.json["data"] as? [[String: Any]])?.first?["status"] as? String) == "unknown", "\(listed.body)")
             #expect(try await s.order(id)?.refundedAmount == 1000)
             #expect(try await s.order(id)?.needsReview == true)
             // Kaspi's record shows nothing refunded: the reservation is released.
             #expect(try await s.gateway.resolveRefundsOnce() == 1)
             refunds = try await s.gateway.store.refunds(orderId: id)
             #expect(refunds.map(\.status) == [.failed])
+            let settled = try await s.api(.GET, "/v1/orders/\(id)/refunds")
+            #expect(((settled.json["data"] as? [[String: Any]])?.first?["status"] as? String) == "failed")
             #expect(try await s.order(id)?.refundedAmount == 0)
             #expect(try await s.gateway.store.events(orderId: id).contains { $0.detail.contains("never happened") })
             // Nothing is settled twice.
