@@ -129,7 +129,7 @@ let package = Package(
         .target(
             name: "KaspiDemo",
             dependencies: [
-                "KaspiSandbox", "KaspiGateway", "KaspiGatewayStore", "KaspiPay", "KaspiPayAsyncHTTPClient",
+                "KaspiSandbox", "KaspiGateway", "KaspiGatewayStore", "KaspiPay", "KaspiPayAsyncHTTPClient", "KaspiSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -87,11 +87,7 @@ struct GatewayCommand: AsyncParsableCommand {
                 let transport = AsyncHTTPClientTransport(readTimeout: kaspi.requestTimeout)
                 // Kaspi's limit is per trade point, not per instance: the window lives in the
                 // database, shared by every instance on it.
-                let limiter = kaspi.rateLimit.map { limit in
-                    SharedRateLimiter(
-                        store: store, key: kaspi.tradePointID.rawValue, limit: limit.requests,
-                        window: Double(limit.window.components.seconds) + Double(limit.window.components.attoseconds) / 1e18)
-                }
+                let limiter = SharedRateLimiter(store: store, configuration: kaspi)
                 let provider = KaspiPayProvider(client: KaspiClient(configuration: kaspi, transport: transport, rateLimiter: limiter, logger: logger))
                 let gateway = Gateway(configuration: configuration, store: store, provider: provider, logger: logger)
                 let settings = configuration

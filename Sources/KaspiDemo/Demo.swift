@@ -6,6 +6,7 @@ import KaspiGatewayStore
 import KaspiPay
 import KaspiPayAsyncHTTPClient
 import KaspiSandbox
+import KaspiSupport
 import Logging
 import ServiceLifecycle
 
@@ -37,8 +38,12 @@ public struct Demo: Sendable {
     ///   - ready: called once every server listens.
     ///   - until: when given, the demo stops after it returns instead of waiting for a signal.
     public func run(logger: Logger, ready: @escaping @Sendable (URLs) async -> Void, until: (@Sendable (URLs) async throws -> Void)? = nil) async throws {
+        let authority = URLHost.authority(host)
+        guard let sandboxURL = URL(string: "http://\(authority):\(sandboxPort)"), sandboxURL.host != nil else {
+            throw GatewayConfigurationError.invalid("--host", "must be a host name or an IP address (got \(host))")
+        }
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
-        let gatewayBase = "http://\(host):\(gatewayPort)"
+        let gatewayBase = "http://\(authority):\(gatewayPort)"
         let apiKey = "demo_shop_key"
         let kaspiKey = "demo_sandbox_key"
 
@@ -65,13 +70,13 @@ public struct Demo: Sendable {
         gatewayConfiguration.workerInterval = 0.5
         gatewayConfiguration.adminPassword = "kaspikit-demo"
         let eventsSecret = StandardWebhooks.makeSecret()
-        gatewayConfiguration.merchantWebhookURL = "http://\(host):\(shopPort)/events"
+        gatewayConfiguration.merchantWebhookURL = "http://\(authority):\(shopPort)/events"
         gatewayConfiguration.merchantWebhookSecret = eventsSecret
         try gatewayConfiguration.validate()
         let store = try await SQLiteGatewayStore.open(path: gatewayConfiguration.sqlitePath, logger: logger)
         _ = try await store.migrate()
         let kaspi = KaspiConfiguration(
-            environment: .custom(URL(string: "http://\(host):\(sandboxPort)")!), tradePointID: "DEMO-TP", apiKey: try APIKey(kaspiKey))
+            environment: .custom(sandboxURL), tradePointID: "DEMO-TP", apiKey: try APIKey(kaspiKey))
         let transport = AsyncHTTPClientTransport()
         let gateway = Gateway(
             configuration: gatewayConfiguration, store: store,

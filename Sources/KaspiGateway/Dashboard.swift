@@ -270,7 +270,7 @@ extension Gateway {
     }
 
     static func redirect(_ path: String, message: String) -> Response {
-        Response(status: .seeOther, headers: [.location: path + "?message=" + (message.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")])
+        Response(status: .seeOther, headers: [.location: path + "?message=" + queryValue(message)])
     }
 
     /// A signed-in page, or a redirect to the sign-in form.

@@ -393,14 +393,7 @@ public final class Gateway: Sendable {
         guard remaining == 0 else {
             let at = now()
             let detail = "Kaspi reports \(kaspiTotal) refunded, which no split of the unsettled refunds explains; settle them by hand"
-            _ = try? await store.update(orderId: orderId) { current in
-                guard !current.needsReview else { return nil }
-                var next = current
-                next.needsReview = true
-                next.version += 1
-                next.updatedAt = at
-                return OrderChange(order: next, events: [OrderEvent(orderId: orderId, at: at, kind: .conflict, detail: detail)])
-            }
+            _ = try? await store.update(orderId: orderId) { OrderStateMachine.flagged($0, detail: detail, at: at) }
             metrics.refund("mismatch")
             return 0
         }
@@ -506,7 +499,8 @@ public final class Gateway: Sendable {
         }
     }
 
-    /// Deletes expired Idempotency-Keys, once (the worker runs it every minute).
+    /// Deletes expired Idempotency-Keys, once (the worker runs it every
+    /// ``GatewayConfiguration/maintenanceInterval``).
     ///
     /// - Returns: how many were deleted.
     @discardableResult

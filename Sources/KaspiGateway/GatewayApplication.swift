@@ -196,8 +196,9 @@ extension Gateway {
                 failure = GatewayAPIError(500, "INTERNAL_ERROR", "Something went wrong; look the resource up before you retry.")
             }
             // An error after the key was reserved is the final answer (an effect may have
-            // happened); before that, nothing happened and nothing is stored.
-            if let reservation, failure.code != "IDEMPOTENCY_IN_PROGRESS" {
+            // happened); before that, nothing happened and nothing is stored (only the
+            // request whose write reserved the key can write its answer).
+            if let reservation {
                 try? await store.saveIdempotentResponse(reservation, response: IdempotentResponse(status: failure.status, body: Self.errorBody(failure)), reservedOnly: true)
             }
             return Self.error(failure)

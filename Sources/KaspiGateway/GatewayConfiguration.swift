@@ -93,8 +93,7 @@ public struct GatewayConfiguration: Sendable {
             while base.hasSuffix("/") { base.removeLast() }
             return base
         }
-        let name = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
-        return "http://\(name):\(boundPort ?? port)"
+        return "http://\(URLHost.authority(host)):\(boundPort ?? port)"
     }
 
     /// Checks every value.

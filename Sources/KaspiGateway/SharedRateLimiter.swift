@@ -30,6 +30,14 @@ public struct SharedRateLimiter: RequestRateLimiter {
         self.now = now
     }
 
+    /// A limiter for the trade point of `configuration` at its ``KaspiConfiguration/rateLimit``;
+    /// nil when the configuration has none.
+    public init?(store: any GatewayStore, configuration: KaspiConfiguration) {
+        guard let limit = configuration.rateLimit else { return nil }
+        let (seconds, attoseconds) = limit.window.components
+        self.init(store: store, key: configuration.tradePointID.rawValue, limit: limit.requests, window: Double(seconds) + Double(attoseconds) / 1e18)
+    }
+
     public func acquire() async throws {
         while true {
             try Task.checkCancellation()

@@ -87,6 +87,16 @@ public enum OrderStateMachine {
         ])
     }
 
+    /// Flags an order for a person to review, with the reason in the audit trail; nil when it
+    /// is flagged already.
+    public static func flagged(_ order: GatewayOrder, detail: String, at now: Date) -> OrderChange? {
+        guard !order.needsReview else { return nil }
+        var next = order
+        next.needsReview = true
+        next.updatedAt = now
+        return OrderChange(order: bumped(next), events: [OrderEvent(orderId: order.id, at: now, kind: .conflict, detail: detail)])
+    }
+
     /// Marks a stored order as known to the provider, with its payment URL or QR token.
     public static func providerAccepted(_ order: GatewayOrder, paymentURL: String?, qrToken: String?, at now: Date, firstPollAt: Date) -> OrderChange? {
         guard order.state == .created else {

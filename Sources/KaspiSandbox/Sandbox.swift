@@ -199,7 +199,7 @@ extension Sandbox {
         } else {
             let port = boundPort.load(ordering: .relaxed)
             let host = ["0.0.0.0", "::", ""].contains(configuration.host) ? "127.0.0.1" : configuration.host
-            base = "http://\(host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host):\(port == 0 ? configuration.port : port)"
+            base = "http://\(URLHost.authority(host)):\(port == 0 ? configuration.port : port)"
         }
         while base.hasSuffix("/") { base.removeLast() }
         return "\(base)/pay/\(token)"

@@ -36,3 +36,11 @@ package enum Hex {
         return String(decoding: out, as: UTF8.self)
     }
 }
+
+/// Host names in URLs.
+package enum URLHost {
+    /// `host` as it stands in a URL's authority: an IPv6 address in brackets (`[::1]`).
+    package static func authority(_ host: String) -> String {
+        host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
+    }
+}

@@ -32,6 +32,15 @@ struct DemoTests {
         return (url, current.body)
     }
 
+    @Test func aHostThatMakesNoURLIsRefusedClearly() async throws {
+        let data = FileManager.default.temporaryDirectory.appendingPathComponent("demo-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let refused = try await CLI.run(["demo", "--host", "not a host", "--data-dir", data])
+        #expect(refused.status == 2, "\(refused.stderr)")
+        #expect(refused.stderr.contains("GATEWAY_CONFIG_INVALID") && refused.stderr.contains("--host must be a host name or an IP address"))
+        #expect(!FileManager.default.fileExists(atPath: data))
+    }
+
     @Test func aNewcomerPaysByRedirectQRAndLink() async throws {
         let data = FileManager.default.temporaryDirectory.appendingPathComponent("demo-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: data) }

@@ -1,6 +1,11 @@
 import Foundation
 import KaspiGatewayStore
 import KaspiGatewayTestSupport
+import HTTPTypes
+import Hummingbird
+import KaspiPay
+import KaspiPayAsyncHTTPClient
+import NIOCore
 import Testing
 
 @testable import KaspiGateway
@@ -91,5 +96,59 @@ struct SignInTests {
             #expect(!page.body.contains("<script>alert(1)</script>"))
             #expect(page.body.contains("status=%22%3E%3Cscript%3Ealert%281%29%3C%2Fscript%3E"))
         }
+    }
+
+    /// A gateway over `store` whose provider is never called.
+    static func gateway(_ store: any GatewayStore, _ configure: (inout GatewayConfiguration) -> Void = { _ in }) throws -> (Gateway, AsyncHTTPClientTransport) {
+        var configuration = GatewayConfiguration()
+        configuration.apiKeyHashes = [GatewayConfiguration.hash(apiKey: "k")]
+        configure(&configuration)
+        let kaspi = KaspiConfiguration(environment: .custom(try #require(URL(string: "http://127.0.0.1:9"))), tradePointID: "TP", apiKey: try APIKey("kaspi_key"))
+        let transport = AsyncHTTPClientTransport()
+        return (Gateway(configuration: configuration, store: store, provider: KaspiPayProvider(client: KaspiClient(configuration: kaspi, transport: transport))), transport)
+    }
+
+    @Test("a password hash from an earlier version (20,000 rounds) still signs in, and is stored again with 600,000")
+    func legacyHashesAreUpgraded() async throws {
+        let handle = try await Backend.sqlite.open()
+        // What version 0.1 stored for a generated password: base64 salt "." base64 hash.
+        let salt = Array("legacy-salt-1234".utf8)
+        let legacy = Data(salt).base64EncodedString() + "." + Data(Gateway.pbkdf2("legacy-password", salt: salt, rounds: 20_000)).base64EncodedString()
+        _ = try await handle.store.setting("admin.password", orInsert: legacy)
+        let (gateway, transport) = try Self.gateway(handle.store)
+        #expect(try await gateway.prepareAdmin() == nil, "no new password is generated over the old one")
+        #expect(try await handle.store.setting(Gateway.passwordSetting) == nil)
+        #expect(await !gateway.verifyAdminPassword("wrong-password"))
+        #expect(try await handle.store.setting(Gateway.passwordSetting) == nil)
+        #expect(await gateway.verifyAdminPassword("legacy-password"))
+        let upgraded = try #require(try await handle.store.setting(Gateway.passwordSetting).flatMap(Gateway.decodePassword))
+        #expect(upgraded.rounds == 600_000 && upgraded.hash == Gateway.pbkdf2("legacy-password", salt: upgraded.salt, rounds: 600_000))
+        #expect(await gateway.verifyAdminPassword("legacy-password"))
+        // A restarted gateway reads the upgraded hash.
+        let (restarted, second) = try Self.gateway(handle.store)
+        try await restarted.prepareAdmin()
+        #expect(await restarted.verifyAdminPassword("legacy-password"))
+        await gateway.shutdown()
+        await restarted.shutdown()
+        try await transport.shutdown()
+        try await second.shutdown()
+        try await handle.close()
+    }
+
+    @Test("when the database cannot say whether a session was signed out, the session is refused")
+    func theSignOutCheckFailsClosed() async throws {
+        let handle = try await Backend.sqlite.open()
+        let (gateway, transport) = try Self.gateway(handle.store) { $0.adminPassword = "admin-pass-123" }
+        try await gateway.prepareAdmin()
+        let cookie = try #require(gateway.newSessionCookie()?.split(separator: ";").first.map(String.init))
+        let request = Request(
+            head: HTTPRequest(method: .get, scheme: "http", authority: "127.0.0.1", path: "/admin", headerFields: [.cookie: cookie]),
+            body: RequestBody(buffer: ByteBuffer()))
+        #expect(await gateway.session(request) != nil)
+        try await handle.store.close()
+        #expect(await gateway.session(request) == nil)
+        await gateway.shutdown()
+        try await transport.shutdown()
+        try? await handle.close()
     }
 }
