@@ -14,6 +14,16 @@ public enum ConfigurationError: Error, Sendable, Hashable, CustomStringConvertib
     case conflictingEnvironment(env: String, baseURL: String)
     /// `KASPI_RATE_LIMIT` is not a whole number of requests a minute from 0 to 100000.
     case invalidRateLimit(String)
+    /// Kaspi publishes no production host for this QR API scheme (r2): set a base URL.
+    case unknownProductionHost(String)
+    /// The integration guide's API has no host Kaspi has confirmed: set `KASPI_BASE_URL`.
+    case unconfirmedHost(String)
+    /// `KASPI_QR_SCHEME` is not r1, r2 or r3.
+    case invalidScheme(String)
+    /// An organization BIN/IIN is not 12 digits.
+    case invalidOrganizationBIN(String)
+    /// A file named by the configuration (certificate, key, CA bundle) is missing or unreadable.
+    case unreadableFile(variable: String, path: String)
 
     /// A stable machine-readable code.
     public var code: String {
@@ -25,6 +35,11 @@ public enum ConfigurationError: Error, Sendable, Hashable, CustomStringConvertib
         case .invalidBaseURL: "CONFIG_INVALID_BASE_URL"
         case .conflictingEnvironment: "CONFIG_CONFLICTING_ENVIRONMENT"
         case .invalidRateLimit: "CONFIG_INVALID_RATE_LIMIT"
+        case .unknownProductionHost: "CONFIG_UNKNOWN_PRODUCTION_HOST"
+        case .unconfirmedHost: "CONFIG_UNCONFIRMED_HOST"
+        case .invalidScheme: "CONFIG_INVALID_SCHEME"
+        case .invalidOrganizationBIN: "CONFIG_INVALID_ORGANIZATION_BIN"
+        case .unreadableFile: "CONFIG_UNREADABLE_FILE"
         }
     }
 
@@ -44,6 +59,16 @@ public enum ConfigurationError: Error, Sendable, Hashable, CustomStringConvertib
             "KASPI_ENV=\(Redaction.quoted(env)) and KASPI_BASE_URL=\(Redaction.quoted(baseURL)) disagree: set only one of them."
         case .invalidRateLimit(let value):
             "KASPI_RATE_LIMIT is \(Redaction.quoted(value)): use a whole number of requests a minute from 1 to 100000, or 0 to switch the client-side limit off."
+        case .unknownProductionHost(let scheme):
+            "Kaspi publishes no production host for the \(scheme) scheme: set KASPI_BASE_URL to the address in the bank's e-mail."
+        case .unconfirmedHost(let env):
+            "KASPI_ENV=\(Redaction.quoted(env)) names no host for the integration guide's API: Kaspi has confirmed none. Set KASPI_BASE_URL to the server you were given (or a local sandbox), or use the Kaspi QR API."
+        case .invalidScheme(let value):
+            "KASPI_QR_SCHEME is \(Redaction.quoted(value)): use r1, r2 or r3."
+        case .invalidOrganizationBIN(let value):
+            "The organization BIN \(Redaction.quoted(value)) is malformed: it is 12 digits (leading zeros kept)."
+        case .unreadableFile(let variable, let path):
+            "\(variable) names \(Redaction.quoted(path)), which cannot be read: check the path and its permissions."
         }
     }
 }
