@@ -85,7 +85,7 @@ struct SandboxCommand: AsyncParsableCommand {
             logger.logLevel = environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .info
             let sandbox = try await Sandbox(configuration: configuration, logger: logger)
             let points = sandbox.configuration.tradePoints
-            let app = sandbox.application { port in
+            let app = try sandbox.application { port in
                 let base = "http://\(sandbox.configuration.host):\(port)"
                 var lines = ["Kaspi sandbox listening on \(base)", "Helpers and webhook log: \(base)/sandbox/"]
                 for point in points {

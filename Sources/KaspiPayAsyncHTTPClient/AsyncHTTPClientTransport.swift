@@ -3,6 +3,69 @@ import HTTPTypes
 public import KaspiPay
 import NIOCore
 import NIOHTTP1
+import NIOSSL
+
+/// TLS settings for the Kaspi QR API's mutual TLS (r2, r3) and Kaspi's private CA.
+public struct KaspiTLSSettings: Sendable, Hashable {
+    /// The client certificate and its key.
+    public enum ClientIdentity: Sendable, Hashable {
+        /// A PEM certificate (chain) file and a PEM private key file.
+        case pem(certificatePath: String, keyPath: String)
+        /// A PKCS#12 (`.p12`/`.pfx`) file holding both, and its password.
+        case pkcs12(path: String, password: String)
+    }
+
+    /// Which server certificates are trusted.
+    public enum Trust: Sendable, Hashable {
+        /// The system's roots (production hosts with public certificates).
+        case system
+        /// The CAs of a PEM bundle only (Kaspi's test host chains to Kaspi's private CA: the
+        /// root and intermediate from the bank's archive; or a local sandbox's `ca.pem`).
+        case caBundle(path: String)
+        /// The system's roots plus a PEM bundle.
+        case systemAndCABundle(path: String)
+    }
+
+    public var clientIdentity: ClientIdentity?
+    public var trust: Trust
+
+    public init(clientIdentity: ClientIdentity? = nil, trust: Trust = .system) {
+        self.clientIdentity = clientIdentity
+        self.trust = trust
+    }
+
+    /// The NIOSSL configuration: TLS 1.2 or later, full verification against the trust.
+    ///
+    /// - Throws: ``KaspiPay/ConfigurationError/unreadableFile(variable:path:)`` when a file
+    ///   cannot be read or parsed (its content never appears in the error).
+    public func makeTLSConfiguration() throws(ConfigurationError) -> TLSConfiguration {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.minimumTLSVersion = .tlsv12
+        func load<T>(_ variable: String, _ path: String, _ body: () throws -> T) throws(ConfigurationError) -> T {
+            do { return try body() } catch { throw .unreadableFile(variable: variable, path: path) }
+        }
+        switch trust {
+        case .system: break
+        case .caBundle(let path):
+            tls.trustRoots = .certificates(try load("CA bundle", path) { try NIOSSLCertificate.fromPEMFile(path) })
+        case .systemAndCABundle(let path):
+            tls.additionalTrustRoots = [.certificates(try load("CA bundle", path) { try NIOSSLCertificate.fromPEMFile(path) })]
+        }
+        switch clientIdentity {
+        case nil: break
+        case .pem(let certificatePath, let keyPath):
+            let chain = try load("client certificate", certificatePath) { try NIOSSLCertificate.fromPEMFile(certificatePath) }
+            guard !chain.isEmpty else { throw .unreadableFile(variable: "client certificate", path: certificatePath) }
+            tls.certificateChain = chain.map { .certificate($0) }
+            tls.privateKey = .privateKey(try load("client key", keyPath) { try NIOSSLPrivateKey(file: keyPath, format: .pem) })
+        case .pkcs12(let path, let password):
+            let bundle = try load("PKCS#12 file", path) { try NIOSSLPKCS12Bundle(file: path, passphrase: Array(password.utf8)) }
+            tls.certificateChain = bundle.certificateChain.map { .certificate($0) }
+            tls.privateKey = .privateKey(bundle.privateKey)
+        }
+        return tls
+    }
+}
 
 /// The server transport for ``KaspiPay/KaspiClient``, over AsyncHTTPClient.
 ///
@@ -26,6 +89,31 @@ public final class AsyncHTTPClientTransport: KaspiTransport {
         connectTimeout: Duration = .seconds(10), readTimeout: Duration = .seconds(30),
         maxResponseSize: Int = 1 << 20, maxConnections: Int = 64
     ) {
+        let configuration = Self.configuration(
+            connectTimeout: connectTimeout, readTimeout: readTimeout, maxResponseSize: maxResponseSize, maxConnections: maxConnections)
+        self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        self.ownsClient = true
+        self.maxResponseSize = maxResponseSize
+    }
+
+    /// Creates a transport with its own `HTTPClient` and TLS settings: a client certificate
+    /// for mutual TLS (the Kaspi QR API's r2 and r3) and the CAs to trust.
+    ///
+    /// - Throws: ``KaspiPay/ConfigurationError/unreadableFile(variable:path:)`` when a
+    ///   certificate, key or bundle cannot be read.
+    public init(
+        tls: KaspiTLSSettings, connectTimeout: Duration = .seconds(10), readTimeout: Duration = .seconds(30),
+        maxResponseSize: Int = 1 << 20, maxConnections: Int = 64
+    ) throws(ConfigurationError) {
+        var configuration = Self.configuration(
+            connectTimeout: connectTimeout, readTimeout: readTimeout, maxResponseSize: maxResponseSize, maxConnections: maxConnections)
+        configuration.tlsConfiguration = try tls.makeTLSConfiguration()
+        self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        self.ownsClient = true
+        self.maxResponseSize = maxResponseSize
+    }
+
+    private static func configuration(connectTimeout: Duration, readTimeout: Duration, maxResponseSize: Int, maxConnections: Int) -> HTTPClient.Configuration {
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: max(1, maxConnections))
         // A refused connection fails the attempt at once; the client's bounded retries decide
@@ -38,9 +126,7 @@ public final class AsyncHTTPClientTransport: KaspiTransport {
                 + readTimeout.components.attoseconds / 1_000_000_000))
         configuration.redirectConfiguration = .disallow
         configuration.decompression = .enabled(limit: .size(maxResponseSize))
-        self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-        self.ownsClient = true
-        self.maxResponseSize = maxResponseSize
+        return configuration
     }
 
     /// Creates a transport over an existing `HTTPClient`, whose own timeouts then apply.

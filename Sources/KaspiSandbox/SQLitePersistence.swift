@@ -19,6 +19,9 @@ final class SQLiteSandboxPersistence: SandboxPersistence {
             _ = try await connection.query("CREATE TABLE IF NOT EXISTS sandbox_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)", [])
             _ = try await connection.query("CREATE TABLE IF NOT EXISTS sandbox_orders (id TEXT PRIMARY KEY, document TEXT NOT NULL)", [])
             _ = try await connection.query("CREATE TABLE IF NOT EXISTS sandbox_webhooks (id TEXT PRIMARY KEY, document TEXT NOT NULL)", [])
+            // The Kaspi QR API's records: kind is device, purchase or return.
+            _ = try await connection.query(
+                "CREATE TABLE IF NOT EXISTS sandbox_qr (kind TEXT NOT NULL, id TEXT NOT NULL, document TEXT NOT NULL, PRIMARY KEY (kind, id))", [])
             let rows = try await connection.query("SELECT value FROM sandbox_meta WHERE key = 'schema_version'", [])
             if let version = rows.first?.column("value")?.string, Int(version) != schemaVersion {
                 throw SandboxConfigurationError.invalid("dataPath", "\(path) was written by an incompatible version (schema \(version))")
@@ -79,6 +82,35 @@ final class SQLiteSandboxPersistence: SandboxPersistence {
     func deleteAll() async throws {
         _ = try await connection.query("DELETE FROM sandbox_orders", [])
         _ = try await connection.query("DELETE FROM sandbox_webhooks", [])
+    }
+
+    func loadQRRecords() async throws -> (devices: [SandboxQRDevice], purchases: [SandboxQRPurchase], returns: [SandboxQRReturn]) {
+        let decoder = Self.decoder()
+        var devices: [SandboxQRDevice] = [], purchases: [SandboxQRPurchase] = [], returns: [SandboxQRReturn] = []
+        for row in try await connection.query("SELECT kind, document FROM sandbox_qr", []) {
+            let data = Data((row.column("document")?.string ?? "").utf8)
+            switch row.column("kind")?.string {
+            case "device": devices.append(try decoder.decode(SandboxQRDevice.self, from: data))
+            case "purchase": purchases.append(try decoder.decode(SandboxQRPurchase.self, from: data))
+            case "return": returns.append(try decoder.decode(SandboxQRReturn.self, from: data))
+            default: continue
+            }
+        }
+        return (devices, purchases, returns)
+    }
+
+    private func saveQR(kind: String, id: String, _ value: some Encodable) async throws {
+        let document = String(decoding: try Self.encoder.encode(value), as: UTF8.self)
+        _ = try await connection.query(
+            "INSERT OR REPLACE INTO sandbox_qr (kind, id, document) VALUES (?, ?, ?)", [.text(kind), .text(id), .text(document)])
+    }
+
+    func save(qrDevice: SandboxQRDevice) async throws { try await saveQR(kind: "device", id: qrDevice.token, qrDevice) }
+    func save(qrPurchase: SandboxQRPurchase) async throws { try await saveQR(kind: "purchase", id: String(qrPurchase.id), qrPurchase) }
+    func save(qrReturn: SandboxQRReturn) async throws { try await saveQR(kind: "return", id: String(qrReturn.id), qrReturn) }
+
+    func deleteQRRecords() async throws {
+        _ = try await connection.query("DELETE FROM sandbox_qr", [])
     }
 
     func close() async throws {

@@ -28,6 +28,12 @@ public final class Sandbox: Sendable {
     let persistence: (any SandboxPersistence)?
     /// The port the server is bound to, once it runs (the configured one may be 0).
     let boundPort = Atomic<Int>(0)
+    /// The Kaspi QR API's state.
+    let qrState: QRAPIState
+    /// The CA that issued the r2/r3 client certificates, when TLS is configured.
+    let certificateAuthority: SandboxCertificateAuthority?
+    /// The QR API's TLS ports once bound, by their index in the configuration.
+    let qrTLSBoundPorts = Mutex<[Int: Int]>([:])
 
     /// Creates a sandbox. With no trade point configured, one test trade point is added.
     ///
@@ -47,6 +53,14 @@ public final class Sandbox: Sendable {
         self.persistence = persistence
         self.state = SandboxState(configuration: configuration, clock: clock, persistence: persistence, logger: logger)
         try await state.restore()
+        self.qrState = QRAPIState(configuration: configuration.qrAPI, clock: clock, persistence: persistence, logger: logger)
+        try await qrState.restore()
+        if let directory = configuration.qrAPI.certificatesDirectory {
+            certificateAuthority = try SandboxCertificateAuthority(
+                directory: directory, organizations: configuration.qrAPI.organizations.map(\.bin))
+        } else {
+            certificateAuthority = nil
+        }
         var client = HTTPClient.Configuration()
         client.redirectConfiguration = .disallow
         client.timeout = .init(connect: .seconds(5), read: .seconds(Int64(configuration.webhookTimeoutSeconds.rounded(.up))))
@@ -57,13 +71,20 @@ public final class Sandbox: Sendable {
     /// webhook dispatcher as a service.
     ///
     /// - Parameter onServerRunning: called with the bound port once the server listens.
-    public func application(onServerRunning: (@Sendable (Int) async -> Void)? = nil) -> some ApplicationProtocol {
-        Application(
+    /// - Throws: when the QR API's TLS ports cannot be set up (unreadable certificates).
+    public func application(onServerRunning: (@Sendable (Int) async -> Void)? = nil) throws -> some ApplicationProtocol {
+        var services: [any Service] = [WebhookDispatcher(sandbox: self)]
+        if let authority = certificateAuthority {
+            for (index, port) in configuration.qrAPI.tlsPorts.enumerated() {
+                services.append(try qrTLSApplication(port: port, index: index, authority: authority))
+            }
+        }
+        return Application(
             router: router(),
             // Connections that stop sending (slowloris) are closed rather than held forever.
             server: .http1(configuration: .init(idleTimeout: .seconds(60))),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "kaspi-sandbox"),
-            services: [WebhookDispatcher(sandbox: self)],
+            services: services,
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0
                 self.boundPort.store(port, ordering: .relaxed)
@@ -79,6 +100,7 @@ public final class Sandbox: Sendable {
     func shutdown() async {
         try? await httpClient.shutdown()
         try? await state.waitForWrites()
+        try? await qrState.waitForWrites()
         try? await persistence?.close()
     }
 
@@ -134,6 +156,9 @@ extension Sandbox {
         }
         addPaymentPage(to: router)
         addHelpers(to: router)
+        // The Kaspi QR API over plain HTTP: r1 works here; r2 and r3 answer -10000 (no
+        // client certificate without TLS).
+        addQRAPI(to: router) { _, _ in QRAPICaller(certificate: nil, remoteAddress: nil) }
         return router
     }
 

@@ -73,12 +73,14 @@ public struct SandboxConfiguration: Sendable, Codable {
     public var webhookRetrySeconds: [Double] = [10, 60, 300, 900, 2400]
     /// An SQLite file that keeps state across restarts; nil keeps it in memory.
     public var dataPath: String?
+    /// The Kaspi QR API's organizations, timings and TLS ports.
+    public var qrAPI = SandboxQRAPIConfiguration()
 
     public init() {}
 
     enum CodingKeys: String, CodingKey {
         case host, port, publicURL = "publicUrl", tradePoints, rateLimitPerMinute, rateLimitWindowSeconds, qrLifetimeSeconds,
-            webhookTimeoutSeconds, webhookRetrySeconds, dataPath
+            webhookTimeoutSeconds, webhookRetrySeconds, dataPath, qrAPI = "qrApi"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -94,6 +96,7 @@ public struct SandboxConfiguration: Sendable, Codable {
         webhookTimeoutSeconds = try container.decodeIfPresent(Double.self, forKey: .webhookTimeoutSeconds) ?? defaults.webhookTimeoutSeconds
         webhookRetrySeconds = try container.decodeIfPresent([Double].self, forKey: .webhookRetrySeconds) ?? defaults.webhookRetrySeconds
         dataPath = try container.decodeIfPresent(String.self, forKey: .dataPath)
+        qrAPI = try container.decodeIfPresent(SandboxQRAPIConfiguration.self, forKey: .qrAPI) ?? SandboxQRAPIConfiguration()
     }
 
     /// Reads a JSON configuration file.
@@ -135,6 +138,7 @@ public struct SandboxConfiguration: Sendable, Codable {
         guard webhookRetrySeconds.allSatisfy({ $0 >= 0 && $0.isFinite }), webhookRetrySeconds.count <= 50 else {
             throw .invalid("webhookRetrySeconds", "must be at most 50 non-negative delays")
         }
+        try qrAPI.validate()
         var ids = Set<String>()
         var keys = Set<String>()
         for point in tradePoints {

@@ -23,6 +23,11 @@ protocol SandboxPersistence: Sendable {
     func save(clockOffset: Double) async throws
     func deleteAll() async throws
     func close() async throws
+    func loadQRRecords() async throws -> (devices: [SandboxQRDevice], purchases: [SandboxQRPurchase], returns: [SandboxQRReturn])
+    func save(qrDevice: SandboxQRDevice) async throws
+    func save(qrPurchase: SandboxQRPurchase) async throws
+    func save(qrReturn: SandboxQRReturn) async throws
+    func deleteQRRecords() async throws
 }
 
 /// All of the sandbox's mutable state. Every change happens inside this actor, so two

@@ -1,0 +1,408 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import KaspiPay
+import KaspiSupport
+import NIOCore
+
+/// Who is calling the QR API: the client certificate the TLS layer saw, and the address.
+struct QRAPICaller: Sendable {
+    /// The client certificate (DER), when the request came over TLS with one.
+    var certificate: [UInt8]?
+    var remoteAddress: String?
+}
+
+/// A request body read the way Kaspi's (ASP.NET) server reads one: keys in any case,
+/// numbers sent as strings, strings sent as numbers.
+struct QRAPIBody: Decodable {
+    enum Value {
+        case text(String)
+        case number(Decimal)
+        case bool(Bool)
+        case null
+        case other
+    }
+
+    private(set) var fields: [String: Value] = [:]
+
+    init() {}
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: QRAPIKey.self)
+        for key in container.allKeys {
+            let value: Value
+            if (try? container.decodeNil(forKey: key)) == true {
+                value = .null
+            } else if let text = try? container.decode(String.self, forKey: key) {
+                value = .text(text)
+            } else if let flag = try? container.decode(Bool.self, forKey: key) {
+                value = .bool(flag)
+            } else if let number = try? container.decode(Decimal.self, forKey: key) {
+                value = .number(number)
+            } else {
+                value = .other
+            }
+            fields[key.stringValue.lowercased()] = value
+        }
+    }
+
+    func value(_ name: String) -> Value? {
+        guard let value = fields[name.lowercased()] else { return nil }
+        if case .null = value { return nil }
+        return value
+    }
+
+    func string(_ name: String) throws(QRAPIFailure) -> String? {
+        switch value(name) {
+        case nil: return nil
+        case .text(let text)?: return text
+        case .number(let number)?: return "\(number)"
+        default: throw QRAPIValidation.failure(name, "must be a string")
+        }
+    }
+
+    func requiredString(_ name: String) throws(QRAPIFailure) -> String {
+        guard let text = try string(name), !text.isEmpty else { throw QRAPIValidation.failure(name, "is required") }
+        return text
+    }
+
+    func int64(_ name: String) throws(QRAPIFailure) -> Int64? {
+        switch value(name) {
+        case nil: return nil
+        case .number(let number)?:
+            guard let value = Int64(exactly: NSDecimalNumber(decimal: number).doubleValue), Decimal(value) == number else {
+                throw QRAPIValidation.failure(name, "must be a whole number")
+            }
+            return value
+        case .text(let text)?:
+            guard let value = Int64(text.trimmingCharacters(in: .whitespaces)) else {
+                throw QRAPIValidation.failure(name, "must be a whole number")
+            }
+            return value
+        default: throw QRAPIValidation.failure(name, "must be a whole number")
+        }
+    }
+
+    func requiredInt64(_ name: String) throws(QRAPIFailure) -> Int64 {
+        guard let value = try int64(name) else { throw QRAPIValidation.failure(name, "is required") }
+        return value
+    }
+
+    /// An amount; malformed ones are `990000028`, as Kaspi answers them.
+    func amount(_ name: String = "Amount") throws(QRAPIFailure) -> Decimal {
+        switch value(name) {
+        case .number(let number)?: return number
+        case .text(let text)?:
+            guard let number = Decimal(string: text.trimmingCharacters(in: .whitespaces), locale: Locale(identifier: "en_US_POSIX")),
+                text.allSatisfy({ $0.isNumber || $0 == "." || $0 == "-" || $0 == " " })
+            else { throw QRAPIFailure(990000028, "Invalid operation amount.") }
+            return number
+        case nil: throw QRAPIValidation.failure(name, "is required")
+        default: throw QRAPIFailure(990000028, "Invalid operation amount.")
+        }
+    }
+}
+
+struct QRAPIKey: CodingKey {
+    var stringValue: String
+    var intValue: Int? { nil }
+    init?(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) { nil }
+}
+
+/// Request validation failures: HTTP 400 with an ASP.NET-style problem document and no
+/// `StatusCode`, since they are not Kaspi business codes.
+enum QRAPIValidation {
+    static func failure(_ field: String, _ problem: String) -> QRAPIFailure {
+        QRAPIFailure(0, "\(field) \(problem).", httpStatus: 400)
+    }
+}
+
+extension Sandbox {
+    /// The Kaspi QR API under `/{r1|r2|r3}/{v01|v02}/…`, on a router of any context.
+    func addQRAPI<Context: RequestContext>(to router: Router<Context>, caller: @escaping @Sendable (Request, Context) async -> QRAPICaller) {
+        for scheme in ["r1", "r2", "r3"] {
+            for version in ["v01", "v02"] {
+                let handler: @Sendable (Request, Context) async throws -> Response = { request, context in
+                    let segments = context.parameters.getCatchAll().map(String.init).filter { !$0.isEmpty }
+                    return await self.qrAPI(request, scheme: scheme, version: version, path: segments, caller: await caller(request, context))
+                }
+                router.get("/\(scheme)/\(version)/**", use: handler)
+                router.post("/\(scheme)/\(version)/**", use: handler)
+            }
+        }
+    }
+
+    /// The payment page's link for a purchase token: `{linkBase}/pay/<41 digits>`.
+    func qrPaymentLink(token: String) -> String {
+        if var base = configuration.qrAPI.linkBase {
+            while base.hasSuffix("/") { base.removeLast() }
+            return "\(base)/pay/\(token)"
+        }
+        return paymentURL(token: token)
+    }
+
+    static func qrEnvelope(_ code: Int, message: String?, data: String? = nil, httpStatus: Int = 200) -> Response {
+        var body = #"{"StatusCode":\#(code)"#
+        if let message { body += #","Message":\#(JSONText.string(message))"# }
+        if let data { body += #","Data":\#(data)"# }
+        return json(.init(code: httpStatus), body + "}")
+    }
+
+    static func qrOK(_ data: String? = nil) -> Response { qrEnvelope(0, message: "OK", data: data) }
+
+    static func qrObject(_ fields: [(String, String)]) -> String {
+        "{" + fields.map { "\(JSONText.string($0.0)):\($0.1)" }.joined(separator: ",") + "}"
+    }
+
+    static func qrDate(_ date: Date) -> String { JSONText.string(KaspiQRAPI.DateParser.format(date)) }
+
+    func qrAPI(_ request: Request, scheme: String, version: String, path: [String], caller: QRAPICaller) async -> Response {
+        let route = path.joined(separator: "/")
+        do {
+            return try await qrAPIRoute(request, scheme: scheme, version: version, path: path, caller: caller)
+        } catch {
+            if error.httpStatus == 400 {
+                return Self.json(
+                    .badRequest,
+                    #"{"type":"https://tools.ietf.org/html/rfc9110#section-15.5.1","title":"One or more validation errors occurred.","status":400,"errors":{"request":[\#(JSONText.string(error.message))]}}"#)
+            }
+            if error.httpStatus == 404 {
+                return Self.json(.notFound, #"{"title":"Not Found","status":404,"detail":\#(JSONText.string(error.message))}"#)
+            }
+            logger.debug("QR API answered an error", metadata: ["route": "\(scheme)/\(version)/\(route)", "status_code": "\(error.code)"])
+            return Self.qrEnvelope(error.code, message: error.message, httpStatus: error.httpStatus)
+        }
+    }
+
+    private static let notFound = QRAPIFailure(0, "No such path in this scheme.", httpStatus: 404)
+
+    private func readQRBody(_ request: Request) async throws(QRAPIFailure) -> QRAPIBody {
+        let buffer: ByteBuffer
+        do { buffer = try await request.body.collect(upTo: 64 * 1024) } catch {
+            throw QRAPIValidation.failure("body", "is larger than 64 KiB")
+        }
+        if buffer.readableBytes == 0 { return QRAPIBody() }
+        do {
+            return try JSONDecoder().decode(QRAPIBody.self, from: Data(buffer.readableBytesView))
+        } catch {
+            throw QRAPIValidation.failure("body", "must be a JSON object")
+        }
+    }
+
+    /// The organizations a caller may act for, by scheme: r1 by `Api-Key`, r2 and r3 by
+    /// client certificate (r3 also by address).
+    private func qrOrganizations(_ request: Request, scheme: String, caller: QRAPICaller) async throws(QRAPIFailure) -> [String] {
+        switch scheme {
+        case "r1":
+            guard let name = HTTPField.Name("Api-Key"), let key = request.headers[name],
+                let org = await qrState.organization(apiKey: key.trimmingCharacters(in: .whitespaces))
+            else { throw .notAuthenticated }
+            return [org.bin]
+        default:
+            guard let certificate = caller.certificate, let authority = certificateAuthority,
+                let bins = authority.organizations(ofClientCertificate: certificate, at: Date()), !bins.isEmpty
+            else { throw .notAuthenticated }
+            if scheme == "r3", !configuration.qrAPI.r3AllowedIPs.isEmpty {
+                guard let address = caller.remoteAddress, configuration.qrAPI.r3AllowedIPs.contains(address) else { throw .notAuthenticated }
+            }
+            return scheme == "r2" ? [bins[0]] : bins
+        }
+    }
+
+    private func qrAPIRoute(_ request: Request, scheme: String, version: String, path: [String], caller: QRAPICaller) async throws(QRAPIFailure) -> Response {
+        let method = request.method
+        let route = path.joined(separator: "/")
+        // v02 has payment/status only.
+        if version == "v02", !(method == .get && path.count == 3 && path[0] == "payment" && path[1] == "status") { throw Self.notFound }
+        let allowed = try await qrOrganizations(request, scheme: scheme, caller: caller)
+        var bins = Set(allowed)
+        let body = method == .post ? try await readQRBody(request) : QRAPIBody()
+        // r3 names its organization on the calls that carry OrganizationBin.
+        var organizationBin: String? = nil
+        func requireBIN(_ value: String?) throws(QRAPIFailure) -> String {
+            guard let value, bins.contains(value) else {
+                throw QRAPIFailure(-10000, "OrganizationBin is missing or this certificate may not act for it.")
+            }
+            return value
+        }
+        if scheme == "r3", method == .post, !route.hasPrefix("test/") {
+            organizationBin = try requireBIN(try body.string("OrganizationBin"))
+            bins = [organizationBin ?? ""]
+        }
+        // Faults and latency, per organization.
+        let faultBIN = organizationBin ?? allowed.first ?? ""
+        let latency = await qrState.latency(bin: faultBIN)
+        if latency > 0 { try? await Task.sleep(for: .milliseconds(latency)) }
+        if await qrState.takeFailure(bin: faultBIN) {
+            throw QRAPIFailure(-999, "Service temporarily unavailable (sandbox fault injection).")
+        }
+        let query = request.uri.queryParameters
+        func queryValue(_ name: String) -> String? {
+            for (key, value) in query where key.lowercased() == name.lowercased() { return String(value) }
+            return nil
+        }
+        let response: Response
+        var creates = false
+        let p0 = path.count > 0 ? path[0] : "", p1 = path.count > 1 ? path[1] : "", p2 = path.count > 2 ? path[2] : ""
+        switch (method, path.count, p0, p1) {
+        case (.get, 2, "health", "ping"):
+            response = Self.qrOK()
+        case (.get, 2, "partner", "tradepoints") where scheme != "r3", (.get, 3, "partner", "tradepoints") where scheme == "r3":
+            var wanted = allowed[0]
+            if scheme == "r3" {
+                wanted = try requireBIN(path.last)
+            }
+            guard let org = await qrState.organization(bin: wanted), !org.tradePoints.isEmpty else {
+                throw QRAPIFailure(-14000002, "The organization has no trade points; create one in the Kaspi Pay app.")
+            }
+            let items = org.tradePoints.map { Self.qrObject([("TradePointId", String($0.id)), ("TradePointName", JSONText.string($0.name))]) }
+            response = Self.qrOK("[" + items.joined(separator: ",") + "]")
+        case (.post, 2, "device", "register"):
+            let deviceId = try body.requiredString("DeviceId")
+            guard deviceId.utf8.count <= 128, deviceId.unicodeScalars.allSatisfy({ $0.isASCII && (CharacterSet.alphanumerics.contains($0) || $0 == "-" || $0 == "_") })
+            else { throw QRAPIValidation.failure("DeviceId", "must be Latin letters, digits, '-' and '_'") }
+            let device = try await qrState.register(deviceId: deviceId, tradePointId: try body.requiredInt64("TradePointId"), bins: bins)
+            response = Self.qrOK(Self.qrObject([("DeviceToken", JSONText.string(device.token))]))
+        case (.post, 2, "device", "delete"):
+            try await qrState.delete(token: try body.requiredString("DeviceToken"), bins: bins)
+            response = Self.qrEnvelope(0, message: "OK")
+        case (.post, 2, "qr", "create"), (.post, 2, "qr", "create-link"):
+            let link = path.last == "create-link"
+            let externalId = try body.string("ExternalId")
+            if let externalId, externalId.count > 128 { throw QRAPIValidation.failure("ExternalId", "must be at most 128 characters") }
+            let purchase = try await qrState.create(
+                kind: link ? .link : .qr, device: try body.requiredString("DeviceToken"), amount: try body.amount(), externalId: externalId,
+                bins: bins, organizationBin: organizationBin)
+            creates = true
+            let methods = #"["Gold","Red","Loan"]"#
+            if link {
+                let options = Self.qrObject([
+                    ("StatusPollingInterval", String(purchase.pollingInterval)), ("LinkActivationWaitTimeout", String(purchase.scanTimeout)),
+                    ("PaymentConfirmationTimeout", String(purchase.confirmationTimeout)),
+                ])
+                response = Self.qrOK(
+                    Self.qrObject([
+                        ("PaymentLink", JSONText.string(qrPaymentLink(token: purchase.token ?? ""))), ("ExpireDate", Self.qrDate(purchase.expireDate)),
+                        ("PaymentId", String(purchase.id)), ("PaymentMethods", methods), ("PaymentBehaviorOptions", options),
+                    ]))
+            } else {
+                let options = Self.qrObject([
+                    ("StatusPollingInterval", String(purchase.pollingInterval)), ("QrCodeScanWaitTimeout", String(purchase.scanTimeout)),
+                    ("PaymentConfirmationTimeout", String(purchase.confirmationTimeout)),
+                ])
+                response = Self.qrOK(
+                    Self.qrObject([
+                        ("QrToken", JSONText.string(purchase.token ?? "")), ("ExpireDate", Self.qrDate(purchase.expireDate)),
+                        ("QrPaymentId", String(purchase.id)), ("PaymentMethods", methods), ("QrPaymentBehaviorOptions", options),
+                    ]))
+            }
+        case (.get, 3, "payment", "status"):
+            let id = p2
+            guard let paymentId = Int64(id) else { throw QRAPIFailure.purchaseNotFound() }
+            let purchase = try await qrState.readStatus(paymentId, bins: bins)
+            var fields = [("Status", JSONText.string(purchase.status))]
+            if version == "v02", purchase.status == "Processed" {
+                fields += [
+                    ("TransactionId", JSONText.string(purchase.transactionId ?? "")), ("ProductType", JSONText.string(purchase.productType ?? "Gold")),
+                    ("Amount", "\(purchase.amount)"),
+                ]
+                if purchase.productType == "Loan" {
+                    fields += [("LoanOfferName", JSONText.string("Рассрочка 0-0-12")), ("LoanTerm", "12"), ("IsOffer", "false")]
+                }
+                if let (org, point) = await qrState.tradePoint(purchase.tradePointId) {
+                    fields += [("StoreName", JSONText.string(org.name)), ("Address", JSONText.string(point.name)), ("City", JSONText.string("Almaty"))]
+                }
+            }
+            response = Self.qrOK(Self.qrObject(fields))
+        case (.get, 2, "payment", "details") where scheme != "r1":
+            guard let idText = queryValue("QrPaymentId"), let paymentId = Int64(idText) else { throw QRAPIValidation.failure("QrPaymentId", "is required") }
+            guard let token = queryValue("DeviceToken") else { throw QRAPIValidation.failure("DeviceToken", "is required") }
+            let device = try await qrState.device(token, bins: bins, requireActive: false)
+            let purchase = try await qrState.purchase(paymentId, bins: [device.organizationBin])
+            response = Self.qrOK(
+                Self.qrObject([
+                    ("QrPaymentId", String(purchase.id)), ("TotalAmount", "\(purchase.amount)"), ("AvailableReturnAmount", "\(purchase.availableReturnAmount)"),
+                    ("TransactionDate", Self.qrDate(purchase.finishedAt ?? purchase.createdAt)),
+                ]))
+        case (.post, 2, "payment", "return") where scheme != "r1":
+            var returnId: Int64? = nil
+            if scheme == "r2" {
+                guard let id = try body.int64("QrReturnId") else { throw QRAPIValidation.failure("QrReturnId", "is required") }
+                returnId = id
+            }
+            let (_, refund) = try await qrState.refund(
+                device: try body.requiredString("DeviceToken"), paymentId: try body.requiredInt64("QrPaymentId"), amount: try body.amount(),
+                returnId: returnId, organizationBin: organizationBin, bins: bins)
+            creates = true
+            response = Self.qrOK(Self.qrObject([("ReturnOperationId", String(refund.id))]))
+        case (.post, 2, "return", "create") where scheme == "r2":
+            let item = try await qrState.createReturn(device: try body.requiredString("DeviceToken"), externalId: try body.string("ExternalId"), bins: bins)
+            creates = true
+            let options = Self.qrObject([
+                ("QrCodeScanEventPollingInterval", String(configuration.qrAPI.returnPollingInterval)), ("QrCodeScanWaitTimeout", String(item.scanTimeout)),
+            ])
+            response = Self.qrOK(
+                Self.qrObject([
+                    ("QrToken", JSONText.string(item.token)), ("ExpireDate", Self.qrDate(item.createdAt.addingTimeInterval(TimeInterval(item.scanTimeout)))),
+                    ("QrReturnId", String(item.id)), ("QrReturnBehaviorOptions", options),
+                ]))
+        case (.get, 3, "return", "status") where scheme == "r2":
+            let id = p2
+            guard let returnId = Int64(id) else { throw QRAPIFailure.purchaseNotFound() }
+            let item = try await qrState.returnQR(returnId, bins: bins)
+            response = Self.qrOK(Self.qrObject([("Status", JSONText.string(item.status))]))
+        case (.post, 2, "return", "operations") where scheme == "r2":
+            let maxResult = try body.int64("MaxResult") ?? 10
+            guard (1...10).contains(maxResult) else { throw QRAPIValidation.failure("MaxResult", "must be between 1 and 10") }
+            let purchases = try await qrState.returnOperations(
+                device: try body.requiredString("DeviceToken"), returnId: try body.requiredInt64("QrReturnId"), maxResult: Int(maxResult), bins: bins)
+            let items = purchases.map {
+                // .NET ticks without an offset, as the guide's example shows.
+                Self.qrObject([
+                    ("QrPaymentId", String($0.id)), ("TransactionDate", JSONText.string(Self.ticksDate($0.finishedAt ?? $0.createdAt))),
+                    ("Amount", "\($0.amount)"),
+                ])
+            }
+            response = Self.qrOK("[" + items.joined(separator: ",") + "]")
+        case (.get, 2, "remote", "client-info") where scheme == "r3":
+            guard let phone = queryValue("PhoneNumber") else { throw QRAPIValidation.failure("PhoneNumber", "is required") }
+            guard let token = queryValue("DeviceToken") else { throw QRAPIValidation.failure("DeviceToken", "is required") }
+            let name = try await qrState.clientInfo(phone: phone, device: token, bins: bins)
+            response = Self.qrOK(Self.qrObject([("ClientName", JSONText.string(name))]))
+        case (.post, 2, "remote", "create") where scheme == "r3":
+            let comment = try body.string("Comment")
+            let purchase = try await qrState.createRemote(
+                device: try body.requiredString("DeviceToken"), phone: try body.requiredString("PhoneNumber"), amount: try body.amount(),
+                comment: comment, organizationBin: organizationBin ?? "", bins: bins)
+            creates = true
+            response = Self.qrOK(Self.qrObject([("QrPaymentId", String(purchase.id))]))
+        case (.post, 2, "remote", "cancel") where scheme == "r3":
+            let purchase = try await qrState.cancelRemote(
+                device: try body.requiredString("DeviceToken"), paymentId: try body.requiredInt64("QrPaymentId"),
+                organizationBin: organizationBin ?? "", bins: bins)
+            response = Self.qrOK(Self.qrObject([("Status", JSONText.string(purchase.status))]))
+        case (.post, 3, "test", "payment"):
+            guard let action = QRAPIState.Action(rawValue: p2.lowercased()) else { throw Self.notFound }
+            guard let id = try body.int64("qrPaymentId") else { throw QRAPIValidation.failure("qrPaymentId", "is required") }
+            _ = try await qrState.act(action, id: id, bins: bins)
+            response = Self.qrEnvelope(0, message: "OK")
+        default:
+            throw Self.notFound
+        }
+        do { try await qrState.waitForWrites() } catch {
+            throw QRAPIFailure(-999, "The sandbox could not store the change.")
+        }
+        if creates, await qrState.takeLostResponse(bin: faultBIN) {
+            throw QRAPIFailure(0, "Injected lost response: the request took effect (sandbox fault injection).", httpStatus: 502)
+        }
+        return response
+    }
+
+    /// `2021-12-08T11:35:48.1566667`: Almaty time, seven fraction digits, no offset.
+    static func ticksDate(_ date: Date) -> String {
+        let text = KaspiQRAPI.DateParser.format(date, offsetSeconds: 5 * 3600)
+        // yyyy-MM-ddTHH:mm:ss.SSS+05:00 -> yyyy-MM-ddTHH:mm:ss.SSS0000
+        return String(text.prefix(23)) + "0000"
+    }
+}

@@ -1,0 +1,600 @@
+import Foundation
+import KaspiPay
+import Logging
+
+/// A Kaspi QR API purchase in the sandbox: a QR, a link or a remote invoice.
+public struct SandboxQRPurchase: Sendable, Codable, Hashable {
+    public enum Kind: String, Sendable, Codable { case qr, link, remote }
+    /// `QrPaymentId` / `PaymentId`.
+    public var id: Int64
+    public var kind: Kind
+    public var organizationBin: String
+    public var tradePointId: Int64
+    public var deviceToken: String
+    public var amount: Decimal
+    public var externalId: String?
+    /// The 41-digit token (QR content, and the link's last segment); nil for remote invoices.
+    public var token: String?
+    /// `QrTokenCreated`, `Wait`, `Processed`, `Error`, `RemotePaymentCreated`, `RemotePaymentCanceled`.
+    public var status: String
+    public var createdAt: Date
+    public var firstWaitAt: Date?
+    public var finishedAt: Date?
+    /// Why it ended in `Error`, for the page and the helpers.
+    public var errorReason: String?
+    /// v02's `TransactionId`, once processed.
+    public var transactionId: String?
+    /// `Gold`, `Red` or `Loan`, once processed.
+    public var productType: String?
+    /// The payer: a phone number.
+    public var customer: String?
+    /// Remote invoices: the billed number and comment.
+    public var phoneNumber: String?
+    public var comment: String?
+    /// The timings handed out at creation.
+    public var scanTimeout: Int
+    public var confirmationTimeout: Int
+    public var pollingInterval: Int
+    public var refunds: [SandboxQRRefund] = []
+    /// The last status read (remote invoices' anti-abuse check).
+    public var lastStatusReadAt: Date?
+
+    /// What can still be refunded.
+    public var availableReturnAmount: Decimal {
+        guard status == "Processed" else { return 0 }
+        return amount - refunds.reduce(Decimal(0)) { $0 + $1.amount }
+    }
+
+    /// `ExpireDate`: creation plus the scan (or link activation, or invoice) timeout.
+    public var expireDate: Date { createdAt.addingTimeInterval(TimeInterval(scanTimeout)) }
+}
+
+/// A refund (`payment/return`) of a purchase.
+public struct SandboxQRRefund: Sendable, Codable, Hashable {
+    /// `ReturnOperationId`.
+    public var id: Int64
+    public var amount: Decimal
+    public var at: Date
+    public var deviceToken: String
+    /// r2's `QrReturnId`; nil for r3.
+    public var returnId: Int64?
+}
+
+/// An r2 return QR.
+public struct SandboxQRReturn: Sendable, Codable, Hashable {
+    public var id: Int64
+    public var organizationBin: String
+    public var tradePointId: Int64
+    public var deviceToken: String
+    public var token: String
+    public var externalId: String?
+    /// `QrTokenCreated`, `CustomerIdentityObtained`, `Error`.
+    public var status: String
+    public var createdAt: Date
+    public var scanTimeout: Int
+    /// Who scanned it.
+    public var customer: String?
+}
+
+/// A registered device.
+public struct SandboxQRDevice: Sendable, Codable, Hashable {
+    public var token: String
+    public var deviceId: String
+    public var organizationBin: String
+    public var tradePointId: Int64
+    public var active: Bool
+}
+
+/// Faults injected into one organization's Kaspi QR API calls.
+public struct SandboxQRFaults: Sendable, Codable, Hashable {
+    /// The next N calls answer `-999` without effect.
+    public var failNext: Int = 0
+    /// The next N creates or refunds take effect, but their answer is lost (HTTP 502, no body).
+    public var loseResponseNext: Int = 0
+    /// The next N refunds answer `-99000006` without effect.
+    public var refundFailNext: Int = 0
+    /// Creates answer `990000033` (no payment methods) while set.
+    public var noPaymentMethods: Bool = false
+    /// Milliseconds added to every call.
+    public var latencyMs: Int = 0
+
+    public init() {}
+}
+
+/// Why a QR API call is answered with a Kaspi error.
+struct QRAPIFailure: Error {
+    var code: Int
+    var message: String
+    var httpStatus: Int = 200
+
+    init(_ code: Int, _ message: String, httpStatus: Int = 200) {
+        self.code = code
+        self.message = message
+        self.httpStatus = httpStatus
+    }
+
+    static let notAuthenticated = QRAPIFailure(-10000, "No valid client certificate or Api-Key.")
+    static func deviceNotFound() -> QRAPIFailure { QRAPIFailure(-1501, "Device not found.") }
+    static func purchaseNotFound() -> QRAPIFailure { QRAPIFailure(-1601, "Purchase not found.") }
+}
+
+/// The sandbox's Kaspi QR API state: organizations, devices, purchases, returns, refunds.
+actor QRAPIState {
+    let configuration: SandboxQRAPIConfiguration
+    let clock: SandboxClock
+    let persistence: (any SandboxPersistence)?
+    let logger: Logger
+
+    private var devices: [String: SandboxQRDevice] = [:]
+    private var deviceByDeviceId: [String: String] = [:]  // "bin/deviceId" -> token
+    private var purchases: [Int64: SandboxQRPurchase] = [:]
+    private var purchaseByToken: [String: Int64] = [:]
+    private var returns: [Int64: SandboxQRReturn] = [:]
+    private var nextId: Int64 = 12_000_000_000
+    private var faults: [String: SandboxQRFaults] = [:]
+    private var clientInfoCalls: [String: [Date]] = [:]
+    private var writeChain: Task<Void, any Error>? = nil
+
+    /// The payer who pays through the test endpoints and the page unless told otherwise.
+    static let defaultCustomer = "77010000001"
+
+    init(configuration: SandboxQRAPIConfiguration, clock: SandboxClock, persistence: (any SandboxPersistence)?, logger: Logger) {
+        self.configuration = configuration
+        self.clock = clock
+        self.persistence = persistence
+        self.logger = logger
+    }
+
+    // MARK: Persistence
+
+    func restore() async throws {
+        guard let persistence else { return }
+        let records = try await persistence.loadQRRecords()
+        for device in records.devices {
+            devices[device.token] = device
+            deviceByDeviceId[device.organizationBin + "/" + device.deviceId] = device.token
+        }
+        for purchase in records.purchases {
+            purchases[purchase.id] = purchase
+            if let token = purchase.token { purchaseByToken[token] = purchase.id }
+            nextId = max(nextId, purchase.id + 1)
+            for refund in purchase.refunds { nextId = max(nextId, refund.id + 1) }
+        }
+        for item in records.returns {
+            returns[item.id] = item
+            nextId = max(nextId, item.id + 1)
+        }
+    }
+
+    /// Queues a write after the previous one, so that writes land in the order of changes.
+    private func persist(_ work: @escaping @Sendable (any SandboxPersistence) async throws -> Void) {
+        guard let persistence else { return }
+        let previous = writeChain
+        writeChain = Task {
+            _ = await previous?.result
+            try await work(persistence)
+        }
+    }
+
+    private func persist(_ device: SandboxQRDevice) { persist { try await $0.save(qrDevice: device) } }
+    private func persist(_ purchase: SandboxQRPurchase) { persist { try await $0.save(qrPurchase: purchase) } }
+    private func persist(_ item: SandboxQRReturn) { persist { try await $0.save(qrReturn: item) } }
+
+    /// Waits until every change so far is on disk.
+    func waitForWrites() async throws {
+        try await writeChain?.value
+    }
+
+    // MARK: Lookups
+
+    func organization(apiKey: String) -> SandboxQRAPIConfiguration.Organization? {
+        configuration.organizations.first { constantTimeEquals($0.apiKey, apiKey) }
+    }
+
+    func organization(bin: String) -> SandboxQRAPIConfiguration.Organization? {
+        configuration.organizations.first { $0.bin == bin }
+    }
+
+    func tradePoint(_ id: Int64) -> (SandboxQRAPIConfiguration.Organization, SandboxQRAPIConfiguration.TradePoint)? {
+        for org in configuration.organizations {
+            if let point = org.tradePoints.first(where: { $0.id == id }) { return (org, point) }
+        }
+        return nil
+    }
+
+    private func nextIdentifier() -> Int64 {
+        nextId += 1
+        return nextId
+    }
+
+    private static func digits(_ count: Int) -> String {
+        var out = String((1...9).randomElement() ?? 5)
+        for _ in 1..<count { out += String(Int.random(in: 0...9)) }
+        return out
+    }
+
+    // MARK: Faults
+
+    func setFaults(_ faults: SandboxQRFaults, bin: String) { self.faults[bin] = faults }
+
+    func faults(bin: String) -> SandboxQRFaults { faults[bin] ?? SandboxQRFaults() }
+
+    /// Takes an injected failure for a call, if one is due.
+    func takeFailure(bin: String) -> Bool {
+        guard var f = faults[bin], f.failNext > 0 else { return false }
+        f.failNext -= 1
+        faults[bin] = f
+        return true
+    }
+
+    func takeLostResponse(bin: String) -> Bool {
+        guard var f = faults[bin], f.loseResponseNext > 0 else { return false }
+        f.loseResponseNext -= 1
+        faults[bin] = f
+        return true
+    }
+
+    private func takeRefundFailure(bin: String) -> Bool {
+        guard var f = faults[bin], f.refundFailNext > 0 else { return false }
+        f.refundFailNext -= 1
+        faults[bin] = f
+        return true
+    }
+
+    func latency(bin: String) -> Int { faults[bin]?.latencyMs ?? 0 }
+
+    // MARK: Devices
+
+    func register(deviceId: String, tradePointId: Int64, bins: Set<String>) throws(QRAPIFailure) -> SandboxQRDevice {
+        guard let (org, point) = tradePoint(tradePointId), bins.contains(org.bin) else {
+            throw QRAPIFailure(-99000002, "Trade point not found.")
+        }
+        guard point.acceptsQR else { throw QRAPIFailure(990000026, "The trade point does not accept QR payments.") }
+        let key = org.bin + "/" + deviceId
+        if let token = deviceByDeviceId[key], var device = devices[token] {
+            guard device.tradePointId == tradePointId else {
+                throw QRAPIFailure(-1503, "The device is already added to another trade point.")
+            }
+            if !device.active {
+                device.active = true
+                devices[token] = device
+                persist(device)
+            }
+            return device
+        }
+        let device = SandboxQRDevice(
+            token: UUID().uuidString.lowercased(), deviceId: deviceId, organizationBin: org.bin, tradePointId: tradePointId, active: true)
+        devices[device.token] = device
+        deviceByDeviceId[key] = device.token
+        persist(device)
+        return device
+    }
+
+    /// The device of a token, checked: known (-1501), of an allowed organization, active (-1502).
+    func device(_ token: String, bins: Set<String>, requireActive: Bool = true) throws(QRAPIFailure) -> SandboxQRDevice {
+        guard let device = devices[token], bins.contains(device.organizationBin) else { throw .deviceNotFound() }
+        if requireActive, !device.active { throw QRAPIFailure(-1502, "The device is not active.") }
+        return device
+    }
+
+    func delete(token: String, bins: Set<String>) throws(QRAPIFailure) {
+        var device = try device(token, bins: bins)
+        device.active = false
+        devices[token] = device
+        persist(device)
+    }
+
+    private func usableTradePoint(of device: SandboxQRDevice, forQR: Bool) throws(QRAPIFailure) {
+        guard let (_, point) = tradePoint(device.tradePointId) else { throw QRAPIFailure(-99000002, "Trade point not found.") }
+        guard point.enabled else { throw QRAPIFailure(990000018, "The trade point is disabled.") }
+        if forQR, !point.acceptsQR { throw QRAPIFailure(990000026, "The trade point does not accept QR payments.") }
+    }
+
+    // MARK: Purchases
+
+    /// Applies the deadlines that have passed: an unscanned token dies, an unconfirmed
+    /// purchase is cancelled, an unpaid invoice expires.
+    private func refreshed(_ id: Int64) -> SandboxQRPurchase? {
+        guard var purchase = purchases[id] else { return nil }
+        let now = clock.now
+        var reason: String? = nil
+        switch purchase.status {
+        case "QrTokenCreated" where now >= purchase.expireDate:
+            reason = purchase.kind == .link ? "The link was not opened in time." : "The QR code was not scanned in time."
+        case "Wait":
+            let start = purchase.firstWaitAt ?? purchase.createdAt
+            if now >= start.addingTimeInterval(TimeInterval(purchase.confirmationTimeout)) {
+                reason = "The payer did not confirm in time; Kaspi cancelled the purchase."
+            }
+        case "RemotePaymentCreated" where now >= purchase.expireDate:
+            reason = "The invoice was not paid within its lifetime."
+        default: break
+        }
+        if let reason {
+            purchase.status = "Error"
+            purchase.errorReason = reason
+            purchase.finishedAt = now
+            purchases[id] = purchase
+            persist(purchase)
+        }
+        return purchase
+    }
+
+    func create(kind: SandboxQRPurchase.Kind, device token: String, amount: Decimal, externalId: String?, bins: Set<String>, organizationBin: String?)
+        throws(QRAPIFailure) -> SandboxQRPurchase
+    {
+        let device = try device(token, bins: bins)
+        if let organizationBin, organizationBin != device.organizationBin { throw .deviceNotFound() }
+        try usableTradePoint(of: device, forQR: true)
+        guard amount > 0, amount.hasAtMostTwoDecimals, amount < 1_000_000_000_000 else { throw QRAPIFailure(990000028, "Invalid operation amount.") }
+        if faults[device.organizationBin]?.noPaymentMethods == true {
+            throw QRAPIFailure(990000033, "No payment methods are available.")
+        }
+        let id = nextIdentifier()
+        let token = Self.digits(41)
+        let purchase = SandboxQRPurchase(
+            id: id, kind: kind, organizationBin: device.organizationBin, tradePointId: device.tradePointId, deviceToken: token == "" ? "" : device.token,
+            amount: amount, externalId: externalId, token: token, status: "QrTokenCreated", createdAt: clock.now,
+            scanTimeout: kind == .link ? configuration.linkActivationWaitTimeout : configuration.qrCodeScanWaitTimeout,
+            confirmationTimeout: configuration.paymentConfirmationTimeout, pollingInterval: configuration.statusPollingInterval)
+        purchases[id] = purchase
+        purchaseByToken[token] = id
+        persist(purchase)
+        return purchase
+    }
+
+    /// A purchase visible to these organizations, with its deadlines applied.
+    func purchase(_ id: Int64, bins: Set<String>) throws(QRAPIFailure) -> SandboxQRPurchase {
+        guard let purchase = refreshed(id), bins.contains(purchase.organizationBin) else { throw .purchaseNotFound() }
+        return purchase
+    }
+
+    /// A status read: refuses timer-driven reads of remote invoices.
+    func readStatus(_ id: Int64, bins: Set<String>) throws(QRAPIFailure) -> SandboxQRPurchase {
+        var purchase = try purchase(id, bins: bins)
+        if purchase.kind == .remote {
+            let now = clock.now
+            if let last = purchase.lastStatusReadAt, now.timeIntervalSince(last) < configuration.remoteStatusMinInterval {
+                throw QRAPIFailure(
+                    -999, "Status requests for remote invoices on a timer are refused (anti-abuse): read the status on a user action.")
+            }
+            purchase.lastStatusReadAt = now
+            purchases[id] = purchase
+        }
+        return purchase
+    }
+
+    func purchase(token: String) -> SandboxQRPurchase? {
+        guard let id = purchaseByToken[token] else { return nil }
+        return refreshed(id)
+    }
+
+    func purchase(id: Int64) -> SandboxQRPurchase? { refreshed(id) }
+
+    func allPurchases(bin: String? = nil) -> [SandboxQRPurchase] {
+        purchases.keys.sorted().compactMap { refreshed($0) }.filter { bin == nil || $0.organizationBin == bin }
+    }
+
+    func allDevices() -> [SandboxQRDevice] { devices.values.sorted { $0.token < $1.token } }
+
+    func allReturns() -> [SandboxQRReturn] { returns.keys.sorted().compactMap { refreshedReturn($0) } }
+
+    /// The payer's actions, from the test endpoints, the page and the helpers.
+    enum Action: String, CaseIterable, Sendable {
+        case scan, confirm, scanerror, confirmerror
+    }
+
+    func act(_ action: Action, id: Int64, bins: Set<String>?, customer: String? = nil, productType: String? = nil) throws(QRAPIFailure) -> SandboxQRPurchase {
+        guard var purchase = refreshed(id), bins?.contains(purchase.organizationBin) ?? true else { throw .purchaseNotFound() }
+        let now = clock.now
+        func refuse(_ needs: String) -> QRAPIFailure {
+            QRAPIFailure(-99000011, "The purchase is \(purchase.status); \(action.rawValue) needs \(needs).")
+        }
+        switch action {
+        case .scan:
+            guard purchase.status == "QrTokenCreated" || purchase.status == "RemotePaymentCreated" else { throw refuse("QrTokenCreated") }
+            purchase.status = "Wait"
+            purchase.firstWaitAt = purchase.firstWaitAt ?? now
+        case .confirm:
+            guard purchase.status == "Wait" || purchase.status == "RemotePaymentCreated" else { throw refuse("Wait") }
+            purchase.status = "Processed"
+            purchase.finishedAt = now
+            purchase.transactionId = Self.digits(9)
+            purchase.productType = productType ?? "Gold"
+            purchase.customer = purchase.phoneNumber ?? customer ?? Self.defaultCustomer
+        case .scanerror:
+            guard ["QrTokenCreated", "Wait", "RemotePaymentCreated"].contains(purchase.status) else { throw refuse("QrTokenCreated") }
+            purchase.status = "Error"
+            purchase.errorReason = "The scan failed (test action)."
+            purchase.finishedAt = now
+        case .confirmerror:
+            guard purchase.status == "Wait" else { throw refuse("Wait (after a scan)") }
+            purchase.status = "Error"
+            purchase.errorReason = "The confirmation failed (test action)."
+            purchase.finishedAt = now
+        }
+        purchases[id] = purchase
+        persist(purchase)
+        return purchase
+    }
+
+    // MARK: Returns (r2)
+
+    private func refreshedReturn(_ id: Int64) -> SandboxQRReturn? {
+        guard var item = returns[id] else { return nil }
+        if item.status == "QrTokenCreated", clock.now >= item.createdAt.addingTimeInterval(TimeInterval(item.scanTimeout)) {
+            item.status = "Error"
+            returns[id] = item
+            persist(item)
+        }
+        return item
+    }
+
+    func createReturn(device token: String, externalId: String?, bins: Set<String>) throws(QRAPIFailure) -> SandboxQRReturn {
+        let device = try device(token, bins: bins)
+        try usableTradePoint(of: device, forQR: false)
+        let item = SandboxQRReturn(
+            id: nextIdentifier(), organizationBin: device.organizationBin, tradePointId: device.tradePointId, deviceToken: device.token,
+            token: Self.digits(41), externalId: externalId, status: "QrTokenCreated", createdAt: clock.now,
+            scanTimeout: configuration.returnScanWaitTimeout)
+        returns[item.id] = item
+        persist(item)
+        return item
+    }
+
+    func returnQR(_ id: Int64, bins: Set<String>) throws(QRAPIFailure) -> SandboxQRReturn {
+        guard let item = refreshedReturn(id), bins.contains(item.organizationBin) else { throw .purchaseNotFound() }
+        return item
+    }
+
+    /// The customer scans a return QR (a sandbox extension: Kaspi has no such call).
+    func scanReturn(_ id: Int64, customer: String?) throws(QRAPIFailure) -> SandboxQRReturn {
+        guard var item = refreshedReturn(id) else { throw .purchaseNotFound() }
+        guard item.status == "QrTokenCreated" else {
+            throw QRAPIFailure(-99000011, "The return QR is \(item.status); a scan needs QrTokenCreated.")
+        }
+        item.status = "CustomerIdentityObtained"
+        item.customer = customer ?? Self.defaultCustomer
+        returns[id] = item
+        persist(item)
+        return item
+    }
+
+    func returnOperations(device token: String, returnId: Int64, maxResult: Int, bins: Set<String>) throws(QRAPIFailure) -> [SandboxQRPurchase] {
+        let device = try device(token, bins: bins)
+        let item = try returnQR(returnId, bins: bins)
+        guard item.status == "CustomerIdentityObtained", let customer = item.customer else { return [] }
+        return allPurchases(bin: device.organizationBin)
+            .filter { $0.customer == customer && $0.status == "Processed" }
+            .sorted { ($0.finishedAt ?? $0.createdAt) > ($1.finishedAt ?? $1.createdAt) }
+            .prefix(maxResult).map { $0 }
+    }
+
+    // MARK: Refunds
+
+    func refund(device token: String, paymentId: Int64, amount: Decimal, returnId: Int64?, organizationBin: String?, bins: Set<String>)
+        throws(QRAPIFailure) -> (SandboxQRPurchase, SandboxQRRefund)
+    {
+        let device = try device(token, bins: bins)
+        if let organizationBin, organizationBin != device.organizationBin { throw .deviceNotFound() }
+        guard var purchase = refreshed(paymentId), purchase.organizationBin == device.organizationBin else { throw .purchaseNotFound() }
+        guard purchase.tradePointId == device.tradePointId else {
+            throw QRAPIFailure(-99000003, "The purchase's trade point does not match this device's.")
+        }
+        try usableTradePoint(of: device, forQR: false)
+        if let returnId {
+            let item = try returnQR(returnId, bins: bins)
+            guard item.status == "CustomerIdentityObtained", item.customer == purchase.customer else {
+                throw QRAPIFailure(-99000001, "No purchase with this id for the customer of this return.")
+            }
+        }
+        guard purchase.status == "Processed" else {
+            throw QRAPIFailure(-99000011, "The purchase is \(purchase.status); only a Processed purchase can be refunded.")
+        }
+        guard amount > 0, amount.hasAtMostTwoDecimals else { throw QRAPIFailure(990000028, "Invalid operation amount.") }
+        guard amount <= purchase.availableReturnAmount else {
+            throw QRAPIFailure(-99000005, "The refund exceeds the purchase's available amount.")
+        }
+        if purchase.productType == "Loan", amount != purchase.availableReturnAmount {
+            throw QRAPIFailure(-99000020, "A partial refund of a loan purchase is not possible.")
+        }
+        if takeRefundFailure(bin: device.organizationBin) {
+            throw QRAPIFailure(-99000006, "The refund failed; retry (sandbox fault injection).")
+        }
+        let refund = SandboxQRRefund(id: nextIdentifier(), amount: amount, at: clock.now, deviceToken: device.token, returnId: returnId)
+        purchase.refunds.append(refund)
+        purchases[paymentId] = purchase
+        persist(purchase)
+        return (purchase, refund)
+    }
+
+    // MARK: Remote invoices (r3)
+
+    /// Kaspi clients by phone number: every valid number is a client, except numbers ending
+    /// in 0000 (no Kaspi client, -1404).
+    static func clientName(phone: String) throws(QRAPIFailure) -> String {
+        guard phone.utf8.count == 11, phone.utf8.allSatisfy({ (48...57).contains($0) }), phone.hasPrefix("7") || phone.hasPrefix("8") else {
+            throw QRAPIFailure(-1401, "The phone number is malformed.")
+        }
+        guard !phone.hasSuffix("0000") else { throw QRAPIFailure(-1404, "No Kaspi client has this phone number.") }
+        let names = ["Aigerim", "Nurlan", "Dana", "Yerlan", "Saule", "Arman"]
+        let index = Int(phone.suffix(2)).map { $0 % names.count } ?? 0
+        return "\(names[index]) Testova \(phone.suffix(4))"
+    }
+
+    func clientInfo(phone: String, device token: String, bins: Set<String>) throws(QRAPIFailure) -> String {
+        let device = try device(token, bins: bins)
+        try usableTradePoint(of: device, forQR: false)
+        let now = clock.now
+        var calls = (clientInfoCalls[token] ?? []).filter { now.timeIntervalSince($0) < 60 }
+        guard calls.count < configuration.clientInfoPerMinute else {
+            throw QRAPIFailure(-999, "Over \(configuration.clientInfoPerMinute) client-info calls a minute for this device.", httpStatus: 429)
+        }
+        calls.append(now)
+        clientInfoCalls[token] = calls
+        return try Self.clientName(phone: phone)
+    }
+
+    func createRemote(device token: String, phone: String, amount: Decimal, comment: String?, organizationBin: String, bins: Set<String>)
+        throws(QRAPIFailure) -> SandboxQRPurchase
+    {
+        let device = try device(token, bins: bins)
+        guard organizationBin == device.organizationBin else { throw .deviceNotFound() }
+        try usableTradePoint(of: device, forQR: false)
+        _ = try Self.clientName(phone: phone)
+        guard amount > 0, amount.hasAtMostTwoDecimals, amount < 1_000_000_000_000 else { throw QRAPIFailure(990000028, "Invalid operation amount.") }
+        let id = nextIdentifier()
+        let purchase = SandboxQRPurchase(
+            id: id, kind: .remote, organizationBin: device.organizationBin, tradePointId: device.tradePointId, deviceToken: device.token,
+            amount: amount, externalId: nil, token: nil, status: "RemotePaymentCreated", createdAt: clock.now, phoneNumber: phone, comment: comment,
+            scanTimeout: configuration.remoteInvoiceLifetime, confirmationTimeout: configuration.paymentConfirmationTimeout,
+            pollingInterval: configuration.statusPollingInterval)
+        purchases[id] = purchase
+        persist(purchase)
+        return purchase
+    }
+
+    func cancelRemote(device token: String, paymentId: Int64, organizationBin: String, bins: Set<String>) throws(QRAPIFailure) -> SandboxQRPurchase {
+        let device = try device(token, bins: bins)
+        guard organizationBin == device.organizationBin else { throw .deviceNotFound() }
+        guard var purchase = refreshed(paymentId), purchase.kind == .remote, purchase.organizationBin == device.organizationBin else {
+            throw QRAPIFailure(-99000001, "No remote invoice with this id.")
+        }
+        guard purchase.status == "RemotePaymentCreated" || purchase.status == "RemotePaymentCanceled" else {
+            throw QRAPIFailure(-1401, "The invoice is \(purchase.status) and can no longer be cancelled.")
+        }
+        purchase.status = "RemotePaymentCanceled"
+        purchase.finishedAt = purchase.finishedAt ?? clock.now
+        purchases[paymentId] = purchase
+        persist(purchase)
+        return purchase
+    }
+
+    func reset() {
+        devices = [:]
+        deviceByDeviceId = [:]
+        purchases = [:]
+        purchaseByToken = [:]
+        returns = [:]
+        clientInfoCalls = [:]
+        persist { try await $0.deleteQRRecords() }
+    }
+}
+
+extension Decimal {
+    var hasAtMostTwoDecimals: Bool {
+        var scaled = self * 100
+        var rounded = Decimal()
+        NSDecimalRound(&rounded, &scaled, 0, .plain)
+        return rounded == scaled
+    }
+}
+
+func constantTimeEquals(_ a: String, _ b: String) -> Bool {
+    let x = Array(a.utf8), y = Array(b.utf8)
+    var diff = UInt8(x.count == y.count ? 0 : 1)
+    for index in 0..<max(x.count, y.count) {
+        diff |= (index < x.count ? x[index] : 0) ^ (index < y.count ? y[index] : 0)
+    }
+    return diff == 0
+}
