@@ -9,6 +9,7 @@ extension Sandbox {
     /// and re-send webhooks, inject faults, move the clock.
     func addHelpers(to router: Router<BasicRequestContext>) {
         let group = router.group("sandbox")
+        addQRHelpers(to: group)
         group.get("") { _, _ in Self.html(.ok, await self.indexPage()) }
         group.get("orders") { request, _ in
             let tradePoint = request.uri.queryParameters.get("tradePointId")

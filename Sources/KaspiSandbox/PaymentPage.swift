@@ -11,6 +11,7 @@ extension Sandbox {
     func addPaymentPage(to router: Router<BasicRequestContext>) {
         router.get("/pay/:token") { request, context in
             let token = context.parameters.get("token") ?? ""
+            if let page = await self.qrPage(get: token) { return page }
             guard let order = await self.state.order(paymentToken: token) else {
                 return Self.html(.notFound, Self.page(title: "Payment not found", body: "<p>This payment link is unknown or was reset.</p>"))
             }
@@ -19,6 +20,7 @@ extension Sandbox {
         }
         router.get("/pay/:token/qr.svg") { request, context in
             let token = context.parameters.get("token") ?? ""
+            if let svg = await self.qrPageSVG(token) { return svg }
             guard await self.state.order(paymentToken: token) != nil, let qr = try? QRCode(encoding: self.paymentURL(token: token)) else {
                 return Response(status: .notFound)
             }
@@ -29,6 +31,7 @@ extension Sandbox {
         router.post("/pay/:token") { request, context in
             let token = context.parameters.get("token") ?? ""
             let form = Self.form(try await request.body.collect(upTo: 4096))
+            if let response = await self.qrPage(post: token, form: form) { return response }
             guard let order = await self.state.order(paymentToken: token) else {
                 return Self.html(.notFound, Self.page(title: "Payment not found", body: "<p>This payment link is unknown or was reset.</p>"))
             }

@@ -99,6 +99,17 @@ public struct SandboxQRFaults: Sendable, Codable, Hashable {
     public var latencyMs: Int = 0
 
     public init() {}
+
+    enum CodingKeys: String, CodingKey { case failNext, loseResponseNext, refundFailNext, noPaymentMethods, latencyMs }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        failNext = try c.decodeIfPresent(Int.self, forKey: .failNext) ?? 0
+        loseResponseNext = try c.decodeIfPresent(Int.self, forKey: .loseResponseNext) ?? 0
+        refundFailNext = try c.decodeIfPresent(Int.self, forKey: .refundFailNext) ?? 0
+        noPaymentMethods = try c.decodeIfPresent(Bool.self, forKey: .noPaymentMethods) ?? false
+        latencyMs = try c.decodeIfPresent(Int.self, forKey: .latencyMs) ?? 0
+    }
 }
 
 /// Why a QR API call is answered with a Kaspi error.
