@@ -493,14 +493,14 @@ actor QRAPIState {
             throw QRAPIFailure(-99000003, "The purchase's trade point does not match this device's.")
         }
         try usableTradePoint(of: device, forQR: false)
+        guard purchase.status == "Processed" else {
+            throw QRAPIFailure(-99000011, "The purchase is \(purchase.status); only a Processed purchase can be refunded.")
+        }
         if let returnId {
             let item = try returnQR(returnId, bins: bins)
             guard item.status == "CustomerIdentityObtained", item.customer == purchase.customer else {
                 throw QRAPIFailure(-99000001, "No purchase with this id for the customer of this return.")
             }
-        }
-        guard purchase.status == "Processed" else {
-            throw QRAPIFailure(-99000011, "The purchase is \(purchase.status); only a Processed purchase can be refunded.")
         }
         guard amount > 0, amount.hasAtMostTwoDecimals else { throw QRAPIFailure(990000028, "Invalid operation amount.") }
         guard amount <= purchase.availableReturnAmount else {

@@ -1,0 +1,539 @@
+import AsyncHTTPClient
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import KaspiPay
+import KaspiPayAsyncHTTPClient
+import KaspiPayTesting
+import KaspiSandbox
+import NIOCore
+import NIOHTTP1
+import NIOSSL
+import Synchronization
+import Testing
+
+typealias API = KaspiQRAPI
+
+/// A sandbox with the Kaspi QR API on loopback: r1 over HTTP, all schemes over a TLS port
+/// that asks for client certificates, and SDK clients for each scheme.
+struct QRHarness: Sendable {
+    let sandbox: Sandbox
+    let httpURL: URL
+    let tlsURL: URL
+    let certificates: SandboxCertificates.Paths
+    let r1: API.Client<API.R1>
+    let r2: API.Client<API.R2>
+    let r3: API.Client<API.R3>
+    /// Over TLS with the sandbox's CA but no client certificate.
+    let anonymousTLS: AsyncHTTPClientTransport
+    /// Plain HTTP, for more clients.
+    let plain: AsyncHTTPClientTransport
+
+    static let bin = "123456789012"
+    static let secondBIN = "987654321098"
+    static let apiKey = "test_0f8fad5b-d9cb-469f-a165-70867728950e"
+
+    /// A raw request, the way an independent client (Go, PHP, Java) would send it.
+    func raw(_ method: HTTPMethod, _ url: String, body: String? = nil, headers: [String: String] = [:], client: HTTPClient = noRedirects) async throws -> (status: Int, body: String) {
+        var request = HTTPClientRequest(url: url)
+        request.method = method
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        if let body { request.body = .bytes(ByteBuffer(string: body)) }
+        let response = try await client.execute(request, timeout: .seconds(10))
+        let buffer = try await response.body.collect(upTo: 1 << 20)
+        return (Int(response.status.code), String(buffer: buffer))
+    }
+
+    func r1Raw(_ method: HTTPMethod, _ path: String, body: String? = nil, key: String = QRHarness.apiKey) async throws -> (status: Int, body: String) {
+        var headers = ["Content-Type": "application/json"]
+        if !key.isEmpty { headers["Api-Key"] = key }
+        return try await raw(method, httpURL.absoluteString + path, body: body, headers: headers)
+    }
+
+    func device(_ id: String = "till-\(UUID().uuidString.prefix(8))", tradePoint: Int64 = 19) async throws -> API.DeviceToken {
+        try await r1.registerDevice(id: id, tradePointId: tradePoint)
+    }
+
+    /// A paid purchase of `amount` on trade point 19, made and paid over r1.
+    func paidPurchase(_ amount: Decimal = 500, device: API.DeviceToken, loan: Bool = false) async throws -> Int64 {
+        let qr = try await r1.createQR(device: device, amount: amount)
+        try await r1.simulate(.scan, paymentId: qr.paymentId)
+        if loan {
+            try await sandbox.act(.confirmLoan, paymentId: qr.paymentId)
+        } else {
+            try await r1.simulate(.confirm, paymentId: qr.paymentId)
+        }
+        return qr.paymentId
+    }
+}
+
+func withQRSandbox<T: Sendable>(
+    configure: (inout SandboxConfiguration) -> Void = { _ in }, _ body: @Sendable @escaping (QRHarness) async throws -> T
+) async throws -> T {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kaspi-qr-\(UUID().uuidString)").path
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let certificates = try SandboxCertificates.generate(
+        in: directory, organizations: [QRHarness.bin, QRHarness.secondBIN], password: "sandbox-pass")
+    var configuration = SandboxConfiguration()
+    configuration.port = 0
+    configuration.rateLimitPerMinute = nil
+    configuration.qrAPI.tlsPorts = [0]
+    configuration.qrAPI.certificatesDirectory = directory
+    configure(&configuration)
+    let sandbox = try await Sandbox(configuration: configuration)
+    let box = Mutex<T?>(nil)
+    try await sandbox.application().test(.live) { testClient in
+        var tlsPorts: [Int] = []
+        for _ in 0..<500 {
+            tlsPorts = sandbox.qrAPITLSPorts()
+            if !tlsPorts.isEmpty { break }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        let port = try #require(tlsPorts.first)
+        let httpURL = URL(string: "http://127.0.0.1:\(testClient.port!)")!
+        let tlsURL = URL(string: "https://127.0.0.1:\(port)")!
+        let retry = RetryPolicy(maxAttempts: 3, initialDelay: .milliseconds(20), jitter: 0)
+        let plain = AsyncHTTPClientTransport()
+        let pem = try AsyncHTTPClientTransport(
+            tls: KaspiTLSSettings(
+                clientIdentity: .pem(certificatePath: certificates.clientCertificate, keyPath: certificates.clientKey),
+                trust: .caBundle(path: certificates.caCertificate)))
+        let pkcs12 = try AsyncHTTPClientTransport(
+            tls: KaspiTLSSettings(
+                clientIdentity: .pkcs12(path: certificates.clientPKCS12, password: "sandbox-pass"), trust: .caBundle(path: certificates.caCertificate)))
+        let anonymous = try AsyncHTTPClientTransport(tls: KaspiTLSSettings(trust: .caBundle(path: certificates.caCertificate)))
+        let harness = QRHarness(
+            sandbox: sandbox, httpURL: httpURL, tlsURL: tlsURL, certificates: certificates,
+            r1: try API.Client<API.R1>(
+                apiKey: try APIKey(QRHarness.apiKey), configuration: .init(host: .custom(httpURL), retryPolicy: retry), transport: plain),
+            r2: try API.Client<API.R2>(configuration: .init(host: .custom(tlsURL), retryPolicy: retry), transport: pem),
+            r3: try API.Client<API.R3>(
+                organizationBin: try API.OrganizationBIN(QRHarness.bin), configuration: .init(host: .custom(tlsURL), retryPolicy: retry),
+                transport: pkcs12),
+            anonymousTLS: anonymous, plain: plain)
+        do {
+            let value = try await body(harness)
+            box.withLock { $0 = value }
+        } catch {
+            for transport in [plain, pem, pkcs12, anonymous] { try? await transport.shutdown() }
+            throw error
+        }
+        for transport in [plain, pem, pkcs12, anonymous] { try await transport.shutdown() }
+    }
+    return try #require(box.withLock { $0 })
+}
+
+/// The Kaspi QR API error a call threw, or nil.
+func qrError(_ body: () async throws -> Void) async -> API.APIError? {
+    do {
+        try await body()
+        return nil
+    } catch let error as API.APIError {
+        return error
+    } catch {
+        Issue.record("not an APIError: \(error)")
+        return nil
+    }
+}
+
+@Suite struct QRAPISandboxTests {
+    @Test func r1TakesAQRPaymentFromCreateToProcessed() async throws {
+        try await withQRSandbox { h in
+            try await h.r1.ping()
+            let points = try await h.r1.tradePoints()
+            #expect(points.map(\.id) == [19, 20, 21])
+            let token = try await h.r1.registerDevice(id: "till-1", tradePointId: 19)
+            #expect(try await h.r1.registerDevice(id: "till-1", tradePointId: 19) == token)  // idempotent
+            let qr = try await h.r1.createQR(device: token, amount: Decimal(string: "1500.50")!, externalId: "order-1")
+            #expect(qr.qrToken.count == 41 && qr.qrToken.allSatisfy(\.isNumber))
+            #expect(qr.paymentId > Int64(Int32.max))
+            #expect(qr.paymentMethods == ["Gold", "Red", "Loan"])
+            #expect(qr.options == .guideDefaults)
+            #expect(abs(qr.expireDate.timeIntervalSinceNow - 180) < 30)
+            #expect(try await h.r1.status(paymentId: qr.paymentId).status == .qrTokenCreated)
+            try await h.r1.simulate(.scan, paymentId: qr.paymentId)
+            #expect(try await h.r1.statusV01(paymentId: qr.paymentId).status == .wait)
+            try await h.r1.simulate(.confirm, paymentId: qr.paymentId)
+            let paid = try await h.r1.status(paymentId: qr.paymentId)
+            #expect(paid.status == .processed && paid.version == "v02")
+            #expect(paid.transactionId?.allSatisfy(\.isNumber) == true && paid.amount == Decimal(string: "1500.5"))
+            #expect(paid.storeName == "KaspiKit Sandbox LLP" && paid.productType == "Gold")
+            let v01 = try await h.r1.statusV01(paymentId: qr.paymentId)
+            #expect(v01.status == .processed && v01.transactionId == nil)
+            // A paid purchase cannot be scanned again.
+            #expect(await qrError { try await h.r1.simulate(.scan, paymentId: qr.paymentId) }?.statusCode == .refundNotAllowed)
+            // The waiting helper sees it at once.
+            #expect(try await h.r1.waitForPayment(qr) == .processed(paid))
+        }
+    }
+
+    @Test func r1LinksOpenTheSandboxPageWhichPlaysThePayer() async throws {
+        try await withQRSandbox { h in
+            let token = try await h.device()
+            let link = try await h.r1.createLink(device: token, amount: 2500)
+            #expect(link.paymentLink.hasPrefix(h.httpURL.absoluteString + "/pay/"))
+            let digits = String(link.paymentLink.split(separator: "/").last ?? "")
+            #expect(digits.count == 41)
+            var page = try await h.raw(.GET, link.paymentLink)
+            #expect(page.status == 200 && page.body.contains("2 500 ₸") && page.body.contains("value=\"scan\"") && !page.body.contains("<script"))
+            #expect(page.body.contains("KaspiKit Sandbox LLP"))
+            let svg = try await h.raw(.GET, link.paymentLink + "/qr.svg")
+            #expect(svg.status == 200 && svg.body.hasPrefix("<svg"))
+            let headers = ["Content-Type": "application/x-www-form-urlencoded"]
+            #expect(try await h.raw(.POST, link.paymentLink, body: "action=scan", headers: headers).status == 303)
+            #expect(try await h.r1.status(paymentId: link.paymentId).status == .wait)
+            page = try await h.raw(.GET, link.paymentLink)
+            #expect(page.body.contains("value=\"confirm\""))
+            #expect(try await h.raw(.POST, link.paymentLink, body: "action=confirm", headers: headers).status == 303)
+            #expect(try await h.r1.status(paymentId: link.paymentId).status == .processed)
+            #expect(try await h.raw(.POST, link.paymentLink, body: "action=confirm", headers: headers).status == 409)
+        }
+    }
+
+    @Test func linksUseTheConfiguredBase() async throws {
+        try await withQRSandbox(configure: { $0.qrAPI.linkBase = "https://pay.kaspi.kz/" }) { h in
+            let link = try await h.r1.createLink(device: try await h.device(), amount: 100)
+            #expect(link.paymentLink.hasPrefix("https://pay.kaspi.kz/pay/") && link.paymentLink.count == "https://pay.kaspi.kz/pay/".count + 41)
+        }
+    }
+
+    @Test func deadlinesRunOnTheSandboxClock() async throws {
+        try await withQRSandbox { h in
+            let token = try await h.device()
+            let unscanned = try await h.r1.createQR(device: token, amount: 100)
+            let scanned = try await h.r1.createQR(device: token, amount: 100)
+            await h.sandbox.advanceClock(by: 170)
+            try await h.r1.simulate(.scan, paymentId: scanned.paymentId)
+            await h.sandbox.advanceClock(by: 11)
+            // 181 s after creation: the unscanned token died; the scanned one has until 170 + 65.
+            #expect(try await h.r1.status(paymentId: unscanned.paymentId).status == .error)
+            #expect(try await h.r1.status(paymentId: scanned.paymentId).status == .wait)
+            await h.sandbox.advanceClock(by: 54)
+            #expect(try await h.r1.status(paymentId: scanned.paymentId).status == .error)
+            let purchase = try #require(await h.sandbox.qrPurchases().first { $0.id == scanned.paymentId })
+            #expect(purchase.errorReason?.contains("did not confirm") == true)
+            #expect(await qrError { try await h.r1.simulate(.confirm, paymentId: scanned.paymentId) }?.statusCode == .refundNotAllowed)
+        }
+    }
+
+    @Test func r1ErrorCodesTheSandboxProduces() async throws {
+        try await withQRSandbox { h in
+            let token = try await h.device("till-a")
+            // -1503: the same device on another trade point.
+            #expect(await qrError { _ = try await h.r1.registerDevice(id: "till-a", tradePointId: 20) }?.statusCode == .deviceOnAnotherTradePoint)
+            // -99000002, 990000026.
+            #expect(await qrError { _ = try await h.r1.registerDevice(id: "till-b", tradePointId: 999) }?.statusCode == .tradePointNotFound)
+            #expect(await qrError { _ = try await h.r1.registerDevice(id: "till-b", tradePointId: 104039) }?.statusCode == .tradePointNotFound)
+            #expect(await qrError { _ = try await h.r1.registerDevice(id: "till-b", tradePointId: 21) }?.statusCode == .tradePointDoesNotAcceptQR)
+            // 990000018: a device on a disabled trade point cannot sell.
+            let closed = try await h.device("till-closed", tradePoint: 20)
+            #expect(await qrError { _ = try await h.r1.createQR(device: closed, amount: 100) }?.statusCode == .tradePointDisabled)
+            // -1501 and -1502.
+            let unknown = try API.DeviceToken("00000000-0000-0000-0000-000000000000")
+            #expect(await qrError { _ = try await h.r1.createQR(device: unknown, amount: 100) }?.statusCode == .deviceNotFound)
+            try await h.r1.deleteDevice(token)
+            #expect(await qrError { _ = try await h.r1.createLink(device: token, amount: 100) }?.statusCode == .deviceNotActive)
+            #expect(await qrError { try await h.r1.deleteDevice(token) }?.statusCode == .deviceNotActive)
+            // Registering again revives the device with its token.
+            #expect(try await h.r1.registerDevice(id: "till-a", tradePointId: 19) == token)
+            // -1601.
+            #expect(await qrError { _ = try await h.r1.status(paymentId: 99) }?.statusCode == .purchaseNotFound)
+            // 990000028 from the server (the SDK refuses such amounts itself, so send it raw).
+            let raw = try await h.r1Raw(.POST, "/r1/v01/qr/create", body: #"{"DeviceToken":"\#(token.value)","Amount":1.005}"#)
+            #expect(raw.status == 200 && raw.body.contains(#""StatusCode":990000028"#))
+            let zero = try await h.r1Raw(.POST, "/r1/v01/qr/create", body: #"{"DeviceToken":"\#(token.value)","Amount":"0"}"#)
+            #expect(zero.body.contains(#""StatusCode":990000028"#))
+            // 990000033 and -999 by fault injection.
+            var faults = SandboxQRFaults()
+            faults.noPaymentMethods = true
+            await h.sandbox.setQRFaults(faults, organizationBin: QRHarness.bin)
+            #expect(await qrError { _ = try await h.r1.createQR(device: token, amount: 100) }?.statusCode == .noPaymentMethods)
+            faults = SandboxQRFaults()
+            faults.failNext = 1
+            await h.sandbox.setQRFaults(faults, organizationBin: QRHarness.bin)
+            #expect(await qrError { _ = try await h.r1.createQR(device: token, amount: 100) }?.statusCode == .serviceUnavailable)
+            #expect(await h.sandbox.qrPurchases().isEmpty)
+            faults.failNext = 1
+            await h.sandbox.setQRFaults(faults, organizationBin: QRHarness.bin)
+            try await h.r1.ping()  // a read is retried past one -999
+            // -10000: a wrong or missing key.
+            let wrong = try API.Client<API.R1>(apiKey: try APIKey("test_wrong"), configuration: .init(host: .custom(h.httpURL)), transport: h.plain)
+            #expect(await qrError { try await wrong.ping() }?.statusCode == .noClientCertificate)
+            #expect(try await h.r1Raw(.GET, "/r1/v01/health/ping", key: "").body == #"{"StatusCode":-10000,"Message":"No valid client certificate or Api-Key."}"#)
+            // -14000002: an organization without trade points.
+            let empty = try API.Client<API.R1>(
+                apiKey: try APIKey("test_e4eaaaf2-d142-11e1-b3e4-080027620cdd"), configuration: .init(host: .custom(h.httpURL)), transport: h.plain)
+            #expect(await qrError { _ = try await empty.tradePoints() }?.statusCode == .noTradePoints)
+        }
+    }
+
+    @Test func aLostCreateIsReportedAsUnknownAndTookEffect() async throws {
+        try await withQRSandbox { h in
+            let token = try await h.device()
+            var faults = SandboxQRFaults()
+            faults.loseResponseNext = 1
+            await h.sandbox.setQRFaults(faults, organizationBin: QRHarness.bin)
+            let error = await qrError { _ = try await h.r1.createQR(device: token, amount: 700, externalId: "order-lost") }
+            guard case .unknownOutcome(_, "order-lost"?, _)? = error else { Issue.record("\(String(describing: error))"); return }
+            let purchases = await h.sandbox.qrPurchases()
+            #expect(purchases.count == 1 && purchases[0].externalId == "order-lost")  // made once, not twice
+        }
+    }
+
+    @Test func r2AndR3NeedAClientCertificateFromTheSandboxCA() async throws {
+        try await withQRSandbox { h in
+            try await h.r2.ping()
+            try await h.r3.ping()
+            // Over TLS without a certificate, and over plain HTTP: -10000 in the body, HTTP 200.
+            let bare = try API.Client<API.R2>(configuration: .init(host: .custom(h.tlsURL)), transport: h.anonymousTLS)
+            #expect(await qrError { try await bare.ping() }?.statusCode == .noClientCertificate)
+            let plain = try API.Client<API.R3>(
+                organizationBin: try API.OrganizationBIN(QRHarness.bin), configuration: .init(host: .custom(h.httpURL)), transport: h.plain)
+            #expect(await qrError { try await plain.ping() }?.statusCode == .noClientCertificate)
+            // A certificate from another CA.
+            let other = FileManager.default.temporaryDirectory.appendingPathComponent("other-ca-\(UUID().uuidString)").path
+            defer { try? FileManager.default.removeItem(atPath: other) }
+            let foreign = try SandboxCertificates.generate(in: other, organizations: [QRHarness.bin])
+            let transport = try AsyncHTTPClientTransport(
+                tls: KaspiTLSSettings(
+                    clientIdentity: .pem(certificatePath: foreign.clientCertificate, keyPath: foreign.clientKey),
+                    trust: .caBundle(path: h.certificates.caCertificate)))
+            let forged = try API.Client<API.R2>(configuration: .init(host: .custom(h.tlsURL)), transport: transport)
+            let forgedError = await qrError { try await forged.ping() }
+            try await transport.shutdown()
+            #expect(forgedError?.statusCode == .noClientCertificate)
+            // r3 for an organization the certificate does not name.
+            let stranger = h.r3.acting(for: try API.OrganizationBIN("000000000001"))
+            #expect(await qrError { _ = try await stranger.tradePoints() }?.statusCode == .noClientCertificate)
+            // One certificate, several organizations.
+            #expect(try await h.r3.tradePoints().map(\.id) == [19, 20, 21])
+            #expect(try await h.r3.acting(for: try API.OrganizationBIN(QRHarness.secondBIN)).tradePoints().map(\.id) == [104039])
+            // The server is trusted only through the CA bundle: the system roots refuse it.
+            let system = AsyncHTTPClientTransport()
+            let untrusted = try API.Client<API.R2>(configuration: .init(host: .custom(h.tlsURL), retryPolicy: .none), transport: system)
+            let untrustedError = await qrError { try await untrusted.ping() }
+            try await system.shutdown()
+            guard case .transport? = untrustedError else { Issue.record("trusted without the CA: \(String(describing: untrustedError))"); return }
+        }
+    }
+
+    @Test func r2RefundsWithTheCustomerPresent() async throws {
+        try await withQRSandbox { h in
+            let till = try await h.r2.registerDevice(id: "till-r2", tradePointId: 19)
+            let qr = try await h.r2.createQR(device: till, amount: 1000)
+            // Refunds are refused until the purchase is Processed.
+            let early = try await h.r2.createReturn(device: till, externalId: "return-0")
+            try await h.sandbox.scanReturn(early.returnId)
+            #expect(await qrError { _ = try await h.r2.refund(device: till, paymentId: qr.paymentId, returnId: early.returnId, amount: 100) }?.statusCode
+                == .refundNotAllowed)
+            try await h.r2.simulate(.scan, paymentId: qr.paymentId)
+            try await h.r2.simulate(.confirm, paymentId: qr.paymentId)
+
+            let returnQR = try await h.r2.createReturn(device: till, externalId: "return-1")
+            #expect(returnQR.qrToken.count == 41 && returnQR.pollingInterval == 5 && returnQR.scanTimeout == 180)
+            #expect(try await h.r2.returnStatus(returnId: returnQR.returnId) == .qrTokenCreated)
+            #expect(try await h.r2.returnOperations(device: till, returnId: returnQR.returnId).isEmpty)
+            let scanned = try await h.raw(.POST, h.httpURL.absoluteString + "/sandbox/qr/returns/\(returnQR.returnId)/scan")
+            #expect(scanned.status == 200)
+            #expect(try await h.r2.waitForCustomer(returnQR) == .customerIdentityObtained)
+            let purchases = try await h.r2.returnOperations(device: till, returnId: returnQR.returnId, maxResult: 5)
+            #expect(purchases.map(\.paymentId) == [qr.paymentId] && purchases[0].amount == 1000 && purchases[0].transactionDate != nil)
+            var details = try await h.r2.paymentDetails(paymentId: qr.paymentId, device: till)
+            #expect(details.totalAmount == 1000 && details.availableReturnAmount == 1000)
+            let refund = try await h.r2.refund(device: till, paymentId: qr.paymentId, returnId: returnQR.returnId, amount: 400)
+            #expect(refund.returnOperationId > 0)
+            details = try await h.r2.paymentDetails(paymentId: qr.paymentId, device: till)
+            #expect(details.availableReturnAmount == 600)
+            // -99000005: more than is left.
+            #expect(await qrError { _ = try await h.r2.refund(device: till, paymentId: qr.paymentId, returnId: returnQR.returnId, amount: 601) }?.statusCode == .refundExceedsAmount)
+            // -99000006 by fault injection, without effect.
+            var faults = SandboxQRFaults()
+            faults.refundFailNext = 1
+            await h.sandbox.setQRFaults(faults, organizationBin: QRHarness.bin)
+            #expect(await qrError { _ = try await h.r2.refund(device: till, paymentId: qr.paymentId, returnId: returnQR.returnId, amount: 100) }?.statusCode == .refundFailed)
+            #expect(try await h.r2.paymentDetails(paymentId: qr.paymentId, device: till).availableReturnAmount == 600)
+            // -99000001: the return's customer did not make this purchase.
+            let other = try await h.r2.createReturn(device: till)
+            try await h.sandbox.scanReturn(other.returnId, customer: "77770001122")
+            #expect(await qrError { _ = try await h.r2.refund(device: till, paymentId: qr.paymentId, returnId: other.returnId, amount: 100) }?.statusCode == .purchaseNotFoundForOperation)
+            // -99000003: a device of another trade point.
+            let second = try await h.r2.registerDevice(id: "till-r2-closed", tradePointId: 20)
+            #expect(await qrError { _ = try await h.r2.refund(device: second, paymentId: qr.paymentId, returnId: returnQR.returnId, amount: 100) }?.statusCode == .tradePointMismatch)
+            // -1601: an unknown return.
+            #expect(await qrError { _ = try await h.r2.returnStatus(returnId: 5) }?.statusCode == .purchaseNotFound)
+            // The rest refunded in full.
+            _ = try await h.r2.refund(device: till, paymentId: qr.paymentId, returnId: returnQR.returnId, amount: 600)
+            #expect(try await h.r2.paymentDetails(paymentId: qr.paymentId, device: till).availableReturnAmount == 0)
+            // A return QR nobody scans dies after its timeout.
+            let stale = try await h.r2.createReturn(device: till)
+            await h.sandbox.advanceClock(by: 181)
+            #expect(try await h.r2.returnStatus(returnId: stale.returnId) == .error)
+        }
+    }
+
+    @Test func r3RefundsWithoutTheCustomer() async throws {
+        try await withQRSandbox { h in
+            let till = try await h.r3.registerDevice(id: "till-r3", tradePointId: 19)
+            let unpaid = try await h.r3.createQR(device: till, amount: 300)
+            #expect(await qrError { _ = try await h.r3.refund(device: till, paymentId: unpaid.paymentId, amount: 100) }?.statusCode == .refundNotAllowed)
+            let paid = try await h.paidPurchase(300, device: till)
+            _ = try await h.r3.refund(device: till, paymentId: paid, amount: Decimal(string: "150.25")!)
+            #expect(try await h.r3.paymentDetails(paymentId: paid, device: till).availableReturnAmount == Decimal(string: "149.75"))
+            #expect(await qrError { _ = try await h.r3.refund(device: till, paymentId: 123, amount: 1) }?.statusCode == .purchaseNotFound)
+            // -99000020: a loan purchase is refunded whole or not at all.
+            let loan = try await h.paidPurchase(900, device: till, loan: true)
+            #expect(try await h.r3.status(paymentId: loan).loanTerm == 12)
+            #expect(await qrError { _ = try await h.r3.refund(device: till, paymentId: loan, amount: 100) }?.statusCode == .partialRefundNotPossible)
+            _ = try await h.r3.refund(device: till, paymentId: loan, amount: 900)
+            // The second organization's devices and purchases are its own.
+            let second = h.r3.acting(for: try API.OrganizationBIN(QRHarness.secondBIN))
+            #expect(await qrError { _ = try await second.createQR(device: till, amount: 100) }?.statusCode == .deviceNotFound)
+            let theirs = try await second.registerDevice(id: "till-r3", tradePointId: 104039)
+            #expect(theirs != till)
+            _ = try await second.createQR(device: theirs, amount: 100)
+        }
+    }
+
+    @Test func r3RemoteInvoices() async throws {
+        try await withQRSandbox { h in
+            let till = try await h.r3.registerDevice(id: "till-remote", tradePointId: 19)
+            #expect(try await h.r3.clientInfo(phoneNumber: "87071234567", device: till).clientName.hasSuffix("4567"))
+            #expect(await qrError { _ = try await h.r3.clientInfo(phoneNumber: "87070000000", device: till) }?.statusCode == .undocumented(-1404))
+            let invoice = try await h.r3.createRemoteInvoice(device: till, phoneNumber: "87071234567", amount: 4200, comment: "Roses")
+            #expect(try await h.r3.status(paymentId: invoice.paymentId).status == .remotePaymentCreated)
+            // A second read right away looks like a timer: refused.
+            let refused = await qrError { _ = try await h.r3.status(paymentId: invoice.paymentId) }
+            #expect(refused?.statusCode == .serviceUnavailable)
+            #expect(await qrError { _ = try await h.r3.cancelRemoteInvoice(device: till, paymentId: 77) }?.statusCode == .purchaseNotFoundForOperation)
+            #expect(try await h.r3.cancelRemoteInvoice(device: till, paymentId: invoice.paymentId) == .remotePaymentCanceled)
+            await h.sandbox.advanceClock(by: 11)
+            #expect(try await h.r3.status(paymentId: invoice.paymentId).status == .remotePaymentCanceled)
+            // A paid invoice belongs to the billed number; one left alone expires after 24 hours.
+            let paid = try await h.r3.createRemoteInvoice(device: till, phoneNumber: "77012223344", amount: 100)
+            try await h.sandbox.act(.confirm, paymentId: paid.paymentId)
+            #expect(await h.sandbox.qrPurchases().first { $0.id == paid.paymentId }?.customer == "77012223344")
+            #expect(await qrError { _ = try await h.r3.cancelRemoteInvoice(device: till, paymentId: paid.paymentId) }?.statusCode == .undocumented(-1401))
+            let stale = try await h.r3.createRemoteInvoice(device: till, phoneNumber: "77012223344", amount: 100)
+            await h.sandbox.advanceClock(by: 86_401)
+            #expect(try await h.r3.status(paymentId: stale.paymentId).status == .error)
+            // -1401 for a malformed number, from the server (the SDK refuses it itself).
+            let raw = try await h.raw(
+                .GET, h.httpURL.absoluteString + "/r3/v01/remote/client-info?phoneNumber=123&deviceToken=\(till.value)")
+            #expect(raw.body.contains("-10000"))  // no certificate over plain HTTP
+        }
+    }
+
+    @Test func clientInfoIsLimitedPerDevice() async throws {
+        try await withQRSandbox(configure: { $0.qrAPI.clientInfoPerMinute = 2 }) { h in
+            let till = try await h.r3.registerDevice(id: "till-info", tradePointId: 19)
+            _ = try await h.r3.clientInfo(phoneNumber: "87071234567", device: till)
+            _ = try await h.r3.clientInfo(phoneNumber: "87071234567", device: till)
+            let error = await qrError { _ = try await h.r3.clientInfo(phoneNumber: "87071234567", device: till) }
+            #expect(error?.statusCode == .serviceUnavailable)
+            await h.sandbox.advanceClock(by: 61)
+            _ = try await h.r3.clientInfo(phoneNumber: "87071234567", device: till)
+        }
+    }
+
+    @Test func callsOutsideTheirSchemeAreNotFound() async throws {
+        try await withQRSandbox { h in
+            for path in ["/r1/v01/return/create", "/r1/v01/payment/return", "/r1/v01/remote/create", "/r1/v02/qr/create", "/r1/v01/nothing"] {
+                let reply = try await h.r1Raw(.POST, path, body: "{}")
+                #expect(reply.status == 404, "\(path)")
+            }
+            let details = try await h.r1Raw(.GET, "/r1/v01/payment/details?QrPaymentId=1&DeviceToken=x")
+            #expect(details.status == 404)
+            let points = try await h.r1Raw(.GET, "/r1/v01/partner/tradepoints/123456789012")
+            #expect(points.status == 404)
+        }
+    }
+
+    /// Requests written the way the public Go, PHP and Java wrappers write them.
+    @Test func independentClientsWithTheirOwnCasingAndTypes() async throws {
+        try await withQRSandbox { h in
+            // HOL: lowercase keys; ROM: TradePointId as a string, a trailing slash; no X-Request-ID.
+            var reply = try await h.r1Raw(.POST, "/r1/v01/device/register", body: #"{"deviceId":"pos-7","tradePointId":19}"#)
+            #expect(reply.status == 200)
+            let token = try #require(json(reply.body)["Data"].flatMap { ($0 as? [String: Any])?["DeviceToken"] as? String })
+            reply = try await h.r1Raw(.POST, "/r1/v01/device/register/", body: #"{"DeviceId":"pos-7","TradePointId":"19"}"#)
+            #expect(reply.body.contains(token))
+            // Amount as an integer, as a string; ExternalId optional.
+            reply = try await h.r1Raw(.POST, "/r1/v01/qr/create/", body: #"{"DeviceToken":"\#(token)","Amount":100}"#)
+            let data = try #require(json(reply.body)["Data"] as? [String: Any])
+            #expect(json(reply.body)["StatusCode"] as? Int == 0 && json(reply.body)["Message"] as? String == "OK")
+            let id = try #require(data["QrPaymentId"] as? Int64)
+            #expect((data["ExpireDate"] as? String)?.hasSuffix("+05:00") == true)
+            reply = try await h.r1Raw(.POST, "/r1/v01/qr/create-link", body: #"{"devicetoken":"\#(token)","amount":"250.00"}"#)
+            #expect(reply.body.contains(#""PaymentId":"#) && reply.body.contains(#""LinkActivationWaitTimeout":180"#))
+            // The test endpoints: qrPaymentId as a string (the guide) or a number (chaospay).
+            reply = try await h.r1Raw(.POST, "/r1/v01/test/payment/scan", body: #"{"qrPaymentId":"\#(id)"}"#)
+            #expect(reply.body == #"{"StatusCode":0,"Message":"OK"}"#)
+            reply = try await h.r1Raw(.POST, "/r1/v01/test/payment/confirm/", body: #"{"qrPaymentId":\#(id)}"#)
+            #expect(reply.status == 200)
+            reply = try await h.r1Raw(.GET, "/r1/v02/payment/status/\(id)/")
+            let status = try #require(json(reply.body)["Data"] as? [String: Any])
+            #expect(status["Status"] as? String == "Processed" && status["TransactionId"] is String)
+            // Malformed input is a validation error, not a Kaspi code.
+            reply = try await h.r1Raw(.POST, "/r1/v01/device/register", body: #"{"DeviceId":"касса 1","TradePointId":19}"#)
+            #expect(reply.status == 400 && json(reply.body)["StatusCode"] == nil)
+            reply = try await h.r1Raw(.POST, "/r1/v01/device/register", body: "not json")
+            #expect(reply.status == 400)
+            reply = try await h.r1Raw(.POST, "/r1/v01/device/register", body: #"{"TradePointId":19}"#)
+            #expect(reply.status == 400)
+            // r3's remote calls take DeviceToken as a number too (compared as a string).
+            let r3 = try await h.raw(
+                .POST, h.tlsURL.absoluteString + "/r3/v01/remote/create",
+                body: #"{"OrganizationBin":"123456789012","Amount":100,"PhoneNumber":"87077777777","DeviceToken":321}"#,
+                headers: ["Content-Type": "application/json"], client: try tlsClient(h))
+            #expect(r3.body.contains(#""StatusCode":-1501"#))
+            // r3 keys in any case, with a trailing slash.
+            let tradepoints = try await h.raw(.GET, h.tlsURL.absoluteString + "/r3/v01/partner/tradepoints/987654321098/", client: try tlsClient(h))
+            #expect(tradepoints.body.contains(#""TradePointId":104039"#))
+        }
+    }
+
+    @Test func stateSurvivesARestartWithData() async throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("qr-\(UUID().uuidString).sqlite").path
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let (token, id) = try await withQRSandbox(configure: { $0.dataPath = file }) { h in
+            let token = try await h.device("till-persist")
+            let paid = try await h.paidPurchase(800, device: token)
+            _ = try await h.r3.refund(device: token, paymentId: paid, amount: 300)
+            return (token, paid)
+        }
+        try await withQRSandbox(configure: { $0.dataPath = file }) { h in
+            #expect(try await h.r1.registerDevice(id: "till-persist", tradePointId: 19) == token)
+            #expect(try await h.r1.status(paymentId: id).status == .processed)
+            #expect(try await h.r3.paymentDetails(paymentId: id, device: token).availableReturnAmount == 500)
+            let next = try await h.r1.createQR(device: token, amount: 100)
+            #expect(next.paymentId > id)
+        }
+    }
+}
+
+/// An HTTP client presenting the sandbox's client certificate.
+func tlsClient(_ h: QRHarness) throws -> HTTPClient {
+    var tls = try KaspiTLSSettings(
+        clientIdentity: .pem(certificatePath: h.certificates.clientCertificate, keyPath: h.certificates.clientKey),
+        trust: .caBundle(path: h.certificates.caCertificate)
+    ).makeTLSConfiguration()
+    tls.minimumTLSVersion = .tlsv12
+    var configuration = HTTPClient.Configuration()
+    configuration.tlsConfiguration = tls
+    return TLSClients.shared.client(for: configuration, key: h.certificates.directory)
+}
+
+/// Clients made by `tlsClient`, kept for the process (an HTTPClient must be shut down, and
+/// tests are short).
+final class TLSClients: Sendable {
+    static let shared = TLSClients()
+    private let clients = Mutex<[String: HTTPClient]>([:])
+    func client(for configuration: HTTPClient.Configuration, key: String) -> HTTPClient {
+        clients.withLock { clients in
+            if let client = clients[key] { return client }
+            let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+            clients[key] = client
+            return client
+        }
+    }
+}
