@@ -15,7 +15,7 @@ let package = Package(
         .library(name: "KaspiPay", targets: ["KaspiPay"]),
         .library(name: "KaspiPayAsyncHTTPClient", targets: ["KaspiPayAsyncHTTPClient"]),
         .library(name: "KaspiPayTesting", targets: ["KaspiPayTesting"]),
-        .library(name: "KaspiQR", targets: ["KaspiQR"]),
+        .library(name: "QRCodeEncoder", targets: ["QRCodeEncoder"]),
         .library(name: "KaspiSandbox", targets: ["KaspiSandbox"]),
         .library(name: "KaspiGatewayStore", targets: ["KaspiGatewayStore"]),
         .library(name: "KaspiGateway", targets: ["KaspiGateway"]),
@@ -53,8 +53,8 @@ let package = Package(
         ),
         // Text helpers shared by the modules (JSON string literals, hex); package access only.
         .target(name: "KaspiSupport", swiftSettings: strict),
-        // QR encoding (byte mode, level M, versions 1-40) and PNG/SVG rendering; no dependencies.
-        .target(name: "KaspiQR", swiftSettings: strict),
+        // The QR-code encoder (not the Kaspi QR API): QR encoding (byte mode, level M, versions 1-40) and PNG/SVG rendering; no dependencies.
+        .target(name: "QRCodeEncoder", swiftSettings: strict),
         // The server transport, over AsyncHTTPClient.
         .target(
             name: "KaspiPayAsyncHTTPClient",
@@ -86,7 +86,7 @@ let package = Package(
             dependencies: [
                 "KaspiSupport",
                 "KaspiPay",
-                "KaspiQR",
+                "QRCodeEncoder",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -120,7 +120,7 @@ let package = Package(
             dependencies: [
                 "KaspiSupport",
                 "KaspiGatewayStore",
-                "KaspiQR",
+                "QRCodeEncoder",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 "KaspiPay",
@@ -214,8 +214,8 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
-            name: "KaspiQRTests",
-            dependencies: ["KaspiQR", "KaspiPayTesting"],
+            name: "QRCodeEncoderTests",
+            dependencies: ["QRCodeEncoder", "KaspiPayTesting"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -8,7 +8,7 @@ public struct KaspiCommand: AsyncParsableCommand {
         abstract: "KaspiKit: Kaspi Pay for Swift merchants.",
         discussion: """
             Credentials come from flags or the environment: KASPI_TRADE_POINT_ID, KASPI_API_KEY,
-            and KASPI_ENV (production, test) or KASPI_BASE_URL (any server that follows the
+            and KASPI_BASE_URL (required: the guide's API has no host Kaspi confirmed; any server that follows the
             contract, such as a local sandbox).
 
             Exit codes: 0 success; 1 the request failed (server or network); 2 invalid input or

@@ -16,10 +16,10 @@ struct ConnectionOptions: ParsableArguments {
     @Option(name: .customLong("api-key"), help: "The API key (default: $KASPI_API_KEY; prefer the variable, flags show in ps).")
     var apiKey: String?
 
-    @Option(name: .customLong("env"), help: "production or test (default: $KASPI_ENV, else production).")
+    @Option(name: .customLong("env"), help: "A base URL (default: $KASPI_ENV). The guide's API has no confirmed host, so production and test are refused: use --base-url.")
     var environment: String?
 
-    @Option(name: .customLong("base-url"), help: "Base URL of any server that follows the contract (default: $KASPI_BASE_URL).")
+    @Option(name: .customLong("base-url"), help: "Base URL of a server that follows the guide's contract, e.g. a sandbox (default: $KASPI_BASE_URL; required).")
     var baseURL: String?
 
     @Option(name: .customLong("timeout"), help: "Seconds to wait for each HTTP exchange.")

@@ -4,7 +4,7 @@ import Foundation
 import Hummingbird
 import KaspiGatewayStore
 import KaspiPay
-import KaspiQR
+import QRCodeEncoder
 import NIOCore
 import Synchronization
 

@@ -2,7 +2,7 @@ import Foundation
 import Hummingbird
 import KaspiGatewayStore
 import KaspiPay
-import KaspiQR
+import QRCodeEncoder
 import NIOCore
 
 extension Gateway {

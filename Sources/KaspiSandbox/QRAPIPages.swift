@@ -1,7 +1,7 @@
 import Foundation
 import Hummingbird
 import KaspiPay
-import KaspiQR
+import QRCodeEncoder
 import KaspiSupport
 import NIOCore
 

@@ -2,7 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import Hummingbird
 import KaspiPay
-import KaspiQR
+import QRCodeEncoder
 import Logging
 import NIOCore
 import ServiceLifecycle

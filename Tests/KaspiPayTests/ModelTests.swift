@@ -82,25 +82,33 @@ struct ModelTests {
     }
 
     @Test func configurationFromTheEnvironment() throws {
-        let full = ["KASPI_TRADE_POINT_ID": "TP-9", "KASPI_API_KEY": "k_1", "KASPI_ENV": "test"]
+        let full = ["KASPI_TRADE_POINT_ID": "TP-9", "KASPI_API_KEY": "k_1", "KASPI_ENV": "https://merchant-api.example"]
         let configuration = try KaspiConfiguration(environment: full)
         #expect(configuration.tradePointID.rawValue == "TP-9")
         #expect(configuration.apiKey.revealed == "k_1")
-        #expect(configuration.environment == .test)
+        #expect(configuration.environment == .custom(URL(string: "https://merchant-api.example")!))
         #expect(configuration.rateLimit == .kaspi)
 
-        #expect(try KaspiConfiguration(environment: ["KASPI_TRADE_POINT_ID": "TP", "KASPI_API_KEY": "k"]).environment == .production)
+        // The guide's API has no confirmed host: no default, and no named environment alone.
+        #expect(throws: ConfigurationError.missingVariable("KASPI_BASE_URL")) {
+            try KaspiConfiguration(environment: ["KASPI_TRADE_POINT_ID": "TP", "KASPI_API_KEY": "k"])
+        }
+        for name in ["production", "test"] {
+            #expect(throws: ConfigurationError.unconfirmedHost(name)) {
+                try KaspiConfiguration(environment: ["KASPI_TRADE_POINT_ID": "TP", "KASPI_API_KEY": "k", "KASPI_ENV": name])
+            }
+        }
         let custom = try KaspiConfiguration(environment: ["KASPI_TRADE_POINT_ID": "TP", "KASPI_API_KEY": "k", "KASPI_BASE_URL": "http://127.0.0.1:8181"])
         #expect(custom.environment == .custom(URL(string: "http://127.0.0.1:8181")!))
         let both = try KaspiConfiguration(environment: ["KASPI_TRADE_POINT_ID": "TP", "KASPI_API_KEY": "k", "KASPI_ENV": "test", "KASPI_BASE_URL": "http://127.0.0.1:8181"])
         #expect(both.environment == .custom(URL(string: "http://127.0.0.1:8181")!))
 
-        let limited = try KaspiConfiguration(environment: ["KASPI_TRADE_POINT_ID": "TP", "KASPI_API_KEY": "k", "KASPI_RATE_LIMIT": "30"])
+        let limited = try KaspiConfiguration(environment: ["KASPI_TRADE_POINT_ID": "TP", "KASPI_API_KEY": "k", "KASPI_BASE_URL": "http://127.0.0.1:8181", "KASPI_RATE_LIMIT": "30"])
         #expect(limited.rateLimit == .init(requests: 30, per: .seconds(60)))
-        #expect(try KaspiConfiguration(environment: ["KASPI_TRADE_POINT_ID": "TP", "KASPI_API_KEY": "k", "KASPI_RATE_LIMIT": "0"]).rateLimit == nil)
+        #expect(try KaspiConfiguration(environment: ["KASPI_TRADE_POINT_ID": "TP", "KASPI_API_KEY": "k", "KASPI_BASE_URL": "http://127.0.0.1:8181", "KASPI_RATE_LIMIT": "0"]).rateLimit == nil)
         for bad in ["-1", "fast", "100001", "1.5"] {
             #expect(throws: ConfigurationError.invalidRateLimit(bad)) {
-                try KaspiConfiguration(environment: ["KASPI_TRADE_POINT_ID": "TP", "KASPI_API_KEY": "k", "KASPI_RATE_LIMIT": bad])
+                try KaspiConfiguration(environment: ["KASPI_TRADE_POINT_ID": "TP", "KASPI_API_KEY": "k", "KASPI_BASE_URL": "http://127.0.0.1:8181", "KASPI_RATE_LIMIT": bad])
             }
         }
     }

@@ -5,9 +5,12 @@ import Foundation
 /// Load it from the environment with ``init(environment:)``, which reads:
 /// - `KASPI_TRADE_POINT_ID` (required): the trade point id;
 /// - `KASPI_API_KEY` (required, secret): the API key;
-/// - `KASPI_ENV`: `production` (the default), `test`, or an absolute URL;
-/// - `KASPI_BASE_URL`: an absolute http(s) URL of any server that follows the contract,
-///   for example a local `kaspi sandbox`; overrides `KASPI_ENV`'s default;
+/// - `KASPI_BASE_URL` (required, or `KASPI_ENV` as a URL): an absolute http(s) URL of a
+///   server that follows the integration guide's contract, for example a local
+///   `kaspi sandbox`. The guide names no host that Kaspi has confirmed, so there is no
+///   default: `KASPI_ENV=production` or `test` alone is refused
+///   (``ConfigurationError/unconfirmedHost(_:)``). Kaspi's real partner API is
+///   ``KaspiQRAPI``, whose hosts are known;
 /// - `KASPI_RATE_LIMIT`: the client-side limit in requests a minute (default 100, Kaspi's);
 ///   0 switches it off, for a sandbox or when something else limits the traffic.
 public struct KaspiConfiguration: Sendable {
@@ -81,10 +84,18 @@ public struct KaspiConfiguration: Sendable {
 
     /// Resolves `KASPI_ENV` and `KASPI_BASE_URL` into an environment.
     ///
-    /// - Throws: ``ConfigurationError`` when either is malformed, or both are set and disagree.
+    /// - Throws: ``ConfigurationError`` when either is malformed, both are set and disagree,
+    ///   neither names a URL (``ConfigurationError/missingVariable(_:)``), or `KASPI_ENV`
+    ///   names `production` or `test` without a URL (``ConfigurationError/unconfirmedHost(_:)``).
     public static func environment(env: String?, baseURL: String?) throws(ConfigurationError) -> KaspiEnvironment {
         let fromEnv = try env.map { text throws(ConfigurationError) in try KaspiEnvironment(parsing: text) }
-        guard let baseURL else { return fromEnv ?? .production }
+        guard let baseURL else {
+            switch fromEnv {
+            case .custom?: return fromEnv ?? .production
+            case .production?, .test?: throw .unconfirmedHost(env ?? "")
+            case nil: throw .missingVariable("KASPI_BASE_URL")
+            }
+        }
         let custom = try KaspiEnvironment.custom(parsing: baseURL)
         if let fromEnv, case .custom(let url) = fromEnv, url != custom.baseURL, let env {
             throw .conflictingEnvironment(env: env, baseURL: baseURL)

@@ -1,10 +1,15 @@
 import Foundation
 
-/// Which Kaspi Pay server a client talks to.
+/// Which server a ``KaspiClient`` (the integration guide's API) talks to.
+///
+/// Kaspi has confirmed no host for the guide's API: ``production`` and ``test`` are the
+/// guide's guesses, kept for code that names them, and configuration from the environment
+/// refuses them without an explicit URL. Use ``custom(_:)`` with the server you were given
+/// or a local `kaspi sandbox`. Kaspi's real partner API is ``KaspiQRAPI``.
 public enum KaspiEnvironment: Sendable, Hashable, CustomStringConvertible {
-    /// `https://pay.kaspi.kz`
+    /// `https://pay.kaspi.kz`: the guide's guess, not a host Kaspi has confirmed.
     case production
-    /// `https://testpay.kaspi.kz`
+    /// `https://testpay.kaspi.kz`: the guide's guess, not a host Kaspi has confirmed.
     case test
     /// Any server that follows the contract, for example a local `kaspi sandbox`.
     case custom(URL)

@@ -2,7 +2,7 @@ import Foundation
 import KaspiPayTesting
 import Testing
 
-@testable import KaspiQR
+@testable import QRCodeEncoder
 
 /// The encoder and the PNG writer, held against independent references: zbar (Debian's
 /// zbar-tools) decodes our PNGs, Python's zlib inflates our streams, and python-qrcode (PyPI)
