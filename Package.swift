@@ -159,6 +159,7 @@ let package = Package(
                 "KaspiGateway",
                 "KaspiGatewayStore",
                 "KaspiDemo",
+                "QRCodeEncoder",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -141,6 +141,9 @@ enum Console {
             return (error.code, message, input.contains(error.code) ? 2 : 1)
         case let error as ConfigurationError:
             return (error.code, error.description, 2)
+        case let error as KaspiQRAPI.APIError:
+            if case .invalidRequest(let reason) = error { return (error.code, reason, 2) }
+            return (error.code, error.description, 1)
         case let error as CLIError:
             return (error.code, error.description, 2)
         case let error as TriggerError:
@@ -173,6 +176,8 @@ enum JSONOutput {
         case nil: "null"
         case let v as String: string(v)
         case let v as Int: String(v)
+        case let v as Int64: String(v)
+        case let v as Decimal: "\(v)"
         case let v as Bool: v ? "true" : "false"
         case let v as [String: Any?]: object(v)
         case let v as [Any?]: "[" + v.map { self.value($0) }.joined(separator: ",") + "]"

@@ -2,6 +2,7 @@ import ArgumentParser
 import AsyncHTTPClient
 import Foundation
 import Hummingbird
+import KaspiPay
 import KaspiSandbox
 import Logging
 import NIOCore
@@ -14,7 +15,13 @@ struct SandboxCommand: AsyncParsableCommand {
             With no trade point configured, one test trade point is created and its id and key
             are printed. Configure more with --config FILE (JSON, see docs/sandbox.md). Test
             helpers live under /sandbox/ (open it in a browser).
-            """)
+
+            The Kaspi QR API (kaspi qr-api) is served too: r1 on the same port; r1, r2 and r3
+            on TLS ports (--qr-tls-port, e.g. 8543 8544 8545 like Kaspi's test host) with
+            client certificates from --qr-certs DIR (made there on first start, or with
+            `kaspi sandbox certs`). See docs/kaspi-qr.md.
+            """,
+        subcommands: [CertsCommand.self])
 
     @Option(help: "A JSON configuration file (default: $KASPI_SANDBOX_CONFIG).")
     var config: String?
@@ -52,6 +59,15 @@ struct SandboxCommand: AsyncParsableCommand {
     @Option(name: .customLong("webhook-retries"), help: "Seconds between webhook retries, comma-separated, e.g. 1,2,5.")
     var webhookRetries: String?
 
+    @Option(name: .customLong("qr-tls-port"), help: "A TLS port for the Kaspi QR API (repeatable; 0 picks a free one).")
+    var qrTLSPorts: [Int] = []
+
+    @Option(name: .customLong("qr-certs"), help: "The Kaspi QR API's certificates directory (default: $KASPI_SANDBOX_QR_CERTS; made on first start).")
+    var qrCertificates: String?
+
+    @Option(name: .customLong("qr-link-base"), help: "Base of QR API payment links, e.g. https://pay.kaspi.kz (default: this sandbox).")
+    var qrLinkBase: String?
+
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
         try await Console.run(json: false) {
@@ -65,6 +81,12 @@ struct SandboxCommand: AsyncParsableCommand {
             if let publicURL { configuration.publicURL = publicURL }
             if let rateLimit { configuration.rateLimitPerMinute = rateLimit }
             if let qrLifetime { configuration.qrLifetimeSeconds = qrLifetime }
+            if !qrTLSPorts.isEmpty { configuration.qrAPI.tlsPorts = qrTLSPorts }
+            if let directory = qrCertificates ?? environment["KASPI_SANDBOX_QR_CERTS"] { configuration.qrAPI.certificatesDirectory = directory }
+            if !configuration.qrAPI.tlsPorts.isEmpty, configuration.qrAPI.certificatesDirectory == nil {
+                configuration.qrAPI.certificatesDirectory = "kaspi-sandbox-certs"
+            }
+            if let qrLinkBase { configuration.qrAPI.linkBase = qrLinkBase }
             if let webhookRetries {
                 let delays = webhookRetries.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
                 guard delays.allSatisfy({ $0 != nil }) else {
@@ -94,10 +116,78 @@ struct SandboxCommand: AsyncParsableCommand {
                 if let point = points.first {
                     lines.append("Try it: export KASPI_BASE_URL=\(base) KASPI_TRADE_POINT_ID=\(point.id) KASPI_API_KEY=\(point.apiKey)")
                 }
+                if let org = sandbox.configuration.qrAPI.organizations.first {
+                    lines.append("Kaspi QR API: r1 at \(base)/r1/v01 with Api-Key \(org.apiKey) (organization \(org.bin))")
+                }
+                if let directory = sandbox.configuration.qrAPI.certificatesDirectory, !sandbox.configuration.qrAPI.tlsPorts.isEmpty {
+                    lines.append("Kaspi QR API over TLS (r1, r2, r3): client certificates and CA in \(directory)")
+                }
                 if sandbox.configuration.dataPath == nil { lines.append("State is in memory; use --data FILE to keep it.") }
                 Console.out(lines.joined(separator: "\n"))
+            } onQRTLSServerRunning: { port in
+                Console.out("Kaspi QR API over TLS (r1, r2, r3) on https://\(sandbox.configuration.host):\(port)")
             }
             try await app.runService()
+        }
+    }
+}
+
+/// `kaspi sandbox certs`: the CA, server and client certificates, as Kaspi's cert.request flow hands them out.
+struct CertsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "certs",
+        abstract: "Write a CA, a server certificate and a client certificate (PEM and PKCS#12) for the sandbox's Kaspi QR API.")
+
+    @Option(help: "Where to write them.")
+    var dir: String = "kaspi-sandbox-certs"
+
+    @Option(name: .customLong("organization"), help: "A BIN the client certificate may act for (repeatable; default: the sandbox's organizations).")
+    var organizations: [String] = []
+
+    @Option(name: .customLong("host"), help: "A name or IP the server certificate is valid for (repeatable; default: localhost, 127.0.0.1, ::1, mtokentest.kaspi.kz).")
+    var hosts: [String] = []
+
+    @Option(help: "The PKCS#12 password (default: a random one, written to client.p12.password).")
+    var password: String?
+
+    @Flag(help: "Replace certificates already in the directory.")
+    var force = false
+
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        try await Console.run(json: output.json) {
+            let bins = organizations.isEmpty ? SandboxQRAPIConfiguration.defaultOrganizations.map(\.bin) : organizations
+            for bin in bins where (try? KaspiQRAPI.OrganizationBIN(bin)) == nil {
+                throw CLIError.invalidInput("--organization \(bin) is not a 12-digit BIN")
+            }
+            let paths = SandboxCertificates.Paths(directory: dir)
+            if FileManager.default.fileExists(atPath: paths.caCertificate), !force {
+                throw CLIError.invalidInput("\(dir) already holds certificates: pass --force to replace them")
+            }
+            do {
+                if hosts.isEmpty {
+                    try SandboxCertificates.generate(in: dir, organizations: bins, password: password)
+                } else {
+                    try SandboxCertificates.generate(in: dir, organizations: bins, hosts: hosts, password: password)
+                }
+            } catch {
+                throw CLIError.io("could not write the certificates to \(dir): \(error)")
+            }
+            if output.json {
+                Console.json([
+                    "directory": paths.directory, "caCertificate": paths.caCertificate, "serverCertificate": paths.serverCertificate,
+                    "clientCertificate": paths.clientCertificate, "clientKey": paths.clientKey, "clientPkcs12": paths.clientPKCS12,
+                    "clientPkcs12Password": paths.clientPKCS12Password, "organizations": bins,
+                ])
+            } else {
+                Console.out("""
+                    Certificates written to \(paths.directory) for \(bins.joined(separator: ", ")).
+                    Client: export KASPI_QR_CERT=\(paths.clientCertificate) KASPI_QR_KEY=\(paths.clientKey) KASPI_QR_CA_BUNDLE=\(paths.caCertificate)
+                    or:     export KASPI_QR_PKCS12=\(paths.clientPKCS12) KASPI_QR_PKCS12_PASSWORD=$(cat \(paths.clientPKCS12Password))
+                    Server: kaspi sandbox --qr-certs \(paths.directory) --qr-tls-port 8543 --qr-tls-port 8544 --qr-tls-port 8545
+                    """)
+            }
         }
     }
 }
@@ -105,12 +195,12 @@ struct SandboxCommand: AsyncParsableCommand {
 struct TriggerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "trigger",
-        abstract: "Settle a sandbox order without the payment page: approved, declined or cancelled.")
+        abstract: "Settle a sandbox order without the payment page: approved, declined or cancelled; or play the payer on a Kaspi QR API purchase: scan, confirm, confirm-loan, scanerror, confirmerror.")
 
-    @Argument(help: "approved, declined or cancelled.")
+    @Argument(help: "approved, declined or cancelled (an order); scan, confirm, confirm-loan, scanerror or confirmerror (a QR API purchase).")
     var outcome: String
 
-    @Argument(help: "The order id.")
+    @Argument(help: "The order id, or the QR API purchase's payment id.")
     var orderID: String
 
     @Option(name: .customLong("sandbox-url"), help: "The sandbox (default: $KASPI_BASE_URL, else http://127.0.0.1:8181).")
@@ -124,16 +214,24 @@ struct TriggerCommand: AsyncParsableCommand {
     func run() async throws {
         try await Console.run(json: output.json) {
             let action: String
+            var qrAction: SandboxQRAction? = nil
             switch outcome.lowercased() {
             case "approved", "approve", "paid", "pay": action = "approve"
             case "declined", "decline": action = "decline"
             case "cancelled", "cancel", "canceled": action = "cancel"
-            default: throw CLIError.invalidInput("the outcome must be approved, declined or cancelled, not \(outcome)")
+            default:
+                guard let chosen = SandboxQRAction(rawValue: outcome.lowercased()) else {
+                    throw CLIError.invalidInput(
+                        "the outcome must be approved, declined or cancelled (an order), or scan, confirm, confirm-loan, scanerror or confirmerror (a QR API purchase), not \(outcome)")
+                }
+                guard Int64(orderID) != nil else { throw CLIError.invalidInput("a QR API purchase is named by its numeric payment id, not \(orderID)") }
+                qrAction = chosen
+                action = chosen.rawValue
             }
             var base = sandboxURL ?? ProcessInfo.processInfo.environment["KASPI_BASE_URL"] ?? "http://127.0.0.1:8181"
             while base.hasSuffix("/") { base.removeLast() }
             let id = orderID.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/"))) ?? orderID
-            var url = "\(base)/sandbox/orders/\(id)/\(action)"
+            var url = qrAction == nil ? "\(base)/sandbox/orders/\(id)/\(action)" : "\(base)/sandbox/qr/purchases/\(id)/\(action)"
             if let tradePointID { url += "?tradePointId=\(tradePointID.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? tradePointID)" }
             var request = HTTPClientRequest(url: url)
             request.method = .POST

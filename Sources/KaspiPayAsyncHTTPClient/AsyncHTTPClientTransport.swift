@@ -34,6 +34,16 @@ public struct KaspiTLSSettings: Sendable, Hashable {
         self.trust = trust
     }
 
+    /// The settings for a Kaspi QR API client's certificate files: the client identity, and
+    /// the CA bundle alone when one is given (Kaspi's test host chains to its private CA).
+    public init(_ files: KaspiQRAPI.CertificateFiles) {
+        switch files.identity {
+        case .pem(let certificatePath, let keyPath): clientIdentity = .pem(certificatePath: certificatePath, keyPath: keyPath)
+        case .pkcs12(let path, let password): clientIdentity = .pkcs12(path: path, password: password)
+        }
+        trust = files.caBundlePath.map { .caBundle(path: $0) } ?? .system
+    }
+
     /// The NIOSSL configuration: TLS 1.2 or later, full verification against the trust.
     ///
     /// - Throws: ``KaspiPay/ConfigurationError/unreadableFile(variable:path:)`` when a file

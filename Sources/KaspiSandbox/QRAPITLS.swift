@@ -28,7 +28,9 @@ struct QRAPITLSContext: RequestContext {
 extension Sandbox {
     /// One TLS server of the QR API: all three schemes, client certificates optional at the
     /// TLS layer (a request without a valid one is answered `-10000`, as Kaspi does).
-    func qrTLSApplication(port: Int, index: Int, authority: SandboxCertificateAuthority) throws -> some ApplicationProtocol {
+    func qrTLSApplication(
+        port: Int, index: Int, authority: SandboxCertificateAuthority, onRunning: (@Sendable (Int) async -> Void)?
+    ) throws -> some ApplicationProtocol {
         let router = Router(context: QRAPITLSContext.self)
         addQRAPI(to: router) { _, context in await context.caller() }
         router.get("/health") { _, _ in Self.json(.ok, #"{"status":"ok"}"#) }
@@ -48,6 +50,7 @@ extension Sandbox {
             onServerRunning: { channel in
                 let bound = channel.localAddress?.port ?? 0
                 self.qrTLSBoundPorts.withLock { $0[index] = bound }
+                await onRunning?(bound)
             },
             logger: logger)
     }

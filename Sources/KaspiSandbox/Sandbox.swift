@@ -70,13 +70,17 @@ public final class Sandbox: Sendable {
     /// The Hummingbird application: the API, the payment page, the helpers, and the
     /// webhook dispatcher as a service.
     ///
-    /// - Parameter onServerRunning: called with the bound port once the server listens.
+    /// - Parameters:
+    ///   - onServerRunning: called with the bound port once the server listens.
+    ///   - onQRTLSServerRunning: called with each Kaspi QR API TLS port once it listens.
     /// - Throws: when the QR API's TLS ports cannot be set up (unreadable certificates).
-    public func application(onServerRunning: (@Sendable (Int) async -> Void)? = nil) throws -> some ApplicationProtocol {
+    public func application(
+        onServerRunning: (@Sendable (Int) async -> Void)? = nil, onQRTLSServerRunning: (@Sendable (Int) async -> Void)? = nil
+    ) throws -> some ApplicationProtocol {
         var services: [any Service] = [WebhookDispatcher(sandbox: self)]
         if let authority = certificateAuthority {
             for (index, port) in configuration.qrAPI.tlsPorts.enumerated() {
-                services.append(try qrTLSApplication(port: port, index: index, authority: authority))
+                services.append(try qrTLSApplication(port: port, index: index, authority: authority, onRunning: onQRTLSServerRunning))
             }
         }
         return Application(

@@ -1,0 +1,97 @@
+import Foundation
+
+extension KaspiQRAPI {
+    /// Where the client certificate and trusted CAs for r2 and r3 live, as files. The
+    /// AsyncHTTPClient transport turns them into TLS settings.
+    public struct CertificateFiles: Sendable, Hashable {
+        /// The client identity.
+        public enum Identity: Sendable, Hashable {
+            /// A PEM certificate and a PEM key.
+            case pem(certificatePath: String, keyPath: String)
+            /// A PKCS#12 (`.p12`, `.pfx`) file and its password.
+            case pkcs12(path: String, password: String)
+        }
+
+        public var identity: Identity
+        /// A PEM bundle of the CAs that sign the server (Kaspi's root and intermediate for the
+        /// test host, or a sandbox's `ca.pem`); nil trusts the system's roots.
+        public var caBundlePath: String?
+
+        public init(identity: Identity, caBundlePath: String? = nil) {
+            self.identity = identity
+            self.caBundlePath = caBundlePath
+        }
+    }
+
+    /// Everything needed to talk to the Kaspi QR API, read from the environment by
+    /// ``init(environment:)``:
+    /// - `KASPI_QR_SCHEME` (required): `r1`, `r2` or `r3`;
+    /// - `KASPI_ENV`: `test` (Kaspi's test host `mtokentest.kaspi.kz`, the default), `production`,
+    ///   or a URL; `KASPI_BASE_URL`: any host root (a sandbox), overriding `KASPI_ENV`;
+    /// - r1: `KASPI_QR_API_KEY` (secret);
+    /// - r2, r3: `KASPI_QR_CERT` and `KASPI_QR_KEY` (PEM), or `KASPI_QR_PKCS12` and
+    ///   `KASPI_QR_PKCS12_PASSWORD` (secret); `KASPI_QR_CA_BUNDLE` (PEM) to trust Kaspi's CA;
+    /// - r3: `KASPI_QR_ORGANIZATION_BIN`;
+    /// - `KASPI_QR_DEVICE_TOKEN` (secret, optional): the registered device to use.
+    public struct Settings: Sendable {
+        public var scheme: SchemeName
+        public var host: Host
+        public var apiKey: APIKey?
+        public var certificates: CertificateFiles?
+        public var organizationBin: OrganizationBIN?
+        public var deviceToken: DeviceToken?
+
+        public init(
+            scheme: SchemeName, host: Host, apiKey: APIKey? = nil, certificates: CertificateFiles? = nil,
+            organizationBin: OrganizationBIN? = nil, deviceToken: DeviceToken? = nil
+        ) {
+            self.scheme = scheme
+            self.host = host
+            self.apiKey = apiKey
+            self.certificates = certificates
+            self.organizationBin = organizationBin
+            self.deviceToken = deviceToken
+        }
+
+        /// Reads the settings (see the type's documentation).
+        ///
+        /// - Throws: ``ConfigurationError`` naming the first missing or malformed variable.
+        public init(environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigurationError) {
+            func value(_ name: String) -> String? {
+                guard let raw = environment[name]?.trimmingCharacters(in: .whitespacesAndNewlines), !raw.isEmpty else { return nil }
+                return raw
+            }
+            guard let schemeText = value("KASPI_QR_SCHEME") else { throw .missingVariable("KASPI_QR_SCHEME") }
+            guard let scheme = SchemeName(parsing: schemeText) else { throw .invalidScheme(schemeText) }
+            self.scheme = scheme
+            if let base = value("KASPI_BASE_URL") {
+                self.host = .custom(try KaspiEnvironment.custom(parsing: base).baseURL)
+            } else {
+                self.host = try value("KASPI_ENV").map { text throws(ConfigurationError) in try Host(parsing: text) } ?? .test
+            }
+            _ = try host.root(for: scheme)
+            switch scheme {
+            case .r1:
+                guard let key = value("KASPI_QR_API_KEY") else { throw .missingVariable("KASPI_QR_API_KEY") }
+                apiKey = try APIKey(key)
+            case .r2, .r3:
+                let ca = value("KASPI_QR_CA_BUNDLE")
+                if let p12 = value("KASPI_QR_PKCS12") {
+                    guard let password = environment["KASPI_QR_PKCS12_PASSWORD"] else { throw .missingVariable("KASPI_QR_PKCS12_PASSWORD") }
+                    certificates = CertificateFiles(identity: .pkcs12(path: p12, password: password), caBundlePath: ca)
+                } else {
+                    guard let cert = value("KASPI_QR_CERT") else { throw .missingVariable("KASPI_QR_CERT") }
+                    guard let key = value("KASPI_QR_KEY") else { throw .missingVariable("KASPI_QR_KEY") }
+                    certificates = CertificateFiles(identity: .pem(certificatePath: cert, keyPath: key), caBundlePath: ca)
+                }
+                if scheme == .r3 {
+                    guard let bin = value("KASPI_QR_ORGANIZATION_BIN") else { throw .missingVariable("KASPI_QR_ORGANIZATION_BIN") }
+                    organizationBin = try OrganizationBIN(bin)
+                }
+            }
+            if let token = value("KASPI_QR_DEVICE_TOKEN") {
+                do { deviceToken = try DeviceToken(token) } catch { throw .invalidAPIKey(reason: "KASPI_QR_DEVICE_TOKEN is not a device token") }
+            }
+        }
+    }
+}
