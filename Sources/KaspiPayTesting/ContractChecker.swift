@@ -27,6 +27,11 @@ public struct ContractChecker: Sendable {
         try ContractChecker(contentsOf: repositoryRoot(file: file).appendingPathComponent("openapi/kaspi-pay.yaml"))
     }
 
+    /// The Kaspi QR API's document, `openapi/kaspi-qr.yaml`.
+    public static func kaspiQR(file: String = #filePath) throws -> ContractChecker {
+        try ContractChecker(contentsOf: repositoryRoot(file: file).appendingPathComponent("openapi/kaspi-qr.yaml"))
+    }
+
     /// The gateway's document, `openapi/gateway.yaml`.
     public static func gateway(file: String = #filePath) throws -> ContractChecker {
         try ContractChecker(contentsOf: repositoryRoot(file: file).appendingPathComponent("openapi/gateway.yaml"))

@@ -167,6 +167,11 @@ extension Sandbox {
                     .badRequest,
                     #"{"type":"https://tools.ietf.org/html/rfc9110#section-15.5.1","title":"One or more validation errors occurred.","status":400,"errors":{"request":[\#(JSONText.string(error.message))]}}"#)
             }
+            if error.httpStatus == 502 {
+                return Response(
+                    status: .badGateway, headers: [.contentType: "text/plain; charset=utf-8", .cacheControl: "no-store"],
+                    body: .init(byteBuffer: ByteBuffer(string: "Bad Gateway: \(error.message)")))
+            }
             if error.httpStatus == 404 {
                 return Self.json(.notFound, #"{"title":"Not Found","status":404,"detail":\#(JSONText.string(error.message))}"#)
             }

@@ -537,3 +537,64 @@ final class TLSClients: Sendable {
         }
     }
 }
+
+/// Every answer of the sandbox's Kaspi QR API held against `openapi/kaspi-qr.yaml`.
+@Suite struct QRAPIContractTests {
+    @Test func everyAnswerMatchesTheDocument() async throws {
+        let contract = try ContractChecker.kaspiQR()
+        try await withQRSandbox { h in
+            let tls = try tlsClient(h)
+            var checked = 0
+            func call(
+                _ method: HTTPMethod, _ scheme: String, _ path: String, template: String, body: String? = nil
+            ) async throws -> [String: Any] {
+                let base = scheme == "r1" ? h.httpURL.absoluteString : h.tlsURL.absoluteString
+                var headers = ["Content-Type": "application/json", "X-Request-ID": UUID().uuidString]
+                if scheme == "r1" { headers["Api-Key"] = QRHarness.apiKey }
+                let reply = try await h.raw(method, "\(base)/\(scheme)\(path)", body: body, headers: headers, client: scheme == "r1" ? noRedirects : tls)
+                let schema = try contract.responseSchema(path: template, method: method.rawValue.lowercased(), status: reply.status)
+                let problems = contract.violations(of: Array(reply.body.utf8), against: schema)
+                #expect(problems.isEmpty, "\(method) \(scheme)\(path) → \(reply.status) \(reply.body): \(problems)")
+                checked += 1
+                return json(reply.body)
+            }
+            func data(_ object: [String: Any]) -> [String: Any] { object["Data"] as? [String: Any] ?? [:] }
+
+            _ = try await call(.GET, "r1", "/v01/health/ping", template: "/v01/health/ping")
+            _ = try await call(.GET, "r1", "/v01/partner/tradepoints", template: "/v01/partner/tradepoints")
+            _ = try await call(.GET, "r3", "/v01/partner/tradepoints/123456789012", template: "/v01/partner/tradepoints/{organizationBin}")
+            _ = try await call(.GET, "r3", "/v01/partner/tradepoints/000000000001", template: "/v01/partner/tradepoints/{organizationBin}")
+            let registered = try await call(.POST, "r1", "/v01/device/register", template: "/v01/device/register", body: #"{"DeviceId":"c-1","TradePointId":19}"#)
+            let token = try #require(data(registered)["DeviceToken"] as? String)
+            _ = try await call(.POST, "r1", "/v01/device/register", template: "/v01/device/register", body: #"{"DeviceId":"c-1","TradePointId":20}"#)
+            _ = try await call(.POST, "r1", "/v01/device/register", template: "/v01/device/register", body: #"{"DeviceId":"c 1"}"#)
+            let qr = try await call(.POST, "r1", "/v01/qr/create", template: "/v01/qr/create", body: #"{"DeviceToken":"\#(token)","Amount":500,"ExternalId":"o-1"}"#)
+            let id = try #require(data(qr)["QrPaymentId"] as? Int64)
+            _ = try await call(.POST, "r1", "/v01/qr/create", template: "/v01/qr/create", body: #"{"DeviceToken":"nope","Amount":500}"#)
+            _ = try await call(.POST, "r1", "/v01/qr/create-link", template: "/v01/qr/create-link", body: #"{"DeviceToken":"\#(token)","Amount":"99.99"}"#)
+            for action in ["scan", "confirm", "confirm"] {
+                _ = try await call(.POST, "r1", "/v01/test/payment/\(action)", template: "/v01/test/payment/{action}", body: #"{"qrPaymentId":"\#(id)"}"#)
+            }
+            _ = try await call(.GET, "r1", "/v01/payment/status/\(id)", template: "/v01/payment/status/{QrPaymentId}")
+            _ = try await call(.GET, "r1", "/v02/payment/status/\(id)", template: "/v02/payment/status/{QrPaymentId}")
+            _ = try await call(.GET, "r1", "/v02/payment/status/1", template: "/v02/payment/status/{QrPaymentId}")
+            _ = try await call(.GET, "r2", "/v01/payment/details?QrPaymentId=\(id)&DeviceToken=\(token)", template: "/v01/payment/details")
+            _ = try await call(.GET, "r1", "/v01/payment/details?QrPaymentId=\(id)&DeviceToken=\(token)", template: "/v01/payment/details")
+            _ = try await call(.POST, "r3", "/v01/payment/return", template: "/v01/payment/return", body: #"{"OrganizationBin":"123456789012","DeviceToken":"\#(token)","QrPaymentId":\#(id),"Amount":100}"#)
+            _ = try await call(.POST, "r3", "/v01/payment/return", template: "/v01/payment/return", body: #"{"OrganizationBin":"123456789012","DeviceToken":"\#(token)","QrPaymentId":\#(id),"Amount":1000}"#)
+            let returnQR = try await call(.POST, "r2", "/v01/return/create", template: "/v01/return/create", body: #"{"DeviceToken":"\#(token)"}"#)
+            let returnId = try #require(data(returnQR)["QrReturnId"] as? Int64)
+            try await h.sandbox.scanReturn(returnId)
+            _ = try await call(.GET, "r2", "/v01/return/status/\(returnId)", template: "/v01/return/status/{QrReturnId}")
+            _ = try await call(.POST, "r2", "/v01/return/operations", template: "/v01/return/operations", body: #"{"DeviceToken":"\#(token)","QrReturnId":\#(returnId),"MaxResult":3}"#)
+            _ = try await call(.POST, "r2", "/v01/payment/return", template: "/v01/payment/return", body: #"{"DeviceToken":"\#(token)","QrPaymentId":\#(id),"QrReturnId":\#(returnId),"Amount":50}"#)
+            _ = try await call(.GET, "r3", "/v01/remote/client-info?PhoneNumber=87071234567&DeviceToken=\(token)", template: "/v01/remote/client-info")
+            let invoice = try await call(.POST, "r3", "/v01/remote/create", template: "/v01/remote/create", body: #"{"OrganizationBin":"123456789012","Amount":10,"PhoneNumber":"87071234567","DeviceToken":"\#(token)","Comment":"c"}"#)
+            let invoiceId = try #require(data(invoice)["QrPaymentId"] as? Int64)
+            _ = try await call(.POST, "r3", "/v01/remote/cancel", template: "/v01/remote/cancel", body: #"{"OrganizationBin":"123456789012","QrPaymentId":\#(invoiceId),"DeviceToken":"\#(token)"}"#)
+            _ = try await call(.POST, "r1", "/v01/device/delete", template: "/v01/device/delete", body: #"{"DeviceToken":"\#(token)"}"#)
+            _ = try await call(.POST, "r1", "/v01/return/create", template: "/v01/return/create", body: "{}")
+            #expect(checked == 29)
+        }
+    }
+}
