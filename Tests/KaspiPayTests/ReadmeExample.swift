@@ -7,7 +7,7 @@ import KaspiPayAsyncHTTPClient
 // readme-example-begin
 /// Creates a Kaspi order and returns where to send the payer.
 func startPayment(orderNumber: Int, total: Int) async throws -> URL {
-    // KASPI_TRADE_POINT_ID, KASPI_API_KEY, and KASPI_ENV or KASPI_BASE_URL.
+    // KASPI_TRADE_POINT_ID, KASPI_API_KEY, and KASPI_BASE_URL.
     let configuration = try KaspiConfiguration()
     let transport = AsyncHTTPClientTransport()
     defer { Task { try await transport.shutdown() } }

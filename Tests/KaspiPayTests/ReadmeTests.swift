@@ -25,18 +25,13 @@ struct ReadmeTests {
     }
 
     /// The example runs for real, with the configuration in the process environment (as a
-    /// merchant's would be). No other test reads KASPI_* from the process environment.
+    /// merchant's would be), one such test at a time (`ProcessEnvironment`).
     @Test func theExampleWorks() async throws {
         let server = ContractServer()
         try await server.run { url in
-            setenv("KASPI_TRADE_POINT_ID", server.tradePointID, 1)
-            setenv("KASPI_API_KEY", server.apiKey, 1)
-            setenv("KASPI_BASE_URL", url.absoluteString, 1)
-            defer {
-                unsetenv("KASPI_TRADE_POINT_ID")
-                unsetenv("KASPI_API_KEY")
-                unsetenv("KASPI_BASE_URL")
-            }
+          try await ProcessEnvironment.with(
+            ["KASPI_TRADE_POINT_ID": server.tradePointID, "KASPI_API_KEY": server.apiKey, "KASPI_BASE_URL": url.absoluteString]
+          ) {
             let paymentURL = try await startPayment(orderNumber: 77, total: 5000)
             #expect(paymentURL.absoluteString == "http://pay.test/pay/ORDER-77")
             let key = try APIKey(server.apiKey)
@@ -46,6 +41,7 @@ struct ReadmeTests {
             await #expect(throws: WebhookVerificationError.amountMismatch(orderId: "ORDER-77", expected: 4000, received: 5000)) {
                 try await handleKaspiWebhook(rawBody: body) { _ in 4000 }
             }
+          }
         }
     }
 }
