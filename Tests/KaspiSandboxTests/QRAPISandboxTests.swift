@@ -598,3 +598,39 @@ final class TLSClients: Sendable {
         }
     }
 }
+
+/// Independent clients in Node.js, with their own HTTP, TLS and PKCS#12 code.
+@Suite struct QRAPIIndependentClientTests {
+    @Test func theirCasingTypesAndCertificatesWork() async throws {
+        let node = try #require(ProcessRunner.which("node"), "node is missing: apt-get install nodejs")
+        let script = ContractChecker.repositoryRoot().appendingPathComponent("Tests/clients/kaspi-qr-clients.mjs").path
+        try await withQRSandbox { h in
+            var environment = ProcessInfo.processInfo.environment
+            environment["QR_HTTP"] = h.httpURL.absoluteString
+            environment["QR_TLS"] = h.tlsURL.absoluteString
+            environment["QR_CERTS"] = h.certificates.directory
+            environment["QR_P12_PASSWORD"] = "sandbox-pass"
+            environment["QR_API_KEY"] = QRHarness.apiKey
+            let output = try await ProcessRunner.run(node, [script], environment: environment)
+            #expect(output.status == 0, "\(output.stderr)")
+            let result = json(output.stdout)
+            let hol = result["hol"] as? [String: Any] ?? [:]
+            #expect(hol["register"] as? Int == 0 && (hol["token"] as? String)?.count == 36)
+            #expect((hol["qrToken"] as? String)?.count == 41 && hol["status"] as? String == "QrTokenCreated")
+            let bur = result["bur"] as? [String: Any] ?? [:]
+            #expect((bur["link"] as? String)?.contains("/pay/") == true && bur["timeout"] as? Int == 180)
+            #expect(bur["scan"] as? Int == 0 && bur["confirm"] as? Int == 0 && bur["status"] as? String == "Processed")
+            let rom = result["rom"] as? [String: Any] ?? [:]
+            #expect(rom["register"] as? Int == 0 && rom["unknown"] as? Int == -1601 && rom["early"] as? Int == -99000011)
+            #expect(rom["refund"] is Int && rom["available"] as? Int == 60)
+            #expect(rom["tradepoints"] as? [Int] == [19, 20, 21])
+            let dak = result["dak"] as? [String: Any] ?? [:]
+            let v02 = dak["v02"] as? [String: Any] ?? [:]
+            #expect(v02["Status"] as? String == "Processed" && v02["TransactionId"] is String)
+            #expect(dak["remoteWithNumber"] as? Int == -1501)
+            #expect((dak["clientName"] as? String)?.isEmpty == false)
+            let bare = result["noCertificate"] as? [String: Any] ?? [:]
+            #expect(bare["status"] as? Int == 200 && bare["code"] as? Int == -10000)
+        }
+    }
+}

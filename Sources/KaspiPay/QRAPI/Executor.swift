@@ -177,7 +177,9 @@ extension KaspiQRAPI {
                 (response, body) = try await transport.send(request, body: call.body, timeout: timeout)
             } catch {
                 let isTimeout = (error as? TransportError)?.isTimeout ?? false
-                let reason = error is CancellationError ? "cancelled" : scrub(String(String(describing: error).prefix(200)))
+                var reason = error is CancellationError ? "cancelled" : scrub(String(String(describing: error).prefix(200)))
+                // Query values (a device token, a phone number) stay out of messages too.
+                for (_, value) in call.query where value.count >= 4 { reason = Redaction.scrub(reason, secret: value) }
                 metadata["error"] = "\(isTimeout ? "timeout" : "transport")"
                 logger.debug("Kaspi QR API request failed", metadata: metadata)
                 if case .never(let externalId) = call.repeatMode {

@@ -77,8 +77,9 @@ extension KaspiQRAPI {
                 let said = message.map { $0.isEmpty || $0 == "OK" ? "" : " Kaspi said: \(Redaction.quoted($0, limit: 200))." } ?? ""
                 return "\(call): Kaspi answered \(status).\(said) \(status.advice)"
             case .unknownOutcome(let call, let externalId, let reason):
-                let ref = externalId.map { " Look for ExternalId \(Redaction.quoted($0)) in the Kaspi Pay app before creating it again." } ?? ""
-                return "\(call): the answer was lost (\(reason)), so it may or may not have been created; it was not sent again.\(ref)"
+                var next = externalId.map { " Look for ExternalId \(Redaction.quoted($0)) in the Kaspi Pay app before creating it again." } ?? ""
+                if call == "payment/return" { next = " Read payment/details: AvailableReturnAmount shows whether it went through." }
+                return "\(call): the answer was lost (\(reason)), so it may or may not have taken effect; it was not sent again.\(next)"
             case .timeout(let call): return "\(call): Kaspi did not answer in time."
             case .transport(let call, let reason): return "\(call): could not reach Kaspi: \(reason)."
             case .unexpectedHTTPStatus(let http, let call, let snippet):
