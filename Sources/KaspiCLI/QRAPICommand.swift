@@ -617,7 +617,8 @@ struct QRAPIConnection: ParsableArguments {
             let client: QRClient
             switch settings.scheme {
             case .r1:
-                client = .r1(try .init(apiKey: settings.apiKey ?? (try APIKey("missing")), configuration: configuration, transport: transport, logger: logger))
+                guard let apiKey = settings.apiKey else { throw ConfigurationError.missingVariable("KASPI_QR_API_KEY") }
+                client = .r1(try .init(apiKey: apiKey, configuration: configuration, transport: transport, logger: logger))
             case .r2:
                 client = .r2(try .init(configuration: configuration, transport: transport, logger: logger))
             case .r3:

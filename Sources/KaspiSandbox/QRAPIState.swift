@@ -220,7 +220,7 @@ actor QRAPIState {
 
     private static func digits(_ count: Int) -> String {
         var out = String((1...9).randomElement() ?? 5)
-        for _ in 1..<count { out += String(Int.random(in: 0...9)) }
+        for _ in 1..<max(1, count) { out += String(Int.random(in: 0...9)) }
         return out
     }
 
@@ -344,7 +344,7 @@ actor QRAPIState {
         let id = nextIdentifier()
         let token = Self.digits(41)
         let purchase = SandboxQRPurchase(
-            id: id, kind: kind, organizationBin: device.organizationBin, tradePointId: device.tradePointId, deviceToken: token == "" ? "" : device.token,
+            id: id, kind: kind, organizationBin: device.organizationBin, tradePointId: device.tradePointId, deviceToken: device.token,
             amount: amount, externalId: externalId, token: token, status: "QrTokenCreated", createdAt: clock.now,
             scanTimeout: kind == .link ? configuration.linkActivationWaitTimeout : configuration.qrCodeScanWaitTimeout,
             confirmationTimeout: configuration.paymentConfirmationTimeout, pollingInterval: configuration.statusPollingInterval)

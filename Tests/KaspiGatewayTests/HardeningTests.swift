@@ -302,7 +302,13 @@ struct HardeningTests {
 
     /// Two gateway instances on one database, each sending `perInstance` checkouts at once to
     /// a sandbox that allows 8 requests per 2 s; returns how many requests the sandbox refused.
-    static func twoInstances(_ backend: Backend, perInstance: Int, limiter: @escaping @Sendable (any GatewayStore) -> any RequestRateLimiter) async throws -> Int {
+    ///
+    /// - Parameter allSucceed: whether every checkout must go through. Per-instance limiters
+    ///   overrun Kaspi's limit and their retries compete, so on a busy machine some may give up;
+    ///   what that test measures is the refusals.
+    static func twoInstances(
+        _ backend: Backend, perInstance: Int, allSucceed: Bool = true, limiter: @escaping @Sendable (any GatewayStore) -> any RequestRateLimiter
+    ) async throws -> Int {
         let refused = Mutex(0)
         try await withStack(backend, sandbox: {
             $0.rateLimitPerMinute = 8
@@ -325,7 +331,7 @@ struct HardeningTests {
                 }
                 return await group.reduce(into: [Bool]()) { $0.append($1) }
             }
-            #expect(results.allSatisfy { $0 })
+            if allSucceed { #expect(results.allSatisfy { $0 }) }
             refused.withLock { $0 = 0 }
             let count = await s.sandbox.rateLimitedCount()
             refused.withLock { $0 = count }
@@ -345,7 +351,7 @@ struct HardeningTests {
 
     @Test("with a limiter per instance, the same load goes over Kaspi's limit (what the shared one prevents)")
     func perInstanceLimitersOverrun() async throws {
-        let refused = try await Self.twoInstances(.sqlite, perInstance: 10) { _ in
+        let refused = try await Self.twoInstances(.sqlite, perInstance: 10, allSucceed: false) { _ in
             RateLimiter(limit: 8, per: .seconds(2))
         }
         #expect(refused > 0)

@@ -334,6 +334,39 @@ import Testing
         #expect(!deadlines.hasExpired(at: .seconds(94)) && deadlines.hasExpired(at: .seconds(95)))
     }
 
+    @Test func settingsFromTheEnvironment() throws {
+        let r1 = try API.Settings(environment: ["KASPI_QR_SCHEME": "r1", "KASPI_QR_API_KEY": "test_k", "KASPI_QR_DEVICE_TOKEN": "2be4cc91"])
+        #expect(r1.scheme == .r1 && r1.host == .test && r1.apiKey?.revealed == "test_k" && r1.deviceToken?.value == "2be4cc91")
+        let r2 = try API.Settings(environment: [
+            "KASPI_QR_SCHEME": "R2", "KASPI_QR_CERT": "c.pem", "KASPI_QR_KEY": "k.pem", "KASPI_QR_CA_BUNDLE": "ca.pem",
+            "KASPI_BASE_URL": "https://127.0.0.1:8544",
+        ])
+        #expect(r2.certificates == API.CertificateFiles(identity: .pem(certificatePath: "c.pem", keyPath: "k.pem"), caBundlePath: "ca.pem"))
+        #expect(r2.host == .custom(URL(string: "https://127.0.0.1:8544")!))
+        let r3 = try API.Settings(environment: [
+            "KASPI_QR_SCHEME": "r3", "KASPI_QR_PKCS12": "c.p12", "KASPI_QR_PKCS12_PASSWORD": "", "KASPI_QR_ORGANIZATION_BIN": "000000000001",
+            "KASPI_ENV": "production",
+        ])
+        #expect(r3.organizationBin?.value == "000000000001" && r3.host == .production)
+        #expect(r3.certificates?.identity == .pkcs12(path: "c.p12", password: ""))
+        let cases: [([String: String], ConfigurationError)] = [
+            ([:], .missingVariable("KASPI_QR_SCHEME")),
+            (["KASPI_QR_SCHEME": "r4"], .invalidScheme("r4")),
+            (["KASPI_QR_SCHEME": "r1"], .missingVariable("KASPI_QR_API_KEY")),
+            (["KASPI_QR_SCHEME": "r2", "KASPI_QR_CERT": "c.pem"], .missingVariable("KASPI_QR_KEY")),
+            (["KASPI_QR_SCHEME": "r2", "KASPI_QR_PKCS12": "c.p12"], .missingVariable("KASPI_QR_PKCS12_PASSWORD")),
+            (["KASPI_QR_SCHEME": "r2", "KASPI_ENV": "production", "KASPI_QR_CERT": "c", "KASPI_QR_KEY": "k"], .unknownProductionHost("r2")),
+            (["KASPI_QR_SCHEME": "r3", "KASPI_QR_CERT": "c", "KASPI_QR_KEY": "k"], .missingVariable("KASPI_QR_ORGANIZATION_BIN")),
+            (["KASPI_QR_SCHEME": "r3", "KASPI_QR_CERT": "c", "KASPI_QR_KEY": "k", "KASPI_QR_ORGANIZATION_BIN": "12345"], .invalidOrganizationBIN("12345")),
+            (["KASPI_QR_SCHEME": "r1", "KASPI_QR_API_KEY": "k", "KASPI_QR_DEVICE_TOKEN": "a b"], .invalidDeviceToken(variable: "KASPI_QR_DEVICE_TOKEN")),
+            (["KASPI_QR_SCHEME": "r1", "KASPI_QR_API_KEY": "k", "KASPI_ENV": "staging"], .invalidEnvironment("staging")),
+        ]
+        for (environment, expected) in cases {
+            #expect(throws: expected) { try API.Settings(environment: environment) }
+        }
+        #expect(!ConfigurationError.invalidDeviceToken(variable: "KASPI_QR_DEVICE_TOKEN").description.contains("a b"))
+    }
+
     @Test func secretsStayOutOfDescriptions() async throws {
         #expect(!"\(Self.token)".contains("5895-48f8"))
         let t = ScriptedTransport([.json(#"{"StatusCode":-10000,"Message":"bad key test_secret_key"}"#), .respond(status: 500, body: "key=test_secret_key")])

@@ -317,6 +317,16 @@ func qrError(_ body: () async throws -> Void) async -> API.APIError? {
         }
     }
 
+    @Test func r3HonoursItsIPAllowList() async throws {
+        try await withQRSandbox(configure: { $0.qrAPI.r3AllowedIPs = ["10.1.2.3"] }) { h in
+            #expect(await qrError { try await h.r3.ping() }?.statusCode == .noClientCertificate)
+            try await h.r2.ping()  // r2 has no allow-list
+        }
+        try await withQRSandbox(configure: { $0.qrAPI.r3AllowedIPs = ["127.0.0.1"] }) { h in
+            try await h.r3.ping()
+        }
+    }
+
     @Test func r2RefundsWithTheCustomerPresent() async throws {
         try await withQRSandbox { h in
             let till = try await h.r2.registerDevice(id: "till-r2", tradePointId: 19)

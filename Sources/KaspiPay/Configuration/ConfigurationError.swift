@@ -22,6 +22,8 @@ public enum ConfigurationError: Error, Sendable, Hashable, CustomStringConvertib
     case invalidScheme(String)
     /// An organization BIN/IIN is not 12 digits.
     case invalidOrganizationBIN(String)
+    /// A Kaspi QR API device token has the wrong shape. Its value is never included.
+    case invalidDeviceToken(variable: String)
     /// A file named by the configuration (certificate, key, CA bundle) is missing or unreadable.
     case unreadableFile(variable: String, path: String)
 
@@ -40,6 +42,7 @@ public enum ConfigurationError: Error, Sendable, Hashable, CustomStringConvertib
         case .invalidScheme: "CONFIG_INVALID_SCHEME"
         case .invalidOrganizationBIN: "CONFIG_INVALID_ORGANIZATION_BIN"
         case .unreadableFile: "CONFIG_UNREADABLE_FILE"
+        case .invalidDeviceToken: "CONFIG_INVALID_DEVICE_TOKEN"
         }
     }
 
@@ -67,6 +70,8 @@ public enum ConfigurationError: Error, Sendable, Hashable, CustomStringConvertib
             "KASPI_QR_SCHEME is \(Redaction.quoted(value)): use r1, r2 or r3."
         case .invalidOrganizationBIN(let value):
             "The organization BIN \(Redaction.quoted(value)) is malformed: it is 12 digits (leading zeros kept)."
+        case .invalidDeviceToken(let variable):
+            "\(variable) is not a device token (1 to 128 printable characters): copy the token device/register returned."
         case .unreadableFile(let variable, let path):
             "\(variable) names \(Redaction.quoted(path)), which cannot be read: check the path and its permissions."
         }

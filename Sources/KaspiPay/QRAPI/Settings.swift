@@ -90,7 +90,7 @@ extension KaspiQRAPI {
                 }
             }
             if let token = value("KASPI_QR_DEVICE_TOKEN") {
-                do { deviceToken = try DeviceToken(token) } catch { throw .invalidAPIKey(reason: "KASPI_QR_DEVICE_TOKEN is not a device token") }
+                do { deviceToken = try DeviceToken(token) } catch { throw .invalidDeviceToken(variable: "KASPI_QR_DEVICE_TOKEN") }
             }
         }
     }
