@@ -59,13 +59,16 @@ public struct GatewayOrder: Sendable, Codable, Hashable {
     public var pollAttempts: Int
     /// Bumped by every change; an update that read an older version is refused.
     public var version: Int
+    /// What the provider needs to follow the order, as the provider wrote it (JSON text): for
+    /// the Kaspi QR API, Kaspi's payment id, the device, the polling interval and deadlines.
+    public var providerState: String?
 
     public init(
         id: String, provider: String, providerOrderId: String, kind: OrderKind, amount: Int, description: String? = nil,
         merchantReference: String? = nil, metadata: String? = nil, mobileReturnURL: String? = nil,
         state: OrderState = .created, refundedAmount: Int = 0, transactionId: String? = nil, paymentURL: String? = nil,
         qrToken: String? = nil, paymentLinkId: String? = nil, needsReview: Bool = false, createdAt: Date, updatedAt: Date? = nil,
-        nextPollAt: Date? = nil, pollAttempts: Int = 0, version: Int = 1
+        nextPollAt: Date? = nil, pollAttempts: Int = 0, version: Int = 1, providerState: String? = nil
     ) {
         self.id = id
         self.provider = provider
@@ -88,6 +91,7 @@ public struct GatewayOrder: Sendable, Codable, Hashable {
         self.nextPollAt = nextPollAt
         self.pollAttempts = pollAttempts
         self.version = version
+        self.providerState = providerState
     }
 }
 
@@ -273,5 +277,51 @@ public struct PaymentLink: Sendable, Codable, Hashable {
         self.expiresAt = expiresAt
         self.createdAt = createdAt
         self.orderId = orderId
+    }
+}
+
+/// A device registered with a provider (the Kaspi QR API's `device/register`): the gateway's
+/// till on one trade point of one organization. Its token is a credential: never logged, and
+/// redacted wherever it is shown.
+public struct ProviderDevice: Sendable, Codable, Hashable, CustomStringConvertible {
+    /// The gateway's id, e.g. `dev_…`.
+    public var id: String
+    /// The provider, e.g. `kaspi-qr`.
+    public var provider: String
+    /// The organization's BIN (r3; the certificate's or key's organization otherwise).
+    public var organizationBin: String?
+    public var tradePointId: Int64
+    /// The id the device was registered under (Latin letters, digits, `-`, `_`).
+    public var deviceId: String
+    /// The provider's token for the device (secret).
+    public var token: String
+    /// Checkouts without a trade point of their own use the default device.
+    public var isDefault: Bool
+    /// Checkouts whose merchant reference starts with this use this device.
+    public var referencePrefix: String?
+    public var createdAt: Date
+    public var deletedAt: Date?
+
+    public init(
+        id: String, provider: String, organizationBin: String?, tradePointId: Int64, deviceId: String, token: String, isDefault: Bool,
+        referencePrefix: String? = nil, createdAt: Date, deletedAt: Date? = nil
+    ) {
+        self.id = id
+        self.provider = provider
+        self.organizationBin = organizationBin
+        self.tradePointId = tradePointId
+        self.deviceId = deviceId
+        self.token = token
+        self.isDefault = isDefault
+        self.referencePrefix = referencePrefix
+        self.createdAt = createdAt
+        self.deletedAt = deletedAt
+    }
+
+    /// The token shortened to its ends.
+    public var redactedToken: String { token.count <= 8 ? "…" : "\(token.prefix(4))…\(token.suffix(4))" }
+
+    public var description: String {
+        "ProviderDevice(\(id), trade point \(tradePointId), device \(deviceId), token \(redactedToken))"
     }
 }

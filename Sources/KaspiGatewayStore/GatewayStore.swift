@@ -308,6 +308,18 @@ public protocol GatewayStore: Sendable {
     ///   oldest slot in the window frees (nothing was taken).
     func takeRateSlot(key: String, limit: Int, window: TimeInterval, now: Date) async throws -> TimeInterval?
 
+    /// Stores a device, replacing the one with its id. With `isDefault`, every other device of
+    /// the provider stops being the default in the same transaction.
+    func save(_ device: ProviderDevice) async throws
+
+    /// The provider's devices that are not deleted, oldest first.
+    func devices(provider: String) async throws -> [ProviderDevice]
+
+    /// Marks a device deleted.
+    ///
+    /// - Returns: false when there is no such live device.
+    func deleteDevice(id: String, at: Date) async throws -> Bool
+
     /// Releases connections and files.
     func close() async throws
 }

@@ -146,6 +146,26 @@ enum Migrations {
                 "CREATE TABLE rate_slots (key TEXT NOT NULL, at \(integer) NOT NULL)",
                 "CREATE INDEX rate_slots_key ON rate_slots (key, at)",
             ]),
+            (7, [
+                // What a provider needs to follow an order (the Kaspi QR API's payment id,
+                // device, interval and deadlines), and the devices registered with it.
+                "ALTER TABLE orders ADD COLUMN provider_state TEXT",
+                """
+                CREATE TABLE provider_devices (
+                    id TEXT PRIMARY KEY,
+                    provider TEXT NOT NULL,
+                    organization_bin TEXT,
+                    trade_point_id \(integer) NOT NULL,
+                    device_id TEXT NOT NULL,
+                    token TEXT NOT NULL,
+                    is_default INTEGER NOT NULL DEFAULT 0,
+                    reference_prefix TEXT,
+                    created_at \(integer) NOT NULL,
+                    deleted_at \(integer)
+                )
+                """,
+                "CREATE INDEX provider_devices_live ON provider_devices (provider, created_at) WHERE deleted_at IS NULL",
+            ]),
         ]
     }
 }
@@ -158,8 +178,10 @@ let linkColumns = "id, amount, description, merchant_reference, expires_at, crea
 let orderColumns = """
     id, provider, provider_order_id, kind, amount, description, merchant_reference, metadata, mobile_return_url, \
     state, refunded_amount, transaction_id, payment_url, qr_token, payment_link_id, needs_review, created_at, \
-    updated_at, next_poll_at, poll_attempts, version
+    updated_at, next_poll_at, poll_attempts, version, provider_state
     """
+
+let deviceColumns = "id, provider, organization_bin, trade_point_id, device_id, token, is_default, reference_prefix, created_at, deleted_at"
 
 let outboxColumns = "id, type, order_id, payload, created_at, state, attempts, next_attempt_at, last_status, delivered_at"
 

@@ -154,18 +154,18 @@ public final class PostgresGatewayStore: GatewayStore {
     // MARK: Orders
 
     private func insertQuery(_ o: GatewayOrder) -> Query {
-        var q = Query("INSERT INTO orders (\(orderColumns)) VALUES (\((1...21).map { "$\($0)" }.joined(separator: ", ")))")
+        var q = Query("INSERT INTO orders (\(orderColumns)) VALUES (\((1...22).map { "$\($0)" }.joined(separator: ", ")))")
         bindOrder(o, to: &q)
         return q
     }
 
-    /// Binds the 21 columns of `orderColumns`.
+    /// Binds the 22 columns of `orderColumns`.
     private func bindOrder(_ o: GatewayOrder, to q: inout Query) {
         q.bind(o.id); q.bind(o.provider); q.bind(o.providerOrderId); q.bind(o.kind.rawValue); q.bind(o.amount)
         q.bind(o.description); q.bind(o.merchantReference); q.bind(o.metadata); q.bind(o.mobileReturnURL); q.bind(o.state.rawValue)
         q.bind(o.refundedAmount); q.bind(o.transactionId); q.bind(o.paymentURL); q.bind(o.qrToken); q.bind(o.paymentLinkId)
         q.binds.append(Int32(o.needsReview ? 1 : 0)); q.bind(o.createdAt); q.bind(o.updatedAt); q.bind(o.nextPollAt)
-        q.binds.append(Int32(o.pollAttempts)); q.bind(o.version)
+        q.binds.append(Int32(o.pollAttempts)); q.bind(o.version); q.bind(o.providerState)
     }
 
     public func insert(_ order: GatewayOrder, reserving reservation: IdempotencyReservation?) async throws {
@@ -257,12 +257,14 @@ public final class PostgresGatewayStore: GatewayStore {
             var q = Query(
                 """
                 UPDATE orders SET state = $1, refunded_amount = $2, transaction_id = $3, payment_url = $4, qr_token = $5, payment_link_id = $6,
-                    needs_review = $7, updated_at = $8, next_poll_at = $9, poll_attempts = $10, version = $11, description = $12, metadata = $13
-                WHERE id = $14 AND version = $15 RETURNING id
+                    needs_review = $7, updated_at = $8, next_poll_at = $9, poll_attempts = $10, version = $11, description = $12, metadata = $13,
+                    provider_state = $14
+                WHERE id = $15 AND version = $16 RETURNING id
                 """)
             q.bind(o.state.rawValue); q.bind(o.refundedAmount); q.bind(o.transactionId); q.bind(o.paymentURL); q.bind(o.qrToken)
             q.bind(o.paymentLinkId); q.binds.append(Int32(o.needsReview ? 1 : 0)); q.bind(o.updatedAt); q.bind(o.nextPollAt)
-            q.binds.append(Int32(o.pollAttempts)); q.bind(o.version); q.bind(o.description); q.bind(o.metadata); q.bind(o.id); q.bind(current.version)
+            q.binds.append(Int32(o.pollAttempts)); q.bind(o.version); q.bind(o.description); q.bind(o.metadata); q.bind(o.providerState)
+            q.bind(o.id); q.bind(current.version)
             guard try await !rows(q, on: connection).isEmpty else { throw StoreError.database("order \(o.id) changed underneath the update") }
             for event in change.events { try await insertEvent(event, on: connection) }
             for message in change.outbox { try await insertMessage(message, on: connection) }
@@ -301,10 +303,11 @@ public final class PostgresGatewayStore: GatewayStore {
         var sql = """
             WITH changed AS (
                 UPDATE orders SET state = $1, refunded_amount = $2, transaction_id = $3, payment_url = $4, qr_token = $5, payment_link_id = $6,
-                    needs_review = $7, updated_at = $8, next_poll_at = $9, poll_attempts = $10, version = $11, description = $12, metadata = $13
-                WHERE id = $14 AND version = $15 RETURNING id)
+                    needs_review = $7, updated_at = $8, next_poll_at = $9, poll_attempts = $10, version = $11, description = $12, metadata = $13,
+                    provider_state = $14
+                WHERE id = $15 AND version = $16 RETURNING id)
             """
-        var next = 16
+        var next = 17
         func placeholders(_ count: Int) -> String {
             defer { next += count }
             return (next..<next + count).map { "$\($0)" }.joined(separator: ", ")
@@ -323,7 +326,8 @@ public final class PostgresGatewayStore: GatewayStore {
         var q = Query("")
         q.bind(o.state.rawValue); q.bind(o.refundedAmount); q.bind(o.transactionId); q.bind(o.paymentURL); q.bind(o.qrToken)
         q.bind(o.paymentLinkId); q.binds.append(Int32(o.needsReview ? 1 : 0)); q.bind(o.updatedAt); q.bind(o.nextPollAt)
-        q.binds.append(Int32(o.pollAttempts)); q.bind(o.version); q.bind(o.description); q.bind(o.metadata); q.bind(o.id); q.bind(expectedVersion)
+        q.binds.append(Int32(o.pollAttempts)); q.bind(o.version); q.bind(o.description); q.bind(o.metadata); q.bind(o.providerState)
+        q.bind(o.id); q.bind(expectedVersion)
         for event in change.events {
             q.bind(event.orderId); q.bind(event.at); q.bind(event.kind.rawValue); q.bind(event.fromState?.rawValue); q.bind(event.toState?.rawValue); q.bind(event.detail)
         }
@@ -340,7 +344,7 @@ public final class PostgresGatewayStore: GatewayStore {
         static let sql = PostgresGatewayStore.transitionSQL(events: 1, messages: 1)
         /// The types `transitionBindings` sends, so that the server does not guess others.
         static let bindingDataTypes: [PostgresDataType] = [
-            .text, .int8, .text, .text, .text, .text, .int4, .int8, .int8, .int4, .int8, .text, .text, .text, .int8,
+            .text, .int8, .text, .text, .text, .text, .int4, .int8, .int8, .int4, .int8, .text, .text, .text, .text, .int8,
             .text, .int8, .text, .text, .text, .text,
             .text, .text, .text, .text, .int8, .text, .int4, .int8, .int4, .int8,
         ]
@@ -381,7 +385,7 @@ public final class PostgresGatewayStore: GatewayStore {
                 var insert = Query("INSERT INTO orders (\(orderColumns)) VALUES ")
                 var events = Query("INSERT INTO order_events (order_id, at, kind, from_state, to_state, detail) VALUES ")
                 for (index, o) in slice.enumerated() {
-                    insert.sql += (index == 0 ? "" : ", ") + "(" + (1...21).map { "$\(index * 21 + $0)" }.joined(separator: ", ") + ")"
+                    insert.sql += (index == 0 ? "" : ", ") + "(" + (1...22).map { "$\(index * 22 + $0)" }.joined(separator: ", ") + ")"
                     bindOrder(o, to: &insert)
                     let e = index * 5
                     events.sql += (index == 0 ? "" : ", ") + "($\(e + 1), $\(e + 2), $\(e + 3), NULL, $\(e + 4), $\(e + 5))"
@@ -581,6 +585,42 @@ public final class PostgresGatewayStore: GatewayStore {
         var select = Query("SELECT value FROM settings WHERE key = $1")
         select.bind(key)
         return try await rows(select).first?.string("value")
+    }
+
+    // MARK: Devices
+
+    public func save(_ device: ProviderDevice) async throws {
+        try await transaction { connection in
+            if device.isDefault, device.deletedAt == nil {
+                var clear = Query("UPDATE provider_devices SET is_default = 0 WHERE provider = $1 AND id <> $2")
+                clear.bind(device.provider); clear.bind(device.id)
+                _ = try await rows(clear, on: connection)
+            }
+            var q = Query(
+                """
+                INSERT INTO provider_devices (\(deviceColumns)) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                ON CONFLICT (id) DO UPDATE SET provider = EXCLUDED.provider, organization_bin = EXCLUDED.organization_bin,
+                    trade_point_id = EXCLUDED.trade_point_id, device_id = EXCLUDED.device_id, token = EXCLUDED.token,
+                    is_default = EXCLUDED.is_default, reference_prefix = EXCLUDED.reference_prefix, created_at = EXCLUDED.created_at,
+                    deleted_at = EXCLUDED.deleted_at
+                """)
+            q.bind(device.id); q.bind(device.provider); q.bind(device.organizationBin); q.bind(device.tradePointId); q.bind(device.deviceId)
+            q.bind(device.token); q.binds.append(Int32(device.isDefault ? 1 : 0)); q.bind(device.referencePrefix); q.bind(device.createdAt)
+            q.bind(device.deletedAt)
+            _ = try await rows(q, on: connection)
+        }
+    }
+
+    public func devices(provider: String) async throws -> [ProviderDevice] {
+        var q = Query("SELECT \(deviceColumns) FROM provider_devices WHERE provider = $1 AND deleted_at IS NULL ORDER BY created_at, id")
+        q.bind(provider)
+        return try await rows(q).map { try RowDecoding.device($0) }
+    }
+
+    public func deleteDevice(id: String, at: Date) async throws -> Bool {
+        var q = Query("UPDATE provider_devices SET deleted_at = $1, is_default = 0 WHERE id = $2 AND deleted_at IS NULL RETURNING id")
+        q.bind(at); q.bind(id)
+        return try await !rows(q).isEmpty
     }
 
     // MARK: Rate limit

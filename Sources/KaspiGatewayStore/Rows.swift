@@ -22,7 +22,17 @@ enum RowDecoding {
             paymentURL: row.string("payment_url"), qrToken: row.string("qr_token"), paymentLinkId: row.string("payment_link_id"),
             needsReview: (row.int("needs_review") ?? 0) != 0, createdAt: Date(ms: createdAt), updatedAt: Date(ms: updatedAt),
             nextPollAt: row.int("next_poll_at").map { Date(ms: $0) }, pollAttempts: Int(row.int("poll_attempts") ?? 0),
-            version: Int(version))
+            version: Int(version), providerState: row.string("provider_state"))
+    }
+
+    static func device(_ row: some RowReader) throws -> ProviderDevice {
+        guard let id = row.string("id"), let provider = row.string("provider"), let tradePoint = row.int("trade_point_id"),
+            let deviceId = row.string("device_id"), let token = row.string("token"), let created = row.int("created_at")
+        else { throw StoreError.database("a device row is incomplete") }
+        return ProviderDevice(
+            id: id, provider: provider, organizationBin: row.string("organization_bin"), tradePointId: tradePoint, deviceId: deviceId,
+            token: token, isDefault: (row.int("is_default") ?? 0) != 0, referencePrefix: row.string("reference_prefix"),
+            createdAt: Date(ms: created), deletedAt: row.int("deleted_at").map { Date(ms: $0) })
     }
 
     static func event(_ row: some RowReader) throws -> OrderEvent {

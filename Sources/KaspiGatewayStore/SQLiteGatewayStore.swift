@@ -336,7 +336,7 @@ public final class SQLiteGatewayStore: GatewayStore {
             Self.text(o.merchantReference), Self.text(o.metadata), Self.text(o.mobileReturnURL), .text(o.state.rawValue),
             .integer(o.refundedAmount), Self.text(o.transactionId), Self.text(o.paymentURL), Self.text(o.qrToken),
             Self.text(o.paymentLinkId), .integer(o.needsReview ? 1 : 0), .integer(Int(o.createdAt.ms)), .integer(Int(o.updatedAt.ms)),
-            Self.int(o.nextPollAt?.ms), .integer(o.pollAttempts), .integer(o.version),
+            Self.int(o.nextPollAt?.ms), .integer(o.pollAttempts), .integer(o.version), Self.text(o.providerState),
         ]
     }
 
@@ -344,7 +344,7 @@ public final class SQLiteGatewayStore: GatewayStore {
         do {
             try await transaction { [self] db in
                 if let reservation { try Self.reserve(reservation, resource: order.id, db) }
-                try db.run("INSERT INTO orders (\(orderColumns)) VALUES (\(Array(repeating: "?", count: 21).joined(separator: ", ")))", orderBinds(order))
+                try db.run("INSERT INTO orders (\(orderColumns)) VALUES (\(Array(repeating: "?", count: 22).joined(separator: ", ")))", orderBinds(order))
                 try insertEvent(OrderEvent(orderId: order.id, at: order.createdAt, kind: .created, toState: order.state, detail: "order stored for \(order.amount) via \(order.provider)"), db)
             }
         } catch StoreError.duplicateOrder {
@@ -449,12 +449,14 @@ public final class SQLiteGatewayStore: GatewayStore {
         let rows = try db.run(
             """
             UPDATE orders SET state = ?, refunded_amount = ?, transaction_id = ?, payment_url = ?, qr_token = ?, payment_link_id = ?,
-                needs_review = ?, updated_at = ?, next_poll_at = ?, poll_attempts = ?, version = ?, description = ?, metadata = ?
+                needs_review = ?, updated_at = ?, next_poll_at = ?, poll_attempts = ?, version = ?, description = ?, metadata = ?,
+                provider_state = ?
             WHERE id = ? AND version = ? RETURNING id
             """,
             [.text(o.state.rawValue), .integer(o.refundedAmount), Self.text(o.transactionId), Self.text(o.paymentURL), Self.text(o.qrToken),
              Self.text(o.paymentLinkId), .integer(o.needsReview ? 1 : 0), .integer(Int(o.updatedAt.ms)), Self.int(o.nextPollAt?.ms),
-             .integer(o.pollAttempts), .integer(o.version), Self.text(o.description), Self.text(o.metadata), .text(o.id), .integer(expectedVersion)])
+             .integer(o.pollAttempts), .integer(o.version), Self.text(o.description), Self.text(o.metadata), Self.text(o.providerState),
+             .text(o.id), .integer(expectedVersion)])
         guard !rows.isEmpty else { return false }
         for event in change.events { try insertEvent(event, db) }
         for message in change.outbox { try insertMessage(message, db) }
@@ -484,7 +486,7 @@ public final class SQLiteGatewayStore: GatewayStore {
             let chunk = 500
             for start in stride(from: 0, to: orders.count, by: chunk) {
                 let slice = orders[start..<min(start + chunk, orders.count)]
-                let row = "(" + Array(repeating: "?", count: 21).joined(separator: ", ") + ")"
+                let row = "(" + Array(repeating: "?", count: 22).joined(separator: ", ") + ")"
                 try db.run(
                     "INSERT INTO orders (\(orderColumns)) VALUES " + Array(repeating: row, count: slice.count).joined(separator: ", "),
                     slice.flatMap(orderBinds))
@@ -678,6 +680,35 @@ public final class SQLiteGatewayStore: GatewayStore {
 
     public func setting(_ key: String) async throws -> String? {
         try await fetch("SELECT value FROM settings WHERE key = ?", [.text(key)]).first?.column("value")?.string
+    }
+
+    // MARK: Devices
+
+    public func save(_ device: ProviderDevice) async throws {
+        try await transaction { db in
+            if device.isDefault, device.deletedAt == nil {
+                try db.run("UPDATE provider_devices SET is_default = 0 WHERE provider = ? AND id <> ?", [.text(device.provider), .text(device.id)])
+            }
+            try db.run(
+                "INSERT OR REPLACE INTO provider_devices (\(deviceColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [.text(device.id), .text(device.provider), Self.text(device.organizationBin), .integer(Int(device.tradePointId)), .text(device.deviceId),
+                 .text(device.token), .integer(device.isDefault ? 1 : 0), Self.text(device.referencePrefix), .integer(Int(device.createdAt.ms)),
+                 Self.int(device.deletedAt?.ms)])
+        }
+    }
+
+    public func devices(provider: String) async throws -> [ProviderDevice] {
+        try await fetch(
+            "SELECT \(deviceColumns) FROM provider_devices WHERE provider = ? AND deleted_at IS NULL ORDER BY created_at, id", [.text(provider)]
+        ).map { try RowDecoding.device(SQLiteRowReader($0)) }
+    }
+
+    public func deleteDevice(id: String, at: Date) async throws -> Bool {
+        try await transaction { db in
+            !(try db.run(
+                "UPDATE provider_devices SET deleted_at = ?, is_default = 0 WHERE id = ? AND deleted_at IS NULL RETURNING id",
+                [.integer(Int(at.ms)), .text(id)]).isEmpty)
+        }
     }
 
     // MARK: Rate limit

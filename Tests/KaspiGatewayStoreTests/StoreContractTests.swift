@@ -79,12 +79,66 @@ struct StoreContractTests {
     }
 
     @Test(arguments: Backend.available)
+    func providerStateTravelsWithEveryWrite(_ backend: Backend) async throws {
+        let handle = try await backend.open()
+        let store = handle.store
+        var order = makeOrder("with-state")
+        order.providerState = #"{"paymentId":"12000000001"}"#
+        try await store.insert(order)
+        #expect(try await store.order(id: order.id)?.providerState == order.providerState)
+        // Both update paths write it: the locked one and the one from a copy just read.
+        let waited = try await store.update(orderId: order.id) { current in
+            var next = current
+            next.providerState = #"{"paymentId":"12000000001","firstWaitAt":1}"#
+            next.version += 1
+            return OrderChange(order: next, events: [OrderEvent(orderId: current.id, at: Date(), kind: .poll, detail: "Wait")])
+        }
+        #expect(try await store.order(id: order.id)?.providerState == waited.providerState)
+        let paid = try await store.update(from: waited) { current in
+            OrderStateMachine.apply(.approved, transactionId: "tx", source: .poll, to: current, at: Date())
+        }
+        #expect(try await store.order(id: order.id)?.providerState == #"{"paymentId":"12000000001","firstWaitAt":1}"#)
+        #expect(paid.state == .paid)
+        var bulk = (0..<3).map { makeOrder("bulk-state-\($0)") }
+        bulk[1].providerState = "{}"
+        try await store.insert(contentsOf: bulk)
+        #expect(try await store.order(id: bulk[1].id)?.providerState == "{}")
+        try await handle.close()
+    }
+
+    @Test(arguments: Backend.available)
+    func devicesAreStoredWithOneDefault(_ backend: Backend) async throws {
+        let handle = try await backend.open()
+        let store = handle.store
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        let first = ProviderDevice(
+            id: "dev_1", provider: "kaspi-qr", organizationBin: "123456789012", tradePointId: 19, deviceId: "gw-1", token: "secret-token-1",
+            isDefault: true, createdAt: now)
+        var second = ProviderDevice(
+            id: "dev_2", provider: "kaspi-qr", organizationBin: "123456789012", tradePointId: 104039, deviceId: "gw-2", token: "secret-token-2",
+            isDefault: false, referencePrefix: "B2-", createdAt: now.addingTimeInterval(1))
+        try await store.save(first)
+        try await store.save(second)
+        #expect(try await store.devices(provider: "kaspi-qr") == [first, second])
+        #expect(try await store.devices(provider: "kaspi-pay").isEmpty)
+        second.isDefault = true
+        try await store.save(second)
+        let devices = try await store.devices(provider: "kaspi-qr")
+        #expect(devices.map(\.isDefault) == [false, true])
+        #expect(try await store.deleteDevice(id: "dev_2", at: now.addingTimeInterval(5)))
+        #expect(try await !store.deleteDevice(id: "dev_2", at: now.addingTimeInterval(6)))
+        #expect(try await store.devices(provider: "kaspi-qr").map(\.id) == ["dev_1"])
+        #expect(!"\(first)".contains("secret-token-1"))
+        try await handle.close()
+    }
+
+    @Test(arguments: Backend.available)
     func migrationsAreVersionedAndIdempotent(_ backend: Backend) async throws {
         let handle = try await backend.open()
         let store = handle.store
-        #expect(try await store.schemaVersion() == 6)
+        #expect(try await store.schemaVersion() == 7)
         #expect(try await store.migrate() == [])
-        #expect(try await store.schemaVersion() == 6)
+        #expect(try await store.schemaVersion() == 7)
         try await handle.close()
     }
 
@@ -544,7 +598,7 @@ struct SQLiteStoreTests {
         let store = try await SQLiteGatewayStore.open(path: path)
         #expect(try await store.synchronousSetting() == 2)
         #expect(try await store.schemaVersion() == 0)
-        #expect(try await store.migrate() == [1, 2, 3, 4, 5, 6])
+        #expect(try await store.migrate() == [1, 2, 3, 4, 5, 6, 7])
         let order = makeOrder()
         try await store.insert(order)
         try await store.close()
