@@ -461,88 +461,6 @@ struct PurchaseToWatch: KaspiQRAPI.PollablePurchase {
     var options: KaspiQRAPI.BehaviorOptions
 }
 
-/// A client of the configured scheme.
-enum QRClient: Sendable {
-    case r1(KaspiQRAPI.Client<KaspiQRAPI.R1>)
-    case r2(KaspiQRAPI.Client<KaspiQRAPI.R2>)
-    case r3(KaspiQRAPI.Client<KaspiQRAPI.R3>)
-
-    func ping() async throws(KaspiQRAPI.APIError) {
-        switch self {
-        case .r1(let c): try await c.ping()
-        case .r2(let c): try await c.ping()
-        case .r3(let c): try await c.ping()
-        }
-    }
-
-    func tradePoints() async throws(KaspiQRAPI.APIError) -> [KaspiQRAPI.TradePoint] {
-        switch self {
-        case .r1(let c): try await c.tradePoints()
-        case .r2(let c): try await c.tradePoints()
-        case .r3(let c): try await c.tradePoints()
-        }
-    }
-
-    func registerDevice(id: String, tradePointId: Int64) async throws(KaspiQRAPI.APIError) -> KaspiQRAPI.DeviceToken {
-        switch self {
-        case .r1(let c): try await c.registerDevice(id: id, tradePointId: tradePointId)
-        case .r2(let c): try await c.registerDevice(id: id, tradePointId: tradePointId)
-        case .r3(let c): try await c.registerDevice(id: id, tradePointId: tradePointId)
-        }
-    }
-
-    func deleteDevice(_ token: KaspiQRAPI.DeviceToken) async throws(KaspiQRAPI.APIError) {
-        switch self {
-        case .r1(let c): try await c.deleteDevice(token)
-        case .r2(let c): try await c.deleteDevice(token)
-        case .r3(let c): try await c.deleteDevice(token)
-        }
-    }
-
-    func createQR(device: KaspiQRAPI.DeviceToken, amount: Decimal, externalId: String?) async throws(KaspiQRAPI.APIError) -> KaspiQRAPI.QRPurchase {
-        switch self {
-        case .r1(let c): try await c.createQR(device: device, amount: amount, externalId: externalId)
-        case .r2(let c): try await c.createQR(device: device, amount: amount, externalId: externalId)
-        case .r3(let c): try await c.createQR(device: device, amount: amount, externalId: externalId)
-        }
-    }
-
-    func createLink(device: KaspiQRAPI.DeviceToken, amount: Decimal, externalId: String?) async throws(KaspiQRAPI.APIError) -> KaspiQRAPI.LinkPurchase {
-        switch self {
-        case .r1(let c): try await c.createLink(device: device, amount: amount, externalId: externalId)
-        case .r2(let c): try await c.createLink(device: device, amount: amount, externalId: externalId)
-        case .r3(let c): try await c.createLink(device: device, amount: amount, externalId: externalId)
-        }
-    }
-
-    func status(paymentId: Int64) async throws(KaspiQRAPI.APIError) -> KaspiQRAPI.PaymentStatusDetails {
-        switch self {
-        case .r1(let c): try await c.status(paymentId: paymentId)
-        case .r2(let c): try await c.status(paymentId: paymentId)
-        case .r3(let c): try await c.status(paymentId: paymentId)
-        }
-    }
-
-    func statusV01(paymentId: Int64) async throws(KaspiQRAPI.APIError) -> KaspiQRAPI.PaymentStatusDetails {
-        switch self {
-        case .r1(let c): try await c.statusV01(paymentId: paymentId)
-        case .r2(let c): try await c.statusV01(paymentId: paymentId)
-        case .r3(let c): try await c.statusV01(paymentId: paymentId)
-        }
-    }
-
-    func waitForPayment(
-        _ purchase: some KaspiQRAPI.PollablePurchase, elapsedSinceCreation: Duration = .zero,
-        progress: (@Sendable (KaspiQRAPI.PollProgress) async -> Void)?
-    ) async throws(KaspiQRAPI.APIError) -> KaspiQRAPI.PaymentOutcome {
-        switch self {
-        case .r1(let c): try await c.waitForPayment(purchase, elapsedSinceCreation: elapsedSinceCreation, progress: progress)
-        case .r2(let c): try await c.waitForPayment(purchase, elapsedSinceCreation: elapsedSinceCreation, progress: progress)
-        case .r3(let c): try await c.waitForPayment(purchase, elapsedSinceCreation: elapsedSinceCreation, progress: progress)
-        }
-    }
-}
-
 /// The connection flags of `kaspi qr-api`: flags first, then the environment.
 struct QRAPIConnection: ParsableArguments {
     @Option(help: "r1, r2 or r3 (default: $KASPI_QR_SCHEME).")
@@ -600,7 +518,7 @@ struct QRAPIConnection: ParsableArguments {
     }
 
     /// Runs `body` with a client of the configured scheme, shutting the transport down after.
-    func withClient<T>(_ body: (QRClient) async throws -> T) async throws -> T {
+    func withClient<T>(_ body: (KaspiQRAPI.AnyClient) async throws -> T) async throws -> T {
         let settings = try settings()
         guard timeout.isFinite, timeout > 0, timeout <= 600 else { throw CLIError.invalidInput("--timeout must be between 0 and 600 seconds") }
         let readTimeout = Duration.milliseconds(Int64(timeout * 1000))
@@ -614,7 +532,7 @@ struct QRAPIConnection: ParsableArguments {
         logger.logLevel = verbose ? .debug : .critical
         let configuration = KaspiQRAPI.Configuration(host: settings.host, requestTimeout: readTimeout, retryPolicy: noRetry ? .none : .default)
         do {
-            let client: QRClient
+            let client: KaspiQRAPI.AnyClient
             switch settings.scheme {
             case .r1:
                 guard let apiKey = settings.apiKey else { throw ConfigurationError.missingVariable("KASPI_QR_API_KEY") }

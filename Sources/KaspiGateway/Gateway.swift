@@ -149,21 +149,28 @@ public final class Gateway: Sendable {
         do { try await store.insert(order, reserving: reservation) } catch { throw Self.storeError(error) }
         let paymentRequest = ProviderPaymentRequest(
             providerOrderId: order.providerOrderId, amount: order.amount, description: order.description,
-            returnURL: returnURL.appending(path: order.id), failURL: failURL.appending(path: order.id))
+            returnURL: returnURL.appending(path: order.id), failURL: failURL.appending(path: order.id),
+            merchantReference: order.merchantReference)
         do {
             var qr: ProviderQR? = nil
             var paymentURL: String? = nil
+            var providerState: String? = nil
             if kind == .qr {
                 qr = try await provider.createQR(paymentRequest)
+                providerState = qr?.providerState
             } else {
-                paymentURL = try await provider.createPayment(paymentRequest).paymentURL
+                let payment = try await provider.createPayment(paymentRequest)
+                (paymentURL, providerState) = (payment.paymentURL, payment.providerState)
             }
             let at = now()
-            let firstPoll = at.addingTimeInterval(configuration.firstPollAfter)
-            let (url, token) = (paymentURL, qr?.token)
+            var planned = order
+            planned.providerState = providerState
+            // The provider's own interval when it hands one out (the Kaspi QR API does).
+            let firstPoll = provider.pollPlan(for: planned, now: at)?.nextPollAt ?? at.addingTimeInterval(configuration.firstPollAfter)
+            let (url, token, state) = (paymentURL, qr?.token, providerState)
             // From the copy just stored: one statement on PostgreSQL unless something changed it.
             let updated = try await store.update(from: order) { current in
-                OrderStateMachine.providerAccepted(current, paymentURL: url, qrToken: token, at: at, firstPollAt: firstPoll)
+                OrderStateMachine.providerAccepted(current, paymentURL: url, qrToken: token, at: at, firstPollAt: firstPoll, providerState: state)
             }
             metrics.counted(from: order, to: updated)
             logger.info("Checkout created", metadata: ["order": "\(order.id)", "kind": "\(kind.rawValue)", "amount": "\(order.amount)"])
@@ -212,10 +219,16 @@ public final class Gateway: Sendable {
             let firstPoll = at.addingTimeInterval(configuration.firstPollAfter)
             current = try await store.update(orderId: order.id, metrics.counting { OrderStateMachine.providerAccepted($0, paymentURL: nil, qrToken: nil, at: at, firstPollAt: firstPoll) })
         }
+        if let state = status.providerState {
+            let note = status.providerStateNote ?? "the provider reported \(status.providerStatus ?? status.report.rawValue)"
+            current = try await store.update(orderId: current.id) { OrderStateMachine.recordProviderState($0, state, at: at, detail: note) }
+        }
         let instance = configuration.instanceID
-        return try await store.update(orderId: current.id, metrics.counting {
+        let updated = try await store.update(orderId: current.id, metrics.counting {
             OrderStateMachine.apply(status.report, transactionId: status.transactionId, source: source, to: $0, at: at, detail: "by \(instance)")
         })
+        metrics.poll(changed: updated.version != order.version)
+        return updated
     }
 
     /// Applies a provider webhook from its raw body: verified, checked against the stored
@@ -298,6 +311,17 @@ public final class Gateway: Sendable {
         let order: GatewayOrder?
         do { order = try await store.order(id: orderId) } catch { throw Self.storeError(error) }
         guard let order else { throw .notFound(orderId) }
+        switch provider.refundMethod {
+        case .direct: break
+        case .manual:
+            throw GatewayAPIError(
+                409, "REFUND_IN_KASPI_APP",
+                "Kaspi's r1 scheme has no refunds through the API: refund in the Kaspi Pay app, then record it (POST /v1/orders/\(orderId)/manual-refunds).")
+        case .customerPresent:
+            throw GatewayAPIError(
+                409, "REFUND_NEEDS_CUSTOMER",
+                "Kaspi's r2 scheme refunds with the customer present: create a return QR for them to scan (POST /v1/returns).")
+        }
         let amount = requested ?? (order.amount - order.refundedAmount)
         guard amount >= 1 else { throw .invalid("amount must be at least 1 tenge (and something must remain to refund).") }
         let refundId = GatewayID.make("rf")
@@ -456,12 +480,17 @@ public final class Gateway: Sendable {
         for order in due {
             let attempts = order.pollAttempts + 1
             let expireAfter = order.kind == .qr ? configuration.qrExpireAfter : configuration.expireAfter
-            let lateUntil = order.createdAt.addingTimeInterval(expireAfter + configuration.latePaymentWindow)
+            // A provider that hands out its own deadlines (the Kaspi QR API) sets the schedule:
+            // its interval, and its scan or confirmation deadline instead of ours.
+            let plan = provider.pollPlan(for: order, now: at)
+            let deadline = plan?.deadline ?? order.createdAt.addingTimeInterval(expireAfter)
+            let lateUntil = deadline.addingTimeInterval(configuration.latePaymentWindow)
             let backoff = min(configuration.maxPollInterval, configuration.pollInterval * pow(2, Double(min(attempts - 1, 16))))
-            func nextPoll(_ state: OrderState) -> Date? {
+            func nextPoll(_ updated: GatewayOrder) -> Date? {
                 let at = now()
-                switch state {
-                case .created, .pending: return at.addingTimeInterval(backoff)
+                switch updated.state {
+                case .created, .pending:
+                    return provider.pollPlan(for: updated, now: at)?.nextPollAt ?? at.addingTimeInterval(backoff)
                 case .expired:
                     let next = at.addingTimeInterval(configuration.latePollInterval)
                     return next < lateUntil ? next : nil
@@ -471,18 +500,22 @@ public final class Gateway: Sendable {
             do {
                 if order.state == .expired { metrics.latePoll() }
                 var updated = try await refreshStatus(order, source: .poll)
-                if updated.state == .created || updated.state == .pending, now().timeIntervalSince(order.createdAt) >= expireAfter {
+                // The deadline of the phase the order is in now (a first Wait moves it).
+                let currentDeadline = provider.pollPlan(for: updated, now: now())?.deadline ?? deadline
+                if updated.state == .created || updated.state == .pending, now() >= currentDeadline {
                     // Kaspi was asked just now and reported no outcome: expired, asked again later.
                     let at = now()
                     let late = at.addingTimeInterval(configuration.latePollInterval)
+                    let lateEnd = currentDeadline.addingTimeInterval(configuration.latePaymentWindow)
+                    let reason = plan.map { "the \($0.phase) deadline passed without a payment" } ?? "still pending after \(Int(expireAfter)) s"
                     updated = try await store.update(orderId: order.id, metrics.counting {
-                        OrderStateMachine.expire($0, at: at, reason: "still pending after \(Int(expireAfter)) s", latePollAt: late < lateUntil ? late : nil)
+                        OrderStateMachine.expire($0, at: at, reason: reason, latePollAt: late < lateEnd ? late : nil)
                     })
                 }
-                try await store.schedulePoll(orderId: order.id, at: nextPoll(updated.state), attempts: attempts, owner: configuration.instanceID)
+                try await store.schedulePoll(orderId: order.id, at: nextPoll(updated), attempts: attempts, owner: configuration.instanceID)
             } catch {
                 logger.warning("Reconciliation poll failed; will retry", metadata: ["order": "\(order.id)", "error": "\(String(describing: error).prefix(120))"])
-                try? await store.schedulePoll(orderId: order.id, at: nextPoll(order.state), attempts: attempts, owner: configuration.instanceID)
+                try? await store.schedulePoll(orderId: order.id, at: nextPoll(order), attempts: attempts, owner: configuration.instanceID)
             }
         }
         return due.count

@@ -16,6 +16,7 @@ public final class GatewayMetrics: Sendable {
     private var webhooksName: MetricNameDescriptor { Self.name("webhooks", "total", "Kaspi webhooks by outcome") }
     private var latePollsName: MetricNameDescriptor { Self.name("late_polls", "total", "Polls of expired orders, looking for late payments") }
     private var refundsName: MetricNameDescriptor { Self.name("refunds", "total", "Refunds by outcome") }
+    private var pollsName: MetricNameDescriptor { Self.name("status_polls", "total", "Status polls by outcome: changed the order, or not (those stay out of the timeline)") }
     private var signInsName: MetricNameDescriptor { Self.name("admin_sign_ins", "total", "Dashboard sign-ins by outcome: accepted, refused, throttled") }
     private var transitionsName: MetricNameDescriptor { Self.name("transitions", "total", "Order state transitions by target state") }
     private var deliveriesName: MetricNameDescriptor { Self.name("event_deliveries", "total", "Outgoing event delivery attempts by outcome") }
@@ -32,6 +33,11 @@ public final class GatewayMetrics: Sendable {
     /// A poll of an expired order, looking for a late payment.
     func latePoll() {
         registry.makeCounter(descriptor: latePollsName).increment()
+    }
+
+    /// A status poll, and whether it changed the order.
+    func poll(changed: Bool) {
+        registry.makeCounter(descriptor: pollsName, labels: [("outcome", changed ? "changed" : "unchanged")]).increment()
     }
 
     /// A refund's outcome: succeeded, failed, unknown, unrecorded, reconciled_…, mismatch.

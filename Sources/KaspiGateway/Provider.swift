@@ -2,14 +2,21 @@ import Foundation
 import KaspiGatewayStore
 import KaspiPay
 
-/// What the gateway asks a payment provider for. The guide's Kaspi Pay API is the first
-/// provider; Kaspi's QR partner API (polling only, no webhooks) is meant to be the second, so
-/// nothing outside a provider assumes webhooks or the guide's field names.
+/// What the gateway asks a payment provider for: the guide's Kaspi Pay API
+/// (``KaspiPayProvider``, webhooks and polls) or Kaspi's partner API, the Kaspi QR API
+/// (``KaspiQRProvider``, polls only). Nothing outside a provider assumes webhooks, a refund
+/// call, or either API's field names.
 public protocol PaymentProvider: Sendable {
     /// A stable name stored with each order, e.g. `kaspi-pay`.
     var name: String { get }
     /// Whether the provider pushes status changes (the gateway polls either way).
     var sendsWebhooks: Bool { get }
+    /// How refunds are made with this provider.
+    var refundMethod: RefundMethod { get }
+
+    /// When to ask about an order next and until when it can still be paid, from what the
+    /// provider handed out (its interval and deadlines); nil for the gateway's own schedule.
+    func pollPlan(for order: GatewayOrder, now: Date) -> ProviderPollPlan?
 
     /// Creates a payment the payer completes on the provider's page.
     func createPayment(_ request: ProviderPaymentRequest) async throws(ProviderError) -> ProviderPayment
@@ -23,21 +30,59 @@ public protocol PaymentProvider: Sendable {
     func readWebhook(_ body: [UInt8]) throws(ProviderError) -> ProviderWebhook
 }
 
+extension PaymentProvider {
+    public var refundMethod: RefundMethod { .direct }
+    public func pollPlan(for order: GatewayOrder, now: Date) -> ProviderPollPlan? { nil }
+}
+
+/// How a provider refunds.
+public enum RefundMethod: String, Sendable, Hashable {
+    /// Through the API, without the payer (the guide's API; the Kaspi QR API's r3).
+    case direct
+    /// Through the API with the payer present, who scans a return QR (the Kaspi QR API's r2).
+    case customerPresent = "customer_present"
+    /// Not through the API: the merchant refunds in the Kaspi Pay app and records it (r1).
+    case manual
+}
+
+/// When to poll an order and until when it can be paid.
+public struct ProviderPollPlan: Sendable, Hashable {
+    /// The next poll.
+    public var nextPollAt: Date
+    /// When the running phase ends: past it without a final status, the order has expired.
+    public var deadline: Date
+    /// The running phase, for the timeline (e.g. `scan`, `confirmation`).
+    public var phase: String
+
+    public init(nextPollAt: Date, deadline: Date, phase: String) {
+        self.nextPollAt = nextPollAt
+        self.deadline = deadline
+        self.phase = phase
+    }
+}
+
 public struct ProviderPaymentRequest: Sendable, Hashable {
+    /// The id the provider will know the order by (the Kaspi QR API's `ExternalId`).
     public var providerOrderId: String
     public var amount: Int
     public var description: String?
     public var returnURL: URL
     public var failURL: URL
+    /// The merchant's reference, which may choose the trade point.
+    public var merchantReference: String? = nil
 }
 
 public struct ProviderPayment: Sendable, Hashable {
     public var paymentURL: String
+    /// What the provider needs to follow the order, stored with it.
+    public var providerState: String? = nil
 }
 
 public struct ProviderQR: Sendable, Hashable {
     public var token: String
     public var png: [UInt8]
+    /// What the provider needs to follow the order, stored with it.
+    public var providerState: String? = nil
 }
 
 public struct ProviderStatus: Sendable, Hashable {
@@ -45,6 +90,11 @@ public struct ProviderStatus: Sendable, Hashable {
     public var transactionId: String?
     /// What the provider's record says was refunded in all, when it says.
     public var refundedAmount: Int? = nil
+    /// The order's provider state after this status, when it changed, and why.
+    public var providerState: String? = nil
+    public var providerStateNote: String? = nil
+    /// The provider's own word for the status (e.g. `Wait`), for the timeline.
+    public var providerStatus: String? = nil
 }
 
 public struct ProviderRefund: Sendable, Hashable {

@@ -98,15 +98,19 @@ public enum OrderStateMachine {
     }
 
     /// Marks a stored order as known to the provider, with its payment URL or QR token.
-    public static func providerAccepted(_ order: GatewayOrder, paymentURL: String?, qrToken: String?, at now: Date, firstPollAt: Date) -> OrderChange? {
+    public static func providerAccepted(
+        _ order: GatewayOrder, paymentURL: String?, qrToken: String?, at now: Date, firstPollAt: Date, providerState: String? = nil
+    ) -> OrderChange? {
         guard order.state == .created else {
             // A poll may have seen the order at the provider first; keep the details it lacked.
             let addsURL = paymentURL != nil && order.paymentURL == nil
             let addsToken = qrToken != nil && order.qrToken == nil
-            guard addsURL || addsToken else { return nil }
+            let addsState = providerState != nil && order.providerState == nil
+            guard addsURL || addsToken || addsState else { return nil }
             var next = order
             if addsURL { next.paymentURL = paymentURL }
             if addsToken { next.qrToken = qrToken }
+            if addsState { next.providerState = providerState }
             next.updatedAt = now
             return OrderChange(order: bumped(next), events: [
                 OrderEvent(orderId: order.id, at: now, kind: .providerCall, detail: "the provider's payment details recorded")
@@ -116,11 +120,23 @@ public enum OrderStateMachine {
         next.state = .pending
         next.paymentURL = paymentURL ?? order.paymentURL
         next.qrToken = qrToken ?? order.qrToken
+        next.providerState = providerState ?? order.providerState
         next.updatedAt = now
         next.nextPollAt = firstPollAt
         return OrderChange(order: bumped(next), events: [
             OrderEvent(orderId: order.id, at: now, kind: .transition, fromState: .created, toState: .pending, detail: "the provider accepted the order")
         ])
+    }
+
+    /// Records what the provider needs to follow an order when it changed (for the Kaspi QR
+    /// API, the first `Wait`, which starts the confirmation deadline), with a line in the
+    /// timeline. Nil when nothing changed: a poll that changes nothing stays out of the trail.
+    public static func recordProviderState(_ order: GatewayOrder, _ state: String, at now: Date, detail: String) -> OrderChange? {
+        guard order.providerState != state else { return nil }
+        var next = order
+        next.providerState = state
+        next.updatedAt = now
+        return OrderChange(order: bumped(next), events: [OrderEvent(orderId: order.id, at: now, kind: .poll, detail: detail)])
     }
 
     /// Expires an order that was never paid in time.

@@ -1,0 +1,269 @@
+import Foundation
+import KaspiGatewayStore
+import KaspiPay
+import QRCodeEncoder
+import Synchronization
+
+/// Kaspi's partner API, the Kaspi QR API (r1, r2 or r3), as the gateway's provider.
+///
+/// There are no webhooks: every outcome comes from `payment/status`, at the interval and
+/// deadlines Kaspi hands out with each purchase (``pollPlan(for:now:)``). A checkout is made
+/// through a registered device (``ProviderDevice``, stored in the gateway's database): the one
+/// whose reference prefix the merchant reference starts with, else the default. The order's
+/// `providerOrderId` is sent as `ExternalId`; Kaspi's payment id, the device and the deadlines
+/// are kept in the order's provider state.
+public struct KaspiQRProvider: PaymentProvider {
+    public let name = KaspiQRProvider.providerName
+    public let sendsWebhooks = false
+    /// The name stored with orders and devices.
+    public static let providerName = "kaspi-qr"
+
+    let client: KaspiQRAPI.AnyClient
+    let directory: DeviceDirectory
+    let random: @Sendable () -> Double
+
+    /// Creates the provider.
+    ///
+    /// - Parameters:
+    ///   - client: a client of the configured scheme.
+    ///   - devices: reads the registered devices (from the gateway's store).
+    public init(client: KaspiQRAPI.AnyClient, devices: @escaping @Sendable () async throws -> [ProviderDevice], random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }) {
+        self.client = client
+        self.directory = DeviceDirectory(load: devices)
+        self.random = random
+    }
+
+    /// The scheme in use.
+    public var scheme: KaspiQRAPI.SchemeName { client.scheme }
+
+    public var refundMethod: RefundMethod {
+        switch client.scheme {
+        case .r1: .manual
+        case .r2: .customerPresent
+        case .r3: .direct
+        }
+    }
+
+    /// What the provider keeps with an order (JSON in `providerState`).
+    struct State: Codable, Hashable {
+        /// Kaspi's `QrPaymentId` / `PaymentId`.
+        var paymentId: Int64
+        /// The gateway's device id.
+        var device: String
+        var organizationBin: String?
+        var tradePointId: Int64
+        var kind: String
+        /// When Kaspi's create answered: the scan (or link activation) deadline runs from it.
+        var createdAt: Date
+        var pollInterval: Int
+        var scanTimeout: Int
+        var confirmationTimeout: Int
+        /// When `Wait` was first seen: the confirmation deadline runs from it.
+        var firstWaitAt: Date?
+        /// Kaspi's last status word.
+        var status: String?
+
+        static func decode(_ text: String?) -> State? {
+            guard let text else { return nil }
+            let decoder = JSONDecoder()
+            decoder.dateDecodingStrategy = .millisecondsSince1970
+            return try? decoder.decode(State.self, from: Data(text.utf8))
+        }
+
+        var encoded: String {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = .sortedKeys
+            encoder.dateEncodingStrategy = .millisecondsSince1970
+            return (try? encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        }
+
+        var deadlines: KaspiQRAPI.PaymentDeadlines {
+            KaspiQRAPI.PaymentDeadlines(
+                options: .init(statusPollingInterval: pollInterval, scanTimeout: scanTimeout, confirmationTimeout: confirmationTimeout),
+                firstWaitAt: firstWaitAt.map { .milliseconds(Int64($0.timeIntervalSince(createdAt) * 1000)) })
+        }
+
+        /// The running deadline as a date.
+        var deadline: Date {
+            let deadline = deadlines.deadline.components
+            return createdAt.addingTimeInterval(Double(deadline.seconds) + Double(deadline.attoseconds) / 1e18)
+        }
+    }
+
+    static func map(_ error: KaspiQRAPI.APIError) -> ProviderError {
+        switch error {
+        case .unknownOutcome, .timeout, .transport:
+            return ProviderError(code: error.code, message: error.description, ambiguous: true)
+        case .unexpectedHTTPStatus(let status, _, _) where status >= 500:
+            return ProviderError(code: error.code, message: error.description, ambiguous: true)
+        case .kaspi(.purchaseNotFound, _, _), .kaspi(.purchaseNotFoundForOperation, _, _):
+            return ProviderError(code: error.code, message: error.description, notFound: true)
+        default:
+            return ProviderError(code: error.code, message: error.description)
+        }
+    }
+
+    static func report(_ status: KaspiQRAPI.PaymentStatus) -> OrderStateMachine.Report {
+        switch status {
+        case .processed: .approved
+        case .error: .declined
+        case .remotePaymentCanceled: .cancelled
+        case .qrTokenCreated, .wait, .remotePaymentCreated, .unknown: .pending
+        }
+    }
+
+    private func device(for request: ProviderPaymentRequest) async throws(ProviderError) -> (ProviderDevice, KaspiQRAPI.DeviceToken) {
+        let devices: [ProviderDevice]
+        do { devices = try await directory.current() } catch {
+            throw ProviderError(code: "DEVICE_REGISTRY_UNAVAILABLE", message: "The gateway could not read its registered devices.", ambiguous: false)
+        }
+        let chosen =
+            request.merchantReference.flatMap { reference in
+                devices.filter { ($0.referencePrefix.map { !$0.isEmpty && reference.hasPrefix($0) }) ?? false }
+                    .max { ($0.referencePrefix?.count ?? 0) < ($1.referencePrefix?.count ?? 0) }
+            } ?? devices.first { $0.isDefault } ?? devices.first
+        guard let chosen else {
+            throw ProviderError(
+                code: "NO_DEVICE",
+                message: "No device is registered with Kaspi: run `kaspi gateway device register --trade-point N` (see `kaspi gateway tradepoints`).")
+        }
+        do {
+            return (chosen, try KaspiQRAPI.DeviceToken(chosen.token))
+        } catch {
+            throw ProviderError(code: "DEVICE_INVALID", message: "Device \(chosen.id)'s stored token is malformed: register it again.")
+        }
+    }
+
+    private func client(for device: ProviderDevice) -> KaspiQRAPI.AnyClient {
+        let bin = device.organizationBin.flatMap { try? KaspiQRAPI.OrganizationBIN($0) }
+        return client.acting(for: bin)
+    }
+
+    private func state(kind: String, paymentId: Int64, device: ProviderDevice, options: KaspiQRAPI.BehaviorOptions) -> State {
+        State(
+            paymentId: paymentId, device: device.id, organizationBin: device.organizationBin, tradePointId: device.tradePointId, kind: kind,
+            createdAt: Date(), pollInterval: options.statusPollingInterval, scanTimeout: options.scanTimeout,
+            confirmationTimeout: options.confirmationTimeout, firstWaitAt: nil, status: KaspiQRAPI.PaymentStatus.qrTokenCreated.rawValue)
+    }
+
+    /// A payment link (`qr/create-link`): the payer opens it; on a phone it hands off to the Kaspi app.
+    public func createPayment(_ request: ProviderPaymentRequest) async throws(ProviderError) -> ProviderPayment {
+        let (device, token) = try await device(for: request)
+        do {
+            let link = try await client(for: device).createLink(device: token, amount: Decimal(request.amount), externalId: request.providerOrderId)
+            let state = state(kind: "link", paymentId: link.paymentId, device: device, options: link.options)
+            return ProviderPayment(paymentURL: link.paymentLink, providerState: state.encoded)
+        } catch {
+            throw Self.map(error)
+        }
+    }
+
+    /// A QR purchase (`qr/create`): the gateway draws the token as the QR code.
+    public func createQR(_ request: ProviderPaymentRequest) async throws(ProviderError) -> ProviderQR {
+        let (device, token) = try await device(for: request)
+        do {
+            let qr = try await client(for: device).createQR(device: token, amount: Decimal(request.amount), externalId: request.providerOrderId)
+            let state = state(kind: "qr", paymentId: qr.paymentId, device: device, options: qr.options)
+            let png = (try? QRCode(encoding: qr.qrToken).png(scale: 6)) ?? []
+            return ProviderQR(token: qr.qrToken, png: png, providerState: state.encoded)
+        } catch {
+            throw Self.map(error)
+        }
+    }
+
+    public func status(of order: GatewayOrder) async throws(ProviderError) -> ProviderStatus {
+        guard var state = State.decode(order.providerState) else {
+            // Kaspi's create answer never arrived: its id is unknown, and the payer never saw the
+            // QR or link, so nothing can be paid; Kaspi cancels it at its deadline.
+            throw ProviderError(
+                code: "KASPI_QR_PAYMENT_UNKNOWN", message: "Kaspi's answer to the create call was lost; the payer never received a QR or link.",
+                notFound: true)
+        }
+        let details: KaspiQRAPI.PaymentStatusDetails
+        let scoped = client.acting(for: state.organizationBin.flatMap { try? KaspiQRAPI.OrganizationBIN($0) })
+        do { details = try await scoped.status(paymentId: state.paymentId) } catch { throw Self.map(error) }
+        var note: String? = nil
+        let before = state
+        state.status = details.status.rawValue
+        if details.status == .wait, state.firstWaitAt == nil {
+            state.firstWaitAt = Date()
+            note = "the payer scanned or opened it (Wait); confirmation deadline \(ISO8601DateFormatter().string(from: state.deadline))"
+        }
+        var refunded: Int? = nil
+        // Kaspi's record of refunds (`AvailableReturnAmount`), for paid orders on r2 and r3.
+        let devices = order.state == .paid && client.scheme != .r1 ? ((try? await directory.current()) ?? []) : []
+        if details.status == .processed,
+            let device = devices.first(where: { $0.id == state.device }) ?? devices.first(where: { $0.tradePointId == state.tradePointId }),
+            let token = try? KaspiQRAPI.DeviceToken(device.token),
+            let paid = try? await scoped.paymentDetails(paymentId: state.paymentId, device: token)
+        {
+            refunded = NSDecimalNumber(decimal: paid.totalAmount - paid.availableReturnAmount).intValue
+        }
+        return ProviderStatus(
+            report: Self.report(details.status), transactionId: details.transactionId, refundedAmount: refunded,
+            providerState: state == before ? nil : state.encoded, providerStateNote: note, providerStatus: details.status.rawValue)
+    }
+
+    public func refund(_ order: GatewayOrder, amount: Int) async throws(ProviderError) -> ProviderRefund {
+        guard let state = State.decode(order.providerState) else {
+            throw ProviderError(code: "KASPI_QR_PAYMENT_UNKNOWN", message: "The order has no Kaspi payment id.", notFound: true)
+        }
+        guard case .r3(let r3) = client else {
+            throw client.scheme == .r1
+                ? ProviderError(code: "REFUND_IN_KASPI_APP", message: "r1 has no refunds through the API: refund in the Kaspi Pay app, then record it.")
+                : ProviderError(code: "REFUND_NEEDS_CUSTOMER", message: "r2 refunds need the customer to scan a return QR.")
+        }
+        let devices: [ProviderDevice]
+        do { devices = try await directory.current() } catch {
+            throw ProviderError(code: "DEVICE_REGISTRY_UNAVAILABLE", message: "The gateway could not read its registered devices.")
+        }
+        // A refund comes from the purchase's trade point (any of its devices).
+        guard let device = devices.first(where: { $0.id == state.device }) ?? devices.first(where: { $0.tradePointId == state.tradePointId }),
+            let token = try? KaspiQRAPI.DeviceToken(device.token)
+        else {
+            throw ProviderError(code: "NO_DEVICE", message: "No registered device is left on trade point \(state.tradePointId): register one to refund.")
+        }
+        let scoped = device.organizationBin.flatMap { try? KaspiQRAPI.OrganizationBIN($0) }.map { r3.acting(for: $0) } ?? r3
+        do {
+            let refund = try await scoped.refund(device: token, paymentId: state.paymentId, amount: Decimal(amount))
+            return ProviderRefund(refundId: "kaspi-\(refund.returnOperationId)")
+        } catch {
+            throw Self.map(error)
+        }
+    }
+
+    public func readWebhook(_ body: [UInt8]) throws(ProviderError) -> ProviderWebhook {
+        throw ProviderError(code: "WEBHOOKS_NOT_SUPPORTED", message: "The Kaspi QR API sends no webhooks; the gateway polls it.")
+    }
+
+    public func pollPlan(for order: GatewayOrder, now: Date) -> ProviderPollPlan? {
+        guard let state = State.decode(order.providerState) else { return nil }
+        let interval = TimeInterval(max(1, state.pollInterval))
+        // A little jitter, so that orders created together do not poll together.
+        let next = now.addingTimeInterval(interval * (1 + 0.1 * random()))
+        let deadline = state.deadline
+        return ProviderPollPlan(
+            nextPollAt: min(next, max(now, deadline)), deadline: deadline, phase: state.firstWaitAt == nil ? "scan" : "confirmation")
+    }
+
+    /// Kaspi's payment id of an order, for the dashboard and the API.
+    public static func paymentId(of order: GatewayOrder) -> Int64? { State.decode(order.providerState)?.paymentId }
+}
+
+/// The registered devices, read from the store and kept for a few seconds.
+final class DeviceDirectory: Sendable {
+    private let load: @Sendable () async throws -> [ProviderDevice]
+    private let cache = Mutex<(devices: [ProviderDevice], at: Date)?>(nil)
+
+    init(load: @escaping @Sendable () async throws -> [ProviderDevice]) { self.load = load }
+
+    func current() async throws -> [ProviderDevice] {
+        if let cached = cache.withLock({ $0 }), Date().timeIntervalSince(cached.at) < 5 { return cached.devices }
+        let devices = try await load()
+        cache.withLock { $0 = (devices, Date()) }
+        return devices
+    }
+
+    /// Forgets the cache (after a device was registered or deleted).
+    func invalidate() { cache.withLock { $0 = nil } }
+}
