@@ -6,6 +6,7 @@ import KaspiGatewayStore
 import KaspiPay
 import KaspiPayAsyncHTTPClient
 import Logging
+import ServiceLifecycle
 
 /// Options shared by `kaspi gateway` and `kaspi gateway migrate`.
 struct GatewayOptions: ParsableArguments {
@@ -30,11 +31,17 @@ struct GatewayCommand: AsyncParsableCommand {
         abstract: "Run the merchant's payment service in front of Kaspi Pay.",
         discussion: """
             Merchant API keys come from $KASPI_GATEWAY_API_KEYS (comma-separated; only their
-            SHA-256 is kept) or apiKeyHashes in the file. Kaspi credentials: KASPI_TRADE_POINT_ID,
-            KASPI_API_KEY, and KASPI_ENV or KASPI_BASE_URL (a sandbox, say). Register
-            <public URL>/webhooks/kaspi as the trade point's webhook URL. See docs/gateway.md.
+            SHA-256 is kept) or apiKeyHashes in the file.
+
+            Two profiles. --profile guide (the default; $KASPI_GATEWAY_PROFILE): the integration
+            guide's API, with KASPI_TRADE_POINT_ID, KASPI_API_KEY and KASPI_BASE_URL; register
+            <public URL>/webhooks/kaspi as the trade point's webhook URL. --profile qr: Kaspi's
+            partner API (the Kaspi QR API), with KASPI_QR_SCHEME and its credentials (see
+            docs/kaspi-qr.md); no webhooks, every outcome is polled. Register the gateway as a
+            device first: `kaspi gateway tradepoints`, then `kaspi gateway device register
+            --trade-point N`. See docs/gateway.md.
             """,
-        subcommands: [Serve.self, Migrate.self],
+        subcommands: [Serve.self, Migrate.self, TradePointsCommand.self, DeviceCommand.self, CheckCommand.self],
         defaultSubcommand: Serve.self)
 
     struct Serve: AsyncParsableCommand {
@@ -49,6 +56,8 @@ struct GatewayCommand: AsyncParsableCommand {
         @Option(name: .customLong("worker-interval"), help: "Seconds between rounds of background work.") var workerInterval: Double?
         @Option(name: .customLong("instance-id"), help: "This instance's name in work leases.") var instanceID: String?
         @Option(name: .customLong("work-batch-size"), help: "Orders or events one round of background work claims.") var workBatchSize: Int?
+        @Option(help: "guide (the integration guide's API) or qr (Kaspi's partner API) (default: $KASPI_GATEWAY_PROFILE, else guide).")
+        var profile: String?
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
@@ -80,22 +89,43 @@ struct GatewayCommand: AsyncParsableCommand {
                     configuration.confirmPaidWebhooks = value
                 }
                 try configuration.validate()
-                let kaspi = try connection.configuration()
+                let chosen = (profile ?? environment["KASPI_GATEWAY_PROFILE"] ?? "guide").lowercased()
+                guard ["guide", "kaspi-pay", "qr", "kaspi-qr"].contains(chosen) else {
+                    throw GatewayConfigurationError.invalid("profile", "must be guide or qr, not \(chosen)")
+                }
+                let useQR = chosen == "qr" || chosen == "kaspi-qr"
                 var logger = Logger(label: "kaspi-gateway")
                 logger.logLevel = environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .info
-                let (store, services) = try await GatewayStorage.open(configuration, logger: logger)
-                let transport = AsyncHTTPClientTransport(readTimeout: kaspi.requestTimeout)
-                // Kaspi's limit is per trade point, not per instance: the window lives in the
-                // database, shared by every instance on it.
-                let limiter = SharedRateLimiter(store: store, configuration: kaspi)
-                let provider = KaspiPayProvider(client: KaspiClient(configuration: kaspi, transport: transport, rateLimiter: limiter, logger: logger))
+                let provider: any PaymentProvider
+                let transport: AsyncHTTPClientTransport
+                let store: any GatewayStore
+                let services: [any Service]
+                let profileLine: String
+                if useQR {
+                    let settings = try KaspiQRAPI.Settings(environment: environment)
+                    transport = try KaspiQRSetup.transport(settings)
+                    (store, services) = try await GatewayStorage.open(configuration, logger: logger)
+                    let client = try KaspiQRSetup.client(settings, transport: transport, logger: logger)
+                    provider = KaspiQRProvider(client: client) { try await store.devices(provider: KaspiQRProvider.providerName) }
+                    profileLine = "Profile: the Kaspi QR API, \(settings.scheme) at \(settings.host); no webhooks, outcomes are polled"
+                } else {
+                    let kaspi = try connection.configuration()
+                    (store, services) = try await GatewayStorage.open(configuration, logger: logger)
+                    transport = AsyncHTTPClientTransport(readTimeout: kaspi.requestTimeout)
+                    // Kaspi's limit is per trade point, not per instance: the window lives in the
+                    // database, shared by every instance on it.
+                    let limiter = SharedRateLimiter(store: store, configuration: kaspi)
+                    provider = KaspiPayProvider(client: KaspiClient(configuration: kaspi, transport: transport, rateLimiter: limiter, logger: logger))
+                    profileLine = "Profile: the integration guide's API at \(kaspi.environment)"
+                }
                 let gateway = Gateway(configuration: configuration, store: store, provider: provider, logger: logger)
                 let settings = configuration
                 let app = gateway.application { port in
                     let base = settings.publicBase(boundPort: port)
                     Console.out("""
                         Kaspi gateway listening on http://\(settings.host):\(port) (\(settings.databaseDescription))
-                        Merchant API: \(base)/v1   Kaspi webhook URL to register: \(base)/webhooks/kaspi
+                        \(profileLine)
+                        Merchant API: \(base)/v1\(useQR ? "" : "   Kaspi webhook URL to register: \(base)/webhooks/kaspi")
                         Dashboard: \(base)/admin
                         """)
                 }
@@ -105,6 +135,9 @@ struct GatewayCommand: AsyncParsableCommand {
                         for service in services { group.addTask { try await service.run() } }
                         let applied = try await store.migrate()
                         if !applied.isEmpty { logger.info("Migrations applied", metadata: ["versions": "\(applied)"]) }
+                        if useQR, try await store.devices(provider: KaspiQRProvider.providerName).isEmpty {
+                            Console.out("No device is registered with Kaspi yet: checkouts fail until you run `kaspi gateway device register --trade-point N`.")
+                        }
                         if let generated = try await gateway.prepareAdmin() {
                             Console.out("Dashboard password (shown once; set KASPI_GATEWAY_ADMIN_PASSWORD to choose your own): \(generated)")
                         }
@@ -142,4 +175,180 @@ struct GatewayCommand: AsyncParsableCommand {
             }
         }
     }
+}
+
+/// The Kaspi QR API's device commands share the gateway's database and the QR connection flags.
+struct GatewayQRContext {
+    static func run<T: Sendable>(
+        options: GatewayOptions, connection: QRAPIConnection, _ body: @escaping (KaspiQRAPI.AnyClient, any GatewayStore) async throws -> T
+    ) async throws -> T {
+        let configuration = try options.configuration()
+        let settings = try connection.settings()
+        let transport = try KaspiQRSetup.transport(settings)
+        var logger = Logger(label: "kaspi", factory: { label in StreamLogHandler.standardError(label: label) })
+        logger.logLevel = connection.verbose ? .debug : .critical
+        do {
+            let client = try KaspiQRSetup.client(settings, transport: transport, logger: logger)
+            let result = try await GatewayStorage.with(configuration, logger: logger) { store in
+                _ = try await store.migrate()
+                return try await body(client, store)
+            }
+            try? await transport.shutdown()
+            return result
+        } catch {
+            try? await transport.shutdown()
+            throw error
+        }
+    }
+}
+
+struct TradePointsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tradepoints", abstract: "List the trade points Kaspi has for the configured organization (Kaspi QR API).")
+    @OptionGroup var options: GatewayOptions
+    @OptionGroup var connection: QRAPIConnection
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        try await Console.run(json: output.json) {
+            let (points, devices) = try await GatewayQRContext.run(options: options, connection: connection) { client, store in
+                (try await client.tradePoints(), try await store.devices(provider: KaspiQRProvider.providerName))
+            }
+            if output.json {
+                Console.out(JSONOutput.value(points.map { point in
+                    ["tradePointId": point.id, "name": point.name, "devices": devices.filter { $0.tradePointId == point.id }.map(\.id)] as [String: Any?]
+                }))
+            } else {
+                for point in points {
+                    let here = devices.filter { $0.tradePointId == point.id }
+                    Console.out("\(point.id)\t\(point.name)\(here.isEmpty ? "" : "\t(devices: \(here.map(\.id).joined(separator: ", ")))")")
+                }
+            }
+        }
+    }
+}
+
+struct DeviceCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "device", abstract: "Register, list, rotate or delete the gateway's devices with Kaspi (Kaspi QR API).",
+        subcommands: [Register.self, List.self, Rotate.self, Delete.self])
+
+    struct Register: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Register this gateway as a device on a trade point; its token is stored in the database.")
+        @Option(name: .customLong("trade-point"), help: "The trade point id (see `kaspi gateway tradepoints`).") var tradePoint: Int64
+        @Option(name: .customLong("device-id"), help: "The id to register under (default: a new one).") var deviceID: String?
+        @Flag(name: .customLong("default"), help: "Use it for checkouts without a reference prefix of their own.") var isDefault = false
+        @Option(name: .customLong("reference-prefix"), help: "Checkouts whose merchant reference starts with this use this device.") var referencePrefix: String?
+        @OptionGroup var options: GatewayOptions
+        @OptionGroup var connection: QRAPIConnection
+        @OptionGroup var output: OutputOptions
+
+        func run() async throws {
+            try await Console.run(json: output.json) {
+                if let referencePrefix, referencePrefix.isEmpty || referencePrefix.count > 64 {
+                    throw CLIError.invalidInput("--reference-prefix must be 1 to 64 characters")
+                }
+                let device = try await GatewayQRContext.run(options: options, connection: connection) { client, store in
+                    try await KaspiQRSetup.registerDevice(
+                        client: client, store: store, tradePointId: tradePoint, deviceId: deviceID, isDefault: isDefault, referencePrefix: referencePrefix)
+                }
+                if output.json {
+                    Console.json(deviceJSON(device))
+                } else {
+                    Console.out("Device \(device.id) (\(device.deviceId)) registered on trade point \(device.tradePointId)\(device.isDefault ? ", the default" : ""); its token (\(device.redactedToken)) is in the database.")
+                }
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the registered devices (tokens redacted).")
+        @OptionGroup var options: GatewayOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() async throws {
+            try await Console.run(json: output.json) {
+                let configuration = try options.configuration()
+                let devices = try await GatewayStorage.with(configuration, logger: Logger(label: "kaspi")) { store in
+                    _ = try await store.migrate()
+                    return try await store.devices(provider: KaspiQRProvider.providerName)
+                }
+                if output.json {
+                    Console.out(JSONOutput.value(devices.map { deviceJSON($0) as Any? }))
+                } else if devices.isEmpty {
+                    Console.out("No device is registered: `kaspi gateway device register --trade-point N`.")
+                } else {
+                    for d in devices {
+                        Console.out("\(d.id)\t\(d.deviceId)\ttrade point \(d.tradePointId)\(d.organizationBin.map { "\tBIN \($0)" } ?? "")\ttoken \(d.redactedToken)\(d.isDefault ? "\tdefault" : "")\(d.referencePrefix.map { "\tprefix \($0)" } ?? "")")
+                    }
+                }
+            }
+        }
+    }
+
+    struct Rotate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Replace a device with a new one on its trade point (a new token), then delete the old one.")
+        @Argument(help: "The device (dev_… or its device id).") var id: String
+        @OptionGroup var options: GatewayOptions
+        @OptionGroup var connection: QRAPIConnection
+        @OptionGroup var output: OutputOptions
+
+        func run() async throws {
+            try await Console.run(json: output.json) {
+                let device = try await GatewayQRContext.run(options: options, connection: connection) { client, store in
+                    try await KaspiQRSetup.rotateDevice(client: client, store: store, id: id)
+                }
+                if output.json { Console.json(deviceJSON(device)) } else { Console.out("\(id) replaced by \(device.id) (\(device.deviceId)); the old token no longer works.") }
+            }
+        }
+    }
+
+    struct Delete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete a device at Kaspi and in the database.")
+        @Argument(help: "The device (dev_… or its device id).") var id: String
+        @OptionGroup var options: GatewayOptions
+        @OptionGroup var connection: QRAPIConnection
+        @OptionGroup var output: OutputOptions
+
+        func run() async throws {
+            try await Console.run(json: output.json) {
+                let device = try await GatewayQRContext.run(options: options, connection: connection) { client, store in
+                    try await KaspiQRSetup.deleteDevice(client: client, store: store, id: id)
+                }
+                if output.json { Console.json(["deleted": device.id]) } else { Console.out("Device \(device.id) (\(device.deviceId)) deleted.") }
+            }
+        }
+    }
+}
+
+struct CheckCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check", abstract: "Check the connection to Kaspi (health/ping), that the key or certificate is accepted, and the devices (Kaspi QR API).")
+    @OptionGroup var options: GatewayOptions
+    @OptionGroup var connection: QRAPIConnection
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        try await Console.run(json: output.json) {
+            let settings = try connection.settings()
+            let devices = try await GatewayQRContext.run(options: options, connection: connection) { client, store in
+                try await client.ping()
+                return try await store.devices(provider: KaspiQRProvider.providerName)
+            }
+            let credential = settings.scheme == .r1 ? "the API key" : "the client certificate"
+            if output.json {
+                Console.json(["ok": true, "scheme": settings.scheme.rawValue, "host": "\(settings.host)", "devices": devices.count])
+            } else {
+                Console.out("Kaspi answers at \(settings.host) (\(settings.scheme)) and accepts \(credential).")
+                Console.out(devices.isEmpty ? "No device is registered yet: `kaspi gateway device register --trade-point N`." : "\(devices.count) device(s) registered.")
+            }
+        }
+    }
+}
+
+func deviceJSON(_ d: ProviderDevice) -> [String: Any?] {
+    [
+        "id": d.id, "deviceId": d.deviceId, "tradePointId": d.tradePointId, "organizationBin": d.organizationBin, "isDefault": d.isDefault,
+        "referencePrefix": d.referencePrefix, "token": d.redactedToken,
+    ]
 }

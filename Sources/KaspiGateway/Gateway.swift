@@ -209,7 +209,7 @@ public final class Gateway: Sendable {
             if error.notFound, order.state == .created, now().timeIntervalSince(order.createdAt) >= configuration.createGracePeriod {
                 // The create call never arrived (and cannot still be in flight): nothing can be paid.
                 let at = now()
-                return try await store.update(orderId: order.id, metrics.counting { OrderStateMachine.expire($0, at: at, reason: "the provider never received the order") })
+                return try await store.update(orderId: order.id, metrics.counting { OrderStateMachine.expire($0, at: at, reason: "the provider never received the order (\(error.message))") })
             }
             throw error
         }
@@ -224,6 +224,15 @@ public final class Gateway: Sendable {
             current = try await store.update(orderId: current.id) { OrderStateMachine.recordProviderState($0, state, at: at, detail: note) }
         }
         let instance = configuration.instanceID
+        if status.report == .declined, status.deadlinePassed, current.state == .created || current.state == .pending {
+            // The provider cancelled it at its deadline: nobody declined it.
+            let late = at.addingTimeInterval(configuration.latePollInterval)
+            let updated = try await store.update(orderId: current.id, metrics.counting {
+                OrderStateMachine.expire($0, at: at, reason: "Kaspi cancelled it at its deadline (\(status.providerStatus ?? "Error"))", latePollAt: late)
+            })
+            metrics.poll(changed: true)
+            return updated
+        }
         let updated = try await store.update(orderId: current.id, metrics.counting {
             OrderStateMachine.apply(status.report, transactionId: status.transactionId, source: source, to: $0, at: at, detail: "by \(instance)")
         })

@@ -21,16 +21,22 @@ public struct KaspiQRProvider: PaymentProvider {
     let client: KaspiQRAPI.AnyClient
     let directory: DeviceDirectory
     let random: @Sendable () -> Double
+    let now: @Sendable () -> Date
 
     /// Creates the provider.
     ///
     /// - Parameters:
     ///   - client: a client of the configured scheme.
     ///   - devices: reads the registered devices (from the gateway's store).
-    public init(client: KaspiQRAPI.AnyClient, devices: @escaping @Sendable () async throws -> [ProviderDevice], random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }) {
+    ///   - now: the clock deadlines are measured on: the gateway's.
+    public init(
+        client: KaspiQRAPI.AnyClient, now: @escaping @Sendable () -> Date = { Date() }, random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
+        devices: @escaping @Sendable () async throws -> [ProviderDevice]
+    ) {
         self.client = client
         self.directory = DeviceDirectory(load: devices)
         self.random = random
+        self.now = now
     }
 
     /// The scheme in use.
@@ -60,8 +66,6 @@ public struct KaspiQRProvider: PaymentProvider {
         var confirmationTimeout: Int
         /// When `Wait` was first seen: the confirmation deadline runs from it.
         var firstWaitAt: Date?
-        /// Kaspi's last status word.
-        var status: String?
 
         static func decode(_ text: String?) -> State? {
             guard let text else { return nil }
@@ -142,8 +146,8 @@ public struct KaspiQRProvider: PaymentProvider {
     private func state(kind: String, paymentId: Int64, device: ProviderDevice, options: KaspiQRAPI.BehaviorOptions) -> State {
         State(
             paymentId: paymentId, device: device.id, organizationBin: device.organizationBin, tradePointId: device.tradePointId, kind: kind,
-            createdAt: Date(), pollInterval: options.statusPollingInterval, scanTimeout: options.scanTimeout,
-            confirmationTimeout: options.confirmationTimeout, firstWaitAt: nil, status: KaspiQRAPI.PaymentStatus.qrTokenCreated.rawValue)
+            createdAt: now(), pollInterval: options.statusPollingInterval, scanTimeout: options.scanTimeout,
+            confirmationTimeout: options.confirmationTimeout, firstWaitAt: nil)
     }
 
     /// A payment link (`qr/create-link`): the payer opens it; on a phone it hands off to the Kaspi app.
@@ -184,9 +188,8 @@ public struct KaspiQRProvider: PaymentProvider {
         do { details = try await scoped.status(paymentId: state.paymentId) } catch { throw Self.map(error) }
         var note: String? = nil
         let before = state
-        state.status = details.status.rawValue
         if details.status == .wait, state.firstWaitAt == nil {
-            state.firstWaitAt = Date()
+            state.firstWaitAt = now()
             note = "the payer scanned or opened it (Wait); confirmation deadline \(ISO8601DateFormatter().string(from: state.deadline))"
         }
         var refunded: Int? = nil
@@ -201,7 +204,8 @@ public struct KaspiQRProvider: PaymentProvider {
         }
         return ProviderStatus(
             report: Self.report(details.status), transactionId: details.transactionId, refundedAmount: refunded,
-            providerState: state == before ? nil : state.encoded, providerStateNote: note, providerStatus: details.status.rawValue)
+            providerState: state == before ? nil : state.encoded, providerStateNote: note, providerStatus: details.status.rawValue,
+            deadlinePassed: now() >= state.deadline)
     }
 
     public func refund(_ order: GatewayOrder, amount: Int) async throws(ProviderError) -> ProviderRefund {

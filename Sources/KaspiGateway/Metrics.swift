@@ -110,6 +110,8 @@ struct MeasuredProvider: PaymentProvider {
 
     var name: String { base.name }
     var sendsWebhooks: Bool { base.sendsWebhooks }
+    var refundMethod: RefundMethod { base.refundMethod }
+    func pollPlan(for order: GatewayOrder, now: Date) -> ProviderPollPlan? { base.pollPlan(for: order, now: now) }
 
     private func measure<T>(_ call: String, _ body: () async throws(ProviderError) -> T) async throws(ProviderError) -> T {
         let started = ContinuousClock.now

@@ -95,6 +95,9 @@ public struct ProviderStatus: Sendable, Hashable {
     public var providerStateNote: String? = nil
     /// The provider's own word for the status (e.g. `Wait`), for the timeline.
     public var providerStatus: String? = nil
+    /// Whether the order's deadline had passed when the provider answered: a failure then is
+    /// the provider cancelling it at its deadline (expired), not the payer declining.
+    public var deadlinePassed: Bool = false
 }
 
 public struct ProviderRefund: Sendable, Hashable {

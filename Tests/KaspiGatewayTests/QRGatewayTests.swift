@@ -1,0 +1,149 @@
+import Foundation
+import KaspiGateway
+import KaspiGatewayStore
+import KaspiGatewayTestSupport
+import KaspiPay
+import KaspiSandbox
+import Testing
+
+/// The gateway on Kaspi's partner API (the Kaspi QR API), against the sandbox, for each scheme.
+@Suite("Gateway on the Kaspi QR API")
+struct QRGatewayTests {
+    static let schemes: [KaspiQRAPI.SchemeName] = [.r1, .r2, .r3]
+
+    @Test("a link checkout is paid: polled at Kaspi's interval, the first Wait in the timeline", arguments: schemes)
+    func linkCheckoutPaid(_ scheme: KaspiQRAPI.SchemeName) async throws {
+        try await withQRStack(.sqlite, scheme: scheme) { s in
+            let (id, body) = try await s.checkout(amount: 7500)
+            let link = try #require(body["paymentUrl"] as? String)
+            #expect(link.hasPrefix(s.sandboxURL + "/pay/"))
+            let purchase = try #require(try await s.purchase(id))
+            #expect(purchase.externalId == (try await s.order(id))?.providerOrderId)  // ExternalId carries the order
+            #expect(purchase.amount == 7500 && purchase.kind == .link)
+            // Polls that change nothing stay out of the timeline.
+            await s.sandbox.advanceClock(by: 6)
+            try await Task.sleep(for: .milliseconds(300))
+            await s.sandbox.advanceClock(by: 6)
+            try await Task.sleep(for: .milliseconds(300))
+            var events = try await s.gateway.store.events(orderId: id)
+            #expect(events.map(\.kind) == [.created, .transition])
+            try await s.sandbox.act(.scan, paymentId: purchase.id)
+            await s.sandbox.advanceClock(by: 6)
+            #expect(await eventually(seconds: 10) { (try? await s.gateway.store.events(orderId: id).contains { $0.detail.contains("(Wait)") }) == true })
+            try await s.sandbox.act(.confirm, paymentId: purchase.id)
+            #expect(try await s.advance(6, until: id, is: .paid))
+            let order = try #require(try await s.order(id))
+            #expect(order.transactionId?.isEmpty == false)
+            events = try await s.gateway.store.events(orderId: id)
+            #expect(events.map(\.kind) == [.created, .transition, .poll, .transition])
+            let metrics = try await http(.GET, s.gatewayURL + "/metrics").body
+            #expect(metrics.contains(#"kaspi_gateway_status_polls_total{outcome="unchanged"}"#))
+        }
+    }
+
+    @Test("a QR checkout: the token drawn as the QR, declined when the scan fails", arguments: schemes)
+    func qrCheckoutDeclined(_ scheme: KaspiQRAPI.SchemeName) async throws {
+        try await withQRStack(.sqlite, scheme: scheme) { s in
+            let (id, body) = try await s.checkout(qr: true, amount: 3000)
+            let purchase = try #require(try await s.purchase(id))
+            #expect(body["qrToken"] as? String == purchase.token)
+            #expect((body["qrCode"] as? String)?.isEmpty == false)
+            try await s.sandbox.act(.scanError, paymentId: purchase.id)
+            #expect(try await s.advance(6, until: id, is: .declined))
+        }
+    }
+
+    @Test("scanned but never confirmed: expired at the confirmation deadline, from the first Wait", arguments: [KaspiQRAPI.SchemeName.r1])
+    func scannedNeverConfirmed(_ scheme: KaspiQRAPI.SchemeName) async throws {
+        try await withQRStack(.sqlite, scheme: scheme) { s in
+            let (id, _) = try await s.checkout()
+            let purchase = try #require(try await s.purchase(id))
+            // Scanned late in the scan window: the payer still has 65 s from the first Wait.
+            await s.sandbox.advanceClock(by: 170)
+            try await s.sandbox.act(.scan, paymentId: purchase.id)
+            #expect(await eventually(seconds: 10) { (try? await s.gateway.store.events(orderId: id).contains { $0.detail.contains("(Wait)") }) == true })
+            await s.sandbox.advanceClock(by: 20)  // 190 s: past the scan deadline, inside the confirmation one
+            try await Task.sleep(for: .milliseconds(400))
+            #expect(try await s.order(id)?.state == .pending)
+            #expect(try await s.advance(60, until: id, is: .expired))
+            let events = try await s.gateway.store.events(orderId: id)
+            #expect(events.last?.detail.contains("deadline") == true)
+        }
+    }
+
+    @Test("never scanned: expired at the scan deadline", arguments: [KaspiQRAPI.SchemeName.r3])
+    func neverScanned(_ scheme: KaspiQRAPI.SchemeName) async throws {
+        try await withQRStack(.sqlite, scheme: scheme) { s in
+            let (id, _) = try await s.checkout(qr: true)
+            await s.sandbox.advanceClock(by: 100)
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(try await s.order(id)?.state == .pending)
+            #expect(try await s.advance(90, until: id, is: .expired))
+        }
+    }
+
+    @Test("a lost create answer: the purchase is made once, the order is not paid twice")
+    func lostCreate() async throws {
+        try await withQRStack(.sqlite, scheme: .r1) { s in
+            var faults = SandboxQRFaults()
+            faults.loseResponseNext = 1
+            await s.sandbox.setQRFaults(faults, organizationBin: "123456789012")
+            let created = try await s.api(.POST, "/v1/checkouts", #"{"amount":5000}"#)
+            #expect(created.status == 503 && created.errorCode == "PROVIDER_UNAVAILABLE")
+            let purchases = await s.sandbox.qrPurchases()
+            #expect(purchases.count == 1)
+            let orders = try await s.gateway.store.orders(OrderQuery()).orders
+            #expect(orders.count == 1 && orders[0].state == .created)
+            let id = orders[0].id
+            #expect(purchases[0].externalId == orders[0].providerOrderId)
+            // Reconciliation cannot find it (Kaspi has no search) and the payer never saw it.
+            #expect(try await s.advance(130, until: id, is: .expired))
+            let events = try await s.gateway.store.events(orderId: id)
+            #expect(events.last?.detail.contains("never received") == true)
+        }
+    }
+
+    @Test("refunds per scheme: r3 through the API, r1 and r2 say how", arguments: schemes)
+    func refundsPerScheme(_ scheme: KaspiQRAPI.SchemeName) async throws {
+        try await withQRStack(.sqlite, scheme: scheme) { s in
+            let (id, _) = try await s.checkout(amount: 9000)
+            let purchase = try #require(try await s.purchase(id))
+            try await s.sandbox.act(.scan, paymentId: purchase.id)
+            try await s.sandbox.act(.confirm, paymentId: purchase.id)
+            #expect(try await s.advance(6, until: id, is: .paid))
+            let refund = try await s.api(.POST, "/v1/orders/\(id)/refunds", #"{"amount":4000}"#)
+            switch scheme {
+            case .r1:
+                #expect(refund.status == 409 && refund.errorCode == "REFUND_IN_KASPI_APP")
+            case .r2:
+                #expect(refund.status == 409 && refund.errorCode == "REFUND_NEEDS_CUSTOMER")
+            case .r3:
+                #expect(refund.status == 201, "\(refund.body)")
+                #expect(try await s.order(id)?.refundedAmount == 4000)
+                let after = try #require(try await s.purchase(id))
+                #expect(after.availableReturnAmount == 5000)
+            }
+        }
+    }
+
+    @Test("the device is chosen by the merchant reference's prefix, else the default")
+    func devicesByReference() async throws {
+        try await withQRStack(.sqlite, scheme: .r3) { s in
+            let second = try await KaspiQRSetup.registerDevice(
+                client: s.client, store: s.gateway.store, tradePointId: 104039, referencePrefix: "B2-",
+                organizationBin: try KaspiQRAPI.OrganizationBIN("987654321098"))
+            #expect(!second.isDefault && s.device.isDefault)
+            try await Task.sleep(for: .milliseconds(5100))  // the provider's device cache
+            let (b2, _) = try await s.checkout(reference: "B2-77")
+            let (plain, _) = try await s.checkout(reference: "A-1")
+            #expect(try await s.purchase(b2)?.tradePointId == 104039)
+            #expect(try await s.purchase(b2)?.organizationBin == "987654321098")
+            #expect(try await s.purchase(plain)?.tradePointId == 19)
+            // Rotating the default gives a new token and keeps it the default.
+            let rotated = try await KaspiQRSetup.rotateDevice(client: s.client, store: s.gateway.store, id: s.device.id)
+            #expect(rotated.isDefault && rotated.token != s.device.token)
+            let devices = await s.sandbox.qrDevices()
+            #expect(devices.first { $0.token == s.device.token }?.active == false)
+        }
+    }
+}
