@@ -141,6 +141,8 @@ enum Console {
             return (error.code, message, input.contains(error.code) ? 2 : 1)
         case let error as ConfigurationError:
             return (error.code, error.description, 2)
+        case let error as KaspiQRSetup.DeviceError:
+            return (error.code, error.message, 2)
         case let error as KaspiQRAPI.APIError:
             if case .invalidRequest(let reason) = error { return (error.code, reason, 2) }
             return (error.code, error.description, 1)

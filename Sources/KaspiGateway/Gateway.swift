@@ -385,6 +385,28 @@ public final class Gateway: Sendable {
 
     // MARK: Refund reconciliation
 
+    /// Records a refund made outside the API (in the Kaspi Pay app): the only refund Kaspi's r1
+    /// scheme has, and a correction for the others. Race-safe as API refunds are: the amount is
+    /// reserved in the store's transaction, then recorded as succeeded, with an `admin` line
+    /// and the `refund.succeeded` event.
+    public func recordManualRefund(orderId: String, amount: Int, note: String?, reserving reservation: IdempotencyReservation? = nil) async throws(GatewayAPIError) -> GatewayOrder {
+        guard amount >= 1 else { throw .invalid("amount must be at least 1 tenge.") }
+        if let note, note.count > 256 { throw .invalid("note must be at most 256 characters.") }
+        let refundId = GatewayID.make("rf")
+        do {
+            _ = try await store.recordRefund(orderId: orderId, amount: amount, refundId: refundId, at: now(), reserving: reservation)
+            let at = now()
+            let how = "made in the Kaspi Pay app and recorded by the merchant" + (note.map { ": \($0)" } ?? "")
+            let updated = try await store.update(orderId: orderId) {
+                OrderStateMachine.refundConfirmed($0, amount: amount, refundId: refundId, providerRefundId: nil, how: how, kind: .admin, at: at)
+            }
+            metrics.refund("manual")
+            return updated
+        } catch {
+            throw Self.storeError(error)
+        }
+    }
+
     /// Settles refunds whose outcome is not known (Kaspi's answer lost, or an outcome that
     /// could not be recorded) from Kaspi's own record, once: the order's refunded total at
     /// Kaspi, less the refunds already confirmed here, is what the unsettled ones add up to.

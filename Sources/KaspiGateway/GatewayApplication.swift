@@ -111,6 +111,21 @@ extension Gateway {
                 return (201, Self.orderJSON(order))
             }
         }
+        api.post("orders/:id/manual-refunds") { request, context in
+            await self.api(request, idempotent: true) { body, key in
+                let id = context.parameters.get("id") ?? ""
+                guard case .object(let object) = body else { throw GatewayAPIError.invalid("The body must be a JSON object with amount.") }
+                guard case .integer(let n)? = object["amount"] else { throw GatewayAPIError.invalid("amount must be an integer number of tenge.") }
+                var note: String? = nil
+                switch object["note"] {
+                case nil, .null?: break
+                case .string(let text)?: note = text
+                default: throw GatewayAPIError.invalid("note must be a string.")
+                }
+                let order = try await self.recordManualRefund(orderId: id, amount: Int(clamping: n), note: note, reserving: key)
+                return (201, Self.orderJSON(order))
+            }
+        }
         addPaymentLinks(to: router, api: api)
         api.get("events") { request, _ in
             await self.api(request) { _, _ in

@@ -115,6 +115,16 @@ struct QRGatewayTests {
             switch scheme {
             case .r1:
                 #expect(refund.status == 409 && refund.errorCode == "REFUND_IN_KASPI_APP")
+                // Refunded in the Kaspi Pay app, then recorded: reserved like any refund.
+                let manual = try await s.api(.POST, "/v1/orders/\(id)/manual-refunds", #"{"amount":4000,"note":"app operation 77"}"#)
+                #expect(manual.status == 201, "\(manual.body)")
+                #expect(manual.json["refundedAmount"] as? Int == 4000)
+                let over = try await s.api(.POST, "/v1/orders/\(id)/manual-refunds", #"{"amount":5001}"#)
+                #expect(over.status == 409 && over.errorCode == "REFUND_EXCEEDS_PAID")
+                let refunds = try await s.gateway.store.refunds(orderId: id)
+                #expect(refunds.map(\.status) == [.succeeded] && refunds[0].detail?.contains("app operation 77") == true)
+                let events = try await s.gateway.store.events(orderId: id)
+                #expect(events.contains { $0.kind == .admin && $0.detail.contains("Kaspi Pay app") })
             case .r2:
                 #expect(refund.status == 409 && refund.errorCode == "REFUND_NEEDS_CUSTOMER")
             case .r3:
@@ -123,6 +133,20 @@ struct QRGatewayTests {
                 let after = try #require(try await s.purchase(id))
                 #expect(after.availableReturnAmount == 5000)
             }
+        }
+    }
+
+    @Test("paid and refunded on every database", arguments: Backend.available)
+    func everyBackend(_ backend: Backend) async throws {
+        try await withQRStack(backend, scheme: .r3) { s in
+            let (id, _) = try await s.checkout(qr: true, amount: 4200)
+            let purchase = try #require(try await s.purchase(id))
+            try await s.sandbox.act(.scan, paymentId: purchase.id)
+            try await s.sandbox.act(.confirm, paymentId: purchase.id)
+            #expect(try await s.advance(6, until: id, is: .paid))
+            let refund = try await s.api(.POST, "/v1/orders/\(id)/refunds", #"{"amount":200}"#)
+            #expect(refund.status == 201, "\(refund.body)")
+            #expect(try await s.purchase(id)?.availableReturnAmount == 4000)
         }
     }
 
