@@ -82,6 +82,8 @@ public final class Gateway: Sendable {
     let signInThrottle = SignInThrottle()
     /// The port the server is bound to, once it runs (the configured one may be 0).
     let boundPort = Atomic<Int>(0)
+    /// When each order was last read from Kaspi on request (``refreshOnRequest(orderId:)``).
+    let lastRefresh = Mutex<[String: Date]>([:])
 
     /// Creates a gateway over a migrated store.
     ///
@@ -226,7 +228,7 @@ public final class Gateway: Sendable {
         let instance = configuration.instanceID
         if status.report == .declined, status.deadlinePassed, current.state == .created || current.state == .pending {
             // The provider cancelled it at its deadline: nobody declined it.
-            let late = at.addingTimeInterval(configuration.latePollInterval)
+            let late = provider.pollPlan(for: current, now: at)?.latePolls == false ? nil : at.addingTimeInterval(configuration.latePollInterval)
             let updated = try await store.update(orderId: current.id, metrics.counting {
                 OrderStateMachine.expire($0, at: at, reason: "Kaspi cancelled it at its deadline (\(status.providerStatus ?? "Error"))", latePollAt: late)
             })
@@ -385,6 +387,126 @@ public final class Gateway: Sendable {
 
     // MARK: Refund reconciliation
 
+    // MARK: Remote invoices (the Kaspi QR API's r3)
+
+    /// The client a phone number belongs to, to show before billing them.
+    public func remoteClientName(phoneNumber: String) async throws(GatewayAPIError) -> String {
+        guard provider.supportsRemoteInvoices else { throw Self.remoteUnsupported }
+        do { return try await provider.clientName(phoneNumber: phoneNumber) } catch { throw Self.providerFailure(error) }
+    }
+
+    static let remoteUnsupported = GatewayAPIError(
+        409, "REMOTE_INVOICES_NOT_SUPPORTED", "Remote invoices exist on the Kaspi QR API's r3 scheme only (kaspi gateway --profile qr with KASPI_QR_SCHEME=r3).")
+
+    static func providerFailure(_ error: ProviderError) -> GatewayAPIError {
+        if error.ambiguous {
+            return GatewayAPIError(503, "PROVIDER_UNAVAILABLE", "Kaspi did not answer in time: \(error.message)")
+        }
+        return GatewayAPIError(502, "PROVIDER_REFUSED", "Kaspi refused it (\(error.code)): \(error.message)")
+    }
+
+    /// Bills a phone number: the order is stored first, then Kaspi is asked, as for checkouts.
+    /// Its status is read only when someone asks (``refreshOnRequest(orderId:)``), and once at
+    /// the end of its 24 hours, never on a timer.
+    public func createRemoteInvoice(
+        _ request: CheckoutRequest, phoneNumber: String, comment: String?, reserving reservation: IdempotencyReservation? = nil
+    ) async throws(GatewayAPIError) -> GatewayOrder {
+        guard provider.supportsRemoteInvoices else { throw Self.remoteUnsupported }
+        guard request.amount >= 1, request.amount <= 100_000_000 else { throw .invalid("amount must be an integer number of tenge from 1 to 100000000.") }
+        if let comment, comment.count > 256 { throw .invalid("comment must be at most 256 characters.") }
+        let digits = phoneNumber.filter { !" -()+".contains($0) }
+        guard digits.count == 11, digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber), digits.hasPrefix("7") || digits.hasPrefix("8") else {
+            throw .invalid("phoneNumber must be 11 digits starting with 7 or 8, e.g. 87071234567.")
+        }
+        if let reference = request.merchantReference, reference.isEmpty || reference.count > 128 {
+            throw .invalid("merchantReference must be 1 to 128 characters.")
+        }
+        let created = now()
+        let order = GatewayOrder(
+            id: GatewayID.make("ord"), provider: provider.name, providerOrderId: GatewayID.make("kk"), kind: .remote, amount: request.amount,
+            description: request.description, merchantReference: request.merchantReference, metadata: request.metadata,
+            createdAt: created, nextPollAt: created.addingTimeInterval(configuration.firstPollAfter))
+        do { try await store.insert(order, reserving: reservation) } catch { throw Self.storeError(error) }
+        let base = publicBase
+        let paymentRequest = ProviderPaymentRequest(
+            providerOrderId: order.providerOrderId, amount: order.amount, description: order.description,
+            returnURL: URL(string: base) ?? URL(fileURLWithPath: "/"), failURL: URL(string: base) ?? URL(fileURLWithPath: "/"),
+            merchantReference: order.merchantReference)
+        do {
+            let invoice = try await provider.createRemoteInvoice(paymentRequest, phoneNumber: digits, comment: comment)
+            let at = now()
+            var planned = order
+            planned.providerState = invoice.providerState
+            let firstPoll = provider.pollPlan(for: planned, now: at)?.nextPollAt ?? at.addingTimeInterval(configuration.firstPollAfter)
+            let state = invoice.providerState
+            let updated = try await store.update(from: order) { current in
+                OrderStateMachine.providerAccepted(current, paymentURL: nil, qrToken: nil, at: at, firstPollAt: firstPoll, providerState: state)
+            }
+            metrics.counted(from: order, to: updated)
+            return updated
+        } catch let error as ProviderError {
+            if !error.ambiguous {
+                let at = now()
+                _ = try? await store.update(orderId: order.id, metrics.counting { OrderStateMachine.expire($0, at: at, reason: "the provider refused the invoice: \(error.code)") })
+            }
+            throw Self.providerFailure(error)
+        } catch {
+            throw Self.storeError(error)
+        }
+    }
+
+    /// The last status read on request, per order, for the anti-abuse spacing.
+    static let refreshSpacing: TimeInterval = 10
+
+    /// Reads an order's status now, because someone asked (the dashboard's refresh, the API, the
+    /// payer's return): the only way a remote invoice is read. At most once every 10 s an
+    /// order, so that clicking cannot turn into a timer.
+    public func refreshOnRequest(orderId: String) async throws(GatewayAPIError) -> GatewayOrder {
+        let order: GatewayOrder?
+        do { order = try await store.order(id: orderId) } catch { throw Self.storeError(error) }
+        guard let order else { throw .notFound(orderId) }
+        let at = now()
+        let wait = lastRefresh.withLock { last -> TimeInterval? in
+            last = last.filter { at.timeIntervalSince($0.value) < Self.refreshSpacing }
+            if let previous = last[orderId] { return Self.refreshSpacing - at.timeIntervalSince(previous) }
+            last[orderId] = at
+            return nil
+        }
+        if let wait {
+            throw GatewayAPIError(
+                429, "REFRESH_TOO_SOON", "Order \(orderId) was read from Kaspi moments ago; ask again in \(Int(wait.rounded(.up))) s.",
+                retryAfter: Int(wait.rounded(.up)))
+        }
+        do {
+            return try await refreshStatus(order, source: .admin)
+        } catch let error as ProviderError {
+            throw Self.providerFailure(error)
+        } catch {
+            throw Self.storeError(error)
+        }
+    }
+
+    /// Cancels an unpaid remote invoice.
+    public func cancelRemoteInvoice(orderId: String) async throws(GatewayAPIError) -> GatewayOrder {
+        let order: GatewayOrder?
+        do { order = try await store.order(id: orderId) } catch { throw Self.storeError(error) }
+        guard let order else { throw .notFound(orderId) }
+        guard order.kind == .remote else {
+            throw GatewayAPIError(409, "NOT_A_REMOTE_INVOICE", "Only remote invoices can be cancelled; QR and link payments cancel themselves at their deadline.")
+        }
+        do {
+            let status = try await provider.cancelRemoteInvoice(order)
+            let at = now()
+            return try await store.update(orderId: orderId, metrics.counting {
+                OrderStateMachine.apply(status.report, transactionId: nil, source: .admin, to: $0, at: at, detail: "remote invoice cancelled")
+            })
+        } catch let error as ProviderError {
+            throw Self.providerFailure(error)
+        } catch {
+            throw Self.storeError(error)
+        }
+    }
+
     /// Records a refund made outside the API (in the Kaspi Pay app): the only refund Kaspi's r1
     /// scheme has, and a correction for the others. Race-safe as API refunds are: the amount is
     /// reserved in the store's transaction, then recorded as succeeded, with an `admin` line
@@ -523,6 +645,7 @@ public final class Gateway: Sendable {
                 case .created, .pending:
                     return provider.pollPlan(for: updated, now: at)?.nextPollAt ?? at.addingTimeInterval(backoff)
                 case .expired:
+                    guard plan?.latePolls ?? true else { return nil }
                     let next = at.addingTimeInterval(configuration.latePollInterval)
                     return next < lateUntil ? next : nil
                 case .paid, .declined, .cancelled: return nil
@@ -540,7 +663,7 @@ public final class Gateway: Sendable {
                     let lateEnd = currentDeadline.addingTimeInterval(configuration.latePaymentWindow)
                     let reason = plan.map { "the \($0.phase) deadline passed without a payment" } ?? "still pending after \(Int(expireAfter)) s"
                     updated = try await store.update(orderId: order.id, metrics.counting {
-                        OrderStateMachine.expire($0, at: at, reason: reason, latePollAt: late < lateEnd ? late : nil)
+                        OrderStateMachine.expire($0, at: at, reason: reason, latePollAt: late < lateEnd && (plan?.latePolls ?? true) ? late : nil)
                     })
                 }
                 try await store.schedulePoll(orderId: order.id, at: nextPoll(updated), attempts: attempts, owner: configuration.instanceID)

@@ -111,6 +111,45 @@ extension Gateway {
                 return (201, Self.orderJSON(order))
             }
         }
+        api.post("remote-invoices/client-info") { request, _ in
+            await self.api(request) { body, _ in
+                guard case .object(let object) = body, case .string(let phone)? = object["phoneNumber"] else {
+                    throw GatewayAPIError.invalid("The body must be a JSON object with phoneNumber.")
+                }
+                let name = try await self.remoteClientName(phoneNumber: phone)
+                return (200, #"{"phoneNumber":\#(Self.string(phone)),"clientName":\#(Self.string(name))}"#)
+            }
+        }
+        api.post("remote-invoices") { request, _ in
+            await self.api(request, idempotent: true) { body, key in
+                guard case .object(let object) = body else { throw GatewayAPIError.invalid("The body must be a JSON object with amount and phoneNumber.") }
+                guard case .integer(let amount)? = object["amount"] else { throw GatewayAPIError.invalid("amount must be an integer number of tenge.") }
+                func string(_ name: String) throws -> String? {
+                    switch object[name] {
+                    case nil, .null?: return nil
+                    case .string(let text)?: return text
+                    default: throw GatewayAPIError.invalid("\(name) must be a string.")
+                    }
+                }
+                guard let phone = try string("phoneNumber") else { throw GatewayAPIError.invalid("phoneNumber is required.") }
+                let request = CheckoutRequest(
+                    amount: Int(clamping: amount), description: try string("description"), merchantReference: try string("merchantReference"))
+                let order = try await self.createRemoteInvoice(request, phoneNumber: phone, comment: try string("comment"), reserving: key)
+                return (201, Self.orderJSON(order))
+            }
+        }
+        api.post("orders/:id/refresh") { request, context in
+            await self.api(request) { _, _ in
+                let order = try await self.refreshOnRequest(orderId: context.parameters.get("id") ?? "")
+                return (200, Self.orderJSON(order))
+            }
+        }
+        api.post("orders/:id/cancel") { request, context in
+            await self.api(request) { _, _ in
+                let order = try await self.cancelRemoteInvoice(orderId: context.parameters.get("id") ?? "")
+                return (200, Self.orderJSON(order))
+            }
+        }
         api.post("orders/:id/manual-refunds") { request, context in
             await self.api(request, idempotent: true) { body, key in
                 let id = context.parameters.get("id") ?? ""

@@ -236,12 +236,72 @@ public struct KaspiQRProvider: PaymentProvider {
         }
     }
 
+    public var supportsRemoteInvoices: Bool { client.scheme == .r3 }
+
+    /// The default device's r3 client, for the remote-invoice calls.
+    private func remoteClient() async throws(ProviderError) -> (KaspiQRAPI.Client<KaspiQRAPI.R3>, ProviderDevice, KaspiQRAPI.DeviceToken) {
+        guard case .r3(let r3) = client else { throw .remoteInvoicesUnsupported }
+        let (device, token) = try await device(for: ProviderPaymentRequest(
+            providerOrderId: "", amount: 1, description: nil, returnURL: URL(fileURLWithPath: "/"), failURL: URL(fileURLWithPath: "/")))
+        let scoped = device.organizationBin.flatMap { try? KaspiQRAPI.OrganizationBIN($0) }.map { r3.acting(for: $0) } ?? r3
+        return (scoped, device, token)
+    }
+
+    public func clientName(phoneNumber: String) async throws(ProviderError) -> String {
+        let (r3, _, token) = try await remoteClient()
+        do { return try await r3.clientInfo(phoneNumber: phoneNumber, device: token).clientName } catch { throw Self.map(error) }
+    }
+
+    /// A remote invoice (`remote/create`), payable for 24 hours. It is read only on a user
+    /// action, and once at its end (``pollPlan(for:now:)``), never on a timer.
+    public func createRemoteInvoice(_ request: ProviderPaymentRequest, phoneNumber: String, comment: String?) async throws(ProviderError) -> ProviderPayment {
+        guard case .r3(let r3) = client else { throw .remoteInvoicesUnsupported }
+        let (device, token) = try await device(for: request)
+        let scoped = device.organizationBin.flatMap { try? KaspiQRAPI.OrganizationBIN($0) }.map { r3.acting(for: $0) } ?? r3
+        do {
+            let invoice = try await scoped.createRemoteInvoice(device: token, phoneNumber: phoneNumber, amount: Decimal(request.amount), comment: comment)
+            let state = State(
+                paymentId: invoice.paymentId, device: device.id, organizationBin: device.organizationBin, tradePointId: device.tradePointId,
+                kind: "remote", createdAt: now(), pollInterval: Self.remoteLifetime, scanTimeout: Self.remoteLifetime,
+                confirmationTimeout: Self.remoteLifetime, firstWaitAt: nil)
+            return ProviderPayment(paymentURL: "", providerState: state.encoded)
+        } catch {
+            throw Self.map(error)
+        }
+    }
+
+    /// 24 hours, plus a minute for Kaspi to close it.
+    static let remoteLifetime = 86_400 + 60
+
+    public func cancelRemoteInvoice(_ order: GatewayOrder) async throws(ProviderError) -> ProviderStatus {
+        guard case .r3(let r3) = client else { throw .remoteInvoicesUnsupported }
+        guard let state = State.decode(order.providerState), state.kind == "remote" else {
+            throw ProviderError(code: "NOT_A_REMOTE_INVOICE", message: "Only remote invoices can be cancelled; QR and link purchases cancel themselves at their deadline.")
+        }
+        let devices = (try? await directory.current()) ?? []
+        guard let device = devices.first(where: { $0.id == state.device }) ?? devices.first(where: { $0.tradePointId == state.tradePointId }),
+            let token = try? KaspiQRAPI.DeviceToken(device.token)
+        else { throw ProviderError(code: "NO_DEVICE", message: "No registered device is left on trade point \(state.tradePointId).") }
+        let scoped = device.organizationBin.flatMap { try? KaspiQRAPI.OrganizationBIN($0) }.map { r3.acting(for: $0) } ?? r3
+        do {
+            let status = try await scoped.cancelRemoteInvoice(device: token, paymentId: state.paymentId)
+            return ProviderStatus(report: Self.report(status), transactionId: nil, providerStatus: status.rawValue)
+        } catch {
+            throw Self.map(error)
+        }
+    }
+
     public func readWebhook(_ body: [UInt8]) throws(ProviderError) -> ProviderWebhook {
         throw ProviderError(code: "WEBHOOKS_NOT_SUPPORTED", message: "The Kaspi QR API sends no webhooks; the gateway polls it.")
     }
 
     public func pollPlan(for order: GatewayOrder, now: Date) -> ProviderPollPlan? {
         guard let state = State.decode(order.providerState) else { return nil }
+        if state.kind == "remote" {
+            // Never on a timer: one read when the invoice's 24 hours are over, no late polls.
+            let end = state.createdAt.addingTimeInterval(TimeInterval(Self.remoteLifetime))
+            return ProviderPollPlan(nextPollAt: max(now, end), deadline: end, phase: "invoice", latePolls: false)
+        }
         let interval = TimeInterval(max(1, state.pollInterval))
         // A little jitter, so that orders created together do not poll together.
         let next = now.addingTimeInterval(interval * (1 + 0.1 * random()))

@@ -111,6 +111,16 @@ struct MeasuredProvider: PaymentProvider {
     var name: String { base.name }
     var sendsWebhooks: Bool { base.sendsWebhooks }
     var refundMethod: RefundMethod { base.refundMethod }
+    var supportsRemoteInvoices: Bool { base.supportsRemoteInvoices }
+    func clientName(phoneNumber: String) async throws(ProviderError) -> String {
+        try await measure("remote.client_info") { () async throws(ProviderError) in try await base.clientName(phoneNumber: phoneNumber) }
+    }
+    func createRemoteInvoice(_ request: ProviderPaymentRequest, phoneNumber: String, comment: String?) async throws(ProviderError) -> ProviderPayment {
+        try await measure("remote.create") { () async throws(ProviderError) in try await base.createRemoteInvoice(request, phoneNumber: phoneNumber, comment: comment) }
+    }
+    func cancelRemoteInvoice(_ order: GatewayOrder) async throws(ProviderError) -> ProviderStatus {
+        try await measure("remote.cancel") { () async throws(ProviderError) in try await base.cancelRemoteInvoice(order) }
+    }
     func pollPlan(for order: GatewayOrder, now: Date) -> ProviderPollPlan? { base.pollPlan(for: order, now: now) }
 
     private func measure<T>(_ call: String, _ body: () async throws(ProviderError) -> T) async throws(ProviderError) -> T {

@@ -28,11 +28,31 @@ public protocol PaymentProvider: Sendable {
     func refund(_ order: GatewayOrder, amount: Int) async throws(ProviderError) -> ProviderRefund
     /// Verifies and reads a pushed notification from its raw body.
     func readWebhook(_ body: [UInt8]) throws(ProviderError) -> ProviderWebhook
+
+    /// Whether the provider bills phone numbers (remote invoices).
+    var supportsRemoteInvoices: Bool { get }
+    /// The name of the client a phone number belongs to, shown before billing them.
+    func clientName(phoneNumber: String) async throws(ProviderError) -> String
+    /// Bills a phone number; the payer pays in their Kaspi app.
+    func createRemoteInvoice(_ request: ProviderPaymentRequest, phoneNumber: String, comment: String?) async throws(ProviderError) -> ProviderPayment
+    /// Cancels an unpaid remote invoice.
+    func cancelRemoteInvoice(_ order: GatewayOrder) async throws(ProviderError) -> ProviderStatus
 }
 
 extension PaymentProvider {
     public var refundMethod: RefundMethod { .direct }
     public func pollPlan(for order: GatewayOrder, now: Date) -> ProviderPollPlan? { nil }
+    public var supportsRemoteInvoices: Bool { false }
+    public func clientName(phoneNumber: String) async throws(ProviderError) -> String { throw .remoteInvoicesUnsupported }
+    public func createRemoteInvoice(_ request: ProviderPaymentRequest, phoneNumber: String, comment: String?) async throws(ProviderError) -> ProviderPayment {
+        throw .remoteInvoicesUnsupported
+    }
+    public func cancelRemoteInvoice(_ order: GatewayOrder) async throws(ProviderError) -> ProviderStatus { throw .remoteInvoicesUnsupported }
+}
+
+extension ProviderError {
+    static let remoteInvoicesUnsupported = ProviderError(
+        code: "REMOTE_INVOICES_NOT_SUPPORTED", message: "Remote invoices exist on the Kaspi QR API's r3 scheme only.")
 }
 
 /// How a provider refunds.
@@ -53,11 +73,15 @@ public struct ProviderPollPlan: Sendable, Hashable {
     public var deadline: Date
     /// The running phase, for the timeline (e.g. `scan`, `confirmation`).
     public var phase: String
+    /// Whether an expired order is still asked about later for a late payment (false for
+    /// remote invoices, which must not be read on a timer).
+    public var latePolls: Bool
 
-    public init(nextPollAt: Date, deadline: Date, phase: String) {
+    public init(nextPollAt: Date, deadline: Date, phase: String, latePolls: Bool = true) {
         self.nextPollAt = nextPollAt
         self.deadline = deadline
         self.phase = phase
+        self.latePolls = latePolls
     }
 }
 

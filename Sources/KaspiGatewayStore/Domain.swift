@@ -21,6 +21,9 @@ public enum OrderKind: String, Sendable, Codable, Hashable {
     case qr
     /// Through a payment link.
     case link
+    /// A remote invoice billed to the payer's phone (the Kaspi QR API's r3): read on a user
+    /// action, never on a timer.
+    case remote
 }
 
 /// An order as the gateway keeps it.

@@ -150,6 +150,48 @@ struct QRGatewayTests {
         }
     }
 
+    @Test("r3 remote invoices: the client's name first, read on request only, paid or cancelled")
+    func remoteInvoices() async throws {
+        try await withQRStack(.sqlite, scheme: .r3) { s in
+            let info = try await s.api(.POST, "/v1/remote-invoices/client-info", #"{"phoneNumber":"87071234567"}"#)
+            #expect(info.status == 200 && (info.json["clientName"] as? String)?.hasSuffix("4567") == true, "\(info.body)")
+            let nobody = try await s.api(.POST, "/v1/remote-invoices/client-info", #"{"phoneNumber":"87070000000"}"#)
+            #expect(nobody.status == 502 && nobody.body.contains("KASPI_QR_CODE_M1404"))
+            let created = try await s.api(.POST, "/v1/remote-invoices", #"{"amount":4200,"phoneNumber":"8 707 123 45 67","comment":"Roses"}"#)
+            #expect(created.status == 201, "\(created.body)")
+            let id = try #require(created.json["id"] as? String)
+            #expect(created.json["kind"] as? String == "remote" && created.json["state"] as? String == "pending")
+            let purchase = try #require(try await s.purchase(id))
+            #expect(purchase.kind == .remote && purchase.phoneNumber == "87071234567" && purchase.comment == "Roses")
+            // Never polled on a timer: its next poll is the end of its 24 hours.
+            let stored = try #require(try await s.order(id))
+            #expect(stored.nextPollAt.map { $0.timeIntervalSince(stored.createdAt) > 86_000 } == true)
+            await s.sandbox.advanceClock(by: 600)
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(await s.sandbox.qrPurchases().first { $0.id == purchase.id }?.lastStatusReadAt == nil)
+            // Read on request; a second request at once is refused before it reaches Kaspi.
+            let read = try await s.api(.POST, "/v1/orders/\(id)/refresh")
+            #expect(read.status == 200 && read.json["state"] as? String == "pending")
+            let again = try await s.api(.POST, "/v1/orders/\(id)/refresh")
+            #expect(again.status == 429 && again.errorCode == "REFRESH_TOO_SOON" && again.headers["retry-after"] != nil)
+            try await s.sandbox.act(.confirm, paymentId: purchase.id)
+            await s.sandbox.advanceClock(by: 11)  // past the gateway's spacing and Kaspi's
+            let paid = try await s.api(.POST, "/v1/orders/\(id)/refresh")
+            #expect(paid.json["state"] as? String == "paid", "\(paid.body)")
+            // Another one, cancelled.
+            let other = try await s.api(.POST, "/v1/remote-invoices", #"{"amount":100,"phoneNumber":"77012223344"}"#)
+            let otherId = try #require(other.json["id"] as? String)
+            let cancelled = try await s.api(.POST, "/v1/orders/\(otherId)/cancel")
+            #expect(cancelled.status == 200 && cancelled.json["state"] as? String == "cancelled", "\(cancelled.body)")
+            let bad = try await s.api(.POST, "/v1/remote-invoices", #"{"amount":100,"phoneNumber":"12345"}"#)
+            #expect(bad.status == 400)
+        }
+        try await withQRStack(.sqlite, scheme: .r1) { s in
+            let refused = try await s.api(.POST, "/v1/remote-invoices", #"{"amount":100,"phoneNumber":"87071234567"}"#)
+            #expect(refused.status == 409 && refused.errorCode == "REMOTE_INVOICES_NOT_SUPPORTED")
+        }
+    }
+
     @Test("the device is chosen by the merchant reference's prefix, else the default")
     func devicesByReference() async throws {
         try await withQRStack(.sqlite, scheme: .r3) { s in
