@@ -157,22 +157,24 @@ public final class Gateway: Sendable {
             var qr: ProviderQR? = nil
             var paymentURL: String? = nil
             var providerState: String? = nil
+            var providerPaymentId: String? = nil
             if kind == .qr {
                 qr = try await provider.createQR(paymentRequest)
-                providerState = qr?.providerState
+                (providerState, providerPaymentId) = (qr?.providerState, qr?.providerPaymentId)
             } else {
                 let payment = try await provider.createPayment(paymentRequest)
-                (paymentURL, providerState) = (payment.paymentURL, payment.providerState)
+                (paymentURL, providerState, providerPaymentId) = (payment.paymentURL, payment.providerState, payment.providerPaymentId)
             }
             let at = now()
             var planned = order
             planned.providerState = providerState
             // The provider's own interval when it hands one out (the Kaspi QR API does).
             let firstPoll = provider.pollPlan(for: planned, now: at)?.nextPollAt ?? at.addingTimeInterval(configuration.firstPollAfter)
-            let (url, token, state) = (paymentURL, qr?.token, providerState)
+            let (url, token, state, paymentId) = (paymentURL, qr?.token, providerState, providerPaymentId)
             // From the copy just stored: one statement on PostgreSQL unless something changed it.
             let updated = try await store.update(from: order) { current in
-                OrderStateMachine.providerAccepted(current, paymentURL: url, qrToken: token, at: at, firstPollAt: firstPoll, providerState: state)
+                OrderStateMachine.providerAccepted(
+                    current, paymentURL: url, qrToken: token, at: at, firstPollAt: firstPoll, providerState: state, providerPaymentId: paymentId)
             }
             metrics.counted(from: order, to: updated)
             logger.info("Checkout created", metadata: ["order": "\(order.id)", "kind": "\(kind.rawValue)", "amount": "\(order.amount)"])
@@ -438,9 +440,10 @@ public final class Gateway: Sendable {
             var planned = order
             planned.providerState = invoice.providerState
             let firstPoll = provider.pollPlan(for: planned, now: at)?.nextPollAt ?? at.addingTimeInterval(configuration.firstPollAfter)
-            let state = invoice.providerState
+            let (state, paymentId) = (invoice.providerState, invoice.providerPaymentId)
             let updated = try await store.update(from: order) { current in
-                OrderStateMachine.providerAccepted(current, paymentURL: nil, qrToken: nil, at: at, firstPollAt: firstPoll, providerState: state)
+                OrderStateMachine.providerAccepted(
+                    current, paymentURL: nil, qrToken: nil, at: at, firstPollAt: firstPoll, providerState: state, providerPaymentId: paymentId)
             }
             metrics.counted(from: order, to: updated)
             return updated

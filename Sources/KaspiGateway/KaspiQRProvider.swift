@@ -156,7 +156,7 @@ public struct KaspiQRProvider: PaymentProvider {
         do {
             let link = try await client(for: device).createLink(device: token, amount: Decimal(request.amount), externalId: request.providerOrderId)
             let state = state(kind: "link", paymentId: link.paymentId, device: device, options: link.options)
-            return ProviderPayment(paymentURL: link.paymentLink, providerState: state.encoded)
+            return ProviderPayment(paymentURL: link.paymentLink, providerState: state.encoded, providerPaymentId: String(link.paymentId))
         } catch {
             throw Self.map(error)
         }
@@ -169,7 +169,7 @@ public struct KaspiQRProvider: PaymentProvider {
             let qr = try await client(for: device).createQR(device: token, amount: Decimal(request.amount), externalId: request.providerOrderId)
             let state = state(kind: "qr", paymentId: qr.paymentId, device: device, options: qr.options)
             let png = (try? QRCode(encoding: qr.qrToken).png(scale: 6)) ?? []
-            return ProviderQR(token: qr.qrToken, png: png, providerState: state.encoded)
+            return ProviderQR(token: qr.qrToken, png: png, providerState: state.encoded, providerPaymentId: String(qr.paymentId))
         } catch {
             throw Self.map(error)
         }
@@ -264,7 +264,7 @@ public struct KaspiQRProvider: PaymentProvider {
                 paymentId: invoice.paymentId, device: device.id, organizationBin: device.organizationBin, tradePointId: device.tradePointId,
                 kind: "remote", createdAt: now(), pollInterval: Self.remoteLifetime, scanTimeout: Self.remoteLifetime,
                 confirmationTimeout: Self.remoteLifetime, firstWaitAt: nil)
-            return ProviderPayment(paymentURL: "", providerState: state.encoded)
+            return ProviderPayment(paymentURL: "", providerState: state.encoded, providerPaymentId: String(invoice.paymentId))
         } catch {
             throw Self.map(error)
         }

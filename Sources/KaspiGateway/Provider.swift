@@ -100,6 +100,8 @@ public struct ProviderPayment: Sendable, Hashable {
     public var paymentURL: String
     /// What the provider needs to follow the order, stored with it.
     public var providerState: String? = nil
+    /// The provider's own id for the payment, when it assigns one.
+    public var providerPaymentId: String? = nil
 }
 
 public struct ProviderQR: Sendable, Hashable {
@@ -107,6 +109,8 @@ public struct ProviderQR: Sendable, Hashable {
     public var png: [UInt8]
     /// What the provider needs to follow the order, stored with it.
     public var providerState: String? = nil
+    /// The provider's own id for the payment, when it assigns one.
+    public var providerPaymentId: String? = nil
 }
 
 public struct ProviderStatus: Sendable, Hashable {

@@ -65,13 +65,15 @@ public struct GatewayOrder: Sendable, Codable, Hashable {
     /// What the provider needs to follow the order, as the provider wrote it (JSON text): for
     /// the Kaspi QR API, Kaspi's payment id, the device, the polling interval and deadlines.
     public var providerState: String?
+    /// The provider's own id for the payment, once it gave one (the Kaspi QR API's payment id).
+    public var providerPaymentId: String?
 
     public init(
         id: String, provider: String, providerOrderId: String, kind: OrderKind, amount: Int, description: String? = nil,
         merchantReference: String? = nil, metadata: String? = nil, mobileReturnURL: String? = nil,
         state: OrderState = .created, refundedAmount: Int = 0, transactionId: String? = nil, paymentURL: String? = nil,
         qrToken: String? = nil, paymentLinkId: String? = nil, needsReview: Bool = false, createdAt: Date, updatedAt: Date? = nil,
-        nextPollAt: Date? = nil, pollAttempts: Int = 0, version: Int = 1, providerState: String? = nil
+        nextPollAt: Date? = nil, pollAttempts: Int = 0, version: Int = 1, providerState: String? = nil, providerPaymentId: String? = nil
     ) {
         self.id = id
         self.provider = provider
@@ -95,6 +97,7 @@ public struct GatewayOrder: Sendable, Codable, Hashable {
         self.pollAttempts = pollAttempts
         self.version = version
         self.providerState = providerState
+        self.providerPaymentId = providerPaymentId
     }
 }
 

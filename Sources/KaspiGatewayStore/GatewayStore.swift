@@ -184,6 +184,8 @@ public protocol GatewayStore: Sendable {
 
     func order(id: String) async throws -> GatewayOrder?
     func order(provider: String, providerOrderId: String) async throws -> GatewayOrder?
+    /// The order the provider knows by its own payment id (the Kaspi QR API's).
+    func order(provider: String, providerPaymentId: String) async throws -> GatewayOrder?
     func orders(_ query: OrderQuery) async throws -> (orders: [GatewayOrder], next: OrderCursor?)
     func events(orderId: String) async throws -> [OrderEvent]
 

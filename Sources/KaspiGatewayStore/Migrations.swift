@@ -150,6 +150,9 @@ enum Migrations {
                 // What a provider needs to follow an order (the Kaspi QR API's payment id,
                 // device, interval and deadlines), and the devices registered with it.
                 "ALTER TABLE orders ADD COLUMN provider_state TEXT",
+                // The provider's own id once it gives one (the Kaspi QR API's payment id).
+                "ALTER TABLE orders ADD COLUMN provider_payment_id TEXT",
+                "CREATE INDEX orders_provider_payment ON orders (provider, provider_payment_id) WHERE provider_payment_id IS NOT NULL",
                 """
                 CREATE TABLE provider_devices (
                     id TEXT PRIMARY KEY,
@@ -178,7 +181,7 @@ let linkColumns = "id, amount, description, merchant_reference, expires_at, crea
 let orderColumns = """
     id, provider, provider_order_id, kind, amount, description, merchant_reference, metadata, mobile_return_url, \
     state, refunded_amount, transaction_id, payment_url, qr_token, payment_link_id, needs_review, created_at, \
-    updated_at, next_poll_at, poll_attempts, version, provider_state
+    updated_at, next_poll_at, poll_attempts, version, provider_state, provider_payment_id
     """
 
 let deviceColumns = "id, provider, organization_bin, trade_point_id, device_id, token, is_default, reference_prefix, created_at, deleted_at"

@@ -154,18 +154,18 @@ public final class PostgresGatewayStore: GatewayStore {
     // MARK: Orders
 
     private func insertQuery(_ o: GatewayOrder) -> Query {
-        var q = Query("INSERT INTO orders (\(orderColumns)) VALUES (\((1...22).map { "$\($0)" }.joined(separator: ", ")))")
+        var q = Query("INSERT INTO orders (\(orderColumns)) VALUES (\((1...23).map { "$\($0)" }.joined(separator: ", ")))")
         bindOrder(o, to: &q)
         return q
     }
 
-    /// Binds the 22 columns of `orderColumns`.
+    /// Binds the 23 columns of `orderColumns`.
     private func bindOrder(_ o: GatewayOrder, to q: inout Query) {
         q.bind(o.id); q.bind(o.provider); q.bind(o.providerOrderId); q.bind(o.kind.rawValue); q.bind(o.amount)
         q.bind(o.description); q.bind(o.merchantReference); q.bind(o.metadata); q.bind(o.mobileReturnURL); q.bind(o.state.rawValue)
         q.bind(o.refundedAmount); q.bind(o.transactionId); q.bind(o.paymentURL); q.bind(o.qrToken); q.bind(o.paymentLinkId)
         q.binds.append(Int32(o.needsReview ? 1 : 0)); q.bind(o.createdAt); q.bind(o.updatedAt); q.bind(o.nextPollAt)
-        q.binds.append(Int32(o.pollAttempts)); q.bind(o.version); q.bind(o.providerState)
+        q.binds.append(Int32(o.pollAttempts)); q.bind(o.version); q.bind(o.providerState); q.bind(o.providerPaymentId)
     }
 
     public func insert(_ order: GatewayOrder, reserving reservation: IdempotencyReservation?) async throws {
@@ -196,6 +196,12 @@ public final class PostgresGatewayStore: GatewayStore {
     public func order(id: String) async throws -> GatewayOrder? {
         var q = Query("SELECT \(orderColumns) FROM orders WHERE id = $1")
         q.bind(id)
+        return try await rows(q).first.map { try RowDecoding.order($0) }
+    }
+
+    public func order(provider: String, providerPaymentId: String) async throws -> GatewayOrder? {
+        var q = Query("SELECT \(orderColumns) FROM orders WHERE provider = $1 AND provider_payment_id = $2")
+        q.bind(provider); q.bind(providerPaymentId)
         return try await rows(q).first.map { try RowDecoding.order($0) }
     }
 
@@ -258,13 +264,13 @@ public final class PostgresGatewayStore: GatewayStore {
                 """
                 UPDATE orders SET state = $1, refunded_amount = $2, transaction_id = $3, payment_url = $4, qr_token = $5, payment_link_id = $6,
                     needs_review = $7, updated_at = $8, next_poll_at = $9, poll_attempts = $10, version = $11, description = $12, metadata = $13,
-                    provider_state = $14
-                WHERE id = $15 AND version = $16 RETURNING id
+                    provider_state = $14, provider_payment_id = $15
+                WHERE id = $16 AND version = $17 RETURNING id
                 """)
             q.bind(o.state.rawValue); q.bind(o.refundedAmount); q.bind(o.transactionId); q.bind(o.paymentURL); q.bind(o.qrToken)
             q.bind(o.paymentLinkId); q.binds.append(Int32(o.needsReview ? 1 : 0)); q.bind(o.updatedAt); q.bind(o.nextPollAt)
             q.binds.append(Int32(o.pollAttempts)); q.bind(o.version); q.bind(o.description); q.bind(o.metadata); q.bind(o.providerState)
-            q.bind(o.id); q.bind(current.version)
+            q.bind(o.providerPaymentId); q.bind(o.id); q.bind(current.version)
             guard try await !rows(q, on: connection).isEmpty else { throw StoreError.database("order \(o.id) changed underneath the update") }
             for event in change.events { try await insertEvent(event, on: connection) }
             for message in change.outbox { try await insertMessage(message, on: connection) }
@@ -304,10 +310,10 @@ public final class PostgresGatewayStore: GatewayStore {
             WITH changed AS (
                 UPDATE orders SET state = $1, refunded_amount = $2, transaction_id = $3, payment_url = $4, qr_token = $5, payment_link_id = $6,
                     needs_review = $7, updated_at = $8, next_poll_at = $9, poll_attempts = $10, version = $11, description = $12, metadata = $13,
-                    provider_state = $14
-                WHERE id = $15 AND version = $16 RETURNING id)
+                    provider_state = $14, provider_payment_id = $15
+                WHERE id = $16 AND version = $17 RETURNING id)
             """
-        var next = 17
+        var next = 18
         func placeholders(_ count: Int) -> String {
             defer { next += count }
             return (next..<next + count).map { "$\($0)" }.joined(separator: ", ")
@@ -327,7 +333,7 @@ public final class PostgresGatewayStore: GatewayStore {
         q.bind(o.state.rawValue); q.bind(o.refundedAmount); q.bind(o.transactionId); q.bind(o.paymentURL); q.bind(o.qrToken)
         q.bind(o.paymentLinkId); q.binds.append(Int32(o.needsReview ? 1 : 0)); q.bind(o.updatedAt); q.bind(o.nextPollAt)
         q.binds.append(Int32(o.pollAttempts)); q.bind(o.version); q.bind(o.description); q.bind(o.metadata); q.bind(o.providerState)
-        q.bind(o.id); q.bind(expectedVersion)
+        q.bind(o.providerPaymentId); q.bind(o.id); q.bind(expectedVersion)
         for event in change.events {
             q.bind(event.orderId); q.bind(event.at); q.bind(event.kind.rawValue); q.bind(event.fromState?.rawValue); q.bind(event.toState?.rawValue); q.bind(event.detail)
         }
@@ -344,7 +350,7 @@ public final class PostgresGatewayStore: GatewayStore {
         static let sql = PostgresGatewayStore.transitionSQL(events: 1, messages: 1)
         /// The types `transitionBindings` sends, so that the server does not guess others.
         static let bindingDataTypes: [PostgresDataType] = [
-            .text, .int8, .text, .text, .text, .text, .int4, .int8, .int8, .int4, .int8, .text, .text, .text, .text, .int8,
+            .text, .int8, .text, .text, .text, .text, .int4, .int8, .int8, .int4, .int8, .text, .text, .text, .text, .text, .int8,
             .text, .int8, .text, .text, .text, .text,
             .text, .text, .text, .text, .int8, .text, .int4, .int8, .int4, .int8,
         ]
@@ -385,7 +391,7 @@ public final class PostgresGatewayStore: GatewayStore {
                 var insert = Query("INSERT INTO orders (\(orderColumns)) VALUES ")
                 var events = Query("INSERT INTO order_events (order_id, at, kind, from_state, to_state, detail) VALUES ")
                 for (index, o) in slice.enumerated() {
-                    insert.sql += (index == 0 ? "" : ", ") + "(" + (1...22).map { "$\(index * 22 + $0)" }.joined(separator: ", ") + ")"
+                    insert.sql += (index == 0 ? "" : ", ") + "(" + (1...23).map { "$\(index * 23 + $0)" }.joined(separator: ", ") + ")"
                     bindOrder(o, to: &insert)
                     let e = index * 5
                     events.sql += (index == 0 ? "" : ", ") + "($\(e + 1), $\(e + 2), $\(e + 3), NULL, $\(e + 4), $\(e + 5))"

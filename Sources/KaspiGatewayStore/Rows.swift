@@ -22,7 +22,8 @@ enum RowDecoding {
             paymentURL: row.string("payment_url"), qrToken: row.string("qr_token"), paymentLinkId: row.string("payment_link_id"),
             needsReview: (row.int("needs_review") ?? 0) != 0, createdAt: Date(ms: createdAt), updatedAt: Date(ms: updatedAt),
             nextPollAt: row.int("next_poll_at").map { Date(ms: $0) }, pollAttempts: Int(row.int("poll_attempts") ?? 0),
-            version: Int(version), providerState: row.string("provider_state"))
+            version: Int(version), providerState: row.string("provider_state"),
+            providerPaymentId: row.string("provider_payment_id"))
     }
 
     static func device(_ row: some RowReader) throws -> ProviderDevice {

@@ -337,6 +337,7 @@ public final class SQLiteGatewayStore: GatewayStore {
             .integer(o.refundedAmount), Self.text(o.transactionId), Self.text(o.paymentURL), Self.text(o.qrToken),
             Self.text(o.paymentLinkId), .integer(o.needsReview ? 1 : 0), .integer(Int(o.createdAt.ms)), .integer(Int(o.updatedAt.ms)),
             Self.int(o.nextPollAt?.ms), .integer(o.pollAttempts), .integer(o.version), Self.text(o.providerState),
+            Self.text(o.providerPaymentId),
         ]
     }
 
@@ -344,7 +345,7 @@ public final class SQLiteGatewayStore: GatewayStore {
         do {
             try await transaction { [self] db in
                 if let reservation { try Self.reserve(reservation, resource: order.id, db) }
-                try db.run("INSERT INTO orders (\(orderColumns)) VALUES (\(Array(repeating: "?", count: 22).joined(separator: ", ")))", orderBinds(order))
+                try db.run("INSERT INTO orders (\(orderColumns)) VALUES (\(Array(repeating: "?", count: 23).joined(separator: ", ")))", orderBinds(order))
                 try insertEvent(OrderEvent(orderId: order.id, at: order.createdAt, kind: .created, toState: order.state, detail: "order stored for \(order.amount) via \(order.provider)"), db)
             }
         } catch StoreError.duplicateOrder {
@@ -373,6 +374,12 @@ public final class SQLiteGatewayStore: GatewayStore {
 
     public func order(id: String) async throws -> GatewayOrder? {
         try await fetch("SELECT \(orderColumns) FROM orders WHERE id = ?", [.text(id)]).first.map { try RowDecoding.order(SQLiteRowReader($0)) }
+    }
+
+    public func order(provider: String, providerPaymentId: String) async throws -> GatewayOrder? {
+        try await fetch(
+            "SELECT \(orderColumns) FROM orders WHERE provider = ? AND provider_payment_id = ?", [.text(provider), .text(providerPaymentId)]
+        ).first.map { try RowDecoding.order(SQLiteRowReader($0)) }
     }
 
     public func order(provider: String, providerOrderId: String) async throws -> GatewayOrder? {
@@ -450,13 +457,13 @@ public final class SQLiteGatewayStore: GatewayStore {
             """
             UPDATE orders SET state = ?, refunded_amount = ?, transaction_id = ?, payment_url = ?, qr_token = ?, payment_link_id = ?,
                 needs_review = ?, updated_at = ?, next_poll_at = ?, poll_attempts = ?, version = ?, description = ?, metadata = ?,
-                provider_state = ?
+                provider_state = ?, provider_payment_id = ?
             WHERE id = ? AND version = ? RETURNING id
             """,
             [.text(o.state.rawValue), .integer(o.refundedAmount), Self.text(o.transactionId), Self.text(o.paymentURL), Self.text(o.qrToken),
              Self.text(o.paymentLinkId), .integer(o.needsReview ? 1 : 0), .integer(Int(o.updatedAt.ms)), Self.int(o.nextPollAt?.ms),
              .integer(o.pollAttempts), .integer(o.version), Self.text(o.description), Self.text(o.metadata), Self.text(o.providerState),
-             .text(o.id), .integer(expectedVersion)])
+             Self.text(o.providerPaymentId), .text(o.id), .integer(expectedVersion)])
         guard !rows.isEmpty else { return false }
         for event in change.events { try insertEvent(event, db) }
         for message in change.outbox { try insertMessage(message, db) }
@@ -486,7 +493,7 @@ public final class SQLiteGatewayStore: GatewayStore {
             let chunk = 500
             for start in stride(from: 0, to: orders.count, by: chunk) {
                 let slice = orders[start..<min(start + chunk, orders.count)]
-                let row = "(" + Array(repeating: "?", count: 22).joined(separator: ", ") + ")"
+                let row = "(" + Array(repeating: "?", count: 23).joined(separator: ", ") + ")"
                 try db.run(
                     "INSERT INTO orders (\(orderColumns)) VALUES " + Array(repeating: row, count: slice.count).joined(separator: ", "),
                     slice.flatMap(orderBinds))

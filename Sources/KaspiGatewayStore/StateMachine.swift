@@ -99,15 +99,18 @@ public enum OrderStateMachine {
 
     /// Marks a stored order as known to the provider, with its payment URL or QR token.
     public static func providerAccepted(
-        _ order: GatewayOrder, paymentURL: String?, qrToken: String?, at now: Date, firstPollAt: Date, providerState: String? = nil
+        _ order: GatewayOrder, paymentURL: String?, qrToken: String?, at now: Date, firstPollAt: Date, providerState: String? = nil,
+        providerPaymentId: String? = nil
     ) -> OrderChange? {
         guard order.state == .created else {
             // A poll may have seen the order at the provider first; keep the details it lacked.
             let addsURL = paymentURL != nil && order.paymentURL == nil
             let addsToken = qrToken != nil && order.qrToken == nil
             let addsState = providerState != nil && order.providerState == nil
-            guard addsURL || addsToken || addsState else { return nil }
+            let addsPaymentId = providerPaymentId != nil && order.providerPaymentId == nil
+            guard addsURL || addsToken || addsState || addsPaymentId else { return nil }
             var next = order
+            if addsPaymentId { next.providerPaymentId = providerPaymentId }
             if addsURL { next.paymentURL = paymentURL }
             if addsToken { next.qrToken = qrToken }
             if addsState { next.providerState = providerState }
@@ -121,6 +124,7 @@ public enum OrderStateMachine {
         next.paymentURL = paymentURL ?? order.paymentURL
         next.qrToken = qrToken ?? order.qrToken
         next.providerState = providerState ?? order.providerState
+        next.providerPaymentId = providerPaymentId ?? order.providerPaymentId
         next.updatedAt = now
         next.nextPollAt = firstPollAt
         return OrderChange(order: bumped(next), events: [

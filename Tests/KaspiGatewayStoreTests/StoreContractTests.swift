@@ -99,6 +99,14 @@ struct StoreContractTests {
         }
         #expect(try await store.order(id: order.id)?.providerState == #"{"paymentId":"12000000001","firstWaitAt":1}"#)
         #expect(paid.state == .paid)
+        // The provider's payment id, set when the provider accepts the order, finds it.
+        var accepted = makeOrder("with-payment-id")
+        try await store.insert(accepted)
+        accepted = try await store.update(from: accepted) {
+            OrderStateMachine.providerAccepted($0, paymentURL: nil, qrToken: nil, at: Date(), firstPollAt: Date(), providerPaymentId: "12000000042")
+        }
+        #expect(try await store.order(provider: accepted.provider, providerPaymentId: "12000000042")?.id == accepted.id)
+        #expect(try await store.order(provider: accepted.provider, providerPaymentId: "1") == nil)
         var bulk = (0..<3).map { makeOrder("bulk-state-\($0)") }
         bulk[1].providerState = "{}"
         try await store.insert(contentsOf: bulk)
