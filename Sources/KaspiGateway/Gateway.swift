@@ -320,7 +320,11 @@ public final class Gateway: Sendable {
     ///
     /// - Parameter reservation: the request's Idempotency-Key, reserved in the transaction
     ///   that reserves the refund.
-    public func refund(orderId: String, amount requested: Int?, reserving reservation: IdempotencyReservation? = nil) async throws(GatewayAPIError) -> GatewayOrder {
+    ///   - customerReturnId: a return QR the customer scanned (``createCustomerReturn()``), for
+    ///     providers that refund with the customer present (the Kaspi QR API's r2).
+    public func refund(
+        orderId: String, amount requested: Int?, customerReturnId: String? = nil, reserving reservation: IdempotencyReservation? = nil
+    ) async throws(GatewayAPIError) -> GatewayOrder {
         let order: GatewayOrder?
         do { order = try await store.order(id: orderId) } catch { throw Self.storeError(error) }
         guard let order else { throw .notFound(orderId) }
@@ -331,9 +335,11 @@ public final class Gateway: Sendable {
                 409, "REFUND_IN_KASPI_APP",
                 "Kaspi's r1 scheme has no refunds through the API: refund in the Kaspi Pay app, then record it (POST /v1/orders/\(orderId)/manual-refunds).")
         case .customerPresent:
-            throw GatewayAPIError(
-                409, "REFUND_NEEDS_CUSTOMER",
-                "Kaspi's r2 scheme refunds with the customer present: create a return QR for them to scan (POST /v1/returns).")
+            guard customerReturnId != nil else {
+                throw GatewayAPIError(
+                    409, "REFUND_NEEDS_CUSTOMER",
+                    "Kaspi's r2 scheme refunds with the customer present: create a return QR for them to scan (POST /v1/returns), then refund with its returnId.")
+            }
         }
         let amount = requested ?? (order.amount - order.refundedAmount)
         guard amount >= 1 else { throw .invalid("amount must be at least 1 tenge (and something must remain to refund).") }
@@ -343,7 +349,7 @@ public final class Gateway: Sendable {
             throw Self.storeError(error)
         }
         do {
-            let done = try await provider.refund(reserved, amount: amount)
+            let done = try await provider.refund(reserved, amount: amount, customerReturnId: customerReturnId)
             let at = now()
             do {
                 let updated = try await store.update(orderId: orderId) {
@@ -508,6 +514,39 @@ public final class Gateway: Sendable {
         } catch {
             throw Self.storeError(error)
         }
+    }
+
+    // MARK: Customer returns (the Kaspi QR API's r2)
+
+    static let returnsUnsupported = GatewayAPIError(
+        409, "RETURNS_NOT_SUPPORTED", "Return QRs exist on the Kaspi QR API's r2 scheme only; other schemes refund with POST /v1/orders/{id}/refunds.")
+
+    /// A return QR for the customer to scan, the start of an r2 refund.
+    public func createCustomerReturn() async throws(GatewayAPIError) -> ProviderCustomerReturn {
+        guard provider.refundMethod == .customerPresent else { throw Self.returnsUnsupported }
+        do { return try await provider.createCustomerReturn() } catch { throw Self.providerFailure(error) }
+    }
+
+    /// A customer return's status and, once the customer scanned, their purchases with the
+    /// gateway's orders for them.
+    public func customerReturn(id: String) async throws(GatewayAPIError) -> (ProviderCustomerReturnStatus, [String: GatewayOrder]) {
+        guard provider.refundMethod == .customerPresent else { throw Self.returnsUnsupported }
+        let status: ProviderCustomerReturnStatus
+        do { status = try await provider.customerReturn(id: id) } catch {
+            if error.notFound { throw GatewayAPIError(404, "RETURN_NOT_FOUND", "No return \(id).") }
+            throw Self.providerFailure(error)
+        }
+        var orders: [String: GatewayOrder] = [:]
+        for purchase in status.purchases {
+            do {
+                if let order = try await store.order(provider: provider.name, providerPaymentId: purchase.providerPaymentId) {
+                    orders[purchase.providerPaymentId] = order
+                }
+            } catch {
+                throw Self.storeError(error)
+            }
+        }
+        return (status, orders)
     }
 
     /// Records a refund made outside the API (in the Kaspi Pay app): the only refund Kaspi's r1

@@ -100,15 +100,39 @@ extension Gateway {
             await self.api(request, idempotent: true) { body, key in
                 let id = context.parameters.get("id") ?? ""
                 var amount: Int? = nil
+                var returnId: String? = nil
                 if case .object(let object) = body {
                     switch object["amount"] {
                     case nil, .null?: break
                     case .integer(let n)?: amount = Int(clamping: n)
                     default: throw GatewayAPIError.invalid("amount must be an integer number of tenge.")
                     }
+                    switch object["returnId"] {
+                    case nil, .null?: break
+                    case .string(let text)? where !text.isEmpty && text.count <= 64: returnId = text
+                    default: throw GatewayAPIError.invalid("returnId must be the id of a return QR the customer scanned.")
+                    }
                 }
-                let order = try await self.refund(orderId: id, amount: amount, reserving: key)
+                let order = try await self.refund(orderId: id, amount: amount, customerReturnId: returnId, reserving: key)
                 return (201, Self.orderJSON(order))
+            }
+        }
+        api.post("returns") { request, _ in
+            await self.api(request) { _, _ in
+                let created = try await self.createCustomerReturn()
+                return (201, #"{"id":\#(Self.string(created.id)),"status":"QrTokenCreated","qrToken":\#(Self.string(created.qrToken)),"qrCode":"\#(Data(created.png).base64EncodedString())","expiresAt":"\#(Self.iso(created.expiresAt))","pollingIntervalSeconds":\#(created.pollingInterval)}"#)
+            }
+        }
+        api.get("returns/:id") { request, context in
+            await self.api(request) { _, _ in
+                let id = context.parameters.get("id") ?? ""
+                let (status, orders) = try await self.customerReturn(id: id)
+                let purchases = status.purchases.map { p -> String in
+                    let order = orders[p.providerPaymentId]
+                    let refundable = order.map { $0.state == .paid ? $0.amount - $0.refundedAmount : 0 } ?? 0
+                    return #"{"paymentId":\#(Self.string(p.providerPaymentId)),"amount":\#(p.amount),"transactionDate":\#(p.at.map { "\"\(Self.iso($0))\"" } ?? "null"),"orderId":\#(order.map { Self.string($0.id) } ?? "null"),"refundableAmount":\#(refundable)}"#
+                }
+                return (200, #"{"id":\#(Self.string(id)),"status":\#(Self.string(status.status)),"identified":\#(status.identified),"purchases":[\#(purchases.joined(separator: ","))]}"#)
             }
         }
         api.post("remote-invoices/client-info") { request, _ in

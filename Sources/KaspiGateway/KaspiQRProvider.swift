@@ -209,13 +209,16 @@ public struct KaspiQRProvider: PaymentProvider {
     }
 
     public func refund(_ order: GatewayOrder, amount: Int) async throws(ProviderError) -> ProviderRefund {
+        try await refund(order, amount: amount, customerReturnId: nil)
+    }
+
+    /// r3 refunds without the customer; r2 with a return QR the purchase's customer scanned.
+    public func refund(_ order: GatewayOrder, amount: Int, customerReturnId: String?) async throws(ProviderError) -> ProviderRefund {
         guard let state = State.decode(order.providerState) else {
             throw ProviderError(code: "KASPI_QR_PAYMENT_UNKNOWN", message: "The order has no Kaspi payment id.", notFound: true)
         }
-        guard case .r3(let r3) = client else {
-            throw client.scheme == .r1
-                ? ProviderError(code: "REFUND_IN_KASPI_APP", message: "r1 has no refunds through the API: refund in the Kaspi Pay app, then record it.")
-                : ProviderError(code: "REFUND_NEEDS_CUSTOMER", message: "r2 refunds need the customer to scan a return QR.")
+        if client.scheme == .r1 {
+            throw ProviderError(code: "REFUND_IN_KASPI_APP", message: "r1 has no refunds through the API: refund in the Kaspi Pay app, then record it.")
         }
         let devices: [ProviderDevice]
         do { devices = try await directory.current() } catch {
@@ -227,10 +230,61 @@ public struct KaspiQRProvider: PaymentProvider {
         else {
             throw ProviderError(code: "NO_DEVICE", message: "No registered device is left on trade point \(state.tradePointId): register one to refund.")
         }
-        let scoped = device.organizationBin.flatMap { try? KaspiQRAPI.OrganizationBIN($0) }.map { r3.acting(for: $0) } ?? r3
+        let bin = device.organizationBin.flatMap { try? KaspiQRAPI.OrganizationBIN($0) }
         do {
-            let refund = try await scoped.refund(device: token, paymentId: state.paymentId, amount: Decimal(amount))
-            return ProviderRefund(refundId: "kaspi-\(refund.returnOperationId)")
+            switch client {
+            case .r1:
+                throw ProviderError(code: "REFUND_IN_KASPI_APP", message: "r1 has no refunds through the API.")
+            case .r2(let r2):
+                guard let returnId = customerReturnId.flatMap(Int64.init) else {
+                    throw ProviderError(code: "REFUND_NEEDS_CUSTOMER", message: "r2 refunds need the customer to scan a return QR.")
+                }
+                let refund = try await r2.refund(device: token, paymentId: state.paymentId, returnId: returnId, amount: Decimal(amount))
+                return ProviderRefund(refundId: "kaspi-\(refund.returnOperationId)")
+            case .r3(let r3):
+                let scoped = bin.map { r3.acting(for: $0) } ?? r3
+                let refund = try await scoped.refund(device: token, paymentId: state.paymentId, amount: Decimal(amount))
+                return ProviderRefund(refundId: "kaspi-\(refund.returnOperationId)")
+            }
+        } catch let error as KaspiQRAPI.APIError {
+            throw Self.map(error)
+        } catch let error as ProviderError {
+            throw error
+        } catch {
+            throw ProviderError(code: "REFUND_FAILED", message: "The refund failed.")
+        }
+    }
+
+    /// r2: a return QR from the default device.
+    public func createCustomerReturn() async throws(ProviderError) -> ProviderCustomerReturn {
+        guard case .r2(let r2) = client else { throw .customerReturnsUnsupported }
+        let (_, token) = try await device(for: ProviderPaymentRequest(
+            providerOrderId: "", amount: 1, description: nil, returnURL: URL(fileURLWithPath: "/"), failURL: URL(fileURLWithPath: "/")))
+        do {
+            let created = try await r2.createReturn(device: token)
+            let png = (try? QRCode(encoding: created.qrToken).png(scale: 6)) ?? []
+            return ProviderCustomerReturn(
+                id: String(created.returnId), qrToken: created.qrToken, png: png, expiresAt: created.expireDate, pollingInterval: created.pollingInterval)
+        } catch {
+            throw Self.map(error)
+        }
+    }
+
+    /// r2: the return's status, and the customer's purchases once they scanned.
+    public func customerReturn(id: String) async throws(ProviderError) -> ProviderCustomerReturnStatus {
+        guard case .r2(let r2) = client else { throw .customerReturnsUnsupported }
+        guard let returnId = Int64(id) else { throw ProviderError(code: "RETURN_NOT_FOUND", message: "No return \(id).", notFound: true) }
+        let (_, token) = try await device(for: ProviderPaymentRequest(
+            providerOrderId: "", amount: 1, description: nil, returnURL: URL(fileURLWithPath: "/"), failURL: URL(fileURLWithPath: "/")))
+        do {
+            let status = try await r2.returnStatus(returnId: returnId)
+            var purchases: [ProviderCustomerReturnStatus.Purchase] = []
+            if status == .customerIdentityObtained {
+                purchases = try await r2.returnOperations(device: token, returnId: returnId).map {
+                    .init(providerPaymentId: String($0.paymentId), amount: $0.amount, at: $0.transactionDate)
+                }
+            }
+            return ProviderCustomerReturnStatus(status: status.rawValue, identified: status == .customerIdentityObtained, purchases: purchases)
         } catch {
             throw Self.map(error)
         }

@@ -118,6 +118,15 @@ struct MeasuredProvider: PaymentProvider {
     func createRemoteInvoice(_ request: ProviderPaymentRequest, phoneNumber: String, comment: String?) async throws(ProviderError) -> ProviderPayment {
         try await measure("remote.create") { () async throws(ProviderError) in try await base.createRemoteInvoice(request, phoneNumber: phoneNumber, comment: comment) }
     }
+    func createCustomerReturn() async throws(ProviderError) -> ProviderCustomerReturn {
+        try await measure("return.create") { () async throws(ProviderError) in try await base.createCustomerReturn() }
+    }
+    func customerReturn(id: String) async throws(ProviderError) -> ProviderCustomerReturnStatus {
+        try await measure("return.status") { () async throws(ProviderError) in try await base.customerReturn(id: id) }
+    }
+    func refund(_ order: GatewayOrder, amount: Int, customerReturnId: String?) async throws(ProviderError) -> ProviderRefund {
+        try await measure("refund") { () async throws(ProviderError) in try await base.refund(order, amount: amount, customerReturnId: customerReturnId) }
+    }
     func cancelRemoteInvoice(_ order: GatewayOrder) async throws(ProviderError) -> ProviderStatus {
         try await measure("remote.cancel") { () async throws(ProviderError) in try await base.cancelRemoteInvoice(order) }
     }

@@ -37,6 +37,40 @@ public protocol PaymentProvider: Sendable {
     func createRemoteInvoice(_ request: ProviderPaymentRequest, phoneNumber: String, comment: String?) async throws(ProviderError) -> ProviderPayment
     /// Cancels an unpaid remote invoice.
     func cancelRemoteInvoice(_ order: GatewayOrder) async throws(ProviderError) -> ProviderStatus
+
+    /// Starts a refund with the customer present: a return QR for them to scan
+    /// (``RefundMethod/customerPresent``).
+    func createCustomerReturn() async throws(ProviderError) -> ProviderCustomerReturn
+    /// A customer return's status, and once the customer scanned, their purchases.
+    func customerReturn(id: String) async throws(ProviderError) -> ProviderCustomerReturnStatus
+    /// Refunds with a customer return the customer scanned (or without one, as ``refund(_:amount:)``).
+    func refund(_ order: GatewayOrder, amount: Int, customerReturnId: String?) async throws(ProviderError) -> ProviderRefund
+}
+
+/// A return QR for the customer to scan.
+public struct ProviderCustomerReturn: Sendable, Hashable {
+    public var id: String
+    public var qrToken: String
+    public var png: [UInt8]
+    public var expiresAt: Date
+    /// How often to ask about it, seconds.
+    public var pollingInterval: Int
+}
+
+/// Where a customer return stands.
+public struct ProviderCustomerReturnStatus: Sendable, Hashable {
+    /// The provider's word: `QrTokenCreated`, `CustomerIdentityObtained`, `Error`.
+    public var status: String
+    /// Whether the customer scanned it (their purchases are listed).
+    public var identified: Bool
+    /// The customer's purchases at this merchant, newest first.
+    public var purchases: [Purchase]
+
+    public struct Purchase: Sendable, Hashable {
+        public var providerPaymentId: String
+        public var amount: Decimal
+        public var at: Date?
+    }
 }
 
 extension PaymentProvider {
@@ -48,9 +82,16 @@ extension PaymentProvider {
         throw .remoteInvoicesUnsupported
     }
     public func cancelRemoteInvoice(_ order: GatewayOrder) async throws(ProviderError) -> ProviderStatus { throw .remoteInvoicesUnsupported }
+    public func createCustomerReturn() async throws(ProviderError) -> ProviderCustomerReturn { throw .customerReturnsUnsupported }
+    public func customerReturn(id: String) async throws(ProviderError) -> ProviderCustomerReturnStatus { throw .customerReturnsUnsupported }
+    public func refund(_ order: GatewayOrder, amount: Int, customerReturnId: String?) async throws(ProviderError) -> ProviderRefund {
+        try await refund(order, amount: amount)
+    }
 }
 
 extension ProviderError {
+    static let customerReturnsUnsupported = ProviderError(
+        code: "RETURNS_NOT_SUPPORTED", message: "Refunds with a return QR exist on the Kaspi QR API's r2 scheme only.")
     static let remoteInvoicesUnsupported = ProviderError(
         code: "REMOTE_INVOICES_NOT_SUPPORTED", message: "Remote invoices exist on the Kaspi QR API's r3 scheme only.")
 }

@@ -127,11 +127,31 @@ struct QRGatewayTests {
                 #expect(events.contains { $0.kind == .admin && $0.detail.contains("Kaspi Pay app") })
             case .r2:
                 #expect(refund.status == 409 && refund.errorCode == "REFUND_NEEDS_CUSTOMER")
+                // The customer scans a return QR; their purchases name the gateway's orders.
+                let created = try await s.api(.POST, "/v1/returns")
+                #expect(created.status == 201, "\(created.body)")
+                let returnId = try #require(created.json["id"] as? String)
+                #expect((created.json["qrToken"] as? String)?.count == 41 && (created.json["qrCode"] as? String)?.isEmpty == false)
+                var state = try await s.api(.GET, "/v1/returns/\(returnId)")
+                #expect(state.json["identified"] as? Bool == false && state.json["status"] as? String == "QrTokenCreated")
+                try await s.sandbox.scanReturn(try #require(Int64(returnId)))
+                state = try await s.api(.GET, "/v1/returns/\(returnId)")
+                let purchases = state.json["purchases"] as? [[String: Any]] ?? []
+                #expect(state.json["identified"] as? Bool == true && purchases.count == 1)
+                #expect(purchases.first?["orderId"] as? String == id && purchases.first?["refundableAmount"] as? Int == 9000)
+                let withCustomer = try await s.api(.POST, "/v1/orders/\(id)/refunds", #"{"amount":4000,"returnId":"\#(returnId)"}"#)
+                #expect(withCustomer.status == 201, "\(withCustomer.body)")
+                #expect(try await s.order(id)?.refundedAmount == 4000)
+                #expect(try await s.purchase(id)?.availableReturnAmount == 5000)
+                let unknown = try await s.api(.GET, "/v1/returns/999")
+                #expect(unknown.status == 404 && unknown.errorCode == "RETURN_NOT_FOUND")
             case .r3:
                 #expect(refund.status == 201, "\(refund.body)")
                 #expect(try await s.order(id)?.refundedAmount == 4000)
                 let after = try #require(try await s.purchase(id))
                 #expect(after.availableReturnAmount == 5000)
+                let returns = try await s.api(.POST, "/v1/returns")
+                #expect(returns.status == 409 && returns.errorCode == "RETURNS_NOT_SUPPORTED")
             }
         }
     }
