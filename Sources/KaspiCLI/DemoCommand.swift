@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KaspiDemo
+import KaspiPay
 import Logging
 
 struct DemoCommand: AsyncParsableCommand {
@@ -13,6 +14,9 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(name: .customLong("gateway-port"), help: "The gateway's port.") var gatewayPort = 8282
     @Option(name: .customLong("sandbox-port"), help: "The sandbox's port.") var sandboxPort = 8181
     @Option(name: .customLong("data-dir"), help: "Where the gateway keeps its SQLite database.") var dataDirectory = ".kaspi-demo"
+    @Option(help: "guide (the integration guide's API, the default) or qr (Kaspi's partner API).") var profile = "guide"
+    @Option(help: "With --profile qr: r1, r2 or r3 (the default: mutual TLS with certificates made on the fly, and remote invoices).") var scheme = "r3"
+    @Option(name: .customLong("qr-port"), help: "With --profile qr on r2/r3: the sandbox's TLS port.") var qrPort = 8545
 
     func run() async throws {
         try await Console.run(json: false) {
@@ -22,6 +26,15 @@ struct DemoCommand: AsyncParsableCommand {
             demo.gatewayPort = gatewayPort
             demo.sandboxPort = sandboxPort
             demo.dataDirectory = dataDirectory
+            switch profile.lowercased() {
+            case "guide", "kaspi-pay": break
+            case "qr", "kaspi-qr":
+                guard let chosen = KaspiQRAPI.SchemeName(parsing: scheme) else { throw CLIError.invalidInput("--scheme must be r1, r2 or r3, not \(scheme)") }
+                demo.qrScheme = chosen
+                demo.qrTLSPort = qrPort
+            default: throw CLIError.invalidInput("--profile must be guide or qr, not \(profile)")
+            }
+            let chosenScheme = demo.qrScheme
             var logger = Logger(label: "kaspi-demo")
             logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .warning
             try await demo.run(logger: logger) { urls in
@@ -32,6 +45,7 @@ struct DemoCommand: AsyncParsableCommand {
                       Admin:    \(urls.admin)  password \(urls.adminPassword)
                       Gateway:  \(urls.gateway)/v1  (API key \(urls.gatewayAPIKey))
                       Sandbox:  \(urls.sandbox)/sandbox/   (helpers, webhook log, scenario amounts)
+                      Profile:  \(chosenScheme.map { "Kaspi's partner API (the Kaspi QR API), \($0)" } ?? "the integration guide's API")
                     """)
             }
             Console.out("KaspiKit demo stopped.")

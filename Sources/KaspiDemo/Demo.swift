@@ -19,6 +19,10 @@ public struct Demo: Sendable {
     public var shopPort = 8383
     /// Where the gateway's database lives.
     public var dataDirectory = ".kaspi-demo"
+    /// Which API the gateway speaks: the guide's (nil), or the Kaspi QR API in a scheme.
+    public var qrScheme: KaspiQRAPI.SchemeName? = nil
+    /// The sandbox's TLS port for the Kaspi QR API (r2, r3), like Kaspi's test host's.
+    public var qrTLSPort = 8545
 
     public init() {}
 
@@ -56,6 +60,15 @@ public struct Demo: Sendable {
                 id: "DEMO-TP", apiKey: kaspiKey, webhookURL: "\(gatewayBase)/webhooks/kaspi",
                 returnURLPrefixes: ["\(gatewayBase)/pay/"], displayName: "KaspiKit demo shop")
         ]
+        let certificates = SandboxCertificates.Paths(directory: (dataDirectory as NSString).appendingPathComponent("certs"))
+        if let scheme = qrScheme {
+            sandboxConfiguration.qrAPI.statusPollingInterval = 3
+            if scheme != .r1 {
+                // Certificates made on the fly, as Kaspi's cert.request hands them out.
+                sandboxConfiguration.qrAPI.tlsPorts = [qrTLSPort]
+                sandboxConfiguration.qrAPI.certificatesDirectory = certificates.directory
+            }
+        }
         let sandbox = try await Sandbox(configuration: sandboxConfiguration, logger: logger)
 
         var gatewayConfiguration = GatewayConfiguration()
@@ -75,14 +88,39 @@ public struct Demo: Sendable {
         try gatewayConfiguration.validate()
         let store = try await SQLiteGatewayStore.open(path: gatewayConfiguration.sqlitePath, logger: logger)
         _ = try await store.migrate()
-        let kaspi = KaspiConfiguration(
-            environment: .custom(sandboxURL), tradePointID: "DEMO-TP", apiKey: try APIKey(kaspiKey))
-        let transport = AsyncHTTPClientTransport()
-        let gateway = Gateway(
-            configuration: gatewayConfiguration, store: store,
-            provider: KaspiPayProvider(client: KaspiClient(configuration: kaspi, transport: transport, logger: logger)), logger: logger)
+        let transport: AsyncHTTPClientTransport
+        let provider: any PaymentProvider
+        var qrClient: KaspiQRAPI.AnyClient? = nil
+        if let scheme = qrScheme {
+            var settings = KaspiQRAPI.Settings(scheme: scheme, host: .custom(sandboxURL))
+            switch scheme {
+            case .r1:
+                settings.apiKey = try APIKey(SandboxQRAPIConfiguration.defaultOrganizations[0].apiKey)
+            case .r2, .r3:
+                guard let tlsURL = URL(string: "https://\(authority):\(qrTLSPort)") else {
+                    throw GatewayConfigurationError.invalid("--qr-port", "must be a port number")
+                }
+                settings.host = .custom(tlsURL)
+                settings.certificates = KaspiQRAPI.CertificateFiles(
+                    identity: .pem(certificatePath: certificates.clientCertificate, keyPath: certificates.clientKey),
+                    caBundlePath: certificates.caCertificate)
+                settings.organizationBin = try KaspiQRAPI.OrganizationBIN(SandboxQRAPIConfiguration.defaultOrganizations[0].bin)
+            }
+            transport = try KaspiQRSetup.transport(settings)
+            let client = try KaspiQRSetup.client(settings, transport: transport, logger: logger)
+            qrClient = client
+            provider = KaspiQRProvider(client: client) { try await store.devices(provider: KaspiQRProvider.providerName) }
+        } else {
+            let kaspi = KaspiConfiguration(
+                environment: .custom(sandboxURL), tradePointID: "DEMO-TP", apiKey: try APIKey(kaspiKey))
+            transport = AsyncHTTPClientTransport()
+            provider = KaspiPayProvider(client: KaspiClient(configuration: kaspi, transport: transport, logger: logger))
+        }
+        let gateway = Gateway(configuration: gatewayConfiguration, store: store, provider: provider, logger: logger)
         try await gateway.prepareAdmin()
-        let shop = DemoShop(gatewayURL: gatewayBase, apiKey: apiKey, eventsSecret: eventsSecret)
+        let shop = DemoShop(
+            gatewayURL: gatewayBase, apiKey: apiKey, eventsSecret: eventsSecret, qrProfile: qrScheme != nil,
+            remoteInvoices: qrScheme == .r3, sandboxURL: "http://\(authority):\(sandboxPort)")
         let shopApp = Application(
             router: shop.router(), configuration: .init(address: .hostname(host, port: shopPort), serverName: "kaspi-demo-shop"), logger: logger)
 
@@ -95,6 +133,10 @@ public struct Demo: Sendable {
             try await withThrowingTaskGroup(of: Void.self) { tasks in
                 tasks.addTask { try await group.run() }
                 try await Self.waitUntilUp([urls.sandbox + "/health", urls.gateway + "/health", urls.shop + "/"], client: shop)
+                if let qrClient {
+                    // The gateway's device on the sandbox's first trade point (idempotent).
+                    _ = try await KaspiQRSetup.registerDevice(client: qrClient, store: store, tradePointId: 19, deviceId: "kaspikit-demo")
+                }
                 await ready(urls)
                 if let until {
                     do { try await until(urls) } catch {

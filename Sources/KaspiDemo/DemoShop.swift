@@ -25,6 +25,12 @@ public final class DemoShop: Sendable {
     let gatewayURL: String
     let apiKey: String
     let eventsSecret: String
+    /// Whether the gateway speaks the Kaspi QR API (no return URL: the shop waits and asks).
+    let qrProfile: Bool
+    /// Whether it can bill phone numbers (r3).
+    let remoteInvoices: Bool
+    /// The sandbox, where the demo's payer pays a remote invoice.
+    let sandboxURL: String
     let http: HTTPClient
     private let qrImages = Mutex<[String: String]>([:])
     private let received = Mutex<[String]>([])
@@ -32,10 +38,13 @@ public final class DemoShop: Sendable {
     /// The event types received from the gateway with a valid signature, oldest first.
     public var receivedEvents: [String] { received.withLock { $0 } }
 
-    public init(gatewayURL: String, apiKey: String, eventsSecret: String) {
+    public init(gatewayURL: String, apiKey: String, eventsSecret: String, qrProfile: Bool = false, remoteInvoices: Bool = false, sandboxURL: String = "") {
         self.gatewayURL = gatewayURL
         self.apiKey = apiKey
         self.eventsSecret = eventsSecret
+        self.qrProfile = qrProfile
+        self.remoteInvoices = remoteInvoices
+        self.sandboxURL = sandboxURL
         var configuration = HTTPClient.Configuration()
         configuration.redirectConfiguration = .disallow
         self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
@@ -81,7 +90,59 @@ public final class DemoShop: Sendable {
                 #"{"amount":\#(item.price),"description":"\#(item.name)","merchantReference":"\#(reference)","mobileReturnUrl":"\#(resultURL)"}"#,
                 idempotencyKey: reference)
             guard status == 201, let paymentURL = order["paymentUrl"] as? String else { return Self.failure(order) }
+            if self.qrProfile, let id = order["id"] as? String {
+                // Kaspi's partner API gives no return URL: the shop shows the link and waits.
+                return Response(status: .seeOther, headers: [.location: "/wait/\(id)"])
+            }
             return Response(status: .seeOther, headers: [.location: paymentURL])
+        }
+        router.get("/wait/:id") { _, context in
+            let id = context.parameters.get("id") ?? ""
+            let (_, order) = try await self.gateway(.GET, "/v1/orders/\(id)")
+            let state = order["state"] as? String ?? "unknown"
+            if state != "pending" && state != "created" {
+                return Response(status: .seeOther, headers: [.location: "/result?orderId=\(order["merchantReference"] as? String ?? id)"])
+            }
+            let link = order["paymentUrl"] as? String ?? ""
+            return Self.html(Self.page("Pay in Kaspi", """
+                <p>On a phone this opens the Kaspi app. Here it opens the sandbox's page: press Scan, then Confirm.</p>
+                <p><a class="link" id="open-kaspi" href="\(Self.escape(link))" target="_blank">Open Kaspi to pay \(Self.tenge(order["amount"] as? Int ?? 0))</a></p>
+                <p class="muted">Waiting for Kaspi… this page checks by itself.</p>
+                """, refresh: 2))
+        }
+        router.post("/invoice") { request, _ in
+            let form = Self.form(try await request.body.collect(upTo: 4096))
+            guard self.remoteInvoices, let item = Self.items.first(where: { $0.id == form["item"] }) else {
+                return Self.html(Self.page("Unknown item", "<p><a href=\"/\">Back</a></p>"), status: .badRequest)
+            }
+            let phone = form["phone"] ?? ""
+            if form["confirmed"] != "yes" {
+                // The payer's name first, so that the right person is billed.
+                let (status, info) = try await self.gateway(.POST, "/v1/remote-invoices/client-info", #"{"phoneNumber":\#(Self.jsonString(phone))}"#)
+                guard status == 200, let name = info["clientName"] as? String else { return Self.failure(info) }
+                return Self.html(Self.page("Send the invoice?", """
+                    <p>Bill <strong>\(Self.escape(name))</strong> (\(Self.escape(phone))) \(Self.tenge(item.price)) for \(Self.escape(item.name))?</p>
+                    <form method="post" action="/invoice"><input type="hidden" name="item" value="\(item.id)"><input type="hidden" name="phone" value="\(Self.escape(phone))">
+                    <input type="hidden" name="confirmed" value="yes"><button type="submit" class="buy" id="send-invoice">Send the invoice</button></form>
+                    """))
+            }
+            let reference = "SHOP-" + UUID().uuidString.prefix(8).uppercased()
+            let (status, order) = try await self.gateway(
+                .POST, "/v1/remote-invoices",
+                #"{"amount":\#(item.price),"phoneNumber":\#(Self.jsonString(phone)),"comment":\#(Self.jsonString(item.name)),"merchantReference":"\#(reference)"}"#,
+                idempotencyKey: reference)
+            guard status == 201, let id = order["id"] as? String else { return Self.failure(order) }
+            return Response(status: .seeOther, headers: [.location: "/invoice/\(id)"])
+        }
+        router.get("/invoice/:id") { _, context in
+            let id = context.parameters.get("id") ?? ""
+            return try await self.invoicePage(id)
+        }
+        router.post("/invoice/:id/check") { _, context in
+            // Kaspi's anti-abuse refuses reads on a timer: the status is read when asked.
+            let id = context.parameters.get("id") ?? ""
+            _ = try await self.gateway(.POST, "/v1/orders/\(id)/refresh")
+            return Response(status: .seeOther, headers: [.location: "/invoice/\(id)"])
         }
         router.post("/buy-qr") { request, _ in
             let form = Self.form(try await request.body.collect(upTo: 4096))
@@ -140,6 +201,26 @@ public final class DemoShop: Sendable {
         return router
     }
 
+    func invoicePage(_ id: String) async throws -> Response {
+        let (_, order) = try await gateway(.GET, "/v1/orders/\(id)")
+        let state = order["state"] as? String ?? "unknown"
+        if state != "pending" && state != "created" {
+            return Response(status: .seeOther, headers: [.location: "/result?orderId=\(order["merchantReference"] as? String ?? id)"])
+        }
+        let payer = (order["providerPaymentId"] as? String).map { "\(sandboxURL)/pay/invoice/\($0)" } ?? ""
+        return Self.html(Self.page("Invoice sent", """
+            <p>The invoice for \(Self.tenge(order["amount"] as? Int ?? 0)) is in the payer's Kaspi app, payable for 24 hours.</p>
+            <p class="muted">In the sandbox, pay it as the payer: <a id="payer-app" href="\(Self.escape(payer))" target="_blank">the payer's Kaspi app</a>.</p>
+            <form method="post" action="/invoice/\(Self.escape(id))/check"><button type="submit" id="check-payment">Check the payment</button></form>
+            <p class="muted">Kaspi forbids checking on a timer, so this page asks only when you press the button.</p>
+            """))
+    }
+
+    static func jsonString(_ text: String) -> String {
+        let data = (try? JSONSerialization.data(withJSONObject: [text])) ?? Data("[\"\"]".utf8)
+        return String(String(decoding: data, as: UTF8.self).dropFirst().dropLast())
+    }
+
     func catalogue() -> String {
         var body = "<p class=\"muted\">A demo shop. Payments go through the KaspiKit gateway to the Kaspi sandbox; no real money moves.</p><ul class=\"items\">"
         for item in Self.items {
@@ -147,8 +228,15 @@ public final class DemoShop: Sendable {
                 <li><div class="head"><span class="name">\(Self.escape(item.name))</span><span class="price">\(Self.tenge(item.price))</span></div>
                 <form method="post" action="/buy"><input type="hidden" name="item" value="\(item.id)"><button type="submit" class="buy" id="buy-\(item.id)">Buy with Kaspi</button></form>
                 <form method="post" action="/buy-qr"><input type="hidden" name="item" value="\(item.id)"><button type="submit" id="qr-\(item.id)">Pay by QR</button></form>
-                <form method="post" action="/link"><input type="hidden" name="item" value="\(item.id)"><button type="submit" id="link-\(item.id)">Payment link</button></form></li>
+                <form method="post" action="/link"><input type="hidden" name="item" value="\(item.id)"><button type="submit" id="link-\(item.id)">Payment link</button></form>
                 """
+            if remoteInvoices {
+                body += """
+                    <form method="post" action="/invoice"><input type="hidden" name="item" value="\(item.id)">
+                    <input name="phone" id="phone-\(item.id)" value="87071234567" size="12" aria-label="Payer's phone"><button type="submit" id="invoice-\(item.id)">Invoice a phone</button></form>
+                    """
+            }
+            body += "</li>"
         }
         return Self.page("KaspiKit demo shop", body + "</ul>")
     }

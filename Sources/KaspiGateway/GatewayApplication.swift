@@ -395,6 +395,7 @@ extension Gateway {
         if let v = o.mobileReturnURL { fields.append(#""mobileReturnUrl":\#(string(v))"#) }
         if let v = o.paymentURL { fields.append(#""paymentUrl":\#(string(v))"#) }
         if let v = o.transactionId { fields.append(#""transactionId":\#(string(v))"#) }
+        if let v = o.providerPaymentId { fields.append(#""providerPaymentId":\#(string(v))"#) }
         return "{" + fields.joined(separator: ",") + "}"
     }
 

@@ -9,6 +9,11 @@ extension Sandbox {
     /// `POST /pay/{token}` with `action=pay|decline|cancel` settles the order and sends the
     /// browser to the order's returnUrl or failUrl.
     func addPaymentPage(to router: Router<BasicRequestContext>) {
+        router.get("/pay/invoice/:id") { _, context in await self.qrInvoicePage(get: context.parameters.get("id") ?? "") }
+        router.post("/pay/invoice/:id") { request, context in
+            let form = Self.form(try await request.body.collect(upTo: 4096))
+            return await self.qrInvoicePage(post: context.parameters.get("id") ?? "", form: form)
+        }
         router.get("/pay/:token") { request, context in
             let token = context.parameters.get("token") ?? ""
             if let page = await self.qrPage(get: token) { return page }

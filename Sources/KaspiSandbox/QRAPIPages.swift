@@ -92,6 +92,7 @@ extension Sandbox {
         switch purchase.status {
         case "QrTokenCreated": actions = [("scan", "Scan", "pay"), ("scanerror", "Scan fails", "decline")]
         case "Wait": actions = [("confirm", "Confirm with Kaspi Gold", "pay"), ("confirm-loan", "Confirm with a loan", "pay"), ("confirmerror", "Decline", "decline")]
+        case "RemotePaymentCreated": actions = [("confirm", "Pay the invoice", "pay"), ("scanerror", "Decline", "decline")]
         default: actions = []
         }
         if !actions.isEmpty {
@@ -131,6 +132,34 @@ extension Sandbox {
     func qrPage(get token: String) async -> Response? {
         guard Self.isQRToken(token), let purchase = await qrState.purchase(token: token) else { return nil }
         return Self.html(.ok, await qrPaymentPage(purchase, url: "/pay/\(token)"))
+    }
+
+    /// `/pay/invoice/{paymentId}`: a remote invoice as the billed payer sees it in their app.
+    func qrInvoicePage(get id: String) async -> Response {
+        guard let paymentId = Int64(id), let purchase = await qrState.purchase(id: paymentId), purchase.kind == .remote else {
+            return Self.html(.notFound, Self.page(title: "Invoice not found", body: "<p>No such remote invoice.</p>"))
+        }
+        var page = await qrPaymentPage(purchase, url: "/pay/invoice/\(paymentId)")
+        if let phone = purchase.phoneNumber {
+            page = page.replacingOccurrences(
+                of: "<p class=\"amount\">", with: "<p class=\"meta\">Invoice to \(Self.escape(phone))\(purchase.comment.map { ": \(Self.escape($0))" } ?? "")</p><p class=\"amount\">")
+        }
+        return Self.html(.ok, page)
+    }
+
+    func qrInvoicePage(post id: String, form: [String: String]) async -> Response {
+        guard let paymentId = Int64(id), let purchase = await qrState.purchase(id: paymentId), purchase.kind == .remote else {
+            return Self.html(.notFound, Self.page(title: "Invoice not found", body: "<p>No such remote invoice.</p>"))
+        }
+        guard let action = form["action"].flatMap(SandboxQRAction.init(rawValue:)) else {
+            return Self.html(.badRequest, Self.page(title: "Unknown choice", body: "<p>Choose one of the buttons.</p>"))
+        }
+        do {
+            try await act(action, paymentId: purchase.id)
+        } catch {
+            return Self.html(.conflict, Self.page(title: "Not possible now", body: "<p>\(Self.escape(error.message))</p>"))
+        }
+        return Response(status: .seeOther, headers: [.location: "/pay/invoice/\(paymentId)"])
     }
 
     func qrPageSVG(_ token: String) async -> Response? {

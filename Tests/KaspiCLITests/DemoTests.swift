@@ -110,4 +110,50 @@ struct DemoTests {
         #expect(await demo.stop() == 0)
         #expect(demo.stdout.contains("KaspiKit demo stopped."))
     }
+
+    @Test func theQRProfilePaysByLinkQRAndRemoteInvoice() async throws {
+        let data = FileManager.default.temporaryDirectory.appendingPathComponent("demo-qr-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let (shopPort, gatewayPort, sandboxPort, qrPort) = (FreePort.find(), FreePort.find(), FreePort.find(), FreePort.find())
+        let demo = try BackgroundProcess(CLI.binary, [
+            "demo", "--profile", "qr", "--shop-port", "\(shopPort)", "--gateway-port", "\(gatewayPort)", "--sandbox-port", "\(sandboxPort)",
+            "--qr-port", "\(qrPort)", "--data-dir", data,
+        ])
+        let shop = try #require(await demo.waitForOutput(matching: #"Shop: +(http://127\.0\.0\.1:\d+)"#), "\(demo.stdout)\(demo.stderr)")
+        #expect(demo.stdout.contains("Kaspi's partner API (the Kaspi QR API), r3"))
+        #expect(FileManager.default.fileExists(atPath: data + "/certs/client.p12"))  // made on the fly
+
+        // A link: the shop waits (Kaspi gives no return URL) while the payer scans and confirms.
+        let buy = try await Self.request(.POST, shop + "/buy", form: "item=tea")
+        let waitPage = shop + (try #require(buy.location))
+        #expect(waitPage.contains("/wait/"))
+        let waiting = try await Self.request(.GET, waitPage)
+        let link = try #require(waiting.body.range(of: #"http://127\.0\.0\.1:\d+/pay/\d{41}"#, options: .regularExpression).map { String(waiting.body[$0]) })
+        #expect(waiting.body.contains("http-equiv=\"refresh\""))
+        _ = try await Self.request(.POST, link, form: "action=scan")
+        _ = try await Self.request(.POST, link, form: "action=confirm")
+        var after = ""
+        for _ in 0..<400 {
+            after = try await Self.follow(try await Self.request(.GET, waitPage), from: waitPage).body
+            if after.contains("Thank you!") { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(after.contains("Thank you!"))
+
+        // A remote invoice: the payer's name first, then the invoice, checked on request only.
+        let ask = try await Self.request(.POST, shop + "/invoice", form: "item=lamp&phone=87071234567")
+        #expect(ask.body.contains("Send the invoice?") && ask.body.contains("4567"))
+        let sent = try await Self.request(.POST, shop + "/invoice", form: "item=lamp&phone=87071234567&confirmed=yes")
+        let invoicePage = shop + (try #require(sent.location))
+        let invoice = try await Self.request(.GET, invoicePage)
+        #expect(invoice.body.contains("Check the payment") && !invoice.body.contains("http-equiv=\"refresh\""))
+        let payer = try #require(invoice.body.range(of: #"http://127\.0\.0\.1:\d+/pay/invoice/\d+"#, options: .regularExpression).map { String(invoice.body[$0]) })
+        let payerPage = try await Self.request(.GET, payer)
+        #expect(payerPage.body.contains("Pay the invoice") && payerPage.body.contains("87071234567"))
+        _ = try await Self.request(.POST, payer, form: "action=confirm")
+        let checked = try await Self.follow(try await Self.request(.POST, invoicePage + "/check"), from: invoicePage)
+        #expect(checked.body.contains("Thank you!"), "\(checked.body)")
+
+        #expect(await demo.stop() == 0)
+    }
 }
