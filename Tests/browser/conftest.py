@@ -46,14 +46,15 @@ def chromium_path() -> str:
     pytest.fail("Chromium is missing: apt-get install chromium")
 
 
-@pytest.fixture(scope="session")
-def demo():
+def start_demo(extra):
     binary = os.environ.get("KASPI_BINARY", str(ROOT / ".build" / "debug" / "kaspi"))
     data = tempfile.mkdtemp(prefix="kaspi-demo-browser-")
     ports = {"shop": free_port(), "gateway": free_port(), "sandbox": free_port()}
+    if "--profile" in extra:
+        extra = extra + ["--qr-port", str(free_port())]
     process = subprocess.Popen(
         [binary, "demo", "--shop-port", str(ports["shop"]), "--gateway-port", str(ports["gateway"]),
-         "--sandbox-port", str(ports["sandbox"]), "--data-dir", data],
+         "--sandbox-port", str(ports["sandbox"]), "--data-dir", data] + extra,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output = ""
     deadline = time.time() + 60
@@ -64,17 +65,36 @@ def demo():
         output += line
     assert "Sandbox:" in output, f"kaspi demo did not start: {output}"
     password = re.search(r"password (\S+)", output).group(1)
-    yield {
+    urls = {
         "shop": f"http://127.0.0.1:{ports['shop']}",
         "gateway": f"http://127.0.0.1:{ports['gateway']}",
         "sandbox": f"http://127.0.0.1:{ports['sandbox']}",
         "password": password,
     }
+    return process, data, urls
+
+
+def stop_demo(process, data):
     process.send_signal(signal.SIGINT)
     rest, _ = process.communicate(timeout=30)
     assert process.returncode == 0, rest
     assert "KaspiKit demo stopped." in rest
     shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def demo():
+    process, data, urls = start_demo([])
+    yield urls
+    stop_demo(process, data)
+
+
+@pytest.fixture(scope="session")
+def demo_qr():
+    """`kaspi demo --profile qr`: the shop on Kaspi's partner API (r3, mutual TLS)."""
+    process, data, urls = start_demo(["--profile", "qr"])
+    yield urls
+    stop_demo(process, data)
 
 
 @pytest.fixture(scope="session")
