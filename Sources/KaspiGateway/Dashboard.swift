@@ -267,6 +267,7 @@ extension Gateway {
         router.get("/admin/settings") { request, _ in
             try await self.adminView(request) { session in self.settingsPage(session) }
         }
+        addQRDashboard(to: router)
     }
 
     static func redirect(_ path: String, message: String) -> Response {
@@ -292,7 +293,7 @@ extension Gateway {
     func adminPage(_ title: String, signedIn session: AdminSession?, _ body: String, message: String? = nil) -> String {
         let nav = session.map { s in
             """
-            <nav><a href="/admin">Orders</a> <a href="/admin/links">Payment links</a> <a href="/admin/events">Events</a> <a href="/admin/refunds">Refunds</a> <a href="/admin/settings">Settings</a>
+            <nav><a href="/admin">Orders</a> <a href="/admin/links">Payment links</a> <a href="/admin/events">Events</a> <a href="/admin/refunds">Refunds</a>\(qrNavigation) <a href="/admin/settings">Settings</a>
             <form method="post" action="/admin/logout" class="inline"><input type="hidden" name="csrf" value="\(s.csrf)"><button type="submit" id="sign-out">Sign out</button></form></nav>
             """
         } ?? ""
@@ -359,6 +360,15 @@ extension Gateway {
         return adminPage("Unsettled refunds", signedIn: session, intro + table, message: message)
     }
 
+    /// The navigation's links for the Kaspi QR API's pages, on that profile.
+    var qrNavigation: String {
+        guard let qr = qrProvider else { return "" }
+        var links = " <a href=\"/admin/kaspi\">Kaspi</a>"
+        if qr.refundMethod == .customerPresent { links += " <a href=\"/admin/returns\">Returns</a>" }
+        if qr.supportsRemoteInvoices { links += " <a href=\"/admin/invoices\">Invoices</a>" }
+        return links
+    }
+
     func orderPage(_ id: String, _ session: AdminSession, message: String?) async throws -> String {
         guard let order = try await store.order(id: id) else { return adminPage("Order not found", signedIn: session, "<p>No order \(Self.escape(id)).</p>") }
         let events = try await store.events(orderId: id)
@@ -380,7 +390,7 @@ extension Gateway {
             refundRows += "<tr><td>\(Self.escape(refund.id))</td><td>\(refund.amount)</td><td class=\"refund-\(refund.status.rawValue)\">\(refund.status.rawValue)</td><td>\(Self.escape(refund.detail ?? ""))</td></tr>"
         }
         let refundsTable = refundRows.isEmpty ? "" : "<h2>Refunds</h2><table id=\"order-refunds\"><tr><th>Refund</th><th>Amount</th><th>Status</th><th>Detail</th></tr>\(refundRows)</table>"
-        let refundable = order.state == .paid && order.refundedAmount < order.amount
+        let refundable = order.state == .paid && order.refundedAmount < order.amount && provider.refundMethod == .direct
         let refundForm = refundable ? """
             <h2>Refund</h2><form method="post" action="/admin/orders/\(order.id)/refund"><input type="hidden" name="csrf" value="\(session.csrf)">
             <label>Amount (tenge; empty for all that remains, \(order.amount - order.refundedAmount)) <input name="amount" id="refund-amount" inputmode="numeric"></label>
@@ -391,7 +401,7 @@ extension Gateway {
             <table><tr><th>Reference</th><td>\(Self.escape(order.merchantReference ?? "—"))</td></tr><tr><th>Kaspi order id</th><td>\(order.providerOrderId)</td></tr>
             <tr><th>Transaction</th><td>\(Self.escape(order.transactionId ?? "—"))</td></tr><tr><th>Refunded</th><td id="refunded">\(order.refundedAmount)</td></tr>
             <tr><th>Description</th><td>\(Self.escape(order.description ?? "—"))</td></tr><tr><th>Kind</th><td>\(order.kind.rawValue)</td></tr></table>
-            \(refundForm)\(refundsTable)
+            \(qrOrderSection(order, session))\(refundForm)\(refundsTable)
             <h2>Timeline</h2><table id="timeline">\(timeline)</table>
             <h2>Outgoing events</h2><table><tr><th>Type</th><th>State</th><th>Attempts</th></tr>\(outgoing)</table>
             """
@@ -429,7 +439,7 @@ extension Gateway {
         let c = configuration
         let rows: [(String, String)] = [
             ("Listening on", "\(c.host):\(c.port)"), ("Public URL", c.publicURL ?? "\(publicBase) (loopback default)"), ("Database", c.databaseDescription),
-            ("Provider", provider.name), ("Merchant API keys", "\(c.apiKeyHashes.count) configured (stored as SHA-256)"),
+            ("Provider", qrProvider.map { "\(provider.name) (Kaspi QR API, scheme \($0.scheme.rawValue))" } ?? provider.name), ("Merchant API keys", "\(c.apiKeyHashes.count) configured (stored as SHA-256)"),
             ("Events URL", c.merchantWebhookURL ?? "(none)"), ("Events secret", c.merchantWebhookSecret == nil ? "(none)" : "whsec_… (redacted)"),
             ("First poll after", "\(c.firstPollAfter) s"), ("Poll interval", "\(c.pollInterval) s up to \(c.maxPollInterval) s"),
             ("Expire after", "\(c.expireAfter) s (QR \(c.qrExpireAfter) s)"), ("Instance", c.instanceID),

@@ -364,6 +364,11 @@ public struct KaspiQRProvider: PaymentProvider {
             nextPollAt: min(next, max(now, deadline)), deadline: deadline, phase: state.firstWaitAt == nil ? "scan" : "confirmation")
     }
 
+    /// The trade points of the configured organization, for the dashboard.
+    public func tradePoints() async throws(ProviderError) -> [KaspiQRAPI.TradePoint] {
+        do { return try await client.tradePoints() } catch { throw Self.map(error) }
+    }
+
     /// Kaspi's payment id of an order, for the dashboard and the API.
     public static func paymentId(of order: GatewayOrder) -> Int64? { State.decode(order.providerState)?.paymentId }
 }

@@ -120,6 +120,7 @@ func withQRStack(
             try configuration.validate()
             let gateway = Gateway(configuration: configuration, store: store, provider: provider, logger: logger, now: clock)
             do {
+                try await gateway.prepareAdmin()
                 let device = try await KaspiQRSetup.registerDevice(client: client, store: store, tradePointId: 19, deviceId: "gateway-till")
                 let serviceGroup = ServiceGroup(configuration: .init(services: [gateway.application()], gracefulShutdownSignals: [], logger: Logger(label: "test")))
                 try await withThrowingTaskGroup(of: Void.self) { group in
