@@ -62,7 +62,31 @@ struct GatewayQRCLITests {
                 try await Task.sleep(for: .milliseconds(50))
             }
             #expect(state == "paid")
-            _ = await gateway.stop()
+
+            // kill -9 while an order is being polled: the restarted gateway picks the polling up.
+            let second = try await GatewayCLITests.api(port, "POST", "/v1/qr-checkouts", #"{"amount":3300}"#)
+            let secondId = try #require(second["id"] as? String)
+            let secondPurchase = try #require(await sandbox.qrPurchases().last)
+            try await sandbox.act(.scan, paymentId: secondPurchase.id)
+            try await Task.sleep(for: .milliseconds(1500))  // a poll or two see Wait
+            _ = await gateway.stop(signal: SIGKILL)
+            try await sandbox.act(.confirm, paymentId: secondPurchase.id)
+            let restarted = try BackgroundProcess(
+                CLI.binary, ["gateway", "--profile", "qr", "--database", database, "--port", "\(port)", "--worker-interval", "0.05"], environment: serveEnv)
+            guard await restarted.waitForOutput(matching: "Kaspi gateway listening on (http://[^ ]+)") != nil else {
+                Issue.record("the gateway did not restart: \(restarted.stdout) \(restarted.stderr)")
+                return
+            }
+            state = ""
+            for _ in 0..<300 where state != "paid" {
+                state = (try await GatewayCLITests.api(port, "GET", "/v1/orders/\(secondId)"))["state"] as? String ?? ""
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(state == "paid")
+            let events = try await GatewayCLITests.api(port, "GET", "/v1/orders/\(secondId)/events")
+            let details = (events["data"] as? [[String: Any]] ?? []).compactMap { $0["detail"] as? String }
+            #expect(details.filter { $0.contains("(Wait)") }.count <= 1)  // the first Wait, once
+            _ = await restarted.stop()
 
             let rotated = try await CLI.run(["gateway", "device", "rotate", id, "--database", database, "--json"], environment: env)
             #expect(rotated.status == 0, "\(rotated.stderr)")
