@@ -178,7 +178,7 @@ let package = Package(
         .executableTarget(
             name: "kaspi-bench",
             dependencies: [
-                "KaspiPay", "KaspiPayTesting", "KaspiGateway", "KaspiGatewayStore",
+                "KaspiPay", "KaspiPayTesting", "KaspiGateway", "KaspiGatewayStore", "KaspiPayAsyncHTTPClient",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -83,6 +83,7 @@ final class Bench: @unchecked Sendable {
             try await flatCost()
             try await reconciliation()
         }
+        if selected("qr") { try await qrPolling() }
         report.targets()
         let text = report.text()
         try text.write(to: out.appendingPathComponent("report.md"), atomically: true, encoding: .utf8)

@@ -47,7 +47,7 @@ struct Run: AsyncParsableCommand {
     @Option(help: "PostgreSQL for the PostgreSQL figures (default: $KASPI_BENCH_POSTGRES_URL; skipped without).") var postgres: String?
     @Option(help: "The Python interpreter with FastAPI and uvicorn, for the peer.") var python = "python3"
     @Option(help: "The repository root (benchmarks/ lives there).") var root = "."
-    @Option(help: "Only these, comma-separated: sandbox, sqlite, postgres, checkout, peer, flat (the baseline always runs).") var only: String?
+    @Option(help: "Only these, comma-separated: sandbox, sqlite, postgres, checkout, peer, flat, qr (the baseline always runs).") var only: String?
 
     func run() async throws {
         let kaspiPath = kaspi ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("kaspi").path

@@ -104,6 +104,18 @@ final class Report: @unchecked Sendable {
         extra.append("Query plan of the claim: `\(plan)`")
     }
 
+    /// The baseline's req/s, when measured.
+    var baselineRPS: Double? { baselineStats?.rps }
+
+    func qrPolling(_ lines: [String], pending: Int) {
+        extra.append("")
+        extra.append("Polling on the Kaspi QR API: one worker polls \(pending.formatted()) due orders once each (`reconcileOnce`, 100 a round; one `payment/status` to `kaspi sandbox` over loopback, the state applied and the next poll scheduled at Kaspi's 5 s), in-process. Capacity is how many pending orders it keeps polled every 5 s:")
+        extra.append("")
+        extra.append("| database | settled orders | polls | time | per poll | polls/s (of baseline req/s) | pending orders at 5 s |")
+        extra.append("|---|---|---|---|---|---|---|")
+        extra.append(contentsOf: lines)
+    }
+
     func targets() {
         guard let base = baselineStats else { return }
         var t: [String] = []

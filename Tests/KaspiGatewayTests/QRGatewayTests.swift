@@ -53,7 +53,7 @@ struct QRGatewayTests {
         }
     }
 
-    @Test("scanned but never confirmed: expired at the confirmation deadline, from the first Wait", arguments: [KaspiQRAPI.SchemeName.r1])
+    @Test("scanned but never confirmed: expired at the confirmation deadline, from the first Wait", arguments: schemes)
     func scannedNeverConfirmed(_ scheme: KaspiQRAPI.SchemeName) async throws {
         try await withQRStack(.sqlite, scheme: scheme) { s in
             let (id, _) = try await s.checkout()
@@ -71,7 +71,7 @@ struct QRGatewayTests {
         }
     }
 
-    @Test("never scanned: expired at the scan deadline", arguments: [KaspiQRAPI.SchemeName.r3])
+    @Test("never scanned: expired at the scan deadline", arguments: schemes)
     func neverScanned(_ scheme: KaspiQRAPI.SchemeName) async throws {
         try await withQRStack(.sqlite, scheme: scheme) { s in
             let (id, _) = try await s.checkout(qr: true)
@@ -82,9 +82,9 @@ struct QRGatewayTests {
         }
     }
 
-    @Test("a lost create answer: the purchase is made once, the order is not paid twice")
-    func lostCreate() async throws {
-        try await withQRStack(.sqlite, scheme: .r1) { s in
+    @Test("a lost create answer: the purchase is made once, the order is not paid twice", arguments: schemes)
+    func lostCreate(_ scheme: KaspiQRAPI.SchemeName) async throws {
+        try await withQRStack(.sqlite, scheme: scheme) { s in
             var faults = SandboxQRFaults()
             faults.loseResponseNext = 1
             await s.sandbox.setQRFaults(faults, organizationBin: "123456789012")
