@@ -674,49 +674,61 @@ public final class Gateway: Sendable {
     public func reconcileOnce(limit: Int? = nil) async throws -> Int {
         let at = now()
         let due = try await store.claimOrdersToPoll(now: at, limit: limit ?? configuration.workBatchSize, owner: configuration.instanceID, lease: 60)
-        for order in due {
-            let attempts = order.pollAttempts + 1
-            let expireAfter = order.kind == .qr ? configuration.qrExpireAfter : configuration.expireAfter
-            // A provider that hands out its own deadlines (the Kaspi QR API) sets the schedule:
-            // its interval, and its scan or confirmation deadline instead of ours.
-            let plan = provider.pollPlan(for: order, now: at)
-            let deadline = plan?.deadline ?? order.createdAt.addingTimeInterval(expireAfter)
-            let lateUntil = deadline.addingTimeInterval(configuration.latePaymentWindow)
-            let backoff = min(configuration.maxPollInterval, configuration.pollInterval * pow(2, Double(min(attempts - 1, 16))))
-            func nextPoll(_ updated: GatewayOrder) -> Date? {
-                let at = now()
-                switch updated.state {
-                case .created, .pending:
-                    return provider.pollPlan(for: updated, now: at)?.nextPollAt ?? at.addingTimeInterval(backoff)
-                case .expired:
-                    guard plan?.latePolls ?? true else { return nil }
-                    let next = at.addingTimeInterval(configuration.latePollInterval)
-                    return next < lateUntil ? next : nil
-                case .paid, .declined, .cancelled: return nil
+        // Polls wait on Kaspi, not on the CPU: several at once (each order's writes are its own).
+        let width = max(1, configuration.pollConcurrency)
+        for start in stride(from: 0, to: due.count, by: width) {
+            await withTaskGroup(of: Void.self) { group in
+                for order in due[start..<min(start + width, due.count)] {
+                    group.addTask { await self.poll(order, claimedAt: at) }
                 }
-            }
-            do {
-                if order.state == .expired { metrics.latePoll() }
-                var updated = try await refreshStatus(order, source: .poll)
-                // The deadline of the phase the order is in now (a first Wait moves it).
-                let currentDeadline = provider.pollPlan(for: updated, now: now())?.deadline ?? deadline
-                if updated.state == .created || updated.state == .pending, now() >= currentDeadline {
-                    // Kaspi was asked just now and reported no outcome: expired, asked again later.
-                    let at = now()
-                    let late = at.addingTimeInterval(configuration.latePollInterval)
-                    let lateEnd = currentDeadline.addingTimeInterval(configuration.latePaymentWindow)
-                    let reason = plan.map { "the \($0.phase) deadline passed without a payment" } ?? "still pending after \(Int(expireAfter)) s"
-                    updated = try await store.update(orderId: order.id, metrics.counting {
-                        OrderStateMachine.expire($0, at: at, reason: reason, latePollAt: late < lateEnd && (plan?.latePolls ?? true) ? late : nil)
-                    })
-                }
-                try await store.schedulePoll(orderId: order.id, at: nextPoll(updated), attempts: attempts, owner: configuration.instanceID)
-            } catch {
-                logger.warning("Reconciliation poll failed; will retry", metadata: ["order": "\(order.id)", "error": "\(String(describing: error).prefix(120))"])
-                try? await store.schedulePoll(orderId: order.id, at: nextPoll(order), attempts: attempts, owner: configuration.instanceID)
             }
         }
         return due.count
+    }
+
+    /// One claimed order's poll: ask the provider, apply the answer, expire it at its deadline,
+    /// schedule the next poll. A failure is logged and the poll scheduled again.
+    private func poll(_ order: GatewayOrder, claimedAt at: Date) async {
+        let attempts = order.pollAttempts + 1
+        let expireAfter = order.kind == .qr ? configuration.qrExpireAfter : configuration.expireAfter
+        // A provider that hands out its own deadlines (the Kaspi QR API) sets the schedule:
+        // its interval, and its scan or confirmation deadline instead of ours.
+        let plan = provider.pollPlan(for: order, now: at)
+        let deadline = plan?.deadline ?? order.createdAt.addingTimeInterval(expireAfter)
+        let lateUntil = deadline.addingTimeInterval(configuration.latePaymentWindow)
+        let backoff = min(configuration.maxPollInterval, configuration.pollInterval * pow(2, Double(min(attempts - 1, 16))))
+        func nextPoll(_ updated: GatewayOrder) -> Date? {
+            let at = now()
+            switch updated.state {
+            case .created, .pending:
+                return provider.pollPlan(for: updated, now: at)?.nextPollAt ?? at.addingTimeInterval(backoff)
+            case .expired:
+                guard plan?.latePolls ?? true else { return nil }
+                let next = at.addingTimeInterval(configuration.latePollInterval)
+                return next < lateUntil ? next : nil
+            case .paid, .declined, .cancelled: return nil
+            }
+        }
+        do {
+            if order.state == .expired { metrics.latePoll() }
+            var updated = try await refreshStatus(order, source: .poll)
+            // The deadline of the phase the order is in now (a first Wait moves it).
+            let currentDeadline = provider.pollPlan(for: updated, now: now())?.deadline ?? deadline
+            if updated.state == .created || updated.state == .pending, now() >= currentDeadline {
+                // Kaspi was asked just now and reported no outcome: expired, asked again later.
+                let at = now()
+                let late = at.addingTimeInterval(configuration.latePollInterval)
+                let lateEnd = currentDeadline.addingTimeInterval(configuration.latePaymentWindow)
+                let reason = plan.map { "the \($0.phase) deadline passed without a payment" } ?? "still pending after \(Int(expireAfter)) s"
+                updated = try await store.update(orderId: order.id, metrics.counting {
+                    OrderStateMachine.expire($0, at: at, reason: reason, latePollAt: late < lateEnd && (plan?.latePolls ?? true) ? late : nil)
+                })
+            }
+            try await store.schedulePoll(orderId: order.id, at: nextPoll(updated), attempts: attempts, owner: configuration.instanceID)
+        } catch {
+            logger.warning("Reconciliation poll failed; will retry", metadata: ["order": "\(order.id)", "error": "\(String(describing: error).prefix(120))"])
+            try? await store.schedulePoll(orderId: order.id, at: nextPoll(order), attempts: attempts, owner: configuration.instanceID)
+        }
     }
 
     /// Gives back the leases this instance held before a restart, so that its claimed orders

@@ -23,6 +23,7 @@ extension GatewayConfiguration {
         var eventRetrySeconds: [Double]?
         var instanceId: String?
         var workBatchSize: Int?
+        var pollConcurrency: Int?
         var adminPassword: String?
         var confirmPaidWebhooks: Bool?
         var idempotencyKeyLifetime: Double?
@@ -61,6 +62,7 @@ extension GatewayConfiguration {
         if let v = file.eventRetrySeconds { c.eventRetrySeconds = v }
         if let v = file.instanceId { c.instanceID = v }
         if let v = file.workBatchSize { c.workBatchSize = v }
+        if let v = file.pollConcurrency { c.pollConcurrency = v }
         c.adminPassword = file.adminPassword
         if let v = file.confirmPaidWebhooks { c.confirmPaidWebhooks = v }
         if let v = file.idempotencyKeyLifetime { c.idempotencyKeyLifetime = v }

@@ -6,9 +6,9 @@ import KaspiPayAsyncHTTPClient
 
 // readme-example-begin
 /// Creates a Kaspi order and returns where to send the payer.
-func startPayment(orderNumber: Int, total: Int) async throws -> URL {
+func startPayment(orderNumber: Int, total: Int, environment: [String: String] = ProcessInfo.processInfo.environment) async throws -> URL {
     // KASPI_TRADE_POINT_ID, KASPI_API_KEY, and KASPI_BASE_URL.
-    let configuration = try KaspiConfiguration()
+    let configuration = try KaspiConfiguration(environment: environment)
     let transport = AsyncHTTPClientTransport()
     defer { Task { try await transport.shutdown() } }
     let client = KaspiClient(configuration: configuration, transport: transport)
@@ -23,8 +23,10 @@ func startPayment(orderNumber: Int, total: Int) async throws -> URL {
 }
 
 /// Handles Kaspi's webhook: verify the raw body, then check it against the stored order.
-func handleKaspiWebhook(rawBody: [UInt8], storedAmount: (OrderID) async throws -> Amount?) async throws -> WebhookEvent {
-    let verifier = WebhookVerifier(apiKey: try KaspiConfiguration().apiKey)
+func handleKaspiWebhook(
+    rawBody: [UInt8], environment: [String: String] = ProcessInfo.processInfo.environment, storedAmount: (OrderID) async throws -> Amount?
+) async throws -> WebhookEvent {
+    let verifier = WebhookVerifier(apiKey: try KaspiConfiguration(environment: environment).apiKey)
     let event = try await verifier.verify(body: rawBody) { orderId in
         try await storedAmount(orderId).map { ExpectedOrder(amount: $0) }
     }

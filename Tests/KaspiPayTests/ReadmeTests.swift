@@ -25,23 +25,23 @@ struct ReadmeTests {
     }
 
     /// The example runs for real, with the configuration in the process environment (as a
-    /// merchant's would be), one such test at a time (`ProcessEnvironment`).
+    /// merchant's would be.
     @Test func theExampleWorks() async throws {
         let server = ContractServer()
         try await server.run { url in
-          try await ProcessEnvironment.with(
-            ["KASPI_TRADE_POINT_ID": server.tradePointID, "KASPI_API_KEY": server.apiKey, "KASPI_BASE_URL": url.absoluteString]
-          ) {
-            let paymentURL = try await startPayment(orderNumber: 77, total: 5000)
+            // The configuration a merchant's process would have in its environment. (Setting
+            // the test process's own environment would race with child processes started by
+            // other tests: setenv is not thread-safe.)
+            let environment = ["KASPI_TRADE_POINT_ID": server.tradePointID, "KASPI_API_KEY": server.apiKey, "KASPI_BASE_URL": url.absoluteString]
+            let paymentURL = try await startPayment(orderNumber: 77, total: 5000, environment: environment)
             #expect(paymentURL.absoluteString == "http://pay.test/pay/ORDER-77")
             let key = try APIKey(server.apiKey)
             let body = Array(#"{"orderId":"ORDER-77","amount":5000,"status":"APPROVED","transactionId":"TX-77","signature":"\#(Signature.webhook(orderId: "ORDER-77", amount: 5000, apiKey: key))"}"#.utf8)
-            let event = try await handleKaspiWebhook(rawBody: body) { id in id == "ORDER-77" ? 5000 : nil }
+            let event = try await handleKaspiWebhook(rawBody: body, environment: environment) { id in id == "ORDER-77" ? 5000 : nil }
             #expect(event.status == .approved && event.transactionId == "TX-77")
             await #expect(throws: WebhookVerificationError.amountMismatch(orderId: "ORDER-77", expected: 4000, received: 5000)) {
-                try await handleKaspiWebhook(rawBody: body) { _ in 4000 }
+                try await handleKaspiWebhook(rawBody: body, environment: environment) { _ in 4000 }
             }
-          }
         }
     }
 }

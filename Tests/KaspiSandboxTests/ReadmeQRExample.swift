@@ -6,9 +6,12 @@ import KaspiPayAsyncHTTPClient
 
 // readme-qr-example-begin
 /// Shows a QR code for an order and waits for the payer; true once Kaspi reports it paid.
-func takeQRPayment(orderNumber: Int, total: Decimal, show: @escaping @Sendable (String) -> Void) async throws -> Bool {
+func takeQRPayment(
+    orderNumber: Int, total: Decimal, environment: [String: String] = ProcessInfo.processInfo.environment,
+    show: @escaping @Sendable (String) -> Void
+) async throws -> Bool {
     // KASPI_QR_SCHEME=r1, KASPI_QR_API_KEY, KASPI_QR_DEVICE_TOKEN, and KASPI_ENV or KASPI_BASE_URL.
-    let settings = try KaspiQRAPI.Settings()
+    let settings = try KaspiQRAPI.Settings(environment: environment)
     guard let apiKey = settings.apiKey, let device = settings.deviceToken else {
         throw ConfigurationError.missingVariable("KASPI_QR_DEVICE_TOKEN")
     }

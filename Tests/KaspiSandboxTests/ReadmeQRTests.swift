@@ -17,8 +17,8 @@ struct ReadmeQRTests {
         #expect(readme.contains("```swift\nimport KaspiPay\nimport KaspiPayAsyncHTTPClient\n\n" + example + "```"))
     }
 
-    /// The example runs for real, configured through the process environment as a merchant's
-    /// would be; the payer pays on the sandbox once the QR is shown.
+    /// The example runs for real, configured by the variables a merchant's process would have;
+    /// the payer pays on the sandbox once the QR is shown.
     @Test func works() async throws {
         try await withQRSandbox(configure: { $0.qrAPI.statusPollingInterval = 1 }) { h in
             let device = try await h.device("readme-till")
@@ -27,14 +27,12 @@ struct ReadmeQRTests {
                 "KASPI_QR_SCHEME": "r1", "KASPI_QR_API_KEY": QRHarness.apiKey, "KASPI_QR_DEVICE_TOKEN": device.value,
                 "KASPI_BASE_URL": h.httpURL.absoluteString,
             ]
-            let paid = try await ProcessEnvironment.with(variables) {
-                try await takeQRPayment(orderNumber: 7, total: 2500) { token in
-                    // The payer scans and confirms once the QR is shown.
-                    Task {
-                        guard let purchase = await sandbox.qrPurchases().first(where: { $0.token == token }) else { return }
-                        try await sandbox.act(.scan, paymentId: purchase.id)
-                        try await sandbox.act(.confirm, paymentId: purchase.id)
-                    }
+            let paid = try await takeQRPayment(orderNumber: 7, total: 2500, environment: variables) { token in
+                // The payer scans and confirms once the QR is shown.
+                Task {
+                    guard let purchase = await sandbox.qrPurchases().first(where: { $0.token == token }) else { return }
+                    try await sandbox.act(.scan, paymentId: purchase.id)
+                    try await sandbox.act(.confirm, paymentId: purchase.id)
                 }
             }
             #expect(paid)
