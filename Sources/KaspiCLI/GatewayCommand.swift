@@ -105,7 +105,14 @@ struct GatewayCommand: AsyncParsableCommand {
                     let settings = try KaspiQRAPI.Settings(environment: environment)
                     transport = try KaspiQRSetup.transport(settings)
                     (store, services) = try await GatewayStorage.open(configuration, logger: logger)
-                    let client = try KaspiQRSetup.client(settings, transport: transport, logger: logger)
+                    // Kaspi publishes no rate limit for the QR API; KASPI_RATE_LIMIT (calls a
+                    // minute, shared by every instance on the database) sets one if needed.
+                    var limiter: SharedRateLimiter? = nil
+                    if let raw = environment["KASPI_RATE_LIMIT"], !raw.isEmpty {
+                        guard let perMinute = Int(raw), (0...100_000).contains(perMinute) else { throw ConfigurationError.invalidRateLimit(raw) }
+                        if perMinute > 0 { limiter = SharedRateLimiter(store: store, key: "kaspi-qr", limit: perMinute, window: 60) }
+                    }
+                    let client = try KaspiQRSetup.client(settings, transport: transport, rateLimiter: limiter, logger: logger)
                     provider = KaspiQRProvider(client: client) { try await store.devices(provider: KaspiQRProvider.providerName) }
                     profileLine = "Profile: the Kaspi QR API, \(settings.scheme) at \(settings.host); no webhooks, outcomes are polled"
                 } else {
