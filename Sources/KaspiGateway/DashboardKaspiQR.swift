@@ -98,7 +98,13 @@ extension Gateway {
             try await self.adminForm(request) { _, _ in
                 do {
                     let created = try await self.createCustomerReturn()
-                    self.returnQRs.withLock { $0[created.id] = Data(created.png).base64EncodedString() }
+                    let image = Data(created.png).base64EncodedString()
+                    self.returnQRs.withLock { images in
+                        // A return QR is scanned within minutes: keep the newest few only.
+                        images.order.append(created.id)
+                        images.byId[created.id] = image
+                        while images.order.count > 50 { images.byId[images.order.removeFirst()] = nil }
+                    }
                     return Response(status: .seeOther, headers: [.location: "/admin/returns/\(created.id)"])
                 } catch {
                     return Self.redirect("/admin/returns", message: "No return QR: \(Self.errorMessage(error))")
@@ -186,7 +192,7 @@ extension Gateway {
         }
         var body = "<p>Status: <strong id=\"return-status\">\(Self.escape(status.status))</strong></p>"
         if !status.identified {
-            if let png = returnQRs.withLock({ $0[id] }) {
+            if let png = returnQRs.withLock({ $0.byId[id] }) {
                 body += "<img class=\"qr\" src=\"data:image/png;base64,\(png)\" alt=\"Return QR\"><p>The customer scans this in their Kaspi app; this page checks by itself.</p>"
             }
             return adminPage("Return \(id)", signedIn: session, body, message: message).replacingOccurrences(

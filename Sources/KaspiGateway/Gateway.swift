@@ -85,7 +85,7 @@ public final class Gateway: Sendable {
     /// When each order was last read from Kaspi on request (``refreshOnRequest(orderId:)``).
     let lastRefresh = Mutex<[String: Date]>([:])
     /// Return QRs made from the dashboard, to show while the customer scans (id → PNG base64).
-    let returnQRs = Mutex<[String: String]>([:])
+    let returnQRs = Mutex<(order: [String], byId: [String: String])>(([], [:]))
 
     /// Creates a gateway over a migrated store.
     ///
