@@ -79,7 +79,7 @@ struct GatewayCLITests {
         request.headers.add(name: "Authorization", value: "Bearer \(key)")
         request.headers.add(name: "Content-Type", value: "application/json")
         if let body { request.body = .bytes(ByteBuffer(string: body)) }
-        let response = try await http.execute(request, timeout: .seconds(15))
+        let response = try await http.execute(request, timeout: .seconds(30))
         let buffer = try await response.body.collect(upTo: 1 << 20)
         return (try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView))) as? [String: Any] ?? [:]
     }
@@ -90,7 +90,7 @@ struct GatewayCLITests {
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
         request.body = .bytes(ByteBuffer(string: "action=pay"))
-        _ = try await http.execute(request, timeout: .seconds(15))
+        _ = try await http.execute(request, timeout: .seconds(30))
     }
 
     @Test(arguments: Backend.available)

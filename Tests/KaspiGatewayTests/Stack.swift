@@ -35,7 +35,7 @@ func http(_ method: HTTPMethod, _ url: String, body: String? = nil, headers: [St
     request.method = method
     for (name, value) in headers { request.headers.add(name: name, value: value) }
     if let body { request.body = .bytes(ByteBuffer(string: body)) }
-    let response = try await browser.execute(request, timeout: .seconds(15))
+    let response = try await browser.execute(request, timeout: .seconds(30))
     let buffer = try await response.body.collect(upTo: 4 << 20)
     var fields: [String: String] = [:]
     for header in response.headers { fields[header.name.lowercased()] = header.value }

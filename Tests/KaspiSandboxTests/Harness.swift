@@ -34,7 +34,7 @@ struct Harness: Sendable {
         request.method = method
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         if let body { request.body = .bytes(ByteBuffer(string: body)) }
-        let response = try await noRedirects.execute(request, timeout: .seconds(10))
+        let response = try await noRedirects.execute(request, timeout: .seconds(30))
         let buffer = try await response.body.collect(upTo: 4 << 20)
         var fields: [String: String] = [:]
         for header in response.headers { fields[header.name.lowercased()] = header.value }
