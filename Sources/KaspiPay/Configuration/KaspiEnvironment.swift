@@ -18,8 +18,9 @@ public enum KaspiEnvironment: Sendable, Hashable, CustomStringConvertible {
     /// appended to it.
     public var baseURL: URL {
         switch self {
-        case .production: URL(string: "https://pay.kaspi.kz")!
-        case .test: URL(string: "https://testpay.kaspi.kz")!
+        // Literals that always parse; the fallback only keeps a force unwrap off this path.
+        case .production: URL(string: "https://pay.kaspi.kz") ?? URL(fileURLWithPath: "/")
+        case .test: URL(string: "https://testpay.kaspi.kz") ?? URL(fileURLWithPath: "/")
         case .custom(let url): url
         }
     }
