@@ -37,6 +37,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
     ],
     targets: [
         // The SDK core: wire models, money, signatures, client, errors, retries, rate limit,
@@ -80,6 +81,17 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The web layer the sandbox, the gateway and the demo share: Mustache pages with
+        // their layout and stylesheet loaded from resources, HTML answers, form decoding.
+        .target(
+            name: "KaspiWeb",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Mustache", package: "swift-mustache"),
+            ],
+            swiftSettings: strict
+        ),
         // The sandbox: a stateful local emulator of Kaspi Pay, embeddable in tests and the demo.
         .target(
             name: "KaspiSandbox",
@@ -120,6 +132,7 @@ let package = Package(
             dependencies: [
                 "KaspiSupport",
                 "KaspiGatewayStore",
+                "KaspiWeb",
                 "QRCodeEncoder",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -133,6 +146,7 @@ let package = Package(
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            resources: [.copy("Templates")],
             swiftSettings: strict
         ),
         // kaspi demo: a sandbox, a gateway and a demo shop in one process.

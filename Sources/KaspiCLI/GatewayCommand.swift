@@ -127,7 +127,7 @@ struct GatewayCommand: AsyncParsableCommand {
                 }
                 let gateway = Gateway(configuration: configuration, store: store, provider: provider, logger: logger)
                 let settings = configuration
-                let app = gateway.application { port in
+                let app = try gateway.application { port in
                     let base = settings.publicBase(boundPort: port)
                     Console.out("""
                         Kaspi gateway listening on http://\(settings.host):\(port) (\(settings.databaseDescription))

@@ -127,7 +127,7 @@ public struct Demo: Sendable {
         let urls = URLs(shop: "http://\(host):\(shopPort)", gateway: gatewayBase, sandbox: "http://\(host):\(sandboxPort)", gatewayAPIKey: apiKey, admin: "\(gatewayBase)/admin", adminPassword: "kaspikit-demo")
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: try sandbox.application()), .init(service: gateway.application()), .init(service: shopApp)],
+                services: [.init(service: try sandbox.application()), .init(service: try gateway.application()), .init(service: shopApp)],
                 gracefulShutdownSignals: until == nil ? [.sigint, .sigterm] : [], logger: logger))
         do {
             try await withThrowingTaskGroup(of: Void.self) { tasks in

@@ -124,7 +124,7 @@ struct HostileInputTests {
             let session = signedIn.headers["set-cookie"]?.split(separator: ";").first.map(String.init)
             #expect(session != nil)
 
-            let routes = Self.routes(stack.gateway.router())
+            let routes = Self.routes(try stack.gateway.router())
             #expect(routes.count >= 20)
             let ids = ["id": orderId, "/l/:id:id": linkId, "/l/:id/pay:id": linkId, "/v1/payment-links/:id:id": linkId,
                        "/admin/links/:id:id": linkId, "/v1/events/:id/resend:id": eventId, "/admin/events/:id/resend:id": eventId]

@@ -122,7 +122,7 @@ func withQRStack(
             do {
                 try await gateway.prepareAdmin()
                 let device = try await KaspiQRSetup.registerDevice(client: client, store: store, tradePointId: 19, deviceId: "gateway-till")
-                let serviceGroup = ServiceGroup(configuration: .init(services: [gateway.application()], gracefulShutdownSignals: [], logger: Logger(label: "test")))
+                let serviceGroup = ServiceGroup(configuration: .init(services: [try gateway.application()], gracefulShutdownSignals: [], logger: Logger(label: "test")))
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask { try await serviceGroup.run() }
                     let url = "http://127.0.0.1:\(gatewayPort)"

@@ -164,7 +164,7 @@ func withStack(
                 do {
                     // The gateway listens on the port the sandbox was told, so it runs as a service
                     // rather than under the test framework (which picks its own port).
-                    let serviceGroup = ServiceGroup(configuration: .init(services: [gateway.application()], gracefulShutdownSignals: [], logger: Logger(label: "test")))
+                    let serviceGroup = ServiceGroup(configuration: .init(services: [try gateway.application()], gracefulShutdownSignals: [], logger: Logger(label: "test")))
                     try await withThrowingTaskGroup(of: Void.self) { group in
                         group.addTask { try await serviceGroup.run() }
                         let url = "http://127.0.0.1:\(gatewayPort)"

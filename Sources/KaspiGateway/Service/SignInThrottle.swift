@@ -1,23 +1,5 @@
 import Foundation
-import Hummingbird
-import NIOCore
 import Synchronization
-
-/// The gateway's request context: Hummingbird's basic one plus the TCP peer's address, which
-/// the dashboard's sign-in throttle keys on (never a forwarded header, which a client writes).
-public struct GatewayRequestContext: RequestContext, RemoteAddressRequestContext {
-    public var coreContext: CoreRequestContextStorage
-    /// The address the connection came from.
-    public let remoteAddress: SocketAddress?
-
-    public init(source: ApplicationRequestContextSource) {
-        self.coreContext = .init(source: source)
-        self.remoteAddress = source.channel.remoteAddress
-    }
-
-    /// The peer's IP address as text, or `unknown`.
-    var clientAddress: String { remoteAddress?.ipAddress ?? "unknown" }
-}
 
 /// Failed dashboard sign-ins, counted per client address and in all, over a sliding window.
 /// An address with ``perClient`` failures in the window, or the gateway with ``global``, is

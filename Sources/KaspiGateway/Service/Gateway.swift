@@ -6,40 +6,6 @@ import NIOCore
 import Synchronization
 
 /// An error the gateway's API answers with: `{"error": {"code", "message"}}` and a status.
-public struct GatewayAPIError: Error, Sendable, Hashable, CustomStringConvertible {
-    public var status: Int
-    public var code: String
-    public var message: String
-    /// Seconds after which a retry may succeed (the `Retry-After` header), when known.
-    public var retryAfter: Int?
-
-    public init(_ status: Int, _ code: String, _ message: String, retryAfter: Int? = nil) {
-        self.status = status
-        self.code = code
-        self.message = message
-        self.retryAfter = retryAfter
-    }
-
-    public var description: String { "\(code): \(message)" }
-
-    static func invalid(_ message: String) -> Self { .init(400, "INVALID_REQUEST", message) }
-    static let unauthorized = Self(401, "UNAUTHORIZED", "Send Authorization: Bearer <your gateway API key>.")
-    static func notFound(_ id: String) -> Self { .init(404, "ORDER_NOT_FOUND", "No order \(id).") }
-
-    static func from(_ error: StoreError) -> Self {
-        switch error {
-        case .orderNotFound(let id): .notFound(id)
-        case .refundExceedsPaid: .init(409, "REFUND_EXCEEDS_PAID", "The refund would exceed what remains of the paid amount.")
-        case .notRefundable(_, let state): .init(409, "NOT_REFUNDABLE", "The order is \(state.rawValue); only a paid order can be refunded.")
-        case .idempotencyConflict: .init(409, "IDEMPOTENCY_CONFLICT", "This Idempotency-Key was used with a different request; use a new key.")
-        case .idempotencyInProgress: .init(409, "IDEMPOTENCY_IN_PROGRESS", "A request with this Idempotency-Key is still being processed; retry after a moment for its answer.", retryAfter: 1)
-        case .duplicateOrder: .init(409, "DUPLICATE_ORDER", "An order with this id exists.")
-        case .refundAlreadyResolved(let id): .init(409, "REFUND_ALREADY_RESOLVED", "Refund \(id) was settled already.")
-        case .schemaTooNew, .database: .init(503, "STORAGE_UNAVAILABLE", "The gateway could not store the change; retry later.")
-        }
-    }
-}
-
 /// What a merchant asks for when creating a checkout.
 public struct CheckoutRequest: Sendable, Hashable {
     public var amount: Int
@@ -126,7 +92,7 @@ public final class Gateway: Sendable {
     ///
     /// - Parameter reservation: the request's Idempotency-Key, reserved in the transaction
     ///   that stores the order.
-    public func createCheckout(_ request: CheckoutRequest, kind: OrderKind, reserving reservation: IdempotencyReservation? = nil) async throws(GatewayAPIError) -> (GatewayOrder, ProviderQR?) {
+    public func createCheckout(_ request: CheckoutRequest, kind: OrderKind, reserving reservation: IdempotencyReservation? = nil) async throws(GatewayError) -> (GatewayOrder, ProviderQR?) {
         guard request.amount >= 100, request.amount <= 100_000_000 else {
             throw .invalid("amount must be an integer number of tenge from 100 to 100000000.")
         }
@@ -142,7 +108,7 @@ public final class Gateway: Sendable {
         }
         let base = publicBase
         guard let returnURL = URL(string: "\(base)/pay/return/"), let failURL = URL(string: "\(base)/pay/fail/") else {
-            throw GatewayAPIError(500, "PUBLIC_URL_INVALID", "The gateway's public URL is not a valid URL; set publicUrl.")
+            throw GatewayError(.misconfigured, "PUBLIC_URL_INVALID", "The gateway's public URL is not a valid URL; set publicUrl.")
         }
         let created = now()
         let order = GatewayOrder(
@@ -150,7 +116,7 @@ public final class Gateway: Sendable {
             amount: request.amount, description: request.description, merchantReference: request.merchantReference,
             metadata: request.metadata, mobileReturnURL: request.mobileReturnURL, paymentLinkId: request.paymentLinkId,
             createdAt: created, nextPollAt: created.addingTimeInterval(configuration.firstPollAfter))
-        do { try await store.insert(order, reserving: reservation) } catch { throw Self.storeError(error) }
+        do { try await store.insert(order, reserving: reservation) } catch { throw GatewayError.storage(error) }
         let paymentRequest = ProviderPaymentRequest(
             providerOrderId: order.providerOrderId, amount: order.amount, description: order.description,
             returnURL: returnURL.appending(path: order.id), failURL: failURL.appending(path: order.id),
@@ -184,20 +150,14 @@ public final class Gateway: Sendable {
         } catch let error as ProviderError {
             if error.ambiguous {
                 logger.warning("Provider call ambiguous; reconciliation will recover the order", metadata: ["order": "\(order.id)", "error.code": "\(error.code)"])
-                throw GatewayAPIError(503, "PROVIDER_UNAVAILABLE", "Kaspi did not answer in time; order \(order.id) is stored and will be reconciled. Check it with GET /v1/orders/\(order.id) rather than creating another.")
+                throw GatewayError(.providerUnavailable, "PROVIDER_UNAVAILABLE", "Kaspi did not answer in time; order \(order.id) is stored and will be reconciled. Check it with GET /v1/orders/\(order.id) rather than creating another.")
             }
             let at = now()
             _ = try? await store.update(orderId: order.id, metrics.counting { OrderStateMachine.expire($0, at: at, reason: "the provider refused the order: \(error.code)") })
-            throw GatewayAPIError(502, "PROVIDER_REFUSED", "Kaspi refused the order (\(error.code)): \(error.message)")
+            throw GatewayError(.providerRefused, "PROVIDER_REFUSED", "Kaspi refused the order (\(error.code)): \(error.message)")
         } catch {
-            throw Self.storeError(error)
+            throw GatewayError.storage(error)
         }
-    }
-
-    static func storeError(_ error: any Error) -> GatewayAPIError {
-        if let error = error as? GatewayAPIError { return error }
-        if let error = error as? StoreError { return .from(error) }
-        return GatewayAPIError(503, "STORAGE_UNAVAILABLE", "The gateway could not store the change; retry later.")
     }
 
     // MARK: Status reports
@@ -248,13 +208,13 @@ public final class Gateway: Sendable {
 
     /// Applies a provider webhook from its raw body: verified, checked against the stored
     /// order (exists, same amount), applied idempotently, committed before the caller answers.
-    public func handleWebhook(_ body: [UInt8]) async throws(GatewayAPIError) -> GatewayOrder {
-        guard body.count <= 16 * 1024 else { throw GatewayAPIError(413, "WEBHOOK_BODY_TOO_LARGE", "A webhook body is at most 16 KiB.") }
+    public func handleWebhook(_ body: [UInt8]) async throws(GatewayError) -> GatewayOrder {
+        guard body.count <= 16 * 1024 else { throw GatewayError(.tooLarge, "WEBHOOK_BODY_TOO_LARGE", "A webhook body is at most 16 KiB.") }
         let event: ProviderWebhook
         do { event = try provider.readWebhook(body) } catch {
             metrics.webhook("rejected")
             logger.warning("Webhook rejected", metadata: ["error.code": "\(error.code)"])
-            throw GatewayAPIError(400, error.code, error.message)
+            throw GatewayError(.invalidRequest, error.code, error.message)
         }
         let amount = event.amount
         let transactionId = event.report == .approved && configuration.confirmPaidWebhooks ? try await confirmPaid(event) : event.transactionId
@@ -273,13 +233,13 @@ public final class Gateway: Sendable {
         } catch StoreError.orderNotFound {
             metrics.webhook("rejected")
             logger.warning("Webhook for an unknown order rejected", metadata: ["providerOrderId": "\(event.providerOrderId)"])
-            throw GatewayAPIError(400, "WEBHOOK_UNKNOWN_ORDER", "No order \(event.providerOrderId) here; the webhook is for another shop or forged.")
+            throw GatewayError(.invalidRequest, "WEBHOOK_UNKNOWN_ORDER", "No order \(event.providerOrderId) here; the webhook is for another shop or forged.")
         } catch let mismatch as WebhookAmountMismatch {
             metrics.webhook("rejected")
             logger.warning("Webhook with a wrong amount rejected", metadata: ["order": "\(mismatch.orderId)"])
-            throw GatewayAPIError(400, "WEBHOOK_AMOUNT_MISMATCH", "The webhook's amount differs from the order's; nothing was changed.")
+            throw GatewayError(.invalidRequest, "WEBHOOK_AMOUNT_MISMATCH", "The webhook's amount differs from the order's; nothing was changed.")
         } catch {
-            throw Self.storeError(error)
+            throw GatewayError.storage(error)
         }
     }
 
@@ -292,9 +252,9 @@ public final class Gateway: Sendable {
     ///   the refusal is in the order's timeline and in metrics, and nothing else changes.
     ///   `WEBHOOK_CONFIRMATION_UNAVAILABLE` (503) when Kaspi could not be asked, so that Kaspi
     ///   sends the webhook again (and reconciliation asks meanwhile).
-    func confirmPaid(_ event: ProviderWebhook) async throws(GatewayAPIError) -> String? {
+    func confirmPaid(_ event: ProviderWebhook) async throws(GatewayError) -> String? {
         let order: GatewayOrder?
-        do { order = try await store.order(provider: provider.name, providerOrderId: event.providerOrderId) } catch { throw Self.storeError(error) }
+        do { order = try await store.order(provider: provider.name, providerOrderId: event.providerOrderId) } catch { throw GatewayError.storage(error) }
         // Unknown orders and wrong amounts are refused by the update itself; an order already
         // paid with its transaction id recorded changes only in its timeline.
         guard let order, order.amount == event.amount, order.state != .paid || order.transactionId == nil else { return event.transactionId }
@@ -302,7 +262,7 @@ public final class Gateway: Sendable {
         do { status = try await provider.status(of: order) } catch {
             metrics.webhook("unconfirmed")
             logger.warning("An APPROVED webhook could not be confirmed with Kaspi; not applied", metadata: ["order": "\(order.id)", "error.code": "\(error.code)"])
-            throw GatewayAPIError(503, "WEBHOOK_CONFIRMATION_UNAVAILABLE", "Kaspi's status could not be read to confirm the payment; send the webhook again later.")
+            throw GatewayError(.providerUnavailable, "WEBHOOK_CONFIRMATION_UNAVAILABLE", "Kaspi's status could not be read to confirm the payment; send the webhook again later.")
         }
         if status.report == .approved { return status.transactionId ?? event.transactionId }
         metrics.webhook("unconfirmed")
@@ -312,7 +272,7 @@ public final class Gateway: Sendable {
         _ = try? await store.update(orderId: order.id) { current in
             OrderStateMachine.unconfirmed(.approved, confirmed: reported, source: .webhook, on: current, at: at)
         }
-        throw GatewayAPIError(409, "WEBHOOK_NOT_CONFIRMED", "Kaspi reports this order as \(status.report.rawValue), not APPROVED; the webhook changed nothing.")
+        throw GatewayError(.conflict, "WEBHOOK_NOT_CONFIRMED", "Kaspi reports this order as \(status.report.rawValue), not APPROVED; the webhook changed nothing.")
     }
 
     // MARK: Refunds
@@ -326,20 +286,20 @@ public final class Gateway: Sendable {
     ///     providers that refund with the customer present (the Kaspi QR API's r2).
     public func refund(
         orderId: String, amount requested: Int?, customerReturnId: String? = nil, reserving reservation: IdempotencyReservation? = nil
-    ) async throws(GatewayAPIError) -> GatewayOrder {
+    ) async throws(GatewayError) -> GatewayOrder {
         let order: GatewayOrder?
-        do { order = try await store.order(id: orderId) } catch { throw Self.storeError(error) }
+        do { order = try await store.order(id: orderId) } catch { throw GatewayError.storage(error) }
         guard let order else { throw .notFound(orderId) }
         switch provider.refundMethod {
         case .direct: break
         case .manual:
-            throw GatewayAPIError(
-                409, "REFUND_IN_KASPI_APP",
+            throw GatewayError(
+                .conflict, "REFUND_IN_KASPI_APP",
                 "Kaspi's r1 scheme has no refunds through the API: refund in the Kaspi Pay app, then record it (POST /v1/orders/\(orderId)/manual-refunds).")
         case .customerPresent:
             guard customerReturnId != nil else {
-                throw GatewayAPIError(
-                    409, "REFUND_NEEDS_CUSTOMER",
+                throw GatewayError(
+                    .conflict, "REFUND_NEEDS_CUSTOMER",
                     "Kaspi's r2 scheme refunds with the customer present: create a return QR for them to scan (POST /v1/returns), then refund with its returnId.")
             }
         }
@@ -348,7 +308,7 @@ public final class Gateway: Sendable {
         let refundId = GatewayID.make("rf")
         let reserved: GatewayOrder
         do { reserved = try await store.recordRefund(orderId: orderId, amount: amount, refundId: refundId, at: now(), reserving: reservation) } catch {
-            throw Self.storeError(error)
+            throw GatewayError.storage(error)
         }
         do {
             let done = try await provider.refund(reserved, amount: amount, customerReturnId: customerReturnId)
@@ -364,7 +324,7 @@ public final class Gateway: Sendable {
                 // reconciliation pass records it from Kaspi's own record.
                 logger.error("Kaspi confirmed a refund that could not be recorded; reconciliation records it", metadata: ["order": "\(orderId)", "refund": "\(refundId)"])
                 metrics.refund("unrecorded")
-                throw GatewayAPIError(503, "REFUND_NOT_RECORDED", "Kaspi confirmed refund \(refundId), but it could not be recorded yet; it is recorded shortly from Kaspi's record. Do not refund again.")
+                throw GatewayError(.storageUnavailable, "REFUND_NOT_RECORDED", "Kaspi confirmed refund \(refundId), but it could not be recorded yet; it is recorded shortly from Kaspi's record. Do not refund again.")
             }
         } catch let error as ProviderError where !error.ambiguous {
             let at = now()
@@ -378,8 +338,8 @@ public final class Gateway: Sendable {
                 logger.error("A refused refund could not be released; reconciliation releases it", metadata: ["order": "\(orderId)", "refund": "\(refundId)"])
                 metrics.refund("unrecorded")
             }
-            throw GatewayAPIError(502, "PROVIDER_REFUSED", "Kaspi refused the refund (\(error.code)): \(error.message)")
-        } catch let error as GatewayAPIError {
+            throw GatewayError(.providerRefused, "PROVIDER_REFUSED", "Kaspi refused the refund (\(error.code)): \(error.message)")
+        } catch let error as GatewayError {
             throw error
         } catch {
             let code = (error as? ProviderError)?.code ?? "UNKNOWN"
@@ -391,7 +351,7 @@ public final class Gateway: Sendable {
             } catch {
                 logger.error("A refund with an unknown outcome could not be marked; it stays pending until reconciliation", metadata: ["order": "\(orderId)", "refund": "\(refundId)"])
             }
-            throw GatewayAPIError(502, "PROVIDER_REFUND_UNKNOWN", "Kaspi's answer to refund \(refundId) was lost (\(code)); it is settled from Kaspi's record by reconciliation. Do not refund again before it is.")
+            throw GatewayError(.providerOutcomeUnknown, "PROVIDER_REFUND_UNKNOWN", "Kaspi's answer to refund \(refundId) was lost (\(code)); it is settled from Kaspi's record by reconciliation. Do not refund again before it is.")
         }
     }
 
@@ -400,19 +360,19 @@ public final class Gateway: Sendable {
     // MARK: Remote invoices (the Kaspi QR API's r3)
 
     /// The client a phone number belongs to, to show before billing them.
-    public func remoteClientName(phoneNumber: String) async throws(GatewayAPIError) -> String {
+    public func remoteClientName(phoneNumber: String) async throws(GatewayError) -> String {
         guard provider.supportsRemoteInvoices else { throw Self.remoteUnsupported }
         do { return try await provider.clientName(phoneNumber: phoneNumber) } catch { throw Self.providerFailure(error) }
     }
 
-    static let remoteUnsupported = GatewayAPIError(
-        409, "REMOTE_INVOICES_NOT_SUPPORTED", "Remote invoices exist on the Kaspi QR API's r3 scheme only (kaspi gateway --profile qr with KASPI_QR_SCHEME=r3).")
+    static let remoteUnsupported = GatewayError(
+        .conflict, "REMOTE_INVOICES_NOT_SUPPORTED", "Remote invoices exist on the Kaspi QR API's r3 scheme only (kaspi gateway --profile qr with KASPI_QR_SCHEME=r3).")
 
-    static func providerFailure(_ error: ProviderError) -> GatewayAPIError {
+    static func providerFailure(_ error: ProviderError) -> GatewayError {
         if error.ambiguous {
-            return GatewayAPIError(503, "PROVIDER_UNAVAILABLE", "Kaspi did not answer in time: \(error.message)")
+            return GatewayError(.providerUnavailable, "PROVIDER_UNAVAILABLE", "Kaspi did not answer in time: \(error.message)")
         }
-        return GatewayAPIError(502, "PROVIDER_REFUSED", "Kaspi refused it (\(error.code)): \(error.message)")
+        return GatewayError(.providerRefused, "PROVIDER_REFUSED", "Kaspi refused it (\(error.code)): \(error.message)")
     }
 
     /// Bills a phone number: the order is stored first, then Kaspi is asked, as for checkouts.
@@ -420,7 +380,7 @@ public final class Gateway: Sendable {
     /// the end of its 24 hours, never on a timer.
     public func createRemoteInvoice(
         _ request: CheckoutRequest, phoneNumber: String, comment: String?, reserving reservation: IdempotencyReservation? = nil
-    ) async throws(GatewayAPIError) -> GatewayOrder {
+    ) async throws(GatewayError) -> GatewayOrder {
         guard provider.supportsRemoteInvoices else { throw Self.remoteUnsupported }
         guard request.amount >= 1, request.amount <= 100_000_000 else { throw .invalid("amount must be an integer number of tenge from 1 to 100000000.") }
         if let comment, comment.count > 256 { throw .invalid("comment must be at most 256 characters.") }
@@ -436,7 +396,7 @@ public final class Gateway: Sendable {
             id: GatewayID.make("ord"), provider: provider.name, providerOrderId: GatewayID.make("kk"), kind: .remote, amount: request.amount,
             description: request.description, merchantReference: request.merchantReference, metadata: request.metadata,
             createdAt: created, nextPollAt: created.addingTimeInterval(configuration.firstPollAfter))
-        do { try await store.insert(order, reserving: reservation) } catch { throw Self.storeError(error) }
+        do { try await store.insert(order, reserving: reservation) } catch { throw GatewayError.storage(error) }
         let base = publicBase
         let paymentRequest = ProviderPaymentRequest(
             providerOrderId: order.providerOrderId, amount: order.amount, description: order.description,
@@ -462,7 +422,7 @@ public final class Gateway: Sendable {
             }
             throw Self.providerFailure(error)
         } catch {
-            throw Self.storeError(error)
+            throw GatewayError.storage(error)
         }
     }
 
@@ -472,9 +432,9 @@ public final class Gateway: Sendable {
     /// Reads an order's status now, because someone asked (the dashboard's refresh, the API, the
     /// payer's return): the only way a remote invoice is read. At most once every 10 s an
     /// order, so that clicking cannot turn into a timer.
-    public func refreshOnRequest(orderId: String) async throws(GatewayAPIError) -> GatewayOrder {
+    public func refreshOnRequest(orderId: String) async throws(GatewayError) -> GatewayOrder {
         let order: GatewayOrder?
-        do { order = try await store.order(id: orderId) } catch { throw Self.storeError(error) }
+        do { order = try await store.order(id: orderId) } catch { throw GatewayError.storage(error) }
         guard let order else { throw .notFound(orderId) }
         let at = now()
         let wait = lastRefresh.withLock { last -> TimeInterval? in
@@ -484,8 +444,8 @@ public final class Gateway: Sendable {
             return nil
         }
         if let wait {
-            throw GatewayAPIError(
-                429, "REFRESH_TOO_SOON", "Order \(orderId) was read from Kaspi moments ago; ask again in \(Int(wait.rounded(.up))) s.",
+            throw GatewayError(
+                .tooSoon, "REFRESH_TOO_SOON", "Order \(orderId) was read from Kaspi moments ago; ask again in \(Int(wait.rounded(.up))) s.",
                 retryAfter: Int(wait.rounded(.up)))
         }
         do {
@@ -493,17 +453,17 @@ public final class Gateway: Sendable {
         } catch let error as ProviderError {
             throw Self.providerFailure(error)
         } catch {
-            throw Self.storeError(error)
+            throw GatewayError.storage(error)
         }
     }
 
     /// Cancels an unpaid remote invoice.
-    public func cancelRemoteInvoice(orderId: String) async throws(GatewayAPIError) -> GatewayOrder {
+    public func cancelRemoteInvoice(orderId: String) async throws(GatewayError) -> GatewayOrder {
         let order: GatewayOrder?
-        do { order = try await store.order(id: orderId) } catch { throw Self.storeError(error) }
+        do { order = try await store.order(id: orderId) } catch { throw GatewayError.storage(error) }
         guard let order else { throw .notFound(orderId) }
         guard order.kind == .remote else {
-            throw GatewayAPIError(409, "NOT_A_REMOTE_INVOICE", "Only remote invoices can be cancelled; QR and link payments cancel themselves at their deadline.")
+            throw GatewayError(.conflict, "NOT_A_REMOTE_INVOICE", "Only remote invoices can be cancelled; QR and link payments cancel themselves at their deadline.")
         }
         do {
             let status = try await provider.cancelRemoteInvoice(order)
@@ -514,28 +474,28 @@ public final class Gateway: Sendable {
         } catch let error as ProviderError {
             throw Self.providerFailure(error)
         } catch {
-            throw Self.storeError(error)
+            throw GatewayError.storage(error)
         }
     }
 
     // MARK: Customer returns (the Kaspi QR API's r2)
 
-    static let returnsUnsupported = GatewayAPIError(
-        409, "RETURNS_NOT_SUPPORTED", "Return QRs exist on the Kaspi QR API's r2 scheme only; other schemes refund with POST /v1/orders/{id}/refunds.")
+    static let returnsUnsupported = GatewayError(
+        .conflict, "RETURNS_NOT_SUPPORTED", "Return QRs exist on the Kaspi QR API's r2 scheme only; other schemes refund with POST /v1/orders/{id}/refunds.")
 
     /// A return QR for the customer to scan, the start of an r2 refund.
-    public func createCustomerReturn() async throws(GatewayAPIError) -> ProviderCustomerReturn {
+    public func createCustomerReturn() async throws(GatewayError) -> ProviderCustomerReturn {
         guard provider.refundMethod == .customerPresent else { throw Self.returnsUnsupported }
         do { return try await provider.createCustomerReturn() } catch { throw Self.providerFailure(error) }
     }
 
     /// A customer return's status and, once the customer scanned, their purchases with the
     /// gateway's orders for them.
-    public func customerReturn(id: String) async throws(GatewayAPIError) -> (ProviderCustomerReturnStatus, [String: GatewayOrder]) {
+    public func customerReturn(id: String) async throws(GatewayError) -> (ProviderCustomerReturnStatus, [String: GatewayOrder]) {
         guard provider.refundMethod == .customerPresent else { throw Self.returnsUnsupported }
         let status: ProviderCustomerReturnStatus
         do { status = try await provider.customerReturn(id: id) } catch {
-            if error.notFound { throw GatewayAPIError(404, "RETURN_NOT_FOUND", "No return \(id).") }
+            if error.notFound { throw GatewayError(.notFound, "RETURN_NOT_FOUND", "No return \(id).") }
             throw Self.providerFailure(error)
         }
         var orders: [String: GatewayOrder] = [:]
@@ -545,7 +505,7 @@ public final class Gateway: Sendable {
                     orders[purchase.providerPaymentId] = order
                 }
             } catch {
-                throw Self.storeError(error)
+                throw GatewayError.storage(error)
             }
         }
         return (status, orders)
@@ -555,7 +515,7 @@ public final class Gateway: Sendable {
     /// scheme has, and a correction for the others. Race-safe as API refunds are: the amount is
     /// reserved in the store's transaction, then recorded as succeeded, with an `admin` line
     /// and the `refund.succeeded` event.
-    public func recordManualRefund(orderId: String, amount: Int, note: String?, reserving reservation: IdempotencyReservation? = nil) async throws(GatewayAPIError) -> GatewayOrder {
+    public func recordManualRefund(orderId: String, amount: Int, note: String?, reserving reservation: IdempotencyReservation? = nil) async throws(GatewayError) -> GatewayOrder {
         guard amount >= 1 else { throw .invalid("amount must be at least 1 tenge.") }
         if let note, note.count > 256 { throw .invalid("note must be at most 256 characters.") }
         let refundId = GatewayID.make("rf")
@@ -569,7 +529,7 @@ public final class Gateway: Sendable {
             metrics.refund("manual")
             return updated
         } catch {
-            throw Self.storeError(error)
+            throw GatewayError.storage(error)
         }
     }
 
@@ -642,11 +602,11 @@ public final class Gateway: Sendable {
 
     /// Settles a refund by hand, after a person checked Kaspi's record: an audit line names
     /// the admin action.
-    public func settleRefund(id refundId: String, orderId: String, succeeded: Bool) async throws(GatewayAPIError) -> GatewayOrder {
+    public func settleRefund(id refundId: String, orderId: String, succeeded: Bool) async throws(GatewayError) -> GatewayOrder {
         let refunds: [RefundRecord]
-        do { refunds = try await store.refunds(orderId: orderId) } catch { throw Self.storeError(error) }
-        guard let refund = refunds.first(where: { $0.id == refundId }) else { throw GatewayAPIError(404, "REFUND_NOT_FOUND", "No refund \(refundId) on order \(orderId).") }
-        guard !refund.status.isResolved else { throw GatewayAPIError(409, "REFUND_ALREADY_RESOLVED", "Refund \(refundId) is \(refund.status.rawValue) already.") }
+        do { refunds = try await store.refunds(orderId: orderId) } catch { throw GatewayError.storage(error) }
+        guard let refund = refunds.first(where: { $0.id == refundId }) else { throw GatewayError(.notFound, "REFUND_NOT_FOUND", "No refund \(refundId) on order \(orderId).") }
+        guard !refund.status.isResolved else { throw GatewayError(.conflict, "REFUND_ALREADY_RESOLVED", "Refund \(refundId) is \(refund.status.rawValue) already.") }
         let at = now()
         do {
             if succeeded {
@@ -658,7 +618,7 @@ public final class Gateway: Sendable {
                 OrderStateMachine.refundReleased($0, amount: refund.amount, refundId: refundId, reason: "settled as not refunded by an admin (Kaspi's record checked by hand)", kind: .admin, at: at)
             }
         } catch {
-            throw Self.storeError(error)
+            throw GatewayError.storage(error)
         }
     }
 

@@ -1,0 +1,117 @@
+import Crypto
+import Foundation
+import Hummingbird
+import KaspiGatewayStore
+import KaspiPay
+import KaspiSupport
+import Logging
+import NIOCore
+
+/// Lets a request through only with one of the merchant's API keys (`Authorization: Bearer`),
+/// compared by hash in constant time, and notes the key's scope for idempotency.
+struct APIKeyMiddleware: RouterMiddleware {
+    typealias Context = GatewayRequestContext
+    let keyHashes: [String]
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { throw GatewayError.unauthorized }
+        let hash = GatewayConfiguration.hash(apiKey: String(header.dropFirst(7)))
+        guard keyHashes.contains(where: { Signature.constantTimeEquals($0, hash) }) else { throw GatewayError.unauthorized }
+        var context = context
+        context.apiKeyScope = String(hash.prefix(16))
+        return try await next(request, context)
+    }
+}
+
+/// Makes a POST safe to retry with an `Idempotency-Key`: a finished request's answer is
+/// replayed (`Idempotent-Replayed: true`), a key reused with another request is refused, and
+/// a request still running is reported. The key is reserved by the work's own first write,
+/// in the same transaction (``GatewayRequestContext/idempotency``), so that either both
+/// commit or neither does; the final answer, success or error, is stored after.
+struct IdempotencyMiddleware: RouterMiddleware {
+    typealias Context = GatewayRequestContext
+    let store: any GatewayStore
+    let configuration: GatewayConfiguration
+    let now: @Sendable () -> Date
+    let logger: Logger
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let key = request.headers[.idempotencyKey], let scope = context.apiKeyScope else { return try await next(request, context) }
+        guard !key.isEmpty, key.count <= 255 else { throw GatewayError.invalid("Idempotency-Key must be 1 to 255 characters.") }
+        var request = request
+        let body: ByteBuffer
+        do { body = try await request.collectBody(upTo: context.maxUploadSize) } catch {
+            throw GatewayError.bodyUnreadable(error, limit: context.maxUploadSize)
+        }
+        let requestHash = Hex.encode(Array(SHA256.hash(data: Data(request.uri.path.utf8) + Data(body.readableBytesView))))
+        let at = now()
+        let expiredBefore = at.addingTimeInterval(-configuration.idempotencyKeyLifetime)
+        let record: IdempotencyRecord?
+        do {
+            record = try await store.idempotencyRecord(scope: scope, key: key, requestHash: requestHash, expiredBefore: expiredBefore)
+        } catch {
+            throw GatewayError.storage(error)
+        }
+        switch record {
+        case .done(let stored)?:
+            var response = GatewayJSON.response(.init(code: stored.status), ByteBuffer(string: stored.body))
+            response.headers[.idempotentReplayed] = "true"
+            return response
+        case .inProgress(let since, let resource)?:
+            guard at.timeIntervalSince(since) < configuration.idempotencyInterruptedAfter else {
+                throw GatewayError(
+                    .conflict, "IDEMPOTENCY_INTERRUPTED",
+                    "The first request with this Idempotency-Key was interrupted after it started\(resource.map { " (it created \($0))" } ?? ""); look that up, and use a new key for a new attempt.")
+            }
+            throw GatewayError.from(StoreError.idempotencyInProgress(key: key))
+        case nil:
+            break
+        }
+        let reservation = IdempotencyReservation(
+            scope: scope, key: key, requestHash: requestHash, owner: GatewayID.make("req"), at: at, expiredBefore: expiredBefore)
+        var reserved = context
+        reserved.idempotency = reservation
+        do {
+            let response = try await next(request, reserved)
+            // Answers are single buffers; collected once to be stored and sent alike.
+            let collector = CollectingWriter()
+            try await response.body.write(collector.erased)
+            let bytes = collector.buffer.value
+            do {
+                try await store.saveIdempotentResponse(
+                    reservation, response: IdempotentResponse(status: Int(response.status.code), body: String(buffer: bytes)), reservedOnly: false)
+            } catch {
+                logger.error("Could not store an idempotent answer; its key stays reserved", metadata: ["error.code": "\((error as? StoreError)?.code ?? "UNKNOWN")"])
+            }
+            return Response(status: response.status, headers: response.headers, body: .init(byteBuffer: bytes))
+        } catch {
+            // An error after the key was reserved is the final answer (an effect may have
+            // happened); before that, nothing happened and nothing is stored (only the
+            // request whose write reserved the key can write its answer).
+            let failure = GatewayError.answering(error, logger: logger)
+            let body = (try? GatewayJSON.encode(ErrorBody(error: .init(code: failure.code, message: failure.message)))) ?? ByteBuffer()
+            try? await store.saveIdempotentResponse(
+                reservation, response: IdempotentResponse(status: Int(failure.status.code), body: String(buffer: body)), reservedOnly: true)
+            return failure.jsonResponse
+        }
+    }
+}
+
+/// Collects a response body into one buffer.
+private struct CollectingWriter {
+    final class Box: @unchecked Sendable {
+        var value = ByteBuffer()
+    }
+    let buffer = Box()
+
+    var erased: any ResponseBodyWriter { Writer(box: buffer) }
+
+    struct Writer: ResponseBodyWriter {
+        let box: Box
+        mutating func write(_ buffer: ByteBuffer) async throws {
+            var buffer = buffer
+            box.value.writeBuffer(&buffer)
+        }
+        consuming func finish(_ trailingHeaders: HTTPFields?) async throws {}
+    }
+}

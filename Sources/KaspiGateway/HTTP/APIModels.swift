@@ -1,0 +1,350 @@
+import Foundation
+import Hummingbird
+import KaspiGatewayStore
+import KaspiPay
+
+// The merchant API's bodies: what it reads and what it answers, as `openapi/gateway.yaml`
+// describes them. The contract tests hold every answer against that document.
+
+/// `POST /v1/checkouts` and `POST /v1/qr-checkouts`.
+struct CheckoutBody: Decodable {
+    var amount: Int
+    var description: String?
+    var merchantReference: String?
+    var metadata: [String: JSONValue]?
+    var mobileReturnURL: String?
+
+    enum CodingKeys: String, CodingKey {
+        case amount, description, merchantReference, metadata
+        case mobileReturnURL = "mobileReturnUrl"
+    }
+
+    /// The metadata as canonical JSON text (keys sorted), as it is stored.
+    func metadataText() throws(GatewayError) -> String? {
+        guard let metadata else { return nil }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        do { return String(decoding: try encoder.encode(metadata), as: UTF8.self) } catch {
+            throw .invalid("metadata must be a JSON object.")
+        }
+    }
+}
+
+/// `POST /v1/orders/{id}/refunds`: every field optional (the whole remaining amount).
+struct RefundBody: Decodable {
+    var amount: Int?
+    var returnID: String?
+
+    enum CodingKeys: String, CodingKey {
+        case amount
+        case returnID = "returnId"
+    }
+}
+
+/// `POST /v1/orders/{id}/manual-refunds`.
+struct ManualRefundBody: Decodable {
+    var amount: Int
+    var note: String?
+}
+
+/// `POST /v1/remote-invoices/client-info`.
+struct ClientInfoBody: Decodable {
+    var phoneNumber: String
+}
+
+/// `POST /v1/remote-invoices`.
+struct RemoteInvoiceBody: Decodable {
+    var amount: Int
+    var phoneNumber: String
+    var description: String?
+    var merchantReference: String?
+    var comment: String?
+}
+
+/// `POST /v1/payment-links`.
+struct PaymentLinkBody: Decodable {
+    var amount: Int
+    var description: String?
+    var merchantReference: String?
+    var expiresAt: String?
+}
+
+/// An order as the API shows it, with its QR code when it was just created as one.
+struct OrderResponse: ResponseEncodable {
+    var id: String
+    var state: OrderState
+    var kind: OrderKind
+    var amount: Int
+    var refundedAmount: Int
+    var currency = "KZT"
+    var provider: String
+    var providerOrderId: String
+    var needsReview: Bool
+    var createdAt: Date
+    var updatedAt: Date
+    var description: String?
+    var merchantReference: String?
+    var metadata: JSONValue?
+    var mobileReturnURL: String?
+    var paymentURL: String?
+    var transactionId: String?
+    var providerPaymentId: String?
+    var qrCode: String?
+    var qrToken: String?
+
+    enum CodingKeys: String, CodingKey {
+        case id, state, kind, amount, refundedAmount, currency, provider, providerOrderId, needsReview, createdAt, updatedAt
+        case description, merchantReference, metadata, transactionId, providerPaymentId, qrCode, qrToken
+        case mobileReturnURL = "mobileReturnUrl"
+        case paymentURL = "paymentUrl"
+    }
+
+    init(_ order: GatewayOrder, qr: ProviderQR? = nil) {
+        id = order.id
+        state = order.state
+        kind = order.kind
+        amount = order.amount
+        refundedAmount = order.refundedAmount
+        provider = order.provider
+        providerOrderId = order.providerOrderId
+        needsReview = order.needsReview
+        createdAt = order.createdAt
+        updatedAt = order.updatedAt
+        description = order.description
+        merchantReference = order.merchantReference
+        // Stored as canonical JSON by the gateway itself.
+        metadata = order.metadata.flatMap { JSONValue.parse(Array($0.utf8)) }
+        mobileReturnURL = order.mobileReturnURL
+        paymentURL = order.paymentURL
+        transactionId = order.transactionId
+        providerPaymentId = order.providerPaymentId
+        qrCode = qr.map { Data($0.png).base64EncodedString() }
+        qrToken = qr?.token
+    }
+}
+
+/// `{"data": [...]}`.
+struct ListResponse<Item: Encodable>: ResponseEncodable {
+    var data: [Item]
+}
+
+/// A page of orders; `nextCursor` is null on the last page.
+struct OrderPageResponse: ResponseEncodable {
+    var data: [OrderResponse]
+    var nextCursor: String?
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(data, forKey: .data)
+        try container.encode(nextCursor, forKey: .nextCursor)
+    }
+
+    enum CodingKeys: String, CodingKey { case data, nextCursor }
+}
+
+/// One line of an order's timeline.
+struct EventResponse: Encodable {
+    var at: Date
+    var kind: String
+    var from: OrderState?
+    var to: OrderState?
+    var detail: String
+
+    init(_ event: OrderEvent) {
+        at = event.at
+        kind = event.kind.rawValue
+        from = event.fromState
+        to = event.toState
+        detail = event.detail
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(at, forKey: .at)
+        try container.encode(kind, forKey: .kind)
+        try container.encode(from, forKey: .from)
+        try container.encode(to, forKey: .to)
+        try container.encode(detail, forKey: .detail)
+    }
+
+    enum CodingKeys: String, CodingKey { case at, kind, from, to, detail }
+}
+
+/// One refund of an order.
+struct RefundResponse: Encodable {
+    var id: String
+    var amount: Int
+    var status: RefundStatus
+    var detail: String?
+    var createdAt: Date
+    var updatedAt: Date
+
+    init(_ refund: RefundRecord) {
+        id = refund.id
+        amount = refund.amount
+        status = refund.status
+        detail = refund.detail
+        createdAt = refund.createdAt
+        updatedAt = refund.updatedAt
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(amount, forKey: .amount)
+        try container.encode(status, forKey: .status)
+        try container.encode(detail, forKey: .detail)
+        try container.encode(createdAt, forKey: .createdAt)
+        try container.encode(updatedAt, forKey: .updatedAt)
+    }
+
+    enum CodingKeys: String, CodingKey { case id, amount, status, detail, createdAt, updatedAt }
+}
+
+/// One outgoing event and its delivery so far.
+struct OutboxResponse: Encodable {
+    var id: String
+    var type: String
+    var orderId: String
+    var state: OutboxMessage.State
+    var attempts: Int
+    var lastStatus: Int?
+    var createdAt: Date
+
+    init(_ message: OutboxMessage) {
+        id = message.id
+        type = message.type
+        orderId = message.orderId
+        state = message.state
+        attempts = message.attempts
+        lastStatus = message.lastStatus
+        createdAt = message.createdAt
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(type, forKey: .type)
+        try container.encode(orderId, forKey: .orderId)
+        try container.encode(state, forKey: .state)
+        try container.encode(attempts, forKey: .attempts)
+        try container.encode(lastStatus, forKey: .lastStatus)
+        try container.encode(createdAt, forKey: .createdAt)
+    }
+
+    enum CodingKeys: String, CodingKey { case id, type, orderId, state, attempts, lastStatus, createdAt }
+}
+
+/// `POST /v1/events/{id}/resend`.
+struct RequeuedResponse: ResponseEncodable {
+    var requeued: String
+}
+
+/// A return QR just made (the Kaspi QR API's r2).
+struct CustomerReturnResponse: ResponseEncodable {
+    var id: String
+    var status = "QrTokenCreated"
+    var qrToken: String
+    var qrCode: String
+    var expiresAt: Date
+    var pollingIntervalSeconds: Int
+
+    init(_ created: ProviderCustomerReturn) {
+        id = created.id
+        qrToken = created.qrToken
+        qrCode = Data(created.png).base64EncodedString()
+        expiresAt = created.expiresAt
+        pollingIntervalSeconds = created.pollingInterval
+    }
+}
+
+/// A return's status, with the customer's purchases and the gateway's orders for them.
+struct CustomerReturnStatusResponse: ResponseEncodable {
+    struct Purchase: Encodable {
+        var paymentId: String
+        var amount: Decimal
+        var transactionDate: Date?
+        var orderId: String?
+        var refundableAmount: Int
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(paymentId, forKey: .paymentId)
+            try container.encode(amount, forKey: .amount)
+            try container.encode(transactionDate, forKey: .transactionDate)
+            try container.encode(orderId, forKey: .orderId)
+            try container.encode(refundableAmount, forKey: .refundableAmount)
+        }
+
+        enum CodingKeys: String, CodingKey { case paymentId, amount, transactionDate, orderId, refundableAmount }
+    }
+    var id: String
+    var status: String
+    var identified: Bool
+    var purchases: [Purchase]
+
+    init(id: String, status: ProviderCustomerReturnStatus, orders: [String: GatewayOrder]) {
+        self.id = id
+        self.status = status.status
+        identified = status.identified
+        purchases = status.purchases.map { purchase in
+            let order = orders[purchase.providerPaymentId]
+            return Purchase(
+                paymentId: purchase.providerPaymentId, amount: purchase.amount, transactionDate: purchase.at, orderId: order?.id,
+                refundableAmount: order.map { $0.state == .paid ? $0.amount - $0.refundedAmount : 0 } ?? 0)
+        }
+    }
+}
+
+/// The client a phone number belongs to.
+struct ClientInfoResponse: ResponseEncodable {
+    var phoneNumber: String
+    var clientName: String
+}
+
+/// A payment link with its QR code and share links.
+struct PaymentLinkResponse: ResponseEncodable {
+    var id: String
+    var url: String
+    var amount: Int
+    var status: Gateway.LinkStatus
+    var qrCode: String
+    var whatsappURL: String
+    var smsURL: String
+    var createdAt: Date
+    var description: String?
+    var merchantReference: String?
+    var expiresAt: Date?
+    var orderId: String?
+
+    enum CodingKeys: String, CodingKey {
+        case id, url, amount, status, qrCode, createdAt, description, merchantReference, expiresAt, orderId
+        case whatsappURL = "whatsappUrl"
+        case smsURL = "smsUrl"
+    }
+
+    init(_ view: Gateway.PaymentLinkView) {
+        id = view.link.id
+        url = view.url
+        amount = view.link.amount
+        status = view.status
+        qrCode = Data(view.png).base64EncodedString()
+        whatsappURL = view.whatsappURL
+        smsURL = view.smsURL
+        createdAt = view.link.createdAt
+        description = view.link.description
+        merchantReference = view.link.merchantReference
+        expiresAt = view.link.expiresAt
+        orderId = view.order?.id
+    }
+}
+
+/// `{"status": …}`, the health and readiness answers.
+struct HealthResponse: ResponseEncodable {
+    var status: String
+}
+
+/// `{"received": true}`, the answer to a webhook that was applied.
+struct WebhookReceivedResponse: ResponseEncodable {
+    var received = true
+}

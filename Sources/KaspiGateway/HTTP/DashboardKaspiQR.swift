@@ -1,0 +1,193 @@
+import Foundation
+import Hummingbird
+import KaspiGatewayStore
+import KaspiPay
+
+extension Gateway {
+    /// The Kaspi QR API provider, when the gateway runs on that profile.
+    public var qrProvider: KaspiQRProvider? {
+        ((provider as? MeasuredProvider)?.base ?? provider) as? KaspiQRProvider
+    }
+}
+
+extension DashboardController {
+    /// The dashboard's pages for the Kaspi QR API: the profile with its trade points and
+    /// devices, r2's return QRs, r3's remote invoices, and r1's refunds made in the app.
+    func addKaspiQRRoutes(to router: Router<GatewayRequestContext>) {
+        router.get("/admin/kaspi") { request, _ in try await view(request) { session in try await kaspi(session) } }
+        router.post("/admin/orders/:id/manual-refund") { request, context in
+            let id = try context.parameters.require("id")
+            return try await form(request) { form, _, _ in
+                guard let amount = Int(form.amount ?? ""), amount > 0 else {
+                    return redirect("/admin/orders/\(id)", "Enter the amount refunded in the Kaspi Pay app, in whole tenge.")
+                }
+                do {
+                    let order = try await gateway.recordManualRefund(orderId: id, amount: amount, note: Form.text(form.note))
+                    return redirect("/admin/orders/\(id)", "Recorded; \(order.refundedAmount) of \(order.amount) refunded in all.")
+                } catch {
+                    return redirect("/admin/orders/\(id)", "Not recorded: \(Self.text(error))")
+                }
+            }
+        }
+        router.post("/admin/orders/:id/refresh") { request, context in
+            let id = try context.parameters.require("id")
+            return try await form(request) { _, _, _ in
+                do {
+                    let order = try await gateway.refreshOnRequest(orderId: id)
+                    return redirect("/admin/orders/\(id)", "Kaspi was asked: the order is \(order.state.rawValue).")
+                } catch {
+                    return redirect("/admin/orders/\(id)", Self.text(error))
+                }
+            }
+        }
+        router.post("/admin/orders/:id/cancel") { request, context in
+            let id = try context.parameters.require("id")
+            return try await form(request) { _, _, _ in
+                do {
+                    let order = try await gateway.cancelRemoteInvoice(orderId: id)
+                    return redirect("/admin/orders/\(id)", "The invoice is \(order.state.rawValue).")
+                } catch {
+                    return redirect("/admin/orders/\(id)", "Not cancelled: \(Self.text(error))")
+                }
+            }
+        }
+        router.get("/admin/invoices") { request, _ in
+            try await view(request) { session in
+                guard gateway.qrProvider?.supportsRemoteInvoices == true else {
+                    return message("Remote invoices", Message(text: "Remote invoices exist on the Kaspi QR API's r3 scheme only."), session: session, flash: flash(request))
+                }
+                return render("admin-invoices", Page(title: "Remote invoices", flash: flash(request), session: session, content: true))
+            }
+        }
+        router.post("/admin/invoices") { request, _ in
+            try await form(request) { form, _, session in
+                guard let amount = Int(form.amount ?? ""), amount > 0 else { return redirect("/admin/invoices", "Enter the amount in whole tenge.") }
+                let phone = form.phone ?? ""
+                let comment = Form.text(form.comment)
+                if form.confirmed != "yes" {
+                    // The payer's name first, so that the right person is billed.
+                    struct Confirm { var name, phone, amountText, comment: String; var amount: Int }
+                    do {
+                        let name = try await gateway.remoteClientName(phoneNumber: phone)
+                        let content = Confirm(name: name, phone: phone, amountText: Amount.formatted(tenge: amount), comment: comment ?? "", amount: amount)
+                        return render("admin-invoice-confirm", Page(title: "Send the invoice?", session: session, content: content))
+                    } catch {
+                        return redirect("/admin/invoices", "No invoice: \(Self.text(error))")
+                    }
+                }
+                do {
+                    let order = try await gateway.createRemoteInvoice(CheckoutRequest(amount: amount, description: comment), phoneNumber: phone, comment: comment)
+                    return redirect("/admin/orders/\(order.id)", "Invoice sent; it can be paid for 24 hours. Check it with the button below, never on a timer.")
+                } catch {
+                    return redirect("/admin/invoices", "No invoice: \(Self.text(error))")
+                }
+            }
+        }
+        router.get("/admin/returns") { request, _ in
+            try await view(request) { session in render("admin-returns", Page(title: "Refunds with the customer", flash: flash(request), session: session, content: true)) }
+        }
+        router.post("/admin/returns") { request, _ in
+            try await form(request) { _, _, _ in
+                do {
+                    let created = try await gateway.createCustomerReturn()
+                    gateway.rememberReturnQR(created)
+                    return Response(status: .seeOther, headers: [.location: "/admin/returns/\(created.id)"])
+                } catch {
+                    return redirect("/admin/returns", "No return QR: \(Self.text(error))")
+                }
+            }
+        }
+        router.get("/admin/returns/:id") { request, context in
+            let id = try context.parameters.require("id")
+            return try await view(request) { session in await customerReturn(id, session, flash: flash(request)) }
+        }
+        router.post("/admin/returns/:id/refund") { request, context in
+            let returnId = try context.parameters.require("id")
+            return try await form(request) { form, _, _ in
+                guard let orderId = form.order, let amount = Int(form.amount ?? ""), amount > 0 else {
+                    return redirect("/admin/returns/\(returnId)", "Enter the amount to refund in whole tenge.")
+                }
+                do {
+                    let order = try await gateway.refund(orderId: orderId, amount: amount, customerReturnId: returnId)
+                    return redirect("/admin/orders/\(order.id)", "Refunded with the customer; \(order.refundedAmount) of \(order.amount) refunded in all.")
+                } catch {
+                    return redirect("/admin/returns/\(returnId)", "Refund refused: \(Self.text(error))")
+                }
+            }
+        }
+    }
+
+    func kaspi(_ session: Session) async throws -> Response {
+        struct Point { var id: Int64; var name, devices: String }
+        struct Device { var id, deviceId: String; var tradePoint: Int64; var bin, token, note: String }
+        struct Kaspi {
+            var scheme: String
+            var directRefunds, customerRefunds, manualRefunds, invoices: Bool
+            var tradePoints: [Point]
+            var tradePointError: String?
+            var devices: [Device]
+        }
+        guard let qr = gateway.qrProvider else {
+            return message("Kaspi", Message(text: "This gateway speaks the integration guide's API (profile guide): no devices to manage."), session: session)
+        }
+        let devices = try await gateway.store.devices(provider: KaspiQRProvider.providerName)
+        var points: [Point] = []
+        var failure: String? = nil
+        do {
+            for point in try await qr.tradePoints() {
+                let here = devices.filter { $0.tradePointId == point.id }.map(\.id).joined(separator: ", ")
+                points.append(Point(id: point.id, name: point.name, devices: here.isEmpty ? "—" : here))
+            }
+        } catch {
+            failure = error.message
+        }
+        let content = Kaspi(
+            scheme: qr.scheme.rawValue, directRefunds: qr.refundMethod == .direct, customerRefunds: qr.refundMethod == .customerPresent,
+            manualRefunds: qr.refundMethod == .manual, invoices: qr.supportsRemoteInvoices, tradePoints: points, tradePointError: failure,
+            devices: devices.map { d in
+                Device(
+                    id: d.id, deviceId: d.deviceId, tradePoint: d.tradePointId, bin: d.organizationBin ?? "", token: d.redactedToken,
+                    note: (d.isDefault ? "default" : "") + (d.referencePrefix.map { " prefix \($0)" } ?? ""))
+            })
+        return render("admin-kaspi", Page(title: "Kaspi", session: session, content: content))
+    }
+
+    func customerReturn(_ id: String, _ session: Session, flash: String?) async -> Response {
+        struct Purchase { var paymentId, amount, date, note, returnId: String; var orderId: String?; var refundable: Int? }
+        struct Return { var status: String; var qrCode: String?; var identified: Bool; var purchases: [Purchase] }
+        let status: ProviderCustomerReturnStatus
+        let orders: [String: GatewayOrder]
+        do { (status, orders) = try await gateway.customerReturn(id: id) } catch {
+            return message("Return \(id)", Message(text: Self.text(error), error: true), session: session, flash: flash)
+        }
+        let purchases = status.purchases.map { p in
+            let order = orders[p.providerPaymentId]
+            let refundable = order.map { $0.state == .paid ? $0.amount - $0.refundedAmount : 0 } ?? 0
+            return Purchase(
+                paymentId: p.providerPaymentId, amount: "\(p.amount)", date: p.at.map(GatewayJSON.iso) ?? "",
+                note: order == nil ? "not a purchase through this gateway" : "nothing left to refund", returnId: id, orderId: order?.id,
+                refundable: order != nil && refundable > 0 ? refundable : nil)
+        }
+        let content = Return(
+            status: status.status, qrCode: status.identified ? nil : gateway.returnQR(id: id), identified: status.identified, purchases: purchases)
+        // Until the customer scans, the page checks by itself.
+        let refresh = !status.identified && status.status != "Error" ? 3 : nil
+        return render("admin-return", Page(title: "Return \(id)", flash: flash, refresh: refresh, session: session, content: content))
+    }
+}
+
+extension Gateway {
+    /// Keeps a return QR's image to show while the customer scans: the newest 50, in
+    /// memory (a return QR is scanned within minutes).
+    func rememberReturnQR(_ created: ProviderCustomerReturn) {
+        let image = Data(created.png).base64EncodedString()
+        returnQRs.withLock { images in
+            images.order.append(created.id)
+            images.byId[created.id] = image
+            while images.order.count > 50 { images.byId[images.order.removeFirst()] = nil }
+        }
+    }
+
+    /// A return QR's image, base64 PNG, if this instance made it recently.
+    func returnQR(id: String) -> String? { returnQRs.withLock { $0.byId[id] } }
+}

@@ -1,0 +1,50 @@
+import Hummingbird
+import KaspiWeb
+import Logging
+import ServiceLifecycle
+
+extension Gateway {
+    /// The gateway's HTTP application: the merchant API under `/v1`, Kaspi's webhooks, the
+    /// payer's pages, the dashboard, health and metrics; and the background worker as a
+    /// service of the application, which ends at graceful shutdown.
+    ///
+    /// - Parameters:
+    ///   - extraServices: services to run alongside (for example the PostgreSQL pool).
+    ///   - onServerRunning: called with the bound port.
+    /// - Throws: ``KaspiWeb/PageLibrary/LoadError`` when the page templates are missing.
+    public func application(
+        extraServices: [any Service] = [], onServerRunning: (@Sendable (Int) async -> Void)? = nil
+    ) throws -> some ApplicationProtocol {
+        Application(
+            router: try router(),
+            // Connections that stop sending (slowloris) are closed rather than held forever.
+            server: .http1(configuration: .init(idleTimeout: .seconds(60))),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "kaspi-gateway"),
+            services: extraServices + [GatewayWorker(gateway: self)],
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? 0
+                self.boundPort.store(port, ordering: .relaxed)
+                await onServerRunning?(port)
+            },
+            logger: logger)
+    }
+
+    /// The gateway's pages: its templates and stylesheet.
+    static func pages() throws -> PageLibrary {
+        try PageLibrary(bundle: "KaspiKit_KaspiGateway.resources", folder: "Templates", sourceFolder: #filePath.replacingOccurrences(of: "/HTTP/GatewayApplication.swift", with: "/Templates"))
+    }
+
+    /// The routes, one controller per area.
+    func router() throws -> Router<GatewayRequestContext> {
+        let pages = try Self.pages()
+        let router = Router(context: GatewayRequestContext.self)
+        router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
+        OperationsController(gateway: self).addRoutes(to: router)
+        WebhookController(gateway: self).addRoutes(to: router)
+        MerchantAPIController(gateway: self).addRoutes(to: router)
+        PublicPagesController(gateway: self, pages: pages).addRoutes(to: router)
+        DashboardController(gateway: self, pages: pages).addRoutes(to: router)
+        pages.addAssetRoutes(to: router)
+        return router
+    }
+}

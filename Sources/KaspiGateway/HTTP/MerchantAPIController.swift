@@ -1,0 +1,148 @@
+import Foundation
+import Hummingbird
+import KaspiGatewayStore
+import Logging
+
+/// The merchant API under `/v1`: reads each request into the service's terms, calls the
+/// service, and answers in JSON. Authentication, idempotency and error answers are its
+/// middleware's.
+struct MerchantAPIController {
+    let gateway: Gateway
+
+    /// The routes, under `/v1`.
+    func addRoutes(to router: Router<GatewayRequestContext>) {
+        let api = router.group("v1")
+            .add(middleware: APIErrorMiddleware(logger: gateway.logger))
+            .add(middleware: APIKeyMiddleware(keyHashes: gateway.configuration.apiKeyHashes))
+        // The POSTs that change money take an Idempotency-Key.
+        let idempotent = api.group()
+            .add(
+                middleware: IdempotencyMiddleware(
+                    store: gateway.store, configuration: gateway.configuration, now: gateway.now, logger: gateway.logger))
+
+        idempotent.post("checkouts") { request, context in try await checkout(request, context, kind: .redirect) }
+        idempotent.post("qr-checkouts") { request, context in try await checkout(request, context, kind: .qr) }
+        idempotent.post("orders/:id/refunds", use: refund)
+        idempotent.post("orders/:id/manual-refunds", use: manualRefund)
+        idempotent.post("remote-invoices", use: remoteInvoice)
+        idempotent.post("payment-links", use: createPaymentLink)
+
+        api.get("orders", use: listOrders)
+        api.get("orders/:id") { _, context in OrderResponse(try await gateway.order(id: try context.parameters.require("id"))) }
+        api.get("orders/:id/events") { _, context in
+            ListResponse(data: try await gateway.events(orderId: try context.parameters.require("id")).map(EventResponse.init))
+        }
+        api.get("orders/:id/refunds") { _, context in
+            ListResponse(data: try await gateway.refunds(orderId: try context.parameters.require("id")).map(RefundResponse.init))
+        }
+        api.post("orders/:id/refresh") { _, context in
+            OrderResponse(try await gateway.refreshOnRequest(orderId: try context.parameters.require("id")))
+        }
+        api.post("orders/:id/cancel") { _, context in
+            OrderResponse(try await gateway.cancelRemoteInvoice(orderId: try context.parameters.require("id")))
+        }
+        api.post("returns") { _, _ in
+            EditedResponse(status: .created, response: CustomerReturnResponse(try await gateway.createCustomerReturn()))
+        }
+        api.get("returns/:id") { _, context in
+            let id = try context.parameters.require("id")
+            let (status, orders) = try await gateway.customerReturn(id: id)
+            return CustomerReturnStatusResponse(id: id, status: status, orders: orders)
+        }
+        api.post("remote-invoices/client-info") { request, context in
+            let body = try await request.decodeJSON(as: ClientInfoBody.self, context: context)
+            return ClientInfoResponse(phoneNumber: body.phoneNumber, clientName: try await gateway.remoteClientName(phoneNumber: body.phoneNumber))
+        }
+        api.get("payment-links/:id") { _, context in
+            PaymentLinkResponse(try await gateway.paymentLink(id: try context.parameters.require("id")))
+        }
+        api.get("events") { request, _ in
+            let orderId = request.uri.queryParameters.get("orderId")
+            return ListResponse(data: try await gateway.outgoingEvents(orderId: orderId).map(OutboxResponse.init))
+        }
+        api.post("events/:id/resend") { _, context in
+            let id = try context.parameters.require("id")
+            try await gateway.resend(messageId: id)
+            return EditedResponse(status: .accepted, response: RequeuedResponse(requeued: id))
+        }
+    }
+
+    @Sendable func checkout(_ request: Request, _ context: GatewayRequestContext, kind: OrderKind) async throws -> EditedResponse<OrderResponse> {
+        let body = try await request.decodeJSON(as: CheckoutBody.self, context: context)
+        let checkout = CheckoutRequest(
+            amount: body.amount, description: body.description, merchantReference: body.merchantReference, metadata: try body.metadataText(),
+            mobileReturnURL: body.mobileReturnURL)
+        let (order, qr) = try await gateway.createCheckout(checkout, kind: kind, reserving: context.idempotency)
+        return EditedResponse(status: .created, response: OrderResponse(order, qr: qr))
+    }
+
+    @Sendable func refund(_ request: Request, _ context: GatewayRequestContext) async throws -> EditedResponse<OrderResponse> {
+        let id = try context.parameters.require("id")
+        let body = try await request.decodeJSON(as: RefundBody.self, context: context)
+        if let returnID = body.returnID, returnID.isEmpty || returnID.count > 64 {
+            throw GatewayError.invalid("returnId must be the id of a return QR the customer scanned.")
+        }
+        let order = try await gateway.refund(orderId: id, amount: body.amount, customerReturnId: body.returnID, reserving: context.idempotency)
+        return EditedResponse(status: .created, response: OrderResponse(order))
+    }
+
+    @Sendable func manualRefund(_ request: Request, _ context: GatewayRequestContext) async throws -> EditedResponse<OrderResponse> {
+        let id = try context.parameters.require("id")
+        let body = try await request.decodeJSON(as: ManualRefundBody.self, context: context)
+        let order = try await gateway.recordManualRefund(orderId: id, amount: body.amount, note: body.note, reserving: context.idempotency)
+        return EditedResponse(status: .created, response: OrderResponse(order))
+    }
+
+    @Sendable func remoteInvoice(_ request: Request, _ context: GatewayRequestContext) async throws -> EditedResponse<OrderResponse> {
+        let body = try await request.decodeJSON(as: RemoteInvoiceBody.self, context: context)
+        let invoice = CheckoutRequest(amount: body.amount, description: body.description, merchantReference: body.merchantReference)
+        let order = try await gateway.createRemoteInvoice(invoice, phoneNumber: body.phoneNumber, comment: body.comment, reserving: context.idempotency)
+        return EditedResponse(status: .created, response: OrderResponse(order))
+    }
+
+    @Sendable func createPaymentLink(_ request: Request, _ context: GatewayRequestContext) async throws -> EditedResponse<PaymentLinkResponse> {
+        let body = try await request.decodeJSON(as: PaymentLinkBody.self, context: context)
+        var expiresAt: Date? = nil
+        if let text = body.expiresAt {
+            guard let date = GatewayJSON.parseISO(text) else { throw GatewayError.invalid("expiresAt must be an ISO 8601 time.") }
+            expiresAt = date
+        }
+        let link = try await gateway.createPaymentLink(
+            amount: body.amount, description: body.description, merchantReference: body.merchantReference, expiresAt: expiresAt,
+            reserving: context.idempotency)
+        return EditedResponse(status: .created, response: PaymentLinkResponse(gateway.view(of: link, status: .open, order: nil)))
+    }
+
+    @Sendable func listOrders(_ request: Request, _ context: GatewayRequestContext) async throws -> OrderPageResponse {
+        let query = request.uri.queryParameters
+        var states: Set<OrderState> = []
+        if let status = query.get("status") {
+            for name in status.split(separator: ",") {
+                guard let state = OrderState(rawValue: String(name)) else {
+                    throw GatewayError.invalid("status must be among created, pending, paid, declined, cancelled, expired.")
+                }
+                states.insert(state)
+            }
+        }
+        func date(_ name: String) throws -> Date? {
+            guard let text = query.get(name) else { return nil }
+            guard let date = GatewayJSON.parseISO(text) else { throw GatewayError.invalid("\(name) must be an ISO 8601 time, e.g. 2026-11-29T10:00:00Z.") }
+            return date
+        }
+        var limit = 50
+        if let text = query.get("limit") {
+            guard let value = Int(text), (1...200).contains(value) else { throw GatewayError.invalid("limit must be from 1 to 200.") }
+            limit = value
+        }
+        var cursor: OrderCursor? = nil
+        if let token = query.get("cursor") {
+            guard let parsed = OrderCursor(token: token) else { throw GatewayError.invalid("cursor is not one this API returned.") }
+            cursor = parsed
+        }
+        let page = try await gateway.orders(
+            OrderQuery(
+                states: states, createdFrom: try date("createdFrom"), createdBefore: try date("createdBefore"), search: query.get("search"),
+                limit: limit, after: cursor))
+        return OrderPageResponse(data: page.orders.map { OrderResponse($0) }, nextCursor: page.next?.token)
+    }
+}

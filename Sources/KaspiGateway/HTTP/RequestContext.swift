@@ -1,0 +1,32 @@
+import Foundation
+import Hummingbird
+import KaspiGatewayStore
+import NIOCore
+
+/// The gateway's request context: Hummingbird's basic one, the TCP peer's address (the
+/// dashboard's sign-in throttle keys on it, never on a forwarded header, which a client
+/// writes), and what the merchant API's middleware learned about the request.
+public struct GatewayRequestContext: RequestContext, RemoteAddressRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    /// The address the connection came from.
+    public let remoteAddress: SocketAddress?
+    /// The merchant API key's scope, once ``APIKeyMiddleware`` accepted the key.
+    var apiKeyScope: String?
+    /// The request's Idempotency-Key, once ``IdempotencyMiddleware`` reserved it: the work's
+    /// first write stores it in the same transaction.
+    var idempotency: IdempotencyReservation?
+
+    public init(source: ApplicationRequestContextSource) {
+        self.coreContext = .init(source: source)
+        self.remoteAddress = source.channel.remoteAddress
+    }
+
+    /// No request body the gateway reads is larger (webhooks and forms take less).
+    public var maxUploadSize: Int { 64 * 1024 }
+
+    /// Answers in the gateway's JSON: ISO 8601 times with milliseconds, slashes unescaped.
+    public var responseEncoder: GatewayJSON { GatewayJSON() }
+
+    /// The peer's IP address as text, or `unknown`.
+    var clientAddress: String { remoteAddress?.ipAddress ?? "unknown" }
+}

@@ -1,0 +1,27 @@
+import Foundation
+import KaspiGatewayStore
+
+extension Gateway {
+    /// What the payer is told when they come back from Kaspi.
+    public enum PaymentOutcome: String, Sendable {
+        case success, pending, failed
+    }
+
+    /// An order's outcome for the payer who came back from Kaspi. The way back proves
+    /// nothing, so the provider is asked (the polling fallback) unless the order is settled.
+    ///
+    /// - Returns: nil for an unknown order.
+    public func paymentResult(orderId: String) async -> (order: GatewayOrder, outcome: PaymentOutcome)? {
+        guard var order = try? await store.order(id: orderId) else { return nil }
+        if !order.state.isFinal, let refreshed = try? await refreshStatus(order, source: .returnPage) {
+            order = refreshed
+        }
+        let outcome: PaymentOutcome
+        switch order.state {
+        case .paid: outcome = .success
+        case .created, .pending: outcome = .pending
+        case .declined, .cancelled, .expired: outcome = .failed
+        }
+        return (order, outcome)
+    }
+}

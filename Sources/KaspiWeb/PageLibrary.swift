@@ -1,0 +1,136 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Mustache
+
+/// A product's web pages: its Mustache templates and its stylesheet, read once at start from
+/// the module's resources. Templates escape every value by default; pages share one layout
+/// through Mustache's template inheritance (`{{<layout}}…{{/layout}}`).
+package struct PageLibrary: Sendable {
+    private let library: MustacheLibrary
+    /// The stylesheets and other assets, by file name (`gateway.css`).
+    package let assets: [String: String]
+
+    /// Why the pages could not be loaded.
+    package struct LoadError: Error, CustomStringConvertible {
+        package let message: String
+        package var description: String { "PAGES_UNAVAILABLE: \(message)" }
+    }
+
+    /// Loads the templates (`*.mustache`, named by their path without the extension) and
+    /// assets (`*.css`) from a module's resource folder.
+    ///
+    /// The folder is looked for in the resource bundle SwiftPM puts beside the executable
+    /// (`<bundle>/<folder>`), then in the source tree (`sourceFolder`), which development
+    /// builds and tests have; never through `Bundle.module`, which stops the process when
+    /// the bundle is missing.
+    ///
+    /// - Parameters:
+    ///   - bundle: the resource bundle's name, `<package>_<target>.resources`.
+    ///   - folder: the resource folder inside it.
+    ///   - sourceFolder: the same folder in the source tree.
+    package init(bundle: String, folder: String, sourceFolder: String) throws(LoadError) {
+        let candidates = [
+            Bundle.main.bundleURL.appendingPathComponent(bundle).appendingPathComponent(folder).path,
+            Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent(bundle).appendingPathComponent(folder).path,
+            sourceFolder,
+        ]
+        var isDirectory: ObjCBool = false
+        guard let root = candidates.first(where: { FileManager.default.fileExists(atPath: $0, isDirectory: &isDirectory) && isDirectory.boolValue })
+        else {
+            throw LoadError(message: "the page templates were not found; install \(bundle) beside the executable (looked in \(candidates.joined(separator: ", "))).")
+        }
+        var templates: [String: MustacheTemplate] = [:]
+        var assets: [String: String] = [:]
+        let files = FileManager.default.enumerator(atPath: root)?.compactMap { $0 as? String } ?? []
+        for file in files.sorted() {
+            let path = root + "/" + file
+            if file.hasSuffix(".mustache") {
+                guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                    throw LoadError(message: "\(file) cannot be read.")
+                }
+                do { templates[String(file.dropLast(".mustache".count))] = try MustacheTemplate(string: text) } catch {
+                    throw LoadError(message: "\(file) is not a valid template (\(error)).")
+                }
+            } else if file.hasSuffix(".css") {
+                guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw LoadError(message: "\(file) cannot be read.") }
+                assets[(file as NSString).lastPathComponent] = text
+            }
+        }
+        guard !templates.isEmpty else { throw LoadError(message: "no templates in \(root).") }
+        self.library = MustacheLibrary(templates: templates)
+        self.assets = assets
+    }
+
+    /// Whether a template of that name exists.
+    package func has(_ template: String) -> Bool { library.getTemplate(named: template) != nil }
+
+    /// Renders `template` with `context` (a struct, read through its stored properties, or
+    /// a dictionary).
+    package func render(_ template: String, _ context: Any) -> String {
+        // Every name used is a literal in this code, checked by the pages' tests; a missing
+        // one renders as an empty page rather than stopping the process.
+        library.render(context, withTemplate: template) ?? ""
+    }
+
+    /// A page as an HTML answer.
+    package func page(_ template: String, _ context: Any, status: HTTPResponse.Status = .ok) -> HTMLPage {
+        HTMLPage(status: status, html: render(template, context))
+    }
+
+    /// Serves the assets at `/assets/<name>` (a day's caching; the names change with them).
+    package func addAssetRoutes<Context: RequestContext>(to router: Router<Context>) {
+        let assets = self.assets
+        router.get("/assets/:name") { _, context in
+            guard let name = context.parameters.get("name"), let text = assets[name] else { throw HTTPError(.notFound) }
+            return Response(
+                status: .ok, headers: [.contentType: "text/css; charset=utf-8", .cacheControl: "public, max-age=86400"],
+                body: .init(byteBuffer: ByteBuffer(string: text)))
+        }
+    }
+}
+
+/// A rendered HTML page, never cached, never framed by another site.
+package struct HTMLPage: ResponseGenerator, Sendable {
+    package var status: HTTPResponse.Status
+    package var html: String
+    package var headers: HTTPFields = [:]
+
+    package init(status: HTTPResponse.Status = .ok, html: String) {
+        self.status = status
+        self.html = html
+    }
+
+    package func response(from request: Request, context: some RequestContext) -> Response { response }
+
+    /// The page as a response (it needs no request to be made).
+    package var response: Response {
+        var fields: HTTPFields = [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"]
+        if let frameOptions = HTTPField.Name("X-Frame-Options") { fields[frameOptions] = "DENY" }
+        fields.append(contentsOf: headers)
+        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(string: html)))
+    }
+}
+
+extension Request {
+    /// Reads an HTML form (`application/x-www-form-urlencoded`) into `type`, through
+    /// Hummingbird's form decoder.
+    ///
+    /// - Returns: nil when the body is too large, unreadable, or not the form expected.
+    package func decodeForm<T: Decodable>(as type: T.Type, upTo limit: Int = 16 * 1024) async -> T? {
+        guard let buffer = try? await body.collect(upTo: limit) else { return nil }
+        return try? URLEncodedFormDecoder().decode(T.self, from: String(buffer: buffer))
+    }
+}
+
+/// Query strings for links a page writes.
+package enum QueryString {
+    private static let unreserved = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~")
+
+    /// `a=1&b=x%20y`: every character but the unreserved ones percent-encoded.
+    package static func encode(_ pairs: [(String, String)]) -> String {
+        pairs.map { "\(escape($0.0))=\(escape($0.1))" }.joined(separator: "&")
+    }
+
+    private static func escape(_ text: String) -> String { text.addingPercentEncoding(withAllowedCharacters: unreserved) ?? "" }
+}
