@@ -98,6 +98,7 @@ let package = Package(
             dependencies: [
                 "KaspiSupport",
                 "KaspiPay",
+                "KaspiWeb",
                 "QRCodeEncoder",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -111,6 +112,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            resources: [.copy("Templates")],
             swiftSettings: strict
         ),
         // The gateway's domain (orders, state machine, outbox) and its storage: one store
@@ -153,13 +155,14 @@ let package = Package(
         .target(
             name: "KaspiDemo",
             dependencies: [
-                "KaspiSandbox", "KaspiGateway", "KaspiGatewayStore", "KaspiPay", "KaspiPayAsyncHTTPClient", "KaspiSupport",
+                "KaspiSandbox", "KaspiGateway", "KaspiGatewayStore", "KaspiPay", "KaspiPayAsyncHTTPClient", "KaspiSupport", "KaspiWeb",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            resources: [.copy("Templates")],
             swiftSettings: strict
         ),
         // The CLI's commands, kept in a library so that they can be tested.

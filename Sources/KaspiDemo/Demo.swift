@@ -118,7 +118,7 @@ public struct Demo: Sendable {
         }
         let gateway = Gateway(configuration: gatewayConfiguration, store: store, provider: provider, logger: logger)
         try await gateway.prepareAdmin()
-        let shop = DemoShop(
+        let shop = try DemoShop(
             gatewayURL: gatewayBase, apiKey: apiKey, eventsSecret: eventsSecret, qrProfile: qrScheme != nil,
             remoteInvoices: qrScheme == .r3, sandboxURL: "http://\(authority):\(sandboxPort)")
         let shopApp = Application(

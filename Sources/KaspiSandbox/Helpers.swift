@@ -2,7 +2,7 @@ import Foundation
 import Hummingbird
 import KaspiPay
 import NIOCore
-import KaspiSupport
+import KaspiWeb
 
 extension Sandbox {
     /// The sandbox-only helpers, under `/sandbox/`: settle orders, list and reset them, read
@@ -10,18 +10,18 @@ extension Sandbox {
     func addHelpers(to router: Router<BasicRequestContext>) {
         let group = router.group("sandbox")
         addQRHelpers(to: group)
-        group.get("") { _, _ in Self.html(.ok, await self.indexPage()) }
+        group.get("") { _, _ in await self.indexPage() }
         group.get("orders") { request, _ in
             let tradePoint = request.uri.queryParameters.get("tradePointId")
-            return Self.json(.ok, encoding: await self.state.allOrders(tradePoint: tradePoint))
+            return Self.json(.ok, encoding: await self.state.allOrders(tradePoint: tradePoint), readable: true)
         }
         group.post("orders/:orderId/:action") { request, context in
-            let orderId = context.parameters.get("orderId") ?? ""
-            let status: String
+            let orderId = try context.parameters.require("orderId")
+            let status: PaymentStatus
             switch context.parameters.get("action") {
-            case "approve", "approved", "pay": status = "APPROVED"
-            case "decline", "declined": status = "DECLINED"
-            case "cancel", "cancelled": status = "CANCELLED"
+            case "approve", "approved", "pay": status = .approved
+            case "decline", "declined": status = .declined
+            case "cancel", "cancelled": status = .cancelled
             default: return Self.helperError(.notFound, "UNKNOWN_ACTION", "Use approve, decline or cancel.")
             }
             let owners = await self.state.tradePoints(havingOrder: orderId)
@@ -35,20 +35,20 @@ extension Sandbox {
             guard let order = try await self.trigger(status, orderId: orderId, tradePointId: tradePoint) else {
                 return Self.helperError(.notFound, "ORDER_NOT_FOUND", "No order \(orderId).")
             }
-            return Self.json(.ok, encoding: order)
+            return Self.json(.ok, encoding: order, readable: true)
         }
         group.post("reset") { request, _ in
             await self.state.reset(tradePoint: request.uri.queryParameters.get("tradePointId"))
             try await self.state.waitForWrites()
-            return Self.json(.ok, #"{"reset":true}"#)
+            return Self.json(.ok, encoding: ["reset": true])
         }
         group.get("webhooks") { request, _ in
             let query = request.uri.queryParameters
-            return Self.json(.ok, encoding: await self.state.allDeliveries(tradePoint: query.get("tradePointId"), orderId: query.get("orderId")))
+            return Self.json(.ok, encoding: await self.state.allDeliveries(tradePoint: query.get("tradePointId"), orderId: query.get("orderId")), readable: true)
         }
-        group.get("webhooks.html") { _, _ in Self.html(.ok, await self.webhooksPage()) }
+        group.get("webhooks.html") { _, _ in await self.webhooksPage() }
         group.post("webhooks/:id/resend") { request, context in
-            let id = context.parameters.get("id") ?? ""
+            let id = try context.parameters.require("id")
             guard let delivery = await self.state.delivery(id: id) else {
                 return Self.helperError(.notFound, "WEBHOOK_NOT_FOUND", "No webhook \(id).")
             }
@@ -56,17 +56,17 @@ extension Sandbox {
             if request.headers[.accept]?.contains("text/html") == true {
                 return Response(status: .seeOther, headers: [.location: "/sandbox/webhooks.html"])
             }
-            return Self.json(.ok, encoding: attempt)
+            return Self.json(.ok, encoding: attempt, readable: true)
         }
         group.get("faults/:tradePointId") { _, context in
-            let id = context.parameters.get("tradePointId") ?? ""
+            let id = try context.parameters.require("tradePointId")
             guard await self.state.tradePoint(id: id) != nil else {
                 return Self.helperError(.notFound, "TRADE_POINT_NOT_FOUND", "No trade point \(id).")
             }
-            return Self.json(.ok, encoding: await self.state.faults(for: id))
+            return Self.json(.ok, encoding: await self.state.faults(for: id), readable: true)
         }
         group.put("faults/:tradePointId") { request, context in
-            let id = context.parameters.get("tradePointId") ?? ""
+            let id = try context.parameters.require("tradePointId")
             guard await self.state.tradePoint(id: id) != nil else {
                 return Self.helperError(.notFound, "TRADE_POINT_NOT_FOUND", "No trade point \(id).")
             }
@@ -76,64 +76,65 @@ extension Sandbox {
             }
             if let problem = faults.problem() { return Self.helperError(.badRequest, "INVALID_REQUEST", problem) }
             await self.state.setFaults(faults, for: id)
-            return Self.json(.ok, encoding: faults)
+            return Self.json(.ok, encoding: faults, readable: true)
         }
-        group.get("clock") { _, _ in
-            Self.json(.ok, #"{"now":"\#(ISO8601DateFormatter().string(from: self.clock.now))","offsetSeconds":\#(self.clock.currentOffset)}"#)
-        }
+        group.get("clock") { _, _ in Self.json(.ok, encoding: ClockAnswer(now: self.clock.now, offsetSeconds: self.clock.currentOffset)) }
         group.post("clock/advance") { request, _ in
+            struct Advance: Decodable { var seconds: Double }
             let body = try await request.body.collect(upTo: 1024)
-            guard case .object(let object)? = JSONValue.parse(body.readableBytesView) else {
+            guard let seconds = (try? JSONDecoder().decode(Advance.self, from: body))?.seconds else {
                 return Self.helperError(.badRequest, "INVALID_REQUEST", #"Send {"seconds": N}."#)
-            }
-            let seconds: Double
-            switch object["seconds"] {
-            case .integer(let n)?: seconds = Double(n)
-            case .number(let n)?: seconds = n
-            default: return Self.helperError(.badRequest, "INVALID_REQUEST", #"Send {"seconds": N}."#)
             }
             guard seconds >= 0, seconds <= 366 * 86400 else {
                 return Self.helperError(.badRequest, "INVALID_REQUEST", "seconds must be between 0 and one year.")
             }
             await self.advanceClock(by: seconds)
             try await self.state.waitForWrites()
-            return Self.json(.ok, #"{"now":"\#(ISO8601DateFormatter().string(from: self.clock.now))","offsetSeconds":\#(self.clock.currentOffset)}"#)
+            return Self.json(.ok, encoding: ClockAnswer(now: self.clock.now, offsetSeconds: self.clock.currentOffset))
         }
     }
 
     static func helperError(_ status: HTTPResponse.Status, _ code: String, _ message: String) -> Response {
-        json(status, #"{"code":"\#(code)","message":\#(JSONText.string(message))}"#)
+        json(status, encoding: ErrorBody(code: code, message: message))
     }
 
-    func indexPage() async -> String {
-        var body = "<h2>Trade points</h2><table><tr><th>id</th><th>name</th><th>webhook URL</th><th>return URL prefixes</th></tr>"
-        for point in configuration.tradePoints {
-            body += "<tr><td>\(Self.escape(point.id))</td><td>\(Self.escape(point.displayName))</td><td>\(Self.escape(point.webhookURL ?? "none"))</td><td>\(Self.escape(point.returnURLPrefixes.isEmpty ? "any" : point.returnURLPrefixes.joined(separator: ", ")))</td></tr>"
-        }
-        body += "</table><h2>Scenario amounts</h2><table><tr><th>amount</th><th>outcome</th></tr>"
-        for row in ScenarioAmount.table {
-            body += "<tr><td>\(row.amount)</td><td>\(row.status)\(row.afterSeconds > 0 ? " after \(Int(row.afterSeconds)) s" : " at once")</td></tr>"
-        }
-        body += "</table><h2>Orders</h2><table><tr><th>order</th><th>amount</th><th>status</th><th>refunded</th></tr>"
-        for order in await state.allOrders().suffix(50).reversed() {
-            body += "<tr><td><a href=\"/pay/\(order.paymentToken)\">\(Self.escape(order.orderId))</a></td><td>\(order.amount)</td><td>\(order.status)</td><td>\(order.refundedAmount)</td></tr>"
-        }
-        body += "</table><p><a href=\"/sandbox/webhooks.html\">Webhook deliveries</a></p>"
-        return Self.page(title: "Sandbox", body: body)
+    func indexPage() async -> Response {
+        struct Point { var id, name, webhookURL, prefixes: String }
+        struct Scenario { var amount: Int; var outcome: String }
+        struct Order { var token, orderId, status: String; var amount, refunded: Int }
+        struct Page { var title: String; var tradePoints: [Point]; var scenarios: [Scenario]; var orders: [Order] }
+        let page = Page(
+            title: "Sandbox",
+            tradePoints: configuration.tradePoints.map { point in
+                Point(
+                    id: point.id, name: point.displayName, webhookURL: point.webhookURL ?? "none",
+                    prefixes: point.returnURLPrefixes.isEmpty ? "any" : point.returnURLPrefixes.joined(separator: ", "))
+            },
+            scenarios: ScenarioAmount.table.map { row in
+                Scenario(amount: row.amount, outcome: "\(row.status)" + (row.afterSeconds > 0 ? " after \(Int(row.afterSeconds)) s" : " at once"))
+            },
+            orders: await state.allOrders().suffix(50).reversed().map { order in
+                Order(token: order.paymentToken, orderId: order.orderId, status: order.status.rawValue, amount: order.amount, refunded: order.refundedAmount)
+            })
+        return pages.page("index", page).response
     }
 
-    func webhooksPage() async -> String {
-        var body = "<h2>Webhook deliveries</h2><table><tr><th>order</th><th>status</th><th>state</th><th>attempts</th><th></th></tr>"
-        for delivery in await state.allDeliveries().reversed() {
-            let attempts = delivery.attempts.map { attempt in
-                "\(attempt.responseCode.map(String.init) ?? (attempt.error ?? "no answer")) in \(attempt.latencyMs) ms\(attempt.manual ? " (by hand)" : "")"
-            }.joined(separator: "<br>")
-            body += """
-                <tr><td>\(Self.escape(delivery.orderId))</td><td>\(delivery.status)</td><td>\(delivery.state.rawValue)</td><td>\(attempts)</td>
-                <td><form method="post" action="/sandbox/webhooks/\(delivery.id)/resend"><button type="submit">Re-send</button></form></td></tr>
-                """
+    func webhooksPage() async -> Response {
+        struct Delivery { var id, orderId, status, state: String; var attempts: [String] }
+        struct Page { var title: String; var deliveries: [Delivery] }
+        let deliveries = await state.allDeliveries().reversed().map { delivery in
+            Delivery(
+                id: delivery.id, orderId: delivery.orderId, status: delivery.status.rawValue, state: delivery.state.rawValue,
+                attempts: delivery.attempts.map { attempt in
+                    "\(attempt.responseCode.map(String.init) ?? (attempt.error ?? "no answer")) in \(attempt.latencyMs) ms\(attempt.manual ? " (by hand)" : "")"
+                })
         }
-        body += "</table>"
-        return Self.page(title: "Webhooks", body: body)
+        return pages.page("webhooks", Page(title: "Webhooks", deliveries: deliveries)).response
     }
+}
+
+/// The sandbox's clock: now, and how far it was moved.
+struct ClockAnswer: Encodable {
+    var now: Date
+    var offsetSeconds: Double
 }

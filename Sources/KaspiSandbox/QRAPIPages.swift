@@ -2,7 +2,7 @@ import Foundation
 import Hummingbird
 import KaspiPay
 import QRCodeEncoder
-import KaspiSupport
+import KaspiWeb
 import NIOCore
 
 /// A payer's action on a Kaspi QR API purchase, for ``Sandbox/act(_:paymentId:)``.
@@ -77,40 +77,41 @@ extension Sandbox {
     // MARK: Pages and HTTP helpers
 
     /// `/pay/<41 digits>`: the payment page of a QR API purchase, with Scan, Confirm and Error.
-    func qrPaymentPage(_ purchase: SandboxQRPurchase, url: String) async -> String {
+    func qrPaymentPage(_ purchase: SandboxQRPurchase, url: String, invoice: Bool = false) async -> Response {
+        struct Action { var value, label, style: String }
+        struct Page {
+            var title, merchant, tradePoint, amount, url, status, statusClass, expires: String
+            var id: Int64
+            var invoiceTo: String?
+            var externalId: String?
+            var actions: [Action]
+            var hasActions: Bool
+            var scannable: Bool
+            var errorReason: String?
+            var transaction: String?
+        }
         let org = await qrState.organization(bin: purchase.organizationBin)
         let point = await qrState.tradePoint(purchase.tradePointId)?.1
         let amount = Self.formatTenge(purchase.amount)
-        var body = """
-            <p class="merchant">\(Self.escape(org?.name ?? purchase.organizationBin))</p>
-            <p class="meta">\(Self.escape(point?.name ?? ""))</p>
-            <p class="amount">\(Self.escape(amount))</p>
-            <p class="meta">Kaspi QR purchase \(purchase.id)\(purchase.externalId.map { " · \(Self.escape($0))" } ?? "")</p>
-            <p class="status status-\(purchase.status.lowercased())">\(Self.escape(purchase.status))</p>
-            """
-        let actions: [(String, String, String)]
+        let actions: [Action]
         switch purchase.status {
-        case "QrTokenCreated": actions = [("scan", "Scan", "pay"), ("scanerror", "Scan fails", "decline")]
-        case "Wait": actions = [("confirm", "Confirm with Kaspi Gold", "pay"), ("confirm-loan", "Confirm with a loan", "pay"), ("confirmerror", "Decline", "decline")]
-        case "RemotePaymentCreated": actions = [("confirm", "Pay the invoice", "pay"), ("scanerror", "Decline", "decline")]
+        case "QrTokenCreated": actions = [.init(value: "scan", label: "Scan", style: "pay"), .init(value: "scanerror", label: "Scan fails", style: "decline")]
+        case "Wait":
+            actions = [
+                .init(value: "confirm", label: "Confirm with Kaspi Gold", style: "pay"), .init(value: "confirm-loan", label: "Confirm with a loan", style: "pay"),
+                .init(value: "confirmerror", label: "Decline", style: "decline"),
+            ]
+        case "RemotePaymentCreated": actions = [.init(value: "confirm", label: "Pay the invoice", style: "pay"), .init(value: "scanerror", label: "Decline", style: "decline")]
         default: actions = []
         }
-        if !actions.isEmpty {
-            body += "<form method=\"post\" action=\"\(Self.escape(url))\">"
-            for (value, label, style) in actions {
-                body += "<button type=\"submit\" name=\"action\" value=\"\(value)\" class=\"\(style)\">\(Self.escape(label))</button>"
-            }
-            body += "</form>"
-        }
-        if purchase.status == "QrTokenCreated" {
-            body += """
-                <figure><img src="\(Self.escape(url))/qr.svg" width="200" height="200" alt="QR code of this purchase"><figcaption>Scan in the Kaspi app</figcaption></figure>
-                <p class="meta">Expires at \(Self.escape(KaspiQRAPI.DateParser.format(purchase.expireDate))) (sandbox time).</p>
-                """
-        }
-        if let reason = purchase.errorReason { body += "<p class=\"meta\">\(Self.escape(reason))</p>" }
-        if purchase.status == "Processed" { body += "<p class=\"meta\">Transaction \(Self.escape(purchase.transactionId ?? "")). Return to the shop's app or till.</p>" }
-        return Self.page(title: "Pay \(amount)", body: body)
+        let invoiceTo = invoice ? purchase.phoneNumber.map { phone in phone + (purchase.comment.map { ": \($0)" } ?? "") } : nil
+        let page = Page(
+            title: "Pay \(amount)", merchant: org?.name ?? purchase.organizationBin, tradePoint: point?.name ?? "", amount: amount, url: url,
+            status: purchase.status, statusClass: purchase.status.lowercased(), expires: KaspiQRAPI.DateParser.format(purchase.expireDate),
+            id: purchase.id, invoiceTo: invoiceTo, externalId: purchase.externalId, actions: actions, hasActions: !actions.isEmpty,
+            scannable: purchase.status == "QrTokenCreated", errorReason: purchase.errorReason,
+            transaction: purchase.status == "Processed" ? (purchase.transactionId ?? "") : nil)
+        return pages.page("qr-payment", page).response
     }
 
     static func formatTenge(_ amount: Decimal) -> String {
@@ -131,61 +132,52 @@ extension Sandbox {
     /// The QR page's routes, answered before the guide's payment page for 41-digit tokens.
     func qrPage(get token: String) async -> Response? {
         guard Self.isQRToken(token), let purchase = await qrState.purchase(token: token) else { return nil }
-        return Self.html(.ok, await qrPaymentPage(purchase, url: "/pay/\(token)"))
+        return await qrPaymentPage(purchase, url: "/pay/\(token)")
     }
 
     /// `/pay/invoice/{paymentId}`: a remote invoice as the billed payer sees it in their app.
     func qrInvoicePage(get id: String) async -> Response {
         guard let paymentId = Int64(id), let purchase = await qrState.purchase(id: paymentId), purchase.kind == .remote else {
-            return Self.html(.notFound, Self.page(title: "Invoice not found", body: "<p>No such remote invoice.</p>"))
+            return message("Invoice not found", "No such remote invoice.", status: .notFound)
         }
-        var page = await qrPaymentPage(purchase, url: "/pay/invoice/\(paymentId)")
-        if let phone = purchase.phoneNumber {
-            page = page.replacingOccurrences(
-                of: "<p class=\"amount\">", with: "<p class=\"meta\">Invoice to \(Self.escape(phone))\(purchase.comment.map { ": \(Self.escape($0))" } ?? "")</p><p class=\"amount\">")
-        }
-        return Self.html(.ok, page)
+        return await qrPaymentPage(purchase, url: "/pay/invoice/\(paymentId)", invoice: true)
     }
 
-    func qrInvoicePage(post id: String, form: [String: String]) async -> Response {
+    func qrInvoicePage(post id: String, action: String?) async -> Response {
         guard let paymentId = Int64(id), let purchase = await qrState.purchase(id: paymentId), purchase.kind == .remote else {
-            return Self.html(.notFound, Self.page(title: "Invoice not found", body: "<p>No such remote invoice.</p>"))
+            return message("Invoice not found", "No such remote invoice.", status: .notFound)
         }
-        guard let action = form["action"].flatMap(SandboxQRAction.init(rawValue:)) else {
-            return Self.html(.badRequest, Self.page(title: "Unknown choice", body: "<p>Choose one of the buttons.</p>"))
-        }
-        do {
-            try await act(action, paymentId: purchase.id)
-        } catch {
-            return Self.html(.conflict, Self.page(title: "Not possible now", body: "<p>\(Self.escape(error.message))</p>"))
-        }
-        return Response(status: .seeOther, headers: [.location: "/pay/invoice/\(paymentId)"])
+        return await act(action, on: purchase, back: "/pay/invoice/\(paymentId)")
     }
 
     func qrPageSVG(_ token: String) async -> Response? {
         guard Self.isQRToken(token), let purchase = await qrState.purchase(token: token) else { return nil }
         let content = purchase.kind == .link ? qrPaymentLink(token: token) : token
         guard let qr = try? QRCode(encoding: content) else { return Response(status: .internalServerError) }
-        return Response(
-            status: .ok, headers: [.contentType: "image/svg+xml", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(string: qr.svg())))
+        return Self.svg(qr)
     }
 
-    func qrPage(post token: String, form: [String: String]) async -> Response? {
+    func qrPage(post token: String, action: String?) async -> Response? {
         guard Self.isQRToken(token), let purchase = await qrState.purchase(token: token) else { return nil }
-        guard let action = form["action"].flatMap(SandboxQRAction.init(rawValue:)) else {
-            return Self.html(.badRequest, Self.page(title: "Unknown choice", body: "<p>Choose one of the buttons.</p>"))
+        return await act(action, on: purchase, back: "/pay/\(token)")
+    }
+
+    /// The payer's button on a QR API page, then back to the page.
+    private func act(_ action: String?, on purchase: SandboxQRPurchase, back: String) async -> Response {
+        guard let action = action.flatMap(SandboxQRAction.init(rawValue:)) else {
+            return message("Unknown choice", "Choose one of the buttons.", status: .badRequest)
         }
         do {
             try await act(action, paymentId: purchase.id)
         } catch {
-            return Self.html(.conflict, Self.page(title: "Not possible now", body: "<p>\(Self.escape(error.message))</p><p><a href=\"/pay/\(token)\">Back</a></p>"))
+            return message("Not possible now", error.message, back: back, status: .conflict)
         }
-        return Response(status: .seeOther, headers: [.location: "/pay/\(token)"])
+        return Response(status: .seeOther, headers: [.location: back])
     }
 
     func addQRHelpers(to group: RouterGroup<BasicRequestContext>) {
         group.get("qr/purchases") { request, _ in
-            Self.json(.ok, encoding: await self.qrState.allPurchases(bin: request.uri.queryParameters.get("organizationBin")))
+            Self.json(.ok, encoding: await self.qrState.allPurchases(bin: request.uri.queryParameters.get("organizationBin")), readable: true)
         }
         group.get("qr/devices") { _, _ in Self.json(.ok, encoding: await self.qrState.allDevices()) }
         group.get("qr/returns") { _, _ in Self.json(.ok, encoding: await self.qrState.allReturns()) }
@@ -198,7 +190,7 @@ extension Sandbox {
             }
             do throws(SandboxQRError) {
                 let purchase = try await self.act(action, paymentId: id)
-                return Self.json(.ok, encoding: purchase)
+                return Self.json(.ok, encoding: purchase, readable: true)
             } catch {
                 return Self.helperError(error.statusCode == -1601 ? .notFound : .conflict, error.code, error.message)
             }
@@ -213,20 +205,20 @@ extension Sandbox {
             }
             do throws(SandboxQRError) {
                 let item = try await self.scanReturn(id, customer: customer)
-                return Self.json(.ok, encoding: item)
+                return Self.json(.ok, encoding: item, readable: true)
             } catch {
                 return Self.helperError(error.statusCode == -1601 ? .notFound : .conflict, error.code, error.message)
             }
         }
         group.get("qr/faults/:bin") { _, context in
-            let bin = context.parameters.get("bin") ?? ""
+            let bin = try context.parameters.require("bin")
             guard await self.qrState.organization(bin: bin) != nil else {
                 return Self.helperError(.notFound, "ORGANIZATION_NOT_FOUND", "No organization \(bin).")
             }
-            return Self.json(.ok, encoding: await self.qrState.faults(bin: bin))
+            return Self.json(.ok, encoding: await self.qrState.faults(bin: bin), readable: true)
         }
         group.put("qr/faults/:bin") { request, context in
-            let bin = context.parameters.get("bin") ?? ""
+            let bin = try context.parameters.require("bin")
             guard await self.qrState.organization(bin: bin) != nil else {
                 return Self.helperError(.notFound, "ORGANIZATION_NOT_FOUND", "No organization \(bin).")
             }
@@ -237,12 +229,12 @@ extension Sandbox {
                 return Self.helperError(.badRequest, "INVALID_REQUEST", "The body must be a JSON object of QR fault settings (see docs/kaspi-qr.md).")
             }
             await self.qrState.setFaults(faults, bin: bin)
-            return Self.json(.ok, encoding: faults)
+            return Self.json(.ok, encoding: faults, readable: true)
         }
         group.post("qr/reset") { _, _ in
             await self.qrState.reset()
             try await self.qrState.waitForWrites()
-            return Self.json(.ok, #"{"reset":true}"#)
+            return Self.json(.ok, encoding: ["reset": true])
         }
     }
 }

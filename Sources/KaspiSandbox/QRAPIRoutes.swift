@@ -2,7 +2,6 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import KaspiPay
-import KaspiSupport
 import NIOCore
 
 /// Who is calling the QR API: the client certificate the TLS layer saw, and the address.
@@ -142,20 +141,17 @@ extension Sandbox {
         return paymentURL(token: token)
     }
 
-    static func qrEnvelope(_ code: Int, message: String?, data: String? = nil, httpStatus: Int = 200) -> Response {
-        var body = #"{"StatusCode":\#(code)"#
-        if let message { body += #","Message":\#(JSONText.string(message))"# }
-        if let data { body += #","Data":\#(data)"# }
-        return json(.init(code: httpStatus), body + "}")
+    static func qrEnvelope(_ code: Int, message: String?, httpStatus: Int = 200) -> Response {
+        json(.init(code: httpStatus), encoding: QREnvelope<QRAnswer.None>(statusCode: code, message: message, data: nil))
     }
 
-    static func qrOK(_ data: String? = nil) -> Response { qrEnvelope(0, message: "OK", data: data) }
-
-    static func qrObject(_ fields: [(String, String)]) -> String {
-        "{" + fields.map { "\(JSONText.string($0.0)):\($0.1)" }.joined(separator: ",") + "}"
+    static func qrOK<Payload: Encodable>(_ data: Payload) -> Response {
+        json(.ok, encoding: QREnvelope(statusCode: 0, message: "OK", data: data))
     }
 
-    static func qrDate(_ date: Date) -> String { JSONText.string(KaspiQRAPI.DateParser.format(date)) }
+    static func qrOK() -> Response { qrEnvelope(0, message: "OK") }
+
+    static func qrDate(_ date: Date) -> String { KaspiQRAPI.DateParser.format(date) }
 
     func qrAPI(_ request: Request, scheme: String, version: String, path: [String], caller: QRAPICaller) async -> Response {
         let route = path.joined(separator: "/")
@@ -163,9 +159,7 @@ extension Sandbox {
             return try await qrAPIRoute(request, scheme: scheme, version: version, path: path, caller: caller)
         } catch {
             if error.httpStatus == 400 {
-                return Self.json(
-                    .badRequest,
-                    #"{"type":"https://tools.ietf.org/html/rfc9110#section-15.5.1","title":"One or more validation errors occurred.","status":400,"errors":{"request":[\#(JSONText.string(error.message))]}}"#)
+                return Self.json(.badRequest, encoding: QRAnswer.ValidationProblem(errors: ["request": [error.message]]))
             }
             if error.httpStatus == 502 {
                 return Response(
@@ -173,7 +167,7 @@ extension Sandbox {
                     body: .init(byteBuffer: ByteBuffer(string: "Bad Gateway: \(error.message)")))
             }
             if error.httpStatus == 404 {
-                return Self.json(.notFound, #"{"title":"Not Found","status":404,"detail":\#(JSONText.string(error.message))}"#)
+                return Self.json(.notFound, encoding: QRAnswer.NotFoundProblem(detail: error.message))
             }
             logger.debug("QR API answered an error", metadata: ["route": "\(scheme)/\(version)/\(route)", "status_code": "\(error.code)"])
             return Self.qrEnvelope(error.code, message: error.message, httpStatus: error.httpStatus)
@@ -261,14 +255,13 @@ extension Sandbox {
             guard let org = await qrState.organization(bin: wanted), !org.tradePoints.isEmpty else {
                 throw QRAPIFailure(-14000002, "The organization has no trade points; create one in the Kaspi Pay app.")
             }
-            let items = org.tradePoints.map { Self.qrObject([("TradePointId", String($0.id)), ("TradePointName", JSONText.string($0.name))]) }
-            response = Self.qrOK("[" + items.joined(separator: ",") + "]")
+            response = Self.qrOK(org.tradePoints.map { QRAnswer.TradePoint(TradePointId: $0.id, TradePointName: $0.name) })
         case (.post, 2, "device", "register"):
             let deviceId = try body.requiredString("DeviceId")
             guard deviceId.utf8.count <= 128, deviceId.unicodeScalars.allSatisfy({ $0.isASCII && (CharacterSet.alphanumerics.contains($0) || $0 == "-" || $0 == "_") })
             else { throw QRAPIValidation.failure("DeviceId", "must be Latin letters, digits, '-' and '_'") }
             let device = try await qrState.register(deviceId: deviceId, tradePointId: try body.requiredInt64("TradePointId"), bins: bins)
-            response = Self.qrOK(Self.qrObject([("DeviceToken", JSONText.string(device.token))]))
+            response = Self.qrOK(["DeviceToken": device.token])
         case (.post, 2, "device", "delete"):
             try await qrState.delete(token: try body.requiredString("DeviceToken"), bins: bins)
             response = Self.qrEnvelope(0, message: "OK")
@@ -280,56 +273,47 @@ extension Sandbox {
                 kind: link ? .link : .qr, device: try body.requiredString("DeviceToken"), amount: try body.amount(), externalId: externalId,
                 bins: bins, organizationBin: organizationBin)
             creates = true
-            let methods = #"["Gold","Red","Loan"]"#
+            let methods = ["Gold", "Red", "Loan"]
             if link {
-                let options = Self.qrObject([
-                    ("StatusPollingInterval", String(purchase.pollingInterval)), ("LinkActivationWaitTimeout", String(purchase.scanTimeout)),
-                    ("PaymentConfirmationTimeout", String(purchase.confirmationTimeout)),
-                ])
                 response = Self.qrOK(
-                    Self.qrObject([
-                        ("PaymentLink", JSONText.string(qrPaymentLink(token: purchase.token ?? ""))), ("ExpireDate", Self.qrDate(purchase.expireDate)),
-                        ("PaymentId", String(purchase.id)), ("PaymentMethods", methods), ("PaymentBehaviorOptions", options),
-                    ]))
+                    QRAnswer.LinkCreated(
+                        PaymentLink: qrPaymentLink(token: purchase.token ?? ""), ExpireDate: Self.qrDate(purchase.expireDate), PaymentId: purchase.id,
+                        PaymentMethods: methods,
+                        PaymentBehaviorOptions: .init(
+                            StatusPollingInterval: purchase.pollingInterval, LinkActivationWaitTimeout: purchase.scanTimeout,
+                            PaymentConfirmationTimeout: purchase.confirmationTimeout)))
             } else {
-                let options = Self.qrObject([
-                    ("StatusPollingInterval", String(purchase.pollingInterval)), ("QrCodeScanWaitTimeout", String(purchase.scanTimeout)),
-                    ("PaymentConfirmationTimeout", String(purchase.confirmationTimeout)),
-                ])
                 response = Self.qrOK(
-                    Self.qrObject([
-                        ("QrToken", JSONText.string(purchase.token ?? "")), ("ExpireDate", Self.qrDate(purchase.expireDate)),
-                        ("QrPaymentId", String(purchase.id)), ("PaymentMethods", methods), ("QrPaymentBehaviorOptions", options),
-                    ]))
+                    QRAnswer.QRCreated(
+                        QrToken: purchase.token ?? "", ExpireDate: Self.qrDate(purchase.expireDate), QrPaymentId: purchase.id, PaymentMethods: methods,
+                        QrPaymentBehaviorOptions: .init(
+                            StatusPollingInterval: purchase.pollingInterval, QrCodeScanWaitTimeout: purchase.scanTimeout,
+                            PaymentConfirmationTimeout: purchase.confirmationTimeout)))
             }
         case (.get, 3, "payment", "status"):
             let id = p2
             guard let paymentId = Int64(id) else { throw QRAPIFailure.purchaseNotFound() }
             let purchase = try await qrState.readStatus(paymentId, bins: bins)
-            var fields = [("Status", JSONText.string(purchase.status))]
+            var status = QRAnswer.Status(Status: purchase.status)
             if version == "v02", purchase.status == "Processed" {
-                fields += [
-                    ("TransactionId", JSONText.string(purchase.transactionId ?? "")), ("ProductType", JSONText.string(purchase.productType ?? "Gold")),
-                    ("Amount", "\(purchase.amount)"),
-                ]
+                (status.TransactionId, status.ProductType, status.Amount) = (purchase.transactionId ?? "", purchase.productType ?? "Gold", purchase.amount)
                 if purchase.productType == "Loan" {
-                    fields += [("LoanOfferName", JSONText.string("Рассрочка 0-0-12")), ("LoanTerm", "12"), ("IsOffer", "false")]
+                    (status.LoanOfferName, status.LoanTerm, status.IsOffer) = ("Рассрочка 0-0-12", 12, false)
                 }
                 if let (org, point) = await qrState.tradePoint(purchase.tradePointId) {
-                    fields += [("StoreName", JSONText.string(org.name)), ("Address", JSONText.string(point.name)), ("City", JSONText.string("Almaty"))]
+                    (status.StoreName, status.Address, status.City) = (org.name, point.name, "Almaty")
                 }
             }
-            response = Self.qrOK(Self.qrObject(fields))
+            response = Self.qrOK(status)
         case (.get, 2, "payment", "details") where scheme != "r1":
             guard let idText = queryValue("QrPaymentId"), let paymentId = Int64(idText) else { throw QRAPIValidation.failure("QrPaymentId", "is required") }
             guard let token = queryValue("DeviceToken") else { throw QRAPIValidation.failure("DeviceToken", "is required") }
             let device = try await qrState.device(token, bins: bins, requireActive: false)
             let purchase = try await qrState.purchase(paymentId, bins: [device.organizationBin])
             response = Self.qrOK(
-                Self.qrObject([
-                    ("QrPaymentId", String(purchase.id)), ("TotalAmount", "\(purchase.amount)"), ("AvailableReturnAmount", "\(purchase.availableReturnAmount)"),
-                    ("TransactionDate", Self.qrDate(purchase.finishedAt ?? purchase.createdAt)),
-                ]))
+                QRAnswer.Details(
+                    QrPaymentId: purchase.id, TotalAmount: purchase.amount, AvailableReturnAmount: purchase.availableReturnAmount,
+                    TransactionDate: Self.qrDate(purchase.finishedAt ?? purchase.createdAt)))
         case (.post, 2, "payment", "return") where scheme != "r1":
             var returnId: Int64? = nil
             if scheme == "r2" {
@@ -340,53 +324,47 @@ extension Sandbox {
                 device: try body.requiredString("DeviceToken"), paymentId: try body.requiredInt64("QrPaymentId"), amount: try body.amount(),
                 returnId: returnId, organizationBin: organizationBin, bins: bins)
             creates = true
-            response = Self.qrOK(Self.qrObject([("ReturnOperationId", String(refund.id))]))
+            response = Self.qrOK(["ReturnOperationId": refund.id])
         case (.post, 2, "return", "create") where scheme == "r2":
             let item = try await qrState.createReturn(device: try body.requiredString("DeviceToken"), externalId: try body.string("ExternalId"), bins: bins)
             creates = true
-            let options = Self.qrObject([
-                ("QrCodeScanEventPollingInterval", String(configuration.qrAPI.returnPollingInterval)), ("QrCodeScanWaitTimeout", String(item.scanTimeout)),
-            ])
             response = Self.qrOK(
-                Self.qrObject([
-                    ("QrToken", JSONText.string(item.token)), ("ExpireDate", Self.qrDate(item.createdAt.addingTimeInterval(TimeInterval(item.scanTimeout)))),
-                    ("QrReturnId", String(item.id)), ("QrReturnBehaviorOptions", options),
-                ]))
+                QRAnswer.ReturnCreated(
+                    QrToken: item.token, ExpireDate: Self.qrDate(item.createdAt.addingTimeInterval(TimeInterval(item.scanTimeout))), QrReturnId: item.id,
+                    QrReturnBehaviorOptions: .init(
+                        QrCodeScanEventPollingInterval: configuration.qrAPI.returnPollingInterval, QrCodeScanWaitTimeout: item.scanTimeout)))
         case (.get, 3, "return", "status") where scheme == "r2":
             let id = p2
             guard let returnId = Int64(id) else { throw QRAPIFailure.purchaseNotFound() }
             let item = try await qrState.returnQR(returnId, bins: bins)
-            response = Self.qrOK(Self.qrObject([("Status", JSONText.string(item.status))]))
+            response = Self.qrOK(QRAnswer.Status(Status: item.status))
         case (.post, 2, "return", "operations") where scheme == "r2":
             let maxResult = try body.int64("MaxResult") ?? 10
             guard (1...10).contains(maxResult) else { throw QRAPIValidation.failure("MaxResult", "must be between 1 and 10") }
             let purchases = try await qrState.returnOperations(
                 device: try body.requiredString("DeviceToken"), returnId: try body.requiredInt64("QrReturnId"), maxResult: Int(maxResult), bins: bins)
-            let items = purchases.map {
-                // .NET ticks without an offset, as the guide's example shows.
-                Self.qrObject([
-                    ("QrPaymentId", String($0.id)), ("TransactionDate", JSONText.string(Self.ticksDate($0.finishedAt ?? $0.createdAt))),
-                    ("Amount", "\($0.amount)"),
-                ])
-            }
-            response = Self.qrOK("[" + items.joined(separator: ",") + "]")
+            response = Self.qrOK(
+                purchases.map {
+                    // .NET ticks without an offset, as the guide's example shows.
+                    QRAnswer.ReturnOperation(QrPaymentId: $0.id, TransactionDate: Self.ticksDate($0.finishedAt ?? $0.createdAt), Amount: $0.amount)
+                })
         case (.get, 2, "remote", "client-info") where scheme == "r3":
             guard let phone = queryValue("PhoneNumber") else { throw QRAPIValidation.failure("PhoneNumber", "is required") }
             guard let token = queryValue("DeviceToken") else { throw QRAPIValidation.failure("DeviceToken", "is required") }
             let name = try await qrState.clientInfo(phone: phone, device: token, bins: bins)
-            response = Self.qrOK(Self.qrObject([("ClientName", JSONText.string(name))]))
+            response = Self.qrOK(["ClientName": name])
         case (.post, 2, "remote", "create") where scheme == "r3":
             let comment = try body.string("Comment")
             let purchase = try await qrState.createRemote(
                 device: try body.requiredString("DeviceToken"), phone: try body.requiredString("PhoneNumber"), amount: try body.amount(),
                 comment: comment, organizationBin: organizationBin ?? "", bins: bins)
             creates = true
-            response = Self.qrOK(Self.qrObject([("QrPaymentId", String(purchase.id))]))
+            response = Self.qrOK(["QrPaymentId": purchase.id])
         case (.post, 2, "remote", "cancel") where scheme == "r3":
             let purchase = try await qrState.cancelRemote(
                 device: try body.requiredString("DeviceToken"), paymentId: try body.requiredInt64("QrPaymentId"),
                 organizationBin: organizationBin ?? "", bins: bins)
-            response = Self.qrOK(Self.qrObject([("Status", JSONText.string(purchase.status))]))
+            response = Self.qrOK(QRAnswer.Status(Status: purchase.status))
         case (.post, 3, "test", "payment"):
             guard let action = QRAPIState.Action(rawValue: p2.lowercased()) else { throw Self.notFound }
             guard let id = try body.int64("qrPaymentId") else { throw QRAPIValidation.failure("qrPaymentId", "is required") }
@@ -409,5 +387,106 @@ extension Sandbox {
         let text = KaspiQRAPI.DateParser.format(date, offsetSeconds: 5 * 3600)
         // yyyy-MM-ddTHH:mm:ss.SSS+05:00 -> yyyy-MM-ddTHH:mm:ss.SSS0000
         return String(text.prefix(23)) + "0000"
+    }
+}
+
+/// `{"StatusCode": …, "Message": …, "Data": …}`, the envelope of every Kaspi QR API answer.
+struct QREnvelope<Payload: Encodable>: Encodable {
+    var statusCode: Int
+    var message: String?
+    var data: Payload?
+
+    enum CodingKeys: String, CodingKey {
+        case statusCode = "StatusCode"
+        case message = "Message"
+        case data = "Data"
+    }
+}
+
+/// The Kaspi QR API's answers, with Kaspi's own (PascalCase) field names.
+enum QRAnswer {
+    struct None: Encodable {}
+
+    struct TradePoint: Encodable {
+        var TradePointId: Int64
+        var TradePointName: String
+    }
+
+    struct QRCreated: Encodable {
+        struct Options: Encodable {
+            var StatusPollingInterval: Int
+            var QrCodeScanWaitTimeout: Int
+            var PaymentConfirmationTimeout: Int
+        }
+        var QrToken: String
+        var ExpireDate: String
+        var QrPaymentId: Int64
+        var PaymentMethods: [String]
+        var QrPaymentBehaviorOptions: Options
+    }
+
+    struct LinkCreated: Encodable {
+        struct Options: Encodable {
+            var StatusPollingInterval: Int
+            var LinkActivationWaitTimeout: Int
+            var PaymentConfirmationTimeout: Int
+        }
+        var PaymentLink: String
+        var ExpireDate: String
+        var PaymentId: Int64
+        var PaymentMethods: [String]
+        var PaymentBehaviorOptions: Options
+    }
+
+    /// `payment/status` (v02 fills the rest once paid), `return/status`, `remote/cancel`.
+    struct Status: Encodable {
+        var Status: String
+        var TransactionId: String?
+        var ProductType: String?
+        var Amount: Decimal?
+        var LoanOfferName: String?
+        var LoanTerm: Int?
+        var IsOffer: Bool?
+        var StoreName: String?
+        var Address: String?
+        var City: String?
+    }
+
+    struct Details: Encodable {
+        var QrPaymentId: Int64
+        var TotalAmount: Decimal
+        var AvailableReturnAmount: Decimal
+        var TransactionDate: String
+    }
+
+    struct ReturnCreated: Encodable {
+        struct Options: Encodable {
+            var QrCodeScanEventPollingInterval: Int
+            var QrCodeScanWaitTimeout: Int
+        }
+        var QrToken: String
+        var ExpireDate: String
+        var QrReturnId: Int64
+        var QrReturnBehaviorOptions: Options
+    }
+
+    struct ReturnOperation: Encodable {
+        var QrPaymentId: Int64
+        var TransactionDate: String
+        var Amount: Decimal
+    }
+
+    /// ASP.NET's answer to a request that fails validation.
+    struct ValidationProblem: Encodable {
+        var type = "https://tools.ietf.org/html/rfc9110#section-15.5.1"
+        var title = "One or more validation errors occurred."
+        var status = 400
+        var errors: [String: [String]]
+    }
+
+    struct NotFoundProblem: Encodable {
+        var title = "Not Found"
+        var status = 404
+        var detail: String
     }
 }

@@ -33,7 +33,7 @@ extension Sandbox {
     ) throws -> some ApplicationProtocol {
         let router = Router(context: QRAPITLSContext.self)
         addQRAPI(to: router) { _, context in await context.caller() }
-        router.get("/health") { _, _ in Self.json(.ok, #"{"status":"ok"}"#) }
+        router.get("/health") { _, _ in Self.json(.ok, encoding: ["status": "ok"]) }
         let paths = authority.paths
         var tls = TLSConfiguration.makeServerConfiguration(
             certificateChain: try NIOSSLCertificate.fromPEMFile(paths.serverCertificate).map { .certificate($0) },

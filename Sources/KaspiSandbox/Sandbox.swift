@@ -8,6 +8,7 @@ import NIOCore
 import ServiceLifecycle
 import Synchronization
 import KaspiSupport
+import KaspiWeb
 
 /// A stateful local emulator of the Kaspi Pay API: orders, QR payments, refunds, a payment
 /// page, signed webhooks with retries, fault injection, a controllable clock and test
@@ -34,6 +35,8 @@ public final class Sandbox: Sendable {
     let certificateAuthority: SandboxCertificateAuthority?
     /// The QR API's TLS ports once bound, by their index in the configuration.
     let qrTLSBoundPorts = Mutex<[Int: Int]>([:])
+    /// The payment pages' templates and stylesheet.
+    let pages: PageLibrary
 
     /// Creates a sandbox. With no trade point configured, one test trade point is added.
     ///
@@ -44,6 +47,9 @@ public final class Sandbox: Sendable {
         if configuration.tradePoints.isEmpty { configuration.tradePoints = [SandboxConfiguration.defaultTradePoint()] }
         try configuration.validate()
         self.configuration = configuration
+        self.pages = try PageLibrary(
+            bundle: "KaspiKit_KaspiSandbox.resources", folder: "Templates",
+            sourceFolder: #filePath.replacingOccurrences(of: "/Sandbox.swift", with: "/Templates"))
         self.clock = SandboxClock()
         self.logger = logger
         var persistence: (any SandboxPersistence)? = nil
@@ -110,11 +116,11 @@ public final class Sandbox: Sendable {
 
     // MARK: Test helpers callable in-process
 
-    /// Settles an order as the payer would: `APPROVED`, `DECLINED` or `CANCELLED`.
+    /// Settles an order as the payer would: approved, declined or cancelled.
     ///
     /// - Returns: the order after the change, or nil when there is no such order.
     @discardableResult
-    public func trigger(_ status: String, orderId: String, tradePointId: String) async throws -> SandboxOrder? {
+    public func trigger(_ status: PaymentStatus, orderId: String, tradePointId: String) async throws -> SandboxOrder? {
         let order = await state.settle(tradePoint: tradePointId, orderId: orderId, to: status, via: "helper")
         try await state.waitForWrites()
         return order
@@ -146,19 +152,20 @@ public final class Sandbox: Sendable {
 extension Sandbox {
     func router() -> Router<BasicRequestContext> {
         let router = Router()
-        router.get("/health") { _, _ in Self.json(.ok, #"{"status":"ok"}"#) }
+        router.get("/health") { _, _ in Self.json(.ok, encoding: ["status": "ok"]) }
         router.post("/api/v1/orders/create") { request, context in await self.createOrder(request, kind: .redirect) }
         router.post("/api/v1/qr/create") { request, context in await self.createOrder(request, kind: .qr) }
         router.get("/api/v1/orders/:orderId/status") { request, context in
-            await self.orderStatus(request, orderId: context.parameters.get("orderId") ?? "")
+            await self.orderStatus(request, orderId: try context.parameters.require("orderId"))
         }
         router.get("/api/v1/qr/:token/status") { request, context in
-            await self.qrStatus(request, token: context.parameters.get("token") ?? "")
+            await self.qrStatus(request, token: try context.parameters.require("token"))
         }
         router.post("/api/v1/orders/:orderId/refund") { request, context in
-            await self.refund(request, orderId: context.parameters.get("orderId") ?? "")
+            await self.refund(request, orderId: try context.parameters.require("orderId"))
         }
-        addPaymentPage(to: router)
+        addPaymentPages(to: router)
+        pages.addAssetRoutes(to: router)
         addHelpers(to: router)
         // The Kaspi QR API over plain HTTP: r1 works here; r2 and r3 answer -10000 (no
         // client certificate without TLS).
@@ -174,21 +181,32 @@ extension Sandbox {
         } catch {
             var headers = HTTPFields()
             if let retryAfter = error.retryAfter { headers[.retryAfter] = "\(retryAfter)" }
-            return Self.json(
-                .init(code: error.status),
-                #"{"code":"\#(error.code)","message":\#(JSONText.string(error.message))}"#, headers: headers)
+            var response = Self.json(.init(code: error.status), encoding: ErrorBody(code: error.code, message: error.message))
+            response.headers.append(contentsOf: headers)
+            return response
         }
     }
 
-    private func readJSONObject(_ request: Request) async throws(SandboxAPIError) -> [String: JSONValue] {
+    /// `{"code": …, "message": …}`, the sandbox's errors.
+    struct ErrorBody: Encodable {
+        var code: String
+        var message: String
+    }
+
+    /// Reads a JSON body into `type`, as strictly as the guide's API: an integer is never a
+    /// string or a fraction, and a string never a number.
+    private func readJSON<T: Decodable>(_ request: Request, as type: T.Type) async throws(SandboxAPIError) -> T {
         let buffer: ByteBuffer
         do { buffer = try await request.body.collect(upTo: 64 * 1024) } catch {
             throw .invalidRequest("The body is larger than 64 KiB.")
         }
-        guard case .object(let object)? = JSONValue.parse(buffer.readableBytesView) else {
+        do {
+            return try JSONDecoder().decode(T.self, from: buffer)
+        } catch let error as SandboxAPIError {
+            throw error
+        } catch {
             throw .invalidRequest("The body must be a JSON object.")
         }
-        return object
     }
 
     /// Rate limit, then injected faults, for a request of a known trade point.
@@ -236,8 +254,8 @@ extension Sandbox {
 
     private func createOrder(_ request: Request, kind: SandboxOrder.Kind) async -> Response {
         await api { () throws(SandboxAPIError) in
-            let body = try await readJSONObject(request)
-            let fields = try CreateFields(body, kind: kind)
+            var fields = try await readJSON(request, as: CreateFields.self)
+            try fields.validate(kind: kind)
             guard let point = await state.tradePoint(id: fields.tradePointId) else {
                 throw SandboxAPIError(code: "TRADE_POINT_NOT_FOUND", status: 404, message: "No trade point \(fields.tradePointId).")
             }
@@ -268,9 +286,9 @@ extension Sandbox {
             let url = paymentURL(token: order.paymentToken)
             if kind == .qr {
                 let png = (try? QRCode(encoding: url).png(scale: 4)) ?? []
-                return Self.json(.ok, #"{"qrCode":"\#(Data(png).base64EncodedString())","qrToken":"\#(order.qrToken ?? "")"}"#)
+                return Self.json(.ok, encoding: QRCreated(qrCode: Data(png).base64EncodedString(), qrToken: order.qrToken ?? ""))
             }
-            return Self.json(.ok, #"{"orderId":\#(JSONText.string(order.orderId)),"paymentUrl":\#(JSONText.string(url)),"status":"\#(order.status)"}"#)
+            return Self.json(.ok, encoding: OrderCreated(orderId: order.orderId, paymentUrl: url, status: order.status))
         }
     }
 
@@ -287,18 +305,14 @@ extension Sandbox {
                 throw .notFound("No order \(orderId) for this trade point.")
             }
             try? await state.waitForWrites()
-            var fields = [
-                #""status":"\#(order.status)""#, #""orderId":\#(JSONText.string(order.orderId))"#, #""amount":\#(order.amount)"#,
-                #""refundedAmount":\#(order.refundedAmount)"#,
-                #""paymentUrl":\#(JSONText.string(paymentURL(token: order.paymentToken)))"#,
-            ]
-            if let transaction = order.transactionId { fields.append(#""transactionId":\#(JSONText.string(transaction))"#) }
+            var answer = OrderStatusAnswer(
+                status: order.status, orderId: order.orderId, amount: order.amount, refundedAmount: order.refundedAmount,
+                paymentUrl: paymentURL(token: order.paymentToken), transactionId: order.transactionId)
             if let token = order.qrToken {
-                fields.append(#""qrToken":"\#(token)""#)
                 let png = (try? QRCode(encoding: paymentURL(token: order.paymentToken)).png(scale: 4)) ?? []
-                fields.append(#""qrCode":"\#(Data(png).base64EncodedString())""#)
+                (answer.qrToken, answer.qrCode) = (token, Data(png).base64EncodedString())
             }
-            return Self.json(.ok, "{" + fields.joined(separator: ",") + "}")
+            return Self.json(.ok, encoding: answer)
         }
     }
 
@@ -310,24 +324,21 @@ extension Sandbox {
                 throw .notFound("No QR payment \(token) for this trade point.")
             }
             try? await state.waitForWrites()
-            return Self.json(.ok, #"{"status":"\#(order.status)"}"#)
+            return Self.json(.ok, encoding: ["status": order.status])
         }
     }
 
     private func refund(_ request: Request, orderId: String) async -> Response {
         await api { () throws(SandboxAPIError) in
-            let body = try await readJSONObject(request)
-            guard case .integer(let amount64)? = body["amount"], amount64 >= 1, amount64 <= Int64(Int32.max) else {
+            let body = try await readJSON(request, as: RefundFields.self)
+            guard let amount = body.amount, amount >= 1, amount <= Int(Int32.max) else {
                 throw .invalidRequest("amount must be a positive integer number of tenge.")
             }
-            guard case .string(let signature)? = body["signature"] else { throw .invalidRequest("signature must be a string.") }
-            var transactionId: String? = nil
-            switch body["transactionId"] {
-            case nil, .null?: break
-            case .string(let text)? where !text.isEmpty && text.count <= 128: transactionId = text
-            default: throw .invalidRequest("transactionId must be a string of 1 to 128 characters.")
+            guard let signature = body.signature else { throw .invalidRequest("signature must be a string.") }
+            if let text = body.transactionId, text.isEmpty || text.count > 128 {
+                throw .invalidRequest("transactionId must be a string of 1 to 128 characters.")
             }
-            let amount = Int(amount64)
+            let transactionId = body.transactionId
             // The trade point: from the bearer key, else the one whose key signed this order's refund.
             var candidates: [SandboxTradePoint] = []
             if let key = bearer(request), !key.isEmpty {
@@ -354,32 +365,41 @@ extension Sandbox {
             }
             if await state.takeLostResponse(point.id) { throw Self.lostResponse }
             return Self.json(
-                .ok,
-                #"{"orderId":\#(JSONText.string(order.orderId)),"refundId":"\#(refund.refundId)","amount":\#(refund.amount),"refundedAmount":\#(order.refundedAmount)}"#)
+                .ok, encoding: RefundAnswer(orderId: order.orderId, refundId: refund.refundId, amount: refund.amount, refundedAmount: order.refundedAmount))
         }
     }
 
     static let lostResponse = SandboxAPIError(
         code: "SANDBOX_LOST_RESPONSE", status: 502, message: "Injected lost response: the request took effect (sandbox fault injection).")
 
-    static func json(_ status: HTTPResponse.Status, _ body: String, headers: HTTPFields = [:]) -> Response {
-        var fields = headers
-        fields[.contentType] = "application/json; charset=utf-8"
-        fields[.cacheControl] = "no-store"
-        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(string: body)))
-    }
+    private static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        // Sorted keys: the same answer is the same bytes (Foundation's key order is not stable).
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        return encoder
+    }()
 
-    static func json(_ status: HTTPResponse.Status, encoding value: some Encodable) -> Response {
+    private static let readableEncoder: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .iso8601
-        let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
-        return json(status, String(decoding: data, as: UTF8.self))
+        return encoder
+    }()
+
+    /// A JSON answer, never cached. The helpers' answers, read by people, are indented.
+    static func json(_ status: HTTPResponse.Status, encoding value: some Encodable, readable: Bool = false) -> Response {
+        let data = (try? (readable ? readableEncoder : encoder).encode(value)) ?? Data("{}".utf8)
+        return Response(
+            status: status, headers: [.contentType: "application/json; charset=utf-8", .cacheControl: "no-store"],
+            body: .init(byteBuffer: ByteBuffer(data: data)))
     }
 }
 
-/// The validated fields of a create request (order or QR).
-struct CreateFields {
+// The guide's API bodies, read and written as the guide's Node.js code sends and reads them.
+
+/// `POST /api/v1/orders/create` and `POST /api/v1/qr/create`.
+struct CreateFields: Decodable {
     var amount: Int
     var orderId: String
     var tradePointId: String
@@ -388,35 +408,95 @@ struct CreateFields {
     var failUrl: String?
     var description: String?
 
-    init(_ body: [String: JSONValue], kind: SandboxOrder.Kind) throws(SandboxAPIError) {
-        guard case .integer(let amount)? = body["amount"], abs(amount) <= Int64(Int32.max) else {
-            throw .invalidRequest("amount must be an integer number of tenge.")
+    enum CodingKeys: String, CodingKey { case amount, orderId, tradePointId, signature, returnUrl, failUrl, description }
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        func field<T: Decodable>(_ key: CodingKeys, _ type: T.Type, _ problem: String) throws -> T {
+            do { return try container.decode(T.self, forKey: key) } catch { throw SandboxAPIError.invalidRequest(problem) }
         }
-        guard case .string(let orderId)? = body["orderId"] else { throw .invalidRequest("orderId must be a string.") }
+        func optional<T: Decodable>(_ key: CodingKeys, _ type: T.Type, _ problem: String) throws -> T? {
+            do { return try container.decodeIfPresent(T.self, forKey: key) } catch { throw SandboxAPIError.invalidRequest(problem) }
+        }
+        amount = try field(.amount, Int.self, "amount must be an integer number of tenge.")
+        orderId = try field(.orderId, String.self, "orderId must be a string.")
+        tradePointId = try field(.tradePointId, String.self, "tradePointId must be a string of 1 to 64 characters.")
+        signature = try field(.signature, String.self, "signature must be a string.")
+        returnUrl = try optional(.returnUrl, String.self, "returnUrl must be a string.")
+        failUrl = try optional(.failUrl, String.self, "failUrl must be a string.")
+        description = try optional(.description, String.self, "description must be a string of at most 256 characters.")
+    }
+
+    /// The guide's rules for the fields, per kind (a QR payment has no URLs or description).
+    mutating func validate(kind: SandboxOrder.Kind) throws(SandboxAPIError) {
+        guard abs(amount) <= Int(Int32.max) else { throw .invalidRequest("amount must be an integer number of tenge.") }
         guard (try? OrderID(orderId)) != nil else {
             throw .invalidRequest("orderId must be 1 to 64 characters of A-Z a-z 0-9 _ . : -.")
         }
-        guard case .string(let tradePointId)? = body["tradePointId"], !tradePointId.isEmpty, tradePointId.count <= 64 else {
+        guard !tradePointId.isEmpty, tradePointId.count <= 64 else {
             throw .invalidRequest("tradePointId must be a string of 1 to 64 characters.")
         }
-        guard case .string(let signature)? = body["signature"] else { throw .invalidRequest("signature must be a string.") }
-        self.amount = Int(amount)
-        self.orderId = orderId
-        self.tradePointId = tradePointId
-        self.signature = signature
-        if kind == .redirect {
-            for name in ["returnUrl", "failUrl"] {
-                guard case .string(let url)? = body[name] else { throw .invalidRequest("\(name) must be a string.") }
-                guard (try? KaspiEnvironment.custom(parsing: url)) != nil, url.utf8.count <= 2048 else {
-                    throw .invalidRequest("\(name) must be an absolute http(s) URL of at most 2048 bytes.")
-                }
-                if name == "returnUrl" { returnUrl = url } else { failUrl = url }
-            }
-            switch body["description"] {
-            case nil, .null?: break
-            case .string(let text)? where text.count <= 256: description = text
-            default: throw .invalidRequest("description must be a string of at most 256 characters.")
+        guard kind == .redirect else {
+            (returnUrl, failUrl, description) = (nil, nil, nil)
+            return
+        }
+        for (name, url) in [("returnUrl", returnUrl), ("failUrl", failUrl)] {
+            guard let url else { throw .invalidRequest("\(name) must be a string.") }
+            guard (try? KaspiEnvironment.custom(parsing: url)) != nil, url.utf8.count <= 2048 else {
+                throw .invalidRequest("\(name) must be an absolute http(s) URL of at most 2048 bytes.")
             }
         }
+        if let description, description.count > 256 { throw .invalidRequest("description must be a string of at most 256 characters.") }
     }
+}
+
+/// `POST /api/v1/orders/{orderId}/refund`.
+struct RefundFields: Decodable {
+    var amount: Int?
+    var signature: String?
+    var transactionId: String?
+
+    enum CodingKeys: String, CodingKey { case amount, signature, transactionId }
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        do { amount = try container.decodeIfPresent(Int.self, forKey: .amount) } catch {
+            throw SandboxAPIError.invalidRequest("amount must be a positive integer number of tenge.")
+        }
+        do { signature = try container.decodeIfPresent(String.self, forKey: .signature) } catch {
+            throw SandboxAPIError.invalidRequest("signature must be a string.")
+        }
+        do { transactionId = try container.decodeIfPresent(String.self, forKey: .transactionId) } catch {
+            throw SandboxAPIError.invalidRequest("transactionId must be a string of 1 to 128 characters.")
+        }
+    }
+}
+
+struct OrderCreated: Encodable {
+    var orderId: String
+    var paymentUrl: String
+    var status: PaymentStatus
+}
+
+struct QRCreated: Encodable {
+    var qrCode: String
+    var qrToken: String
+}
+
+struct OrderStatusAnswer: Encodable {
+    var status: PaymentStatus
+    var orderId: String
+    var amount: Int
+    var refundedAmount: Int
+    var paymentUrl: String
+    var transactionId: String?
+    var qrToken: String?
+    var qrCode: String?
+}
+
+struct RefundAnswer: Encodable {
+    var orderId: String
+    var refundId: String
+    var amount: Int
+    var refundedAmount: Int
 }

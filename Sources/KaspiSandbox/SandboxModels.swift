@@ -1,3 +1,4 @@
+import KaspiPay
 import Foundation
 
 /// An order as the sandbox keeps it.
@@ -11,8 +12,8 @@ public struct SandboxOrder: Sendable, Codable, Hashable {
     public var description: String?
     public var returnUrl: String?
     public var failUrl: String?
-    /// `PENDING`, `APPROVED`, `DECLINED` or `CANCELLED`.
-    public var status: String
+    /// Pending until the payer or a helper settles it.
+    public var status: PaymentStatus
     public var createdAt: Date
     public var updatedAt: Date
     public var transactionId: String?
@@ -24,7 +25,7 @@ public struct SandboxOrder: Sendable, Codable, Hashable {
     public var qrExpiresAt: Date?
     /// When a scenario amount settles the order by itself.
     public var settleAt: Date?
-    public var settleStatus: String?
+    public var settleStatus: PaymentStatus?
 }
 
 public struct SandboxRefund: Sendable, Codable, Hashable {
@@ -50,7 +51,7 @@ public struct WebhookDelivery: Sendable, Codable, Hashable {
     public var id: String
     public var tradePointId: String
     public var orderId: String
-    public var status: String
+    public var status: PaymentStatus
     public var url: String
     /// The exact JSON body sent.
     public var body: String
@@ -130,14 +131,42 @@ public struct SandboxFaults: Sendable, Codable, Hashable {
 /// Amounts that settle an order by themselves, so automated tests can choose an outcome.
 public enum ScenarioAmount {
     /// Amount, outcome, and after how many sandbox seconds.
-    public static let table: [(amount: Int, status: String, afterSeconds: Double)] = [
-        (7001, "APPROVED", 0),
-        (7002, "DECLINED", 0),
-        (7003, "CANCELLED", 0),
-        (7004, "APPROVED", 10),
+    public static let table: [(amount: Int, status: PaymentStatus, afterSeconds: Double)] = [
+        (7001, .approved, 0),
+        (7002, .declined, 0),
+        (7003, .cancelled, 0),
+        (7004, .approved, 10),
     ]
 
-    static func outcome(for amount: Int) -> (status: String, afterSeconds: Double)? {
+    static func outcome(for amount: Int) -> (status: PaymentStatus, afterSeconds: Double)? {
         table.first { $0.amount == amount }.map { ($0.status, $0.afterSeconds) }
+    }
+}
+
+/// The body of a webhook the sandbox posts, in the guide's shape: `transactionId` is null
+/// until the order is paid.
+struct WebhookBody: Encodable {
+    var orderId: String
+    var amount: Int
+    var status: PaymentStatus
+    var transactionId: String?
+    var signature: String
+
+    enum CodingKeys: String, CodingKey { case orderId, amount, status, transactionId, signature }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(orderId, forKey: .orderId)
+        try container.encode(amount, forKey: .amount)
+        try container.encode(status, forKey: .status)
+        try container.encode(transactionId, forKey: .transactionId)
+        try container.encode(signature, forKey: .signature)
+    }
+
+    /// The body's JSON text, keys sorted.
+    var json: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
     }
 }

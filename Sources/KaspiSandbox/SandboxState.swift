@@ -97,7 +97,7 @@ actor SandboxState {
             ownersByOrderId[order.orderId, default: []].append(order.tradePointId)
         }
         orders[key] = order
-        if order.status == "PENDING", order.settleAt != nil || order.qrExpiresAt != nil {
+        if order.status == .pending, order.settleAt != nil || order.qrExpiresAt != nil {
             timedKeys.insert(key)
         } else {
             timedKeys.remove(key)
@@ -221,7 +221,7 @@ actor SandboxState {
         let now = clock.now
         var order = SandboxOrder(
             tradePointId: tradePoint, orderId: orderId, kind: kind, amount: amount, description: description,
-            returnUrl: returnUrl, failUrl: failUrl, status: "PENDING", createdAt: now, updatedAt: now,
+            returnUrl: returnUrl, failUrl: failUrl, status: .pending, createdAt: now, updatedAt: now,
             paymentToken: randomHex(12))
         if kind == .qr {
             order.qrToken = "qr_" + randomHex(12)
@@ -243,15 +243,15 @@ actor SandboxState {
     ///
     /// - Returns: the order after the change, or nil when there is no such order.
     @discardableResult
-    func settle(tradePoint: String, orderId: String, to status: String, via: String) -> SandboxOrder? {
+    func settle(tradePoint: String, orderId: String, to status: PaymentStatus, via: String) -> SandboxOrder? {
         let key = Self.key(tradePoint, orderId)
         guard var order = orders[key] else { return nil }
-        guard order.status == "PENDING" else { return order }
+        guard order.status == .pending else { return order }
         order.status = status
         order.updatedAt = clock.now
         order.settleAt = nil
         order.settleStatus = nil
-        if status == "APPROVED" { order.transactionId = String(UInt64.random(in: 100_000_000_000...999_999_999_999, using: &random)) }
+        if status == .approved { order.transactionId = String(UInt64.random(in: 100_000_000_000...999_999_999_999, using: &random)) }
         orders[key] = order
         timedKeys.remove(key)
         persist(order)
@@ -264,11 +264,11 @@ actor SandboxState {
     func sweep() {
         let now = clock.now
         for key in timedKeys {
-            guard let order = orders[key], order.status == "PENDING" else { continue }
+            guard let order = orders[key], order.status == .pending else { continue }
             if let at = order.settleAt, let status = order.settleStatus, at <= now {
                 settle(tradePoint: order.tradePointId, orderId: order.orderId, to: status, via: "scenario")
             } else if let expires = order.qrExpiresAt, expires <= now {
-                settle(tradePoint: order.tradePointId, orderId: order.orderId, to: "CANCELLED", via: "qr-expired")
+                settle(tradePoint: order.tradePointId, orderId: order.orderId, to: .cancelled, via: "qr-expired")
             }
         }
         // Webhooks held for reordering are released after 30 s at the latest.
@@ -285,7 +285,7 @@ actor SandboxState {
         sweep()
         let key = Self.key(tradePoint, orderId)
         guard var order = orders[key] else { throw .notFound("No order \(orderId) for this trade point.") }
-        guard order.status == "APPROVED" else {
+        guard order.status == .approved else {
             throw SandboxAPIError(code: "REFUND_NOT_ALLOWED", status: 409, message: "Order \(orderId) is \(order.status); only an APPROVED order can be refunded.")
         }
         if let transactionId, transactionId != order.transactionId {
@@ -323,7 +323,7 @@ actor SandboxState {
         for key in keep {
             guard let order = orders[key] else { continue }
             ownersByOrderId[order.orderId, default: []].append(order.tradePointId)
-            if order.status == "PENDING", order.settleAt != nil || order.qrExpiresAt != nil { timedKeys.insert(key) }
+            if order.status == .pending, order.settleAt != nil || order.qrExpiresAt != nil { timedKeys.insert(key) }
         }
         deliverySequence = deliverySequence.filter { id in
             guard let delivery = deliveries[id] else { return false }
@@ -354,8 +354,7 @@ actor SandboxState {
     private func queueWebhook(for order: SandboxOrder) {
         guard let point = tradePoints[order.tradePointId], let url = point.webhookURL, let key = try? APIKey(point.apiKey) else { return }
         let signature = Signature.webhook(orderId: order.orderId, amount: order.amount, apiKey: key)
-        let transaction = order.transactionId.map { JSONText.string($0) } ?? "null"
-        let body = #"{"orderId":\#(JSONText.string(order.orderId)),"amount":\#(order.amount),"status":"\#(order.status)","transactionId":\#(transaction),"signature":"\#(signature)"}"#
+        let body = WebhookBody(orderId: order.orderId, amount: order.amount, status: order.status, transactionId: order.transactionId, signature: signature).json
         let now = clock.now
         let fault = faults(for: order.tradePointId)
         var delivery = WebhookDelivery(

@@ -180,7 +180,7 @@ struct GatewayFlowTests {
             #expect(png.starts(with: [0x89, 0x50, 0x4E, 0x47]))
             let order = try #require(try await s.order(id))
             #expect(order.kind == .qr && order.qrToken == created.json["qrToken"] as? String)
-            try await s.sandbox.trigger("APPROVED", orderId: order.providerOrderId, tradePointId: "TP-GW")
+            try await s.sandbox.trigger(.approved, orderId: order.providerOrderId, tradePointId: "TP-GW")
             #expect(try await s.waitFor(id, .paid))
         }
     }

@@ -23,7 +23,7 @@ struct HardeningTests {
         _ = try await s.payOnPage(paymentURL, action: "decline")
         #expect(try await s.waitFor(id, .declined))
         let providerOrderId = try #require(try await s.order(id)?.providerOrderId)
-        let webhook = try #require(await s.sandbox.webhooks(orderId: providerOrderId).first { $0.status == "DECLINED" })
+        let webhook = try #require(await s.sandbox.webhooks(orderId: providerOrderId).first { $0.status == .declined })
         return (id, webhook.body)
     }
 
@@ -126,7 +126,7 @@ struct HardeningTests {
             #expect(first.status >= 500, "\(first.body)")
             await s.sandbox.setFaults(SandboxFaults(), tradePointId: "TP-GW")
             let again = try await s.api(.POST, "/v1/checkouts", #"{"amount":5000}"#, idempotencyKey: "k-2")
-            #expect(again.status == first.status && again.body == first.body && again.headers["idempotent-replayed"] == "true")
+            #expect(again.status == first.status && again.body == first.body && again.headers["idempotent-replayed"] == "true", "\(first.status) \(first.body) then \(again.status) \(again.body)")
             #expect(try await s.gateway.store.orders(OrderQuery()).orders.count == 1)
             // The key whose request changed nothing works for a corrected request.
             let fixed = try await s.api(.POST, "/v1/checkouts", #"{"amount":5}"#, idempotencyKey: "k-1")

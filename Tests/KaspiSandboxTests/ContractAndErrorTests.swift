@@ -24,7 +24,7 @@ struct ContractAndErrorTests {
             let qrOrder = try await h.raw(.GET, "/api/v1/orders/C-2/status", headers: ["Authorization": "Bearer \(h.tradePoint.apiKey)"])
             #expect(try h.violations(qrOrder.body, path: "/api/v1/orders/{orderId}/status", method: "get", status: 200) == [])
             #expect(json(qrOrder.body)["qrToken"] as? String == token)
-            try await h.sandbox.trigger("APPROVED", orderId: "C-1", tradePointId: "TP-1")
+            try await h.sandbox.trigger(.approved, orderId: "C-1", tradePointId: "TP-1")
             let refund = try await h.post("/api/v1/orders/C-1/refund", #"{"amount":100,"signature":"\#(h.sign(100, "C-1", kind: .refund))"}"#)
             #expect(refund.status == 200)
             #expect(try h.violations(refund.body, path: "/api/v1/orders/{orderId}/refund", method: "post", status: 200) == [])

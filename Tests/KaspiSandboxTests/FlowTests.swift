@@ -82,7 +82,7 @@ struct FlowTests {
                 try await h.client.qr.waitForPayment(token: qr.token, options: PollingOptions(interval: .milliseconds(20), maxAttempts: 500))
             }
             try await Task.sleep(for: .milliseconds(100))
-            try await h.sandbox.trigger("APPROVED", orderId: "QR-1", tradePointId: "TP-1")
+            try await h.sandbox.trigger(.approved, orderId: "QR-1", tradePointId: "TP-1")
             #expect(try await waiter.value.name == "paid")
             // The QR created an order in the same id space.
             #expect(try await h.client.orders.status(of: "QR-1").status == .approved)
@@ -94,7 +94,7 @@ struct FlowTests {
         try await withSandbox { h in
             _ = try await h.client.orders.create(newOrder("RF-1", amount: 10000))
             #expect(await kaspiError { _ = try await h.client.refunds.create(orderId: "RF-1", amount: 100) }?.code == "REFUND_NOT_ALLOWED")
-            try await h.sandbox.trigger("APPROVED", orderId: "RF-1", tradePointId: "TP-1")
+            try await h.sandbox.trigger(.approved, orderId: "RF-1", tradePointId: "TP-1")
             let transaction = try await h.client.orders.status(of: "RF-1").transactionId
             let first = try await h.client.refunds.create(orderId: "RF-1", amount: 2500, transactionId: transaction)
             #expect(first.refundedAmount == 2500 && first.refundId?.hasPrefix("RF-") == true)

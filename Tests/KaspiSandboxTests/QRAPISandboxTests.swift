@@ -259,7 +259,8 @@ func qrError(_ body: () async throws -> Void) async -> API.APIError? {
             // -10000: a wrong or missing key.
             let wrong = try API.Client<API.R1>(apiKey: try APIKey("test_wrong"), configuration: .init(host: .custom(h.httpURL)), transport: h.plain)
             #expect(await qrError { try await wrong.ping() }?.statusCode == .noClientCertificate)
-            #expect(try await h.r1Raw(.GET, "/r1/v01/health/ping", key: "").body == #"{"StatusCode":-10000,"Message":"No valid client certificate or Api-Key."}"#)
+            let refused = json(try await h.r1Raw(.GET, "/r1/v01/health/ping", key: "").body)
+            #expect(refused["StatusCode"] as? Int == -10000 && refused["Message"] as? String == "No valid client certificate or Api-Key.")
             // -14000002: an organization without trade points.
             let empty = try API.Client<API.R1>(
                 apiKey: try APIKey("test_e4eaaaf2-d142-11e1-b3e4-080027620cdd"), configuration: .init(host: .custom(h.httpURL)), transport: h.plain)
@@ -477,7 +478,7 @@ func qrError(_ body: () async throws -> Void) async -> API.APIError? {
             #expect(reply.body.contains(#""PaymentId":"#) && reply.body.contains(#""LinkActivationWaitTimeout":180"#))
             // The test endpoints: qrPaymentId as a string (the guide) or a number (chaospay).
             reply = try await h.r1Raw(.POST, "/r1/v01/test/payment/scan", body: #"{"qrPaymentId":"\#(id)"}"#)
-            #expect(reply.body == #"{"StatusCode":0,"Message":"OK"}"#)
+            #expect(json(reply.body)["StatusCode"] as? Int == 0 && json(reply.body)["Message"] as? String == "OK" && json(reply.body).count == 2)
             reply = try await h.r1Raw(.POST, "/r1/v01/test/payment/confirm/", body: #"{"qrPaymentId":\#(id)}"#)
             #expect(reply.status == 200)
             reply = try await h.r1Raw(.GET, "/r1/v02/payment/status/\(id)/")

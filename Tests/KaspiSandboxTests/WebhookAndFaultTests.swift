@@ -11,7 +11,7 @@ struct WebhookAndFaultTests {
         try await receiver.run { hook in
             try await withSandbox(configure: { $0.tradePoints[0].webhookURL = hook }) { h in
                 _ = try await h.client.orders.create(newOrder("W-1"))
-                try await h.sandbox.trigger("DECLINED", orderId: "W-1", tradePointId: "TP-1")
+                try await h.sandbox.trigger(.declined, orderId: "W-1", tradePointId: "TP-1")
                 #expect(await receiver.waitFor(3))
                 #expect(await eventually { await h.sandbox.webhooks(orderId: "W-1").first?.state == .delivered })
                 let delivery = try #require(await h.sandbox.webhooks(orderId: "W-1").first)
@@ -40,7 +40,7 @@ struct WebhookAndFaultTests {
         try await receiver.run { hook in
             try await withSandbox(configure: { $0.tradePoints[0].webhookURL = hook; $0.webhookRetrySeconds = [0.02, 0.02] }) { h in
                 _ = try await h.client.orders.create(newOrder("W-2"))
-                try await h.sandbox.trigger("APPROVED", orderId: "W-2", tradePointId: "TP-1")
+                try await h.sandbox.trigger(.approved, orderId: "W-2", tradePointId: "TP-1")
                 #expect(await eventually { await h.sandbox.webhooks(orderId: "W-2").first?.state == .failed })
                 #expect(await h.sandbox.webhooks(orderId: "W-2").first?.attempts.count == 3)
             }
@@ -52,7 +52,7 @@ struct WebhookAndFaultTests {
         try await receiver.run { hook in
             try await withSandbox(configure: { $0.tradePoints[0].webhookURL = hook; $0.webhookRetrySeconds = [3600] }) { h in
                 _ = try await h.client.orders.create(newOrder("W-3"))
-                try await h.sandbox.trigger("APPROVED", orderId: "W-3", tradePointId: "TP-1")
+                try await h.sandbox.trigger(.approved, orderId: "W-3", tradePointId: "TP-1")
                 #expect(await receiver.waitFor(1))
                 try await Task.sleep(for: .milliseconds(300))
                 #expect(receiver.received.count == 1)
@@ -71,7 +71,7 @@ struct WebhookAndFaultTests {
                 let put = try await h.raw(.PUT, "/sandbox/faults/TP-1", body: #"{"webhookDropRate":1}"#)
                 #expect(put.status == 200)
                 _ = try await h.client.orders.create(newOrder("F-1"))
-                try await h.sandbox.trigger("APPROVED", orderId: "F-1", tradePointId: "TP-1")
+                try await h.sandbox.trigger(.approved, orderId: "F-1", tradePointId: "TP-1")
                 try await Task.sleep(for: .milliseconds(200))
                 #expect(receiver.received.isEmpty)
                 #expect(await h.sandbox.webhooks(orderId: "F-1").first?.state == .dropped)
@@ -80,7 +80,7 @@ struct WebhookAndFaultTests {
                 faults.webhookDuplicateRate = 1
                 await h.sandbox.setFaults(faults, tradePointId: "TP-1")
                 _ = try await h.client.orders.create(newOrder("F-2"))
-                try await h.sandbox.trigger("APPROVED", orderId: "F-2", tradePointId: "TP-1")
+                try await h.sandbox.trigger(.approved, orderId: "F-2", tradePointId: "TP-1")
                 #expect(await receiver.waitFor(2))
                 #expect(receiver.received.allSatisfy { String(decoding: $0.body, as: UTF8.self).contains("F-2") })
 
@@ -88,7 +88,7 @@ struct WebhookAndFaultTests {
                 faults.webhookDelaySeconds = 120
                 await h.sandbox.setFaults(faults, tradePointId: "TP-1")
                 _ = try await h.client.orders.create(newOrder("F-3"))
-                try await h.sandbox.trigger("APPROVED", orderId: "F-3", tradePointId: "TP-1")
+                try await h.sandbox.trigger(.approved, orderId: "F-3", tradePointId: "TP-1")
                 try await Task.sleep(for: .milliseconds(200))
                 #expect(receiver.received.count == 2)
                 await h.sandbox.advanceClock(by: 120)
@@ -99,11 +99,11 @@ struct WebhookAndFaultTests {
                 await h.sandbox.setFaults(faults, tradePointId: "TP-1")
                 _ = try await h.client.orders.create(newOrder("F-4"))
                 _ = try await h.client.orders.create(newOrder("F-5"))
-                try await h.sandbox.trigger("APPROVED", orderId: "F-4", tradePointId: "TP-1")
+                try await h.sandbox.trigger(.approved, orderId: "F-4", tradePointId: "TP-1")
                 try await Task.sleep(for: .milliseconds(200))
                 #expect(receiver.received.count == 3)
                 await h.sandbox.setFaults(SandboxFaults(), tradePointId: "TP-1")
-                try await h.sandbox.trigger("DECLINED", orderId: "F-5", tradePointId: "TP-1")
+                try await h.sandbox.trigger(.declined, orderId: "F-5", tradePointId: "TP-1")
                 #expect(await receiver.waitFor(5))
                 let order = receiver.received.suffix(2).map { String(decoding: $0.body, as: UTF8.self).contains("F-5") ? "F-5" : "F-4" }
                 #expect(order == ["F-5", "F-4"])
@@ -172,7 +172,7 @@ struct WebhookAndFaultTests {
             #expect(qr.recovered && qr.png.starts(with: [0x89, 0x50, 0x4E, 0x47]))
             #expect(try await h.client.qr.status(token: qr.token) == .pending)
 
-            try await h.sandbox.trigger("APPROVED", orderId: "REC-1", tradePointId: "TP-1")
+            try await h.sandbox.trigger(.approved, orderId: "REC-1", tradePointId: "TP-1")
             await h.sandbox.setFaults(faults, tradePointId: "TP-1")
             let refund = try await h.client.refunds.create(orderId: "REC-1", amount: 1200)
             #expect(refund.recovered && refund.refundedAmount == 1200)
@@ -207,7 +207,7 @@ struct WebhookAndFaultTests {
             try await withSandbox(configure: { $0.dataPath = path; $0.tradePoints[0].webhookURL = hook }) { h in
                 _ = try await h.client.orders.create(newOrder("P-1"))
                 _ = try await h.client.qr.create(amount: 300, orderId: "P-2")
-                try await h.sandbox.trigger("APPROVED", orderId: "P-1", tradePointId: "TP-1")
+                try await h.sandbox.trigger(.approved, orderId: "P-1", tradePointId: "TP-1")
                 _ = try await h.client.refunds.create(orderId: "P-1", amount: 1000)
                 #expect(await receiver.waitFor(1))
                 await h.sandbox.advanceClock(by: 30)

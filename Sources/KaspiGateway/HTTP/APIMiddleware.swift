@@ -89,10 +89,10 @@ struct IdempotencyMiddleware: RouterMiddleware {
             // happened); before that, nothing happened and nothing is stored (only the
             // request whose write reserved the key can write its answer).
             let failure = GatewayError.answering(error, logger: logger)
-            let body = (try? GatewayJSON.encode(ErrorBody(error: .init(code: failure.code, message: failure.message)))) ?? ByteBuffer()
+            let body = failure.jsonBody
             try? await store.saveIdempotentResponse(
                 reservation, response: IdempotentResponse(status: Int(failure.status.code), body: String(buffer: body)), reservedOnly: true)
-            return failure.jsonResponse
+            return failure.jsonResponse(body: body)
         }
     }
 }

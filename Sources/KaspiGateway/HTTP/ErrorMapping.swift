@@ -40,11 +40,17 @@ extension GatewayError: HTTPResponseError {
         jsonResponse
     }
 
-    var jsonResponse: Response {
-        var response = GatewayJSON.response(status, (try? GatewayJSON.encode(ErrorBody(error: .init(code: code, message: message)))) ?? ByteBuffer())
+    /// The error's JSON body.
+    var jsonBody: ByteBuffer { (try? GatewayJSON.encode(ErrorBody(error: .init(code: code, message: message)))) ?? ByteBuffer() }
+
+    /// The error as a JSON answer with `body` (its ``jsonBody``), and `Retry-After` when known.
+    func jsonResponse(body: ByteBuffer) -> Response {
+        var response = GatewayJSON.response(status, body)
         if let retryAfter { response.headers[.retryAfter] = String(retryAfter) }
         return response
     }
+
+    var jsonResponse: Response { jsonResponse(body: jsonBody) }
 
     /// Any error thrown while answering an API request, as the gateway error to answer with:
     /// Hummingbird's own (a body too large, a route parameter missing) in our words, and the

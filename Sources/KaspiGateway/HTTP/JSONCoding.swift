@@ -4,13 +4,16 @@ import Hummingbird
 import NIOCore
 
 /// The gateway's JSON, both ways: times as ISO 8601 with milliseconds
-/// (`2026-11-29T07:54:55.123Z`), slashes unescaped, and an answer that is never cached.
+/// (`2026-11-29T07:54:55.123Z`), keys sorted, slashes unescaped, and an answer that is never
+/// cached.
 public struct GatewayJSON: ResponseEncoder {
     public init() {}
 
     private static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes]
+        // Sorted keys: the same answer is the same bytes (Foundation's key order is not
+        // stable otherwise), so a replayed answer equals the first.
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .custom { date, encoder in
             var container = encoder.singleValueContainer()
             try container.encode(GatewayJSON.iso(date))
