@@ -30,15 +30,15 @@ struct GatewayCommand: AsyncParsableCommand {
         commandName: "gateway",
         abstract: "Run the merchant's payment service in front of Kaspi Pay.",
         discussion: """
-            Merchant API keys come from $KASPI_GATEWAY_API_KEYS (comma-separated; only their
+            Merchant API keys come from $KASPI_GATEWAY_API_KEYS (comma-separated; only their \
             SHA-256 is kept) or apiKeyHashes in the file.
 
-            Two profiles. --profile guide (the default; $KASPI_GATEWAY_PROFILE): the integration
-            guide's API, with KASPI_TRADE_POINT_ID, KASPI_API_KEY and KASPI_BASE_URL; register
-            <public URL>/webhooks/kaspi as the trade point's webhook URL. --profile qr: Kaspi's
-            partner API (the Kaspi QR API), with KASPI_QR_SCHEME and its credentials (see
-            docs/kaspi-qr.md); no webhooks, every outcome is polled. Register the gateway as a
-            device first: `kaspi gateway tradepoints`, then `kaspi gateway device register
+            Two profiles. --profile guide (the default; $KASPI_GATEWAY_PROFILE): the integration \
+            guide's API, with KASPI_TRADE_POINT_ID, KASPI_API_KEY and KASPI_BASE_URL; register \
+            <public URL>/webhooks/kaspi as the trade point's webhook URL. --profile qr: Kaspi's \
+            partner API (the Kaspi QR API), with KASPI_QR_SCHEME and its credentials (see \
+            docs/kaspi-qr.md); no webhooks, every outcome is polled. Register the gateway as a \
+            device first: `kaspi gateway tradepoints`, then `kaspi gateway device register \
             --trade-point N`. See docs/gateway.md.
             """,
         subcommands: [Serve.self, Migrate.self, TradePointsCommand.self, DeviceCommand.self, CheckCommand.self],

@@ -6,12 +6,13 @@ public struct KaspiCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "kaspi",
         abstract: "KaspiKit: Kaspi Pay for Swift merchants.",
+        // One line per paragraph: the help wraps them to the terminal itself.
         discussion: """
-            Credentials come from flags or the environment: KASPI_TRADE_POINT_ID, KASPI_API_KEY,
-            and KASPI_BASE_URL (required: the guide's API has no host Kaspi confirmed; any server that follows the
+            Credentials come from flags or the environment: KASPI_TRADE_POINT_ID, KASPI_API_KEY, \
+            and KASPI_BASE_URL (required: the guide's API has no host Kaspi confirmed; any server that follows the \
             contract, such as a local sandbox).
 
-            Exit codes: 0 success; 1 the request failed (server or network); 2 invalid input or
+            Exit codes: 0 success; 1 the request failed (server or network); 2 invalid input or \
             configuration; 3 the payment was declined or cancelled; 4 waiting timed out.
             """,
         version: "0.1.0",

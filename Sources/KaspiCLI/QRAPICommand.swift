@@ -11,14 +11,14 @@ struct QRAPICommand: AsyncParsableCommand {
         commandName: "qr-api",
         abstract: "Kaspi's partner API (the Kaspi QR API, r1/r2/r3): devices, QR payments and links, status, refunds, remote invoices.",
         discussion: """
-            Not to be confused with `kaspi qr`, which creates QR payments on the integration
-            guide's API. Credentials come from flags or the environment: KASPI_QR_SCHEME (r1, r2,
-            r3); KASPI_ENV (test, the default: Kaspi's test host; production) or KASPI_BASE_URL
-            (a sandbox); r1: KASPI_QR_API_KEY; r2/r3: KASPI_QR_CERT and KASPI_QR_KEY, or
-            KASPI_QR_PKCS12 and KASPI_QR_PKCS12_PASSWORD, plus KASPI_QR_CA_BUNDLE; r3:
+            Not to be confused with `kaspi qr`, which creates QR payments on the integration \
+            guide's API. Credentials come from flags or the environment: KASPI_QR_SCHEME (r1, r2, \
+            r3); KASPI_ENV (test, the default: Kaspi's test host; production) or KASPI_BASE_URL \
+            (a sandbox); r1: KASPI_QR_API_KEY; r2/r3: KASPI_QR_CERT and KASPI_QR_KEY, or \
+            KASPI_QR_PKCS12 and KASPI_QR_PKCS12_PASSWORD, plus KASPI_QR_CA_BUNDLE; r3: \
             KASPI_QR_ORGANIZATION_BIN; and KASPI_QR_DEVICE_TOKEN for the calls that need a device.
 
-            Exit codes: 0 success; 1 the request failed; 2 invalid input or configuration; 3 the
+            Exit codes: 0 success; 1 the request failed; 2 invalid input or configuration; 3 the \
             purchase ended in Error; 4 a deadline passed.
             """,
         subcommands: [

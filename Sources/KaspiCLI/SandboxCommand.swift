@@ -12,13 +12,13 @@ struct SandboxCommand: AsyncParsableCommand {
         commandName: "sandbox",
         abstract: "Run a local Kaspi Pay emulator: API, payment page, QR codes, signed webhooks.",
         discussion: """
-            With no trade point configured, one test trade point is created and its id and key
-            are printed. Configure more with --config FILE (JSON, see docs/sandbox.md). Test
+            With no trade point configured, one test trade point is created and its id and key \
+            are printed. Configure more with --config FILE (JSON, see docs/sandbox.md). Test \
             helpers live under /sandbox/ (open it in a browser).
 
-            The Kaspi QR API (kaspi qr-api) is served too: r1 on the same port; r1, r2 and r3
-            on TLS ports (--qr-tls-port, e.g. 8543 8544 8545 like Kaspi's test host) with
-            client certificates from --qr-certs DIR (made there on first start, or with
+            The Kaspi QR API (kaspi qr-api) is served too: r1 on the same port; r1, r2 and r3 \
+            on TLS ports (--qr-tls-port, e.g. 8543 8544 8545 like Kaspi's test host) with \
+            client certificates from --qr-certs DIR (made there on first start, or with \
             `kaspi sandbox certs`). See docs/kaspi-qr.md.
             """,
         subcommands: [CertsCommand.self])

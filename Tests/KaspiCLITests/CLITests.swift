@@ -44,6 +44,23 @@ struct CLITests {
         ["KASPI_TRADE_POINT_ID": server.tradePointID, "KASPI_API_KEY": server.apiKey, "KASPI_BASE_URL": url.absoluteString]
     }
 
+    @Test("the help wraps its paragraphs whole: no line breaks in the middle of a sentence", arguments: [
+        [], ["gateway"], ["sandbox"], ["qr-api"], ["demo"], ["orders"], ["qr"], ["trigger"], ["signature"],
+    ])
+    func helpParagraphsWrapWhole(_ command: [String]) async throws {
+        let help = try await CLI.run(command + ["--help"])
+        #expect(help.status == 0)
+        // The text before USAGE: paragraphs separated by blank lines. Within one, every line
+        // but the last is filled to near the 80 columns the help wraps at.
+        let text = help.stdout.components(separatedBy: "USAGE:").first ?? ""
+        for paragraph in text.components(separatedBy: "\n\n") {
+            let lines = paragraph.split(separator: "\n").map(String.init)
+            for line in lines.dropLast() {
+                #expect(line.count >= 45, "\(command): a line broken short: \(line)")
+            }
+        }
+    }
+
     @Test func theBinaryExists() {
         #expect(FileManager.default.isExecutableFile(atPath: CLI.binary.path), "\(CLI.binary.path)")
     }

@@ -154,7 +154,7 @@ struct DashboardController {
         let client = context.clientAddress
         // Throttled before the password is even hashed: per address and in all.
         if let wait = gateway.signInThrottle.retryAfter(client: client, now: gateway.now()) {
-            gateway.metrics.signIn("throttled")
+            gateway.metrics.signIn(.throttled)
             var page = message("Sign in", Message(text: "Too many failed sign-ins; try again in \(wait) seconds.", error: true), session: nil, status: .tooManyRequests)
             page.headers[.retryAfter] = String(wait)
             return page
@@ -167,7 +167,7 @@ struct DashboardController {
         }
         guard await gateway.verifyAdminPassword(form?.password ?? ""), let session = gateway.newAdminSessionToken() else {
             gateway.signInThrottle.failed(client: client, now: gateway.now())
-            gateway.metrics.signIn("refused")
+            gateway.metrics.signIn(.refused)
             try? await Task.sleep(for: .milliseconds(300))
             gateway.logger.warning("Dashboard sign-in refused", metadata: ["client": "\(client)"])
             return message(
@@ -175,7 +175,7 @@ struct DashboardController {
                 status: .unauthorized)
         }
         gateway.signInThrottle.succeeded(client: client)
-        gateway.metrics.signIn("accepted")
+        gateway.metrics.signIn(.accepted)
         var response = Response(status: .seeOther, headers: [.location: "/admin"])
         response.setCookie(self.cookie(Self.sessionCookie, session, path: "/admin", maxAge: Gateway.adminSessionLifetime))
         return response

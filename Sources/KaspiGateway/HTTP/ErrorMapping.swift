@@ -58,7 +58,7 @@ extension GatewayError: HTTPResponseError {
     static func answering(_ error: any Error, logger: Logger) -> GatewayError {
         switch error {
         case let error as GatewayError: return error
-        case let error as HTTPError where error.status == .contentTooLarge:
+        case let error as any HTTPResponseError where error.status == .contentTooLarge:
             return .bodyUnreadable(error, limit: 64 * 1024)
         case let error as HTTPError where error.status == .badRequest:
             return .invalid(error.body ?? "The request is malformed.")

@@ -117,7 +117,8 @@ extension Request {
 extension GatewayError {
     /// A body that could not be read: too large, or the connection failed.
     static func bodyUnreadable(_ error: any Error, limit: Int) -> Self {
-        if let error = error as? HTTPError, error.status == .contentTooLarge {
+        // NIO's too-many-bytes error, or Hummingbird's 413: both say contentTooLarge.
+        if (error as? any HTTPResponseError)?.status == .contentTooLarge {
             return .init(.tooLarge, "BODY_TOO_LARGE", "A request body is at most \(limit / 1024) KiB.")
         }
         return .init(.invalidRequest, "BODY_UNREADABLE", "The request body could not be read.")

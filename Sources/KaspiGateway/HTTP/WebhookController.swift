@@ -14,9 +14,10 @@ struct WebhookController {
             .add(middleware: APIErrorMiddleware(logger: gateway.logger))
             .post("kaspi") { request, _ in
                 let body: ByteBuffer
-                do { body = try await request.body.collect(upTo: Self.maxBody) } catch let error as HTTPError where error.status == .contentTooLarge {
-                    throw GatewayError(.tooLarge, "WEBHOOK_BODY_TOO_LARGE", "A webhook body is at most 16 KiB.")
-                } catch {
+                do { body = try await request.body.collect(upTo: Self.maxBody) } catch {
+                    if (error as? any HTTPResponseError)?.status == .contentTooLarge {
+                        throw GatewayError(.tooLarge, "WEBHOOK_BODY_TOO_LARGE", "A webhook body is at most 16 KiB.")
+                    }
                     throw GatewayError.bodyUnreadable(error, limit: Self.maxBody)
                 }
                 _ = try await gateway.handleWebhook(Array(body.readableBytesView))

@@ -212,7 +212,7 @@ public final class Gateway: Sendable {
         guard body.count <= 16 * 1024 else { throw GatewayError(.tooLarge, "WEBHOOK_BODY_TOO_LARGE", "A webhook body is at most 16 KiB.") }
         let event: ProviderWebhook
         do { event = try provider.readWebhook(body) } catch {
-            metrics.webhook("rejected")
+            metrics.webhook(.rejected)
             logger.warning("Webhook rejected", metadata: ["error.code": "\(error.code)"])
             throw GatewayError(.invalidRequest, error.code, error.message)
         }
@@ -228,14 +228,14 @@ public final class Gateway: Sendable {
                     ?? OrderStateMachine.noted(event.report, source: .webhook, on: current, at: at)
             }
             metrics.counted(from: before, to: updated)
-            metrics.webhook(updated.state != before.state || updated.transactionId != before.transactionId || updated.needsReview != before.needsReview ? "applied" : "unchanged")
+            metrics.webhook(updated.state != before.state || updated.transactionId != before.transactionId || updated.needsReview != before.needsReview ? .applied : .unchanged)
             return updated
         } catch StoreError.orderNotFound {
-            metrics.webhook("rejected")
+            metrics.webhook(.rejected)
             logger.warning("Webhook for an unknown order rejected", metadata: ["providerOrderId": "\(event.providerOrderId)"])
             throw GatewayError(.invalidRequest, "WEBHOOK_UNKNOWN_ORDER", "No order \(event.providerOrderId) here; the webhook is for another shop or forged.")
         } catch let mismatch as WebhookAmountMismatch {
-            metrics.webhook("rejected")
+            metrics.webhook(.rejected)
             logger.warning("Webhook with a wrong amount rejected", metadata: ["order": "\(mismatch.orderId)"])
             throw GatewayError(.invalidRequest, "WEBHOOK_AMOUNT_MISMATCH", "The webhook's amount differs from the order's; nothing was changed.")
         } catch {
@@ -260,12 +260,12 @@ public final class Gateway: Sendable {
         guard let order, order.amount == event.amount, order.state != .paid || order.transactionId == nil else { return event.transactionId }
         let status: ProviderStatus
         do { status = try await provider.status(of: order) } catch {
-            metrics.webhook("unconfirmed")
+            metrics.webhook(.unconfirmed)
             logger.warning("An APPROVED webhook could not be confirmed with Kaspi; not applied", metadata: ["order": "\(order.id)", "error.code": "\(error.code)"])
             throw GatewayError(.providerUnavailable, "WEBHOOK_CONFIRMATION_UNAVAILABLE", "Kaspi's status could not be read to confirm the payment; send the webhook again later.")
         }
         if status.report == .approved { return status.transactionId ?? event.transactionId }
-        metrics.webhook("unconfirmed")
+        metrics.webhook(.unconfirmed)
         logger.warning("An APPROVED webhook that Kaspi does not confirm was refused", metadata: ["order": "\(order.id)", "kaspi.status": "\(status.report.rawValue)"])
         let at = now()
         let reported = status.report
@@ -317,13 +317,13 @@ public final class Gateway: Sendable {
                 let updated = try await store.update(orderId: orderId) {
                     OrderStateMachine.refundConfirmed($0, amount: amount, refundId: refundId, providerRefundId: done.refundId, at: at)
                 }
-                metrics.refund("succeeded")
+                metrics.refund(.succeeded)
                 return updated
             } catch {
                 // Kaspi refunded it; the refund stays pending in the database, and the
                 // reconciliation pass records it from Kaspi's own record.
                 logger.error("Kaspi confirmed a refund that could not be recorded; reconciliation records it", metadata: ["order": "\(orderId)", "refund": "\(refundId)"])
-                metrics.refund("unrecorded")
+                metrics.refund(.unrecorded)
                 throw GatewayError(.storageUnavailable, "REFUND_NOT_RECORDED", "Kaspi confirmed refund \(refundId), but it could not be recorded yet; it is recorded shortly from Kaspi's record. Do not refund again.")
             }
         } catch let error as ProviderError where !error.ambiguous {
@@ -332,11 +332,11 @@ public final class Gateway: Sendable {
                 _ = try await store.update(orderId: orderId) {
                     OrderStateMachine.refundReleased($0, amount: amount, refundId: refundId, reason: "Kaspi refused it (\(error.code))", at: at)
                 }
-                metrics.refund("failed")
+                metrics.refund(.failed)
             } catch {
                 // Still pending in the database: reconciliation releases it from Kaspi's record.
                 logger.error("A refused refund could not be released; reconciliation releases it", metadata: ["order": "\(orderId)", "refund": "\(refundId)"])
-                metrics.refund("unrecorded")
+                metrics.refund(.unrecorded)
             }
             throw GatewayError(.providerRefused, "PROVIDER_REFUSED", "Kaspi refused the refund (\(error.code)): \(error.message)")
         } catch let error as GatewayError {
@@ -344,7 +344,7 @@ public final class Gateway: Sendable {
         } catch {
             let code = (error as? ProviderError)?.code ?? "UNKNOWN"
             logger.error("Refund reserved but its outcome at the provider is unknown; reconciliation settles it", metadata: ["order": "\(orderId)", "error.code": "\(code)"])
-            metrics.refund("unknown")
+            metrics.refund(.unknown)
             let at = now()
             do {
                 _ = try await store.update(orderId: orderId) { OrderStateMachine.refundUnknown($0, amount: amount, refundId: refundId, reason: code, at: at) }
@@ -526,7 +526,7 @@ public final class Gateway: Sendable {
             let updated = try await store.update(orderId: orderId) {
                 OrderStateMachine.refundConfirmed($0, amount: amount, refundId: refundId, providerRefundId: nil, how: how, kind: .admin, at: at)
             }
-            metrics.refund("manual")
+            metrics.refund(.manual)
             return updated
         } catch {
             throw GatewayError.storage(error)
@@ -575,7 +575,7 @@ public final class Gateway: Sendable {
             let at = now()
             let detail = "Kaspi reports \(kaspiTotal) refunded, which no split of the unsettled refunds explains; settle them by hand"
             _ = try? await store.update(orderId: orderId) { OrderStateMachine.flagged($0, detail: detail, at: at) }
-            metrics.refund("mismatch")
+            metrics.refund(.mismatch)
             return 0
         }
         var settled = 0
@@ -591,7 +591,7 @@ public final class Gateway: Sendable {
                         OrderStateMachine.refundReleased($0, amount: refund.amount, refundId: refund.id, reason: "Kaspi's record shows it never happened (found by reconciliation)", at: at)
                     }
                 }
-                metrics.refund(happened ? "reconciled_succeeded" : "reconciled_failed")
+                metrics.refund(happened ? .reconciledSucceeded : .reconciledFailed)
                 settled += 1
             } catch StoreError.refundAlreadyResolved {
                 // Another instance or a person settled it meanwhile.
@@ -749,7 +749,7 @@ public final class Gateway: Sendable {
         let elapsed = ContinuousClock.now - started
         let latency = Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
         let delivered = status.map { (200..<300).contains($0) } ?? false
-        metrics.delivery(delivered ? "delivered" : "failed", age: now().timeIntervalSince(message.createdAt))
+        metrics.delivery(delivered ? .delivered : .failed, age: now().timeIntervalSince(message.createdAt))
         let attemptsSoFar = message.attempts + 1
         let schedule = configuration.eventRetrySeconds
         let retryAt: Date? = delivered ? nil : (manual ? nil : (attemptsSoFar <= schedule.count ? now().addingTimeInterval(schedule[attemptsSoFar - 1]) : nil))

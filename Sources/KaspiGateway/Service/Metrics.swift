@@ -24,7 +24,43 @@ public final class GatewayMetrics: Sendable {
     private var kaspiName: MetricNameDescriptor { Self.name("kaspi_call_duration", "seconds", "Latency of calls to Kaspi by call") }
     private var kaspiErrorsName: MetricNameDescriptor { Self.name("kaspi_errors", "total", "Failed calls to Kaspi by call and code") }
 
-    public init() {}
+    /// What became of a Kaspi webhook.
+    enum WebhookOutcome: String, CaseIterable { case applied, unchanged, rejected, unconfirmed }
+    /// What became of a refund.
+    enum RefundOutcome: String, CaseIterable {
+        case succeeded, failed, unknown, unrecorded, manual, mismatch
+        case reconciledSucceeded = "reconciled_succeeded"
+        case reconciledFailed = "reconciled_failed"
+    }
+    /// A dashboard sign-in's outcome.
+    enum SignInOutcome: String, CaseIterable { case accepted, refused, throttled }
+    /// An outgoing event's delivery attempt.
+    enum DeliveryOutcome: String, CaseIterable { case delivered, failed }
+    /// The calls to Kaspi that are measured.
+    static let kaspiCalls = [
+        "create_payment", "create_qr", "status", "refund", "remote.client_info", "remote.create", "remote.cancel", "return.create", "return.status",
+    ]
+
+    /// A registry with every series whose labels are known created at zero, so that a
+    /// dashboard or an alert has a series to read before the first event.
+    public init() {
+        for outcome in WebhookOutcome.allCases { _ = registry.makeCounter(descriptor: webhooksName, labels: [("outcome", outcome.rawValue)]) }
+        for outcome in RefundOutcome.allCases { _ = registry.makeCounter(descriptor: refundsName, labels: [("outcome", outcome.rawValue)]) }
+        for outcome in SignInOutcome.allCases { _ = registry.makeCounter(descriptor: signInsName, labels: [("outcome", outcome.rawValue)]) }
+        for outcome in DeliveryOutcome.allCases { _ = registry.makeCounter(descriptor: deliveriesName, labels: [("outcome", outcome.rawValue)]) }
+        for changed in ["changed", "unchanged"] { _ = registry.makeCounter(descriptor: pollsName, labels: [("outcome", changed)]) }
+        for state in OrderState.allCases { _ = registry.makeCounter(descriptor: transitionsName, labels: [("to", state.rawValue)]) }
+        _ = registry.makeCounter(descriptor: latePollsName)
+        _ = registry.makeGauge(descriptor: lagName)
+        for call in Self.kaspiCalls { kaspiHistogram(call) }
+    }
+
+    @discardableResult
+    private func kaspiHistogram(_ call: String) -> DurationHistogram {
+        registry.makeDurationHistogram(
+            descriptor: kaspiName, labels: [("call", call)],
+            buckets: [.milliseconds(10), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10)])
+    }
 
     func request(route: String, status: Int) {
         registry.makeCounter(descriptor: requestsName, labels: [("route", route), ("status", String(status))]).increment()
@@ -40,33 +76,29 @@ public final class GatewayMetrics: Sendable {
         registry.makeCounter(descriptor: pollsName, labels: [("outcome", changed ? "changed" : "unchanged")]).increment()
     }
 
-    /// A refund's outcome: succeeded, failed, unknown, unrecorded, reconciled_…, mismatch.
-    func refund(_ outcome: String) {
-        registry.makeCounter(descriptor: refundsName, labels: [("outcome", outcome)]).increment()
+    func refund(_ outcome: RefundOutcome) {
+        registry.makeCounter(descriptor: refundsName, labels: [("outcome", outcome.rawValue)]).increment()
     }
 
-    func signIn(_ outcome: String) {
-        registry.makeCounter(descriptor: signInsName, labels: [("outcome", outcome)]).increment()
+    func signIn(_ outcome: SignInOutcome) {
+        registry.makeCounter(descriptor: signInsName, labels: [("outcome", outcome.rawValue)]).increment()
     }
 
-    func webhook(_ outcome: String) {
-        registry.makeCounter(descriptor: webhooksName, labels: [("outcome", outcome)]).increment()
+    func webhook(_ outcome: WebhookOutcome) {
+        registry.makeCounter(descriptor: webhooksName, labels: [("outcome", outcome.rawValue)]).increment()
     }
 
     func transition(to state: OrderState) {
         registry.makeCounter(descriptor: transitionsName, labels: [("to", state.rawValue)]).increment()
     }
 
-    func delivery(_ outcome: String, age: TimeInterval) {
-        registry.makeCounter(descriptor: deliveriesName, labels: [("outcome", outcome)]).increment()
+    func delivery(_ outcome: DeliveryOutcome, age: TimeInterval) {
+        registry.makeCounter(descriptor: deliveriesName, labels: [("outcome", outcome.rawValue)]).increment()
         registry.makeGauge(descriptor: lagName).set(max(0, age))
     }
 
     func kaspiCall(_ call: String, duration: Duration, errorCode: String?) {
-        registry.makeDurationHistogram(
-            descriptor: kaspiName, labels: [("call", call)],
-            buckets: [.milliseconds(10), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10)]
-        ).record(duration)
+        kaspiHistogram(call).record(duration)
         if let errorCode {
             registry.makeCounter(descriptor: kaspiErrorsName, labels: [("call", call), ("code", errorCode)]).increment()
         }
