@@ -121,6 +121,7 @@ let package = Package(
             name: "KaspiGatewayStore",
             dependencies: [
                 "KaspiSupport",
+                "KaspiPay",
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -260,7 +261,7 @@ let package = Package(
         .testTarget(
             name: "KaspiGatewayStoreTests",
             dependencies: [
-                "KaspiGatewayStore", "KaspiGatewayTestSupport", .product(name: "PostgresNIO", package: "postgres-nio"),
+                "KaspiGatewayStore", "KaspiGatewayTestSupport", "KaspiPay", .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             swiftSettings: strict

@@ -1,26 +1,22 @@
 import Foundation
+import KaspiPay
 import KaspiSupport
 
 /// The order state machine: pure functions from an order and what happened to the change to
 /// write. Stores run them inside a transaction, so a change is never half-applied.
 public enum OrderStateMachine {
-    /// What the provider reported about an order.
-    public enum Report: String, Sendable, Hashable {
-        case pending = "PENDING", approved = "APPROVED", declined = "DECLINED", cancelled = "CANCELLED"
-    }
-
     /// Where a report came from, for the audit trail.
     public enum Source: String, Sendable, Hashable {
         case webhook, poll, admin, returnPage = "return_page"
     }
 
-    /// The change a provider report causes, or nil when it changes nothing (a duplicate or
+    /// The change a provider's report of a payment's status causes, or nil when it changes nothing (a duplicate or
     /// an older event arriving late).
     ///
     /// `APPROVED` wins over a cancel, decline or expiry seen before, and a cancel or decline
     /// seen after a payment changes nothing; both conflicts are flagged for review.
     public static func apply(
-        _ report: Report, transactionId: String?, source: Source, to order: GatewayOrder, at now: Date,
+        _ report: PaymentStatus, transactionId: String?, source: Source, to order: GatewayOrder, at now: Date,
         detail: String = ""
     ) -> OrderChange? {
         var next = order
@@ -28,7 +24,8 @@ public enum OrderStateMachine {
         var events: [OrderEvent] = []
         let note = detail.isEmpty ? "" : ": \(detail)"
         switch (report, order.state) {
-        case (.pending, _):
+        case (.pending, _), (.unknown, _):
+            // Nothing settled yet (or a status this version does not know): no change.
             return nil
         case (.approved, .paid):
             if order.transactionId == nil, let transactionId {
@@ -68,7 +65,7 @@ public enum OrderStateMachine {
 
     /// Records a report that changes nothing (a duplicate, or an older event arriving late) in
     /// the audit trail, so that the timeline shows every webhook received.
-    public static func noted(_ report: Report, source: Source, on order: GatewayOrder, at now: Date) -> OrderChange {
+    public static func noted(_ report: PaymentStatus, source: Source, on order: GatewayOrder, at now: Date) -> OrderChange {
         var next = order
         next.updatedAt = now
         return OrderChange(order: bumped(next), events: [
@@ -78,7 +75,7 @@ public enum OrderStateMachine {
 
     /// Records a report that the provider's own status call contradicted (a forged or replayed
     /// webhook): a line in the audit trail, and nothing else changes.
-    public static func unconfirmed(_ report: Report, confirmed: Report, source: Source, on order: GatewayOrder, at now: Date) -> OrderChange {
+    public static func unconfirmed(_ report: PaymentStatus, confirmed: PaymentStatus, source: Source, on order: GatewayOrder, at now: Date) -> OrderChange {
         var next = order
         next.updatedAt = now
         return OrderChange(order: bumped(next), events: [

@@ -95,22 +95,22 @@ extension Sandbox {
         let amount = Self.formatTenge(purchase.amount)
         let actions: [Action]
         switch purchase.status {
-        case "QrTokenCreated": actions = [.init(value: "scan", label: "Scan", style: "pay"), .init(value: "scanerror", label: "Scan fails", style: "decline")]
-        case "Wait":
+        case .qrTokenCreated: actions = [.init(value: "scan", label: "Scan", style: "pay"), .init(value: "scanerror", label: "Scan fails", style: "decline")]
+        case .wait:
             actions = [
                 .init(value: "confirm", label: "Confirm with Kaspi Gold", style: "pay"), .init(value: "confirm-loan", label: "Confirm with a loan", style: "pay"),
                 .init(value: "confirmerror", label: "Decline", style: "decline"),
             ]
-        case "RemotePaymentCreated": actions = [.init(value: "confirm", label: "Pay the invoice", style: "pay"), .init(value: "scanerror", label: "Decline", style: "decline")]
+        case .remotePaymentCreated: actions = [.init(value: "confirm", label: "Pay the invoice", style: "pay"), .init(value: "scanerror", label: "Decline", style: "decline")]
         default: actions = []
         }
         let invoiceTo = invoice ? purchase.phoneNumber.map { phone in phone + (purchase.comment.map { ": \($0)" } ?? "") } : nil
         let page = Page(
             title: "Pay \(amount)", merchant: org?.name ?? purchase.organizationBin, tradePoint: point?.name ?? "", amount: amount, url: url,
-            status: purchase.status, statusClass: purchase.status.lowercased(), expires: KaspiQRAPI.DateParser.format(purchase.expireDate),
+            status: purchase.status.rawValue, statusClass: purchase.status.rawValue.lowercased(), expires: KaspiQRAPI.DateParser.format(purchase.expireDate),
             id: purchase.id, invoiceTo: invoiceTo, externalId: purchase.externalId, actions: actions, hasActions: !actions.isEmpty,
-            scannable: purchase.status == "QrTokenCreated", errorReason: purchase.errorReason,
-            transaction: purchase.status == "Processed" ? (purchase.transactionId ?? "") : nil)
+            scannable: purchase.status == .qrTokenCreated, errorReason: purchase.errorReason,
+            transaction: purchase.status == .processed ? (purchase.transactionId ?? "") : nil)
         return pages.page("qr-payment", page).response
     }
 

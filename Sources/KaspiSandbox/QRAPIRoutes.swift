@@ -294,8 +294,8 @@ extension Sandbox {
             let id = p2
             guard let paymentId = Int64(id) else { throw QRAPIFailure.purchaseNotFound() }
             let purchase = try await qrState.readStatus(paymentId, bins: bins)
-            var status = QRAnswer.Status(Status: purchase.status)
-            if version == "v02", purchase.status == "Processed" {
+            var status = QRAnswer.Status(Status: purchase.status.rawValue)
+            if version == "v02", purchase.status == .processed {
                 (status.TransactionId, status.ProductType, status.Amount) = (purchase.transactionId ?? "", purchase.productType ?? "Gold", purchase.amount)
                 if purchase.productType == "Loan" {
                     (status.LoanOfferName, status.LoanTerm, status.IsOffer) = ("Рассрочка 0-0-12", 12, false)
@@ -337,7 +337,7 @@ extension Sandbox {
             let id = p2
             guard let returnId = Int64(id) else { throw QRAPIFailure.purchaseNotFound() }
             let item = try await qrState.returnQR(returnId, bins: bins)
-            response = Self.qrOK(QRAnswer.Status(Status: item.status))
+            response = Self.qrOK(QRAnswer.Status(Status: item.status.rawValue))
         case (.post, 2, "return", "operations") where scheme == "r2":
             let maxResult = try body.int64("MaxResult") ?? 10
             guard (1...10).contains(maxResult) else { throw QRAPIValidation.failure("MaxResult", "must be between 1 and 10") }
@@ -364,7 +364,7 @@ extension Sandbox {
             let purchase = try await qrState.cancelRemote(
                 device: try body.requiredString("DeviceToken"), paymentId: try body.requiredInt64("QrPaymentId"),
                 organizationBin: organizationBin ?? "", bins: bins)
-            response = Self.qrOK(QRAnswer.Status(Status: purchase.status))
+            response = Self.qrOK(QRAnswer.Status(Status: purchase.status.rawValue))
         case (.post, 3, "test", "payment"):
             guard let action = QRAPIState.Action(rawValue: p2.lowercased()) else { throw Self.notFound }
             guard let id = try body.int64("qrPaymentId") else { throw QRAPIValidation.failure("qrPaymentId", "is required") }

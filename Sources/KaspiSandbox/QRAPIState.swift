@@ -15,8 +15,8 @@ public struct SandboxQRPurchase: Sendable, Codable, Hashable {
     public var externalId: String?
     /// The 41-digit token (QR content, and the link's last segment); nil for remote invoices.
     public var token: String?
-    /// `QrTokenCreated`, `Wait`, `Processed`, `Error`, `RemotePaymentCreated`, `RemotePaymentCanceled`.
-    public var status: String
+    /// Kaspi's status for it, as `payment/status` reports it.
+    public var status: KaspiQRAPI.PaymentStatus
     public var createdAt: Date
     public var firstWaitAt: Date?
     public var finishedAt: Date?
@@ -41,7 +41,7 @@ public struct SandboxQRPurchase: Sendable, Codable, Hashable {
 
     /// What can still be refunded.
     public var availableReturnAmount: Decimal {
-        guard status == "Processed" else { return 0 }
+        guard status == .processed else { return 0 }
         return amount - refunds.reduce(Decimal(0)) { $0 + $1.amount }
     }
 
@@ -68,8 +68,8 @@ public struct SandboxQRReturn: Sendable, Codable, Hashable {
     public var deviceToken: String
     public var token: String
     public var externalId: String?
-    /// `QrTokenCreated`, `CustomerIdentityObtained`, `Error`.
-    public var status: String
+    /// Kaspi's status for it, as `return/status` reports it.
+    public var status: KaspiQRAPI.ReturnStatus
     public var createdAt: Date
     public var scanTimeout: Int
     /// Who scanned it.
@@ -310,19 +310,19 @@ actor QRAPIState {
         let now = clock.now
         var reason: String? = nil
         switch purchase.status {
-        case "QrTokenCreated" where now >= purchase.expireDate:
+        case .qrTokenCreated where now >= purchase.expireDate:
             reason = purchase.kind == .link ? "The link was not opened in time." : "The QR code was not scanned in time."
-        case "Wait":
+        case .wait:
             let start = purchase.firstWaitAt ?? purchase.createdAt
             if now >= start.addingTimeInterval(TimeInterval(purchase.confirmationTimeout)) {
                 reason = "The payer did not confirm in time; Kaspi cancelled the purchase."
             }
-        case "RemotePaymentCreated" where now >= purchase.expireDate:
+        case .remotePaymentCreated where now >= purchase.expireDate:
             reason = "The invoice was not paid within its lifetime."
         default: break
         }
         if let reason {
-            purchase.status = "Error"
+            purchase.status = .error
             purchase.errorReason = reason
             purchase.finishedAt = now
             purchases[id] = purchase
@@ -345,7 +345,7 @@ actor QRAPIState {
         let token = Self.digits(41)
         let purchase = SandboxQRPurchase(
             id: id, kind: kind, organizationBin: device.organizationBin, tradePointId: device.tradePointId, deviceToken: device.token,
-            amount: amount, externalId: externalId, token: token, status: "QrTokenCreated", createdAt: clock.now,
+            amount: amount, externalId: externalId, token: token, status: .qrTokenCreated, createdAt: clock.now,
             scanTimeout: kind == .link ? configuration.linkActivationWaitTimeout : configuration.qrCodeScanWaitTimeout,
             confirmationTimeout: configuration.paymentConfirmationTimeout, pollingInterval: configuration.statusPollingInterval)
         purchases[id] = purchase
@@ -403,24 +403,24 @@ actor QRAPIState {
         }
         switch action {
         case .scan:
-            guard purchase.status == "QrTokenCreated" || purchase.status == "RemotePaymentCreated" else { throw refuse("QrTokenCreated") }
-            purchase.status = "Wait"
+            guard purchase.status == .qrTokenCreated || purchase.status == .remotePaymentCreated else { throw refuse("QrTokenCreated") }
+            purchase.status = .wait
             purchase.firstWaitAt = purchase.firstWaitAt ?? now
         case .confirm:
-            guard purchase.status == "Wait" || purchase.status == "RemotePaymentCreated" else { throw refuse("Wait") }
-            purchase.status = "Processed"
+            guard purchase.status == .wait || purchase.status == .remotePaymentCreated else { throw refuse("Wait") }
+            purchase.status = .processed
             purchase.finishedAt = now
             purchase.transactionId = Self.digits(9)
             purchase.productType = productType ?? "Gold"
             purchase.customer = purchase.phoneNumber ?? customer ?? Self.defaultCustomer
         case .scanerror:
-            guard ["QrTokenCreated", "Wait", "RemotePaymentCreated"].contains(purchase.status) else { throw refuse("QrTokenCreated") }
-            purchase.status = "Error"
+            guard [.qrTokenCreated, .wait, .remotePaymentCreated].contains(purchase.status) else { throw refuse("QrTokenCreated") }
+            purchase.status = .error
             purchase.errorReason = "The scan failed (test action)."
             purchase.finishedAt = now
         case .confirmerror:
-            guard purchase.status == "Wait" else { throw refuse("Wait (after a scan)") }
-            purchase.status = "Error"
+            guard purchase.status == .wait else { throw refuse("Wait (after a scan)") }
+            purchase.status = .error
             purchase.errorReason = "The confirmation failed (test action)."
             purchase.finishedAt = now
         }
@@ -433,8 +433,8 @@ actor QRAPIState {
 
     private func refreshedReturn(_ id: Int64) -> SandboxQRReturn? {
         guard var item = returns[id] else { return nil }
-        if item.status == "QrTokenCreated", clock.now >= item.createdAt.addingTimeInterval(TimeInterval(item.scanTimeout)) {
-            item.status = "Error"
+        if item.status == .qrTokenCreated, clock.now >= item.createdAt.addingTimeInterval(TimeInterval(item.scanTimeout)) {
+            item.status = .error
             returns[id] = item
             persist(item)
         }
@@ -446,7 +446,7 @@ actor QRAPIState {
         try usableTradePoint(of: device, forQR: false)
         let item = SandboxQRReturn(
             id: nextIdentifier(), organizationBin: device.organizationBin, tradePointId: device.tradePointId, deviceToken: device.token,
-            token: Self.digits(41), externalId: externalId, status: "QrTokenCreated", createdAt: clock.now,
+            token: Self.digits(41), externalId: externalId, status: .qrTokenCreated, createdAt: clock.now,
             scanTimeout: configuration.returnScanWaitTimeout)
         returns[item.id] = item
         persist(item)
@@ -461,10 +461,10 @@ actor QRAPIState {
     /// The customer scans a return QR (a sandbox extension: Kaspi has no such call).
     func scanReturn(_ id: Int64, customer: String?) throws(QRAPIFailure) -> SandboxQRReturn {
         guard var item = refreshedReturn(id) else { throw .purchaseNotFound() }
-        guard item.status == "QrTokenCreated" else {
+        guard item.status == .qrTokenCreated else {
             throw QRAPIFailure(-99000011, "The return QR is \(item.status); a scan needs QrTokenCreated.")
         }
-        item.status = "CustomerIdentityObtained"
+        item.status = .customerIdentityObtained
         item.customer = customer ?? Self.defaultCustomer
         returns[id] = item
         persist(item)
@@ -474,9 +474,9 @@ actor QRAPIState {
     func returnOperations(device token: String, returnId: Int64, maxResult: Int, bins: Set<String>) throws(QRAPIFailure) -> [SandboxQRPurchase] {
         let device = try device(token, bins: bins)
         let item = try returnQR(returnId, bins: bins)
-        guard item.status == "CustomerIdentityObtained", let customer = item.customer else { return [] }
+        guard item.status == .customerIdentityObtained, let customer = item.customer else { return [] }
         return allPurchases(bin: device.organizationBin)
-            .filter { $0.customer == customer && $0.status == "Processed" }
+            .filter { $0.customer == customer && $0.status == .processed }
             .sorted { ($0.finishedAt ?? $0.createdAt) > ($1.finishedAt ?? $1.createdAt) }
             .prefix(maxResult).map { $0 }
     }
@@ -493,12 +493,12 @@ actor QRAPIState {
             throw QRAPIFailure(-99000003, "The purchase's trade point does not match this device's.")
         }
         try usableTradePoint(of: device, forQR: false)
-        guard purchase.status == "Processed" else {
+        guard purchase.status == .processed else {
             throw QRAPIFailure(-99000011, "The purchase is \(purchase.status); only a Processed purchase can be refunded.")
         }
         if let returnId {
             let item = try returnQR(returnId, bins: bins)
-            guard item.status == "CustomerIdentityObtained", item.customer == purchase.customer else {
+            guard item.status == .customerIdentityObtained, item.customer == purchase.customer else {
                 throw QRAPIFailure(-99000001, "No purchase with this id for the customer of this return.")
             }
         }
@@ -557,7 +557,7 @@ actor QRAPIState {
         let id = nextIdentifier()
         let purchase = SandboxQRPurchase(
             id: id, kind: .remote, organizationBin: device.organizationBin, tradePointId: device.tradePointId, deviceToken: device.token,
-            amount: amount, externalId: nil, token: nil, status: "RemotePaymentCreated", createdAt: clock.now, phoneNumber: phone, comment: comment,
+            amount: amount, externalId: nil, token: nil, status: .remotePaymentCreated, createdAt: clock.now, phoneNumber: phone, comment: comment,
             scanTimeout: configuration.remoteInvoiceLifetime, confirmationTimeout: configuration.paymentConfirmationTimeout,
             pollingInterval: configuration.statusPollingInterval)
         purchases[id] = purchase
@@ -571,10 +571,10 @@ actor QRAPIState {
         guard var purchase = refreshed(paymentId), purchase.kind == .remote, purchase.organizationBin == device.organizationBin else {
             throw QRAPIFailure(-99000001, "No remote invoice with this id.")
         }
-        guard purchase.status == "RemotePaymentCreated" || purchase.status == "RemotePaymentCanceled" else {
+        guard purchase.status == .remotePaymentCreated || purchase.status == .remotePaymentCanceled else {
             throw QRAPIFailure(-1401, "The invoice is \(purchase.status) and can no longer be cancelled.")
         }
-        purchase.status = "RemotePaymentCanceled"
+        purchase.status = .remotePaymentCanceled
         purchase.finishedAt = purchase.finishedAt ?? clock.now
         purchases[paymentId] = purchase
         persist(purchase)

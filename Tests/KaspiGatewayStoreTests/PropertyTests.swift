@@ -1,3 +1,4 @@
+import KaspiPay
 import Foundation
 import KaspiGatewayStore
 import KaspiGatewayTestSupport
@@ -8,7 +9,7 @@ import Testing
 /// One thing that can happen to an order, decoded from a random number so that the generator
 /// (and its shrinker) stays a plain array of integers.
 enum Happening: CustomStringConvertible {
-    case report(OrderStateMachine.Report, OrderStateMachine.Source)
+    case report(PaymentStatus, OrderStateMachine.Source)
     case accepted
     case expire(late: Bool)
     case unconfirmed

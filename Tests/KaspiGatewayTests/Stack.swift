@@ -30,6 +30,11 @@ struct HTTPResult: Sendable {
     var errorCode: String? { (json["error"] as? [String: Any])?["code"] as? String }
 }
 
+/// A Prometheus series' value in a `/metrics` text, e.g. `metric(text, #"x_total{a="b"}"#)`.
+func metric(_ text: String, _ series: String) -> Double? {
+    text.split(separator: "\n").first { $0.hasPrefix(series + " ") }.flatMap { Double($0.dropFirst(series.count + 1)) }
+}
+
 func http(_ method: HTTPMethod, _ url: String, body: String? = nil, headers: [String: String] = [:]) async throws -> HTTPResult {
     var request = HTTPClientRequest(url: url)
     request.method = method

@@ -107,7 +107,7 @@ public struct KaspiQRProvider: PaymentProvider {
         }
     }
 
-    static func report(_ status: KaspiQRAPI.PaymentStatus) -> OrderStateMachine.Report {
+    static func report(_ status: KaspiQRAPI.PaymentStatus) -> PaymentStatus {
         switch status {
         case .processed: .approved
         case .error: .declined

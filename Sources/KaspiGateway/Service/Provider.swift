@@ -155,7 +155,7 @@ public struct ProviderQR: Sendable, Hashable {
 }
 
 public struct ProviderStatus: Sendable, Hashable {
-    public var report: OrderStateMachine.Report
+    public var report: PaymentStatus
     public var transactionId: String?
     /// What the provider's record says was refunded in all, when it says.
     public var refundedAmount: Int? = nil
@@ -176,7 +176,7 @@ public struct ProviderRefund: Sendable, Hashable {
 public struct ProviderWebhook: Sendable, Hashable {
     public var providerOrderId: String
     public var amount: Int
-    public var report: OrderStateMachine.Report
+    public var report: PaymentStatus
     public var transactionId: String?
 }
 
@@ -228,14 +228,6 @@ public struct KaspiPayProvider: PaymentProvider {
         }
     }
 
-    static func report(_ status: PaymentStatus) -> OrderStateMachine.Report {
-        switch status {
-        case .approved: .approved
-        case .declined: .declined
-        case .cancelled: .cancelled
-        case .pending, .unknown: .pending
-        }
-    }
 
     private func newOrder(_ request: ProviderPaymentRequest) throws(ProviderError) -> (Amount, OrderID) {
         do {
@@ -270,7 +262,7 @@ public struct KaspiPayProvider: PaymentProvider {
         do {
             let orderId = try OrderID(order.providerOrderId)
             let status = try await client.orders.status(of: orderId)
-            return ProviderStatus(report: Self.report(status.status), transactionId: status.transactionId, refundedAmount: status.refundedAmount?.tenge)
+            return ProviderStatus(report: status.status, transactionId: status.transactionId, refundedAmount: status.refundedAmount?.tenge)
         } catch {
             throw Self.map(error)
         }
@@ -290,7 +282,7 @@ public struct KaspiPayProvider: PaymentProvider {
         do {
             let event = try verifier.verify(body: body)
             return ProviderWebhook(
-                providerOrderId: event.orderId.rawValue, amount: event.amount.tenge, report: Self.report(event.status),
+                providerOrderId: event.orderId.rawValue, amount: event.amount.tenge, report: event.status,
                 transactionId: event.transactionId)
         } catch {
             var message = error.description

@@ -196,7 +196,7 @@ extension KaspiQRAPI {
     }
 
     /// A purchase's status. Unknown values are kept and are not final.
-    public enum PaymentStatus: Sendable, Hashable, CustomStringConvertible {
+    public enum PaymentStatus: Sendable, Hashable, Codable, CustomStringConvertible {
         /// Created; not yet scanned or opened.
         case qrTokenCreated
         /// Scanned or opened; the payer has not confirmed yet.
@@ -235,6 +235,17 @@ extension KaspiQRAPI {
             case .remotePaymentCanceled: "RemotePaymentCanceled"
             case .unknown(let raw): raw
             }
+        }
+
+        /// Decodes Kaspi's text, in any case.
+        public init(from decoder: any Decoder) throws {
+            self.init(rawValue: try decoder.singleValueContainer().decode(String.self))
+        }
+
+        /// Encodes the value as Kaspi writes it.
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.singleValueContainer()
+            try container.encode(rawValue)
         }
 
         /// Whether it can no longer change: `Processed`, `Error`, `RemotePaymentCanceled`.
@@ -322,7 +333,7 @@ extension KaspiQRAPI {
     }
 
     /// A return QR's status (r2).
-    public enum ReturnStatus: Sendable, Hashable, CustomStringConvertible {
+    public enum ReturnStatus: Sendable, Hashable, Codable, CustomStringConvertible {
         /// Not yet scanned.
         case qrTokenCreated
         /// The customer scanned it: list their purchases with `return/operations`.
@@ -348,6 +359,17 @@ extension KaspiQRAPI {
             case .error: "Error"
             case .unknown(let raw): raw
             }
+        }
+
+        /// Decodes Kaspi's text, in any case.
+        public init(from decoder: any Decoder) throws {
+            self.init(rawValue: try decoder.singleValueContainer().decode(String.self))
+        }
+
+        /// Encodes the value as Kaspi writes it.
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.singleValueContainer()
+            try container.encode(rawValue)
         }
 
         /// `CustomerIdentityObtained` and `Error` end the scan phase.
