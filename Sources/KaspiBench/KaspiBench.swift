@@ -9,7 +9,7 @@ struct KaspiBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kaspi-bench",
         abstract: "Measures KaspiKit on loopback against a bare Hummingbird baseline (see BENCHMARKS.md).",
-        subcommands: [Run.self, Baseline.self],
+        subcommands: [Run.self, Baseline.self, MicroCommand.self],
         defaultSubcommand: Run.self)
 }
 
@@ -58,5 +58,14 @@ struct Run: AsyncParsableCommand {
             flatOrders: flatOrders, postgres: postgres ?? ProcessInfo.processInfo.environment["KASPI_BENCH_POSTGRES_URL"], python: python,
             only: Set((only ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }))
         try await bench.all()
+    }
+}
+
+/// `kaspi-bench micro`: the in-process micro-benchmarks alone.
+struct MicroCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "micro", abstract: "Run the in-process micro-benchmarks alone.")
+
+    func run() {
+        for line in Micro.all() { print(line) }
     }
 }

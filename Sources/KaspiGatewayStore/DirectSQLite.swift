@@ -1,10 +1,16 @@
 import SQLiteNIO
+// sqlite-nio's internal C target: not its API, so Package.swift pins sqlite-nio to an exact
+// version, this is the only file that imports it, and SQLiteVersionTests fails clearly when
+// the SQLite it bundles changes.
 import VaporCSQLite
 
 /// A synchronous SQLite connection over the SQLite that SQLiteNIO bundles, with a cache of
 /// prepared statements. It is used from one thread at a time (its own thread pool), so a
 /// whole group commit runs in one hop instead of one per statement.
 final class DirectConnection: @unchecked Sendable {
+    /// The version of the SQLite that sqlite-nio bundles, e.g. `3.50.1`.
+    static var bundledSQLiteVersion: String { String(cString: sqlite_nio_sqlite3_libversion()) }
+
     private var handle: OpaquePointer?
     private var statements: [String: OpaquePointer] = [:]
     private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)

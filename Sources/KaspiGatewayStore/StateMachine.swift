@@ -182,7 +182,8 @@ public enum OrderStateMachine {
     ) -> OrderChange {
         var next = order
         next.updatedAt = now
-        let payload = #"{"type":"refund.succeeded","data":{"orderId":\#(json(order.id)),"refundId":\#(json(refundId)),"amount":\#(amount),"refundedAmount":\#(order.refundedAmount)}}"#
+        let payload = MerchantEvent.json(
+            "refund.succeeded", MerchantEvent.Refund(orderId: order.id, refundId: refundId, amount: amount, refundedAmount: order.refundedAmount))
         let reference = providerRefundId.map { " (Kaspi's \($0))" } ?? ""
         return OrderChange(
             order: bumped(next),
@@ -233,16 +234,53 @@ public enum OrderStateMachine {
 
     /// The outgoing event for a state change: `{"type": …, "data": {order}}`.
     static func message(_ type: String, _ order: GatewayOrder, _ now: Date) -> OutboxMessage {
-        var fields = [
-            #""id":\#(json(order.id))"#, #""state":"\#(order.state.rawValue)""#, #""amount":\#(order.amount)"#,
-            #""refundedAmount":\#(order.refundedAmount)"#, #""providerOrderId":\#(json(order.providerOrderId))"#,
-        ]
-        if let reference = order.merchantReference { fields.append(#""merchantReference":\#(json(reference))"#) }
-        if let transaction = order.transactionId { fields.append(#""transactionId":\#(json(transaction))"#) }
-        if order.needsReview { fields.append(#""needsReview":true"#) }
-        let payload = #"{"type":"\#(type)","data":{\#(fields.joined(separator: ","))}}"#
+        let data = MerchantEvent.Order(
+            id: order.id, state: order.state, amount: order.amount, refundedAmount: order.refundedAmount, providerOrderId: order.providerOrderId,
+            merchantReference: order.merchantReference, transactionId: order.transactionId, needsReview: order.needsReview ? true : nil)
+        let payload = MerchantEvent.json(type, data)
         return OutboxMessage(id: GatewayID.make("msg"), type: type, orderId: order.id, payload: payload, createdAt: now)
     }
+}
 
-    static func json(_ text: String) -> String { JSONText.string(text) }
+/// The bodies of the events the gateway sends to the merchant's systems
+/// (`openapi/gateway.yaml`'s `MerchantEvent`), as JSON with sorted keys.
+enum MerchantEvent {
+    /// `{"type": …, "data": …}`.
+    struct Envelope<Payload: Encodable>: Encodable {
+        var type: String
+        var data: Payload
+    }
+
+    /// An order's state, in `order.*` events.
+    struct Order: Encodable {
+        var id: String
+        var state: OrderState
+        var amount: Int
+        var refundedAmount: Int
+        var providerOrderId: String
+        var merchantReference: String?
+        var transactionId: String?
+        /// Present, and true, only when the order needs a person.
+        var needsReview: Bool?
+    }
+
+    /// A refund, in `refund.succeeded`.
+    struct Refund: Encodable {
+        var orderId: String
+        var refundId: String
+        var amount: Int
+        var refundedAmount: Int
+    }
+
+    private static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
+
+    /// An event's JSON text.
+    static func json(_ type: String, _ data: some Encodable) -> String {
+        // Every field is a string, an integer or a boolean: encoding cannot fail.
+        (try? encoder.encode(Envelope(type: type, data: data))).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    }
 }

@@ -1,10 +1,11 @@
+import Dispatch
 import Foundation
 import Synchronization
 
 /// A long-running program started for a test (a server), whose output is collected as it
 /// comes, and which is stopped with a signal.
 public final class BackgroundProcess: Sendable {
-    private let process: Process
+    private let process: ChildProcess
     private final class Text: Sendable {
         let value = Mutex<String>("")
         func append(_ data: Data) { value.withLock { $0 += String(decoding: data, as: UTF8.self) } }
@@ -15,25 +16,12 @@ public final class BackgroundProcess: Sendable {
 
     /// Starts `executable` with `arguments`.
     public init(_ executable: URL, _ arguments: [String], environment: [String: String]? = nil) throws {
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        if let environment { process.environment = environment }
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
+        let process = try ChildProcess(executable.path, arguments, environment: environment ?? ProcessInfo.processInfo.environment)
         self.process = process
-        out.fileHandleForReading.readabilityHandler = { [output] handle in
-            let data = handle.availableData
-            if !data.isEmpty { output.append(data) }
-        }
-        err.fileHandleForReading.readabilityHandler = { [errors] handle in
-            let data = handle.availableData
-            if !data.isEmpty { errors.append(data) }
-        }
-        try process.run()
+        // Nothing to say on standard input.
+        DispatchQueue.global().async { process.writeInput([]) }
+        DispatchQueue.global().async { [output] in _ = ChildProcess.readToEnd(process.stdoutFD) { output.append($0) } }
+        DispatchQueue.global().async { [errors] in _ = ChildProcess.readToEnd(process.stderrFD) { errors.append($0) } }
     }
 
     /// Everything printed on standard output so far.
@@ -76,13 +64,13 @@ public final class BackgroundProcess: Sendable {
     /// - Returns: its exit status.
     @discardableResult
     public func stop(signal: Int32 = SIGINT, seconds: Double = 15) async -> Int32 {
-        if process.isRunning { kill(process.processIdentifier, signal) }
+        if process.isRunning { kill(process.pid, signal) }
         let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
         while process.isRunning, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
         if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
+            kill(process.pid, SIGKILL)
             while process.isRunning { try? await Task.sleep(for: .milliseconds(20)) }
         }
-        return process.terminationStatus
+        return process.terminationStatus ?? -1
     }
 }

@@ -30,37 +30,26 @@ public enum ProcessRunner {
     public static func run(
         _ executable: URL, _ arguments: [String], environment: [String: String]? = nil, stdin: [UInt8]? = nil
     ) async throws -> Output {
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        if let environment { process.environment = environment }
-        let out = Pipe()
-        let err = Pipe()
-        let input = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = input
-        try process.run()
+        let child = try ChildProcess(executable.path, arguments, environment: environment ?? ProcessInfo.processInfo.environment)
         return await withCheckedContinuation { continuation in
             DispatchQueue.global().async {
-                if let stdin { input.fileHandleForWriting.write(Data(stdin)) }
-                try? input.fileHandleForWriting.close()
-                let group = DispatchGroup()
+                DispatchQueue.global().async { child.writeInput(stdin ?? []) }
                 let stderrBox = Mutex(Data())
+                let group = DispatchGroup()
                 group.enter()
                 DispatchQueue.global().async {
-                    let data = err.fileHandleForReading.readDataToEndOfFile()
+                    let data = ChildProcess.readToEnd(child.stderrFD)
                     stderrBox.withLock { $0 = data }
                     group.leave()
                 }
-                let stdout = out.fileHandleForReading.readDataToEndOfFile()
+                let stdout = ChildProcess.readToEnd(child.stdoutFD)
                 group.wait()
-                process.waitUntilExit()
+                let status = child.waitUntilExit()
                 let stderr = stderrBox.withLock { $0 }
                 continuation.resume(
                     returning: Output(
-                        status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-                        stdoutBytes: Array(stdout), stderr: String(decoding: stderr, as: UTF8.self)))
+                        status: status, stdout: String(decoding: stdout, as: UTF8.self), stdoutBytes: Array(stdout),
+                        stderr: String(decoding: stderr, as: UTF8.self)))
             }
         }
     }

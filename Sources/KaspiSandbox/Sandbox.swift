@@ -201,7 +201,7 @@ extension Sandbox {
             throw .invalidRequest("The body is larger than 64 KiB.")
         }
         do {
-            return try JSONDecoder().decode(T.self, from: buffer)
+            return try Self.decoder.decode(T.self, from: buffer)
         } catch let error as SandboxAPIError {
             throw error
         } catch {
@@ -371,6 +371,8 @@ extension Sandbox {
 
     static let lostResponse = SandboxAPIError(
         code: "SANDBOX_LOST_RESPONSE", status: 502, message: "Injected lost response: the request took effect (sandbox fault injection).")
+
+    private static let decoder = JSONDecoder()
 
     private static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()

@@ -67,11 +67,7 @@ struct GatewayCLITests {
         return configuration
     }
 
-    static let http: HTTPClient = {
-        var configuration = HTTPClient.Configuration()
-        configuration.redirectConfiguration = .disallow
-        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-    }()
+    static let http = noRedirectClient
 
     static func api(_ port: Int, _ method: String, _ path: String, _ body: String? = nil, key: String = apiKey) async throws -> [String: Any] {
         var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")

@@ -3,6 +3,7 @@ import KaspiGateway
 import KaspiGatewayStore
 import KaspiGatewayTestSupport
 import KaspiPay
+import KaspiPayTesting
 import KaspiSandbox
 import Testing
 

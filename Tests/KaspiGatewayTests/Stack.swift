@@ -16,11 +16,8 @@ import NIOHTTP1
 import ServiceLifecycle
 import Synchronization
 
-let browser: HTTPClient = {
-    var configuration = HTTPClient.Configuration()
-    configuration.redirectConfiguration = .disallow
-    return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-}()
+/// The browser's view: redirects shown, not followed.
+let browser = noRedirectClient
 
 struct HTTPResult: Sendable {
     var status: Int

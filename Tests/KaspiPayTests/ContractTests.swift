@@ -57,7 +57,7 @@ struct ContractTests {
             .json(#"{"orderId":"ORDER-1","refundId":"R2","amount":100,"refundedAmount":200}"#),
         ])
         _ = try await client.orders.create(newOrder("ORDER-1"))
-        var bare = newOrder("ORDER-2")
+        var bare = try newOrder("ORDER-2")
         bare.description = nil
         _ = try await client.orders.create(bare)
         _ = try await client.qr.create(amount: 100, orderId: "a.b:c_d-e")

@@ -74,7 +74,7 @@ struct LoopbackTests {
         try await withClient(server) { client in
             _ = try await client.orders.create(newOrder("DUP-1"))
             #expect(await kaspiError { _ = try await client.orders.create(newOrder("DUP-1")) }?.code == "ORDER_ALREADY_EXISTS")
-            var foreign = newOrder("FOREIGN-1")
+            var foreign = try newOrder("FOREIGN-1")
             foreign.returnURL = URL(string: "https://evil.example/ok")!
             #expect(await kaspiError { _ = try await client.orders.create(foreign) }?.code == "INVALID_RETURN_URL")
             #expect(await kaspiError { _ = try await client.orders.status(of: "NOPE") }?.code == "ORDER_NOT_FOUND")

@@ -20,12 +20,12 @@ struct RequestTests {
         #expect(sent.request.headerFields[.contentType] == "application/json")
         #expect(sent.request.headerFields[.authorization] == "Bearer test_key_abc")
         let signature = Signature.compute(.createOrder, amount: 5000, orderId: "ORDER-1", apiKey: try APIKey("test_key_abc"))
-        #expect(sent.bodyText == #"{"amount":5000,"description":"Order #ORDER-1","failUrl":"https://shop.example/fail?orderId=ORDER-1","orderId":"ORDER-1","returnUrl":"https://shop.example/ok?orderId=ORDER-1","signature":"\#(signature)","tradePointId":"TP-1"}"#)
+        #expect(sent.bodyText == #"{"amount":5000,"description":"Order #ORDER-1","failUrl":"https://shop.example/payment/fail?orderId=ORDER-1","orderId":"ORDER-1","returnUrl":"https://shop.example/payment/success?orderId=ORDER-1","signature":"\#(signature)","tradePointId":"TP-1"}"#)
     }
 
     @Test func createOrderWithoutDescriptionOmitsIt() async throws {
         let (client, transport, _) = scriptedClient([.json(#"{"paymentUrl":"https://pay.example/p/1","orderId":"ORDER-1"}"#)])
-        var order = newOrder()
+        var order = try newOrder()
         order.description = nil
         _ = try await client.orders.create(order)
         #expect(jsonObject(transport.requests[0].bodyText).keys.sorted() == ["amount", "failUrl", "orderId", "returnUrl", "signature", "tradePointId"])
@@ -80,18 +80,18 @@ struct RequestTests {
 
     @Test func inputIsValidatedBeforeAnythingIsSent() async throws {
         let (client, transport, _) = scriptedClient([])
-        var small = newOrder()
+        var small = try newOrder()
         small.amount = 99
         #expect(await kaspiError { _ = try await client.orders.create(small) } == .amountBelowMinimum(99))
-        var badReturn = newOrder()
+        var badReturn = try newOrder()
         badReturn.returnURL = URL(string: "/relative")!
         #expect(await kaspiError { _ = try await client.orders.create(badReturn) }?.code == "INVALID_URL")
-        var badFail = newOrder()
+        var badFail = try newOrder()
         badFail.failURL = URL(string: "ftp://shop.example/fail")!
         let failError = await kaspiError { _ = try await client.orders.create(badFail) }
         guard case .invalidURL(let field, _, _)? = failError else { Issue.record("expected invalidURL"); return }
         #expect(field == "failUrl")
-        var long = newOrder()
+        var long = try newOrder()
         long.description = String(repeating: "д", count: 257)
         #expect(await kaspiError { _ = try await client.orders.create(long) } == .descriptionTooLong(257))
         #expect(await kaspiError { _ = try await client.qr.create(amount: 10, orderId: "Q") } == .amountBelowMinimum(10))

@@ -23,25 +23,7 @@ func scriptedClient(
     return (client, transport, clock)
 }
 
-/// A valid new order for the contract server's registered prefix.
-func newOrder(_ id: String = "ORDER-1", amount: Int = 5000) -> NewOrder {
-    NewOrder(
-        amount: try! Amount(tenge: amount), orderId: try! OrderID(id),
-        returnURL: URL(string: "https://shop.example/ok?orderId=\(id)")!,
-        failURL: URL(string: "https://shop.example/fail?orderId=\(id)")!, description: "Order #\(id)")
-}
 
-/// Runs `body` and returns the `KaspiError` it threw, or nil.
-func kaspiError(_ body: () async throws -> Void) async -> KaspiError? {
-    do {
-        try await body()
-        return nil
-    } catch let error as KaspiError {
-        return error
-    } catch {
-        return nil
-    }
-}
 
 /// Parses a JSON body into a dictionary.
 func jsonObject(_ text: String) -> [String: Any] {

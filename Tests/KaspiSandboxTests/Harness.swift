@@ -11,11 +11,7 @@ import NIOHTTP1
 import Synchronization
 
 /// An HTTP client that shows redirects instead of following them (the browser's view).
-let noRedirects: HTTPClient = {
-    var configuration = HTTPClient.Configuration()
-    configuration.redirectConfiguration = .disallow
-    return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-}()
+let noRedirects = noRedirectClient
 
 /// A sandbox running in-process on a free loopback port, with an SDK client for its test
 /// trade point.
@@ -138,33 +134,8 @@ final class WebhookReceiver: Sendable {
     }
 }
 
-/// Waits (in real time) until `condition` holds.
-func eventually(seconds: Double = 30, _ condition: @Sendable () async -> Bool) async -> Bool {
-    let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
-    while ContinuousClock.now < deadline {
-        if await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(20))
-    }
-    return await condition()
-}
 
-func newOrder(_ id: String, amount: Int = 5000) -> NewOrder {
-    NewOrder(
-        amount: try! Amount(tenge: amount), orderId: try! OrderID(id),
-        returnURL: URL(string: "https://shop.example/payment/success?orderId=\(id)")!,
-        failURL: URL(string: "https://shop.example/payment/fail?orderId=\(id)")!, description: "Order #\(id)")
-}
 
-func kaspiError(_ body: () async throws -> Void) async -> KaspiError? {
-    do {
-        try await body()
-        return nil
-    } catch let error as KaspiError {
-        return error
-    } catch {
-        return nil
-    }
-}
 
 func json(_ text: String) -> [String: Any] {
     (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] ?? [:]

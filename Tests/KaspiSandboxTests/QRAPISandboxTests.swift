@@ -125,15 +125,7 @@ func withQRSandbox<T: Sendable>(
 
 /// The Kaspi QR API error a call threw, or nil.
 func qrError(_ body: () async throws -> Void) async -> API.APIError? {
-    do {
-        try await body()
-        return nil
-    } catch let error as API.APIError {
-        return error
-    } catch {
-        Issue.record("not an APIError: \(error)")
-        return nil
-    }
+    await thrownError(API.APIError.self, body)
 }
 
 @Suite struct QRAPISandboxTests {
