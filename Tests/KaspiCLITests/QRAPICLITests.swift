@@ -50,7 +50,7 @@ struct QRAPICLITests {
             #expect((created.json["qrToken"] as? String)?.count == 41 && created.json["scanTimeout"] as? Int == 180)
             let image = try Data(contentsOf: URL(fileURLWithPath: png))
             #expect(Array(image.prefix(4)) == [0x89, 0x50, 0x4E, 0x47])
-            if let zbar = ProcessRunner.which("zbarimg") {
+            if let zbar = try ExternalTool.zbarimg.locate() {
                 let decoded = try await ProcessRunner.run(zbar, ["--raw", "-q", png])
                 #expect(decoded.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == created.json["qrToken"] as? String)
             }

@@ -247,7 +247,7 @@ struct GatewayFlowTests {
             #expect((created.json["whatsappUrl"] as? String)?.contains(url.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!) == true)
             #expect((created.json["smsUrl"] as? String)?.hasPrefix("sms:?&body=") == true)
             let png = try #require((created.json["qrCode"] as? String).flatMap { Data(base64Encoded: $0) })
-            if let zbar = ProcessRunner.which("zbarimg") {
+            if let zbar = try ExternalTool.zbarimg.locate() {
                 let file = FileManager.default.temporaryDirectory.appendingPathComponent("link-\(UUID().uuidString).png")
                 try png.write(to: file)
                 defer { try? FileManager.default.removeItem(at: file) }

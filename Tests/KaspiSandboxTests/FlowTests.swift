@@ -63,10 +63,10 @@ struct FlowTests {
         }
     }
 
-    @Test func qrPaymentDecodesToThePaymentURLAndPollsToApproved() async throws {
+    @Test(.requires(.zbarimg)) func qrPaymentDecodesToThePaymentURLAndPollsToApproved() async throws {
         try await withSandbox { h in
             let qr = try await h.client.qr.create(amount: 1500, orderId: "QR-1")
-            let zbar = try #require(ProcessRunner.which("zbarimg"), "apt-get install zbar-tools")
+            let zbar = try ExternalTool.zbarimg.require()
             let file = FileManager.default.temporaryDirectory.appendingPathComponent("sandbox-qr-\(UUID().uuidString).png")
             try Data(qr.png).write(to: file)
             defer { try? FileManager.default.removeItem(at: file) }

@@ -7,8 +7,8 @@ import Testing
 /// sandbox (Tests/guide/guide.mjs).
 @Suite("Sandbox: the guide's Node.js code")
 struct GuideTests {
-    @Test func theGuidesCodeWorksUnchanged() async throws {
-        let node = try #require(ProcessRunner.which("node"), "node is missing: apt-get install nodejs")
+    @Test(.requires(.node)) func theGuidesCodeWorksUnchanged() async throws {
+        let node = try ExternalTool.node.require()
         let script = ContractChecker.repositoryRoot().appendingPathComponent("Tests/guide/guide.mjs").path
         let webhookPort = FreePort.find()
         try await withSandbox(configure: {

@@ -604,8 +604,8 @@ final class TLSClients: Sendable {
 
 /// Independent clients in Node.js, with their own HTTP, TLS and PKCS#12 code.
 @Suite struct QRAPIIndependentClientTests {
-    @Test func theirCasingTypesAndCertificatesWork() async throws {
-        let node = try #require(ProcessRunner.which("node"), "node is missing: apt-get install nodejs")
+    @Test(.requires(.node)) func theirCasingTypesAndCertificatesWork() async throws {
+        let node = try ExternalTool.node.require()
         let script = ContractChecker.repositoryRoot().appendingPathComponent("Tests/clients/kaspi-qr-clients.mjs").path
         try await withQRSandbox { h in
             var environment = ProcessInfo.processInfo.environment

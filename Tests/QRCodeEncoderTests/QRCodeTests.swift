@@ -25,9 +25,9 @@ struct QRCodeTests {
         return url
     }
 
-    @Test(arguments: payloads)
+    @Test(.requires(.zbarimg), arguments: payloads)
     func zbarDecodesOurPNGs(_ payload: String) async throws {
-        let zbar = try #require(ProcessRunner.which("zbarimg"), "zbarimg is missing: apt-get install zbar-tools")
+        let zbar = try ExternalTool.zbarimg.require()
         let qr = try QRCode(encoding: payload)
         let file = try temporaryFile(qr.png(scale: 3), suffix: ".png")
         defer { try? FileManager.default.removeItem(at: file) }
@@ -52,9 +52,9 @@ struct QRCodeTests {
     /// among those eight symbols. (python-qrcode's own penalty deviates from the standard, and
     /// segno's data stream has an extra zero byte after an aligned terminator, so each
     /// library serves as the reference for what it gets right.)
-    @Test(arguments: payloads)
+    @Test(.requires(.python3), arguments: payloads)
     func pythonQRCodeAgrees(_ payload: String) async throws {
-        let python = try #require(ProcessRunner.which("python3"))
+        let python = try ExternalTool.python3.require()
         let script = """
             import sys, qrcode, segno.encoder
             from qrcode.util import QRData, MODE_8BIT_BYTE
@@ -88,8 +88,8 @@ struct QRCodeTests {
         }
     }
 
-    @Test func pythonInflatesOurZlibStreams() async throws {
-        let python = try #require(ProcessRunner.which("python3"))
+    @Test(.requires(.python3)) func pythonInflatesOurZlibStreams() async throws {
+        let python = try ExternalTool.python3.require()
         var inputs: [[UInt8]] = [[], [0], Array("hello hello hello hello".utf8), Array(repeating: 0xFF, count: 100_000)]
         var generator = SystemRandomNumberGenerator()
         inputs.append((0..<5000).map { _ in UInt8.random(in: 0...255, using: &generator) })
@@ -106,7 +106,7 @@ struct QRCodeTests {
     }
 
     @Test func pngChunksAreWellFormed() async throws {
-        let python = try #require(ProcessRunner.which("python3"))
+        let python = try ExternalTool.python3.require()
         let qr = try QRCode(encoding: "http://127.0.0.1:8181/pay/ORDER-1")
         let png = qr.png(scale: 2, border: 4)
         let script = """
