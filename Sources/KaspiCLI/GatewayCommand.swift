@@ -127,30 +127,33 @@ struct GatewayCommand: AsyncParsableCommand {
                 }
                 let gateway = Gateway(configuration: configuration, store: store, provider: provider, logger: logger)
                 let settings = configuration
-                let app = try gateway.application { port in
-                    let base = settings.publicBase(boundPort: port)
-                    Console.out("""
-                        Kaspi gateway listening on http://\(settings.host):\(port) (\(settings.databaseDescription))
-                        \(profileLine)
-                        Merchant API: \(base)/v1\(useQR ? "" : "   Kaspi webhook URL to register: \(base)/webhooks/kaspi")
-                        Dashboard: \(base)/admin
-                        """)
-                }
-                do {
-                    // The PostgreSQL pool runs beside the server; migrations run before it serves.
-                    try await withThrowingTaskGroup(of: Void.self) { group in
-                        for service in services { group.addTask { try await service.run() } }
+                let startupLogger = logger
+                let app = try gateway.application(
+                    services: services,
+                    beforeServing: {
+                        // The PostgreSQL pool runs by now; the server listens once this is done.
                         let applied = try await store.migrate()
-                        if !applied.isEmpty { logger.info("Migrations applied", metadata: ["versions": "\(applied)"]) }
+                        if !applied.isEmpty { startupLogger.info("Migrations applied", metadata: ["versions": "\(applied)"]) }
                         if useQR, try await store.devices(provider: KaspiQRProvider.providerName).isEmpty {
                             Console.out("No device is registered with Kaspi yet: checkouts fail until you run `kaspi gateway device register --trade-point N`.")
                         }
                         if let generated = try await gateway.prepareAdmin() {
                             Console.out("Dashboard password (shown once; set KASPI_GATEWAY_ADMIN_PASSWORD to choose your own): \(generated)")
                         }
-                        try await app.runService()
-                        group.cancelAll()
-                    }
+                    },
+                    onServerRunning: { port in
+                        let base = settings.publicBase(boundPort: port)
+                        Console.out("""
+                            Kaspi gateway listening on http://\(settings.host):\(port) (\(settings.databaseDescription))
+                            \(profileLine)
+                            Merchant API: \(base)/v1\(useQR ? "" : "   Kaspi webhook URL to register: \(base)/webhooks/kaspi")
+                            Dashboard: \(base)/admin
+                            """)
+                    })
+                do {
+                    // The pool, the worker and the server are the application's services; they
+                    // end at SIGINT or SIGTERM, the server first and the pool last.
+                    try await app.runService()
                 } catch {
                     await gateway.shutdown()
                     try? await transport.shutdown()

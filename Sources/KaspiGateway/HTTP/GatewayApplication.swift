@@ -5,28 +5,42 @@ import ServiceLifecycle
 
 extension Gateway {
     /// The gateway's HTTP application: the merchant API under `/v1`, Kaspi's webhooks, the
-    /// payer's pages, the dashboard, health and metrics; and the background worker as a
-    /// service of the application, which ends at graceful shutdown.
+    /// payer's pages, the dashboard, health and metrics. `services` (the PostgreSQL pool, say)
+    /// and the background worker are services of the application: they start before the
+    /// server and stop after it, at graceful shutdown.
     ///
     /// - Parameters:
-    ///   - extraServices: services to run alongside (for example the PostgreSQL pool).
+    ///   - services: services the gateway needs running, such as the PostgreSQL pool.
+    ///   - beforeServing: runs once the services run and before the server listens (the
+    ///     migrations); the worker waits for it too.
     ///   - onServerRunning: called with the bound port.
     /// - Throws: ``KaspiWeb/PageLibrary/LoadError`` when the page templates are missing.
     public func application(
-        extraServices: [any Service] = [], onServerRunning: (@Sendable (Int) async -> Void)? = nil
+        services: [any Service] = [], beforeServing: (@Sendable () async throws -> Void)? = nil,
+        onServerRunning: (@Sendable (Int) async -> Void)? = nil
     ) throws -> some ApplicationProtocol {
-        Application(
+        var app = Application(
             router: try router(),
             // Connections that stop sending (slowloris) are closed rather than held forever.
             server: .http1(configuration: .init(idleTimeout: .seconds(60))),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "kaspi-gateway"),
-            services: extraServices + [GatewayWorker(gateway: self)],
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0
                 self.boundPort.store(port, ordering: .relaxed)
                 await onServerRunning?(port)
             },
             logger: logger)
+        app.addServices(services)
+        app.addServices(GatewayWorker(gateway: self))
+        if let beforeServing {
+            app.beforeServerStarts {
+                try await beforeServing()
+                self.ready.store(true, ordering: .releasing)
+            }
+        } else {
+            ready.store(true, ordering: .releasing)
+        }
+        return app
     }
 
     /// The gateway's pages: its templates and stylesheet.

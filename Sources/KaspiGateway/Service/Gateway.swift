@@ -48,6 +48,8 @@ public final class Gateway: Sendable {
     let signInThrottle = SignInThrottle()
     /// The port the server is bound to, once it runs (the configured one may be 0).
     let boundPort = Atomic<Int>(0)
+    /// Whether the store is ready (migrated): the worker starts its passes then.
+    let ready = Atomic<Bool>(false)
     /// When each order was last read from Kaspi on request (``refreshOnRequest(orderId:)``).
     let lastRefresh = Mutex<[String: Date]>([:])
     /// Return QRs made from the dashboard, to show while the customer scans (id → PNG base64).

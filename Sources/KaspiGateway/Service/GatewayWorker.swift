@@ -7,6 +7,11 @@ struct GatewayWorker: Service {
 
     func run() async throws {
         let interval = Duration.milliseconds(Int64(gateway.configuration.workerInterval * 1000))
+        // Not before the migrations ran (the application's beforeServing).
+        while !gateway.ready.load(ordering: .acquiring) {
+            if Task.isCancelled || Task.isShuttingDownGracefully { return }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
         await gateway.releaseOwnLeases()
         await withTaskCancellationOrGracefulShutdownHandler {
             var lastCleanup = ContinuousClock.now - .seconds(3600)
