@@ -225,9 +225,11 @@ struct TradePointsCommand: AsyncParsableCommand {
                 (try await client.tradePoints(), try await store.devices(provider: KaspiQRProvider.providerName))
             }
             if output.json {
-                Console.out(JSONOutput.value(points.map { point in
-                    ["tradePointId": point.id, "name": point.name, "devices": devices.filter { $0.tradePointId == point.id }.map(\.id)] as [String: Any?]
-                }))
+                struct Point: Encodable { var tradePointId: Int64; var name: String; var devices: [String] }
+                Console.json(
+                    encoding: points.map { point in
+                        Point(tradePointId: point.id, name: point.name, devices: devices.filter { $0.tradePointId == point.id }.map(\.id))
+                    })
             } else {
                 for point in points {
                     let here = devices.filter { $0.tradePointId == point.id }
@@ -263,7 +265,7 @@ struct DeviceCommand: AsyncParsableCommand {
                         client: client, store: store, tradePointId: tradePoint, deviceId: deviceID, isDefault: isDefault, referencePrefix: referencePrefix)
                 }
                 if output.json {
-                    Console.json(deviceJSON(device))
+                    Console.json(encoding: DeviceOutput(device))
                 } else {
                     Console.out("Device \(device.id) (\(device.deviceId)) registered on trade point \(device.tradePointId)\(device.isDefault ? ", the default" : ""); its token (\(device.redactedToken)) is in the database.")
                 }
@@ -284,7 +286,7 @@ struct DeviceCommand: AsyncParsableCommand {
                     return try await store.devices(provider: KaspiQRProvider.providerName)
                 }
                 if output.json {
-                    Console.out(JSONOutput.value(devices.map { deviceJSON($0) as Any? }))
+                    Console.json(encoding: devices.map(DeviceOutput.init))
                 } else if devices.isEmpty {
                     Console.out("No device is registered: `kaspi gateway device register --trade-point N`.")
                 } else {
@@ -308,7 +310,7 @@ struct DeviceCommand: AsyncParsableCommand {
                 let device = try await GatewayQRContext.run(options: options, connection: connection) { client, store in
                     try await KaspiQRSetup.rotateDevice(client: client, store: store, id: id)
                 }
-                if output.json { Console.json(deviceJSON(device)) } else { Console.out("\(id) replaced by \(device.id) (\(device.deviceId)); the old token no longer works.") }
+                if output.json { Console.json(encoding: DeviceOutput(device)) } else { Console.out("\(id) replaced by \(device.id) (\(device.deviceId)); the old token no longer works.") }
             }
         }
     }
@@ -356,9 +358,31 @@ struct CheckCommand: AsyncParsableCommand {
     }
 }
 
-func deviceJSON(_ d: ProviderDevice) -> [String: Any?] {
-    [
-        "id": d.id, "deviceId": d.deviceId, "tradePointId": d.tradePointId, "organizationBin": d.organizationBin, "isDefault": d.isDefault,
-        "referencePrefix": d.referencePrefix, "token": d.redactedToken,
-    ]
+/// A device as `--json` prints it: the token redacted.
+struct DeviceOutput: Encodable {
+    var id, deviceId: String
+    var tradePointId: Int64
+    var organizationBin: String?
+    var isDefault: Bool
+    var referencePrefix: String?
+    var token: String
+
+    init(_ d: ProviderDevice) {
+        (id, deviceId, tradePointId, organizationBin, isDefault, referencePrefix, token) = (
+            d.id, d.deviceId, d.tradePointId, d.organizationBin, d.isDefault, d.referencePrefix, d.redactedToken
+        )
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(deviceId, forKey: .deviceId)
+        try container.encode(tradePointId, forKey: .tradePointId)
+        try container.encode(organizationBin, forKey: .organizationBin)
+        try container.encode(isDefault, forKey: .isDefault)
+        try container.encode(referencePrefix, forKey: .referencePrefix)
+        try container.encode(token, forKey: .token)
+    }
+
+    enum CodingKeys: String, CodingKey { case id, deviceId, tradePointId, organizationBin, isDefault, referencePrefix, token }
 }

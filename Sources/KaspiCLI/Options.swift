@@ -108,9 +108,14 @@ enum Console {
         FileHandle.standardError.write(Data((text + "\n").utf8))
     }
 
-    /// Prints a JSON object to standard output.
-    static func json(_ object: [String: Any?]) {
-        out(JSONOutput.object(object))
+    /// Prints a JSON object to standard output (keys sorted; a nil value is `null`).
+    static func json(_ fields: [String: (any Encodable)?]) {
+        out(JSONOutput.text(JSONOutput.Fields(fields)))
+    }
+
+    /// Prints any encodable value as JSON to standard output.
+    static func json(encoding value: some Encodable) {
+        out(JSONOutput.text(value))
     }
 
     /// Runs a command body, reporting errors on standard error (or as JSON) with an exit code.
@@ -122,7 +127,11 @@ enum Console {
         } catch {
             let (code, message, exit) = describe(error)
             if json {
-                err(JSONOutput.object(["error": ["code": code, "message": message] as [String: Any?]]))
+                struct Failure: Encodable {
+                    struct Detail: Encodable { var code, message: String }
+                    var error: Detail
+                }
+                err(JSONOutput.text(Failure(error: .init(code: code, message: message))))
             } else {
                 err("error: \(code): \(message)")
             }
@@ -164,30 +173,38 @@ enum Console {
     }
 }
 
-/// A tiny JSON writer for CLI output (stable key order).
+/// The CLI's JSON output, through `JSONEncoder`: keys sorted, slashes unescaped.
 enum JSONOutput {
-    static func object(_ object: [String: Any?]) -> String {
-        "{" + object.keys.sorted().compactMap { key -> String? in
-            guard let value = object[key] else { return nil }
-            return string(key) + ":" + self.value(value)
-        }.joined(separator: ",") + "}"
+    private static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
+
+    /// `value` as JSON text.
+    static func text(_ value: some Encodable) -> String {
+        (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
     }
 
-    static func value(_ value: Any?) -> String {
-        switch value {
-        case nil: "null"
-        case let v as String: string(v)
-        case let v as Int: String(v)
-        case let v as Int64: String(v)
-        case let v as Decimal: "\(v)"
-        case let v as Bool: v ? "true" : "false"
-        case let v as [String: Any?]: object(v)
-        case let v as [Any?]: "[" + v.map { self.value($0) }.joined(separator: ",") + "]"
-        case let v?: string(String(describing: v))
+    /// A JSON object from named values of any encodable type.
+    struct Fields: Encodable {
+        let fields: [String: (any Encodable)?]
+        init(_ fields: [String: (any Encodable)?]) { self.fields = fields }
+
+        struct Key: CodingKey {
+            var stringValue: String
+            var intValue: Int? { nil }
+            init(stringValue: String) { self.stringValue = stringValue }
+            init?(intValue: Int) { nil }
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: Key.self)
+            for (name, value) in fields {
+                if let value { try container.encode(value, forKey: Key(stringValue: name)) } else { try container.encodeNil(forKey: Key(stringValue: name)) }
+            }
         }
     }
-
-    static func string(_ text: String) -> String { KaspiSupport.JSONText.string(text) }
 }
 
 /// Parses an amount flag.

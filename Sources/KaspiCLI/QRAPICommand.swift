@@ -48,7 +48,8 @@ struct QRAPICommand: AsyncParsableCommand {
             try await Console.run(json: output.json) {
                 let points = try await connection.withClient { try await $0.tradePoints() }
                 if output.json {
-                    Console.out(JSONOutput.value(points.map { ["tradePointId": $0.id, "name": $0.name] as [String: Any?] }))
+                    struct Point: Encodable { var tradePointId: Int64; var name: String }
+                    Console.json(encoding: points.map { Point(tradePointId: $0.id, name: $0.name) })
                 } else {
                     for point in points { Console.out("\(point.id)\t\(point.name)") }
                 }
@@ -120,7 +121,7 @@ struct QRAPICommand: AsyncParsableCommand {
                 try await connection.withClient { client in
                     let paymentId: Int64
                     let content: String
-                    var fields: [String: Any?]
+                    var fields: [String: (any Encodable)?]
                     let pollable: any KaspiQRAPI.PollablePurchase
                     let expireDate: Date
                     if link {
@@ -184,7 +185,7 @@ struct QRAPICommand: AsyncParsableCommand {
             var exit: Int32 = 0
             try await Console.run(json: output.json) {
                 try await connection.withClient { client in
-                    var fields: [String: Any?] = ["paymentId": paymentID]
+                    var fields: [String: (any Encodable)?] = ["paymentId": paymentID]
                     if wait {
                         let purchase = PurchaseToWatch(
                             paymentId: paymentID,
@@ -258,7 +259,7 @@ struct QRAPICommand: AsyncParsableCommand {
                         guard case .r2(let c) = client else { throw CLIError.invalidInput("return/create exists on r2 only") }
                         let returnQR = try await c.createReturn(device: token, externalId: externalID)
                         if let out { try writeQR(returnQR.qrToken, to: out) }
-                        var fields: [String: Any?] = ["returnId": returnQR.returnId, "qrToken": returnQR.qrToken, "file": out]
+                        var fields: [String: (any Encodable)?] = ["returnId": returnQR.returnId, "qrToken": returnQR.qrToken, "file": out]
                         if !output.json { Console.out("Return QR \(returnQR.returnId); QR token \(returnQR.qrToken)") }
                         if wait {
                             let status = try await c.waitForCustomer(returnQR) { status in
@@ -308,9 +309,13 @@ struct QRAPICommand: AsyncParsableCommand {
                         return try await c.returnOperations(device: token, returnId: returnID, maxResult: max)
                     }
                     if output.json {
-                        Console.out(JSONOutput.value(purchases.map {
-                            ["paymentId": $0.paymentId, "amount": $0.amount, "transactionDate": $0.transactionDate.map { KaspiQRAPI.DateParser.format($0) }] as [String: Any?]
-                        }))
+                        Console.json(
+                            encoding: purchases.map {
+                                JSONOutput.Fields([
+                                    "paymentId": $0.paymentId, "amount": $0.amount,
+                                    "transactionDate": $0.transactionDate.map { KaspiQRAPI.DateParser.format($0) },
+                                ])
+                            })
                     } else {
                         if purchases.isEmpty { Console.out("No purchases yet: has the customer scanned the return QR?") }
                         for p in purchases { Console.out("\(p.paymentId)\t\(p.amount) ₸\t\(p.transactionDate.map { KaspiQRAPI.DateParser.format($0) } ?? "")") }
@@ -584,7 +589,7 @@ func progressPrinter(json: Bool) -> @Sendable (KaspiQRAPI.PollProgress) async ->
     }
 }
 
-func describe(_ details: KaspiQRAPI.PaymentStatusDetails, into fields: inout [String: Any?]) {
+func describe(_ details: KaspiQRAPI.PaymentStatusDetails, into fields: inout [String: (any Encodable)?]) {
     fields["status"] = details.status.rawValue
     fields["version"] = details.version
     fields["transactionId"] = details.transactionId
@@ -593,7 +598,7 @@ func describe(_ details: KaspiQRAPI.PaymentStatusDetails, into fields: inout [St
 }
 
 /// Prints a wait's outcome and returns the exit code: 0 paid, 3 Error, 4 a deadline passed.
-func report(_ outcome: KaspiQRAPI.PaymentOutcome, paymentId: Int64, fields: inout [String: Any?], json: Bool) -> Int32 {
+func report(_ outcome: KaspiQRAPI.PaymentOutcome, paymentId: Int64, fields: inout [String: (any Encodable)?], json: Bool) -> Int32 {
     switch outcome {
     case .processed(let details):
         describe(details, into: &fields)
