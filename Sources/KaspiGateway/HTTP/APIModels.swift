@@ -113,7 +113,7 @@ struct OrderResponse: ResponseEncodable {
         description = order.description
         merchantReference = order.merchantReference
         // Stored as canonical JSON by the gateway itself.
-        metadata = order.metadata.flatMap { JSONValue.parse(Array($0.utf8)) }
+        metadata = order.metadata.flatMap { try? JSONDecoder().decode(JSONValue.self, from: Data($0.utf8)) }
         mobileReturnURL = order.mobileReturnURL
         paymentURL = order.paymentURL
         transactionId = order.transactionId
