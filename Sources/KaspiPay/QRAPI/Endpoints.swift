@@ -172,7 +172,10 @@ extension KaspiQRAPI.Client where Scheme == KaspiQRAPI.R2 {
 
     /// The customer's last purchases at this partner (`return/operations`), once they scanned.
     ///
-    /// - Parameter maxResult: 1 to 10.
+    /// - Parameters:
+    ///   - device: the device that created the return QR.
+    ///   - returnId: the return QR's id (``KaspiQRAPI/ReturnQR/returnId``).
+    ///   - maxResult: 1 to 10.
     public func returnOperations(device: KaspiQRAPI.DeviceToken, returnId: Int64, maxResult: Int = 10) async throws(KaspiQRAPI.APIError) -> [KaspiQRAPI.ReturnablePurchase] {
         guard (1...10).contains(maxResult) else { throw .invalidRequest("MaxResult is 1 to 10") }
         let body = API.Executor.body([("DeviceToken", .string(device.value)), ("QrReturnId", .int(returnId)), ("MaxResult", .int(Int64(maxResult)))])
