@@ -30,8 +30,10 @@ final class Bench: @unchecked Sendable {
     static let gatewayKey = "bench-gateway-key"
     static let amount = 5000
 
-    init(kaspi: String, benchExecutable: String, out: URL, root: URL, runs: Int, requests: Int, seconds: Int, wrk: Wrk,
-         flatOrders: Int, postgres: String?, python: String, only: Set<String>) throws {
+    init(
+        kaspi: String, benchExecutable: String, out: URL, root: URL, runs: Int, requests: Int, seconds: Int, wrk: Wrk,
+        flatOrders: Int, postgres: String?, python: String, only: Set<String>
+    ) throws {
         self.only = only
         self.kaspi = kaspi
         self.benchExecutable = benchExecutable
@@ -73,7 +75,9 @@ final class Bench: @unchecked Sendable {
         if selected("sandbox") { try await sandbox() }
         if selected("sqlite") { try await gatewayWebhooks(database: .sqlite) }
         if selected("postgres") {
-            if let postgres { try await gatewayWebhooks(database: .postgres(postgres)) } else {
+            if let postgres {
+                try await gatewayWebhooks(database: .postgres(postgres))
+            } else {
                 report.note("PostgreSQL skipped: set KASPI_BENCH_POSTGRES_URL (scripts/bench does).")
             }
         }
@@ -121,8 +125,10 @@ final class Bench: @unchecked Sendable {
 
     /// Measures `runs` runs of `seconds` after a 1 s warm-up; each run has its own slice of
     /// distinct request lines. Returns the results and how many requests were handed out.
-    func measured(_ name: String, warmup: Int? = nil, perRun: Int? = nil, seconds: Int? = nil, lines: (Range<Int>) throws -> [String],
-                  send: (URL, Int) async throws -> WrkResult) async throws -> (results: [WrkResult], issued: Int, acknowledged: Int) {
+    func measured(
+        _ name: String, warmup: Int? = nil, perRun: Int? = nil, seconds: Int? = nil, lines: (Range<Int>) throws -> [String],
+        send: (URL, Int) async throws -> WrkResult
+    ) async throws -> (results: [WrkResult], issued: Int, acknowledged: Int) {
         let warmup = warmup ?? poolWarmup
         let perRun = perRun ?? poolPerRun
         progress("\(name): warm-up")
@@ -191,15 +197,21 @@ final class Bench: @unchecked Sendable {
     func sandbox() async throws {
         let (child, base, ready) = try await sandboxProcess("sandbox")
         let key = try APIKey(Self.kaspiKey)
-        let create = try await measured("sandbox-create", lines: { range in
-            range.map { i in
-                let id = "sb-\(i)"
-                let signature = Signature.compute(.createOrder, amount: Self.amount, orderId: id, apiKey: key)
-                return #"{"amount":\#(Self.amount),"orderId":"\#(id)","returnUrl":"https://shop.example/ok","failUrl":"https://shop.example/fail","tradePointId":"\#(Self.tradePoint)","description":"Bench order","signature":"\#(signature)"}"#
-            }
-        }, send: { file, seconds in
-            try await wrk.once(url: base, file: file, method: "POST", path: "/api/v1/orders/create", seconds: seconds, headers: ["Authorization: Bearer \(Self.kaspiKey)"])
-        })
+        let create = try await measured(
+            "sandbox-create",
+            lines: { range in
+                range.map { i in
+                    let id = "sb-\(i)"
+                    let signature = Signature.compute(.createOrder, amount: Self.amount, orderId: id, apiKey: key)
+                    return
+                        #"{"amount":\#(Self.amount),"orderId":"\#(id)","returnUrl":"https://shop.example/ok","failUrl":"https://shop.example/fail","tradePointId":"\#(Self.tradePoint)","description":"Bench order","signature":"\#(signature)"}"#
+                }
+            },
+            send: { file, seconds in
+                try await wrk.once(
+                    url: base, file: file, method: "POST", path: "/api/v1/orders/create", seconds: seconds,
+                    headers: ["Authorization: Bearer \(Self.kaspiKey)"])
+            })
         report.row("Sandbox: create order (POST /api/v1/orders/create)", create.results, key: "sandbox-create")
         progress("sandbox-status: warm-up")
         let statusURL = "\(base)/api/v1/orders/sb-0/status"
@@ -308,7 +320,9 @@ final class Bench: @unchecked Sendable {
         case .postgres(let url):
             try await PostgresGatewayStore.withStore(url: url, logger: logger) { store in
                 for q in queries {
-                    for try await n in try await store.client.query(PostgresQuery(unsafeSQL: q), logger: logger).decode(Int64.self) { counts.append(Int(n)) }
+                    for try await n in try await store.client.query(PostgresQuery(unsafeSQL: q), logger: logger).decode(Int64.self) {
+                        counts.append(Int(n))
+                    }
                 }
             }
         }
@@ -337,7 +351,8 @@ final class Bench: @unchecked Sendable {
         }
         let connection: String
         if case .postgres(let url) = database { connection = url } else { connection = file }
-        let (child, base, ready) = try await gatewayProcess("gateway-\(database.label.lowercased())", database: connection, sandbox: "http://127.0.0.1:9")
+        let (child, base, ready) = try await gatewayProcess(
+            "gateway-\(database.label.lowercased())", database: connection, sandbox: "http://127.0.0.1:9")
         let (results, issued, acknowledged) = try await measured("webhooks-\(database.label.lowercased())", lines: webhookLines) { file, seconds in
             try await wrk.once(url: base, file: file, method: "POST", path: "/webhooks/kaspi", seconds: seconds)
         }
@@ -350,7 +365,8 @@ final class Bench: @unchecked Sendable {
         let effects = try await countEffects(database, file: file)
         report.row("Gateway: webhook, full path, \(database.label)", results, key: "webhook-\(database.label.lowercased())")
         report.check("\(database.label): orders paid", expected: issued, found: effects.paid, acknowledged: acknowledged)
-        report.check("\(database.label): paid transitions in the audit trail", expected: issued, found: effects.transitions, acknowledged: acknowledged)
+        report.check(
+            "\(database.label): paid transitions in the audit trail", expected: issued, found: effects.transitions, acknowledged: acknowledged)
         report.check("\(database.label): order.paid outbox rows", expected: issued, found: effects.outbox, acknowledged: acknowledged)
         report.process("gateway (kaspi gateway, \(database.label), \(total) orders)", ready: ready, memory: memory)
     }
@@ -359,17 +375,24 @@ final class Bench: @unchecked Sendable {
         let (sandbox, sandboxBase, _) = try await sandboxProcess("sandbox-checkout")
         let file = out.appendingPathComponent("gateway-checkout.sqlite").path
         let (gateway, base, _) = try await gatewayProcess("gateway-checkout", database: file, sandbox: sandboxBase)
-        let (results, issued, acknowledged) = try await measured("checkout", lines: { range in
-            range.map { _ in #"{"amount":\#(Self.amount),"description":"Bench order"}"# }
-        }, send: { file, seconds in
-            try await wrk.once(url: base, file: file, method: "POST", path: "/v1/checkouts", seconds: seconds, headers: ["Authorization: Bearer \(Self.gatewayKey)"])
-        })
+        let (results, issued, acknowledged) = try await measured(
+            "checkout",
+            lines: { range in
+                range.map { _ in #"{"amount":\#(Self.amount),"description":"Bench order"}"# }
+            },
+            send: { file, seconds in
+                try await wrk.once(
+                    url: base, file: file, method: "POST", path: "/v1/checkouts", seconds: seconds,
+                    headers: ["Authorization: Bearer \(Self.gatewayKey)"])
+            })
         let memory = gateway.memory()
         await gateway.stop()
         let inSandbox = try await sandboxOrderCount(sandboxBase)
         await sandbox.stop()
         let connection = try await SQLiteConnection.open(storage: .file(path: file), logger: logger)
-        let stored = try await connection.query("SELECT count(*) AS n FROM orders WHERE state = 'pending' AND payment_url IS NOT NULL", []).first?.column("n")?.integer ?? -1
+        let stored =
+            try await connection.query("SELECT count(*) AS n FROM orders WHERE state = 'pending' AND payment_url IS NOT NULL", []).first?.column("n")?
+            .integer ?? -1
         try await connection.close()
         report.row("Gateway: checkout through the gateway to the sandbox (SQLite)", results, key: "checkout")
         report.check("checkout: orders pending with a payment URL", expected: issued, found: stored, acknowledged: acknowledged)
@@ -391,24 +414,30 @@ final class Bench: @unchecked Sendable {
         let child = try Child(
             "peer", executable: "/usr/bin/env",
             arguments: [python, "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", "\(port)", "--log-level", "warning", "--no-access-log"],
-            environment: ["KASPI_API_KEY": Self.kaspiKey, "KASPI_TRADE_POINT_ID": Self.tradePoint, "KASPI_BASE_URL": sandboxBase, "PEER_DB": database],
+            environment: [
+                "KASPI_API_KEY": Self.kaspiKey, "KASPI_TRADE_POINT_ID": Self.tradePoint, "KASPI_BASE_URL": sandboxBase, "PEER_DB": database,
+            ],
             workDirectory: out, currentDirectory: directory)
         let base = "http://127.0.0.1:\(port)"
         let ready = try await child.waitReady("\(base)/health", client: client)
         let webhooks = try await measured("peer-webhooks", lines: webhookLines) { file, seconds in
             try await wrk.once(url: base, file: file, method: "POST", path: "/webhooks/kaspi", seconds: seconds)
         }
-        let checkouts = try await measured("peer-checkout", lines: { range in
-            range.map { #"{"cartTotal":\#(Self.amount),"orderId":"c\#($0)"}"# }
-        }, send: { file, seconds in
-            try await wrk.once(url: base, file: file, method: "POST", path: "/checkout", seconds: seconds)
-        })
+        let checkouts = try await measured(
+            "peer-checkout",
+            lines: { range in
+                range.map { #"{"cartTotal":\#(Self.amount),"orderId":"c\#($0)"}"# }
+            },
+            send: { file, seconds in
+                try await wrk.once(url: base, file: file, method: "POST", path: "/checkout", seconds: seconds)
+            })
         let memory = child.memory()
         await child.stop()
         await sandbox.stop()
         let connection = try await SQLiteConnection.open(storage: .file(path: database), logger: logger)
         let paid = try await connection.query("SELECT count(*) AS n FROM orders WHERE status = 'paid'", []).first?.column("n")?.integer ?? -1
-        let created = try await connection.query("SELECT count(*) AS n FROM orders WHERE kaspi_order_id LIKE 'ORDER-%'", []).first?.column("n")?.integer ?? -1
+        let created =
+            try await connection.query("SELECT count(*) AS n FROM orders WHERE kaspi_order_id LIKE 'ORDER-%'", []).first?.column("n")?.integer ?? -1
         try await connection.close()
         report.row("Peer (Python, FastAPI + uvicorn + sqlite3): webhook", webhooks.results, key: "peer-webhook")
         report.row("Peer (Python, FastAPI + uvicorn + sqlite3): checkout to the sandbox", checkouts.results, key: "peer-checkout")
@@ -431,7 +460,8 @@ final class Bench: @unchecked Sendable {
                 try await seedPending(store, 0..<pool)
             }
             let (child, base, _) = try await gatewayProcess("gateway-flat-\(stored)", database: file, sandbox: "http://127.0.0.1:9")
-            let (results, issued, acknowledged) = try await measured("flat-\(stored)", warmup: 2000, perRun: 2000, seconds: 1, lines: webhookLines) { file, seconds in
+            let (results, issued, acknowledged) = try await measured("flat-\(stored)", warmup: 2000, perRun: 2000, seconds: 1, lines: webhookLines) {
+                file, seconds in
                 try await wrk.once(url: base, file: file, method: "POST", path: "/webhooks/kaspi", seconds: seconds, connections: 8, delayMs: 5)
             }
             await child.stop()
@@ -459,8 +489,9 @@ final class Bench: @unchecked Sendable {
             let store = try await SQLiteGatewayStore.open(path: c.file, logger: logger)
             let past = Date().addingTimeInterval(-60)
             let orders = (offset..<offset + c.due).map { i in
-                GatewayOrder(id: "ord_due_\(i)", provider: "kaspi-pay", providerOrderId: "due-\(i)", kind: .redirect, amount: Self.amount,
-                             state: .pending, createdAt: past, nextPollAt: past)
+                GatewayOrder(
+                    id: "ord_due_\(i)", provider: "kaspi-pay", providerOrderId: "due-\(i)", kind: .redirect, amount: Self.amount,
+                    state: .pending, createdAt: past, nextPollAt: past)
             }
             offset += c.due
             try await store.insert(contentsOf: orders)
@@ -474,7 +505,9 @@ final class Bench: @unchecked Sendable {
                 }
             }
             try await store.close()
-            lines.append("| \(c.stored) | \(c.due.formatted()) | \(claimed.formatted()) | \(Report.ms(elapsed)) | \(String(format: "%.1f", Double(elapsed.components.attoseconds / 1_000_000_000 + elapsed.components.seconds * 1_000_000_000) / 1000 / Double(max(claimed, 1)))) µs |")
+            lines.append(
+                "| \(c.stored) | \(c.due.formatted()) | \(claimed.formatted()) | \(Report.ms(elapsed)) | \(String(format: "%.1f", Double(elapsed.components.attoseconds / 1_000_000_000 + elapsed.components.seconds * 1_000_000_000) / 1000 / Double(max(claimed, 1)))) µs |"
+            )
         }
         var plan = ""
         if let file = cases.last?.file, FileManager.default.fileExists(atPath: file) {

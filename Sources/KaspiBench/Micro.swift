@@ -9,7 +9,8 @@ enum Micro {
         let verifier = WebhookVerifier(apiKey: key)
         let signature = Signature.compute(.webhook, amount: 5000, orderId: "bench-1", apiKey: key)
         let body = Array(#"{"orderId":"bench-1","amount":5000,"status":"APPROVED","transactionId":"tx-1","signature":"\#(signature)"}"#.utf8)
-        let order = GatewayOrder(id: "ord_1", provider: "kaspi-pay", providerOrderId: "bench-1", kind: .redirect, amount: 5000, state: .pending, createdAt: Date())
+        let order = GatewayOrder(
+            id: "ord_1", provider: "kaspi-pay", providerOrderId: "bench-1", kind: .redirect, amount: 5000, state: .pending, createdAt: Date())
         return [
             measure("Webhook signature (SHA-256 of the fields)") {
                 Signature.compute(.webhook, amount: 5000, orderId: "bench-1", apiKey: key).utf8.count
@@ -18,7 +19,8 @@ enum Micro {
                 (try? verifier.verify(body: body))?.amount.tenge ?? 0
             },
             measure("State transition with its audit event and outbox event JSON") {
-                OrderStateMachine.apply(.approved, transactionId: "tx-1", source: .webhook, to: order, at: Date())?.outbox.first?.payload.utf8.count ?? 0
+                OrderStateMachine.apply(.approved, transactionId: "tx-1", source: .webhook, to: order, at: Date())?.outbox.first?.payload.utf8.count
+                    ?? 0
             },
             measure("Outbox event JSON alone, Codable (JSONEncoder, sorted keys)") {
                 OrderStateMachine.refundConfirmed(order, amount: 100, refundId: "rf_1", at: Date()).outbox.first?.payload.utf8.count ?? 0
@@ -33,7 +35,8 @@ enum Micro {
     /// it: kept here only to measure the difference.
     static func handWritten(_ order: GatewayOrder) -> String {
         func json(_ text: String) -> String { "\"" + text + "\"" }
-        return #"{"type":"refund.succeeded","data":{"orderId":\#(json(order.id)),"refundId":\#(json("rf_1")),"amount":\#(100),"refundedAmount":\#(order.refundedAmount)}}"#
+        return
+            #"{"type":"refund.succeeded","data":{"orderId":\#(json(order.id)),"refundId":\#(json("rf_1")),"amount":\#(100),"refundedAmount":\#(order.refundedAmount)}}"#
     }
 
     /// Runs `body` for about half a second after a warm-up; prints the mean time per call.

@@ -10,7 +10,9 @@ final class Child: @unchecked Sendable {
     let log: URL
 
     /// Starts `executable` with `arguments` and `environment` added to this process's.
-    init(_ name: String, executable: String, arguments: [String], environment: [String: String] = [:], workDirectory: URL, currentDirectory: URL? = nil) throws {
+    init(
+        _ name: String, executable: String, arguments: [String], environment: [String: String] = [:], workDirectory: URL, currentDirectory: URL? = nil
+    ) throws {
         self.name = name
         log = workDirectory.appendingPathComponent("\(name).log")
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
@@ -105,16 +107,24 @@ struct Wrk {
 
     /// Sends lines of `file`, each at most once, for `seconds` (see benchmarks/wrk/once.lua).
     /// `delay` paces each connection; `connections` overrides the default.
-    func once(url: String, file: URL, method: String, path: String, seconds: Int, headers: [String] = [],
-              connections: Int? = nil, delayMs: Int = 0) async throws -> WrkResult {
-        try await run(["-t", "\(threads)", "-c", "\(connections ?? self.connections)", "-d", "\(seconds)s", "--timeout", "30s",
-                       "-s", scripts.appendingPathComponent("once.lua").path, url, "--", file.path, method, path, "\(threads)", "\(delayMs)"] + headers)
+    func once(
+        url: String, file: URL, method: String, path: String, seconds: Int, headers: [String] = [],
+        connections: Int? = nil, delayMs: Int = 0
+    ) async throws -> WrkResult {
+        try await run(
+            [
+                "-t", "\(threads)", "-c", "\(connections ?? self.connections)", "-d", "\(seconds)s", "--timeout", "30s",
+                "-s", scripts.appendingPathComponent("once.lua").path, url, "--", file.path, method, path, "\(threads)", "\(delayMs)",
+            ] + headers)
     }
 
     /// Repeats one request for `seconds`.
     func repeated(url: String, seconds: Int, headers: [String] = []) async throws -> WrkResult {
-        try await run(["-t", "\(threads)", "-c", "\(connections)", "-d", "\(seconds)s", "--timeout", "30s",
-                       "-s", scripts.appendingPathComponent("report.lua").path, url, "--"] + headers)
+        try await run(
+            [
+                "-t", "\(threads)", "-c", "\(connections)", "-d", "\(seconds)s", "--timeout", "30s",
+                "-s", scripts.appendingPathComponent("report.lua").path, url, "--",
+            ] + headers)
     }
 
     private func run(_ arguments: [String]) async throws -> WrkResult {

@@ -52,16 +52,18 @@ extension Bench {
             let result: (elapsed: Duration, polled: Int) = try await withStore(database, file: file) { store in
                 _ = try await store.migrate()
                 let now = Date()
-                try await store.save(ProviderDevice(
-                    id: "dev_bench", provider: KaspiQRProvider.providerName, organizationBin: nil, tradePointId: 19, deviceId: "bench-gateway",
-                    token: token.value, isDefault: true, createdAt: now))
+                try await store.save(
+                    ProviderDevice(
+                        id: "dev_bench", provider: KaspiQRProvider.providerName, organizationBin: nil, tradePointId: 19, deviceId: "bench-gateway",
+                        token: token.value, isDefault: true, createdAt: now))
                 if history > 0 { try await seedHistory(store, count: history) }
                 let due = now.addingTimeInterval(-1)
                 let orders = paymentIds.enumerated().map { i, paymentId in
                     GatewayOrder(
                         id: "ord_qr_\(i)", provider: KaspiQRProvider.providerName, providerOrderId: "kk_qr_\(i)", kind: .qr, amount: Self.amount,
                         state: .pending, createdAt: now, nextPollAt: due,
-                        providerState: #"{"confirmationTimeout":65,"createdAt":\#(Int64(now.timeIntervalSince1970 * 1000)),"device":"dev_bench","kind":"qr","paymentId":\#(paymentId),"pollInterval":5,"scanTimeout":86400,"tradePointId":19}"#,
+                        providerState:
+                            #"{"confirmationTimeout":65,"createdAt":\#(Int64(now.timeIntervalSince1970 * 1000)),"device":"dev_bench","kind":"qr","paymentId":\#(paymentId),"pollInterval":5,"scanTimeout":86400,"tradePointId":19}"#,
                         providerPaymentId: String(paymentId))
                 }
                 try await store.insert(contentsOf: orders)
@@ -103,7 +105,8 @@ extension Bench {
             let rate = Double(result.polled) / seconds
             let ofBaseline = report.baselineRPS.map { String(format: "%.0f%%", rate / $0 * 100) } ?? "–"
             lines.append(
-                "| \(label) | \(history.formatted()) | \(result.polled.formatted()) | \(Report.ms(result.elapsed)) | \(String(format: "%.0f", perPoll * 1e6)) µs | \(String(format: "%.0f", rate)) (\(ofBaseline)) | \(capacity.formatted()) |")
+                "| \(label) | \(history.formatted()) | \(result.polled.formatted()) | \(Report.ms(result.elapsed)) | \(String(format: "%.0f", perPoll * 1e6)) µs | \(String(format: "%.0f", rate)) (\(ofBaseline)) | \(capacity.formatted()) |"
+            )
             if result.polled != pending { report.invalid("QR polling (\(label)): \(result.polled) polls for \(pending) due orders") }
         }
         report.qrPolling(lines, pending: pending)

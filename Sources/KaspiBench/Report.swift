@@ -36,10 +36,14 @@ final class Report: @unchecked Sendable {
     }
 
     func header(wrk: Wrk, runs: Int, requests: Int, seconds: Int) {
-        let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.split(separator: "\n")
+        let cpu =
+            (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.split(separator: "\n")
             .first { $0.hasPrefix("model name") }?.split(separator: ":").last?.trimmingCharacters(in: .whitespaces) ?? "unknown CPU"
-        lines.append("Run on \(ISO8601DateFormatter().string(from: Date())), \(ProcessInfo.processInfo.activeProcessorCount) cores (\(cpu)), loopback.")
-        lines.append("Load: wrk, \(wrk.threads) threads, \(wrk.connections) connections, on the same cores as the servers. Each figure is the median of \(runs) runs after a warm-up; write benchmarks send \(requests.formatted()) distinct requests a run, read benchmarks run \(seconds) s.")
+        lines.append(
+            "Run on \(ISO8601DateFormatter().string(from: Date())), \(ProcessInfo.processInfo.activeProcessorCount) cores (\(cpu)), loopback.")
+        lines.append(
+            "Load: wrk, \(wrk.threads) threads, \(wrk.connections) connections, on the same cores as the servers. Each figure is the median of \(runs) runs after a warm-up; write benchmarks send \(requests.formatted()) distinct requests a run, read benchmarks run \(seconds) s."
+        )
     }
 
     func micro(_ lines: [String]) { microLines = lines }
@@ -48,14 +52,18 @@ final class Report: @unchecked Sendable {
         let s = Self.summary(results)
         baselineStats = s
         stats["baseline"] = s
-        rows.append("| Baseline: bare Hummingbird route, small JSON | \(Int(s.rps).formatted()) | 100% | \(Self.latency(s.p50)) | \(Self.latency(s.p99)) | \(results.map(\.errors).reduce(0, +)) |")
+        rows.append(
+            "| Baseline: bare Hummingbird route, small JSON | \(Int(s.rps).formatted()) | 100% | \(Self.latency(s.p50)) | \(Self.latency(s.p99)) | \(results.map(\.errors).reduce(0, +)) |"
+        )
     }
 
     func row(_ name: String, _ results: [WrkResult], key: String) {
         let s = Self.summary(results)
         stats[key] = s
         let ratio = baselineStats.map { String(format: "%.0f%%", s.rps / $0.rps * 100) } ?? "?"
-        rows.append("| \(name) | \(Int(s.rps).formatted()) | \(ratio) | \(Self.latency(s.p50)) | \(Self.latency(s.p99)) | \(results.map(\.errors).reduce(0, +)) |")
+        rows.append(
+            "| \(name) | \(Int(s.rps).formatted()) | \(ratio) | \(Self.latency(s.p50)) | \(Self.latency(s.p99)) | \(results.map(\.errors).reduce(0, +)) |"
+        )
     }
 
     /// Checks effects in the database: everything acknowledged must be there, and nothing more
@@ -77,7 +85,8 @@ final class Report: @unchecked Sendable {
     func process(_ name: String, ready: Duration?, memory: (rss: Double, peak: Double), ours: Bool = true) {
         if ours, let ready { slowestReady = max(slowestReady, ready) }
         if ours { worstPeakMiB = max(worstPeakMiB, memory.peak) }
-        processes.append("| \(name) | \(ready.map(Self.ms) ?? "–") | \(String(format: "%.1f", memory.rss)) MiB | \(String(format: "%.1f", memory.peak)) MiB |")
+        processes.append(
+            "| \(name) | \(ready.map(Self.ms) ?? "–") | \(String(format: "%.1f", memory.rss)) MiB | \(String(format: "%.1f", memory.peak)) MiB |")
     }
 
     func note(_ text: String) { notes.append(text) }
@@ -90,7 +99,9 @@ final class Report: @unchecked Sendable {
 
     func flat(small: Double, large: Double, largeCount: Int) {
         flatRatio = large / small
-        extra.append("Flat cost: webhook p50 \(Self.latency(small)) with 10,000 orders stored, \(Self.latency(large)) with \(largeCount.formatted()): \(String(format: "%.2f", large / small))×.")
+        extra.append(
+            "Flat cost: webhook p50 \(Self.latency(small)) with 10,000 orders stored, \(Self.latency(large)) with \(largeCount.formatted()): \(String(format: "%.2f", large / small))×."
+        )
     }
 
     func reconciliation(_ lines: [String], plan: String) {
@@ -109,7 +120,9 @@ final class Report: @unchecked Sendable {
 
     func qrPolling(_ lines: [String], pending: Int) {
         extra.append("")
-        extra.append("Polling on the Kaspi QR API: one worker polls \(pending.formatted()) due orders once each (`reconcileOnce`, 100 a round; one `payment/status` to `kaspi sandbox` over loopback, the state applied and the next poll scheduled at Kaspi's 5 s), in-process. Capacity is how many pending orders it keeps polled every 5 s:")
+        extra.append(
+            "Polling on the Kaspi QR API: one worker polls \(pending.formatted()) due orders once each (`reconcileOnce`, 100 a round; one `payment/status` to `kaspi sandbox` over loopback, the state applied and the next poll scheduled at Kaspi's 5 s), in-process. Capacity is how many pending orders it keeps polled every 5 s:"
+        )
         extra.append("")
         extra.append("| database | settled orders | polls | time | per poll | polls/s (of baseline req/s) | pending orders at 5 s |")
         extra.append("|---|---|---|---|---|---|---|")

@@ -15,7 +15,8 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(name: .customLong("sandbox-port"), help: "The sandbox's port.") var sandboxPort = 8181
     @Option(name: .customLong("data-dir"), help: "Where the gateway keeps its SQLite database.") var dataDirectory = ".kaspi-demo"
     @Option(help: "guide (the integration guide's API, the default) or qr (Kaspi's partner API).") var profile = "guide"
-    @Option(help: "With --profile qr: r1, r2 or r3 (the default: mutual TLS with certificates made on the fly, and remote invoices).") var scheme = "r3"
+    @Option(help: "With --profile qr: r1, r2 or r3 (the default: mutual TLS with certificates made on the fly, and remote invoices).") var scheme =
+        "r3"
     @Option(name: .customLong("qr-port"), help: "With --profile qr on r2/r3: the sandbox's TLS port.") var qrPort = 8545
 
     func run() async throws {
@@ -29,7 +30,9 @@ struct DemoCommand: AsyncParsableCommand {
             switch profile.lowercased() {
             case "guide", "kaspi-pay": break
             case "qr", "kaspi-qr":
-                guard let chosen = KaspiQRAPI.SchemeName(parsing: scheme) else { throw CLIError.invalidInput("--scheme must be r1, r2 or r3, not \(scheme)") }
+                guard let chosen = KaspiQRAPI.SchemeName(parsing: scheme) else {
+                    throw CLIError.invalidInput("--scheme must be r1, r2 or r3, not \(scheme)")
+                }
                 demo.qrScheme = chosen
                 demo.qrTLSPort = qrPort
             default: throw CLIError.invalidInput("--profile must be guide or qr, not \(profile)")
@@ -38,7 +41,8 @@ struct DemoCommand: AsyncParsableCommand {
             var logger = Logger(label: "kaspi-demo")
             logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .warning
             try await demo.run(logger: logger) { urls in
-                Console.out("""
+                Console.out(
+                    """
                     KaspiKit demo is running. Press Ctrl-C to stop.
 
                       Shop:     \(urls.shop)        pick an item, pay on the sandbox page, see the verified result

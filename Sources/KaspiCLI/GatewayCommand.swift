@@ -51,7 +51,8 @@ struct GatewayCommand: AsyncParsableCommand {
         @Option(help: "Address to listen on.") var host: String?
         @Option(help: "Port to listen on (default 8282).") var port: Int?
         @Option(name: .customLong("public-url"), help: "The gateway's public base URL.") var publicURL: String?
-        @Option(name: .customLong("merchant-webhook-url"), help: "Where events for your systems go (default: $KASPI_GATEWAY_EVENTS_URL).") var merchantWebhookURL: String?
+        @Option(name: .customLong("merchant-webhook-url"), help: "Where events for your systems go (default: $KASPI_GATEWAY_EVENTS_URL).")
+        var merchantWebhookURL: String?
         @Option(name: .customLong("first-poll-after"), help: "Seconds before a pending order is first polled.") var firstPollAfter: Double?
         @Option(name: .customLong("worker-interval"), help: "Seconds between rounds of background work.") var workerInterval: Double?
         @Option(name: .customLong("instance-id"), help: "This instance's name in work leases.") var instanceID: String?
@@ -68,7 +69,9 @@ struct GatewayCommand: AsyncParsableCommand {
                 if let port = port ?? environment["KASPI_GATEWAY_PORT"].flatMap(Int.init) { configuration.port = port }
                 if let publicURL = publicURL ?? environment["KASPI_GATEWAY_PUBLIC_URL"] { configuration.publicURL = publicURL }
                 if let keys = environment["KASPI_GATEWAY_API_KEYS"] {
-                    configuration.apiKeyHashes += keys.split(separator: ",").map { GatewayConfiguration.hash(apiKey: $0.trimmingCharacters(in: .whitespaces)) }
+                    configuration.apiKeyHashes += keys.split(separator: ",").map {
+                        GatewayConfiguration.hash(apiKey: $0.trimmingCharacters(in: .whitespaces))
+                    }
                 }
                 if let url = merchantWebhookURL ?? environment["KASPI_GATEWAY_EVENTS_URL"] { configuration.merchantWebhookURL = url }
                 if let secret = environment["KASPI_GATEWAY_EVENTS_SECRET"] { configuration.merchantWebhookSecret = secret }
@@ -135,7 +138,9 @@ struct GatewayCommand: AsyncParsableCommand {
                         let applied = try await store.migrate()
                         if !applied.isEmpty { startupLogger.info("Migrations applied", metadata: ["versions": "\(applied)"]) }
                         if useQR, try await store.devices(provider: KaspiQRProvider.providerName).isEmpty {
-                            Console.out("No device is registered with Kaspi yet: checkouts fail until you run `kaspi gateway device register --trade-point N`.")
+                            Console.out(
+                                "No device is registered with Kaspi yet: checkouts fail until you run `kaspi gateway device register --trade-point N`."
+                            )
                         }
                         if let generated = try await gateway.prepareAdmin() {
                             Console.out("Dashboard password (shown once; set KASPI_GATEWAY_ADMIN_PASSWORD to choose your own): \(generated)")
@@ -143,7 +148,8 @@ struct GatewayCommand: AsyncParsableCommand {
                     },
                     onServerRunning: { port in
                         let base = settings.publicBase(boundPort: port)
-                        Console.out("""
+                        Console.out(
+                            """
                             Kaspi gateway listening on http://\(settings.host):\(port) (\(settings.databaseDescription))
                             \(profileLine)
                             Merchant API: \(base)/v1\(useQR ? "" : "   Kaspi webhook URL to register: \(base)/webhooks/kaspi")
@@ -179,9 +185,11 @@ struct GatewayCommand: AsyncParsableCommand {
                     let applied = try await store.migrate()
                     return (applied, try await store.schemaVersion())
                 }
-                Console.out(applied.0.isEmpty
-                    ? "\(configuration.databaseDescription) is up to date (schema version \(applied.1))."
-                    : "Applied migrations \(applied.0.map(String.init).joined(separator: ", ")) to \(configuration.databaseDescription); schema version \(applied.1).")
+                Console.out(
+                    applied.0.isEmpty
+                        ? "\(configuration.databaseDescription) is up to date (schema version \(applied.1))."
+                        : "Applied migrations \(applied.0.map(String.init).joined(separator: ", ")) to \(configuration.databaseDescription); schema version \(applied.1)."
+                )
             }
         }
     }
@@ -225,7 +233,11 @@ struct TradePointsCommand: AsyncParsableCommand {
                 (try await client.tradePoints(), try await store.devices(provider: KaspiQRProvider.providerName))
             }
             if output.json {
-                struct Point: Encodable { var tradePointId: Int64; var name: String; var devices: [String] }
+                struct Point: Encodable {
+                    var tradePointId: Int64
+                    var name: String
+                    var devices: [String]
+                }
                 Console.json(
                     encoding: points.map { point in
                         Point(tradePointId: point.id, name: point.name, devices: devices.filter { $0.tradePointId == point.id }.map(\.id))
@@ -246,11 +258,13 @@ struct DeviceCommand: AsyncParsableCommand {
         subcommands: [Register.self, List.self, Rotate.self, Delete.self])
 
     struct Register: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Register this gateway as a device on a trade point; its token is stored in the database.")
+        static let configuration = CommandConfiguration(
+            abstract: "Register this gateway as a device on a trade point; its token is stored in the database.")
         @Option(name: .customLong("trade-point"), help: "The trade point id (see `kaspi gateway tradepoints`).") var tradePoint: Int64
         @Option(name: .customLong("device-id"), help: "The id to register under (default: a new one).") var deviceID: String?
         @Flag(name: .customLong("default"), help: "Use it for checkouts without a reference prefix of their own.") var isDefault = false
-        @Option(name: .customLong("reference-prefix"), help: "Checkouts whose merchant reference starts with this use this device.") var referencePrefix: String?
+        @Option(name: .customLong("reference-prefix"), help: "Checkouts whose merchant reference starts with this use this device.")
+        var referencePrefix: String?
         @OptionGroup var options: GatewayOptions
         @OptionGroup var connection: QRAPIConnection
         @OptionGroup var output: OutputOptions
@@ -262,12 +276,15 @@ struct DeviceCommand: AsyncParsableCommand {
                 }
                 let device = try await GatewayQRContext.run(options: options, connection: connection) { client, store in
                     try await KaspiQRSetup.registerDevice(
-                        client: client, store: store, tradePointId: tradePoint, deviceId: deviceID, isDefault: isDefault, referencePrefix: referencePrefix)
+                        client: client, store: store, tradePointId: tradePoint, deviceId: deviceID, isDefault: isDefault,
+                        referencePrefix: referencePrefix)
                 }
                 if output.json {
                     Console.json(encoding: DeviceOutput(device))
                 } else {
-                    Console.out("Device \(device.id) (\(device.deviceId)) registered on trade point \(device.tradePointId)\(device.isDefault ? ", the default" : ""); its token (\(device.redactedToken)) is in the database.")
+                    Console.out(
+                        "Device \(device.id) (\(device.deviceId)) registered on trade point \(device.tradePointId)\(device.isDefault ? ", the default" : ""); its token (\(device.redactedToken)) is in the database."
+                    )
                 }
             }
         }
@@ -291,7 +308,9 @@ struct DeviceCommand: AsyncParsableCommand {
                     Console.out("No device is registered: `kaspi gateway device register --trade-point N`.")
                 } else {
                     for d in devices {
-                        Console.out("\(d.id)\t\(d.deviceId)\ttrade point \(d.tradePointId)\(d.organizationBin.map { "\tBIN \($0)" } ?? "")\ttoken \(d.redactedToken)\(d.isDefault ? "\tdefault" : "")\(d.referencePrefix.map { "\tprefix \($0)" } ?? "")")
+                        Console.out(
+                            "\(d.id)\t\(d.deviceId)\ttrade point \(d.tradePointId)\(d.organizationBin.map { "\tBIN \($0)" } ?? "")\ttoken \(d.redactedToken)\(d.isDefault ? "\tdefault" : "")\(d.referencePrefix.map { "\tprefix \($0)" } ?? "")"
+                        )
                     }
                 }
             }
@@ -299,7 +318,8 @@ struct DeviceCommand: AsyncParsableCommand {
     }
 
     struct Rotate: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Replace a device with a new one on its trade point (a new token), then delete the old one.")
+        static let configuration = CommandConfiguration(
+            abstract: "Replace a device with a new one on its trade point (a new token), then delete the old one.")
         @Argument(help: "The device (dev_… or its device id).") var id: String
         @OptionGroup var options: GatewayOptions
         @OptionGroup var connection: QRAPIConnection
@@ -310,7 +330,11 @@ struct DeviceCommand: AsyncParsableCommand {
                 let device = try await GatewayQRContext.run(options: options, connection: connection) { client, store in
                     try await KaspiQRSetup.rotateDevice(client: client, store: store, id: id)
                 }
-                if output.json { Console.json(encoding: DeviceOutput(device)) } else { Console.out("\(id) replaced by \(device.id) (\(device.deviceId)); the old token no longer works.") }
+                if output.json {
+                    Console.json(encoding: DeviceOutput(device))
+                } else {
+                    Console.out("\(id) replaced by \(device.id) (\(device.deviceId)); the old token no longer works.")
+                }
             }
         }
     }
@@ -335,7 +359,8 @@ struct DeviceCommand: AsyncParsableCommand {
 
 struct CheckCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "check", abstract: "Check the connection to Kaspi (health/ping), that the key or certificate is accepted, and the devices (Kaspi QR API).")
+        commandName: "check",
+        abstract: "Check the connection to Kaspi (health/ping), that the key or certificate is accepted, and the devices (Kaspi QR API).")
     @OptionGroup var options: GatewayOptions
     @OptionGroup var connection: QRAPIConnection
     @OptionGroup var output: OutputOptions
@@ -352,7 +377,9 @@ struct CheckCommand: AsyncParsableCommand {
                 Console.json(["ok": true, "scheme": settings.scheme.rawValue, "host": "\(settings.host)", "devices": devices.count])
             } else {
                 Console.out("Kaspi answers at \(settings.host) (\(settings.scheme)) and accepts \(credential).")
-                Console.out(devices.isEmpty ? "No device is registered yet: `kaspi gateway device register --trade-point N`." : "\(devices.count) device(s) registered.")
+                Console.out(
+                    devices.isEmpty
+                        ? "No device is registered yet: `kaspi gateway device register --trade-point N`." : "\(devices.count) device(s) registered.")
             }
         }
     }

@@ -16,7 +16,10 @@ public struct KaspiCommand: AsyncParsableCommand {
             configuration; 3 the payment was declined or cancelled; 4 waiting timed out.
             """,
         version: "0.1.0",
-        subcommands: [DemoCommand.self, SandboxCommand.self, GatewayCommand.self, TriggerCommand.self, OrdersCommand.self, QRCommand.self, QRAPICommand.self, SignatureCommand.self]
+        subcommands: [
+            DemoCommand.self, SandboxCommand.self, GatewayCommand.self, TriggerCommand.self, OrdersCommand.self, QRCommand.self, QRAPICommand.self,
+            SignatureCommand.self,
+        ]
     )
 
     public init() {}

@@ -1,9 +1,9 @@
 import ArgumentParser
 import Foundation
-import KaspiPay
-import KaspiPayAsyncHTTPClient
 import KaspiGateway
 import KaspiGatewayStore
+import KaspiPay
+import KaspiPayAsyncHTTPClient
 import KaspiSandbox
 import KaspiSupport
 import Logging
@@ -16,10 +16,14 @@ struct ConnectionOptions: ParsableArguments {
     @Option(name: .customLong("api-key"), help: "The API key (default: $KASPI_API_KEY; prefer the variable, flags show in ps).")
     var apiKey: String?
 
-    @Option(name: .customLong("env"), help: "A base URL (default: $KASPI_ENV). The guide's API has no confirmed host, so production and test are refused: use --base-url.")
+    @Option(
+        name: .customLong("env"),
+        help: "A base URL (default: $KASPI_ENV). The guide's API has no confirmed host, so production and test are refused: use --base-url.")
     var environment: String?
 
-    @Option(name: .customLong("base-url"), help: "Base URL of a server that follows the guide's contract, e.g. a sandbox (default: $KASPI_BASE_URL; required).")
+    @Option(
+        name: .customLong("base-url"),
+        help: "Base URL of a server that follows the guide's contract, e.g. a sandbox (default: $KASPI_BASE_URL; required).")
     var baseURL: String?
 
     @Option(name: .customLong("timeout"), help: "Seconds to wait for each HTTP exchange.")
@@ -201,7 +205,11 @@ enum JSONOutput {
         func encode(to encoder: any Encoder) throws {
             var container = encoder.container(keyedBy: Key.self)
             for (name, value) in fields {
-                if let value { try container.encode(value, forKey: Key(stringValue: name)) } else { try container.encodeNil(forKey: Key(stringValue: name)) }
+                if let value {
+                    try container.encode(value, forKey: Key(stringValue: name))
+                } else {
+                    try container.encodeNil(forKey: Key(stringValue: name))
+                }
             }
         }
     }

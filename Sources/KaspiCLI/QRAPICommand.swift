@@ -48,7 +48,10 @@ struct QRAPICommand: AsyncParsableCommand {
             try await Console.run(json: output.json) {
                 let points = try await connection.withClient { try await $0.tradePoints() }
                 if output.json {
-                    struct Point: Encodable { var tradePointId: Int64; var name: String }
+                    struct Point: Encodable {
+                        var tradePointId: Int64
+                        var name: String
+                    }
                     Console.json(encoding: points.map { Point(tradePointId: $0.id, name: $0.name) })
                 } else {
                     for point in points { Console.out("\(point.id)\t\(point.name)") }
@@ -174,7 +177,9 @@ struct QRAPICommand: AsyncParsableCommand {
         @OptionGroup var output: OutputOptions
 
         func validate() throws {
-            for (name, value) in [("--polling-interval", pollingInterval), ("--scan-timeout", scanTimeout), ("--confirmation-timeout", confirmationTimeout)]
+            for (name, value) in [
+                ("--polling-interval", pollingInterval), ("--scan-timeout", scanTimeout), ("--confirmation-timeout", confirmationTimeout),
+            ]
             where !(1...86_400).contains(value) {
                 throw ValidationError("\(name) must be between 1 and 86400 seconds")
             }
@@ -189,7 +194,8 @@ struct QRAPICommand: AsyncParsableCommand {
                     if wait {
                         let purchase = PurchaseToWatch(
                             paymentId: paymentID,
-                            options: .init(statusPollingInterval: pollingInterval, scanTimeout: scanTimeout, confirmationTimeout: confirmationTimeout))
+                            options: .init(statusPollingInterval: pollingInterval, scanTimeout: scanTimeout, confirmationTimeout: confirmationTimeout)
+                        )
                         let outcome = try await client.waitForPayment(
                             purchase, elapsedSinceCreation: .seconds(createdAgo), progress: progressPrinter(json: output.json))
                         exit = report(outcome, paymentId: paymentID, fields: &fields, json: output.json)
@@ -318,7 +324,9 @@ struct QRAPICommand: AsyncParsableCommand {
                             })
                     } else {
                         if purchases.isEmpty { Console.out("No purchases yet: has the customer scanned the return QR?") }
-                        for p in purchases { Console.out("\(p.paymentId)\t\(p.amount) ₸\t\(p.transactionDate.map { KaspiQRAPI.DateParser.format($0) } ?? "")") }
+                        for p in purchases {
+                            Console.out("\(p.paymentId)\t\(p.amount) ₸\t\(p.transactionDate.map { KaspiQRAPI.DateParser.format($0) } ?? "")")
+                        }
                     }
                 }
             }
@@ -406,7 +414,9 @@ struct QRAPICommand: AsyncParsableCommand {
                     if output.json {
                         Console.json(["paymentId": invoice.paymentId])
                     } else {
-                        Console.out("Invoice \(invoice.paymentId) sent. Read its status on request (`kaspi qr-api status \(invoice.paymentId)`), never on a timer.")
+                        Console.out(
+                            "Invoice \(invoice.paymentId) sent. Read its status on request (`kaspi qr-api status \(invoice.paymentId)`), never on a timer."
+                        )
                     }
                 }
             }
@@ -426,7 +436,11 @@ struct QRAPICommand: AsyncParsableCommand {
                         guard case .r3(let c) = client else { throw CLIError.invalidInput("remote invoices exist on r3 only") }
                         return try await c.cancelRemoteInvoice(device: token, paymentId: paymentID)
                     }
-                    if output.json { Console.json(["paymentId": paymentID, "status": status.rawValue]) } else { Console.out("\(paymentID): \(status)") }
+                    if output.json {
+                        Console.json(["paymentId": paymentID, "status": status.rawValue])
+                    } else {
+                        Console.out("\(paymentID): \(status)")
+                    }
                 }
             }
         }
@@ -454,7 +468,11 @@ struct QRAPICommand: AsyncParsableCommand {
                     case .r3(let c): try await c.simulate(.init(rawValue: chosen.rawValue) ?? .scan, paymentId: paymentID)
                     }
                 }
-                if output.json { Console.json(["paymentId": paymentID, "action": chosen.rawValue]) } else { Console.out("\(paymentID): \(chosen.rawValue) done.") }
+                if output.json {
+                    Console.json(["paymentId": paymentID, "action": chosen.rawValue])
+                } else {
+                    Console.out("\(paymentID): \(chosen.rawValue) done.")
+                }
             }
         }
     }
@@ -517,7 +535,8 @@ struct QRAPIConnection: ParsableArguments {
     /// The device token from the flag or the environment.
     func device() throws -> KaspiQRAPI.DeviceToken {
         guard let token = try settings().deviceToken else {
-            throw CLIError.invalidInput("this call needs a device: pass --device-token or set KASPI_QR_DEVICE_TOKEN (see `kaspi qr-api device register`)")
+            throw CLIError.invalidInput(
+                "this call needs a device: pass --device-token or set KASPI_QR_DEVICE_TOKEN (see `kaspi qr-api device register`)")
         }
         return token
     }

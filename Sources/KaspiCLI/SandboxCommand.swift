@@ -144,7 +144,9 @@ struct CertsCommand: AsyncParsableCommand {
     @Option(name: .customLong("organization"), help: "A BIN the client certificate may act for (repeatable; default: the sandbox's organizations).")
     var organizations: [String] = []
 
-    @Option(name: .customLong("host"), help: "A name or IP the server certificate is valid for (repeatable; default: localhost, 127.0.0.1, ::1, mtokentest.kaspi.kz).")
+    @Option(
+        name: .customLong("host"),
+        help: "A name or IP the server certificate is valid for (repeatable; default: localhost, 127.0.0.1, ::1, mtokentest.kaspi.kz).")
     var hosts: [String] = []
 
     @Option(help: "The PKCS#12 password (default: a random one, written to client.p12.password).")
@@ -181,7 +183,8 @@ struct CertsCommand: AsyncParsableCommand {
                     "clientPkcs12Password": paths.clientPKCS12Password, "organizations": bins,
                 ])
             } else {
-                Console.out("""
+                Console.out(
+                    """
                     Certificates written to \(paths.directory) for \(bins.joined(separator: ", ")).
                     Client: export KASPI_QR_CERT=\(paths.clientCertificate) KASPI_QR_KEY=\(paths.clientKey) KASPI_QR_CA_BUNDLE=\(paths.caCertificate)
                     or:     export KASPI_QR_PKCS12=\(paths.clientPKCS12) KASPI_QR_PKCS12_PASSWORD=$(cat \(paths.clientPKCS12Password))
@@ -195,7 +198,9 @@ struct CertsCommand: AsyncParsableCommand {
 struct TriggerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "trigger",
-        abstract: "Settle a sandbox order without the payment page: approved, declined or cancelled; or play the payer on a Kaspi QR API purchase: scan, confirm, confirm-loan, scanerror, confirmerror.")
+        abstract:
+            "Settle a sandbox order without the payment page: approved, declined or cancelled; or play the payer on a Kaspi QR API purchase: scan, confirm, confirm-loan, scanerror, confirmerror."
+    )
 
     @Argument(help: "approved, declined or cancelled (an order); scan, confirm, confirm-loan, scanerror or confirmerror (a QR API purchase).")
     var outcome: String
@@ -222,9 +227,12 @@ struct TriggerCommand: AsyncParsableCommand {
             default:
                 guard let chosen = SandboxQRAction(rawValue: outcome.lowercased()) else {
                     throw CLIError.invalidInput(
-                        "the outcome must be approved, declined or cancelled (an order), or scan, confirm, confirm-loan, scanerror or confirmerror (a QR API purchase), not \(outcome)")
+                        "the outcome must be approved, declined or cancelled (an order), or scan, confirm, confirm-loan, scanerror or confirmerror (a QR API purchase), not \(outcome)"
+                    )
                 }
-                guard Int64(orderID) != nil else { throw CLIError.invalidInput("a QR API purchase is named by its numeric payment id, not \(orderID)") }
+                guard Int64(orderID) != nil else {
+                    throw CLIError.invalidInput("a QR API purchase is named by its numeric payment id, not \(orderID)")
+                }
                 qrAction = chosen
                 action = chosen.rawValue
             }
@@ -232,7 +240,9 @@ struct TriggerCommand: AsyncParsableCommand {
             while base.hasSuffix("/") { base.removeLast() }
             let id = orderID.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/"))) ?? orderID
             var url = qrAction == nil ? "\(base)/sandbox/orders/\(id)/\(action)" : "\(base)/sandbox/qr/purchases/\(id)/\(action)"
-            if let tradePointID { url += "?tradePointId=\(tradePointID.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? tradePointID)" }
+            if let tradePointID {
+                url += "?tradePointId=\(tradePointID.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? tradePointID)"
+            }
             var request = HTTPClientRequest(url: url)
             request.method = .POST
             let (status, body): (Int, String)

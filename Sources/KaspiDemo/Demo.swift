@@ -41,7 +41,9 @@ public struct Demo: Sendable {
     /// - Parameters:
     ///   - ready: called once every server listens.
     ///   - until: when given, the demo stops after it returns instead of waiting for a signal.
-    public func run(logger: Logger, ready: @escaping @Sendable (URLs) async -> Void, until: (@Sendable (URLs) async throws -> Void)? = nil) async throws {
+    public func run(
+        logger: Logger, ready: @escaping @Sendable (URLs) async -> Void, until: (@Sendable (URLs) async throws -> Void)? = nil
+    ) async throws {
         let authority = URLHost.authority(host)
         guard let sandboxURL = URL(string: "http://\(authority):\(sandboxPort)"), sandboxURL.host != nil else {
             throw GatewayConfigurationError.invalid("--host", "must be a host name or an IP address (got \(host))")
@@ -124,7 +126,9 @@ public struct Demo: Sendable {
         let shopApp = Application(
             router: shop.router(), configuration: .init(address: .hostname(host, port: shopPort), serverName: "kaspi-demo-shop"), logger: logger)
 
-        let urls = URLs(shop: "http://\(host):\(shopPort)", gateway: gatewayBase, sandbox: "http://\(host):\(sandboxPort)", gatewayAPIKey: apiKey, admin: "\(gatewayBase)/admin", adminPassword: "kaspikit-demo")
+        let urls = URLs(
+            shop: "http://\(host):\(shopPort)", gateway: gatewayBase, sandbox: "http://\(host):\(sandboxPort)", gatewayAPIKey: apiKey,
+            admin: "\(gatewayBase)/admin", adminPassword: "kaspikit-demo")
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: try sandbox.application()), .init(service: try gateway.application()), .init(service: shopApp)],
@@ -184,7 +188,8 @@ public enum DemoError: Error, CustomStringConvertible {
     case notUp(String)
     public var description: String {
         switch self {
-        case .notUp(let url): "DEMO_NOT_UP: \(url) did not come up; is another program using its port? Try --sandbox-port, --gateway-port, --shop-port."
+        case .notUp(let url):
+            "DEMO_NOT_UP: \(url) did not come up; is another program using its port? Try --sandbox-port, --gateway-port, --shop-port."
         }
     }
 }

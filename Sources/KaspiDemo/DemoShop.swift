@@ -3,8 +3,8 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import KaspiGateway
-import NIOCore
 import KaspiWeb
+import NIOCore
 import NIOHTTP1
 import Synchronization
 
@@ -41,7 +41,9 @@ public final class DemoShop: Sendable {
     public var receivedEvents: [String] { received.withLock { $0 } }
 
     /// - Throws: ``KaspiWeb/PageLibrary/LoadError`` when the shop's page templates are missing.
-    public init(gatewayURL: String, apiKey: String, eventsSecret: String, qrProfile: Bool = false, remoteInvoices: Bool = false, sandboxURL: String = "") throws {
+    public init(
+        gatewayURL: String, apiKey: String, eventsSecret: String, qrProfile: Bool = false, remoteInvoices: Bool = false, sandboxURL: String = ""
+    ) throws {
         self.pages = try PageLibrary(
             bundle: "KaspiKit_KaspiDemo.resources", folder: "Templates",
             sourceFolder: #filePath.replacingOccurrences(of: "/DemoShop.swift", with: "/Templates"))
@@ -184,7 +186,11 @@ public final class DemoShop: Sendable {
                 return self.page("message", Message(title: "Order not found", toShop: true), status: .notFound)
             }
             if order.state != "pending" && order.state != "created" { return self.result(of: order) }
-            struct Wait { var title: String; var refresh: Int; var link, amount: String }
+            struct Wait {
+                var title: String
+                var refresh: Int
+                var link, amount: String
+            }
             return self.page("wait", Wait(title: "Pay in Kaspi", refresh: 2, link: order.paymentUrl ?? "", amount: Self.tenge(order.amount)))
         }
         router.post("/invoice") { request, _ in
@@ -200,7 +206,9 @@ public final class DemoShop: Sendable {
                     struct Confirm { var title, name, phone, amount, item, itemId: String }
                     return self.page(
                         "invoice-confirm",
-                        Confirm(title: "Send the invoice?", name: info.clientName, phone: phone, amount: Self.tenge(item.price), item: item.name, itemId: item.id))
+                        Confirm(
+                            title: "Send the invoice?", name: info.clientName, phone: phone, amount: Self.tenge(item.price), item: item.name,
+                            itemId: item.id))
                 }
             }
             let reference = Self.reference()
@@ -235,7 +243,11 @@ public final class DemoShop: Sendable {
                 return self.page("message", Message(title: "Order not found", toShop: true), status: .notFound)
             }
             if order.state != "pending" && order.state != "created" { return self.result(of: order) }
-            struct QR { var title: String; var refresh: Int; var png: String }
+            struct QR {
+                var title: String
+                var refresh: Int
+                var png: String
+            }
             return self.page("qr", QR(title: "Scan to pay", refresh: 2, png: self.qrImages.withLock { $0[id] } ?? ""))
         }
         router.post("/link") { request, _ in
@@ -244,7 +256,8 @@ public final class DemoShop: Sendable {
             case .failed(let message): return self.failure(message)
             case .ok(let link):
                 struct LinkPage { var title, url, qrCode, whatsappUrl, smsUrl: String }
-                return self.page("link", LinkPage(title: "Payment link", url: link.url, qrCode: link.qrCode, whatsappUrl: link.whatsappUrl, smsUrl: link.smsUrl))
+                return self.page(
+                    "link", LinkPage(title: "Payment link", url: link.url, qrCode: link.qrCode, whatsappUrl: link.whatsappUrl, smsUrl: link.smsUrl))
             }
         }
         router.get("/result") { request, _ in
@@ -260,7 +273,10 @@ public final class DemoShop: Sendable {
             case "pending", "created": (title, text) = ("Payment processing", "We are waiting for Kaspi to confirm the payment.")
             default: (title, text) = ("Payment not completed", "The payment was \(order.state). No money was taken.")
             }
-            struct Result { var title, state, text: String; var refresh: Int? }
+            struct Result {
+                var title, state, text: String
+                var refresh: Int?
+            }
             return self.page("result", Result(title: title, state: order.state, text: text, refresh: order.state == "pending" ? 2 : nil))
         }
         return router
@@ -283,8 +299,14 @@ public final class DemoShop: Sendable {
     }
 
     func catalogue() -> Response {
-        struct Row { var id, name, price: String; var remoteInvoices: Bool }
-        struct Catalogue { var title: String; var items: [Row] }
+        struct Row {
+            var id, name, price: String
+            var remoteInvoices: Bool
+        }
+        struct Catalogue {
+            var title: String
+            var items: [Row]
+        }
         let rows = Self.items.map { Row(id: $0.id, name: $0.name, price: Self.tenge($0.price), remoteInvoices: remoteInvoices) }
         return page("catalogue", Catalogue(title: "KaspiKit demo shop", items: rows))
     }

@@ -97,7 +97,8 @@ extension GatewayConfiguration {
 /// Opens the configured store. For PostgreSQL the returned services hold the connection
 /// pool, which must run for the store to work.
 public enum GatewayStorage {
-    public static func open(_ configuration: GatewayConfiguration, logger: Logger) async throws -> (store: any GatewayStore, services: [any Service]) {
+    public static func open(_ configuration: GatewayConfiguration, logger: Logger) async throws -> (store: any GatewayStore, services: [any Service])
+    {
         if let url = configuration.postgresURL {
             let client = PostgresClient(configuration: try PostgresGatewayStore.configuration(url: url), backgroundLogger: logger)
             return (PostgresGatewayStore(client: client, logger: logger), [PostgresPool(client: client)])
@@ -112,7 +113,9 @@ public enum GatewayStorage {
     }
 
     /// Runs `body` with the store open (and its pool running), then closes it.
-    public static func with<T: Sendable>(_ configuration: GatewayConfiguration, logger: Logger, _ body: (any GatewayStore) async throws -> T) async throws -> T {
+    public static func with<T: Sendable>(
+        _ configuration: GatewayConfiguration, logger: Logger, _ body: (any GatewayStore) async throws -> T
+    ) async throws -> T {
         let (store, services) = try await open(configuration, logger: logger)
         return try await withThrowingTaskGroup(of: Void.self) { group in
             for service in services { group.addTask { try await service.run() } }
@@ -138,4 +141,3 @@ struct PostgresPool: Service {
         await cancelWhenGracefulShutdown { await client.run() }
     }
 }
-

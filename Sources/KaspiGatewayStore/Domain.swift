@@ -275,7 +275,10 @@ public struct PaymentLink: Sendable, Codable, Hashable {
     /// The order that currently pays this link, if one was started.
     public var orderId: String?
 
-    public init(id: String, amount: Int, description: String? = nil, merchantReference: String? = nil, expiresAt: Date? = nil, createdAt: Date, orderId: String? = nil) {
+    public init(
+        id: String, amount: Int, description: String? = nil, merchantReference: String? = nil, expiresAt: Date? = nil, createdAt: Date,
+        orderId: String? = nil
+    ) {
         self.id = id
         self.amount = amount
         self.description = description

@@ -44,7 +44,8 @@ public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
         case .idempotencyConflict(let key): "\(code): the Idempotency-Key \(key) was used with a different request; use a new key."
         case .idempotencyInProgress(let key): "\(code): a request with the Idempotency-Key \(key) is still being processed."
         case .refundAlreadyResolved(let id): "\(code): refund \(id) was settled already."
-        case .schemaTooNew(let found, let known): "\(code): the database has schema version \(found) but this program knows only up to \(known); upgrade KaspiKit."
+        case .schemaTooNew(let found, let known):
+            "\(code): the database has schema version \(found) but this program knows only up to \(known); upgrade KaspiKit."
         case .database(let message): "\(code): \(message)"
         }
     }
@@ -61,7 +62,10 @@ public struct OrderQuery: Sendable, Hashable {
     /// The cursor from the previous page.
     public var after: OrderCursor?
 
-    public init(states: Set<OrderState> = [], createdFrom: Date? = nil, createdBefore: Date? = nil, search: String? = nil, limit: Int = 50, after: OrderCursor? = nil) {
+    public init(
+        states: Set<OrderState> = [], createdFrom: Date? = nil, createdBefore: Date? = nil, search: String? = nil, limit: Int = 50,
+        after: OrderCursor? = nil
+    ) {
         self.states = states
         self.createdFrom = createdFrom
         self.createdBefore = createdBefore
@@ -211,7 +215,9 @@ public protocol GatewayStore: Sendable {
     ///
     /// - Returns: the order before and after the change.
     /// - Throws: ``StoreError/orderNotFound(_:)`` (with the provider order id), or what `decide` throws.
-    func update(provider: String, providerOrderId: String, _ decide: @escaping @Sendable (GatewayOrder) throws -> OrderChange?) async throws -> (before: GatewayOrder, after: GatewayOrder)
+    func update(
+        provider: String, providerOrderId: String, _ decide: @escaping @Sendable (GatewayOrder) throws -> OrderChange?
+    ) async throws -> (before: GatewayOrder, after: GatewayOrder)
 
     /// Stores many new orders, each with its `created` event, in one transaction: all or none.
     /// For imports from another system and for benchmarks.

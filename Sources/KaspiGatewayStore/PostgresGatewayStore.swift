@@ -50,12 +50,17 @@ public final class PostgresGatewayStore: GatewayStore {
     }
 
     /// Runs `body` with a store whose pool runs for the duration.
-    public static func withStore<T: Sendable>(url: String, logger: Logger = Logger(label: "kaspi-gateway-postgres"), _ body: (PostgresGatewayStore) async throws -> T) async throws -> T {
+    public static func withStore<T: Sendable>(
+        url: String, logger: Logger = Logger(label: "kaspi-gateway-postgres"), _ body: (PostgresGatewayStore) async throws -> T
+    ) async throws -> T {
         try await withStore(configuration: try configuration(url: url), logger: logger, body)
     }
 
     /// Runs `body` with a store over a client made from `configuration`.
-    public static func withStore<T: Sendable>(configuration: PostgresClient.Configuration, logger: Logger = Logger(label: "kaspi-gateway-postgres"), _ body: (PostgresGatewayStore) async throws -> T) async throws -> T {
+    public static func withStore<T: Sendable>(
+        configuration: PostgresClient.Configuration, logger: Logger = Logger(label: "kaspi-gateway-postgres"),
+        _ body: (PostgresGatewayStore) async throws -> T
+    ) async throws -> T {
         let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await client.run() }
@@ -129,8 +134,10 @@ public final class PostgresGatewayStore: GatewayStore {
         try await transaction { connection in
             // One instance migrates at a time.
             _ = try await rows(Query("SELECT pg_advisory_xact_lock(727274271)"), on: connection)
-            _ = try await rows(Query("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)"), on: connection)
-            let current = Int(try await rows(Query("SELECT COALESCE(MAX(version), 0)::BIGINT AS v FROM schema_migrations"), on: connection).first?.int("v") ?? 0)
+            _ = try await rows(
+                Query("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)"), on: connection)
+            let current = Int(
+                try await rows(Query("SELECT COALESCE(MAX(version), 0)::BIGINT AS v FROM schema_migrations"), on: connection).first?.int("v") ?? 0)
             guard current <= Migrations.latest else { throw StoreError.schemaTooNew(found: current, known: Migrations.latest) }
             var applied: [Int] = []
             for migration in Migrations.all(.postgres) where migration.version > current {
@@ -161,11 +168,29 @@ public final class PostgresGatewayStore: GatewayStore {
 
     /// Binds the 23 columns of `orderColumns`.
     private func bindOrder(_ o: GatewayOrder, to q: inout Query) {
-        q.bind(o.id); q.bind(o.provider); q.bind(o.providerOrderId); q.bind(o.kind.rawValue); q.bind(o.amount)
-        q.bind(o.description); q.bind(o.merchantReference); q.bind(o.metadata); q.bind(o.mobileReturnURL); q.bind(o.state.rawValue)
-        q.bind(o.refundedAmount); q.bind(o.transactionId); q.bind(o.paymentURL); q.bind(o.qrToken); q.bind(o.paymentLinkId)
-        q.binds.append(Int32(o.needsReview ? 1 : 0)); q.bind(o.createdAt); q.bind(o.updatedAt); q.bind(o.nextPollAt)
-        q.binds.append(Int32(o.pollAttempts)); q.bind(o.version); q.bind(o.providerState); q.bind(o.providerPaymentId)
+        q.bind(o.id)
+        q.bind(o.provider)
+        q.bind(o.providerOrderId)
+        q.bind(o.kind.rawValue)
+        q.bind(o.amount)
+        q.bind(o.description)
+        q.bind(o.merchantReference)
+        q.bind(o.metadata)
+        q.bind(o.mobileReturnURL)
+        q.bind(o.state.rawValue)
+        q.bind(o.refundedAmount)
+        q.bind(o.transactionId)
+        q.bind(o.paymentURL)
+        q.bind(o.qrToken)
+        q.bind(o.paymentLinkId)
+        q.binds.append(Int32(o.needsReview ? 1 : 0))
+        q.bind(o.createdAt)
+        q.bind(o.updatedAt)
+        q.bind(o.nextPollAt)
+        q.binds.append(Int32(o.pollAttempts))
+        q.bind(o.version)
+        q.bind(o.providerState)
+        q.bind(o.providerPaymentId)
     }
 
     public func insert(_ order: GatewayOrder, reserving reservation: IdempotencyReservation?) async throws {
@@ -173,7 +198,10 @@ public final class PostgresGatewayStore: GatewayStore {
             try await transaction { connection in
                 if let reservation { try await reserve(reservation, resource: order.id, on: connection) }
                 _ = try await rows(insertQuery(order), on: connection)
-                try await insertEvent(OrderEvent(orderId: order.id, at: order.createdAt, kind: .created, toState: order.state, detail: "order stored for \(order.amount) via \(order.provider)"), on: connection)
+                try await insertEvent(
+                    OrderEvent(
+                        orderId: order.id, at: order.createdAt, kind: .created, toState: order.state,
+                        detail: "order stored for \(order.amount) via \(order.provider)"), on: connection)
             }
         } catch StoreError.duplicateOrder {
             throw StoreError.duplicateOrder(order.providerOrderId)
@@ -182,14 +210,27 @@ public final class PostgresGatewayStore: GatewayStore {
 
     private func insertEvent(_ event: OrderEvent, on connection: PostgresConnection) async throws {
         var q = Query("INSERT INTO order_events (order_id, at, kind, from_state, to_state, detail) VALUES ($1, $2, $3, $4, $5, $6)")
-        q.bind(event.orderId); q.bind(event.at); q.bind(event.kind.rawValue); q.bind(event.fromState?.rawValue); q.bind(event.toState?.rawValue); q.bind(event.detail)
+        q.bind(event.orderId)
+        q.bind(event.at)
+        q.bind(event.kind.rawValue)
+        q.bind(event.fromState?.rawValue)
+        q.bind(event.toState?.rawValue)
+        q.bind(event.detail)
         _ = try await rows(q, on: connection)
     }
 
     private func insertMessage(_ m: OutboxMessage, on connection: PostgresConnection) async throws {
         var q = Query("INSERT INTO outbox (\(outboxColumns)) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
-        q.bind(m.id); q.bind(m.type); q.bind(m.orderId); q.bind(m.payload); q.bind(m.createdAt); q.bind(m.state.rawValue)
-        q.binds.append(Int32(m.attempts)); q.bind(m.nextAttemptAt); q.binds.append(m.lastStatus.map { Int32($0) }); q.bind(m.deliveredAt)
+        q.bind(m.id)
+        q.bind(m.type)
+        q.bind(m.orderId)
+        q.bind(m.payload)
+        q.bind(m.createdAt)
+        q.bind(m.state.rawValue)
+        q.binds.append(Int32(m.attempts))
+        q.bind(m.nextAttemptAt)
+        q.binds.append(m.lastStatus.map { Int32($0) })
+        q.bind(m.deliveredAt)
         _ = try await rows(q, on: connection)
     }
 
@@ -201,13 +242,16 @@ public final class PostgresGatewayStore: GatewayStore {
 
     public func order(provider: String, providerPaymentId: String) async throws -> GatewayOrder? {
         var q = Query("SELECT \(orderColumns) FROM orders WHERE provider = $1 AND provider_payment_id = $2")
-        q.bind(provider); q.bind(providerPaymentId)
+        q.bind(provider)
+        q.bind(providerPaymentId)
         return try await rows(q).first.map { try RowDecoding.order($0) }
     }
 
     public func order(provider: String, providerOrderId: String) async throws -> GatewayOrder? {
         do {
-            let row = try await client.execute(OrderByProviderStatement(provider: provider, providerOrderId: providerOrderId), logger: logger).first { _ in true }
+            let row = try await client.execute(OrderByProviderStatement(provider: provider, providerOrderId: providerOrderId), logger: logger).first {
+                _ in true
+            }
             return try row.map { try RowDecoding.order($0) }
         } catch {
             throw map(error)
@@ -218,20 +262,33 @@ public final class PostgresGatewayStore: GatewayStore {
         var q = Query("")
         var clauses: [String] = []
         var n = 0
-        func next() -> String { n += 1; return "$\(n)" }
+        func next() -> String {
+            n += 1
+            return "$\(n)"
+        }
         if !query.states.isEmpty {
             clauses.append("state IN (\(query.states.map { _ in next() }.joined(separator: ", ")))")
             for state in query.states.map(\.rawValue).sorted() { q.bind(state) }
         }
-        if let from = query.createdFrom { clauses.append("created_at >= \(next())"); q.bind(from) }
-        if let before = query.createdBefore { clauses.append("created_at < \(next())"); q.bind(before) }
+        if let from = query.createdFrom {
+            clauses.append("created_at >= \(next())")
+            q.bind(from)
+        }
+        if let before = query.createdBefore {
+            clauses.append("created_at < \(next())")
+            q.bind(before)
+        }
         if let search = query.search {
             clauses.append("(id = \(next()) OR provider_order_id = \(next()) OR merchant_reference = \(next()))")
-            q.bind(search); q.bind(search); q.bind(search)
+            q.bind(search)
+            q.bind(search)
+            q.bind(search)
         }
         if let after = query.after {
             clauses.append("(created_at < \(next()) OR (created_at = \(next()) AND id < \(next())))")
-            q.bind(after.createdAtMs); q.bind(after.createdAtMs); q.bind(after.id)
+            q.bind(after.createdAtMs)
+            q.bind(after.createdAtMs)
+            q.bind(after.id)
         }
         let filter = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
         q.sql = "SELECT \(orderColumns) FROM orders \(filter) ORDER BY created_at DESC, id DESC LIMIT \(next())"
@@ -267,16 +324,35 @@ public final class PostgresGatewayStore: GatewayStore {
                     provider_state = $14, provider_payment_id = $15
                 WHERE id = $16 AND version = $17 RETURNING id
                 """)
-            q.bind(o.state.rawValue); q.bind(o.refundedAmount); q.bind(o.transactionId); q.bind(o.paymentURL); q.bind(o.qrToken)
-            q.bind(o.paymentLinkId); q.binds.append(Int32(o.needsReview ? 1 : 0)); q.bind(o.updatedAt); q.bind(o.nextPollAt)
-            q.binds.append(Int32(o.pollAttempts)); q.bind(o.version); q.bind(o.description); q.bind(o.metadata); q.bind(o.providerState)
-            q.bind(o.providerPaymentId); q.bind(o.id); q.bind(current.version)
+            q.bind(o.state.rawValue)
+            q.bind(o.refundedAmount)
+            q.bind(o.transactionId)
+            q.bind(o.paymentURL)
+            q.bind(o.qrToken)
+            q.bind(o.paymentLinkId)
+            q.binds.append(Int32(o.needsReview ? 1 : 0))
+            q.bind(o.updatedAt)
+            q.bind(o.nextPollAt)
+            q.binds.append(Int32(o.pollAttempts))
+            q.bind(o.version)
+            q.bind(o.description)
+            q.bind(o.metadata)
+            q.bind(o.providerState)
+            q.bind(o.providerPaymentId)
+            q.bind(o.id)
+            q.bind(current.version)
             guard try await !rows(q, on: connection).isEmpty else { throw StoreError.database("order \(o.id) changed underneath the update") }
             for event in change.events { try await insertEvent(event, on: connection) }
             for message in change.outbox { try await insertMessage(message, on: connection) }
             if let refund = change.refund {
-                var settle = Query("UPDATE refunds SET status = $1, detail = $2, updated_at = $3 WHERE id = $4 AND order_id = $5 AND status IN ('pending', 'unknown') RETURNING id")
-                settle.bind(refund.status.rawValue); settle.bind(refund.detail); settle.bind(o.updatedAt); settle.bind(refund.refundId); settle.bind(o.id)
+                var settle = Query(
+                    "UPDATE refunds SET status = $1, detail = $2, updated_at = $3 WHERE id = $4 AND order_id = $5 AND status IN ('pending', 'unknown') RETURNING id"
+                )
+                settle.bind(refund.status.rawValue)
+                settle.bind(refund.detail)
+                settle.bind(o.updatedAt)
+                settle.bind(refund.refundId)
+                settle.bind(o.id)
                 guard try await !rows(settle, on: connection).isEmpty else { throw StoreError.refundAlreadyResolved(refund.refundId) }
             }
             return o
@@ -294,7 +370,8 @@ public final class PostgresGatewayStore: GatewayStore {
             if change.events.count == 1 && change.outbox.count == 1 {
                 changed = try await client.execute(TransitionStatement(bindings: binds), logger: logger).first { _ in true }
             } else {
-                changed = try await rows(Query(Self.transitionSQL(events: change.events.count, messages: change.outbox.count), binds: binds)).first?.int("n")
+                changed = try await rows(Query(Self.transitionSQL(events: change.events.count, messages: change.outbox.count), binds: binds)).first?
+                    .int("n")
             }
         } catch {
             throw map(error)
@@ -319,7 +396,8 @@ public final class PostgresGatewayStore: GatewayStore {
             return (next..<next + count).map { "$\($0)" }.joined(separator: ", ")
         }
         for index in 0..<events {
-            sql += ", event\(index) AS (INSERT INTO order_events (order_id, at, kind, from_state, to_state, detail) SELECT \(placeholders(6)) FROM changed)"
+            sql +=
+                ", event\(index) AS (INSERT INTO order_events (order_id, at, kind, from_state, to_state, detail) SELECT \(placeholders(6)) FROM changed)"
         }
         for index in 0..<messages {
             sql += ", message\(index) AS (INSERT INTO outbox (\(outboxColumns)) SELECT \(placeholders(10)) FROM changed)"
@@ -330,16 +408,42 @@ public final class PostgresGatewayStore: GatewayStore {
     static func transitionBindings(_ change: OrderChange, expectedVersion: Int) -> PostgresBindings {
         let o = change.order
         var q = Query("")
-        q.bind(o.state.rawValue); q.bind(o.refundedAmount); q.bind(o.transactionId); q.bind(o.paymentURL); q.bind(o.qrToken)
-        q.bind(o.paymentLinkId); q.binds.append(Int32(o.needsReview ? 1 : 0)); q.bind(o.updatedAt); q.bind(o.nextPollAt)
-        q.binds.append(Int32(o.pollAttempts)); q.bind(o.version); q.bind(o.description); q.bind(o.metadata); q.bind(o.providerState)
-        q.bind(o.providerPaymentId); q.bind(o.id); q.bind(expectedVersion)
+        q.bind(o.state.rawValue)
+        q.bind(o.refundedAmount)
+        q.bind(o.transactionId)
+        q.bind(o.paymentURL)
+        q.bind(o.qrToken)
+        q.bind(o.paymentLinkId)
+        q.binds.append(Int32(o.needsReview ? 1 : 0))
+        q.bind(o.updatedAt)
+        q.bind(o.nextPollAt)
+        q.binds.append(Int32(o.pollAttempts))
+        q.bind(o.version)
+        q.bind(o.description)
+        q.bind(o.metadata)
+        q.bind(o.providerState)
+        q.bind(o.providerPaymentId)
+        q.bind(o.id)
+        q.bind(expectedVersion)
         for event in change.events {
-            q.bind(event.orderId); q.bind(event.at); q.bind(event.kind.rawValue); q.bind(event.fromState?.rawValue); q.bind(event.toState?.rawValue); q.bind(event.detail)
+            q.bind(event.orderId)
+            q.bind(event.at)
+            q.bind(event.kind.rawValue)
+            q.bind(event.fromState?.rawValue)
+            q.bind(event.toState?.rawValue)
+            q.bind(event.detail)
         }
         for m in change.outbox {
-            q.bind(m.id); q.bind(m.type); q.bind(m.orderId); q.bind(m.payload); q.bind(m.createdAt); q.bind(m.state.rawValue)
-            q.binds.append(Int32(m.attempts)); q.bind(m.nextAttemptAt); q.binds.append(m.lastStatus.map { Int32($0) }); q.bind(m.deliveredAt)
+            q.bind(m.id)
+            q.bind(m.type)
+            q.bind(m.orderId)
+            q.bind(m.payload)
+            q.bind(m.createdAt)
+            q.bind(m.state.rawValue)
+            q.binds.append(Int32(m.attempts))
+            q.bind(m.nextAttemptAt)
+            q.binds.append(m.lastStatus.map { Int32($0) })
+            q.bind(m.deliveredAt)
         }
         return q.binds
     }
@@ -377,9 +481,13 @@ public final class PostgresGatewayStore: GatewayStore {
         func decodeRow(_ row: PostgresRow) throws -> PostgresRandomAccessRow { row.makeRandomAccess() }
     }
 
-    public func update(provider: String, providerOrderId: String, _ decide: @escaping @Sendable (GatewayOrder) throws -> OrderChange?) async throws -> (before: GatewayOrder, after: GatewayOrder) {
+    public func update(
+        provider: String, providerOrderId: String, _ decide: @escaping @Sendable (GatewayOrder) throws -> OrderChange?
+    ) async throws -> (before: GatewayOrder, after: GatewayOrder) {
         // A read, then one statement (see update(from:)).
-        guard let order = try await order(provider: provider, providerOrderId: providerOrderId) else { throw StoreError.orderNotFound(providerOrderId) }
+        guard let order = try await order(provider: provider, providerOrderId: providerOrderId) else {
+            throw StoreError.orderNotFound(providerOrderId)
+        }
         return (order, try await update(from: order, decide))
     }
 
@@ -395,7 +503,10 @@ public final class PostgresGatewayStore: GatewayStore {
                     bindOrder(o, to: &insert)
                     let e = index * 5
                     events.sql += (index == 0 ? "" : ", ") + "($\(e + 1), $\(e + 2), $\(e + 3), NULL, $\(e + 4), $\(e + 5))"
-                    events.bind(o.id); events.bind(o.createdAt); events.bind(OrderEvent.Kind.created.rawValue); events.bind(o.state.rawValue)
+                    events.bind(o.id)
+                    events.bind(o.createdAt)
+                    events.bind(OrderEvent.Kind.created.rawValue)
+                    events.bind(o.state.rawValue)
                     events.bind("order stored for \(o.amount) via \(o.provider)")
                 }
                 _ = try await rows(insert, on: connection)
@@ -404,7 +515,9 @@ public final class PostgresGatewayStore: GatewayStore {
         }
     }
 
-    public func recordRefund(orderId: String, amount: Int, refundId: String, at now: Date, reserving reservation: IdempotencyReservation?) async throws -> GatewayOrder {
+    public func recordRefund(
+        orderId: String, amount: Int, refundId: String, at now: Date, reserving reservation: IdempotencyReservation?
+    ) async throws -> GatewayOrder {
         try await transaction { connection in
             if let reservation { try await reserve(reservation, resource: refundId, on: connection) }
             var q = Query(
@@ -412,7 +525,9 @@ public final class PostgresGatewayStore: GatewayStore {
                 UPDATE orders SET refunded_amount = refunded_amount + $1, version = version + 1, updated_at = $2
                 WHERE id = $3 AND state = 'paid' AND refunded_amount + $1 <= amount RETURNING \(orderColumns)
                 """)
-            q.bind(amount); q.bind(now); q.bind(orderId)
+            q.bind(amount)
+            q.bind(now)
+            q.bind(orderId)
             guard let row = try await rows(q, on: connection).first else {
                 var select = Query("SELECT \(orderColumns) FROM orders WHERE id = $1")
                 select.bind(orderId)
@@ -428,8 +543,13 @@ public final class PostgresGatewayStore: GatewayStore {
             guard let change = OrderStateMachine.refund(before, amount: amount, refundId: refundId, at: now) else {
                 throw StoreError.refundExceedsPaid(orderId: orderId)
             }
-            var insert = Query("INSERT INTO refunds (id, order_id, amount, created_at, status, detail, updated_at) VALUES ($1, $2, $3, $4, 'pending', 'reserved; Kaspi is being asked', $4)")
-            insert.bind(refundId); insert.bind(orderId); insert.bind(amount); insert.bind(now)
+            var insert = Query(
+                "INSERT INTO refunds (id, order_id, amount, created_at, status, detail, updated_at) VALUES ($1, $2, $3, $4, 'pending', 'reserved; Kaspi is being asked', $4)"
+            )
+            insert.bind(refundId)
+            insert.bind(orderId)
+            insert.bind(amount)
+            insert.bind(now)
             _ = try await rows(insert, on: connection)
             for event in change.events { try await insertEvent(event, on: connection) }
             for message in change.outbox { try await insertMessage(message, on: connection) }
@@ -449,7 +569,8 @@ public final class PostgresGatewayStore: GatewayStore {
             SELECT \(refundColumns) FROM refunds WHERE status IN ('pending', 'unknown') AND (status = 'unknown' OR created_at < $1)
             ORDER BY created_at, id LIMIT $2
             """)
-        q.bind(pendingBefore); q.bind(limit)
+        q.bind(pendingBefore)
+        q.bind(limit)
         return try await rows(q).map { try RowDecoding.refund($0) }
     }
 
@@ -465,14 +586,21 @@ public final class PostgresGatewayStore: GatewayStore {
                 ORDER BY next_poll_at LIMIT $4 FOR UPDATE SKIP LOCKED)
             RETURNING \(orderColumns)
             """)
-        q.bind(owner); q.bind(now.addingTimeInterval(lease)); q.bind(now); q.bind(limit)
+        q.bind(owner)
+        q.bind(now.addingTimeInterval(lease))
+        q.bind(now)
+        q.bind(limit)
         return try await rows(q).map { try RowDecoding.order($0) }.sorted { ($0.nextPollAt ?? now) < ($1.nextPollAt ?? now) }
     }
 
     public func schedulePoll(orderId: String, at: Date?, attempts: Int, owner: String) async throws {
         var q = Query(
-            "UPDATE orders SET next_poll_at = CASE WHEN state IN ('created', 'pending', 'expired') THEN $1::BIGINT ELSE NULL END, poll_attempts = $2, lease_owner = NULL, lease_until = NULL WHERE id = $3 AND (lease_owner IS NULL OR lease_owner = $4)")
-        q.bind(at); q.binds.append(Int32(attempts)); q.bind(orderId); q.bind(owner)
+            "UPDATE orders SET next_poll_at = CASE WHEN state IN ('created', 'pending', 'expired') THEN $1::BIGINT ELSE NULL END, poll_attempts = $2, lease_owner = NULL, lease_until = NULL WHERE id = $3 AND (lease_owner IS NULL OR lease_owner = $4)"
+        )
+        q.bind(at)
+        q.binds.append(Int32(attempts))
+        q.bind(orderId)
+        q.bind(owner)
         _ = try await rows(q)
     }
 
@@ -489,7 +617,11 @@ public final class PostgresGatewayStore: GatewayStore {
             WHERE outbox.id = picked.id
             RETURNING \(qualified)
             """)
-        q.bind(owner); q.bind(now); q.bind(now); q.bind(limit); q.bind(Int64((lease * 1000).rounded()))
+        q.bind(owner)
+        q.bind(now)
+        q.bind(now)
+        q.bind(limit)
+        q.bind(Int64((lease * 1000).rounded()))
         return try await rows(q).map { try RowDecoding.message($0) }.sorted { ($0.nextAttemptAt, $0.createdAt) < ($1.nextAttemptAt, $1.createdAt) }
     }
 
@@ -503,12 +635,21 @@ public final class PostgresGatewayStore: GatewayStore {
                     next_attempt_at = COALESCE($4, next_attempt_at), lease_owner = NULL, lease_until = NULL
                 WHERE id = $5 AND lease_owner = $6 RETURNING id
                 """)
-            update.binds.append(attempt.statusCode.map { Int32($0) }); update.bind(state); update.bind(attempt.at); update.bind(retryAt); update.bind(attempt.messageId)
+            update.binds.append(attempt.statusCode.map { Int32($0) })
+            update.bind(state)
+            update.bind(attempt.at)
+            update.bind(retryAt)
+            update.bind(attempt.messageId)
             update.bind(owner)
             guard try await !rows(update, on: connection).isEmpty else { return false }
-            var insert = Query("INSERT INTO delivery_attempts (message_id, at, status_code, latency_ms, error, manual) VALUES ($1, $2, $3, $4, $5, $6)")
-            insert.bind(attempt.messageId); insert.bind(attempt.at); insert.binds.append(attempt.statusCode.map { Int32($0) })
-            insert.binds.append(Int32(attempt.latencyMs)); insert.bind(attempt.error); insert.binds.append(Int32(attempt.manual ? 1 : 0))
+            var insert = Query(
+                "INSERT INTO delivery_attempts (message_id, at, status_code, latency_ms, error, manual) VALUES ($1, $2, $3, $4, $5, $6)")
+            insert.bind(attempt.messageId)
+            insert.bind(attempt.at)
+            insert.binds.append(attempt.statusCode.map { Int32($0) })
+            insert.binds.append(Int32(attempt.latencyMs))
+            insert.bind(attempt.error)
+            insert.binds.append(Int32(attempt.manual ? 1 : 0))
             _ = try await rows(insert, on: connection)
             return true
         }
@@ -544,7 +685,8 @@ public final class PostgresGatewayStore: GatewayStore {
 
     public func requeue(messageId: String, now: Date) async throws {
         var q = Query("UPDATE outbox SET state = 'pending', next_attempt_at = $1, lease_owner = NULL, lease_until = NULL WHERE id = $2")
-        q.bind(now); q.bind(messageId)
+        q.bind(now)
+        q.bind(messageId)
         _ = try await rows(q)
     }
 
@@ -554,8 +696,13 @@ public final class PostgresGatewayStore: GatewayStore {
         try await transaction { connection in
             if let reservation { try await reserve(reservation, resource: link.id, on: connection) }
             var q = Query("INSERT INTO payment_links (\(linkColumns)) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-            q.bind(link.id); q.bind(link.amount); q.bind(link.description); q.bind(link.merchantReference); q.bind(link.expiresAt)
-            q.bind(link.createdAt); q.bind(link.orderId)
+            q.bind(link.id)
+            q.bind(link.amount)
+            q.bind(link.description)
+            q.bind(link.merchantReference)
+            q.bind(link.expiresAt)
+            q.bind(link.createdAt)
+            q.bind(link.orderId)
             _ = try await rows(q, on: connection)
         }
     }
@@ -568,7 +715,9 @@ public final class PostgresGatewayStore: GatewayStore {
 
     public func attach(orderId: String, toLink linkId: String, replacing expected: String?) async throws -> Bool {
         var q = Query("UPDATE payment_links SET order_id = $1 WHERE id = $2 AND order_id IS NOT DISTINCT FROM $3 RETURNING id")
-        q.bind(orderId); q.bind(linkId); q.bind(expected)
+        q.bind(orderId)
+        q.bind(linkId)
+        q.bind(expected)
         return try await !rows(q).isEmpty
     }
 
@@ -580,7 +729,8 @@ public final class PostgresGatewayStore: GatewayStore {
 
     public func setting(_ key: String, orInsert value: @autoclosure () -> String) async throws -> String {
         var insert = Query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
-        insert.bind(key); insert.bind(value())
+        insert.bind(key)
+        insert.bind(value())
         _ = try await rows(insert)
         var select = Query("SELECT value FROM settings WHERE key = $1")
         select.bind(key)
@@ -599,7 +749,8 @@ public final class PostgresGatewayStore: GatewayStore {
         try await transaction { connection in
             if device.isDefault, device.deletedAt == nil {
                 var clear = Query("UPDATE provider_devices SET is_default = 0 WHERE provider = $1 AND id <> $2")
-                clear.bind(device.provider); clear.bind(device.id)
+                clear.bind(device.provider)
+                clear.bind(device.id)
                 _ = try await rows(clear, on: connection)
             }
             var q = Query(
@@ -610,8 +761,15 @@ public final class PostgresGatewayStore: GatewayStore {
                     is_default = EXCLUDED.is_default, reference_prefix = EXCLUDED.reference_prefix, created_at = EXCLUDED.created_at,
                     deleted_at = EXCLUDED.deleted_at
                 """)
-            q.bind(device.id); q.bind(device.provider); q.bind(device.organizationBin); q.bind(device.tradePointId); q.bind(device.deviceId)
-            q.bind(device.token); q.binds.append(Int32(device.isDefault ? 1 : 0)); q.bind(device.referencePrefix); q.bind(device.createdAt)
+            q.bind(device.id)
+            q.bind(device.provider)
+            q.bind(device.organizationBin)
+            q.bind(device.tradePointId)
+            q.bind(device.deviceId)
+            q.bind(device.token)
+            q.binds.append(Int32(device.isDefault ? 1 : 0))
+            q.bind(device.referencePrefix)
+            q.bind(device.createdAt)
             q.bind(device.deletedAt)
             _ = try await rows(q, on: connection)
         }
@@ -625,7 +783,8 @@ public final class PostgresGatewayStore: GatewayStore {
 
     public func deleteDevice(id: String, at: Date) async throws -> Bool {
         var q = Query("UPDATE provider_devices SET deleted_at = $1, is_default = 0 WHERE id = $2 AND deleted_at IS NULL RETURNING id")
-        q.bind(at); q.bind(id)
+        q.bind(at)
+        q.bind(id)
         return try await !rows(q).isEmpty
     }
 
@@ -639,14 +798,16 @@ public final class PostgresGatewayStore: GatewayStore {
             _ = try await rows(lock, on: connection)
             let start = now.addingTimeInterval(-window)
             var prune = Query("DELETE FROM rate_slots WHERE key = $1 AND at <= $2")
-            prune.bind(key); prune.bind(start)
+            prune.bind(key)
+            prune.bind(start)
             _ = try await rows(prune, on: connection)
             var count = Query("SELECT count(*)::BIGINT AS n, min(at) AS oldest FROM rate_slots WHERE key = $1")
             count.bind(key)
             let row = try await rows(count, on: connection).first
             if (row?.int("n") ?? 0) < Int64(limit) {
                 var insert = Query("INSERT INTO rate_slots (key, at) VALUES ($1, $2)")
-                insert.bind(key); insert.bind(now)
+                insert.bind(key)
+                insert.bind(now)
                 _ = try await rows(insert, on: connection)
                 return nil
             }
@@ -662,21 +823,31 @@ public final class PostgresGatewayStore: GatewayStore {
     /// - Throws: ``StoreError/idempotencyInProgress(key:)`` when another request holds it.
     private func reserve(_ r: IdempotencyReservation, resource: String, on connection: PostgresConnection) async throws {
         var expired = Query("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND created_at < $3")
-        expired.bind(r.scope); expired.bind(r.key); expired.bind(r.expiredBefore)
+        expired.bind(r.scope)
+        expired.bind(r.key)
+        expired.bind(r.expiredBefore)
         _ = try await rows(expired, on: connection)
         var q = Query(
             """
             INSERT INTO idempotency_keys (scope, key, request_hash, status, body, created_at, state, owner, resource)
             VALUES ($1, $2, $3, 0, '', $4, 'in_progress', $5, $6) ON CONFLICT (scope, key) DO NOTHING RETURNING key
             """)
-        q.bind(r.scope); q.bind(r.key); q.bind(r.requestHash); q.bind(r.at); q.bind(r.owner); q.bind(resource)
+        q.bind(r.scope)
+        q.bind(r.key)
+        q.bind(r.requestHash)
+        q.bind(r.at)
+        q.bind(r.owner)
+        q.bind(resource)
         guard try await !rows(q, on: connection).isEmpty else { throw StoreError.idempotencyInProgress(key: r.key) }
     }
 
     public func idempotencyRecord(scope: String, key: String, requestHash: String, expiredBefore: Date) async throws -> IdempotencyRecord? {
         var q = Query(
-            "SELECT request_hash, status::BIGINT AS status, body, state, resource, created_at FROM idempotency_keys WHERE scope = $1 AND key = $2 AND created_at >= $3")
-        q.bind(scope); q.bind(key); q.bind(expiredBefore)
+            "SELECT request_hash, status::BIGINT AS status, body, state, resource, created_at FROM idempotency_keys WHERE scope = $1 AND key = $2 AND created_at >= $3"
+        )
+        q.bind(scope)
+        q.bind(key)
+        q.bind(expiredBefore)
         guard let row = try await rows(q).first else { return nil }
         guard row.string("request_hash") == requestHash else { throw StoreError.idempotencyConflict(key: key) }
         if row.string("state") == "in_progress" {
@@ -687,8 +858,14 @@ public final class PostgresGatewayStore: GatewayStore {
 
     public func saveIdempotentResponse(_ r: IdempotencyReservation, response: IdempotentResponse, reservedOnly: Bool) async throws {
         if reservedOnly {
-            var q = Query("UPDATE idempotency_keys SET state = 'done', status = $1, body = $2 WHERE scope = $3 AND key = $4 AND owner = $5 AND state = 'in_progress'")
-            q.binds.append(Int32(clamping: response.status)); q.bind(response.body); q.bind(r.scope); q.bind(r.key); q.bind(r.owner)
+            var q = Query(
+                "UPDATE idempotency_keys SET state = 'done', status = $1, body = $2 WHERE scope = $3 AND key = $4 AND owner = $5 AND state = 'in_progress'"
+            )
+            q.binds.append(Int32(clamping: response.status))
+            q.bind(response.body)
+            q.bind(r.scope)
+            q.bind(r.key)
+            q.bind(r.owner)
             _ = try await rows(q)
         } else {
             var q = Query(
@@ -698,8 +875,13 @@ public final class PostgresGatewayStore: GatewayStore {
                 ON CONFLICT (scope, key) DO UPDATE SET state = 'done', status = excluded.status, body = excluded.body
                 WHERE idempotency_keys.owner = excluded.owner AND idempotency_keys.state = 'in_progress'
                 """)
-            q.bind(r.scope); q.bind(r.key); q.bind(r.requestHash); q.binds.append(Int32(clamping: response.status)); q.bind(response.body)
-            q.bind(r.at); q.bind(r.owner)
+            q.bind(r.scope)
+            q.bind(r.key)
+            q.bind(r.requestHash)
+            q.binds.append(Int32(clamping: response.status))
+            q.bind(response.body)
+            q.bind(r.at)
+            q.bind(r.owner)
             _ = try await rows(q)
         }
     }

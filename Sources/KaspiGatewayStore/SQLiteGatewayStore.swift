@@ -22,7 +22,9 @@ public final class SQLiteGatewayStore: GatewayStore {
     /// - Parameters:
     ///   - path: the file, or `:memory:` for a throwaway database.
     ///   - maxBatch: the most write jobs one transaction (one commit) holds.
-    public static func open(path: String, maxBatch: Int = 256, logger: Logger = Logger(label: "kaspi-gateway-sqlite")) async throws -> SQLiteGatewayStore {
+    public static func open(
+        path: String, maxBatch: Int = 256, logger: Logger = Logger(label: "kaspi-gateway-sqlite")
+    ) async throws -> SQLiteGatewayStore {
         SQLiteGatewayStore(engine: try await SQLiteGroupCommit.open(path: path, maxBatch: maxBatch, logger: logger), logger: logger)
     }
 
@@ -73,7 +75,8 @@ public final class SQLiteGatewayStore: GatewayStore {
                 try db.run("BEGIN IMMEDIATE")
                 do {
                     for statement in migration.statements { try db.run(statement) }
-                    try db.run("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", [.integer(migration.version), .integer(Int(Date().ms))])
+                    try db.run(
+                        "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", [.integer(migration.version), .integer(Int(Date().ms))])
                     try db.run("COMMIT")
                 } catch {
                     _ = try? db.run("ROLLBACK")
@@ -109,8 +112,12 @@ public final class SQLiteGatewayStore: GatewayStore {
         do {
             try await transaction { [self] db in
                 if let reservation { try Self.reserve(reservation, resource: order.id, db) }
-                try db.run("INSERT INTO orders (\(orderColumns)) VALUES (\(Array(repeating: "?", count: 23).joined(separator: ", ")))", orderBinds(order))
-                try insertEvent(OrderEvent(orderId: order.id, at: order.createdAt, kind: .created, toState: order.state, detail: "order stored for \(order.amount) via \(order.provider)"), db)
+                try db.run(
+                    "INSERT INTO orders (\(orderColumns)) VALUES (\(Array(repeating: "?", count: 23).joined(separator: ", ")))", orderBinds(order))
+                try insertEvent(
+                    OrderEvent(
+                        orderId: order.id, at: order.createdAt, kind: .created, toState: order.state,
+                        detail: "order stored for \(order.amount) via \(order.provider)"), db)
             }
         } catch StoreError.duplicateOrder {
             throw StoreError.duplicateOrder(order.providerOrderId)
@@ -120,16 +127,20 @@ public final class SQLiteGatewayStore: GatewayStore {
     private func insertEvent(_ event: OrderEvent, _ db: DirectConnection) throws {
         try db.run(
             "INSERT INTO order_events (order_id, at, kind, from_state, to_state, detail) VALUES (?, ?, ?, ?, ?, ?)",
-            [.text(event.orderId), .integer(Int(event.at.ms)), .text(event.kind.rawValue), Self.text(event.fromState?.rawValue),
-             Self.text(event.toState?.rawValue), .text(event.detail)])
+            [
+                .text(event.orderId), .integer(Int(event.at.ms)), .text(event.kind.rawValue), Self.text(event.fromState?.rawValue),
+                Self.text(event.toState?.rawValue), .text(event.detail),
+            ])
     }
 
     private func insertMessage(_ message: OutboxMessage, _ db: DirectConnection) throws {
         try db.run(
             "INSERT INTO outbox (\(outboxColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [.text(message.id), .text(message.type), .text(message.orderId), .text(message.payload), .integer(Int(message.createdAt.ms)),
-             .text(message.state.rawValue), .integer(message.attempts), .integer(Int(message.nextAttemptAt.ms)), Self.int(message.lastStatus),
-             Self.int(message.deliveredAt?.ms)])
+            [
+                .text(message.id), .text(message.type), .text(message.orderId), .text(message.payload), .integer(Int(message.createdAt.ms)),
+                .text(message.state.rawValue), .integer(message.attempts), .integer(Int(message.nextAttemptAt.ms)), Self.int(message.lastStatus),
+                Self.int(message.deliveredAt?.ms),
+            ])
     }
 
     private func selectOrder(id: String, _ db: DirectConnection) throws -> GatewayOrder? {
@@ -158,8 +169,14 @@ public final class SQLiteGatewayStore: GatewayStore {
             clauses.append("state IN (\(Array(repeating: "?", count: query.states.count).joined(separator: ", ")))")
             binds += query.states.map(\.rawValue).sorted().map { .text($0) }
         }
-        if let from = query.createdFrom { clauses.append("created_at >= ?"); binds.append(.integer(Int(from.ms))) }
-        if let before = query.createdBefore { clauses.append("created_at < ?"); binds.append(.integer(Int(before.ms))) }
+        if let from = query.createdFrom {
+            clauses.append("created_at >= ?")
+            binds.append(.integer(Int(from.ms)))
+        }
+        if let before = query.createdBefore {
+            clauses.append("created_at < ?")
+            binds.append(.integer(Int(before.ms)))
+        }
         if let search = query.search {
             clauses.append("(id = ? OR provider_order_id = ? OR merchant_reference = ?)")
             binds += [.text(search), .text(search), .text(search)]
@@ -181,8 +198,10 @@ public final class SQLiteGatewayStore: GatewayStore {
     }
 
     public func events(orderId: String) async throws -> [OrderEvent] {
-        try await fetch("SELECT id, order_id, at, kind, from_state, to_state, detail FROM order_events WHERE order_id = ? ORDER BY id", [.text(orderId)])
-            .map { try RowDecoding.event(SQLiteRowReader($0)) }
+        try await fetch(
+            "SELECT id, order_id, at, kind, from_state, to_state, detail FROM order_events WHERE order_id = ? ORDER BY id", [.text(orderId)]
+        )
+        .map { try RowDecoding.event(SQLiteRowReader($0)) }
     }
 
     public func update(orderId: String, _ decide: @escaping @Sendable (GatewayOrder) throws -> OrderChange?) async throws -> GatewayOrder {
@@ -224,10 +243,12 @@ public final class SQLiteGatewayStore: GatewayStore {
                 provider_state = ?, provider_payment_id = ?
             WHERE id = ? AND version = ? RETURNING id
             """,
-            [.text(o.state.rawValue), .integer(o.refundedAmount), Self.text(o.transactionId), Self.text(o.paymentURL), Self.text(o.qrToken),
-             Self.text(o.paymentLinkId), .integer(o.needsReview ? 1 : 0), .integer(Int(o.updatedAt.ms)), Self.int(o.nextPollAt?.ms),
-             .integer(o.pollAttempts), .integer(o.version), Self.text(o.description), Self.text(o.metadata), Self.text(o.providerState),
-             Self.text(o.providerPaymentId), .text(o.id), .integer(expectedVersion)])
+            [
+                .text(o.state.rawValue), .integer(o.refundedAmount), Self.text(o.transactionId), Self.text(o.paymentURL), Self.text(o.qrToken),
+                Self.text(o.paymentLinkId), .integer(o.needsReview ? 1 : 0), .integer(Int(o.updatedAt.ms)), Self.int(o.nextPollAt?.ms),
+                .integer(o.pollAttempts), .integer(o.version), Self.text(o.description), Self.text(o.metadata), Self.text(o.providerState),
+                Self.text(o.providerPaymentId), .text(o.id), .integer(expectedVersion),
+            ])
         guard !rows.isEmpty else { return false }
         for event in change.events { try insertEvent(event, db) }
         for message in change.outbox { try insertMessage(message, db) }
@@ -240,9 +261,14 @@ public final class SQLiteGatewayStore: GatewayStore {
         return true
     }
 
-    public func update(provider: String, providerOrderId: String, _ decide: @escaping @Sendable (GatewayOrder) throws -> OrderChange?) async throws -> (before: GatewayOrder, after: GatewayOrder) {
+    public func update(
+        provider: String, providerOrderId: String, _ decide: @escaping @Sendable (GatewayOrder) throws -> OrderChange?
+    ) async throws -> (before: GatewayOrder, after: GatewayOrder) {
         try await transaction { [self] db in
-            guard let current = try db.run("SELECT \(orderColumns) FROM orders WHERE provider = ? AND provider_order_id = ?", [.text(provider), .text(providerOrderId)])
+            guard
+                let current = try db.run(
+                    "SELECT \(orderColumns) FROM orders WHERE provider = ? AND provider_order_id = ?", [.text(provider), .text(providerOrderId)]
+                )
                 .first.map({ try RowDecoding.order(SQLiteRowReader($0)) })
             else { throw StoreError.orderNotFound(providerOrderId) }
             guard let change = try decide(current) else { return (current, current) }
@@ -265,14 +291,18 @@ public final class SQLiteGatewayStore: GatewayStore {
                     "INSERT INTO order_events (order_id, at, kind, from_state, to_state, detail) VALUES "
                         + Array(repeating: "(?, ?, ?, NULL, ?, ?)", count: slice.count).joined(separator: ", "),
                     slice.flatMap { o -> [SQLiteData] in
-                        [.text(o.id), .integer(Int(o.createdAt.ms)), .text(OrderEvent.Kind.created.rawValue), .text(o.state.rawValue),
-                         .text("order stored for \(o.amount) via \(o.provider)")]
+                        [
+                            .text(o.id), .integer(Int(o.createdAt.ms)), .text(OrderEvent.Kind.created.rawValue), .text(o.state.rawValue),
+                            .text("order stored for \(o.amount) via \(o.provider)"),
+                        ]
                     })
             }
         }
     }
 
-    public func recordRefund(orderId: String, amount: Int, refundId: String, at now: Date, reserving reservation: IdempotencyReservation?) async throws -> GatewayOrder {
+    public func recordRefund(
+        orderId: String, amount: Int, refundId: String, at now: Date, reserving reservation: IdempotencyReservation?
+    ) async throws -> GatewayOrder {
         try await transaction { [self] db in
             if let reservation { try Self.reserve(reservation, resource: refundId, db) }
             let updated = try db.run(
@@ -312,7 +342,8 @@ public final class SQLiteGatewayStore: GatewayStore {
             SELECT \(refundColumns) FROM refunds WHERE status IN ('pending', 'unknown') AND (status = 'unknown' OR created_at < ?)
             ORDER BY created_at, id LIMIT ?
             """,
-            [.integer(Int(pendingBefore.ms)), .integer(limit)]).map { try RowDecoding.refund(SQLiteRowReader($0)) }
+            [.integer(Int(pendingBefore.ms)), .integer(limit)]
+        ).map { try RowDecoding.refund(SQLiteRowReader($0)) }
     }
 
     // MARK: Background work
@@ -372,20 +403,27 @@ public final class SQLiteGatewayStore: GatewayStore {
                     next_attempt_at = COALESCE(?, next_attempt_at), lease_owner = NULL, lease_until = NULL
                 WHERE id = ? AND lease_owner = ? RETURNING id
                 """,
-                [Self.int(attempt.statusCode), .text(state), .text(state), .integer(Int(attempt.at.ms)), Self.int(retryAt?.ms), .text(attempt.messageId), .text(owner)])
+                [
+                    Self.int(attempt.statusCode), .text(state), .text(state), .integer(Int(attempt.at.ms)), Self.int(retryAt?.ms),
+                    .text(attempt.messageId), .text(owner),
+                ])
             guard !updated.isEmpty else { return false }
             try db.run(
                 "INSERT INTO delivery_attempts (message_id, at, status_code, latency_ms, error, manual) VALUES (?, ?, ?, ?, ?, ?)",
-                [.text(attempt.messageId), .integer(Int(attempt.at.ms)), Self.int(attempt.statusCode), .integer(attempt.latencyMs),
-                 Self.text(attempt.error), .integer(attempt.manual ? 1 : 0)])
+                [
+                    .text(attempt.messageId), .integer(Int(attempt.at.ms)), Self.int(attempt.statusCode), .integer(attempt.latencyMs),
+                    Self.text(attempt.error), .integer(attempt.manual ? 1 : 0),
+                ])
             return true
         }
     }
 
     public func releaseLeases(owner: String) async throws -> Int {
         try await transaction { db in
-            let orders = try db.run("UPDATE orders SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ? RETURNING id", [.text(owner)]).count
-            let outbox = try db.run("UPDATE outbox SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ? RETURNING id", [.text(owner)]).count
+            let orders = try db.run("UPDATE orders SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ? RETURNING id", [.text(owner)])
+                .count
+            let outbox = try db.run("UPDATE outbox SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ? RETURNING id", [.text(owner)])
+                .count
             return orders + outbox
         }
     }
@@ -393,7 +431,8 @@ public final class SQLiteGatewayStore: GatewayStore {
     public func outboxMessages(orderId: String?, limit: Int) async throws -> [OutboxMessage] {
         let rows: [DirectRow]
         if let orderId {
-            rows = try await fetch("SELECT \(outboxColumns) FROM outbox WHERE order_id = ? ORDER BY created_at DESC, id LIMIT ?", [.text(orderId), .integer(limit)])
+            rows = try await fetch(
+                "SELECT \(outboxColumns) FROM outbox WHERE order_id = ? ORDER BY created_at DESC, id LIMIT ?", [.text(orderId), .integer(limit)])
         } else {
             rows = try await fetch("SELECT \(outboxColumns) FROM outbox ORDER BY created_at DESC, id LIMIT ?", [.integer(limit)])
         }
@@ -401,13 +440,18 @@ public final class SQLiteGatewayStore: GatewayStore {
     }
 
     public func deliveryAttempts(messageId: String) async throws -> [DeliveryAttempt] {
-        try await fetch("SELECT message_id, at, status_code, latency_ms, error, manual FROM delivery_attempts WHERE message_id = ? ORDER BY id", [.text(messageId)])
-            .map { try RowDecoding.attempt(SQLiteRowReader($0)) }
+        try await fetch(
+            "SELECT message_id, at, status_code, latency_ms, error, manual FROM delivery_attempts WHERE message_id = ? ORDER BY id",
+            [.text(messageId)]
+        )
+        .map { try RowDecoding.attempt(SQLiteRowReader($0)) }
     }
 
     public func requeue(messageId: String, now: Date) async throws {
         try await transaction { db in
-            try db.run("UPDATE outbox SET state = 'pending', next_attempt_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?", [.integer(Int(now.ms)), .text(messageId)])
+            try db.run(
+                "UPDATE outbox SET state = 'pending', next_attempt_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?",
+                [.integer(Int(now.ms)), .text(messageId)])
         }
     }
 
@@ -418,8 +462,10 @@ public final class SQLiteGatewayStore: GatewayStore {
             if let reservation { try Self.reserve(reservation, resource: link.id, db) }
             try db.run(
                 "INSERT INTO payment_links (\(linkColumns)) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [.text(link.id), .integer(link.amount), Self.text(link.description), Self.text(link.merchantReference),
-                 Self.int(link.expiresAt?.ms), .integer(Int(link.createdAt.ms)), Self.text(link.orderId)])
+                [
+                    .text(link.id), .integer(link.amount), Self.text(link.description), Self.text(link.merchantReference),
+                    Self.int(link.expiresAt?.ms), .integer(Int(link.createdAt.ms)), Self.text(link.orderId),
+                ])
         }
     }
 
@@ -462,9 +508,12 @@ public final class SQLiteGatewayStore: GatewayStore {
             }
             try db.run(
                 "INSERT OR REPLACE INTO provider_devices (\(deviceColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [.text(device.id), .text(device.provider), Self.text(device.organizationBin), .integer(Int(device.tradePointId)), .text(device.deviceId),
-                 .text(device.token), .integer(device.isDefault ? 1 : 0), Self.text(device.referencePrefix), .integer(Int(device.createdAt.ms)),
-                 Self.int(device.deletedAt?.ms)])
+                [
+                    .text(device.id), .text(device.provider), Self.text(device.organizationBin), .integer(Int(device.tradePointId)),
+                    .text(device.deviceId),
+                    .text(device.token), .integer(device.isDefault ? 1 : 0), Self.text(device.referencePrefix), .integer(Int(device.createdAt.ms)),
+                    Self.int(device.deletedAt?.ms),
+                ])
         }
     }
 
@@ -478,7 +527,8 @@ public final class SQLiteGatewayStore: GatewayStore {
         try await transaction { db in
             !(try db.run(
                 "UPDATE provider_devices SET deleted_at = ?, is_default = 0 WHERE id = ? AND deleted_at IS NULL RETURNING id",
-                [.integer(Int(at.ms)), .text(id)]).isEmpty)
+                [.integer(Int(at.ms)), .text(id)]
+            ).isEmpty)
         }
     }
 
@@ -505,7 +555,9 @@ public final class SQLiteGatewayStore: GatewayStore {
     ///
     /// - Throws: ``StoreError/idempotencyInProgress(key:)`` when another request holds it.
     private static func reserve(_ r: IdempotencyReservation, resource: String, _ db: DirectConnection) throws {
-        try db.run("DELETE FROM idempotency_keys WHERE scope = ? AND key = ? AND created_at < ?", [.text(r.scope), .text(r.key), .integer(Int(r.expiredBefore.ms))])
+        try db.run(
+            "DELETE FROM idempotency_keys WHERE scope = ? AND key = ? AND created_at < ?",
+            [.text(r.scope), .text(r.key), .integer(Int(r.expiredBefore.ms))])
         let reserved = try db.run(
             """
             INSERT INTO idempotency_keys (scope, key, request_hash, status, body, created_at, state, owner, resource)
@@ -516,9 +568,11 @@ public final class SQLiteGatewayStore: GatewayStore {
     }
 
     public func idempotencyRecord(scope: String, key: String, requestHash: String, expiredBefore: Date) async throws -> IdempotencyRecord? {
-        guard let row = try await fetch(
-            "SELECT request_hash, status, body, state, resource, created_at FROM idempotency_keys WHERE scope = ? AND key = ? AND created_at >= ?",
-            [.text(scope), .text(key), .integer(Int(expiredBefore.ms))]).first
+        guard
+            let row = try await fetch(
+                "SELECT request_hash, status, body, state, resource, created_at FROM idempotency_keys WHERE scope = ? AND key = ? AND created_at >= ?",
+                [.text(scope), .text(key), .integer(Int(expiredBefore.ms))]
+            ).first
         else { return nil }
         guard row.column("request_hash")?.string == requestHash else { throw StoreError.idempotencyConflict(key: key) }
         if row.column("state")?.string == "in_progress" {
@@ -542,7 +596,10 @@ public final class SQLiteGatewayStore: GatewayStore {
                     ON CONFLICT (scope, key) DO UPDATE SET state = 'done', status = excluded.status, body = excluded.body
                     WHERE idempotency_keys.owner = excluded.owner AND idempotency_keys.state = 'in_progress'
                     """,
-                    [.text(r.scope), .text(r.key), .text(r.requestHash), .integer(response.status), .text(response.body), .integer(Int(r.at.ms)), .text(r.owner)])
+                    [
+                        .text(r.scope), .text(r.key), .text(r.requestHash), .integer(response.status), .text(response.body), .integer(Int(r.at.ms)),
+                        .text(r.owner),
+                    ])
             }
         }
     }
@@ -566,5 +623,3 @@ struct SQLiteRowReader: RowReader {
         return data.integer.map { Int64($0) }
     }
 }
-
-

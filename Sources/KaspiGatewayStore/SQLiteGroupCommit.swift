@@ -40,8 +40,10 @@ final class SQLiteGroupCommit: Sendable {
         var checkpointTask: Task<Void, Never>?
     }
 
-    private init(writer: DirectConnection, writerThread: NIOThreadPool, reader: (DirectConnection, NIOThreadPool)?,
-                 checkpointer: (DirectConnection, NIOThreadPool)?, maxBatch: Int, logger: Logger) {
+    private init(
+        writer: DirectConnection, writerThread: NIOThreadPool, reader: (DirectConnection, NIOThreadPool)?,
+        checkpointer: (DirectConnection, NIOThreadPool)?, maxBatch: Int, logger: Logger
+    ) {
         self.writer = writer
         self.writerThread = writerThread
         self.reader = reader.map { (connection: $0.0, thread: $0.1) }
@@ -79,7 +81,8 @@ final class SQLiteGroupCommit: Sendable {
                 opened.append(reader!)
                 checkpointer = try await connection(path: path, pragmas: ["PRAGMA busy_timeout=5000", "PRAGMA synchronous=FULL"])
             }
-            return SQLiteGroupCommit(writer: writer.0, writerThread: writer.1, reader: reader, checkpointer: checkpointer, maxBatch: max(1, maxBatch), logger: logger)
+            return SQLiteGroupCommit(
+                writer: writer.0, writerThread: writer.1, reader: reader, checkpointer: checkpointer, maxBatch: max(1, maxBatch), logger: logger)
         } catch {
             for (connection, thread) in opened {
                 try? await thread.runIfActive { connection.close() }

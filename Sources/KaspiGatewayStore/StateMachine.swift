@@ -7,7 +7,10 @@ import KaspiSupport
 public enum OrderStateMachine {
     /// Where a report came from, for the audit trail.
     public enum Source: String, Sendable, Hashable {
-        case webhook, poll, admin, returnPage = "return_page"
+        case webhook
+        case poll
+        case admin
+        case returnPage = "return_page"
     }
 
     /// The change a provider's report of a payment's status causes, or nil when it changes nothing (a duplicate or
@@ -30,7 +33,9 @@ public enum OrderStateMachine {
         case (.approved, .paid):
             if order.transactionId == nil, let transactionId {
                 next.transactionId = transactionId
-                return OrderChange(order: bumped(next), events: [OrderEvent(orderId: order.id, at: now, kind: eventKind(source), detail: "transaction id \(transactionId) recorded")])
+                return OrderChange(
+                    order: bumped(next),
+                    events: [OrderEvent(orderId: order.id, at: now, kind: eventKind(source), detail: "transaction id \(transactionId) recorded")])
             }
             return nil
         case (.approved, let from):
@@ -39,10 +44,14 @@ public enum OrderStateMachine {
             next.nextPollAt = nil
             if from.isFinal {
                 next.needsReview = true
-                events.append(OrderEvent(orderId: order.id, at: now, kind: .conflict, fromState: from, toState: .paid,
-                    detail: "APPROVED reported via \(source.rawValue) after the order was \(from.rawValue); paid wins, review it"))
+                events.append(
+                    OrderEvent(
+                        orderId: order.id, at: now, kind: .conflict, fromState: from, toState: .paid,
+                        detail: "APPROVED reported via \(source.rawValue) after the order was \(from.rawValue); paid wins, review it"))
             }
-            events.append(OrderEvent(orderId: order.id, at: now, kind: .transition, fromState: from, toState: .paid, detail: "APPROVED via \(source.rawValue)\(note)"))
+            events.append(
+                OrderEvent(
+                    orderId: order.id, at: now, kind: .transition, fromState: from, toState: .paid, detail: "APPROVED via \(source.rawValue)\(note)"))
             return OrderChange(order: bumped(next), events: events, outbox: [message("order.paid", next, now)])
         case (.declined, .paid), (.cancelled, .paid):
             // Flag it once: a duplicate of the same late report changes nothing more.
@@ -50,13 +59,19 @@ public enum OrderStateMachine {
             next.needsReview = true
             return OrderChange(
                 order: bumped(next),
-                events: [OrderEvent(orderId: order.id, at: now, kind: .conflict, fromState: .paid, toState: .paid,
-                    detail: "\(report.rawValue) reported via \(source.rawValue) after payment; paid wins, review it")])
+                events: [
+                    OrderEvent(
+                        orderId: order.id, at: now, kind: .conflict, fromState: .paid, toState: .paid,
+                        detail: "\(report.rawValue) reported via \(source.rawValue) after payment; paid wins, review it")
+                ])
         case (.declined, .created), (.declined, .pending), (.cancelled, .created), (.cancelled, .pending):
             let target: OrderState = report == .declined ? .declined : .cancelled
             next.state = target
             next.nextPollAt = nil
-            events.append(OrderEvent(orderId: order.id, at: now, kind: .transition, fromState: order.state, toState: target, detail: "\(report.rawValue) via \(source.rawValue)\(note)"))
+            events.append(
+                OrderEvent(
+                    orderId: order.id, at: now, kind: .transition, fromState: order.state, toState: target,
+                    detail: "\(report.rawValue) via \(source.rawValue)\(note)"))
             return OrderChange(order: bumped(next), events: events, outbox: [message("order.\(target.rawValue)", next, now)])
         case (.declined, _), (.cancelled, _):
             return nil
@@ -68,20 +83,29 @@ public enum OrderStateMachine {
     public static func noted(_ report: PaymentStatus, source: Source, on order: GatewayOrder, at now: Date) -> OrderChange {
         var next = order
         next.updatedAt = now
-        return OrderChange(order: bumped(next), events: [
-            OrderEvent(orderId: order.id, at: now, kind: eventKind(source), detail: "\(report.rawValue) received via \(source.rawValue); nothing to change (the order is \(order.state.rawValue))")
-        ])
+        return OrderChange(
+            order: bumped(next),
+            events: [
+                OrderEvent(
+                    orderId: order.id, at: now, kind: eventKind(source),
+                    detail: "\(report.rawValue) received via \(source.rawValue); nothing to change (the order is \(order.state.rawValue))")
+            ])
     }
 
     /// Records a report that the provider's own status call contradicted (a forged or replayed
     /// webhook): a line in the audit trail, and nothing else changes.
-    public static func unconfirmed(_ report: PaymentStatus, confirmed: PaymentStatus, source: Source, on order: GatewayOrder, at now: Date) -> OrderChange {
+    public static func unconfirmed(
+        _ report: PaymentStatus, confirmed: PaymentStatus, source: Source, on order: GatewayOrder, at now: Date
+    ) -> OrderChange {
         var next = order
         next.updatedAt = now
-        return OrderChange(order: bumped(next), events: [
-            OrderEvent(orderId: order.id, at: now, kind: .conflict,
-                detail: "\(report.rawValue) received via \(source.rawValue) but Kaspi's status call reports \(confirmed.rawValue); not applied")
-        ])
+        return OrderChange(
+            order: bumped(next),
+            events: [
+                OrderEvent(
+                    orderId: order.id, at: now, kind: .conflict,
+                    detail: "\(report.rawValue) received via \(source.rawValue) but Kaspi's status call reports \(confirmed.rawValue); not applied")
+            ])
     }
 
     /// Flags an order for a person to review, with the reason in the audit trail; nil when it
@@ -112,9 +136,11 @@ public enum OrderStateMachine {
             if addsToken { next.qrToken = qrToken }
             if addsState { next.providerState = providerState }
             next.updatedAt = now
-            return OrderChange(order: bumped(next), events: [
-                OrderEvent(orderId: order.id, at: now, kind: .providerCall, detail: "the provider's payment details recorded")
-            ])
+            return OrderChange(
+                order: bumped(next),
+                events: [
+                    OrderEvent(orderId: order.id, at: now, kind: .providerCall, detail: "the provider's payment details recorded")
+                ])
         }
         var next = order
         next.state = .pending
@@ -124,9 +150,12 @@ public enum OrderStateMachine {
         next.providerPaymentId = providerPaymentId ?? order.providerPaymentId
         next.updatedAt = now
         next.nextPollAt = firstPollAt
-        return OrderChange(order: bumped(next), events: [
-            OrderEvent(orderId: order.id, at: now, kind: .transition, fromState: .created, toState: .pending, detail: "the provider accepted the order")
-        ])
+        return OrderChange(
+            order: bumped(next),
+            events: [
+                OrderEvent(
+                    orderId: order.id, at: now, kind: .transition, fromState: .created, toState: .pending, detail: "the provider accepted the order")
+            ])
     }
 
     /// Records what the provider needs to follow an order when it changed (for the Kaspi QR
@@ -166,7 +195,11 @@ public enum OrderStateMachine {
         next.updatedAt = now
         return OrderChange(
             order: bumped(next),
-            events: [OrderEvent(orderId: order.id, at: now, kind: .refund, detail: "refund \(refundId) of \(amount) reserved (\(next.refundedAmount) of \(order.amount) in all)")])
+            events: [
+                OrderEvent(
+                    orderId: order.id, at: now, kind: .refund,
+                    detail: "refund \(refundId) of \(amount) reserved (\(next.refundedAmount) of \(order.amount) in all)")
+            ])
     }
 
     /// The provider carried out a reserved refund: the audit line, `refund.succeeded`, and the
@@ -194,7 +227,9 @@ public enum OrderStateMachine {
 
     /// The provider refused a reserved refund (or its record shows it never happened): the
     /// reservation is released and the refund marked failed.
-    public static func refundReleased(_ order: GatewayOrder, amount: Int, refundId: String, reason: String, kind: OrderEvent.Kind = .refund, at now: Date) -> OrderChange? {
+    public static func refundReleased(
+        _ order: GatewayOrder, amount: Int, refundId: String, reason: String, kind: OrderEvent.Kind = .refund, at now: Date
+    ) -> OrderChange? {
         guard order.refundedAmount >= amount else { return nil }
         var next = order
         next.refundedAmount -= amount
@@ -214,7 +249,13 @@ public enum OrderStateMachine {
         next.updatedAt = now
         return OrderChange(
             order: bumped(next),
-            events: [OrderEvent(orderId: order.id, at: now, kind: .conflict, detail: "refund \(refundId) of \(amount) is reserved but Kaspi's answer was lost (\(reason)); reconciliation settles it from Kaspi's record")],
+            events: [
+                OrderEvent(
+                    orderId: order.id, at: now, kind: .conflict,
+                    detail:
+                        "refund \(refundId) of \(amount) is reserved but Kaspi's answer was lost (\(reason)); reconciliation settles it from Kaspi's record"
+                )
+            ],
             refund: RefundUpdate(refundId: refundId, status: .unknown, detail: "Kaspi's answer was lost (\(reason))"))
     }
 

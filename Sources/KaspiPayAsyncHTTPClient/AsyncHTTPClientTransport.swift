@@ -123,17 +123,21 @@ public final class AsyncHTTPClientTransport: KaspiTransport {
         self.maxResponseSize = maxResponseSize
     }
 
-    private static func configuration(connectTimeout: Duration, readTimeout: Duration, maxResponseSize: Int, maxConnections: Int) -> HTTPClient.Configuration {
+    private static func configuration(
+        connectTimeout: Duration, readTimeout: Duration, maxResponseSize: Int, maxConnections: Int
+    ) -> HTTPClient.Configuration {
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: max(1, maxConnections))
         // A refused connection fails the attempt at once; the client's bounded retries decide
         // what follows (AsyncHTTPClient would otherwise reconnect until the deadline).
         configuration.connectionPool.retryConnectionEstablishment = false
         configuration.timeout = .init(
-            connect: .nanoseconds(Int64(connectTimeout.components.seconds) * 1_000_000_000
-                + connectTimeout.components.attoseconds / 1_000_000_000),
-            read: .nanoseconds(Int64(readTimeout.components.seconds) * 1_000_000_000
-                + readTimeout.components.attoseconds / 1_000_000_000))
+            connect: .nanoseconds(
+                Int64(connectTimeout.components.seconds) * 1_000_000_000
+                    + connectTimeout.components.attoseconds / 1_000_000_000),
+            read: .nanoseconds(
+                Int64(readTimeout.components.seconds) * 1_000_000_000
+                    + readTimeout.components.attoseconds / 1_000_000_000))
         configuration.redirectConfiguration = .disallow
         configuration.decompression = .enabled(limit: .size(maxResponseSize))
         return configuration

@@ -1,9 +1,10 @@
+import Dispatch
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Dispatch
 
 /// Sends exact bytes to a loopback server and reads what comes back, for tests that must send
 /// what no well-behaved HTTP client would: a bad `Host`, a `Content-Length` that disagrees

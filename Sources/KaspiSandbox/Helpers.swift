@@ -1,8 +1,8 @@
 import Foundation
 import Hummingbird
 import KaspiPay
-import NIOCore
 import KaspiWeb
+import NIOCore
 
 extension Sandbox {
     /// The sandbox-only helpers, under `/sandbox/`: settle orders, list and reset them, read
@@ -44,7 +44,8 @@ extension Sandbox {
         }
         group.get("webhooks") { request, _ in
             let query = request.uri.queryParameters
-            return Self.json(.ok, encoding: await self.state.allDeliveries(tradePoint: query.get("tradePointId"), orderId: query.get("orderId")), readable: true)
+            return Self.json(
+                .ok, encoding: await self.state.allDeliveries(tradePoint: query.get("tradePointId"), orderId: query.get("orderId")), readable: true)
         }
         group.get("webhooks.html") { _, _ in await self.webhooksPage() }
         group.post("webhooks/:id/resend") { request, context in
@@ -100,9 +101,20 @@ extension Sandbox {
 
     func indexPage() async -> Response {
         struct Point { var id, name, webhookURL, prefixes: String }
-        struct Scenario { var amount: Int; var outcome: String }
-        struct Order { var token, orderId, status: String; var amount, refunded: Int }
-        struct Page { var title: String; var tradePoints: [Point]; var scenarios: [Scenario]; var orders: [Order] }
+        struct Scenario {
+            var amount: Int
+            var outcome: String
+        }
+        struct Order {
+            var token, orderId, status: String
+            var amount, refunded: Int
+        }
+        struct Page {
+            var title: String
+            var tradePoints: [Point]
+            var scenarios: [Scenario]
+            var orders: [Order]
+        }
         let page = Page(
             title: "Sandbox",
             tradePoints: configuration.tradePoints.map { point in
@@ -114,14 +126,22 @@ extension Sandbox {
                 Scenario(amount: row.amount, outcome: "\(row.status)" + (row.afterSeconds > 0 ? " after \(Int(row.afterSeconds)) s" : " at once"))
             },
             orders: await state.allOrders().suffix(50).reversed().map { order in
-                Order(token: order.paymentToken, orderId: order.orderId, status: order.status.rawValue, amount: order.amount, refunded: order.refundedAmount)
+                Order(
+                    token: order.paymentToken, orderId: order.orderId, status: order.status.rawValue, amount: order.amount,
+                    refunded: order.refundedAmount)
             })
         return pages.page("index", page).response
     }
 
     func webhooksPage() async -> Response {
-        struct Delivery { var id, orderId, status, state: String; var attempts: [String] }
-        struct Page { var title: String; var deliveries: [Delivery] }
+        struct Delivery {
+            var id, orderId, status, state: String
+            var attempts: [String]
+        }
+        struct Page {
+            var title: String
+            var deliveries: [Delivery]
+        }
         let deliveries = await state.allDeliveries().reversed().map { delivery in
             Delivery(
                 id: delivery.id, orderId: delivery.orderId, status: delivery.status.rawValue, state: delivery.state.rawValue,

@@ -75,7 +75,8 @@ extension Sandbox {
     }
 
     static func svg(_ qr: QRCode) -> Response {
-        Response(status: .ok, headers: [.contentType: "image/svg+xml", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(string: qr.svg())))
+        Response(
+            status: .ok, headers: [.contentType: "image/svg+xml", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(string: qr.svg())))
     }
 
     func paymentPage(_ order: SandboxOrder, merchant: String, url: String) -> Response {
@@ -97,7 +98,8 @@ extension Sandbox {
         case .pending, .unknown: words = order.status.rawValue
         }
         let page = Page(
-            title: "Pay \(amount) to \(merchant)", merchant: merchant, amount: amount, orderId: order.orderId, url: url, description: order.description,
+            title: "Pay \(amount) to \(merchant)", merchant: merchant, amount: amount, orderId: order.orderId, url: url,
+            description: order.description,
             pending: order.status == .pending, qrExpires: order.qrExpiresAt.map { ISO8601DateFormatter().string(from: $0) },
             settled: order.status != .pending, statusClass: order.status.rawValue.lowercased(), statusWords: words,
             next: order.status == .approved ? order.returnUrl : order.failUrl)

@@ -26,7 +26,10 @@ public struct SandboxQRAPIConfiguration: Sendable, Codable, Hashable {
             self.acceptsQR = acceptsQR
         }
 
-        enum CodingKeys: String, CodingKey { case id, name, enabled, acceptsQR = "acceptsQr" }
+        enum CodingKeys: String, CodingKey {
+            case id, name, enabled
+            case acceptsQR = "acceptsQr"
+        }
 
         public init(from decoder: any Decoder) throws {
             let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -90,7 +93,8 @@ public struct SandboxQRAPIConfiguration: Sendable, Codable, Hashable {
     enum CodingKeys: String, CodingKey {
         case organizations, statusPollingInterval, qrCodeScanWaitTimeout, linkActivationWaitTimeout, paymentConfirmationTimeout,
             returnPollingInterval, returnScanWaitTimeout, remoteInvoiceLifetime, remoteStatusMinInterval, clientInfoPerMinute,
-            linkBase, tlsPorts, certificatesDirectory, r3AllowedIPs = "r3AllowedIps"
+            linkBase, tlsPorts, certificatesDirectory
+        case r3AllowedIPs = "r3AllowedIps"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -130,7 +134,9 @@ public struct SandboxQRAPIConfiguration: Sendable, Codable, Hashable {
 
     /// Checks every value, naming the first problem.
     public func validate() throws(SandboxConfigurationError) {
-        var bins = Set<String>(), keys = Set<String>(), points = Set<Int64>()
+        var bins = Set<String>()
+        var keys = Set<String>()
+        var points = Set<Int64>()
         for org in organizations {
             guard (try? KaspiQRAPI.OrganizationBIN(org.bin)) != nil else { throw .invalid("qrApi.organizations.bin", "\(org.bin) is not 12 digits") }
             guard bins.insert(org.bin).inserted else { throw .invalid("qrApi.organizations.bin", "\(org.bin) appears twice") }

@@ -1,9 +1,9 @@
 import Foundation
 import Hummingbird
 import KaspiPay
-import QRCodeEncoder
 import KaspiWeb
 import NIOCore
+import QRCodeEncoder
 
 /// A payer's action on a Kaspi QR API purchase, for ``Sandbox/act(_:paymentId:)``.
 public enum SandboxQRAction: String, Sendable, CaseIterable {
@@ -95,19 +95,25 @@ extension Sandbox {
         let amount = Self.formatTenge(purchase.amount)
         let actions: [Action]
         switch purchase.status {
-        case .qrTokenCreated: actions = [.init(value: "scan", label: "Scan", style: "pay"), .init(value: "scanerror", label: "Scan fails", style: "decline")]
+        case .qrTokenCreated:
+            actions = [.init(value: "scan", label: "Scan", style: "pay"), .init(value: "scanerror", label: "Scan fails", style: "decline")]
         case .wait:
             actions = [
-                .init(value: "confirm", label: "Confirm with Kaspi Gold", style: "pay"), .init(value: "confirm-loan", label: "Confirm with a loan", style: "pay"),
+                .init(value: "confirm", label: "Confirm with Kaspi Gold", style: "pay"),
+                .init(value: "confirm-loan", label: "Confirm with a loan", style: "pay"),
                 .init(value: "confirmerror", label: "Decline", style: "decline"),
             ]
-        case .remotePaymentCreated: actions = [.init(value: "confirm", label: "Pay the invoice", style: "pay"), .init(value: "scanerror", label: "Decline", style: "decline")]
+        case .remotePaymentCreated:
+            actions = [
+                .init(value: "confirm", label: "Pay the invoice", style: "pay"), .init(value: "scanerror", label: "Decline", style: "decline"),
+            ]
         default: actions = []
         }
         let invoiceTo = invoice ? purchase.phoneNumber.map { phone in phone + (purchase.comment.map { ": \($0)" } ?? "") } : nil
         let page = Page(
             title: "Pay \(amount)", merchant: org?.name ?? purchase.organizationBin, tradePoint: point?.name ?? "", amount: amount, url: url,
-            status: purchase.status.rawValue, statusClass: purchase.status.rawValue.lowercased(), expires: KaspiQRAPI.DateParser.format(purchase.expireDate),
+            status: purchase.status.rawValue, statusClass: purchase.status.rawValue.lowercased(),
+            expires: KaspiQRAPI.DateParser.format(purchase.expireDate),
             id: purchase.id, invoiceTo: invoiceTo, externalId: purchase.externalId, actions: actions, hasActions: !actions.isEmpty,
             scannable: purchase.status == .qrTokenCreated, errorReason: purchase.errorReason,
             transaction: purchase.status == .processed ? (purchase.transactionId ?? "") : nil)

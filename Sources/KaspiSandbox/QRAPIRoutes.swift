@@ -94,10 +94,10 @@ struct QRAPIBody: Decodable {
         case .text(let text)?:
             guard let number = Decimal(string: text.trimmingCharacters(in: .whitespaces), locale: Locale(identifier: "en_US_POSIX")),
                 text.allSatisfy({ $0.isNumber || $0 == "." || $0 == "-" || $0 == " " })
-            else { throw QRAPIFailure(990000028, "Invalid operation amount.") }
+            else { throw QRAPIFailure(990_000_028, "Invalid operation amount.") }
             return number
         case nil: throw QRAPIValidation.failure(name, "is required")
-        default: throw QRAPIFailure(990000028, "Invalid operation amount.")
+        default: throw QRAPIFailure(990_000_028, "Invalid operation amount.")
         }
     }
 }
@@ -209,7 +209,9 @@ extension Sandbox {
         }
     }
 
-    private func qrAPIRoute(_ request: Request, scheme: String, version: String, path: [String], caller: QRAPICaller) async throws(QRAPIFailure) -> Response {
+    private func qrAPIRoute(
+        _ request: Request, scheme: String, version: String, path: [String], caller: QRAPICaller
+    ) async throws(QRAPIFailure) -> Response {
         let method = request.method
         let route = path.joined(separator: "/")
         // v02 has payment/status only.
@@ -243,7 +245,9 @@ extension Sandbox {
         }
         let response: Response
         var creates = false
-        let p0 = path.count > 0 ? path[0] : "", p1 = path.count > 1 ? path[1] : "", p2 = path.count > 2 ? path[2] : ""
+        let p0 = path.count > 0 ? path[0] : ""
+        let p1 = path.count > 1 ? path[1] : ""
+        let p2 = path.count > 2 ? path[2] : ""
         switch (method, path.count, p0, p1) {
         case (.get, 2, "health", "ping"):
             response = Self.qrOK()
@@ -253,12 +257,13 @@ extension Sandbox {
                 wanted = try requireBIN(path.last)
             }
             guard let org = await qrState.organization(bin: wanted), !org.tradePoints.isEmpty else {
-                throw QRAPIFailure(-14000002, "The organization has no trade points; create one in the Kaspi Pay app.")
+                throw QRAPIFailure(-14_000_002, "The organization has no trade points; create one in the Kaspi Pay app.")
             }
             response = Self.qrOK(org.tradePoints.map { QRAnswer.TradePoint(TradePointId: $0.id, TradePointName: $0.name) })
         case (.post, 2, "device", "register"):
             let deviceId = try body.requiredString("DeviceId")
-            guard deviceId.utf8.count <= 128, deviceId.unicodeScalars.allSatisfy({ $0.isASCII && (CharacterSet.alphanumerics.contains($0) || $0 == "-" || $0 == "_") })
+            guard deviceId.utf8.count <= 128,
+                deviceId.unicodeScalars.allSatisfy({ $0.isASCII && (CharacterSet.alphanumerics.contains($0) || $0 == "-" || $0 == "_") })
             else { throw QRAPIValidation.failure("DeviceId", "must be Latin letters, digits, '-' and '_'") }
             let device = try await qrState.register(deviceId: deviceId, tradePointId: try body.requiredInt64("TradePointId"), bins: bins)
             response = Self.qrOK(["DeviceToken": device.token])
@@ -285,7 +290,8 @@ extension Sandbox {
             } else {
                 response = Self.qrOK(
                     QRAnswer.QRCreated(
-                        QrToken: purchase.token ?? "", ExpireDate: Self.qrDate(purchase.expireDate), QrPaymentId: purchase.id, PaymentMethods: methods,
+                        QrToken: purchase.token ?? "", ExpireDate: Self.qrDate(purchase.expireDate), QrPaymentId: purchase.id,
+                        PaymentMethods: methods,
                         QrPaymentBehaviorOptions: .init(
                             StatusPollingInterval: purchase.pollingInterval, QrCodeScanWaitTimeout: purchase.scanTimeout,
                             PaymentConfirmationTimeout: purchase.confirmationTimeout)))
@@ -296,7 +302,9 @@ extension Sandbox {
             let purchase = try await qrState.readStatus(paymentId, bins: bins)
             var status = QRAnswer.Status(Status: purchase.status.rawValue)
             if version == "v02", purchase.status == .processed {
-                (status.TransactionId, status.ProductType, status.Amount) = (purchase.transactionId ?? "", purchase.productType ?? "Gold", purchase.amount)
+                (status.TransactionId, status.ProductType, status.Amount) = (
+                    purchase.transactionId ?? "", purchase.productType ?? "Gold", purchase.amount
+                )
                 if purchase.productType == "Loan" {
                     (status.LoanOfferName, status.LoanTerm, status.IsOffer) = ("Рассрочка 0-0-12", 12, false)
                 }
@@ -306,7 +314,9 @@ extension Sandbox {
             }
             response = Self.qrOK(status)
         case (.get, 2, "payment", "details") where scheme != "r1":
-            guard let idText = queryValue("QrPaymentId"), let paymentId = Int64(idText) else { throw QRAPIValidation.failure("QrPaymentId", "is required") }
+            guard let idText = queryValue("QrPaymentId"), let paymentId = Int64(idText) else {
+                throw QRAPIValidation.failure("QrPaymentId", "is required")
+            }
             guard let token = queryValue("DeviceToken") else { throw QRAPIValidation.failure("DeviceToken", "is required") }
             let device = try await qrState.device(token, bins: bins, requireActive: false)
             let purchase = try await qrState.purchase(paymentId, bins: [device.organizationBin])
@@ -326,11 +336,13 @@ extension Sandbox {
             creates = true
             response = Self.qrOK(["ReturnOperationId": refund.id])
         case (.post, 2, "return", "create") where scheme == "r2":
-            let item = try await qrState.createReturn(device: try body.requiredString("DeviceToken"), externalId: try body.string("ExternalId"), bins: bins)
+            let item = try await qrState.createReturn(
+                device: try body.requiredString("DeviceToken"), externalId: try body.string("ExternalId"), bins: bins)
             creates = true
             response = Self.qrOK(
                 QRAnswer.ReturnCreated(
-                    QrToken: item.token, ExpireDate: Self.qrDate(item.createdAt.addingTimeInterval(TimeInterval(item.scanTimeout))), QrReturnId: item.id,
+                    QrToken: item.token, ExpireDate: Self.qrDate(item.createdAt.addingTimeInterval(TimeInterval(item.scanTimeout))),
+                    QrReturnId: item.id,
                     QrReturnBehaviorOptions: .init(
                         QrCodeScanEventPollingInterval: configuration.qrAPI.returnPollingInterval, QrCodeScanWaitTimeout: item.scanTimeout)))
         case (.get, 3, "return", "status") where scheme == "r2":

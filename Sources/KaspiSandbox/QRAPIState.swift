@@ -258,9 +258,9 @@ actor QRAPIState {
 
     func register(deviceId: String, tradePointId: Int64, bins: Set<String>) throws(QRAPIFailure) -> SandboxQRDevice {
         guard let (org, point) = tradePoint(tradePointId), bins.contains(org.bin) else {
-            throw QRAPIFailure(-99000002, "Trade point not found.")
+            throw QRAPIFailure(-99_000_002, "Trade point not found.")
         }
-        guard point.acceptsQR else { throw QRAPIFailure(990000026, "The trade point does not accept QR payments.") }
+        guard point.acceptsQR else { throw QRAPIFailure(990_000_026, "The trade point does not accept QR payments.") }
         let key = org.bin + "/" + deviceId
         if let token = deviceByDeviceId[key], var device = devices[token] {
             guard device.tradePointId == tradePointId else {
@@ -296,9 +296,9 @@ actor QRAPIState {
     }
 
     private func usableTradePoint(of device: SandboxQRDevice, forQR: Bool) throws(QRAPIFailure) {
-        guard let (_, point) = tradePoint(device.tradePointId) else { throw QRAPIFailure(-99000002, "Trade point not found.") }
-        guard point.enabled else { throw QRAPIFailure(990000018, "The trade point is disabled.") }
-        if forQR, !point.acceptsQR { throw QRAPIFailure(990000026, "The trade point does not accept QR payments.") }
+        guard let (_, point) = tradePoint(device.tradePointId) else { throw QRAPIFailure(-99_000_002, "Trade point not found.") }
+        guard point.enabled else { throw QRAPIFailure(990_000_018, "The trade point is disabled.") }
+        if forQR, !point.acceptsQR { throw QRAPIFailure(990_000_026, "The trade point does not accept QR payments.") }
     }
 
     // MARK: Purchases
@@ -331,15 +331,19 @@ actor QRAPIState {
         return purchase
     }
 
-    func create(kind: SandboxQRPurchase.Kind, device token: String, amount: Decimal, externalId: String?, bins: Set<String>, organizationBin: String?)
+    func create(
+        kind: SandboxQRPurchase.Kind, device token: String, amount: Decimal, externalId: String?, bins: Set<String>, organizationBin: String?
+    )
         throws(QRAPIFailure) -> SandboxQRPurchase
     {
         let device = try device(token, bins: bins)
         if let organizationBin, organizationBin != device.organizationBin { throw .deviceNotFound() }
         try usableTradePoint(of: device, forQR: true)
-        guard amount > 0, amount.hasAtMostTwoDecimals, amount < 1_000_000_000_000 else { throw QRAPIFailure(990000028, "Invalid operation amount.") }
+        guard amount > 0, amount.hasAtMostTwoDecimals, amount < 1_000_000_000_000 else {
+            throw QRAPIFailure(990_000_028, "Invalid operation amount.")
+        }
         if faults[device.organizationBin]?.noPaymentMethods == true {
-            throw QRAPIFailure(990000033, "No payment methods are available.")
+            throw QRAPIFailure(990_000_033, "No payment methods are available.")
         }
         let id = nextIdentifier()
         let token = Self.digits(41)
@@ -395,11 +399,13 @@ actor QRAPIState {
         case scan, confirm, scanerror, confirmerror
     }
 
-    func act(_ action: Action, id: Int64, bins: Set<String>?, customer: String? = nil, productType: String? = nil) throws(QRAPIFailure) -> SandboxQRPurchase {
+    func act(
+        _ action: Action, id: Int64, bins: Set<String>?, customer: String? = nil, productType: String? = nil
+    ) throws(QRAPIFailure) -> SandboxQRPurchase {
         guard var purchase = refreshed(id), bins?.contains(purchase.organizationBin) ?? true else { throw .purchaseNotFound() }
         let now = clock.now
         func refuse(_ needs: String) -> QRAPIFailure {
-            QRAPIFailure(-99000011, "The purchase is \(purchase.status); \(action.rawValue) needs \(needs).")
+            QRAPIFailure(-99_000_011, "The purchase is \(purchase.status); \(action.rawValue) needs \(needs).")
         }
         switch action {
         case .scan:
@@ -462,7 +468,7 @@ actor QRAPIState {
     func scanReturn(_ id: Int64, customer: String?) throws(QRAPIFailure) -> SandboxQRReturn {
         guard var item = refreshedReturn(id) else { throw .purchaseNotFound() }
         guard item.status == .qrTokenCreated else {
-            throw QRAPIFailure(-99000011, "The return QR is \(item.status); a scan needs QrTokenCreated.")
+            throw QRAPIFailure(-99_000_011, "The return QR is \(item.status); a scan needs QrTokenCreated.")
         }
         item.status = .customerIdentityObtained
         item.customer = customer ?? Self.defaultCustomer
@@ -483,34 +489,36 @@ actor QRAPIState {
 
     // MARK: Refunds
 
-    func refund(device token: String, paymentId: Int64, amount: Decimal, returnId: Int64?, organizationBin: String?, bins: Set<String>)
+    func refund(
+        device token: String, paymentId: Int64, amount: Decimal, returnId: Int64?, organizationBin: String?, bins: Set<String>
+    )
         throws(QRAPIFailure) -> (SandboxQRPurchase, SandboxQRRefund)
     {
         let device = try device(token, bins: bins)
         if let organizationBin, organizationBin != device.organizationBin { throw .deviceNotFound() }
         guard var purchase = refreshed(paymentId), purchase.organizationBin == device.organizationBin else { throw .purchaseNotFound() }
         guard purchase.tradePointId == device.tradePointId else {
-            throw QRAPIFailure(-99000003, "The purchase's trade point does not match this device's.")
+            throw QRAPIFailure(-99_000_003, "The purchase's trade point does not match this device's.")
         }
         try usableTradePoint(of: device, forQR: false)
         guard purchase.status == .processed else {
-            throw QRAPIFailure(-99000011, "The purchase is \(purchase.status); only a Processed purchase can be refunded.")
+            throw QRAPIFailure(-99_000_011, "The purchase is \(purchase.status); only a Processed purchase can be refunded.")
         }
         if let returnId {
             let item = try returnQR(returnId, bins: bins)
             guard item.status == .customerIdentityObtained, item.customer == purchase.customer else {
-                throw QRAPIFailure(-99000001, "No purchase with this id for the customer of this return.")
+                throw QRAPIFailure(-99_000_001, "No purchase with this id for the customer of this return.")
             }
         }
-        guard amount > 0, amount.hasAtMostTwoDecimals else { throw QRAPIFailure(990000028, "Invalid operation amount.") }
+        guard amount > 0, amount.hasAtMostTwoDecimals else { throw QRAPIFailure(990_000_028, "Invalid operation amount.") }
         guard amount <= purchase.availableReturnAmount else {
-            throw QRAPIFailure(-99000005, "The refund exceeds the purchase's available amount.")
+            throw QRAPIFailure(-99_000_005, "The refund exceeds the purchase's available amount.")
         }
         if purchase.productType == "Loan", amount != purchase.availableReturnAmount {
-            throw QRAPIFailure(-99000020, "A partial refund of a loan purchase is not possible.")
+            throw QRAPIFailure(-99_000_020, "A partial refund of a loan purchase is not possible.")
         }
         if takeRefundFailure(bin: device.organizationBin) {
-            throw QRAPIFailure(-99000006, "The refund failed; retry (sandbox fault injection).")
+            throw QRAPIFailure(-99_000_006, "The refund failed; retry (sandbox fault injection).")
         }
         let refund = SandboxQRRefund(id: nextIdentifier(), amount: amount, at: clock.now, deviceToken: device.token, returnId: returnId)
         purchase.refunds.append(refund)
@@ -546,14 +554,18 @@ actor QRAPIState {
         return try Self.clientName(phone: phone)
     }
 
-    func createRemote(device token: String, phone: String, amount: Decimal, comment: String?, organizationBin: String, bins: Set<String>)
+    func createRemote(
+        device token: String, phone: String, amount: Decimal, comment: String?, organizationBin: String, bins: Set<String>
+    )
         throws(QRAPIFailure) -> SandboxQRPurchase
     {
         let device = try device(token, bins: bins)
         guard organizationBin == device.organizationBin else { throw .deviceNotFound() }
         try usableTradePoint(of: device, forQR: false)
         _ = try Self.clientName(phone: phone)
-        guard amount > 0, amount.hasAtMostTwoDecimals, amount < 1_000_000_000_000 else { throw QRAPIFailure(990000028, "Invalid operation amount.") }
+        guard amount > 0, amount.hasAtMostTwoDecimals, amount < 1_000_000_000_000 else {
+            throw QRAPIFailure(990_000_028, "Invalid operation amount.")
+        }
         let id = nextIdentifier()
         let purchase = SandboxQRPurchase(
             id: id, kind: .remote, organizationBin: device.organizationBin, tradePointId: device.tradePointId, deviceToken: device.token,
@@ -569,7 +581,7 @@ actor QRAPIState {
         let device = try device(token, bins: bins)
         guard organizationBin == device.organizationBin else { throw .deviceNotFound() }
         guard var purchase = refreshed(paymentId), purchase.kind == .remote, purchase.organizationBin == device.organizationBin else {
-            throw QRAPIFailure(-99000001, "No remote invoice with this id.")
+            throw QRAPIFailure(-99_000_001, "No remote invoice with this id.")
         }
         guard purchase.status == .remotePaymentCreated || purchase.status == .remotePaymentCanceled else {
             throw QRAPIFailure(-1401, "The invoice is \(purchase.status) and can no longer be cancelled.")
@@ -602,7 +614,8 @@ extension Decimal {
 }
 
 func constantTimeEquals(_ a: String, _ b: String) -> Bool {
-    let x = Array(a.utf8), y = Array(b.utf8)
+    let x = Array(a.utf8)
+    let y = Array(b.utf8)
     var diff = UInt8(x.count == y.count ? 0 : 1)
     for index in 0..<max(x.count, y.count) {
         diff |= (index < x.count ? x[index] : 0) ^ (index < y.count ? y[index] : 0)

@@ -56,7 +56,8 @@ final class SQLiteSandboxPersistence: SandboxPersistence {
         let deliveries = try await connection.query("SELECT document FROM sandbox_webhooks", []).map { row in
             try decoder.decode(WebhookDelivery.self, from: Data((row.column("document")?.string ?? "").utf8))
         }
-        let offset = try await connection.query("SELECT value FROM sandbox_meta WHERE key = 'clock_offset'", [])
+        let offset =
+            try await connection.query("SELECT value FROM sandbox_meta WHERE key = 'clock_offset'", [])
             .first?.column("value")?.string.flatMap(Double.init) ?? 0
         return (orders, deliveries, offset)
     }
@@ -86,7 +87,9 @@ final class SQLiteSandboxPersistence: SandboxPersistence {
 
     func loadQRRecords() async throws -> (devices: [SandboxQRDevice], purchases: [SandboxQRPurchase], returns: [SandboxQRReturn]) {
         let decoder = Self.decoder()
-        var devices: [SandboxQRDevice] = [], purchases: [SandboxQRPurchase] = [], returns: [SandboxQRReturn] = []
+        var devices: [SandboxQRDevice] = []
+        var purchases: [SandboxQRPurchase] = []
+        var returns: [SandboxQRReturn] = []
         for row in try await connection.query("SELECT kind, document FROM sandbox_qr", []) {
             let data = Data((row.column("document")?.string ?? "").utf8)
             switch row.column("kind")?.string {

@@ -2,13 +2,13 @@ import AsyncHTTPClient
 import Foundation
 import Hummingbird
 import KaspiPay
-import QRCodeEncoder
-import Logging
-import NIOCore
-import ServiceLifecycle
-import Synchronization
 import KaspiSupport
 import KaspiWeb
+import Logging
+import NIOCore
+import QRCodeEncoder
+import ServiceLifecycle
+import Synchronization
 
 /// A stateful local emulator of the Kaspi Pay API: orders, QR payments, refunds, a payment
 /// page, signed webhooks with retries, fault injection, a controllable clock and test
@@ -260,9 +260,12 @@ extension Sandbox {
                 throw SandboxAPIError(code: "TRADE_POINT_NOT_FOUND", status: 404, message: "No trade point \(fields.tradePointId).")
             }
             try await admit(point.id)
-            guard let key = try? APIKey(point.apiKey), Signature.isValid(fields.signature, kind: kind == .qr ? .createQR : .createOrder, amount: fields.amount, orderId: fields.orderId, apiKey: key)
+            guard let key = try? APIKey(point.apiKey),
+                Signature.isValid(
+                    fields.signature, kind: kind == .qr ? .createQR : .createOrder, amount: fields.amount, orderId: fields.orderId, apiKey: key)
             else {
-                throw SandboxAPIError(code: "INVALID_SIGNATURE", status: 400, message: "The signature must be sha256(amount + orderId + apiKey) in lowercase hex.")
+                throw SandboxAPIError(
+                    code: "INVALID_SIGNATURE", status: 400, message: "The signature must be sha256(amount + orderId + apiKey) in lowercase hex.")
             }
             if let bearer = bearer(request), !Signature.constantTimeEquals(bearer, point.apiKey) { throw .unauthorized }
             guard fields.amount >= 100 else {
@@ -352,11 +355,14 @@ extension Sandbox {
             let owners = await state.tradePoints(havingOrder: orderId)
             candidates = candidates.filter { owners.contains($0.id) }
             guard !candidates.isEmpty else { throw .notFound("No order \(orderId).") }
-            guard let point = candidates.first(where: { point in
-                guard let key = try? APIKey(point.apiKey) else { return false }
-                return Signature.isValid(signature, kind: .refund, amount: amount, orderId: orderId, apiKey: key)
-            }) else {
-                throw SandboxAPIError(code: "INVALID_SIGNATURE", status: 400, message: "The signature must be sha256(amount + orderId + apiKey) in lowercase hex.")
+            guard
+                let point = candidates.first(where: { point in
+                    guard let key = try? APIKey(point.apiKey) else { return false }
+                    return Signature.isValid(signature, kind: .refund, amount: amount, orderId: orderId, apiKey: key)
+                })
+            else {
+                throw SandboxAPIError(
+                    code: "INVALID_SIGNATURE", status: 400, message: "The signature must be sha256(amount + orderId + apiKey) in lowercase hex.")
             }
             try await admit(point.id)
             let (order, refund) = try await state.refund(tradePoint: point.id, orderId: orderId, amount: amount, transactionId: transactionId)
@@ -365,7 +371,9 @@ extension Sandbox {
             }
             if await state.takeLostResponse(point.id) { throw Self.lostResponse }
             return Self.json(
-                .ok, encoding: RefundAnswer(orderId: order.orderId, refundId: refund.refundId, amount: refund.amount, refundedAmount: order.refundedAmount))
+                .ok,
+                encoding: RefundAnswer(orderId: order.orderId, refundId: refund.refundId, amount: refund.amount, refundedAmount: order.refundedAmount)
+            )
         }
     }
 

@@ -1,8 +1,8 @@
 import Crypto
-import _CryptoExtras
 import Foundation
 import SwiftASN1
 import X509
+import _CryptoExtras
 
 /// The sandbox's certificate authority, made the way Kaspi's `cert.request` flow hands them
 /// out: a CA, a server certificate for the TLS ports, and a client certificate with its key,
@@ -64,12 +64,19 @@ public struct SandboxCertificates: Sendable {
         let serverKey = P256.Signing.PrivateKey()
         var names: [GeneralName] = []
         for host in hosts {
-            if let address = ipAddressBytes(host) { names.append(.ipAddress(ASN1OctetString(contentBytes: address[...]))) } else { names.append(.dnsName(host)) }
+            if let address = ipAddressBytes(host) {
+                names.append(.ipAddress(ASN1OctetString(contentBytes: address[...])))
+            } else {
+                names.append(.dnsName(host))
+            }
         }
         let server = try Certificate(
             version: .v3, serialNumber: .init(), publicKey: .init(serverKey.publicKey), notValidBefore: now.addingTimeInterval(-3600),
             notValidAfter: now.addingTimeInterval(5 * 365 * 86_400), issuer: caName,
-            subject: try DistinguishedName { OrganizationName("KaspiKit Sandbox"); CommonName(hosts.first ?? "localhost") },
+            subject: try DistinguishedName {
+                OrganizationName("KaspiKit Sandbox")
+                CommonName(hosts.first ?? "localhost")
+            },
             signatureAlgorithm: .ecdsaWithSHA256,
             extensions: try Certificate.Extensions {
                 Critical(BasicConstraints.notCertificateAuthority)
@@ -106,7 +113,8 @@ public struct SandboxCertificates: Sendable {
         try write(clientKey.pemRepresentation, to: paths.clientKey, private: true)
         var serializer = DER.Serializer()
         try serializer.serialize(client)
-        let p12 = try PKCS12Writer.bundle(certificate: serializer.serializedBytes, privateKeyPKCS8: Array(clientKey.derRepresentation), password: password)
+        let p12 = try PKCS12Writer.bundle(
+            certificate: serializer.serializedBytes, privateKeyPKCS8: Array(clientKey.derRepresentation), password: password)
         try Data(p12).write(to: URL(fileURLWithPath: paths.clientPKCS12))
         try setPermissions(paths.clientPKCS12, private: true)
         try write(password + "\n", to: paths.clientPKCS12Password, private: true)
@@ -179,10 +187,12 @@ enum PKCS12Writer {
         // The certificate bag.
         let certBag = DERWriter.sequence(
             DERWriter.oid([1, 2, 840, 113549, 1, 12, 10, 1, 3])
-                + DERWriter.explicit(0, DERWriter.sequence(DERWriter.oid([1, 2, 840, 113549, 1, 9, 22, 1]) + DERWriter.explicit(0, DERWriter.octets(certificate))))
+                + DERWriter.explicit(
+                    0, DERWriter.sequence(DERWriter.oid([1, 2, 840, 113549, 1, 9, 22, 1]) + DERWriter.explicit(0, DERWriter.octets(certificate))))
                 + localKeyId)
         // The shrouded key bag.
-        let salt = randomBytes(16), iv = randomBytes(16)
+        let salt = randomBytes(16)
+        let iv = randomBytes(16)
         let key = try KDF.Insecure.PBKDF2.deriveKey(
             from: Array(password.utf8), salt: salt, using: .sha256, outputByteCount: 32, unsafeUncheckedRounds: iterations)
         let encrypted = try AES._CBC.encrypt(privateKeyPKCS8, using: key, iv: AES._CBC.IV(ivBytes: iv))

@@ -30,7 +30,10 @@ public struct SandboxTradePoint: Sendable, Hashable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, apiKey, webhookURL = "webhookUrl", returnURLPrefixes = "returnUrlPrefixes", displayName, faults
+        case id, apiKey
+        case webhookURL = "webhookUrl"
+        case returnURLPrefixes = "returnUrlPrefixes"
+        case displayName, faults
     }
 
     public init(from decoder: any Decoder) throws {
@@ -79,8 +82,11 @@ public struct SandboxConfiguration: Sendable, Codable {
     public init() {}
 
     enum CodingKeys: String, CodingKey {
-        case host, port, publicURL = "publicUrl", tradePoints, rateLimitPerMinute, rateLimitWindowSeconds, qrLifetimeSeconds,
-            webhookTimeoutSeconds, webhookRetrySeconds, dataPath, qrAPI = "qrApi"
+        case host, port
+        case publicURL = "publicUrl"
+        case tradePoints, rateLimitPerMinute, rateLimitWindowSeconds, qrLifetimeSeconds,
+            webhookTimeoutSeconds, webhookRetrySeconds, dataPath
+        case qrAPI = "qrApi"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -130,7 +136,9 @@ public struct SandboxConfiguration: Sendable, Codable {
             throw .invalid("publicUrl", "must be an absolute http(s) URL")
         }
         if let limit = rateLimitPerMinute, limit < 0 { throw .invalid("rateLimitPerMinute", "must be 0 or more") }
-        guard rateLimitWindowSeconds > 0, rateLimitWindowSeconds <= 3600 else { throw .invalid("rateLimitWindowSeconds", "must be between 0 and 3600 seconds") }
+        guard rateLimitWindowSeconds > 0, rateLimitWindowSeconds <= 3600 else {
+            throw .invalid("rateLimitWindowSeconds", "must be between 0 and 3600 seconds")
+        }
         guard qrLifetimeSeconds > 0, qrLifetimeSeconds.isFinite else { throw .invalid("qrLifetimeSeconds", "must be positive") }
         guard webhookTimeoutSeconds > 0, webhookTimeoutSeconds <= 300 else {
             throw .invalid("webhookTimeoutSeconds", "must be between 0 and 300")

@@ -1,5 +1,5 @@
-import KaspiPay
 import Foundation
+import KaspiPay
 
 /// An order as the sandbox keeps it.
 public struct SandboxOrder: Sendable, Codable, Hashable {

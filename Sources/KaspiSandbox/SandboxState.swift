@@ -1,7 +1,7 @@
 import Foundation
 import KaspiPay
-import Logging
 import KaspiSupport
+import Logging
 
 /// An error the sandbox answers with, in the contract's shape.
 struct SandboxAPIError: Error, Sendable {
@@ -170,7 +170,10 @@ actor SandboxState {
         return (current.apiLatencyMs, outcome)
     }
 
-    enum InjectedOutcome: Sendable { case none, fail, timeout(Double) }
+    enum InjectedOutcome: Sendable {
+        case none, fail
+        case timeout(Double)
+    }
 
     /// Whether the response to a write that just took effect is to be lost.
     func takeLostResponse(_ tradePoint: String) -> Bool {
@@ -233,7 +236,8 @@ actor SandboxState {
         }
         index(order)
         persist(order)
-        logger.info("Order created", metadata: ["tradePoint": "\(tradePoint)", "orderId": "\(orderId)", "amount": "\(amount)", "kind": "\(kind.rawValue)"])
+        logger.info(
+            "Order created", metadata: ["tradePoint": "\(tradePoint)", "orderId": "\(orderId)", "amount": "\(amount)", "kind": "\(kind.rawValue)"])
         sweep()
         return orders[key] ?? order
     }
@@ -286,7 +290,8 @@ actor SandboxState {
         let key = Self.key(tradePoint, orderId)
         guard var order = orders[key] else { throw .notFound("No order \(orderId) for this trade point.") }
         guard order.status == .approved else {
-            throw SandboxAPIError(code: "REFUND_NOT_ALLOWED", status: 409, message: "Order \(orderId) is \(order.status); only an APPROVED order can be refunded.")
+            throw SandboxAPIError(
+                code: "REFUND_NOT_ALLOWED", status: 409, message: "Order \(orderId) is \(order.status); only an APPROVED order can be refunded.")
         }
         if let transactionId, transactionId != order.transactionId {
             throw SandboxAPIError(code: "REFUND_NOT_ALLOWED", status: 409, message: "transactionId does not match the order's payment.")
@@ -334,7 +339,13 @@ actor SandboxState {
             }
             return true
         }
-        if let tradePoint { faults[tradePoint] = nil; rateWindows[tradePoint] = nil } else { faults = [:]; rateWindows = [:] }
+        if let tradePoint {
+            faults[tradePoint] = nil
+            rateWindows[tradePoint] = nil
+        } else {
+            faults = [:]
+            rateWindows = [:]
+        }
         let remainingOrders = orderSequence.compactMap { orders[$0] }
         let remainingDeliveries = deliverySequence.compactMap { deliveries[$0] }
         persist { persistence in
@@ -354,7 +365,9 @@ actor SandboxState {
     private func queueWebhook(for order: SandboxOrder) {
         guard let point = tradePoints[order.tradePointId], let url = point.webhookURL, let key = try? APIKey(point.apiKey) else { return }
         let signature = Signature.webhook(orderId: order.orderId, amount: order.amount, apiKey: key)
-        let body = WebhookBody(orderId: order.orderId, amount: order.amount, status: order.status, transactionId: order.transactionId, signature: signature).json
+        let body = WebhookBody(
+            orderId: order.orderId, amount: order.amount, status: order.status, transactionId: order.transactionId, signature: signature
+        ).json
         let now = clock.now
         let fault = faults(for: order.tradePointId)
         var delivery = WebhookDelivery(

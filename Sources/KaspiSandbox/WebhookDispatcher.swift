@@ -23,7 +23,8 @@ struct WebhookDispatcher: Service {
                     try? await Task.sleep(for: .milliseconds(50))
                 }
             }
-        } onCancelOrGracefulShutdown: {}
+        } onCancelOrGracefulShutdown: {
+        }
         await sandbox.shutdown()
     }
 }
@@ -49,7 +50,8 @@ extension Sandbox {
         }
         let elapsed = ContinuousClock.now - started
         let attempt = WebhookDelivery.Attempt(
-            at: clock.now, responseCode: code, latencyMs: Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000),
+            at: clock.now, responseCode: code,
+            latencyMs: Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000),
             error: failure, manual: manual)
         if record {
             await state.record(attempt, for: delivery.id)
@@ -57,7 +59,9 @@ extension Sandbox {
         }
         logger.info(
             "Webhook sent",
-            metadata: ["orderId": "\(delivery.orderId)", "status": "\(delivery.status)", "responseCode": "\(code.map(String.init) ?? failure ?? "-")"])
+            metadata: [
+                "orderId": "\(delivery.orderId)", "status": "\(delivery.status)", "responseCode": "\(code.map(String.init) ?? failure ?? "-")",
+            ])
         return attempt
     }
 }

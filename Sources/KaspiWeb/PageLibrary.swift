@@ -38,7 +38,9 @@ package struct PageLibrary: Sendable {
         var isDirectory: ObjCBool = false
         guard let root = candidates.first(where: { FileManager.default.fileExists(atPath: $0, isDirectory: &isDirectory) && isDirectory.boolValue })
         else {
-            throw LoadError(message: "the page templates were not found; install \(bundle) beside the executable (looked in \(candidates.joined(separator: ", "))).")
+            throw LoadError(
+                message:
+                    "the page templates were not found; install \(bundle) beside the executable (looked in \(candidates.joined(separator: ", "))).")
         }
         var templates: [String: MustacheTemplate] = [:]
         var assets: [String: String] = [:]

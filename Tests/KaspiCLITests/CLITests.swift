@@ -44,9 +44,11 @@ struct CLITests {
         ["KASPI_TRADE_POINT_ID": server.tradePointID, "KASPI_API_KEY": server.apiKey, "KASPI_BASE_URL": url.absoluteString]
     }
 
-    @Test("the help wraps its paragraphs whole: no line breaks in the middle of a sentence", arguments: [
-        [], ["gateway"], ["sandbox"], ["qr-api"], ["demo"], ["orders"], ["qr"], ["trigger"], ["signature"],
-    ])
+    @Test(
+        "the help wraps its paragraphs whole: no line breaks in the middle of a sentence",
+        arguments: [
+            [], ["gateway"], ["sandbox"], ["qr-api"], ["demo"], ["orders"], ["qr"], ["trigger"], ["signature"],
+        ])
     func helpParagraphsWrapWhole(_ command: [String]) async throws {
         let help = try await CLI.run(command + ["--help"])
         #expect(help.status == 0)
@@ -70,15 +72,20 @@ struct CLITests {
         try await server.run { url in
             let env = env(server, url)
             let created = try await CLI.run(
-                ["orders", "create", "--amount", "5000", "--order-id", "CLI-1", "--return-url", "https://shop.example/ok",
-                 "--fail-url", "https://shop.example/fail", "--description", "Order #1"], environment: env)
+                [
+                    "orders", "create", "--amount", "5000", "--order-id", "CLI-1", "--return-url", "https://shop.example/ok",
+                    "--fail-url", "https://shop.example/fail", "--description", "Order #1",
+                ], environment: env)
             #expect(created.status == 0, "\(created.stderr)")
             #expect(created.stdout.contains("Payment URL: http://pay.test/pay/CLI-1"))
             let sent = jsonObject(server.requests.first { $0.path == "/api/v1/orders/create" }?.body ?? "")
             #expect(sent["description"] as? String == "Order #1")
 
             let json = try await CLI.run(
-                ["orders", "create", "--amount", "700", "--return-url", "https://shop.example/ok", "--fail-url", "https://shop.example/fail", "--json"],
+                [
+                    "orders", "create", "--amount", "700", "--return-url", "https://shop.example/ok", "--fail-url", "https://shop.example/fail",
+                    "--json",
+                ],
                 environment: env)
             #expect(json.status == 0)
             #expect((json.json["paymentUrl"] as? String)?.hasPrefix("http://pay.test/pay/ORDER-") == true)
@@ -107,7 +114,10 @@ struct CLITests {
         let server = ContractServer()
         try await server.run { url in
             let result = try await CLI.run(
-                ["orders", "status", "NOPE", "--trade-point-id", server.tradePointID, "--api-key", server.apiKey, "--base-url", url.absoluteString, "--json"],
+                [
+                    "orders", "status", "NOPE", "--trade-point-id", server.tradePointID, "--api-key", server.apiKey, "--base-url", url.absoluteString,
+                    "--json",
+                ],
                 environment: ["KASPI_API_KEY": "wrong", "KASPI_BASE_URL": "http://127.0.0.1:9"])
             #expect(result.status == 1, "\(result.stderr)")
             let error = jsonObject(result.stderr)["error"] as? [String: Any]
@@ -123,7 +133,8 @@ struct CLITests {
         let png = folder.appendingPathComponent("qr.png")
         try await server.run { url in
             let env = env(server, url)
-            let created = try await CLI.run(["qr", "create", "--amount", "1500", "--order-id", "QR-CLI", "--out", png.path, "--json"], environment: env)
+            let created = try await CLI.run(
+                ["qr", "create", "--amount", "1500", "--order-id", "QR-CLI", "--out", png.path, "--json"], environment: env)
             #expect(created.status == 0, "\(created.stderr)")
             #expect(created.json["qrToken"] as? String == "qr_QR-CLI")
             #expect(try Data(contentsOf: png).starts(with: [0x89, 0x50, 0x4E, 0x47]))
@@ -132,7 +143,8 @@ struct CLITests {
 
             var waitEnvironment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("KASPI_") }
             waitEnvironment.merge(env) { $1 }
-            let waiting = try BackgroundProcess(CLI.binary, ["qr", "status", "qr_QR-CLI", "--wait", "--interval", "0.1", "--max-attempts", "200"], environment: waitEnvironment)
+            let waiting = try BackgroundProcess(
+                CLI.binary, ["qr", "status", "qr_QR-CLI", "--wait", "--interval", "0.1", "--max-attempts", "200"], environment: waitEnvironment)
             // Approve only once the wait has shown the payment pending.
             #expect(await waiting.waitForOutput(matching: "waiting for payment… 1/200: PENDING", inStandardError: true) != nil)
             server.setStatus("QR-CLI", "APPROVED")
@@ -153,22 +165,29 @@ struct CLITests {
 
     @Test func signatures() async throws {
         let computed = try await CLI.run(
-            ["signature", "compute", "--kind", "order", "--amount", "5000", "--order-id", "ORDER-123"], environment: ["KASPI_API_KEY": "test_key_abc"])
+            ["signature", "compute", "--kind", "order", "--amount", "5000", "--order-id", "ORDER-123"], environment: ["KASPI_API_KEY": "test_key_abc"]
+        )
         #expect(computed.stdout == "656fe6a0a98dde2ee92b05823778534d628bdf0a5587468cbc809afea5e15f73\n")
         let webhook = try await CLI.run(
             ["signature", "compute", "--kind", "webhook", "--amount", "5000", "--order-id", "ORDER-123", "--api-key", "test_key_abc", "--json"])
         #expect(webhook.json["signature"] as? String == "60b0d08a15bd630c8fe5652d2733541052a68f1527ec00be925d5d820f72c3d2")
         let valid = try await CLI.run(
-            ["signature", "verify", "--kind", "webhook", "--amount", "5000", "--order-id", "ORDER-123", "--signature",
-             "60b0d08a15bd630c8fe5652d2733541052a68f1527ec00be925d5d820f72c3d2"], environment: ["KASPI_API_KEY": "test_key_abc"])
+            [
+                "signature", "verify", "--kind", "webhook", "--amount", "5000", "--order-id", "ORDER-123", "--signature",
+                "60b0d08a15bd630c8fe5652d2733541052a68f1527ec00be925d5d820f72c3d2",
+            ], environment: ["KASPI_API_KEY": "test_key_abc"])
         #expect(valid.status == 0 && valid.stdout == "valid\n")
         let invalid = try await CLI.run(
-            ["signature", "verify", "--kind", "order", "--amount", "5000", "--order-id", "ORDER-123", "--signature",
-             "60b0d08a15bd630c8fe5652d2733541052a68f1527ec00be925d5d820f72c3d2"], environment: ["KASPI_API_KEY": "test_key_abc"])
+            [
+                "signature", "verify", "--kind", "order", "--amount", "5000", "--order-id", "ORDER-123", "--signature",
+                "60b0d08a15bd630c8fe5652d2733541052a68f1527ec00be925d5d820f72c3d2",
+            ], environment: ["KASPI_API_KEY": "test_key_abc"])
         #expect(invalid.status == 1 && invalid.stdout == "invalid\n")
 
-        let body = #"{"orderId":"ORDER-123","amount":5000,"status":"APPROVED","transactionId":"TX","signature":"60b0d08a15bd630c8fe5652d2733541052a68f1527ec00be925d5d820f72c3d2"}"#
-        let hook = try await CLI.run(["signature", "verify", "--webhook", "-", "--json"], environment: ["KASPI_API_KEY": "test_key_abc"], stdin: body)
+        let body =
+            #"{"orderId":"ORDER-123","amount":5000,"status":"APPROVED","transactionId":"TX","signature":"60b0d08a15bd630c8fe5652d2733541052a68f1527ec00be925d5d820f72c3d2"}"#
+        let hook = try await CLI.run(
+            ["signature", "verify", "--webhook", "-", "--json"], environment: ["KASPI_API_KEY": "test_key_abc"], stdin: body)
         #expect(hook.status == 0, "\(hook.stderr)")
         #expect(hook.json["status"] as? String == "APPROVED")
         let forged = try await CLI.run(

@@ -21,7 +21,8 @@ struct DemoTests {
     }
 
     /// Follows redirects within loopback, as a browser would (stopping at other schemes).
-    static func follow(_ start: (status: Int, location: String?, body: String), from origin: String = "") async throws -> (url: String, body: String) {
+    static func follow(_ start: (status: Int, location: String?, body: String), from origin: String = "") async throws -> (url: String, body: String)
+    {
         var current = start
         var url = origin
         for _ in 0..<10 {
@@ -45,9 +46,11 @@ struct DemoTests {
         let data = FileManager.default.temporaryDirectory.appendingPathComponent("demo-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: data) }
         let (shopPort, gatewayPort, sandboxPort) = (FreePort.find(), FreePort.find(), FreePort.find())
-        let demo = try BackgroundProcess(CLI.binary, [
-            "demo", "--shop-port", "\(shopPort)", "--gateway-port", "\(gatewayPort)", "--sandbox-port", "\(sandboxPort)", "--data-dir", data,
-        ])
+        let demo = try BackgroundProcess(
+            CLI.binary,
+            [
+                "demo", "--shop-port", "\(shopPort)", "--gateway-port", "\(gatewayPort)", "--sandbox-port", "\(sandboxPort)", "--data-dir", data,
+            ])
         let shop = try #require(await demo.waitForOutput(matching: #"Shop: +(http://127\.0\.0\.1:\d+)"#), "\(demo.stdout)\(demo.stderr)")
         #expect(demo.stdout.contains("API key demo_shop_key"))
         let catalogue = try await Self.request(.GET, shop + "/")
@@ -86,7 +89,8 @@ struct DemoTests {
         // Payment link: shareable, paid through its own page.
         let link = try await Self.request(.POST, shop + "/link", form: "item=tea")
         #expect(link.body.contains("Share on WhatsApp") && link.body.contains("/l/"))
-        let linkURL = try #require(link.body.range(of: #"http://127\.0\.0\.1:\d+/l/[0-9a-z]+"#, options: .regularExpression).map { String(link.body[$0]) })
+        let linkURL = try #require(
+            link.body.range(of: #"http://127\.0\.0\.1:\d+/l/[0-9a-z]+"#, options: .regularExpression).map { String(link.body[$0]) })
         let toKaspi = try await Self.request(.POST, linkURL + "/pay")
         _ = try await Self.follow(try await Self.request(.POST, try #require(toKaspi.location), form: "action=pay"))
         var linkPage = ""
@@ -115,10 +119,12 @@ struct DemoTests {
         let data = FileManager.default.temporaryDirectory.appendingPathComponent("demo-qr-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: data) }
         let (shopPort, gatewayPort, sandboxPort, qrPort) = (FreePort.find(), FreePort.find(), FreePort.find(), FreePort.find())
-        let demo = try BackgroundProcess(CLI.binary, [
-            "demo", "--profile", "qr", "--shop-port", "\(shopPort)", "--gateway-port", "\(gatewayPort)", "--sandbox-port", "\(sandboxPort)",
-            "--qr-port", "\(qrPort)", "--data-dir", data,
-        ])
+        let demo = try BackgroundProcess(
+            CLI.binary,
+            [
+                "demo", "--profile", "qr", "--shop-port", "\(shopPort)", "--gateway-port", "\(gatewayPort)", "--sandbox-port", "\(sandboxPort)",
+                "--qr-port", "\(qrPort)", "--data-dir", data,
+            ])
         let shop = try #require(await demo.waitForOutput(matching: #"Shop: +(http://127\.0\.0\.1:\d+)"#), "\(demo.stdout)\(demo.stderr)")
         #expect(demo.stdout.contains("Kaspi's partner API (the Kaspi QR API), r3"))
         #expect(FileManager.default.fileExists(atPath: data + "/certs/client.p12"))  // made on the fly
@@ -128,7 +134,8 @@ struct DemoTests {
         let waitPage = shop + (try #require(buy.location))
         #expect(waitPage.contains("/wait/"))
         let waiting = try await Self.request(.GET, waitPage)
-        let link = try #require(waiting.body.range(of: #"http://127\.0\.0\.1:\d+/pay/\d{41}"#, options: .regularExpression).map { String(waiting.body[$0]) })
+        let link = try #require(
+            waiting.body.range(of: #"http://127\.0\.0\.1:\d+/pay/\d{41}"#, options: .regularExpression).map { String(waiting.body[$0]) })
         #expect(waiting.body.contains("http-equiv=\"refresh\""))
         _ = try await Self.request(.POST, link, form: "action=scan")
         _ = try await Self.request(.POST, link, form: "action=confirm")
@@ -147,7 +154,8 @@ struct DemoTests {
         let invoicePage = shop + (try #require(sent.location))
         let invoice = try await Self.request(.GET, invoicePage)
         #expect(invoice.body.contains("Check the payment") && !invoice.body.contains("http-equiv=\"refresh\""))
-        let payer = try #require(invoice.body.range(of: #"http://127\.0\.0\.1:\d+/pay/invoice/\d+"#, options: .regularExpression).map { String(invoice.body[$0]) })
+        let payer = try #require(
+            invoice.body.range(of: #"http://127\.0\.0\.1:\d+/pay/invoice/\d+"#, options: .regularExpression).map { String(invoice.body[$0]) })
         let payerPage = try await Self.request(.GET, payer)
         #expect(payerPage.body.contains("Pay the invoice") && payerPage.body.contains("87071234567"))
         _ = try await Self.request(.POST, payer, form: "action=confirm")

@@ -25,19 +25,26 @@ struct GatewayCLITests {
         case .postgres:
             let base = try #require(Backend.postgresURL)
             let name = "kaspi_cli_" + UUID().uuidString.prefix(8).lowercased()
-            try await PostgresGatewayStore.withStore(url: base) { admin in _ = try await admin.client.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)")) }
+            try await PostgresGatewayStore.withStore(url: base) { admin in
+                _ = try await admin.client.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"))
+            }
             var components = URLComponents(string: base)!
             components.path = "/" + name
-            return (components.string!, {
-                try? await PostgresGatewayStore.withStore(url: base) { admin in
-                    _ = try await admin.client.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(name) WITH (FORCE)"))
+            return (
+                components.string!,
+                {
+                    try? await PostgresGatewayStore.withStore(url: base) { admin in
+                        _ = try await admin.client.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(name) WITH (FORCE)"))
+                    }
                 }
-            })
+            )
         }
     }
 
     /// Starts `kaspi gateway` and waits until it listens.
-    static func startGateway(database: String, port: Int, sandboxURL: String, instance: String, extra: [String] = []) async throws -> BackgroundProcess {
+    static func startGateway(
+        database: String, port: Int, sandboxURL: String, instance: String, extra: [String] = []
+    ) async throws -> BackgroundProcess {
         var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("KASPI_") }
         environment["KASPI_GATEWAY_API_KEYS"] = apiKey
         environment["KASPI_BASE_URL"] = sandboxURL
@@ -45,7 +52,10 @@ struct GatewayCLITests {
         environment["KASPI_API_KEY"] = "sandbox_cli_gw_key"
         let process = try BackgroundProcess(
             CLI.binary,
-            ["gateway", "--database", database, "--port", "\(port)", "--instance-id", instance, "--first-poll-after", "0.3", "--worker-interval", "0.05"] + extra,
+            [
+                "gateway", "--database", database, "--port", "\(port)", "--instance-id", instance, "--first-poll-after", "0.3", "--worker-interval",
+                "0.05",
+            ] + extra,
             environment: environment)
         guard await process.waitForOutput(matching: "Kaspi gateway listening on (http://[^ ]+)") != nil else {
             Issue.record("the gateway did not start: \(process.stdout) \(process.stderr)")
@@ -136,8 +146,10 @@ struct GatewayCLITests {
             let sandboxURL = "http://127.0.0.1:\(client.port!)"
             let migrated = try await CLI.run(["gateway", "migrate", "--database", database])
             #expect(migrated.status == 0, "\(migrated.stderr)")
-            let a = try await Self.startGateway(database: database, port: ports[0], sandboxURL: sandboxURL, instance: "gw-a", extra: ["--work-batch-size", "2"])
-            let b = try await Self.startGateway(database: database, port: ports[1], sandboxURL: sandboxURL, instance: "gw-b", extra: ["--work-batch-size", "2"])
+            let a = try await Self.startGateway(
+                database: database, port: ports[0], sandboxURL: sandboxURL, instance: "gw-a", extra: ["--work-batch-size", "2"])
+            let b = try await Self.startGateway(
+                database: database, port: ports[1], sandboxURL: sandboxURL, instance: "gw-b", extra: ["--work-batch-size", "2"])
             var ids: [String] = []
             for i in 0..<16 {
                 let created = try await Self.api(ports[i % 2], "POST", "/v1/checkouts", #"{"amount":\#(1000 + i)}"#)
@@ -183,7 +195,8 @@ struct GatewayCLITests {
         // Beyond loopback, the public URL must be configured: it is never taken from requests.
         let open = try await CLI.run(["gateway", "--database", ":memory:", "--host", "0.0.0.0", "--port", "0"], environment: environment)
         #expect(open.status == 2 && open.stderr.contains("publicUrl is required when the gateway listens beyond loopback"))
-        let badConfirm = try await CLI.run(["gateway", "--database", ":memory:"], environment: environment.merging(["KASPI_GATEWAY_CONFIRM_PAID_WEBHOOKS": "maybe"]) { $1 })
+        let badConfirm = try await CLI.run(
+            ["gateway", "--database", ":memory:"], environment: environment.merging(["KASPI_GATEWAY_CONFIRM_PAID_WEBHOOKS": "maybe"]) { $1 })
         #expect(badConfirm.status == 2 && badConfirm.stderr.contains("KASPI_GATEWAY_CONFIRM_PAID_WEBHOOKS"))
         let noKaspi = try await CLI.run(["gateway", "--database", ":memory:"], environment: ["KASPI_GATEWAY_API_KEYS": "k1"])
         #expect(noKaspi.status == 2 && noKaspi.stderr.contains("KASPI_TRADE_POINT_ID"))

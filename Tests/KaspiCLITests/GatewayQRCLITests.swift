@@ -23,7 +23,8 @@ struct GatewayQRCLITests {
             ]
             let points = try await CLI.run(["gateway", "tradepoints", "--database", database], environment: env)
             #expect(points.status == 0 && points.stdout.contains("19\tSandbox Shop (Abay 1)"), "\(points.stderr)")
-            let registered = try await CLI.run(["gateway", "device", "register", "--trade-point", "19", "--database", database, "--json"], environment: env)
+            let registered = try await CLI.run(
+                ["gateway", "device", "register", "--trade-point", "19", "--database", database, "--json"], environment: env)
             #expect(registered.status == 0, "\(registered.stderr)")
             let id = try #require(registered.json["id"] as? String)
             #expect(registered.json["isDefault"] as? Bool == true)
@@ -44,7 +45,8 @@ struct GatewayQRCLITests {
             serveEnv.merge(env) { $1 }
             serveEnv["KASPI_GATEWAY_API_KEYS"] = GatewayCLITests.apiKey
             let gateway = try BackgroundProcess(
-                CLI.binary, ["gateway", "--profile", "qr", "--database", database, "--port", "\(port)", "--worker-interval", "0.05"], environment: serveEnv)
+                CLI.binary, ["gateway", "--profile", "qr", "--database", database, "--port", "\(port)", "--worker-interval", "0.05"],
+                environment: serveEnv)
             guard await gateway.waitForOutput(matching: "Kaspi gateway listening on (http://[^ ]+)") != nil else {
                 Issue.record("the gateway did not start: \(gateway.stdout) \(gateway.stderr)")
                 return
@@ -72,7 +74,8 @@ struct GatewayQRCLITests {
             _ = await gateway.stop(signal: SIGKILL)
             try await sandbox.act(.confirm, paymentId: secondPurchase.id)
             let restarted = try BackgroundProcess(
-                CLI.binary, ["gateway", "--profile", "qr", "--database", database, "--port", "\(port)", "--worker-interval", "0.05"], environment: serveEnv)
+                CLI.binary, ["gateway", "--profile", "qr", "--database", database, "--port", "\(port)", "--worker-interval", "0.05"],
+                environment: serveEnv)
             guard await restarted.waitForOutput(matching: "Kaspi gateway listening on (http://[^ ]+)") != nil else {
                 Issue.record("the gateway did not restart: \(restarted.stdout) \(restarted.stderr)")
                 return

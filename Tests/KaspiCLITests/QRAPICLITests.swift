@@ -12,7 +12,8 @@ struct QRAPICLITests {
     static let apiKey = "test_0f8fad5b-d9cb-469f-a165-70867728950e"
 
     /// Certificates from `kaspi sandbox certs`, then a sandbox that uses them.
-    func withSandbox(_ body: @Sendable @escaping (_ http: String, _ tls: String, _ dir: String, _ sandbox: Sandbox) async throws -> Void) async throws {
+    func withSandbox(_ body: @Sendable @escaping (_ http: String, _ tls: String, _ dir: String, _ sandbox: Sandbox) async throws -> Void) async throws
+    {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cli-qr-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let certs = try await CLI.run(["sandbox", "certs", "--dir", dir, "--password", "cli-pass", "--json"])
@@ -44,7 +45,8 @@ struct QRAPICLITests {
             let token = try #require(device.json["deviceToken"] as? String, "\(device.stderr)")
             env["KASPI_QR_DEVICE_TOKEN"] = token
             let png = dir + "/qr.png"
-            let created = try await CLI.run(["qr-api", "create", "--amount", "1500.50", "--external-id", "cli-1", "--out", png, "--json"], environment: env)
+            let created = try await CLI.run(
+                ["qr-api", "create", "--amount", "1500.50", "--external-id", "cli-1", "--out", png, "--json"], environment: env)
             #expect(created.status == 0, "\(created.stderr)")
             let id = try #require(created.json["paymentId"] as? Int64)
             #expect((created.json["qrToken"] as? String)?.count == 41 && created.json["scanTimeout"] as? Int == 180)
@@ -80,7 +82,9 @@ struct QRAPICLITests {
             #expect(refused.status == 1 && refused.stderr.contains("KASPI_QR_NOT_AUTHENTICATED") && !refused.stderr.contains("test_wrong"))
             let noScheme = try await CLI.run(["qr-api", "ping"], environment: ["KASPI_BASE_URL": http])
             #expect(noScheme.status == 2 && noScheme.stderr.contains("KASPI_QR_SCHEME"))
-            let noDevice = try await CLI.run(["qr-api", "create", "--amount", "5"], environment: ["KASPI_QR_SCHEME": "r1", "KASPI_BASE_URL": http, "KASPI_QR_API_KEY": Self.apiKey])
+            let noDevice = try await CLI.run(
+                ["qr-api", "create", "--amount", "5"],
+                environment: ["KASPI_QR_SCHEME": "r1", "KASPI_BASE_URL": http, "KASPI_QR_API_KEY": Self.apiKey])
             #expect(noDevice.status == 2 && noDevice.stderr.contains("device register"))
         }
     }
@@ -108,7 +112,8 @@ struct QRAPICLITests {
             #expect(over.status == 1 && over.stderr.contains("KASPI_QR_REFUND_EXCEEDS_AMOUNT"))
             let name = try await CLI.run(["qr-api", "remote", "client-info", "--phone", "87071234567"], environment: env3)
             #expect(name.stdout.contains("4567"))
-            let invoice = try await CLI.run(["qr-api", "remote", "create", "--phone", "87071234567", "--amount", "100", "--comment", "x", "--json"], environment: env3)
+            let invoice = try await CLI.run(
+                ["qr-api", "remote", "create", "--phone", "87071234567", "--amount", "100", "--comment", "x", "--json"], environment: env3)
             let invoiceId = try #require(invoice.json["paymentId"] as? Int64, "\(invoice.stderr)")
             let cancelled = try await CLI.run(["qr-api", "remote", "cancel", "\(invoiceId)"], environment: env3)
             #expect(cancelled.stdout.contains("RemotePaymentCanceled"))

@@ -7,13 +7,19 @@ struct SandboxCLITests {
     @Test func aNewcomerPaysAnOrderAgainstTheSandboxProcess() async throws {
         let data = FileManager.default.temporaryDirectory.appendingPathComponent("cli-sandbox-\(UUID().uuidString).sqlite").path
         defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: data + suffix) } }
-        let arguments = ["sandbox", "--port", "0", "--data", data, "--trade-point-id", "TP-CLI", "--api-key", "cli_key_1", "--return-url-prefix", "https://shop.example/"]
+        let arguments = [
+            "sandbox", "--port", "0", "--data", data, "--trade-point-id", "TP-CLI", "--api-key", "cli_key_1", "--return-url-prefix",
+            "https://shop.example/",
+        ]
         let sandbox = try BackgroundProcess(CLI.binary, arguments)
         let base = try #require(await sandbox.waitForOutput(matching: #"listening on (http://127\.0\.0\.1:\d+)"#), "\(sandbox.stderr)")
         #expect(sandbox.stdout.contains("Trade point TP-CLI"))
         let env = ["KASPI_BASE_URL": base, "KASPI_TRADE_POINT_ID": "TP-CLI", "KASPI_API_KEY": "cli_key_1"]
         let created = try await CLI.run(
-            ["orders", "create", "--amount", "2500", "--order-id", "CLI-SB-1", "--return-url", "https://shop.example/ok", "--fail-url", "https://shop.example/fail", "--json"],
+            [
+                "orders", "create", "--amount", "2500", "--order-id", "CLI-SB-1", "--return-url", "https://shop.example/ok", "--fail-url",
+                "https://shop.example/fail", "--json",
+            ],
             environment: env)
         #expect(created.status == 0, "\(created.stderr)")
         #expect((created.json["paymentUrl"] as? String)?.hasPrefix(base + "/pay/") == true)
@@ -36,7 +42,9 @@ struct SandboxCLITests {
 
     @Test func withNoConfigurationATestTradePointIsPrinted() async throws {
         let sandbox = try BackgroundProcess(CLI.binary, ["sandbox", "--port", "0"])
-        let key = try #require(await sandbox.waitForOutput(matching: #"Trade point TEST-TP-1 \(.*\), API key (sandbox_[0-9a-f]{32})"#), "\(sandbox.stdout)\(sandbox.stderr)")
+        let key = try #require(
+            await sandbox.waitForOutput(matching: #"Trade point TEST-TP-1 \(.*\), API key (sandbox_[0-9a-f]{32})"#),
+            "\(sandbox.stdout)\(sandbox.stderr)")
         let base = try #require(await sandbox.waitForOutput(matching: #"listening on (http://127\.0\.0\.1:\d+)"#))
         #expect(sandbox.stdout.contains("export KASPI_BASE_URL=\(base) KASPI_TRADE_POINT_ID=TEST-TP-1 KASPI_API_KEY=\(key)"))
         let env = ["KASPI_BASE_URL": base, "KASPI_TRADE_POINT_ID": "TEST-TP-1", "KASPI_API_KEY": key]

@@ -1,7 +1,7 @@
-import KaspiPay
 import Foundation
 import KaspiGatewayStore
 import KaspiGatewayTestSupport
+import KaspiPay
 import PropertyBased
 import Synchronization
 import Testing
@@ -57,7 +57,9 @@ func checkChange(_ before: GatewayOrder, _ change: OrderChange) {
     #expect(transitions.count == orderEvents.count, "exactly one outgoing event per transition")
     #expect(transitions.count <= 1)
     if let transition = transitions.first { #expect(orderEvents.first?.type == "order.\(transition.toState?.rawValue ?? "")") }
-    #expect(after.state == before.state || transitions.count == 1 || (before.state == .created && after.state == .pending), "a state change is a recorded transition")
+    #expect(
+        after.state == before.state || transitions.count == 1 || (before.state == .created && after.state == .pending),
+        "a state change is a recorded transition")
 }
 
 @Suite("Property tests: random interleavings converge")
@@ -77,7 +79,8 @@ struct PropertyTests {
                 case .report(let report, let source):
                     changes.append(OrderStateMachine.apply(report, transactionId: "tx-\(index)", source: source, to: order, at: at))
                 case .accepted:
-                    changes.append(OrderStateMachine.providerAccepted(order, paymentURL: "https://pay.example/\(index)", qrToken: nil, at: at, firstPollAt: at))
+                    changes.append(
+                        OrderStateMachine.providerAccepted(order, paymentURL: "https://pay.example/\(index)", qrToken: nil, at: at, firstPollAt: at))
                 case .expire(let late):
                     changes.append(OrderStateMachine.expire(order, at: at, reason: "time", latePollAt: late ? at : nil))
                 case .unconfirmed:
@@ -91,7 +94,8 @@ struct PropertyTests {
                     order = reserved.order
                     switch outcome {
                     case 0: changes.append(OrderStateMachine.refundConfirmed(order, amount: amount, refundId: "rf_\(index)", at: at))
-                    case 1: changes.append(OrderStateMachine.refundReleased(order, amount: amount, refundId: "rf_\(index)", reason: "refused", at: at))
+                    case 1:
+                        changes.append(OrderStateMachine.refundReleased(order, amount: amount, refundId: "rf_\(index)", reason: "refused", at: at))
                     default:
                         changes.append(OrderStateMachine.refundUnknown(order, amount: amount, refundId: "rf_\(index)", reason: "lost", at: at))
                         unknown.append(("rf_\(index)", amount))
@@ -99,9 +103,10 @@ struct PropertyTests {
                     pending.append(("rf_\(index)", amount))
                 case .settleUnknown(let confirm):
                     guard let refund = unknown.popLast() else { continue }
-                    changes.append(confirm
-                        ? OrderStateMachine.refundConfirmed(order, amount: refund.amount, refundId: refund.id, at: at)
-                        : OrderStateMachine.refundReleased(order, amount: refund.amount, refundId: refund.id, reason: "settled", at: at))
+                    changes.append(
+                        confirm
+                            ? OrderStateMachine.refundConfirmed(order, amount: refund.amount, refundId: refund.id, at: at)
+                            : OrderStateMachine.refundReleased(order, amount: refund.amount, refundId: refund.id, reason: "settled", at: at))
                 }
                 for case let change? in changes {
                     checkChange(order, change)

@@ -15,7 +15,9 @@ struct StoreContractTests {
         try await store.insert(order)
         let at = order.createdAt.addingTimeInterval(5)
         // A current copy: written as it is.
-        let pending = try await store.update(from: order) { OrderStateMachine.providerAccepted($0, paymentURL: "https://pay.example/1", qrToken: nil, at: at, firstPollAt: at) }
+        let pending = try await store.update(from: order) {
+            OrderStateMachine.providerAccepted($0, paymentURL: "https://pay.example/1", qrToken: nil, at: at, firstPollAt: at)
+        }
         #expect(pending.state == .pending)
         #expect(try await store.order(id: order.id) == pending)
         // A stale copy (version 1, stored 2): decided again on the stored order, so the
@@ -175,7 +177,8 @@ struct StoreContractTests {
         try await store.insert(order)
         let now = order.createdAt.addingTimeInterval(5)
         let pending = try await store.update(orderId: order.id) {
-            OrderStateMachine.providerAccepted($0, paymentURL: "https://pay.example/p/1", qrToken: nil, at: now, firstPollAt: now.addingTimeInterval(60))
+            OrderStateMachine.providerAccepted(
+                $0, paymentURL: "https://pay.example/p/1", qrToken: nil, at: now, firstPollAt: now.addingTimeInterval(60))
         }
         #expect(pending.state == .pending && pending.paymentURL == "https://pay.example/p/1" && pending.version == 2)
         let paid = try await store.update(orderId: order.id) {
@@ -184,7 +187,9 @@ struct StoreContractTests {
         #expect(paid.state == .paid && paid.transactionId == "TX-1" && paid.nextPollAt == nil)
         #expect(try await store.order(id: order.id) == paid)
         // A duplicate webhook changes nothing and writes nothing.
-        let again = try await store.update(orderId: order.id) { OrderStateMachine.apply(.approved, transactionId: "TX-1", source: .webhook, to: $0, at: now) }
+        let again = try await store.update(orderId: order.id) {
+            OrderStateMachine.apply(.approved, transactionId: "TX-1", source: .webhook, to: $0, at: now)
+        }
         #expect(again == paid)
         let events = try await store.events(orderId: order.id)
         #expect(events.map(\.kind) == [.created, .transition, .transition])
@@ -208,9 +213,13 @@ struct StoreContractTests {
         try await store.insert(order)
         let now = order.createdAt
         _ = try await store.update(orderId: order.id) { OrderStateMachine.apply(.cancelled, transactionId: nil, source: .webhook, to: $0, at: now) }
-        let paid = try await store.update(orderId: order.id) { OrderStateMachine.apply(.approved, transactionId: "TX-9", source: .poll, to: $0, at: now) }
+        let paid = try await store.update(orderId: order.id) {
+            OrderStateMachine.apply(.approved, transactionId: "TX-9", source: .poll, to: $0, at: now)
+        }
         #expect(paid.state == .paid && paid.needsReview)
-        let late = try await store.update(orderId: order.id) { OrderStateMachine.apply(.declined, transactionId: nil, source: .webhook, to: $0, at: now) }
+        let late = try await store.update(orderId: order.id) {
+            OrderStateMachine.apply(.declined, transactionId: nil, source: .webhook, to: $0, at: now)
+        }
         #expect(late.state == .paid)
         let kinds = try await store.events(orderId: order.id).map(\.kind)
         #expect(kinds == [.created, .transition, .conflict, .transition])
@@ -219,7 +228,9 @@ struct StoreContractTests {
         let other = makeOrder("cart-2")
         try await store.insert(other)
         _ = try await store.update(orderId: other.id) { OrderStateMachine.apply(.approved, transactionId: "TX-2", source: .webhook, to: $0, at: now) }
-        let declinedLate = try await store.update(orderId: other.id) { OrderStateMachine.apply(.declined, transactionId: nil, source: .webhook, to: $0, at: now) }
+        let declinedLate = try await store.update(orderId: other.id) {
+            OrderStateMachine.apply(.declined, transactionId: nil, source: .webhook, to: $0, at: now)
+        }
         #expect(declinedLate.state == .paid && declinedLate.needsReview)
         try await handle.close()
     }
@@ -237,7 +248,8 @@ struct StoreContractTests {
                         var next = current
                         next.pollAttempts += 1
                         next.version += 1
-                        return OrderChange(order: next, events: [OrderEvent(orderId: current.id, at: current.createdAt, kind: .poll, detail: "poll \(i)")])
+                        return OrderChange(
+                            order: next, events: [OrderEvent(orderId: current.id, at: current.createdAt, kind: .poll, detail: "poll \(i)")])
                     }
                 }
             }
@@ -258,7 +270,9 @@ struct StoreContractTests {
         await #expect(throws: StoreError.notRefundable(orderId: order.id, state: .created)) {
             _ = try await store.recordRefund(orderId: order.id, amount: 100, refundId: "rf_0", at: Date())
         }
-        _ = try await store.update(orderId: order.id) { OrderStateMachine.apply(.approved, transactionId: "TX", source: .webhook, to: $0, at: Date()) }
+        _ = try await store.update(orderId: order.id) {
+            OrderStateMachine.apply(.approved, transactionId: "TX", source: .webhook, to: $0, at: Date())
+        }
         // 25 refunds of 1000 race for 10000.
         let results = await withTaskGroup(of: Bool.self) { group in
             for i in 0..<25 {
@@ -299,7 +313,9 @@ struct StoreContractTests {
             try await store.insert(order)
             ids.append(order.id)
             if i % 2 == 0 {
-                _ = try await store.update(orderId: order.id) { OrderStateMachine.apply(.approved, transactionId: "T\(i)", source: .webhook, to: $0, at: base) }
+                _ = try await store.update(orderId: order.id) {
+                    OrderStateMachine.apply(.approved, transactionId: "T\(i)", source: .webhook, to: $0, at: base)
+                }
             }
         }
         let first = try await store.orders(OrderQuery(limit: 3))
@@ -356,11 +372,15 @@ struct StoreContractTests {
         #expect(claimed.map(\.type) == ["order.paid"])
         #expect(try await store.claimOutbox(now: now, limit: 10, owner: "b", lease: 30).isEmpty)
         let message = claimed[0]
-        try await store.recordDelivery(DeliveryAttempt(messageId: message.id, at: now, statusCode: 500, latencyMs: 12, error: nil), delivered: false, retryAt: now.addingTimeInterval(10), owner: "a")
+        try await store.recordDelivery(
+            DeliveryAttempt(messageId: message.id, at: now, statusCode: 500, latencyMs: 12, error: nil), delivered: false,
+            retryAt: now.addingTimeInterval(10), owner: "a")
         #expect(try await store.claimOutbox(now: now.addingTimeInterval(5), limit: 10, owner: "b", lease: 30).isEmpty)
         let retry = try await store.claimOutbox(now: now.addingTimeInterval(10), limit: 10, owner: "b", lease: 30)
         #expect(retry.map(\.id) == [message.id] && retry[0].attempts == 1 && retry[0].lastStatus == 500)
-        try await store.recordDelivery(DeliveryAttempt(messageId: message.id, at: now.addingTimeInterval(10), statusCode: 204, latencyMs: 8, error: nil), delivered: true, retryAt: nil, owner: "b")
+        try await store.recordDelivery(
+            DeliveryAttempt(messageId: message.id, at: now.addingTimeInterval(10), statusCode: 204, latencyMs: 8, error: nil), delivered: true,
+            retryAt: nil, owner: "b")
         let delivered = try await store.outboxMessages(orderId: order.id, limit: 10)[0]
         #expect(delivered.state == .delivered && delivered.attempts == 2 && delivered.deliveredAt != nil)
         #expect(try await store.deliveryAttempts(messageId: message.id).map(\.statusCode) == [500, 204])
@@ -368,7 +388,10 @@ struct StoreContractTests {
         try await store.requeue(messageId: message.id, now: now.addingTimeInterval(20))
         #expect(try await store.claimOutbox(now: now.addingTimeInterval(20), limit: 10, owner: "c", lease: 30).map(\.id) == [message.id])
         // Giving up marks it failed.
-        try await store.recordDelivery(DeliveryAttempt(messageId: message.id, at: now.addingTimeInterval(21), statusCode: nil, latencyMs: 10_000, error: "timeout", manual: true), delivered: false, retryAt: nil, owner: "c")
+        try await store.recordDelivery(
+            DeliveryAttempt(
+                messageId: message.id, at: now.addingTimeInterval(21), statusCode: nil, latencyMs: 10_000, error: "timeout", manual: true),
+            delivered: false, retryAt: nil, owner: "c")
         #expect(try await store.outboxMessages(orderId: order.id, limit: 10)[0].state == .failed)
         try await handle.close()
     }
@@ -382,7 +405,9 @@ struct StoreContractTests {
         for i in 0..<3 {
             let order = makeOrder("cart-\(i)", at: t0.addingTimeInterval(Double(i)))
             try await store.insert(order)
-            _ = try await store.update(orderId: order.id) { OrderStateMachine.apply(.approved, transactionId: "T\(i)", source: .webhook, to: $0, at: t0.addingTimeInterval(Double(i))) }
+            _ = try await store.update(orderId: order.id) {
+                OrderStateMachine.apply(.approved, transactionId: "T\(i)", source: .webhook, to: $0, at: t0.addingTimeInterval(Double(i)))
+            }
             ids.append(order.id)
         }
         let at = t0.addingTimeInterval(10)
@@ -392,10 +417,15 @@ struct StoreContractTests {
         let taken = try await store.claimOutbox(now: at.addingTimeInterval(15), limit: 10, owner: "b", lease: 10)
         #expect(taken.map(\.id) == [first[0].id])
         // "a" finishes its late delivery of the first: refused, since "b" holds it now.
-        let late = try await store.recordDelivery(DeliveryAttempt(messageId: first[0].id, at: at.addingTimeInterval(16), statusCode: 204, latencyMs: 9_000, error: nil), delivered: true, retryAt: nil, owner: "a")
+        let late = try await store.recordDelivery(
+            DeliveryAttempt(messageId: first[0].id, at: at.addingTimeInterval(16), statusCode: 204, latencyMs: 9_000, error: nil), delivered: true,
+            retryAt: nil, owner: "a")
         #expect(!late)
         #expect(try await store.deliveryAttempts(messageId: first[0].id).isEmpty)
-        #expect(try await store.recordDelivery(DeliveryAttempt(messageId: first[0].id, at: at.addingTimeInterval(17), statusCode: 204, latencyMs: 5, error: nil), delivered: true, retryAt: nil, owner: "b"))
+        #expect(
+            try await store.recordDelivery(
+                DeliveryAttempt(messageId: first[0].id, at: at.addingTimeInterval(17), statusCode: 204, latencyMs: 5, error: nil), delivered: true,
+                retryAt: nil, owner: "b"))
         let message = try #require(try await store.outboxMessages(orderId: ids[0], limit: 10).first)
         #expect(message.attempts == 1 && message.state == .delivered)
         // A restarted "a" releases its own leases: the other two are due at once.
@@ -414,18 +444,26 @@ struct StoreContractTests {
             IdempotencyReservation(scope: scope, key: "abc", requestHash: hash, owner: owner, at: at, expiredBefore: at.addingTimeInterval(-86400))
         }
         #expect(try await store.idempotencyRecord(scope: "key_1", key: "abc", requestHash: "h1", expiredBefore: old) == nil)
-        try await store.saveIdempotentResponse(reservation("key_1", "h1", owner: "r1"), response: IdempotentResponse(status: 201, body: "{}"), reservedOnly: false)
-        #expect(try await store.idempotencyRecord(scope: "key_1", key: "abc", requestHash: "h1", expiredBefore: old) == .done(IdempotentResponse(status: 201, body: "{}")))
+        try await store.saveIdempotentResponse(
+            reservation("key_1", "h1", owner: "r1"), response: IdempotentResponse(status: 201, body: "{}"), reservedOnly: false)
+        #expect(
+            try await store.idempotencyRecord(scope: "key_1", key: "abc", requestHash: "h1", expiredBefore: old)
+                == .done(IdempotentResponse(status: 201, body: "{}")))
         await #expect(throws: StoreError.idempotencyConflict(key: "abc")) {
             _ = try await store.idempotencyRecord(scope: "key_1", key: "abc", requestHash: "h2", expiredBefore: old)
         }
         // Another scope (another API key) has its own keys; a final answer is never replaced.
         #expect(try await store.idempotencyRecord(scope: "key_2", key: "abc", requestHash: "h2", expiredBefore: old) == nil)
-        try await store.saveIdempotentResponse(reservation("key_1", "h1", owner: "r2"), response: IdempotentResponse(status: 500, body: "x"), reservedOnly: false)
-        try await store.saveIdempotentResponse(reservation("key_1", "h1", owner: "r1"), response: IdempotentResponse(status: 500, body: "x"), reservedOnly: true)
-        #expect(try await store.idempotencyRecord(scope: "key_1", key: "abc", requestHash: "h1", expiredBefore: old) == .done(IdempotentResponse(status: 201, body: "{}")))
+        try await store.saveIdempotentResponse(
+            reservation("key_1", "h1", owner: "r2"), response: IdempotentResponse(status: 500, body: "x"), reservedOnly: false)
+        try await store.saveIdempotentResponse(
+            reservation("key_1", "h1", owner: "r1"), response: IdempotentResponse(status: 500, body: "x"), reservedOnly: true)
+        #expect(
+            try await store.idempotencyRecord(scope: "key_1", key: "abc", requestHash: "h1", expiredBefore: old)
+                == .done(IdempotentResponse(status: 201, body: "{}")))
         // An error answer is stored only for a key that a write reserved.
-        try await store.saveIdempotentResponse(reservation("key_3", "h1", owner: "r3"), response: IdempotentResponse(status: 400, body: "bad"), reservedOnly: true)
+        try await store.saveIdempotentResponse(
+            reservation("key_3", "h1", owner: "r3"), response: IdempotentResponse(status: 400, body: "bad"), reservedOnly: true)
         #expect(try await store.idempotencyRecord(scope: "key_3", key: "abc", requestHash: "h1", expiredBefore: old) == nil)
         // Keys expire: an old key is absent to lookups and deleted by the pass.
         #expect(try await store.idempotencyRecord(scope: "key_1", key: "abc", requestHash: "h1", expiredBefore: now.addingTimeInterval(1)) == nil)
@@ -443,7 +481,9 @@ struct StoreContractTests {
         let first = IdempotencyReservation(scope: "s", key: "k", requestHash: "h", owner: "req_1", at: now, expiredBefore: old)
         let order = makeOrder()
         try await store.insert(order, reserving: first)
-        #expect(try await store.idempotencyRecord(scope: "s", key: "k", requestHash: "h", expiredBefore: old) == .inProgress(since: Date(timeIntervalSince1970: (now.timeIntervalSince1970 * 1000).rounded() / 1000), resource: order.id))
+        #expect(
+            try await store.idempotencyRecord(scope: "s", key: "k", requestHash: "h", expiredBefore: old)
+                == .inProgress(since: Date(timeIntervalSince1970: (now.timeIntervalSince1970 * 1000).rounded() / 1000), resource: order.id))
         // A second request with the key: its write is refused and rolled back whole.
         var second = first
         second.owner = "req_2"
@@ -453,9 +493,13 @@ struct StoreContractTests {
         // Only the holder writes the final answer.
         try await store.saveIdempotentResponse(second, response: IdempotentResponse(status: 201, body: "theirs"), reservedOnly: false)
         try await store.saveIdempotentResponse(first, response: IdempotentResponse(status: 201, body: "mine"), reservedOnly: true)
-        #expect(try await store.idempotencyRecord(scope: "s", key: "k", requestHash: "h", expiredBefore: old) == .done(IdempotentResponse(status: 201, body: "mine")))
+        #expect(
+            try await store.idempotencyRecord(scope: "s", key: "k", requestHash: "h", expiredBefore: old)
+                == .done(IdempotentResponse(status: 201, body: "mine")))
         // Refunds and links reserve theirs the same way; an expired key is taken over.
-        let paid = try await store.update(orderId: order.id) { OrderStateMachine.apply(.approved, transactionId: "tx", source: .poll, to: $0, at: now) }
+        let paid = try await store.update(orderId: order.id) {
+            OrderStateMachine.apply(.approved, transactionId: "tx", source: .poll, to: $0, at: now)
+        }
         #expect(paid.state == .paid)
         let refundKey = IdempotencyReservation(scope: "s", key: "r", requestHash: "h", owner: "req_3", at: now, expiredBefore: old)
         _ = try await store.recordRefund(orderId: order.id, amount: 100, refundId: "rf_1", at: now, reserving: refundKey)
@@ -471,10 +515,12 @@ struct StoreContractTests {
         _ = try await store.recordRefund(orderId: order.id, amount: 100, refundId: "rf_3", at: later.at, reserving: later)
         #expect(try await store.order(id: order.id)?.refundedAmount == 200)
         let link = PaymentLink(id: "lnk\(UUID().uuidString.prefix(6))", amount: 500, createdAt: now)
-        try await store.insert(link, reserving: IdempotencyReservation(scope: "s", key: "l", requestHash: "h", owner: "req_5", at: now, expiredBefore: old))
+        try await store.insert(
+            link, reserving: IdempotencyReservation(scope: "s", key: "l", requestHash: "h", owner: "req_5", at: now, expiredBefore: old))
         let duplicate = PaymentLink(id: "lnk\(UUID().uuidString.prefix(6))", amount: 500, createdAt: now)
         await #expect(throws: StoreError.idempotencyInProgress(key: "l")) {
-            try await store.insert(duplicate, reserving: IdempotencyReservation(scope: "s", key: "l", requestHash: "h", owner: "req_6", at: now, expiredBefore: old))
+            try await store.insert(
+                duplicate, reserving: IdempotencyReservation(scope: "s", key: "l", requestHash: "h", owner: "req_6", at: now, expiredBefore: old))
         }
         #expect(try await store.paymentLink(id: duplicate.id) == nil)
         try await handle.close()
@@ -486,7 +532,9 @@ extension StoreContractTests {
     func paymentLinksAttachOneOrderAtATime(_ backend: Backend) async throws {
         let handle = try await backend.open()
         let store = handle.store
-        let link = PaymentLink(id: "lnk\(UUID().uuidString.prefix(6))", amount: 3000, description: "Invoice 7", expiresAt: Date(timeIntervalSince1970: 1_900_000_000), createdAt: Date(timeIntervalSince1970: 1_800_000_000))
+        let link = PaymentLink(
+            id: "lnk\(UUID().uuidString.prefix(6))", amount: 3000, description: "Invoice 7", expiresAt: Date(timeIntervalSince1970: 1_900_000_000),
+            createdAt: Date(timeIntervalSince1970: 1_800_000_000))
         try await store.insert(link)
         #expect(try await store.paymentLink(id: link.id) == link)
         #expect(try await store.paymentLink(id: "nope") == nil)
@@ -546,14 +594,18 @@ struct SQLiteStoreTests {
                             // Fails before writing.
                             var ghost = order
                             ghost.id = "ord_ghost_\(index)"
-                            _ = try await store.update(from: ghost) { OrderStateMachine.apply(.approved, transactionId: nil, source: .webhook, to: $0, at: at) }
+                            _ = try await store.update(from: ghost) {
+                                OrderStateMachine.apply(.approved, transactionId: nil, source: .webhook, to: $0, at: at)
+                            }
                         case 7:
                             // Writes a first chunk, then fails on a duplicate: rolled back alone.
                             var batch = (0..<600).map { makeOrder("dup-\(index)-\($0)") }
                             batch[550].providerOrderId = existing.providerOrderId
                             try await store.insert(contentsOf: batch)
                         default:
-                            _ = try await store.update(from: order) { OrderStateMachine.apply(.approved, transactionId: "tx-\(index)", source: .webhook, to: $0, at: at) }
+                            _ = try await store.update(from: order) {
+                                OrderStateMachine.apply(.approved, transactionId: "tx-\(index)", source: .webhook, to: $0, at: at)
+                            }
                         }
                         return (index, "ok")
                     } catch let error as StoreError {
@@ -624,7 +676,9 @@ struct StateMachineTests {
         let now = order.createdAt
         let polled = try #require(OrderStateMachine.providerAccepted(order, paymentURL: nil, qrToken: nil, at: now, firstPollAt: now)).order
         #expect(polled.state == .pending && polled.paymentURL == nil)
-        let completed = try #require(OrderStateMachine.providerAccepted(polled, paymentURL: "https://pay.example/p", qrToken: nil, at: now, firstPollAt: now)).order
+        let completed = try #require(
+            OrderStateMachine.providerAccepted(polled, paymentURL: "https://pay.example/p", qrToken: nil, at: now, firstPollAt: now)
+        ).order
         #expect(completed.state == .pending && completed.paymentURL == "https://pay.example/p")
         #expect(OrderStateMachine.providerAccepted(completed, paymentURL: "https://pay.example/p", qrToken: nil, at: now, firstPollAt: now) == nil)
     }

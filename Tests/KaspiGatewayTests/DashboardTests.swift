@@ -96,7 +96,9 @@ struct DashboardTests {
             // Payment links: create, show the QR and the share links.
             let link = try await browser.post("/admin/links", ["csrf": csrf, "amount": "2500", "description": "Dashboard invoice"])
             let linkPage = try await browser.get(try #require(link.headers["location"]))
-            #expect(linkPage.body.contains("data:image/png;base64,") && linkPage.body.contains("https://wa.me/?text=") && linkPage.body.contains("sms:?&amp;body="))
+            #expect(
+                linkPage.body.contains("data:image/png;base64,") && linkPage.body.contains("https://wa.me/?text=")
+                    && linkPage.body.contains("sms:?&amp;body="))
             #expect(try await browser.get("/admin/links").body.contains("Dashboard invoice"))
 
             // Events: the delivery log and a re-send.
@@ -141,9 +143,13 @@ struct DashboardTests {
 struct NoProvider: PaymentProvider {
     let name = "none"
     let sendsWebhooks = false
-    func createPayment(_ request: ProviderPaymentRequest) async throws(ProviderError) -> ProviderPayment { throw ProviderError(code: "NONE", message: "none") }
+    func createPayment(_ request: ProviderPaymentRequest) async throws(ProviderError) -> ProviderPayment {
+        throw ProviderError(code: "NONE", message: "none")
+    }
     func createQR(_ request: ProviderPaymentRequest) async throws(ProviderError) -> ProviderQR { throw ProviderError(code: "NONE", message: "none") }
     func status(of order: GatewayOrder) async throws(ProviderError) -> ProviderStatus { throw ProviderError(code: "NONE", message: "none") }
-    func refund(_ order: GatewayOrder, amount: Int) async throws(ProviderError) -> ProviderRefund { throw ProviderError(code: "NONE", message: "none") }
+    func refund(_ order: GatewayOrder, amount: Int) async throws(ProviderError) -> ProviderRefund {
+        throw ProviderError(code: "NONE", message: "none")
+    }
     func readWebhook(_ body: [UInt8]) throws(ProviderError) -> ProviderWebhook { throw ProviderError(code: "NONE", message: "none") }
 }

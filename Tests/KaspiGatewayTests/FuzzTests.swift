@@ -2,9 +2,9 @@ import Foundation
 import KaspiGatewayStore
 import KaspiGatewayTestSupport
 import KaspiPay
+import KaspiPayTesting
 import PropertyBased
 import Synchronization
-import KaspiPayTesting
 import Testing
 
 @testable import KaspiGateway
@@ -42,7 +42,9 @@ struct FuzzTests {
             await propertyCheck(count: 300, input: Gen.int(in: 0...1_000_000).array(of: 1...6)) { mutations in
                 let body = mutations.reduce(Array(declined.utf8)) { mutate($0, $1) }
                 let answer = await RawHTTP.send(
-                    Array("POST /webhooks/kaspi HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n".utf8) + body,
+                    Array(
+                        "POST /webhooks/kaspi HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n"
+                            .utf8) + body,
                     port: Int(s.gatewayURL.split(separator: ":").last ?? "") ?? 0)
                 #expect(answer?.status != nil, "no answer")
                 #expect((answer?.status ?? 500) < 500, "\(answer?.text.prefix(300) ?? "")")

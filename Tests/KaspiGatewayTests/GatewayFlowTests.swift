@@ -40,8 +40,12 @@ struct GatewayFlowTests {
             // The merchant's systems hear about it, signed the Standard Webhooks way.
             #expect(await eventually { s.merchant.events.contains { $0.type == "order.paid" } })
             let event = try #require(s.merchant.events.first { $0.type == "order.paid" })
-            #expect(StandardWebhooks.verify(id: event.id, timestamp: event.timestamp, signatures: event.signature, body: event.body, secret: s.webhookSecret))
-            #expect(!StandardWebhooks.verify(id: event.id, timestamp: event.timestamp, signatures: event.signature, body: event.body + " ", secret: s.webhookSecret))
+            #expect(
+                StandardWebhooks.verify(
+                    id: event.id, timestamp: event.timestamp, signatures: event.signature, body: event.body, secret: s.webhookSecret))
+            #expect(
+                !StandardWebhooks.verify(
+                    id: event.id, timestamp: event.timestamp, signatures: event.signature, body: event.body + " ", secret: s.webhookSecret))
             #expect(event.body.contains(#""merchantReference":"cart-77""#))
 
             let fetched = try await s.api(.GET, "/v1/orders/\(id)")
@@ -52,10 +56,11 @@ struct GatewayFlowTests {
             let list = try await s.api(.GET, "/v1/orders?status=paid&limit=10")
             #expect((list.json["data"] as? [[String: Any]])?.count == 1)
             // The delivery is recorded just after the merchant answered.
-            #expect(await eventually {
-                let outbox = try? await s.api(.GET, "/v1/events?orderId=\(id)")
-                return ((outbox?.json["data"] as? [[String: Any]]) ?? []).contains { $0["state"] as? String == "delivered" }
-            })
+            #expect(
+                await eventually {
+                    let outbox = try? await s.api(.GET, "/v1/events?orderId=\(id)")
+                    return ((outbox?.json["data"] as? [[String: Any]]) ?? []).contains { $0["state"] as? String == "delivered" }
+                })
 
             // Prometheus metrics: requests, transitions, webhooks, Kaspi latency, deliveries.
             let metrics = try await http(.GET, s.gatewayURL + "/metrics")
@@ -112,12 +117,17 @@ struct GatewayFlowTests {
             // still shows that it arrived.
             #expect(try await s.gateway.store.events(orderId: id).filter { $0.toState == .paid }.count == 1)
             // (The copy may arrive a little after the first: it is confirmed with Kaspi too.)
-            #expect(await eventually { (try? await s.gateway.store.events(orderId: id).contains { $0.kind == .webhook && $0.detail.contains("nothing to change") }) == true })
+            #expect(
+                await eventually {
+                    (try? await s.gateway.store.events(orderId: id).contains { $0.kind == .webhook && $0.detail.contains("nothing to change") })
+                        == true
+                })
             #expect(try await s.gateway.store.outboxMessages(orderId: id, limit: 10).filter { $0.type == "order.paid" }.count == 1)
 
             // An older CANCELLED arriving after the payment changes nothing but is flagged.
             let key = try APIKey("sandbox_gateway_key")
-            let late = #"{"orderId":"\#(order.providerOrderId)","amount":3000,"status":"CANCELLED","transactionId":null,"signature":"\#(Signature.webhook(orderId: order.providerOrderId, amount: 3000, apiKey: key))"}"#
+            let late =
+                #"{"orderId":"\#(order.providerOrderId)","amount":3000,"status":"CANCELLED","transactionId":null,"signature":"\#(Signature.webhook(orderId: order.providerOrderId, amount: 3000, apiKey: key))"}"#
             let lateAnswer = try await http(.POST, s.gatewayURL + "/webhooks/kaspi", body: late, headers: ["Content-Type": "application/json"])
             #expect(lateAnswer.status == 200)
             let after = try #require(try await s.order(id))
@@ -125,13 +135,16 @@ struct GatewayFlowTests {
 
             // Forged and wrong webhooks are refused with a code, changing nothing.
             let version = after.version
-            let forged = #"{"orderId":"\#(order.providerOrderId)","amount":3000,"status":"DECLINED","transactionId":null,"signature":"\#(String(repeating: "0", count: 64))"}"#
+            let forged =
+                #"{"orderId":"\#(order.providerOrderId)","amount":3000,"status":"DECLINED","transactionId":null,"signature":"\#(String(repeating: "0", count: 64))"}"#
             let forgedAnswer = try await http(.POST, s.gatewayURL + "/webhooks/kaspi", body: forged)
             #expect(forgedAnswer.status == 400 && forgedAnswer.errorCode == "WEBHOOK_BAD_SIGNATURE")
-            let wrongAmount = #"{"orderId":"\#(order.providerOrderId)","amount":30,"status":"APPROVED","transactionId":"X","signature":"\#(Signature.webhook(orderId: order.providerOrderId, amount: 30, apiKey: key))"}"#
+            let wrongAmount =
+                #"{"orderId":"\#(order.providerOrderId)","amount":30,"status":"APPROVED","transactionId":"X","signature":"\#(Signature.webhook(orderId: order.providerOrderId, amount: 30, apiKey: key))"}"#
             let wrongAnswer = try await http(.POST, s.gatewayURL + "/webhooks/kaspi", body: wrongAmount)
             #expect(wrongAnswer.status == 400 && wrongAnswer.errorCode == "WEBHOOK_AMOUNT_MISMATCH")
-            let unknown = #"{"orderId":"kk_nope","amount":30,"status":"APPROVED","transactionId":"X","signature":"\#(Signature.webhook(orderId: "kk_nope", amount: 30, apiKey: key))"}"#
+            let unknown =
+                #"{"orderId":"kk_nope","amount":30,"status":"APPROVED","transactionId":"X","signature":"\#(Signature.webhook(orderId: "kk_nope", amount: 30, apiKey: key))"}"#
             #expect(try await http(.POST, s.gatewayURL + "/webhooks/kaspi", body: unknown).errorCode == "WEBHOOK_UNKNOWN_ORDER")
             #expect(try await http(.POST, s.gatewayURL + "/webhooks/kaspi", body: "not json").errorCode == "WEBHOOK_NOT_JSON")
             #expect(try await s.order(id)?.version == version)
@@ -188,7 +201,8 @@ struct GatewayFlowTests {
     @Test(arguments: Backend.available)
     func mobileOrdersReturnToTheAppInTheGuidesFormat(_ backend: Backend) async throws {
         try await withStack(backend) { s in
-            let created = try await s.api(.POST, "/v1/checkouts", #"{"amount":900,"merchantReference":"ORDER-123","mobileReturnUrl":"yourapp://payment"}"#)
+            let created = try await s.api(
+                .POST, "/v1/checkouts", #"{"amount":900,"merchantReference":"ORDER-123","mobileReturnUrl":"yourapp://payment"}"#)
             let id = try #require(created.json["id"] as? String)
             let paid = try await s.payOnPage(try #require(created.json["paymentUrl"] as? String))
             let back = try await http(.GET, try #require(paid.headers["location"]))
@@ -196,7 +210,8 @@ struct GatewayFlowTests {
             #expect(back.headers["location"] == "yourapp://payment?status=success&orderId=ORDER-123")
             #expect(try await s.order(id)?.state == .paid)
 
-            let declined = try await s.api(.POST, "/v1/checkouts", #"{"amount":900,"merchantReference":"ORDER-124","mobileReturnUrl":"yourapp://payment"}"#)
+            let declined = try await s.api(
+                .POST, "/v1/checkouts", #"{"amount":900,"merchantReference":"ORDER-124","mobileReturnUrl":"yourapp://payment"}"#)
             let fail = try await s.payOnPage(try #require(declined.json["paymentUrl"] as? String), action: "decline")
             let failBack = try await http(.GET, try #require(fail.headers["location"]))
             #expect(failBack.headers["location"] == "yourapp://payment?status=failed&orderId=ORDER-124")
@@ -212,7 +227,8 @@ struct GatewayFlowTests {
                 let schema = try contract.responseSchema(path: path, method: method, status: status)
                 #expect(contract.violations(of: Array(result.body.utf8), against: schema) == [], "\(method) \(path): \(result.body)")
             }
-            let request = #"{"amount":5000,"description":"d","merchantReference":"r-1","metadata":{"k":[1,true,null]},"mobileReturnUrl":"yourapp://payment"}"#
+            let request =
+                #"{"amount":5000,"description":"d","merchantReference":"r-1","metadata":{"k":[1,true,null]},"mobileReturnUrl":"yourapp://payment"}"#
             #expect(contract.violations(of: Array(request.utf8), against: try contract.requestSchema(path: "/v1/checkouts", method: "post")) == [])
             let created = try await s.api(.POST, "/v1/checkouts", request)
             try check(created, "/v1/checkouts", "post", 201)
@@ -239,7 +255,9 @@ struct GatewayFlowTests {
         try await withStack(backend) { s in
             let created = try await s.api(.POST, "/v1/payment-links", #"{"amount":7500,"description":"Invoice 42","merchantReference":"inv-42"}"#)
             #expect(created.status == 201, "\(created.body)")
-            #expect(contract.violations(of: Array(created.body.utf8), against: try contract.responseSchema(path: "/v1/payment-links", method: "post", status: 201)) == [])
+            #expect(
+                contract.violations(
+                    of: Array(created.body.utf8), against: try contract.responseSchema(path: "/v1/payment-links", method: "post", status: 201)) == [])
             let id = try #require(created.json["id"] as? String)
             let url = try #require(created.json["url"] as? String)
             #expect(url == s.gatewayURL + "/l/\(id)" && id.count == 10)
@@ -251,7 +269,8 @@ struct GatewayFlowTests {
                 let file = FileManager.default.temporaryDirectory.appendingPathComponent("link-\(UUID().uuidString).png")
                 try png.write(to: file)
                 defer { try? FileManager.default.removeItem(at: file) }
-                #expect(try await ProcessRunner.run(zbar, ["--quiet", "--raw", file.path]).stdout.trimmingCharacters(in: .whitespacesAndNewlines) == url)
+                #expect(
+                    try await ProcessRunner.run(zbar, ["--quiet", "--raw", file.path]).stdout.trimmingCharacters(in: .whitespacesAndNewlines) == url)
             }
             let page = try await http(.GET, url)
             #expect(page.status == 200 && page.body.contains("Pay with Kaspi") && page.body.contains("Invoice 42"))
@@ -288,7 +307,10 @@ struct GatewayFlowTests {
         try await withStack(backend) { s in
             #expect(try await s.api(.POST, "/v1/checkouts", #"{"amount":5000}"#, key: "wrong").status == 401)
             #expect(try await http(.GET, s.gatewayURL + "/v1/orders").status == 401)
-            for bad in [#"{"amount":99}"#, #"{"amount":"5000"}"#, #"{}"#, "not json", #"{"amount":5000,"description":7}"#, #"{"amount":5000,"metadata":[1]}"#, #"{"amount":5000,"mobileReturnUrl":"no scheme"}"#] {
+            for bad in [
+                #"{"amount":99}"#, #"{"amount":"5000"}"#, #"{}"#, "not json", #"{"amount":5000,"description":7}"#, #"{"amount":5000,"metadata":[1]}"#,
+                #"{"amount":5000,"mobileReturnUrl":"no scheme"}"#,
+            ] {
                 let answer = try await s.api(.POST, "/v1/checkouts", bad)
                 #expect(answer.status == 400 && answer.errorCode == "INVALID_REQUEST", "\(bad): \(answer.body)")
             }
@@ -300,4 +322,3 @@ struct GatewayFlowTests {
         }
     }
 }
-

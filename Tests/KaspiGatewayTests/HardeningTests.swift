@@ -1,16 +1,16 @@
+import Crypto
 import Foundation
+import HTTPTypes
 import KaspiGateway
 import KaspiGatewayStore
 import KaspiGatewayTestSupport
 import KaspiPay
-import KaspiPayTesting
 import KaspiPayAsyncHTTPClient
+import KaspiPayTesting
 import KaspiSandbox
-import Testing
-import HTTPTypes
-import Synchronization
-import Crypto
 import KaspiSupport
+import Synchronization
+import Testing
 
 @Suite("Hardening: replays, idempotency races, lost answers")
 struct HardeningTests {
@@ -126,7 +126,9 @@ struct HardeningTests {
             #expect(first.status >= 500, "\(first.body)")
             await s.sandbox.setFaults(SandboxFaults(), tradePointId: "TP-GW")
             let again = try await s.api(.POST, "/v1/checkouts", #"{"amount":5000}"#, idempotencyKey: "k-2")
-            #expect(again.status == first.status && again.body == first.body && again.headers["idempotent-replayed"] == "true", "\(first.status) \(first.body) then \(again.status) \(again.body)")
+            #expect(
+                again.status == first.status && again.body == first.body && again.headers["idempotent-replayed"] == "true",
+                "\(first.status) \(first.body) then \(again.status) \(again.body)")
             #expect(try await s.gateway.store.orders(OrderQuery()).orders.count == 1)
             // The key whose request changed nothing works for a corrected request.
             let fixed = try await s.api(.POST, "/v1/checkouts", #"{"amount":5}"#, idempotencyKey: "k-1")
@@ -144,12 +146,18 @@ struct HardeningTests {
             // before answering (a kill -9).
             let now = Date()
             let live = makeOrder("live")
-            try await s.gateway.store.insert(live, reserving: IdempotencyReservation(
-                scope: String(hash.prefix(16)), key: "k-live", requestHash: requestHash, owner: "req_live", at: now, expiredBefore: now.addingTimeInterval(-86400)))
+            try await s.gateway.store.insert(
+                live,
+                reserving: IdempotencyReservation(
+                    scope: String(hash.prefix(16)), key: "k-live", requestHash: requestHash, owner: "req_live", at: now,
+                    expiredBefore: now.addingTimeInterval(-86400)))
             let dead = makeOrder("dead")
             let then = now.addingTimeInterval(-600)
-            try await s.gateway.store.insert(dead, reserving: IdempotencyReservation(
-                scope: String(hash.prefix(16)), key: "k-dead", requestHash: requestHash, owner: "req_dead", at: then, expiredBefore: then.addingTimeInterval(-86400)))
+            try await s.gateway.store.insert(
+                dead,
+                reserving: IdempotencyReservation(
+                    scope: String(hash.prefix(16)), key: "k-dead", requestHash: requestHash, owner: "req_dead", at: then,
+                    expiredBefore: then.addingTimeInterval(-86400)))
             let busy = try await s.api(.POST, "/v1/checkouts", body, idempotencyKey: "k-live")
             #expect(busy.status == 409 && busy.errorCode == "IDEMPOTENCY_IN_PROGRESS" && busy.headers["retry-after"] == "1")
             let interrupted = try await s.api(.POST, "/v1/checkouts", body, idempotencyKey: "k-dead")
@@ -174,11 +182,14 @@ struct HardeningTests {
     func latePaymentsAreFound(_ backend: Backend) async throws {
         var dropAll = SandboxFaults()
         dropAll.webhookDropRate = 1
-        try await withStack(backend, faults: dropAll, configure: {
-            $0.firstPollAfter = 0.05
-            $0.expireAfter = 0.3
-            $0.latePollInterval = 0.2
-        }) { s in
+        try await withStack(
+            backend, faults: dropAll,
+            configure: {
+                $0.firstPollAfter = 0.05
+                $0.expireAfter = 0.3
+                $0.latePollInterval = 0.2
+            }
+        ) { s in
             let created = try await s.api(.POST, "/v1/checkouts", #"{"amount":5000}"#)
             let id = try #require(created.json["id"] as? String)
             #expect(try await s.waitFor(id, .expired))
@@ -199,12 +210,15 @@ struct HardeningTests {
 
     @Test("late polls stop once the window has passed")
     func latePollsStop() async throws {
-        try await withStack(.sqlite, configure: {
-            $0.firstPollAfter = 0.05
-            $0.expireAfter = 0.2
-            $0.latePollInterval = 0.1
-            $0.latePaymentWindow = 0.5
-        }) { s in
+        try await withStack(
+            .sqlite,
+            configure: {
+                $0.firstPollAfter = 0.05
+                $0.expireAfter = 0.2
+                $0.latePollInterval = 0.1
+                $0.latePaymentWindow = 0.5
+            }
+        ) { s in
             let created = try await s.api(.POST, "/v1/checkouts", #"{"amount":5000}"#)
             let id = try #require(created.json["id"] as? String)
             #expect(try await s.waitFor(id, .expired))
@@ -310,16 +324,20 @@ struct HardeningTests {
         _ backend: Backend, perInstance: Int, allSucceed: Bool = true, limiter: @escaping @Sendable (any GatewayStore) -> any RequestRateLimiter
     ) async throws -> Int {
         let refused = Mutex(0)
-        try await withStack(backend, sandbox: {
-            $0.rateLimitPerMinute = 8
-            $0.rateLimitWindowSeconds = 2
-        }, limiter: limiter) { s in
+        try await withStack(
+            backend,
+            sandbox: {
+                $0.rateLimitPerMinute = 8
+                $0.rateLimitWindowSeconds = 2
+            }, limiter: limiter
+        ) { s in
             var configuration = s.gateway.configuration
             configuration.instanceID = "second"
             configuration.publicURL = s.gatewayURL
             let kaspi = KaspiConfiguration(
                 environment: .custom(try #require(URL(string: s.sandboxURL))), tradePointID: "TP-GW", apiKey: try APIKey("sandbox_gateway_key"),
-                requestTimeout: .seconds(30), retryPolicy: RetryPolicy(maxAttempts: 6, initialDelay: .milliseconds(50), jitter: 0, maxElapsed: .seconds(60)))
+                requestTimeout: .seconds(30),
+                retryPolicy: RetryPolicy(maxAttempts: 6, initialDelay: .milliseconds(50), jitter: 0, maxElapsed: .seconds(60)))
             let transport = AsyncHTTPClientTransport()
             let second = Gateway(
                 configuration: configuration, store: s.gateway.store,
@@ -359,15 +377,20 @@ struct HardeningTests {
 
     @Test("two instances and a slow receiver: each event delivered and counted once", arguments: Backend.available)
     func twoInstancesDeliverEachEventOnce(_ backend: Backend) async throws {
-        try await withStack(backend, merchantDelay: .milliseconds(150), configure: {
-            $0.eventDeliveryTimeout = 1
-            $0.workBatchSize = 20
-        }) { s in
+        try await withStack(
+            backend, merchantDelay: .milliseconds(150),
+            configure: {
+                $0.eventDeliveryTimeout = 1
+                $0.workBatchSize = 20
+            }
+        ) { s in
             var ids: [String] = []
             for i in 0..<12 {
                 let order = makeOrder("slow-\(i)")
                 try await s.gateway.store.insert(order)
-                _ = try await s.gateway.store.update(orderId: order.id) { OrderStateMachine.apply(.approved, transactionId: "T\(i)", source: .poll, to: $0, at: Date()) }
+                _ = try await s.gateway.store.update(orderId: order.id) {
+                    OrderStateMachine.apply(.approved, transactionId: "T\(i)", source: .poll, to: $0, at: Date())
+                }
                 ids.append(order.id)
             }
             var configuration = s.gateway.configuration
@@ -379,10 +402,11 @@ struct HardeningTests {
                     try? await Task.sleep(for: .milliseconds(20))
                 }
             }
-            #expect(await eventually {
-                let outbox = (try? await s.gateway.store.outboxMessages(orderId: nil, limit: 100)) ?? []
-                return outbox.count == 12 && outbox.allSatisfy { $0.state == .delivered }
-            })
+            #expect(
+                await eventually {
+                    let outbox = (try? await s.gateway.store.outboxMessages(orderId: nil, limit: 100)) ?? []
+                    return outbox.count == 12 && outbox.allSatisfy { $0.state == .delivered }
+                })
             worker.cancel()
             _ = await worker.result
             await second.shutdown()

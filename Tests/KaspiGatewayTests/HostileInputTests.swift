@@ -47,28 +47,97 @@ struct HostileInputTests {
         func text(_ s: String) -> [UInt8] { Array(s.utf8) }
         let json = #"{"amount":5000}"#
         return [
-            ("bad Host", text(line + "Host: x:y\r\n\(auth)\(cookies)Content-Type: application/json\r\nContent-Length: \(json.utf8.count)\r\nConnection: close\r\n\r\n\(json)"), true),
-            ("Host with bad UTF-8", text(line + "Host: ") + [0xFF, 0xFE, 0x3A, 0x39] + text("\r\n\(auth)\(cookies)Content-Length: 0\r\nConnection: close\r\n\r\n"), true),
+            (
+                "bad Host",
+                text(
+                    line
+                        + "Host: x:y\r\n\(auth)\(cookies)Content-Type: application/json\r\nContent-Length: \(json.utf8.count)\r\nConnection: close\r\n\r\n\(json)"
+                ), true
+            ),
+            (
+                "Host with bad UTF-8",
+                text(line + "Host: ") + [0xFF, 0xFE, 0x3A, 0x39] + text("\r\n\(auth)\(cookies)Content-Length: 0\r\nConnection: close\r\n\r\n"), true
+            ),
             ("no Host", text(line + "\(auth)\(cookies)Content-Length: 0\r\nConnection: close\r\n\r\n"), true),
-            ("huge header", text(line + "Host: 127.0.0.1\r\n\(auth)\(cookies)X-Filler: \(String(repeating: "a", count: 100_000))\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"), true),
-            ("many headers", text(line + "Host: 127.0.0.1\r\n\(auth)\(cookies)" + (0..<2000).map { "X-H\($0): v\r\n" }.joined() + "Content-Length: 0\r\nConnection: close\r\n\r\n"), true),
-            ("bad UTF-8 in the path", text("\(target.method) \(target.path)") + [0xC3, 0x28, 0xFF] + text(" HTTP/1.1\r\nHost: 127.0.0.1\r\n\(auth)\(cookies)Content-Length: 0\r\nConnection: close\r\n\r\n"), true),
-            ("bad percent-encoding in the query", text("\(target.method) \(target.path)?status=%ZZ&cursor=%FF&limit=%00&search=%E2%82&message=%3Cscript%3E HTTP/1.1\r\nHost: 127.0.0.1\r\n\(auth)\(cookies)Content-Length: 0\r\nConnection: close\r\n\r\n"), true),
-            ("Content-Length shorter than the body", text(line + "Host: 127.0.0.1\r\n\(auth)\(cookies)Content-Type: application/json\r\nContent-Length: 5\r\nConnection: close\r\n\r\n\(json)"), true),
-            ("Content-Length longer than the body", text(line + "Host: 127.0.0.1\r\n\(auth)\(cookies)Content-Type: application/json\r\nContent-Length: 500\r\nConnection: close\r\n\r\n\(json)"), true),
+            (
+                "huge header",
+                text(
+                    line
+                        + "Host: 127.0.0.1\r\n\(auth)\(cookies)X-Filler: \(String(repeating: "a", count: 100_000))\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                ), true
+            ),
+            (
+                "many headers",
+                text(
+                    line + "Host: 127.0.0.1\r\n\(auth)\(cookies)" + (0..<2000).map { "X-H\($0): v\r\n" }.joined()
+                        + "Content-Length: 0\r\nConnection: close\r\n\r\n"), true
+            ),
+            (
+                "bad UTF-8 in the path",
+                text("\(target.method) \(target.path)") + [0xC3, 0x28, 0xFF]
+                    + text(" HTTP/1.1\r\nHost: 127.0.0.1\r\n\(auth)\(cookies)Content-Length: 0\r\nConnection: close\r\n\r\n"), true
+            ),
+            (
+                "bad percent-encoding in the query",
+                text(
+                    "\(target.method) \(target.path)?status=%ZZ&cursor=%FF&limit=%00&search=%E2%82&message=%3Cscript%3E HTTP/1.1\r\nHost: 127.0.0.1\r\n\(auth)\(cookies)Content-Length: 0\r\nConnection: close\r\n\r\n"
+                ), true
+            ),
+            (
+                "Content-Length shorter than the body",
+                text(
+                    line
+                        + "Host: 127.0.0.1\r\n\(auth)\(cookies)Content-Type: application/json\r\nContent-Length: 5\r\nConnection: close\r\n\r\n\(json)"
+                ), true
+            ),
+            (
+                "Content-Length longer than the body",
+                text(
+                    line
+                        + "Host: 127.0.0.1\r\n\(auth)\(cookies)Content-Type: application/json\r\nContent-Length: 500\r\nConnection: close\r\n\r\n\(json)"
+                ), true
+            ),
             ("Content-Length not a number", text(line + "Host: 127.0.0.1\r\n\(auth)\(cookies)Content-Length: -1\r\nConnection: close\r\n\r\n"), true),
-            ("two Content-Lengths", text(line + "Host: 127.0.0.1\r\n\(auth)\(cookies)Content-Length: 2\r\nContent-Length: 15\r\nConnection: close\r\n\r\n\(json)"), true),
-            ("empty body", text(line + "Host: 127.0.0.1\r\n\(auth)\(cookies)Content-Type: application/json\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"), true),
-            ("body not UTF-8", text(line + "Host: 127.0.0.1\r\n\(auth)\(cookies)Content-Type: application/json\r\nContent-Length: 6\r\nConnection: close\r\n\r\n") + [0x7B, 0x22, 0xFF, 0xFE, 0x22, 0x7D], true),
-            ("form body with bad encoding", text(line + "Host: 127.0.0.1\r\n\(auth)\(cookies)Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 40\r\nConnection: close\r\n\r\naction=%ZZ&amount=%FF&password=%&csrf=%%\r\n"), true),
-            ("deep JSON", text(line + "Host: 127.0.0.1\r\n\(auth)\(cookies)Content-Type: application/json\r\nContent-Length: 20000\r\nConnection: close\r\n\r\n" + String(repeating: "[", count: 20000)), true),
-            ("chunked garbage", text(line + "Host: 127.0.0.1\r\n\(auth)\(cookies)Transfer-Encoding: chunked\r\nConnection: close\r\n\r\nZZZ\r\nabc\r\n0\r\n\r\n"), true),
+            (
+                "two Content-Lengths",
+                text(line + "Host: 127.0.0.1\r\n\(auth)\(cookies)Content-Length: 2\r\nContent-Length: 15\r\nConnection: close\r\n\r\n\(json)"), true
+            ),
+            (
+                "empty body",
+                text(line + "Host: 127.0.0.1\r\n\(auth)\(cookies)Content-Type: application/json\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+                true
+            ),
+            (
+                "body not UTF-8",
+                text(line + "Host: 127.0.0.1\r\n\(auth)\(cookies)Content-Type: application/json\r\nContent-Length: 6\r\nConnection: close\r\n\r\n")
+                    + [0x7B, 0x22, 0xFF, 0xFE, 0x22, 0x7D], true
+            ),
+            (
+                "form body with bad encoding",
+                text(
+                    line
+                        + "Host: 127.0.0.1\r\n\(auth)\(cookies)Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 40\r\nConnection: close\r\n\r\naction=%ZZ&amount=%FF&password=%&csrf=%%\r\n"
+                ), true
+            ),
+            (
+                "deep JSON",
+                text(
+                    line + "Host: 127.0.0.1\r\n\(auth)\(cookies)Content-Type: application/json\r\nContent-Length: 20000\r\nConnection: close\r\n\r\n"
+                        + String(repeating: "[", count: 20000)), true
+            ),
+            (
+                "chunked garbage",
+                text(line + "Host: 127.0.0.1\r\n\(auth)\(cookies)Transfer-Encoding: chunked\r\nConnection: close\r\n\r\nZZZ\r\nabc\r\n0\r\n\r\n"),
+                true
+            ),
         ]
     }
 
     /// Sends every hostile request to every target; returns the failures (a 5xx, or no
     /// answer where the server should have answered), and checks the server still answers.
-    static func attack(port: Int, routes: [(method: String, path: String)], ids: [String: String], authorization: String?, cookie: String?) async -> [String] {
+    static func attack(
+        port: Int, routes: [(method: String, path: String)], ids: [String: String], authorization: String?, cookie: String?
+    ) async -> [String] {
         var failures: [String] = []
         for target in targets(routes, ids: ids) {
             for request in requests(target, authorization: authorization, cookie: cookie) {
@@ -80,7 +149,9 @@ struct HostileInputTests {
                     failures.append("\(request.name) \(target.method) \(target.path.prefix(80)): no answer")
                     continue
                 }
-                if status >= 500 { failures.append("\(request.name) \(target.method) \(target.path.prefix(80)): \(status) \(answer.text.suffix(200))") }
+                if status >= 500 {
+                    failures.append("\(request.name) \(target.method) \(target.path.prefix(80)): \(status) \(answer.text.suffix(200))")
+                }
             }
         }
         return failures
@@ -104,7 +175,8 @@ struct HostileInputTests {
             let port = Int(stack.gatewayURL.split(separator: ":").last ?? "") ?? 0
 
             // The single request that used to trap the process: pay a link with a bad Host.
-            let poisoned = await RawHTTP.send("POST /l/\(linkId)/pay HTTP/1.1\r\nHost: x:y\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", port: port)
+            let poisoned = await RawHTTP.send(
+                "POST /l/\(linkId)/pay HTTP/1.1\r\nHost: x:y\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", port: port)
             #expect(poisoned?.status == 303)
             // The payer is sent to Kaspi, and Kaspi sends them back to the configured address,
             // not to the one the request named.
@@ -112,23 +184,29 @@ struct HostileInputTests {
             let linkOrder = try await stack.order(linkOrderId)
             let kaspiOrder = await stack.sandbox.orders().first { $0.orderId == linkOrder?.providerOrderId }
             #expect(kaspiOrder?.returnUrl?.hasPrefix(stack.gatewayURL + "/pay/return/") == true)
-            let shown = try await http(.GET, stack.gatewayURL + "/v1/payment-links/\(linkId)", headers: ["Authorization": "Bearer \(stack.apiKey)", "Host": "evil.example"])
+            let shown = try await http(
+                .GET, stack.gatewayURL + "/v1/payment-links/\(linkId)", headers: ["Authorization": "Bearer \(stack.apiKey)", "Host": "evil.example"])
             #expect((shown.json["url"] as? String)?.hasPrefix(stack.gatewayURL) == true)
 
             // A signed-in admin, so that the dashboard's forms are reached too.
             let login = try await http(.GET, stack.gatewayURL + "/admin/login")
             let loginCookie = login.headers["set-cookie"]?.split(separator: ";").first.map(String.init) ?? ""
             let csrf = login.body.components(separatedBy: "name=\"csrf\" value=\"").dropFirst().first?.prefix { $0 != "\"" } ?? ""
-            let signedIn = try await http(.POST, stack.gatewayURL + "/admin/login", body: "csrf=\(csrf)&password=admin-pass-123",
+            let signedIn = try await http(
+                .POST, stack.gatewayURL + "/admin/login", body: "csrf=\(csrf)&password=admin-pass-123",
                 headers: ["Content-Type": "application/x-www-form-urlencoded", "Cookie": loginCookie])
             let session = signedIn.headers["set-cookie"]?.split(separator: ";").first.map(String.init)
             #expect(session != nil)
 
             let routes = Self.routes(try stack.gateway.router())
             #expect(routes.count >= 20)
-            let ids = ["id": orderId, "/l/:id:id": linkId, "/l/:id/pay:id": linkId, "/v1/payment-links/:id:id": linkId,
-                       "/admin/links/:id:id": linkId, "/v1/events/:id/resend:id": eventId, "/admin/events/:id/resend:id": eventId]
-            for (authorization, cookie) in [(nil, nil), ("Bearer \(stack.apiKey)", session), ("Bearer \u{1}\u{7F}", "kk_admin=\u{7F}%FF;;=")] as [(String?, String?)] {
+            let ids = [
+                "id": orderId, "/l/:id:id": linkId, "/l/:id/pay:id": linkId, "/v1/payment-links/:id:id": linkId,
+                "/admin/links/:id:id": linkId, "/v1/events/:id/resend:id": eventId, "/admin/events/:id/resend:id": eventId,
+            ]
+            for (authorization, cookie) in [(nil, nil), ("Bearer \(stack.apiKey)", session), ("Bearer \u{1}\u{7F}", "kk_admin=\u{7F}%FF;;=")]
+                as [(String?, String?)]
+            {
                 let failures = await Self.attack(port: port, routes: routes, ids: ids, authorization: authorization, cookie: cookie)
                 #expect(failures.isEmpty, "\(failures.count) failures: \(failures.prefix(10).joined(separator: "\n"))")
             }
@@ -158,7 +236,8 @@ struct HostileInputTests {
             #expect(try await http(.GET, stack.sandboxURL + "/health").status == 200)
             // A bad Host picks nothing either: the payment page stays on the sandbox's address.
             let created = await RawHTTP.send(
-                "GET /api/v1/orders/\(kaspiOrder?.orderId ?? "")/status HTTP/1.1\r\nHost: evil.example:1\r\nAuthorization: Bearer sandbox_gateway_key\r\nConnection: close\r\n\r\n", port: port)
+                "GET /api/v1/orders/\(kaspiOrder?.orderId ?? "")/status HTTP/1.1\r\nHost: evil.example:1\r\nAuthorization: Bearer sandbox_gateway_key\r\nConnection: close\r\n\r\n",
+                port: port)
             #expect(created?.status != nil)
             #expect(created?.text.contains("evil.example") == false)
         }

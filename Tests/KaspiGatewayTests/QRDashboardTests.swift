@@ -58,7 +58,9 @@ struct QRDashboardTests {
             let location = try #require(created.headers["location"])
             #expect(location.hasPrefix("/admin/returns/"))
             let waiting = try await browser.get(location)
-            #expect(waiting.body.contains("QrTokenCreated") && waiting.body.contains("data:image/png;base64,") && waiting.body.contains("http-equiv=\"refresh\""))
+            #expect(
+                waiting.body.contains("QrTokenCreated") && waiting.body.contains("data:image/png;base64,")
+                    && waiting.body.contains("http-equiv=\"refresh\""))
             try await s.sandbox.scanReturn(try #require(Int64(location.dropFirst("/admin/returns/".count))))
             let identified = try await browser.get(location)
             #expect(identified.body.contains("CustomerIdentityObtained") && identified.body.contains(id))
@@ -76,7 +78,8 @@ struct QRDashboardTests {
             #expect(form.body.contains("Show the payer's name"))
             let named = try await browser.post("/admin/invoices", ["csrf": csrf, "phone": "87071234567", "amount": "4200", "comment": "Roses"])
             #expect(named.body.contains("Send the invoice?") && named.body.contains("4567"))
-            let sent = try await browser.post("/admin/invoices", ["csrf": csrf, "phone": "87071234567", "amount": "4200", "comment": "Roses", "confirmed": "yes"])
+            let sent = try await browser.post(
+                "/admin/invoices", ["csrf": csrf, "phone": "87071234567", "amount": "4200", "comment": "Roses", "confirmed": "yes"])
             let location = try #require(sent.headers["location"])
             let orderId = String(try #require(location.split(separator: "?").first).dropFirst("/admin/orders/".count))
             let page = try await browser.get("/admin/orders/\(orderId)")

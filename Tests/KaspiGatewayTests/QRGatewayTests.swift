@@ -30,7 +30,8 @@ struct QRGatewayTests {
             #expect(events.map(\.kind) == [.created, .transition])
             try await s.sandbox.act(.scan, paymentId: purchase.id)
             await s.sandbox.advanceClock(by: 6)
-            #expect(await eventually(seconds: 10) { (try? await s.gateway.store.events(orderId: id).contains { $0.detail.contains("(Wait)") }) == true })
+            #expect(
+                await eventually(seconds: 10) { (try? await s.gateway.store.events(orderId: id).contains { $0.detail.contains("(Wait)") }) == true })
             try await s.sandbox.act(.confirm, paymentId: purchase.id)
             #expect(try await s.advance(6, until: id, is: .paid))
             let order = try #require(try await s.order(id))
@@ -62,7 +63,8 @@ struct QRGatewayTests {
             // Scanned late in the scan window: the payer still has 65 s from the first Wait.
             await s.sandbox.advanceClock(by: 170)
             try await s.sandbox.act(.scan, paymentId: purchase.id)
-            #expect(await eventually(seconds: 10) { (try? await s.gateway.store.events(orderId: id).contains { $0.detail.contains("(Wait)") }) == true })
+            #expect(
+                await eventually(seconds: 10) { (try? await s.gateway.store.events(orderId: id).contains { $0.detail.contains("(Wait)") }) == true })
             await s.sandbox.advanceClock(by: 20)  // 190 s: past the scan deadline, inside the confirmation one
             try await Task.sleep(for: .milliseconds(400))
             #expect(try await s.order(id)?.state == .pending)

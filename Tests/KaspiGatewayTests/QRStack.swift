@@ -122,7 +122,8 @@ func withQRStack(
             do {
                 try await gateway.prepareAdmin()
                 let device = try await KaspiQRSetup.registerDevice(client: client, store: store, tradePointId: 19, deviceId: "gateway-till")
-                let serviceGroup = ServiceGroup(configuration: .init(services: [try gateway.application()], gracefulShutdownSignals: [], logger: Logger(label: "test")))
+                let serviceGroup = ServiceGroup(
+                    configuration: .init(services: [try gateway.application()], gracefulShutdownSignals: [], logger: Logger(label: "test")))
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask { try await serviceGroup.run() }
                     let url = "http://127.0.0.1:\(gatewayPort)"
@@ -134,7 +135,8 @@ func withQRStack(
                     do {
                         try await body(
                             QRStack(
-                                gateway: gateway, gatewayURL: url, sandbox: sandbox, sandboxURL: sandboxURL, scheme: scheme, client: client, device: device))
+                                gateway: gateway, gatewayURL: url, sandbox: sandbox, sandboxURL: sandboxURL, scheme: scheme, client: client,
+                                device: device))
                     } catch {
                         await serviceGroup.triggerGracefulShutdown()
                         throw error

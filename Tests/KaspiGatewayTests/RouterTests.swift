@@ -51,18 +51,25 @@ struct RouterTests {
         try await withRouter { client, _ in
             let unauthorized = try await client.execute(uri: "/v1/orders/ord_x", method: .get)
             #expect(unauthorized.status == .unauthorized)
-            #expect(String(buffer: unauthorized.body) == #"{"error":{"code":"UNAUTHORIZED","message":"Send Authorization: Bearer <your gateway API key>."}}"#)
+            #expect(
+                String(buffer: unauthorized.body)
+                    == #"{"error":{"code":"UNAUTHORIZED","message":"Send Authorization: Bearer <your gateway API key>."}}"#)
             let auth: HTTPFields = [.authorization: "Bearer k", .contentType: "application/json"]
             let missing = try await client.execute(uri: "/v1/orders/ord_x", method: .get, headers: auth)
             #expect(missing.status == .notFound && String(buffer: missing.body).contains(#""code":"ORDER_NOT_FOUND""#))
             let typed = try await client.execute(uri: "/v1/checkouts", method: .post, headers: auth, body: ByteBuffer(string: #"{"amount":"100"}"#))
             #expect(typed.status == .badRequest && String(buffer: typed.body).contains("amount must be an integer."))
-            let absent = try await client.execute(uri: "/v1/checkouts", method: .post, headers: auth, body: ByteBuffer(string: #"{"description":"x"}"#))
+            let absent = try await client.execute(
+                uri: "/v1/checkouts", method: .post, headers: auth, body: ByteBuffer(string: #"{"description":"x"}"#))
             #expect(String(buffer: absent.body).contains("amount is required."))
             let large = try await client.execute(
-                uri: "/v1/checkouts", method: .post, headers: auth, body: ByteBuffer(string: #"{"description":""# + String(repeating: "x", count: 70_000) + "\"}"))
-            #expect(large.status == .contentTooLarge && String(buffer: large.body).contains("BODY_TOO_LARGE"), "\(large.status) \(String(buffer: large.body))")
-            let huge = try await client.execute(uri: "/webhooks/kaspi", method: .post, body: ByteBuffer(string: String(repeating: " ", count: 20_000)))
+                uri: "/v1/checkouts", method: .post, headers: auth,
+                body: ByteBuffer(string: #"{"description":""# + String(repeating: "x", count: 70_000) + "\"}"))
+            #expect(
+                large.status == .contentTooLarge && String(buffer: large.body).contains("BODY_TOO_LARGE"),
+                "\(large.status) \(String(buffer: large.body))")
+            let huge = try await client.execute(
+                uri: "/webhooks/kaspi", method: .post, body: ByteBuffer(string: String(repeating: " ", count: 20_000)))
             #expect(huge.status == .contentTooLarge && String(buffer: huge.body).contains("WEBHOOK_BODY_TOO_LARGE"))
             let webhook = try await client.execute(uri: "/webhooks/kaspi", method: .post, body: ByteBuffer(string: "not json"))
             #expect(webhook.status == .badRequest && webhook.headers[.contentType]?.hasPrefix("application/json") == true)

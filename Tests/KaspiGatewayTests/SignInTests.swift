@@ -1,8 +1,8 @@
 import Foundation
-import KaspiGatewayStore
-import KaspiGatewayTestSupport
 import HTTPTypes
 import Hummingbird
+import KaspiGatewayStore
+import KaspiGatewayTestSupport
 import KaspiPay
 import KaspiPayAsyncHTTPClient
 import NIOCore
@@ -99,13 +99,20 @@ struct SignInTests {
     }
 
     /// A gateway over `store` whose provider is never called.
-    static func gateway(_ store: any GatewayStore, _ configure: (inout GatewayConfiguration) -> Void = { _ in }) throws -> (Gateway, AsyncHTTPClientTransport) {
+    static func gateway(
+        _ store: any GatewayStore, _ configure: (inout GatewayConfiguration) -> Void = { _ in }
+    ) throws -> (Gateway, AsyncHTTPClientTransport) {
         var configuration = GatewayConfiguration()
         configuration.apiKeyHashes = [GatewayConfiguration.hash(apiKey: "k")]
         configure(&configuration)
-        let kaspi = KaspiConfiguration(environment: .custom(try #require(URL(string: "http://127.0.0.1:9"))), tradePointID: "TP", apiKey: try APIKey("kaspi_key"))
+        let kaspi = KaspiConfiguration(
+            environment: .custom(try #require(URL(string: "http://127.0.0.1:9"))), tradePointID: "TP", apiKey: try APIKey("kaspi_key"))
         let transport = AsyncHTTPClientTransport()
-        return (Gateway(configuration: configuration, store: store, provider: KaspiPayProvider(client: KaspiClient(configuration: kaspi, transport: transport))), transport)
+        return (
+            Gateway(
+                configuration: configuration, store: store,
+                provider: KaspiPayProvider(client: KaspiClient(configuration: kaspi, transport: transport))), transport
+        )
     }
 
     @Test("a password hash from an earlier version (20,000 rounds) still signs in, and is stored again with 600,000")
@@ -113,7 +120,8 @@ struct SignInTests {
         let handle = try await Backend.sqlite.open()
         // What version 0.1 stored for a generated password: base64 salt "." base64 hash.
         let salt = Array("legacy-salt-1234".utf8)
-        let legacy = Data(salt).base64EncodedString() + "." + Data(Gateway.pbkdf2("legacy-password", salt: salt, rounds: 20_000)).base64EncodedString()
+        let legacy =
+            Data(salt).base64EncodedString() + "." + Data(Gateway.pbkdf2("legacy-password", salt: salt, rounds: 20_000)).base64EncodedString()
         _ = try await handle.store.setting("admin.password", orInsert: legacy)
         let (gateway, transport) = try Self.gateway(handle.store)
         #expect(try await gateway.prepareAdmin() == nil, "no new password is generated over the old one")

@@ -1,8 +1,8 @@
 import AsyncHTTPClient
 import Foundation
+import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
-import HTTPTypes
 import KaspiGateway
 import KaspiGatewayStore
 import KaspiGatewayTestSupport
@@ -93,7 +93,9 @@ struct Stack: Sendable {
     /// Everything the gateway and its SDK client logged.
     let logs: InMemoryLogHandler.Store
 
-    func api(_ method: HTTPMethod, _ path: String, _ body: String? = nil, idempotencyKey: String? = nil, key: String? = nil) async throws -> HTTPResult {
+    func api(
+        _ method: HTTPMethod, _ path: String, _ body: String? = nil, idempotencyKey: String? = nil, key: String? = nil
+    ) async throws -> HTTPResult {
         var headers = ["Authorization": "Bearer \(key ?? apiKey)", "Content-Type": "application/json"]
         if let idempotencyKey { headers["Idempotency-Key"] = idempotencyKey }
         return try await http(method, gatewayURL + path, body: body, headers: headers)
@@ -160,13 +162,15 @@ func withStack(
                     requestTimeout: .seconds(30), retryPolicy: RetryPolicy(maxAttempts: 3, initialDelay: .milliseconds(20), jitter: 0))
                 let transport = AsyncHTTPClientTransport()
                 let (logger, logs) = InMemoryLogHandler.logger(label: "kaspi-gateway")
-                let provider = KaspiPayProvider(client: KaspiClient(configuration: kaspi, transport: transport, rateLimiter: limiter(handle.store), logger: logger))
+                let provider = KaspiPayProvider(
+                    client: KaspiClient(configuration: kaspi, transport: transport, rateLimiter: limiter(handle.store), logger: logger))
                 let gateway = Gateway(configuration: configuration, store: handle.store, provider: provider, logger: logger)
                 try await gateway.prepareAdmin()
                 do {
                     // The gateway listens on the port the sandbox was told, so it runs as a service
                     // rather than under the test framework (which picks its own port).
-                    let serviceGroup = ServiceGroup(configuration: .init(services: [try gateway.application()], gracefulShutdownSignals: [], logger: Logger(label: "test")))
+                    let serviceGroup = ServiceGroup(
+                        configuration: .init(services: [try gateway.application()], gracefulShutdownSignals: [], logger: Logger(label: "test")))
                     try await withThrowingTaskGroup(of: Void.self) { group in
                         group.addTask { try await serviceGroup.run() }
                         let url = "http://127.0.0.1:\(gatewayPort)"
@@ -176,7 +180,9 @@ func withStack(
                             if !ready { try await Task.sleep(for: .milliseconds(10)) }
                         }
                         do {
-                            let stack = Stack(gateway: gateway, gatewayURL: url, sandbox: sandbox, sandboxURL: sandboxURL, merchant: merchant, webhookSecret: secret, logs: logs)
+                            let stack = Stack(
+                                gateway: gateway, gatewayURL: url, sandbox: sandbox, sandboxURL: sandboxURL, merchant: merchant,
+                                webhookSecret: secret, logs: logs)
                             try await body(stack)
                         } catch {
                             await serviceGroup.triggerGracefulShutdown()

@@ -41,7 +41,8 @@ struct CallBudgetTests {
         // reported at once can fail the call as a transport error (not a timeout).
         let port = FreePort.find()
         let transport = AsyncHTTPClientTransport(connectTimeout: .seconds(120), readTimeout: .seconds(120))
-        let configuration = testConfiguration(baseURL: "http://127.0.0.1:\(port)", retry: RetryPolicy(maxAttempts: 3, initialDelay: .milliseconds(50), jitter: 0))
+        let configuration = testConfiguration(
+            baseURL: "http://127.0.0.1:\(port)", retry: RetryPolicy(maxAttempts: 3, initialDelay: .milliseconds(50), jitter: 0))
         let client = KaspiClient(configuration: configuration, transport: transport)
         let error = await kaspiError { _ = try await client.orders.status(of: "A") }
         try await transport.shutdown()

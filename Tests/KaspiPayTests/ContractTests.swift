@@ -11,10 +11,11 @@ struct ContractTests {
 
     @Test func theDocumentCoversEveryEndpoint() {
         let operations = contract.operations.map { "\($0.method.uppercased()) \($0.path)" }
-        #expect(operations == [
-            "POST /api/v1/orders/create", "POST /api/v1/orders/{orderId}/refund", "GET /api/v1/orders/{orderId}/status",
-            "POST /api/v1/qr/create", "GET /api/v1/qr/{qrToken}/status",
-        ])
+        #expect(
+            operations == [
+                "POST /api/v1/orders/create", "POST /api/v1/orders/{orderId}/refund", "GET /api/v1/orders/{orderId}/status",
+                "POST /api/v1/qr/create", "GET /api/v1/qr/{qrToken}/status",
+            ])
     }
 
     @Test func theErrorCodesAreExactlyTheSDKs() async throws {
@@ -80,7 +81,10 @@ struct ContractTests {
         ("/api/v1/orders/create", "post", #"{"paymentUrl":"https://pay.example/p","orderId":"ORDER-1"}"#),
         ("/api/v1/orders/create", "post", #"{"paymentUrl":"https://pay.example/p","orderId":"ORDER-1","status":"PENDING","x":1}"#),
         ("/api/v1/orders/{orderId}/status", "get", #"{"status":"PENDING"}"#),
-        ("/api/v1/orders/{orderId}/status", "get", #"{"status":"APPROVED","orderId":"A","amount":5000,"transactionId":"T","refundedAmount":0,"paymentUrl":"https://p.example/x","qrToken":"t","qrCode":"iVA="}"#),
+        (
+            "/api/v1/orders/{orderId}/status", "get",
+            #"{"status":"APPROVED","orderId":"A","amount":5000,"transactionId":"T","refundedAmount":0,"paymentUrl":"https://p.example/x","qrToken":"t","qrCode":"iVA="}"#
+        ),
         ("/api/v1/qr/create", "post", #"{"qrCode":"iVBORw==","qrToken":"tok"}"#),
         ("/api/v1/qr/{qrToken}/status", "get", #"{"status":"CANCELLED"}"#),
         ("/api/v1/orders/{orderId}/refund", "post", #"{"orderId":"A","refundId":"R","amount":1,"refundedAmount":1}"#),
@@ -91,7 +95,10 @@ struct ContractTests {
     }
 
     @Test func errorBodiesMatchTheErrorSchema() throws {
-        for (status, path, method) in [(400, "/api/v1/orders/create", "post"), (401, "/api/v1/orders/{orderId}/status", "get"), (429, "/api/v1/qr/create", "post"), (500, "/api/v1/qr/create", "post")] {
+        for (status, path, method) in [
+            (400, "/api/v1/orders/create", "post"), (401, "/api/v1/orders/{orderId}/status", "get"), (429, "/api/v1/qr/create", "post"),
+            (500, "/api/v1/qr/create", "post"),
+        ] {
             let schema = try contract.responseSchema(path: path, method: method, status: status)
             #expect(contract.violations(of: Array(#"{"code":"RATE_LIMITED","message":"x"}"#.utf8), against: schema) == [])
             #expect(!contract.violations(of: Array(#"{"code":"NOPE","message":"x"}"#.utf8), against: schema).isEmpty)
@@ -100,7 +107,8 @@ struct ContractTests {
 
     @Test func theCheckerRejectsWhatTheContractForbids() throws {
         let create = try contract.requestSchema(path: "/api/v1/orders/create", method: "post")
-        let valid = #"{"amount":100,"orderId":"A","returnUrl":"https://a.example/","failUrl":"https://a.example/","tradePointId":"T","signature":"\#(String(repeating: "a", count: 64))"}"#
+        let valid =
+            #"{"amount":100,"orderId":"A","returnUrl":"https://a.example/","failUrl":"https://a.example/","tradePointId":"T","signature":"\#(String(repeating: "a", count: 64))"}"#
         #expect(contract.violations(of: Array(valid.utf8), against: create) == [])
         let bad = [
             valid.replacingOccurrences(of: #""amount":100"#, with: #""amount":99"#),
@@ -123,7 +131,9 @@ struct ContractTests {
         let verifier = WebhookVerifier(apiKey: key)
         let webhook = try contract.webhookSchema(name: "paymentStatus")
         for status in ["APPROVED", "DECLINED", "CANCELLED"] {
-            let body = Array(#"{"orderId":"ORDER-7","amount":700,"status":"\#(status)","transactionId":"TX","signature":"\#(Signature.webhook(orderId: "ORDER-7", amount: 700, apiKey: key))"}"#.utf8)
+            let body = Array(
+                #"{"orderId":"ORDER-7","amount":700,"status":"\#(status)","transactionId":"TX","signature":"\#(Signature.webhook(orderId: "ORDER-7", amount: 700, apiKey: key))"}"#
+                    .utf8)
             _ = try verifier.verify(body: body)
             #expect(contract.violations(of: body, against: webhook) == [])
         }

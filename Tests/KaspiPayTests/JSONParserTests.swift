@@ -5,9 +5,13 @@ import Testing
 @Suite("JSON parsing")
 struct JSONParserTests {
     @Test func parsesEveryKindOfValue() throws {
-        let text = #" {"s":"a\"b\\c\/d\n\t\u00e9\ud83d\ude00","i":-42,"big":12345678901234,"d":1.5e2,"t":true,"f":false,"n":null,"a":[1,[],{}],"o":{"k":"v"}} "#
+        let text =
+            #" {"s":"a\"b\\c\/d\n\t\u00e9\ud83d\ude00","i":-42,"big":12345678901234,"d":1.5e2,"t":true,"f":false,"n":null,"a":[1,[],{}],"o":{"k":"v"}} "#
         let value = try #require(JSONValue.parse(Array(text.utf8)))
-        guard case .object(let o) = value else { Issue.record("not an object"); return }
+        guard case .object(let o) = value else {
+            Issue.record("not an object")
+            return
+        }
         #expect(o["s"] == .string("a\"b\\c/d\n\té😀"))
         #expect(o["i"] == .integer(-42))
         #expect(o["big"] == .integer(12_345_678_901_234))

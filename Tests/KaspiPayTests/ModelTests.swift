@@ -98,17 +98,28 @@ struct ModelTests {
                 try KaspiConfiguration(environment: ["KASPI_TRADE_POINT_ID": "TP", "KASPI_API_KEY": "k", "KASPI_ENV": name])
             }
         }
-        let custom = try KaspiConfiguration(environment: ["KASPI_TRADE_POINT_ID": "TP", "KASPI_API_KEY": "k", "KASPI_BASE_URL": "http://127.0.0.1:8181"])
+        let custom = try KaspiConfiguration(environment: [
+            "KASPI_TRADE_POINT_ID": "TP", "KASPI_API_KEY": "k", "KASPI_BASE_URL": "http://127.0.0.1:8181",
+        ])
         #expect(custom.environment == .custom(URL(string: "http://127.0.0.1:8181")!))
-        let both = try KaspiConfiguration(environment: ["KASPI_TRADE_POINT_ID": "TP", "KASPI_API_KEY": "k", "KASPI_ENV": "test", "KASPI_BASE_URL": "http://127.0.0.1:8181"])
+        let both = try KaspiConfiguration(environment: [
+            "KASPI_TRADE_POINT_ID": "TP", "KASPI_API_KEY": "k", "KASPI_ENV": "test", "KASPI_BASE_URL": "http://127.0.0.1:8181",
+        ])
         #expect(both.environment == .custom(URL(string: "http://127.0.0.1:8181")!))
 
-        let limited = try KaspiConfiguration(environment: ["KASPI_TRADE_POINT_ID": "TP", "KASPI_API_KEY": "k", "KASPI_BASE_URL": "http://127.0.0.1:8181", "KASPI_RATE_LIMIT": "30"])
+        let limited = try KaspiConfiguration(environment: [
+            "KASPI_TRADE_POINT_ID": "TP", "KASPI_API_KEY": "k", "KASPI_BASE_URL": "http://127.0.0.1:8181", "KASPI_RATE_LIMIT": "30",
+        ])
         #expect(limited.rateLimit == .init(requests: 30, per: .seconds(60)))
-        #expect(try KaspiConfiguration(environment: ["KASPI_TRADE_POINT_ID": "TP", "KASPI_API_KEY": "k", "KASPI_BASE_URL": "http://127.0.0.1:8181", "KASPI_RATE_LIMIT": "0"]).rateLimit == nil)
+        #expect(
+            try KaspiConfiguration(environment: [
+                "KASPI_TRADE_POINT_ID": "TP", "KASPI_API_KEY": "k", "KASPI_BASE_URL": "http://127.0.0.1:8181", "KASPI_RATE_LIMIT": "0",
+            ]).rateLimit == nil)
         for bad in ["-1", "fast", "100001", "1.5"] {
             #expect(throws: ConfigurationError.invalidRateLimit(bad)) {
-                try KaspiConfiguration(environment: ["KASPI_TRADE_POINT_ID": "TP", "KASPI_API_KEY": "k", "KASPI_BASE_URL": "http://127.0.0.1:8181", "KASPI_RATE_LIMIT": bad])
+                try KaspiConfiguration(environment: [
+                    "KASPI_TRADE_POINT_ID": "TP", "KASPI_API_KEY": "k", "KASPI_BASE_URL": "http://127.0.0.1:8181", "KASPI_RATE_LIMIT": bad,
+                ])
             }
         }
     }
@@ -127,7 +138,9 @@ struct ModelTests {
             try KaspiConfiguration(environment: ["KASPI_TRADE_POINT_ID": "TP", "KASPI_API_KEY": "k", "KASPI_BASE_URL": "not a url"])
         }
         #expect(throws: ConfigurationError.conflictingEnvironment(env: "http://a.example", baseURL: "http://b.example")) {
-            try KaspiConfiguration(environment: ["KASPI_TRADE_POINT_ID": "TP", "KASPI_API_KEY": "k", "KASPI_ENV": "http://a.example", "KASPI_BASE_URL": "http://b.example"])
+            try KaspiConfiguration(environment: [
+                "KASPI_TRADE_POINT_ID": "TP", "KASPI_API_KEY": "k", "KASPI_ENV": "http://a.example", "KASPI_BASE_URL": "http://b.example",
+            ])
         }
         do {
             _ = try KaspiConfiguration(environment: ["KASPI_TRADE_POINT_ID": "T P", "KASPI_API_KEY": "k"])

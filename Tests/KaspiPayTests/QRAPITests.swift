@@ -21,7 +21,10 @@ import Testing
 
     static let token = try! API.DeviceToken("2be4cc91-5895-48f8-8bc2-86c7bd419b3b")
 
-    func r1(_ transport: ScriptedTransport, clock: TestClock = TestClock(), retry: RetryPolicy = RetryPolicy(maxAttempts: 3, initialDelay: .milliseconds(10), jitter: 0)) throws -> API.Client<API.R1> {
+    func r1(
+        _ transport: ScriptedTransport, clock: TestClock = TestClock(),
+        retry: RetryPolicy = RetryPolicy(maxAttempts: 3, initialDelay: .milliseconds(10), jitter: 0)
+    ) throws -> API.Client<API.R1> {
         try API.Client<API.R1>(
             apiKey: try APIKey("test_secret_key"), configuration: .init(host: .custom(URL(string: "https://qr.example:8543")!), retryPolicy: retry),
             transport: transport, clock: clock)
@@ -32,7 +35,8 @@ import Testing
     }
 
     func r3(_ transport: ScriptedTransport) throws -> API.Client<API.R3> {
-        try API.Client<API.R3>(organizationBin: try API.OrganizationBIN("123456789012"), configuration: .init(host: .test), transport: transport, clock: TestClock())
+        try API.Client<API.R3>(
+            organizationBin: try API.OrganizationBIN("123456789012"), configuration: .init(host: .test), transport: transport, clock: TestClock())
     }
 
     @Test func everyExampleResponseOfTheGuideDecodes() async throws {
@@ -95,7 +99,10 @@ import Testing
         #expect(parse("2025-05-16T10:30:00+0600") == Date(timeIntervalSince1970: 1_747_369_800))
         #expect(parse("2021-11-3T11:55:14.166+06:00") != nil)
         #expect(parse("2021-12-08T11:35:48.1566667") != nil)
-        for bad in ["", "2021-13-01T00:00:00Z", "2021-02-30T00:00:00Z", "yesterday", "2021-01-01T25:00:00Z", "2021-01-01T00:00:00+6", "2021-01-01T00:00:00.1234567890Z"] {
+        for bad in [
+            "", "2021-13-01T00:00:00Z", "2021-02-30T00:00:00Z", "yesterday", "2021-01-01T25:00:00Z", "2021-01-01T00:00:00+6",
+            "2021-01-01T00:00:00.1234567890Z",
+        ] {
             #expect(parse(bad) == nil, "\(bad)")
         }
         let now = Date(timeIntervalSince1970: 1_761_135_050.717)
@@ -105,7 +112,9 @@ import Testing
 
     @Test func tolerantDecodingOfNumbersStringsCasingAndMissingMessage() async throws {
         let t = ScriptedTransport([
-            .json(#"{"statusCode":"0","data":{"qrToken":"123","expireDate":"2025-05-16T10:30:00+06:00","qrPaymentId":"12800627774","paymentMethods":["Gold"],"qrPaymentBehaviorOptions":{"StatusPollingInterval":"3","QrCodeScanWaitTimeout":"100","PaymentConfirmationTimeout":70}}}"#),
+            .json(
+                #"{"statusCode":"0","data":{"qrToken":"123","expireDate":"2025-05-16T10:30:00+06:00","qrPaymentId":"12800627774","paymentMethods":["Gold"],"qrPaymentBehaviorOptions":{"StatusPollingInterval":"3","QrCodeScanWaitTimeout":"100","PaymentConfirmationTimeout":70}}}"#
+            ),
             .json(#"{"Data":{"DeviceToken":4242},"StatusCode":0}"#),
             .json(#"{"StatusCode":0,"Data":{"Status":"SomethingNew","TransactionId":35134863,"Amount":"250.50","LoanTerm":"12","IsOffer":"true"}}"#),
             .json(#"{"StatusCode":0}"#),
@@ -140,7 +149,7 @@ import Testing
             try await client.ping()
             Issue.record("no error")
         } catch {
-            #expect(error.statusCode == .undocumented(990000029))
+            #expect(error.statusCode == .undocumented(990_000_029))
             #expect(error.description.contains("unknown code 990000029"))
             #expect(error.audience == .payer)
         }
@@ -161,8 +170,8 @@ import Testing
             #expect(!status.advice.isEmpty && !status.meaning.isEmpty)
         }
         #expect(API.StatusCode.documented.count == 24)
-        #expect(API.StatusCode(rawValue: -990000026) == .tradePointDoesNotAcceptQR)
-        #expect(API.StatusCode(rawValue: 99000033) == .noPaymentMethods)
+        #expect(API.StatusCode(rawValue: -990_000_026) == .tradePointDoesNotAcceptQR)
+        #expect(API.StatusCode(rawValue: 99_000_033) == .noPaymentMethods)
         #expect(API.StatusCode.serviceUnavailable.isRetryable && API.StatusCode.refundFailed.isRetryable)
         #expect(!API.StatusCode.refundExceedsAmount.isRetryable && API.StatusCode.refundExceedsAmount.audience == .merchant)
         #expect(API.StatusCode.undocumented(-1404).description == "unknown code -1404")
@@ -171,7 +180,8 @@ import Testing
     @Test func everyRequestCarriesItsHeadersAndPascalCaseBody() async throws {
         let t = ScriptedTransport(handler: { _, _ in .json(#"{"StatusCode":0,"Data":{"QrPaymentId":7}}"#) })
         let client = try r3(t)
-        _ = try await client.createRemoteInvoice(device: Self.token, phoneNumber: "+7 707 777-77-77", amount: Decimal(string: "100.5")!, comment: "Букет")
+        _ = try await client.createRemoteInvoice(
+            device: Self.token, phoneNumber: "+7 707 777-77-77", amount: Decimal(string: "100.5")!, comment: "Букет")
         _ = try await client.createRemoteInvoice(device: Self.token, phoneNumber: "87077777777", amount: 1)
         let requests = t.requests
         #expect(requests.count == 2)
@@ -182,7 +192,10 @@ import Testing
         #expect(first.request.headerFields[HTTPField.Name("X-Request-ID")!] != requests[1].request.headerFields[HTTPField.Name("X-Request-ID")!])
         #expect(first.request.headerFields[.contentType] == "application/json")
         #expect(first.request.headerFields[HTTPField.Name("Api-Key")!] == nil)
-        #expect(first.bodyText == #"{"OrganizationBin":"123456789012","Amount":100.5,"PhoneNumber":"77077777777","DeviceToken":"2be4cc91-5895-48f8-8bc2-86c7bd419b3b","Comment":"Букет"}"#)
+        #expect(
+            first.bodyText
+                == #"{"OrganizationBin":"123456789012","Amount":100.5,"PhoneNumber":"77077777777","DeviceToken":"2be4cc91-5895-48f8-8bc2-86c7bd419b3b","Comment":"Букет"}"#
+        )
 
         let t1 = ScriptedTransport(handler: { _, _ in .json(#"{"StatusCode":0,"Data":[]}"#) })
         _ = try await r1(t1).tradePoints()
@@ -219,7 +232,10 @@ import Testing
             _ = try await client.createLink(device: Self.token, amount: 100)
             Issue.record("no error")
         } catch {
-            guard case .unknownOutcome(_, let externalId?, _) = error else { Issue.record("\(error)"); return }
+            guard case .unknownOutcome(_, let externalId?, _) = error else {
+                Issue.record("\(error)")
+                return
+            }
             #expect(!externalId.isEmpty)  // generated, so that the purchase can be found
             #expect(error.description.contains(externalId))
         }
@@ -228,7 +244,9 @@ import Testing
     }
 
     @Test func readsAreRetriedOnTransientFailuresAndMinus999() async throws {
-        let t = ScriptedTransport([.fail(.timedOut), .json(#"{"StatusCode":-999,"Message":"busy"}"#), .json(#"{"StatusCode":0,"Data":{"Status":"Processed"}}"#)])
+        let t = ScriptedTransport([
+            .fail(.timedOut), .json(#"{"StatusCode":-999,"Message":"busy"}"#), .json(#"{"StatusCode":0,"Data":{"Status":"Processed"}}"#),
+        ])
         let clock = TestClock()
         let client = try r1(t, clock: clock)
         let task = Task { try await client.status(paymentId: 9) }
@@ -273,7 +291,10 @@ import Testing
             #expect(await clock.waitForSleepers())
             await clock.advance(by: .seconds(7))
         }
-        guard case .processed(let details) = try await task.value else { Issue.record("not processed"); return }
+        guard case .processed(let details) = try await task.value else {
+            Issue.record("not processed")
+            return
+        }
         #expect(details.status == .processed)
         let progress = seen.all
         #expect(progress.map(\.status) == [.qrTokenCreated, .qrTokenCreated, .wait, .processed])
@@ -321,7 +342,10 @@ import Testing
         let task = Task { try await client.waitForPayment(Self.purchase()) }
         await clock.waitForSleepers()
         await clock.advance(by: .seconds(5))
-        guard case .failed = try await task.value else { Issue.record("not failed"); return }
+        guard case .failed = try await task.value else {
+            Issue.record("not failed")
+            return
+        }
     }
 
     @Test func deadlinesAreAPureValue() {
@@ -357,8 +381,14 @@ import Testing
             (["KASPI_QR_SCHEME": "r2", "KASPI_QR_PKCS12": "c.p12"], .missingVariable("KASPI_QR_PKCS12_PASSWORD")),
             (["KASPI_QR_SCHEME": "r2", "KASPI_ENV": "production", "KASPI_QR_CERT": "c", "KASPI_QR_KEY": "k"], .unknownProductionHost("r2")),
             (["KASPI_QR_SCHEME": "r3", "KASPI_QR_CERT": "c", "KASPI_QR_KEY": "k"], .missingVariable("KASPI_QR_ORGANIZATION_BIN")),
-            (["KASPI_QR_SCHEME": "r3", "KASPI_QR_CERT": "c", "KASPI_QR_KEY": "k", "KASPI_QR_ORGANIZATION_BIN": "12345"], .invalidOrganizationBIN("12345")),
-            (["KASPI_QR_SCHEME": "r1", "KASPI_QR_API_KEY": "k", "KASPI_QR_DEVICE_TOKEN": "a b"], .invalidDeviceToken(variable: "KASPI_QR_DEVICE_TOKEN")),
+            (
+                ["KASPI_QR_SCHEME": "r3", "KASPI_QR_CERT": "c", "KASPI_QR_KEY": "k", "KASPI_QR_ORGANIZATION_BIN": "12345"],
+                .invalidOrganizationBIN("12345")
+            ),
+            (
+                ["KASPI_QR_SCHEME": "r1", "KASPI_QR_API_KEY": "k", "KASPI_QR_DEVICE_TOKEN": "a b"],
+                .invalidDeviceToken(variable: "KASPI_QR_DEVICE_TOKEN")
+            ),
             (["KASPI_QR_SCHEME": "r1", "KASPI_QR_API_KEY": "k", "KASPI_ENV": "staging"], .invalidEnvironment("staging")),
         ]
         for (environment, expected) in cases {
@@ -369,7 +399,9 @@ import Testing
 
     @Test func secretsStayOutOfDescriptions() async throws {
         #expect(!"\(Self.token)".contains("5895-48f8"))
-        let t = ScriptedTransport([.json(#"{"StatusCode":-10000,"Message":"bad key test_secret_key"}"#), .respond(status: 500, body: "key=test_secret_key")])
+        let t = ScriptedTransport([
+            .json(#"{"StatusCode":-10000,"Message":"bad key test_secret_key"}"#), .respond(status: 500, body: "key=test_secret_key"),
+        ])
         let client = try r1(t, retry: .none)
         for _ in 0..<2 {
             do {

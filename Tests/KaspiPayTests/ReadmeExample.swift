@@ -13,12 +13,13 @@ func startPayment(orderNumber: Int, total: Int, environment: [String: String] = 
     defer { Task { try await transport.shutdown() } }
     let client = KaspiClient(configuration: configuration, transport: transport)
 
-    let order = try await client.orders.create(NewOrder(
-        amount: try Amount(tenge: total),
-        orderId: try OrderID("ORDER-\(orderNumber)"),
-        returnURL: URL(string: "https://shop.example/payment/success?orderId=\(orderNumber)")!,
-        failURL: URL(string: "https://shop.example/payment/fail?orderId=\(orderNumber)")!,
-        description: "Order #\(orderNumber)"))
+    let order = try await client.orders.create(
+        NewOrder(
+            amount: try Amount(tenge: total),
+            orderId: try OrderID("ORDER-\(orderNumber)"),
+            returnURL: URL(string: "https://shop.example/payment/success?orderId=\(orderNumber)")!,
+            failURL: URL(string: "https://shop.example/payment/fail?orderId=\(orderNumber)")!,
+            description: "Order #\(orderNumber)"))
     return order.paymentURL
 }
 

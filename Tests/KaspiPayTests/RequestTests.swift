@@ -20,7 +20,10 @@ struct RequestTests {
         #expect(sent.request.headerFields[.contentType] == "application/json")
         #expect(sent.request.headerFields[.authorization] == "Bearer test_key_abc")
         let signature = Signature.compute(.createOrder, amount: 5000, orderId: "ORDER-1", apiKey: try APIKey("test_key_abc"))
-        #expect(sent.bodyText == #"{"amount":5000,"description":"Order #ORDER-1","failUrl":"https://shop.example/payment/fail?orderId=ORDER-1","orderId":"ORDER-1","returnUrl":"https://shop.example/payment/success?orderId=ORDER-1","signature":"\#(signature)","tradePointId":"TP-1"}"#)
+        #expect(
+            sent.bodyText
+                == #"{"amount":5000,"description":"Order #ORDER-1","failUrl":"https://shop.example/payment/fail?orderId=ORDER-1","orderId":"ORDER-1","returnUrl":"https://shop.example/payment/success?orderId=ORDER-1","signature":"\#(signature)","tradePointId":"TP-1"}"#
+        )
     }
 
     @Test func createOrderWithoutDescriptionOmitsIt() async throws {
@@ -28,7 +31,8 @@ struct RequestTests {
         var order = try newOrder()
         order.description = nil
         _ = try await client.orders.create(order)
-        #expect(jsonObject(transport.requests[0].bodyText).keys.sorted() == ["amount", "failUrl", "orderId", "returnUrl", "signature", "tradePointId"])
+        #expect(
+            jsonObject(transport.requests[0].bodyText).keys.sorted() == ["amount", "failUrl", "orderId", "returnUrl", "signature", "tradePointId"])
     }
 
     @Test func createQR() async throws {
@@ -89,14 +93,18 @@ struct RequestTests {
         var badFail = try newOrder()
         badFail.failURL = URL(string: "ftp://shop.example/fail")!
         let failError = await kaspiError { _ = try await client.orders.create(badFail) }
-        guard case .invalidURL(let field, _, _)? = failError else { Issue.record("expected invalidURL"); return }
+        guard case .invalidURL(let field, _, _)? = failError else {
+            Issue.record("expected invalidURL")
+            return
+        }
         #expect(field == "failUrl")
         var long = try newOrder()
         long.description = String(repeating: "д", count: 257)
         #expect(await kaspiError { _ = try await client.orders.create(long) } == .descriptionTooLong(257))
         #expect(await kaspiError { _ = try await client.qr.create(amount: 10, orderId: "Q") } == .amountBelowMinimum(10))
         #expect(await kaspiError { _ = try await client.refunds.create(orderId: "A", amount: 0) } == .zeroRefund)
-        #expect(await kaspiError { _ = try await client.refunds.create(orderId: "A", amount: 5, transactionId: "") }?.code == "INVALID_TRANSACTION_ID")
+        #expect(
+            await kaspiError { _ = try await client.refunds.create(orderId: "A", amount: 5, transactionId: "") }?.code == "INVALID_TRANSACTION_ID")
         #expect(await kaspiError { _ = try await client.qr.status(token: "a/b") }?.code == "INVALID_QR_TOKEN")
         #expect(await kaspiError { _ = try await client.qr.status(token: "") }?.code == "INVALID_QR_TOKEN")
         #expect(transport.requests.isEmpty)
@@ -129,7 +137,10 @@ struct ResponseTests {
             [.error("RATE_LIMITED", status: 429, headers: ["Retry-After": "120"])],
             configuration: testConfiguration(retry: .none))
         let error = await kaspiError { _ = try await client.orders.status(of: "A") }
-        guard case .rateLimited(_, let retryAfter)? = error else { Issue.record("expected rateLimited"); return }
+        guard case .rateLimited(_, let retryAfter)? = error else {
+            Issue.record("expected rateLimited")
+            return
+        }
         #expect(retryAfter == .seconds(120))
     }
 
@@ -142,9 +153,13 @@ struct ResponseTests {
     }
 
     @Test func longBodiesAreCut() async throws {
-        let (client, _, _) = scriptedClient([.respond(status: 500, body: String(repeating: "x", count: 5000))], configuration: testConfiguration(retry: .none))
+        let (client, _, _) = scriptedClient(
+            [.respond(status: 500, body: String(repeating: "x", count: 5000))], configuration: testConfiguration(retry: .none))
         let error = await kaspiError { _ = try await client.orders.status(of: "A") }
-        guard case .unexpectedStatus(500, let snippet)? = error else { Issue.record("expected unexpectedStatus"); return }
+        guard case .unexpectedStatus(500, let snippet)? = error else {
+            Issue.record("expected unexpectedStatus")
+            return
+        }
         #expect(snippet.count == 257)
         #expect(snippet.hasSuffix("…"))
     }
@@ -159,9 +174,13 @@ struct ResponseTests {
     }
 
     @Test func undecodableStatusResponses() async throws {
-        let (client, _, _) = scriptedClient([.json(#"{"status":7}"#), .json(#"{"qrCode":"%%%","qrToken":"t"}"#)], configuration: testConfiguration(retry: .none))
+        let (client, _, _) = scriptedClient(
+            [.json(#"{"status":7}"#), .json(#"{"qrCode":"%%%","qrToken":"t"}"#)], configuration: testConfiguration(retry: .none))
         let first = await kaspiError { _ = try await client.orders.status(of: "A") }
-        guard case .undecodableBody(200, let reason, _)? = first else { Issue.record("expected undecodable"); return }
+        guard case .undecodableBody(200, let reason, _)? = first else {
+            Issue.record("expected undecodable")
+            return
+        }
         #expect(reason.contains("status"))
         #expect(await kaspiError { _ = try await client.qr.create(amount: 100, orderId: "Q") }?.code == "UNDECODABLE_BODY")
     }

@@ -254,7 +254,10 @@ struct PollingTests {
         let outcome = try await clock.run {
             try await client.orders.waitForOutcome(of: "A", options: PollingOptions(interval: .seconds(1), maxAttempts: 5))
         }
-        guard case .timedOut(let last) = outcome else { Issue.record("expected timedOut"); return }
+        guard case .timedOut(let last) = outcome else {
+            Issue.record("expected timedOut")
+            return
+        }
         #expect(last?.status == .pending)
         #expect(transport.requests.count == 5)
     }

@@ -44,12 +44,15 @@ struct SignatureTests {
         #expect(Signature.createOrder(amount: amount, orderId: id, apiKey: key) == "656fe6a0a98dde2ee92b05823778534d628bdf0a5587468cbc809afea5e15f73")
         #expect(Signature.createQR(amount: amount, orderId: id, apiKey: key) == Signature.createOrder(amount: amount, orderId: id, apiKey: key))
         #expect(Signature.refund(amount: amount, orderId: id, apiKey: key) == Signature.createOrder(amount: amount, orderId: id, apiKey: key))
-        #expect(Signature.webhook(orderId: "ORDER-123", amount: 5000, apiKey: key) == "60b0d08a15bd630c8fe5652d2733541052a68f1527ec00be925d5d820f72c3d2")
+        #expect(
+            Signature.webhook(orderId: "ORDER-123", amount: 5000, apiKey: key) == "60b0d08a15bd630c8fe5652d2733541052a68f1527ec00be925d5d820f72c3d2")
     }
 
     @Test func webhookPutsTheOrderIdFirst() throws {
         let key = try APIKey("k")
-        #expect(Signature.compute(.webhook, amount: 100, orderId: "A", apiKey: key) != Signature.compute(.createOrder, amount: 100, orderId: "A", apiKey: key))
+        #expect(
+            Signature.compute(.webhook, amount: 100, orderId: "A", apiKey: key)
+                != Signature.compute(.createOrder, amount: 100, orderId: "A", apiKey: key))
     }
 
     @Test func constantTimeEquality() {

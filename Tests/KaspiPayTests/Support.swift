@@ -23,8 +23,6 @@ func scriptedClient(
     return (client, transport, clock)
 }
 
-
-
 /// Parses a JSON body into a dictionary.
 func jsonObject(_ text: String) -> [String: Any] {
     (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] ?? [:]

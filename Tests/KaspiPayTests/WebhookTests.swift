@@ -7,7 +7,9 @@ struct WebhookTests {
     let key = try! APIKey("test_key_abc")
     var verifier: WebhookVerifier { WebhookVerifier(apiKey: key) }
 
-    func body(orderId: String = "ORDER-123", amount: Int = 5000, status: String = "APPROVED", transactionId: String? = "TX-1", signature: String? = nil) -> [UInt8] {
+    func body(
+        orderId: String = "ORDER-123", amount: Int = 5000, status: String = "APPROVED", transactionId: String? = "TX-1", signature: String? = nil
+    ) -> [UInt8] {
         let sig = signature ?? Signature.webhook(orderId: orderId, amount: amount, apiKey: key)
         let tx = transactionId.map { #","transactionId":"\#($0)""# } ?? ""
         return Array(#"{"orderId":"\#(orderId)","amount":\#(amount),"status":"\#(status)"\#(tx),"signature":"\#(sig)"}"#.utf8)
@@ -19,7 +21,9 @@ struct WebhookTests {
         #expect(try verifier.verify(body: body(status: "DECLINED", transactionId: nil)).status == .declined)
         #expect(try verifier.verify(body: body(status: "CANCELLED")).status == .cancelled)
         // The guide's example vector, signed outside Swift.
-        let known = Array(#"{"orderId":"ORDER-123","amount":5000,"status":"APPROVED","transactionId":null,"signature":"60b0d08a15bd630c8fe5652d2733541052a68f1527ec00be925d5d820f72c3d2","extra":[1,2]}"#.utf8)
+        let known = Array(
+            #"{"orderId":"ORDER-123","amount":5000,"status":"APPROVED","transactionId":null,"signature":"60b0d08a15bd630c8fe5652d2733541052a68f1527ec00be925d5d820f72c3d2","extra":[1,2]}"#
+                .utf8)
         #expect(try verifier.verify(body: known).transactionId == nil)
     }
 
@@ -35,12 +39,24 @@ struct WebhookTests {
             (Array(#"{"orderId":"A","amount":1,"signature":"x"}"#.utf8), .missingField("status")),
             (Array(#"{"orderId":"A","amount":1,"status":"APPROVED"}"#.utf8), .missingField("signature")),
             (Array(#"{"orderId":7,"amount":1,"status":"APPROVED","signature":"x"}"#.utf8), .mistypedField("orderId", expected: "a string")),
-            (Array(#"{"orderId":"A","amount":"5000","status":"APPROVED","signature":"x"}"#.utf8), .mistypedField("amount", expected: "an integer number of tenge")),
-            (Array(#"{"orderId":"A","amount":50.5,"status":"APPROVED","signature":"x"}"#.utf8), .mistypedField("amount", expected: "an integer number of tenge")),
-            (Array(#"{"orderId":"A","amount":true,"status":"APPROVED","signature":"x"}"#.utf8), .mistypedField("amount", expected: "an integer number of tenge")),
+            (
+                Array(#"{"orderId":"A","amount":"5000","status":"APPROVED","signature":"x"}"#.utf8),
+                .mistypedField("amount", expected: "an integer number of tenge")
+            ),
+            (
+                Array(#"{"orderId":"A","amount":50.5,"status":"APPROVED","signature":"x"}"#.utf8),
+                .mistypedField("amount", expected: "an integer number of tenge")
+            ),
+            (
+                Array(#"{"orderId":"A","amount":true,"status":"APPROVED","signature":"x"}"#.utf8),
+                .mistypedField("amount", expected: "an integer number of tenge")
+            ),
             (Array(#"{"orderId":"A","amount":1,"status":true,"signature":"x"}"#.utf8), .mistypedField("status", expected: "a string")),
             (Array(#"{"orderId":"A","amount":1,"status":"APPROVED","signature":1}"#.utf8), .mistypedField("signature", expected: "a string")),
-            (Array(#"{"orderId":"A","amount":1,"status":"APPROVED","signature":"x","transactionId":{}}"#.utf8), .mistypedField("transactionId", expected: "a string")),
+            (
+                Array(#"{"orderId":"A","amount":1,"status":"APPROVED","signature":"x","transactionId":{}}"#.utf8),
+                .mistypedField("transactionId", expected: "a string")
+            ),
             (body(signature: String(repeating: "0", count: 64)), .badSignature),
             (body(signature: Signature.webhook(orderId: "ORDER-123", amount: 5000, apiKey: key).uppercased()), .badSignature),
             (body(signature: Signature.compute(.createOrder, amount: 5000, orderId: "ORDER-123", apiKey: key)), .badSignature),

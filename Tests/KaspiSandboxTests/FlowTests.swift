@@ -21,7 +21,8 @@ struct FlowTests {
                 #expect(page.body.contains("Test Shop") && page.body.contains("5\u{202F}000\u{00A0}₸") && page.body.contains("Order #ORDER-1"))
                 #expect(page.body.contains(#"value="pay""#) && page.body.contains(#"value="decline""#) && page.body.contains(#"value="cancel""#))
                 #expect(!page.body.contains("<script"))
-                let paid = try await h.raw(.POST, created.paymentURL.path, body: "action=pay", headers: ["Content-Type": "application/x-www-form-urlencoded"])
+                let paid = try await h.raw(
+                    .POST, created.paymentURL.path, body: "action=pay", headers: ["Content-Type": "application/x-www-form-urlencoded"])
                 #expect(paid.status == 303)
                 #expect(paid.headers["location"] == "https://shop.example/payment/success?orderId=ORDER-1")
 
@@ -38,7 +39,8 @@ struct FlowTests {
                 #expect(status.status == .approved)
                 #expect(status.transactionId == event.transactionId && status.transactionId != nil)
                 // Pressing the button again changes nothing.
-                let again = try await h.raw(.POST, created.paymentURL.path, body: "action=cancel", headers: ["Content-Type": "application/x-www-form-urlencoded"])
+                let again = try await h.raw(
+                    .POST, created.paymentURL.path, body: "action=cancel", headers: ["Content-Type": "application/x-www-form-urlencoded"])
                 #expect(again.headers["location"] == "https://shop.example/payment/success?orderId=ORDER-1")
                 #expect(try await h.client.orders.status(of: "ORDER-1").status == .approved)
                 let deliveries = await h.sandbox.webhooks(orderId: "ORDER-1")
@@ -51,7 +53,8 @@ struct FlowTests {
         try await withSandbox { h in
             for (id, action, status) in [("D-1", "decline", PaymentStatus.declined), ("C-1", "cancel", .cancelled)] {
                 let created = try await h.client.orders.create(newOrder(id))
-                let response = try await h.raw(.POST, created.paymentURL.path, body: "action=\(action)", headers: ["Content-Type": "application/x-www-form-urlencoded"])
+                let response = try await h.raw(
+                    .POST, created.paymentURL.path, body: "action=\(action)", headers: ["Content-Type": "application/x-www-form-urlencoded"])
                 #expect(response.status == 303)
                 #expect(response.headers["location"] == "https://shop.example/payment/fail?orderId=\(id)")
                 #expect(try await h.client.orders.status(of: OrderID(id)).status == status)
@@ -99,7 +102,9 @@ struct FlowTests {
             let first = try await h.client.refunds.create(orderId: "RF-1", amount: 2500, transactionId: transaction)
             #expect(first.refundedAmount == 2500 && first.refundId?.hasPrefix("RF-") == true)
             #expect(await kaspiError { _ = try await h.client.refunds.create(orderId: "RF-1", amount: 7501) }?.code == "REFUND_NOT_ALLOWED")
-            #expect(await kaspiError { _ = try await h.client.refunds.create(orderId: "RF-1", amount: 1, transactionId: "WRONG") }?.code == "REFUND_NOT_ALLOWED")
+            #expect(
+                await kaspiError { _ = try await h.client.refunds.create(orderId: "RF-1", amount: 1, transactionId: "WRONG") }?.code
+                    == "REFUND_NOT_ALLOWED")
             let rest = try await h.client.refunds.create(orderId: "RF-1", amount: 7500)
             #expect(rest.refundedAmount == 10000)
             #expect(await kaspiError { _ = try await h.client.refunds.create(orderId: "RF-1", amount: 1) }?.code == "REFUND_NOT_ALLOWED")

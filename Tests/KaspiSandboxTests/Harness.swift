@@ -25,7 +25,9 @@ struct Harness: Sendable {
     var apiKey: APIKey { try! APIKey(tradePoint.apiKey) }
 
     /// Sends a raw request and returns status, headers and body.
-    func raw(_ method: HTTPMethod, _ path: String, body: String? = nil, headers: [String: String] = [:]) async throws -> (status: Int, headers: [String: String], body: String) {
+    func raw(
+        _ method: HTTPMethod, _ path: String, body: String? = nil, headers: [String: String] = [:]
+    ) async throws -> (status: Int, headers: [String: String], body: String) {
         var request = HTTPClientRequest(url: baseURL.absoluteString + path)
         request.method = method
         for (name, value) in headers { request.headers.add(name: name, value: value) }
@@ -133,9 +135,6 @@ final class WebhookReceiver: Sendable {
         return received.count >= count
     }
 }
-
-
-
 
 func json(_ text: String) -> [String: Any] {
     (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] ?? [:]

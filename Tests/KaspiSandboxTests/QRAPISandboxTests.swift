@@ -34,7 +34,9 @@ struct QRHarness: Sendable {
     static let apiKey = "test_0f8fad5b-d9cb-469f-a165-70867728950e"
 
     /// A raw request, the way an independent client (Go, PHP, Java) would send it.
-    func raw(_ method: HTTPMethod, _ url: String, body: String? = nil, headers: [String: String] = [:], client: HTTPClient = noRedirects) async throws -> (status: Int, body: String) {
+    func raw(
+        _ method: HTTPMethod, _ url: String, body: String? = nil, headers: [String: String] = [:], client: HTTPClient = noRedirects
+    ) async throws -> (status: Int, body: String) {
         var request = HTTPClientRequest(url: url)
         request.method = method
         for (name, value) in headers { request.headers.add(name: name, value: value) }
@@ -44,7 +46,8 @@ struct QRHarness: Sendable {
         return (Int(response.status.code), String(buffer: buffer))
     }
 
-    func r1Raw(_ method: HTTPMethod, _ path: String, body: String? = nil, key: String = QRHarness.apiKey) async throws -> (status: Int, body: String) {
+    func r1Raw(_ method: HTTPMethod, _ path: String, body: String? = nil, key: String = QRHarness.apiKey) async throws -> (status: Int, body: String)
+    {
         var headers = ["Content-Type": "application/json"]
         if !key.isEmpty { headers["Api-Key"] = key }
         return try await raw(method, httpURL.absoluteString + path, body: body, headers: headers)
@@ -100,7 +103,8 @@ func withQRSandbox<T: Sendable>(
                 trust: .caBundle(path: certificates.caCertificate)))
         let pkcs12 = try AsyncHTTPClientTransport(
             tls: KaspiTLSSettings(
-                clientIdentity: .pkcs12(path: certificates.clientPKCS12, password: "sandbox-pass"), trust: .caBundle(path: certificates.caCertificate)))
+                clientIdentity: .pkcs12(path: certificates.clientPKCS12, password: "sandbox-pass"), trust: .caBundle(path: certificates.caCertificate)
+            ))
         let anonymous = try AsyncHTTPClientTransport(tls: KaspiTLSSettings(trust: .caBundle(path: certificates.caCertificate)))
         let harness = QRHarness(
             sandbox: sandbox, httpURL: httpURL, tlsURL: tlsURL, certificates: certificates,
@@ -267,7 +271,10 @@ func qrError(_ body: () async throws -> Void) async -> API.APIError? {
             faults.loseResponseNext = 1
             await h.sandbox.setQRFaults(faults, organizationBin: QRHarness.bin)
             let error = await qrError { _ = try await h.r1.createQR(device: token, amount: 700, externalId: "order-lost") }
-            guard case .unknownOutcome(_, "order-lost"?, _)? = error else { Issue.record("\(String(describing: error))"); return }
+            guard case .unknownOutcome(_, "order-lost"?, _)? = error else {
+                Issue.record("\(String(describing: error))")
+                return
+            }
             let purchases = await h.sandbox.qrPurchases()
             #expect(purchases.count == 1 && purchases[0].externalId == "order-lost")  // made once, not twice
         }
@@ -306,7 +313,10 @@ func qrError(_ body: () async throws -> Void) async -> API.APIError? {
             let untrusted = try API.Client<API.R2>(configuration: .init(host: .custom(h.tlsURL), retryPolicy: .none), transport: system)
             let untrustedError = await qrError { try await untrusted.ping() }
             try await system.shutdown()
-            guard case .transport? = untrustedError else { Issue.record("trusted without the CA: \(String(describing: untrustedError))"); return }
+            guard case .transport? = untrustedError else {
+                Issue.record("trusted without the CA: \(String(describing: untrustedError))")
+                return
+            }
         }
     }
 
@@ -327,8 +337,9 @@ func qrError(_ body: () async throws -> Void) async -> API.APIError? {
             // Refunds are refused until the purchase is Processed.
             let early = try await h.r2.createReturn(device: till, externalId: "return-0")
             try await h.sandbox.scanReturn(early.returnId)
-            #expect(await qrError { _ = try await h.r2.refund(device: till, paymentId: qr.paymentId, returnId: early.returnId, amount: 100) }?.statusCode
-                == .refundNotAllowed)
+            #expect(
+                await qrError { _ = try await h.r2.refund(device: till, paymentId: qr.paymentId, returnId: early.returnId, amount: 100) }?.statusCode
+                    == .refundNotAllowed)
             try await h.r2.simulate(.scan, paymentId: qr.paymentId)
             try await h.r2.simulate(.confirm, paymentId: qr.paymentId)
 
@@ -348,20 +359,28 @@ func qrError(_ body: () async throws -> Void) async -> API.APIError? {
             details = try await h.r2.paymentDetails(paymentId: qr.paymentId, device: till)
             #expect(details.availableReturnAmount == 600)
             // -99000005: more than is left.
-            #expect(await qrError { _ = try await h.r2.refund(device: till, paymentId: qr.paymentId, returnId: returnQR.returnId, amount: 601) }?.statusCode == .refundExceedsAmount)
+            #expect(
+                await qrError { _ = try await h.r2.refund(device: till, paymentId: qr.paymentId, returnId: returnQR.returnId, amount: 601) }?
+                    .statusCode == .refundExceedsAmount)
             // -99000006 by fault injection, without effect.
             var faults = SandboxQRFaults()
             faults.refundFailNext = 1
             await h.sandbox.setQRFaults(faults, organizationBin: QRHarness.bin)
-            #expect(await qrError { _ = try await h.r2.refund(device: till, paymentId: qr.paymentId, returnId: returnQR.returnId, amount: 100) }?.statusCode == .refundFailed)
+            #expect(
+                await qrError { _ = try await h.r2.refund(device: till, paymentId: qr.paymentId, returnId: returnQR.returnId, amount: 100) }?
+                    .statusCode == .refundFailed)
             #expect(try await h.r2.paymentDetails(paymentId: qr.paymentId, device: till).availableReturnAmount == 600)
             // -99000001: the return's customer did not make this purchase.
             let other = try await h.r2.createReturn(device: till)
             try await h.sandbox.scanReturn(other.returnId, customer: "77770001122")
-            #expect(await qrError { _ = try await h.r2.refund(device: till, paymentId: qr.paymentId, returnId: other.returnId, amount: 100) }?.statusCode == .purchaseNotFoundForOperation)
+            #expect(
+                await qrError { _ = try await h.r2.refund(device: till, paymentId: qr.paymentId, returnId: other.returnId, amount: 100) }?.statusCode
+                    == .purchaseNotFoundForOperation)
             // -99000003: a device of another trade point.
             let second = try await h.r2.registerDevice(id: "till-r2-closed", tradePointId: 20)
-            #expect(await qrError { _ = try await h.r2.refund(device: second, paymentId: qr.paymentId, returnId: returnQR.returnId, amount: 100) }?.statusCode == .tradePointMismatch)
+            #expect(
+                await qrError { _ = try await h.r2.refund(device: second, paymentId: qr.paymentId, returnId: returnQR.returnId, amount: 100) }?
+                    .statusCode == .tradePointMismatch)
             // -1601: an unknown return.
             #expect(await qrError { _ = try await h.r2.returnStatus(returnId: 5) }?.statusCode == .purchaseNotFound)
             // The rest refunded in full.
@@ -378,7 +397,8 @@ func qrError(_ body: () async throws -> Void) async -> API.APIError? {
         try await withQRSandbox { h in
             let till = try await h.r3.registerDevice(id: "till-r3", tradePointId: 19)
             let unpaid = try await h.r3.createQR(device: till, amount: 300)
-            #expect(await qrError { _ = try await h.r3.refund(device: till, paymentId: unpaid.paymentId, amount: 100) }?.statusCode == .refundNotAllowed)
+            #expect(
+                await qrError { _ = try await h.r3.refund(device: till, paymentId: unpaid.paymentId, amount: 100) }?.statusCode == .refundNotAllowed)
             let paid = try await h.paidPurchase(300, device: till)
             _ = try await h.r3.refund(device: till, paymentId: paid, amount: Decimal(string: "150.25")!)
             #expect(try await h.r3.paymentDetails(paymentId: paid, device: till).availableReturnAmount == Decimal(string: "149.75"))
@@ -407,7 +427,8 @@ func qrError(_ body: () async throws -> Void) async -> API.APIError? {
             // A second read right away looks like a timer: refused.
             let refused = await qrError { _ = try await h.r3.status(paymentId: invoice.paymentId) }
             #expect(refused?.statusCode == .serviceUnavailable)
-            #expect(await qrError { _ = try await h.r3.cancelRemoteInvoice(device: till, paymentId: 77) }?.statusCode == .purchaseNotFoundForOperation)
+            #expect(
+                await qrError { _ = try await h.r3.cancelRemoteInvoice(device: till, paymentId: 77) }?.statusCode == .purchaseNotFoundForOperation)
             #expect(try await h.r3.cancelRemoteInvoice(device: till, paymentId: invoice.paymentId) == .remotePaymentCanceled)
             await h.sandbox.advanceClock(by: 11)
             #expect(try await h.r3.status(paymentId: invoice.paymentId).status == .remotePaymentCanceled)
@@ -415,7 +436,8 @@ func qrError(_ body: () async throws -> Void) async -> API.APIError? {
             let paid = try await h.r3.createRemoteInvoice(device: till, phoneNumber: "77012223344", amount: 100)
             try await h.sandbox.act(.confirm, paymentId: paid.paymentId)
             #expect(await h.sandbox.qrPurchases().first { $0.id == paid.paymentId }?.customer == "77012223344")
-            #expect(await qrError { _ = try await h.r3.cancelRemoteInvoice(device: till, paymentId: paid.paymentId) }?.statusCode == .undocumented(-1401))
+            #expect(
+                await qrError { _ = try await h.r3.cancelRemoteInvoice(device: till, paymentId: paid.paymentId) }?.statusCode == .undocumented(-1401))
             let stale = try await h.r3.createRemoteInvoice(device: till, phoneNumber: "77012223344", amount: 100)
             await h.sandbox.advanceClock(by: 86_401)
             #expect(try await h.r3.status(paymentId: stale.paymentId).status == .error)
@@ -554,7 +576,8 @@ final class TLSClients: Sendable {
                 let base = scheme == "r1" ? h.httpURL.absoluteString : h.tlsURL.absoluteString
                 var headers = ["Content-Type": "application/json", "X-Request-ID": UUID().uuidString]
                 if scheme == "r1" { headers["Api-Key"] = QRHarness.apiKey }
-                let reply = try await h.raw(method, "\(base)/\(scheme)\(path)", body: body, headers: headers, client: scheme == "r1" ? noRedirects : tls)
+                let reply = try await h.raw(
+                    method, "\(base)/\(scheme)\(path)", body: body, headers: headers, client: scheme == "r1" ? noRedirects : tls)
                 let schema = try contract.responseSchema(path: template, method: method.rawValue.lowercased(), status: reply.status)
                 let problems = contract.violations(of: Array(reply.body.utf8), against: schema)
                 #expect(problems.isEmpty, "\(method) \(scheme)\(path) → \(reply.status) \(reply.body): \(problems)")
@@ -567,34 +590,51 @@ final class TLSClients: Sendable {
             _ = try await call(.GET, "r1", "/v01/partner/tradepoints", template: "/v01/partner/tradepoints")
             _ = try await call(.GET, "r3", "/v01/partner/tradepoints/123456789012", template: "/v01/partner/tradepoints/{organizationBin}")
             _ = try await call(.GET, "r3", "/v01/partner/tradepoints/000000000001", template: "/v01/partner/tradepoints/{organizationBin}")
-            let registered = try await call(.POST, "r1", "/v01/device/register", template: "/v01/device/register", body: #"{"DeviceId":"c-1","TradePointId":19}"#)
+            let registered = try await call(
+                .POST, "r1", "/v01/device/register", template: "/v01/device/register", body: #"{"DeviceId":"c-1","TradePointId":19}"#)
             let token = try #require(data(registered)["DeviceToken"] as? String)
             _ = try await call(.POST, "r1", "/v01/device/register", template: "/v01/device/register", body: #"{"DeviceId":"c-1","TradePointId":20}"#)
             _ = try await call(.POST, "r1", "/v01/device/register", template: "/v01/device/register", body: #"{"DeviceId":"c 1"}"#)
-            let qr = try await call(.POST, "r1", "/v01/qr/create", template: "/v01/qr/create", body: #"{"DeviceToken":"\#(token)","Amount":500,"ExternalId":"o-1"}"#)
+            let qr = try await call(
+                .POST, "r1", "/v01/qr/create", template: "/v01/qr/create", body: #"{"DeviceToken":"\#(token)","Amount":500,"ExternalId":"o-1"}"#)
             let id = try #require(data(qr)["QrPaymentId"] as? Int64)
             _ = try await call(.POST, "r1", "/v01/qr/create", template: "/v01/qr/create", body: #"{"DeviceToken":"nope","Amount":500}"#)
-            _ = try await call(.POST, "r1", "/v01/qr/create-link", template: "/v01/qr/create-link", body: #"{"DeviceToken":"\#(token)","Amount":"99.99"}"#)
+            _ = try await call(
+                .POST, "r1", "/v01/qr/create-link", template: "/v01/qr/create-link", body: #"{"DeviceToken":"\#(token)","Amount":"99.99"}"#)
             for action in ["scan", "confirm", "confirm"] {
-                _ = try await call(.POST, "r1", "/v01/test/payment/\(action)", template: "/v01/test/payment/{action}", body: #"{"qrPaymentId":"\#(id)"}"#)
+                _ = try await call(
+                    .POST, "r1", "/v01/test/payment/\(action)", template: "/v01/test/payment/{action}", body: #"{"qrPaymentId":"\#(id)"}"#)
             }
             _ = try await call(.GET, "r1", "/v01/payment/status/\(id)", template: "/v01/payment/status/{QrPaymentId}")
             _ = try await call(.GET, "r1", "/v02/payment/status/\(id)", template: "/v02/payment/status/{QrPaymentId}")
             _ = try await call(.GET, "r1", "/v02/payment/status/1", template: "/v02/payment/status/{QrPaymentId}")
             _ = try await call(.GET, "r2", "/v01/payment/details?QrPaymentId=\(id)&DeviceToken=\(token)", template: "/v01/payment/details")
             _ = try await call(.GET, "r1", "/v01/payment/details?QrPaymentId=\(id)&DeviceToken=\(token)", template: "/v01/payment/details")
-            _ = try await call(.POST, "r3", "/v01/payment/return", template: "/v01/payment/return", body: #"{"OrganizationBin":"123456789012","DeviceToken":"\#(token)","QrPaymentId":\#(id),"Amount":100}"#)
-            _ = try await call(.POST, "r3", "/v01/payment/return", template: "/v01/payment/return", body: #"{"OrganizationBin":"123456789012","DeviceToken":"\#(token)","QrPaymentId":\#(id),"Amount":1000}"#)
+            _ = try await call(
+                .POST, "r3", "/v01/payment/return", template: "/v01/payment/return",
+                body: #"{"OrganizationBin":"123456789012","DeviceToken":"\#(token)","QrPaymentId":\#(id),"Amount":100}"#)
+            _ = try await call(
+                .POST, "r3", "/v01/payment/return", template: "/v01/payment/return",
+                body: #"{"OrganizationBin":"123456789012","DeviceToken":"\#(token)","QrPaymentId":\#(id),"Amount":1000}"#)
             let returnQR = try await call(.POST, "r2", "/v01/return/create", template: "/v01/return/create", body: #"{"DeviceToken":"\#(token)"}"#)
             let returnId = try #require(data(returnQR)["QrReturnId"] as? Int64)
             try await h.sandbox.scanReturn(returnId)
             _ = try await call(.GET, "r2", "/v01/return/status/\(returnId)", template: "/v01/return/status/{QrReturnId}")
-            _ = try await call(.POST, "r2", "/v01/return/operations", template: "/v01/return/operations", body: #"{"DeviceToken":"\#(token)","QrReturnId":\#(returnId),"MaxResult":3}"#)
-            _ = try await call(.POST, "r2", "/v01/payment/return", template: "/v01/payment/return", body: #"{"DeviceToken":"\#(token)","QrPaymentId":\#(id),"QrReturnId":\#(returnId),"Amount":50}"#)
-            _ = try await call(.GET, "r3", "/v01/remote/client-info?PhoneNumber=87071234567&DeviceToken=\(token)", template: "/v01/remote/client-info")
-            let invoice = try await call(.POST, "r3", "/v01/remote/create", template: "/v01/remote/create", body: #"{"OrganizationBin":"123456789012","Amount":10,"PhoneNumber":"87071234567","DeviceToken":"\#(token)","Comment":"c"}"#)
+            _ = try await call(
+                .POST, "r2", "/v01/return/operations", template: "/v01/return/operations",
+                body: #"{"DeviceToken":"\#(token)","QrReturnId":\#(returnId),"MaxResult":3}"#)
+            _ = try await call(
+                .POST, "r2", "/v01/payment/return", template: "/v01/payment/return",
+                body: #"{"DeviceToken":"\#(token)","QrPaymentId":\#(id),"QrReturnId":\#(returnId),"Amount":50}"#)
+            _ = try await call(
+                .GET, "r3", "/v01/remote/client-info?PhoneNumber=87071234567&DeviceToken=\(token)", template: "/v01/remote/client-info")
+            let invoice = try await call(
+                .POST, "r3", "/v01/remote/create", template: "/v01/remote/create",
+                body: #"{"OrganizationBin":"123456789012","Amount":10,"PhoneNumber":"87071234567","DeviceToken":"\#(token)","Comment":"c"}"#)
             let invoiceId = try #require(data(invoice)["QrPaymentId"] as? Int64)
-            _ = try await call(.POST, "r3", "/v01/remote/cancel", template: "/v01/remote/cancel", body: #"{"OrganizationBin":"123456789012","QrPaymentId":\#(invoiceId),"DeviceToken":"\#(token)"}"#)
+            _ = try await call(
+                .POST, "r3", "/v01/remote/cancel", template: "/v01/remote/cancel",
+                body: #"{"OrganizationBin":"123456789012","QrPaymentId":\#(invoiceId),"DeviceToken":"\#(token)"}"#)
             _ = try await call(.POST, "r1", "/v01/device/delete", template: "/v01/device/delete", body: #"{"DeviceToken":"\#(token)"}"#)
             _ = try await call(.POST, "r1", "/v01/return/create", template: "/v01/return/create", body: "{}")
             #expect(checked == 29)
@@ -624,7 +664,7 @@ final class TLSClients: Sendable {
             #expect((bur["link"] as? String)?.contains("/pay/") == true && bur["timeout"] as? Int == 180)
             #expect(bur["scan"] as? Int == 0 && bur["confirm"] as? Int == 0 && bur["status"] as? String == "Processed")
             let rom = result["rom"] as? [String: Any] ?? [:]
-            #expect(rom["register"] as? Int == 0 && rom["unknown"] as? Int == -1601 && rom["early"] as? Int == -99000011)
+            #expect(rom["register"] as? Int == 0 && rom["unknown"] as? Int == -1601 && rom["early"] as? Int == -99_000_011)
             #expect(rom["refund"] is Int && rom["available"] as? Int == 60)
             #expect(rom["tradepoints"] as? [Int] == [19, 20, 21])
             let dak = result["dak"] as? [String: Any] ?? [:]

@@ -38,7 +38,10 @@ struct WebhookAndFaultTests {
     @Test func webhooksGiveUpAfterTheSchedule() async throws {
         let receiver = WebhookReceiver(answers: Array(repeating: 500, count: 10))
         try await receiver.run { hook in
-            try await withSandbox(configure: { $0.tradePoints[0].webhookURL = hook; $0.webhookRetrySeconds = [0.02, 0.02] }) { h in
+            try await withSandbox(configure: {
+                $0.tradePoints[0].webhookURL = hook
+                $0.webhookRetrySeconds = [0.02, 0.02]
+            }) { h in
                 _ = try await h.client.orders.create(newOrder("W-2"))
                 try await h.sandbox.trigger(.approved, orderId: "W-2", tradePointId: "TP-1")
                 #expect(await eventually { await h.sandbox.webhooks(orderId: "W-2").first?.state == .failed })
@@ -50,7 +53,10 @@ struct WebhookAndFaultTests {
     @Test func retriesWaitForTheScheduleOnTheSandboxClock() async throws {
         let receiver = WebhookReceiver(answers: [500])
         try await receiver.run { hook in
-            try await withSandbox(configure: { $0.tradePoints[0].webhookURL = hook; $0.webhookRetrySeconds = [3600] }) { h in
+            try await withSandbox(configure: {
+                $0.tradePoints[0].webhookURL = hook
+                $0.webhookRetrySeconds = [3600]
+            }) { h in
                 _ = try await h.client.orders.create(newOrder("W-3"))
                 try await h.sandbox.trigger(.approved, orderId: "W-3", tradePointId: "TP-1")
                 #expect(await receiver.waitFor(1))
@@ -204,7 +210,10 @@ struct WebhookAndFaultTests {
         }
         let receiver = WebhookReceiver()
         try await receiver.run { hook in
-            try await withSandbox(configure: { $0.dataPath = path; $0.tradePoints[0].webhookURL = hook }) { h in
+            try await withSandbox(configure: {
+                $0.dataPath = path
+                $0.tradePoints[0].webhookURL = hook
+            }) { h in
                 _ = try await h.client.orders.create(newOrder("P-1"))
                 _ = try await h.client.qr.create(amount: 300, orderId: "P-2")
                 try await h.sandbox.trigger(.approved, orderId: "P-1", tradePointId: "TP-1")

@@ -146,10 +146,12 @@ public final class ContractServer: Sendable {
                     order.refunded += amount
                     state.orders[id] = order
                     state.nextRefund += 1
-                    return self.json(.ok, [
-                        "orderId": id, "refundId": "RF-\(state.nextRefund)", "amount": amount,
-                        "refundedAmount": order.refunded,
-                    ])
+                    return self.json(
+                        .ok,
+                        [
+                            "orderId": id, "refundId": "RF-\(state.nextRefund)", "amount": amount,
+                            "refundedAmount": order.refunded,
+                        ])
                 }
             }
         }

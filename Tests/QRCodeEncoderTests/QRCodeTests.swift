@@ -43,7 +43,9 @@ struct QRCodeTests {
         #expect(try QRCode(encoding: String(repeating: "a", count: 2331)).version == 40)
         #expect(throws: QRCode.EncodingError.tooLong(bytes: 2332)) { try QRCode(encoding: String(repeating: "a", count: 2332)) }
         for version in 1...40 {
-            #expect(Tables.addErrorCorrection(Array(repeating: 0, count: Tables.dataCodewords(version)), version: version).count == Tables.rawDataModules(version) / 8)
+            #expect(
+                Tables.addErrorCorrection(Array(repeating: 0, count: Tables.dataCodewords(version)), version: version).count == Tables.rawDataModules(
+                    version) / 8)
         }
     }
 

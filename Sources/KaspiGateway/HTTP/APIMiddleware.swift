@@ -61,7 +61,8 @@ struct IdempotencyMiddleware: RouterMiddleware {
             guard at.timeIntervalSince(since) < configuration.idempotencyInterruptedAfter else {
                 throw GatewayError(
                     .conflict, "IDEMPOTENCY_INTERRUPTED",
-                    "The first request with this Idempotency-Key was interrupted after it started\(resource.map { " (it created \($0))" } ?? ""); look that up, and use a new key for a new attempt.")
+                    "The first request with this Idempotency-Key was interrupted after it started\(resource.map { " (it created \($0))" } ?? ""); look that up, and use a new key for a new attempt."
+                )
             }
             throw GatewayError.from(StoreError.idempotencyInProgress(key: key))
         case nil:
@@ -81,7 +82,9 @@ struct IdempotencyMiddleware: RouterMiddleware {
                 try await store.saveIdempotentResponse(
                     reservation, response: IdempotentResponse(status: Int(response.status.code), body: String(buffer: bytes)), reservedOnly: false)
             } catch {
-                logger.error("Could not store an idempotent answer; its key stays reserved", metadata: ["error.code": "\((error as? StoreError)?.code ?? "UNKNOWN")"])
+                logger.error(
+                    "Could not store an idempotent answer; its key stays reserved",
+                    metadata: ["error.code": "\((error as? StoreError)?.code ?? "UNKNOWN")"])
             }
             return Response(status: response.status, headers: response.headers, body: .init(byteBuffer: bytes))
         } catch {

@@ -101,7 +101,8 @@ struct DashboardController {
                 }
                 do {
                     _ = try await gateway.settleRefund(id: id, orderId: orderId, succeeded: outcome == "succeeded")
-                    gateway.logger.notice("Refund settled by an admin", metadata: ["refund": "\(id)", "order": "\(orderId)", "outcome": "\(outcome)"])
+                    gateway.logger.notice(
+                        "Refund settled by an admin", metadata: ["refund": "\(id)", "order": "\(orderId)", "outcome": "\(outcome)"])
                     return redirect("/admin/refunds", "Refund \(id) settled as \(outcome == "succeeded" ? "refunded" : "not refunded").")
                 } catch {
                     return redirect("/admin/refunds", "Not settled: \(Self.text(error))")
@@ -113,7 +114,8 @@ struct DashboardController {
             try await form(request) { form, _, _ in
                 guard let amount = Int(form.amount ?? ""), amount > 0 else { return redirect("/admin/links", "Enter the amount in whole tenge.") }
                 do {
-                    let link = try await gateway.createPaymentLink(amount: amount, description: Form.text(form.description), merchantReference: nil, expiresAt: nil)
+                    let link = try await gateway.createPaymentLink(
+                        amount: amount, description: Form.text(form.description), merchantReference: nil, expiresAt: nil)
                     return Response(status: .seeOther, headers: [.location: "/admin/links/\(link.id)"])
                 } catch {
                     return redirect("/admin/links", Self.text(error))
@@ -155,7 +157,9 @@ struct DashboardController {
         // Throttled before the password is even hashed: per address and in all.
         if let wait = gateway.signInThrottle.retryAfter(client: client, now: gateway.now()) {
             gateway.metrics.signIn(.throttled)
-            var page = message("Sign in", Message(text: "Too many failed sign-ins; try again in \(wait) seconds.", error: true), session: nil, status: .tooManyRequests)
+            var page = message(
+                "Sign in", Message(text: "Too many failed sign-ins; try again in \(wait) seconds.", error: true), session: nil,
+                status: .tooManyRequests)
             page.headers[.retryAfter] = String(wait)
             return page
         }
@@ -208,7 +212,8 @@ struct DashboardController {
         guard let (admin, session) = await signedIn(request) else { return Response(status: .seeOther, headers: [.location: "/admin/login"]) }
         guard let form = await request.decodeForm(as: Form.self), let csrf = form.csrf, Signature.constantTimeEquals(csrf, admin.csrf) else {
             return message(
-                "Refused", Message(text: "The form's security token is missing or stale; go back, reload and try again.", error: true), session: session,
+                "Refused", Message(text: "The form's security token is missing or stale; go back, reload and try again.", error: true),
+                session: session,
                 status: .forbidden)
         }
         return try await body(form, admin, session)
@@ -236,23 +241,37 @@ struct DashboardController {
     // MARK: Pages
 
     func orders(_ request: Request, _ session: Session) async throws -> Response {
-        struct State { var name: String; var selected: Bool }
-        struct Row { var id, reference, amount, state, refunded, created: String; var needsReview: Bool }
-        struct Orders { var states: [State]; var search: String; var orders: [Row]; var older: String? }
+        struct State {
+            var name: String
+            var selected: Bool
+        }
+        struct Row {
+            var id, reference, amount, state, refunded, created: String
+            var needsReview: Bool
+        }
+        struct Orders {
+            var states: [State]
+            var search: String
+            var orders: [Row]
+            var older: String?
+        }
         let query = request.uri.queryParameters
         let states = Set((query.get("status") ?? "").split(separator: ",").compactMap { OrderState(rawValue: String($0)) })
         let search = query.get("search").flatMap { $0.isEmpty ? nil : String($0) }
         let page = try await gateway.orders(
             OrderQuery(states: states, search: search, limit: 50, after: query.get("cursor").flatMap { OrderCursor(token: String($0)) }))
         let older = page.next.map { next in
-            "/admin?" + QueryString.encode([("cursor", next.token), ("status", query.get("status").map { String($0) } ?? ""), ("search", search ?? "")])
+            "/admin?"
+                + QueryString.encode([("cursor", next.token), ("status", query.get("status").map { String($0) } ?? ""), ("search", search ?? "")])
         }
         let content = Orders(
             states: OrderState.allCases.map { State(name: $0.rawValue, selected: states == [$0]) }, search: search ?? "",
             orders: page.orders.map { order in
                 Row(
-                    id: order.id, reference: order.merchantReference ?? "", amount: Amount.formatted(tenge: order.amount), state: order.state.rawValue,
-                    refunded: order.refundedAmount > 0 ? String(order.refundedAmount) : "", created: Self.time(order.createdAt), needsReview: order.needsReview)
+                    id: order.id, reference: order.merchantReference ?? "", amount: Amount.formatted(tenge: order.amount),
+                    state: order.state.rawValue,
+                    refunded: order.refundedAmount > 0 ? String(order.refundedAmount) : "", created: Self.time(order.createdAt),
+                    needsReview: order.needsReview)
             }, older: older)
         return render("admin-orders", Page(title: "Orders", session: session, content: content))
     }
@@ -260,7 +279,12 @@ struct DashboardController {
     func order(_ id: String, _ session: Session, flash: String?) async throws -> Response {
         struct Line { var at, what, detail: String }
         struct Outgoing { var type, state, attempts: String }
-        struct Refund { var id: String; var amount: Int; var status: String; var detail: String }
+        struct Refund {
+            var id: String
+            var amount: Int
+            var status: String
+            var detail: String
+        }
         struct KaspiPart {
             var paymentId: String
             var deadline: String?
@@ -296,7 +320,9 @@ struct DashboardController {
             let state = gateway.configuration.merchantWebhookURL == nil ? "not sent (no events URL configured)" : message.state.rawValue
             outgoing.append(Outgoing(type: message.type, state: state, attempts: attempts))
         }
-        let refunds = try await gateway.refunds(orderId: id).map { Refund(id: $0.id, amount: $0.amount, status: $0.status.rawValue, detail: $0.detail ?? "") }
+        let refunds = try await gateway.refunds(orderId: id).map {
+            Refund(id: $0.id, amount: $0.amount, status: $0.status.rawValue, detail: $0.detail ?? "")
+        }
         let remaining = order.amount - order.refundedAmount
         let refundable = order.state == .paid && remaining > 0 && gateway.provider.refundMethod == .direct ? remaining : nil
         var kaspi: KaspiPart? = nil
@@ -320,13 +346,18 @@ struct DashboardController {
     /// Refunds whose outcome is not known yet, each with the two ways to settle it.
     func refunds(_ session: Session, flash: String?) async throws -> Response {
         struct Row { var id, orderId, amount, status, detail, created: String }
-        struct Refunds { var refunds: [Row]; var hasRefunds: Bool }
+        struct Refunds {
+            var refunds: [Row]
+            var hasRefunds: Bool
+        }
         let open = try await gateway.store.unresolvedRefunds(pendingBefore: gateway.now(), limit: 200).map { refund in
             Row(
                 id: refund.id, orderId: refund.orderId, amount: Amount.formatted(tenge: refund.amount), status: refund.status.rawValue,
                 detail: refund.detail ?? "", created: Self.time(refund.createdAt))
         }
-        return render("admin-refunds", Page(title: "Unsettled refunds", flash: flash, session: session, content: Refunds(refunds: open, hasRefunds: !open.isEmpty)))
+        return render(
+            "admin-refunds",
+            Page(title: "Unsettled refunds", flash: flash, session: session, content: Refunds(refunds: open, hasRefunds: !open.isEmpty)))
     }
 
     func links(_ session: Session, flash: String?) async throws -> Response {
@@ -341,7 +372,10 @@ struct DashboardController {
     }
 
     func link(_ id: String, _ session: Session) async throws -> Response {
-        struct Link { var amount, description, status, qrCode, url, whatsappURL, smsURL: String; var orderId: String? }
+        struct Link {
+            var amount, description, status, qrCode, url, whatsappURL, smsURL: String
+            var orderId: String?
+        }
         let view: Gateway.PaymentLinkView
         do { view = try await gateway.paymentLink(id: id) } catch {
             return message("Link not found", Message(text: "No such link."), session: session, status: .notFound)
@@ -353,7 +387,11 @@ struct DashboardController {
     }
 
     func events(_ session: Session, flash: String?) async throws -> Response {
-        struct Row { var id, type, orderId, state: String; var attempts: Int; var lastStatus: String }
+        struct Row {
+            var id, type, orderId, state: String
+            var attempts: Int
+            var lastStatus: String
+        }
         struct Events { var events: [Row] }
         let rows = try await gateway.outgoingEvents(orderId: nil).map { message in
             Row(

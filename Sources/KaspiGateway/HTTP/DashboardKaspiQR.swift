@@ -54,7 +54,9 @@ extension DashboardController {
         router.get("/admin/invoices") { request, _ in
             try await view(request) { session in
                 guard gateway.qrProvider?.supportsRemoteInvoices == true else {
-                    return message("Remote invoices", Message(text: "Remote invoices exist on the Kaspi QR API's r3 scheme only."), session: session, flash: flash(request))
+                    return message(
+                        "Remote invoices", Message(text: "Remote invoices exist on the Kaspi QR API's r3 scheme only."), session: session,
+                        flash: flash(request))
                 }
                 return render("admin-invoices", Page(title: "Remote invoices", flash: flash(request), session: session, content: true))
             }
@@ -66,25 +68,33 @@ extension DashboardController {
                 let comment = Form.text(form.comment)
                 if form.confirmed != "yes" {
                     // The payer's name first, so that the right person is billed.
-                    struct Confirm { var name, phone, amountText, comment: String; var amount: Int }
+                    struct Confirm {
+                        var name, phone, amountText, comment: String
+                        var amount: Int
+                    }
                     do {
                         let name = try await gateway.remoteClientName(phoneNumber: phone)
-                        let content = Confirm(name: name, phone: phone, amountText: Amount.formatted(tenge: amount), comment: comment ?? "", amount: amount)
+                        let content = Confirm(
+                            name: name, phone: phone, amountText: Amount.formatted(tenge: amount), comment: comment ?? "", amount: amount)
                         return render("admin-invoice-confirm", Page(title: "Send the invoice?", session: session, content: content))
                     } catch {
                         return redirect("/admin/invoices", "No invoice: \(Self.text(error))")
                     }
                 }
                 do {
-                    let order = try await gateway.createRemoteInvoice(CheckoutRequest(amount: amount, description: comment), phoneNumber: phone, comment: comment)
-                    return redirect("/admin/orders/\(order.id)", "Invoice sent; it can be paid for 24 hours. Check it with the button below, never on a timer.")
+                    let order = try await gateway.createRemoteInvoice(
+                        CheckoutRequest(amount: amount, description: comment), phoneNumber: phone, comment: comment)
+                    return redirect(
+                        "/admin/orders/\(order.id)", "Invoice sent; it can be paid for 24 hours. Check it with the button below, never on a timer.")
                 } catch {
                     return redirect("/admin/invoices", "No invoice: \(Self.text(error))")
                 }
             }
         }
         router.get("/admin/returns") { request, _ in
-            try await view(request) { session in render("admin-returns", Page(title: "Refunds with the customer", flash: flash(request), session: session, content: true)) }
+            try await view(request) { session in
+                render("admin-returns", Page(title: "Refunds with the customer", flash: flash(request), session: session, content: true))
+            }
         }
         router.post("/admin/returns") { request, _ in
             try await form(request) { _, _, _ in
@@ -109,7 +119,8 @@ extension DashboardController {
                 }
                 do {
                     let order = try await gateway.refund(orderId: orderId, amount: amount, customerReturnId: returnId)
-                    return redirect("/admin/orders/\(order.id)", "Refunded with the customer; \(order.refundedAmount) of \(order.amount) refunded in all.")
+                    return redirect(
+                        "/admin/orders/\(order.id)", "Refunded with the customer; \(order.refundedAmount) of \(order.amount) refunded in all.")
                 } catch {
                     return redirect("/admin/returns/\(returnId)", "Refund refused: \(Self.text(error))")
                 }
@@ -118,8 +129,15 @@ extension DashboardController {
     }
 
     func kaspi(_ session: Session) async throws -> Response {
-        struct Point { var id: Int64; var name, devices: String }
-        struct Device { var id, deviceId: String; var tradePoint: Int64; var bin, token, note: String }
+        struct Point {
+            var id: Int64
+            var name, devices: String
+        }
+        struct Device {
+            var id, deviceId: String
+            var tradePoint: Int64
+            var bin, token, note: String
+        }
         struct Kaspi {
             var scheme: String
             var directRefunds, customerRefunds, manualRefunds, invoices: Bool
@@ -128,7 +146,8 @@ extension DashboardController {
             var devices: [Device]
         }
         guard let qr = gateway.qrProvider else {
-            return message("Kaspi", Message(text: "This gateway speaks the integration guide's API (profile guide): no devices to manage."), session: session)
+            return message(
+                "Kaspi", Message(text: "This gateway speaks the integration guide's API (profile guide): no devices to manage."), session: session)
         }
         let devices = try await gateway.store.devices(provider: KaspiQRProvider.providerName)
         var points: [Point] = []
@@ -153,8 +172,17 @@ extension DashboardController {
     }
 
     func customerReturn(_ id: String, _ session: Session, flash: String?) async -> Response {
-        struct Purchase { var paymentId, amount, date, note, returnId: String; var orderId: String?; var refundable: Int? }
-        struct Return { var status: String; var qrCode: String?; var identified: Bool; var purchases: [Purchase] }
+        struct Purchase {
+            var paymentId, amount, date, note, returnId: String
+            var orderId: String?
+            var refundable: Int?
+        }
+        struct Return {
+            var status: String
+            var qrCode: String?
+            var identified: Bool
+            var purchases: [Purchase]
+        }
         let status: ProviderCustomerReturnStatus
         let orders: [String: GatewayOrder]
         do { (status, orders) = try await gateway.customerReturn(id: id) } catch {

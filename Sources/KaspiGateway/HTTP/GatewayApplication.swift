@@ -45,7 +45,9 @@ extension Gateway {
 
     /// The gateway's pages: its templates and stylesheet.
     static func pages() throws -> PageLibrary {
-        try PageLibrary(bundle: "KaspiKit_KaspiGateway.resources", folder: "Templates", sourceFolder: #filePath.replacingOccurrences(of: "/HTTP/GatewayApplication.swift", with: "/Templates"))
+        try PageLibrary(
+            bundle: "KaspiKit_KaspiGateway.resources", folder: "Templates",
+            sourceFolder: #filePath.replacingOccurrences(of: "/HTTP/GatewayApplication.swift", with: "/Templates"))
     }
 
     /// The routes, one controller per area.

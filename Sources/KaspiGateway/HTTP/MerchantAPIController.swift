@@ -96,7 +96,8 @@ struct MerchantAPIController {
     @Sendable func remoteInvoice(_ request: Request, _ context: GatewayRequestContext) async throws -> EditedResponse<OrderResponse> {
         let body = try await request.decodeJSON(as: RemoteInvoiceBody.self, context: context)
         let invoice = CheckoutRequest(amount: body.amount, description: body.description, merchantReference: body.merchantReference)
-        let order = try await gateway.createRemoteInvoice(invoice, phoneNumber: body.phoneNumber, comment: body.comment, reserving: context.idempotency)
+        let order = try await gateway.createRemoteInvoice(
+            invoice, phoneNumber: body.phoneNumber, comment: body.comment, reserving: context.idempotency)
         return EditedResponse(status: .created, response: OrderResponse(order))
     }
 
@@ -126,7 +127,9 @@ struct MerchantAPIController {
         }
         func date(_ name: String) throws -> Date? {
             guard let text = query.get(name) else { return nil }
-            guard let date = GatewayJSON.parseISO(text) else { throw GatewayError.invalid("\(name) must be an ISO 8601 time, e.g. 2026-11-29T10:00:00Z.") }
+            guard let date = GatewayJSON.parseISO(text) else {
+                throw GatewayError.invalid("\(name) must be an ISO 8601 time, e.g. 2026-11-29T10:00:00Z.")
+            }
             return date
         }
         var limit = 50

@@ -1,9 +1,9 @@
 import Crypto
-import _CryptoExtras
 import Foundation
 import KaspiGatewayStore
 import KaspiPay
 import Synchronization
+import _CryptoExtras
 
 /// The admin dashboard's secrets, prepared at start.
 struct AdminSecrets: Sendable {
@@ -28,7 +28,8 @@ extension Gateway {
     /// - Returns: the generated password, when one was generated now.
     @discardableResult
     public func prepareAdmin() async throws -> String? {
-        let sessionSecret = try await store.setting("admin.session_key", orInsert: Data(SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }).base64EncodedString())
+        let sessionSecret = try await store.setting(
+            "admin.session_key", orInsert: Data(SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }).base64EncodedString())
         let key = SymmetricKey(data: Data(base64Encoded: sessionSecret) ?? Data(sessionSecret.utf8))
         var generated: String? = nil
         let hashed: (salt: [UInt8], hash: [UInt8], rounds: Int)
@@ -75,7 +76,8 @@ extension Gateway {
 
     /// PBKDF2-HMAC-SHA256 through swift-crypto, 32 bytes.
     static func pbkdf2(_ password: String, salt: [UInt8], rounds: Int) -> [UInt8] {
-        let key = try? KDF.Insecure.PBKDF2.deriveKey(from: Array(password.utf8), salt: salt, using: .sha256, outputByteCount: 32, unsafeUncheckedRounds: rounds)
+        let key = try? KDF.Insecure.PBKDF2.deriveKey(
+            from: Array(password.utf8), salt: salt, using: .sha256, outputByteCount: 32, unsafeUncheckedRounds: rounds)
         return key?.withUnsafeBytes { Array($0) } ?? []
     }
 
@@ -84,12 +86,18 @@ extension Gateway {
     func verifyAdminPassword(_ password: String) async -> Bool {
         guard let secrets = admin.withLock({ $0 }), !secrets.passwordHash.isEmpty else { return false }
         let candidate = Self.pbkdf2(password, salt: secrets.salt, rounds: secrets.rounds)
-        guard Signature.constantTimeEquals(Data(candidate).base64EncodedString(), Data(secrets.passwordHash).base64EncodedString()) else { return false }
+        guard Signature.constantTimeEquals(Data(candidate).base64EncodedString(), Data(secrets.passwordHash).base64EncodedString()) else {
+            return false
+        }
         if secrets.rounds < Self.pbkdf2Rounds, configuration.adminPassword == nil,
             let stored = try? await store.setting(Self.passwordSetting, orInsert: Self.encodePassword(Self.hashPassword(password))),
             let upgraded = Self.decodePassword(stored)
         {
-            admin.withLock { $0?.passwordHash = upgraded.hash; $0?.salt = upgraded.salt; $0?.rounds = upgraded.rounds }
+            admin.withLock {
+                $0?.passwordHash = upgraded.hash
+                $0?.salt = upgraded.salt
+                $0?.rounds = upgraded.rounds
+            }
             logger.info("Dashboard password hash upgraded to \(Self.pbkdf2Rounds) PBKDF2 rounds")
         }
         return true

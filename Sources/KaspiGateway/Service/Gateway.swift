@@ -16,7 +16,10 @@ public struct CheckoutRequest: Sendable, Hashable {
     public var mobileReturnURL: String?
     public var paymentLinkId: String?
 
-    public init(amount: Int, description: String? = nil, merchantReference: String? = nil, metadata: String? = nil, mobileReturnURL: String? = nil, paymentLinkId: String? = nil) {
+    public init(
+        amount: Int, description: String? = nil, merchantReference: String? = nil, metadata: String? = nil, mobileReturnURL: String? = nil,
+        paymentLinkId: String? = nil
+    ) {
         self.amount = amount
         self.description = description
         self.merchantReference = merchantReference
@@ -59,8 +62,10 @@ public final class Gateway: Sendable {
     ///
     /// - Parameters:
     ///   - now: the clock; injectable for tests.
-    public init(configuration: GatewayConfiguration, store: any GatewayStore, provider: any PaymentProvider,
-                logger: Logger = Logger(label: "kaspi-gateway"), now: @escaping @Sendable () -> Date = { Date() }) {
+    public init(
+        configuration: GatewayConfiguration, store: any GatewayStore, provider: any PaymentProvider,
+        logger: Logger = Logger(label: "kaspi-gateway"), now: @escaping @Sendable () -> Date = { Date() }
+    ) {
         let metrics = GatewayMetrics()
         self.metrics = metrics
         self.configuration = configuration
@@ -94,7 +99,9 @@ public final class Gateway: Sendable {
     ///
     /// - Parameter reservation: the request's Idempotency-Key, reserved in the transaction
     ///   that stores the order.
-    public func createCheckout(_ request: CheckoutRequest, kind: OrderKind, reserving reservation: IdempotencyReservation? = nil) async throws(GatewayError) -> (GatewayOrder, ProviderQR?) {
+    public func createCheckout(
+        _ request: CheckoutRequest, kind: OrderKind, reserving reservation: IdempotencyReservation? = nil
+    ) async throws(GatewayError) -> (GatewayOrder, ProviderQR?) {
         guard request.amount >= 100, request.amount <= 100_000_000 else {
             throw .invalid("amount must be an integer number of tenge from 100 to 100000000.")
         }
@@ -151,11 +158,17 @@ public final class Gateway: Sendable {
             return (updated, qr)
         } catch let error as ProviderError {
             if error.ambiguous {
-                logger.warning("Provider call ambiguous; reconciliation will recover the order", metadata: ["order": "\(order.id)", "error.code": "\(error.code)"])
-                throw GatewayError(.providerUnavailable, "PROVIDER_UNAVAILABLE", "Kaspi did not answer in time; order \(order.id) is stored and will be reconciled. Check it with GET /v1/orders/\(order.id) rather than creating another.")
+                logger.warning(
+                    "Provider call ambiguous; reconciliation will recover the order",
+                    metadata: ["order": "\(order.id)", "error.code": "\(error.code)"])
+                throw GatewayError(
+                    .providerUnavailable, "PROVIDER_UNAVAILABLE",
+                    "Kaspi did not answer in time; order \(order.id) is stored and will be reconciled. Check it with GET /v1/orders/\(order.id) rather than creating another."
+                )
             }
             let at = now()
-            _ = try? await store.update(orderId: order.id, metrics.counting { OrderStateMachine.expire($0, at: at, reason: "the provider refused the order: \(error.code)") })
+            _ = try? await store.update(
+                orderId: order.id, metrics.counting { OrderStateMachine.expire($0, at: at, reason: "the provider refused the order: \(error.code)") })
             throw GatewayError(.providerRefused, "PROVIDER_REFUSED", "Kaspi refused the order (\(error.code)): \(error.message)")
         } catch {
             throw GatewayError.storage(error)
@@ -177,7 +190,9 @@ public final class Gateway: Sendable {
             if error.notFound, order.state == .created, now().timeIntervalSince(order.createdAt) >= configuration.createGracePeriod {
                 // The create call never arrived (and cannot still be in flight): nothing can be paid.
                 let at = now()
-                return try await store.update(orderId: order.id, metrics.counting { OrderStateMachine.expire($0, at: at, reason: "the provider never received the order (\(error.message))") })
+                return try await store.update(
+                    orderId: order.id,
+                    metrics.counting { OrderStateMachine.expire($0, at: at, reason: "the provider never received the order (\(error.message))") })
             }
             throw error
         }
@@ -185,7 +200,9 @@ public final class Gateway: Sendable {
         var current = order
         if order.state == .created {
             let firstPoll = at.addingTimeInterval(configuration.firstPollAfter)
-            current = try await store.update(orderId: order.id, metrics.counting { OrderStateMachine.providerAccepted($0, paymentURL: nil, qrToken: nil, at: at, firstPollAt: firstPoll) })
+            current = try await store.update(
+                orderId: order.id,
+                metrics.counting { OrderStateMachine.providerAccepted($0, paymentURL: nil, qrToken: nil, at: at, firstPollAt: firstPoll) })
         }
         if let state = status.providerState {
             let note = status.providerStateNote ?? "the provider reported \(status.providerStatus ?? status.report.rawValue)"
@@ -195,15 +212,20 @@ public final class Gateway: Sendable {
         if status.report == .declined, status.deadlinePassed, current.state == .created || current.state == .pending {
             // The provider cancelled it at its deadline: nobody declined it.
             let late = provider.pollPlan(for: current, now: at)?.latePolls == false ? nil : at.addingTimeInterval(configuration.latePollInterval)
-            let updated = try await store.update(orderId: current.id, metrics.counting {
-                OrderStateMachine.expire($0, at: at, reason: "Kaspi cancelled it at its deadline (\(status.providerStatus ?? "Error"))", latePollAt: late)
-            })
+            let updated = try await store.update(
+                orderId: current.id,
+                metrics.counting {
+                    OrderStateMachine.expire(
+                        $0, at: at, reason: "Kaspi cancelled it at its deadline (\(status.providerStatus ?? "Error"))", latePollAt: late)
+                })
             metrics.poll(changed: true)
             return updated
         }
-        let updated = try await store.update(orderId: current.id, metrics.counting {
-            OrderStateMachine.apply(status.report, transactionId: status.transactionId, source: source, to: $0, at: at, detail: "by \(instance)")
-        })
+        let updated = try await store.update(
+            orderId: current.id,
+            metrics.counting {
+                OrderStateMachine.apply(status.report, transactionId: status.transactionId, source: source, to: $0, at: at, detail: "by \(instance)")
+            })
         metrics.poll(changed: updated.version != order.version)
         return updated
     }
@@ -230,12 +252,15 @@ public final class Gateway: Sendable {
                     ?? OrderStateMachine.noted(event.report, source: .webhook, on: current, at: at)
             }
             metrics.counted(from: before, to: updated)
-            metrics.webhook(updated.state != before.state || updated.transactionId != before.transactionId || updated.needsReview != before.needsReview ? .applied : .unchanged)
+            metrics.webhook(
+                updated.state != before.state || updated.transactionId != before.transactionId || updated.needsReview != before.needsReview
+                    ? .applied : .unchanged)
             return updated
         } catch StoreError.orderNotFound {
             metrics.webhook(.rejected)
             logger.warning("Webhook for an unknown order rejected", metadata: ["providerOrderId": "\(event.providerOrderId)"])
-            throw GatewayError(.invalidRequest, "WEBHOOK_UNKNOWN_ORDER", "No order \(event.providerOrderId) here; the webhook is for another shop or forged.")
+            throw GatewayError(
+                .invalidRequest, "WEBHOOK_UNKNOWN_ORDER", "No order \(event.providerOrderId) here; the webhook is for another shop or forged.")
         } catch let mismatch as WebhookAmountMismatch {
             metrics.webhook(.rejected)
             logger.warning("Webhook with a wrong amount rejected", metadata: ["order": "\(mismatch.orderId)"])
@@ -256,25 +281,34 @@ public final class Gateway: Sendable {
     ///   sends the webhook again (and reconciliation asks meanwhile).
     func confirmPaid(_ event: ProviderWebhook) async throws(GatewayError) -> String? {
         let order: GatewayOrder?
-        do { order = try await store.order(provider: provider.name, providerOrderId: event.providerOrderId) } catch { throw GatewayError.storage(error) }
+        do { order = try await store.order(provider: provider.name, providerOrderId: event.providerOrderId) } catch {
+            throw GatewayError.storage(error)
+        }
         // Unknown orders and wrong amounts are refused by the update itself; an order already
         // paid with its transaction id recorded changes only in its timeline.
         guard let order, order.amount == event.amount, order.state != .paid || order.transactionId == nil else { return event.transactionId }
         let status: ProviderStatus
         do { status = try await provider.status(of: order) } catch {
             metrics.webhook(.unconfirmed)
-            logger.warning("An APPROVED webhook could not be confirmed with Kaspi; not applied", metadata: ["order": "\(order.id)", "error.code": "\(error.code)"])
-            throw GatewayError(.providerUnavailable, "WEBHOOK_CONFIRMATION_UNAVAILABLE", "Kaspi's status could not be read to confirm the payment; send the webhook again later.")
+            logger.warning(
+                "An APPROVED webhook could not be confirmed with Kaspi; not applied",
+                metadata: ["order": "\(order.id)", "error.code": "\(error.code)"])
+            throw GatewayError(
+                .providerUnavailable, "WEBHOOK_CONFIRMATION_UNAVAILABLE",
+                "Kaspi's status could not be read to confirm the payment; send the webhook again later.")
         }
         if status.report == .approved { return status.transactionId ?? event.transactionId }
         metrics.webhook(.unconfirmed)
-        logger.warning("An APPROVED webhook that Kaspi does not confirm was refused", metadata: ["order": "\(order.id)", "kaspi.status": "\(status.report.rawValue)"])
+        logger.warning(
+            "An APPROVED webhook that Kaspi does not confirm was refused",
+            metadata: ["order": "\(order.id)", "kaspi.status": "\(status.report.rawValue)"])
         let at = now()
         let reported = status.report
         _ = try? await store.update(orderId: order.id) { current in
             OrderStateMachine.unconfirmed(.approved, confirmed: reported, source: .webhook, on: current, at: at)
         }
-        throw GatewayError(.conflict, "WEBHOOK_NOT_CONFIRMED", "Kaspi reports this order as \(status.report.rawValue), not APPROVED; the webhook changed nothing.")
+        throw GatewayError(
+            .conflict, "WEBHOOK_NOT_CONFIRMED", "Kaspi reports this order as \(status.report.rawValue), not APPROVED; the webhook changed nothing.")
     }
 
     // MARK: Refunds
@@ -297,19 +331,22 @@ public final class Gateway: Sendable {
         case .manual:
             throw GatewayError(
                 .conflict, "REFUND_IN_KASPI_APP",
-                "Kaspi's r1 scheme has no refunds through the API: refund in the Kaspi Pay app, then record it (POST /v1/orders/\(orderId)/manual-refunds).")
+                "Kaspi's r1 scheme has no refunds through the API: refund in the Kaspi Pay app, then record it (POST /v1/orders/\(orderId)/manual-refunds)."
+            )
         case .customerPresent:
             guard customerReturnId != nil else {
                 throw GatewayError(
                     .conflict, "REFUND_NEEDS_CUSTOMER",
-                    "Kaspi's r2 scheme refunds with the customer present: create a return QR for them to scan (POST /v1/returns), then refund with its returnId.")
+                    "Kaspi's r2 scheme refunds with the customer present: create a return QR for them to scan (POST /v1/returns), then refund with its returnId."
+                )
             }
         }
         let amount = requested ?? (order.amount - order.refundedAmount)
         guard amount >= 1 else { throw .invalid("amount must be at least 1 tenge (and something must remain to refund).") }
         let refundId = GatewayID.make("rf")
         let reserved: GatewayOrder
-        do { reserved = try await store.recordRefund(orderId: orderId, amount: amount, refundId: refundId, at: now(), reserving: reservation) } catch {
+        do { reserved = try await store.recordRefund(orderId: orderId, amount: amount, refundId: refundId, at: now(), reserving: reservation) } catch
+        {
             throw GatewayError.storage(error)
         }
         do {
@@ -324,9 +361,14 @@ public final class Gateway: Sendable {
             } catch {
                 // Kaspi refunded it; the refund stays pending in the database, and the
                 // reconciliation pass records it from Kaspi's own record.
-                logger.error("Kaspi confirmed a refund that could not be recorded; reconciliation records it", metadata: ["order": "\(orderId)", "refund": "\(refundId)"])
+                logger.error(
+                    "Kaspi confirmed a refund that could not be recorded; reconciliation records it",
+                    metadata: ["order": "\(orderId)", "refund": "\(refundId)"])
                 metrics.refund(.unrecorded)
-                throw GatewayError(.storageUnavailable, "REFUND_NOT_RECORDED", "Kaspi confirmed refund \(refundId), but it could not be recorded yet; it is recorded shortly from Kaspi's record. Do not refund again.")
+                throw GatewayError(
+                    .storageUnavailable, "REFUND_NOT_RECORDED",
+                    "Kaspi confirmed refund \(refundId), but it could not be recorded yet; it is recorded shortly from Kaspi's record. Do not refund again."
+                )
             }
         } catch let error as ProviderError where !error.ambiguous {
             let at = now()
@@ -337,7 +379,8 @@ public final class Gateway: Sendable {
                 metrics.refund(.failed)
             } catch {
                 // Still pending in the database: reconciliation releases it from Kaspi's record.
-                logger.error("A refused refund could not be released; reconciliation releases it", metadata: ["order": "\(orderId)", "refund": "\(refundId)"])
+                logger.error(
+                    "A refused refund could not be released; reconciliation releases it", metadata: ["order": "\(orderId)", "refund": "\(refundId)"])
                 metrics.refund(.unrecorded)
             }
             throw GatewayError(.providerRefused, "PROVIDER_REFUSED", "Kaspi refused the refund (\(error.code)): \(error.message)")
@@ -345,15 +388,24 @@ public final class Gateway: Sendable {
             throw error
         } catch {
             let code = (error as? ProviderError)?.code ?? "UNKNOWN"
-            logger.error("Refund reserved but its outcome at the provider is unknown; reconciliation settles it", metadata: ["order": "\(orderId)", "error.code": "\(code)"])
+            logger.error(
+                "Refund reserved but its outcome at the provider is unknown; reconciliation settles it",
+                metadata: ["order": "\(orderId)", "error.code": "\(code)"])
             metrics.refund(.unknown)
             let at = now()
             do {
-                _ = try await store.update(orderId: orderId) { OrderStateMachine.refundUnknown($0, amount: amount, refundId: refundId, reason: code, at: at) }
+                _ = try await store.update(orderId: orderId) {
+                    OrderStateMachine.refundUnknown($0, amount: amount, refundId: refundId, reason: code, at: at)
+                }
             } catch {
-                logger.error("A refund with an unknown outcome could not be marked; it stays pending until reconciliation", metadata: ["order": "\(orderId)", "refund": "\(refundId)"])
+                logger.error(
+                    "A refund with an unknown outcome could not be marked; it stays pending until reconciliation",
+                    metadata: ["order": "\(orderId)", "refund": "\(refundId)"])
             }
-            throw GatewayError(.providerOutcomeUnknown, "PROVIDER_REFUND_UNKNOWN", "Kaspi's answer to refund \(refundId) was lost (\(code)); it is settled from Kaspi's record by reconciliation. Do not refund again before it is.")
+            throw GatewayError(
+                .providerOutcomeUnknown, "PROVIDER_REFUND_UNKNOWN",
+                "Kaspi's answer to refund \(refundId) was lost (\(code)); it is settled from Kaspi's record by reconciliation. Do not refund again before it is."
+            )
         }
     }
 
@@ -368,7 +420,8 @@ public final class Gateway: Sendable {
     }
 
     static let remoteUnsupported = GatewayError(
-        .conflict, "REMOTE_INVOICES_NOT_SUPPORTED", "Remote invoices exist on the Kaspi QR API's r3 scheme only (kaspi gateway --profile qr with KASPI_QR_SCHEME=r3).")
+        .conflict, "REMOTE_INVOICES_NOT_SUPPORTED",
+        "Remote invoices exist on the Kaspi QR API's r3 scheme only (kaspi gateway --profile qr with KASPI_QR_SCHEME=r3).")
 
     static func providerFailure(_ error: ProviderError) -> GatewayError {
         if error.ambiguous {
@@ -384,7 +437,9 @@ public final class Gateway: Sendable {
         _ request: CheckoutRequest, phoneNumber: String, comment: String?, reserving reservation: IdempotencyReservation? = nil
     ) async throws(GatewayError) -> GatewayOrder {
         guard provider.supportsRemoteInvoices else { throw Self.remoteUnsupported }
-        guard request.amount >= 1, request.amount <= 100_000_000 else { throw .invalid("amount must be an integer number of tenge from 1 to 100000000.") }
+        guard request.amount >= 1, request.amount <= 100_000_000 else {
+            throw .invalid("amount must be an integer number of tenge from 1 to 100000000.")
+        }
         if let comment, comment.count > 256 { throw .invalid("comment must be at most 256 characters.") }
         let digits = phoneNumber.filter { !" -()+".contains($0) }
         guard digits.count == 11, digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber), digits.hasPrefix("7") || digits.hasPrefix("8") else {
@@ -420,7 +475,9 @@ public final class Gateway: Sendable {
         } catch let error as ProviderError {
             if !error.ambiguous {
                 let at = now()
-                _ = try? await store.update(orderId: order.id, metrics.counting { OrderStateMachine.expire($0, at: at, reason: "the provider refused the invoice: \(error.code)") })
+                _ = try? await store.update(
+                    orderId: order.id,
+                    metrics.counting { OrderStateMachine.expire($0, at: at, reason: "the provider refused the invoice: \(error.code)") })
             }
             throw Self.providerFailure(error)
         } catch {
@@ -465,14 +522,17 @@ public final class Gateway: Sendable {
         do { order = try await store.order(id: orderId) } catch { throw GatewayError.storage(error) }
         guard let order else { throw .notFound(orderId) }
         guard order.kind == .remote else {
-            throw GatewayError(.conflict, "NOT_A_REMOTE_INVOICE", "Only remote invoices can be cancelled; QR and link payments cancel themselves at their deadline.")
+            throw GatewayError(
+                .conflict, "NOT_A_REMOTE_INVOICE", "Only remote invoices can be cancelled; QR and link payments cancel themselves at their deadline.")
         }
         do {
             let status = try await provider.cancelRemoteInvoice(order)
             let at = now()
-            return try await store.update(orderId: orderId, metrics.counting {
-                OrderStateMachine.apply(status.report, transactionId: nil, source: .admin, to: $0, at: at, detail: "remote invoice cancelled")
-            })
+            return try await store.update(
+                orderId: orderId,
+                metrics.counting {
+                    OrderStateMachine.apply(status.report, transactionId: nil, source: .admin, to: $0, at: at, detail: "remote invoice cancelled")
+                })
         } catch let error as ProviderError {
             throw Self.providerFailure(error)
         } catch {
@@ -483,7 +543,8 @@ public final class Gateway: Sendable {
     // MARK: Customer returns (the Kaspi QR API's r2)
 
     static let returnsUnsupported = GatewayError(
-        .conflict, "RETURNS_NOT_SUPPORTED", "Return QRs exist on the Kaspi QR API's r2 scheme only; other schemes refund with POST /v1/orders/{id}/refunds.")
+        .conflict, "RETURNS_NOT_SUPPORTED",
+        "Return QRs exist on the Kaspi QR API's r2 scheme only; other schemes refund with POST /v1/orders/{id}/refunds.")
 
     /// A return QR for the customer to scan, the start of an r2 refund.
     public func createCustomerReturn() async throws(GatewayError) -> ProviderCustomerReturn {
@@ -517,7 +578,9 @@ public final class Gateway: Sendable {
     /// scheme has, and a correction for the others. Race-safe as API refunds are: the amount is
     /// reserved in the store's transaction, then recorded as succeeded, with an `admin` line
     /// and the `refund.succeeded` event.
-    public func recordManualRefund(orderId: String, amount: Int, note: String?, reserving reservation: IdempotencyReservation? = nil) async throws(GatewayError) -> GatewayOrder {
+    public func recordManualRefund(
+        orderId: String, amount: Int, note: String?, reserving reservation: IdempotencyReservation? = nil
+    ) async throws(GatewayError) -> GatewayOrder {
         guard amount >= 1 else { throw .invalid("amount must be at least 1 tenge.") }
         if let note, note.count > 256 { throw .invalid("note must be at most 256 characters.") }
         let refundId = GatewayID.make("rf")
@@ -552,7 +615,9 @@ public final class Gateway: Sendable {
             do {
                 settled += try await resolveRefunds(orderId: orderId, pendingBefore: cutoff)
             } catch {
-                logger.warning("Refund reconciliation failed; will retry", metadata: ["order": "\(orderId)", "error": "\(String(describing: error).prefix(120))"])
+                logger.warning(
+                    "Refund reconciliation failed; will retry",
+                    metadata: ["order": "\(orderId)", "error": "\(String(describing: error).prefix(120))"])
             }
         }
         return settled
@@ -586,11 +651,14 @@ public final class Gateway: Sendable {
             do {
                 if happened {
                     _ = try await store.update(orderId: orderId) {
-                        OrderStateMachine.refundConfirmed($0, amount: refund.amount, refundId: refund.id, how: "confirmed from Kaspi's record by reconciliation", at: at)
+                        OrderStateMachine.refundConfirmed(
+                            $0, amount: refund.amount, refundId: refund.id, how: "confirmed from Kaspi's record by reconciliation", at: at)
                     }
                 } else {
                     _ = try await store.update(orderId: orderId) {
-                        OrderStateMachine.refundReleased($0, amount: refund.amount, refundId: refund.id, reason: "Kaspi's record shows it never happened (found by reconciliation)", at: at)
+                        OrderStateMachine.refundReleased(
+                            $0, amount: refund.amount, refundId: refund.id,
+                            reason: "Kaspi's record shows it never happened (found by reconciliation)", at: at)
                     }
                 }
                 metrics.refund(happened ? .reconciledSucceeded : .reconciledFailed)
@@ -607,17 +675,25 @@ public final class Gateway: Sendable {
     public func settleRefund(id refundId: String, orderId: String, succeeded: Bool) async throws(GatewayError) -> GatewayOrder {
         let refunds: [RefundRecord]
         do { refunds = try await store.refunds(orderId: orderId) } catch { throw GatewayError.storage(error) }
-        guard let refund = refunds.first(where: { $0.id == refundId }) else { throw GatewayError(.notFound, "REFUND_NOT_FOUND", "No refund \(refundId) on order \(orderId).") }
-        guard !refund.status.isResolved else { throw GatewayError(.conflict, "REFUND_ALREADY_RESOLVED", "Refund \(refundId) is \(refund.status.rawValue) already.") }
+        guard let refund = refunds.first(where: { $0.id == refundId }) else {
+            throw GatewayError(.notFound, "REFUND_NOT_FOUND", "No refund \(refundId) on order \(orderId).")
+        }
+        guard !refund.status.isResolved else {
+            throw GatewayError(.conflict, "REFUND_ALREADY_RESOLVED", "Refund \(refundId) is \(refund.status.rawValue) already.")
+        }
         let at = now()
         do {
             if succeeded {
                 return try await store.update(orderId: orderId) {
-                    OrderStateMachine.refundConfirmed($0, amount: refund.amount, refundId: refundId, how: "settled as refunded by an admin (Kaspi's record checked by hand)", kind: .admin, at: at)
+                    OrderStateMachine.refundConfirmed(
+                        $0, amount: refund.amount, refundId: refundId, how: "settled as refunded by an admin (Kaspi's record checked by hand)",
+                        kind: .admin, at: at)
                 }
             }
             return try await store.update(orderId: orderId) {
-                OrderStateMachine.refundReleased($0, amount: refund.amount, refundId: refundId, reason: "settled as not refunded by an admin (Kaspi's record checked by hand)", kind: .admin, at: at)
+                OrderStateMachine.refundReleased(
+                    $0, amount: refund.amount, refundId: refundId, reason: "settled as not refunded by an admin (Kaspi's record checked by hand)",
+                    kind: .admin, at: at)
             }
         } catch {
             throw GatewayError.storage(error)
@@ -682,13 +758,16 @@ public final class Gateway: Sendable {
                 let late = at.addingTimeInterval(configuration.latePollInterval)
                 let lateEnd = currentDeadline.addingTimeInterval(configuration.latePaymentWindow)
                 let reason = plan.map { "the \($0.phase) deadline passed without a payment" } ?? "still pending after \(Int(expireAfter)) s"
-                updated = try await store.update(orderId: order.id, metrics.counting {
-                    OrderStateMachine.expire($0, at: at, reason: reason, latePollAt: late < lateEnd && (plan?.latePolls ?? true) ? late : nil)
-                })
+                updated = try await store.update(
+                    orderId: order.id,
+                    metrics.counting {
+                        OrderStateMachine.expire($0, at: at, reason: reason, latePollAt: late < lateEnd && (plan?.latePolls ?? true) ? late : nil)
+                    })
             }
             try await store.schedulePoll(orderId: order.id, at: nextPoll(updated), attempts: attempts, owner: configuration.instanceID)
         } catch {
-            logger.warning("Reconciliation poll failed; will retry", metadata: ["order": "\(order.id)", "error": "\(String(describing: error).prefix(120))"])
+            logger.warning(
+                "Reconciliation poll failed; will retry", metadata: ["order": "\(order.id)", "error": "\(String(describing: error).prefix(120))"])
             try? await store.schedulePoll(orderId: order.id, at: nextPoll(order), attempts: attempts, owner: configuration.instanceID)
         }
     }
@@ -720,7 +799,8 @@ public final class Gateway: Sendable {
     public func deliverEventsOnce(limit: Int? = nil) async throws -> Int {
         guard configuration.merchantWebhookURL != nil else { return 0 }
         // Each message's lease covers one delivery (its timeout and the write after it).
-        let due = try await store.claimOutbox(now: now(), limit: limit ?? configuration.workBatchSize, owner: configuration.instanceID, lease: configuration.eventDeliveryTimeout + 5)
+        let due = try await store.claimOutbox(
+            now: now(), limit: limit ?? configuration.workBatchSize, owner: configuration.instanceID, lease: configuration.eventDeliveryTimeout + 5)
         for message in due { await deliver(message, manual: false) }
         return due.count
     }
@@ -736,7 +816,8 @@ public final class Gateway: Sendable {
         request.headers.add(name: "Content-Type", value: "application/json")
         request.headers.add(name: "webhook-id", value: message.id)
         request.headers.add(name: "webhook-timestamp", value: "\(timestamp)")
-        request.headers.add(name: "webhook-signature", value: StandardWebhooks.signature(id: message.id, timestamp: timestamp, body: message.payload, key: key))
+        request.headers.add(
+            name: "webhook-signature", value: StandardWebhooks.signature(id: message.id, timestamp: timestamp, body: message.payload, key: key))
         request.body = .bytes(ByteBuffer(string: message.payload))
         let started = ContinuousClock.now
         var status: Int? = nil
@@ -754,13 +835,15 @@ public final class Gateway: Sendable {
         metrics.delivery(delivered ? .delivered : .failed, age: now().timeIntervalSince(message.createdAt))
         let attemptsSoFar = message.attempts + 1
         let schedule = configuration.eventRetrySeconds
-        let retryAt: Date? = delivered ? nil : (manual ? nil : (attemptsSoFar <= schedule.count ? now().addingTimeInterval(schedule[attemptsSoFar - 1]) : nil))
+        let retryAt: Date? =
+            delivered ? nil : (manual ? nil : (attemptsSoFar <= schedule.count ? now().addingTimeInterval(schedule[attemptsSoFar - 1]) : nil))
         do {
             let recorded = try await store.recordDelivery(
                 DeliveryAttempt(messageId: message.id, at: now(), statusCode: status, latencyMs: latency, error: failure, manual: manual),
                 delivered: delivered, retryAt: retryAt, owner: configuration.instanceID)
             if !recorded {
-                logger.warning("A delivery attempt was not recorded: another instance holds the message's lease now", metadata: ["message": "\(message.id)"])
+                logger.warning(
+                    "A delivery attempt was not recorded: another instance holds the message's lease now", metadata: ["message": "\(message.id)"])
             }
         } catch {
             logger.error("Could not record a delivery attempt", metadata: ["message": "\(message.id)"])

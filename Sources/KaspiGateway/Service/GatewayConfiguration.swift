@@ -109,7 +109,10 @@ public struct GatewayConfiguration: Sendable {
             }
         }
         if publicURL == nil, !listensOnLoopback {
-            throw .invalid("publicUrl", "is required when the gateway listens beyond loopback (\(host)): payers are sent back to it, and it is never taken from a request's Host header")
+            throw .invalid(
+                "publicUrl",
+                "is required when the gateway listens beyond loopback (\(host)): payers are sent back to it, and it is never taken from a request's Host header"
+            )
         }
         if let postgresURL, !(postgresURL.hasPrefix("postgres://") || postgresURL.hasPrefix("postgresql://")) {
             throw .invalid("databaseUrl", "must start with postgres:// (the password is never printed)")
@@ -128,9 +131,13 @@ public struct GatewayConfiguration: Sendable {
                 throw .invalid("merchantWebhookSecret", "must be set as whsec_ followed by base64 (at least 24 bytes) when merchantWebhookUrl is")
             }
         }
-        for (name, value) in [("firstPollAfter", firstPollAfter), ("pollInterval", pollInterval), ("maxPollInterval", maxPollInterval),
-                              ("expireAfter", expireAfter), ("qrExpireAfter", qrExpireAfter), ("workerInterval", workerInterval),
-                              ("idempotencyKeyLifetime", idempotencyKeyLifetime), ("latePollInterval", latePollInterval), ("refundSettleAfter", refundSettleAfter), ("maintenanceInterval", maintenanceInterval), ("eventDeliveryTimeout", eventDeliveryTimeout), ("idempotencyInterruptedAfter", idempotencyInterruptedAfter)]
+        for (name, value) in [
+            ("firstPollAfter", firstPollAfter), ("pollInterval", pollInterval), ("maxPollInterval", maxPollInterval),
+            ("expireAfter", expireAfter), ("qrExpireAfter", qrExpireAfter), ("workerInterval", workerInterval),
+            ("idempotencyKeyLifetime", idempotencyKeyLifetime), ("latePollInterval", latePollInterval), ("refundSettleAfter", refundSettleAfter),
+            ("maintenanceInterval", maintenanceInterval), ("eventDeliveryTimeout", eventDeliveryTimeout),
+            ("idempotencyInterruptedAfter", idempotencyInterruptedAfter),
+        ]
         where !(value > 0 && value.isFinite) {
             throw .invalid(name, "must be a positive number of seconds")
         }
@@ -189,8 +196,12 @@ public enum StandardWebhooks {
 
     /// Verifies a delivery as a merchant would: a `v1` signature that matches, and a timestamp
     /// within `tolerance` of `now`.
-    public static func verify(id: String, timestamp: String, signatures: String, body: String, secret: String, now: Date = Date(), tolerance: TimeInterval = 300) -> Bool {
-        guard let key = key(from: secret), let seconds = Int64(timestamp), abs(now.timeIntervalSince1970 - Double(seconds)) <= tolerance else { return false }
+    public static func verify(
+        id: String, timestamp: String, signatures: String, body: String, secret: String, now: Date = Date(), tolerance: TimeInterval = 300
+    ) -> Bool {
+        guard let key = key(from: secret), let seconds = Int64(timestamp), abs(now.timeIntervalSince1970 - Double(seconds)) <= tolerance else {
+            return false
+        }
         let expected = signature(id: id, timestamp: seconds, body: body, key: key)
         return signatures.split(separator: " ").contains { candidate in
             let a = Array(candidate.utf8)

@@ -68,7 +68,8 @@ public struct GatewayError: Error, Sendable, Hashable, CustomStringConvertible {
         case .idempotencyConflict: .init(.conflict, "IDEMPOTENCY_CONFLICT", "This Idempotency-Key was used with a different request; use a new key.")
         case .idempotencyInProgress:
             .init(
-                .conflict, "IDEMPOTENCY_IN_PROGRESS", "A request with this Idempotency-Key is still being processed; retry after a moment for its answer.",
+                .conflict, "IDEMPOTENCY_IN_PROGRESS",
+                "A request with this Idempotency-Key is still being processed; retry after a moment for its answer.",
                 retryAfter: 1)
         case .duplicateOrder: .init(.conflict, "DUPLICATE_ORDER", "An order with this id exists.")
         case .refundAlreadyResolved(let id): .init(.conflict, "REFUND_ALREADY_RESOLVED", "Refund \(id) was settled already.")

@@ -29,6 +29,7 @@ struct GatewayWorker: Service {
                 }
                 try? await Task.sleep(for: interval)
             }
-        } onCancelOrGracefulShutdown: {}
+        } onCancelOrGracefulShutdown: {
+        }
     }
 }

@@ -30,7 +30,8 @@ public struct KaspiQRProvider: PaymentProvider {
     ///   - devices: reads the registered devices (from the gateway's store).
     ///   - now: the clock deadlines are measured on: the gateway's.
     public init(
-        client: KaspiQRAPI.AnyClient, now: @escaping @Sendable () -> Date = { Date() }, random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
+        client: KaspiQRAPI.AnyClient, now: @escaping @Sendable () -> Date = { Date() },
+        random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
         devices: @escaping @Sendable () async throws -> [ProviderDevice]
     ) {
         self.client = client
@@ -218,7 +219,8 @@ public struct KaspiQRProvider: PaymentProvider {
             throw ProviderError(code: "KASPI_QR_PAYMENT_UNKNOWN", message: "The order has no Kaspi payment id.", notFound: true)
         }
         if client.scheme == .r1 {
-            throw ProviderError(code: "REFUND_IN_KASPI_APP", message: "r1 has no refunds through the API: refund in the Kaspi Pay app, then record it.")
+            throw ProviderError(
+                code: "REFUND_IN_KASPI_APP", message: "r1 has no refunds through the API: refund in the Kaspi Pay app, then record it.")
         }
         let devices: [ProviderDevice]
         do { devices = try await directory.current() } catch {
@@ -228,7 +230,8 @@ public struct KaspiQRProvider: PaymentProvider {
         guard let device = devices.first(where: { $0.id == state.device }) ?? devices.first(where: { $0.tradePointId == state.tradePointId }),
             let token = try? KaspiQRAPI.DeviceToken(device.token)
         else {
-            throw ProviderError(code: "NO_DEVICE", message: "No registered device is left on trade point \(state.tradePointId): register one to refund.")
+            throw ProviderError(
+                code: "NO_DEVICE", message: "No registered device is left on trade point \(state.tradePointId): register one to refund.")
         }
         let bin = device.organizationBin.flatMap { try? KaspiQRAPI.OrganizationBIN($0) }
         do {
@@ -258,13 +261,15 @@ public struct KaspiQRProvider: PaymentProvider {
     /// r2: a return QR from the default device.
     public func createCustomerReturn() async throws(ProviderError) -> ProviderCustomerReturn {
         guard case .r2(let r2) = client else { throw .customerReturnsUnsupported }
-        let (_, token) = try await device(for: ProviderPaymentRequest(
-            providerOrderId: "", amount: 1, description: nil, returnURL: URL(fileURLWithPath: "/"), failURL: URL(fileURLWithPath: "/")))
+        let (_, token) = try await device(
+            for: ProviderPaymentRequest(
+                providerOrderId: "", amount: 1, description: nil, returnURL: URL(fileURLWithPath: "/"), failURL: URL(fileURLWithPath: "/")))
         do {
             let created = try await r2.createReturn(device: token)
             let png = (try? QRCode(encoding: created.qrToken).png(scale: 6)) ?? []
             return ProviderCustomerReturn(
-                id: String(created.returnId), qrToken: created.qrToken, png: png, expiresAt: created.expireDate, pollingInterval: created.pollingInterval)
+                id: String(created.returnId), qrToken: created.qrToken, png: png, expiresAt: created.expireDate,
+                pollingInterval: created.pollingInterval)
         } catch {
             throw Self.map(error)
         }
@@ -274,8 +279,9 @@ public struct KaspiQRProvider: PaymentProvider {
     public func customerReturn(id: String) async throws(ProviderError) -> ProviderCustomerReturnStatus {
         guard case .r2(let r2) = client else { throw .customerReturnsUnsupported }
         guard let returnId = Int64(id) else { throw ProviderError(code: "RETURN_NOT_FOUND", message: "No return \(id).", notFound: true) }
-        let (_, token) = try await device(for: ProviderPaymentRequest(
-            providerOrderId: "", amount: 1, description: nil, returnURL: URL(fileURLWithPath: "/"), failURL: URL(fileURLWithPath: "/")))
+        let (_, token) = try await device(
+            for: ProviderPaymentRequest(
+                providerOrderId: "", amount: 1, description: nil, returnURL: URL(fileURLWithPath: "/"), failURL: URL(fileURLWithPath: "/")))
         do {
             let status = try await r2.returnStatus(returnId: returnId)
             var purchases: [ProviderCustomerReturnStatus.Purchase] = []
@@ -295,8 +301,9 @@ public struct KaspiQRProvider: PaymentProvider {
     /// The default device's r3 client, for the remote-invoice calls.
     private func remoteClient() async throws(ProviderError) -> (KaspiQRAPI.Client<KaspiQRAPI.R3>, ProviderDevice, KaspiQRAPI.DeviceToken) {
         guard case .r3(let r3) = client else { throw .remoteInvoicesUnsupported }
-        let (device, token) = try await device(for: ProviderPaymentRequest(
-            providerOrderId: "", amount: 1, description: nil, returnURL: URL(fileURLWithPath: "/"), failURL: URL(fileURLWithPath: "/")))
+        let (device, token) = try await device(
+            for: ProviderPaymentRequest(
+                providerOrderId: "", amount: 1, description: nil, returnURL: URL(fileURLWithPath: "/"), failURL: URL(fileURLWithPath: "/")))
         let scoped = device.organizationBin.flatMap { try? KaspiQRAPI.OrganizationBIN($0) }.map { r3.acting(for: $0) } ?? r3
         return (scoped, device, token)
     }
@@ -308,12 +315,15 @@ public struct KaspiQRProvider: PaymentProvider {
 
     /// A remote invoice (`remote/create`), payable for 24 hours. It is read only on a user
     /// action, and once at its end (``pollPlan(for:now:)``), never on a timer.
-    public func createRemoteInvoice(_ request: ProviderPaymentRequest, phoneNumber: String, comment: String?) async throws(ProviderError) -> ProviderPayment {
+    public func createRemoteInvoice(
+        _ request: ProviderPaymentRequest, phoneNumber: String, comment: String?
+    ) async throws(ProviderError) -> ProviderPayment {
         guard case .r3(let r3) = client else { throw .remoteInvoicesUnsupported }
         let (device, token) = try await device(for: request)
         let scoped = device.organizationBin.flatMap { try? KaspiQRAPI.OrganizationBIN($0) }.map { r3.acting(for: $0) } ?? r3
         do {
-            let invoice = try await scoped.createRemoteInvoice(device: token, phoneNumber: phoneNumber, amount: Decimal(request.amount), comment: comment)
+            let invoice = try await scoped.createRemoteInvoice(
+                device: token, phoneNumber: phoneNumber, amount: Decimal(request.amount), comment: comment)
             let state = State(
                 paymentId: invoice.paymentId, device: device.id, organizationBin: device.organizationBin, tradePointId: device.tradePointId,
                 kind: "remote", createdAt: now(), pollInterval: Self.remoteLifetime, scanTimeout: Self.remoteLifetime,
@@ -330,7 +340,9 @@ public struct KaspiQRProvider: PaymentProvider {
     public func cancelRemoteInvoice(_ order: GatewayOrder) async throws(ProviderError) -> ProviderStatus {
         guard case .r3(let r3) = client else { throw .remoteInvoicesUnsupported }
         guard let state = State.decode(order.providerState), state.kind == "remote" else {
-            throw ProviderError(code: "NOT_A_REMOTE_INVOICE", message: "Only remote invoices can be cancelled; QR and link purchases cancel themselves at their deadline.")
+            throw ProviderError(
+                code: "NOT_A_REMOTE_INVOICE",
+                message: "Only remote invoices can be cancelled; QR and link purchases cancel themselves at their deadline.")
         }
         let devices = (try? await directory.current()) ?? []
         guard let device = devices.first(where: { $0.id == state.device }) ?? devices.first(where: { $0.tradePointId == state.tradePointId }),

@@ -10,7 +10,9 @@ public enum KaspiQRSetup {
     /// A transport for the settings: with the client certificate and CA bundle on r2 and r3.
     ///
     /// - Throws: ``KaspiPay/ConfigurationError`` when a certificate file cannot be read.
-    public static func transport(_ settings: KaspiQRAPI.Settings, readTimeout: Duration = .seconds(30)) throws(ConfigurationError) -> AsyncHTTPClientTransport {
+    public static func transport(
+        _ settings: KaspiQRAPI.Settings, readTimeout: Duration = .seconds(30)
+    ) throws(ConfigurationError) -> AsyncHTTPClientTransport {
         if let files = settings.certificates {
             return try AsyncHTTPClientTransport(tls: KaspiTLSSettings(files), readTimeout: readTimeout)
         }
@@ -79,7 +81,9 @@ public enum KaspiQRSetup {
 
     /// Deletes a device at Kaspi and in the store. A device Kaspi no longer knows (-1501) or
     /// already deleted (-1502) is removed from the store all the same.
-    public static func deleteDevice(client: KaspiQRAPI.AnyClient, store: any GatewayStore, id: String, now: Date = Date()) async throws -> ProviderDevice {
+    public static func deleteDevice(
+        client: KaspiQRAPI.AnyClient, store: any GatewayStore, id: String, now: Date = Date()
+    ) async throws -> ProviderDevice {
         let devices = try await store.devices(provider: KaspiQRProvider.providerName)
         guard let device = devices.first(where: { $0.id == id || $0.deviceId == id }) else {
             throw DeviceError(code: "DEVICE_NOT_FOUND", message: "No registered device \(id): see `kaspi gateway device list`.")
@@ -111,7 +115,9 @@ public enum KaspiQRSetup {
 
     /// Replaces a device with a new one on the same trade point (a new id, so a new token),
     /// then deletes the old one: for a token that may have leaked.
-    public static func rotateDevice(client: KaspiQRAPI.AnyClient, store: any GatewayStore, id: String, now: Date = Date()) async throws -> ProviderDevice {
+    public static func rotateDevice(
+        client: KaspiQRAPI.AnyClient, store: any GatewayStore, id: String, now: Date = Date()
+    ) async throws -> ProviderDevice {
         let devices = try await store.devices(provider: KaspiQRProvider.providerName)
         guard let old = devices.first(where: { $0.id == id || $0.deviceId == id }) else {
             throw DeviceError(code: "DEVICE_NOT_FOUND", message: "No registered device \(id): see `kaspi gateway device list`.")

@@ -16,8 +16,12 @@ public final class GatewayMetrics: Sendable {
     private var webhooksName: MetricNameDescriptor { Self.name("webhooks", "total", "Kaspi webhooks by outcome") }
     private var latePollsName: MetricNameDescriptor { Self.name("late_polls", "total", "Polls of expired orders, looking for late payments") }
     private var refundsName: MetricNameDescriptor { Self.name("refunds", "total", "Refunds by outcome") }
-    private var pollsName: MetricNameDescriptor { Self.name("status_polls", "total", "Status polls by outcome: changed the order, or not (those stay out of the timeline)") }
-    private var signInsName: MetricNameDescriptor { Self.name("admin_sign_ins", "total", "Dashboard sign-ins by outcome: accepted, refused, throttled") }
+    private var pollsName: MetricNameDescriptor {
+        Self.name("status_polls", "total", "Status polls by outcome: changed the order, or not (those stay out of the timeline)")
+    }
+    private var signInsName: MetricNameDescriptor {
+        Self.name("admin_sign_ins", "total", "Dashboard sign-ins by outcome: accepted, refused, throttled")
+    }
     private var transitionsName: MetricNameDescriptor { Self.name("transitions", "total", "Order state transitions by target state") }
     private var deliveriesName: MetricNameDescriptor { Self.name("event_deliveries", "total", "Outgoing event delivery attempts by outcome") }
     private var lagName: MetricNameDescriptor { Self.name("outbox_lag", "seconds", "Age of the oldest outgoing event at its last delivery attempt") }
@@ -59,7 +63,10 @@ public final class GatewayMetrics: Sendable {
     private func kaspiHistogram(_ call: String) -> DurationHistogram {
         registry.makeDurationHistogram(
             descriptor: kaspiName, labels: [("call", call)],
-            buckets: [.milliseconds(10), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10)])
+            buckets: [
+                .milliseconds(10), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5),
+                .seconds(5), .seconds(10),
+            ])
     }
 
     func request(route: String, status: Int) {
@@ -147,8 +154,11 @@ struct MeasuredProvider: PaymentProvider {
     func clientName(phoneNumber: String) async throws(ProviderError) -> String {
         try await measure("remote.client_info") { () async throws(ProviderError) in try await base.clientName(phoneNumber: phoneNumber) }
     }
-    func createRemoteInvoice(_ request: ProviderPaymentRequest, phoneNumber: String, comment: String?) async throws(ProviderError) -> ProviderPayment {
-        try await measure("remote.create") { () async throws(ProviderError) in try await base.createRemoteInvoice(request, phoneNumber: phoneNumber, comment: comment) }
+    func createRemoteInvoice(_ request: ProviderPaymentRequest, phoneNumber: String, comment: String?) async throws(ProviderError) -> ProviderPayment
+    {
+        try await measure("remote.create") { () async throws(ProviderError) in
+            try await base.createRemoteInvoice(request, phoneNumber: phoneNumber, comment: comment)
+        }
     }
     func createCustomerReturn() async throws(ProviderError) -> ProviderCustomerReturn {
         try await measure("return.create") { () async throws(ProviderError) in try await base.createCustomerReturn() }
@@ -157,7 +167,9 @@ struct MeasuredProvider: PaymentProvider {
         try await measure("return.status") { () async throws(ProviderError) in try await base.customerReturn(id: id) }
     }
     func refund(_ order: GatewayOrder, amount: Int, customerReturnId: String?) async throws(ProviderError) -> ProviderRefund {
-        try await measure("refund") { () async throws(ProviderError) in try await base.refund(order, amount: amount, customerReturnId: customerReturnId) }
+        try await measure("refund") { () async throws(ProviderError) in
+            try await base.refund(order, amount: amount, customerReturnId: customerReturnId)
+        }
     }
     func cancelRemoteInvoice(_ order: GatewayOrder) async throws(ProviderError) -> ProviderStatus {
         try await measure("remote.cancel") { () async throws(ProviderError) in try await base.cancelRemoteInvoice(order) }

@@ -5,10 +5,14 @@ import QRCodeEncoder
 
 extension Gateway {
     /// Creates a payment link: a short public URL, its QR code, and share links.
-    public func createPaymentLink(amount: Int, description: String?, merchantReference: String?, expiresAt: Date?, reserving reservation: IdempotencyReservation? = nil) async throws(GatewayError) -> PaymentLink {
+    public func createPaymentLink(
+        amount: Int, description: String?, merchantReference: String?, expiresAt: Date?, reserving reservation: IdempotencyReservation? = nil
+    ) async throws(GatewayError) -> PaymentLink {
         guard amount >= 100, amount <= 100_000_000 else { throw .invalid("amount must be an integer number of tenge from 100 to 100000000.") }
         if let description, description.count > 256 { throw .invalid("description must be at most 256 characters.") }
-        if let merchantReference, merchantReference.isEmpty || merchantReference.count > 128 { throw .invalid("merchantReference must be 1 to 128 characters.") }
+        if let merchantReference, merchantReference.isEmpty || merchantReference.count > 128 {
+            throw .invalid("merchantReference must be 1 to 128 characters.")
+        }
         if let expiresAt, expiresAt <= now() { throw .invalid("expiresAt must be in the future.") }
         let link = PaymentLink(
             id: String(GatewayID.make("l", length: 10).dropFirst(2)), amount: amount, description: description,
@@ -40,7 +44,8 @@ extension Gateway {
             return "\(publicBase)/l/\(linkId)"
         case .open:
             let (created, _) = try await createCheckout(
-                CheckoutRequest(amount: link.amount, description: link.description, merchantReference: link.merchantReference, paymentLinkId: link.id),
+                CheckoutRequest(
+                    amount: link.amount, description: link.description, merchantReference: link.merchantReference, paymentLinkId: link.id),
                 kind: .link)
             guard try await store.attach(orderId: created.id, toLink: link.id, replacing: link.orderId) else {
                 // Someone else started an order at the same moment: use theirs.

@@ -78,7 +78,9 @@ extension PaymentProvider {
     public func pollPlan(for order: GatewayOrder, now: Date) -> ProviderPollPlan? { nil }
     public var supportsRemoteInvoices: Bool { false }
     public func clientName(phoneNumber: String) async throws(ProviderError) -> String { throw .remoteInvoicesUnsupported }
-    public func createRemoteInvoice(_ request: ProviderPaymentRequest, phoneNumber: String, comment: String?) async throws(ProviderError) -> ProviderPayment {
+    public func createRemoteInvoice(
+        _ request: ProviderPaymentRequest, phoneNumber: String, comment: String?
+    ) async throws(ProviderError) -> ProviderPayment {
         throw .remoteInvoicesUnsupported
     }
     public func cancelRemoteInvoice(_ order: GatewayOrder) async throws(ProviderError) -> ProviderStatus { throw .remoteInvoicesUnsupported }
@@ -228,7 +230,6 @@ public struct KaspiPayProvider: PaymentProvider {
         }
     }
 
-
     private func newOrder(_ request: ProviderPaymentRequest) throws(ProviderError) -> (Amount, OrderID) {
         do {
             return (try Amount(tenge: request.amount), try OrderID(request.providerOrderId))
@@ -286,7 +287,9 @@ public struct KaspiPayProvider: PaymentProvider {
                 transactionId: event.transactionId)
         } catch {
             var message = error.description
-            if let colon = message.firstIndex(of: ":") { message = String(message[message.index(after: colon)...]).trimmingCharacters(in: .whitespaces) }
+            if let colon = message.firstIndex(of: ":") {
+                message = String(message[message.index(after: colon)...]).trimmingCharacters(in: .whitespaces)
+            }
             throw ProviderError(code: error.code, message: message)
         }
     }

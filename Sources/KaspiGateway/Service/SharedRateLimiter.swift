@@ -21,7 +21,10 @@ public struct SharedRateLimiter: RequestRateLimiter {
     ///   - key: what the limit is per, e.g. the trade point's id.
     ///   - limit: requests per window (Kaspi's: 100).
     ///   - window: seconds (Kaspi's: 60).
-    public init(store: any GatewayStore, key: String, limit: Int, window: TimeInterval, margin: TimeInterval = 0.5, now: @escaping @Sendable () -> Date = { Date() }) {
+    public init(
+        store: any GatewayStore, key: String, limit: Int, window: TimeInterval, margin: TimeInterval = 0.5,
+        now: @escaping @Sendable () -> Date = { Date() }
+    ) {
         self.store = store
         self.key = key
         self.limit = max(1, limit)

@@ -14,7 +14,10 @@ extension KaspiQRAPI {
                 let month = scanner.number(digits: 1...2), scanner.take(UInt8(ascii: "-")),
                 let day = scanner.number(digits: 1...2)
             else { return nil }
-            var hour = 0, minute = 0, second = 0, nanos = 0
+            var hour = 0
+            var minute = 0
+            var second = 0
+            var nanos = 0
             if scanner.take(UInt8(ascii: "T")) || scanner.take(UInt8(ascii: "t")) || scanner.take(UInt8(ascii: " ")) {
                 guard let h = scanner.number(digits: 1...2), scanner.take(UInt8(ascii: ":")),
                     let m = scanner.number(digits: 1...2)
@@ -91,8 +94,10 @@ extension KaspiQRAPI {
             }
             let millis = min(999, (c.nanosecond ?? 0) / 1_000_000)
             let sign = offsetSeconds < 0 ? "-" : "+"
-            let hours = abs(offsetSeconds) / 3600, minutes = abs(offsetSeconds) % 3600 / 60
-            return "\(pad(c.year, 4))-\(pad(c.month, 2))-\(pad(c.day, 2))T\(pad(c.hour, 2)):\(pad(c.minute, 2)):\(pad(c.second, 2)).\(pad(millis, 3))\(sign)\(pad(hours, 2)):\(pad(minutes, 2))"
+            let hours = abs(offsetSeconds) / 3600
+            let minutes = abs(offsetSeconds) % 3600 / 60
+            return
+                "\(pad(c.year, 4))-\(pad(c.month, 2))-\(pad(c.day, 2))T\(pad(c.hour, 2)):\(pad(c.minute, 2)):\(pad(c.second, 2)).\(pad(millis, 3))\(sign)\(pad(hours, 2)):\(pad(minutes, 2))"
         }
 
         private struct Scan {

@@ -67,7 +67,9 @@ extension KaspiQRAPI.Client {
     ///   - amount: tenge, positive, at most two decimals.
     ///   - externalId: your order id; one is generated when nil, so that a lost purchase can be
     ///     found in Kaspi's records.
-    public func createQR(device: KaspiQRAPI.DeviceToken, amount: Decimal, externalId: String? = nil) async throws(KaspiQRAPI.APIError) -> KaspiQRAPI.QRPurchase {
+    public func createQR(
+        device: KaspiQRAPI.DeviceToken, amount: Decimal, externalId: String? = nil
+    ) async throws(KaspiQRAPI.APIError) -> KaspiQRAPI.QRPurchase {
         let externalId = externalId ?? UUID().uuidString.lowercased()
         let body = try createBody(device: device, amount: amount, externalId: externalId)
         return try await executor.perform(
@@ -76,7 +78,9 @@ extension KaspiQRAPI.Client {
     }
 
     /// Creates a payment link (`qr/create-link`); see ``createQR(device:amount:externalId:)``.
-    public func createLink(device: KaspiQRAPI.DeviceToken, amount: Decimal, externalId: String? = nil) async throws(KaspiQRAPI.APIError) -> KaspiQRAPI.LinkPurchase {
+    public func createLink(
+        device: KaspiQRAPI.DeviceToken, amount: Decimal, externalId: String? = nil
+    ) async throws(KaspiQRAPI.APIError) -> KaspiQRAPI.LinkPurchase {
         let externalId = externalId ?? UUID().uuidString.lowercased()
         let body = try createBody(device: device, amount: amount, externalId: externalId)
         return try await executor.perform(
@@ -125,7 +129,9 @@ extension KaspiQRAPI.Client {
     public func simulate(_ action: TestAction, paymentId: Int64) async throws(KaspiQRAPI.APIError) {
         let body = API.Executor.body([("qrPaymentId", .string(String(paymentId)))])
         try await executor.performEmpty(
-            .init(method: .post, segments: ["test", "payment", action.rawValue], body: body, name: "test/payment/\(action.rawValue)", repeatMode: .never(externalId: nil)))
+            .init(
+                method: .post, segments: ["test", "payment", action.rawValue], body: body, name: "test/payment/\(action.rawValue)",
+                repeatMode: .never(externalId: nil)))
     }
 }
 
@@ -158,7 +164,9 @@ extension KaspiQRAPI.Client where Scheme == KaspiQRAPI.R2 {
         var fields: [(String, Body)] = [("DeviceToken", .string(device.value))]
         if let externalId { fields.append(("ExternalId", .string(externalId))) }
         return try await executor.perform(
-            .init(method: .post, segments: ["return", "create"], body: API.Executor.body(fields), name: "return/create", repeatMode: .never(externalId: externalId)),
+            .init(
+                method: .post, segments: ["return", "create"], body: API.Executor.body(fields), name: "return/create",
+                repeatMode: .never(externalId: externalId)),
             as: KaspiQRAPI.ReturnQR.self)
     }
 
@@ -176,7 +184,9 @@ extension KaspiQRAPI.Client where Scheme == KaspiQRAPI.R2 {
     ///   - device: the device that created the return QR.
     ///   - returnId: the return QR's id (``KaspiQRAPI/ReturnQR/returnId``).
     ///   - maxResult: 1 to 10.
-    public func returnOperations(device: KaspiQRAPI.DeviceToken, returnId: Int64, maxResult: Int = 10) async throws(KaspiQRAPI.APIError) -> [KaspiQRAPI.ReturnablePurchase] {
+    public func returnOperations(
+        device: KaspiQRAPI.DeviceToken, returnId: Int64, maxResult: Int = 10
+    ) async throws(KaspiQRAPI.APIError) -> [KaspiQRAPI.ReturnablePurchase] {
         guard (1...10).contains(maxResult) else { throw .invalidRequest("MaxResult is 1 to 10") }
         let body = API.Executor.body([("DeviceToken", .string(device.value)), ("QrReturnId", .int(returnId)), ("MaxResult", .int(Int64(maxResult)))])
         return try await executor.perform(
@@ -187,7 +197,9 @@ extension KaspiQRAPI.Client where Scheme == KaspiQRAPI.R2 {
     /// Refunds a purchase the customer picked (`payment/return` with `QrReturnId`). Never
     /// re-sent: on ``KaspiQRAPI/APIError/unknownOutcome(call:externalId:reason:)`` read
     /// ``paymentDetails(paymentId:device:)`` before trying again.
-    public func refund(device: KaspiQRAPI.DeviceToken, paymentId: Int64, returnId: Int64, amount: Decimal) async throws(KaspiQRAPI.APIError) -> KaspiQRAPI.Refund {
+    public func refund(
+        device: KaspiQRAPI.DeviceToken, paymentId: Int64, returnId: Int64, amount: Decimal
+    ) async throws(KaspiQRAPI.APIError) -> KaspiQRAPI.Refund {
         let body = try refundBody(device: device, paymentId: paymentId, returnId: returnId, amount: amount)
         return try await executor.perform(
             .init(method: .post, segments: ["payment", "return"], body: body, name: "payment/return", repeatMode: .never(externalId: nil)),
@@ -199,7 +211,9 @@ extension KaspiQRAPI.Client where Scheme == KaspiQRAPI.R2 {
     ///
     /// - Returns: the last status: ``KaspiQRAPI/ReturnStatus/customerIdentityObtained`` when
     ///   the customer scanned; a non-final status when time ran out.
-    public func waitForCustomer(_ returnQR: KaspiQRAPI.ReturnQR, progress: (@Sendable (KaspiQRAPI.ReturnStatus) async -> Void)? = nil) async throws(KaspiQRAPI.APIError) -> KaspiQRAPI.ReturnStatus {
+    public func waitForCustomer(
+        _ returnQR: KaspiQRAPI.ReturnQR, progress: (@Sendable (KaspiQRAPI.ReturnStatus) async -> Void)? = nil
+    ) async throws(KaspiQRAPI.APIError) -> KaspiQRAPI.ReturnStatus {
         let start = executor.clock.now()
         let deadline = start + .seconds(returnQR.scanTimeout)
         let interval = Duration.seconds(max(1, returnQR.pollingInterval))
@@ -248,7 +262,9 @@ extension KaspiQRAPI.Client where Scheme == KaspiQRAPI.R3 {
 
     /// Bills a phone number (`remote/create`); payable for 24 hours. Never re-sent. Read its
     /// status on a user action only, never on a timer.
-    public func createRemoteInvoice(device: KaspiQRAPI.DeviceToken, phoneNumber: String, amount: Decimal, comment: String? = nil) async throws(KaspiQRAPI.APIError) -> KaspiQRAPI.RemoteInvoice {
+    public func createRemoteInvoice(
+        device: KaspiQRAPI.DeviceToken, phoneNumber: String, amount: Decimal, comment: String? = nil
+    ) async throws(KaspiQRAPI.APIError) -> KaspiQRAPI.RemoteInvoice {
         let phone = try Self.phoneNumber(phoneNumber)
         guard amount.isValidKaspiAmount else { throw .invalidRequest("the amount must be positive tenge with at most two decimals") }
         var fields: [(String, Body)] = [
@@ -260,7 +276,9 @@ extension KaspiQRAPI.Client where Scheme == KaspiQRAPI.R3 {
             fields.append(("Comment", .string(comment)))
         }
         return try await executor.perform(
-            .init(method: .post, segments: ["remote", "create"], body: API.Executor.body(fields), name: "remote/create", repeatMode: .never(externalId: nil)),
+            .init(
+                method: .post, segments: ["remote", "create"], body: API.Executor.body(fields), name: "remote/create",
+                repeatMode: .never(externalId: nil)),
             as: KaspiQRAPI.RemoteInvoice.self)
     }
 

@@ -111,8 +111,9 @@ extension KaspiQRAPI.Client {
                 let elapsed = clock.now() - origin
                 deadlines.observe(details.status, at: elapsed)
                 await progress?(
-                    .init(status: details.status, phase: deadlines.phase, elapsed: elapsed,
-                          remaining: max(.zero, deadlines.deadline - elapsed), polls: polls))
+                    .init(
+                        status: details.status, phase: deadlines.phase, elapsed: elapsed,
+                        remaining: max(.zero, deadlines.deadline - elapsed), polls: polls))
                 switch details.status {
                 case .processed: return .processed(details)
                 case .error: return .failed(details)

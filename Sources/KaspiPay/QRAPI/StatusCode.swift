@@ -68,19 +68,19 @@ extension KaspiQRAPI {
             case -1502: self = .deviceNotActive
             case -1503: self = .deviceOnAnotherTradePoint
             case -1601: self = .purchaseNotFound
-            case -14000002: self = .noTradePoints
-            case -99000001: self = .purchaseNotFoundForOperation
-            case -99000002: self = .tradePointNotFound
-            case -99000003: self = .tradePointMismatch
-            case -99000005: self = .refundExceedsAmount
-            case -99000006: self = .refundFailed
-            case -99000011: self = .refundNotAllowed
-            case -99000020: self = .partialRefundNotPossible
-            case 990000018, -99000018, -990000018, 99000018: self = .tradePointDisabled
-            case 990000026, -99000026, -990000026, 99000026: self = .tradePointDoesNotAcceptQR
-            case 990000028, -99000028, -990000028, 99000028: self = .invalidAmount
-            case 990000033, -99000033, -990000033, 99000033: self = .noPaymentMethods
-            case -1401, -1404, 99000010, 990000029, 990000031, 990000032: self = .undocumented(rawValue)
+            case -14_000_002: self = .noTradePoints
+            case -99_000_001: self = .purchaseNotFoundForOperation
+            case -99_000_002: self = .tradePointNotFound
+            case -99_000_003: self = .tradePointMismatch
+            case -99_000_005: self = .refundExceedsAmount
+            case -99_000_006: self = .refundFailed
+            case -99_000_011: self = .refundNotAllowed
+            case -99_000_020: self = .partialRefundNotPossible
+            case 990_000_018, -99_000_018, -990_000_018, 99_000_018: self = .tradePointDisabled
+            case 990_000_026, -99_000_026, -990_000_026, 99_000_026: self = .tradePointDoesNotAcceptQR
+            case 990_000_028, -99_000_028, -990_000_028, 99_000_028: self = .invalidAmount
+            case 990_000_033, -99_000_033, -990_000_033, 99_000_033: self = .noPaymentMethods
+            case -1401, -1404, 99_000_010, 990_000_029, 990_000_031, 990_000_032: self = .undocumented(rawValue)
             default: self = .unknown(rawValue)
             }
         }
@@ -95,18 +95,18 @@ extension KaspiQRAPI {
             case .deviceNotActive: -1502
             case .deviceOnAnotherTradePoint: -1503
             case .purchaseNotFound: -1601
-            case .noTradePoints: -14000002
-            case .purchaseNotFoundForOperation: -99000001
-            case .tradePointNotFound: -99000002
-            case .tradePointMismatch: -99000003
-            case .refundExceedsAmount: -99000005
-            case .refundFailed: -99000006
-            case .refundNotAllowed: -99000011
-            case .partialRefundNotPossible: -99000020
-            case .tradePointDisabled: 990000018
-            case .tradePointDoesNotAcceptQR: 990000026
-            case .invalidAmount: 990000028
-            case .noPaymentMethods: 990000033
+            case .noTradePoints: -14_000_002
+            case .purchaseNotFoundForOperation: -99_000_001
+            case .tradePointNotFound: -99_000_002
+            case .tradePointMismatch: -99_000_003
+            case .refundExceedsAmount: -99_000_005
+            case .refundFailed: -99_000_006
+            case .refundNotAllowed: -99_000_011
+            case .partialRefundNotPossible: -99_000_020
+            case .tradePointDisabled: 990_000_018
+            case .tradePointDoesNotAcceptQR: 990_000_026
+            case .invalidAmount: 990_000_028
+            case .noPaymentMethods: 990_000_033
             case .undocumented(let code), .unknown(let code): code
             }
         }
@@ -117,8 +117,8 @@ extension KaspiQRAPI {
             .purchaseNotFound, .noTradePoints, .purchaseNotFoundForOperation, .tradePointNotFound, .tradePointMismatch,
             .refundExceedsAmount, .refundFailed, .refundNotAllowed, .partialRefundNotPossible, .tradePointDisabled,
             .tradePointDoesNotAcceptQR, .invalidAmount, .noPaymentMethods,
-            .undocumented(-1401), .undocumented(-1404), .undocumented(99000010), .undocumented(990000029),
-            .undocumented(990000031), .undocumented(990000032),
+            .undocumented(-1401), .undocumented(-1404), .undocumented(99_000_010), .undocumented(990_000_029),
+            .undocumented(990_000_031), .undocumented(990_000_032),
         ]
 
         /// A stable machine code, e.g. `KASPI_QR_DEVICE_NOT_FOUND`.
@@ -187,7 +187,7 @@ extension KaspiQRAPI {
         public var audience: Audience {
             switch self {
             case .serviceUnavailable, .noPaymentMethods, .undocumented(-1401), .undocumented(-1404),
-                .undocumented(990000029), .undocumented(990000031), .undocumented(990000032):
+                .undocumented(990_000_029), .undocumented(990_000_031), .undocumented(990_000_032):
                 .payer
             default: .merchant
             }

@@ -1,5 +1,5 @@
-import KaspiSupport
 import Crypto
+import KaspiSupport
 
 /// The contract's signatures: lowercase hex SHA-256 of a plain concatenation, amounts written
 /// as decimal integers.
