@@ -5,6 +5,7 @@ import KaspiGateway
 import KaspiGatewayStore
 import KaspiPay
 import KaspiPayAsyncHTTPClient
+import KaspiSupport
 import Logging
 import ServiceLifecycle
 
@@ -389,9 +390,9 @@ struct CheckCommand: AsyncParsableCommand {
 struct DeviceOutput: Encodable {
     var id, deviceId: String
     var tradePointId: Int64
-    var organizationBin: String?
+    @EncodedAsNull var organizationBin: String?
     var isDefault: Bool
-    var referencePrefix: String?
+    @EncodedAsNull var referencePrefix: String?
     var token: String
 
     init(_ d: ProviderDevice) {
@@ -399,17 +400,4 @@ struct DeviceOutput: Encodable {
             d.id, d.deviceId, d.tradePointId, d.organizationBin, d.isDefault, d.referencePrefix, d.redactedToken
         )
     }
-
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(id, forKey: .id)
-        try container.encode(deviceId, forKey: .deviceId)
-        try container.encode(tradePointId, forKey: .tradePointId)
-        try container.encode(organizationBin, forKey: .organizationBin)
-        try container.encode(isDefault, forKey: .isDefault)
-        try container.encode(referencePrefix, forKey: .referencePrefix)
-        try container.encode(token, forKey: .token)
-    }
-
-    enum CodingKeys: String, CodingKey { case id, deviceId, tradePointId, organizationBin, isDefault, referencePrefix, token }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import KaspiPay
+import KaspiSupport
 
 /// An order as the sandbox keeps it.
 public struct SandboxOrder: Sendable, Codable, Hashable {
@@ -149,19 +150,8 @@ struct WebhookBody: Encodable {
     var orderId: String
     var amount: Int
     var status: PaymentStatus
-    var transactionId: String?
+    @EncodedAsNull var transactionId: String?
     var signature: String
-
-    enum CodingKeys: String, CodingKey { case orderId, amount, status, transactionId, signature }
-
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(orderId, forKey: .orderId)
-        try container.encode(amount, forKey: .amount)
-        try container.encode(status, forKey: .status)
-        try container.encode(transactionId, forKey: .transactionId)
-        try container.encode(signature, forKey: .signature)
-    }
 
     /// The body's JSON text, keys sorted.
     var json: String {

@@ -44,3 +44,17 @@ package enum URLHost {
         host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
     }
 }
+
+/// An optional that is encoded as `null` when it is nil, where synthesized `Encodable` would
+/// leave the key out: for JSON fields that a contract says are always present (`"detail": null`).
+@propertyWrapper
+package struct EncodedAsNull<Value: Encodable & Sendable>: Encodable, Sendable {
+    package var wrappedValue: Value?
+
+    package init(wrappedValue: Value?) { self.wrappedValue = wrappedValue }
+
+    package func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        if let wrappedValue { try container.encode(wrappedValue) } else { try container.encodeNil() }
+    }
+}

@@ -1,3 +1,4 @@
+import Foundation
 import KaspiSupport
 import Testing
 
@@ -14,5 +15,16 @@ struct SupportTextTests {
     @Test func hexIsLowercaseTwoDigitsAByte() {
         #expect(Hex.encode([]) == "")
         #expect(Hex.encode([0x00, 0x0F, 0xA0, 0xFF]) == "000fa0ff")
+    }
+
+    @Test func encodedAsNullWritesNullWhereSynthesizedCodingLeavesTheKeyOut() throws {
+        struct Body: Encodable {
+            @EncodedAsNull var detail: String?
+            var note: String?
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        #expect(String(decoding: try encoder.encode(Body(detail: nil, note: nil)), as: UTF8.self) == #"{"detail":null}"#)
+        #expect(String(decoding: try encoder.encode(Body(detail: "x", note: "y")), as: UTF8.self) == #"{"detail":"x","note":"y"}"#)
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import KaspiGatewayStore
 import KaspiPay
+import KaspiSupport
 
 // The merchant API's bodies: what it reads and what it answers, as `openapi/gateway.yaml`
 // describes them. The contract tests hold every answer against that document.
@@ -131,23 +132,15 @@ struct ListResponse<Item: Encodable>: ResponseEncodable {
 /// A page of orders; `nextCursor` is null on the last page.
 struct OrderPageResponse: ResponseEncodable {
     var data: [OrderResponse]
-    var nextCursor: String?
-
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(data, forKey: .data)
-        try container.encode(nextCursor, forKey: .nextCursor)
-    }
-
-    enum CodingKeys: String, CodingKey { case data, nextCursor }
+    @EncodedAsNull var nextCursor: String?
 }
 
 /// One line of an order's timeline.
 struct EventResponse: Encodable {
     var at: Date
     var kind: String
-    var from: OrderState?
-    var to: OrderState?
+    @EncodedAsNull var from: OrderState?
+    @EncodedAsNull var to: OrderState?
     var detail: String
 
     init(_ event: OrderEvent) {
@@ -157,17 +150,6 @@ struct EventResponse: Encodable {
         to = event.toState
         detail = event.detail
     }
-
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(at, forKey: .at)
-        try container.encode(kind, forKey: .kind)
-        try container.encode(from, forKey: .from)
-        try container.encode(to, forKey: .to)
-        try container.encode(detail, forKey: .detail)
-    }
-
-    enum CodingKeys: String, CodingKey { case at, kind, from, to, detail }
 }
 
 /// One refund of an order.
@@ -175,7 +157,7 @@ struct RefundResponse: Encodable {
     var id: String
     var amount: Int
     var status: RefundStatus
-    var detail: String?
+    @EncodedAsNull var detail: String?
     var createdAt: Date
     var updatedAt: Date
 
@@ -187,18 +169,6 @@ struct RefundResponse: Encodable {
         createdAt = refund.createdAt
         updatedAt = refund.updatedAt
     }
-
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(id, forKey: .id)
-        try container.encode(amount, forKey: .amount)
-        try container.encode(status, forKey: .status)
-        try container.encode(detail, forKey: .detail)
-        try container.encode(createdAt, forKey: .createdAt)
-        try container.encode(updatedAt, forKey: .updatedAt)
-    }
-
-    enum CodingKeys: String, CodingKey { case id, amount, status, detail, createdAt, updatedAt }
 }
 
 /// One outgoing event and its delivery so far.
@@ -208,7 +178,7 @@ struct OutboxResponse: Encodable {
     var orderId: String
     var state: OutboxMessage.State
     var attempts: Int
-    var lastStatus: Int?
+    @EncodedAsNull var lastStatus: Int?
     var createdAt: Date
 
     init(_ message: OutboxMessage) {
@@ -220,19 +190,6 @@ struct OutboxResponse: Encodable {
         lastStatus = message.lastStatus
         createdAt = message.createdAt
     }
-
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(id, forKey: .id)
-        try container.encode(type, forKey: .type)
-        try container.encode(orderId, forKey: .orderId)
-        try container.encode(state, forKey: .state)
-        try container.encode(attempts, forKey: .attempts)
-        try container.encode(lastStatus, forKey: .lastStatus)
-        try container.encode(createdAt, forKey: .createdAt)
-    }
-
-    enum CodingKeys: String, CodingKey { case id, type, orderId, state, attempts, lastStatus, createdAt }
 }
 
 /// `POST /v1/events/{id}/resend`.
@@ -263,20 +220,9 @@ struct CustomerReturnStatusResponse: ResponseEncodable {
     struct Purchase: Encodable {
         var paymentId: String
         var amount: Decimal
-        var transactionDate: Date?
-        var orderId: String?
+        @EncodedAsNull var transactionDate: Date?
+        @EncodedAsNull var orderId: String?
         var refundableAmount: Int
-
-        func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(paymentId, forKey: .paymentId)
-            try container.encode(amount, forKey: .amount)
-            try container.encode(transactionDate, forKey: .transactionDate)
-            try container.encode(orderId, forKey: .orderId)
-            try container.encode(refundableAmount, forKey: .refundableAmount)
-        }
-
-        enum CodingKeys: String, CodingKey { case paymentId, amount, transactionDate, orderId, refundableAmount }
     }
     var id: String
     var status: String
