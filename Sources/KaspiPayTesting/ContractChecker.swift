@@ -1,4 +1,5 @@
 import Foundation
+import KaspiPay
 import Yams
 
 /// Holds JSON against the schemas of an OpenAPI 3.1 document (`openapi/kaspi-pay.yaml`), so
@@ -11,7 +12,7 @@ import Yams
 /// accept what it does not understand.
 public struct ContractChecker: Sendable {
     /// The parsed document.
-    private let document: JSONNode
+    private let document: JSONValue
 
     /// Loads a document.
     ///
@@ -19,7 +20,7 @@ public struct ContractChecker: Sendable {
     public init(contentsOf url: URL) throws {
         let text = try String(contentsOf: url, encoding: .utf8)
         guard let parsed = try Yams.load(yaml: text) else { throw CheckError("empty document") }
-        self.document = try JSONNode(yaml: parsed)
+        self.document = try JSONValue(yaml: parsed)
     }
 
     /// The document at the repository's `openapi/` folder, found from this source file.
@@ -54,7 +55,7 @@ public struct ContractChecker: Sendable {
     }
 
     /// The schema of an operation's JSON request body.
-    public func requestSchema(path: String, method: String) throws -> JSONNode {
+    public func requestSchema(path: String, method: String) throws -> JSONValue {
         let operation = try self.operation(path: path, method: method)
         guard let schema = operation["requestBody"]?["content"]?["application/json"]?["schema"] else {
             throw CheckError("\(method) \(path) has no JSON request body")
@@ -63,7 +64,7 @@ public struct ContractChecker: Sendable {
     }
 
     /// The schema of an operation's JSON response for a status (or `default`).
-    public func responseSchema(path: String, method: String, status: Int) throws -> JSONNode {
+    public func responseSchema(path: String, method: String, status: Int) throws -> JSONValue {
         let operation = try self.operation(path: path, method: method)
         guard let responses = operation["responses"] else { throw CheckError("\(method) \(path) has no responses") }
         guard let response = responses["\(status)"] ?? responses["default"] else {
@@ -77,7 +78,7 @@ public struct ContractChecker: Sendable {
     }
 
     /// The schema of a webhook's request body (`webhooks:` section).
-    public func webhookSchema(name: String) throws -> JSONNode {
+    public func webhookSchema(name: String) throws -> JSONValue {
         guard let hook = document["webhooks"]?[name],
             let schema = hook["post"]?["requestBody"]?["content"]?["application/json"]?["schema"]
         else { throw CheckError("no webhook \(name)") }
@@ -85,7 +86,7 @@ public struct ContractChecker: Sendable {
     }
 
     /// A named schema under `components/schemas`.
-    public func schema(named name: String) throws -> JSONNode {
+    public func schema(named name: String) throws -> JSONValue {
         guard let schema = document["components"]?["schemas"]?[name] else { throw CheckError("no schema \(name)") }
         return schema
     }
@@ -104,9 +105,9 @@ public struct ContractChecker: Sendable {
     }
 
     /// The raw document, for tests that read it directly.
-    public var root: JSONNode { document }
+    public var root: JSONValue { document }
 
-    private func operation(path: String, method: String) throws -> JSONNode {
+    private func operation(path: String, method: String) throws -> JSONValue {
         guard let operation = document["paths"]?[path]?[method.lowercased()] else {
             throw CheckError("no operation \(method) \(path)")
         }
@@ -116,14 +117,14 @@ public struct ContractChecker: Sendable {
     /// Checks JSON bytes against a schema.
     ///
     /// - Returns: every violation, each with its JSON path; empty when the value conforms.
-    public func violations(of json: [UInt8], against schema: JSONNode) -> [String] {
-        guard let value = try? JSONDecoder().decode(JSONNode.self, from: Data(json)) else { return ["$: not JSON"] }
+    public func violations(of json: [UInt8], against schema: JSONValue) -> [String] {
+        guard let value = try? JSONDecoder().decode(JSONValue.self, from: Data(json)) else { return ["$: not JSON"] }
         var problems: [String] = []
         check(value, against: schema, at: "$", into: &problems)
         return problems
     }
 
-    private func resolve(_ node: JSONNode) throws -> JSONNode {
+    private func resolve(_ node: JSONValue) throws -> JSONValue {
         guard case .string(let ref)? = node["$ref"] else { return node }
         guard ref.hasPrefix("#/") else { throw CheckError("only local $ref is supported: \(ref)") }
         var current = document
@@ -142,8 +143,8 @@ public struct ContractChecker: Sendable {
         "contentMediaType", "readOnly", "writeOnly",
     ]
 
-    private func check(_ value: JSONNode, against rawSchema: JSONNode, at path: String, into problems: inout [String]) {
-        let schema: JSONNode
+    private func check(_ value: JSONValue, against rawSchema: JSONValue, at path: String, into problems: inout [String]) {
+        let schema: JSONValue
         do { schema = try resolve(rawSchema) } catch {
             problems.append("\(path): \(error)")
             return
@@ -167,21 +168,21 @@ public struct ContractChecker: Sendable {
                 return
             }
         }
-        if case .array(let options)? = keywords["enum"], !options.contains(value) {
+        if case .array(let options)? = keywords["enum"], !options.contains(where: { $0.sameValue(as: value) }) {
             problems.append("\(path): \(value.short) is not one of \(options.map(\.short).joined(separator: ", "))")
         }
-        if let constant = keywords["const"], constant != value {
+        if let constant = keywords["const"], !constant.sameValue(as: value) {
             problems.append("\(path): \(value.short) is not \(constant.short)")
         }
-        if case .number(let n) = value {
-            if case .number(let minimum)? = keywords["minimum"], n < minimum { problems.append("\(path): \(n) < \(minimum)") }
-            if case .number(let maximum)? = keywords["maximum"], n > maximum { problems.append("\(path): \(n) > \(maximum)") }
+        if let n = value.double {
+            if let minimum = keywords["minimum"]?.double, n < minimum { problems.append("\(path): \(n) < \(minimum)") }
+            if let maximum = keywords["maximum"]?.double, n > maximum { problems.append("\(path): \(n) > \(maximum)") }
         }
         if case .string(let s) = value {
-            if case .number(let min)? = keywords["minLength"], s.count < Int(min) {
+            if let min = keywords["minLength"]?.double, Double(s.count) < min {
                 problems.append("\(path): shorter than \(Int(min))")
             }
-            if case .number(let max)? = keywords["maxLength"], s.count > Int(max) {
+            if let max = keywords["maxLength"]?.double, Double(s.count) > max {
                 problems.append("\(path): longer than \(Int(max))")
             }
             if case .string(let pattern)? = keywords["pattern"] {
@@ -201,7 +202,7 @@ public struct ContractChecker: Sendable {
             }
         }
         if case .object(let members) = value {
-            let properties: [String: JSONNode]
+            let properties: [String: JSONValue]
             if case .object(let p)? = keywords["properties"] { properties = p } else { properties = [:] }
             if case .array(let required)? = keywords["required"] {
                 for case .string(let name) in required where members[name] == nil {
@@ -247,58 +248,56 @@ public struct ContractChecker: Sendable {
     }
 }
 
-/// A JSON (or JSON-compatible YAML) value.
-public enum JSONNode: Sendable, Hashable, Decodable {
-    case null
-    case bool(Bool)
-    case number(Double)
-    case string(String)
-    case array([JSONNode])
-    case object([String: JSONNode])
-
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        if container.decodeNil() {
-            self = .null
-        } else if let value = try? container.decode(Bool.self) {
-            self = .bool(value)
-        } else if let value = try? container.decode(Double.self) {
-            self = .number(value)
-        } else if let value = try? container.decode(String.self) {
-            self = .string(value)
-        } else if let value = try? container.decode([JSONNode].self) {
-            self = .array(value)
-        } else {
-            self = .object(try container.decode([String: JSONNode].self))
-        }
-    }
-
-    public subscript(key: String) -> JSONNode? {
+/// What the checker needs of KaspiPay's ``KaspiPay/JSONValue``, the one JSON value type: numbers
+/// compare by value (JSON Schema's `1` and `1.0` are equal, and both are integers).
+extension JSONValue {
+    /// A member of an object.
+    public subscript(key: String) -> JSONValue? {
         if case .object(let members) = self { return members[key] }
         return nil
     }
 
+    /// A YAML value as parsed by Yams, as JSON.
     init(yaml: Any) throws {
         switch yaml {
         case is NSNull: self = .null
         case let b as Bool: self = .bool(b)
-        case let i as Int: self = .number(Double(i))
+        case let i as Int: self = .integer(Int64(i))
         case let d as Double: self = .number(d)
         case let s as String: self = .string(s)
-        case let a as [Any]: self = .array(try a.map { try JSONNode(yaml: $0) })
-        case let o as [String: Any]: self = .object(try o.mapValues { try JSONNode(yaml: $0) })
+        case let a as [Any]: self = .array(try a.map { try JSONValue(yaml: $0) })
+        case let o as [String: Any]: self = .object(try o.mapValues { try JSONValue(yaml: $0) })
         case let o as [AnyHashable: Any]:
-            var members: [String: JSONNode] = [:]
-            for (key, value) in o { members["\(key)"] = try JSONNode(yaml: value) }
+            var members: [String: JSONValue] = [:]
+            for (key, value) in o { members["\(key)"] = try JSONValue(yaml: value) }
             self = .object(members)
         default: throw ContractChecker.CheckError("unsupported YAML value \(type(of: yaml))")
         }
     }
 
+    /// The value of a number, whichever way it was written.
+    var double: Double? {
+        switch self {
+        case .integer(let n): Double(n)
+        case .number(let n): n
+        default: nil
+        }
+    }
+
+    /// Equality as JSON Schema sees it: numbers by value.
+    func sameValue(as other: JSONValue) -> Bool {
+        switch (self, other) {
+        case (.integer, _), (.number, _): double != nil && double == other.double
+        case (.array(let a), .array(let b)): a.count == b.count && zip(a, b).allSatisfy { $0.sameValue(as: $1) }
+        case (.object(let a), .object(let b)): a.count == b.count && a.allSatisfy { key, value in b[key].map(value.sameValue) ?? false }
+        default: self == other
+        }
+    }
+
     func matches(type: String) -> Bool {
         switch (type, self) {
-        case ("null", .null), ("boolean", .bool), ("number", .number), ("string", .string), ("array", .array),
-            ("object", .object):
+        case ("null", .null), ("boolean", .bool), ("number", .number), ("number", .integer), ("string", .string), ("array", .array),
+            ("object", .object), ("integer", .integer):
             true
         case ("integer", .number(let n)): n.rounded() == n && abs(n) < 9e15
         default: false
@@ -309,6 +308,7 @@ public enum JSONNode: Sendable, Hashable, Decodable {
         switch self {
         case .null: "null"
         case .bool: "boolean"
+        case .integer: "integer"
         case .number(let n): n.rounded() == n ? "integer" : "number"
         case .string: "string"
         case .array: "array"
@@ -320,7 +320,8 @@ public enum JSONNode: Sendable, Hashable, Decodable {
         switch self {
         case .null: "null"
         case .bool(let b): "\(b)"
-        case .number(let n): n.rounded() == n ? "\(Int(n))" : "\(n)"
+        case .integer(let n): "\(n)"
+        case .number(let n): n.rounded() == n && abs(n) < 9e15 ? "\(Int64(n))" : "\(n)"
         case .string(let s): "\"\(s.prefix(40))\""
         case .array: "[…]"
         case .object: "{…}"

@@ -113,6 +113,7 @@ struct ContractTests {
         let bad = [
             valid.replacingOccurrences(of: #""amount":100"#, with: #""amount":99"#),
             valid.replacingOccurrences(of: #""amount":100"#, with: #""amount":"100""#),
+            valid.replacingOccurrences(of: #""amount":100"#, with: #""amount":100.5"#),
             valid.replacingOccurrences(of: #""orderId":"A""#, with: #""orderId":"a b""#),
             valid.replacingOccurrences(of: #","tradePointId":"T""#, with: ""),
             valid.replacingOccurrences(of: String(repeating: "a", count: 64), with: String(repeating: "A", count: 64)),
