@@ -34,7 +34,9 @@ public struct GatewayOrder: Sendable, Codable, Hashable {
     public var provider: String
     /// The id the provider knows the order by (the guide's `orderId`).
     public var providerOrderId: String
+    /// How the payer pays: a redirect, a QR code, a payment link or a remote invoice.
     public var kind: OrderKind
+    /// The amount, in whole tenge.
     public var amount: Int
     public var description: String?
     /// The merchant's own reference (its cart or invoice number).
@@ -43,7 +45,9 @@ public struct GatewayOrder: Sendable, Codable, Hashable {
     public var metadata: String?
     /// Where a mobile app wants the payer back, e.g. `yourapp://payment`.
     public var mobileReturnURL: String?
+    /// Where the order stands; only the state machine changes it.
     public var state: OrderState
+    /// How much of the amount was refunded (reserved refunds included), in tenge.
     public var refundedAmount: Int
     /// The provider's transaction id, once paid.
     public var transactionId: String?
@@ -55,10 +59,13 @@ public struct GatewayOrder: Sendable, Codable, Hashable {
     public var paymentLinkId: String?
     /// A cancel or decline and a payment were both reported: a person should look.
     public var needsReview: Bool
+    /// When the order was stored.
     public var createdAt: Date
+    /// When the order last changed.
     public var updatedAt: Date
     /// When reconciliation should next ask the provider.
     public var nextPollAt: Date?
+    /// How many times reconciliation has asked the provider about it.
     public var pollAttempts: Int
     /// Bumped by every change; an update that read an older version is refused.
     public var version: Int
@@ -68,6 +75,7 @@ public struct GatewayOrder: Sendable, Codable, Hashable {
     /// The provider's own id for the payment, once it gave one (the Kaspi QR API's payment id).
     public var providerPaymentId: String?
 
+    /// Creates an order; with the defaults, a new one: `created`, nothing refunded, never polled.
     public init(
         id: String, provider: String, providerOrderId: String, kind: OrderKind, amount: Int, description: String? = nil,
         merchantReference: String? = nil, metadata: String? = nil, mobileReturnURL: String? = nil,
@@ -103,6 +111,7 @@ public struct GatewayOrder: Sendable, Codable, Hashable {
 
 /// One line of an order's audit trail.
 public struct OrderEvent: Sendable, Codable, Hashable {
+    /// What kind of line it is.
     public enum Kind: String, Sendable, Codable, Hashable {
         /// The order was stored.
         case created
@@ -122,15 +131,22 @@ public struct OrderEvent: Sendable, Codable, Hashable {
         case refund
     }
 
+    /// The row's id, once stored.
     public var id: Int64?
+    /// The order it belongs to.
     public var orderId: String
+    /// When it happened.
     public var at: Date
+    /// What kind of line it is.
     public var kind: Kind
+    /// The state before a transition, when the line records one.
     public var fromState: OrderState?
+    /// The state after a transition, when the line records one.
     public var toState: OrderState?
     /// Free text for people: what happened, never a secret.
     public var detail: String
 
+    /// Creates a line of an order's audit trail.
     public init(orderId: String, at: Date, kind: Kind, fromState: OrderState? = nil, toState: OrderState? = nil, detail: String) {
         self.orderId = orderId
         self.at = at
@@ -144,22 +160,31 @@ public struct OrderEvent: Sendable, Codable, Hashable {
 /// An event for the merchant's own systems, written to the outbox in the same transaction as
 /// the change that caused it, and delivered at least once.
 public struct OutboxMessage: Sendable, Codable, Hashable {
+    /// Whether the merchant's systems have the event: not yet, yes, or given up on.
     public enum State: String, Sendable, Codable, Hashable { case pending, delivered, failed }
 
     /// The Standard Webhooks `webhook-id`, e.g. `msg_…`.
     public var id: String
     /// `order.paid`, `order.declined`, `order.cancelled`, `order.expired`, `refund.succeeded`.
     public var type: String
+    /// The order the event is about.
     public var orderId: String
     /// The JSON body to deliver.
     public var payload: String
+    /// When the event was written (with the change that caused it).
     public var createdAt: Date
+    /// Whether it was delivered.
     public var state: State
+    /// How many delivery attempts were made.
     public var attempts: Int
+    /// When the next attempt is due.
     public var nextAttemptAt: Date
+    /// The HTTP status of the last attempt, when it got one.
     public var lastStatus: Int?
+    /// When the merchant's systems accepted it.
     public var deliveredAt: Date?
 
+    /// Creates a pending event, due at once.
     public init(id: String, type: String, orderId: String, payload: String, createdAt: Date) {
         self.id = id
         self.type = type
@@ -175,14 +200,18 @@ public struct OutboxMessage: Sendable, Codable, Hashable {
 /// What an update of an order writes, all in one transaction: the new order, the audit
 /// events, the outbox messages and, for a refund's outcome, the refund's new status.
 public struct OrderChange: Sendable {
+    /// The order after the change.
     public var order: GatewayOrder
+    /// The lines the change adds to the order's audit trail.
     public var events: [OrderEvent]
+    /// The events the change sends to the merchant's systems.
     public var outbox: [OutboxMessage]
     /// A refund's outcome. Written only while the refund is still unresolved (pending or
     /// unknown); otherwise the whole change is refused with
     /// ``StoreError/refundAlreadyResolved(_:)``, so no refund is settled twice.
     public var refund: RefundUpdate?
 
+    /// Creates a change to write in one transaction.
     public init(order: GatewayOrder, events: [OrderEvent], outbox: [OutboxMessage] = [], refund: RefundUpdate? = nil) {
         self.order = order
         self.events = events
@@ -205,14 +234,20 @@ public enum RefundStatus: String, Sendable, Codable, Hashable, CaseIterable {
 public struct RefundRecord: Sendable, Codable, Hashable {
     /// The gateway's id, e.g. `rf_…`.
     public var id: String
+    /// The order refunded.
     public var orderId: String
+    /// The amount refunded, in tenge.
     public var amount: Int
+    /// Whether Kaspi confirmed it, refused it, or its outcome is not known yet.
     public var status: RefundStatus
     /// Why it stands where it does, for people.
     public var detail: String?
+    /// When it was reserved.
     public var createdAt: Date
+    /// When its status last changed.
     public var updatedAt: Date
 
+    /// Creates a refund record.
     public init(id: String, orderId: String, amount: Int, status: RefundStatus, detail: String? = nil, createdAt: Date, updatedAt: Date? = nil) {
         self.id = id
         self.orderId = orderId
@@ -226,10 +261,14 @@ public struct RefundRecord: Sendable, Codable, Hashable {
 
 /// A refund's new status, written with the order change that settles it.
 public struct RefundUpdate: Sendable, Hashable {
+    /// The refund whose record changes.
     public var refundId: String
+    /// Its new status.
     public var status: RefundStatus
+    /// How it was settled, for people.
     public var detail: String
 
+    /// Creates a change to a refund's record.
     public init(refundId: String, status: RefundStatus, detail: String) {
         self.refundId = refundId
         self.status = status
@@ -241,6 +280,7 @@ public struct RefundUpdate: Sendable, Hashable {
 public enum GatewayID {
     static let alphabet = Array("0123456789abcdefghjkmnpqrstvwxyz")
 
+    /// A new random id: `prefix_` and `length` characters of Crockford's base 32, lowercase.
     public static func make(_ prefix: String, length: Int = 20) -> String {
         // 5 random bits a character (the alphabet has 32), drawn 64 at a time: one system
         // call per 12 characters instead of one per character.
@@ -266,15 +306,19 @@ public enum GatewayID {
 public struct PaymentLink: Sendable, Codable, Hashable {
     /// The short id in the public URL, e.g. `k7m2p9x4qz`.
     public var id: String
+    /// The amount, in whole tenge.
     public var amount: Int
     public var description: String?
+    /// The merchant's own reference, passed on to the orders that pay it.
     public var merchantReference: String?
     /// After this the link cannot be paid.
     public var expiresAt: Date?
+    /// When it was created.
     public var createdAt: Date
     /// The order that currently pays this link, if one was started.
     public var orderId: String?
 
+    /// Creates a payment link that no order pays yet.
     public init(
         id: String, amount: Int, description: String? = nil, merchantReference: String? = nil, expiresAt: Date? = nil, createdAt: Date,
         orderId: String? = nil
@@ -299,6 +343,7 @@ public struct ProviderDevice: Sendable, Codable, Hashable, CustomStringConvertib
     public var provider: String
     /// The organization's BIN (r3; the certificate's or key's organization otherwise).
     public var organizationBin: String?
+    /// The trade point the device belongs to, as Kaspi numbers it.
     public var tradePointId: Int64
     /// The id the device was registered under (Latin letters, digits, `-`, `_`).
     public var deviceId: String
@@ -308,9 +353,12 @@ public struct ProviderDevice: Sendable, Codable, Hashable, CustomStringConvertib
     public var isDefault: Bool
     /// Checkouts whose merchant reference starts with this use this device.
     public var referencePrefix: String?
+    /// When it was registered.
     public var createdAt: Date
+    /// When it was deleted at Kaspi; a deleted device takes no new payment.
     public var deletedAt: Date?
 
+    /// Creates a device record.
     public init(
         id: String, provider: String, organizationBin: String?, tradePointId: Int64, deviceId: String, token: String, isDefault: Bool,
         referencePrefix: String? = nil, createdAt: Date, deletedAt: Date? = nil

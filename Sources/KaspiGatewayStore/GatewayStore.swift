@@ -21,6 +21,7 @@ public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The database failed; the message is safe to log.
     case database(String)
 
+    /// A stable machine code, such as `REFUND_EXCEEDS_PAID`.
     public var code: String {
         switch self {
         case .orderNotFound: "ORDER_NOT_FOUND"
@@ -53,15 +54,20 @@ public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
 
 /// A filter and page for listing orders, newest first.
 public struct OrderQuery: Sendable, Hashable {
+    /// Only orders in these states; all when empty.
     public var states: Set<OrderState>
+    /// Only orders created at or after this time.
     public var createdFrom: Date?
+    /// Only orders created before this time.
     public var createdBefore: Date?
     /// Matches the order id, the provider order id or the merchant reference exactly.
     public var search: String?
+    /// How many orders a page holds at most.
     public var limit: Int
     /// The cursor from the previous page.
     public var after: OrderCursor?
 
+    /// Creates a query: newest first, 50 a page by default.
     public init(
         states: Set<OrderState> = [], createdFrom: Date? = nil, createdBefore: Date? = nil, search: String? = nil, limit: Int = 50,
         after: OrderCursor? = nil
@@ -77,9 +83,12 @@ public struct OrderQuery: Sendable, Hashable {
 
 /// A position in the newest-first order list: the last order's creation time and id.
 public struct OrderCursor: Sendable, Hashable {
+    /// The last order's creation time, in milliseconds since 1970.
     public var createdAtMs: Int64
+    /// The last order's id, which breaks ties between equal times.
     public var id: String
 
+    /// Creates a cursor after the given order.
     public init(createdAtMs: Int64, id: String) {
         self.createdAtMs = createdAtMs
         self.id = id
@@ -100,8 +109,11 @@ public struct OrderCursor: Sendable, Hashable {
 
 /// A stored response for an idempotency key.
 public struct IdempotentResponse: Sendable, Hashable {
+    /// The answer's HTTP status.
     public var status: Int
+    /// The answer's body, as sent.
     public var body: String
+    /// Creates a stored answer.
     public init(status: Int, body: String) {
         self.status = status
         self.body = body
@@ -115,15 +127,18 @@ public struct IdempotentResponse: Sendable, Hashable {
 public struct IdempotencyReservation: Sendable, Hashable {
     /// Whose key it is (derived from the API key).
     public var scope: String
+    /// The merchant's `Idempotency-Key`.
     public var key: String
     /// The SHA-256 of the request's path and body.
     public var requestHash: String
     /// This request's own token: only it may write the key's final answer.
     public var owner: String
+    /// When the request reserved it.
     public var at: Date
     /// A key stored before this has expired and may be reserved again.
     public var expiredBefore: Date
 
+    /// Creates a reservation for one request.
     public init(scope: String, key: String, requestHash: String, owner: String, at: Date, expiredBefore: Date) {
         self.scope = scope
         self.key = key
@@ -145,13 +160,20 @@ public enum IdempotencyRecord: Sendable, Hashable {
 
 /// One attempt to deliver an outbox message.
 public struct DeliveryAttempt: Sendable, Hashable, Codable {
+    /// The event delivered.
     public var messageId: String
+    /// When the attempt was made.
     public var at: Date
+    /// The merchant's HTTP status, when there was an answer.
     public var statusCode: Int?
+    /// How long the attempt took, in milliseconds.
     public var latencyMs: Int
+    /// Why there was no answer (`timeout`, `connection failed`), when there was none.
     public var error: String?
+    /// Whether a person asked for it (a re-send from the dashboard or the API).
     public var manual: Bool
 
+    /// Creates a record of one attempt.
     public init(messageId: String, at: Date, statusCode: Int?, latencyMs: Int, error: String?, manual: Bool = false) {
         self.messageId = messageId
         self.at = at

@@ -4,21 +4,31 @@ import Logging
 
 /// A Kaspi QR API purchase in the sandbox: a QR, a link or a remote invoice.
 public struct SandboxQRPurchase: Sendable, Codable, Hashable {
+    /// How the purchase is paid: a QR code, a payment link, or a remote invoice to a phone.
     public enum Kind: String, Sendable, Codable { case qr, link, remote }
     /// `QrPaymentId` / `PaymentId`.
     public var id: Int64
+    /// A QR code, a link or a remote invoice.
     public var kind: Kind
+    /// The organization's BIN.
     public var organizationBin: String
+    /// The trade point of the device that created it.
     public var tradePointId: Int64
+    /// The device that created it.
     public var deviceToken: String
+    /// The amount, in tenge (Kaspi allows tiyn).
     public var amount: Decimal
+    /// The partner's `ExternalId`, when sent.
     public var externalId: String?
     /// The 41-digit token (QR content, and the link's last segment); nil for remote invoices.
     public var token: String?
     /// Kaspi's status for it, as `payment/status` reports it.
     public var status: KaspiQRAPI.PaymentStatus
+    /// When it was created, in sandbox time.
     public var createdAt: Date
+    /// When it was first scanned (`Wait`): the confirmation deadline runs from here.
     public var firstWaitAt: Date?
+    /// When it reached `Processed` or `Error`.
     public var finishedAt: Date?
     /// Why it ended in `Error`, for the page and the helpers.
     public var errorReason: String?
@@ -30,11 +40,15 @@ public struct SandboxQRPurchase: Sendable, Codable, Hashable {
     public var customer: String?
     /// Remote invoices: the billed number and comment.
     public var phoneNumber: String?
+    /// The remote invoice's comment, shown to the payer.
     public var comment: String?
     /// The timings handed out at creation.
     public var scanTimeout: Int
+    /// Seconds to confirm after the scan.
     public var confirmationTimeout: Int
+    /// Seconds between status reads, as Kaspi asks.
     public var pollingInterval: Int
+    /// Its refunds, oldest first.
     public var refunds: [SandboxQRRefund] = []
     /// The last status read (remote invoices' anti-abuse check).
     public var lastStatusReadAt: Date?
@@ -53,8 +67,11 @@ public struct SandboxQRPurchase: Sendable, Codable, Hashable {
 public struct SandboxQRRefund: Sendable, Codable, Hashable {
     /// `ReturnOperationId`.
     public var id: Int64
+    /// The amount refunded, in tenge.
     public var amount: Decimal
+    /// When it was made, in sandbox time.
     public var at: Date
+    /// The device that asked for it.
     public var deviceToken: String
     /// r2's `QrReturnId`; nil for r3.
     public var returnId: Int64?
@@ -62,15 +79,23 @@ public struct SandboxQRRefund: Sendable, Codable, Hashable {
 
 /// An r2 return QR.
 public struct SandboxQRReturn: Sendable, Codable, Hashable {
+    /// `QrReturnId`.
     public var id: Int64
+    /// The organization's BIN.
     public var organizationBin: String
+    /// The trade point of the device that created it.
     public var tradePointId: Int64
+    /// The device that created it.
     public var deviceToken: String
+    /// What the return QR holds.
     public var token: String
+    /// The partner's `ExternalId`, when sent.
     public var externalId: String?
     /// Kaspi's status for it, as `return/status` reports it.
     public var status: KaspiQRAPI.ReturnStatus
+    /// When it was created, in sandbox time.
     public var createdAt: Date
+    /// Seconds the customer has to scan it.
     public var scanTimeout: Int
     /// Who scanned it.
     public var customer: String?
@@ -78,10 +103,15 @@ public struct SandboxQRReturn: Sendable, Codable, Hashable {
 
 /// A registered device.
 public struct SandboxQRDevice: Sendable, Codable, Hashable {
+    /// The device token Kaspi issued.
     public var token: String
+    /// The partner's name for the device (`DeviceId`).
     public var deviceId: String
+    /// The organization's BIN.
     public var organizationBin: String
+    /// The trade point it belongs to.
     public var tradePointId: Int64
+    /// False once deleted: it takes no new purchase.
     public var active: Bool
 }
 
@@ -98,6 +128,7 @@ public struct SandboxQRFaults: Sendable, Codable, Hashable {
     /// Milliseconds added to every call.
     public var latencyMs: Int = 0
 
+    /// No faults.
     public init() {}
 
     enum CodingKeys: String, CodingKey { case failNext, loseResponseNext, refundFailNext, noPaymentMethods, latencyMs }

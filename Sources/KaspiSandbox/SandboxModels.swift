@@ -4,61 +4,94 @@ import KaspiSupport
 
 /// An order as the sandbox keeps it.
 public struct SandboxOrder: Sendable, Codable, Hashable {
+    /// Whether the order was created as a redirect payment or a QR payment.
     public enum Kind: String, Sendable, Codable { case redirect, qr }
 
+    /// The trade point that created it.
     public var tradePointId: String
+    /// The merchant's order id.
     public var orderId: String
+    /// Redirect or QR.
     public var kind: Kind
+    /// The amount, in whole tenge.
     public var amount: Int
     public var description: String?
+    /// Where the payment page sends the payer after paying.
     public var returnUrl: String?
+    /// Where the payment page sends the payer after a decline or a cancel.
     public var failUrl: String?
     /// Pending until the payer or a helper settles it.
     public var status: PaymentStatus
+    /// When it was created, in sandbox time.
     public var createdAt: Date
+    /// When it last changed, in sandbox time.
     public var updatedAt: Date
+    /// The transaction id, once paid.
     public var transactionId: String?
+    /// How much was refunded in all, in tenge.
     public var refundedAmount: Int = 0
+    /// Every refund, oldest first.
     public var refunds: [SandboxRefund] = []
     /// The secret part of the payment page's URL.
     public var paymentToken: String
+    /// The QR payment's token (QR payments only).
     public var qrToken: String?
+    /// When the QR code expires and the order is cancelled, in sandbox time.
     public var qrExpiresAt: Date?
     /// When a scenario amount settles the order by itself.
     public var settleAt: Date?
+    /// What a scenario amount settles it to.
     public var settleStatus: PaymentStatus?
 }
 
+/// A refund the sandbox made.
 public struct SandboxRefund: Sendable, Codable, Hashable {
+    /// The refund's id.
     public var refundId: String
+    /// The amount refunded, in tenge.
     public var amount: Int
+    /// When it was made, in sandbox time.
     public var at: Date
 }
 
 /// One webhook and every attempt to deliver it.
 public struct WebhookDelivery: Sendable, Codable, Hashable {
+    /// One attempt to deliver a webhook.
     public struct Attempt: Sendable, Codable, Hashable {
+        /// When it was made.
         public var at: Date
         /// The merchant's HTTP status, nil when there was none.
         public var responseCode: Int?
+        /// How long the merchant took to answer, in milliseconds.
         public var latencyMs: Int
+        /// Why there was no answer, when there was none.
         public var error: String?
         /// Whether it was sent by hand.
         public var manual: Bool
     }
 
+    /// Whether the merchant has it: not yet, yes, given up on after the retries, or dropped by fault injection.
     public enum State: String, Sendable, Codable { case pending, delivered, failed, dropped }
 
+    /// The webhook's id.
     public var id: String
+    /// The trade point whose order it is.
     public var tradePointId: String
+    /// The order it reports.
     public var orderId: String
+    /// The status it reports.
     public var status: PaymentStatus
+    /// The trade point's webhook URL it goes to.
     public var url: String
     /// The exact JSON body sent.
     public var body: String
+    /// When it was queued.
     public var createdAt: Date
+    /// Whether it was delivered.
     public var state: State
+    /// Every attempt, oldest first.
     public var attempts: [Attempt] = []
+    /// When the next attempt is due; nil when no attempt is left.
     public var nextAttemptAt: Date?
     /// Fault injection: also send a second copy.
     public var duplicate: Bool = false
@@ -81,6 +114,7 @@ public struct SandboxFaults: Sendable, Codable, Hashable {
     public var apiFailureRate: Double = 0
     /// API calls held for `apiTimeoutSeconds` and then answered 504 without effect.
     public var apiTimeoutRate: Double = 0
+    /// How long a timed-out call is held before its 504, in seconds.
     public var apiTimeoutSeconds: Double = 30
     /// Milliseconds added to every API call.
     public var apiLatencyMs: Int = 0
@@ -90,6 +124,7 @@ public struct SandboxFaults: Sendable, Codable, Hashable {
     /// testing how a client recovers.
     public var apiLoseResponseNext: Int = 0
 
+    /// No faults.
     public init() {}
 
     enum CodingKeys: String, CodingKey {

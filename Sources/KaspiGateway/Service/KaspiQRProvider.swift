@@ -13,7 +13,9 @@ import Synchronization
 /// `providerOrderId` is sent as `ExternalId`; Kaspi's payment id, the device and the deadlines
 /// are kept in the order's provider state.
 public struct KaspiQRProvider: PaymentProvider {
+    /// `kaspi-qr`, stored with every order it creates.
     public let name = KaspiQRProvider.providerName
+    /// The Kaspi QR API sends no webhooks: every outcome is polled.
     public let sendsWebhooks = false
     /// The name stored with orders and devices.
     public static let providerName = "kaspi-qr"
@@ -43,6 +45,7 @@ public struct KaspiQRProvider: PaymentProvider {
     /// The scheme in use.
     public var scheme: KaspiQRAPI.SchemeName { client.scheme }
 
+    /// Per scheme: r3 through the API, r2 with the customer present, r1 in the Kaspi Pay app.
     public var refundMethod: RefundMethod {
         switch client.scheme {
         case .r1: .manual
@@ -176,6 +179,7 @@ public struct KaspiQRProvider: PaymentProvider {
         }
     }
 
+    /// Reads the purchase from Kaspi: its status (`payment/status`), and what was refunded where Kaspi reports it.
     public func status(of order: GatewayOrder) async throws(ProviderError) -> ProviderStatus {
         guard var state = State.decode(order.providerState) else {
             // Kaspi's create answer never arrived: its id is unknown, and the payer never saw the
@@ -209,6 +213,7 @@ public struct KaspiQRProvider: PaymentProvider {
             deadlinePassed: now() >= state.deadline)
     }
 
+    /// Refunds without a customer return: the r3 way.
     public func refund(_ order: GatewayOrder, amount: Int) async throws(ProviderError) -> ProviderRefund {
         try await refund(order, amount: amount, customerReturnId: nil)
     }
@@ -296,6 +301,7 @@ public struct KaspiQRProvider: PaymentProvider {
         }
     }
 
+    /// Remote invoices exist on r3 only.
     public var supportsRemoteInvoices: Bool { client.scheme == .r3 }
 
     /// The default device's r3 client, for the remote-invoice calls.
@@ -308,6 +314,7 @@ public struct KaspiQRProvider: PaymentProvider {
         return (scoped, device, token)
     }
 
+    /// The client a phone number belongs to (`remote/client-info`, r3).
     public func clientName(phoneNumber: String) async throws(ProviderError) -> String {
         let (r3, _, token) = try await remoteClient()
         do { return try await r3.clientInfo(phoneNumber: phoneNumber, device: token).clientName } catch { throw Self.map(error) }
@@ -337,6 +344,7 @@ public struct KaspiQRProvider: PaymentProvider {
     /// 24 hours, plus a minute for Kaspi to close it.
     static let remoteLifetime = 86_400 + 60
 
+    /// Cancels an unpaid remote invoice (`remote/cancel`, r3).
     public func cancelRemoteInvoice(_ order: GatewayOrder) async throws(ProviderError) -> ProviderStatus {
         guard case .r3(let r3) = client else { throw .remoteInvoicesUnsupported }
         guard let state = State.decode(order.providerState), state.kind == "remote" else {
@@ -357,10 +365,12 @@ public struct KaspiQRProvider: PaymentProvider {
         }
     }
 
+    /// Refused: the Kaspi QR API sends no webhooks, so anything posted is not from Kaspi.
     public func readWebhook(_ body: [UInt8]) throws(ProviderError) -> ProviderWebhook {
         throw ProviderError(code: "WEBHOOKS_NOT_SUPPORTED", message: "The Kaspi QR API sends no webhooks; the gateway polls it.")
     }
 
+    /// Kaspi's polling interval and the running deadline (scan, then confirmation), from the order's stored state.
     public func pollPlan(for order: GatewayOrder, now: Date) -> ProviderPollPlan? {
         guard let state = State.decode(order.providerState) else { return nil }
         if state.kind == "remote" {

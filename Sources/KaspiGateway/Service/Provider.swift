@@ -49,9 +49,13 @@ public protocol PaymentProvider: Sendable {
 
 /// A return QR for the customer to scan.
 public struct ProviderCustomerReturn: Sendable, Hashable {
+    /// The provider's id for the return (the Kaspi QR API's `QrReturnId`).
     public var id: String
+    /// What the QR code holds.
     public var qrToken: String
+    /// The QR code, as a PNG image.
     public var png: [UInt8]
+    /// When the customer's time to scan it ends.
     public var expiresAt: Date
     /// How often to ask about it, seconds.
     public var pollingInterval: Int
@@ -66,26 +70,39 @@ public struct ProviderCustomerReturnStatus: Sendable, Hashable {
     /// The customer's purchases at this merchant, newest first.
     public var purchases: [Purchase]
 
+    /// One of the customer's purchases.
     public struct Purchase: Sendable, Hashable {
+        /// The provider's id for the payment.
         public var providerPaymentId: String
+        /// What the customer paid.
         public var amount: Decimal
+        /// When they paid, when the provider says.
         public var at: Date?
     }
 }
 
 extension PaymentProvider {
+    /// Refunds go through the API, unless the provider says otherwise.
     public var refundMethod: RefundMethod { .direct }
+    /// No plan of its own: the gateway polls on its own schedule.
     public func pollPlan(for order: GatewayOrder, now: Date) -> ProviderPollPlan? { nil }
+    /// No remote invoices, unless the provider has them.
     public var supportsRemoteInvoices: Bool { false }
+    /// Refused: remote invoices are the Kaspi QR API's r3 only.
     public func clientName(phoneNumber: String) async throws(ProviderError) -> String { throw .remoteInvoicesUnsupported }
+    /// Refused: remote invoices are the Kaspi QR API's r3 only.
     public func createRemoteInvoice(
         _ request: ProviderPaymentRequest, phoneNumber: String, comment: String?
     ) async throws(ProviderError) -> ProviderPayment {
         throw .remoteInvoicesUnsupported
     }
+    /// Refused: remote invoices are the Kaspi QR API's r3 only.
     public func cancelRemoteInvoice(_ order: GatewayOrder) async throws(ProviderError) -> ProviderStatus { throw .remoteInvoicesUnsupported }
+    /// Refused: return QRs are the Kaspi QR API's r2 only.
     public func createCustomerReturn() async throws(ProviderError) -> ProviderCustomerReturn { throw .customerReturnsUnsupported }
+    /// Refused: return QRs are the Kaspi QR API's r2 only.
     public func customerReturn(id: String) async throws(ProviderError) -> ProviderCustomerReturnStatus { throw .customerReturnsUnsupported }
+    /// Refunds without the customer, as ``refund(_:amount:)`` does.
     public func refund(_ order: GatewayOrder, amount: Int, customerReturnId: String?) async throws(ProviderError) -> ProviderRefund {
         try await refund(order, amount: amount)
     }
@@ -120,6 +137,7 @@ public struct ProviderPollPlan: Sendable, Hashable {
     /// remote invoices, which must not be read on a timer).
     public var latePolls: Bool
 
+    /// Creates a plan.
     public init(nextPollAt: Date, deadline: Date, phase: String, latePolls: Bool = true) {
         self.nextPollAt = nextPollAt
         self.deadline = deadline
@@ -128,18 +146,24 @@ public struct ProviderPollPlan: Sendable, Hashable {
     }
 }
 
+/// What the gateway asks the provider to create: a payment page, a QR code or an invoice.
 public struct ProviderPaymentRequest: Sendable, Hashable {
     /// The id the provider will know the order by (the Kaspi QR API's `ExternalId`).
     public var providerOrderId: String
+    /// The amount, in whole tenge.
     public var amount: Int
     public var description: String?
+    /// Where the payer goes after paying (on providers that send them back).
     public var returnURL: URL
+    /// Where the payer goes when the payment fails.
     public var failURL: URL
     /// The merchant's reference, which may choose the trade point.
     public var merchantReference: String? = nil
 }
 
+/// A payment the provider created: where to send the payer.
 public struct ProviderPayment: Sendable, Hashable {
+    /// The page (or app link) where the payer pays.
     public var paymentURL: String
     /// What the provider needs to follow the order, stored with it.
     public var providerState: String? = nil
@@ -147,8 +171,11 @@ public struct ProviderPayment: Sendable, Hashable {
     public var providerPaymentId: String? = nil
 }
 
+/// A QR payment the provider created.
 public struct ProviderQR: Sendable, Hashable {
+    /// What the QR code holds.
     public var token: String
+    /// The QR code, as a PNG image.
     public var png: [UInt8]
     /// What the provider needs to follow the order, stored with it.
     public var providerState: String? = nil
@@ -156,13 +183,17 @@ public struct ProviderQR: Sendable, Hashable {
     public var providerPaymentId: String? = nil
 }
 
+/// What the provider says of an order now.
 public struct ProviderStatus: Sendable, Hashable {
+    /// The payment's status, which the state machine applies.
     public var report: PaymentStatus
+    /// The provider's transaction id, once paid.
     public var transactionId: String?
     /// What the provider's record says was refunded in all, when it says.
     public var refundedAmount: Int? = nil
     /// The order's provider state after this status, when it changed, and why.
     public var providerState: String? = nil
+    /// Why the provider state changed, for the timeline.
     public var providerStateNote: String? = nil
     /// The provider's own word for the status (e.g. `Wait`), for the timeline.
     public var providerStatus: String? = nil
@@ -171,14 +202,21 @@ public struct ProviderStatus: Sendable, Hashable {
     public var deadlinePassed: Bool = false
 }
 
+/// A refund the provider confirmed.
 public struct ProviderRefund: Sendable, Hashable {
+    /// The provider's id for the refund.
     public var refundId: String
 }
 
+/// A webhook the provider sent, verified.
 public struct ProviderWebhook: Sendable, Hashable {
+    /// The order it is about, by the provider's id for it.
     public var providerOrderId: String
+    /// The amount it names, in tenge; the gateway checks it against the order's.
     public var amount: Int
+    /// The status it reports.
     public var report: PaymentStatus
+    /// The provider's transaction id, when it gives one.
     public var transactionId: String?
 }
 
@@ -193,6 +231,7 @@ public struct ProviderError: Error, Sendable, Hashable, CustomStringConvertible 
     /// True when the provider does not know the order.
     public var notFound: Bool
 
+    /// Creates an error.
     public init(code: String, message: String, ambiguous: Bool = false, notFound: Bool = false) {
         self.code = code
         self.message = message
@@ -205,11 +244,14 @@ public struct ProviderError: Error, Sendable, Hashable, CustomStringConvertible 
 
 /// The guide's Kaspi Pay API, through the SDK (its retries, recovery and rate limiter).
 public struct KaspiPayProvider: PaymentProvider {
+    /// `kaspi-pay`, stored with every order it creates.
     public let name = "kaspi-pay"
+    /// The guide's API posts webhooks.
     public let sendsWebhooks = true
     let client: KaspiClient
     let verifier: WebhookVerifier
 
+    /// Creates the provider over an SDK client; webhooks are verified with the client's key.
     public init(client: KaspiClient) {
         self.client = client
         self.verifier = WebhookVerifier(apiKey: client.configuration.apiKey)
@@ -238,6 +280,7 @@ public struct KaspiPayProvider: PaymentProvider {
         }
     }
 
+    /// Creates an order with the guide's API and returns its payment URL.
     public func createPayment(_ request: ProviderPaymentRequest) async throws(ProviderError) -> ProviderPayment {
         let (amount, orderId) = try newOrder(request)
         do {
@@ -249,6 +292,7 @@ public struct KaspiPayProvider: PaymentProvider {
         }
     }
 
+    /// Creates a QR payment with the guide's API.
     public func createQR(_ request: ProviderPaymentRequest) async throws(ProviderError) -> ProviderQR {
         let (amount, orderId) = try newOrder(request)
         do {
@@ -259,6 +303,7 @@ public struct KaspiPayProvider: PaymentProvider {
         }
     }
 
+    /// Reads an order's status with the guide's API.
     public func status(of order: GatewayOrder) async throws(ProviderError) -> ProviderStatus {
         do {
             let orderId = try OrderID(order.providerOrderId)
@@ -269,6 +314,7 @@ public struct KaspiPayProvider: PaymentProvider {
         }
     }
 
+    /// Refunds part or all of an order with the guide's API.
     public func refund(_ order: GatewayOrder, amount: Int) async throws(ProviderError) -> ProviderRefund {
         do {
             let refund = try await client.refunds.create(
@@ -279,6 +325,7 @@ public struct KaspiPayProvider: PaymentProvider {
         }
     }
 
+    /// Verifies a webhook's signature and reads it.
     public func readWebhook(_ body: [UInt8]) throws(ProviderError) -> ProviderWebhook {
         do {
             let event = try verifier.verify(body: body)
