@@ -3,6 +3,7 @@ import ArgumentParser
 /// The `kaspi` command: one binary for the SDK's calls, and later the sandbox, the gateway
 /// and the demo.
 public struct KaspiCommand: AsyncParsableCommand {
+    /// The tool's name, help and subcommands.
     public static let configuration = CommandConfiguration(
         commandName: "kaspi",
         abstract: "KaspiKit: Kaspi Pay for Swift merchants.",
@@ -22,5 +23,6 @@ public struct KaspiCommand: AsyncParsableCommand {
         ]
     )
 
+    /// Creates the command; ArgumentParser fills it from the command line.
     public init() {}
 }

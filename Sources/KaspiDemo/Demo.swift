@@ -13,9 +13,13 @@ import ServiceLifecycle
 /// `kaspi demo`: a sandbox, a gateway (SQLite in a local folder) and a demo shop in one
 /// process, wired together, stopped cleanly on Ctrl-C.
 public struct Demo: Sendable {
+    /// The address the three servers listen on.
     public var host = "127.0.0.1"
+    /// The sandbox's port.
     public var sandboxPort = 8181
+    /// The gateway's port.
     public var gatewayPort = 8282
+    /// The demo shop's port.
     public var shopPort = 8383
     /// Where the gateway's database lives.
     public var dataDirectory = ".kaspi-demo"
@@ -24,15 +28,22 @@ public struct Demo: Sendable {
     /// The sandbox's TLS port for the Kaspi QR API (r2, r3), like Kaspi's test host's.
     public var qrTLSPort = 8545
 
+    /// The defaults: loopback, ports 8181, 8282 and 8383.
     public init() {}
 
     /// The URLs the demo serves.
     public struct URLs: Sendable {
+        /// The demo shop.
         public var shop: String
+        /// The gateway's base URL.
         public var gateway: String
+        /// The sandbox's base URL.
         public var sandbox: String
+        /// The gateway API key the shop uses.
         public var gatewayAPIKey: String
+        /// The gateway's dashboard.
         public var admin: String
+        /// The dashboard's password.
         public var adminPassword: String
     }
 

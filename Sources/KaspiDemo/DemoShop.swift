@@ -58,6 +58,7 @@ public final class DemoShop: Sendable {
         self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
+    /// Releases the shop's HTTP client.
     public func shutdown() async { try? await http.shutdown() }
 
     // MARK: The gateway's API, as a merchant's backend calls it
@@ -150,6 +151,7 @@ public final class DemoShop: Sendable {
 
     static func reference() -> String { "SHOP-" + UUID().uuidString.prefix(8).uppercased() }
 
+    /// The shop's routes: the catalogue, checkout by redirect, QR, link and invoice, and the gateway's events.
     public func router() -> Router<BasicRequestContext> {
         let router = Router()
         pages.addAssetRoutes(to: router)

@@ -97,6 +97,7 @@ extension GatewayConfiguration {
 /// Opens the configured store. For PostgreSQL the returned services hold the connection
 /// pool, which must run for the store to work.
 public enum GatewayStorage {
+    /// Opens the store the configuration names; for PostgreSQL, also the pool's service, which must run for the store to work.
     public static func open(_ configuration: GatewayConfiguration, logger: Logger) async throws -> (store: any GatewayStore, services: [any Service])
     {
         if let url = configuration.postgresURL {

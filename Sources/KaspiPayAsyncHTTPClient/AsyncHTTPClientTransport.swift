@@ -26,9 +26,12 @@ public struct KaspiTLSSettings: Sendable, Hashable {
         case systemAndCABundle(path: String)
     }
 
+    /// The client certificate, for mutual TLS (the Kaspi QR API's r2 and r3).
     public var clientIdentity: ClientIdentity?
+    /// Which certificate authorities sign the server.
     public var trust: Trust
 
+    /// Creates TLS settings; without arguments, the system's roots and no client certificate.
     public init(clientIdentity: ClientIdentity? = nil, trust: Trust = .system) {
         self.clientIdentity = clientIdentity
         self.trust = trust

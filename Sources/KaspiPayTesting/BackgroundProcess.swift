@@ -28,6 +28,7 @@ public final class BackgroundProcess: Sendable {
     public var stdout: String { output.value.withLock { $0 } }
     /// Everything printed on standard error so far.
     public var stderr: String { errors.value.withLock { $0 } }
+    /// Whether the program still runs.
     public var isRunning: Bool { process.isRunning }
 
     /// Waits (in real time) until standard output matches `pattern`; returns the first

@@ -48,6 +48,7 @@ public enum ExternalTool: String, Sendable, CaseIterable {
 
     /// A tool a test needs is not installed.
     public struct Missing: Error, CustomStringConvertible {
+        /// The tool that is missing.
         public var tool: ExternalTool
         public var description: String { "\(tool.rawValue) is not installed: \(tool.installHint)" }
     }

@@ -15,6 +15,7 @@ import Darwin
 public enum FreePort {
     private static let handedOut = Mutex<Set<Int>>([])
 
+    /// A TCP port free on loopback now.
     public static func find() -> Int {
         for _ in 0..<1000 {
             let port = Int.random(in: 20000...32767)

@@ -5,8 +5,11 @@ import Synchronization
 public struct InMemoryLogHandler: LogHandler {
     /// One log record, as it would be printed.
     public struct Entry: Sendable {
+        /// The entry's level.
         public var level: Logger.Level
+        /// The message, as logged.
         public var message: String
+        /// The metadata, the handler's merged with the call's.
         public var metadata: Logger.Metadata
         /// The message and all metadata as one line.
         public var rendered: String {
@@ -18,6 +21,7 @@ public struct InMemoryLogHandler: LogHandler {
     /// The shared store of a handler and its copies.
     public final class Store: Sendable {
         private let entries = Mutex<[Entry]>([])
+        /// Creates an empty store.
         public init() {}
         func append(_ entry: Entry) { entries.withLock { $0.append(entry) } }
         /// Every record so far.
@@ -26,10 +30,12 @@ public struct InMemoryLogHandler: LogHandler {
         public var lines: [String] { all.map(\.rendered) }
     }
 
+    /// Where the entries go.
     public let store: Store
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level = .trace
 
+    /// Creates a handler that writes to `store`.
     public init(store: Store) { self.store = store }
 
     /// A logger at `trace` level that writes into a new store.

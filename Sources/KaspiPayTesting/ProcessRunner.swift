@@ -6,9 +6,13 @@ import Synchronization
 public enum ProcessRunner {
     /// What a program printed and how it exited.
     public struct Output: Sendable {
+        /// The exit status, or the signal that ended it.
         public var status: Int32
+        /// Standard output, as text.
         public var stdout: String
+        /// Standard output, as bytes.
         public var stdoutBytes: [UInt8]
+        /// Standard error, as text.
         public var stderr: String
     }
 

@@ -7,7 +7,9 @@ import Synchronization
 public final class ScriptedTransport: KaspiTransport {
     /// One recorded request.
     public struct Recorded: Sendable {
+        /// The request as sent.
         public var request: HTTPRequest
+        /// Its body, when it had one.
         public var body: [UInt8]?
         /// The body as text.
         public var bodyText: String { body.map { String(decoding: $0, as: UTF8.self) } ?? "" }

@@ -8,9 +8,11 @@ import Synchronization
 /// await clock.advance(by: .seconds(3))
 /// ```
 public final class TestClock: Clock, Sendable {
+    /// A moment on the test clock: how far it is from the start.
     public struct Instant: InstantProtocol, Sendable {
         /// Time since the clock's start.
         public var offset: Duration
+        /// A moment `offset` after the start.
         public init(offset: Duration) { self.offset = offset }
         public func advanced(by duration: Duration) -> Instant { Instant(offset: offset + duration) }
         public func duration(to other: Instant) -> Duration { other.offset - offset }
@@ -32,6 +34,7 @@ public final class TestClock: Clock, Sendable {
 
     private let state = Mutex(State())
 
+    /// A clock at its start, with no sleeper.
     public init() {}
 
     public var now: Instant { state.withLock { $0.now } }

@@ -12,13 +12,16 @@ import KaspiPay
 public struct SandboxQRAPIConfiguration: Sendable, Codable, Hashable {
     /// A trade point of an organization.
     public struct TradePoint: Sendable, Codable, Hashable {
+        /// Kaspi's number for it.
         public var id: Int64
+        /// Its name, as the payer sees it.
         public var name: String
         /// A disabled trade point answers 990000018.
         public var enabled: Bool = true
         /// One that does not take QR payments answers 990000026.
         public var acceptsQR: Bool = true
 
+        /// Creates a trade point.
         public init(id: Int64, name: String, enabled: Bool = true, acceptsQR: Bool = true) {
             self.id = id
             self.name = name
@@ -44,11 +47,14 @@ public struct SandboxQRAPIConfiguration: Sendable, Codable, Hashable {
     public struct Organization: Sendable, Codable, Hashable {
         /// 12 digits.
         public var bin: String
+        /// The organization's name, on the payment page.
         public var name: String
         /// The r1 `Api-Key`.
         public var apiKey: String
+        /// Its trade points.
         public var tradePoints: [TradePoint]
 
+        /// Creates an organization.
         public init(bin: String, name: String, apiKey: String, tradePoints: [TradePoint]) {
             self.bin = bin
             self.name = name
@@ -57,6 +63,7 @@ public struct SandboxQRAPIConfiguration: Sendable, Codable, Hashable {
         }
     }
 
+    /// The organizations the sandbox knows; test ones by default.
     public var organizations: [Organization] = Self.defaultOrganizations
     /// `StatusPollingInterval`, seconds.
     public var statusPollingInterval: Int = 5
@@ -68,6 +75,7 @@ public struct SandboxQRAPIConfiguration: Sendable, Codable, Hashable {
     public var paymentConfirmationTimeout: Int = 65
     /// `QrReturnBehaviorOptions`: polling interval and scan timeout, seconds.
     public var returnPollingInterval: Int = 5
+    /// Seconds the customer has to scan an r2 return QR.
     public var returnScanWaitTimeout: Int = 180
     /// How long a remote invoice can be paid, seconds (24 hours).
     public var remoteInvoiceLifetime: Int = 86_400
@@ -88,6 +96,7 @@ public struct SandboxQRAPIConfiguration: Sendable, Codable, Hashable {
     /// r3's IP allow-list; empty allows every address.
     public var r3AllowedIPs: [String] = []
 
+    /// The defaults: Kaspi's timings and the test organizations.
     public init() {}
 
     enum CodingKeys: String, CodingKey {

@@ -249,6 +249,7 @@ extension Sandbox {
 public struct SandboxQRError: Error, Sendable, CustomStringConvertible {
     /// -1601 (no such purchase) or -99000011 (its status does not allow it).
     public var statusCode: Int
+    /// Kaspi's message for it.
     public var message: String
     /// A stable code for the helpers' JSON errors.
     public var code: String { statusCode == -1601 ? "PURCHASE_NOT_FOUND" : "ACTION_NOT_ALLOWED" }

@@ -13,16 +13,26 @@ import _CryptoExtras
 public struct SandboxCertificates: Sendable {
     /// The files in a certificates directory.
     public struct Paths: Sendable, Hashable {
+        /// The folder the files are in.
         public var directory: String
+        /// `ca.pem`: the CA that signs the server and client certificates.
         public var caCertificate: String { directory + "/ca.pem" }
+        /// `ca-key.pem`: the CA's key.
         public var caKey: String { directory + "/ca-key.pem" }
+        /// `server.pem`: the TLS ports' certificate.
         public var serverCertificate: String { directory + "/server.pem" }
+        /// `server-key.pem`: its key.
         public var serverKey: String { directory + "/server-key.pem" }
+        /// `client.pem`: the client certificate, for the organizations named at generation.
         public var clientCertificate: String { directory + "/client.pem" }
+        /// `client-key.pem`: its key.
         public var clientKey: String { directory + "/client-key.pem" }
+        /// `client.p12`: the client certificate and key as PKCS#12.
         public var clientPKCS12: String { directory + "/client.p12" }
+        /// `client.p12.password`: the PKCS#12 file's password.
         public var clientPKCS12Password: String { directory + "/client.p12.password" }
 
+        /// The files in `directory`.
         public init(directory: String) {
             var directory = directory
             while directory.count > 1, directory.hasSuffix("/") { directory.removeLast() }

@@ -6,6 +6,7 @@ import Synchronization
 public final class SandboxClock: Sendable {
     private let offset = Mutex<TimeInterval>(0)
 
+    /// A clock `offset` seconds ahead of real time.
     public init(offset: TimeInterval = 0) { self.offset.withLock { $0 = offset } }
 
     /// The current sandbox time.

@@ -17,6 +17,7 @@ public struct SandboxTradePoint: Sendable, Hashable, Codable {
     /// Faults injected from the start (they can be changed later through the helpers).
     public var faults: SandboxFaults?
 
+    /// Creates a trade point.
     public init(
         id: String, apiKey: String, webhookURL: String? = nil, returnURLPrefixes: [String] = [],
         displayName: String = "Test merchant", faults: SandboxFaults? = nil
@@ -79,6 +80,7 @@ public struct SandboxConfiguration: Sendable, Codable {
     /// The Kaspi QR API's organizations, timings and TLS ports.
     public var qrAPI = SandboxQRAPIConfiguration()
 
+    /// The defaults: loopback on port 8181, no trade point yet (one test trade point is added at start).
     public init() {}
 
     enum CodingKeys: String, CodingKey {
@@ -175,6 +177,7 @@ public enum SandboxConfigurationError: Error, Sendable, CustomStringConvertible 
     case malformedFile(String, reason: String)
     case invalid(String, String)
 
+    /// A stable machine code, such as `SANDBOX_CONFIG_INVALID`.
     public var code: String {
         switch self {
         case .unreadableFile: "SANDBOX_CONFIG_UNREADABLE"

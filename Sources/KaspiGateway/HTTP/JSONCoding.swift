@@ -7,6 +7,7 @@ import NIOCore
 /// (`2026-11-29T07:54:55.123Z`), keys sorted, slashes unescaped, and an answer that is never
 /// cached.
 public struct GatewayJSON: ResponseEncoder {
+    /// Creates the encoder.
     public init() {}
 
     private static let encoder: JSONEncoder = {

@@ -7,6 +7,7 @@ import NIOCore
 /// dashboard's sign-in throttle keys on it, never on a forwarded header, which a client
 /// writes), and what the merchant API's middleware learned about the request.
 public struct GatewayRequestContext: RequestContext, RemoteAddressRequestContext {
+    /// Hummingbird's storage for the request's basic context.
     public var coreContext: CoreRequestContextStorage
     /// The address the connection came from.
     public let remoteAddress: SocketAddress?
@@ -16,6 +17,7 @@ public struct GatewayRequestContext: RequestContext, RemoteAddressRequestContext
     /// first write stores it in the same transaction.
     var idempotency: IdempotencyReservation?
 
+    /// Creates the context for a request on a channel.
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.remoteAddress = source.channel.remoteAddress

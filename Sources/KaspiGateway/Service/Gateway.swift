@@ -8,14 +8,19 @@ import Synchronization
 /// An error the gateway's API answers with: `{"error": {"code", "message"}}` and a status.
 /// What a merchant asks for when creating a checkout.
 public struct CheckoutRequest: Sendable, Hashable {
+    /// The amount, in whole tenge.
     public var amount: Int
     public var description: String?
+    /// The merchant's own reference (its cart or invoice number).
     public var merchantReference: String?
     /// A JSON object, as text.
     public var metadata: String?
+    /// Where a mobile app wants the payer back, e.g. `yourapp://payment`.
     public var mobileReturnURL: String?
+    /// The payment link the order pays, when it pays one.
     public var paymentLinkId: String?
 
+    /// Creates a request.
     public init(
         amount: Int, description: String? = nil, merchantReference: String? = nil, metadata: String? = nil, mobileReturnURL: String? = nil,
         paymentLinkId: String? = nil
@@ -38,8 +43,11 @@ struct WebhookAmountMismatch: Error {
 /// status report through the state machine in one transaction, reconciles pending orders,
 /// and delivers signed events to the merchant's systems.
 public final class Gateway: Sendable {
+    /// The configuration in force.
     public let configuration: GatewayConfiguration
+    /// Where orders, events and settings live.
     public let store: any GatewayStore
+    /// Kaspi, behind the provider protocol (measured for metrics).
     public let provider: any PaymentProvider
     let logger: Logger
     let now: @Sendable () -> Date

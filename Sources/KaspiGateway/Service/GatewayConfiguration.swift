@@ -76,6 +76,7 @@ public struct GatewayConfiguration: Sendable {
     /// Whether ``instanceID`` was set rather than left at its random default.
     public private(set) var hasChosenInstanceID = false
 
+    /// The defaults: loopback on port 8282, SQLite in `kaspi-gateway.sqlite`.
     public init() {}
 
     /// The hex SHA-256 of an API key, as stored in ``apiKeyHashes``.
@@ -165,6 +166,7 @@ enum GatewayIDShort {
 public enum GatewayConfigurationError: Error, Sendable, CustomStringConvertible {
     case invalid(String, String)
 
+    /// `GATEWAY_CONFIG_INVALID`.
     public var code: String { "GATEWAY_CONFIG_INVALID" }
 
     public var description: String {

@@ -41,7 +41,9 @@ public enum KaspiQRSetup {
 
     /// Why a device could not be managed.
     public struct DeviceError: Error, Sendable, CustomStringConvertible {
+        /// A stable machine code.
         public var code: String
+        /// What happened and what to do.
         public var message: String
         public var description: String { message }
     }

@@ -6,6 +6,7 @@ import Prometheus
 /// The gateway's Prometheus metrics, served at `/metrics`. The registry belongs to the
 /// gateway (no global bootstrap), so several gateways can live in one process.
 public final class GatewayMetrics: Sendable {
+    /// The registry `/metrics` serves.
     public let registry = PrometheusCollectorRegistry()
 
     private static func name(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {

@@ -60,7 +60,9 @@ extension Gateway {
     /// A payment link as the payer and the merchant see it: its page's URL, its QR code,
     /// ready-made WhatsApp and SMS share links, and its status now.
     public struct PaymentLinkView: Sendable {
+        /// The link as stored.
         public var link: PaymentLink
+        /// Open, processing, paid or expired, as of now.
         public var status: LinkStatus
         /// The order paying it, if one was started.
         public var order: GatewayOrder?
@@ -68,7 +70,9 @@ extension Gateway {
         public var url: String
         /// The page's URL as a QR code, PNG.
         public var png: [UInt8]
+        /// A WhatsApp link that shares the page.
         public var whatsappURL: String
+        /// An SMS link that shares the page.
         public var smsURL: String
     }
 

@@ -41,6 +41,7 @@ public struct SharedRateLimiter: RequestRateLimiter {
         self.init(store: store, key: configuration.tradePointID.rawValue, limit: limit.requests, window: Double(seconds) + Double(attoseconds) / 1e18)
     }
 
+    /// Waits until a slot in the shared window is free, then takes it.
     public func acquire() async throws {
         while true {
             try Task.checkCancellation()

@@ -6,6 +6,7 @@ public struct ServerReply: Sendable, Hashable {
     /// The server's human-readable message, possibly empty.
     public var message: String
 
+    /// Creates a reply from its HTTP status and the server's message.
     public init(httpStatus: Int, message: String) {
         self.httpStatus = httpStatus
         self.message = message

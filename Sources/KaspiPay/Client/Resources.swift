@@ -287,6 +287,7 @@ public struct PollingOptions: Sendable, Hashable {
     /// Status reads in all.
     public var maxAttempts: Int
 
+    /// Creates options: every `interval`, at most `maxAttempts` reads.
     public init(interval: Duration = .seconds(3), maxAttempts: Int = 60) {
         self.interval = max(.zero, interval)
         self.maxAttempts = max(1, maxAttempts)

@@ -28,6 +28,8 @@ public struct APIKey: Sendable, Hashable, CustomStringConvertible, CustomDebugSt
     public var revealed: String { value }
 
     public var description: String { "APIKey(redacted)" }
+    /// Redacted, as `description` is.
     public var debugDescription: String { "APIKey(redacted)" }
+    /// Redacted: `dump` shows no key.
     public var customMirror: Mirror { Mirror(self, children: [], displayStyle: .struct) }
 }

@@ -29,8 +29,11 @@ public struct KaspiConfiguration: Sendable {
 
     /// A client-side rate limit: `requests` per `window`.
     public struct RateLimit: Sendable, Hashable {
+        /// How many requests the window allows.
         public var requests: Int
+        /// The sliding window.
         public var window: Duration
+        /// Creates a limit of `requests` per `window`.
         public init(requests: Int, per window: Duration) {
             self.requests = max(1, requests)
             self.window = window

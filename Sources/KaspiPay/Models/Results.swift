@@ -35,6 +35,7 @@ public struct CreatedOrder: Sendable, Hashable {
     /// was then confirmed through the status call.
     public var recovered: Bool
 
+    /// Creates the result of an order's creation (for tests and transports of your own).
     public init(orderId: OrderID, paymentURL: URL, status: PaymentStatus, recovered: Bool = false) {
         self.orderId = orderId
         self.paymentURL = paymentURL
@@ -55,6 +56,7 @@ public struct OrderStatus: Sendable, Hashable {
     /// The sum refunded so far, if reported. A refund never changes ``status``.
     public var refundedAmount: Amount?
 
+    /// Creates a status report (for tests and transports of your own).
     public init(status: PaymentStatus, amount: Amount? = nil, transactionId: String? = nil, refundedAmount: Amount? = nil) {
         self.status = status
         self.amount = amount
@@ -74,6 +76,7 @@ public struct CreatedQR: Sendable, Hashable {
     /// True when an earlier attempt created it and its response was lost.
     public var recovered: Bool
 
+    /// Creates the result of a QR payment's creation (for tests and transports of your own).
     public init(orderId: OrderID, token: String, png: [UInt8], recovered: Bool = false) {
         self.orderId = orderId
         self.token = token
@@ -96,6 +99,7 @@ public struct Refund: Sendable, Hashable {
     /// True when the response was lost and the refund was confirmed through the status call.
     public var recovered: Bool
 
+    /// Creates the result of a refund (for tests and transports of your own).
     public init(orderId: OrderID, refundId: String?, amount: Amount, refundedAmount: Amount, recovered: Bool = false) {
         self.orderId = orderId
         self.refundId = refundId

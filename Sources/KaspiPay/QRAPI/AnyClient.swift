@@ -41,6 +41,7 @@ extension KaspiQRAPI {
             }
         }
 
+        /// Plays the payer on Kaspi's test host (`test/payment/...`), on any scheme.
         public func simulate(_ action: Client<R1>.TestAction, paymentId: Int64) async throws(APIError) {
             switch self {
             case .r1(let c): try await c.simulate(action, paymentId: paymentId)
@@ -49,6 +50,7 @@ extension KaspiQRAPI {
             }
         }
 
+        /// `health/ping` with this scheme's client.
         public func ping() async throws(KaspiQRAPI.APIError) {
             switch self {
             case .r1(let c): try await c.ping()
@@ -57,6 +59,7 @@ extension KaspiQRAPI {
             }
         }
 
+        /// The organization's trade points, with this scheme's client.
         public func tradePoints() async throws(KaspiQRAPI.APIError) -> [KaspiQRAPI.TradePoint] {
             switch self {
             case .r1(let c): try await c.tradePoints()
@@ -65,6 +68,7 @@ extension KaspiQRAPI {
             }
         }
 
+        /// Registers a device, with this scheme's client.
         public func registerDevice(id: String, tradePointId: Int64) async throws(KaspiQRAPI.APIError) -> KaspiQRAPI.DeviceToken {
             switch self {
             case .r1(let c): try await c.registerDevice(id: id, tradePointId: tradePointId)
@@ -73,6 +77,7 @@ extension KaspiQRAPI {
             }
         }
 
+        /// Deletes a device, with this scheme's client.
         public func deleteDevice(_ token: KaspiQRAPI.DeviceToken) async throws(KaspiQRAPI.APIError) {
             switch self {
             case .r1(let c): try await c.deleteDevice(token)
@@ -81,6 +86,7 @@ extension KaspiQRAPI {
             }
         }
 
+        /// Creates a QR purchase, with this scheme's client.
         public func createQR(
             device: KaspiQRAPI.DeviceToken, amount: Decimal, externalId: String?
         ) async throws(KaspiQRAPI.APIError) -> KaspiQRAPI.QRPurchase {
@@ -91,6 +97,7 @@ extension KaspiQRAPI {
             }
         }
 
+        /// Creates a payment link, with this scheme's client.
         public func createLink(
             device: KaspiQRAPI.DeviceToken, amount: Decimal, externalId: String?
         ) async throws(KaspiQRAPI.APIError) -> KaspiQRAPI.LinkPurchase {
@@ -101,6 +108,7 @@ extension KaspiQRAPI {
             }
         }
 
+        /// A purchase's status (v02, falling back to v01), with this scheme's client.
         public func status(paymentId: Int64) async throws(KaspiQRAPI.APIError) -> KaspiQRAPI.PaymentStatusDetails {
             switch self {
             case .r1(let c): try await c.status(paymentId: paymentId)
@@ -109,6 +117,7 @@ extension KaspiQRAPI {
             }
         }
 
+        /// A purchase's status from v01 only, with this scheme's client.
         public func statusV01(paymentId: Int64) async throws(KaspiQRAPI.APIError) -> KaspiQRAPI.PaymentStatusDetails {
             switch self {
             case .r1(let c): try await c.statusV01(paymentId: paymentId)
@@ -117,6 +126,7 @@ extension KaspiQRAPI {
             }
         }
 
+        /// Waits for a purchase's outcome at Kaspi's interval and deadlines, with this scheme's client.
         public func waitForPayment(
             _ purchase: some KaspiQRAPI.PollablePurchase, elapsedSinceCreation: Duration = .zero,
             progress: (@Sendable (KaspiQRAPI.PollProgress) async -> Void)?

@@ -17,6 +17,7 @@ extension KaspiQRAPI {
         /// Which `payment/status` to ask.
         public var statusVersion: StatusVersion
 
+        /// Creates a client; the HTTP transport is injected.
         public init(
             host: Host, requestTimeout: Duration = .seconds(30), retryPolicy: RetryPolicy = .default,
             rateLimit: KaspiConfiguration.RateLimit? = nil, statusVersion: StatusVersion = .v02WithFallback

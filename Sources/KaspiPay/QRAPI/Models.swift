@@ -74,6 +74,7 @@ extension KaspiQRAPI {
         /// `TradePointName`, free text such as "Shop (street, number)".
         public var name: String
 
+        /// Creates a trade point.
         public init(id: Int64, name: String) {
             self.id = id
             self.name = name
@@ -102,6 +103,7 @@ extension KaspiQRAPI {
         /// `PaymentConfirmationTimeout`: seconds from the first `Wait` for the payer to confirm.
         public var confirmationTimeout: Int
 
+        /// Creates options, in seconds.
         public init(statusPollingInterval: Int, scanTimeout: Int, confirmationTimeout: Int) {
             self.statusPollingInterval = statusPollingInterval
             self.scanTimeout = scanTimeout
@@ -136,6 +138,7 @@ extension KaspiQRAPI {
         /// `QrPaymentBehaviorOptions`.
         public var options: BehaviorOptions
 
+        /// Creates a QR purchase (for tests and for resuming a wait).
         public init(qrToken: String, expireDate: Date, paymentId: Int64, paymentMethods: [String], options: BehaviorOptions) {
             self.qrToken = qrToken
             self.expireDate = expireDate
@@ -167,6 +170,7 @@ extension KaspiQRAPI {
         /// `PaymentBehaviorOptions`; ``BehaviorOptions/scanTimeout`` is `LinkActivationWaitTimeout`.
         public var options: BehaviorOptions
 
+        /// Creates a payment link (for tests and for resuming a wait).
         public init(paymentLink: String, expireDate: Date, paymentId: Int64, paymentMethods: [String], options: BehaviorOptions) {
             self.paymentLink = paymentLink
             self.expireDate = expireDate
@@ -212,6 +216,7 @@ extension KaspiQRAPI {
         /// Anything else (not final).
         case unknown(String)
 
+        /// Reads Kaspi's text in any case; anything else is kept as `unknown`.
         public init(rawValue: String) {
             switch rawValue.lowercased() {
             case "qrtokencreated": self = .qrTokenCreated
@@ -261,6 +266,7 @@ extension KaspiQRAPI {
 
     /// `payment/status`: v01 fills ``status`` only; v02 adds the rest once the purchase is paid.
     public struct PaymentStatusDetails: Sendable, Hashable, Decodable {
+        /// `Status`: where the purchase stands.
         public var status: PaymentStatus
         /// `TransactionId` (v02): Kaspi's transaction, digits.
         public var transactionId: String?
@@ -276,11 +282,14 @@ extension KaspiQRAPI {
         public var amount: Decimal?
         /// `StoreName`, `Address`, `City` (v02).
         public var storeName: String?
+        /// `Address` (v02): the trade point's.
         public var address: String?
+        /// `City` (v02).
         public var city: String?
         /// Which version answered.
         public var version: String = "v01"
 
+        /// Creates details with a status only, as v01 answers.
         public init(status: PaymentStatus) { self.status = status }
 
         public init(from decoder: any Decoder) throws {
@@ -343,6 +352,7 @@ extension KaspiQRAPI {
         /// Anything else (not final).
         case unknown(String)
 
+        /// Reads Kaspi's text in any case; anything else is kept as `unknown`.
         public init(rawValue: String) {
             switch rawValue.lowercased() {
             case "qrtokencreated": self = .qrTokenCreated
@@ -446,6 +456,7 @@ extension KaspiQRAPI {
         /// `QrPaymentId`.
         public var paymentId: Int64
 
+        /// Creates an invoice record.
         public init(paymentId: Int64) { self.paymentId = paymentId }
 
         public init(from decoder: any Decoder) throws {

@@ -25,6 +25,7 @@ extension KaspiQRAPI {
         /// When `Wait` was first seen, since creation.
         public private(set) var firstWaitAt: Duration?
 
+        /// Creates a purchase to wait for from its options, and when `Wait` was first seen when resuming.
         public init(options: BehaviorOptions, firstWaitAt: Duration? = nil) {
             self.options = options
             self.firstWaitAt = firstWaitAt

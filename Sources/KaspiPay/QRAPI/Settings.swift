@@ -12,11 +12,13 @@ extension KaspiQRAPI {
             case pkcs12(path: String, password: String)
         }
 
+        /// The client certificate and its key.
         public var identity: Identity
         /// A PEM bundle of the CAs that sign the server (Kaspi's root and intermediate for the
         /// test host, or a sandbox's `ca.pem`); nil trusts the system's roots.
         public var caBundlePath: String?
 
+        /// Creates the files' description.
         public init(identity: Identity, caBundlePath: String? = nil) {
             self.identity = identity
             self.caBundlePath = caBundlePath
@@ -34,13 +36,20 @@ extension KaspiQRAPI {
     /// - r3: `KASPI_QR_ORGANIZATION_BIN`;
     /// - `KASPI_QR_DEVICE_TOKEN` (secret, optional): the registered device to use.
     public struct Settings: Sendable {
+        /// `KASPI_QR_SCHEME`: r1, r2 or r3.
         public var scheme: SchemeName
+        /// Kaspi's test host, its production host, or any URL (a sandbox).
         public var host: Host
+        /// r1's `Api-Key` (`KASPI_QR_API_KEY`).
         public var apiKey: APIKey?
+        /// r2 and r3's client certificate.
         public var certificates: CertificateFiles?
+        /// r3's organization (`KASPI_QR_ORGANIZATION_BIN`).
         public var organizationBin: OrganizationBIN?
+        /// The registered device to use (`KASPI_QR_DEVICE_TOKEN`).
         public var deviceToken: DeviceToken?
 
+        /// Creates settings in code rather than from the environment.
         public init(
             scheme: SchemeName, host: Host, apiKey: APIKey? = nil, certificates: CertificateFiles? = nil,
             organizationBin: OrganizationBIN? = nil, deviceToken: DeviceToken? = nil

@@ -12,6 +12,7 @@ public struct WebhookEvent: Sendable, Hashable {
     /// Kaspi's transaction id; store it, refunds need it. May be absent for a decline.
     public var transactionId: String?
 
+    /// Creates an event.
     public init(orderId: OrderID, amount: Amount, status: PaymentStatus, transactionId: String? = nil) {
         self.orderId = orderId
         self.amount = amount
@@ -24,6 +25,7 @@ public struct WebhookEvent: Sendable, Hashable {
 public struct ExpectedOrder: Sendable, Hashable {
     /// The amount the order was created with.
     public var amount: Amount
+    /// Creates the merchant's record of an order: its amount.
     public init(amount: Amount) { self.amount = amount }
 }
 
