@@ -38,6 +38,7 @@ public struct GatewayOrder: Sendable, Codable, Hashable {
     public var kind: OrderKind
     /// The amount, in whole tenge.
     public var amount: Int
+    /// What is paid for, shown to the payer.
     public var description: String?
     /// The merchant's own reference (its cart or invoice number).
     public var merchantReference: String?
@@ -308,6 +309,7 @@ public struct PaymentLink: Sendable, Codable, Hashable {
     public var id: String
     /// The amount, in whole tenge.
     public var amount: Int
+    /// What is paid for, shown on the link's page.
     public var description: String?
     /// The merchant's own reference, passed on to the orders that pay it.
     public var merchantReference: String?

@@ -50,6 +50,7 @@ public struct ContractChecker: Sendable {
 
     /// A problem found in a document or a value.
     public struct CheckError: Error, CustomStringConvertible, Sendable {
+        /// What is wrong, and where.
         public var description: String
         init(_ description: String) { self.description = description }
     }

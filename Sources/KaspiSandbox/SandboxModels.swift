@@ -15,6 +15,7 @@ public struct SandboxOrder: Sendable, Codable, Hashable {
     public var kind: Kind
     /// The amount, in whole tenge.
     public var amount: Int
+    /// What is paid for, shown on the payment page.
     public var description: String?
     /// Where the payment page sends the payer after paying.
     public var returnUrl: String?

@@ -10,6 +10,7 @@ import Synchronization
 public struct CheckoutRequest: Sendable, Hashable {
     /// The amount, in whole tenge.
     public var amount: Int
+    /// What is paid for, shown to the payer (256 characters at most).
     public var description: String?
     /// The merchant's own reference (its cart or invoice number).
     public var merchantReference: String?

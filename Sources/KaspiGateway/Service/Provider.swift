@@ -152,6 +152,7 @@ public struct ProviderPaymentRequest: Sendable, Hashable {
     public var providerOrderId: String
     /// The amount, in whole tenge.
     public var amount: Int
+    /// What is paid for, shown to the payer.
     public var description: String?
     /// Where the payer goes after paying (on providers that send them back).
     public var returnURL: URL
