@@ -9,30 +9,50 @@ import Testing
 
 @testable import KaspiGateway
 
-/// Routes whose answers need no Kaspi and no running server, in Hummingbird's router test mode.
-@Suite("The gateway's routes, in router test mode")
-struct RouterTests {
-    /// Runs `body` against the gateway's router, over a fresh SQLite store.
-    func withRouter(_ body: @Sendable (any TestClientProtocol, Gateway) async throws -> Void) async throws {
-        let handle = try await Backend.sqlite.open()
-        let (gateway, transport) = try SignInTests.gateway(handle.store)
+/// Runs `body` against the gateway's router in Hummingbird's router test mode, over a fresh
+/// SQLite store, with a provider that is never called and the dashboard password
+/// `admin-pass-123` (unless `configure` changes it).
+func withGatewayRouter(
+    configure: (inout GatewayConfiguration) -> Void = { _ in }, _ body: @Sendable (any TestClientProtocol, Gateway) async throws -> Void
+) async throws {
+    let handle = try await Backend.sqlite.open()
+    let (gateway, transport) = try SignInTests.gateway(handle.store) { configuration in
+        configuration.adminPassword = "admin-pass-123"
+        configure(&configuration)
+    }
+    do {
+        try await gateway.prepareAdmin()
         let app = Application(router: try gateway.router())
-        do {
-            try await app.test(.router) { client in try await body(client, gateway) }
-        } catch {
-            await gateway.shutdown()
-            try await transport.shutdown()
-            try await handle.close()
-            throw error
-        }
+        try await app.test(.router) { client in try await body(client, gateway) }
+    } catch {
         await gateway.shutdown()
         try await transport.shutdown()
         try await handle.close()
+        throw error
     }
+    await gateway.shutdown()
+    try await transport.shutdown()
+    try await handle.close()
+}
 
+/// Signs in to the dashboard as a fresh browser would, in router test mode: the sign-in
+/// form, its CSRF token and cookie, then the form posted.
+func routerSignIn(_ client: any TestClientProtocol, _ password: String) async throws -> TestResponse {
+    let form = try await client.execute(uri: "/admin/login", method: .get)
+    let token = try #require(Browser.hidden("csrf", in: String(buffer: form.body)))
+    let cookie = try #require(form.headers[.setCookie]?.split(separator: ";").first.map(String.init))
+    let body = "csrf=\(token)&password=\(password.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")"
+    return try await client.execute(
+        uri: "/admin/login", method: .post, headers: [.cookie: cookie, .contentType: "application/x-www-form-urlencoded"],
+        body: ByteBuffer(string: body))
+}
+
+/// Routes whose answers need no Kaspi and no running server, in Hummingbird's router test mode.
+@Suite("The gateway's routes, in router test mode")
+struct RouterTests {
     @Test("every series whose labels are known is there at zero before the first event")
     func metricsStartAtZero() async throws {
-        try await withRouter { client, _ in
+        try await withGatewayRouter { client, _ in
             let metrics = try await client.execute(uri: "/metrics", method: .get) { String(buffer: $0.body) }
             for line in [
                 #"kaspi_gateway_webhooks_total{outcome="rejected"} 0"#, #"kaspi_gateway_webhooks_total{outcome="unconfirmed"} 0"#,
@@ -48,7 +68,7 @@ struct RouterTests {
 
     @Test("errors are JSON with a stable code, whatever refused the request")
     func errorsAreJSON() async throws {
-        try await withRouter { client, _ in
+        try await withGatewayRouter { client, _ in
             let unauthorized = try await client.execute(uri: "/v1/orders/ord_x", method: .get)
             #expect(unauthorized.status == .unauthorized)
             #expect(
@@ -78,7 +98,7 @@ struct RouterTests {
 
     @Test("the payer's pages and the stylesheet come from the templates")
     func pagesAndAssets() async throws {
-        try await withRouter { client, _ in
+        try await withGatewayRouter { client, _ in
             let unknown = try await client.execute(uri: "/pay/return/ord_nope", method: .get)
             #expect(unknown.status == .notFound)
             let page = String(buffer: unknown.body)

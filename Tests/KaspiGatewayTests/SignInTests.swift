@@ -22,18 +22,18 @@ struct SignInTests {
 
     @Test("failed sign-ins are throttled per client address, before the password is checked")
     func failuresAreThrottled() async throws {
-        try await withStack(.sqlite) { s in
+        try await withGatewayRouter { client, _ in
             for _ in 0..<5 {
-                let (wrong, _) = try await Self.signIn(s.gatewayURL, "not-the-password")
-                #expect(wrong.status == 401)
+                let wrong = try await routerSignIn(client, "not-the-password")
+                #expect(wrong.status == .unauthorized)
             }
             // Even the right password is refused now, with when to come back.
-            let (refused, _) = try await Self.signIn(s.gatewayURL, "admin-pass-123")
-            #expect(refused.status == 429)
-            #expect(Int(refused.headers["retry-after"] ?? "") ?? 0 > 0)
-            let metrics = try await http(.GET, s.gatewayURL + "/metrics")
-            #expect(metrics.body.contains(#"kaspi_gateway_admin_sign_ins_total{outcome="refused"} 5"#))
-            #expect(metrics.body.contains(#"kaspi_gateway_admin_sign_ins_total{outcome="throttled"} 1"#))
+            let refused = try await routerSignIn(client, "admin-pass-123")
+            #expect(refused.status == .tooManyRequests)
+            #expect(Int(refused.headers[.retryAfter] ?? "") ?? 0 > 0)
+            let metrics = String(buffer: try await client.execute(uri: "/metrics", method: .get).body)
+            #expect(metrics.contains(#"kaspi_gateway_admin_sign_ins_total{outcome="refused"} 5"#))
+            #expect(metrics.contains(#"kaspi_gateway_admin_sign_ins_total{outcome="throttled"} 1"#))
         }
     }
 
@@ -65,22 +65,23 @@ struct SignInTests {
         #expect(a.rounds >= 600_000 && a.salt.count == 16 && a.salt != b.salt && a.hash != b.hash)
         #expect(Gateway.decodePassword(Gateway.encodePassword(a))?.hash == a.hash)
         // A generated password is stored with today's rounds.
-        try await withStack(.sqlite, configure: { $0.adminPassword = nil }) { s in
-            let stored = try #require(try await s.gateway.store.setting(Gateway.passwordSetting))
+        try await withGatewayRouter(configure: { $0.adminPassword = nil }) { _, gateway in
+            let stored = try #require(try await gateway.store.setting(Gateway.passwordSetting))
             #expect(Gateway.decodePassword(stored)?.rounds == 600_000)
         }
     }
 
     @Test("the session cookie is Secure when the public URL is https")
     func secureCookieOverHTTPS() async throws {
-        try await withStack(.sqlite, configure: { $0.publicURL = "https://pay.shop.example" }) { s in
-            let (signedIn, _) = try await Self.signIn(s.gatewayURL, "admin-pass-123")
-            #expect(signedIn.status == 303)
-            #expect(signedIn.headers["set-cookie"]?.contains("; Secure") == true)
+        try await withGatewayRouter(configure: { $0.publicURL = "https://pay.shop.example" }) { client, _ in
+            let signedIn = try await routerSignIn(client, "admin-pass-123")
+            #expect(signedIn.status == .seeOther)
+            #expect(signedIn.headers[.setCookie]?.contains("; Secure") == true)
         }
-        try await withStack(.sqlite) { s in
-            let (signedIn, _) = try await Self.signIn(s.gatewayURL, "admin-pass-123")
-            #expect(signedIn.headers["set-cookie"]?.contains("Secure") == false)
+        try await withGatewayRouter { client, _ in
+            let signedIn = try await routerSignIn(client, "admin-pass-123")
+            #expect(signedIn.status == .seeOther)
+            #expect(signedIn.headers[.setCookie]?.contains("Secure") == false)
         }
     }
 
