@@ -287,6 +287,7 @@ let package = Package(
             name: "KaspiGatewayTests",
             dependencies: [
                 "KaspiGateway", "KaspiGatewayStore", "KaspiGatewayTestSupport", "KaspiSandbox", "KaspiPay", "KaspiPayTesting", "KaspiSupport",
+                "KaspiWeb",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "PropertyBased", package: "swift-property-based"),
                 "KaspiPayAsyncHTTPClient",

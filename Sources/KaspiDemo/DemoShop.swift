@@ -46,7 +46,8 @@ public final class DemoShop: Sendable {
     ) throws {
         self.pages = try PageLibrary(
             bundle: "KaspiKit_KaspiDemo.resources", folder: "Templates",
-            sourceFolder: #filePath.replacingOccurrences(of: "/DemoShop.swift", with: "/Templates"))
+            sourceFolder: #filePath.replacingOccurrences(of: "/DemoShop.swift", with: "/Templates"),
+            required: ["layout", "message", "catalogue", "wait", "qr", "link", "invoice-confirm", "invoice", "result"])
         self.gatewayURL = gatewayURL
         self.apiKey = apiKey
         self.eventsSecret = eventsSecret

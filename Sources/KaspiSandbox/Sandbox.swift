@@ -49,7 +49,8 @@ public final class Sandbox: Sendable {
         self.configuration = configuration
         self.pages = try PageLibrary(
             bundle: "KaspiKit_KaspiSandbox.resources", folder: "Templates",
-            sourceFolder: #filePath.replacingOccurrences(of: "/Sandbox.swift", with: "/Templates"))
+            sourceFolder: #filePath.replacingOccurrences(of: "/Sandbox.swift", with: "/Templates"),
+            required: ["layout", "message", "payment", "qr-payment", "index", "webhooks"])
         self.clock = SandboxClock()
         self.logger = logger
         var persistence: (any SandboxPersistence)? = nil

@@ -29,7 +29,9 @@ package struct PageLibrary: Sendable {
     ///   - bundle: the resource bundle's name, `<package>_<target>.resources`.
     ///   - folder: the resource folder inside it.
     ///   - sourceFolder: the same folder in the source tree.
-    package init(bundle: String, folder: String, sourceFolder: String) throws(LoadError) {
+    ///   - required: the templates the product renders; loading fails when one is missing, so
+    ///     that a missing page stops the start instead of rendering empty.
+    package init(bundle: String, folder: String, sourceFolder: String, required: [String]) throws(LoadError) {
         let candidates = [
             Bundle.main.bundleURL.appendingPathComponent(bundle).appendingPathComponent(folder).path,
             Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent(bundle).appendingPathComponent(folder).path,
@@ -59,7 +61,8 @@ package struct PageLibrary: Sendable {
                 assets[(file as NSString).lastPathComponent] = text
             }
         }
-        guard !templates.isEmpty else { throw LoadError(message: "no templates in \(root).") }
+        let missing = required.filter { templates[$0] == nil }
+        guard missing.isEmpty else { throw LoadError(message: "\(root) lacks \(missing.joined(separator: ", ")).mustache.") }
         self.library = MustacheLibrary(templates: templates)
         self.assets = assets
     }
@@ -70,8 +73,7 @@ package struct PageLibrary: Sendable {
     /// Renders `template` with `context` (a struct, read through its stored properties, or
     /// a dictionary).
     package func render(_ template: String, _ context: Any) -> String {
-        // Every name used is a literal in this code, checked by the pages' tests; a missing
-        // one renders as an empty page rather than stopping the process.
+        // The templates a product renders are checked when it loads them (`required`).
         library.render(context, withTemplate: template) ?? ""
     }
 

@@ -5,6 +5,7 @@ import HummingbirdTesting
 import KaspiGateway
 import KaspiGatewayStore
 import KaspiGatewayTestSupport
+import KaspiWeb
 import Testing
 
 @testable import KaspiGateway
@@ -110,5 +111,24 @@ struct RouterTests {
             let link = try await client.execute(uri: "/l/<script>", method: .get)
             #expect(link.status == .notFound && !String(buffer: link.body).contains("<script>"))
         }
+    }
+}
+
+@Suite("Page templates")
+struct PageLibraryTests {
+    @Test("a product whose page template is missing does not start, and says which one")
+    func aMissingTemplateStopsTheStart() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("pages-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try "<p>{{name}}</p>".write(to: folder.appendingPathComponent("hello.mustache"), atomically: true, encoding: .utf8)
+        #expect {
+            try PageLibrary(bundle: "Nothing.resources", folder: "Templates", sourceFolder: folder.path, required: ["hello", "absent"])
+        } throws: { error in
+            "\(error)".contains("PAGES_UNAVAILABLE") && "\(error)".contains("absent.mustache")
+        }
+        let pages = try PageLibrary(bundle: "Nothing.resources", folder: "Templates", sourceFolder: folder.path, required: ["hello"])
+        // Values are escaped by default.
+        #expect(pages.render("hello", ["name": "<b>&'"]) == "<p>&lt;b&gt;&amp;&#39;</p>")
     }
 }

@@ -47,7 +47,12 @@ extension Gateway {
     static func pages() throws -> PageLibrary {
         try PageLibrary(
             bundle: "KaspiKit_KaspiGateway.resources", folder: "Templates",
-            sourceFolder: #filePath.replacingOccurrences(of: "/HTTP/GatewayApplication.swift", with: "/Templates"))
+            sourceFolder: #filePath.replacingOccurrences(of: "/HTTP/GatewayApplication.swift", with: "/Templates"),
+            required: [
+                "layout", "message", "result", "link", "admin-layout", "admin-message", "admin-login", "admin-orders", "admin-order",
+                "admin-refunds", "admin-links", "admin-link", "admin-events", "admin-settings", "admin-kaspi", "admin-invoices",
+                "admin-invoice-confirm", "admin-returns", "admin-return",
+            ])
     }
 
     /// The routes, one controller per area.
