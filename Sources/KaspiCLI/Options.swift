@@ -179,15 +179,9 @@ enum Console {
 
 /// The CLI's JSON output, through `JSONEncoder`: keys sorted, slashes unescaped.
 enum JSONOutput {
-    private static let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return encoder
-    }()
-
     /// `value` as JSON text.
     static func text(_ value: some Encodable) -> String {
-        (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        (try? CanonicalJSON.text(value)) ?? "{}"
     }
 
     /// A JSON object from named values of any encodable type.

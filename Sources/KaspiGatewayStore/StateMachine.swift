@@ -313,15 +313,9 @@ enum MerchantEvent {
         var refundedAmount: Int
     }
 
-    private static let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return encoder
-    }()
-
     /// An event's JSON text.
     static func json(_ type: String, _ data: some Encodable) -> String {
         // Every field is a string, an integer or a boolean: encoding cannot fail.
-        (try? encoder.encode(Envelope(type: type, data: data))).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        (try? CanonicalJSON.text(Envelope(type: type, data: data))) ?? "{}"
     }
 }

@@ -40,7 +40,12 @@ final class ChildProcess: Sendable {
         var input: [Int32] = [-1, -1]
         var output: [Int32] = [-1, -1]
         var errors: [Int32] = [-1, -1]
-        guard pipe(&input) == 0, pipe(&output) == 0, pipe(&errors) == 0 else { throw SpawnError(executable: executable, code: errno) }
+        guard pipe(&input) == 0, pipe(&output) == 0, pipe(&errors) == 0 else {
+            let code = errno
+            // The pipes made before the one that failed.
+            for fd in input + output + errors where fd >= 0 { close(fd) }
+            throw SpawnError(executable: executable, code: code)
+        }
         // Close-on-exec, so that no other child inherits them (the child's own copies are
         // the dup2'ed 0, 1 and 2).
         for fd in input + output + errors { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }

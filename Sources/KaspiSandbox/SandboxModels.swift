@@ -191,8 +191,6 @@ struct WebhookBody: Encodable {
 
     /// The body's JSON text, keys sorted.
     var json: String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return (try? encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        (try? CanonicalJSON.text(self)) ?? "{}"
     }
 }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Small text helpers shared by KaspiKit's modules; `package`, not public API.
 package enum JSONText {
     /// A JSON string literal: RFC 8259 escaping (quote, backslash, control characters), `/`
@@ -56,5 +58,22 @@ package struct EncodedAsNull<Value: Encodable & Sendable>: Encodable, Sendable {
     package func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         if let wrappedValue { try container.encode(wrappedValue) } else { try container.encodeNil() }
+    }
+}
+
+/// JSON the way KaspiKit writes it wherever no dates are involved: keys sorted (so the same value
+/// is always the same bytes) and slashes unescaped. One encoder, made once.
+package enum CanonicalJSON {
+    private static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
+
+    /// `value` as JSON text.
+    ///
+    /// - Throws: what `JSONEncoder` throws (a value it cannot encode, such as NaN).
+    package static func text(_ value: some Encodable) throws -> String {
+        String(decoding: try encoder.encode(value), as: UTF8.self)
     }
 }

@@ -23,9 +23,7 @@ struct CheckoutBody: Decodable {
     /// The metadata as canonical JSON text (keys sorted), as it is stored.
     func metadataText() throws(GatewayError) -> String? {
         guard let metadata else { return nil }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        do { return String(decoding: try encoder.encode(metadata), as: UTF8.self) } catch {
+        do { return try CanonicalJSON.text(metadata) } catch {
             throw .invalid("metadata must be a JSON object.")
         }
     }
