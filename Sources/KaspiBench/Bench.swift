@@ -111,7 +111,7 @@ final class Bench: @unchecked Sendable {
         let key = try APIKey(Self.kaspiKey)
         return range.map { i in
             let id = "bench-\(i)"
-            let signature = Signature.compute(.webhook, amount: Self.amount, orderId: id, apiKey: key)
+            let signature = Signature.compute(.webhook, amount: Self.amount, orderID: id, apiKey: key)
             return #"{"orderId":"\#(id)","amount":\#(Self.amount),"status":"APPROVED","transactionId":"tx-\#(i)","signature":"\#(signature)"}"#
         }
     }
@@ -202,7 +202,7 @@ final class Bench: @unchecked Sendable {
             lines: { range in
                 range.map { i in
                     let id = "sb-\(i)"
-                    let signature = Signature.compute(.createOrder, amount: Self.amount, orderId: id, apiKey: key)
+                    let signature = Signature.compute(.createOrder, amount: Self.amount, orderID: id, apiKey: key)
                     return
                         #"{"amount":\#(Self.amount),"orderId":"\#(id)","returnUrl":"https://shop.example/ok","failUrl":"https://shop.example/fail","tradePointId":"\#(Self.tradePoint)","description":"Bench order","signature":"\#(signature)"}"#
                 }
@@ -272,7 +272,7 @@ final class Bench: @unchecked Sendable {
         for start in stride(from: range.lowerBound, to: range.upperBound, by: 20_000) {
             let orders = (start..<min(start + 20_000, range.upperBound)).map { i in
                 GatewayOrder(
-                    id: "ord_bench_\(i)", provider: "kaspi-pay", providerOrderId: "bench-\(i)", kind: .redirect, amount: Self.amount,
+                    id: "ord_bench_\(i)", provider: "kaspi-pay", providerOrderID: "bench-\(i)", kind: .redirect, amount: Self.amount,
                     description: "Bench order", state: .pending, paymentURL: "https://pay.example/\(i)", createdAt: createdAt, nextPollAt: far)
             }
             try await store.insert(contentsOf: orders)
@@ -287,8 +287,8 @@ final class Bench: @unchecked Sendable {
             let n = min(50_000, count - done)
             let orders = (done..<done + n).map { i in
                 GatewayOrder(
-                    id: "ord_old_\(i)", provider: "kaspi-pay", providerOrderId: "old-\(i)", kind: .redirect, amount: 1000 + i % 9000,
-                    description: "Past order", state: .paid, transactionId: "tx-old-\(i)", createdAt: base.addingTimeInterval(Double(i) * 30))
+                    id: "ord_old_\(i)", provider: "kaspi-pay", providerOrderID: "old-\(i)", kind: .redirect, amount: 1000 + i % 9000,
+                    description: "Past order", state: .paid, transactionID: "tx-old-\(i)", createdAt: base.addingTimeInterval(Double(i) * 30))
             }
             try await store.insert(contentsOf: orders)
             done += n
@@ -490,7 +490,7 @@ final class Bench: @unchecked Sendable {
             let past = Date().addingTimeInterval(-60)
             let orders = (offset..<offset + c.due).map { i in
                 GatewayOrder(
-                    id: "ord_due_\(i)", provider: "kaspi-pay", providerOrderId: "due-\(i)", kind: .redirect, amount: Self.amount,
+                    id: "ord_due_\(i)", provider: "kaspi-pay", providerOrderID: "due-\(i)", kind: .redirect, amount: Self.amount,
                     state: .pending, createdAt: past, nextPollAt: past)
             }
             offset += c.due

@@ -7,23 +7,23 @@ enum Micro {
     static func all() -> [String] {
         let key = try! APIKey("bench-kaspi-key")
         let verifier = WebhookVerifier(apiKey: key)
-        let signature = Signature.compute(.webhook, amount: 5000, orderId: "bench-1", apiKey: key)
+        let signature = Signature.compute(.webhook, amount: 5000, orderID: "bench-1", apiKey: key)
         let body = Array(#"{"orderId":"bench-1","amount":5000,"status":"APPROVED","transactionId":"tx-1","signature":"\#(signature)"}"#.utf8)
         let order = GatewayOrder(
-            id: "ord_1", provider: "kaspi-pay", providerOrderId: "bench-1", kind: .redirect, amount: 5000, state: .pending, createdAt: Date())
+            id: "ord_1", provider: "kaspi-pay", providerOrderID: "bench-1", kind: .redirect, amount: 5000, state: .pending, createdAt: Date())
         return [
             measure("Webhook signature (SHA-256 of the fields)") {
-                Signature.compute(.webhook, amount: 5000, orderId: "bench-1", apiKey: key).utf8.count
+                Signature.compute(.webhook, amount: 5000, orderID: "bench-1", apiKey: key).utf8.count
             },
             measure("Webhook decode and verify (JSON, signature, fields)") {
                 (try? verifier.verify(body: body))?.amount.tenge ?? 0
             },
             measure("State transition with its audit event and outbox event JSON") {
-                OrderStateMachine.apply(.approved, transactionId: "tx-1", source: .webhook, to: order, at: Date())?.outbox.first?.payload.utf8.count
+                OrderStateMachine.apply(.approved, transactionID: "tx-1", source: .webhook, to: order, at: Date())?.outbox.first?.payload.utf8.count
                     ?? 0
             },
             measure("Outbox event JSON alone, Codable (JSONEncoder, sorted keys)") {
-                OrderStateMachine.refundConfirmed(order, amount: 100, refundId: "rf_1", at: Date()).outbox.first?.payload.utf8.count ?? 0
+                OrderStateMachine.refundConfirmed(order, amount: 100, refundID: "rf_1", at: Date()).outbox.first?.payload.utf8.count ?? 0
             },
             measure("Outbox event JSON alone, hand-written (the code before 2026-11-30, for comparison)") {
                 handWritten(order).utf8.count + 40

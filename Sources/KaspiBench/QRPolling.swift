@@ -28,18 +28,18 @@ extension Bench {
         guard let baseURL = URL(string: base) else { throw BenchError.failed("bad sandbox URL \(base)") }
         let r1 = try KaspiQRAPI.Client<KaspiQRAPI.R1>(
             apiKey: apiKey, configuration: .init(host: .custom(baseURL)), transport: transport, logger: logger)
-        let token = try await r1.registerDevice(id: "bench-gateway", tradePointId: 19)
+        let token = try await r1.registerDevice(id: "bench-gateway", tradePointID: 19)
         let pending = 2_000
         // The purchases the orders follow, at Kaspi (the sandbox), made 32 at a time.
-        var paymentIds: [Int64] = []
+        var paymentIDs: [Int64] = []
         for start in stride(from: 0, to: pending, by: 32) {
             let batch = try await withThrowingTaskGroup(of: Int64.self) { group in
                 for _ in start..<min(start + 32, pending) {
-                    group.addTask { try await r1.createQR(device: token, amount: Decimal(Self.amount)).paymentId }
+                    group.addTask { try await r1.createQR(device: token, amount: Decimal(Self.amount)).paymentID }
                 }
                 return try await group.reduce(into: [Int64]()) { $0.append($1) }
             }
-            paymentIds += batch
+            paymentIDs += batch
         }
         let client = KaspiQRAPI.AnyClient.r1(r1)
         var lines: [String] = []
@@ -54,17 +54,17 @@ extension Bench {
                 let now = Date()
                 try await store.save(
                     ProviderDevice(
-                        id: "dev_bench", provider: KaspiQRProvider.providerName, organizationBin: nil, tradePointId: 19, deviceId: "bench-gateway",
+                        id: "dev_bench", provider: KaspiQRProvider.providerName, organizationBin: nil, tradePointID: 19, deviceID: "bench-gateway",
                         token: token.value, isDefault: true, createdAt: now))
                 if history > 0 { try await seedHistory(store, count: history) }
                 let due = now.addingTimeInterval(-1)
-                let orders = paymentIds.enumerated().map { i, paymentId in
+                let orders = paymentIDs.enumerated().map { i, paymentID in
                     GatewayOrder(
-                        id: "ord_qr_\(i)", provider: KaspiQRProvider.providerName, providerOrderId: "kk_qr_\(i)", kind: .qr, amount: Self.amount,
+                        id: "ord_qr_\(i)", provider: KaspiQRProvider.providerName, providerOrderID: "kk_qr_\(i)", kind: .qr, amount: Self.amount,
                         state: .pending, createdAt: now, nextPollAt: due,
                         providerState:
-                            #"{"confirmationTimeout":65,"createdAt":\#(Int64(now.timeIntervalSince1970 * 1000)),"device":"dev_bench","kind":"qr","paymentId":\#(paymentId),"pollInterval":5,"scanTimeout":86400,"tradePointId":19}"#,
-                        providerPaymentId: String(paymentId))
+                            #"{"confirmationTimeout":65,"createdAt":\#(Int64(now.timeIntervalSince1970 * 1000)),"device":"dev_bench","kind":"qr","paymentId":\#(paymentID),"pollInterval":5,"scanTimeout":86400,"tradePointId":19}"#,
+                        providerPaymentID: String(paymentID))
                 }
                 try await store.insert(contentsOf: orders)
                 var configuration = GatewayConfiguration()

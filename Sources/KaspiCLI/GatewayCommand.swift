@@ -235,17 +235,23 @@ struct TradePointsCommand: AsyncParsableCommand {
             }
             if output.json {
                 struct Point: Encodable {
-                    var tradePointId: Int64
+                    var tradePointID: Int64
                     var name: String
                     var devices: [String]
+
+                    enum CodingKeys: String, CodingKey {
+                        case tradePointID = "tradePointId"
+                        case name
+                        case devices
+                    }
                 }
                 Console.json(
                     encoding: points.map { point in
-                        Point(tradePointId: point.id, name: point.name, devices: devices.filter { $0.tradePointId == point.id }.map(\.id))
+                        Point(tradePointID: point.id, name: point.name, devices: devices.filter { $0.tradePointID == point.id }.map(\.id))
                     })
             } else {
                 for point in points {
-                    let here = devices.filter { $0.tradePointId == point.id }
+                    let here = devices.filter { $0.tradePointID == point.id }
                     Console.out("\(point.id)\t\(point.name)\(here.isEmpty ? "" : "\t(devices: \(here.map(\.id).joined(separator: ", ")))")")
                 }
             }
@@ -277,14 +283,14 @@ struct DeviceCommand: AsyncParsableCommand {
                 }
                 let device = try await GatewayQRContext.run(options: options, connection: connection) { client, store in
                     try await KaspiQRSetup.registerDevice(
-                        client: client, store: store, tradePointId: tradePoint, deviceId: deviceID, isDefault: isDefault,
+                        client: client, store: store, tradePointID: tradePoint, deviceID: deviceID, isDefault: isDefault,
                         referencePrefix: referencePrefix)
                 }
                 if output.json {
                     Console.json(encoding: DeviceOutput(device))
                 } else {
                     Console.out(
-                        "Device \(device.id) (\(device.deviceId)) registered on trade point \(device.tradePointId)\(device.isDefault ? ", the default" : ""); its token (\(device.redactedToken)) is in the database."
+                        "Device \(device.id) (\(device.deviceID)) registered on trade point \(device.tradePointID)\(device.isDefault ? ", the default" : ""); its token (\(device.redactedToken)) is in the database."
                     )
                 }
             }
@@ -310,7 +316,7 @@ struct DeviceCommand: AsyncParsableCommand {
                 } else {
                     for d in devices {
                         Console.out(
-                            "\(d.id)\t\(d.deviceId)\ttrade point \(d.tradePointId)\(d.organizationBin.map { "\tBIN \($0)" } ?? "")\ttoken \(d.redactedToken)\(d.isDefault ? "\tdefault" : "")\(d.referencePrefix.map { "\tprefix \($0)" } ?? "")"
+                            "\(d.id)\t\(d.deviceID)\ttrade point \(d.tradePointID)\(d.organizationBin.map { "\tBIN \($0)" } ?? "")\ttoken \(d.redactedToken)\(d.isDefault ? "\tdefault" : "")\(d.referencePrefix.map { "\tprefix \($0)" } ?? "")"
                         )
                     }
                 }
@@ -334,7 +340,7 @@ struct DeviceCommand: AsyncParsableCommand {
                 if output.json {
                     Console.json(encoding: DeviceOutput(device))
                 } else {
-                    Console.out("\(id) replaced by \(device.id) (\(device.deviceId)); the old token no longer works.")
+                    Console.out("\(id) replaced by \(device.id) (\(device.deviceID)); the old token no longer works.")
                 }
             }
         }
@@ -352,7 +358,7 @@ struct DeviceCommand: AsyncParsableCommand {
                 let device = try await GatewayQRContext.run(options: options, connection: connection) { client, store in
                     try await KaspiQRSetup.deleteDevice(client: client, store: store, id: id)
                 }
-                if output.json { Console.json(["deleted": device.id]) } else { Console.out("Device \(device.id) (\(device.deviceId)) deleted.") }
+                if output.json { Console.json(["deleted": device.id]) } else { Console.out("Device \(device.id) (\(device.deviceID)) deleted.") }
             }
         }
     }
@@ -388,16 +394,26 @@ struct CheckCommand: AsyncParsableCommand {
 
 /// A device as `--json` prints it: the token redacted.
 struct DeviceOutput: Encodable {
-    var id, deviceId: String
-    var tradePointId: Int64
+    var id, deviceID: String
+    var tradePointID: Int64
     @EncodedAsNull var organizationBin: String?
     var isDefault: Bool
     @EncodedAsNull var referencePrefix: String?
     var token: String
 
     init(_ d: ProviderDevice) {
-        (id, deviceId, tradePointId, organizationBin, isDefault, referencePrefix, token) = (
-            d.id, d.deviceId, d.tradePointId, d.organizationBin, d.isDefault, d.referencePrefix, d.redactedToken
+        (id, deviceID, tradePointID, organizationBin, isDefault, referencePrefix, token) = (
+            d.id, d.deviceID, d.tradePointID, d.organizationBin, d.isDefault, d.referencePrefix, d.redactedToken
         )
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id
+        case deviceID = "deviceId"
+        case tradePointID = "tradePointId"
+        case organizationBin
+        case isDefault
+        case referencePrefix
+        case token
     }
 }

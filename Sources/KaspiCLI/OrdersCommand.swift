@@ -31,20 +31,20 @@ struct OrdersCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await Console.run(json: output.json) {
-                let orderId = try OrderID(orderID ?? "ORDER-" + UUID().uuidString.prefix(13).lowercased())
+                let orderID = try OrderID(orderID ?? "ORDER-" + UUID().uuidString.prefix(13).lowercased())
                 let returnURL = try url(self.returnURL, field: "--return-url")
                 let failURL = try url(self.failURL, field: "--fail-url")
                 let order = NewOrder(
-                    amount: try parseAmount(amount), orderId: orderId, returnURL: returnURL, failURL: failURL,
+                    amount: try parseAmount(amount), orderID: orderID, returnURL: returnURL, failURL: failURL,
                     description: description)
                 let created = try await connection.withClient { try await $0.orders.create(order) }
                 if output.json {
                     Console.json([
-                        "orderId": created.orderId.rawValue, "paymentUrl": created.paymentURL.absoluteString,
+                        "orderId": created.orderID.rawValue, "paymentUrl": created.paymentURL.absoluteString,
                         "status": created.status.rawValue, "recovered": created.recovered,
                     ])
                 } else {
-                    Console.out("Order \(created.orderId) created (\(created.status)).")
+                    Console.out("Order \(created.orderID) created (\(created.status)).")
                     Console.out("Payment URL: \(created.paymentURL.absoluteString)")
                 }
             }
@@ -62,18 +62,18 @@ struct OrdersCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await Console.run(json: output.json) {
-                let orderId = try OrderID(orderID)
-                let status = try await connection.withClient { try await $0.orders.status(of: orderId) }
+                let orderID = try OrderID(orderID)
+                let status = try await connection.withClient { try await $0.orders.status(of: orderID) }
                 if output.json {
                     Console.json([
-                        "orderId": orderId.rawValue, "status": status.status.rawValue, "amount": status.amount?.tenge,
-                        "transactionId": status.transactionId, "refundedAmount": status.refundedAmount?.tenge,
+                        "orderId": orderID.rawValue, "status": status.status.rawValue, "amount": status.amount?.tenge,
+                        "transactionId": status.transactionID, "refundedAmount": status.refundedAmount?.tenge,
                     ])
                 } else {
-                    var line = "\(orderId): \(status.status)"
+                    var line = "\(orderID): \(status.status)"
                     if let amount = status.amount { line += ", \(amount) tenge" }
                     if let refunded = status.refundedAmount, refunded.tenge > 0 { line += ", \(refunded) refunded" }
-                    if let transaction = status.transactionId { line += ", transaction \(transaction)" }
+                    if let transaction = status.transactionID { line += ", transaction \(transaction)" }
                     Console.out(line)
                 }
             }
@@ -98,20 +98,20 @@ struct OrdersCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await Console.run(json: output.json) {
-                let orderId = try OrderID(orderID)
+                let orderID = try OrderID(orderID)
                 let amount = try parseAmount(amount)
                 let refund = try await connection.withClient {
-                    try await $0.refunds.create(orderId: orderId, amount: amount, transactionId: transactionID)
+                    try await $0.refunds.create(orderID: orderID, amount: amount, transactionID: transactionID)
                 }
                 if output.json {
                     Console.json([
-                        "orderId": refund.orderId.rawValue, "refundId": refund.refundId, "amount": refund.amount.tenge,
+                        "orderId": refund.orderID.rawValue, "refundId": refund.refundID, "amount": refund.amount.tenge,
                         "refundedAmount": refund.refundedAmount.tenge, "recovered": refund.recovered,
                     ])
                 } else {
                     Console.out(
-                        "Refunded \(refund.amount) tenge of \(refund.orderId) (\(refund.refundedAmount) refunded in all)"
-                            + (refund.refundId.map { ", refund \($0)" } ?? "") + ".")
+                        "Refunded \(refund.amount) tenge of \(refund.orderID) (\(refund.refundedAmount) refunded in all)"
+                            + (refund.refundID.map { ", refund \($0)" } ?? "") + ".")
                 }
             }
         }

@@ -49,10 +49,15 @@ struct QRAPICommand: AsyncParsableCommand {
                 let points = try await connection.withClient { try await $0.tradePoints() }
                 if output.json {
                     struct Point: Encodable {
-                        var tradePointId: Int64
+                        var tradePointID: Int64
                         var name: String
+
+                        enum CodingKeys: String, CodingKey {
+                            case tradePointID = "tradePointId"
+                            case name
+                        }
                     }
-                    Console.json(encoding: points.map { Point(tradePointId: $0.id, name: $0.name) })
+                    Console.json(encoding: points.map { Point(tradePointID: $0.id, name: $0.name) })
                 } else {
                     for point in points { Console.out("\(point.id)\t\(point.name)") }
                 }
@@ -74,7 +79,7 @@ struct QRAPICommand: AsyncParsableCommand {
 
             func run() async throws {
                 try await Console.run(json: output.json) {
-                    let token = try await connection.withClient { try await $0.registerDevice(id: id, tradePointId: tradePoint) }
+                    let token = try await connection.withClient { try await $0.registerDevice(id: id, tradePointID: tradePoint) }
                     if output.json {
                         Console.json(["deviceToken": token.value, "deviceId": id, "tradePointId": tradePoint])
                     } else {
@@ -122,19 +127,19 @@ struct QRAPICommand: AsyncParsableCommand {
                 let amount = try parseDecimalAmount(amount)
                 let token = try connection.device()
                 try await connection.withClient { client in
-                    let paymentId: Int64
+                    let paymentID: Int64
                     let content: String
                     var fields: [String: (any Encodable)?]
                     let pollable: any KaspiQRAPI.PollablePurchase
                     let expireDate: Date
                     if link {
-                        let purchase = try await client.createLink(device: token, amount: amount, externalId: externalID)
-                        (paymentId, content, pollable, expireDate) = (purchase.paymentId, purchase.paymentLink, purchase, purchase.expireDate)
-                        fields = ["paymentId": purchase.paymentId, "paymentLink": purchase.paymentLink]
+                        let purchase = try await client.createLink(device: token, amount: amount, externalID: externalID)
+                        (paymentID, content, pollable, expireDate) = (purchase.paymentID, purchase.paymentLink, purchase, purchase.expireDate)
+                        fields = ["paymentId": purchase.paymentID, "paymentLink": purchase.paymentLink]
                     } else {
-                        let purchase = try await client.createQR(device: token, amount: amount, externalId: externalID)
-                        (paymentId, content, pollable, expireDate) = (purchase.paymentId, purchase.qrToken, purchase, purchase.expireDate)
-                        fields = ["paymentId": purchase.paymentId, "qrToken": purchase.qrToken]
+                        let purchase = try await client.createQR(device: token, amount: amount, externalID: externalID)
+                        (paymentID, content, pollable, expireDate) = (purchase.paymentID, purchase.qrToken, purchase, purchase.expireDate)
+                        fields = ["paymentId": purchase.paymentID, "qrToken": purchase.qrToken]
                     }
                     fields["expireDate"] = KaspiQRAPI.DateParser.format(expireDate)
                     fields["statusPollingInterval"] = pollable.options.statusPollingInterval
@@ -143,12 +148,12 @@ struct QRAPICommand: AsyncParsableCommand {
                     if let out { try writeQR(content, to: out) }
                     fields["file"] = out
                     if !output.json {
-                        Console.out(link ? "Payment link \(paymentId): \(content)" : "QR purchase \(paymentId); QR token \(content)")
+                        Console.out(link ? "Payment link \(paymentID): \(content)" : "QR purchase \(paymentID); QR token \(content)")
                         Console.out(out.map { "QR code written to \($0)." } ?? "Use --out FILE.png to save the QR code.")
                     }
                     if wait {
                         let outcome = try await client.waitForPayment(pollable, progress: progressPrinter(json: output.json))
-                        exit = report(outcome, paymentId: paymentId, fields: &fields, json: output.json)
+                        exit = report(outcome, paymentID: paymentID, fields: &fields, json: output.json)
                     }
                     if output.json { Console.json(fields) }
                 }
@@ -193,17 +198,17 @@ struct QRAPICommand: AsyncParsableCommand {
                     var fields: [String: (any Encodable)?] = ["paymentId": paymentID]
                     if wait {
                         let purchase = PurchaseToWatch(
-                            paymentId: paymentID,
+                            paymentID: paymentID,
                             options: .init(statusPollingInterval: pollingInterval, scanTimeout: scanTimeout, confirmationTimeout: confirmationTimeout)
                         )
                         let outcome = try await client.waitForPayment(
                             purchase, elapsedSinceCreation: .seconds(createdAgo), progress: progressPrinter(json: output.json))
-                        exit = report(outcome, paymentId: paymentID, fields: &fields, json: output.json)
+                        exit = report(outcome, paymentID: paymentID, fields: &fields, json: output.json)
                     } else {
-                        let details = v01 ? try await client.statusV01(paymentId: paymentID) : try await client.status(paymentId: paymentID)
+                        let details = v01 ? try await client.statusV01(paymentID: paymentID) : try await client.status(paymentID: paymentID)
                         describe(details, into: &fields)
                         if !output.json {
-                            Console.out("\(paymentID): \(details.status)\(details.transactionId.map { " (transaction \($0))" } ?? "")")
+                            Console.out("\(paymentID): \(details.status)\(details.transactionID.map { " (transaction \($0))" } ?? "")")
                         }
                     }
                     if output.json { Console.json(fields) }
@@ -226,17 +231,17 @@ struct QRAPICommand: AsyncParsableCommand {
                 let details = try await connection.withClient { client -> KaspiQRAPI.PaymentDetails in
                     switch client {
                     case .r1: throw CLIError.invalidInput("payment/details exists on r2 and r3 only")
-                    case .r2(let c): return try await c.paymentDetails(paymentId: paymentID, device: token)
-                    case .r3(let c): return try await c.paymentDetails(paymentId: paymentID, device: token)
+                    case .r2(let c): return try await c.paymentDetails(paymentID: paymentID, device: token)
+                    case .r3(let c): return try await c.paymentDetails(paymentID: paymentID, device: token)
                     }
                 }
                 if output.json {
                     Console.json([
-                        "paymentId": details.paymentId, "totalAmount": details.totalAmount, "availableReturnAmount": details.availableReturnAmount,
+                        "paymentId": details.paymentID, "totalAmount": details.totalAmount, "availableReturnAmount": details.availableReturnAmount,
                         "transactionDate": details.transactionDate.map { KaspiQRAPI.DateParser.format($0) },
                     ])
                 } else {
-                    Console.out("\(details.paymentId): total \(details.totalAmount) ₸, refundable \(details.availableReturnAmount) ₸")
+                    Console.out("\(details.paymentID): total \(details.totalAmount) ₸, refundable \(details.availableReturnAmount) ₸")
                 }
             }
         }
@@ -263,16 +268,16 @@ struct QRAPICommand: AsyncParsableCommand {
                     let token = try connection.device()
                     try await connection.withClient { client in
                         guard case .r2(let c) = client else { throw CLIError.invalidInput("return/create exists on r2 only") }
-                        let returnQR = try await c.createReturn(device: token, externalId: externalID)
+                        let returnQR = try await c.createReturn(device: token, externalID: externalID)
                         if let out { try writeQR(returnQR.qrToken, to: out) }
-                        var fields: [String: (any Encodable)?] = ["returnId": returnQR.returnId, "qrToken": returnQR.qrToken, "file": out]
-                        if !output.json { Console.out("Return QR \(returnQR.returnId); QR token \(returnQR.qrToken)") }
+                        var fields: [String: (any Encodable)?] = ["returnId": returnQR.returnID, "qrToken": returnQR.qrToken, "file": out]
+                        if !output.json { Console.out("Return QR \(returnQR.returnID); QR token \(returnQR.qrToken)") }
                         if wait {
                             let status = try await c.waitForCustomer(returnQR) { status in
-                                if !output.json { Console.err("return \(returnQR.returnId): \(status)") }
+                                if !output.json { Console.err("return \(returnQR.returnID): \(status)") }
                             }
                             fields["status"] = status.rawValue
-                            if !output.json { Console.out("Return \(returnQR.returnId): \(status)") }
+                            if !output.json { Console.out("Return \(returnQR.returnID): \(status)") }
                         }
                         if output.json { Console.json(fields) }
                     }
@@ -291,7 +296,7 @@ struct QRAPICommand: AsyncParsableCommand {
                 try await Console.run(json: output.json) {
                     let status = try await connection.withClient { client -> KaspiQRAPI.ReturnStatus in
                         guard case .r2(let c) = client else { throw CLIError.invalidInput("return/status exists on r2 only") }
-                        return try await c.returnStatus(returnId: returnID)
+                        return try await c.returnStatus(returnID: returnID)
                     }
                     if output.json { Console.json(["returnId": returnID, "status": status.rawValue]) } else { Console.out("\(returnID): \(status)") }
                 }
@@ -312,20 +317,20 @@ struct QRAPICommand: AsyncParsableCommand {
                     let token = try connection.device()
                     let purchases = try await connection.withClient { client -> [KaspiQRAPI.ReturnablePurchase] in
                         guard case .r2(let c) = client else { throw CLIError.invalidInput("return/operations exists on r2 only") }
-                        return try await c.returnOperations(device: token, returnId: returnID, maxResult: max)
+                        return try await c.returnOperations(device: token, returnID: returnID, maxResult: max)
                     }
                     if output.json {
                         Console.json(
                             encoding: purchases.map {
                                 JSONOutput.Fields([
-                                    "paymentId": $0.paymentId, "amount": $0.amount,
+                                    "paymentId": $0.paymentID, "amount": $0.amount,
                                     "transactionDate": $0.transactionDate.map { KaspiQRAPI.DateParser.format($0) },
                                 ])
                             })
                     } else {
                         if purchases.isEmpty { Console.out("No purchases yet: has the customer scanned the return QR?") }
                         for p in purchases {
-                            Console.out("\(p.paymentId)\t\(p.amount) ₸\t\(p.transactionDate.map { KaspiQRAPI.DateParser.format($0) } ?? "")")
+                            Console.out("\(p.paymentID)\t\(p.amount) ₸\t\(p.transactionDate.map { KaspiQRAPI.DateParser.format($0) } ?? "")")
                         }
                     }
                 }
@@ -354,16 +359,16 @@ struct QRAPICommand: AsyncParsableCommand {
                     case .r1: throw CLIError.invalidInput("r1 has no refunds through the API: refund in the Kaspi Pay app")
                     case .r2(let c):
                         guard let returnID else { throw CLIError.invalidInput("r2 refunds need --return-id (see `kaspi qr-api return create`)") }
-                        return try await c.refund(device: token, paymentId: paymentID, returnId: returnID, amount: amount)
+                        return try await c.refund(device: token, paymentID: paymentID, returnID: returnID, amount: amount)
                     case .r3(let c):
                         guard returnID == nil else { throw CLIError.invalidInput("r3 refunds without the customer: drop --return-id") }
-                        return try await c.refund(device: token, paymentId: paymentID, amount: amount)
+                        return try await c.refund(device: token, paymentID: paymentID, amount: amount)
                     }
                 }
                 if output.json {
-                    Console.json(["paymentId": paymentID, "amount": amount, "returnOperationId": refund.returnOperationId])
+                    Console.json(["paymentId": paymentID, "amount": amount, "returnOperationId": refund.returnOperationID])
                 } else {
-                    Console.out("Refunded \(amount) ₸ of \(paymentID); operation \(refund.returnOperationId).")
+                    Console.out("Refunded \(amount) ₸ of \(paymentID); operation \(refund.returnOperationID).")
                 }
             }
         }
@@ -412,10 +417,10 @@ struct QRAPICommand: AsyncParsableCommand {
                         return try await c.createRemoteInvoice(device: token, phoneNumber: phone, amount: amount, comment: comment)
                     }
                     if output.json {
-                        Console.json(["paymentId": invoice.paymentId])
+                        Console.json(["paymentId": invoice.paymentID])
                     } else {
                         Console.out(
-                            "Invoice \(invoice.paymentId) sent. Read its status on request (`kaspi qr-api status \(invoice.paymentId)`), never on a timer."
+                            "Invoice \(invoice.paymentID) sent. Read its status on request (`kaspi qr-api status \(invoice.paymentID)`), never on a timer."
                         )
                     }
                 }
@@ -434,7 +439,7 @@ struct QRAPICommand: AsyncParsableCommand {
                     let token = try connection.device()
                     let status = try await connection.withClient { client -> KaspiQRAPI.PaymentStatus in
                         guard case .r3(let c) = client else { throw CLIError.invalidInput("remote invoices exist on r3 only") }
-                        return try await c.cancelRemoteInvoice(device: token, paymentId: paymentID)
+                        return try await c.cancelRemoteInvoice(device: token, paymentID: paymentID)
                     }
                     if output.json {
                         Console.json(["paymentId": paymentID, "status": status.rawValue])
@@ -463,9 +468,9 @@ struct QRAPICommand: AsyncParsableCommand {
                 }
                 try await connection.withClient { client in
                     switch client {
-                    case .r1(let c): try await c.simulate(chosen, paymentId: paymentID)
-                    case .r2(let c): try await c.simulate(.init(rawValue: chosen.rawValue) ?? .scan, paymentId: paymentID)
-                    case .r3(let c): try await c.simulate(.init(rawValue: chosen.rawValue) ?? .scan, paymentId: paymentID)
+                    case .r1(let c): try await c.simulate(chosen, paymentID: paymentID)
+                    case .r2(let c): try await c.simulate(.init(rawValue: chosen.rawValue) ?? .scan, paymentID: paymentID)
+                    case .r3(let c): try await c.simulate(.init(rawValue: chosen.rawValue) ?? .scan, paymentID: paymentID)
                     }
                 }
                 if output.json {
@@ -480,7 +485,7 @@ struct QRAPICommand: AsyncParsableCommand {
 
 /// A purchase known by its id and options only (`status --wait`).
 struct PurchaseToWatch: KaspiQRAPI.PollablePurchase {
-    var paymentId: Int64
+    var paymentID: Int64
     var options: KaspiQRAPI.BehaviorOptions
 }
 
@@ -611,26 +616,26 @@ func progressPrinter(json: Bool) -> @Sendable (KaspiQRAPI.PollProgress) async ->
 func describe(_ details: KaspiQRAPI.PaymentStatusDetails, into fields: inout [String: (any Encodable)?]) {
     fields["status"] = details.status.rawValue
     fields["version"] = details.version
-    fields["transactionId"] = details.transactionId
+    fields["transactionId"] = details.transactionID
     fields["productType"] = details.productType
     fields["amount"] = details.amount
 }
 
 /// Prints a wait's outcome and returns the exit code: 0 paid, 3 Error, 4 a deadline passed.
-func report(_ outcome: KaspiQRAPI.PaymentOutcome, paymentId: Int64, fields: inout [String: (any Encodable)?], json: Bool) -> Int32 {
+func report(_ outcome: KaspiQRAPI.PaymentOutcome, paymentID: Int64, fields: inout [String: (any Encodable)?], json: Bool) -> Int32 {
     switch outcome {
     case .processed(let details):
         describe(details, into: &fields)
-        if !json { Console.out("\(paymentId): Processed\(details.transactionId.map { " (transaction \($0))" } ?? "")") }
+        if !json { Console.out("\(paymentID): Processed\(details.transactionID.map { " (transaction \($0))" } ?? "")") }
         return 0
     case .failed(let details):
         describe(details, into: &fields)
-        if !json { Console.out("\(paymentId): Error (cancelled, declined or failed)") }
+        if !json { Console.out("\(paymentID): Error (cancelled, declined or failed)") }
         return 3
     case .expired(let phase, let last):
         fields["status"] = last.rawValue
         fields["expired"] = phase.rawValue
-        if !json { Console.out("\(paymentId): the \(phase.rawValue) deadline passed (last status \(last)); Kaspi cancels it.") }
+        if !json { Console.out("\(paymentID): the \(phase.rawValue) deadline passed (last status \(last)); Kaspi cancels it.") }
         return 4
     }
 }

@@ -25,9 +25,9 @@ struct QRCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await Console.run(json: output.json) {
-                let orderId = try OrderID(orderID ?? "QR-" + UUID().uuidString.prefix(13).lowercased())
+                let orderID = try OrderID(orderID ?? "QR-" + UUID().uuidString.prefix(13).lowercased())
                 let amount = try parseAmount(amount)
-                let qr = try await connection.withClient { try await $0.qr.create(amount: amount, orderId: orderId) }
+                let qr = try await connection.withClient { try await $0.qr.create(amount: amount, orderID: orderID) }
                 if let out {
                     do {
                         try Data(qr.png).write(to: URL(fileURLWithPath: out), options: .atomic)
@@ -37,11 +37,11 @@ struct QRCommand: AsyncParsableCommand {
                 }
                 if output.json {
                     Console.json([
-                        "orderId": qr.orderId.rawValue, "qrToken": qr.token, "pngBytes": qr.png.count, "file": out,
+                        "orderId": qr.orderID.rawValue, "qrToken": qr.token, "pngBytes": qr.png.count, "file": out,
                         "recovered": qr.recovered,
                     ])
                 } else {
-                    Console.out("QR payment \(qr.orderId) created; token \(qr.token).")
+                    Console.out("QR payment \(qr.orderID) created; token \(qr.token).")
                     Console.out(out.map { "QR code written to \($0) (\(qr.png.count) bytes)." } ?? "Use --out FILE.png to save the QR code.")
                 }
             }

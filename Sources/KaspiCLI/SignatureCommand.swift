@@ -40,7 +40,7 @@ struct SignatureCommand: AsyncParsableCommand {
         func run() async throws {
             try await Console.run(json: output.json) {
                 let amount = try parseAmount(amount)
-                let signature = Signature.compute(kind, amount: amount.tenge, orderId: orderID, apiKey: try key.key())
+                let signature = Signature.compute(kind, amount: amount.tenge, orderID: orderID, apiKey: try key.key())
                 if output.json {
                     Console.json(["kind": kind.rawValue, "signature": signature])
                 } else {
@@ -94,16 +94,16 @@ struct SignatureCommand: AsyncParsableCommand {
                     let event = try WebhookVerifier(apiKey: apiKey).verify(body: body)
                     if output.json {
                         Console.json([
-                            "valid": true, "orderId": event.orderId.rawValue, "amount": event.amount.tenge,
-                            "status": event.status.rawValue, "transactionId": event.transactionId,
+                            "valid": true, "orderId": event.orderID.rawValue, "amount": event.amount.tenge,
+                            "status": event.status.rawValue, "transactionId": event.transactionID,
                         ])
                     } else {
-                        Console.out("valid: \(event.orderId) \(event.status) \(event.amount) tenge")
+                        Console.out("valid: \(event.orderID) \(event.status) \(event.amount) tenge")
                     }
                     return
                 }
                 let amount = try parseAmount(amount ?? 0)
-                let valid = Signature.isValid(signature ?? "", kind: kind, amount: amount.tenge, orderId: orderID ?? "", apiKey: apiKey)
+                let valid = Signature.isValid(signature ?? "", kind: kind, amount: amount.tenge, orderID: orderID ?? "", apiKey: apiKey)
                 if output.json {
                     Console.json(["valid": valid, "kind": kind.rawValue])
                 } else {

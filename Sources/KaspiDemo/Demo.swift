@@ -150,7 +150,7 @@ public struct Demo: Sendable {
                 try await Self.waitUntilUp([urls.sandbox + "/health", urls.gateway + "/health", urls.shop + "/"], client: shop)
                 if let qrClient {
                     // The gateway's device on the sandbox's first trade point (idempotent).
-                    _ = try await KaspiQRSetup.registerDevice(client: qrClient, store: store, tradePointId: 19, deviceId: "kaspikit-demo")
+                    _ = try await KaspiQRSetup.registerDevice(client: qrClient, store: store, tradePointID: 19, deviceID: "kaspikit-demo")
                 }
                 await ready(urls)
                 if let until {

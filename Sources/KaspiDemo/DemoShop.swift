@@ -70,14 +70,32 @@ public final class DemoShop: Sendable {
         var state: String
         var amount: Int
         var merchantReference: String?
-        var paymentUrl: String?
-        var providerPaymentId: String?
+        var paymentURL: String?
+        var providerPaymentID: String?
         var qrCode: String?
+
+        enum CodingKeys: String, CodingKey {
+            case id
+            case state
+            case amount
+            case merchantReference
+            case paymentURL = "paymentUrl"
+            case providerPaymentID = "providerPaymentId"
+            case qrCode
+        }
     }
 
     struct OrderPage: Decodable { var data: [Order] }
     struct ClientInfo: Decodable { var clientName: String }
-    struct Link: Decodable { var url, qrCode, whatsappUrl, smsUrl: String }
+    struct Link: Decodable {
+        var url, qrCode, whatsappURL, smsURL: String
+
+        enum CodingKeys: String, CodingKey {
+            case url, qrCode
+            case whatsappURL = "whatsappUrl"
+            case smsURL = "smsUrl"
+        }
+    }
 
     /// The gateway's error answer.
     struct Failure: Decodable {
@@ -89,7 +107,14 @@ public final class DemoShop: Sendable {
         var amount: Int
         var description: String?
         var merchantReference: String?
-        var mobileReturnUrl: String?
+        var mobileReturnURL: String?
+
+        enum CodingKeys: String, CodingKey {
+            case amount
+            case description
+            case merchantReference
+            case mobileReturnURL = "mobileReturnUrl"
+        }
     }
 
     struct RemoteInvoice: Encodable {
@@ -173,11 +198,11 @@ public final class DemoShop: Sendable {
             guard let item = await self.item(request) else { return self.unknownItem() }
             let reference = Self.reference()
             let resultURL = "http://\(request.head.authority ?? "127.0.0.1")/result"
-            let checkout = Checkout(amount: item.price, description: item.name, merchantReference: reference, mobileReturnUrl: resultURL)
+            let checkout = Checkout(amount: item.price, description: item.name, merchantReference: reference, mobileReturnURL: resultURL)
             switch try await self.gateway(.POST, "/v1/checkouts", checkout, idempotencyKey: reference, as: Order.self) {
             case .failed(let message): return self.failure(message)
             case .ok(let order):
-                guard let paymentURL = order.paymentUrl else { return self.failure("The gateway gave no payment link.") }
+                guard let paymentURL = order.paymentURL else { return self.failure("The gateway gave no payment link.") }
                 // Kaspi's partner API gives no return URL: the shop shows the link and waits.
                 if self.qrProfile { return Response(status: .seeOther, headers: [.location: "/wait/\(order.id)"]) }
                 return Response(status: .seeOther, headers: [.location: paymentURL])
@@ -194,7 +219,7 @@ public final class DemoShop: Sendable {
                 var refresh: Int
                 var link, amount: String
             }
-            return self.page("wait", Wait(title: "Pay in Kaspi", refresh: 2, link: order.paymentUrl ?? "", amount: Self.tenge(order.amount)))
+            return self.page("wait", Wait(title: "Pay in Kaspi", refresh: 2, link: order.paymentURL ?? "", amount: Self.tenge(order.amount)))
         }
         router.post("/invoice") { request, _ in
             let form = await request.decodeForm(as: ItemForm.self, upTo: 4096)
@@ -206,12 +231,12 @@ public final class DemoShop: Sendable {
                 switch try await self.gateway(.POST, "/v1/remote-invoices/client-info", Lookup(phoneNumber: phone), as: ClientInfo.self) {
                 case .failed(let message): return self.failure(message)
                 case .ok(let info):
-                    struct Confirm { var title, name, phone, amount, item, itemId: String }
+                    struct Confirm { var title, name, phone, amount, item, itemID: String }
                     return self.page(
                         "invoice-confirm",
                         Confirm(
                             title: "Send the invoice?", name: info.clientName, phone: phone, amount: Self.tenge(item.price), item: item.name,
-                            itemId: item.id))
+                            itemID: item.id))
                 }
             }
             let reference = Self.reference()
@@ -258,9 +283,9 @@ public final class DemoShop: Sendable {
             switch try await self.gateway(.POST, "/v1/payment-links", Checkout(amount: item.price, description: item.name), as: Link.self) {
             case .failed(let message): return self.failure(message)
             case .ok(let link):
-                struct LinkPage { var title, url, qrCode, whatsappUrl, smsUrl: String }
+                struct LinkPage { var title, url, qrCode, whatsappURL, smsURL: String }
                 return self.page(
-                    "link", LinkPage(title: "Payment link", url: link.url, qrCode: link.qrCode, whatsappUrl: link.whatsappUrl, smsUrl: link.smsUrl))
+                    "link", LinkPage(title: "Payment link", url: link.url, qrCode: link.qrCode, whatsappURL: link.whatsappURL, smsURL: link.smsURL))
             }
         }
         router.get("/result") { request, _ in
@@ -297,7 +322,7 @@ public final class DemoShop: Sendable {
         }
         if order.state != "pending" && order.state != "created" { return result(of: order) }
         struct Invoice { var title, id, amount, payer: String }
-        let payer = order.providerPaymentId.map { "\(sandboxURL)/pay/invoice/\($0)" } ?? ""
+        let payer = order.providerPaymentID.map { "\(sandboxURL)/pay/invoice/\($0)" } ?? ""
         return page("invoice", Invoice(title: "Invoice sent", id: id, amount: Self.tenge(order.amount), payer: payer))
     }
 

@@ -9,10 +9,10 @@ extension GatewayConfiguration {
     struct File: Decodable {
         var host: String?
         var port: Int?
-        var publicUrl: String?
+        var publicURL: String?
         var database: String?
         var apiKeyHashes: [String]?
-        var merchantWebhookUrl: String?
+        var merchantWebhookURL: String?
         var merchantWebhookSecret: String?
         var firstPollAfter: Double?
         var pollInterval: Double?
@@ -21,7 +21,7 @@ extension GatewayConfiguration {
         var qrExpireAfter: Double?
         var workerInterval: Double?
         var eventRetrySeconds: [Double]?
-        var instanceId: String?
+        var instanceID: String?
         var workBatchSize: Int?
         var pollConcurrency: Int?
         var adminPassword: String?
@@ -34,6 +34,36 @@ extension GatewayConfiguration {
         var refundSettleAfter: Double?
         var maintenanceInterval: Double?
         var idempotencyInterruptedAfter: Double?
+
+        enum CodingKeys: String, CodingKey {
+            case host
+            case port
+            case publicURL = "publicUrl"
+            case database
+            case apiKeyHashes
+            case merchantWebhookURL = "merchantWebhookUrl"
+            case merchantWebhookSecret
+            case firstPollAfter
+            case pollInterval
+            case maxPollInterval
+            case expireAfter
+            case qrExpireAfter
+            case workerInterval
+            case eventRetrySeconds
+            case instanceID = "instanceId"
+            case workBatchSize
+            case pollConcurrency
+            case adminPassword
+            case confirmPaidWebhooks
+            case idempotencyKeyLifetime
+            case latePaymentWindow
+            case latePollInterval
+            case createGracePeriod
+            case eventDeliveryTimeout
+            case refundSettleAfter
+            case maintenanceInterval
+            case idempotencyInterruptedAfter
+        }
     }
 
     /// Reads a JSON configuration file over the defaults.
@@ -48,10 +78,10 @@ extension GatewayConfiguration {
         var c = GatewayConfiguration()
         if let v = file.host { c.host = v }
         if let v = file.port { c.port = v }
-        c.publicURL = file.publicUrl
+        c.publicURL = file.publicURL
         if let v = file.database { c.setDatabase(v) }
         if let v = file.apiKeyHashes { c.apiKeyHashes = v }
-        c.merchantWebhookURL = file.merchantWebhookUrl
+        c.merchantWebhookURL = file.merchantWebhookURL
         c.merchantWebhookSecret = file.merchantWebhookSecret
         if let v = file.firstPollAfter { c.firstPollAfter = v }
         if let v = file.pollInterval { c.pollInterval = v }
@@ -60,7 +90,7 @@ extension GatewayConfiguration {
         if let v = file.qrExpireAfter { c.qrExpireAfter = v }
         if let v = file.workerInterval { c.workerInterval = v }
         if let v = file.eventRetrySeconds { c.eventRetrySeconds = v }
-        if let v = file.instanceId { c.instanceID = v }
+        if let v = file.instanceID { c.instanceID = v }
         if let v = file.workBatchSize { c.workBatchSize = v }
         if let v = file.pollConcurrency { c.pollConcurrency = v }
         c.adminPassword = file.adminPassword

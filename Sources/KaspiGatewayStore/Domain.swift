@@ -33,7 +33,7 @@ public struct GatewayOrder: Sendable, Codable, Hashable {
     /// The provider this order goes through, e.g. `kaspi-pay`.
     public var provider: String
     /// The id the provider knows the order by (the guide's `orderId`).
-    public var providerOrderId: String
+    public var providerOrderID: String
     /// How the payer pays: a redirect, a QR code, a payment link or a remote invoice.
     public var kind: OrderKind
     /// The amount, in whole tenge.
@@ -51,13 +51,13 @@ public struct GatewayOrder: Sendable, Codable, Hashable {
     /// How much of the amount was refunded (reserved refunds included), in tenge.
     public var refundedAmount: Int
     /// The provider's transaction id, once paid.
-    public var transactionId: String?
+    public var transactionID: String?
     /// Where to send the payer, once the provider has the order.
     public var paymentURL: String?
     /// The QR token, for QR orders.
     public var qrToken: String?
     /// The payment link this order pays, if any.
-    public var paymentLinkId: String?
+    public var paymentLinkID: String?
     /// A cancel or decline and a payment were both reported: a person should look.
     public var needsReview: Bool
     /// When the order was stored.
@@ -74,19 +74,19 @@ public struct GatewayOrder: Sendable, Codable, Hashable {
     /// the Kaspi QR API, Kaspi's payment id, the device, the polling interval and deadlines.
     public var providerState: String?
     /// The provider's own id for the payment, once it gave one (the Kaspi QR API's payment id).
-    public var providerPaymentId: String?
+    public var providerPaymentID: String?
 
     /// Creates an order; with the defaults, a new one: `created`, nothing refunded, never polled.
     public init(
-        id: String, provider: String, providerOrderId: String, kind: OrderKind, amount: Int, description: String? = nil,
+        id: String, provider: String, providerOrderID: String, kind: OrderKind, amount: Int, description: String? = nil,
         merchantReference: String? = nil, metadata: String? = nil, mobileReturnURL: String? = nil,
-        state: OrderState = .created, refundedAmount: Int = 0, transactionId: String? = nil, paymentURL: String? = nil,
-        qrToken: String? = nil, paymentLinkId: String? = nil, needsReview: Bool = false, createdAt: Date, updatedAt: Date? = nil,
-        nextPollAt: Date? = nil, pollAttempts: Int = 0, version: Int = 1, providerState: String? = nil, providerPaymentId: String? = nil
+        state: OrderState = .created, refundedAmount: Int = 0, transactionID: String? = nil, paymentURL: String? = nil,
+        qrToken: String? = nil, paymentLinkID: String? = nil, needsReview: Bool = false, createdAt: Date, updatedAt: Date? = nil,
+        nextPollAt: Date? = nil, pollAttempts: Int = 0, version: Int = 1, providerState: String? = nil, providerPaymentID: String? = nil
     ) {
         self.id = id
         self.provider = provider
-        self.providerOrderId = providerOrderId
+        self.providerOrderID = providerOrderID
         self.kind = kind
         self.amount = amount
         self.description = description
@@ -95,10 +95,10 @@ public struct GatewayOrder: Sendable, Codable, Hashable {
         self.mobileReturnURL = mobileReturnURL
         self.state = state
         self.refundedAmount = refundedAmount
-        self.transactionId = transactionId
+        self.transactionID = transactionID
         self.paymentURL = paymentURL
         self.qrToken = qrToken
-        self.paymentLinkId = paymentLinkId
+        self.paymentLinkID = paymentLinkID
         self.needsReview = needsReview
         self.createdAt = createdAt
         self.updatedAt = updatedAt ?? createdAt
@@ -106,7 +106,33 @@ public struct GatewayOrder: Sendable, Codable, Hashable {
         self.pollAttempts = pollAttempts
         self.version = version
         self.providerState = providerState
-        self.providerPaymentId = providerPaymentId
+        self.providerPaymentID = providerPaymentID
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id
+        case provider
+        case providerOrderID = "providerOrderId"
+        case kind
+        case amount
+        case description
+        case merchantReference
+        case metadata
+        case mobileReturnURL
+        case state
+        case refundedAmount
+        case transactionID = "transactionId"
+        case paymentURL
+        case qrToken
+        case paymentLinkID = "paymentLinkId"
+        case needsReview
+        case createdAt
+        case updatedAt
+        case nextPollAt
+        case pollAttempts
+        case version
+        case providerState
+        case providerPaymentID = "providerPaymentId"
     }
 }
 
@@ -135,7 +161,7 @@ public struct OrderEvent: Sendable, Codable, Hashable {
     /// The row's id, once stored.
     public var id: Int64?
     /// The order it belongs to.
-    public var orderId: String
+    public var orderID: String
     /// When it happened.
     public var at: Date
     /// What kind of line it is.
@@ -148,13 +174,23 @@ public struct OrderEvent: Sendable, Codable, Hashable {
     public var detail: String
 
     /// Creates a line of an order's audit trail.
-    public init(orderId: String, at: Date, kind: Kind, fromState: OrderState? = nil, toState: OrderState? = nil, detail: String) {
-        self.orderId = orderId
+    public init(orderID: String, at: Date, kind: Kind, fromState: OrderState? = nil, toState: OrderState? = nil, detail: String) {
+        self.orderID = orderID
         self.at = at
         self.kind = kind
         self.fromState = fromState
         self.toState = toState
         self.detail = detail
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id
+        case orderID = "orderId"
+        case at
+        case kind
+        case fromState
+        case toState
+        case detail
     }
 }
 
@@ -169,7 +205,7 @@ public struct OutboxMessage: Sendable, Codable, Hashable {
     /// `order.paid`, `order.declined`, `order.cancelled`, `order.expired`, `refund.succeeded`.
     public var type: String
     /// The order the event is about.
-    public var orderId: String
+    public var orderID: String
     /// The JSON body to deliver.
     public var payload: String
     /// When the event was written (with the change that caused it).
@@ -186,15 +222,28 @@ public struct OutboxMessage: Sendable, Codable, Hashable {
     public var deliveredAt: Date?
 
     /// Creates a pending event, due at once.
-    public init(id: String, type: String, orderId: String, payload: String, createdAt: Date) {
+    public init(id: String, type: String, orderID: String, payload: String, createdAt: Date) {
         self.id = id
         self.type = type
-        self.orderId = orderId
+        self.orderID = orderID
         self.payload = payload
         self.createdAt = createdAt
         self.state = .pending
         self.attempts = 0
         self.nextAttemptAt = createdAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id
+        case type
+        case orderID = "orderId"
+        case payload
+        case createdAt
+        case state
+        case attempts
+        case nextAttemptAt
+        case lastStatus
+        case deliveredAt
     }
 }
 
@@ -236,7 +285,7 @@ public struct RefundRecord: Sendable, Codable, Hashable {
     /// The gateway's id, e.g. `rf_…`.
     public var id: String
     /// The order refunded.
-    public var orderId: String
+    public var orderID: String
     /// The amount refunded, in tenge.
     public var amount: Int
     /// Whether Kaspi confirmed it, refused it, or its outcome is not known yet.
@@ -249,29 +298,39 @@ public struct RefundRecord: Sendable, Codable, Hashable {
     public var updatedAt: Date
 
     /// Creates a refund record.
-    public init(id: String, orderId: String, amount: Int, status: RefundStatus, detail: String? = nil, createdAt: Date, updatedAt: Date? = nil) {
+    public init(id: String, orderID: String, amount: Int, status: RefundStatus, detail: String? = nil, createdAt: Date, updatedAt: Date? = nil) {
         self.id = id
-        self.orderId = orderId
+        self.orderID = orderID
         self.amount = amount
         self.status = status
         self.detail = detail
         self.createdAt = createdAt
         self.updatedAt = updatedAt ?? createdAt
     }
+
+    enum CodingKeys: String, CodingKey {
+        case id
+        case orderID = "orderId"
+        case amount
+        case status
+        case detail
+        case createdAt
+        case updatedAt
+    }
 }
 
 /// A refund's new status, written with the order change that settles it.
 public struct RefundUpdate: Sendable, Hashable {
     /// The refund whose record changes.
-    public var refundId: String
+    public var refundID: String
     /// Its new status.
     public var status: RefundStatus
     /// How it was settled, for people.
     public var detail: String
 
     /// Creates a change to a refund's record.
-    public init(refundId: String, status: RefundStatus, detail: String) {
-        self.refundId = refundId
+    public init(refundID: String, status: RefundStatus, detail: String) {
+        self.refundID = refundID
         self.status = status
         self.detail = detail
     }
@@ -318,12 +377,12 @@ public struct PaymentLink: Sendable, Codable, Hashable {
     /// When it was created.
     public var createdAt: Date
     /// The order that currently pays this link, if one was started.
-    public var orderId: String?
+    public var orderID: String?
 
     /// Creates a payment link that no order pays yet.
     public init(
         id: String, amount: Int, description: String? = nil, merchantReference: String? = nil, expiresAt: Date? = nil, createdAt: Date,
-        orderId: String? = nil
+        orderID: String? = nil
     ) {
         self.id = id
         self.amount = amount
@@ -331,7 +390,17 @@ public struct PaymentLink: Sendable, Codable, Hashable {
         self.merchantReference = merchantReference
         self.expiresAt = expiresAt
         self.createdAt = createdAt
-        self.orderId = orderId
+        self.orderID = orderID
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id
+        case amount
+        case description
+        case merchantReference
+        case expiresAt
+        case createdAt
+        case orderID = "orderId"
     }
 }
 
@@ -346,9 +415,9 @@ public struct ProviderDevice: Sendable, Codable, Hashable, CustomStringConvertib
     /// The organization's BIN (r3; the certificate's or key's organization otherwise).
     public var organizationBin: String?
     /// The trade point the device belongs to, as Kaspi numbers it.
-    public var tradePointId: Int64
+    public var tradePointID: Int64
     /// The id the device was registered under (Latin letters, digits, `-`, `_`).
-    public var deviceId: String
+    public var deviceID: String
     /// The provider's token for the device (secret).
     public var token: String
     /// Checkouts without a trade point of their own use the default device.
@@ -362,14 +431,14 @@ public struct ProviderDevice: Sendable, Codable, Hashable, CustomStringConvertib
 
     /// Creates a device record.
     public init(
-        id: String, provider: String, organizationBin: String?, tradePointId: Int64, deviceId: String, token: String, isDefault: Bool,
+        id: String, provider: String, organizationBin: String?, tradePointID: Int64, deviceID: String, token: String, isDefault: Bool,
         referencePrefix: String? = nil, createdAt: Date, deletedAt: Date? = nil
     ) {
         self.id = id
         self.provider = provider
         self.organizationBin = organizationBin
-        self.tradePointId = tradePointId
-        self.deviceId = deviceId
+        self.tradePointID = tradePointID
+        self.deviceID = deviceID
         self.token = token
         self.isDefault = isDefault
         self.referencePrefix = referencePrefix
@@ -381,6 +450,19 @@ public struct ProviderDevice: Sendable, Codable, Hashable, CustomStringConvertib
     public var redactedToken: String { token.count <= 8 ? "…" : "\(token.prefix(4))…\(token.suffix(4))" }
 
     public var description: String {
-        "ProviderDevice(\(id), trade point \(tradePointId), device \(deviceId), token \(redactedToken))"
+        "ProviderDevice(\(id), trade point \(tradePointID), device \(deviceID), token \(redactedToken))"
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id
+        case provider
+        case organizationBin
+        case tradePointID = "tradePointId"
+        case deviceID = "deviceId"
+        case token
+        case isDefault
+        case referencePrefix
+        case createdAt
+        case deletedAt
     }
 }

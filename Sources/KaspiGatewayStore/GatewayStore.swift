@@ -7,9 +7,9 @@ public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
     /// An order with this id or provider order id exists.
     case duplicateOrder(String)
     /// A refund would exceed what remains of the paid amount (enforced by the database).
-    case refundExceedsPaid(orderId: String)
+    case refundExceedsPaid(orderID: String)
     /// The order is not paid, so it cannot be refunded.
-    case notRefundable(orderId: String, state: OrderState)
+    case notRefundable(orderID: String, state: OrderState)
     /// The same idempotency key was used with another request body.
     case idempotencyConflict(key: String)
     /// Another request with the same idempotency key reserved it first and is still at work.
@@ -161,7 +161,7 @@ public enum IdempotencyRecord: Sendable, Hashable {
 /// One attempt to deliver an outbox message.
 public struct DeliveryAttempt: Sendable, Hashable, Codable {
     /// The event delivered.
-    public var messageId: String
+    public var messageID: String
     /// When the attempt was made.
     public var at: Date
     /// The merchant's HTTP status, when there was an answer.
@@ -174,13 +174,22 @@ public struct DeliveryAttempt: Sendable, Hashable, Codable {
     public var manual: Bool
 
     /// Creates a record of one attempt.
-    public init(messageId: String, at: Date, statusCode: Int?, latencyMs: Int, error: String?, manual: Bool = false) {
-        self.messageId = messageId
+    public init(messageID: String, at: Date, statusCode: Int?, latencyMs: Int, error: String?, manual: Bool = false) {
+        self.messageID = messageID
         self.at = at
         self.statusCode = statusCode
         self.latencyMs = latencyMs
         self.error = error
         self.manual = manual
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case messageID = "messageId"
+        case at
+        case statusCode
+        case latencyMs
+        case error
+        case manual
     }
 }
 
@@ -209,11 +218,11 @@ public protocol GatewayStore: Sendable {
     func insert(_ order: GatewayOrder, reserving: IdempotencyReservation?) async throws
 
     func order(id: String) async throws -> GatewayOrder?
-    func order(provider: String, providerOrderId: String) async throws -> GatewayOrder?
+    func order(provider: String, providerOrderID: String) async throws -> GatewayOrder?
     /// The order the provider knows by its own payment id (the Kaspi QR API's).
-    func order(provider: String, providerPaymentId: String) async throws -> GatewayOrder?
+    func order(provider: String, providerPaymentID: String) async throws -> GatewayOrder?
     func orders(_ query: OrderQuery) async throws -> (orders: [GatewayOrder], next: OrderCursor?)
-    func events(orderId: String) async throws -> [OrderEvent]
+    func events(orderID: String) async throws -> [OrderEvent]
 
     /// Reads the order, lets `decide` compute the change, and writes it (order, events,
     /// outbox) in one transaction with the order locked, so that concurrent updates of one
@@ -222,23 +231,23 @@ public protocol GatewayStore: Sendable {
     /// - Returns: the order after the change (unchanged when `decide` returned nil).
     /// - Throws: ``StoreError/orderNotFound(_:)``, or what `decide` throws.
     @discardableResult
-    func update(orderId: String, _ decide: @escaping @Sendable (GatewayOrder) throws -> OrderChange?) async throws -> GatewayOrder
+    func update(orderID: String, _ decide: @escaping @Sendable (GatewayOrder) throws -> OrderChange?) async throws -> GatewayOrder
 
-    /// Like ``update(orderId:_:)``, starting from `current`, a copy of the order read moments
+    /// Like ``update(orderID:_:)``, starting from `current`, a copy of the order read moments
     /// ago: when the stored order still has `current`'s version, the change is written without
     /// reading it again (one statement on PostgreSQL); otherwise the order is read, locked and
-    /// `decide` called again, as ``update(orderId:_:)`` does. `decide` must depend only on
+    /// `decide` called again, as ``update(orderID:_:)`` does. `decide` must depend only on
     /// its argument.
     @discardableResult
     func update(from current: GatewayOrder, _ decide: @escaping @Sendable (GatewayOrder) throws -> OrderChange?) async throws -> GatewayOrder
 
-    /// Finds the order by its provider's id and updates it as ``update(orderId:_:)`` does,
+    /// Finds the order by its provider's id and updates it as ``update(orderID:_:)`` does,
     /// in one write where the store can (SQLite: one job of a group commit).
     ///
     /// - Returns: the order before and after the change.
     /// - Throws: ``StoreError/orderNotFound(_:)`` (with the provider order id), or what `decide` throws.
     func update(
-        provider: String, providerOrderId: String, _ decide: @escaping @Sendable (GatewayOrder) throws -> OrderChange?
+        provider: String, providerOrderID: String, _ decide: @escaping @Sendable (GatewayOrder) throws -> OrderChange?
     ) async throws -> (before: GatewayOrder, after: GatewayOrder)
 
     /// Stores many new orders, each with its `created` event, in one transaction: all or none.
@@ -250,11 +259,11 @@ public protocol GatewayStore: Sendable {
     /// Adds a refund to a paid order in one conditional update: the database refuses a total
     /// above the paid amount, whatever runs concurrently.
     ///
-    /// - Throws: ``StoreError/refundExceedsPaid(orderId:)``, ``StoreError/notRefundable(orderId:state:)``.
-    func recordRefund(orderId: String, amount: Int, refundId: String, at now: Date, reserving: IdempotencyReservation?) async throws -> GatewayOrder
+    /// - Throws: ``StoreError/refundExceedsPaid(orderID:)``, ``StoreError/notRefundable(orderID:state:)``.
+    func recordRefund(orderID: String, amount: Int, refundID: String, at now: Date, reserving: IdempotencyReservation?) async throws -> GatewayOrder
 
     /// An order's refunds, oldest first.
-    func refunds(orderId: String) async throws -> [RefundRecord]
+    func refunds(orderID: String) async throws -> [RefundRecord]
 
     /// Refunds whose outcome is not known: every `unknown` one, and `pending` ones created
     /// before `pendingBefore` (older than any call still in flight), oldest first.
@@ -265,7 +274,7 @@ public protocol GatewayStore: Sendable {
     func claimOrdersToPoll(now: Date, limit: Int, owner: String, lease: TimeInterval) async throws -> [GatewayOrder]
 
     /// Sets when an order is polled next, and releases its lease.
-    func schedulePoll(orderId: String, at: Date?, attempts: Int, owner: String) async throws
+    func schedulePoll(orderID: String, at: Date?, attempts: Int, owner: String) async throws
 
     /// Claims up to `limit` outbox messages due for delivery, oldest first. Each gets its own
     /// lease, sized for one delivery and staggered by its place in the batch (the first
@@ -288,11 +297,11 @@ public protocol GatewayStore: Sendable {
     @discardableResult
     func releaseLeases(owner: String) async throws -> Int
 
-    func outboxMessages(orderId: String?, limit: Int) async throws -> [OutboxMessage]
-    func deliveryAttempts(messageId: String) async throws -> [DeliveryAttempt]
+    func outboxMessages(orderID: String?, limit: Int) async throws -> [OutboxMessage]
+    func deliveryAttempts(messageID: String) async throws -> [DeliveryAttempt]
 
     /// Makes a message due again now (a manual re-send).
-    func requeue(messageId: String, now: Date) async throws
+    func requeue(messageID: String, now: Date) async throws
 
     /// Looks up what is stored for an idempotency key; a key stored before `expiredBefore`
     /// counts as absent.
@@ -319,7 +328,7 @@ public protocol GatewayStore: Sendable {
     /// two payers opening the link at once start one order).
     ///
     /// - Returns: whether the link now points at `orderId`.
-    func attach(orderId: String, toLink linkId: String, replacing expected: String?) async throws -> Bool
+    func attach(orderID: String, toLink linkID: String, replacing expected: String?) async throws -> Bool
 
     /// The newest payment links first.
     func paymentLinks(limit: Int) async throws -> [PaymentLink]
@@ -362,7 +371,7 @@ extension GatewayStore {
     public func insert(_ link: PaymentLink) async throws { try await insert(link, reserving: nil) }
 
     /// Reserves a refund with no idempotency key.
-    public func recordRefund(orderId: String, amount: Int, refundId: String, at now: Date) async throws -> GatewayOrder {
-        try await recordRefund(orderId: orderId, amount: amount, refundId: refundId, at: now, reserving: nil)
+    public func recordRefund(orderID: String, amount: Int, refundID: String, at now: Date) async throws -> GatewayOrder {
+        try await recordRefund(orderID: orderID, amount: amount, refundID: refundID, at: now, reserving: nil)
     }
 }

@@ -170,7 +170,7 @@ public final class PostgresGatewayStore: GatewayStore {
     private func bindOrder(_ o: GatewayOrder, to q: inout Query) {
         q.bind(o.id)
         q.bind(o.provider)
-        q.bind(o.providerOrderId)
+        q.bind(o.providerOrderID)
         q.bind(o.kind.rawValue)
         q.bind(o.amount)
         q.bind(o.description)
@@ -179,10 +179,10 @@ public final class PostgresGatewayStore: GatewayStore {
         q.bind(o.mobileReturnURL)
         q.bind(o.state.rawValue)
         q.bind(o.refundedAmount)
-        q.bind(o.transactionId)
+        q.bind(o.transactionID)
         q.bind(o.paymentURL)
         q.bind(o.qrToken)
-        q.bind(o.paymentLinkId)
+        q.bind(o.paymentLinkID)
         q.binds.append(Int32(o.needsReview ? 1 : 0))
         q.bind(o.createdAt)
         q.bind(o.updatedAt)
@@ -190,7 +190,7 @@ public final class PostgresGatewayStore: GatewayStore {
         q.binds.append(Int32(o.pollAttempts))
         q.bind(o.version)
         q.bind(o.providerState)
-        q.bind(o.providerPaymentId)
+        q.bind(o.providerPaymentID)
     }
 
     public func insert(_ order: GatewayOrder, reserving reservation: IdempotencyReservation?) async throws {
@@ -200,17 +200,17 @@ public final class PostgresGatewayStore: GatewayStore {
                 _ = try await rows(insertQuery(order), on: connection)
                 try await insertEvent(
                     OrderEvent(
-                        orderId: order.id, at: order.createdAt, kind: .created, toState: order.state,
+                        orderID: order.id, at: order.createdAt, kind: .created, toState: order.state,
                         detail: "order stored for \(order.amount) via \(order.provider)"), on: connection)
             }
         } catch StoreError.duplicateOrder {
-            throw StoreError.duplicateOrder(order.providerOrderId)
+            throw StoreError.duplicateOrder(order.providerOrderID)
         }
     }
 
     private func insertEvent(_ event: OrderEvent, on connection: PostgresConnection) async throws {
         var q = Query("INSERT INTO order_events (order_id, at, kind, from_state, to_state, detail) VALUES ($1, $2, $3, $4, $5, $6)")
-        q.bind(event.orderId)
+        q.bind(event.orderID)
         q.bind(event.at)
         q.bind(event.kind.rawValue)
         q.bind(event.fromState?.rawValue)
@@ -223,7 +223,7 @@ public final class PostgresGatewayStore: GatewayStore {
         var q = Query("INSERT INTO outbox (\(outboxColumns)) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
         q.bind(m.id)
         q.bind(m.type)
-        q.bind(m.orderId)
+        q.bind(m.orderID)
         q.bind(m.payload)
         q.bind(m.createdAt)
         q.bind(m.state.rawValue)
@@ -240,16 +240,16 @@ public final class PostgresGatewayStore: GatewayStore {
         return try await rows(q).first.map { try RowDecoding.order($0) }
     }
 
-    public func order(provider: String, providerPaymentId: String) async throws -> GatewayOrder? {
+    public func order(provider: String, providerPaymentID: String) async throws -> GatewayOrder? {
         var q = Query("SELECT \(orderColumns) FROM orders WHERE provider = $1 AND provider_payment_id = $2")
         q.bind(provider)
-        q.bind(providerPaymentId)
+        q.bind(providerPaymentID)
         return try await rows(q).first.map { try RowDecoding.order($0) }
     }
 
-    public func order(provider: String, providerOrderId: String) async throws -> GatewayOrder? {
+    public func order(provider: String, providerOrderID: String) async throws -> GatewayOrder? {
         do {
-            let row = try await client.execute(OrderByProviderStatement(provider: provider, providerOrderId: providerOrderId), logger: logger).first {
+            let row = try await client.execute(OrderByProviderStatement(provider: provider, providerOrderID: providerOrderID), logger: logger).first {
                 _ in true
             }
             return try row.map { try RowDecoding.order($0) }
@@ -302,18 +302,18 @@ public final class PostgresGatewayStore: GatewayStore {
         return (orders, cursor)
     }
 
-    public func events(orderId: String) async throws -> [OrderEvent] {
+    public func events(orderID: String) async throws -> [OrderEvent] {
         var q = Query("SELECT id, order_id, at, kind, from_state, to_state, detail FROM order_events WHERE order_id = $1 ORDER BY id")
-        q.bind(orderId)
+        q.bind(orderID)
         return try await rows(q).map { try RowDecoding.event($0) }
     }
 
-    public func update(orderId: String, _ decide: @escaping @Sendable (GatewayOrder) throws -> OrderChange?) async throws -> GatewayOrder {
+    public func update(orderID: String, _ decide: @escaping @Sendable (GatewayOrder) throws -> OrderChange?) async throws -> GatewayOrder {
         try await transaction { connection in
             var select = Query("SELECT \(orderColumns) FROM orders WHERE id = $1 FOR UPDATE")
-            select.bind(orderId)
+            select.bind(orderID)
             guard let current = try await rows(select, on: connection).first.map({ try RowDecoding.order($0) }) else {
-                throw StoreError.orderNotFound(orderId)
+                throw StoreError.orderNotFound(orderID)
             }
             guard let change = try decide(current) else { return current }
             let o = change.order
@@ -326,10 +326,10 @@ public final class PostgresGatewayStore: GatewayStore {
                 """)
             q.bind(o.state.rawValue)
             q.bind(o.refundedAmount)
-            q.bind(o.transactionId)
+            q.bind(o.transactionID)
             q.bind(o.paymentURL)
             q.bind(o.qrToken)
-            q.bind(o.paymentLinkId)
+            q.bind(o.paymentLinkID)
             q.binds.append(Int32(o.needsReview ? 1 : 0))
             q.bind(o.updatedAt)
             q.bind(o.nextPollAt)
@@ -338,7 +338,7 @@ public final class PostgresGatewayStore: GatewayStore {
             q.bind(o.description)
             q.bind(o.metadata)
             q.bind(o.providerState)
-            q.bind(o.providerPaymentId)
+            q.bind(o.providerPaymentID)
             q.bind(o.id)
             q.bind(current.version)
             guard try await !rows(q, on: connection).isEmpty else { throw StoreError.database("order \(o.id) changed underneath the update") }
@@ -351,16 +351,16 @@ public final class PostgresGatewayStore: GatewayStore {
                 settle.bind(refund.status.rawValue)
                 settle.bind(refund.detail)
                 settle.bind(o.updatedAt)
-                settle.bind(refund.refundId)
+                settle.bind(refund.refundID)
                 settle.bind(o.id)
-                guard try await !rows(settle, on: connection).isEmpty else { throw StoreError.refundAlreadyResolved(refund.refundId) }
+                guard try await !rows(settle, on: connection).isEmpty else { throw StoreError.refundAlreadyResolved(refund.refundID) }
             }
             return o
         }
     }
 
     public func update(from current: GatewayOrder, _ decide: @escaping @Sendable (GatewayOrder) throws -> OrderChange?) async throws -> GatewayOrder {
-        guard let change = try decide(current), change.refund == nil else { return try await update(orderId: current.id, decide) }
+        guard let change = try decide(current), change.refund == nil else { return try await update(orderID: current.id, decide) }
         // One statement, so one round trip and its own transaction: the order's update (only if
         // its version still matches) and, only if it happened, the events and outbox rows. The
         // common shape (one event, one message) is a prepared statement, parsed once a connection.
@@ -378,7 +378,7 @@ public final class PostgresGatewayStore: GatewayStore {
         }
         if changed == 1 { return change.order }
         // Someone changed the order since `current` was read: the locked path decides again.
-        return try await update(orderId: current.id, decide)
+        return try await update(orderID: current.id, decide)
     }
 
     /// The statement of ``update(from:_:)`` for a change with so many events and messages.
@@ -410,10 +410,10 @@ public final class PostgresGatewayStore: GatewayStore {
         var q = Query("")
         q.bind(o.state.rawValue)
         q.bind(o.refundedAmount)
-        q.bind(o.transactionId)
+        q.bind(o.transactionID)
         q.bind(o.paymentURL)
         q.bind(o.qrToken)
-        q.bind(o.paymentLinkId)
+        q.bind(o.paymentLinkID)
         q.binds.append(Int32(o.needsReview ? 1 : 0))
         q.bind(o.updatedAt)
         q.bind(o.nextPollAt)
@@ -422,11 +422,11 @@ public final class PostgresGatewayStore: GatewayStore {
         q.bind(o.description)
         q.bind(o.metadata)
         q.bind(o.providerState)
-        q.bind(o.providerPaymentId)
+        q.bind(o.providerPaymentID)
         q.bind(o.id)
         q.bind(expectedVersion)
         for event in change.events {
-            q.bind(event.orderId)
+            q.bind(event.orderID)
             q.bind(event.at)
             q.bind(event.kind.rawValue)
             q.bind(event.fromState?.rawValue)
@@ -436,7 +436,7 @@ public final class PostgresGatewayStore: GatewayStore {
         for m in change.outbox {
             q.bind(m.id)
             q.bind(m.type)
-            q.bind(m.orderId)
+            q.bind(m.orderID)
             q.bind(m.payload)
             q.bind(m.createdAt)
             q.bind(m.state.rawValue)
@@ -471,22 +471,22 @@ public final class PostgresGatewayStore: GatewayStore {
         static let bindingDataTypes: [PostgresDataType] = [.text, .text]
         typealias Row = PostgresRandomAccessRow
         var provider: String
-        var providerOrderId: String
+        var providerOrderID: String
         func makeBindings() throws -> PostgresBindings {
             var bindings = PostgresBindings()
             bindings.append(provider)
-            bindings.append(providerOrderId)
+            bindings.append(providerOrderID)
             return bindings
         }
         func decodeRow(_ row: PostgresRow) throws -> PostgresRandomAccessRow { row.makeRandomAccess() }
     }
 
     public func update(
-        provider: String, providerOrderId: String, _ decide: @escaping @Sendable (GatewayOrder) throws -> OrderChange?
+        provider: String, providerOrderID: String, _ decide: @escaping @Sendable (GatewayOrder) throws -> OrderChange?
     ) async throws -> (before: GatewayOrder, after: GatewayOrder) {
         // A read, then one statement (see update(from:)).
-        guard let order = try await order(provider: provider, providerOrderId: providerOrderId) else {
-            throw StoreError.orderNotFound(providerOrderId)
+        guard let order = try await order(provider: provider, providerOrderID: providerOrderID) else {
+            throw StoreError.orderNotFound(providerOrderID)
         }
         return (order, try await update(from: order, decide))
     }
@@ -516,10 +516,10 @@ public final class PostgresGatewayStore: GatewayStore {
     }
 
     public func recordRefund(
-        orderId: String, amount: Int, refundId: String, at now: Date, reserving reservation: IdempotencyReservation?
+        orderID: String, amount: Int, refundID: String, at now: Date, reserving reservation: IdempotencyReservation?
     ) async throws -> GatewayOrder {
         try await transaction { connection in
-            if let reservation { try await reserve(reservation, resource: refundId, on: connection) }
+            if let reservation { try await reserve(reservation, resource: refundID, on: connection) }
             var q = Query(
                 """
                 UPDATE orders SET refunded_amount = refunded_amount + $1, version = version + 1, updated_at = $2
@@ -527,27 +527,27 @@ public final class PostgresGatewayStore: GatewayStore {
                 """)
             q.bind(amount)
             q.bind(now)
-            q.bind(orderId)
+            q.bind(orderID)
             guard let row = try await rows(q, on: connection).first else {
                 var select = Query("SELECT \(orderColumns) FROM orders WHERE id = $1")
-                select.bind(orderId)
+                select.bind(orderID)
                 guard let current = try await rows(select, on: connection).first.map({ try RowDecoding.order($0) }) else {
-                    throw StoreError.orderNotFound(orderId)
+                    throw StoreError.orderNotFound(orderID)
                 }
-                if current.state != .paid { throw StoreError.notRefundable(orderId: orderId, state: current.state) }
-                throw StoreError.refundExceedsPaid(orderId: orderId)
+                if current.state != .paid { throw StoreError.notRefundable(orderID: orderID, state: current.state) }
+                throw StoreError.refundExceedsPaid(orderID: orderID)
             }
             let order = try RowDecoding.order(row)
             var before = order
             before.refundedAmount -= amount
-            guard let change = OrderStateMachine.refund(before, amount: amount, refundId: refundId, at: now) else {
-                throw StoreError.refundExceedsPaid(orderId: orderId)
+            guard let change = OrderStateMachine.refund(before, amount: amount, refundID: refundID, at: now) else {
+                throw StoreError.refundExceedsPaid(orderID: orderID)
             }
             var insert = Query(
                 "INSERT INTO refunds (id, order_id, amount, created_at, status, detail, updated_at) VALUES ($1, $2, $3, $4, 'pending', 'reserved; Kaspi is being asked', $4)"
             )
-            insert.bind(refundId)
-            insert.bind(orderId)
+            insert.bind(refundID)
+            insert.bind(orderID)
             insert.bind(amount)
             insert.bind(now)
             _ = try await rows(insert, on: connection)
@@ -557,9 +557,9 @@ public final class PostgresGatewayStore: GatewayStore {
         }
     }
 
-    public func refunds(orderId: String) async throws -> [RefundRecord] {
+    public func refunds(orderID: String) async throws -> [RefundRecord] {
         var q = Query("SELECT \(refundColumns) FROM refunds WHERE order_id = $1 ORDER BY created_at, id")
-        q.bind(orderId)
+        q.bind(orderID)
         return try await rows(q).map { try RowDecoding.refund($0) }
     }
 
@@ -593,13 +593,13 @@ public final class PostgresGatewayStore: GatewayStore {
         return try await rows(q).map { try RowDecoding.order($0) }.sorted { ($0.nextPollAt ?? now) < ($1.nextPollAt ?? now) }
     }
 
-    public func schedulePoll(orderId: String, at: Date?, attempts: Int, owner: String) async throws {
+    public func schedulePoll(orderID: String, at: Date?, attempts: Int, owner: String) async throws {
         var q = Query(
             "UPDATE orders SET next_poll_at = CASE WHEN state IN ('created', 'pending', 'expired') THEN $1::BIGINT ELSE NULL END, poll_attempts = $2, lease_owner = NULL, lease_until = NULL WHERE id = $3 AND (lease_owner IS NULL OR lease_owner = $4)"
         )
         q.bind(at)
         q.binds.append(Int32(attempts))
-        q.bind(orderId)
+        q.bind(orderID)
         q.bind(owner)
         _ = try await rows(q)
     }
@@ -639,12 +639,12 @@ public final class PostgresGatewayStore: GatewayStore {
             update.bind(state)
             update.bind(attempt.at)
             update.bind(retryAt)
-            update.bind(attempt.messageId)
+            update.bind(attempt.messageID)
             update.bind(owner)
             guard try await !rows(update, on: connection).isEmpty else { return false }
             var insert = Query(
                 "INSERT INTO delivery_attempts (message_id, at, status_code, latency_ms, error, manual) VALUES ($1, $2, $3, $4, $5, $6)")
-            insert.bind(attempt.messageId)
+            insert.bind(attempt.messageID)
             insert.bind(attempt.at)
             insert.binds.append(attempt.statusCode.map { Int32($0) })
             insert.binds.append(Int32(attempt.latencyMs))
@@ -665,11 +665,11 @@ public final class PostgresGatewayStore: GatewayStore {
         }
     }
 
-    public func outboxMessages(orderId: String?, limit: Int) async throws -> [OutboxMessage] {
+    public func outboxMessages(orderID: String?, limit: Int) async throws -> [OutboxMessage] {
         var q: Query
-        if let orderId {
+        if let orderID {
             q = Query("SELECT \(outboxColumns) FROM outbox WHERE order_id = $1 ORDER BY created_at DESC, id LIMIT $2")
-            q.bind(orderId)
+            q.bind(orderID)
         } else {
             q = Query("SELECT \(outboxColumns) FROM outbox ORDER BY created_at DESC, id LIMIT $1")
         }
@@ -677,16 +677,16 @@ public final class PostgresGatewayStore: GatewayStore {
         return try await rows(q).map { try RowDecoding.message($0) }
     }
 
-    public func deliveryAttempts(messageId: String) async throws -> [DeliveryAttempt] {
+    public func deliveryAttempts(messageID: String) async throws -> [DeliveryAttempt] {
         var q = Query("SELECT message_id, at, status_code, latency_ms, error, manual FROM delivery_attempts WHERE message_id = $1 ORDER BY id")
-        q.bind(messageId)
+        q.bind(messageID)
         return try await rows(q).map { try RowDecoding.attempt($0) }
     }
 
-    public func requeue(messageId: String, now: Date) async throws {
+    public func requeue(messageID: String, now: Date) async throws {
         var q = Query("UPDATE outbox SET state = 'pending', next_attempt_at = $1, lease_owner = NULL, lease_until = NULL WHERE id = $2")
         q.bind(now)
-        q.bind(messageId)
+        q.bind(messageID)
         _ = try await rows(q)
     }
 
@@ -702,7 +702,7 @@ public final class PostgresGatewayStore: GatewayStore {
             q.bind(link.merchantReference)
             q.bind(link.expiresAt)
             q.bind(link.createdAt)
-            q.bind(link.orderId)
+            q.bind(link.orderID)
             _ = try await rows(q, on: connection)
         }
     }
@@ -713,10 +713,10 @@ public final class PostgresGatewayStore: GatewayStore {
         return try await rows(q).first.map { try RowDecoding.link($0) }
     }
 
-    public func attach(orderId: String, toLink linkId: String, replacing expected: String?) async throws -> Bool {
+    public func attach(orderID: String, toLink linkID: String, replacing expected: String?) async throws -> Bool {
         var q = Query("UPDATE payment_links SET order_id = $1 WHERE id = $2 AND order_id IS NOT DISTINCT FROM $3 RETURNING id")
-        q.bind(orderId)
-        q.bind(linkId)
+        q.bind(orderID)
+        q.bind(linkID)
         q.bind(expected)
         return try await !rows(q).isEmpty
     }
@@ -764,8 +764,8 @@ public final class PostgresGatewayStore: GatewayStore {
             q.bind(device.id)
             q.bind(device.provider)
             q.bind(device.organizationBin)
-            q.bind(device.tradePointId)
-            q.bind(device.deviceId)
+            q.bind(device.tradePointID)
+            q.bind(device.deviceID)
             q.bind(device.token)
             q.binds.append(Int32(device.isDefault ? 1 : 0))
             q.bind(device.referencePrefix)

@@ -9,50 +9,50 @@ protocol RowReader {
 enum RowDecoding {
     static func order(_ row: some RowReader) throws -> GatewayOrder {
         guard let id = row.string("id"), let provider = row.string("provider"),
-            let providerOrderId = row.string("provider_order_id"),
+            let providerOrderID = row.string("provider_order_id"),
             let kind = row.string("kind").flatMap(OrderKind.init(rawValue:)),
             let amount = row.int("amount"), let state = row.string("state").flatMap(OrderState.init(rawValue:)),
             let createdAt = row.int("created_at"), let updatedAt = row.int("updated_at"), let version = row.int("version")
         else { throw StoreError.database("an order row is incomplete") }
         return GatewayOrder(
-            id: id, provider: provider, providerOrderId: providerOrderId, kind: kind, amount: Int(amount),
+            id: id, provider: provider, providerOrderID: providerOrderID, kind: kind, amount: Int(amount),
             description: row.string("description"), merchantReference: row.string("merchant_reference"),
             metadata: row.string("metadata"), mobileReturnURL: row.string("mobile_return_url"), state: state,
-            refundedAmount: Int(row.int("refunded_amount") ?? 0), transactionId: row.string("transaction_id"),
-            paymentURL: row.string("payment_url"), qrToken: row.string("qr_token"), paymentLinkId: row.string("payment_link_id"),
+            refundedAmount: Int(row.int("refunded_amount") ?? 0), transactionID: row.string("transaction_id"),
+            paymentURL: row.string("payment_url"), qrToken: row.string("qr_token"), paymentLinkID: row.string("payment_link_id"),
             needsReview: (row.int("needs_review") ?? 0) != 0, createdAt: Date(ms: createdAt), updatedAt: Date(ms: updatedAt),
             nextPollAt: row.int("next_poll_at").map { Date(ms: $0) }, pollAttempts: Int(row.int("poll_attempts") ?? 0),
             version: Int(version), providerState: row.string("provider_state"),
-            providerPaymentId: row.string("provider_payment_id"))
+            providerPaymentID: row.string("provider_payment_id"))
     }
 
     static func device(_ row: some RowReader) throws -> ProviderDevice {
         guard let id = row.string("id"), let provider = row.string("provider"), let tradePoint = row.int("trade_point_id"),
-            let deviceId = row.string("device_id"), let token = row.string("token"), let created = row.int("created_at")
+            let deviceID = row.string("device_id"), let token = row.string("token"), let created = row.int("created_at")
         else { throw StoreError.database("a device row is incomplete") }
         return ProviderDevice(
-            id: id, provider: provider, organizationBin: row.string("organization_bin"), tradePointId: tradePoint, deviceId: deviceId,
+            id: id, provider: provider, organizationBin: row.string("organization_bin"), tradePointID: tradePoint, deviceID: deviceID,
             token: token, isDefault: (row.int("is_default") ?? 0) != 0, referencePrefix: row.string("reference_prefix"),
             createdAt: Date(ms: created), deletedAt: row.int("deleted_at").map { Date(ms: $0) })
     }
 
     static func event(_ row: some RowReader) throws -> OrderEvent {
-        guard let orderId = row.string("order_id"), let at = row.int("at"),
+        guard let orderID = row.string("order_id"), let at = row.int("at"),
             let kind = row.string("kind").flatMap(OrderEvent.Kind.init(rawValue:)), let detail = row.string("detail")
         else { throw StoreError.database("an event row is incomplete") }
         var event = OrderEvent(
-            orderId: orderId, at: Date(ms: at), kind: kind, fromState: row.string("from_state").flatMap(OrderState.init(rawValue:)),
+            orderID: orderID, at: Date(ms: at), kind: kind, fromState: row.string("from_state").flatMap(OrderState.init(rawValue:)),
             toState: row.string("to_state").flatMap(OrderState.init(rawValue:)), detail: detail)
         event.id = row.int("id")
         return event
     }
 
     static func message(_ row: some RowReader) throws -> OutboxMessage {
-        guard let id = row.string("id"), let type = row.string("type"), let orderId = row.string("order_id"),
+        guard let id = row.string("id"), let type = row.string("type"), let orderID = row.string("order_id"),
             let payload = row.string("payload"), let createdAt = row.int("created_at"),
             let state = row.string("state").flatMap(OutboxMessage.State.init(rawValue:)), let next = row.int("next_attempt_at")
         else { throw StoreError.database("an outbox row is incomplete") }
-        var message = OutboxMessage(id: id, type: type, orderId: orderId, payload: payload, createdAt: Date(ms: createdAt))
+        var message = OutboxMessage(id: id, type: type, orderID: orderID, payload: payload, createdAt: Date(ms: createdAt))
         message.state = state
         message.attempts = Int(row.int("attempts") ?? 0)
         message.nextAttemptAt = Date(ms: next)
@@ -62,13 +62,13 @@ enum RowDecoding {
     }
 
     static func refund(_ row: some RowReader) throws -> RefundRecord {
-        guard let id = row.string("id"), let orderId = row.string("order_id"), let amount = row.int("amount"),
+        guard let id = row.string("id"), let orderID = row.string("order_id"), let amount = row.int("amount"),
             let createdAt = row.int("created_at"), let status = row.string("status").flatMap(RefundStatus.init(rawValue:))
         else {
             throw StoreError.database("a refund row is incomplete")
         }
         return RefundRecord(
-            id: id, orderId: orderId, amount: Int(amount), status: status, detail: row.string("detail"),
+            id: id, orderID: orderID, amount: Int(amount), status: status, detail: row.string("detail"),
             createdAt: Date(ms: createdAt), updatedAt: row.int("updated_at").map { Date(ms: $0) })
     }
 
@@ -78,15 +78,15 @@ enum RowDecoding {
         }
         return PaymentLink(
             id: id, amount: Int(amount), description: row.string("description"), merchantReference: row.string("merchant_reference"),
-            expiresAt: row.int("expires_at").map { Date(ms: $0) }, createdAt: Date(ms: createdAt), orderId: row.string("order_id"))
+            expiresAt: row.int("expires_at").map { Date(ms: $0) }, createdAt: Date(ms: createdAt), orderID: row.string("order_id"))
     }
 
     static func attempt(_ row: some RowReader) throws -> DeliveryAttempt {
-        guard let messageId = row.string("message_id"), let at = row.int("at"), let latency = row.int("latency_ms") else {
+        guard let messageID = row.string("message_id"), let at = row.int("at"), let latency = row.int("latency_ms") else {
             throw StoreError.database("a delivery attempt row is incomplete")
         }
         return DeliveryAttempt(
-            messageId: messageId, at: Date(ms: at), statusCode: row.int("status_code").map { Int($0) }, latencyMs: Int(latency),
+            messageID: messageID, at: Date(ms: at), statusCode: row.int("status_code").map { Int($0) }, latencyMs: Int(latency),
             error: row.string("error"), manual: (row.int("manual") ?? 0) != 0)
     }
 }

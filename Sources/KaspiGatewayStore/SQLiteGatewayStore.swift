@@ -99,12 +99,12 @@ public final class SQLiteGatewayStore: GatewayStore {
 
     private func orderBinds(_ o: GatewayOrder) -> [SQLiteData] {
         [
-            .text(o.id), .text(o.provider), .text(o.providerOrderId), .text(o.kind.rawValue), .integer(o.amount), Self.text(o.description),
+            .text(o.id), .text(o.provider), .text(o.providerOrderID), .text(o.kind.rawValue), .integer(o.amount), Self.text(o.description),
             Self.text(o.merchantReference), Self.text(o.metadata), Self.text(o.mobileReturnURL), .text(o.state.rawValue),
-            .integer(o.refundedAmount), Self.text(o.transactionId), Self.text(o.paymentURL), Self.text(o.qrToken),
-            Self.text(o.paymentLinkId), .integer(o.needsReview ? 1 : 0), .integer(Int(o.createdAt.ms)), .integer(Int(o.updatedAt.ms)),
+            .integer(o.refundedAmount), Self.text(o.transactionID), Self.text(o.paymentURL), Self.text(o.qrToken),
+            Self.text(o.paymentLinkID), .integer(o.needsReview ? 1 : 0), .integer(Int(o.createdAt.ms)), .integer(Int(o.updatedAt.ms)),
             Self.int(o.nextPollAt?.ms), .integer(o.pollAttempts), .integer(o.version), Self.text(o.providerState),
-            Self.text(o.providerPaymentId),
+            Self.text(o.providerPaymentID),
         ]
     }
 
@@ -116,11 +116,11 @@ public final class SQLiteGatewayStore: GatewayStore {
                     "INSERT INTO orders (\(orderColumns)) VALUES (\(Array(repeating: "?", count: 23).joined(separator: ", ")))", orderBinds(order))
                 try insertEvent(
                     OrderEvent(
-                        orderId: order.id, at: order.createdAt, kind: .created, toState: order.state,
+                        orderID: order.id, at: order.createdAt, kind: .created, toState: order.state,
                         detail: "order stored for \(order.amount) via \(order.provider)"), db)
             }
         } catch StoreError.duplicateOrder {
-            throw StoreError.duplicateOrder(order.providerOrderId)
+            throw StoreError.duplicateOrder(order.providerOrderID)
         }
     }
 
@@ -128,7 +128,7 @@ public final class SQLiteGatewayStore: GatewayStore {
         try db.run(
             "INSERT INTO order_events (order_id, at, kind, from_state, to_state, detail) VALUES (?, ?, ?, ?, ?, ?)",
             [
-                .text(event.orderId), .integer(Int(event.at.ms)), .text(event.kind.rawValue), Self.text(event.fromState?.rawValue),
+                .text(event.orderID), .integer(Int(event.at.ms)), .text(event.kind.rawValue), Self.text(event.fromState?.rawValue),
                 Self.text(event.toState?.rawValue), .text(event.detail),
             ])
     }
@@ -137,7 +137,7 @@ public final class SQLiteGatewayStore: GatewayStore {
         try db.run(
             "INSERT INTO outbox (\(outboxColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                .text(message.id), .text(message.type), .text(message.orderId), .text(message.payload), .integer(Int(message.createdAt.ms)),
+                .text(message.id), .text(message.type), .text(message.orderID), .text(message.payload), .integer(Int(message.createdAt.ms)),
                 .text(message.state.rawValue), .integer(message.attempts), .integer(Int(message.nextAttemptAt.ms)), Self.int(message.lastStatus),
                 Self.int(message.deliveredAt?.ms),
             ])
@@ -151,14 +151,14 @@ public final class SQLiteGatewayStore: GatewayStore {
         try await fetch("SELECT \(orderColumns) FROM orders WHERE id = ?", [.text(id)]).first.map { try RowDecoding.order(SQLiteRowReader($0)) }
     }
 
-    public func order(provider: String, providerPaymentId: String) async throws -> GatewayOrder? {
+    public func order(provider: String, providerPaymentID: String) async throws -> GatewayOrder? {
         try await fetch(
-            "SELECT \(orderColumns) FROM orders WHERE provider = ? AND provider_payment_id = ?", [.text(provider), .text(providerPaymentId)]
+            "SELECT \(orderColumns) FROM orders WHERE provider = ? AND provider_payment_id = ?", [.text(provider), .text(providerPaymentID)]
         ).first.map { try RowDecoding.order(SQLiteRowReader($0)) }
     }
 
-    public func order(provider: String, providerOrderId: String) async throws -> GatewayOrder? {
-        try await fetch("SELECT \(orderColumns) FROM orders WHERE provider = ? AND provider_order_id = ?", [.text(provider), .text(providerOrderId)])
+    public func order(provider: String, providerOrderID: String) async throws -> GatewayOrder? {
+        try await fetch("SELECT \(orderColumns) FROM orders WHERE provider = ? AND provider_order_id = ?", [.text(provider), .text(providerOrderID)])
             .first.map { try RowDecoding.order(SQLiteRowReader($0)) }
     }
 
@@ -197,16 +197,16 @@ public final class SQLiteGatewayStore: GatewayStore {
         return (orders, next)
     }
 
-    public func events(orderId: String) async throws -> [OrderEvent] {
+    public func events(orderID: String) async throws -> [OrderEvent] {
         try await fetch(
-            "SELECT id, order_id, at, kind, from_state, to_state, detail FROM order_events WHERE order_id = ? ORDER BY id", [.text(orderId)]
+            "SELECT id, order_id, at, kind, from_state, to_state, detail FROM order_events WHERE order_id = ? ORDER BY id", [.text(orderID)]
         )
         .map { try RowDecoding.event(SQLiteRowReader($0)) }
     }
 
-    public func update(orderId: String, _ decide: @escaping @Sendable (GatewayOrder) throws -> OrderChange?) async throws -> GatewayOrder {
+    public func update(orderID: String, _ decide: @escaping @Sendable (GatewayOrder) throws -> OrderChange?) async throws -> GatewayOrder {
         try await transaction { [self] db in
-            guard let current = try selectOrder(id: orderId, db) else { throw StoreError.orderNotFound(orderId) }
+            guard let current = try selectOrder(id: orderID, db) else { throw StoreError.orderNotFound(orderID) }
             guard let change = try decide(current) else { return current }
             try write(change, replacing: current, db)
             return change.order
@@ -244,10 +244,10 @@ public final class SQLiteGatewayStore: GatewayStore {
             WHERE id = ? AND version = ? RETURNING id
             """,
             [
-                .text(o.state.rawValue), .integer(o.refundedAmount), Self.text(o.transactionId), Self.text(o.paymentURL), Self.text(o.qrToken),
-                Self.text(o.paymentLinkId), .integer(o.needsReview ? 1 : 0), .integer(Int(o.updatedAt.ms)), Self.int(o.nextPollAt?.ms),
+                .text(o.state.rawValue), .integer(o.refundedAmount), Self.text(o.transactionID), Self.text(o.paymentURL), Self.text(o.qrToken),
+                Self.text(o.paymentLinkID), .integer(o.needsReview ? 1 : 0), .integer(Int(o.updatedAt.ms)), Self.int(o.nextPollAt?.ms),
                 .integer(o.pollAttempts), .integer(o.version), Self.text(o.description), Self.text(o.metadata), Self.text(o.providerState),
-                Self.text(o.providerPaymentId), .text(o.id), .integer(expectedVersion),
+                Self.text(o.providerPaymentID), .text(o.id), .integer(expectedVersion),
             ])
         guard !rows.isEmpty else { return false }
         for event in change.events { try insertEvent(event, db) }
@@ -255,22 +255,22 @@ public final class SQLiteGatewayStore: GatewayStore {
         if let refund = change.refund {
             let settled = try db.run(
                 "UPDATE refunds SET status = ?, detail = ?, updated_at = ? WHERE id = ? AND order_id = ? AND status IN ('pending', 'unknown') RETURNING id",
-                [.text(refund.status.rawValue), .text(refund.detail), .integer(Int(o.updatedAt.ms)), .text(refund.refundId), .text(o.id)])
-            guard !settled.isEmpty else { throw StoreError.refundAlreadyResolved(refund.refundId) }
+                [.text(refund.status.rawValue), .text(refund.detail), .integer(Int(o.updatedAt.ms)), .text(refund.refundID), .text(o.id)])
+            guard !settled.isEmpty else { throw StoreError.refundAlreadyResolved(refund.refundID) }
         }
         return true
     }
 
     public func update(
-        provider: String, providerOrderId: String, _ decide: @escaping @Sendable (GatewayOrder) throws -> OrderChange?
+        provider: String, providerOrderID: String, _ decide: @escaping @Sendable (GatewayOrder) throws -> OrderChange?
     ) async throws -> (before: GatewayOrder, after: GatewayOrder) {
         try await transaction { [self] db in
             guard
                 let current = try db.run(
-                    "SELECT \(orderColumns) FROM orders WHERE provider = ? AND provider_order_id = ?", [.text(provider), .text(providerOrderId)]
+                    "SELECT \(orderColumns) FROM orders WHERE provider = ? AND provider_order_id = ?", [.text(provider), .text(providerOrderID)]
                 )
                 .first.map({ try RowDecoding.order(SQLiteRowReader($0)) })
-            else { throw StoreError.orderNotFound(providerOrderId) }
+            else { throw StoreError.orderNotFound(providerOrderID) }
             guard let change = try decide(current) else { return (current, current) }
             try write(change, replacing: current, db)
             return (current, change.order)
@@ -301,38 +301,38 @@ public final class SQLiteGatewayStore: GatewayStore {
     }
 
     public func recordRefund(
-        orderId: String, amount: Int, refundId: String, at now: Date, reserving reservation: IdempotencyReservation?
+        orderID: String, amount: Int, refundID: String, at now: Date, reserving reservation: IdempotencyReservation?
     ) async throws -> GatewayOrder {
         try await transaction { [self] db in
-            if let reservation { try Self.reserve(reservation, resource: refundId, db) }
+            if let reservation { try Self.reserve(reservation, resource: refundID, db) }
             let updated = try db.run(
                 """
                 UPDATE orders SET refunded_amount = refunded_amount + ?, version = version + 1, updated_at = ?
                 WHERE id = ? AND state = 'paid' AND refunded_amount + ? <= amount RETURNING \(orderColumns)
                 """,
-                [.integer(amount), .integer(Int(now.ms)), .text(orderId), .integer(amount)])
+                [.integer(amount), .integer(Int(now.ms)), .text(orderID), .integer(amount)])
             guard let row = updated.first else {
-                guard let current = try selectOrder(id: orderId, db) else { throw StoreError.orderNotFound(orderId) }
-                if current.state != .paid { throw StoreError.notRefundable(orderId: orderId, state: current.state) }
-                throw StoreError.refundExceedsPaid(orderId: orderId)
+                guard let current = try selectOrder(id: orderID, db) else { throw StoreError.orderNotFound(orderID) }
+                if current.state != .paid { throw StoreError.notRefundable(orderID: orderID, state: current.state) }
+                throw StoreError.refundExceedsPaid(orderID: orderID)
             }
             let order = try RowDecoding.order(SQLiteRowReader(row))
             var before = order
             before.refundedAmount -= amount
-            guard let change = OrderStateMachine.refund(before, amount: amount, refundId: refundId, at: now) else {
-                throw StoreError.refundExceedsPaid(orderId: orderId)
+            guard let change = OrderStateMachine.refund(before, amount: amount, refundID: refundID, at: now) else {
+                throw StoreError.refundExceedsPaid(orderID: orderID)
             }
             try db.run(
                 "INSERT INTO refunds (id, order_id, amount, created_at, status, detail, updated_at) VALUES (?, ?, ?, ?, 'pending', 'reserved; Kaspi is being asked', ?)",
-                [.text(refundId), .text(orderId), .integer(amount), .integer(Int(now.ms)), .integer(Int(now.ms))])
+                [.text(refundID), .text(orderID), .integer(amount), .integer(Int(now.ms)), .integer(Int(now.ms))])
             for event in change.events { try insertEvent(event, db) }
             for message in change.outbox { try insertMessage(message, db) }
             return order
         }
     }
 
-    public func refunds(orderId: String) async throws -> [RefundRecord] {
-        try await fetch("SELECT \(refundColumns) FROM refunds WHERE order_id = ? ORDER BY created_at, id", [.text(orderId)])
+    public func refunds(orderID: String) async throws -> [RefundRecord] {
+        try await fetch("SELECT \(refundColumns) FROM refunds WHERE order_id = ? ORDER BY created_at, id", [.text(orderID)])
             .map { try RowDecoding.refund(SQLiteRowReader($0)) }
     }
 
@@ -364,11 +364,11 @@ public final class SQLiteGatewayStore: GatewayStore {
         }
     }
 
-    public func schedulePoll(orderId: String, at: Date?, attempts: Int, owner: String) async throws {
+    public func schedulePoll(orderID: String, at: Date?, attempts: Int, owner: String) async throws {
         try await transaction { db in
             try db.run(
                 "UPDATE orders SET next_poll_at = CASE WHEN state IN ('created', 'pending', 'expired') THEN ? ELSE NULL END, poll_attempts = ?, lease_owner = NULL, lease_until = NULL WHERE id = ? AND (lease_owner IS NULL OR lease_owner = ?)",
-                [Self.int(at?.ms), .integer(attempts), .text(orderId), .text(owner)])
+                [Self.int(at?.ms), .integer(attempts), .text(orderID), .text(owner)])
         }
     }
 
@@ -405,13 +405,13 @@ public final class SQLiteGatewayStore: GatewayStore {
                 """,
                 [
                     Self.int(attempt.statusCode), .text(state), .text(state), .integer(Int(attempt.at.ms)), Self.int(retryAt?.ms),
-                    .text(attempt.messageId), .text(owner),
+                    .text(attempt.messageID), .text(owner),
                 ])
             guard !updated.isEmpty else { return false }
             try db.run(
                 "INSERT INTO delivery_attempts (message_id, at, status_code, latency_ms, error, manual) VALUES (?, ?, ?, ?, ?, ?)",
                 [
-                    .text(attempt.messageId), .integer(Int(attempt.at.ms)), Self.int(attempt.statusCode), .integer(attempt.latencyMs),
+                    .text(attempt.messageID), .integer(Int(attempt.at.ms)), Self.int(attempt.statusCode), .integer(attempt.latencyMs),
                     Self.text(attempt.error), .integer(attempt.manual ? 1 : 0),
                 ])
             return true
@@ -428,30 +428,30 @@ public final class SQLiteGatewayStore: GatewayStore {
         }
     }
 
-    public func outboxMessages(orderId: String?, limit: Int) async throws -> [OutboxMessage] {
+    public func outboxMessages(orderID: String?, limit: Int) async throws -> [OutboxMessage] {
         let rows: [DirectRow]
-        if let orderId {
+        if let orderID {
             rows = try await fetch(
-                "SELECT \(outboxColumns) FROM outbox WHERE order_id = ? ORDER BY created_at DESC, id LIMIT ?", [.text(orderId), .integer(limit)])
+                "SELECT \(outboxColumns) FROM outbox WHERE order_id = ? ORDER BY created_at DESC, id LIMIT ?", [.text(orderID), .integer(limit)])
         } else {
             rows = try await fetch("SELECT \(outboxColumns) FROM outbox ORDER BY created_at DESC, id LIMIT ?", [.integer(limit)])
         }
         return try rows.map { try RowDecoding.message(SQLiteRowReader($0)) }
     }
 
-    public func deliveryAttempts(messageId: String) async throws -> [DeliveryAttempt] {
+    public func deliveryAttempts(messageID: String) async throws -> [DeliveryAttempt] {
         try await fetch(
             "SELECT message_id, at, status_code, latency_ms, error, manual FROM delivery_attempts WHERE message_id = ? ORDER BY id",
-            [.text(messageId)]
+            [.text(messageID)]
         )
         .map { try RowDecoding.attempt(SQLiteRowReader($0)) }
     }
 
-    public func requeue(messageId: String, now: Date) async throws {
+    public func requeue(messageID: String, now: Date) async throws {
         try await transaction { db in
             try db.run(
                 "UPDATE outbox SET state = 'pending', next_attempt_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?",
-                [.integer(Int(now.ms)), .text(messageId)])
+                [.integer(Int(now.ms)), .text(messageID)])
         }
     }
 
@@ -464,7 +464,7 @@ public final class SQLiteGatewayStore: GatewayStore {
                 "INSERT INTO payment_links (\(linkColumns)) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
                     .text(link.id), .integer(link.amount), Self.text(link.description), Self.text(link.merchantReference),
-                    Self.int(link.expiresAt?.ms), .integer(Int(link.createdAt.ms)), Self.text(link.orderId),
+                    Self.int(link.expiresAt?.ms), .integer(Int(link.createdAt.ms)), Self.text(link.orderID),
                 ])
         }
     }
@@ -473,11 +473,11 @@ public final class SQLiteGatewayStore: GatewayStore {
         try await fetch("SELECT \(linkColumns) FROM payment_links WHERE id = ?", [.text(id)]).first.map { try RowDecoding.link(SQLiteRowReader($0)) }
     }
 
-    public func attach(orderId: String, toLink linkId: String, replacing expected: String?) async throws -> Bool {
+    public func attach(orderID: String, toLink linkID: String, replacing expected: String?) async throws -> Bool {
         try await transaction { db in
             let rows = try db.run(
                 "UPDATE payment_links SET order_id = ? WHERE id = ? AND order_id IS ? RETURNING id",
-                [.text(orderId), .text(linkId), Self.text(expected)])
+                [.text(orderID), .text(linkID), Self.text(expected)])
             return !rows.isEmpty
         }
     }
@@ -509,8 +509,8 @@ public final class SQLiteGatewayStore: GatewayStore {
             try db.run(
                 "INSERT OR REPLACE INTO provider_devices (\(deviceColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    .text(device.id), .text(device.provider), Self.text(device.organizationBin), .integer(Int(device.tradePointId)),
-                    .text(device.deviceId),
+                    .text(device.id), .text(device.provider), Self.text(device.organizationBin), .integer(Int(device.tradePointID)),
+                    .text(device.deviceID),
                     .text(device.token), .integer(device.isDefault ? 1 : 0), Self.text(device.referencePrefix), .integer(Int(device.createdAt.ms)),
                     Self.int(device.deletedAt?.ms),
                 ])

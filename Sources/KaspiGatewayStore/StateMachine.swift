@@ -19,7 +19,7 @@ public enum OrderStateMachine {
     /// `APPROVED` wins over a cancel, decline or expiry seen before, and a cancel or decline
     /// seen after a payment changes nothing; both conflicts are flagged for review.
     public static func apply(
-        _ report: PaymentStatus, transactionId: String?, source: Source, to order: GatewayOrder, at now: Date,
+        _ report: PaymentStatus, transactionID: String?, source: Source, to order: GatewayOrder, at now: Date,
         detail: String = ""
     ) -> OrderChange? {
         var next = order
@@ -31,27 +31,27 @@ public enum OrderStateMachine {
             // Nothing settled yet (or a status this version does not know): no change.
             return nil
         case (.approved, .paid):
-            if order.transactionId == nil, let transactionId {
-                next.transactionId = transactionId
+            if order.transactionID == nil, let transactionID {
+                next.transactionID = transactionID
                 return OrderChange(
                     order: bumped(next),
-                    events: [OrderEvent(orderId: order.id, at: now, kind: eventKind(source), detail: "transaction id \(transactionId) recorded")])
+                    events: [OrderEvent(orderID: order.id, at: now, kind: eventKind(source), detail: "transaction id \(transactionID) recorded")])
             }
             return nil
         case (.approved, let from):
             next.state = .paid
-            next.transactionId = transactionId ?? order.transactionId
+            next.transactionID = transactionID ?? order.transactionID
             next.nextPollAt = nil
             if from.isFinal {
                 next.needsReview = true
                 events.append(
                     OrderEvent(
-                        orderId: order.id, at: now, kind: .conflict, fromState: from, toState: .paid,
+                        orderID: order.id, at: now, kind: .conflict, fromState: from, toState: .paid,
                         detail: "APPROVED reported via \(source.rawValue) after the order was \(from.rawValue); paid wins, review it"))
             }
             events.append(
                 OrderEvent(
-                    orderId: order.id, at: now, kind: .transition, fromState: from, toState: .paid, detail: "APPROVED via \(source.rawValue)\(note)"))
+                    orderID: order.id, at: now, kind: .transition, fromState: from, toState: .paid, detail: "APPROVED via \(source.rawValue)\(note)"))
             return OrderChange(order: bumped(next), events: events, outbox: [message("order.paid", next, now)])
         case (.declined, .paid), (.cancelled, .paid):
             // Flag it once: a duplicate of the same late report changes nothing more.
@@ -61,7 +61,7 @@ public enum OrderStateMachine {
                 order: bumped(next),
                 events: [
                     OrderEvent(
-                        orderId: order.id, at: now, kind: .conflict, fromState: .paid, toState: .paid,
+                        orderID: order.id, at: now, kind: .conflict, fromState: .paid, toState: .paid,
                         detail: "\(report.rawValue) reported via \(source.rawValue) after payment; paid wins, review it")
                 ])
         case (.declined, .created), (.declined, .pending), (.cancelled, .created), (.cancelled, .pending):
@@ -70,7 +70,7 @@ public enum OrderStateMachine {
             next.nextPollAt = nil
             events.append(
                 OrderEvent(
-                    orderId: order.id, at: now, kind: .transition, fromState: order.state, toState: target,
+                    orderID: order.id, at: now, kind: .transition, fromState: order.state, toState: target,
                     detail: "\(report.rawValue) via \(source.rawValue)\(note)"))
             return OrderChange(order: bumped(next), events: events, outbox: [message("order.\(target.rawValue)", next, now)])
         case (.declined, _), (.cancelled, _):
@@ -87,7 +87,7 @@ public enum OrderStateMachine {
             order: bumped(next),
             events: [
                 OrderEvent(
-                    orderId: order.id, at: now, kind: eventKind(source),
+                    orderID: order.id, at: now, kind: eventKind(source),
                     detail: "\(report.rawValue) received via \(source.rawValue); nothing to change (the order is \(order.state.rawValue))")
             ])
     }
@@ -103,7 +103,7 @@ public enum OrderStateMachine {
             order: bumped(next),
             events: [
                 OrderEvent(
-                    orderId: order.id, at: now, kind: .conflict,
+                    orderID: order.id, at: now, kind: .conflict,
                     detail: "\(report.rawValue) received via \(source.rawValue) but Kaspi's status call reports \(confirmed.rawValue); not applied")
             ])
     }
@@ -115,23 +115,23 @@ public enum OrderStateMachine {
         var next = order
         next.needsReview = true
         next.updatedAt = now
-        return OrderChange(order: bumped(next), events: [OrderEvent(orderId: order.id, at: now, kind: .conflict, detail: detail)])
+        return OrderChange(order: bumped(next), events: [OrderEvent(orderID: order.id, at: now, kind: .conflict, detail: detail)])
     }
 
     /// Marks a stored order as known to the provider, with its payment URL or QR token.
     public static func providerAccepted(
         _ order: GatewayOrder, paymentURL: String?, qrToken: String?, at now: Date, firstPollAt: Date, providerState: String? = nil,
-        providerPaymentId: String? = nil
+        providerPaymentID: String? = nil
     ) -> OrderChange? {
         guard order.state == .created else {
             // A poll may have seen the order at the provider first; keep the details it lacked.
             let addsURL = paymentURL != nil && order.paymentURL == nil
             let addsToken = qrToken != nil && order.qrToken == nil
             let addsState = providerState != nil && order.providerState == nil
-            let addsPaymentId = providerPaymentId != nil && order.providerPaymentId == nil
-            guard addsURL || addsToken || addsState || addsPaymentId else { return nil }
+            let addsPaymentID = providerPaymentID != nil && order.providerPaymentID == nil
+            guard addsURL || addsToken || addsState || addsPaymentID else { return nil }
             var next = order
-            if addsPaymentId { next.providerPaymentId = providerPaymentId }
+            if addsPaymentID { next.providerPaymentID = providerPaymentID }
             if addsURL { next.paymentURL = paymentURL }
             if addsToken { next.qrToken = qrToken }
             if addsState { next.providerState = providerState }
@@ -139,7 +139,7 @@ public enum OrderStateMachine {
             return OrderChange(
                 order: bumped(next),
                 events: [
-                    OrderEvent(orderId: order.id, at: now, kind: .providerCall, detail: "the provider's payment details recorded")
+                    OrderEvent(orderID: order.id, at: now, kind: .providerCall, detail: "the provider's payment details recorded")
                 ])
         }
         var next = order
@@ -147,14 +147,14 @@ public enum OrderStateMachine {
         next.paymentURL = paymentURL ?? order.paymentURL
         next.qrToken = qrToken ?? order.qrToken
         next.providerState = providerState ?? order.providerState
-        next.providerPaymentId = providerPaymentId ?? order.providerPaymentId
+        next.providerPaymentID = providerPaymentID ?? order.providerPaymentID
         next.updatedAt = now
         next.nextPollAt = firstPollAt
         return OrderChange(
             order: bumped(next),
             events: [
                 OrderEvent(
-                    orderId: order.id, at: now, kind: .transition, fromState: .created, toState: .pending, detail: "the provider accepted the order")
+                    orderID: order.id, at: now, kind: .transition, fromState: .created, toState: .pending, detail: "the provider accepted the order")
             ])
     }
 
@@ -166,7 +166,7 @@ public enum OrderStateMachine {
         var next = order
         next.providerState = state
         next.updatedAt = now
-        return OrderChange(order: bumped(next), events: [OrderEvent(orderId: order.id, at: now, kind: .poll, detail: detail)])
+        return OrderChange(order: bumped(next), events: [OrderEvent(orderID: order.id, at: now, kind: .poll, detail: detail)])
     }
 
     /// Expires an order that was never paid in time.
@@ -181,14 +181,14 @@ public enum OrderStateMachine {
         next.nextPollAt = latePollAt
         return OrderChange(
             order: bumped(next),
-            events: [OrderEvent(orderId: order.id, at: now, kind: .transition, fromState: order.state, toState: .expired, detail: reason)],
+            events: [OrderEvent(orderID: order.id, at: now, kind: .transition, fromState: order.state, toState: .expired, detail: reason)],
             outbox: [message("order.expired", next, now)])
     }
 
     /// Reserves a refund on a paid order (the store also enforces the limit in the
     /// database). The merchant is told only once the provider confirms: see
-    /// ``refundConfirmed(_:amount:refundId:at:)``.
-    public static func refund(_ order: GatewayOrder, amount: Int, refundId: String, at now: Date) -> OrderChange? {
+    /// ``refundConfirmed(_:amount:refundID:at:)``.
+    public static func refund(_ order: GatewayOrder, amount: Int, refundID: String, at now: Date) -> OrderChange? {
         guard order.state == .paid, amount > 0, order.refundedAmount + amount <= order.amount else { return nil }
         var next = order
         next.refundedAmount += amount
@@ -197,8 +197,8 @@ public enum OrderStateMachine {
             order: bumped(next),
             events: [
                 OrderEvent(
-                    orderId: order.id, at: now, kind: .refund,
-                    detail: "refund \(refundId) of \(amount) reserved (\(next.refundedAmount) of \(order.amount) in all)")
+                    orderID: order.id, at: now, kind: .refund,
+                    detail: "refund \(refundID) of \(amount) reserved (\(next.refundedAmount) of \(order.amount) in all)")
             ])
     }
 
@@ -206,29 +206,29 @@ public enum OrderStateMachine {
     /// refund marked succeeded.
     ///
     /// - Parameters:
-    ///   - refundId: the gateway's refund id (`rf_…`).
-    ///   - providerRefundId: the provider's own id for it, when it gave one.
+    ///   - refundID: the gateway's refund id (`rf_…`).
+    ///   - providerRefundID: the provider's own id for it, when it gave one.
     ///   - how: how it is known, for the audit line (the provider's answer, its record, a person).
     public static func refundConfirmed(
-        _ order: GatewayOrder, amount: Int, refundId: String, providerRefundId: String? = nil, how: String = "confirmed by the provider",
+        _ order: GatewayOrder, amount: Int, refundID: String, providerRefundID: String? = nil, how: String = "confirmed by the provider",
         kind: OrderEvent.Kind = .refund, at now: Date
     ) -> OrderChange {
         var next = order
         next.updatedAt = now
         let payload = MerchantEvent.json(
-            "refund.succeeded", MerchantEvent.Refund(orderId: order.id, refundId: refundId, amount: amount, refundedAmount: order.refundedAmount))
-        let reference = providerRefundId.map { " (Kaspi's \($0))" } ?? ""
+            "refund.succeeded", MerchantEvent.Refund(orderID: order.id, refundID: refundID, amount: amount, refundedAmount: order.refundedAmount))
+        let reference = providerRefundID.map { " (Kaspi's \($0))" } ?? ""
         return OrderChange(
             order: bumped(next),
-            events: [OrderEvent(orderId: order.id, at: now, kind: kind, detail: "refund \(refundId)\(reference) of \(amount) \(how)")],
-            outbox: [OutboxMessage(id: GatewayID.make("msg"), type: "refund.succeeded", orderId: order.id, payload: payload, createdAt: now)],
-            refund: RefundUpdate(refundId: refundId, status: .succeeded, detail: how + reference))
+            events: [OrderEvent(orderID: order.id, at: now, kind: kind, detail: "refund \(refundID)\(reference) of \(amount) \(how)")],
+            outbox: [OutboxMessage(id: GatewayID.make("msg"), type: "refund.succeeded", orderID: order.id, payload: payload, createdAt: now)],
+            refund: RefundUpdate(refundID: refundID, status: .succeeded, detail: how + reference))
     }
 
     /// The provider refused a reserved refund (or its record shows it never happened): the
     /// reservation is released and the refund marked failed.
     public static func refundReleased(
-        _ order: GatewayOrder, amount: Int, refundId: String, reason: String, kind: OrderEvent.Kind = .refund, at now: Date
+        _ order: GatewayOrder, amount: Int, refundID: String, reason: String, kind: OrderEvent.Kind = .refund, at now: Date
     ) -> OrderChange? {
         guard order.refundedAmount >= amount else { return nil }
         var next = order
@@ -236,14 +236,14 @@ public enum OrderStateMachine {
         next.updatedAt = now
         return OrderChange(
             order: bumped(next),
-            events: [OrderEvent(orderId: order.id, at: now, kind: kind, detail: "refund \(refundId) of \(amount) released: \(reason)")],
-            refund: RefundUpdate(refundId: refundId, status: .failed, detail: reason))
+            events: [OrderEvent(orderID: order.id, at: now, kind: kind, detail: "refund \(refundID) of \(amount) released: \(reason)")],
+            refund: RefundUpdate(refundID: refundID, status: .failed, detail: reason))
     }
 
     /// The provider's answer to a refund was lost: the amount stays reserved, the refund is
     /// marked unknown for reconciliation to settle from the provider's record, and the order is
     /// flagged for review.
-    public static func refundUnknown(_ order: GatewayOrder, amount: Int, refundId: String, reason: String, at now: Date) -> OrderChange {
+    public static func refundUnknown(_ order: GatewayOrder, amount: Int, refundID: String, reason: String, at now: Date) -> OrderChange {
         var next = order
         next.needsReview = true
         next.updatedAt = now
@@ -251,12 +251,12 @@ public enum OrderStateMachine {
             order: bumped(next),
             events: [
                 OrderEvent(
-                    orderId: order.id, at: now, kind: .conflict,
+                    orderID: order.id, at: now, kind: .conflict,
                     detail:
-                        "refund \(refundId) of \(amount) is reserved but Kaspi's answer was lost (\(reason)); reconciliation settles it from Kaspi's record"
+                        "refund \(refundID) of \(amount) is reserved but Kaspi's answer was lost (\(reason)); reconciliation settles it from Kaspi's record"
                 )
             ],
-            refund: RefundUpdate(refundId: refundId, status: .unknown, detail: "Kaspi's answer was lost (\(reason))"))
+            refund: RefundUpdate(refundID: refundID, status: .unknown, detail: "Kaspi's answer was lost (\(reason))"))
     }
 
     private static func bumped(_ order: GatewayOrder) -> GatewayOrder {
@@ -276,10 +276,10 @@ public enum OrderStateMachine {
     /// The outgoing event for a state change: `{"type": …, "data": {order}}`.
     static func message(_ type: String, _ order: GatewayOrder, _ now: Date) -> OutboxMessage {
         let data = MerchantEvent.Order(
-            id: order.id, state: order.state, amount: order.amount, refundedAmount: order.refundedAmount, providerOrderId: order.providerOrderId,
-            merchantReference: order.merchantReference, transactionId: order.transactionId, needsReview: order.needsReview ? true : nil)
+            id: order.id, state: order.state, amount: order.amount, refundedAmount: order.refundedAmount, providerOrderID: order.providerOrderID,
+            merchantReference: order.merchantReference, transactionID: order.transactionID, needsReview: order.needsReview ? true : nil)
         let payload = MerchantEvent.json(type, data)
-        return OutboxMessage(id: GatewayID.make("msg"), type: type, orderId: order.id, payload: payload, createdAt: now)
+        return OutboxMessage(id: GatewayID.make("msg"), type: type, orderID: order.id, payload: payload, createdAt: now)
     }
 }
 
@@ -298,19 +298,37 @@ enum MerchantEvent {
         var state: OrderState
         var amount: Int
         var refundedAmount: Int
-        var providerOrderId: String
+        var providerOrderID: String
         var merchantReference: String?
-        var transactionId: String?
+        var transactionID: String?
         /// Present, and true, only when the order needs a person.
         var needsReview: Bool?
+
+        enum CodingKeys: String, CodingKey {
+            case id
+            case state
+            case amount
+            case refundedAmount
+            case providerOrderID = "providerOrderId"
+            case merchantReference
+            case transactionID = "transactionId"
+            case needsReview
+        }
     }
 
     /// A refund, in `refund.succeeded`.
     struct Refund: Encodable {
-        var orderId: String
-        var refundId: String
+        var orderID: String
+        var refundID: String
         var amount: Int
         var refundedAmount: Int
+
+        enum CodingKeys: String, CodingKey {
+            case orderID = "orderId"
+            case refundID = "refundId"
+            case amount
+            case refundedAmount
+        }
     }
 
     /// An event's JSON text.

@@ -23,7 +23,7 @@ public func newOrder(_ id: String = "ORDER-1", amount: Int = 5000) throws -> New
     guard let returnURL = URL(string: "https://shop.example/payment/success?orderId=\(id)"),
         let failURL = URL(string: "https://shop.example/payment/fail?orderId=\(id)")
     else { throw KaspiError.invalidURL(field: "returnUrl", value: id, reason: "the order id does not fit in a URL") }
-    return NewOrder(amount: try Amount(tenge: amount), orderId: try OrderID(id), returnURL: returnURL, failURL: failURL, description: "Order #\(id)")
+    return NewOrder(amount: try Amount(tenge: amount), orderID: try OrderID(id), returnURL: returnURL, failURL: failURL, description: "Order #\(id)")
 }
 
 /// Runs `body` and returns the error of type `E` it threw, or nil (no error, or another).

@@ -16,7 +16,7 @@ extension Sandbox {
             return Self.json(.ok, encoding: await self.state.allOrders(tradePoint: tradePoint), readable: true)
         }
         group.post("orders/:orderId/:action") { request, context in
-            let orderId = try context.parameters.require("orderId")
+            let orderID = try context.parameters.require("orderId")
             let status: PaymentStatus
             switch context.parameters.get("action") {
             case "approve", "approved", "pay": status = .approved
@@ -24,16 +24,16 @@ extension Sandbox {
             case "cancel", "cancelled": status = .cancelled
             default: return Self.helperError(.notFound, "UNKNOWN_ACTION", "Use approve, decline or cancel.")
             }
-            let owners = await self.state.tradePoints(havingOrder: orderId)
+            let owners = await self.state.tradePoints(havingOrder: orderID)
             let tradePoint = request.uri.queryParameters.get("tradePointId") ?? (owners.count == 1 ? owners[0] : nil)
             guard let tradePoint, owners.contains(tradePoint) else {
                 if owners.count > 1 {
-                    return Self.helperError(.conflict, "AMBIGUOUS_ORDER", "Several trade points have order \(orderId); add ?tradePointId=.")
+                    return Self.helperError(.conflict, "AMBIGUOUS_ORDER", "Several trade points have order \(orderID); add ?tradePointId=.")
                 }
-                return Self.helperError(.notFound, "ORDER_NOT_FOUND", "No order \(orderId).")
+                return Self.helperError(.notFound, "ORDER_NOT_FOUND", "No order \(orderID).")
             }
-            guard let order = try await self.trigger(status, orderId: orderId, tradePointId: tradePoint) else {
-                return Self.helperError(.notFound, "ORDER_NOT_FOUND", "No order \(orderId).")
+            guard let order = try await self.trigger(status, orderID: orderID, tradePointID: tradePoint) else {
+                return Self.helperError(.notFound, "ORDER_NOT_FOUND", "No order \(orderID).")
             }
             return Self.json(.ok, encoding: order, readable: true)
         }
@@ -45,7 +45,7 @@ extension Sandbox {
         group.get("webhooks") { request, _ in
             let query = request.uri.queryParameters
             return Self.json(
-                .ok, encoding: await self.state.allDeliveries(tradePoint: query.get("tradePointId"), orderId: query.get("orderId")), readable: true)
+                .ok, encoding: await self.state.allDeliveries(tradePoint: query.get("tradePointId"), orderID: query.get("orderId")), readable: true)
         }
         group.get("webhooks.html") { _, _ in await self.webhooksPage() }
         group.post("webhooks/:id/resend") { request, context in
@@ -106,7 +106,7 @@ extension Sandbox {
             var outcome: String
         }
         struct Order {
-            var token, orderId, status: String
+            var token, orderID, status: String
             var amount, refunded: Int
         }
         struct Page {
@@ -127,7 +127,7 @@ extension Sandbox {
             },
             orders: await state.allOrders().suffix(50).reversed().map { order in
                 Order(
-                    token: order.paymentToken, orderId: order.orderId, status: order.status.rawValue, amount: order.amount,
+                    token: order.paymentToken, orderID: order.orderID, status: order.status.rawValue, amount: order.amount,
                     refunded: order.refundedAmount)
             })
         return pages.page("index", page).response
@@ -135,7 +135,7 @@ extension Sandbox {
 
     func webhooksPage() async -> Response {
         struct Delivery {
-            var id, orderId, status, state: String
+            var id, orderID, status, state: String
             var attempts: [String]
         }
         struct Page {
@@ -144,7 +144,7 @@ extension Sandbox {
         }
         let deliveries = await state.allDeliveries().reversed().map { delivery in
             Delivery(
-                id: delivery.id, orderId: delivery.orderId, status: delivery.status.rawValue, state: delivery.state.rawValue,
+                id: delivery.id, orderID: delivery.orderID, status: delivery.status.rawValue, state: delivery.state.rawValue,
                 attempts: delivery.attempts.map { attempt in
                     "\(attempt.responseCode.map(String.init) ?? (attempt.error ?? "no answer")) in \(attempt.latencyMs) ms\(attempt.manual ? " (by hand)" : "")"
                 })

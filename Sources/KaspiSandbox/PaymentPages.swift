@@ -37,7 +37,7 @@ extension Sandbox {
             guard let order = await self.state.order(paymentToken: token) else {
                 return self.message("Payment not found", "This payment link is unknown or was reset.", status: .notFound)
             }
-            let merchant = await self.state.tradePoint(id: order.tradePointId)?.displayName ?? order.tradePointId
+            let merchant = await self.state.tradePoint(id: order.tradePointID)?.displayName ?? order.tradePointID
             return self.paymentPage(order, merchant: merchant, url: "/pay/\(token)")
         }
         router.get("/pay/:token/qr.svg") { _, context in
@@ -62,12 +62,12 @@ extension Sandbox {
             case "cancel": target = .cancelled
             default: return self.message("Unknown choice", "Choose Pay, Decline or Cancel.", status: .badRequest)
             }
-            let settled = await self.state.settle(tradePoint: order.tradePointId, orderId: order.orderId, to: target, via: "payment-page") ?? order
+            let settled = await self.state.settle(tradePoint: order.tradePointID, orderID: order.orderID, to: target, via: "payment-page") ?? order
             try await self.state.waitForWrites()
             let destination: String?
             switch settled.status {
-            case .approved: destination = settled.returnUrl
-            case .declined, .cancelled: destination = settled.failUrl
+            case .approved: destination = settled.returnURL
+            case .declined, .cancelled: destination = settled.failURL
             case .pending, .unknown: destination = nil
             }
             return Response(status: .seeOther, headers: [.location: destination ?? "/pay/\(token)"])
@@ -81,7 +81,7 @@ extension Sandbox {
 
     func paymentPage(_ order: SandboxOrder, merchant: String, url: String) -> Response {
         struct Page {
-            var title, merchant, amount, orderId, url: String
+            var title, merchant, amount, orderID, url: String
             var description: String?
             var pending: Bool
             var qrExpires: String?
@@ -98,11 +98,11 @@ extension Sandbox {
         case .pending, .unknown: words = order.status.rawValue
         }
         let page = Page(
-            title: "Pay \(amount) to \(merchant)", merchant: merchant, amount: amount, orderId: order.orderId, url: url,
+            title: "Pay \(amount) to \(merchant)", merchant: merchant, amount: amount, orderID: order.orderID, url: url,
             description: order.description,
             pending: order.status == .pending, qrExpires: order.qrExpiresAt.map { ISO8601DateFormatter().string(from: $0) },
             settled: order.status != .pending, statusClass: order.status.rawValue.lowercased(), statusWords: words,
-            next: order.status == .approved ? order.returnUrl : order.failUrl)
+            next: order.status == .approved ? order.returnURL : order.failURL)
         return pages.page("payment", page).response
     }
 }

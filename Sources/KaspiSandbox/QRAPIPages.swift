@@ -5,7 +5,7 @@ import KaspiWeb
 import NIOCore
 import QRCodeEncoder
 
-/// A payer's action on a Kaspi QR API purchase, for ``Sandbox/act(_:paymentId:)``.
+/// A payer's action on a Kaspi QR API purchase, for ``Sandbox/act(_:paymentID:)``.
 public enum SandboxQRAction: String, Sendable, CaseIterable {
     /// `QrTokenCreated` → `Wait`.
     case scan
@@ -38,15 +38,15 @@ extension Sandbox {
     /// - Returns: the purchase after the change.
     /// - Throws: ``SandboxQRError`` when there is no such purchase or its status does not allow it.
     @discardableResult
-    public func act(_ action: SandboxQRAction, paymentId: Int64) async throws(SandboxQRError) -> SandboxQRPurchase {
+    public func act(_ action: SandboxQRAction, paymentID: Int64) async throws(SandboxQRError) -> SandboxQRPurchase {
         let purchase: SandboxQRPurchase
         do {
             switch action {
-            case .scan: purchase = try await qrState.act(.scan, id: paymentId, bins: nil)
-            case .confirm: purchase = try await qrState.act(.confirm, id: paymentId, bins: nil)
-            case .confirmLoan: purchase = try await qrState.act(.confirm, id: paymentId, bins: nil, productType: "Loan")
-            case .scanError: purchase = try await qrState.act(.scanerror, id: paymentId, bins: nil)
-            case .confirmError: purchase = try await qrState.act(.confirmerror, id: paymentId, bins: nil)
+            case .scan: purchase = try await qrState.act(.scan, id: paymentID, bins: nil)
+            case .confirm: purchase = try await qrState.act(.confirm, id: paymentID, bins: nil)
+            case .confirmLoan: purchase = try await qrState.act(.confirm, id: paymentID, bins: nil, productType: "Loan")
+            case .scanError: purchase = try await qrState.act(.scanerror, id: paymentID, bins: nil)
+            case .confirmError: purchase = try await qrState.act(.confirmerror, id: paymentID, bins: nil)
             }
         } catch {
             throw SandboxQRError(statusCode: error.code, message: error.message)
@@ -59,9 +59,9 @@ extension Sandbox {
     ///
     /// - Parameter customer: the customer's phone number; the sandbox's default payer when nil.
     @discardableResult
-    public func scanReturn(_ returnId: Int64, customer: String? = nil) async throws(SandboxQRError) -> SandboxQRReturn {
+    public func scanReturn(_ returnID: Int64, customer: String? = nil) async throws(SandboxQRError) -> SandboxQRReturn {
         do {
-            let item = try await qrState.scanReturn(returnId, customer: customer)
+            let item = try await qrState.scanReturn(returnID, customer: customer)
             try? await qrState.waitForWrites()
             return item
         } catch {
@@ -83,7 +83,7 @@ extension Sandbox {
             var title, merchant, tradePoint, amount, url, status, statusClass, expires: String
             var id: Int64
             var invoiceTo: String?
-            var externalId: String?
+            var externalID: String?
             var actions: [Action]
             var hasActions: Bool
             var scannable: Bool
@@ -91,7 +91,7 @@ extension Sandbox {
             var transaction: String?
         }
         let org = await qrState.organization(bin: purchase.organizationBin)
-        let point = await qrState.tradePoint(purchase.tradePointId)?.1
+        let point = await qrState.tradePoint(purchase.tradePointID)?.1
         let amount = Self.formatTenge(purchase.amount)
         let actions: [Action]
         switch purchase.status {
@@ -114,9 +114,9 @@ extension Sandbox {
             title: "Pay \(amount)", merchant: org?.name ?? purchase.organizationBin, tradePoint: point?.name ?? "", amount: amount, url: url,
             status: purchase.status.rawValue, statusClass: purchase.status.rawValue.lowercased(),
             expires: KaspiQRAPI.DateParser.format(purchase.expireDate),
-            id: purchase.id, invoiceTo: invoiceTo, externalId: purchase.externalId, actions: actions, hasActions: !actions.isEmpty,
+            id: purchase.id, invoiceTo: invoiceTo, externalID: purchase.externalID, actions: actions, hasActions: !actions.isEmpty,
             scannable: purchase.status == .qrTokenCreated, errorReason: purchase.errorReason,
-            transaction: purchase.status == .processed ? (purchase.transactionId ?? "") : nil)
+            transaction: purchase.status == .processed ? (purchase.transactionID ?? "") : nil)
         return pages.page("qr-payment", page).response
     }
 
@@ -143,17 +143,17 @@ extension Sandbox {
 
     /// `/pay/invoice/{paymentId}`: a remote invoice as the billed payer sees it in their app.
     func qrInvoicePage(get id: String) async -> Response {
-        guard let paymentId = Int64(id), let purchase = await qrState.purchase(id: paymentId), purchase.kind == .remote else {
+        guard let paymentID = Int64(id), let purchase = await qrState.purchase(id: paymentID), purchase.kind == .remote else {
             return message("Invoice not found", "No such remote invoice.", status: .notFound)
         }
-        return await qrPaymentPage(purchase, url: "/pay/invoice/\(paymentId)", invoice: true)
+        return await qrPaymentPage(purchase, url: "/pay/invoice/\(paymentID)", invoice: true)
     }
 
     func qrInvoicePage(post id: String, action: String?) async -> Response {
-        guard let paymentId = Int64(id), let purchase = await qrState.purchase(id: paymentId), purchase.kind == .remote else {
+        guard let paymentID = Int64(id), let purchase = await qrState.purchase(id: paymentID), purchase.kind == .remote else {
             return message("Invoice not found", "No such remote invoice.", status: .notFound)
         }
-        return await act(action, on: purchase, back: "/pay/invoice/\(paymentId)")
+        return await act(action, on: purchase, back: "/pay/invoice/\(paymentID)")
     }
 
     func qrPageSVG(_ token: String) async -> Response? {
@@ -174,7 +174,7 @@ extension Sandbox {
             return message("Unknown choice", "Choose one of the buttons.", status: .badRequest)
         }
         do {
-            try await act(action, paymentId: purchase.id)
+            try await act(action, paymentID: purchase.id)
         } catch {
             return message("Not possible now", error.message, back: back, status: .conflict)
         }
@@ -195,7 +195,7 @@ extension Sandbox {
                 return Self.helperError(.notFound, "UNKNOWN_ACTION", "Use scan, confirm, confirm-loan, scanerror or confirmerror.")
             }
             do throws(SandboxQRError) {
-                let purchase = try await self.act(action, paymentId: id)
+                let purchase = try await self.act(action, paymentID: id)
                 return Self.json(.ok, encoding: purchase, readable: true)
             } catch {
                 return Self.helperError(error.statusCode == -1601 ? .notFound : .conflict, error.code, error.message)

@@ -261,21 +261,21 @@ extension Sandbox {
             }
             response = Self.qrOK(org.tradePoints.map { QRAnswer.TradePoint(TradePointId: $0.id, TradePointName: $0.name) })
         case (.post, 2, "device", "register"):
-            let deviceId = try body.requiredString("DeviceId")
-            guard deviceId.utf8.count <= 128,
-                deviceId.unicodeScalars.allSatisfy({ $0.isASCII && (CharacterSet.alphanumerics.contains($0) || $0 == "-" || $0 == "_") })
+            let deviceID = try body.requiredString("DeviceId")
+            guard deviceID.utf8.count <= 128,
+                deviceID.unicodeScalars.allSatisfy({ $0.isASCII && (CharacterSet.alphanumerics.contains($0) || $0 == "-" || $0 == "_") })
             else { throw QRAPIValidation.failure("DeviceId", "must be Latin letters, digits, '-' and '_'") }
-            let device = try await qrState.register(deviceId: deviceId, tradePointId: try body.requiredInt64("TradePointId"), bins: bins)
+            let device = try await qrState.register(deviceID: deviceID, tradePointID: try body.requiredInt64("TradePointId"), bins: bins)
             response = Self.qrOK(["DeviceToken": device.token])
         case (.post, 2, "device", "delete"):
             try await qrState.delete(token: try body.requiredString("DeviceToken"), bins: bins)
             response = Self.qrEnvelope(0, message: "OK")
         case (.post, 2, "qr", "create"), (.post, 2, "qr", "create-link"):
             let link = path.last == "create-link"
-            let externalId = try body.string("ExternalId")
-            if let externalId, externalId.count > 128 { throw QRAPIValidation.failure("ExternalId", "must be at most 128 characters") }
+            let externalID = try body.string("ExternalId")
+            if let externalID, externalID.count > 128 { throw QRAPIValidation.failure("ExternalId", "must be at most 128 characters") }
             let purchase = try await qrState.create(
-                kind: link ? .link : .qr, device: try body.requiredString("DeviceToken"), amount: try body.amount(), externalId: externalId,
+                kind: link ? .link : .qr, device: try body.requiredString("DeviceToken"), amount: try body.amount(), externalID: externalID,
                 bins: bins, organizationBin: organizationBin)
             creates = true
             let methods = ["Gold", "Red", "Loan"]
@@ -298,46 +298,46 @@ extension Sandbox {
             }
         case (.get, 3, "payment", "status"):
             let id = p2
-            guard let paymentId = Int64(id) else { throw QRAPIFailure.purchaseNotFound() }
-            let purchase = try await qrState.readStatus(paymentId, bins: bins)
+            guard let paymentID = Int64(id) else { throw QRAPIFailure.purchaseNotFound() }
+            let purchase = try await qrState.readStatus(paymentID, bins: bins)
             var status = QRAnswer.Status(Status: purchase.status.rawValue)
             if version == "v02", purchase.status == .processed {
                 (status.TransactionId, status.ProductType, status.Amount) = (
-                    purchase.transactionId ?? "", purchase.productType ?? "Gold", purchase.amount
+                    purchase.transactionID ?? "", purchase.productType ?? "Gold", purchase.amount
                 )
                 if purchase.productType == "Loan" {
                     (status.LoanOfferName, status.LoanTerm, status.IsOffer) = ("Рассрочка 0-0-12", 12, false)
                 }
-                if let (org, point) = await qrState.tradePoint(purchase.tradePointId) {
+                if let (org, point) = await qrState.tradePoint(purchase.tradePointID) {
                     (status.StoreName, status.Address, status.City) = (org.name, point.name, "Almaty")
                 }
             }
             response = Self.qrOK(status)
         case (.get, 2, "payment", "details") where scheme != "r1":
-            guard let idText = queryValue("QrPaymentId"), let paymentId = Int64(idText) else {
+            guard let idText = queryValue("QrPaymentId"), let paymentID = Int64(idText) else {
                 throw QRAPIValidation.failure("QrPaymentId", "is required")
             }
             guard let token = queryValue("DeviceToken") else { throw QRAPIValidation.failure("DeviceToken", "is required") }
             let device = try await qrState.device(token, bins: bins, requireActive: false)
-            let purchase = try await qrState.purchase(paymentId, bins: [device.organizationBin])
+            let purchase = try await qrState.purchase(paymentID, bins: [device.organizationBin])
             response = Self.qrOK(
                 QRAnswer.Details(
                     QrPaymentId: purchase.id, TotalAmount: purchase.amount, AvailableReturnAmount: purchase.availableReturnAmount,
                     TransactionDate: Self.qrDate(purchase.finishedAt ?? purchase.createdAt)))
         case (.post, 2, "payment", "return") where scheme != "r1":
-            var returnId: Int64? = nil
+            var returnID: Int64? = nil
             if scheme == "r2" {
                 guard let id = try body.int64("QrReturnId") else { throw QRAPIValidation.failure("QrReturnId", "is required") }
-                returnId = id
+                returnID = id
             }
             let (_, refund) = try await qrState.refund(
-                device: try body.requiredString("DeviceToken"), paymentId: try body.requiredInt64("QrPaymentId"), amount: try body.amount(),
-                returnId: returnId, organizationBin: organizationBin, bins: bins)
+                device: try body.requiredString("DeviceToken"), paymentID: try body.requiredInt64("QrPaymentId"), amount: try body.amount(),
+                returnID: returnID, organizationBin: organizationBin, bins: bins)
             creates = true
             response = Self.qrOK(["ReturnOperationId": refund.id])
         case (.post, 2, "return", "create") where scheme == "r2":
             let item = try await qrState.createReturn(
-                device: try body.requiredString("DeviceToken"), externalId: try body.string("ExternalId"), bins: bins)
+                device: try body.requiredString("DeviceToken"), externalID: try body.string("ExternalId"), bins: bins)
             creates = true
             response = Self.qrOK(
                 QRAnswer.ReturnCreated(
@@ -347,14 +347,14 @@ extension Sandbox {
                         QrCodeScanEventPollingInterval: configuration.qrAPI.returnPollingInterval, QrCodeScanWaitTimeout: item.scanTimeout)))
         case (.get, 3, "return", "status") where scheme == "r2":
             let id = p2
-            guard let returnId = Int64(id) else { throw QRAPIFailure.purchaseNotFound() }
-            let item = try await qrState.returnQR(returnId, bins: bins)
+            guard let returnID = Int64(id) else { throw QRAPIFailure.purchaseNotFound() }
+            let item = try await qrState.returnQR(returnID, bins: bins)
             response = Self.qrOK(QRAnswer.Status(Status: item.status.rawValue))
         case (.post, 2, "return", "operations") where scheme == "r2":
             let maxResult = try body.int64("MaxResult") ?? 10
             guard (1...10).contains(maxResult) else { throw QRAPIValidation.failure("MaxResult", "must be between 1 and 10") }
             let purchases = try await qrState.returnOperations(
-                device: try body.requiredString("DeviceToken"), returnId: try body.requiredInt64("QrReturnId"), maxResult: Int(maxResult), bins: bins)
+                device: try body.requiredString("DeviceToken"), returnID: try body.requiredInt64("QrReturnId"), maxResult: Int(maxResult), bins: bins)
             response = Self.qrOK(
                 purchases.map {
                     // .NET ticks without an offset, as the guide's example shows.
@@ -374,7 +374,7 @@ extension Sandbox {
             response = Self.qrOK(["QrPaymentId": purchase.id])
         case (.post, 2, "remote", "cancel") where scheme == "r3":
             let purchase = try await qrState.cancelRemote(
-                device: try body.requiredString("DeviceToken"), paymentId: try body.requiredInt64("QrPaymentId"),
+                device: try body.requiredString("DeviceToken"), paymentID: try body.requiredInt64("QrPaymentId"),
                 organizationBin: organizationBin ?? "", bins: bins)
             response = Self.qrOK(QRAnswer.Status(Status: purchase.status.rawValue))
         case (.post, 3, "test", "payment"):

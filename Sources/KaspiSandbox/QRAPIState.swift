@@ -13,13 +13,13 @@ public struct SandboxQRPurchase: Sendable, Codable, Hashable {
     /// The organization's BIN.
     public var organizationBin: String
     /// The trade point of the device that created it.
-    public var tradePointId: Int64
+    public var tradePointID: Int64
     /// The device that created it.
     public var deviceToken: String
     /// The amount, in tenge (Kaspi allows tiyn).
     public var amount: Decimal
     /// The partner's `ExternalId`, when sent.
-    public var externalId: String?
+    public var externalID: String?
     /// The 41-digit token (QR content, and the link's last segment); nil for remote invoices.
     public var token: String?
     /// Kaspi's status for it, as `payment/status` reports it.
@@ -33,7 +33,7 @@ public struct SandboxQRPurchase: Sendable, Codable, Hashable {
     /// Why it ended in `Error`, for the page and the helpers.
     public var errorReason: String?
     /// v02's `TransactionId`, once processed.
-    public var transactionId: String?
+    public var transactionID: String?
     /// `Gold`, `Red` or `Loan`, once processed.
     public var productType: String?
     /// The payer: a phone number.
@@ -61,6 +61,32 @@ public struct SandboxQRPurchase: Sendable, Codable, Hashable {
 
     /// `ExpireDate`: creation plus the scan (or link activation, or invoice) timeout.
     public var expireDate: Date { createdAt.addingTimeInterval(TimeInterval(scanTimeout)) }
+
+    enum CodingKeys: String, CodingKey {
+        case id
+        case kind
+        case organizationBin
+        case tradePointID = "tradePointId"
+        case deviceToken
+        case amount
+        case externalID = "externalId"
+        case token
+        case status
+        case createdAt
+        case firstWaitAt
+        case finishedAt
+        case errorReason
+        case transactionID = "transactionId"
+        case productType
+        case customer
+        case phoneNumber
+        case comment
+        case scanTimeout
+        case confirmationTimeout
+        case pollingInterval
+        case refunds
+        case lastStatusReadAt
+    }
 }
 
 /// A refund (`payment/return`) of a purchase.
@@ -74,7 +100,15 @@ public struct SandboxQRRefund: Sendable, Codable, Hashable {
     /// The device that asked for it.
     public var deviceToken: String
     /// r2's `QrReturnId`; nil for r3.
-    public var returnId: Int64?
+    public var returnID: Int64?
+
+    enum CodingKeys: String, CodingKey {
+        case id
+        case amount
+        case at
+        case deviceToken
+        case returnID = "returnId"
+    }
 }
 
 /// An r2 return QR.
@@ -84,13 +118,13 @@ public struct SandboxQRReturn: Sendable, Codable, Hashable {
     /// The organization's BIN.
     public var organizationBin: String
     /// The trade point of the device that created it.
-    public var tradePointId: Int64
+    public var tradePointID: Int64
     /// The device that created it.
     public var deviceToken: String
     /// What the return QR holds.
     public var token: String
     /// The partner's `ExternalId`, when sent.
-    public var externalId: String?
+    public var externalID: String?
     /// Kaspi's status for it, as `return/status` reports it.
     public var status: KaspiQRAPI.ReturnStatus
     /// When it was created, in sandbox time.
@@ -99,6 +133,19 @@ public struct SandboxQRReturn: Sendable, Codable, Hashable {
     public var scanTimeout: Int
     /// Who scanned it.
     public var customer: String?
+
+    enum CodingKeys: String, CodingKey {
+        case id
+        case organizationBin
+        case tradePointID = "tradePointId"
+        case deviceToken
+        case token
+        case externalID = "externalId"
+        case status
+        case createdAt
+        case scanTimeout
+        case customer
+    }
 }
 
 /// A registered device.
@@ -106,13 +153,21 @@ public struct SandboxQRDevice: Sendable, Codable, Hashable {
     /// The device token Kaspi issued.
     public var token: String
     /// The partner's name for the device (`DeviceId`).
-    public var deviceId: String
+    public var deviceID: String
     /// The organization's BIN.
     public var organizationBin: String
     /// The trade point it belongs to.
-    public var tradePointId: Int64
+    public var tradePointID: Int64
     /// False once deleted: it takes no new purchase.
     public var active: Bool
+
+    enum CodingKeys: String, CodingKey {
+        case token
+        case deviceID = "deviceId"
+        case organizationBin
+        case tradePointID = "tradePointId"
+        case active
+    }
 }
 
 /// Faults injected into one organization's Kaspi QR API calls.
@@ -168,11 +223,11 @@ actor QRAPIState {
     let logger: Logger
 
     private var devices: [String: SandboxQRDevice] = [:]
-    private var deviceByDeviceId: [String: String] = [:]  // "bin/deviceId" -> token
+    private var deviceByDeviceID: [String: String] = [:]  // "bin/deviceId" -> token
     private var purchases: [Int64: SandboxQRPurchase] = [:]
     private var purchaseByToken: [String: Int64] = [:]
     private var returns: [Int64: SandboxQRReturn] = [:]
-    private var nextId: Int64 = 12_000_000_000
+    private var nextID: Int64 = 12_000_000_000
     private var faults: [String: SandboxQRFaults] = [:]
     private var clientInfoCalls: [String: [Date]] = [:]
     private var writeChain: Task<Void, any Error>? = nil
@@ -194,17 +249,17 @@ actor QRAPIState {
         let records = try await persistence.loadQRRecords()
         for device in records.devices {
             devices[device.token] = device
-            deviceByDeviceId[device.organizationBin + "/" + device.deviceId] = device.token
+            deviceByDeviceID[device.organizationBin + "/" + device.deviceID] = device.token
         }
         for purchase in records.purchases {
             purchases[purchase.id] = purchase
             if let token = purchase.token { purchaseByToken[token] = purchase.id }
-            nextId = max(nextId, purchase.id + 1)
-            for refund in purchase.refunds { nextId = max(nextId, refund.id + 1) }
+            nextID = max(nextID, purchase.id + 1)
+            for refund in purchase.refunds { nextID = max(nextID, refund.id + 1) }
         }
         for item in records.returns {
             returns[item.id] = item
-            nextId = max(nextId, item.id + 1)
+            nextID = max(nextID, item.id + 1)
         }
     }
 
@@ -245,8 +300,8 @@ actor QRAPIState {
     }
 
     private func nextIdentifier() -> Int64 {
-        nextId += 1
-        return nextId
+        nextID += 1
+        return nextID
     }
 
     private static func digits(_ count: Int) -> String {
@@ -287,14 +342,14 @@ actor QRAPIState {
 
     // MARK: Devices
 
-    func register(deviceId: String, tradePointId: Int64, bins: Set<String>) throws(QRAPIFailure) -> SandboxQRDevice {
-        guard let (org, point) = tradePoint(tradePointId), bins.contains(org.bin) else {
+    func register(deviceID: String, tradePointID: Int64, bins: Set<String>) throws(QRAPIFailure) -> SandboxQRDevice {
+        guard let (org, point) = tradePoint(tradePointID), bins.contains(org.bin) else {
             throw QRAPIFailure(-99_000_002, "Trade point not found.")
         }
         guard point.acceptsQR else { throw QRAPIFailure(990_000_026, "The trade point does not accept QR payments.") }
-        let key = org.bin + "/" + deviceId
-        if let token = deviceByDeviceId[key], var device = devices[token] {
-            guard device.tradePointId == tradePointId else {
+        let key = org.bin + "/" + deviceID
+        if let token = deviceByDeviceID[key], var device = devices[token] {
+            guard device.tradePointID == tradePointID else {
                 throw QRAPIFailure(-1503, "The device is already added to another trade point.")
             }
             if !device.active {
@@ -305,9 +360,9 @@ actor QRAPIState {
             return device
         }
         let device = SandboxQRDevice(
-            token: UUID().uuidString.lowercased(), deviceId: deviceId, organizationBin: org.bin, tradePointId: tradePointId, active: true)
+            token: UUID().uuidString.lowercased(), deviceID: deviceID, organizationBin: org.bin, tradePointID: tradePointID, active: true)
         devices[device.token] = device
-        deviceByDeviceId[key] = device.token
+        deviceByDeviceID[key] = device.token
         persist(device)
         return device
     }
@@ -327,7 +382,7 @@ actor QRAPIState {
     }
 
     private func usableTradePoint(of device: SandboxQRDevice, forQR: Bool) throws(QRAPIFailure) {
-        guard let (_, point) = tradePoint(device.tradePointId) else { throw QRAPIFailure(-99_000_002, "Trade point not found.") }
+        guard let (_, point) = tradePoint(device.tradePointID) else { throw QRAPIFailure(-99_000_002, "Trade point not found.") }
         guard point.enabled else { throw QRAPIFailure(990_000_018, "The trade point is disabled.") }
         if forQR, !point.acceptsQR { throw QRAPIFailure(990_000_026, "The trade point does not accept QR payments.") }
     }
@@ -363,7 +418,7 @@ actor QRAPIState {
     }
 
     func create(
-        kind: SandboxQRPurchase.Kind, device token: String, amount: Decimal, externalId: String?, bins: Set<String>, organizationBin: String?
+        kind: SandboxQRPurchase.Kind, device token: String, amount: Decimal, externalID: String?, bins: Set<String>, organizationBin: String?
     )
         throws(QRAPIFailure) -> SandboxQRPurchase
     {
@@ -379,8 +434,8 @@ actor QRAPIState {
         let id = nextIdentifier()
         let token = Self.digits(41)
         let purchase = SandboxQRPurchase(
-            id: id, kind: kind, organizationBin: device.organizationBin, tradePointId: device.tradePointId, deviceToken: device.token,
-            amount: amount, externalId: externalId, token: token, status: .qrTokenCreated, createdAt: clock.now,
+            id: id, kind: kind, organizationBin: device.organizationBin, tradePointID: device.tradePointID, deviceToken: device.token,
+            amount: amount, externalID: externalID, token: token, status: .qrTokenCreated, createdAt: clock.now,
             scanTimeout: kind == .link ? configuration.linkActivationWaitTimeout : configuration.qrCodeScanWaitTimeout,
             confirmationTimeout: configuration.paymentConfirmationTimeout, pollingInterval: configuration.statusPollingInterval)
         purchases[id] = purchase
@@ -447,7 +502,7 @@ actor QRAPIState {
             guard purchase.status == .wait || purchase.status == .remotePaymentCreated else { throw refuse("Wait") }
             purchase.status = .processed
             purchase.finishedAt = now
-            purchase.transactionId = Self.digits(9)
+            purchase.transactionID = Self.digits(9)
             purchase.productType = productType ?? "Gold"
             purchase.customer = purchase.phoneNumber ?? customer ?? Self.defaultCustomer
         case .scanerror:
@@ -478,12 +533,12 @@ actor QRAPIState {
         return item
     }
 
-    func createReturn(device token: String, externalId: String?, bins: Set<String>) throws(QRAPIFailure) -> SandboxQRReturn {
+    func createReturn(device token: String, externalID: String?, bins: Set<String>) throws(QRAPIFailure) -> SandboxQRReturn {
         let device = try device(token, bins: bins)
         try usableTradePoint(of: device, forQR: false)
         let item = SandboxQRReturn(
-            id: nextIdentifier(), organizationBin: device.organizationBin, tradePointId: device.tradePointId, deviceToken: device.token,
-            token: Self.digits(41), externalId: externalId, status: .qrTokenCreated, createdAt: clock.now,
+            id: nextIdentifier(), organizationBin: device.organizationBin, tradePointID: device.tradePointID, deviceToken: device.token,
+            token: Self.digits(41), externalID: externalID, status: .qrTokenCreated, createdAt: clock.now,
             scanTimeout: configuration.returnScanWaitTimeout)
         returns[item.id] = item
         persist(item)
@@ -508,9 +563,9 @@ actor QRAPIState {
         return item
     }
 
-    func returnOperations(device token: String, returnId: Int64, maxResult: Int, bins: Set<String>) throws(QRAPIFailure) -> [SandboxQRPurchase] {
+    func returnOperations(device token: String, returnID: Int64, maxResult: Int, bins: Set<String>) throws(QRAPIFailure) -> [SandboxQRPurchase] {
         let device = try device(token, bins: bins)
-        let item = try returnQR(returnId, bins: bins)
+        let item = try returnQR(returnID, bins: bins)
         guard item.status == .customerIdentityObtained, let customer = item.customer else { return [] }
         return allPurchases(bin: device.organizationBin)
             .filter { $0.customer == customer && $0.status == .processed }
@@ -521,22 +576,22 @@ actor QRAPIState {
     // MARK: Refunds
 
     func refund(
-        device token: String, paymentId: Int64, amount: Decimal, returnId: Int64?, organizationBin: String?, bins: Set<String>
+        device token: String, paymentID: Int64, amount: Decimal, returnID: Int64?, organizationBin: String?, bins: Set<String>
     )
         throws(QRAPIFailure) -> (SandboxQRPurchase, SandboxQRRefund)
     {
         let device = try device(token, bins: bins)
         if let organizationBin, organizationBin != device.organizationBin { throw .deviceNotFound() }
-        guard var purchase = refreshed(paymentId), purchase.organizationBin == device.organizationBin else { throw .purchaseNotFound() }
-        guard purchase.tradePointId == device.tradePointId else {
+        guard var purchase = refreshed(paymentID), purchase.organizationBin == device.organizationBin else { throw .purchaseNotFound() }
+        guard purchase.tradePointID == device.tradePointID else {
             throw QRAPIFailure(-99_000_003, "The purchase's trade point does not match this device's.")
         }
         try usableTradePoint(of: device, forQR: false)
         guard purchase.status == .processed else {
             throw QRAPIFailure(-99_000_011, "The purchase is \(purchase.status); only a Processed purchase can be refunded.")
         }
-        if let returnId {
-            let item = try returnQR(returnId, bins: bins)
+        if let returnID {
+            let item = try returnQR(returnID, bins: bins)
             guard item.status == .customerIdentityObtained, item.customer == purchase.customer else {
                 throw QRAPIFailure(-99_000_001, "No purchase with this id for the customer of this return.")
             }
@@ -551,9 +606,9 @@ actor QRAPIState {
         if takeRefundFailure(bin: device.organizationBin) {
             throw QRAPIFailure(-99_000_006, "The refund failed; retry (sandbox fault injection).")
         }
-        let refund = SandboxQRRefund(id: nextIdentifier(), amount: amount, at: clock.now, deviceToken: device.token, returnId: returnId)
+        let refund = SandboxQRRefund(id: nextIdentifier(), amount: amount, at: clock.now, deviceToken: device.token, returnID: returnID)
         purchase.refunds.append(refund)
-        purchases[paymentId] = purchase
+        purchases[paymentID] = purchase
         persist(purchase)
         return (purchase, refund)
     }
@@ -599,8 +654,8 @@ actor QRAPIState {
         }
         let id = nextIdentifier()
         let purchase = SandboxQRPurchase(
-            id: id, kind: .remote, organizationBin: device.organizationBin, tradePointId: device.tradePointId, deviceToken: device.token,
-            amount: amount, externalId: nil, token: nil, status: .remotePaymentCreated, createdAt: clock.now, phoneNumber: phone, comment: comment,
+            id: id, kind: .remote, organizationBin: device.organizationBin, tradePointID: device.tradePointID, deviceToken: device.token,
+            amount: amount, externalID: nil, token: nil, status: .remotePaymentCreated, createdAt: clock.now, phoneNumber: phone, comment: comment,
             scanTimeout: configuration.remoteInvoiceLifetime, confirmationTimeout: configuration.paymentConfirmationTimeout,
             pollingInterval: configuration.statusPollingInterval)
         purchases[id] = purchase
@@ -608,10 +663,10 @@ actor QRAPIState {
         return purchase
     }
 
-    func cancelRemote(device token: String, paymentId: Int64, organizationBin: String, bins: Set<String>) throws(QRAPIFailure) -> SandboxQRPurchase {
+    func cancelRemote(device token: String, paymentID: Int64, organizationBin: String, bins: Set<String>) throws(QRAPIFailure) -> SandboxQRPurchase {
         let device = try device(token, bins: bins)
         guard organizationBin == device.organizationBin else { throw .deviceNotFound() }
-        guard var purchase = refreshed(paymentId), purchase.kind == .remote, purchase.organizationBin == device.organizationBin else {
+        guard var purchase = refreshed(paymentID), purchase.kind == .remote, purchase.organizationBin == device.organizationBin else {
             throw QRAPIFailure(-99_000_001, "No remote invoice with this id.")
         }
         guard purchase.status == .remotePaymentCreated || purchase.status == .remotePaymentCanceled else {
@@ -619,14 +674,14 @@ actor QRAPIState {
         }
         purchase.status = .remotePaymentCanceled
         purchase.finishedAt = purchase.finishedAt ?? clock.now
-        purchases[paymentId] = purchase
+        purchases[paymentID] = purchase
         persist(purchase)
         return purchase
     }
 
     func reset() {
         devices = [:]
-        deviceByDeviceId = [:]
+        deviceByDeviceID = [:]
         purchases = [:]
         purchaseByToken = [:]
         returns = [:]

@@ -66,7 +66,7 @@ final class SQLiteSandboxPersistence: SandboxPersistence {
         let document = String(decoding: try Self.encoder.encode(order), as: UTF8.self)
         _ = try await connection.query(
             "INSERT OR REPLACE INTO sandbox_orders (id, document) VALUES (?, ?)",
-            [.text(order.tradePointId + "\u{1F}" + order.orderId), .text(document)])
+            [.text(order.tradePointID + "\u{1F}" + order.orderID), .text(document)])
     }
 
     func save(delivery: WebhookDelivery) async throws {

@@ -121,25 +121,25 @@ public final class Sandbox: Sendable {
     ///
     /// - Returns: the order after the change, or nil when there is no such order.
     @discardableResult
-    public func trigger(_ status: PaymentStatus, orderId: String, tradePointId: String) async throws -> SandboxOrder? {
-        let order = await state.settle(tradePoint: tradePointId, orderId: orderId, to: status, via: "helper")
+    public func trigger(_ status: PaymentStatus, orderID: String, tradePointID: String) async throws -> SandboxOrder? {
+        let order = await state.settle(tradePoint: tradePointID, orderID: orderID, to: status, via: "helper")
         try await state.waitForWrites()
         return order
     }
 
     /// Every order, oldest first.
-    public func orders(tradePointId: String? = nil) async -> [SandboxOrder] {
-        await state.allOrders(tradePoint: tradePointId)
+    public func orders(tradePointID: String? = nil) async -> [SandboxOrder] {
+        await state.allOrders(tradePoint: tradePointID)
     }
 
     /// Every webhook and its attempts, oldest first.
-    public func webhooks(tradePointId: String? = nil, orderId: String? = nil) async -> [WebhookDelivery] {
-        await state.allDeliveries(tradePoint: tradePointId, orderId: orderId)
+    public func webhooks(tradePointID: String? = nil, orderID: String? = nil) async -> [WebhookDelivery] {
+        await state.allDeliveries(tradePoint: tradePointID, orderID: orderID)
     }
 
     /// Sets the faults injected for a trade point.
-    public func setFaults(_ faults: SandboxFaults, tradePointId: String) async {
-        await state.setFaults(faults, for: tradePointId)
+    public func setFaults(_ faults: SandboxFaults, tradePointID: String) async {
+        await state.setFaults(faults, for: tradePointID)
     }
 
     /// Moves sandbox time forward: QR codes expire and due webhook retries fire.
@@ -157,13 +157,13 @@ extension Sandbox {
         router.post("/api/v1/orders/create") { request, context in await self.createOrder(request, kind: .redirect) }
         router.post("/api/v1/qr/create") { request, context in await self.createOrder(request, kind: .qr) }
         router.get("/api/v1/orders/:orderId/status") { request, context in
-            await self.orderStatus(request, orderId: try context.parameters.require("orderId"))
+            await self.orderStatus(request, orderID: try context.parameters.require("orderId"))
         }
         router.get("/api/v1/qr/:token/status") { request, context in
             await self.qrStatus(request, token: try context.parameters.require("token"))
         }
         router.post("/api/v1/orders/:orderId/refund") { request, context in
-            await self.refund(request, orderId: try context.parameters.require("orderId"))
+            await self.refund(request, orderID: try context.parameters.require("orderId"))
         }
         addPaymentPages(to: router)
         pages.addAssetRoutes(to: router)
@@ -257,13 +257,13 @@ extension Sandbox {
         await api { () throws(SandboxAPIError) in
             var fields = try await readJSON(request, as: CreateFields.self)
             try fields.validate(kind: kind)
-            guard let point = await state.tradePoint(id: fields.tradePointId) else {
-                throw SandboxAPIError(code: "TRADE_POINT_NOT_FOUND", status: 404, message: "No trade point \(fields.tradePointId).")
+            guard let point = await state.tradePoint(id: fields.tradePointID) else {
+                throw SandboxAPIError(code: "TRADE_POINT_NOT_FOUND", status: 404, message: "No trade point \(fields.tradePointID).")
             }
             try await admit(point.id)
             guard let key = try? APIKey(point.apiKey),
                 Signature.isValid(
-                    fields.signature, kind: kind == .qr ? .createQR : .createOrder, amount: fields.amount, orderId: fields.orderId, apiKey: key)
+                    fields.signature, kind: kind == .qr ? .createQR : .createOrder, amount: fields.amount, orderID: fields.orderID, apiKey: key)
             else {
                 throw SandboxAPIError(
                     code: "INVALID_SIGNATURE", status: 400, message: "The signature must be sha256(amount + orderId + apiKey) in lowercase hex.")
@@ -272,7 +272,7 @@ extension Sandbox {
             guard fields.amount >= 100 else {
                 throw SandboxAPIError(code: "AMOUNT_TOO_SMALL", status: 400, message: "The minimum is 100 tenge.")
             }
-            for (name, url) in [("returnUrl", fields.returnUrl), ("failUrl", fields.failUrl)] {
+            for (name, url) in [("returnUrl", fields.returnURL), ("failUrl", fields.failURL)] {
                 guard let url else { continue }
                 if !point.returnURLPrefixes.isEmpty, !point.returnURLPrefixes.contains(where: { url.hasPrefix($0) }) {
                     throw SandboxAPIError(
@@ -281,8 +281,8 @@ extension Sandbox {
                 }
             }
             let order = try await state.create(
-                tradePoint: point.id, orderId: fields.orderId, amount: fields.amount, description: fields.description,
-                returnUrl: fields.returnUrl, failUrl: fields.failUrl, kind: kind)
+                tradePoint: point.id, orderID: fields.orderID, amount: fields.amount, description: fields.description,
+                returnURL: fields.returnURL, failURL: fields.failURL, kind: kind)
             do { try await state.waitForWrites() } catch {
                 throw SandboxAPIError(code: "SANDBOX_STORAGE_ERROR", status: 500, message: "Could not store the order.")
             }
@@ -292,7 +292,7 @@ extension Sandbox {
                 let png = (try? QRCode(encoding: url).png(scale: 4)) ?? []
                 return Self.json(.ok, encoding: QRCreated(qrCode: Data(png).base64EncodedString(), qrToken: order.qrToken ?? ""))
             }
-            return Self.json(.ok, encoding: OrderCreated(orderId: order.orderId, paymentUrl: url, status: order.status))
+            return Self.json(.ok, encoding: OrderCreated(orderID: order.orderID, paymentURL: url, status: order.status))
         }
     }
 
@@ -301,17 +301,17 @@ extension Sandbox {
         return point
     }
 
-    private func orderStatus(_ request: Request, orderId: String) async -> Response {
+    private func orderStatus(_ request: Request, orderID: String) async -> Response {
         await api { () throws(SandboxAPIError) in
             let point = try await authenticatedTradePoint(request)
             try await admit(point.id)
-            guard let order = await state.order(tradePoint: point.id, orderId: orderId) else {
-                throw .notFound("No order \(orderId) for this trade point.")
+            guard let order = await state.order(tradePoint: point.id, orderID: orderID) else {
+                throw .notFound("No order \(orderID) for this trade point.")
             }
             try? await state.waitForWrites()
             var answer = OrderStatusAnswer(
-                status: order.status, orderId: order.orderId, amount: order.amount, refundedAmount: order.refundedAmount,
-                paymentUrl: paymentURL(token: order.paymentToken), transactionId: order.transactionId)
+                status: order.status, orderID: order.orderID, amount: order.amount, refundedAmount: order.refundedAmount,
+                paymentURL: paymentURL(token: order.paymentToken), transactionID: order.transactionID)
             if let token = order.qrToken {
                 let png = (try? QRCode(encoding: paymentURL(token: order.paymentToken)).png(scale: 4)) ?? []
                 (answer.qrToken, answer.qrCode) = (token, Data(png).base64EncodedString())
@@ -332,48 +332,48 @@ extension Sandbox {
         }
     }
 
-    private func refund(_ request: Request, orderId: String) async -> Response {
+    private func refund(_ request: Request, orderID: String) async -> Response {
         await api { () throws(SandboxAPIError) in
             let body = try await readJSON(request, as: RefundFields.self)
             guard let amount = body.amount, amount >= 1, amount <= Int(Int32.max) else {
                 throw .invalidRequest("amount must be a positive integer number of tenge.")
             }
             guard let signature = body.signature else { throw .invalidRequest("signature must be a string.") }
-            if let text = body.transactionId, text.isEmpty || text.count > 128 {
+            if let text = body.transactionID, text.isEmpty || text.count > 128 {
                 throw .invalidRequest("transactionId must be a string of 1 to 128 characters.")
             }
-            let transactionId = body.transactionId
+            let transactionID = body.transactionID
             // The trade point: from the bearer key, else the one whose key signed this order's refund.
             var candidates: [SandboxTradePoint] = []
             if let key = bearer(request), !key.isEmpty {
                 guard let point = await state.tradePoint(apiKey: key) else { throw .unauthorized }
                 candidates = [point]
             } else {
-                for id in await state.tradePoints(havingOrder: orderId) {
+                for id in await state.tradePoints(havingOrder: orderID) {
                     if let point = await state.tradePoint(id: id) { candidates.append(point) }
                 }
             }
-            let owners = await state.tradePoints(havingOrder: orderId)
+            let owners = await state.tradePoints(havingOrder: orderID)
             candidates = candidates.filter { owners.contains($0.id) }
-            guard !candidates.isEmpty else { throw .notFound("No order \(orderId).") }
+            guard !candidates.isEmpty else { throw .notFound("No order \(orderID).") }
             guard
                 let point = candidates.first(where: { point in
                     guard let key = try? APIKey(point.apiKey) else { return false }
-                    return Signature.isValid(signature, kind: .refund, amount: amount, orderId: orderId, apiKey: key)
+                    return Signature.isValid(signature, kind: .refund, amount: amount, orderID: orderID, apiKey: key)
                 })
             else {
                 throw SandboxAPIError(
                     code: "INVALID_SIGNATURE", status: 400, message: "The signature must be sha256(amount + orderId + apiKey) in lowercase hex.")
             }
             try await admit(point.id)
-            let (order, refund) = try await state.refund(tradePoint: point.id, orderId: orderId, amount: amount, transactionId: transactionId)
+            let (order, refund) = try await state.refund(tradePoint: point.id, orderID: orderID, amount: amount, transactionID: transactionID)
             do { try await state.waitForWrites() } catch {
                 throw SandboxAPIError(code: "SANDBOX_STORAGE_ERROR", status: 500, message: "Could not store the refund.")
             }
             if await state.takeLostResponse(point.id) { throw Self.lostResponse }
             return Self.json(
                 .ok,
-                encoding: RefundAnswer(orderId: order.orderId, refundId: refund.refundId, amount: refund.amount, refundedAmount: order.refundedAmount)
+                encoding: RefundAnswer(orderID: order.orderID, refundID: refund.refundID, amount: refund.amount, refundedAmount: order.refundedAmount)
             )
         }
     }
@@ -412,14 +412,22 @@ extension Sandbox {
 /// `POST /api/v1/orders/create` and `POST /api/v1/qr/create`.
 struct CreateFields: Decodable {
     var amount: Int
-    var orderId: String
-    var tradePointId: String
+    var orderID: String
+    var tradePointID: String
     var signature: String
-    var returnUrl: String?
-    var failUrl: String?
+    var returnURL: String?
+    var failURL: String?
     var description: String?
 
-    enum CodingKeys: String, CodingKey { case amount, orderId, tradePointId, signature, returnUrl, failUrl, description }
+    enum CodingKeys: String, CodingKey {
+        case amount
+        case orderID = "orderId"
+        case tradePointID = "tradePointId"
+        case signature
+        case returnURL = "returnUrl"
+        case failURL = "failUrl"
+        case description
+    }
 
     init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -430,28 +438,28 @@ struct CreateFields: Decodable {
             do { return try container.decodeIfPresent(T.self, forKey: key) } catch { throw SandboxAPIError.invalidRequest(problem) }
         }
         amount = try field(.amount, Int.self, "amount must be an integer number of tenge.")
-        orderId = try field(.orderId, String.self, "orderId must be a string.")
-        tradePointId = try field(.tradePointId, String.self, "tradePointId must be a string of 1 to 64 characters.")
+        orderID = try field(.orderID, String.self, "orderId must be a string.")
+        tradePointID = try field(.tradePointID, String.self, "tradePointId must be a string of 1 to 64 characters.")
         signature = try field(.signature, String.self, "signature must be a string.")
-        returnUrl = try optional(.returnUrl, String.self, "returnUrl must be a string.")
-        failUrl = try optional(.failUrl, String.self, "failUrl must be a string.")
+        returnURL = try optional(.returnURL, String.self, "returnUrl must be a string.")
+        failURL = try optional(.failURL, String.self, "failUrl must be a string.")
         description = try optional(.description, String.self, "description must be a string of at most 256 characters.")
     }
 
     /// The guide's rules for the fields, per kind (a QR payment has no URLs or description).
     mutating func validate(kind: SandboxOrder.Kind) throws(SandboxAPIError) {
         guard abs(amount) <= Int(Int32.max) else { throw .invalidRequest("amount must be an integer number of tenge.") }
-        guard (try? OrderID(orderId)) != nil else {
+        guard (try? OrderID(orderID)) != nil else {
             throw .invalidRequest("orderId must be 1 to 64 characters of A-Z a-z 0-9 _ . : -.")
         }
-        guard !tradePointId.isEmpty, tradePointId.count <= 64 else {
+        guard !tradePointID.isEmpty, tradePointID.count <= 64 else {
             throw .invalidRequest("tradePointId must be a string of 1 to 64 characters.")
         }
         guard kind == .redirect else {
-            (returnUrl, failUrl, description) = (nil, nil, nil)
+            (returnURL, failURL, description) = (nil, nil, nil)
             return
         }
-        for (name, url) in [("returnUrl", returnUrl), ("failUrl", failUrl)] {
+        for (name, url) in [("returnUrl", returnURL), ("failUrl", failURL)] {
             guard let url else { throw .invalidRequest("\(name) must be a string.") }
             guard (try? KaspiEnvironment.custom(parsing: url)) != nil, url.utf8.count <= 2048 else {
                 throw .invalidRequest("\(name) must be an absolute http(s) URL of at most 2048 bytes.")
@@ -465,9 +473,12 @@ struct CreateFields: Decodable {
 struct RefundFields: Decodable {
     var amount: Int?
     var signature: String?
-    var transactionId: String?
+    var transactionID: String?
 
-    enum CodingKeys: String, CodingKey { case amount, signature, transactionId }
+    enum CodingKeys: String, CodingKey {
+        case amount, signature
+        case transactionID = "transactionId"
+    }
 
     init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -477,16 +488,22 @@ struct RefundFields: Decodable {
         do { signature = try container.decodeIfPresent(String.self, forKey: .signature) } catch {
             throw SandboxAPIError.invalidRequest("signature must be a string.")
         }
-        do { transactionId = try container.decodeIfPresent(String.self, forKey: .transactionId) } catch {
+        do { transactionID = try container.decodeIfPresent(String.self, forKey: .transactionID) } catch {
             throw SandboxAPIError.invalidRequest("transactionId must be a string of 1 to 128 characters.")
         }
     }
 }
 
 struct OrderCreated: Encodable {
-    var orderId: String
-    var paymentUrl: String
+    var orderID: String
+    var paymentURL: String
     var status: PaymentStatus
+
+    enum CodingKeys: String, CodingKey {
+        case orderID = "orderId"
+        case paymentURL = "paymentUrl"
+        case status
+    }
 }
 
 struct QRCreated: Encodable {
@@ -496,18 +513,36 @@ struct QRCreated: Encodable {
 
 struct OrderStatusAnswer: Encodable {
     var status: PaymentStatus
-    var orderId: String
+    var orderID: String
     var amount: Int
     var refundedAmount: Int
-    var paymentUrl: String
-    var transactionId: String?
+    var paymentURL: String
+    var transactionID: String?
     var qrToken: String?
     var qrCode: String?
+
+    enum CodingKeys: String, CodingKey {
+        case status
+        case orderID = "orderId"
+        case amount
+        case refundedAmount
+        case paymentURL = "paymentUrl"
+        case transactionID = "transactionId"
+        case qrToken
+        case qrCode
+    }
 }
 
 struct RefundAnswer: Encodable {
-    var orderId: String
-    var refundId: String
+    var orderID: String
+    var refundID: String
     var amount: Int
     var refundedAmount: Int
+
+    enum CodingKeys: String, CodingKey {
+        case orderID = "orderId"
+        case refundID = "refundId"
+        case amount
+        case refundedAmount
+    }
 }

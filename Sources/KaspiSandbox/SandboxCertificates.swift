@@ -192,14 +192,14 @@ final class SandboxCertificateAuthority: Sendable {
 /// (PBKDF2-HMAC-SHA256, AES-256-CBC), the certificate in clear, and an HMAC-SHA256 MAC.
 enum PKCS12Writer {
     static func bundle(certificate: [UInt8], privateKeyPKCS8: [UInt8], password: String, iterations: Int = 2048) throws -> [UInt8] {
-        let keyId = Array(SHA256.hash(data: certificate).prefix(20))
-        let localKeyId = DERWriter.set(DERWriter.sequence(DERWriter.oid([1, 2, 840, 113549, 1, 9, 21]) + DERWriter.set(DERWriter.octets(keyId))))
+        let keyID = Array(SHA256.hash(data: certificate).prefix(20))
+        let localKeyID = DERWriter.set(DERWriter.sequence(DERWriter.oid([1, 2, 840, 113549, 1, 9, 21]) + DERWriter.set(DERWriter.octets(keyID))))
         // The certificate bag.
         let certBag = DERWriter.sequence(
             DERWriter.oid([1, 2, 840, 113549, 1, 12, 10, 1, 3])
                 + DERWriter.explicit(
                     0, DERWriter.sequence(DERWriter.oid([1, 2, 840, 113549, 1, 9, 22, 1]) + DERWriter.explicit(0, DERWriter.octets(certificate))))
-                + localKeyId)
+                + localKeyID)
         // The shrouded key bag.
         let salt = randomBytes(16)
         let iv = randomBytes(16)
@@ -218,7 +218,7 @@ enum PKCS12Writer {
         let keyBag = DERWriter.sequence(
             DERWriter.oid([1, 2, 840, 113549, 1, 12, 10, 1, 2])
                 + DERWriter.explicit(0, DERWriter.sequence(pbes2 + DERWriter.octets(Array(encrypted))))
-                + localKeyId)
+                + localKeyID)
         func dataContent(_ content: [UInt8]) -> [UInt8] {
             DERWriter.sequence(DERWriter.oid([1, 2, 840, 113549, 1, 7, 1]) + DERWriter.explicit(0, DERWriter.octets(content)))
         }

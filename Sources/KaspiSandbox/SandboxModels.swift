@@ -8,9 +8,9 @@ public struct SandboxOrder: Sendable, Codable, Hashable {
     public enum Kind: String, Sendable, Codable { case redirect, qr }
 
     /// The trade point that created it.
-    public var tradePointId: String
+    public var tradePointID: String
     /// The merchant's order id.
-    public var orderId: String
+    public var orderID: String
     /// Redirect or QR.
     public var kind: Kind
     /// The amount, in whole tenge.
@@ -18,9 +18,9 @@ public struct SandboxOrder: Sendable, Codable, Hashable {
     /// What is paid for, shown on the payment page.
     public var description: String?
     /// Where the payment page sends the payer after paying.
-    public var returnUrl: String?
+    public var returnURL: String?
     /// Where the payment page sends the payer after a decline or a cancel.
-    public var failUrl: String?
+    public var failURL: String?
     /// Pending until the payer or a helper settles it.
     public var status: PaymentStatus
     /// When it was created, in sandbox time.
@@ -28,7 +28,7 @@ public struct SandboxOrder: Sendable, Codable, Hashable {
     /// When it last changed, in sandbox time.
     public var updatedAt: Date
     /// The transaction id, once paid.
-    public var transactionId: String?
+    public var transactionID: String?
     /// How much was refunded in all, in tenge.
     public var refundedAmount: Int = 0
     /// Every refund, oldest first.
@@ -43,16 +43,43 @@ public struct SandboxOrder: Sendable, Codable, Hashable {
     public var settleAt: Date?
     /// What a scenario amount settles it to.
     public var settleStatus: PaymentStatus?
+
+    enum CodingKeys: String, CodingKey {
+        case tradePointID = "tradePointId"
+        case orderID = "orderId"
+        case kind
+        case amount
+        case description
+        case returnURL = "returnUrl"
+        case failURL = "failUrl"
+        case status
+        case createdAt
+        case updatedAt
+        case transactionID = "transactionId"
+        case refundedAmount
+        case refunds
+        case paymentToken
+        case qrToken
+        case qrExpiresAt
+        case settleAt
+        case settleStatus
+    }
 }
 
 /// A refund the sandbox made.
 public struct SandboxRefund: Sendable, Codable, Hashable {
     /// The refund's id.
-    public var refundId: String
+    public var refundID: String
     /// The amount refunded, in tenge.
     public var amount: Int
     /// When it was made, in sandbox time.
     public var at: Date
+
+    enum CodingKeys: String, CodingKey {
+        case refundID = "refundId"
+        case amount
+        case at
+    }
 }
 
 /// One webhook and every attempt to deliver it.
@@ -77,9 +104,9 @@ public struct WebhookDelivery: Sendable, Codable, Hashable {
     /// The webhook's id.
     public var id: String
     /// The trade point whose order it is.
-    public var tradePointId: String
+    public var tradePointID: String
     /// The order it reports.
-    public var orderId: String
+    public var orderID: String
     /// The status it reports.
     public var status: PaymentStatus
     /// The trade point's webhook URL it goes to.
@@ -98,6 +125,21 @@ public struct WebhookDelivery: Sendable, Codable, Hashable {
     public var duplicate: Bool = false
     /// Fault injection: hold until a later webhook of the same trade point was sent.
     public var heldForReorder: Bool = false
+
+    enum CodingKeys: String, CodingKey {
+        case id
+        case tradePointID = "tradePointId"
+        case orderID = "orderId"
+        case status
+        case url
+        case body
+        case createdAt
+        case state
+        case attempts
+        case nextAttemptAt
+        case duplicate
+        case heldForReorder
+    }
 }
 
 /// Faults to inject for one trade point. Rates are probabilities from 0 to 1.
@@ -183,14 +225,22 @@ public enum ScenarioAmount {
 /// The body of a webhook the sandbox posts, in the guide's shape: `transactionId` is null
 /// until the order is paid.
 struct WebhookBody: Encodable {
-    var orderId: String
+    var orderID: String
     var amount: Int
     var status: PaymentStatus
-    @EncodedAsNull var transactionId: String?
+    @EncodedAsNull var transactionID: String?
     var signature: String
 
     /// The body's JSON text, keys sorted.
     var json: String {
         (try? CanonicalJSON.text(self)) ?? "{}"
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case orderID = "orderId"
+        case amount
+        case status
+        case transactionID = "transactionId"
+        case signature
     }
 }

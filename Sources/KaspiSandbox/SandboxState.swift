@@ -42,7 +42,7 @@ actor SandboxState {
     private var orders: [String: SandboxOrder] = [:]
     private var orderSequence: [String] = []
     /// Trade points by order id, for refunds that carry no trade point.
-    private var ownersByOrderId: [String: [String]] = [:]
+    private var ownersByOrderID: [String: [String]] = [:]
     /// Pending orders with a timer (QR expiry, scenario amount): the only ones a sweep visits.
     private var timedKeys: Set<String> = []
     /// Deliveries still to be sent (scheduled or held): the only ones the dispatcher visits.
@@ -88,13 +88,13 @@ actor SandboxState {
         if offset > clock.currentOffset { clock.advance(by: offset - clock.currentOffset) }
     }
 
-    private static func key(_ tradePoint: String, _ orderId: String) -> String { tradePoint + "\u{0}" + orderId }
+    private static func key(_ tradePoint: String, _ orderID: String) -> String { tradePoint + "\u{0}" + orderID }
 
     private func index(_ order: SandboxOrder) {
-        let key = Self.key(order.tradePointId, order.orderId)
+        let key = Self.key(order.tradePointID, order.orderID)
         if orders[key] == nil {
             orderSequence.append(key)
-            ownersByOrderId[order.orderId, default: []].append(order.tradePointId)
+            ownersByOrderID[order.orderID, default: []].append(order.tradePointID)
         }
         orders[key] = order
         if order.status == .pending, order.settleAt != nil || order.qrExpiresAt != nil {
@@ -186,9 +186,9 @@ actor SandboxState {
 
     // MARK: Orders
 
-    func order(tradePoint: String, orderId: String) -> SandboxOrder? {
+    func order(tradePoint: String, orderID: String) -> SandboxOrder? {
         sweep()
-        return orders[Self.key(tradePoint, orderId)]
+        return orders[Self.key(tradePoint, orderID)]
     }
 
     func order(paymentToken: String) -> SandboxOrder? {
@@ -198,33 +198,33 @@ actor SandboxState {
 
     func order(qrToken: String, tradePoint: String) -> SandboxOrder? {
         sweep()
-        guard let order = qrTokens[qrToken].flatMap({ orders[$0] }), order.tradePointId == tradePoint else { return nil }
+        guard let order = qrTokens[qrToken].flatMap({ orders[$0] }), order.tradePointID == tradePoint else { return nil }
         return order
     }
 
     /// Every trade point that has an order with this id.
-    func tradePoints(havingOrder orderId: String) -> [String] {
-        ownersByOrderId[orderId] ?? []
+    func tradePoints(havingOrder orderID: String) -> [String] {
+        ownersByOrderID[orderID] ?? []
     }
 
     func allOrders(tradePoint: String? = nil) -> [SandboxOrder] {
         sweep()
-        return orderSequence.compactMap { orders[$0] }.filter { tradePoint == nil || $0.tradePointId == tradePoint }
+        return orderSequence.compactMap { orders[$0] }.filter { tradePoint == nil || $0.tradePointID == tradePoint }
     }
 
     /// Creates an order, or fails with `ORDER_ALREADY_EXISTS`.
     func create(
-        tradePoint: String, orderId: String, amount: Int, description: String?, returnUrl: String?, failUrl: String?,
+        tradePoint: String, orderID: String, amount: Int, description: String?, returnURL: String?, failURL: String?,
         kind: SandboxOrder.Kind
     ) throws(SandboxAPIError) -> SandboxOrder {
-        let key = Self.key(tradePoint, orderId)
+        let key = Self.key(tradePoint, orderID)
         guard orders[key] == nil else {
-            throw SandboxAPIError(code: "ORDER_ALREADY_EXISTS", status: 409, message: "orderId \(orderId) is already used for this trade point.")
+            throw SandboxAPIError(code: "ORDER_ALREADY_EXISTS", status: 409, message: "orderId \(orderID) is already used for this trade point.")
         }
         let now = clock.now
         var order = SandboxOrder(
-            tradePointId: tradePoint, orderId: orderId, kind: kind, amount: amount, description: description,
-            returnUrl: returnUrl, failUrl: failUrl, status: .pending, createdAt: now, updatedAt: now,
+            tradePointID: tradePoint, orderID: orderID, kind: kind, amount: amount, description: description,
+            returnURL: returnURL, failURL: failURL, status: .pending, createdAt: now, updatedAt: now,
             paymentToken: randomHex(12))
         if kind == .qr {
             order.qrToken = "qr_" + randomHex(12)
@@ -237,7 +237,7 @@ actor SandboxState {
         index(order)
         persist(order)
         logger.info(
-            "Order created", metadata: ["tradePoint": "\(tradePoint)", "orderId": "\(orderId)", "amount": "\(amount)", "kind": "\(kind.rawValue)"])
+            "Order created", metadata: ["tradePoint": "\(tradePoint)", "orderId": "\(orderID)", "amount": "\(amount)", "kind": "\(kind.rawValue)"])
         sweep()
         return orders[key] ?? order
     }
@@ -247,19 +247,19 @@ actor SandboxState {
     ///
     /// - Returns: the order after the change, or nil when there is no such order.
     @discardableResult
-    func settle(tradePoint: String, orderId: String, to status: PaymentStatus, via: String) -> SandboxOrder? {
-        let key = Self.key(tradePoint, orderId)
+    func settle(tradePoint: String, orderID: String, to status: PaymentStatus, via: String) -> SandboxOrder? {
+        let key = Self.key(tradePoint, orderID)
         guard var order = orders[key] else { return nil }
         guard order.status == .pending else { return order }
         order.status = status
         order.updatedAt = clock.now
         order.settleAt = nil
         order.settleStatus = nil
-        if status == .approved { order.transactionId = String(UInt64.random(in: 100_000_000_000...999_999_999_999, using: &random)) }
+        if status == .approved { order.transactionID = String(UInt64.random(in: 100_000_000_000...999_999_999_999, using: &random)) }
         orders[key] = order
         timedKeys.remove(key)
         persist(order)
-        logger.info("Order settled", metadata: ["tradePoint": "\(tradePoint)", "orderId": "\(orderId)", "status": "\(status)", "via": "\(via)"])
+        logger.info("Order settled", metadata: ["tradePoint": "\(tradePoint)", "orderId": "\(orderID)", "status": "\(status)", "via": "\(via)"])
         queueWebhook(for: order)
         return order
     }
@@ -270,9 +270,9 @@ actor SandboxState {
         for key in timedKeys {
             guard let order = orders[key], order.status == .pending else { continue }
             if let at = order.settleAt, let status = order.settleStatus, at <= now {
-                settle(tradePoint: order.tradePointId, orderId: order.orderId, to: status, via: "scenario")
+                settle(tradePoint: order.tradePointID, orderID: order.orderID, to: status, via: "scenario")
             } else if let expires = order.qrExpiresAt, expires <= now {
-                settle(tradePoint: order.tradePointId, orderId: order.orderId, to: .cancelled, via: "qr-expired")
+                settle(tradePoint: order.tradePointID, orderID: order.orderID, to: .cancelled, via: "qr-expired")
             }
         }
         // Webhooks held for reordering are released after 30 s at the latest.
@@ -285,15 +285,15 @@ actor SandboxState {
     }
 
     /// Refunds part or all of an approved order.
-    func refund(tradePoint: String, orderId: String, amount: Int, transactionId: String?) throws(SandboxAPIError) -> (SandboxOrder, SandboxRefund) {
+    func refund(tradePoint: String, orderID: String, amount: Int, transactionID: String?) throws(SandboxAPIError) -> (SandboxOrder, SandboxRefund) {
         sweep()
-        let key = Self.key(tradePoint, orderId)
-        guard var order = orders[key] else { throw .notFound("No order \(orderId) for this trade point.") }
+        let key = Self.key(tradePoint, orderID)
+        guard var order = orders[key] else { throw .notFound("No order \(orderID) for this trade point.") }
         guard order.status == .approved else {
             throw SandboxAPIError(
-                code: "REFUND_NOT_ALLOWED", status: 409, message: "Order \(orderId) is \(order.status); only an APPROVED order can be refunded.")
+                code: "REFUND_NOT_ALLOWED", status: 409, message: "Order \(orderID) is \(order.status); only an APPROVED order can be refunded.")
         }
-        if let transactionId, transactionId != order.transactionId {
+        if let transactionID, transactionID != order.transactionID {
             throw SandboxAPIError(code: "REFUND_NOT_ALLOWED", status: 409, message: "transactionId does not match the order's payment.")
         }
         guard order.refundedAmount + amount <= order.amount else {
@@ -301,19 +301,19 @@ actor SandboxState {
                 code: "REFUND_NOT_ALLOWED", status: 409,
                 message: "Refunding \(amount) would exceed the paid amount: \(order.amount - order.refundedAmount) remains.")
         }
-        let refund = SandboxRefund(refundId: "RF-" + randomHex(8), amount: amount, at: clock.now)
+        let refund = SandboxRefund(refundID: "RF-" + randomHex(8), amount: amount, at: clock.now)
         order.refundedAmount += amount
         order.refunds.append(refund)
         order.updatedAt = clock.now
         orders[key] = order
         persist(order)
-        logger.info("Order refunded", metadata: ["tradePoint": "\(tradePoint)", "orderId": "\(orderId)", "amount": "\(amount)"])
+        logger.info("Order refunded", metadata: ["tradePoint": "\(tradePoint)", "orderId": "\(orderID)", "amount": "\(amount)"])
         return (order, refund)
     }
 
     /// Forgets every order and webhook (and the trade point's faults), for a clean test.
     func reset(tradePoint: String? = nil) {
-        let keep = orderSequence.filter { key in tradePoint.map { orders[key]?.tradePointId != $0 } ?? false }
+        let keep = orderSequence.filter { key in tradePoint.map { orders[key]?.tradePointID != $0 } ?? false }
         let removed = Set(orderSequence).subtracting(keep)
         for key in removed {
             if let order = orders[key] {
@@ -323,16 +323,16 @@ actor SandboxState {
             orders[key] = nil
         }
         orderSequence = keep
-        ownersByOrderId = [:]
+        ownersByOrderID = [:]
         timedKeys = []
         for key in keep {
             guard let order = orders[key] else { continue }
-            ownersByOrderId[order.orderId, default: []].append(order.tradePointId)
+            ownersByOrderID[order.orderID, default: []].append(order.tradePointID)
             if order.status == .pending, order.settleAt != nil || order.qrExpiresAt != nil { timedKeys.insert(key) }
         }
         deliverySequence = deliverySequence.filter { id in
             guard let delivery = deliveries[id] else { return false }
-            if tradePoint == nil || delivery.tradePointId == tradePoint {
+            if tradePoint == nil || delivery.tradePointID == tradePoint {
                 deliveries[id] = nil
                 openDeliveries.remove(id)
                 return false
@@ -363,15 +363,15 @@ actor SandboxState {
     // MARK: Webhooks
 
     private func queueWebhook(for order: SandboxOrder) {
-        guard let point = tradePoints[order.tradePointId], let url = point.webhookURL, let key = try? APIKey(point.apiKey) else { return }
-        let signature = Signature.webhook(orderId: order.orderId, amount: order.amount, apiKey: key)
+        guard let point = tradePoints[order.tradePointID], let url = point.webhookURL, let key = try? APIKey(point.apiKey) else { return }
+        let signature = Signature.webhook(orderID: order.orderID, amount: order.amount, apiKey: key)
         let body = WebhookBody(
-            orderId: order.orderId, amount: order.amount, status: order.status, transactionId: order.transactionId, signature: signature
+            orderID: order.orderID, amount: order.amount, status: order.status, transactionID: order.transactionID, signature: signature
         ).json
         let now = clock.now
-        let fault = faults(for: order.tradePointId)
+        let fault = faults(for: order.tradePointID)
         var delivery = WebhookDelivery(
-            id: "wh_" + randomHex(8), tradePointId: order.tradePointId, orderId: order.orderId, status: order.status,
+            id: "wh_" + randomHex(8), tradePointID: order.tradePointID, orderID: order.orderID, status: order.status,
             url: url, body: body, createdAt: now, state: .pending, nextAttemptAt: now.addingTimeInterval(fault.webhookDelaySeconds))
         if fault.webhookDropRate > 0, Double.random(in: 0..<1, using: &random) < fault.webhookDropRate {
             delivery.state = .dropped
@@ -433,7 +433,7 @@ actor SandboxState {
         // A sent webhook releases those held back for reordering.
         if !attempt.manual {
             for other in openDeliveries where other != id {
-                guard var held = deliveries[other], held.heldForReorder, held.tradePointId == delivery.tradePointId else { continue }
+                guard var held = deliveries[other], held.heldForReorder, held.tradePointID == delivery.tradePointID else { continue }
                 held.heldForReorder = false
                 held.nextAttemptAt = clock.now
                 deliveries[other] = held
@@ -443,9 +443,9 @@ actor SandboxState {
 
     func delivery(id: String) -> WebhookDelivery? { deliveries[id] }
 
-    func allDeliveries(tradePoint: String? = nil, orderId: String? = nil) -> [WebhookDelivery] {
+    func allDeliveries(tradePoint: String? = nil, orderID: String? = nil) -> [WebhookDelivery] {
         deliverySequence.compactMap { deliveries[$0] }.filter {
-            (tradePoint == nil || $0.tradePointId == tradePoint) && (orderId == nil || $0.orderId == orderId)
+            (tradePoint == nil || $0.tradePointID == tradePoint) && (orderID == nil || $0.orderID == orderID)
         }
     }
 

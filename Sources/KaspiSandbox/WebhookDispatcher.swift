@@ -60,7 +60,7 @@ extension Sandbox {
         logger.info(
             "Webhook sent",
             metadata: [
-                "orderId": "\(delivery.orderId)", "status": "\(delivery.status)", "responseCode": "\(code.map(String.init) ?? failure ?? "-")",
+                "orderId": "\(delivery.orderID)", "status": "\(delivery.status)", "responseCode": "\(code.map(String.init) ?? failure ?? "-")",
             ])
         return attempt
     }

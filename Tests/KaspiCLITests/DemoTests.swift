@@ -74,10 +74,10 @@ struct DemoTests {
         let qrPage = shop + (try #require(qr.location))
         let waiting = try await Self.request(.GET, qrPage)
         #expect(waiting.body.contains("data:image/png;base64,") && waiting.body.contains("http-equiv=\"refresh\""))
-        let orderId = String(try #require(qr.location).dropFirst("/qr/".count))
-        let order = try await GatewayCLITests.api(gatewayPort, "GET", "/v1/orders/\(orderId)", key: "demo_shop_key")
-        let providerOrderId = try #require(order["providerOrderId"] as? String)
-        _ = try await Self.request(.POST, "http://127.0.0.1:\(sandboxPort)/sandbox/orders/\(providerOrderId)/approve")
+        let orderID = String(try #require(qr.location).dropFirst("/qr/".count))
+        let order = try await GatewayCLITests.api(gatewayPort, "GET", "/v1/orders/\(orderID)", key: "demo_shop_key")
+        let providerOrderID = try #require(order["providerOrderId"] as? String)
+        _ = try await Self.request(.POST, "http://127.0.0.1:\(sandboxPort)/sandbox/orders/\(providerOrderID)/approve")
         var after = ""
         for _ in 0..<400 {
             after = try await Self.follow(try await Self.request(.GET, qrPage), from: qrPage).body

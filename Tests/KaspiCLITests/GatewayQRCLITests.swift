@@ -53,26 +53,26 @@ struct GatewayQRCLITests {
             }
             #expect(gateway.stdout.contains("Profile: the Kaspi QR API, r1"))
             let created = try await GatewayCLITests.api(port, "POST", "/v1/checkouts", #"{"amount":6100}"#)
-            let orderId = try #require(created["id"] as? String, "\(created)")
+            let orderID = try #require(created["id"] as? String, "\(created)")
             #expect((created["paymentUrl"] as? String)?.hasPrefix(sandboxURL + "/pay/") == true)
             let purchase = try #require(await sandbox.qrPurchases().first)
-            try await sandbox.act(.scan, paymentId: purchase.id)
-            try await sandbox.act(.confirm, paymentId: purchase.id)
+            try await sandbox.act(.scan, paymentID: purchase.id)
+            try await sandbox.act(.confirm, paymentID: purchase.id)
             var state = ""
             for _ in 0..<200 where state != "paid" {
-                state = (try await GatewayCLITests.api(port, "GET", "/v1/orders/\(orderId)"))["state"] as? String ?? ""
+                state = (try await GatewayCLITests.api(port, "GET", "/v1/orders/\(orderID)"))["state"] as? String ?? ""
                 try await Task.sleep(for: .milliseconds(50))
             }
             #expect(state == "paid")
 
             // kill -9 while an order is being polled: the restarted gateway picks the polling up.
             let second = try await GatewayCLITests.api(port, "POST", "/v1/qr-checkouts", #"{"amount":3300}"#)
-            let secondId = try #require(second["id"] as? String)
+            let secondID = try #require(second["id"] as? String)
             let secondPurchase = try #require(await sandbox.qrPurchases().last)
-            try await sandbox.act(.scan, paymentId: secondPurchase.id)
+            try await sandbox.act(.scan, paymentID: secondPurchase.id)
             try await Task.sleep(for: .milliseconds(1500))  // a poll or two see Wait
             _ = await gateway.stop(signal: SIGKILL)
-            try await sandbox.act(.confirm, paymentId: secondPurchase.id)
+            try await sandbox.act(.confirm, paymentID: secondPurchase.id)
             let restarted = try BackgroundProcess(
                 CLI.binary, ["gateway", "--profile", "qr", "--database", database, "--port", "\(port)", "--worker-interval", "0.05"],
                 environment: serveEnv)
@@ -82,21 +82,21 @@ struct GatewayQRCLITests {
             }
             state = ""
             for _ in 0..<300 where state != "paid" {
-                state = (try await GatewayCLITests.api(port, "GET", "/v1/orders/\(secondId)"))["state"] as? String ?? ""
+                state = (try await GatewayCLITests.api(port, "GET", "/v1/orders/\(secondID)"))["state"] as? String ?? ""
                 try await Task.sleep(for: .milliseconds(50))
             }
             #expect(state == "paid")
-            let events = try await GatewayCLITests.api(port, "GET", "/v1/orders/\(secondId)/events")
+            let events = try await GatewayCLITests.api(port, "GET", "/v1/orders/\(secondID)/events")
             let details = (events["data"] as? [[String: Any]] ?? []).compactMap { $0["detail"] as? String }
             #expect(details.filter { $0.contains("(Wait)") }.count <= 1)  // the first Wait, once
             _ = await restarted.stop()
 
             let rotated = try await CLI.run(["gateway", "device", "rotate", id, "--database", database, "--json"], environment: env)
             #expect(rotated.status == 0, "\(rotated.stderr)")
-            let newId = try #require(rotated.json["id"] as? String)
-            #expect(newId != id && rotated.json["isDefault"] as? Bool == true)
+            let newID = try #require(rotated.json["id"] as? String)
+            #expect(newID != id && rotated.json["isDefault"] as? Bool == true)
             #expect(await sandbox.qrDevices().first { $0.token == token }?.active == false)
-            let deleted = try await CLI.run(["gateway", "device", "delete", newId, "--database", database], environment: env)
+            let deleted = try await CLI.run(["gateway", "device", "delete", newID, "--database", database], environment: env)
             #expect(deleted.status == 0)
             let empty = try await CLI.run(["gateway", "device", "list", "--database", database])
             #expect(empty.stdout.contains("No device is registered"))

@@ -65,10 +65,10 @@ struct QRAPICLITests {
             #expect(paid.stderr.contains("status Processed"))  // the progress line
             // A link, waited on until its Error.
             let link = try await CLI.run(["qr-api", "create", "--amount", "100", "--link", "--json"], environment: env)
-            let linkId = try #require(link.json["paymentId"] as? Int64)
+            let linkID = try #require(link.json["paymentId"] as? Int64)
             #expect((link.json["paymentLink"] as? String)?.hasPrefix(http + "/pay/") == true)
-            #expect(try await CLI.run(["trigger", "scanerror", "\(linkId)", "--sandbox-url", http], environment: env).status == 0)
-            let failed = try await CLI.run(["qr-api", "status", "\(linkId)", "--wait"], environment: env)
+            #expect(try await CLI.run(["trigger", "scanerror", "\(linkID)", "--sandbox-url", http], environment: env).status == 0)
+            let failed = try await CLI.run(["qr-api", "status", "\(linkID)", "--wait"], environment: env)
             #expect(failed.status == 3)
             // Errors: exit 2 for input, 1 with Kaspi's code for Kaspi's refusal.
             let r1Refund = try await CLI.run(["qr-api", "refund", "\(id)", "--amount", "10"], environment: env)
@@ -114,8 +114,8 @@ struct QRAPICLITests {
             #expect(name.stdout.contains("4567"))
             let invoice = try await CLI.run(
                 ["qr-api", "remote", "create", "--phone", "87071234567", "--amount", "100", "--comment", "x", "--json"], environment: env3)
-            let invoiceId = try #require(invoice.json["paymentId"] as? Int64, "\(invoice.stderr)")
-            let cancelled = try await CLI.run(["qr-api", "remote", "cancel", "\(invoiceId)"], environment: env3)
+            let invoiceID = try #require(invoice.json["paymentId"] as? Int64, "\(invoice.stderr)")
+            let cancelled = try await CLI.run(["qr-api", "remote", "cancel", "\(invoiceID)"], environment: env3)
             #expect(cancelled.stdout.contains("RemotePaymentCanceled"))
 
             // r2 with PEM files: the customer scans a return QR, then the refund.
@@ -124,15 +124,15 @@ struct QRAPICLITests {
                 "KASPI_QR_CA_BUNDLE": dir + "/ca.pem", "KASPI_QR_DEVICE_TOKEN": env3["KASPI_QR_DEVICE_TOKEN"] ?? "",
             ]
             let returnQR = try await CLI.run(["qr-api", "return", "create", "--json"], environment: r2)
-            let returnId = try #require(returnQR.json["returnId"] as? Int64, "\(returnQR.stderr)")
-            try await sandbox.scanReturn(returnId)
-            let status = try await CLI.run(["qr-api", "return", "status", "\(returnId)"], environment: r2)
+            let returnID = try #require(returnQR.json["returnId"] as? Int64, "\(returnQR.stderr)")
+            try await sandbox.scanReturn(returnID)
+            let status = try await CLI.run(["qr-api", "return", "status", "\(returnID)"], environment: r2)
             #expect(status.stdout.contains("CustomerIdentityObtained"))
-            let operations = try await CLI.run(["qr-api", "return", "operations", "\(returnId)"], environment: r2)
+            let operations = try await CLI.run(["qr-api", "return", "operations", "\(returnID)"], environment: r2)
             #expect(operations.stdout.contains("\(id)"))
             let noReturn = try await CLI.run(["qr-api", "refund", "\(id)", "--amount", "100"], environment: r2)
             #expect(noReturn.status == 2 && noReturn.stderr.contains("--return-id"))
-            let refunded = try await CLI.run(["qr-api", "refund", "\(id)", "--amount", "100", "--return-id", "\(returnId)"], environment: r2)
+            let refunded = try await CLI.run(["qr-api", "refund", "\(id)", "--amount", "100", "--return-id", "\(returnID)"], environment: r2)
             #expect(refunded.status == 0, "\(refunded.stderr)")
             // r2 for production has no known host.
             var production = r2

@@ -77,7 +77,7 @@ struct PropertyTests {
                 var changes: [OrderChange?] = []
                 switch Happening(number) {
                 case .report(let report, let source):
-                    changes.append(OrderStateMachine.apply(report, transactionId: "tx-\(index)", source: source, to: order, at: at))
+                    changes.append(OrderStateMachine.apply(report, transactionID: "tx-\(index)", source: source, to: order, at: at))
                 case .accepted:
                     changes.append(
                         OrderStateMachine.providerAccepted(order, paymentURL: "https://pay.example/\(index)", qrToken: nil, at: at, firstPollAt: at))
@@ -86,18 +86,18 @@ struct PropertyTests {
                 case .unconfirmed:
                     changes.append(OrderStateMachine.unconfirmed(.approved, confirmed: .declined, source: .webhook, on: order, at: at))
                 case .refund(let amount, let outcome):
-                    guard let reserved = OrderStateMachine.refund(order, amount: amount, refundId: "rf_\(index)", at: at) else {
+                    guard let reserved = OrderStateMachine.refund(order, amount: amount, refundID: "rf_\(index)", at: at) else {
                         #expect(order.state != .paid || order.refundedAmount + amount > order.amount, "a refund that fits is reserved")
                         continue
                     }
                     checkChange(order, reserved)
                     order = reserved.order
                     switch outcome {
-                    case 0: changes.append(OrderStateMachine.refundConfirmed(order, amount: amount, refundId: "rf_\(index)", at: at))
+                    case 0: changes.append(OrderStateMachine.refundConfirmed(order, amount: amount, refundID: "rf_\(index)", at: at))
                     case 1:
-                        changes.append(OrderStateMachine.refundReleased(order, amount: amount, refundId: "rf_\(index)", reason: "refused", at: at))
+                        changes.append(OrderStateMachine.refundReleased(order, amount: amount, refundID: "rf_\(index)", reason: "refused", at: at))
                     default:
-                        changes.append(OrderStateMachine.refundUnknown(order, amount: amount, refundId: "rf_\(index)", reason: "lost", at: at))
+                        changes.append(OrderStateMachine.refundUnknown(order, amount: amount, refundID: "rf_\(index)", reason: "lost", at: at))
                         unknown.append(("rf_\(index)", amount))
                     }
                     pending.append(("rf_\(index)", amount))
@@ -105,8 +105,8 @@ struct PropertyTests {
                     guard let refund = unknown.popLast() else { continue }
                     changes.append(
                         confirm
-                            ? OrderStateMachine.refundConfirmed(order, amount: refund.amount, refundId: refund.id, at: at)
-                            : OrderStateMachine.refundReleased(order, amount: refund.amount, refundId: refund.id, reason: "settled", at: at))
+                            ? OrderStateMachine.refundConfirmed(order, amount: refund.amount, refundID: refund.id, at: at)
+                            : OrderStateMachine.refundReleased(order, amount: refund.amount, refundID: refund.id, reason: "settled", at: at))
                 }
                 for case let change? in changes {
                     checkChange(order, change)
@@ -145,9 +145,9 @@ struct PropertyTests {
             }
             do {
                 let stored = try #require(try await store.order(id: order.id))
-                let events = try await store.events(orderId: order.id)
-                let outbox = try await store.outboxMessages(orderId: order.id, limit: 500)
-                let refunds = try await store.refunds(orderId: order.id)
+                let events = try await store.events(orderID: order.id)
+                let outbox = try await store.outboxMessages(orderID: order.id, limit: 500)
+                let refunds = try await store.refunds(orderID: order.id)
                 #expect(stored.version == 1 + changes.value, "the version rose once per change")
                 #expect(stored.refundedAmount <= stored.amount)
                 let reserved = refunds.filter { $0.status != .failed }.reduce(0) { $0 + $1.amount }
@@ -175,7 +175,7 @@ struct PropertyTests {
         func update(_ decide: @escaping @Sendable (GatewayOrder) -> OrderChange?) async {
             let wrote = Mutex(false)
             do {
-                try await store.update(orderId: id) { current in
+                try await store.update(orderID: id) { current in
                     guard let change = decide(current) else {
                         wrote.withLock { $0 = false }
                         return nil
@@ -195,7 +195,7 @@ struct PropertyTests {
         }
         switch happening {
         case .report(let report, let source):
-            await update { OrderStateMachine.apply(report, transactionId: "tx", source: source, to: $0, at: at) }
+            await update { OrderStateMachine.apply(report, transactionID: "tx", source: source, to: $0, at: at) }
         case .accepted:
             await update { OrderStateMachine.providerAccepted($0, paymentURL: "https://pay.example/x", qrToken: nil, at: at, firstPollAt: at) }
         case .expire(let late):
@@ -203,24 +203,24 @@ struct PropertyTests {
         case .unconfirmed:
             await update { OrderStateMachine.unconfirmed(.approved, confirmed: .declined, source: .webhook, on: $0, at: at) }
         case .refund(let amount, let outcome):
-            let refundId = GatewayID.make("rf")
+            let refundID = GatewayID.make("rf")
             do {
-                _ = try await store.recordRefund(orderId: id, amount: amount, refundId: refundId, at: at)
+                _ = try await store.recordRefund(orderID: id, amount: amount, refundID: refundID, at: at)
             } catch {
                 return
             }
             changes.add()
             switch outcome {
-            case 0: await update { OrderStateMachine.refundConfirmed($0, amount: amount, refundId: refundId, at: at) }
-            case 1: await update { OrderStateMachine.refundReleased($0, amount: amount, refundId: refundId, reason: "refused", at: at) }
-            default: await update { OrderStateMachine.refundUnknown($0, amount: amount, refundId: refundId, reason: "lost", at: at) }
+            case 0: await update { OrderStateMachine.refundConfirmed($0, amount: amount, refundID: refundID, at: at) }
+            case 1: await update { OrderStateMachine.refundReleased($0, amount: amount, refundID: refundID, reason: "refused", at: at) }
+            default: await update { OrderStateMachine.refundUnknown($0, amount: amount, refundID: refundID, reason: "lost", at: at) }
             }
         case .settleUnknown(let confirm):
-            guard let refund = (try? await store.refunds(orderId: id))?.first(where: { $0.status == .unknown }) else { return }
+            guard let refund = (try? await store.refunds(orderID: id))?.first(where: { $0.status == .unknown }) else { return }
             await update {
                 confirm
-                    ? OrderStateMachine.refundConfirmed($0, amount: refund.amount, refundId: refund.id, at: at)
-                    : OrderStateMachine.refundReleased($0, amount: refund.amount, refundId: refund.id, reason: "settled", at: at)
+                    ? OrderStateMachine.refundConfirmed($0, amount: refund.amount, refundID: refund.id, at: at)
+                    : OrderStateMachine.refundReleased($0, amount: refund.amount, refundID: refund.id, reason: "settled", at: at)
             }
         }
     }

@@ -22,26 +22,26 @@ struct StoreContractTests {
         #expect(try await store.order(id: order.id) == pending)
         // A stale copy (version 1, stored 2): decided again on the stored order, so the
         // payment URL written meanwhile survives.
-        let paid = try await store.update(from: order) { OrderStateMachine.apply(.approved, transactionId: "tx-1", source: .webhook, to: $0, at: at) }
+        let paid = try await store.update(from: order) { OrderStateMachine.apply(.approved, transactionID: "tx-1", source: .webhook, to: $0, at: at) }
         #expect(paid.state == .paid)
         #expect(paid.paymentURL == "https://pay.example/1")
         #expect(paid.version == pending.version + 1)
         let stored = try #require(try await store.order(id: order.id))
         #expect(stored == paid)
-        let events = try await store.events(orderId: order.id)
+        let events = try await store.events(orderID: order.id)
         #expect(events.filter { $0.kind == .transition && $0.toState == .paid }.count == 1)
-        #expect(try await store.outboxMessages(orderId: order.id, limit: 10).map(\.type).contains("order.paid"))
+        #expect(try await store.outboxMessages(orderID: order.id, limit: 10).map(\.type).contains("order.paid"))
         // An order that is not there.
         var ghost = makeOrder()
         ghost.id = "ord_ghost"
         await #expect(throws: StoreError.orderNotFound("ord_ghost")) {
-            try await store.update(from: ghost) { OrderStateMachine.apply(.approved, transactionId: nil, source: .webhook, to: $0, at: at) }
+            try await store.update(from: ghost) { OrderStateMachine.apply(.approved, transactionID: nil, source: .webhook, to: $0, at: at) }
         }
         try await handle.close()
     }
 
     @Test(arguments: Backend.available)
-    func updateByProviderOrderIdReturnsBeforeAndAfter(_ backend: Backend) async throws {
+    func updateByProviderOrderIDReturnsBeforeAndAfter(_ backend: Backend) async throws {
         struct Refused: Error {}
         let handle = try await backend.open()
         let store = handle.store
@@ -49,17 +49,17 @@ struct StoreContractTests {
         try await store.insert(order)
         let at = order.createdAt.addingTimeInterval(5)
         await #expect(throws: StoreError.orderNotFound("kp_nope")) {
-            try await store.update(provider: "kaspi-pay", providerOrderId: "kp_nope") { _ in nil }
+            try await store.update(provider: "kaspi-pay", providerOrderID: "kp_nope") { _ in nil }
         }
         await #expect(throws: Refused.self) {
-            try await store.update(provider: "kaspi-pay", providerOrderId: order.providerOrderId) { _ in throw Refused() }
+            try await store.update(provider: "kaspi-pay", providerOrderID: order.providerOrderID) { _ in throw Refused() }
         }
         #expect(try await store.order(id: order.id) == order)
-        let (before, after) = try await store.update(provider: "kaspi-pay", providerOrderId: order.providerOrderId) {
-            OrderStateMachine.apply(.approved, transactionId: "tx-9", source: .webhook, to: $0, at: at)
+        let (before, after) = try await store.update(provider: "kaspi-pay", providerOrderID: order.providerOrderID) {
+            OrderStateMachine.apply(.approved, transactionID: "tx-9", source: .webhook, to: $0, at: at)
         }
         #expect(before == order)
-        #expect(after.state == .paid && after.transactionId == "tx-9")
+        #expect(after.state == .paid && after.transactionID == "tx-9")
         #expect(try await store.order(id: order.id) == after)
         try await handle.close()
     }
@@ -71,10 +71,10 @@ struct StoreContractTests {
         let orders = (0..<1200).map { makeOrder("bulk-\($0)") }
         try await store.insert(contentsOf: orders)
         #expect(try await store.order(id: orders[1199].id) == orders[1199])
-        #expect(try await store.events(orderId: orders[0].id).map(\.kind) == [.created])
+        #expect(try await store.events(orderID: orders[0].id).map(\.kind) == [.created])
         // The second chunk holds a duplicate: the first chunk must not stay either.
         var again = (0..<1100).map { makeOrder("again-\($0)") }
-        again[1050].providerOrderId = orders[5].providerOrderId
+        again[1050].providerOrderID = orders[5].providerOrderID
         await #expect(throws: StoreError.self) { try await store.insert(contentsOf: again) }
         #expect(try await store.order(id: again[0].id) == nil)
         try await handle.close()
@@ -89,15 +89,15 @@ struct StoreContractTests {
         try await store.insert(order)
         #expect(try await store.order(id: order.id)?.providerState == order.providerState)
         // Both update paths write it: the locked one and the one from a copy just read.
-        let waited = try await store.update(orderId: order.id) { current in
+        let waited = try await store.update(orderID: order.id) { current in
             var next = current
             next.providerState = #"{"paymentId":"12000000001","firstWaitAt":1}"#
             next.version += 1
-            return OrderChange(order: next, events: [OrderEvent(orderId: current.id, at: Date(), kind: .poll, detail: "Wait")])
+            return OrderChange(order: next, events: [OrderEvent(orderID: current.id, at: Date(), kind: .poll, detail: "Wait")])
         }
         #expect(try await store.order(id: order.id)?.providerState == waited.providerState)
         let paid = try await store.update(from: waited) { current in
-            OrderStateMachine.apply(.approved, transactionId: "tx", source: .poll, to: current, at: Date())
+            OrderStateMachine.apply(.approved, transactionID: "tx", source: .poll, to: current, at: Date())
         }
         #expect(try await store.order(id: order.id)?.providerState == #"{"paymentId":"12000000001","firstWaitAt":1}"#)
         #expect(paid.state == .paid)
@@ -105,10 +105,10 @@ struct StoreContractTests {
         var accepted = makeOrder("with-payment-id")
         try await store.insert(accepted)
         accepted = try await store.update(from: accepted) {
-            OrderStateMachine.providerAccepted($0, paymentURL: nil, qrToken: nil, at: Date(), firstPollAt: Date(), providerPaymentId: "12000000042")
+            OrderStateMachine.providerAccepted($0, paymentURL: nil, qrToken: nil, at: Date(), firstPollAt: Date(), providerPaymentID: "12000000042")
         }
-        #expect(try await store.order(provider: accepted.provider, providerPaymentId: "12000000042")?.id == accepted.id)
-        #expect(try await store.order(provider: accepted.provider, providerPaymentId: "1") == nil)
+        #expect(try await store.order(provider: accepted.provider, providerPaymentID: "12000000042")?.id == accepted.id)
+        #expect(try await store.order(provider: accepted.provider, providerPaymentID: "1") == nil)
         var bulk = (0..<3).map { makeOrder("bulk-state-\($0)") }
         bulk[1].providerState = "{}"
         try await store.insert(contentsOf: bulk)
@@ -122,10 +122,10 @@ struct StoreContractTests {
         let store = handle.store
         let now = Date(timeIntervalSince1970: 1_800_000_000)
         let first = ProviderDevice(
-            id: "dev_1", provider: "kaspi-qr", organizationBin: "123456789012", tradePointId: 19, deviceId: "gw-1", token: "secret-token-1",
+            id: "dev_1", provider: "kaspi-qr", organizationBin: "123456789012", tradePointID: 19, deviceID: "gw-1", token: "secret-token-1",
             isDefault: true, createdAt: now)
         var second = ProviderDevice(
-            id: "dev_2", provider: "kaspi-qr", organizationBin: "123456789012", tradePointId: 104039, deviceId: "gw-2", token: "secret-token-2",
+            id: "dev_2", provider: "kaspi-qr", organizationBin: "123456789012", tradePointID: 104039, deviceID: "gw-2", token: "secret-token-2",
             isDefault: false, referencePrefix: "B2-", createdAt: now.addingTimeInterval(1))
         try await store.save(first)
         try await store.save(second)
@@ -159,13 +159,13 @@ struct StoreContractTests {
         let order = makeOrder()
         try await store.insert(order)
         #expect(try await store.order(id: order.id) == order)
-        #expect(try await store.order(provider: "kaspi-pay", providerOrderId: order.providerOrderId) == order)
+        #expect(try await store.order(provider: "kaspi-pay", providerOrderID: order.providerOrderID) == order)
         #expect(try await store.order(id: "ord_missing") == nil)
-        let events = try await store.events(orderId: order.id)
+        let events = try await store.events(orderID: order.id)
         #expect(events.map(\.kind) == [.created])
         var duplicate = makeOrder()
-        duplicate.providerOrderId = order.providerOrderId
-        await #expect(throws: StoreError.duplicateOrder(order.providerOrderId)) { try await store.insert(duplicate) }
+        duplicate.providerOrderID = order.providerOrderID
+        await #expect(throws: StoreError.duplicateOrder(order.providerOrderID)) { try await store.insert(duplicate) }
         try await handle.close()
     }
 
@@ -176,32 +176,32 @@ struct StoreContractTests {
         let order = makeOrder()
         try await store.insert(order)
         let now = order.createdAt.addingTimeInterval(5)
-        let pending = try await store.update(orderId: order.id) {
+        let pending = try await store.update(orderID: order.id) {
             OrderStateMachine.providerAccepted(
                 $0, paymentURL: "https://pay.example/p/1", qrToken: nil, at: now, firstPollAt: now.addingTimeInterval(60))
         }
         #expect(pending.state == .pending && pending.paymentURL == "https://pay.example/p/1" && pending.version == 2)
-        let paid = try await store.update(orderId: order.id) {
-            OrderStateMachine.apply(.approved, transactionId: "TX-1", source: .webhook, to: $0, at: now)
+        let paid = try await store.update(orderID: order.id) {
+            OrderStateMachine.apply(.approved, transactionID: "TX-1", source: .webhook, to: $0, at: now)
         }
-        #expect(paid.state == .paid && paid.transactionId == "TX-1" && paid.nextPollAt == nil)
+        #expect(paid.state == .paid && paid.transactionID == "TX-1" && paid.nextPollAt == nil)
         #expect(try await store.order(id: order.id) == paid)
         // A duplicate webhook changes nothing and writes nothing.
-        let again = try await store.update(orderId: order.id) {
-            OrderStateMachine.apply(.approved, transactionId: "TX-1", source: .webhook, to: $0, at: now)
+        let again = try await store.update(orderID: order.id) {
+            OrderStateMachine.apply(.approved, transactionID: "TX-1", source: .webhook, to: $0, at: now)
         }
         #expect(again == paid)
-        let events = try await store.events(orderId: order.id)
+        let events = try await store.events(orderID: order.id)
         #expect(events.map(\.kind) == [.created, .transition, .transition])
         #expect(events.last?.fromState == .pending && events.last?.toState == .paid)
-        let outbox = try await store.outboxMessages(orderId: order.id, limit: 10)
+        let outbox = try await store.outboxMessages(orderID: order.id, limit: 10)
         #expect(outbox.map(\.type) == ["order.paid"])
         #expect(outbox[0].payload.contains(#""transactionId":"TX-1""#))
         // A failing decision writes nothing at all.
         struct Boom: Error {}
-        await #expect(throws: Boom.self) { try await store.update(orderId: order.id) { _ in throw Boom() } }
-        await #expect(throws: StoreError.orderNotFound("ord_nope")) { try await store.update(orderId: "ord_nope") { _ in nil } }
-        #expect(try await store.events(orderId: order.id).count == 3)
+        await #expect(throws: Boom.self) { try await store.update(orderID: order.id) { _ in throw Boom() } }
+        await #expect(throws: StoreError.orderNotFound("ord_nope")) { try await store.update(orderID: "ord_nope") { _ in nil } }
+        #expect(try await store.events(orderID: order.id).count == 3)
         try await handle.close()
     }
 
@@ -212,24 +212,24 @@ struct StoreContractTests {
         let order = makeOrder()
         try await store.insert(order)
         let now = order.createdAt
-        _ = try await store.update(orderId: order.id) { OrderStateMachine.apply(.cancelled, transactionId: nil, source: .webhook, to: $0, at: now) }
-        let paid = try await store.update(orderId: order.id) {
-            OrderStateMachine.apply(.approved, transactionId: "TX-9", source: .poll, to: $0, at: now)
+        _ = try await store.update(orderID: order.id) { OrderStateMachine.apply(.cancelled, transactionID: nil, source: .webhook, to: $0, at: now) }
+        let paid = try await store.update(orderID: order.id) {
+            OrderStateMachine.apply(.approved, transactionID: "TX-9", source: .poll, to: $0, at: now)
         }
         #expect(paid.state == .paid && paid.needsReview)
-        let late = try await store.update(orderId: order.id) {
-            OrderStateMachine.apply(.declined, transactionId: nil, source: .webhook, to: $0, at: now)
+        let late = try await store.update(orderID: order.id) {
+            OrderStateMachine.apply(.declined, transactionID: nil, source: .webhook, to: $0, at: now)
         }
         #expect(late.state == .paid)
-        let kinds = try await store.events(orderId: order.id).map(\.kind)
+        let kinds = try await store.events(orderID: order.id).map(\.kind)
         #expect(kinds == [.created, .transition, .conflict, .transition])
-        #expect(try await store.outboxMessages(orderId: order.id, limit: 10).map(\.type).sorted() == ["order.cancelled", "order.paid"])
+        #expect(try await store.outboxMessages(orderID: order.id, limit: 10).map(\.type).sorted() == ["order.cancelled", "order.paid"])
 
         let other = makeOrder("cart-2")
         try await store.insert(other)
-        _ = try await store.update(orderId: other.id) { OrderStateMachine.apply(.approved, transactionId: "TX-2", source: .webhook, to: $0, at: now) }
-        let declinedLate = try await store.update(orderId: other.id) {
-            OrderStateMachine.apply(.declined, transactionId: nil, source: .webhook, to: $0, at: now)
+        _ = try await store.update(orderID: other.id) { OrderStateMachine.apply(.approved, transactionID: "TX-2", source: .webhook, to: $0, at: now) }
+        let declinedLate = try await store.update(orderID: other.id) {
+            OrderStateMachine.apply(.declined, transactionID: nil, source: .webhook, to: $0, at: now)
         }
         #expect(declinedLate.state == .paid && declinedLate.needsReview)
         try await handle.close()
@@ -244,12 +244,12 @@ struct StoreContractTests {
         try await withThrowingTaskGroup(of: Void.self) { group in
             for i in 0..<20 {
                 group.addTask {
-                    _ = try await store.update(orderId: order.id) { current in
+                    _ = try await store.update(orderID: order.id) { current in
                         var next = current
                         next.pollAttempts += 1
                         next.version += 1
                         return OrderChange(
-                            order: next, events: [OrderEvent(orderId: current.id, at: current.createdAt, kind: .poll, detail: "poll \(i)")])
+                            order: next, events: [OrderEvent(orderID: current.id, at: current.createdAt, kind: .poll, detail: "poll \(i)")])
                     }
                 }
             }
@@ -257,7 +257,7 @@ struct StoreContractTests {
         }
         let final = try #require(try await store.order(id: order.id))
         #expect(final.pollAttempts == 20 && final.version == 21)
-        #expect(try await store.events(orderId: order.id).filter { $0.kind == .poll }.count == 20)
+        #expect(try await store.events(orderID: order.id).filter { $0.kind == .poll }.count == 20)
         try await handle.close()
     }
 
@@ -267,18 +267,18 @@ struct StoreContractTests {
         let store = handle.store
         let order = makeOrder(amount: 10000)
         try await store.insert(order)
-        await #expect(throws: StoreError.notRefundable(orderId: order.id, state: .created)) {
-            _ = try await store.recordRefund(orderId: order.id, amount: 100, refundId: "rf_0", at: Date())
+        await #expect(throws: StoreError.notRefundable(orderID: order.id, state: .created)) {
+            _ = try await store.recordRefund(orderID: order.id, amount: 100, refundID: "rf_0", at: Date())
         }
-        _ = try await store.update(orderId: order.id) {
-            OrderStateMachine.apply(.approved, transactionId: "TX", source: .webhook, to: $0, at: Date())
+        _ = try await store.update(orderID: order.id) {
+            OrderStateMachine.apply(.approved, transactionID: "TX", source: .webhook, to: $0, at: Date())
         }
         // 25 refunds of 1000 race for 10000.
         let results = await withTaskGroup(of: Bool.self) { group in
             for i in 0..<25 {
                 group.addTask {
                     do {
-                        _ = try await store.recordRefund(orderId: order.id, amount: 1000, refundId: "rf_\(i)", at: Date())
+                        _ = try await store.recordRefund(orderID: order.id, amount: 1000, refundID: "rf_\(i)", at: Date())
                         return true
                     } catch {
                         return false
@@ -292,12 +292,12 @@ struct StoreContractTests {
         #expect(results.filter { $0 }.count == 10)
         let final = try #require(try await store.order(id: order.id))
         #expect(final.refundedAmount == 10000)
-        #expect(try await store.events(orderId: order.id).filter { $0.kind == .refund }.count == 10)
-        await #expect(throws: StoreError.refundExceedsPaid(orderId: order.id)) {
-            _ = try await store.recordRefund(orderId: order.id, amount: 1, refundId: "rf_x", at: Date())
+        #expect(try await store.events(orderID: order.id).filter { $0.kind == .refund }.count == 10)
+        await #expect(throws: StoreError.refundExceedsPaid(orderID: order.id)) {
+            _ = try await store.recordRefund(orderID: order.id, amount: 1, refundID: "rf_x", at: Date())
         }
         await #expect(throws: StoreError.orderNotFound("ord_nope")) {
-            _ = try await store.recordRefund(orderId: "ord_nope", amount: 1, refundId: "rf_y", at: Date())
+            _ = try await store.recordRefund(orderID: "ord_nope", amount: 1, refundID: "rf_y", at: Date())
         }
         try await handle.close()
     }
@@ -313,8 +313,8 @@ struct StoreContractTests {
             try await store.insert(order)
             ids.append(order.id)
             if i % 2 == 0 {
-                _ = try await store.update(orderId: order.id) {
-                    OrderStateMachine.apply(.approved, transactionId: "T\(i)", source: .webhook, to: $0, at: base)
+                _ = try await store.update(orderID: order.id) {
+                    OrderStateMachine.apply(.approved, transactionID: "T\(i)", source: .webhook, to: $0, at: base)
                 }
             }
         }
@@ -352,10 +352,10 @@ struct StoreContractTests {
         let b = try await store.claimOrdersToPoll(now: now.addingTimeInterval(31), limit: 10, owner: "instance-b", lease: 30)
         #expect(b.map(\.id) == [due.id])
         // The owner reschedules and releases it; a paid order is never polled again.
-        try await store.schedulePoll(orderId: due.id, at: now.addingTimeInterval(100), attempts: 1, owner: "instance-b")
+        try await store.schedulePoll(orderID: due.id, at: now.addingTimeInterval(100), attempts: 1, owner: "instance-b")
         #expect(try await store.order(id: due.id)?.pollAttempts == 1)
         #expect(try await store.claimOrdersToPoll(now: now.addingTimeInterval(99), limit: 10, owner: "a", lease: 30).isEmpty)
-        _ = try await store.update(orderId: due.id) { OrderStateMachine.apply(.approved, transactionId: "T", source: .webhook, to: $0, at: now) }
+        _ = try await store.update(orderID: due.id) { OrderStateMachine.apply(.approved, transactionID: "T", source: .webhook, to: $0, at: now) }
         #expect(try await store.claimOrdersToPoll(now: now.addingTimeInterval(10_000), limit: 10, owner: "a", lease: 30).map(\.id) == [later.id])
         try await handle.close()
     }
@@ -367,32 +367,32 @@ struct StoreContractTests {
         let order = makeOrder()
         try await store.insert(order)
         let now = order.createdAt
-        _ = try await store.update(orderId: order.id) { OrderStateMachine.apply(.approved, transactionId: "T", source: .webhook, to: $0, at: now) }
+        _ = try await store.update(orderID: order.id) { OrderStateMachine.apply(.approved, transactionID: "T", source: .webhook, to: $0, at: now) }
         let claimed = try await store.claimOutbox(now: now, limit: 10, owner: "a", lease: 30)
         #expect(claimed.map(\.type) == ["order.paid"])
         #expect(try await store.claimOutbox(now: now, limit: 10, owner: "b", lease: 30).isEmpty)
         let message = claimed[0]
         try await store.recordDelivery(
-            DeliveryAttempt(messageId: message.id, at: now, statusCode: 500, latencyMs: 12, error: nil), delivered: false,
+            DeliveryAttempt(messageID: message.id, at: now, statusCode: 500, latencyMs: 12, error: nil), delivered: false,
             retryAt: now.addingTimeInterval(10), owner: "a")
         #expect(try await store.claimOutbox(now: now.addingTimeInterval(5), limit: 10, owner: "b", lease: 30).isEmpty)
         let retry = try await store.claimOutbox(now: now.addingTimeInterval(10), limit: 10, owner: "b", lease: 30)
         #expect(retry.map(\.id) == [message.id] && retry[0].attempts == 1 && retry[0].lastStatus == 500)
         try await store.recordDelivery(
-            DeliveryAttempt(messageId: message.id, at: now.addingTimeInterval(10), statusCode: 204, latencyMs: 8, error: nil), delivered: true,
+            DeliveryAttempt(messageID: message.id, at: now.addingTimeInterval(10), statusCode: 204, latencyMs: 8, error: nil), delivered: true,
             retryAt: nil, owner: "b")
-        let delivered = try await store.outboxMessages(orderId: order.id, limit: 10)[0]
+        let delivered = try await store.outboxMessages(orderID: order.id, limit: 10)[0]
         #expect(delivered.state == .delivered && delivered.attempts == 2 && delivered.deliveredAt != nil)
-        #expect(try await store.deliveryAttempts(messageId: message.id).map(\.statusCode) == [500, 204])
+        #expect(try await store.deliveryAttempts(messageID: message.id).map(\.statusCode) == [500, 204])
         // A manual re-send makes it due again.
-        try await store.requeue(messageId: message.id, now: now.addingTimeInterval(20))
+        try await store.requeue(messageID: message.id, now: now.addingTimeInterval(20))
         #expect(try await store.claimOutbox(now: now.addingTimeInterval(20), limit: 10, owner: "c", lease: 30).map(\.id) == [message.id])
         // Giving up marks it failed.
         try await store.recordDelivery(
             DeliveryAttempt(
-                messageId: message.id, at: now.addingTimeInterval(21), statusCode: nil, latencyMs: 10_000, error: "timeout", manual: true),
+                messageID: message.id, at: now.addingTimeInterval(21), statusCode: nil, latencyMs: 10_000, error: "timeout", manual: true),
             delivered: false, retryAt: nil, owner: "c")
-        #expect(try await store.outboxMessages(orderId: order.id, limit: 10)[0].state == .failed)
+        #expect(try await store.outboxMessages(orderID: order.id, limit: 10)[0].state == .failed)
         try await handle.close()
     }
 
@@ -405,8 +405,8 @@ struct StoreContractTests {
         for i in 0..<3 {
             let order = makeOrder("cart-\(i)", at: t0.addingTimeInterval(Double(i)))
             try await store.insert(order)
-            _ = try await store.update(orderId: order.id) {
-                OrderStateMachine.apply(.approved, transactionId: "T\(i)", source: .webhook, to: $0, at: t0.addingTimeInterval(Double(i)))
+            _ = try await store.update(orderID: order.id) {
+                OrderStateMachine.apply(.approved, transactionID: "T\(i)", source: .webhook, to: $0, at: t0.addingTimeInterval(Double(i)))
             }
             ids.append(order.id)
         }
@@ -418,15 +418,15 @@ struct StoreContractTests {
         #expect(taken.map(\.id) == [first[0].id])
         // "a" finishes its late delivery of the first: refused, since "b" holds it now.
         let late = try await store.recordDelivery(
-            DeliveryAttempt(messageId: first[0].id, at: at.addingTimeInterval(16), statusCode: 204, latencyMs: 9_000, error: nil), delivered: true,
+            DeliveryAttempt(messageID: first[0].id, at: at.addingTimeInterval(16), statusCode: 204, latencyMs: 9_000, error: nil), delivered: true,
             retryAt: nil, owner: "a")
         #expect(!late)
-        #expect(try await store.deliveryAttempts(messageId: first[0].id).isEmpty)
+        #expect(try await store.deliveryAttempts(messageID: first[0].id).isEmpty)
         #expect(
             try await store.recordDelivery(
-                DeliveryAttempt(messageId: first[0].id, at: at.addingTimeInterval(17), statusCode: 204, latencyMs: 5, error: nil), delivered: true,
+                DeliveryAttempt(messageID: first[0].id, at: at.addingTimeInterval(17), statusCode: 204, latencyMs: 5, error: nil), delivered: true,
                 retryAt: nil, owner: "b"))
-        let message = try #require(try await store.outboxMessages(orderId: ids[0], limit: 10).first)
+        let message = try #require(try await store.outboxMessages(orderID: ids[0], limit: 10).first)
         #expect(message.attempts == 1 && message.state == .delivered)
         // A restarted "a" releases its own leases: the other two are due at once.
         #expect(try await store.releaseLeases(owner: "a") == 2)
@@ -497,22 +497,22 @@ struct StoreContractTests {
             try await store.idempotencyRecord(scope: "s", key: "k", requestHash: "h", expiredBefore: old)
                 == .done(IdempotentResponse(status: 201, body: "mine")))
         // Refunds and links reserve theirs the same way; an expired key is taken over.
-        let paid = try await store.update(orderId: order.id) {
-            OrderStateMachine.apply(.approved, transactionId: "tx", source: .poll, to: $0, at: now)
+        let paid = try await store.update(orderID: order.id) {
+            OrderStateMachine.apply(.approved, transactionID: "tx", source: .poll, to: $0, at: now)
         }
         #expect(paid.state == .paid)
         let refundKey = IdempotencyReservation(scope: "s", key: "r", requestHash: "h", owner: "req_3", at: now, expiredBefore: old)
-        _ = try await store.recordRefund(orderId: order.id, amount: 100, refundId: "rf_1", at: now, reserving: refundKey)
+        _ = try await store.recordRefund(orderID: order.id, amount: 100, refundID: "rf_1", at: now, reserving: refundKey)
         var again = refundKey
         again.owner = "req_4"
         await #expect(throws: StoreError.idempotencyInProgress(key: "r")) {
-            _ = try await store.recordRefund(orderId: order.id, amount: 100, refundId: "rf_2", at: now, reserving: again)
+            _ = try await store.recordRefund(orderID: order.id, amount: 100, refundID: "rf_2", at: now, reserving: again)
         }
         #expect(try await store.order(id: order.id)?.refundedAmount == 100)
         var later = again
         later.at = now.addingTimeInterval(90000)
         later.expiredBefore = now.addingTimeInterval(1)
-        _ = try await store.recordRefund(orderId: order.id, amount: 100, refundId: "rf_3", at: later.at, reserving: later)
+        _ = try await store.recordRefund(orderID: order.id, amount: 100, refundID: "rf_3", at: later.at, reserving: later)
         #expect(try await store.order(id: order.id)?.refundedAmount == 200)
         let link = PaymentLink(id: "lnk\(UUID().uuidString.prefix(6))", amount: 500, createdAt: now)
         try await store.insert(
@@ -542,10 +542,10 @@ extension StoreContractTests {
         let second = makeOrder("link-2")
         try await store.insert(first)
         try await store.insert(second)
-        #expect(try await store.attach(orderId: first.id, toLink: link.id, replacing: nil))
-        #expect(try await !store.attach(orderId: second.id, toLink: link.id, replacing: nil))
-        #expect(try await store.attach(orderId: second.id, toLink: link.id, replacing: first.id))
-        #expect(try await store.paymentLink(id: link.id)?.orderId == second.id)
+        #expect(try await store.attach(orderID: first.id, toLink: link.id, replacing: nil))
+        #expect(try await !store.attach(orderID: second.id, toLink: link.id, replacing: nil))
+        #expect(try await store.attach(orderID: second.id, toLink: link.id, replacing: first.id))
+        #expect(try await store.paymentLink(id: link.id)?.orderID == second.id)
         #expect(try await store.paymentLinks(limit: 10).map(\.id) == [link.id])
         // Settings: the first writer wins.
         #expect(try await store.setting("admin.secret", orInsert: "one") == "one")
@@ -595,16 +595,16 @@ struct SQLiteStoreTests {
                             var ghost = order
                             ghost.id = "ord_ghost_\(index)"
                             _ = try await store.update(from: ghost) {
-                                OrderStateMachine.apply(.approved, transactionId: nil, source: .webhook, to: $0, at: at)
+                                OrderStateMachine.apply(.approved, transactionID: nil, source: .webhook, to: $0, at: at)
                             }
                         case 7:
                             // Writes a first chunk, then fails on a duplicate: rolled back alone.
                             var batch = (0..<600).map { makeOrder("dup-\(index)-\($0)") }
-                            batch[550].providerOrderId = existing.providerOrderId
+                            batch[550].providerOrderID = existing.providerOrderID
                             try await store.insert(contentsOf: batch)
                         default:
                             _ = try await store.update(from: order) {
-                                OrderStateMachine.apply(.approved, transactionId: "tx-\(index)", source: .webhook, to: $0, at: at)
+                                OrderStateMachine.apply(.approved, transactionID: "tx-\(index)", source: .webhook, to: $0, at: at)
                             }
                         }
                         return (index, "ok")
@@ -629,7 +629,7 @@ struct SQLiteStoreTests {
         for (index, order) in orders.enumerated() {
             let stored = try #require(try await store.order(id: order.id))
             #expect(stored.state == (index % 10 == 3 || index % 10 == 7 ? .created : .paid))
-            if index % 10 == 7 { #expect(try await store.order(provider: "kaspi-pay", providerOrderId: "never") == nil) }
+            if index % 10 == 7 { #expect(try await store.order(provider: "kaspi-pay", providerOrderID: "never") == nil) }
         }
         let after = store.commitStatistics
         #expect(after.jobs - before.jobs == 300)
@@ -685,10 +685,10 @@ struct StateMachineTests {
 
     @Test func pendingReportsAndDuplicatesChangeNothing() throws {
         var order = makeOrder()
-        #expect(OrderStateMachine.apply(.pending, transactionId: nil, source: .poll, to: order, at: order.createdAt) == nil)
+        #expect(OrderStateMachine.apply(.pending, transactionID: nil, source: .poll, to: order, at: order.createdAt) == nil)
         order.state = .declined
-        #expect(OrderStateMachine.apply(.declined, transactionId: nil, source: .webhook, to: order, at: order.createdAt) == nil)
-        #expect(OrderStateMachine.apply(.cancelled, transactionId: nil, source: .webhook, to: order, at: order.createdAt) == nil)
+        #expect(OrderStateMachine.apply(.declined, transactionID: nil, source: .webhook, to: order, at: order.createdAt) == nil)
+        #expect(OrderStateMachine.apply(.cancelled, transactionID: nil, source: .webhook, to: order, at: order.createdAt) == nil)
         #expect(OrderStateMachine.expire(order, at: order.createdAt, reason: "x") == nil)
     }
 }

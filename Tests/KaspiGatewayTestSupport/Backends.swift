@@ -75,7 +75,7 @@ public func makeOrder(
     _ reference: String = "cart-1", amount: Int = 5000, at: Date = Date(timeIntervalSince1970: 1_800_000_000), kind: OrderKind = .redirect
 ) -> GatewayOrder {
     GatewayOrder(
-        id: GatewayID.make("ord"), provider: "kaspi-pay", providerOrderId: GatewayID.make("kp"), kind: kind, amount: amount,
+        id: GatewayID.make("ord"), provider: "kaspi-pay", providerOrderID: GatewayID.make("kp"), kind: kind, amount: amount,
         description: "Order \(reference)", merchantReference: reference, metadata: #"{"cart":"\#(reference)"}"#, createdAt: at,
         nextPollAt: at.addingTimeInterval(60))
 }

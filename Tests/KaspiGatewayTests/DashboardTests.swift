@@ -104,8 +104,8 @@ struct DashboardTests {
             // Events: the delivery log and a re-send.
             let events = try await browser.get("/admin/events")
             #expect(events.body.contains("order.paid") && events.body.contains("refund.succeeded"))
-            let messageId = try #require(try await s.gateway.store.outboxMessages(orderId: id, limit: 10).first?.id)
-            let resend = try await browser.post("/admin/events/\(messageId)/resend", ["csrf": csrf])
+            let messageID = try #require(try await s.gateway.store.outboxMessages(orderID: id, limit: 10).first?.id)
+            let resend = try await browser.post("/admin/events/\(messageID)/resend", ["csrf": csrf])
             #expect(try await browser.get(try #require(resend.headers["location"])).body.contains("queued for delivery again"))
 
             // Settings show the configuration with its secrets redacted.

@@ -34,9 +34,9 @@ struct FuzzTests {
     @Test("mutated webhooks: no crash, no 5xx, nothing changed", arguments: Backend.available)
     func mutatedWebhooks(_ backend: Backend) async throws {
         try await withStack(backend) { s in
-            let (declinedId, declined) = try await HardeningTests.declinedOrder(s)
+            let (declinedID, declined) = try await HardeningTests.declinedOrder(s)
             let pending = try await s.api(.POST, "/v1/checkouts", #"{"amount":6000}"#)
-            let pendingId = try #require(pending.json["id"] as? String)
+            let pendingID = try #require(pending.json["id"] as? String)
             let before = try await s.gateway.store.orders(OrderQuery()).orders
             let answers = Counter()
             await propertyCheck(count: 300, input: Gen.int(in: 0...1_000_000).array(of: 1...6)) { mutations in
@@ -51,8 +51,8 @@ struct FuzzTests {
                 answers.add()
             }
             #expect(answers.value >= 300)
-            #expect(try await s.order(declinedId)?.state == .declined)
-            #expect(try await s.order(pendingId)?.state == .pending)
+            #expect(try await s.order(declinedID)?.state == .declined)
+            #expect(try await s.order(pendingID)?.state == .pending)
             let after = try await s.gateway.store.orders(OrderQuery()).orders
             #expect(after.map(\.state) == before.map(\.state))
             #expect(!after.contains { $0.state == .paid })

@@ -97,7 +97,7 @@ struct GatewayFlowTests {
             _ = try await s.payOnPage(try #require(created.json["paymentUrl"] as? String))
             #expect(try await s.waitFor(id, .paid))
             #expect(await s.sandbox.webhooks().allSatisfy { $0.state == .dropped })
-            let events = try await s.gateway.store.events(orderId: id)
+            let events = try await s.gateway.store.events(orderID: id)
             #expect(events.contains { $0.kind == .transition && $0.detail.contains("via poll") })
         }
     }
@@ -115,19 +115,19 @@ struct GatewayFlowTests {
             try await Task.sleep(for: .milliseconds(300))
             // The duplicate changed nothing: one transition to paid, one event out; the timeline
             // still shows that it arrived.
-            #expect(try await s.gateway.store.events(orderId: id).filter { $0.toState == .paid }.count == 1)
+            #expect(try await s.gateway.store.events(orderID: id).filter { $0.toState == .paid }.count == 1)
             // (The copy may arrive a little after the first: it is confirmed with Kaspi too.)
             #expect(
                 await eventually {
-                    (try? await s.gateway.store.events(orderId: id).contains { $0.kind == .webhook && $0.detail.contains("nothing to change") })
+                    (try? await s.gateway.store.events(orderID: id).contains { $0.kind == .webhook && $0.detail.contains("nothing to change") })
                         == true
                 })
-            #expect(try await s.gateway.store.outboxMessages(orderId: id, limit: 10).filter { $0.type == "order.paid" }.count == 1)
+            #expect(try await s.gateway.store.outboxMessages(orderID: id, limit: 10).filter { $0.type == "order.paid" }.count == 1)
 
             // An older CANCELLED arriving after the payment changes nothing but is flagged.
             let key = try APIKey("sandbox_gateway_key")
             let late =
-                #"{"orderId":"\#(order.providerOrderId)","amount":3000,"status":"CANCELLED","transactionId":null,"signature":"\#(Signature.webhook(orderId: order.providerOrderId, amount: 3000, apiKey: key))"}"#
+                #"{"orderId":"\#(order.providerOrderID)","amount":3000,"status":"CANCELLED","transactionId":null,"signature":"\#(Signature.webhook(orderID: order.providerOrderID, amount: 3000, apiKey: key))"}"#
             let lateAnswer = try await http(.POST, s.gatewayURL + "/webhooks/kaspi", body: late, headers: ["Content-Type": "application/json"])
             #expect(lateAnswer.status == 200)
             let after = try #require(try await s.order(id))
@@ -136,15 +136,15 @@ struct GatewayFlowTests {
             // Forged and wrong webhooks are refused with a code, changing nothing.
             let version = after.version
             let forged =
-                #"{"orderId":"\#(order.providerOrderId)","amount":3000,"status":"DECLINED","transactionId":null,"signature":"\#(String(repeating: "0", count: 64))"}"#
+                #"{"orderId":"\#(order.providerOrderID)","amount":3000,"status":"DECLINED","transactionId":null,"signature":"\#(String(repeating: "0", count: 64))"}"#
             let forgedAnswer = try await http(.POST, s.gatewayURL + "/webhooks/kaspi", body: forged)
             #expect(forgedAnswer.status == 400 && forgedAnswer.errorCode == "WEBHOOK_BAD_SIGNATURE")
             let wrongAmount =
-                #"{"orderId":"\#(order.providerOrderId)","amount":30,"status":"APPROVED","transactionId":"X","signature":"\#(Signature.webhook(orderId: order.providerOrderId, amount: 30, apiKey: key))"}"#
+                #"{"orderId":"\#(order.providerOrderID)","amount":30,"status":"APPROVED","transactionId":"X","signature":"\#(Signature.webhook(orderID: order.providerOrderID, amount: 30, apiKey: key))"}"#
             let wrongAnswer = try await http(.POST, s.gatewayURL + "/webhooks/kaspi", body: wrongAmount)
             #expect(wrongAnswer.status == 400 && wrongAnswer.errorCode == "WEBHOOK_AMOUNT_MISMATCH")
             let unknown =
-                #"{"orderId":"kk_nope","amount":30,"status":"APPROVED","transactionId":"X","signature":"\#(Signature.webhook(orderId: "kk_nope", amount: 30, apiKey: key))"}"#
+                #"{"orderId":"kk_nope","amount":30,"status":"APPROVED","transactionId":"X","signature":"\#(Signature.webhook(orderID: "kk_nope", amount: 30, apiKey: key))"}"#
             #expect(try await http(.POST, s.gatewayURL + "/webhooks/kaspi", body: unknown).errorCode == "WEBHOOK_UNKNOWN_ORDER")
             #expect(try await http(.POST, s.gatewayURL + "/webhooks/kaspi", body: "not json").errorCode == "WEBHOOK_NOT_JSON")
             #expect(try await s.order(id)?.version == version)
@@ -175,7 +175,7 @@ struct GatewayFlowTests {
             #expect(statuses.filter { $0 == 409 }.count == 6)
             let final = try #require(try await s.order(id))
             #expect(final.refundedAmount == 5000)
-            let kaspi = try #require(await s.sandbox.orders().first { $0.orderId == final.providerOrderId })
+            let kaspi = try #require(await s.sandbox.orders().first { $0.orderID == final.providerOrderID })
             #expect(kaspi.refundedAmount == 5000)
             #expect(await eventually { s.merchant.events.filter { $0.type == "refund.succeeded" }.count == 5 })
             let none = try await s.api(.POST, "/v1/orders/\(id)/refunds", "{}")
@@ -193,7 +193,7 @@ struct GatewayFlowTests {
             #expect(png.starts(with: [0x89, 0x50, 0x4E, 0x47]))
             let order = try #require(try await s.order(id))
             #expect(order.kind == .qr && order.qrToken == created.json["qrToken"] as? String)
-            try await s.sandbox.trigger(.approved, orderId: order.providerOrderId, tradePointId: "TP-GW")
+            try await s.sandbox.trigger(.approved, orderID: order.providerOrderID, tradePointID: "TP-GW")
             #expect(try await s.waitFor(id, .paid))
         }
     }
@@ -285,9 +285,9 @@ struct GatewayFlowTests {
             let paidPage = try await http(.GET, url)
             #expect(paidPage.body.contains("Paid.") && !paidPage.body.contains("Pay with Kaspi"))
             let fetched = try await s.api(.GET, "/v1/payment-links/\(id)")
-            let orderId = try #require(fetched.json["orderId"] as? String)
-            #expect(try await s.order(orderId)?.kind == .link)
-            #expect(try await s.order(orderId)?.paymentLinkId == id)
+            let orderID = try #require(fetched.json["orderId"] as? String)
+            #expect(try await s.order(orderID)?.kind == .link)
+            #expect(try await s.order(orderID)?.paymentLinkID == id)
 
             let formatter = ISO8601DateFormatter()
             formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]

@@ -22,8 +22,8 @@ struct HardeningTests {
         let paymentURL = try #require(created.json["paymentUrl"] as? String)
         _ = try await s.payOnPage(paymentURL, action: "decline")
         #expect(try await s.waitFor(id, .declined))
-        let providerOrderId = try #require(try await s.order(id)?.providerOrderId)
-        let webhook = try #require(await s.sandbox.webhooks(orderId: providerOrderId).first { $0.status == .declined })
+        let providerOrderID = try #require(try await s.order(id)?.providerOrderID)
+        let webhook = try #require(await s.sandbox.webhooks(orderID: providerOrderID).first { $0.status == .declined })
         return (id, webhook.body)
     }
 
@@ -36,9 +36,9 @@ struct HardeningTests {
             let answer = try await http(.POST, s.gatewayURL + "/webhooks/kaspi", body: forged, headers: ["Content-Type": "application/json"])
             #expect(answer.status == 409 && answer.errorCode == "WEBHOOK_NOT_CONFIRMED", "\(answer.body)")
             let order = try #require(try await s.order(id))
-            #expect(order.state == .declined && !order.needsReview && order.transactionId == nil)
+            #expect(order.state == .declined && !order.needsReview && order.transactionID == nil)
             // Recorded in the timeline and in metrics; no order.paid reaches the merchant.
-            let events = try await s.gateway.store.events(orderId: id)
+            let events = try await s.gateway.store.events(orderID: id)
             #expect(events.contains { $0.kind == .conflict && $0.detail.contains("not applied") })
             let metrics = try await http(.GET, s.gatewayURL + "/metrics")
             #expect(metrics.body.contains(#"kaspi_gateway_webhooks_total{outcome="unconfirmed"} 1"#))
@@ -65,9 +65,9 @@ struct HardeningTests {
             let id = try #require(created.json["id"] as? String)
             _ = try await s.payOnPage(try #require(created.json["paymentUrl"] as? String))
             #expect(try await s.waitFor(id, .paid))
-            let providerOrderId = try #require(try await s.order(id)?.providerOrderId)
-            let kaspi = await s.sandbox.orders().first { $0.orderId == providerOrderId }
-            #expect(try await s.order(id)?.transactionId == kaspi?.transactionId)
+            let providerOrderID = try #require(try await s.order(id)?.providerOrderID)
+            let kaspi = await s.sandbox.orders().first { $0.orderID == providerOrderID }
+            #expect(try await s.order(id)?.transactionID == kaspi?.transactionID)
             let metrics = try await http(.GET, s.gatewayURL + "/metrics")
             #expect(metric(metrics.body, #"kaspi_gateway_webhooks_total{outcome="unconfirmed"}"#) == 0)
         }
@@ -89,7 +89,7 @@ struct HardeningTests {
             // Kaspi answers slowly, so the requests overlap while the first is in flight.
             var slow = SandboxFaults()
             slow.apiLatencyMs = 400
-            await s.sandbox.setFaults(slow, tradePointId: "TP-GW")
+            await s.sandbox.setFaults(slow, tradePointID: "TP-GW")
             let answers = try await withThrowingTaskGroup(of: HTTPResult.self) { group in
                 for _ in 0..<8 {
                     group.addTask { try await s.api(.POST, "/v1/orders/\(id)/refunds", #"{"amount":1000}"#, idempotencyKey: "refund-once") }
@@ -104,8 +104,8 @@ struct HardeningTests {
             #expect(busy.allSatisfy { $0.headers["retry-after"] == "1" })
             #expect(replayed.allSatisfy { $0.body == fresh.first?.body })
             #expect(try await s.order(id)?.refundedAmount == 1000)
-            let providerOrderId = try #require(try await s.order(id)?.providerOrderId)
-            #expect(await s.sandbox.orders().first { $0.orderId == providerOrderId }?.refundedAmount == 1000)
+            let providerOrderID = try #require(try await s.order(id)?.providerOrderID)
+            #expect(await s.sandbox.orders().first { $0.orderID == providerOrderID }?.refundedAmount == 1000)
             // Once the first has finished, a retry replays its answer.
             let retry = try await s.api(.POST, "/v1/orders/\(id)/refunds", #"{"amount":1000}"#, idempotencyKey: "refund-once")
             #expect(retry.status == 201 && retry.headers["idempotent-replayed"] == "true" && retry.body == fresh.first?.body)
@@ -121,10 +121,10 @@ struct HardeningTests {
             // The order is stored, then Kaspi fails every attempt: the answer is final.
             var failing = SandboxFaults()
             failing.apiFailNext = 50
-            await s.sandbox.setFaults(failing, tradePointId: "TP-GW")
+            await s.sandbox.setFaults(failing, tradePointID: "TP-GW")
             let first = try await s.api(.POST, "/v1/checkouts", #"{"amount":5000}"#, idempotencyKey: "k-2")
             #expect(first.status >= 500, "\(first.body)")
-            await s.sandbox.setFaults(SandboxFaults(), tradePointId: "TP-GW")
+            await s.sandbox.setFaults(SandboxFaults(), tradePointID: "TP-GW")
             let again = try await s.api(.POST, "/v1/checkouts", #"{"amount":5000}"#, idempotencyKey: "k-2")
             #expect(
                 again.status == first.status && again.body == first.body && again.headers["idempotent-replayed"] == "true",
@@ -199,8 +199,8 @@ struct HardeningTests {
             _ = try await s.payOnPage(try #require(created.json["paymentUrl"] as? String))
             #expect(try await s.waitFor(id, .paid))
             let paid = try #require(try await s.order(id))
-            #expect(paid.needsReview && paid.nextPollAt == nil && paid.transactionId != nil)
-            let events = try await s.gateway.store.events(orderId: id)
+            #expect(paid.needsReview && paid.nextPollAt == nil && paid.transactionID != nil)
+            let events = try await s.gateway.store.events(orderID: id)
             #expect(events.contains { $0.kind == .conflict && $0.fromState == .expired && $0.toState == .paid })
             #expect(await eventually { s.merchant.events.contains { $0.type == "order.paid" } })
             let metrics = try await http(.GET, s.gatewayURL + "/metrics")
@@ -229,13 +229,13 @@ struct HardeningTests {
 
     /// Refunds `amount` at Kaspi directly, as if the gateway's own call had gone through and
     /// its answer had been lost.
-    static func refundAtKaspi(_ s: Stack, orderId: String, amount: Int) async throws {
-        let providerOrderId = try #require(try await s.order(orderId)?.providerOrderId)
+    static func refundAtKaspi(_ s: Stack, orderID: String, amount: Int) async throws {
+        let providerOrderID = try #require(try await s.order(orderID)?.providerOrderID)
         let configuration = KaspiConfiguration(
             environment: .custom(try #require(URL(string: s.sandboxURL))), tradePointID: "TP-GW", apiKey: try APIKey("sandbox_gateway_key"))
         let transport = AsyncHTTPClientTransport()
         let client = KaspiClient(configuration: configuration, transport: transport)
-        _ = try await client.refunds.create(orderId: try OrderID(providerOrderId), amount: try Amount(tenge: amount))
+        _ = try await client.refunds.create(orderID: try OrderID(providerOrderID), amount: try Amount(tenge: amount))
         try await transport.shutdown()
     }
 
@@ -245,11 +245,11 @@ struct HardeningTests {
             let id = try await Self.paidOrder(s)
             var failing = SandboxFaults()
             failing.apiFailNext = 50
-            await s.sandbox.setFaults(failing, tradePointId: "TP-GW")
+            await s.sandbox.setFaults(failing, tradePointID: "TP-GW")
             let lost = try await s.api(.POST, "/v1/orders/\(id)/refunds", #"{"amount":1000}"#)
             #expect(lost.status == 502 && lost.errorCode == "PROVIDER_REFUND_UNKNOWN", "\(lost.body)")
-            await s.sandbox.setFaults(SandboxFaults(), tradePointId: "TP-GW")
-            var refunds = try await s.gateway.store.refunds(orderId: id)
+            await s.sandbox.setFaults(SandboxFaults(), tradePointID: "TP-GW")
+            var refunds = try await s.gateway.store.refunds(orderID: id)
             #expect(refunds.map(\.status) == [.unknown])
             let listed = try await s.api(.GET, "/v1/orders/\(id)/refunds")
             #expect(((listed.json["data"] as? [[String: Any]])?.first?["status"] as? String) == "unknown", "\(listed.body)")
@@ -257,12 +257,12 @@ struct HardeningTests {
             #expect(try await s.order(id)?.needsReview == true)
             // Kaspi's record shows nothing refunded: the reservation is released.
             #expect(try await s.gateway.resolveRefundsOnce() == 1)
-            refunds = try await s.gateway.store.refunds(orderId: id)
+            refunds = try await s.gateway.store.refunds(orderID: id)
             #expect(refunds.map(\.status) == [.failed])
             let settled = try await s.api(.GET, "/v1/orders/\(id)/refunds")
             #expect(((settled.json["data"] as? [[String: Any]])?.first?["status"] as? String) == "failed")
             #expect(try await s.order(id)?.refundedAmount == 0)
-            #expect(try await s.gateway.store.events(orderId: id).contains { $0.detail.contains("never happened") })
+            #expect(try await s.gateway.store.events(orderID: id).contains { $0.detail.contains("never happened") })
             // Nothing is settled twice.
             #expect(try await s.gateway.resolveRefundsOnce() == 0)
         }
@@ -274,14 +274,14 @@ struct HardeningTests {
             let id = try await Self.paidOrder(s)
             // The reservation is stored; the process dies after Kaspi refunded and before the
             // answer was recorded.
-            _ = try await s.gateway.store.recordRefund(orderId: id, amount: 2000, refundId: "rf_crashed", at: Date())
-            try await Self.refundAtKaspi(s, orderId: id, amount: 2000)
+            _ = try await s.gateway.store.recordRefund(orderID: id, amount: 2000, refundID: "rf_crashed", at: Date())
+            try await Self.refundAtKaspi(s, orderID: id, amount: 2000)
             try await Task.sleep(for: .milliseconds(100))
             #expect(try await s.gateway.resolveRefundsOnce() == 1)
-            let refund = try #require(try await s.gateway.store.refunds(orderId: id).first)
+            let refund = try #require(try await s.gateway.store.refunds(orderID: id).first)
             #expect(refund.status == .succeeded && refund.detail?.contains("Kaspi's record") == true)
             #expect(try await s.order(id)?.refundedAmount == 2000)
-            #expect(try await s.gateway.store.outboxMessages(orderId: id, limit: 10).contains { $0.type == "refund.succeeded" })
+            #expect(try await s.gateway.store.outboxMessages(orderID: id, limit: 10).contains { $0.type == "refund.succeeded" })
         }
     }
 
@@ -289,12 +289,12 @@ struct HardeningTests {
     func mismatchedRefundsWaitForAPerson() async throws {
         try await withStack(.sqlite, configure: { $0.refundSettleAfter = 0.05 }) { s in
             let id = try await Self.paidOrder(s)
-            _ = try await s.gateway.store.recordRefund(orderId: id, amount: 1000, refundId: "rf_odd", at: Date())
-            try await Self.refundAtKaspi(s, orderId: id, amount: 700)
+            _ = try await s.gateway.store.recordRefund(orderID: id, amount: 1000, refundID: "rf_odd", at: Date())
+            try await Self.refundAtKaspi(s, orderID: id, amount: 700)
             try await Task.sleep(for: .milliseconds(100))
             #expect(try await s.gateway.resolveRefundsOnce() == 0)
             #expect(try await s.order(id)?.needsReview == true)
-            #expect(try await s.gateway.store.refunds(orderId: id).first?.status == .pending)
+            #expect(try await s.gateway.store.refunds(orderID: id).first?.status == .pending)
             // The dashboard lists it, and an admin settles it after checking Kaspi.
             let (_, browser) = try await SignInTests.signIn(s.gatewayURL, "admin-pass-123")
             let page = try await browser.get("/admin/refunds")
@@ -302,9 +302,9 @@ struct HardeningTests {
             let csrf = try #require(Browser.hidden("csrf", in: page.body))
             let settled = try await browser.post("/admin/refunds/rf_odd/settle", ["csrf": csrf, "order": id, "outcome": "failed"])
             #expect(settled.status == 303)
-            #expect(try await s.gateway.store.refunds(orderId: id).first?.status == .failed)
+            #expect(try await s.gateway.store.refunds(orderID: id).first?.status == .failed)
             #expect(try await s.order(id)?.refundedAmount == 0)
-            let events = try await s.gateway.store.events(orderId: id)
+            let events = try await s.gateway.store.events(orderID: id)
             #expect(events.contains { $0.kind == .admin && $0.detail.contains("settled as not refunded by an admin") })
             let after = try await browser.get("/admin/refunds")
             #expect(after.body.contains("Every refund is settled"))
@@ -388,8 +388,8 @@ struct HardeningTests {
             for i in 0..<12 {
                 let order = makeOrder("slow-\(i)")
                 try await s.gateway.store.insert(order)
-                _ = try await s.gateway.store.update(orderId: order.id) {
-                    OrderStateMachine.apply(.approved, transactionId: "T\(i)", source: .poll, to: $0, at: Date())
+                _ = try await s.gateway.store.update(orderID: order.id) {
+                    OrderStateMachine.apply(.approved, transactionID: "T\(i)", source: .poll, to: $0, at: Date())
                 }
                 ids.append(order.id)
             }
@@ -404,16 +404,16 @@ struct HardeningTests {
             }
             #expect(
                 await eventually {
-                    let outbox = (try? await s.gateway.store.outboxMessages(orderId: nil, limit: 100)) ?? []
+                    let outbox = (try? await s.gateway.store.outboxMessages(orderID: nil, limit: 100)) ?? []
                     return outbox.count == 12 && outbox.allSatisfy { $0.state == .delivered }
                 })
             worker.cancel()
             _ = await worker.result
             await second.shutdown()
-            let outbox = try await s.gateway.store.outboxMessages(orderId: nil, limit: 100)
+            let outbox = try await s.gateway.store.outboxMessages(orderID: nil, limit: 100)
             for message in outbox {
                 #expect(message.attempts == 1, "\(message.id): \(message.attempts) attempts")
-                #expect(try await s.gateway.store.deliveryAttempts(messageId: message.id).count == 1)
+                #expect(try await s.gateway.store.deliveryAttempts(messageID: message.id).count == 1)
             }
             let heard = Dictionary(grouping: s.merchant.events, by: \.id)
             #expect(heard.count == 12 && s.merchant.events.count == 12)

@@ -167,25 +167,25 @@ struct HostileInputTests {
             // Real ids, so that the requests reach past the lookups.
             let checkout = try await stack.api(.POST, "/v1/checkouts", #"{"amount":5000,"description":"Hostile"}"#)
             #expect(checkout.status == 201)
-            let orderId = checkout.json["id"] as? String ?? ""
+            let orderID = checkout.json["id"] as? String ?? ""
             let link = try await stack.api(.POST, "/v1/payment-links", #"{"amount":7000}"#)
-            let linkId = link.json["id"] as? String ?? ""
-            let events = try await stack.api(.GET, "/v1/events?orderId=\(orderId)")
-            let eventId = ((events.json["data"] as? [[String: Any]])?.first?["id"] as? String) ?? "msg_unknown"
+            let linkID = link.json["id"] as? String ?? ""
+            let events = try await stack.api(.GET, "/v1/events?orderId=\(orderID)")
+            let eventID = ((events.json["data"] as? [[String: Any]])?.first?["id"] as? String) ?? "msg_unknown"
             let port = Int(stack.gatewayURL.split(separator: ":").last ?? "") ?? 0
 
             // The single request that used to trap the process: pay a link with a bad Host.
             let poisoned = await RawHTTP.send(
-                "POST /l/\(linkId)/pay HTTP/1.1\r\nHost: x:y\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", port: port)
+                "POST /l/\(linkID)/pay HTTP/1.1\r\nHost: x:y\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", port: port)
             #expect(poisoned?.status == 303)
             // The payer is sent to Kaspi, and Kaspi sends them back to the configured address,
             // not to the one the request named.
-            let linkOrderId = try await stack.gateway.store.paymentLink(id: linkId)?.orderId ?? ""
-            let linkOrder = try await stack.order(linkOrderId)
-            let kaspiOrder = await stack.sandbox.orders().first { $0.orderId == linkOrder?.providerOrderId }
-            #expect(kaspiOrder?.returnUrl?.hasPrefix(stack.gatewayURL + "/pay/return/") == true)
+            let linkOrderID = try await stack.gateway.store.paymentLink(id: linkID)?.orderID ?? ""
+            let linkOrder = try await stack.order(linkOrderID)
+            let kaspiOrder = await stack.sandbox.orders().first { $0.orderID == linkOrder?.providerOrderID }
+            #expect(kaspiOrder?.returnURL?.hasPrefix(stack.gatewayURL + "/pay/return/") == true)
             let shown = try await http(
-                .GET, stack.gatewayURL + "/v1/payment-links/\(linkId)", headers: ["Authorization": "Bearer \(stack.apiKey)", "Host": "evil.example"])
+                .GET, stack.gatewayURL + "/v1/payment-links/\(linkID)", headers: ["Authorization": "Bearer \(stack.apiKey)", "Host": "evil.example"])
             #expect((shown.json["url"] as? String)?.hasPrefix(stack.gatewayURL) == true)
 
             // A signed-in admin, so that the dashboard's forms are reached too.
@@ -201,8 +201,8 @@ struct HostileInputTests {
             let routes = Self.routes(try stack.gateway.router())
             #expect(routes.count >= 20)
             let ids = [
-                "id": orderId, "/l/:id:id": linkId, "/l/:id/pay:id": linkId, "/v1/payment-links/:id:id": linkId,
-                "/admin/links/:id:id": linkId, "/v1/events/:id/resend:id": eventId, "/admin/events/:id/resend:id": eventId,
+                "id": orderID, "/l/:id:id": linkID, "/l/:id/pay:id": linkID, "/v1/payment-links/:id:id": linkID,
+                "/admin/links/:id:id": linkID, "/v1/events/:id/resend:id": eventID, "/admin/events/:id/resend:id": eventID,
             ]
             for (authorization, cookie) in [(nil, nil), ("Bearer \(stack.apiKey)", session), ("Bearer \u{1}\u{7F}", "kk_admin=\u{7F}%FF;;=")]
                 as [(String?, String?)]
@@ -212,8 +212,8 @@ struct HostileInputTests {
             }
             #expect(try await http(.GET, stack.gatewayURL + "/health").status == 200)
             // Nothing was paid by any of it.
-            #expect(try await stack.order(orderId)?.state == .pending)
-            #expect(try await stack.order(linkOrderId)?.state == .pending)
+            #expect(try await stack.order(orderID)?.state == .pending)
+            #expect(try await stack.order(linkOrderID)?.state == .pending)
         }
     }
 
@@ -228,7 +228,7 @@ struct HostileInputTests {
             #expect(paymentURL.hasPrefix(stack.sandboxURL + "/pay/"))
             let routes = Self.routes(stack.sandbox.router())
             #expect(routes.count >= 15)
-            let ids = ["orderId": kaspiOrder?.orderId ?? "", "token": token, "tradePointId": "TP-GW", "action": "approve", "id": "wh_unknown"]
+            let ids = ["orderId": kaspiOrder?.orderID ?? "", "token": token, "tradePointId": "TP-GW", "action": "approve", "id": "wh_unknown"]
             for authorization in [nil, "Bearer sandbox_gateway_key", "Bearer \u{1}"] as [String?] {
                 let failures = await Self.attack(port: port, routes: routes, ids: ids, authorization: authorization, cookie: nil)
                 #expect(failures.isEmpty, "\(failures.count) failures: \(failures.prefix(10).joined(separator: "\n"))")
@@ -236,7 +236,7 @@ struct HostileInputTests {
             #expect(try await http(.GET, stack.sandboxURL + "/health").status == 200)
             // A bad Host picks nothing either: the payment page stays on the sandbox's address.
             let created = await RawHTTP.send(
-                "GET /api/v1/orders/\(kaspiOrder?.orderId ?? "")/status HTTP/1.1\r\nHost: evil.example:1\r\nAuthorization: Bearer sandbox_gateway_key\r\nConnection: close\r\n\r\n",
+                "GET /api/v1/orders/\(kaspiOrder?.orderID ?? "")/status HTTP/1.1\r\nHost: evil.example:1\r\nAuthorization: Bearer sandbox_gateway_key\r\nConnection: close\r\n\r\n",
                 port: port)
             #expect(created?.status != nil)
             #expect(created?.text.contains("evil.example") == false)

@@ -21,8 +21,8 @@ struct QRDashboardTests {
     static func paidOrder(_ s: QRStack, amount: Int = 9000) async throws -> String {
         let (id, _) = try await s.checkout(amount: amount)
         let purchase = try #require(try await s.purchase(id))
-        try await s.sandbox.act(.scan, paymentId: purchase.id)
-        try await s.sandbox.act(.confirm, paymentId: purchase.id)
+        try await s.sandbox.act(.scan, paymentID: purchase.id)
+        try await s.sandbox.act(.confirm, paymentID: purchase.id)
         #expect(try await s.advance(6, until: id, is: .paid))
         return id
     }
@@ -81,16 +81,16 @@ struct QRDashboardTests {
             let sent = try await browser.post(
                 "/admin/invoices", ["csrf": csrf, "phone": "87071234567", "amount": "4200", "comment": "Roses", "confirmed": "yes"])
             let location = try #require(sent.headers["location"])
-            let orderId = String(try #require(location.split(separator: "?").first).dropFirst("/admin/orders/".count))
-            let page = try await browser.get("/admin/orders/\(orderId)")
+            let orderID = String(try #require(location.split(separator: "?").first).dropFirst("/admin/orders/".count))
+            let page = try await browser.get("/admin/orders/\(orderID)")
             #expect(page.body.contains("Check the payment now") && page.body.contains("Cancel the invoice"))
-            let checked = try await browser.post("/admin/orders/\(orderId)/refresh", ["csrf": csrf])
+            let checked = try await browser.post("/admin/orders/\(orderID)/refresh", ["csrf": csrf])
             #expect(checked.headers["location"]?.contains("pending") == true)
-            let again = try await browser.post("/admin/orders/\(orderId)/refresh", ["csrf": csrf])
+            let again = try await browser.post("/admin/orders/\(orderID)/refresh", ["csrf": csrf])
             #expect(again.headers["location"]?.contains("moments") == true)  // spaced: not a timer
-            let cancelled = try await browser.post("/admin/orders/\(orderId)/cancel", ["csrf": csrf])
+            let cancelled = try await browser.post("/admin/orders/\(orderID)/cancel", ["csrf": csrf])
             #expect(cancelled.headers["location"]?.contains("cancelled") == true)
-            #expect(try await s.order(orderId)?.state == .cancelled)
+            #expect(try await s.order(orderID)?.state == .cancelled)
         }
     }
 }

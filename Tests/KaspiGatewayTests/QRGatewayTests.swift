@@ -19,24 +19,24 @@ struct QRGatewayTests {
             let link = try #require(body["paymentUrl"] as? String)
             #expect(link.hasPrefix(s.sandboxURL + "/pay/"))
             let purchase = try #require(try await s.purchase(id))
-            #expect(purchase.externalId == (try await s.order(id))?.providerOrderId)  // ExternalId carries the order
+            #expect(purchase.externalID == (try await s.order(id))?.providerOrderID)  // ExternalId carries the order
             #expect(purchase.amount == 7500 && purchase.kind == .link)
             // Polls that change nothing stay out of the timeline.
             await s.sandbox.advanceClock(by: 6)
             try await Task.sleep(for: .milliseconds(300))
             await s.sandbox.advanceClock(by: 6)
             try await Task.sleep(for: .milliseconds(300))
-            var events = try await s.gateway.store.events(orderId: id)
+            var events = try await s.gateway.store.events(orderID: id)
             #expect(events.map(\.kind) == [.created, .transition])
-            try await s.sandbox.act(.scan, paymentId: purchase.id)
+            try await s.sandbox.act(.scan, paymentID: purchase.id)
             await s.sandbox.advanceClock(by: 6)
             #expect(
-                await eventually(seconds: 10) { (try? await s.gateway.store.events(orderId: id).contains { $0.detail.contains("(Wait)") }) == true })
-            try await s.sandbox.act(.confirm, paymentId: purchase.id)
+                await eventually(seconds: 10) { (try? await s.gateway.store.events(orderID: id).contains { $0.detail.contains("(Wait)") }) == true })
+            try await s.sandbox.act(.confirm, paymentID: purchase.id)
             #expect(try await s.advance(6, until: id, is: .paid))
             let order = try #require(try await s.order(id))
-            #expect(order.transactionId?.isEmpty == false)
-            events = try await s.gateway.store.events(orderId: id)
+            #expect(order.transactionID?.isEmpty == false)
+            events = try await s.gateway.store.events(orderID: id)
             #expect(events.map(\.kind) == [.created, .transition, .poll, .transition])
             let metrics = try await http(.GET, s.gatewayURL + "/metrics").body
             #expect((metric(metrics, #"kaspi_gateway_status_polls_total{outcome="unchanged"}"#) ?? 0) > 0)
@@ -50,7 +50,7 @@ struct QRGatewayTests {
             let purchase = try #require(try await s.purchase(id))
             #expect(body["qrToken"] as? String == purchase.token)
             #expect((body["qrCode"] as? String)?.isEmpty == false)
-            try await s.sandbox.act(.scanError, paymentId: purchase.id)
+            try await s.sandbox.act(.scanError, paymentID: purchase.id)
             #expect(try await s.advance(6, until: id, is: .declined))
         }
     }
@@ -62,14 +62,14 @@ struct QRGatewayTests {
             let purchase = try #require(try await s.purchase(id))
             // Scanned late in the scan window: the payer still has 65 s from the first Wait.
             await s.sandbox.advanceClock(by: 170)
-            try await s.sandbox.act(.scan, paymentId: purchase.id)
+            try await s.sandbox.act(.scan, paymentID: purchase.id)
             #expect(
-                await eventually(seconds: 10) { (try? await s.gateway.store.events(orderId: id).contains { $0.detail.contains("(Wait)") }) == true })
+                await eventually(seconds: 10) { (try? await s.gateway.store.events(orderID: id).contains { $0.detail.contains("(Wait)") }) == true })
             await s.sandbox.advanceClock(by: 20)  // 190 s: past the scan deadline, inside the confirmation one
             try await Task.sleep(for: .milliseconds(400))
             #expect(try await s.order(id)?.state == .pending)
             #expect(try await s.advance(60, until: id, is: .expired))
-            let events = try await s.gateway.store.events(orderId: id)
+            let events = try await s.gateway.store.events(orderID: id)
             #expect(events.last?.detail.contains("deadline") == true)
         }
     }
@@ -98,10 +98,10 @@ struct QRGatewayTests {
             let orders = try await s.gateway.store.orders(OrderQuery()).orders
             #expect(orders.count == 1 && orders[0].state == .created)
             let id = orders[0].id
-            #expect(purchases[0].externalId == orders[0].providerOrderId)
+            #expect(purchases[0].externalID == orders[0].providerOrderID)
             // Reconciliation cannot find it (Kaspi has no search) and the payer never saw it.
             #expect(try await s.advance(130, until: id, is: .expired))
-            let events = try await s.gateway.store.events(orderId: id)
+            let events = try await s.gateway.store.events(orderID: id)
             #expect(events.last?.detail.contains("never received") == true)
         }
     }
@@ -111,8 +111,8 @@ struct QRGatewayTests {
         try await withQRStack(.sqlite, scheme: scheme) { s in
             let (id, _) = try await s.checkout(amount: 9000)
             let purchase = try #require(try await s.purchase(id))
-            try await s.sandbox.act(.scan, paymentId: purchase.id)
-            try await s.sandbox.act(.confirm, paymentId: purchase.id)
+            try await s.sandbox.act(.scan, paymentID: purchase.id)
+            try await s.sandbox.act(.confirm, paymentID: purchase.id)
             #expect(try await s.advance(6, until: id, is: .paid))
             let refund = try await s.api(.POST, "/v1/orders/\(id)/refunds", #"{"amount":4000}"#)
             switch scheme {
@@ -124,25 +124,25 @@ struct QRGatewayTests {
                 #expect(manual.json["refundedAmount"] as? Int == 4000)
                 let over = try await s.api(.POST, "/v1/orders/\(id)/manual-refunds", #"{"amount":5001}"#)
                 #expect(over.status == 409 && over.errorCode == "REFUND_EXCEEDS_PAID")
-                let refunds = try await s.gateway.store.refunds(orderId: id)
+                let refunds = try await s.gateway.store.refunds(orderID: id)
                 #expect(refunds.map(\.status) == [.succeeded] && refunds[0].detail?.contains("app operation 77") == true)
-                let events = try await s.gateway.store.events(orderId: id)
+                let events = try await s.gateway.store.events(orderID: id)
                 #expect(events.contains { $0.kind == .admin && $0.detail.contains("Kaspi Pay app") })
             case .r2:
                 #expect(refund.status == 409 && refund.errorCode == "REFUND_NEEDS_CUSTOMER")
                 // The customer scans a return QR; their purchases name the gateway's orders.
                 let created = try await s.api(.POST, "/v1/returns")
                 #expect(created.status == 201, "\(created.body)")
-                let returnId = try #require(created.json["id"] as? String)
+                let returnID = try #require(created.json["id"] as? String)
                 #expect((created.json["qrToken"] as? String)?.count == 41 && (created.json["qrCode"] as? String)?.isEmpty == false)
-                var state = try await s.api(.GET, "/v1/returns/\(returnId)")
+                var state = try await s.api(.GET, "/v1/returns/\(returnID)")
                 #expect(state.json["identified"] as? Bool == false && state.json["status"] as? String == "QrTokenCreated")
-                try await s.sandbox.scanReturn(try #require(Int64(returnId)))
-                state = try await s.api(.GET, "/v1/returns/\(returnId)")
+                try await s.sandbox.scanReturn(try #require(Int64(returnID)))
+                state = try await s.api(.GET, "/v1/returns/\(returnID)")
                 let purchases = state.json["purchases"] as? [[String: Any]] ?? []
                 #expect(state.json["identified"] as? Bool == true && purchases.count == 1)
                 #expect(purchases.first?["orderId"] as? String == id && purchases.first?["refundableAmount"] as? Int == 9000)
-                let withCustomer = try await s.api(.POST, "/v1/orders/\(id)/refunds", #"{"amount":4000,"returnId":"\#(returnId)"}"#)
+                let withCustomer = try await s.api(.POST, "/v1/orders/\(id)/refunds", #"{"amount":4000,"returnId":"\#(returnID)"}"#)
                 #expect(withCustomer.status == 201, "\(withCustomer.body)")
                 #expect(try await s.order(id)?.refundedAmount == 4000)
                 #expect(try await s.purchase(id)?.availableReturnAmount == 5000)
@@ -164,8 +164,8 @@ struct QRGatewayTests {
         try await withQRStack(backend, scheme: .r3) { s in
             let (id, _) = try await s.checkout(qr: true, amount: 4200)
             let purchase = try #require(try await s.purchase(id))
-            try await s.sandbox.act(.scan, paymentId: purchase.id)
-            try await s.sandbox.act(.confirm, paymentId: purchase.id)
+            try await s.sandbox.act(.scan, paymentID: purchase.id)
+            try await s.sandbox.act(.confirm, paymentID: purchase.id)
             #expect(try await s.advance(6, until: id, is: .paid))
             let refund = try await s.api(.POST, "/v1/orders/\(id)/refunds", #"{"amount":200}"#)
             #expect(refund.status == 201, "\(refund.body)")
@@ -197,14 +197,14 @@ struct QRGatewayTests {
             #expect(read.status == 200 && read.json["state"] as? String == "pending")
             let again = try await s.api(.POST, "/v1/orders/\(id)/refresh")
             #expect(again.status == 429 && again.errorCode == "REFRESH_TOO_SOON" && again.headers["retry-after"] != nil)
-            try await s.sandbox.act(.confirm, paymentId: purchase.id)
+            try await s.sandbox.act(.confirm, paymentID: purchase.id)
             await s.sandbox.advanceClock(by: 11)  // past the gateway's spacing and Kaspi's
             let paid = try await s.api(.POST, "/v1/orders/\(id)/refresh")
             #expect(paid.json["state"] as? String == "paid", "\(paid.body)")
             // Another one, cancelled.
             let other = try await s.api(.POST, "/v1/remote-invoices", #"{"amount":100,"phoneNumber":"77012223344"}"#)
-            let otherId = try #require(other.json["id"] as? String)
-            let cancelled = try await s.api(.POST, "/v1/orders/\(otherId)/cancel")
+            let otherID = try #require(other.json["id"] as? String)
+            let cancelled = try await s.api(.POST, "/v1/orders/\(otherID)/cancel")
             #expect(cancelled.status == 200 && cancelled.json["state"] as? String == "cancelled", "\(cancelled.body)")
             let bad = try await s.api(.POST, "/v1/remote-invoices", #"{"amount":100,"phoneNumber":"12345"}"#)
             #expect(bad.status == 400)
@@ -219,15 +219,15 @@ struct QRGatewayTests {
     func devicesByReference() async throws {
         try await withQRStack(.sqlite, scheme: .r3) { s in
             let second = try await KaspiQRSetup.registerDevice(
-                client: s.client, store: s.gateway.store, tradePointId: 104039, referencePrefix: "B2-",
+                client: s.client, store: s.gateway.store, tradePointID: 104039, referencePrefix: "B2-",
                 organizationBin: try KaspiQRAPI.OrganizationBIN("987654321098"))
             #expect(!second.isDefault && s.device.isDefault)
             try await Task.sleep(for: .milliseconds(5100))  // the provider's device cache
             let (b2, _) = try await s.checkout(reference: "B2-77")
             let (plain, _) = try await s.checkout(reference: "A-1")
-            #expect(try await s.purchase(b2)?.tradePointId == 104039)
+            #expect(try await s.purchase(b2)?.tradePointID == 104039)
             #expect(try await s.purchase(b2)?.organizationBin == "987654321098")
-            #expect(try await s.purchase(plain)?.tradePointId == 19)
+            #expect(try await s.purchase(plain)?.tradePointID == 19)
             // Rotating the default gives a new token and keeps it the default.
             let rotated = try await KaspiQRSetup.rotateDevice(client: s.client, store: s.gateway.store, id: s.device.id)
             #expect(rotated.isDefault && rotated.token != s.device.token)

@@ -35,8 +35,8 @@ struct QRStack: Sendable {
 
     /// The sandbox's purchase behind an order.
     func purchase(_ id: String) async throws -> SandboxQRPurchase? {
-        guard let order = try await order(id), let paymentId = KaspiQRProvider.paymentId(of: order) else { return nil }
-        return await sandbox.qrPurchases().first { $0.id == paymentId }
+        guard let order = try await order(id), let paymentID = KaspiQRProvider.paymentID(of: order) else { return nil }
+        return await sandbox.qrPurchases().first { $0.id == paymentID }
     }
 
     /// Moves sandbox (and gateway) time on, then waits until the order is in `state`.
@@ -121,7 +121,7 @@ func withQRStack(
             let gateway = Gateway(configuration: configuration, store: store, provider: provider, logger: logger, now: clock)
             do {
                 try await gateway.prepareAdmin()
-                let device = try await KaspiQRSetup.registerDevice(client: client, store: store, tradePointId: 19, deviceId: "gateway-till")
+                let device = try await KaspiQRSetup.registerDevice(client: client, store: store, tradePointID: 19, deviceID: "gateway-till")
                 let serviceGroup = ServiceGroup(
                     configuration: .init(services: [try gateway.application()], gracefulShutdownSignals: [], logger: Logger(label: "test")))
                 try await withThrowingTaskGroup(of: Void.self) { group in

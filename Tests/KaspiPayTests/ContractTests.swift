@@ -61,9 +61,9 @@ struct ContractTests {
         var bare = try newOrder("ORDER-2")
         bare.description = nil
         _ = try await client.orders.create(bare)
-        _ = try await client.qr.create(amount: 100, orderId: "a.b:c_d-e")
-        _ = try await client.refunds.create(orderId: "ORDER-1", amount: 100)
-        _ = try await client.refunds.create(orderId: "ORDER-1", amount: 100, transactionId: "TX-1")
+        _ = try await client.qr.create(amount: 100, orderID: "a.b:c_d-e")
+        _ = try await client.refunds.create(orderID: "ORDER-1", amount: 100)
+        _ = try await client.refunds.create(orderID: "ORDER-1", amount: 100, transactionID: "TX-1")
         var checked = 0
         for sent in transport.requests where sent.request.method == .post {
             let path = sent.request.path!
@@ -133,7 +133,7 @@ struct ContractTests {
         let webhook = try contract.webhookSchema(name: "paymentStatus")
         for status in ["APPROVED", "DECLINED", "CANCELLED"] {
             let body = Array(
-                #"{"orderId":"ORDER-7","amount":700,"status":"\#(status)","transactionId":"TX","signature":"\#(Signature.webhook(orderId: "ORDER-7", amount: 700, apiKey: key))"}"#
+                #"{"orderId":"ORDER-7","amount":700,"status":"\#(status)","transactionId":"TX","signature":"\#(Signature.webhook(orderID: "ORDER-7", amount: 700, apiKey: key))"}"#
                     .utf8)
             _ = try verifier.verify(body: body)
             #expect(contract.violations(of: body, against: webhook) == [])

@@ -39,13 +39,13 @@ struct LoopbackTests {
             server.setStatus("ORDER-42", "APPROVED")
             let status = try await client.orders.status(of: "ORDER-42")
             #expect(status.status == .approved)
-            #expect(status.transactionId == "TX-ORDER-42")
+            #expect(status.transactionID == "TX-ORDER-42")
             #expect(status.amount == 5000)
-            let partial = try await client.refunds.create(orderId: "ORDER-42", amount: 1500, transactionId: "TX-ORDER-42")
+            let partial = try await client.refunds.create(orderID: "ORDER-42", amount: 1500, transactionID: "TX-ORDER-42")
             #expect(partial.refundedAmount == 1500)
-            let rest = try await client.refunds.create(orderId: "ORDER-42", amount: 3500)
+            let rest = try await client.refunds.create(orderID: "ORDER-42", amount: 3500)
             #expect(rest.refundedAmount == 5000)
-            let over = await kaspiError { _ = try await client.refunds.create(orderId: "ORDER-42", amount: 1) }
+            let over = await kaspiError { _ = try await client.refunds.create(orderID: "ORDER-42", amount: 1) }
             #expect(over?.code == "REFUND_NOT_ALLOWED")
             #expect(try await client.orders.status(of: "ORDER-42").status == .approved)
         }
@@ -56,7 +56,7 @@ struct LoopbackTests {
     @Test func theGuidesQRFlow() async throws {
         let server = ContractServer()
         try await withClient(server) { client in
-            let qr = try await client.qr.create(amount: 1000, orderId: "QR-7")
+            let qr = try await client.qr.create(amount: 1000, orderID: "QR-7")
             #expect(qr.png.starts(with: [0x89, 0x50, 0x4E, 0x47]))
             #expect(try await client.qr.status(token: qr.token) == .pending)
             let waiter = Task {
@@ -79,7 +79,7 @@ struct LoopbackTests {
             #expect(await kaspiError { _ = try await client.orders.create(foreign) }?.code == "INVALID_RETURN_URL")
             #expect(await kaspiError { _ = try await client.orders.status(of: "NOPE") }?.code == "ORDER_NOT_FOUND")
             #expect(await kaspiError { _ = try await client.qr.status(token: "nope") }?.code == "ORDER_NOT_FOUND")
-            #expect(await kaspiError { _ = try await client.refunds.create(orderId: "DUP-1", amount: 100) }?.code == "REFUND_NOT_ALLOWED")
+            #expect(await kaspiError { _ = try await client.refunds.create(orderID: "DUP-1", amount: 100) }?.code == "REFUND_NOT_ALLOWED")
         }
         let wrongKey = ContractServer()
         try await wrongKey.run { url in
@@ -118,7 +118,7 @@ struct LoopbackTests {
             _ = try await client.orders.create(newOrder("RF-LOST"))
             server.setStatus("RF-LOST", "APPROVED")
             server.inject(.loseResponse, path: "/refund")
-            let refund = try await client.refunds.create(orderId: "RF-LOST", amount: 1000)
+            let refund = try await client.refunds.create(orderID: "RF-LOST", amount: 1000)
             #expect(refund.recovered && refund.refundedAmount == 1000)
         }
         #expect(server.order("RF-LOST")?.refunded == 1000)

@@ -48,23 +48,23 @@ import Testing
         let client = try r1(t)
         let points = try await client.tradePoints()
         #expect(points == [API.TradePoint(id: 1, name: "Магазин 1 (Ауэзова, 65)"), API.TradePoint(id: 2, name: "Магазин 2 (Жарокова, 48)")])
-        let token = try await client.registerDevice(id: "till-1", tradePointId: 1)
+        let token = try await client.registerDevice(id: "till-1", tradePointID: 1)
         #expect(token.value == "2be4cc91-5895-48f8-8bc2-86c7bd419b3b")
         try await client.deleteDevice(token)
-        let qr = try await client.createQR(device: token, amount: 200, externalId: "order-1")
+        let qr = try await client.createQR(device: token, amount: 200, externalID: "order-1")
         #expect(qr.qrToken == "51236903777280167836178166503744993984459")
-        #expect(qr.paymentId == 15)
+        #expect(qr.paymentID == 15)
         #expect(qr.paymentMethods == ["Gold", "Red", "Loan"])
         #expect(qr.options == API.BehaviorOptions(statusPollingInterval: 5, scanTimeout: 180, confirmationTimeout: 65))
         #expect(qr.expireDate == Date(timeIntervalSince1970: 1_579_149_000))  // 2020-01-16T04:30:00Z
         let link = try await client.createLink(device: token, amount: 200)
         #expect(link.paymentLink.hasPrefix("https://pay.kaspi.kz/pay/"))
-        #expect(link.paymentId == 15)
+        #expect(link.paymentID == 15)
         #expect(link.options.scanTimeout == 180)
-        let status = try await client.status(paymentId: 15)
+        let status = try await client.status(paymentID: 15)
         #expect(status.status == .wait)
         try await client.ping()
-        try await client.simulate(.scan, paymentId: 15)
+        try await client.simulate(.scan, paymentID: 15)
 
         let t2 = ScriptedTransport([
             .json(e["return-create"]!), .json(e["return-status"]!), .json(e["return-operations"]!), .json(e["payment-details"]!),
@@ -72,22 +72,22 @@ import Testing
         ])
         let standard = try r2(t2)
         let returnQR = try await standard.createReturn(device: token)
-        #expect(returnQR.returnId == 15 && returnQR.pollingInterval == 5 && returnQR.scanTimeout == 180)
-        #expect(try await standard.returnStatus(returnId: 15) == .qrTokenCreated)
-        let operations = try await standard.returnOperations(device: token, returnId: 15)
-        #expect(operations.count == 1 && operations[0].paymentId == 900_077_110 && operations[0].amount == 1)
+        #expect(returnQR.returnID == 15 && returnQR.pollingInterval == 5 && returnQR.scanTimeout == 180)
+        #expect(try await standard.returnStatus(returnID: 15) == .qrTokenCreated)
+        let operations = try await standard.returnOperations(device: token, returnID: 15)
+        #expect(operations.count == 1 && operations[0].paymentID == 900_077_110 && operations[0].amount == 1)
         // No offset: Almaty time, which was UTC+6 in 2021.
         #expect(operations[0].transactionDate.map { abs($0.timeIntervalSince1970 - 1_638_941_748.1566667) < 0.001 } == true)
-        let details = try await standard.paymentDetails(paymentId: 501_020_796, device: token)
+        let details = try await standard.paymentDetails(paymentID: 501_020_796, device: token)
         #expect(details.totalAmount == 11 && details.availableReturnAmount == 11)
         #expect(details.transactionDate.map { abs($0.timeIntervalSince1970 - 1_635_918_914.166) < 0.001 } == true)  // 2021-11-03T05:55:14.166Z
-        #expect(try await standard.refund(device: token, paymentId: 501_020_796, returnId: 15, amount: 1).returnOperationId == 15)
+        #expect(try await standard.refund(device: token, paymentID: 501_020_796, returnID: 15, amount: 1).returnOperationID == 15)
 
         let t3 = ScriptedTransport([.json(e["client-info"]!), .json(e["remote-create"]!), .json(e["remote-cancel"]!)])
         let enhanced = try r3(t3)
         #expect(try await enhanced.clientInfo(phoneNumber: "87077777777", device: token).clientName == "ФИО")
-        #expect(try await enhanced.createRemoteInvoice(device: token, phoneNumber: "87077777777", amount: 100).paymentId == 15)
-        #expect(try await enhanced.cancelRemoteInvoice(device: token, paymentId: 15) == .remotePaymentCanceled)
+        #expect(try await enhanced.createRemoteInvoice(device: token, phoneNumber: "87077777777", amount: 100).paymentID == 15)
+        #expect(try await enhanced.cancelRemoteInvoice(device: token, paymentID: 15) == .remotePaymentCanceled)
     }
 
     @Test func datesInEveryShapeKaspiSends() throws {
@@ -121,12 +121,12 @@ import Testing
         ])
         let client = try r1(t)
         let qr = try await client.createQR(device: Self.token, amount: 1)
-        #expect(qr.paymentId == 12_800_627_774)
+        #expect(qr.paymentID == 12_800_627_774)
         #expect(qr.options == API.BehaviorOptions(statusPollingInterval: 3, scanTimeout: 100, confirmationTimeout: 70))
-        #expect(try await client.registerDevice(id: "a", tradePointId: 1).value == "4242")
-        let status = try await client.status(paymentId: 1)
+        #expect(try await client.registerDevice(id: "a", tradePointID: 1).value == "4242")
+        let status = try await client.status(paymentID: 1)
         #expect(status.status == .unknown("SomethingNew") && !status.status.isFinal)
-        #expect(status.transactionId == "35134863" && status.amount == Decimal(string: "250.50") && status.loanTerm == 12 && status.isOffer == true)
+        #expect(status.transactionID == "35134863" && status.amount == Decimal(string: "250.50") && status.loanTerm == 12 && status.isOffer == true)
         try await client.ping()
     }
 
@@ -140,7 +140,7 @@ import Testing
         ])
         let client = try r1(t)
         await #expect(throws: API.APIError.kaspi(.purchaseNotFound, message: "Покупка не найдена", call: "payment/status")) {
-            _ = try await client.status(paymentId: 1)
+            _ = try await client.status(paymentID: 1)
         }
         await #expect(throws: API.APIError.kaspi(.tradePointDisabled, message: "x", call: "qr/create")) {
             _ = try await client.createQR(device: Self.token, amount: 5)
@@ -211,7 +211,7 @@ import Testing
         for amount in [Decimal(0), Decimal(-5), Decimal(string: "1.005")!] {
             await #expect(throws: API.APIError.self) { _ = try await client.createQR(device: Self.token, amount: amount) }
         }
-        await #expect(throws: API.APIError.self) { _ = try await client.registerDevice(id: "касса 1", tradePointId: 1) }
+        await #expect(throws: API.APIError.self) { _ = try await client.registerDevice(id: "касса 1", tradePointID: 1) }
         await #expect(throws: API.APIError.self) { _ = try await client.clientInfo(phoneNumber: "12345", device: Self.token) }
         #expect(t.requests.isEmpty)
         #expect(throws: ConfigurationError.self) { try API.OrganizationBIN("12345678901") }
@@ -225,19 +225,19 @@ import Testing
     @Test func aCreateWhoseAnswerIsLostIsNotSentAgain() async throws {
         let t = ScriptedTransport([.fail(.timedOut), .fail(.failed("connection reset")), .respond(status: 502, body: "Bad Gateway")])
         let client = try r1(t)
-        await #expect(throws: API.APIError.unknownOutcome(call: "qr/create", externalId: "order-7", reason: "no answer in time")) {
-            _ = try await client.createQR(device: Self.token, amount: 100, externalId: "order-7")
+        await #expect(throws: API.APIError.unknownOutcome(call: "qr/create", externalID: "order-7", reason: "no answer in time")) {
+            _ = try await client.createQR(device: Self.token, amount: 100, externalID: "order-7")
         }
         do {
             _ = try await client.createLink(device: Self.token, amount: 100)
             Issue.record("no error")
         } catch {
-            guard case .unknownOutcome(_, let externalId?, _) = error else {
+            guard case .unknownOutcome(_, let externalID?, _) = error else {
                 Issue.record("\(error)")
                 return
             }
-            #expect(!externalId.isEmpty)  // generated, so that the purchase can be found
-            #expect(error.description.contains(externalId))
+            #expect(!externalID.isEmpty)  // generated, so that the purchase can be found
+            #expect(error.description.contains(externalID))
         }
         await #expect(throws: API.APIError.self) { _ = try await client.createQR(device: Self.token, amount: 100) }
         #expect(t.requests.count == 3)
@@ -249,7 +249,7 @@ import Testing
         ])
         let clock = TestClock()
         let client = try r1(t, clock: clock)
-        let task = Task { try await client.status(paymentId: 9) }
+        let task = Task { try await client.status(paymentID: 9) }
         for _ in 0..<2 {
             await clock.waitForSleepers()
             await clock.advance(by: .seconds(1))
@@ -264,8 +264,8 @@ import Testing
             .json(#"{"StatusCode":0,"Data":{"Status":"Processed"}}"#),
         ])
         let client = try r1(t)
-        #expect(try await client.status(paymentId: 5).version == "v01")
-        #expect(try await client.status(paymentId: 5).status == .processed)
+        #expect(try await client.status(paymentID: 5).version == "v01")
+        #expect(try await client.status(paymentID: 5).status == .processed)
         #expect(t.requests.map { $0.request.path ?? "" } == ["/r1/v02/payment/status/5", "/r1/v01/payment/status/5", "/r1/v01/payment/status/5"])
     }
 
@@ -277,7 +277,7 @@ import Testing
 
     static func purchase(scan: Int = 180, confirm: Int = 65, interval: Int = 5) -> API.QRPurchase {
         API.QRPurchase(
-            qrToken: "1", expireDate: Date(), paymentId: 42, paymentMethods: [],
+            qrToken: "1", expireDate: Date(), paymentID: 42, paymentMethods: [],
             options: .init(statusPollingInterval: interval, scanTimeout: scan, confirmationTimeout: confirm))
     }
 

@@ -16,7 +16,7 @@ func startPayment(orderNumber: Int, total: Int, environment: [String: String] = 
     let order = try await client.orders.create(
         NewOrder(
             amount: try Amount(tenge: total),
-            orderId: try OrderID("ORDER-\(orderNumber)"),
+            orderID: try OrderID("ORDER-\(orderNumber)"),
             returnURL: URL(string: "https://shop.example/payment/success?orderId=\(orderNumber)")!,
             failURL: URL(string: "https://shop.example/payment/fail?orderId=\(orderNumber)")!,
             description: "Order #\(orderNumber)"))
@@ -28,10 +28,10 @@ func handleKaspiWebhook(
     rawBody: [UInt8], environment: [String: String] = ProcessInfo.processInfo.environment, storedAmount: (OrderID) async throws -> Amount?
 ) async throws -> WebhookEvent {
     let verifier = WebhookVerifier(apiKey: try KaspiConfiguration(environment: environment).apiKey)
-    let event = try await verifier.verify(body: rawBody) { orderId in
-        try await storedAmount(orderId).map { ExpectedOrder(amount: $0) }
+    let event = try await verifier.verify(body: rawBody) { orderID in
+        try await storedAmount(orderID).map { ExpectedOrder(amount: $0) }
     }
-    // event.status is .approved, .declined or .cancelled; store event.transactionId.
+    // event.status is .approved, .declined or .cancelled; store event.transactionID.
     return event
 }
 // readme-example-end

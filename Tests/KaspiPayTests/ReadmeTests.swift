@@ -37,11 +37,11 @@ struct ReadmeTests {
             #expect(paymentURL.absoluteString == "http://pay.test/pay/ORDER-77")
             let key = try APIKey(server.apiKey)
             let body = Array(
-                #"{"orderId":"ORDER-77","amount":5000,"status":"APPROVED","transactionId":"TX-77","signature":"\#(Signature.webhook(orderId: "ORDER-77", amount: 5000, apiKey: key))"}"#
+                #"{"orderId":"ORDER-77","amount":5000,"status":"APPROVED","transactionId":"TX-77","signature":"\#(Signature.webhook(orderID: "ORDER-77", amount: 5000, apiKey: key))"}"#
                     .utf8)
             let event = try await handleKaspiWebhook(rawBody: body, environment: environment) { id in id == "ORDER-77" ? 5000 : nil }
-            #expect(event.status == .approved && event.transactionId == "TX-77")
-            await #expect(throws: WebhookVerificationError.amountMismatch(orderId: "ORDER-77", expected: 4000, received: 5000)) {
+            #expect(event.status == .approved && event.transactionID == "TX-77")
+            await #expect(throws: WebhookVerificationError.amountMismatch(orderID: "ORDER-77", expected: 4000, received: 5000)) {
                 try await handleKaspiWebhook(rawBody: body, environment: environment) { _ in 4000 }
             }
         }

@@ -19,7 +19,7 @@ struct RequestTests {
         #expect(sent.request.path == "/api/v1/orders/create")
         #expect(sent.request.headerFields[.contentType] == "application/json")
         #expect(sent.request.headerFields[.authorization] == "Bearer test_key_abc")
-        let signature = Signature.compute(.createOrder, amount: 5000, orderId: "ORDER-1", apiKey: try APIKey("test_key_abc"))
+        let signature = Signature.compute(.createOrder, amount: 5000, orderID: "ORDER-1", apiKey: try APIKey("test_key_abc"))
         #expect(
             sent.bodyText
                 == #"{"amount":5000,"description":"Order #ORDER-1","failUrl":"https://shop.example/payment/fail?orderId=ORDER-1","orderId":"ORDER-1","returnUrl":"https://shop.example/payment/success?orderId=ORDER-1","signature":"\#(signature)","tradePointId":"TP-1"}"#
@@ -38,12 +38,12 @@ struct RequestTests {
     @Test func createQR() async throws {
         let png = Data([0x89, 0x50, 0x4E, 0x47, 1, 2, 3]).base64EncodedString()
         let (client, transport, _) = scriptedClient([.json(#"{"qrCode":"\#(png)","qrToken":"tok_1"}"#)])
-        let qr = try await client.qr.create(amount: 250, orderId: "QR-1")
+        let qr = try await client.qr.create(amount: 250, orderID: "QR-1")
         #expect(qr.token == "tok_1")
         #expect(qr.png == [0x89, 0x50, 0x4E, 0x47, 1, 2, 3])
         let sent = transport.requests[0]
         #expect(sent.request.path == "/api/v1/qr/create")
-        let signature = Signature.compute(.createQR, amount: 250, orderId: "QR-1", apiKey: try APIKey("test_key_abc"))
+        let signature = Signature.compute(.createQR, amount: 250, orderID: "QR-1", apiKey: try APIKey("test_key_abc"))
         #expect(sent.bodyText == #"{"amount":250,"orderId":"QR-1","signature":"\#(signature)","tradePointId":"TP-1"}"#)
     }
 
@@ -53,7 +53,7 @@ struct RequestTests {
             .json(#"{"status":"PENDING"}"#),
         ])
         let status = try await client.orders.status(of: "ORDER-1")
-        #expect(status == OrderStatus(status: .approved, amount: 5000, transactionId: "TX-9", refundedAmount: 300))
+        #expect(status == OrderStatus(status: .approved, amount: 5000, transactionID: "TX-9", refundedAmount: 300))
         #expect(try await client.qr.status(token: "tok:1") == .pending)
         #expect(transport.requests.map(\.request.method) == [.get, .get])
         #expect(transport.requests.map(\.request.path) == ["/api/v1/orders/ORDER-1/status", "/api/v1/qr/tok:1/status"])
@@ -65,11 +65,11 @@ struct RequestTests {
             .json(#"{"status":"APPROVED","amount":5000,"refundedAmount":0,"transactionId":"TX-1"}"#),
             .json(#"{"orderId":"ORDER-1","refundId":"RF-1","amount":2000,"refundedAmount":2000}"#),
         ])
-        let refund = try await client.refunds.create(orderId: "ORDER-1", amount: 2000, transactionId: "TX-1")
-        #expect(refund == Refund(orderId: "ORDER-1", refundId: "RF-1", amount: 2000, refundedAmount: 2000, recovered: false))
+        let refund = try await client.refunds.create(orderID: "ORDER-1", amount: 2000, transactionID: "TX-1")
+        #expect(refund == Refund(orderID: "ORDER-1", refundID: "RF-1", amount: 2000, refundedAmount: 2000, recovered: false))
         let sent = transport.requests[1]
         #expect(sent.request.path == "/api/v1/orders/ORDER-1/refund")
-        let signature = Signature.compute(.refund, amount: 2000, orderId: "ORDER-1", apiKey: try APIKey("test_key_abc"))
+        let signature = Signature.compute(.refund, amount: 2000, orderID: "ORDER-1", apiKey: try APIKey("test_key_abc"))
         #expect(sent.bodyText == #"{"amount":2000,"signature":"\#(signature)","transactionId":"TX-1"}"#)
     }
 
@@ -101,10 +101,10 @@ struct RequestTests {
         var long = try newOrder()
         long.description = String(repeating: "д", count: 257)
         #expect(await kaspiError { _ = try await client.orders.create(long) } == .descriptionTooLong(257))
-        #expect(await kaspiError { _ = try await client.qr.create(amount: 10, orderId: "Q") } == .amountBelowMinimum(10))
-        #expect(await kaspiError { _ = try await client.refunds.create(orderId: "A", amount: 0) } == .zeroRefund)
+        #expect(await kaspiError { _ = try await client.qr.create(amount: 10, orderID: "Q") } == .amountBelowMinimum(10))
+        #expect(await kaspiError { _ = try await client.refunds.create(orderID: "A", amount: 0) } == .zeroRefund)
         #expect(
-            await kaspiError { _ = try await client.refunds.create(orderId: "A", amount: 5, transactionId: "") }?.code == "INVALID_TRANSACTION_ID")
+            await kaspiError { _ = try await client.refunds.create(orderID: "A", amount: 5, transactionID: "") }?.code == "INVALID_TRANSACTION_ID")
         #expect(await kaspiError { _ = try await client.qr.status(token: "a/b") }?.code == "INVALID_QR_TOKEN")
         #expect(await kaspiError { _ = try await client.qr.status(token: "") }?.code == "INVALID_QR_TOKEN")
         #expect(transport.requests.isEmpty)
@@ -182,7 +182,7 @@ struct ResponseTests {
             return
         }
         #expect(reason.contains("status"))
-        #expect(await kaspiError { _ = try await client.qr.create(amount: 100, orderId: "Q") }?.code == "UNDECODABLE_BODY")
+        #expect(await kaspiError { _ = try await client.qr.create(amount: 100, orderID: "Q") }?.code == "UNDECODABLE_BODY")
     }
 
     @Test func unknownStatusIsKept() async throws {

@@ -97,7 +97,7 @@ struct RetryTests {
             .fail(.timedOut), .error("ORDER_ALREADY_EXISTS", status: 409),
             .json(#"{"status":"PENDING","amount":100,"qrToken":"tok","qrCode":"\#(png)"}"#),
         ])
-        let qr = try await clock.run { try await client.qr.create(amount: 100, orderId: "Q-1") }
+        let qr = try await clock.run { try await client.qr.create(amount: 100, orderID: "Q-1") }
         #expect(qr.recovered && qr.token == "tok" && qr.png == [0x89, 0x50, 0x4E, 0x47])
     }
 
@@ -107,8 +107,8 @@ struct RetryTests {
             .fail(.timedOut),
             .json(#"{"status":"APPROVED","amount":5000,"refundedAmount":3000}"#),
         ])
-        let refund = try await clock.run { try await client.refunds.create(orderId: "ORDER-1", amount: 2000) }
-        #expect(refund == Refund(orderId: "ORDER-1", refundId: nil, amount: 2000, refundedAmount: 3000, recovered: true))
+        let refund = try await clock.run { try await client.refunds.create(orderID: "ORDER-1", amount: 2000) }
+        #expect(refund == Refund(orderID: "ORDER-1", refundID: nil, amount: 2000, refundedAmount: 3000, recovered: true))
         #expect(transport.requests.filter { $0.request.path!.hasSuffix("/refund") }.count == 1)
     }
 
@@ -119,15 +119,15 @@ struct RetryTests {
             .json(#"{"status":"APPROVED","amount":5000,"refundedAmount":0}"#),
             .json(#"{"orderId":"ORDER-1","refundId":"RF-2","amount":2000,"refundedAmount":2000}"#),
         ])
-        let refund = try await clock.run { try await client.refunds.create(orderId: "ORDER-1", amount: 2000) }
-        #expect(refund.refundId == "RF-2" && !refund.recovered)
+        let refund = try await clock.run { try await client.refunds.create(orderID: "ORDER-1", amount: 2000) }
+        #expect(refund.refundID == "RF-2" && !refund.recovered)
         #expect(transport.requests.map { $0.request.path!.hasSuffix("/refund") } == [false, true, false, true])
     }
 
     @Test func aRefundIsNeverResentWhenItsOutcomeCannotBeTold() async throws {
         // The server does not report refundedAmount (a real server may not).
         let (client, transport, clock) = scriptedClient([.json(#"{"status":"APPROVED"}"#), .fail(.timedOut)])
-        let error = await kaspiError { _ = try await clock.run { try await client.refunds.create(orderId: "ORDER-1", amount: 2000) } }
+        let error = await kaspiError { _ = try await clock.run { try await client.refunds.create(orderID: "ORDER-1", amount: 2000) } }
         #expect(error == .refundOutcomeUnknown("ORDER-1", 2000))
         #expect(transport.requests.filter { $0.request.path!.hasSuffix("/refund") }.count == 1)
 
@@ -135,7 +135,7 @@ struct RetryTests {
         let (other, otherTransport, otherClock) = scriptedClient([
             .json(#"{"status":"APPROVED","refundedAmount":0}"#), .fail(.timedOut), .json(#"{"status":"APPROVED","refundedAmount":500}"#),
         ])
-        let otherError = await kaspiError { _ = try await otherClock.run { try await other.refunds.create(orderId: "ORDER-1", amount: 2000) } }
+        let otherError = await kaspiError { _ = try await otherClock.run { try await other.refunds.create(orderID: "ORDER-1", amount: 2000) } }
         #expect(otherError == .refundOutcomeUnknown("ORDER-1", 2000))
         #expect(otherTransport.requests.filter { $0.request.path!.hasSuffix("/refund") }.count == 1)
     }
@@ -146,8 +146,8 @@ struct RetryTests {
             .error("RATE_LIMITED", status: 429, headers: ["Retry-After": "2"]),
             .json(#"{"orderId":"ORDER-1","refundId":"RF-1","amount":100,"refundedAmount":100}"#),
         ])
-        let refund = try await clock.run { try await client.refunds.create(orderId: "ORDER-1", amount: 100) }
-        #expect(refund.refundId == "RF-1")
+        let refund = try await clock.run { try await client.refunds.create(orderID: "ORDER-1", amount: 100) }
+        #expect(refund.refundID == "RF-1")
         #expect(transport.requests.count == 3)
     }
 
@@ -155,7 +155,7 @@ struct RetryTests {
         let (client, transport, _) = scriptedClient([
             .json(#"{"status":"APPROVED","refundedAmount":0}"#), .error("REFUND_NOT_ALLOWED", status: 409),
         ])
-        #expect(await kaspiError { _ = try await client.refunds.create(orderId: "ORDER-1", amount: 100) }?.code == "REFUND_NOT_ALLOWED")
+        #expect(await kaspiError { _ = try await client.refunds.create(orderID: "ORDER-1", amount: 100) }?.code == "REFUND_NOT_ALLOWED")
         #expect(transport.requests.count == 2)
     }
 }
@@ -235,7 +235,7 @@ struct PollingTests {
         let outcome = try await clock.run {
             try await client.qr.waitForPayment(token: "tok") { step in steps.withLock { $0.append(step) } }
         }
-        #expect(outcome == .paid(OrderStatus(status: .approved, amount: nil, transactionId: nil, refundedAmount: nil)))
+        #expect(outcome == .paid(OrderStatus(status: .approved, amount: nil, transactionID: nil, refundedAmount: nil)))
         #expect(transport.requests.count == 3)
         #expect(clock.now.offset == .seconds(9))
         #expect(steps.withLock { $0.map(\.attempt) } == [1, 2, 3])

@@ -47,7 +47,7 @@ struct SecretTests {
                 .json(#"{"orderId":"ORDER-1","refundId":"R","amount":100,"refundedAmount":100}"#),
             ]), clock: clock, logger: logger)
         _ = try await clock.run { try await client.orders.create(newOrder()) }
-        _ = try await client.refunds.create(orderId: "ORDER-1", amount: 100)
+        _ = try await client.refunds.create(orderID: "ORDER-1", amount: 100)
         let lines = store.lines
         #expect(lines.contains { $0.contains("Retrying Kaspi request") })
         #expect(lines.contains { $0.contains("http.status=200") })

@@ -8,23 +8,23 @@ struct WebhookTests {
     var verifier: WebhookVerifier { WebhookVerifier(apiKey: key) }
 
     func body(
-        orderId: String = "ORDER-123", amount: Int = 5000, status: String = "APPROVED", transactionId: String? = "TX-1", signature: String? = nil
+        orderID: String = "ORDER-123", amount: Int = 5000, status: String = "APPROVED", transactionID: String? = "TX-1", signature: String? = nil
     ) -> [UInt8] {
-        let sig = signature ?? Signature.webhook(orderId: orderId, amount: amount, apiKey: key)
-        let tx = transactionId.map { #","transactionId":"\#($0)""# } ?? ""
-        return Array(#"{"orderId":"\#(orderId)","amount":\#(amount),"status":"\#(status)"\#(tx),"signature":"\#(sig)"}"#.utf8)
+        let sig = signature ?? Signature.webhook(orderID: orderID, amount: amount, apiKey: key)
+        let tx = transactionID.map { #","transactionId":"\#($0)""# } ?? ""
+        return Array(#"{"orderId":"\#(orderID)","amount":\#(amount),"status":"\#(status)"\#(tx),"signature":"\#(sig)"}"#.utf8)
     }
 
     @Test func aValidWebhookVerifies() throws {
         let event = try verifier.verify(body: body())
-        #expect(event == WebhookEvent(orderId: "ORDER-123", amount: 5000, status: .approved, transactionId: "TX-1"))
-        #expect(try verifier.verify(body: body(status: "DECLINED", transactionId: nil)).status == .declined)
+        #expect(event == WebhookEvent(orderID: "ORDER-123", amount: 5000, status: .approved, transactionID: "TX-1"))
+        #expect(try verifier.verify(body: body(status: "DECLINED", transactionID: nil)).status == .declined)
         #expect(try verifier.verify(body: body(status: "CANCELLED")).status == .cancelled)
         // The guide's example vector, signed outside Swift.
         let known = Array(
             #"{"orderId":"ORDER-123","amount":5000,"status":"APPROVED","transactionId":null,"signature":"60b0d08a15bd630c8fe5652d2733541052a68f1527ec00be925d5d820f72c3d2","extra":[1,2]}"#
                 .utf8)
-        #expect(try verifier.verify(body: known).transactionId == nil)
+        #expect(try verifier.verify(body: known).transactionID == nil)
     }
 
     @Test func rejections() throws {
@@ -58,11 +58,11 @@ struct WebhookTests {
                 .mistypedField("transactionId", expected: "a string")
             ),
             (body(signature: String(repeating: "0", count: 64)), .badSignature),
-            (body(signature: Signature.webhook(orderId: "ORDER-123", amount: 5000, apiKey: key).uppercased()), .badSignature),
-            (body(signature: Signature.compute(.createOrder, amount: 5000, orderId: "ORDER-123", apiKey: key)), .badSignature),
+            (body(signature: Signature.webhook(orderID: "ORDER-123", amount: 5000, apiKey: key).uppercased()), .badSignature),
+            (body(signature: Signature.compute(.createOrder, amount: 5000, orderID: "ORDER-123", apiKey: key)), .badSignature),
             (body(status: "PENDING"), .unknownStatus("PENDING")),
             (body(status: "REFUNDED"), .unknownStatus("REFUNDED")),
-            (body(orderId: "bad id"), .mistypedField("orderId", expected: "1 to 64 characters of A-Z a-z 0-9 _ . : -")),
+            (body(orderID: "bad id"), .mistypedField("orderId", expected: "1 to 64 characters of A-Z a-z 0-9 _ . : -")),
             (body(amount: -5), .mistypedField("amount", expected: "a non-negative integer")),
         ]
         for (input, expected) in cases {
@@ -77,11 +77,11 @@ struct WebhookTests {
 
     @Test func theStoredOrderIsChecked() async throws {
         // ORDER-1 + 2300 and ORDER-12 + 300 have the same signature: only the stored amount tells them apart.
-        let forged = body(orderId: "ORDER-12", amount: 300)
-        let genuine = body(orderId: "ORDER-1", amount: 2300)
+        let forged = body(orderID: "ORDER-12", amount: 300)
+        let genuine = body(orderID: "ORDER-1", amount: 2300)
         #expect(Array(forged.suffix(66)) == Array(genuine.suffix(66)))
         let stored: [OrderID: ExpectedOrder] = ["ORDER-12": ExpectedOrder(amount: 30000), "ORDER-1": ExpectedOrder(amount: 2300)]
-        await #expect(throws: WebhookVerificationError.amountMismatch(orderId: "ORDER-12", expected: 30000, received: 300)) {
+        await #expect(throws: WebhookVerificationError.amountMismatch(orderID: "ORDER-12", expected: 30000, received: 300)) {
             try await verifier.verify(body: forged) { stored[$0] }
         }
         #expect(try await verifier.verify(body: genuine) { stored[$0] }.amount == 2300)
@@ -93,7 +93,7 @@ struct WebhookTests {
     @Test func errorsHaveStableCodesAndAdvice() {
         let errors: [WebhookVerificationError] = [
             .bodyTooLarge(limit: 1), .notJSON, .missingField("a"), .mistypedField("a", expected: "b"), .unknownStatus("X"),
-            .badSignature, .orderNotFound("A"), .amountMismatch(orderId: "A", expected: 1, received: 2),
+            .badSignature, .orderNotFound("A"), .amountMismatch(orderID: "A", expected: 1, received: 2),
         ]
         #expect(Set(errors.map(\.code)).count == errors.count)
         for error in errors {

@@ -28,7 +28,7 @@ struct ContractAndErrorTests {
             let qrOrder = try await h.raw(.GET, "/api/v1/orders/C-2/status", headers: ["Authorization": "Bearer \(h.tradePoint.apiKey)"])
             #expect(try h.violations(qrOrder.body, path: "/api/v1/orders/{orderId}/status", method: "get", status: 200) == [])
             #expect(json(qrOrder.body)["qrToken"] as? String == token)
-            try await h.sandbox.trigger(.approved, orderId: "C-1", tradePointId: "TP-1")
+            try await h.sandbox.trigger(.approved, orderID: "C-1", tradePointID: "TP-1")
             let refund = try await h.post("/api/v1/orders/C-1/refund", #"{"amount":100,"signature":"\#(h.sign(100, "C-1", kind: .refund))"}"#)
             #expect(refund.status == 200)
             #expect(try h.violations(refund.body, path: "/api/v1/orders/{orderId}/refund", method: "post", status: 200) == [])
@@ -40,11 +40,11 @@ struct ContractAndErrorTests {
         try await withSandbox(configure: { $0.rateLimitPerMinute = 30 }) { h in
             let key = h.tradePoint.apiKey
             func create(
-                _ amount: Int, _ id: String, tp: String = "TP-1", returnUrl: String = "https://shop.example/ok", sig: String? = nil,
+                _ amount: Int, _ id: String, tp: String = "TP-1", returnURL: String = "https://shop.example/ok", sig: String? = nil,
                 bearer: String? = nil
             ) async throws -> (Int, String, String) {
                 let body =
-                    #"{"amount":\#(amount),"orderId":"\#(id)","returnUrl":"\#(returnUrl)","failUrl":"https://shop.example/fail","tradePointId":"\#(tp)","signature":"\#(sig ?? h.sign(amount, id))"}"#
+                    #"{"amount":\#(amount),"orderId":"\#(id)","returnUrl":"\#(returnURL)","failUrl":"https://shop.example/fail","tradePointId":"\#(tp)","signature":"\#(sig ?? h.sign(amount, id))"}"#
                 let r = try await h.post("/api/v1/orders/create", body, bearer: bearer)
                 return (r.status, json(r.body)["code"] as? String ?? "", r.body)
             }
@@ -62,7 +62,7 @@ struct ContractAndErrorTests {
             try check(try await create(5000, "E-2"), "ORDER_ALREADY_EXISTS", 409)
             try check(try await create(5000, "E-3", tp: "TP-NOPE"), "TRADE_POINT_NOT_FOUND", 404)
             try check(try await create(99, "E-4"), "AMOUNT_TOO_SMALL", 400)
-            try check(try await create(5000, "E-5", returnUrl: "https://evil.example/ok"), "INVALID_RETURN_URL", 400)
+            try check(try await create(5000, "E-5", returnURL: "https://evil.example/ok"), "INVALID_RETURN_URL", 400)
             try check(try await create(5000, "E-6", bearer: "wrong-key"), "UNAUTHORIZED", 401)
             let noBearer = try await h.raw(.GET, "/api/v1/orders/E-2/status")
             try check(
@@ -151,7 +151,7 @@ struct ContractAndErrorTests {
                 $0.tradePoints[0].webhookURL = hook
                 $0.qrLifetimeSeconds = 300
             }) { h in
-                let qr = try await h.client.qr.create(amount: 500, orderId: "EXP-1")
+                let qr = try await h.client.qr.create(amount: 500, orderID: "EXP-1")
                 // A margin of 10 s: real time passes too, and a loaded machine is slow.
                 await h.sandbox.advanceClock(by: 290)
                 #expect(try await h.client.qr.status(token: qr.token) == .pending)
@@ -159,7 +159,7 @@ struct ContractAndErrorTests {
                 #expect(try await h.client.qr.status(token: qr.token) == .cancelled)
                 #expect(await receiver.waitFor(1))
                 let event = try WebhookVerifier(apiKey: h.apiKey).verify(body: receiver.received[0].body)
-                #expect(event.status == .cancelled && event.orderId == "EXP-1")
+                #expect(event.status == .cancelled && event.orderID == "EXP-1")
                 // The clock is visible and movable over HTTP too.
                 let moved = try await h.post("/sandbox/clock/advance", #"{"seconds":5}"#)
                 #expect(moved.status == 200 && (json(moved.body)["offsetSeconds"] as? Double ?? 0) >= 306)
@@ -168,7 +168,7 @@ struct ContractAndErrorTests {
         }
     }
 
-    @Test func twoCreatesOfTheSameOrderIdGiveExactlyOneOrder() async throws {
+    @Test func twoCreatesOfTheSameOrderIDGiveExactlyOneOrder() async throws {
         try await withSandbox(retry: .none) { h in
             let outcomes = await withTaskGroup(of: String.self) { group in
                 for _ in 0..<20 {
@@ -189,7 +189,7 @@ struct ContractAndErrorTests {
             }
             #expect(outcomes.filter { $0 == "created" }.count == 1)
             #expect(outcomes.filter { $0 == "ORDER_ALREADY_EXISTS" }.count == 19)
-            #expect(await h.sandbox.orders().filter { $0.orderId == "RACE-1" }.count == 1)
+            #expect(await h.sandbox.orders().filter { $0.orderID == "RACE-1" }.count == 1)
         }
     }
 }

@@ -37,13 +37,13 @@ struct FlowTests {
 
                 let status = try await h.client.orders.status(of: "ORDER-1")
                 #expect(status.status == .approved)
-                #expect(status.transactionId == event.transactionId && status.transactionId != nil)
+                #expect(status.transactionID == event.transactionID && status.transactionID != nil)
                 // Pressing the button again changes nothing.
                 let again = try await h.raw(
                     .POST, created.paymentURL.path, body: "action=cancel", headers: ["Content-Type": "application/x-www-form-urlencoded"])
                 #expect(again.headers["location"] == "https://shop.example/payment/success?orderId=ORDER-1")
                 #expect(try await h.client.orders.status(of: "ORDER-1").status == .approved)
-                let deliveries = await h.sandbox.webhooks(orderId: "ORDER-1")
+                let deliveries = await h.sandbox.webhooks(orderID: "ORDER-1")
                 #expect(deliveries.count == 1 && deliveries[0].state == .delivered && deliveries[0].attempts.first?.responseCode == 200)
             }
         }
@@ -68,7 +68,7 @@ struct FlowTests {
 
     @Test(.requires(.zbarimg)) func qrPaymentDecodesToThePaymentURLAndPollsToApproved() async throws {
         try await withSandbox { h in
-            let qr = try await h.client.qr.create(amount: 1500, orderId: "QR-1")
+            let qr = try await h.client.qr.create(amount: 1500, orderID: "QR-1")
             let zbar = try ExternalTool.zbarimg.require()
             let file = FileManager.default.temporaryDirectory.appendingPathComponent("sandbox-qr-\(UUID().uuidString).png")
             try Data(qr.png).write(to: file)
@@ -85,7 +85,7 @@ struct FlowTests {
                 try await h.client.qr.waitForPayment(token: qr.token, options: PollingOptions(interval: .milliseconds(20), maxAttempts: 500))
             }
             try await Task.sleep(for: .milliseconds(100))
-            try await h.sandbox.trigger(.approved, orderId: "QR-1", tradePointId: "TP-1")
+            try await h.sandbox.trigger(.approved, orderID: "QR-1", tradePointID: "TP-1")
             #expect(try await waiter.value.name == "paid")
             // The QR created an order in the same id space.
             #expect(try await h.client.orders.status(of: "QR-1").status == .approved)
@@ -96,21 +96,21 @@ struct FlowTests {
     @Test func refundsPartialFullAndOverRefund() async throws {
         try await withSandbox { h in
             _ = try await h.client.orders.create(newOrder("RF-1", amount: 10000))
-            #expect(await kaspiError { _ = try await h.client.refunds.create(orderId: "RF-1", amount: 100) }?.code == "REFUND_NOT_ALLOWED")
-            try await h.sandbox.trigger(.approved, orderId: "RF-1", tradePointId: "TP-1")
-            let transaction = try await h.client.orders.status(of: "RF-1").transactionId
-            let first = try await h.client.refunds.create(orderId: "RF-1", amount: 2500, transactionId: transaction)
-            #expect(first.refundedAmount == 2500 && first.refundId?.hasPrefix("RF-") == true)
-            #expect(await kaspiError { _ = try await h.client.refunds.create(orderId: "RF-1", amount: 7501) }?.code == "REFUND_NOT_ALLOWED")
+            #expect(await kaspiError { _ = try await h.client.refunds.create(orderID: "RF-1", amount: 100) }?.code == "REFUND_NOT_ALLOWED")
+            try await h.sandbox.trigger(.approved, orderID: "RF-1", tradePointID: "TP-1")
+            let transaction = try await h.client.orders.status(of: "RF-1").transactionID
+            let first = try await h.client.refunds.create(orderID: "RF-1", amount: 2500, transactionID: transaction)
+            #expect(first.refundedAmount == 2500 && first.refundID?.hasPrefix("RF-") == true)
+            #expect(await kaspiError { _ = try await h.client.refunds.create(orderID: "RF-1", amount: 7501) }?.code == "REFUND_NOT_ALLOWED")
             #expect(
-                await kaspiError { _ = try await h.client.refunds.create(orderId: "RF-1", amount: 1, transactionId: "WRONG") }?.code
+                await kaspiError { _ = try await h.client.refunds.create(orderID: "RF-1", amount: 1, transactionID: "WRONG") }?.code
                     == "REFUND_NOT_ALLOWED")
-            let rest = try await h.client.refunds.create(orderId: "RF-1", amount: 7500)
+            let rest = try await h.client.refunds.create(orderID: "RF-1", amount: 7500)
             #expect(rest.refundedAmount == 10000)
-            #expect(await kaspiError { _ = try await h.client.refunds.create(orderId: "RF-1", amount: 1) }?.code == "REFUND_NOT_ALLOWED")
+            #expect(await kaspiError { _ = try await h.client.refunds.create(orderID: "RF-1", amount: 1) }?.code == "REFUND_NOT_ALLOWED")
             let status = try await h.client.orders.status(of: "RF-1")
             #expect(status.status == .approved && status.refundedAmount == 10000)
-            #expect(await kaspiError { _ = try await h.client.refunds.create(orderId: "NOPE", amount: 1) }?.code == "ORDER_NOT_FOUND")
+            #expect(await kaspiError { _ = try await h.client.refunds.create(orderID: "NOPE", amount: 1) }?.code == "ORDER_NOT_FOUND")
         }
     }
 

@@ -23,7 +23,7 @@ struct GuideTests {
             let output = try await ProcessRunner.run(node, [script], environment: environment)
             #expect(output.status == 0, "\(output.stderr)")
             let result = json(output.stdout)
-            let orderId = try #require(result["orderId"] as? String)
+            let orderID = try #require(result["orderId"] as? String)
             #expect((result["paymentUrl"] as? String)?.hasPrefix(h.baseURL.absoluteString + "/pay/") == true)
             #expect(result["statusBefore"] as? String == "PENDING")
             #expect((result["redirect"] as? String)?.hasPrefix("https://yoursite.kz/payment/success?orderId=") == true)
@@ -33,7 +33,7 @@ struct GuideTests {
             #expect(result["duplicate"] as? String == "ORDER_ALREADY_EXISTS")
             // The guide's webhook handler verified our signatures and fulfilled both orders.
             let fulfilled = result["fulfilled"] as? [String] ?? []
-            #expect(Set(fulfilled) == [orderId, "QR-" + orderId.dropFirst("ORDER-".count)])
+            #expect(Set(fulfilled) == [orderID, "QR-" + orderID.dropFirst("ORDER-".count)])
             let updates = result["updates"] as? [[String: Any]] ?? []
             #expect(updates.allSatisfy { $0["status"] as? String == "paid" && ($0["transactionId"] as? String)?.isEmpty == false })
             #expect(await h.sandbox.webhooks().allSatisfy { $0.state == .delivered })

@@ -46,8 +46,8 @@ struct Harness: Sendable {
         return try await raw(.POST, path, body: json, headers: headers)
     }
 
-    func sign(_ amount: Int, _ orderId: String, kind: Signature.Kind = .createOrder) -> String {
-        Signature.compute(kind, amount: amount, orderId: orderId, apiKey: apiKey)
+    func sign(_ amount: Int, _ orderID: String, kind: Signature.Kind = .createOrder) -> String {
+        Signature.compute(kind, amount: amount, orderID: orderID, apiKey: apiKey)
     }
 
     /// The checker's violations of a response body against the contract.

@@ -54,19 +54,19 @@ struct QRHarness: Sendable {
     }
 
     func device(_ id: String = "till-\(UUID().uuidString.prefix(8))", tradePoint: Int64 = 19) async throws -> API.DeviceToken {
-        try await r1.registerDevice(id: id, tradePointId: tradePoint)
+        try await r1.registerDevice(id: id, tradePointID: tradePoint)
     }
 
     /// A paid purchase of `amount` on trade point 19, made and paid over r1.
     func paidPurchase(_ amount: Decimal = 500, device: API.DeviceToken, loan: Bool = false) async throws -> Int64 {
         let qr = try await r1.createQR(device: device, amount: amount)
-        try await r1.simulate(.scan, paymentId: qr.paymentId)
+        try await r1.simulate(.scan, paymentID: qr.paymentID)
         if loan {
-            try await sandbox.act(.confirmLoan, paymentId: qr.paymentId)
+            try await sandbox.act(.confirmLoan, paymentID: qr.paymentID)
         } else {
-            try await r1.simulate(.confirm, paymentId: qr.paymentId)
+            try await r1.simulate(.confirm, paymentID: qr.paymentID)
         }
-        return qr.paymentId
+        return qr.paymentID
     }
 }
 
@@ -138,26 +138,26 @@ func qrError(_ body: () async throws -> Void) async -> API.APIError? {
             try await h.r1.ping()
             let points = try await h.r1.tradePoints()
             #expect(points.map(\.id) == [19, 20, 21])
-            let token = try await h.r1.registerDevice(id: "till-1", tradePointId: 19)
-            #expect(try await h.r1.registerDevice(id: "till-1", tradePointId: 19) == token)  // idempotent
-            let qr = try await h.r1.createQR(device: token, amount: Decimal(string: "1500.50")!, externalId: "order-1")
+            let token = try await h.r1.registerDevice(id: "till-1", tradePointID: 19)
+            #expect(try await h.r1.registerDevice(id: "till-1", tradePointID: 19) == token)  // idempotent
+            let qr = try await h.r1.createQR(device: token, amount: Decimal(string: "1500.50")!, externalID: "order-1")
             #expect(qr.qrToken.count == 41 && qr.qrToken.allSatisfy(\.isNumber))
-            #expect(qr.paymentId > Int64(Int32.max))
+            #expect(qr.paymentID > Int64(Int32.max))
             #expect(qr.paymentMethods == ["Gold", "Red", "Loan"])
             #expect(qr.options == .guideDefaults)
             #expect(abs(qr.expireDate.timeIntervalSinceNow - 180) < 30)
-            #expect(try await h.r1.status(paymentId: qr.paymentId).status == .qrTokenCreated)
-            try await h.r1.simulate(.scan, paymentId: qr.paymentId)
-            #expect(try await h.r1.statusV01(paymentId: qr.paymentId).status == .wait)
-            try await h.r1.simulate(.confirm, paymentId: qr.paymentId)
-            let paid = try await h.r1.status(paymentId: qr.paymentId)
+            #expect(try await h.r1.status(paymentID: qr.paymentID).status == .qrTokenCreated)
+            try await h.r1.simulate(.scan, paymentID: qr.paymentID)
+            #expect(try await h.r1.statusV01(paymentID: qr.paymentID).status == .wait)
+            try await h.r1.simulate(.confirm, paymentID: qr.paymentID)
+            let paid = try await h.r1.status(paymentID: qr.paymentID)
             #expect(paid.status == .processed && paid.version == "v02")
-            #expect(paid.transactionId?.allSatisfy(\.isNumber) == true && paid.amount == Decimal(string: "1500.5"))
+            #expect(paid.transactionID?.allSatisfy(\.isNumber) == true && paid.amount == Decimal(string: "1500.5"))
             #expect(paid.storeName == "KaspiKit Sandbox LLP" && paid.productType == "Gold")
-            let v01 = try await h.r1.statusV01(paymentId: qr.paymentId)
-            #expect(v01.status == .processed && v01.transactionId == nil)
+            let v01 = try await h.r1.statusV01(paymentID: qr.paymentID)
+            #expect(v01.status == .processed && v01.transactionID == nil)
             // A paid purchase cannot be scanned again.
-            #expect(await qrError { try await h.r1.simulate(.scan, paymentId: qr.paymentId) }?.statusCode == .refundNotAllowed)
+            #expect(await qrError { try await h.r1.simulate(.scan, paymentID: qr.paymentID) }?.statusCode == .refundNotAllowed)
             // The waiting helper sees it at once.
             #expect(try await h.r1.waitForPayment(qr) == .processed(paid))
         }
@@ -177,11 +177,11 @@ func qrError(_ body: () async throws -> Void) async -> API.APIError? {
             #expect(svg.status == 200 && svg.body.hasPrefix("<svg"))
             let headers = ["Content-Type": "application/x-www-form-urlencoded"]
             #expect(try await h.raw(.POST, link.paymentLink, body: "action=scan", headers: headers).status == 303)
-            #expect(try await h.r1.status(paymentId: link.paymentId).status == .wait)
+            #expect(try await h.r1.status(paymentID: link.paymentID).status == .wait)
             page = try await h.raw(.GET, link.paymentLink)
             #expect(page.body.contains("value=\"confirm\""))
             #expect(try await h.raw(.POST, link.paymentLink, body: "action=confirm", headers: headers).status == 303)
-            #expect(try await h.r1.status(paymentId: link.paymentId).status == .processed)
+            #expect(try await h.r1.status(paymentID: link.paymentID).status == .processed)
             #expect(try await h.raw(.POST, link.paymentLink, body: "action=confirm", headers: headers).status == 409)
         }
     }
@@ -199,16 +199,16 @@ func qrError(_ body: () async throws -> Void) async -> API.APIError? {
             let unscanned = try await h.r1.createQR(device: token, amount: 100)
             let scanned = try await h.r1.createQR(device: token, amount: 100)
             await h.sandbox.advanceClock(by: 170)
-            try await h.r1.simulate(.scan, paymentId: scanned.paymentId)
+            try await h.r1.simulate(.scan, paymentID: scanned.paymentID)
             await h.sandbox.advanceClock(by: 11)
             // 181 s after creation: the unscanned token died; the scanned one has until 170 + 65.
-            #expect(try await h.r1.status(paymentId: unscanned.paymentId).status == .error)
-            #expect(try await h.r1.status(paymentId: scanned.paymentId).status == .wait)
+            #expect(try await h.r1.status(paymentID: unscanned.paymentID).status == .error)
+            #expect(try await h.r1.status(paymentID: scanned.paymentID).status == .wait)
             await h.sandbox.advanceClock(by: 54)
-            #expect(try await h.r1.status(paymentId: scanned.paymentId).status == .error)
-            let purchase = try #require(await h.sandbox.qrPurchases().first { $0.id == scanned.paymentId })
+            #expect(try await h.r1.status(paymentID: scanned.paymentID).status == .error)
+            let purchase = try #require(await h.sandbox.qrPurchases().first { $0.id == scanned.paymentID })
             #expect(purchase.errorReason?.contains("did not confirm") == true)
-            #expect(await qrError { try await h.r1.simulate(.confirm, paymentId: scanned.paymentId) }?.statusCode == .refundNotAllowed)
+            #expect(await qrError { try await h.r1.simulate(.confirm, paymentID: scanned.paymentID) }?.statusCode == .refundNotAllowed)
         }
     }
 
@@ -216,11 +216,11 @@ func qrError(_ body: () async throws -> Void) async -> API.APIError? {
         try await withQRSandbox { h in
             let token = try await h.device("till-a")
             // -1503: the same device on another trade point.
-            #expect(await qrError { _ = try await h.r1.registerDevice(id: "till-a", tradePointId: 20) }?.statusCode == .deviceOnAnotherTradePoint)
+            #expect(await qrError { _ = try await h.r1.registerDevice(id: "till-a", tradePointID: 20) }?.statusCode == .deviceOnAnotherTradePoint)
             // -99000002, 990000026.
-            #expect(await qrError { _ = try await h.r1.registerDevice(id: "till-b", tradePointId: 999) }?.statusCode == .tradePointNotFound)
-            #expect(await qrError { _ = try await h.r1.registerDevice(id: "till-b", tradePointId: 104039) }?.statusCode == .tradePointNotFound)
-            #expect(await qrError { _ = try await h.r1.registerDevice(id: "till-b", tradePointId: 21) }?.statusCode == .tradePointDoesNotAcceptQR)
+            #expect(await qrError { _ = try await h.r1.registerDevice(id: "till-b", tradePointID: 999) }?.statusCode == .tradePointNotFound)
+            #expect(await qrError { _ = try await h.r1.registerDevice(id: "till-b", tradePointID: 104039) }?.statusCode == .tradePointNotFound)
+            #expect(await qrError { _ = try await h.r1.registerDevice(id: "till-b", tradePointID: 21) }?.statusCode == .tradePointDoesNotAcceptQR)
             // 990000018: a device on a disabled trade point cannot sell.
             let closed = try await h.device("till-closed", tradePoint: 20)
             #expect(await qrError { _ = try await h.r1.createQR(device: closed, amount: 100) }?.statusCode == .tradePointDisabled)
@@ -231,9 +231,9 @@ func qrError(_ body: () async throws -> Void) async -> API.APIError? {
             #expect(await qrError { _ = try await h.r1.createLink(device: token, amount: 100) }?.statusCode == .deviceNotActive)
             #expect(await qrError { try await h.r1.deleteDevice(token) }?.statusCode == .deviceNotActive)
             // Registering again revives the device with its token.
-            #expect(try await h.r1.registerDevice(id: "till-a", tradePointId: 19) == token)
+            #expect(try await h.r1.registerDevice(id: "till-a", tradePointID: 19) == token)
             // -1601.
-            #expect(await qrError { _ = try await h.r1.status(paymentId: 99) }?.statusCode == .purchaseNotFound)
+            #expect(await qrError { _ = try await h.r1.status(paymentID: 99) }?.statusCode == .purchaseNotFound)
             // 990000028 from the server (the SDK refuses such amounts itself, so send it raw).
             let raw = try await h.r1Raw(.POST, "/r1/v01/qr/create", body: #"{"DeviceToken":"\#(token.value)","Amount":1.005}"#)
             #expect(raw.status == 200 && raw.body.contains(#""StatusCode":990000028"#))
@@ -270,13 +270,13 @@ func qrError(_ body: () async throws -> Void) async -> API.APIError? {
             var faults = SandboxQRFaults()
             faults.loseResponseNext = 1
             await h.sandbox.setQRFaults(faults, organizationBin: QRHarness.bin)
-            let error = await qrError { _ = try await h.r1.createQR(device: token, amount: 700, externalId: "order-lost") }
+            let error = await qrError { _ = try await h.r1.createQR(device: token, amount: 700, externalID: "order-lost") }
             guard case .unknownOutcome(_, "order-lost"?, _)? = error else {
                 Issue.record("\(String(describing: error))")
                 return
             }
             let purchases = await h.sandbox.qrPurchases()
-            #expect(purchases.count == 1 && purchases[0].externalId == "order-lost")  // made once, not twice
+            #expect(purchases.count == 1 && purchases[0].externalID == "order-lost")  // made once, not twice
         }
     }
 
@@ -332,86 +332,86 @@ func qrError(_ body: () async throws -> Void) async -> API.APIError? {
 
     @Test func r2RefundsWithTheCustomerPresent() async throws {
         try await withQRSandbox { h in
-            let till = try await h.r2.registerDevice(id: "till-r2", tradePointId: 19)
+            let till = try await h.r2.registerDevice(id: "till-r2", tradePointID: 19)
             let qr = try await h.r2.createQR(device: till, amount: 1000)
             // Refunds are refused until the purchase is Processed.
-            let early = try await h.r2.createReturn(device: till, externalId: "return-0")
-            try await h.sandbox.scanReturn(early.returnId)
+            let early = try await h.r2.createReturn(device: till, externalID: "return-0")
+            try await h.sandbox.scanReturn(early.returnID)
             #expect(
-                await qrError { _ = try await h.r2.refund(device: till, paymentId: qr.paymentId, returnId: early.returnId, amount: 100) }?.statusCode
+                await qrError { _ = try await h.r2.refund(device: till, paymentID: qr.paymentID, returnID: early.returnID, amount: 100) }?.statusCode
                     == .refundNotAllowed)
-            try await h.r2.simulate(.scan, paymentId: qr.paymentId)
-            try await h.r2.simulate(.confirm, paymentId: qr.paymentId)
+            try await h.r2.simulate(.scan, paymentID: qr.paymentID)
+            try await h.r2.simulate(.confirm, paymentID: qr.paymentID)
 
-            let returnQR = try await h.r2.createReturn(device: till, externalId: "return-1")
+            let returnQR = try await h.r2.createReturn(device: till, externalID: "return-1")
             #expect(returnQR.qrToken.count == 41 && returnQR.pollingInterval == 5 && returnQR.scanTimeout == 180)
-            #expect(try await h.r2.returnStatus(returnId: returnQR.returnId) == .qrTokenCreated)
-            #expect(try await h.r2.returnOperations(device: till, returnId: returnQR.returnId).isEmpty)
-            let scanned = try await h.raw(.POST, h.httpURL.absoluteString + "/sandbox/qr/returns/\(returnQR.returnId)/scan")
+            #expect(try await h.r2.returnStatus(returnID: returnQR.returnID) == .qrTokenCreated)
+            #expect(try await h.r2.returnOperations(device: till, returnID: returnQR.returnID).isEmpty)
+            let scanned = try await h.raw(.POST, h.httpURL.absoluteString + "/sandbox/qr/returns/\(returnQR.returnID)/scan")
             #expect(scanned.status == 200)
             #expect(try await h.r2.waitForCustomer(returnQR) == .customerIdentityObtained)
-            let purchases = try await h.r2.returnOperations(device: till, returnId: returnQR.returnId, maxResult: 5)
-            #expect(purchases.map(\.paymentId) == [qr.paymentId] && purchases[0].amount == 1000 && purchases[0].transactionDate != nil)
-            var details = try await h.r2.paymentDetails(paymentId: qr.paymentId, device: till)
+            let purchases = try await h.r2.returnOperations(device: till, returnID: returnQR.returnID, maxResult: 5)
+            #expect(purchases.map(\.paymentID) == [qr.paymentID] && purchases[0].amount == 1000 && purchases[0].transactionDate != nil)
+            var details = try await h.r2.paymentDetails(paymentID: qr.paymentID, device: till)
             #expect(details.totalAmount == 1000 && details.availableReturnAmount == 1000)
-            let refund = try await h.r2.refund(device: till, paymentId: qr.paymentId, returnId: returnQR.returnId, amount: 400)
-            #expect(refund.returnOperationId > 0)
-            details = try await h.r2.paymentDetails(paymentId: qr.paymentId, device: till)
+            let refund = try await h.r2.refund(device: till, paymentID: qr.paymentID, returnID: returnQR.returnID, amount: 400)
+            #expect(refund.returnOperationID > 0)
+            details = try await h.r2.paymentDetails(paymentID: qr.paymentID, device: till)
             #expect(details.availableReturnAmount == 600)
             // -99000005: more than is left.
             #expect(
-                await qrError { _ = try await h.r2.refund(device: till, paymentId: qr.paymentId, returnId: returnQR.returnId, amount: 601) }?
+                await qrError { _ = try await h.r2.refund(device: till, paymentID: qr.paymentID, returnID: returnQR.returnID, amount: 601) }?
                     .statusCode == .refundExceedsAmount)
             // -99000006 by fault injection, without effect.
             var faults = SandboxQRFaults()
             faults.refundFailNext = 1
             await h.sandbox.setQRFaults(faults, organizationBin: QRHarness.bin)
             #expect(
-                await qrError { _ = try await h.r2.refund(device: till, paymentId: qr.paymentId, returnId: returnQR.returnId, amount: 100) }?
+                await qrError { _ = try await h.r2.refund(device: till, paymentID: qr.paymentID, returnID: returnQR.returnID, amount: 100) }?
                     .statusCode == .refundFailed)
-            #expect(try await h.r2.paymentDetails(paymentId: qr.paymentId, device: till).availableReturnAmount == 600)
+            #expect(try await h.r2.paymentDetails(paymentID: qr.paymentID, device: till).availableReturnAmount == 600)
             // -99000001: the return's customer did not make this purchase.
             let other = try await h.r2.createReturn(device: till)
-            try await h.sandbox.scanReturn(other.returnId, customer: "77770001122")
+            try await h.sandbox.scanReturn(other.returnID, customer: "77770001122")
             #expect(
-                await qrError { _ = try await h.r2.refund(device: till, paymentId: qr.paymentId, returnId: other.returnId, amount: 100) }?.statusCode
+                await qrError { _ = try await h.r2.refund(device: till, paymentID: qr.paymentID, returnID: other.returnID, amount: 100) }?.statusCode
                     == .purchaseNotFoundForOperation)
             // -99000003: a device of another trade point.
-            let second = try await h.r2.registerDevice(id: "till-r2-closed", tradePointId: 20)
+            let second = try await h.r2.registerDevice(id: "till-r2-closed", tradePointID: 20)
             #expect(
-                await qrError { _ = try await h.r2.refund(device: second, paymentId: qr.paymentId, returnId: returnQR.returnId, amount: 100) }?
+                await qrError { _ = try await h.r2.refund(device: second, paymentID: qr.paymentID, returnID: returnQR.returnID, amount: 100) }?
                     .statusCode == .tradePointMismatch)
             // -1601: an unknown return.
-            #expect(await qrError { _ = try await h.r2.returnStatus(returnId: 5) }?.statusCode == .purchaseNotFound)
+            #expect(await qrError { _ = try await h.r2.returnStatus(returnID: 5) }?.statusCode == .purchaseNotFound)
             // The rest refunded in full.
-            _ = try await h.r2.refund(device: till, paymentId: qr.paymentId, returnId: returnQR.returnId, amount: 600)
-            #expect(try await h.r2.paymentDetails(paymentId: qr.paymentId, device: till).availableReturnAmount == 0)
+            _ = try await h.r2.refund(device: till, paymentID: qr.paymentID, returnID: returnQR.returnID, amount: 600)
+            #expect(try await h.r2.paymentDetails(paymentID: qr.paymentID, device: till).availableReturnAmount == 0)
             // A return QR nobody scans dies after its timeout.
             let stale = try await h.r2.createReturn(device: till)
             await h.sandbox.advanceClock(by: 181)
-            #expect(try await h.r2.returnStatus(returnId: stale.returnId) == .error)
+            #expect(try await h.r2.returnStatus(returnID: stale.returnID) == .error)
         }
     }
 
     @Test func r3RefundsWithoutTheCustomer() async throws {
         try await withQRSandbox { h in
-            let till = try await h.r3.registerDevice(id: "till-r3", tradePointId: 19)
+            let till = try await h.r3.registerDevice(id: "till-r3", tradePointID: 19)
             let unpaid = try await h.r3.createQR(device: till, amount: 300)
             #expect(
-                await qrError { _ = try await h.r3.refund(device: till, paymentId: unpaid.paymentId, amount: 100) }?.statusCode == .refundNotAllowed)
+                await qrError { _ = try await h.r3.refund(device: till, paymentID: unpaid.paymentID, amount: 100) }?.statusCode == .refundNotAllowed)
             let paid = try await h.paidPurchase(300, device: till)
-            _ = try await h.r3.refund(device: till, paymentId: paid, amount: Decimal(string: "150.25")!)
-            #expect(try await h.r3.paymentDetails(paymentId: paid, device: till).availableReturnAmount == Decimal(string: "149.75"))
-            #expect(await qrError { _ = try await h.r3.refund(device: till, paymentId: 123, amount: 1) }?.statusCode == .purchaseNotFound)
+            _ = try await h.r3.refund(device: till, paymentID: paid, amount: Decimal(string: "150.25")!)
+            #expect(try await h.r3.paymentDetails(paymentID: paid, device: till).availableReturnAmount == Decimal(string: "149.75"))
+            #expect(await qrError { _ = try await h.r3.refund(device: till, paymentID: 123, amount: 1) }?.statusCode == .purchaseNotFound)
             // -99000020: a loan purchase is refunded whole or not at all.
             let loan = try await h.paidPurchase(900, device: till, loan: true)
-            #expect(try await h.r3.status(paymentId: loan).loanTerm == 12)
-            #expect(await qrError { _ = try await h.r3.refund(device: till, paymentId: loan, amount: 100) }?.statusCode == .partialRefundNotPossible)
-            _ = try await h.r3.refund(device: till, paymentId: loan, amount: 900)
+            #expect(try await h.r3.status(paymentID: loan).loanTerm == 12)
+            #expect(await qrError { _ = try await h.r3.refund(device: till, paymentID: loan, amount: 100) }?.statusCode == .partialRefundNotPossible)
+            _ = try await h.r3.refund(device: till, paymentID: loan, amount: 900)
             // The second organization's devices and purchases are its own.
             let second = h.r3.acting(for: try API.OrganizationBIN(QRHarness.secondBIN))
             #expect(await qrError { _ = try await second.createQR(device: till, amount: 100) }?.statusCode == .deviceNotFound)
-            let theirs = try await second.registerDevice(id: "till-r3", tradePointId: 104039)
+            let theirs = try await second.registerDevice(id: "till-r3", tradePointID: 104039)
             #expect(theirs != till)
             _ = try await second.createQR(device: theirs, amount: 100)
         }
@@ -419,28 +419,28 @@ func qrError(_ body: () async throws -> Void) async -> API.APIError? {
 
     @Test func r3RemoteInvoices() async throws {
         try await withQRSandbox { h in
-            let till = try await h.r3.registerDevice(id: "till-remote", tradePointId: 19)
+            let till = try await h.r3.registerDevice(id: "till-remote", tradePointID: 19)
             #expect(try await h.r3.clientInfo(phoneNumber: "87071234567", device: till).clientName.hasSuffix("4567"))
             #expect(await qrError { _ = try await h.r3.clientInfo(phoneNumber: "87070000000", device: till) }?.statusCode == .undocumented(-1404))
             let invoice = try await h.r3.createRemoteInvoice(device: till, phoneNumber: "87071234567", amount: 4200, comment: "Roses")
-            #expect(try await h.r3.status(paymentId: invoice.paymentId).status == .remotePaymentCreated)
+            #expect(try await h.r3.status(paymentID: invoice.paymentID).status == .remotePaymentCreated)
             // A second read right away looks like a timer: refused.
-            let refused = await qrError { _ = try await h.r3.status(paymentId: invoice.paymentId) }
+            let refused = await qrError { _ = try await h.r3.status(paymentID: invoice.paymentID) }
             #expect(refused?.statusCode == .serviceUnavailable)
             #expect(
-                await qrError { _ = try await h.r3.cancelRemoteInvoice(device: till, paymentId: 77) }?.statusCode == .purchaseNotFoundForOperation)
-            #expect(try await h.r3.cancelRemoteInvoice(device: till, paymentId: invoice.paymentId) == .remotePaymentCanceled)
+                await qrError { _ = try await h.r3.cancelRemoteInvoice(device: till, paymentID: 77) }?.statusCode == .purchaseNotFoundForOperation)
+            #expect(try await h.r3.cancelRemoteInvoice(device: till, paymentID: invoice.paymentID) == .remotePaymentCanceled)
             await h.sandbox.advanceClock(by: 11)
-            #expect(try await h.r3.status(paymentId: invoice.paymentId).status == .remotePaymentCanceled)
+            #expect(try await h.r3.status(paymentID: invoice.paymentID).status == .remotePaymentCanceled)
             // A paid invoice belongs to the billed number; one left alone expires after 24 hours.
             let paid = try await h.r3.createRemoteInvoice(device: till, phoneNumber: "77012223344", amount: 100)
-            try await h.sandbox.act(.confirm, paymentId: paid.paymentId)
-            #expect(await h.sandbox.qrPurchases().first { $0.id == paid.paymentId }?.customer == "77012223344")
+            try await h.sandbox.act(.confirm, paymentID: paid.paymentID)
+            #expect(await h.sandbox.qrPurchases().first { $0.id == paid.paymentID }?.customer == "77012223344")
             #expect(
-                await qrError { _ = try await h.r3.cancelRemoteInvoice(device: till, paymentId: paid.paymentId) }?.statusCode == .undocumented(-1401))
+                await qrError { _ = try await h.r3.cancelRemoteInvoice(device: till, paymentID: paid.paymentID) }?.statusCode == .undocumented(-1401))
             let stale = try await h.r3.createRemoteInvoice(device: till, phoneNumber: "77012223344", amount: 100)
             await h.sandbox.advanceClock(by: 86_401)
-            #expect(try await h.r3.status(paymentId: stale.paymentId).status == .error)
+            #expect(try await h.r3.status(paymentID: stale.paymentID).status == .error)
             // -1401 for a malformed number, from the server (the SDK refuses it itself).
             let raw = try await h.raw(
                 .GET, h.httpURL.absoluteString + "/r3/v01/remote/client-info?phoneNumber=123&deviceToken=\(till.value)")
@@ -450,7 +450,7 @@ func qrError(_ body: () async throws -> Void) async -> API.APIError? {
 
     @Test func clientInfoIsLimitedPerDevice() async throws {
         try await withQRSandbox(configure: { $0.qrAPI.clientInfoPerMinute = 2 }) { h in
-            let till = try await h.r3.registerDevice(id: "till-info", tradePointId: 19)
+            let till = try await h.r3.registerDevice(id: "till-info", tradePointID: 19)
             _ = try await h.r3.clientInfo(phoneNumber: "87071234567", device: till)
             _ = try await h.r3.clientInfo(phoneNumber: "87071234567", device: till)
             let error = await qrError { _ = try await h.r3.clientInfo(phoneNumber: "87071234567", device: till) }
@@ -523,15 +523,19 @@ func qrError(_ body: () async throws -> Void) async -> API.APIError? {
         let (token, id) = try await withQRSandbox(configure: { $0.dataPath = file }) { h in
             let token = try await h.device("till-persist")
             let paid = try await h.paidPurchase(800, device: token)
-            _ = try await h.r3.refund(device: token, paymentId: paid, amount: 300)
+            _ = try await h.r3.refund(device: token, paymentID: paid, amount: 300)
             return (token, paid)
         }
+        // Stored under the wire names, whatever the Swift names (see the guide's sandbox test).
+        let records = try await storedDocuments(file, table: "sandbox_qr")
+        #expect(records.contains { $0.contains(#""deviceId":"till-persist""#) && $0.contains(#""tradePointId":19"#) })
+        #expect(records.contains { $0.contains(#""externalId":"#) && $0.contains(#""transactionId":"#) })
         try await withQRSandbox(configure: { $0.dataPath = file }) { h in
-            #expect(try await h.r1.registerDevice(id: "till-persist", tradePointId: 19) == token)
-            #expect(try await h.r1.status(paymentId: id).status == .processed)
-            #expect(try await h.r3.paymentDetails(paymentId: id, device: token).availableReturnAmount == 500)
+            #expect(try await h.r1.registerDevice(id: "till-persist", tradePointID: 19) == token)
+            #expect(try await h.r1.status(paymentID: id).status == .processed)
+            #expect(try await h.r3.paymentDetails(paymentID: id, device: token).availableReturnAmount == 500)
             let next = try await h.r1.createQR(device: token, amount: 100)
-            #expect(next.paymentId > id)
+            #expect(next.paymentID > id)
         }
     }
 }
@@ -617,24 +621,24 @@ final class TLSClients: Sendable {
                 .POST, "r3", "/v01/payment/return", template: "/v01/payment/return",
                 body: #"{"OrganizationBin":"123456789012","DeviceToken":"\#(token)","QrPaymentId":\#(id),"Amount":1000}"#)
             let returnQR = try await call(.POST, "r2", "/v01/return/create", template: "/v01/return/create", body: #"{"DeviceToken":"\#(token)"}"#)
-            let returnId = try #require(data(returnQR)["QrReturnId"] as? Int64)
-            try await h.sandbox.scanReturn(returnId)
-            _ = try await call(.GET, "r2", "/v01/return/status/\(returnId)", template: "/v01/return/status/{QrReturnId}")
+            let returnID = try #require(data(returnQR)["QrReturnId"] as? Int64)
+            try await h.sandbox.scanReturn(returnID)
+            _ = try await call(.GET, "r2", "/v01/return/status/\(returnID)", template: "/v01/return/status/{QrReturnId}")
             _ = try await call(
                 .POST, "r2", "/v01/return/operations", template: "/v01/return/operations",
-                body: #"{"DeviceToken":"\#(token)","QrReturnId":\#(returnId),"MaxResult":3}"#)
+                body: #"{"DeviceToken":"\#(token)","QrReturnId":\#(returnID),"MaxResult":3}"#)
             _ = try await call(
                 .POST, "r2", "/v01/payment/return", template: "/v01/payment/return",
-                body: #"{"DeviceToken":"\#(token)","QrPaymentId":\#(id),"QrReturnId":\#(returnId),"Amount":50}"#)
+                body: #"{"DeviceToken":"\#(token)","QrPaymentId":\#(id),"QrReturnId":\#(returnID),"Amount":50}"#)
             _ = try await call(
                 .GET, "r3", "/v01/remote/client-info?PhoneNumber=87071234567&DeviceToken=\(token)", template: "/v01/remote/client-info")
             let invoice = try await call(
                 .POST, "r3", "/v01/remote/create", template: "/v01/remote/create",
                 body: #"{"OrganizationBin":"123456789012","Amount":10,"PhoneNumber":"87071234567","DeviceToken":"\#(token)","Comment":"c"}"#)
-            let invoiceId = try #require(data(invoice)["QrPaymentId"] as? Int64)
+            let invoiceID = try #require(data(invoice)["QrPaymentId"] as? Int64)
             _ = try await call(
                 .POST, "r3", "/v01/remote/cancel", template: "/v01/remote/cancel",
-                body: #"{"OrganizationBin":"123456789012","QrPaymentId":\#(invoiceId),"DeviceToken":"\#(token)"}"#)
+                body: #"{"OrganizationBin":"123456789012","QrPaymentId":\#(invoiceID),"DeviceToken":"\#(token)"}"#)
             _ = try await call(.POST, "r1", "/v01/device/delete", template: "/v01/device/delete", body: #"{"DeviceToken":"\#(token)"}"#)
             _ = try await call(.POST, "r1", "/v01/return/create", template: "/v01/return/create", body: "{}")
             #expect(checked == 29)

@@ -20,7 +20,7 @@ func takeQRPayment(
     let client = try KaspiQRAPI.Client<KaspiQRAPI.R1>(
         apiKey: apiKey, configuration: .init(host: settings.host), transport: transport)
 
-    let qr = try await client.createQR(device: device, amount: total, externalId: "ORDER-\(orderNumber)")
+    let qr = try await client.createQR(device: device, amount: total, externalID: "ORDER-\(orderNumber)")
     show(qr.qrToken)  // draw it as a QR code, with qr.paymentMethods beside it
     switch try await client.waitForPayment(qr) {
     case .processed: return true

@@ -31,12 +31,12 @@ struct ReadmeQRTests {
                 // The payer scans and confirms once the QR is shown.
                 Task {
                     guard let purchase = await sandbox.qrPurchases().first(where: { $0.token == token }) else { return }
-                    try await sandbox.act(.scan, paymentId: purchase.id)
-                    try await sandbox.act(.confirm, paymentId: purchase.id)
+                    try await sandbox.act(.scan, paymentID: purchase.id)
+                    try await sandbox.act(.confirm, paymentID: purchase.id)
                 }
             }
             #expect(paid)
-            #expect(await h.sandbox.qrPurchases().first?.externalId == "ORDER-7")
+            #expect(await h.sandbox.qrPurchases().first?.externalID == "ORDER-7")
         }
     }
 }

@@ -11,10 +11,10 @@ struct WebhookAndFaultTests {
         try await receiver.run { hook in
             try await withSandbox(configure: { $0.tradePoints[0].webhookURL = hook }) { h in
                 _ = try await h.client.orders.create(newOrder("W-1"))
-                try await h.sandbox.trigger(.declined, orderId: "W-1", tradePointId: "TP-1")
+                try await h.sandbox.trigger(.declined, orderID: "W-1", tradePointID: "TP-1")
                 #expect(await receiver.waitFor(3))
-                #expect(await eventually { await h.sandbox.webhooks(orderId: "W-1").first?.state == .delivered })
-                let delivery = try #require(await h.sandbox.webhooks(orderId: "W-1").first)
+                #expect(await eventually { await h.sandbox.webhooks(orderID: "W-1").first?.state == .delivered })
+                let delivery = try #require(await h.sandbox.webhooks(orderID: "W-1").first)
                 #expect(delivery.attempts.map(\.responseCode) == [500, 503, 200])
                 #expect(delivery.attempts.allSatisfy { $0.latencyMs >= 0 && !$0.manual })
                 // Every copy is byte-identical and verifies.
@@ -29,7 +29,7 @@ struct WebhookAndFaultTests {
                 let resend = try await h.raw(.POST, "/sandbox/webhooks/\(delivery.id)/resend")
                 #expect(resend.status == 200 && json(resend.body)["responseCode"] as? Int == 200)
                 #expect(receiver.received.count == 4)
-                #expect(await h.sandbox.webhooks(orderId: "W-1").first?.attempts.last?.manual == true)
+                #expect(await h.sandbox.webhooks(orderID: "W-1").first?.attempts.last?.manual == true)
                 #expect(try await h.raw(.POST, "/sandbox/webhooks/nope/resend").status == 404)
             }
         }
@@ -43,9 +43,9 @@ struct WebhookAndFaultTests {
                 $0.webhookRetrySeconds = [0.02, 0.02]
             }) { h in
                 _ = try await h.client.orders.create(newOrder("W-2"))
-                try await h.sandbox.trigger(.approved, orderId: "W-2", tradePointId: "TP-1")
-                #expect(await eventually { await h.sandbox.webhooks(orderId: "W-2").first?.state == .failed })
-                #expect(await h.sandbox.webhooks(orderId: "W-2").first?.attempts.count == 3)
+                try await h.sandbox.trigger(.approved, orderID: "W-2", tradePointID: "TP-1")
+                #expect(await eventually { await h.sandbox.webhooks(orderID: "W-2").first?.state == .failed })
+                #expect(await h.sandbox.webhooks(orderID: "W-2").first?.attempts.count == 3)
             }
         }
     }
@@ -58,7 +58,7 @@ struct WebhookAndFaultTests {
                 $0.webhookRetrySeconds = [3600]
             }) { h in
                 _ = try await h.client.orders.create(newOrder("W-3"))
-                try await h.sandbox.trigger(.approved, orderId: "W-3", tradePointId: "TP-1")
+                try await h.sandbox.trigger(.approved, orderID: "W-3", tradePointID: "TP-1")
                 #expect(await receiver.waitFor(1))
                 try await Task.sleep(for: .milliseconds(300))
                 #expect(receiver.received.count == 1)
@@ -77,24 +77,24 @@ struct WebhookAndFaultTests {
                 let put = try await h.raw(.PUT, "/sandbox/faults/TP-1", body: #"{"webhookDropRate":1}"#)
                 #expect(put.status == 200)
                 _ = try await h.client.orders.create(newOrder("F-1"))
-                try await h.sandbox.trigger(.approved, orderId: "F-1", tradePointId: "TP-1")
+                try await h.sandbox.trigger(.approved, orderID: "F-1", tradePointID: "TP-1")
                 try await Task.sleep(for: .milliseconds(200))
                 #expect(receiver.received.isEmpty)
-                #expect(await h.sandbox.webhooks(orderId: "F-1").first?.state == .dropped)
+                #expect(await h.sandbox.webhooks(orderID: "F-1").first?.state == .dropped)
 
                 faults = SandboxFaults()
                 faults.webhookDuplicateRate = 1
-                await h.sandbox.setFaults(faults, tradePointId: "TP-1")
+                await h.sandbox.setFaults(faults, tradePointID: "TP-1")
                 _ = try await h.client.orders.create(newOrder("F-2"))
-                try await h.sandbox.trigger(.approved, orderId: "F-2", tradePointId: "TP-1")
+                try await h.sandbox.trigger(.approved, orderID: "F-2", tradePointID: "TP-1")
                 #expect(await receiver.waitFor(2))
                 #expect(receiver.received.allSatisfy { String(decoding: $0.body, as: UTF8.self).contains("F-2") })
 
                 faults = SandboxFaults()
                 faults.webhookDelaySeconds = 120
-                await h.sandbox.setFaults(faults, tradePointId: "TP-1")
+                await h.sandbox.setFaults(faults, tradePointID: "TP-1")
                 _ = try await h.client.orders.create(newOrder("F-3"))
-                try await h.sandbox.trigger(.approved, orderId: "F-3", tradePointId: "TP-1")
+                try await h.sandbox.trigger(.approved, orderID: "F-3", tradePointID: "TP-1")
                 try await Task.sleep(for: .milliseconds(200))
                 #expect(receiver.received.count == 2)
                 await h.sandbox.advanceClock(by: 120)
@@ -102,14 +102,14 @@ struct WebhookAndFaultTests {
 
                 faults = SandboxFaults()
                 faults.webhookReorder = true
-                await h.sandbox.setFaults(faults, tradePointId: "TP-1")
+                await h.sandbox.setFaults(faults, tradePointID: "TP-1")
                 _ = try await h.client.orders.create(newOrder("F-4"))
                 _ = try await h.client.orders.create(newOrder("F-5"))
-                try await h.sandbox.trigger(.approved, orderId: "F-4", tradePointId: "TP-1")
+                try await h.sandbox.trigger(.approved, orderID: "F-4", tradePointID: "TP-1")
                 try await Task.sleep(for: .milliseconds(200))
                 #expect(receiver.received.count == 3)
-                await h.sandbox.setFaults(SandboxFaults(), tradePointId: "TP-1")
-                try await h.sandbox.trigger(.declined, orderId: "F-5", tradePointId: "TP-1")
+                await h.sandbox.setFaults(SandboxFaults(), tradePointID: "TP-1")
+                try await h.sandbox.trigger(.declined, orderID: "F-5", tradePointID: "TP-1")
                 #expect(await receiver.waitFor(5))
                 let order = receiver.received.suffix(2).map { String(decoding: $0.body, as: UTF8.self).contains("F-5") ? "F-5" : "F-4" }
                 #expect(order == ["F-5", "F-4"])
@@ -125,24 +125,24 @@ struct WebhookAndFaultTests {
         try await withSandbox { h in
             var faults = SandboxFaults()
             faults.apiFailNext = 2
-            await h.sandbox.setFaults(faults, tradePointId: "TP-1")
+            await h.sandbox.setFaults(faults, tradePointID: "TP-1")
             // The SDK retries through two injected 503s.
             let created = try await h.client.orders.create(newOrder("A-1"))
             #expect(!created.recovered)
             faults = SandboxFaults()
             faults.apiFailureRate = 1
-            await h.sandbox.setFaults(faults, tradePointId: "TP-1")
+            await h.sandbox.setFaults(faults, tradePointID: "TP-1")
             let error = await kaspiError { _ = try await h.client.orders.status(of: "A-1") }
             #expect(error?.serverReply?.httpStatus == 503 || error?.code == "SANDBOX_INJECTED_FAILURE")
             faults = SandboxFaults()
             faults.apiTimeoutRate = 1
             faults.apiTimeoutSeconds = 0.2
-            await h.sandbox.setFaults(faults, tradePointId: "TP-1")
+            await h.sandbox.setFaults(faults, tradePointID: "TP-1")
             let timeout = try await h.raw(.GET, "/api/v1/orders/A-1/status", headers: ["Authorization": "Bearer \(h.tradePoint.apiKey)"])
             #expect(timeout.status == 504)
             faults = SandboxFaults()
             faults.apiLatencyMs = 150
-            await h.sandbox.setFaults(faults, tradePointId: "TP-1")
+            await h.sandbox.setFaults(faults, tradePointID: "TP-1")
             let started = ContinuousClock.now
             #expect(try await h.client.orders.status(of: "A-1").status == .pending)
             #expect(ContinuousClock.now - started >= .milliseconds(150))
@@ -167,22 +167,22 @@ struct WebhookAndFaultTests {
         try await withSandbox { h in
             var faults = SandboxFaults()
             faults.apiLoseResponseNext = 1
-            await h.sandbox.setFaults(faults, tradePointId: "TP-1")
+            await h.sandbox.setFaults(faults, tradePointID: "TP-1")
             let created = try await h.client.orders.create(newOrder("REC-1"))
             #expect(created.recovered)
             #expect(created.paymentURL.path.hasPrefix("/pay/"))
             #expect(try await h.raw(.GET, created.paymentURL.path).status == 200)
 
-            await h.sandbox.setFaults(faults, tradePointId: "TP-1")
-            let qr = try await h.client.qr.create(amount: 700, orderId: "REC-2")
+            await h.sandbox.setFaults(faults, tradePointID: "TP-1")
+            let qr = try await h.client.qr.create(amount: 700, orderID: "REC-2")
             #expect(qr.recovered && qr.png.starts(with: [0x89, 0x50, 0x4E, 0x47]))
             #expect(try await h.client.qr.status(token: qr.token) == .pending)
 
-            try await h.sandbox.trigger(.approved, orderId: "REC-1", tradePointId: "TP-1")
-            await h.sandbox.setFaults(faults, tradePointId: "TP-1")
-            let refund = try await h.client.refunds.create(orderId: "REC-1", amount: 1200)
+            try await h.sandbox.trigger(.approved, orderID: "REC-1", tradePointID: "TP-1")
+            await h.sandbox.setFaults(faults, tradePointID: "TP-1")
+            let refund = try await h.client.refunds.create(orderID: "REC-1", amount: 1200)
             #expect(refund.recovered && refund.refundedAmount == 1200)
-            #expect(await h.sandbox.orders().first { $0.orderId == "REC-1" }?.refunds.count == 1)
+            #expect(await h.sandbox.orders().first { $0.orderID == "REC-1" }?.refunds.count == 1)
         }
     }
 
@@ -215,22 +215,30 @@ struct WebhookAndFaultTests {
                 $0.tradePoints[0].webhookURL = hook
             }) { h in
                 _ = try await h.client.orders.create(newOrder("P-1"))
-                _ = try await h.client.qr.create(amount: 300, orderId: "P-2")
-                try await h.sandbox.trigger(.approved, orderId: "P-1", tradePointId: "TP-1")
-                _ = try await h.client.refunds.create(orderId: "P-1", amount: 1000)
+                _ = try await h.client.qr.create(amount: 300, orderID: "P-2")
+                try await h.sandbox.trigger(.approved, orderID: "P-1", tradePointID: "TP-1")
+                _ = try await h.client.refunds.create(orderID: "P-1", amount: 1000)
                 #expect(await receiver.waitFor(1))
                 await h.sandbox.advanceClock(by: 30)
             }
         }
+        // The field names on disk are the wire names, whatever the Swift names: a file written
+        // before a rename still loads.
+        let orders = try await storedDocuments(path, table: "sandbox_orders")
+        #expect(orders.count == 2)
+        #expect(orders.allSatisfy { $0.contains(#""orderId":"#) && $0.contains(#""tradePointId":"#) })
+        #expect(orders.contains { ["returnUrl", "failUrl", "transactionId"].allSatisfy($0.contains) })
+        let webhooks = try await storedDocuments(path, table: "sandbox_webhooks")
+        #expect(!webhooks.isEmpty && webhooks.allSatisfy { $0.contains(#""orderId":"#) && $0.contains(#""tradePointId":"#) })
         try await withSandbox(configure: { $0.dataPath = path }) { h in
             let status = try await h.client.orders.status(of: "P-1")
-            #expect(status.status == .approved && status.refundedAmount == 1000 && status.transactionId != nil)
+            #expect(status.status == .approved && status.refundedAmount == 1000 && status.transactionID != nil)
             #expect(try await h.client.orders.status(of: "P-2").status == .pending)
-            #expect(await h.sandbox.webhooks(orderId: "P-1").first?.state == .delivered)
+            #expect(await h.sandbox.webhooks(orderID: "P-1").first?.state == .delivered)
             #expect(h.sandbox.clock.currentOffset >= 30)
             #expect(await kaspiError { _ = try await h.client.orders.create(newOrder("P-1")) }?.code == "ORDER_ALREADY_EXISTS")
-            _ = try await h.client.refunds.create(orderId: "P-1", amount: 4000)
-            #expect(await kaspiError { _ = try await h.client.refunds.create(orderId: "P-1", amount: 1) }?.code == "REFUND_NOT_ALLOWED")
+            _ = try await h.client.refunds.create(orderID: "P-1", amount: 4000)
+            #expect(await kaspiError { _ = try await h.client.refunds.create(orderID: "P-1", amount: 1) }?.code == "REFUND_NOT_ALLOWED")
         }
     }
 }

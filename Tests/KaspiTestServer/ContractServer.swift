@@ -13,9 +13,9 @@ public final class ContractServer: Sendable {
         public var amount: Int
         public var status: String
         public var refunded: Int = 0
-        public var transactionId: String?
+        public var transactionID: String?
         public var qrToken: String?
-        public var returnUrl: String?
+        public var returnURL: String?
     }
 
     /// What to do to the next request whose path contains `path`.
@@ -54,10 +54,10 @@ public final class ContractServer: Sendable {
     }
 
     /// Sets an order's status as Kaspi would after the payer acted.
-    public func setStatus(_ orderId: String, _ status: String) {
+    public func setStatus(_ orderID: String, _ status: String) {
         state.withLock {
-            $0.orders[orderId]?.status = status
-            if status == "APPROVED" { $0.orders[orderId]?.transactionId = "TX-\(orderId)" }
+            $0.orders[orderID]?.status = status
+            if status == "APPROVED" { $0.orders[orderID]?.transactionID = "TX-\(orderID)" }
         }
     }
 
@@ -111,7 +111,7 @@ public final class ContractServer: Sendable {
                     "status": order.status, "orderId": id, "amount": order.amount, "refundedAmount": order.refunded,
                     "paymentUrl": "http://pay.test/pay/\(id)",
                 ]
-                if let tx = order.transactionId { reply["transactionId"] = tx }
+                if let tx = order.transactionID { reply["transactionId"] = tx }
                 if let token = order.qrToken {
                     reply["qrToken"] = token
                     reply["qrCode"] = Data([0x89, 0x50, 0x4E, 0x47]).base64EncodedString()
@@ -159,11 +159,11 @@ public final class ContractServer: Sendable {
     }
 
     private func create(_ body: [String: Any], qr: Bool) -> Response {
-        guard let amount = body["amount"] as? Int, let orderId = body["orderId"] as? String,
+        guard let amount = body["amount"] as? Int, let orderID = body["orderId"] as? String,
             let tradePoint = body["tradePointId"] as? String, let signature = body["signature"] as? String
         else { return error(.badRequest, "INVALID_REQUEST", "missing or mistyped fields") }
         guard tradePoint == tradePointID else { return error(.notFound, "TRADE_POINT_NOT_FOUND", "unknown trade point") }
-        guard signature == sign("\(amount)", orderId, apiKey) else {
+        guard signature == sign("\(amount)", orderID, apiKey) else {
             return error(.badRequest, "INVALID_SIGNATURE", "signature mismatch")
         }
         guard amount >= 100 else { return error(.badRequest, "AMOUNT_TOO_SMALL", "at least 100") }
@@ -175,20 +175,20 @@ public final class ContractServer: Sendable {
             }
         }
         return state.withLock { state -> Response in
-            guard state.orders[orderId] == nil else {
-                return error(.conflict, "ORDER_ALREADY_EXISTS", "orderId \(orderId) exists")
+            guard state.orders[orderID] == nil else {
+                return error(.conflict, "ORDER_ALREADY_EXISTS", "orderId \(orderID) exists")
             }
             var order = Order(amount: amount, status: "PENDING")
             if qr {
-                let token = "qr_" + orderId
+                let token = "qr_" + orderID
                 order.qrToken = token
-                state.qrTokens[token] = orderId
-                state.orders[orderId] = order
+                state.qrTokens[token] = orderID
+                state.orders[orderID] = order
                 return json(.ok, ["qrCode": Data([0x89, 0x50, 0x4E, 0x47]).base64EncodedString(), "qrToken": token])
             }
-            order.returnUrl = body["returnUrl"] as? String
-            state.orders[orderId] = order
-            return json(.ok, ["paymentUrl": "http://pay.test/pay/\(orderId)", "orderId": orderId, "status": "PENDING"])
+            order.returnURL = body["returnUrl"] as? String
+            state.orders[orderID] = order
+            return json(.ok, ["paymentUrl": "http://pay.test/pay/\(orderID)", "orderId": orderID, "status": "PENDING"])
         }
     }
 

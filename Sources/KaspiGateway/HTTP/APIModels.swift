@@ -77,7 +77,7 @@ struct OrderResponse: ResponseEncodable {
     var refundedAmount: Int
     var currency = "KZT"
     var provider: String
-    var providerOrderId: String
+    var providerOrderID: String
     var needsReview: Bool
     var createdAt: Date
     var updatedAt: Date
@@ -86,14 +86,19 @@ struct OrderResponse: ResponseEncodable {
     var metadata: JSONValue?
     var mobileReturnURL: String?
     var paymentURL: String?
-    var transactionId: String?
-    var providerPaymentId: String?
+    var transactionID: String?
+    var providerPaymentID: String?
     var qrCode: String?
     var qrToken: String?
 
     enum CodingKeys: String, CodingKey {
-        case id, state, kind, amount, refundedAmount, currency, provider, providerOrderId, needsReview, createdAt, updatedAt
-        case description, merchantReference, metadata, transactionId, providerPaymentId, qrCode, qrToken
+        case id, state, kind, amount, refundedAmount, currency, provider
+        case providerOrderID = "providerOrderId"
+        case needsReview, createdAt, updatedAt
+        case description, merchantReference, metadata
+        case transactionID = "transactionId"
+        case providerPaymentID = "providerPaymentId"
+        case qrCode, qrToken
         case mobileReturnURL = "mobileReturnUrl"
         case paymentURL = "paymentUrl"
     }
@@ -105,7 +110,7 @@ struct OrderResponse: ResponseEncodable {
         amount = order.amount
         refundedAmount = order.refundedAmount
         provider = order.provider
-        providerOrderId = order.providerOrderId
+        providerOrderID = order.providerOrderID
         needsReview = order.needsReview
         createdAt = order.createdAt
         updatedAt = order.updatedAt
@@ -115,8 +120,8 @@ struct OrderResponse: ResponseEncodable {
         metadata = order.metadata.flatMap { try? JSONDecoder().decode(JSONValue.self, from: Data($0.utf8)) }
         mobileReturnURL = order.mobileReturnURL
         paymentURL = order.paymentURL
-        transactionId = order.transactionId
-        providerPaymentId = order.providerPaymentId
+        transactionID = order.transactionID
+        providerPaymentID = order.providerPaymentID
         qrCode = qr.map { Data($0.png).base64EncodedString() }
         qrToken = qr?.token
     }
@@ -173,7 +178,7 @@ struct RefundResponse: Encodable {
 struct OutboxResponse: Encodable {
     var id: String
     var type: String
-    var orderId: String
+    var orderID: String
     var state: OutboxMessage.State
     var attempts: Int
     @EncodedAsNull var lastStatus: Int?
@@ -182,11 +187,21 @@ struct OutboxResponse: Encodable {
     init(_ message: OutboxMessage) {
         id = message.id
         type = message.type
-        orderId = message.orderId
+        orderID = message.orderID
         state = message.state
         attempts = message.attempts
         lastStatus = message.lastStatus
         createdAt = message.createdAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id
+        case type
+        case orderID = "orderId"
+        case state
+        case attempts
+        case lastStatus
+        case createdAt
     }
 }
 
@@ -216,11 +231,19 @@ struct CustomerReturnResponse: ResponseEncodable {
 /// A return's status, with the customer's purchases and the gateway's orders for them.
 struct CustomerReturnStatusResponse: ResponseEncodable {
     struct Purchase: Encodable {
-        var paymentId: String
+        var paymentID: String
         var amount: Decimal
         @EncodedAsNull var transactionDate: Date?
-        @EncodedAsNull var orderId: String?
+        @EncodedAsNull var orderID: String?
         var refundableAmount: Int
+
+        enum CodingKeys: String, CodingKey {
+            case paymentID = "paymentId"
+            case amount
+            case transactionDate
+            case orderID = "orderId"
+            case refundableAmount
+        }
     }
     var id: String
     var status: String
@@ -232,9 +255,9 @@ struct CustomerReturnStatusResponse: ResponseEncodable {
         self.status = status.status
         identified = status.identified
         purchases = status.purchases.map { purchase in
-            let order = orders[purchase.providerPaymentId]
+            let order = orders[purchase.providerPaymentID]
             return Purchase(
-                paymentId: purchase.providerPaymentId, amount: purchase.amount, transactionDate: purchase.at, orderId: order?.id,
+                paymentID: purchase.providerPaymentID, amount: purchase.amount, transactionDate: purchase.at, orderID: order?.id,
                 refundableAmount: order.map { $0.state == .paid ? $0.amount - $0.refundedAmount : 0 } ?? 0)
         }
     }
@@ -259,10 +282,11 @@ struct PaymentLinkResponse: ResponseEncodable {
     var description: String?
     var merchantReference: String?
     var expiresAt: Date?
-    var orderId: String?
+    var orderID: String?
 
     enum CodingKeys: String, CodingKey {
-        case id, url, amount, status, qrCode, createdAt, description, merchantReference, expiresAt, orderId
+        case id, url, amount, status, qrCode, createdAt, description, merchantReference, expiresAt
+        case orderID = "orderId"
         case whatsappURL = "whatsappUrl"
         case smsURL = "smsUrl"
     }
@@ -279,7 +303,7 @@ struct PaymentLinkResponse: ResponseEncodable {
         description = view.link.description
         merchantReference = view.link.merchantReference
         expiresAt = view.link.expiresAt
-        orderId = view.order?.id
+        orderID = view.order?.id
     }
 }
 

@@ -85,7 +85,7 @@ struct DashboardController {
                     amount = value
                 }
                 do {
-                    let order = try await gateway.refund(orderId: id, amount: amount)
+                    let order = try await gateway.refund(orderID: id, amount: amount)
                     return redirect("/admin/orders/\(id)", "Refunded; \(order.refundedAmount) of \(order.amount) refunded in all.")
                 } catch {
                     return redirect("/admin/orders/\(id)", "Refund refused: \(Self.text(error))")
@@ -96,13 +96,13 @@ struct DashboardController {
         router.post("/admin/refunds/:id/settle") { request, context in
             let id = try context.parameters.require("id")
             return try await form(request) { form, _, _ in
-                guard let orderId = form.order, let outcome = form.outcome, ["succeeded", "failed"].contains(outcome) else {
+                guard let orderID = form.order, let outcome = form.outcome, ["succeeded", "failed"].contains(outcome) else {
                     return redirect("/admin/refunds", "Choose whether Kaspi refunded it.")
                 }
                 do {
-                    _ = try await gateway.settleRefund(id: id, orderId: orderId, succeeded: outcome == "succeeded")
+                    _ = try await gateway.settleRefund(id: id, orderID: orderID, succeeded: outcome == "succeeded")
                     gateway.logger.notice(
-                        "Refund settled by an admin", metadata: ["refund": "\(id)", "order": "\(orderId)", "outcome": "\(outcome)"])
+                        "Refund settled by an admin", metadata: ["refund": "\(id)", "order": "\(orderID)", "outcome": "\(outcome)"])
                     return redirect("/admin/refunds", "Refund \(id) settled as \(outcome == "succeeded" ? "refunded" : "not refunded").")
                 } catch {
                     return redirect("/admin/refunds", "Not settled: \(Self.text(error))")
@@ -131,7 +131,7 @@ struct DashboardController {
             let id = try context.parameters.require("id")
             return try await form(request) { _, _, _ in
                 do {
-                    try await gateway.resend(messageId: id)
+                    try await gateway.resend(messageID: id)
                     return redirect("/admin/events", "Event \(id) queued for delivery again.")
                 } catch {
                     return redirect("/admin/events", "Not queued: \(Self.text(error))")
@@ -286,7 +286,7 @@ struct DashboardController {
             var detail: String
         }
         struct KaspiPart {
-            var paymentId: String
+            var paymentID: String
             var deadline: String?
             var nextPoll: String?
             var invoiceActions: Bool
@@ -294,7 +294,7 @@ struct DashboardController {
             var customerRefund: Bool
         }
         struct Order {
-            var id, amount, state, reference, providerOrderId, transaction, description, kind: String
+            var id, amount, state, reference, providerOrderID, transaction, description, kind: String
             var refunded: Int
             var needsReview: Bool
             var refundable: Int?
@@ -309,18 +309,18 @@ struct DashboardController {
             guard error.kind == .notFound else { throw error }
             return message("Order not found", Message(text: "No order \(id)."), session: session, status: .notFound)
         }
-        let timeline = try await gateway.events(orderId: id).map { event in
+        let timeline = try await gateway.events(orderID: id).map { event in
             let change = event.kind == .transition || event.kind == .conflict ? (event.toState.map { " → \($0.rawValue)" } ?? "") : ""
             return Line(at: Self.time(event.at, 23), what: event.kind.rawValue + change, detail: event.detail)
         }
         var outgoing: [Outgoing] = []
-        for message in try await gateway.outgoingEvents(orderId: id, limit: 50) {
-            let attempts = try await gateway.store.deliveryAttempts(messageId: message.id)
+        for message in try await gateway.outgoingEvents(orderID: id, limit: 50) {
+            let attempts = try await gateway.store.deliveryAttempts(messageID: message.id)
                 .map { "\($0.statusCode.map(String.init) ?? ($0.error ?? "no answer")) in \($0.latencyMs) ms" }.joined(separator: ", ")
             let state = gateway.configuration.merchantWebhookURL == nil ? "not sent (no events URL configured)" : message.state.rawValue
             outgoing.append(Outgoing(type: message.type, state: state, attempts: attempts))
         }
-        let refunds = try await gateway.refunds(orderId: id).map {
+        let refunds = try await gateway.refunds(orderID: id).map {
             Refund(id: $0.id, amount: $0.amount, status: $0.status.rawValue, detail: $0.detail ?? "")
         }
         let remaining = order.amount - order.refundedAmount
@@ -330,14 +330,14 @@ struct DashboardController {
             let plan = order.state == .pending ? qr.pollPlan(for: order, now: gateway.now()) : nil
             let open = order.state == .paid && remaining > 0
             kaspi = KaspiPart(
-                paymentId: order.providerPaymentId ?? "— (Kaspi's answer was lost)",
+                paymentID: order.providerPaymentID ?? "— (Kaspi's answer was lost)",
                 deadline: plan.map { "\($0.phase) phase until \(GatewayJSON.iso($0.deadline))" }, nextPoll: order.nextPollAt.map(GatewayJSON.iso),
                 invoiceActions: order.kind == .remote && (order.state == .pending || order.state == .created),
                 manualRefund: open && qr.refundMethod == .manual, customerRefund: open && qr.refundMethod == .customerPresent)
         }
         let content = Order(
             id: order.id, amount: Amount.formatted(tenge: order.amount), state: order.state.rawValue, reference: order.merchantReference ?? "—",
-            providerOrderId: order.providerOrderId, transaction: order.transactionId ?? "—", description: order.description ?? "—",
+            providerOrderID: order.providerOrderID, transaction: order.transactionID ?? "—", description: order.description ?? "—",
             kind: order.kind.rawValue, refunded: order.refundedAmount, needsReview: order.needsReview, refundable: refundable, refunds: refunds,
             hasRefunds: !refunds.isEmpty, timeline: timeline, outgoing: outgoing, kaspi: kaspi)
         return render("admin-order", Page(title: "Order \(order.id)", flash: flash, session: session, content: content))
@@ -345,14 +345,14 @@ struct DashboardController {
 
     /// Refunds whose outcome is not known yet, each with the two ways to settle it.
     func refunds(_ session: Session, flash: String?) async throws -> Response {
-        struct Row { var id, orderId, amount, status, detail, created: String }
+        struct Row { var id, orderID, amount, status, detail, created: String }
         struct Refunds {
             var refunds: [Row]
             var hasRefunds: Bool
         }
         let open = try await gateway.store.unresolvedRefunds(pendingBefore: gateway.now(), limit: 200).map { refund in
             Row(
-                id: refund.id, orderId: refund.orderId, amount: Amount.formatted(tenge: refund.amount), status: refund.status.rawValue,
+                id: refund.id, orderID: refund.orderID, amount: Amount.formatted(tenge: refund.amount), status: refund.status.rawValue,
                 detail: refund.detail ?? "", created: Self.time(refund.createdAt))
         }
         return render(
@@ -374,7 +374,7 @@ struct DashboardController {
     func link(_ id: String, _ session: Session) async throws -> Response {
         struct Link {
             var amount, description, status, qrCode, url, whatsappURL, smsURL: String
-            var orderId: String?
+            var orderID: String?
         }
         let view: Gateway.PaymentLinkView
         do { view = try await gateway.paymentLink(id: id) } catch {
@@ -382,20 +382,20 @@ struct DashboardController {
         }
         let content = Link(
             amount: Amount.formatted(tenge: view.link.amount), description: view.link.description ?? "", status: view.status.rawValue,
-            qrCode: Data(view.png).base64EncodedString(), url: view.url, whatsappURL: view.whatsappURL, smsURL: view.smsURL, orderId: view.order?.id)
+            qrCode: Data(view.png).base64EncodedString(), url: view.url, whatsappURL: view.whatsappURL, smsURL: view.smsURL, orderID: view.order?.id)
         return render("admin-link", Page(title: "Payment link \(id)", session: session, content: content))
     }
 
     func events(_ session: Session, flash: String?) async throws -> Response {
         struct Row {
-            var id, type, orderId, state: String
+            var id, type, orderID, state: String
             var attempts: Int
             var lastStatus: String
         }
         struct Events { var events: [Row] }
-        let rows = try await gateway.outgoingEvents(orderId: nil).map { message in
+        let rows = try await gateway.outgoingEvents(orderID: nil).map { message in
             Row(
-                id: message.id, type: message.type, orderId: message.orderId, state: message.state.rawValue, attempts: message.attempts,
+                id: message.id, type: message.type, orderID: message.orderID, state: message.state.rawValue, attempts: message.attempts,
                 lastStatus: message.lastStatus.map(String.init) ?? "")
         }
         return render("admin-events", Page(title: "Outgoing events", flash: flash, session: session, content: Events(events: rows)))

@@ -22,7 +22,7 @@ extension DashboardController {
                     return redirect("/admin/orders/\(id)", "Enter the amount refunded in the Kaspi Pay app, in whole tenge.")
                 }
                 do {
-                    let order = try await gateway.recordManualRefund(orderId: id, amount: amount, note: Form.text(form.note))
+                    let order = try await gateway.recordManualRefund(orderID: id, amount: amount, note: Form.text(form.note))
                     return redirect("/admin/orders/\(id)", "Recorded; \(order.refundedAmount) of \(order.amount) refunded in all.")
                 } catch {
                     return redirect("/admin/orders/\(id)", "Not recorded: \(Self.text(error))")
@@ -33,7 +33,7 @@ extension DashboardController {
             let id = try context.parameters.require("id")
             return try await form(request) { _, _, _ in
                 do {
-                    let order = try await gateway.refreshOnRequest(orderId: id)
+                    let order = try await gateway.refreshOnRequest(orderID: id)
                     return redirect("/admin/orders/\(id)", "Kaspi was asked: the order is \(order.state.rawValue).")
                 } catch {
                     return redirect("/admin/orders/\(id)", Self.text(error))
@@ -44,7 +44,7 @@ extension DashboardController {
             let id = try context.parameters.require("id")
             return try await form(request) { _, _, _ in
                 do {
-                    let order = try await gateway.cancelRemoteInvoice(orderId: id)
+                    let order = try await gateway.cancelRemoteInvoice(orderID: id)
                     return redirect("/admin/orders/\(id)", "The invoice is \(order.state.rawValue).")
                 } catch {
                     return redirect("/admin/orders/\(id)", "Not cancelled: \(Self.text(error))")
@@ -112,17 +112,17 @@ extension DashboardController {
             return try await view(request) { session in await customerReturn(id, session, flash: flash(request)) }
         }
         router.post("/admin/returns/:id/refund") { request, context in
-            let returnId = try context.parameters.require("id")
+            let returnID = try context.parameters.require("id")
             return try await form(request) { form, _, _ in
-                guard let orderId = form.order, let amount = Int(form.amount ?? ""), amount > 0 else {
-                    return redirect("/admin/returns/\(returnId)", "Enter the amount to refund in whole tenge.")
+                guard let orderID = form.order, let amount = Int(form.amount ?? ""), amount > 0 else {
+                    return redirect("/admin/returns/\(returnID)", "Enter the amount to refund in whole tenge.")
                 }
                 do {
-                    let order = try await gateway.refund(orderId: orderId, amount: amount, customerReturnId: returnId)
+                    let order = try await gateway.refund(orderID: orderID, amount: amount, customerReturnID: returnID)
                     return redirect(
                         "/admin/orders/\(order.id)", "Refunded with the customer; \(order.refundedAmount) of \(order.amount) refunded in all.")
                 } catch {
-                    return redirect("/admin/returns/\(returnId)", "Refund refused: \(Self.text(error))")
+                    return redirect("/admin/returns/\(returnID)", "Refund refused: \(Self.text(error))")
                 }
             }
         }
@@ -134,7 +134,7 @@ extension DashboardController {
             var name, devices: String
         }
         struct Device {
-            var id, deviceId: String
+            var id, deviceID: String
             var tradePoint: Int64
             var bin, token, note: String
         }
@@ -154,7 +154,7 @@ extension DashboardController {
         var failure: String? = nil
         do {
             for point in try await qr.tradePoints() {
-                let here = devices.filter { $0.tradePointId == point.id }.map(\.id).joined(separator: ", ")
+                let here = devices.filter { $0.tradePointID == point.id }.map(\.id).joined(separator: ", ")
                 points.append(Point(id: point.id, name: point.name, devices: here.isEmpty ? "—" : here))
             }
         } catch {
@@ -165,7 +165,7 @@ extension DashboardController {
             manualRefunds: qr.refundMethod == .manual, invoices: qr.supportsRemoteInvoices, tradePoints: points, tradePointError: failure,
             devices: devices.map { d in
                 Device(
-                    id: d.id, deviceId: d.deviceId, tradePoint: d.tradePointId, bin: d.organizationBin ?? "", token: d.redactedToken,
+                    id: d.id, deviceID: d.deviceID, tradePoint: d.tradePointID, bin: d.organizationBin ?? "", token: d.redactedToken,
                     note: (d.isDefault ? "default" : "") + (d.referencePrefix.map { " prefix \($0)" } ?? ""))
             })
         return render("admin-kaspi", Page(title: "Kaspi", session: session, content: content))
@@ -173,8 +173,8 @@ extension DashboardController {
 
     func customerReturn(_ id: String, _ session: Session, flash: String?) async -> Response {
         struct Purchase {
-            var paymentId, amount, date, note, returnId: String
-            var orderId: String?
+            var paymentID, amount, date, note, returnID: String
+            var orderID: String?
             var refundable: Int?
         }
         struct Return {
@@ -189,11 +189,11 @@ extension DashboardController {
             return message("Return \(id)", Message(text: Self.text(error), error: true), session: session, flash: flash)
         }
         let purchases = status.purchases.map { p in
-            let order = orders[p.providerPaymentId]
+            let order = orders[p.providerPaymentID]
             let refundable = order.map { $0.state == .paid ? $0.amount - $0.refundedAmount : 0 } ?? 0
             return Purchase(
-                paymentId: p.providerPaymentId, amount: "\(p.amount)", date: p.at.map(GatewayJSON.iso) ?? "",
-                note: order == nil ? "not a purchase through this gateway" : "nothing left to refund", returnId: id, orderId: order?.id,
+                paymentID: p.providerPaymentID, amount: "\(p.amount)", date: p.at.map(GatewayJSON.iso) ?? "",
+                note: order == nil ? "not a purchase through this gateway" : "nothing left to refund", returnID: id, orderID: order?.id,
                 refundable: order != nil && refundable > 0 ? refundable : nil)
         }
         let content = Return(
@@ -211,11 +211,11 @@ extension Gateway {
         let image = Data(created.png).base64EncodedString()
         returnQRs.withLock { images in
             images.order.append(created.id)
-            images.byId[created.id] = image
-            while images.order.count > 50 { images.byId[images.order.removeFirst()] = nil }
+            images.byID[created.id] = image
+            while images.order.count > 50 { images.byID[images.order.removeFirst()] = nil }
         }
     }
 
     /// A return QR's image, base64 PNG, if this instance made it recently.
-    func returnQR(id: String) -> String? { returnQRs.withLock { $0.byId[id] } }
+    func returnQR(id: String) -> String? { returnQRs.withLock { $0.byID[id] } }
 }

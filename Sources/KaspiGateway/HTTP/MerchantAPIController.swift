@@ -30,16 +30,16 @@ struct MerchantAPIController {
         api.get("orders", use: listOrders)
         api.get("orders/:id") { _, context in OrderResponse(try await gateway.order(id: try context.parameters.require("id"))) }
         api.get("orders/:id/events") { _, context in
-            ListResponse(data: try await gateway.events(orderId: try context.parameters.require("id")).map(EventResponse.init))
+            ListResponse(data: try await gateway.events(orderID: try context.parameters.require("id")).map(EventResponse.init))
         }
         api.get("orders/:id/refunds") { _, context in
-            ListResponse(data: try await gateway.refunds(orderId: try context.parameters.require("id")).map(RefundResponse.init))
+            ListResponse(data: try await gateway.refunds(orderID: try context.parameters.require("id")).map(RefundResponse.init))
         }
         api.post("orders/:id/refresh") { _, context in
-            OrderResponse(try await gateway.refreshOnRequest(orderId: try context.parameters.require("id")))
+            OrderResponse(try await gateway.refreshOnRequest(orderID: try context.parameters.require("id")))
         }
         api.post("orders/:id/cancel") { _, context in
-            OrderResponse(try await gateway.cancelRemoteInvoice(orderId: try context.parameters.require("id")))
+            OrderResponse(try await gateway.cancelRemoteInvoice(orderID: try context.parameters.require("id")))
         }
         api.post("returns") { _, _ in
             EditedResponse(status: .created, response: CustomerReturnResponse(try await gateway.createCustomerReturn()))
@@ -57,12 +57,12 @@ struct MerchantAPIController {
             PaymentLinkResponse(try await gateway.paymentLink(id: try context.parameters.require("id")))
         }
         api.get("events") { request, _ in
-            let orderId = request.uri.queryParameters.get("orderId")
-            return ListResponse(data: try await gateway.outgoingEvents(orderId: orderId).map(OutboxResponse.init))
+            let orderID = request.uri.queryParameters.get("orderId")
+            return ListResponse(data: try await gateway.outgoingEvents(orderID: orderID).map(OutboxResponse.init))
         }
         api.post("events/:id/resend") { _, context in
             let id = try context.parameters.require("id")
-            try await gateway.resend(messageId: id)
+            try await gateway.resend(messageID: id)
             return EditedResponse(status: .accepted, response: RequeuedResponse(requeued: id))
         }
     }
@@ -82,14 +82,14 @@ struct MerchantAPIController {
         if let returnID = body.returnID, returnID.isEmpty || returnID.count > 64 {
             throw GatewayError.invalid("returnId must be the id of a return QR the customer scanned.")
         }
-        let order = try await gateway.refund(orderId: id, amount: body.amount, customerReturnId: body.returnID, reserving: context.idempotency)
+        let order = try await gateway.refund(orderID: id, amount: body.amount, customerReturnID: body.returnID, reserving: context.idempotency)
         return EditedResponse(status: .created, response: OrderResponse(order))
     }
 
     @Sendable func manualRefund(_ request: Request, _ context: GatewayRequestContext) async throws -> EditedResponse<OrderResponse> {
         let id = try context.parameters.require("id")
         let body = try await request.decodeJSON(as: ManualRefundBody.self, context: context)
-        let order = try await gateway.recordManualRefund(orderId: id, amount: body.amount, note: body.note, reserving: context.idempotency)
+        let order = try await gateway.recordManualRefund(orderID: id, amount: body.amount, note: body.note, reserving: context.idempotency)
         return EditedResponse(status: .created, response: OrderResponse(order))
     }
 

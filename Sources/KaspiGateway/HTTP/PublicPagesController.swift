@@ -11,8 +11,8 @@ struct PublicPagesController {
     let pages: PageLibrary
 
     func addRoutes(to router: Router<GatewayRequestContext>) {
-        router.get("/pay/return/:id") { _, context in try await result(orderId: context.parameters.require("id")) }
-        router.get("/pay/fail/:id") { _, context in try await result(orderId: context.parameters.require("id")) }
+        router.get("/pay/return/:id") { _, context in try await result(orderID: context.parameters.require("id")) }
+        router.get("/pay/fail/:id") { _, context in try await result(orderID: context.parameters.require("id")) }
         router.get("/l/:id") { _, context in try await link(id: context.parameters.require("id")) }
         router.post("/l/:id/pay") { _, context in try await payLink(id: context.parameters.require("id")) }
     }
@@ -34,8 +34,8 @@ struct PublicPagesController {
 
     /// Paid, pending (refreshing itself) or failed; a mobile order is sent back to its app
     /// in the guide's format (`yourapp://payment?status=…&orderId=…`).
-    func result(orderId: String) async -> Response {
-        guard let (order, outcome) = await gateway.paymentResult(orderId: orderId) else {
+    func result(orderID: String) async -> Response {
+        guard let (order, outcome) = await gateway.paymentResult(orderID: orderID) else {
             return page("message", MessagePage(title: "Payment not found", message: "This payment is unknown."), status: .notFound)
         }
         if let mobile = order.mobileReturnURL, var components = URLComponents(string: mobile) {
@@ -78,7 +78,7 @@ struct PublicPagesController {
 
     func payLink(id: String) async -> Response {
         do {
-            let target = try await gateway.pay(linkId: id, publicBase: gateway.publicBase)
+            let target = try await gateway.pay(linkID: id, publicBase: gateway.publicBase)
             return Response(status: .seeOther, headers: [.location: target])
         } catch let error as GatewayError {
             return page("message", MessagePage(title: "Cannot pay", message: error.message), status: error.status)

@@ -19,25 +19,25 @@ public struct CheckoutRequest: Sendable, Hashable {
     /// Where a mobile app wants the payer back, e.g. `yourapp://payment`.
     public var mobileReturnURL: String?
     /// The payment link the order pays, when it pays one.
-    public var paymentLinkId: String?
+    public var paymentLinkID: String?
 
     /// Creates a request.
     public init(
         amount: Int, description: String? = nil, merchantReference: String? = nil, metadata: String? = nil, mobileReturnURL: String? = nil,
-        paymentLinkId: String? = nil
+        paymentLinkID: String? = nil
     ) {
         self.amount = amount
         self.description = description
         self.merchantReference = merchantReference
         self.metadata = metadata
         self.mobileReturnURL = mobileReturnURL
-        self.paymentLinkId = paymentLinkId
+        self.paymentLinkID = paymentLinkID
     }
 }
 
 /// A webhook's amount differs from the stored order's (thrown inside the update, so nothing changes).
 struct WebhookAmountMismatch: Error {
-    let orderId: String
+    let orderID: String
 }
 
 /// The merchant's payment service: stores orders before calling the provider, applies every
@@ -62,10 +62,10 @@ public final class Gateway: Sendable {
     let boundPort = Atomic<Int>(0)
     /// Whether the store is ready (migrated): the worker starts its passes then.
     let ready = Atomic<Bool>(false)
-    /// When each order was last read from Kaspi on request (``refreshOnRequest(orderId:)``).
+    /// When each order was last read from Kaspi on request (``refreshOnRequest(orderID:)``).
     let lastRefresh = Mutex<[String: Date]>([:])
     /// Return QRs made from the dashboard, to show while the customer scans (id → PNG base64).
-    let returnQRs = Mutex<(order: [String], byId: [String: String])>(([], [:]))
+    let returnQRs = Mutex<(order: [String], byID: [String: String])>(([], [:]))
 
     /// Creates a gateway over a migrated store.
     ///
@@ -130,37 +130,37 @@ public final class Gateway: Sendable {
         }
         let created = now()
         let order = GatewayOrder(
-            id: GatewayID.make("ord"), provider: provider.name, providerOrderId: GatewayID.make("kk"), kind: kind,
+            id: GatewayID.make("ord"), provider: provider.name, providerOrderID: GatewayID.make("kk"), kind: kind,
             amount: request.amount, description: request.description, merchantReference: request.merchantReference,
-            metadata: request.metadata, mobileReturnURL: request.mobileReturnURL, paymentLinkId: request.paymentLinkId,
+            metadata: request.metadata, mobileReturnURL: request.mobileReturnURL, paymentLinkID: request.paymentLinkID,
             createdAt: created, nextPollAt: created.addingTimeInterval(configuration.firstPollAfter))
         do { try await store.insert(order, reserving: reservation) } catch { throw GatewayError.storage(error) }
         let paymentRequest = ProviderPaymentRequest(
-            providerOrderId: order.providerOrderId, amount: order.amount, description: order.description,
+            providerOrderID: order.providerOrderID, amount: order.amount, description: order.description,
             returnURL: returnURL.appending(path: order.id), failURL: failURL.appending(path: order.id),
             merchantReference: order.merchantReference)
         do {
             var qr: ProviderQR? = nil
             var paymentURL: String? = nil
             var providerState: String? = nil
-            var providerPaymentId: String? = nil
+            var providerPaymentID: String? = nil
             if kind == .qr {
                 qr = try await provider.createQR(paymentRequest)
-                (providerState, providerPaymentId) = (qr?.providerState, qr?.providerPaymentId)
+                (providerState, providerPaymentID) = (qr?.providerState, qr?.providerPaymentID)
             } else {
                 let payment = try await provider.createPayment(paymentRequest)
-                (paymentURL, providerState, providerPaymentId) = (payment.paymentURL, payment.providerState, payment.providerPaymentId)
+                (paymentURL, providerState, providerPaymentID) = (payment.paymentURL, payment.providerState, payment.providerPaymentID)
             }
             let at = now()
             var planned = order
             planned.providerState = providerState
             // The provider's own interval when it hands one out (the Kaspi QR API does).
             let firstPoll = provider.pollPlan(for: planned, now: at)?.nextPollAt ?? at.addingTimeInterval(configuration.firstPollAfter)
-            let (url, token, state, paymentId) = (paymentURL, qr?.token, providerState, providerPaymentId)
+            let (url, token, state, paymentID) = (paymentURL, qr?.token, providerState, providerPaymentID)
             // From the copy just stored: one statement on PostgreSQL unless something changed it.
             let updated = try await store.update(from: order) { current in
                 OrderStateMachine.providerAccepted(
-                    current, paymentURL: url, qrToken: token, at: at, firstPollAt: firstPoll, providerState: state, providerPaymentId: paymentId)
+                    current, paymentURL: url, qrToken: token, at: at, firstPollAt: firstPoll, providerState: state, providerPaymentID: paymentID)
             }
             metrics.counted(from: order, to: updated)
             logger.info("Checkout created", metadata: ["order": "\(order.id)", "kind": "\(kind.rawValue)", "amount": "\(order.amount)"])
@@ -177,7 +177,7 @@ public final class Gateway: Sendable {
             }
             let at = now()
             _ = try? await store.update(
-                orderId: order.id, metrics.counting { OrderStateMachine.expire($0, at: at, reason: "the provider refused the order: \(error.code)") })
+                orderID: order.id, metrics.counting { OrderStateMachine.expire($0, at: at, reason: "the provider refused the order: \(error.code)") })
             throw GatewayError(.providerRefused, "PROVIDER_REFUSED", "Kaspi refused the order (\(error.code)): \(error.message)")
         } catch {
             throw GatewayError.storage(error)
@@ -200,7 +200,7 @@ public final class Gateway: Sendable {
                 // The create call never arrived (and cannot still be in flight): nothing can be paid.
                 let at = now()
                 return try await store.update(
-                    orderId: order.id,
+                    orderID: order.id,
                     metrics.counting { OrderStateMachine.expire($0, at: at, reason: "the provider never received the order (\(error.message))") })
             }
             throw error
@@ -210,19 +210,19 @@ public final class Gateway: Sendable {
         if order.state == .created {
             let firstPoll = at.addingTimeInterval(configuration.firstPollAfter)
             current = try await store.update(
-                orderId: order.id,
+                orderID: order.id,
                 metrics.counting { OrderStateMachine.providerAccepted($0, paymentURL: nil, qrToken: nil, at: at, firstPollAt: firstPoll) })
         }
         if let state = status.providerState {
             let note = status.providerStateNote ?? "the provider reported \(status.providerStatus ?? status.report.rawValue)"
-            current = try await store.update(orderId: current.id) { OrderStateMachine.recordProviderState($0, state, at: at, detail: note) }
+            current = try await store.update(orderID: current.id) { OrderStateMachine.recordProviderState($0, state, at: at, detail: note) }
         }
         let instance = configuration.instanceID
         if status.report == .declined, status.deadlinePassed, current.state == .created || current.state == .pending {
             // The provider cancelled it at its deadline: nobody declined it.
             let late = provider.pollPlan(for: current, now: at)?.latePolls == false ? nil : at.addingTimeInterval(configuration.latePollInterval)
             let updated = try await store.update(
-                orderId: current.id,
+                orderID: current.id,
                 metrics.counting {
                     OrderStateMachine.expire(
                         $0, at: at, reason: "Kaspi cancelled it at its deadline (\(status.providerStatus ?? "Error"))", latePollAt: late)
@@ -231,9 +231,9 @@ public final class Gateway: Sendable {
             return updated
         }
         let updated = try await store.update(
-            orderId: current.id,
+            orderID: current.id,
             metrics.counting {
-                OrderStateMachine.apply(status.report, transactionId: status.transactionId, source: source, to: $0, at: at, detail: "by \(instance)")
+                OrderStateMachine.apply(status.report, transactionID: status.transactionID, source: source, to: $0, at: at, detail: "by \(instance)")
             })
         metrics.poll(changed: updated.version != order.version)
         return updated
@@ -250,29 +250,29 @@ public final class Gateway: Sendable {
             throw GatewayError(.invalidRequest, error.code, error.message)
         }
         let amount = event.amount
-        let transactionId = event.report == .approved && configuration.confirmPaidWebhooks ? try await confirmPaid(event) : event.transactionId
+        let transactionID = event.report == .approved && configuration.confirmPaidWebhooks ? try await confirmPaid(event) : event.transactionID
         let at = now()
         do {
             // Looked up, checked and changed in one write: one job of a group commit on SQLite.
-            let (before, updated) = try await store.update(provider: provider.name, providerOrderId: event.providerOrderId) { current in
-                guard current.amount == amount else { throw WebhookAmountMismatch(orderId: current.id) }
+            let (before, updated) = try await store.update(provider: provider.name, providerOrderID: event.providerOrderID) { current in
+                guard current.amount == amount else { throw WebhookAmountMismatch(orderID: current.id) }
                 // Every webhook received shows in the timeline, even one that changes nothing.
-                return OrderStateMachine.apply(event.report, transactionId: transactionId, source: .webhook, to: current, at: at)
+                return OrderStateMachine.apply(event.report, transactionID: transactionID, source: .webhook, to: current, at: at)
                     ?? OrderStateMachine.noted(event.report, source: .webhook, on: current, at: at)
             }
             metrics.counted(from: before, to: updated)
             metrics.webhook(
-                updated.state != before.state || updated.transactionId != before.transactionId || updated.needsReview != before.needsReview
+                updated.state != before.state || updated.transactionID != before.transactionID || updated.needsReview != before.needsReview
                     ? .applied : .unchanged)
             return updated
         } catch StoreError.orderNotFound {
             metrics.webhook(.rejected)
-            logger.warning("Webhook for an unknown order rejected", metadata: ["providerOrderId": "\(event.providerOrderId)"])
+            logger.warning("Webhook for an unknown order rejected", metadata: ["providerOrderId": "\(event.providerOrderID)"])
             throw GatewayError(
-                .invalidRequest, "WEBHOOK_UNKNOWN_ORDER", "No order \(event.providerOrderId) here; the webhook is for another shop or forged.")
+                .invalidRequest, "WEBHOOK_UNKNOWN_ORDER", "No order \(event.providerOrderID) here; the webhook is for another shop or forged.")
         } catch let mismatch as WebhookAmountMismatch {
             metrics.webhook(.rejected)
-            logger.warning("Webhook with a wrong amount rejected", metadata: ["order": "\(mismatch.orderId)"])
+            logger.warning("Webhook with a wrong amount rejected", metadata: ["order": "\(mismatch.orderID)"])
             throw GatewayError(.invalidRequest, "WEBHOOK_AMOUNT_MISMATCH", "The webhook's amount differs from the order's; nothing was changed.")
         } catch {
             throw GatewayError.storage(error)
@@ -290,12 +290,12 @@ public final class Gateway: Sendable {
     ///   sends the webhook again (and reconciliation asks meanwhile).
     func confirmPaid(_ event: ProviderWebhook) async throws(GatewayError) -> String? {
         let order: GatewayOrder?
-        do { order = try await store.order(provider: provider.name, providerOrderId: event.providerOrderId) } catch {
+        do { order = try await store.order(provider: provider.name, providerOrderID: event.providerOrderID) } catch {
             throw GatewayError.storage(error)
         }
         // Unknown orders and wrong amounts are refused by the update itself; an order already
         // paid with its transaction id recorded changes only in its timeline.
-        guard let order, order.amount == event.amount, order.state != .paid || order.transactionId == nil else { return event.transactionId }
+        guard let order, order.amount == event.amount, order.state != .paid || order.transactionID == nil else { return event.transactionID }
         let status: ProviderStatus
         do { status = try await provider.status(of: order) } catch {
             metrics.webhook(.unconfirmed)
@@ -306,14 +306,14 @@ public final class Gateway: Sendable {
                 .providerUnavailable, "WEBHOOK_CONFIRMATION_UNAVAILABLE",
                 "Kaspi's status could not be read to confirm the payment; send the webhook again later.")
         }
-        if status.report == .approved { return status.transactionId ?? event.transactionId }
+        if status.report == .approved { return status.transactionID ?? event.transactionID }
         metrics.webhook(.unconfirmed)
         logger.warning(
             "An APPROVED webhook that Kaspi does not confirm was refused",
             metadata: ["order": "\(order.id)", "kaspi.status": "\(status.report.rawValue)"])
         let at = now()
         let reported = status.report
-        _ = try? await store.update(orderId: order.id) { current in
+        _ = try? await store.update(orderID: order.id) { current in
             OrderStateMachine.unconfirmed(.approved, confirmed: reported, source: .webhook, on: current, at: at)
         }
         throw GatewayError(
@@ -327,23 +327,23 @@ public final class Gateway: Sendable {
     ///
     /// - Parameter reservation: the request's Idempotency-Key, reserved in the transaction
     ///   that reserves the refund.
-    ///   - customerReturnId: a return QR the customer scanned (``createCustomerReturn()``), for
+    ///   - customerReturnID: a return QR the customer scanned (``createCustomerReturn()``), for
     ///     providers that refund with the customer present (the Kaspi QR API's r2).
     public func refund(
-        orderId: String, amount requested: Int?, customerReturnId: String? = nil, reserving reservation: IdempotencyReservation? = nil
+        orderID: String, amount requested: Int?, customerReturnID: String? = nil, reserving reservation: IdempotencyReservation? = nil
     ) async throws(GatewayError) -> GatewayOrder {
         let order: GatewayOrder?
-        do { order = try await store.order(id: orderId) } catch { throw GatewayError.storage(error) }
-        guard let order else { throw .notFound(orderId) }
+        do { order = try await store.order(id: orderID) } catch { throw GatewayError.storage(error) }
+        guard let order else { throw .notFound(orderID) }
         switch provider.refundMethod {
         case .direct: break
         case .manual:
             throw GatewayError(
                 .conflict, "REFUND_IN_KASPI_APP",
-                "Kaspi's r1 scheme has no refunds through the API: refund in the Kaspi Pay app, then record it (POST /v1/orders/\(orderId)/manual-refunds)."
+                "Kaspi's r1 scheme has no refunds through the API: refund in the Kaspi Pay app, then record it (POST /v1/orders/\(orderID)/manual-refunds)."
             )
         case .customerPresent:
-            guard customerReturnId != nil else {
+            guard customerReturnID != nil else {
                 throw GatewayError(
                     .conflict, "REFUND_NEEDS_CUSTOMER",
                     "Kaspi's r2 scheme refunds with the customer present: create a return QR for them to scan (POST /v1/returns), then refund with its returnId."
@@ -352,18 +352,18 @@ public final class Gateway: Sendable {
         }
         let amount = requested ?? (order.amount - order.refundedAmount)
         guard amount >= 1 else { throw .invalid("amount must be at least 1 tenge (and something must remain to refund).") }
-        let refundId = GatewayID.make("rf")
+        let refundID = GatewayID.make("rf")
         let reserved: GatewayOrder
-        do { reserved = try await store.recordRefund(orderId: orderId, amount: amount, refundId: refundId, at: now(), reserving: reservation) } catch
+        do { reserved = try await store.recordRefund(orderID: orderID, amount: amount, refundID: refundID, at: now(), reserving: reservation) } catch
         {
             throw GatewayError.storage(error)
         }
         do {
-            let done = try await provider.refund(reserved, amount: amount, customerReturnId: customerReturnId)
+            let done = try await provider.refund(reserved, amount: amount, customerReturnID: customerReturnID)
             let at = now()
             do {
-                let updated = try await store.update(orderId: orderId) {
-                    OrderStateMachine.refundConfirmed($0, amount: amount, refundId: refundId, providerRefundId: done.refundId, at: at)
+                let updated = try await store.update(orderID: orderID) {
+                    OrderStateMachine.refundConfirmed($0, amount: amount, refundID: refundID, providerRefundID: done.refundID, at: at)
                 }
                 metrics.refund(.succeeded)
                 return updated
@@ -372,24 +372,24 @@ public final class Gateway: Sendable {
                 // reconciliation pass records it from Kaspi's own record.
                 logger.error(
                     "Kaspi confirmed a refund that could not be recorded; reconciliation records it",
-                    metadata: ["order": "\(orderId)", "refund": "\(refundId)"])
+                    metadata: ["order": "\(orderID)", "refund": "\(refundID)"])
                 metrics.refund(.unrecorded)
                 throw GatewayError(
                     .storageUnavailable, "REFUND_NOT_RECORDED",
-                    "Kaspi confirmed refund \(refundId), but it could not be recorded yet; it is recorded shortly from Kaspi's record. Do not refund again."
+                    "Kaspi confirmed refund \(refundID), but it could not be recorded yet; it is recorded shortly from Kaspi's record. Do not refund again."
                 )
             }
         } catch let error as ProviderError where !error.ambiguous {
             let at = now()
             do {
-                _ = try await store.update(orderId: orderId) {
-                    OrderStateMachine.refundReleased($0, amount: amount, refundId: refundId, reason: "Kaspi refused it (\(error.code))", at: at)
+                _ = try await store.update(orderID: orderID) {
+                    OrderStateMachine.refundReleased($0, amount: amount, refundID: refundID, reason: "Kaspi refused it (\(error.code))", at: at)
                 }
                 metrics.refund(.failed)
             } catch {
                 // Still pending in the database: reconciliation releases it from Kaspi's record.
                 logger.error(
-                    "A refused refund could not be released; reconciliation releases it", metadata: ["order": "\(orderId)", "refund": "\(refundId)"])
+                    "A refused refund could not be released; reconciliation releases it", metadata: ["order": "\(orderID)", "refund": "\(refundID)"])
                 metrics.refund(.unrecorded)
             }
             throw GatewayError(.providerRefused, "PROVIDER_REFUSED", "Kaspi refused the refund (\(error.code)): \(error.message)")
@@ -399,21 +399,21 @@ public final class Gateway: Sendable {
             let code = (error as? ProviderError)?.code ?? "UNKNOWN"
             logger.error(
                 "Refund reserved but its outcome at the provider is unknown; reconciliation settles it",
-                metadata: ["order": "\(orderId)", "error.code": "\(code)"])
+                metadata: ["order": "\(orderID)", "error.code": "\(code)"])
             metrics.refund(.unknown)
             let at = now()
             do {
-                _ = try await store.update(orderId: orderId) {
-                    OrderStateMachine.refundUnknown($0, amount: amount, refundId: refundId, reason: code, at: at)
+                _ = try await store.update(orderID: orderID) {
+                    OrderStateMachine.refundUnknown($0, amount: amount, refundID: refundID, reason: code, at: at)
                 }
             } catch {
                 logger.error(
                     "A refund with an unknown outcome could not be marked; it stays pending until reconciliation",
-                    metadata: ["order": "\(orderId)", "refund": "\(refundId)"])
+                    metadata: ["order": "\(orderID)", "refund": "\(refundID)"])
             }
             throw GatewayError(
                 .providerOutcomeUnknown, "PROVIDER_REFUND_UNKNOWN",
-                "Kaspi's answer to refund \(refundId) was lost (\(code)); it is settled from Kaspi's record by reconciliation. Do not refund again before it is."
+                "Kaspi's answer to refund \(refundID) was lost (\(code)); it is settled from Kaspi's record by reconciliation. Do not refund again before it is."
             )
         }
     }
@@ -440,7 +440,7 @@ public final class Gateway: Sendable {
     }
 
     /// Bills a phone number: the order is stored first, then Kaspi is asked, as for checkouts.
-    /// Its status is read only when someone asks (``refreshOnRequest(orderId:)``), and once at
+    /// Its status is read only when someone asks (``refreshOnRequest(orderID:)``), and once at
     /// the end of its 24 hours, never on a timer.
     public func createRemoteInvoice(
         _ request: CheckoutRequest, phoneNumber: String, comment: String?, reserving reservation: IdempotencyReservation? = nil
@@ -459,13 +459,13 @@ public final class Gateway: Sendable {
         }
         let created = now()
         let order = GatewayOrder(
-            id: GatewayID.make("ord"), provider: provider.name, providerOrderId: GatewayID.make("kk"), kind: .remote, amount: request.amount,
+            id: GatewayID.make("ord"), provider: provider.name, providerOrderID: GatewayID.make("kk"), kind: .remote, amount: request.amount,
             description: request.description, merchantReference: request.merchantReference, metadata: request.metadata,
             createdAt: created, nextPollAt: created.addingTimeInterval(configuration.firstPollAfter))
         do { try await store.insert(order, reserving: reservation) } catch { throw GatewayError.storage(error) }
         let base = publicBase
         let paymentRequest = ProviderPaymentRequest(
-            providerOrderId: order.providerOrderId, amount: order.amount, description: order.description,
+            providerOrderID: order.providerOrderID, amount: order.amount, description: order.description,
             returnURL: URL(string: base) ?? URL(fileURLWithPath: "/"), failURL: URL(string: base) ?? URL(fileURLWithPath: "/"),
             merchantReference: order.merchantReference)
         do {
@@ -474,10 +474,10 @@ public final class Gateway: Sendable {
             var planned = order
             planned.providerState = invoice.providerState
             let firstPoll = provider.pollPlan(for: planned, now: at)?.nextPollAt ?? at.addingTimeInterval(configuration.firstPollAfter)
-            let (state, paymentId) = (invoice.providerState, invoice.providerPaymentId)
+            let (state, paymentID) = (invoice.providerState, invoice.providerPaymentID)
             let updated = try await store.update(from: order) { current in
                 OrderStateMachine.providerAccepted(
-                    current, paymentURL: nil, qrToken: nil, at: at, firstPollAt: firstPoll, providerState: state, providerPaymentId: paymentId)
+                    current, paymentURL: nil, qrToken: nil, at: at, firstPollAt: firstPoll, providerState: state, providerPaymentID: paymentID)
             }
             metrics.counted(from: order, to: updated)
             return updated
@@ -485,7 +485,7 @@ public final class Gateway: Sendable {
             if !error.ambiguous {
                 let at = now()
                 _ = try? await store.update(
-                    orderId: order.id,
+                    orderID: order.id,
                     metrics.counting { OrderStateMachine.expire($0, at: at, reason: "the provider refused the invoice: \(error.code)") })
             }
             throw Self.providerFailure(error)
@@ -500,20 +500,20 @@ public final class Gateway: Sendable {
     /// Reads an order's status now, because someone asked (the dashboard's refresh, the API, the
     /// payer's return): the only way a remote invoice is read. At most once every 10 s an
     /// order, so that clicking cannot turn into a timer.
-    public func refreshOnRequest(orderId: String) async throws(GatewayError) -> GatewayOrder {
+    public func refreshOnRequest(orderID: String) async throws(GatewayError) -> GatewayOrder {
         let order: GatewayOrder?
-        do { order = try await store.order(id: orderId) } catch { throw GatewayError.storage(error) }
-        guard let order else { throw .notFound(orderId) }
+        do { order = try await store.order(id: orderID) } catch { throw GatewayError.storage(error) }
+        guard let order else { throw .notFound(orderID) }
         let at = now()
         let wait = lastRefresh.withLock { last -> TimeInterval? in
             last = last.filter { at.timeIntervalSince($0.value) < Self.refreshSpacing }
-            if let previous = last[orderId] { return Self.refreshSpacing - at.timeIntervalSince(previous) }
-            last[orderId] = at
+            if let previous = last[orderID] { return Self.refreshSpacing - at.timeIntervalSince(previous) }
+            last[orderID] = at
             return nil
         }
         if let wait {
             throw GatewayError(
-                .tooSoon, "REFRESH_TOO_SOON", "Order \(orderId) was read from Kaspi moments ago; ask again in \(Int(wait.rounded(.up))) s.",
+                .tooSoon, "REFRESH_TOO_SOON", "Order \(orderID) was read from Kaspi moments ago; ask again in \(Int(wait.rounded(.up))) s.",
                 retryAfter: Int(wait.rounded(.up)))
         }
         do {
@@ -526,10 +526,10 @@ public final class Gateway: Sendable {
     }
 
     /// Cancels an unpaid remote invoice.
-    public func cancelRemoteInvoice(orderId: String) async throws(GatewayError) -> GatewayOrder {
+    public func cancelRemoteInvoice(orderID: String) async throws(GatewayError) -> GatewayOrder {
         let order: GatewayOrder?
-        do { order = try await store.order(id: orderId) } catch { throw GatewayError.storage(error) }
-        guard let order else { throw .notFound(orderId) }
+        do { order = try await store.order(id: orderID) } catch { throw GatewayError.storage(error) }
+        guard let order else { throw .notFound(orderID) }
         guard order.kind == .remote else {
             throw GatewayError(
                 .conflict, "NOT_A_REMOTE_INVOICE", "Only remote invoices can be cancelled; QR and link payments cancel themselves at their deadline.")
@@ -538,9 +538,9 @@ public final class Gateway: Sendable {
             let status = try await provider.cancelRemoteInvoice(order)
             let at = now()
             return try await store.update(
-                orderId: orderId,
+                orderID: orderID,
                 metrics.counting {
-                    OrderStateMachine.apply(status.report, transactionId: nil, source: .admin, to: $0, at: at, detail: "remote invoice cancelled")
+                    OrderStateMachine.apply(status.report, transactionID: nil, source: .admin, to: $0, at: at, detail: "remote invoice cancelled")
                 })
         } catch let error as ProviderError {
             throw Self.providerFailure(error)
@@ -573,8 +573,8 @@ public final class Gateway: Sendable {
         var orders: [String: GatewayOrder] = [:]
         for purchase in status.purchases {
             do {
-                if let order = try await store.order(provider: provider.name, providerPaymentId: purchase.providerPaymentId) {
-                    orders[purchase.providerPaymentId] = order
+                if let order = try await store.order(provider: provider.name, providerPaymentID: purchase.providerPaymentID) {
+                    orders[purchase.providerPaymentID] = order
                 }
             } catch {
                 throw GatewayError.storage(error)
@@ -588,17 +588,17 @@ public final class Gateway: Sendable {
     /// reserved in the store's transaction, then recorded as succeeded, with an `admin` line
     /// and the `refund.succeeded` event.
     public func recordManualRefund(
-        orderId: String, amount: Int, note: String?, reserving reservation: IdempotencyReservation? = nil
+        orderID: String, amount: Int, note: String?, reserving reservation: IdempotencyReservation? = nil
     ) async throws(GatewayError) -> GatewayOrder {
         guard amount >= 1 else { throw .invalid("amount must be at least 1 tenge.") }
         if let note, note.count > 256 { throw .invalid("note must be at most 256 characters.") }
-        let refundId = GatewayID.make("rf")
+        let refundID = GatewayID.make("rf")
         do {
-            _ = try await store.recordRefund(orderId: orderId, amount: amount, refundId: refundId, at: now(), reserving: reservation)
+            _ = try await store.recordRefund(orderID: orderID, amount: amount, refundID: refundID, at: now(), reserving: reservation)
             let at = now()
             let how = "made in the Kaspi Pay app and recorded by the merchant" + (note.map { ": \($0)" } ?? "")
-            let updated = try await store.update(orderId: orderId) {
-                OrderStateMachine.refundConfirmed($0, amount: amount, refundId: refundId, providerRefundId: nil, how: how, kind: .admin, at: at)
+            let updated = try await store.update(orderID: orderID) {
+                OrderStateMachine.refundConfirmed($0, amount: amount, refundID: refundID, providerRefundID: nil, how: how, kind: .admin, at: at)
             }
             metrics.refund(.manual)
             return updated
@@ -620,24 +620,24 @@ public final class Gateway: Sendable {
         let candidates = try await store.unresolvedRefunds(pendingBefore: cutoff, limit: limit ?? configuration.workBatchSize)
         var settled = 0
         var seen: Set<String> = []
-        for orderId in candidates.map(\.orderId) where seen.insert(orderId).inserted {
+        for orderID in candidates.map(\.orderID) where seen.insert(orderID).inserted {
             do {
-                settled += try await resolveRefunds(orderId: orderId, pendingBefore: cutoff)
+                settled += try await resolveRefunds(orderID: orderID, pendingBefore: cutoff)
             } catch {
                 logger.warning(
                     "Refund reconciliation failed; will retry",
-                    metadata: ["order": "\(orderId)", "error": "\(String(describing: error).prefix(120))"])
+                    metadata: ["order": "\(orderID)", "error": "\(String(describing: error).prefix(120))"])
             }
         }
         return settled
     }
 
-    func resolveRefunds(orderId: String, pendingBefore cutoff: Date) async throws -> Int {
-        let refunds = try await store.refunds(orderId: orderId)
+    func resolveRefunds(orderID: String, pendingBefore cutoff: Date) async throws -> Int {
+        let refunds = try await store.refunds(orderID: orderID)
         // A refund still in flight could change Kaspi's total under us: wait for it.
         guard !refunds.contains(where: { $0.status == .pending && $0.createdAt >= cutoff }) else { return 0 }
         let open = refunds.filter { !$0.status.isResolved }
-        guard !open.isEmpty, let order = try await store.order(id: orderId) else { return 0 }
+        guard !open.isEmpty, let order = try await store.order(id: orderID) else { return 0 }
         let status = try await provider.status(of: order)
         guard let kaspiTotal = status.refundedAmount else { return 0 }
         var remaining = kaspiTotal - refunds.filter { $0.status == .succeeded }.reduce(0) { $0 + $1.amount }
@@ -650,7 +650,7 @@ public final class Gateway: Sendable {
         guard remaining == 0 else {
             let at = now()
             let detail = "Kaspi reports \(kaspiTotal) refunded, which no split of the unsettled refunds explains; settle them by hand"
-            _ = try? await store.update(orderId: orderId) { OrderStateMachine.flagged($0, detail: detail, at: at) }
+            _ = try? await store.update(orderID: orderID) { OrderStateMachine.flagged($0, detail: detail, at: at) }
             metrics.refund(.mismatch)
             return 0
         }
@@ -659,14 +659,14 @@ public final class Gateway: Sendable {
             let at = now()
             do {
                 if happened {
-                    _ = try await store.update(orderId: orderId) {
+                    _ = try await store.update(orderID: orderID) {
                         OrderStateMachine.refundConfirmed(
-                            $0, amount: refund.amount, refundId: refund.id, how: "confirmed from Kaspi's record by reconciliation", at: at)
+                            $0, amount: refund.amount, refundID: refund.id, how: "confirmed from Kaspi's record by reconciliation", at: at)
                     }
                 } else {
-                    _ = try await store.update(orderId: orderId) {
+                    _ = try await store.update(orderID: orderID) {
                         OrderStateMachine.refundReleased(
-                            $0, amount: refund.amount, refundId: refund.id,
+                            $0, amount: refund.amount, refundID: refund.id,
                             reason: "Kaspi's record shows it never happened (found by reconciliation)", at: at)
                     }
                 }
@@ -681,27 +681,27 @@ public final class Gateway: Sendable {
 
     /// Settles a refund by hand, after a person checked Kaspi's record: an audit line names
     /// the admin action.
-    public func settleRefund(id refundId: String, orderId: String, succeeded: Bool) async throws(GatewayError) -> GatewayOrder {
+    public func settleRefund(id refundID: String, orderID: String, succeeded: Bool) async throws(GatewayError) -> GatewayOrder {
         let refunds: [RefundRecord]
-        do { refunds = try await store.refunds(orderId: orderId) } catch { throw GatewayError.storage(error) }
-        guard let refund = refunds.first(where: { $0.id == refundId }) else {
-            throw GatewayError(.notFound, "REFUND_NOT_FOUND", "No refund \(refundId) on order \(orderId).")
+        do { refunds = try await store.refunds(orderID: orderID) } catch { throw GatewayError.storage(error) }
+        guard let refund = refunds.first(where: { $0.id == refundID }) else {
+            throw GatewayError(.notFound, "REFUND_NOT_FOUND", "No refund \(refundID) on order \(orderID).")
         }
         guard !refund.status.isResolved else {
-            throw GatewayError(.conflict, "REFUND_ALREADY_RESOLVED", "Refund \(refundId) is \(refund.status.rawValue) already.")
+            throw GatewayError(.conflict, "REFUND_ALREADY_RESOLVED", "Refund \(refundID) is \(refund.status.rawValue) already.")
         }
         let at = now()
         do {
             if succeeded {
-                return try await store.update(orderId: orderId) {
+                return try await store.update(orderID: orderID) {
                     OrderStateMachine.refundConfirmed(
-                        $0, amount: refund.amount, refundId: refundId, how: "settled as refunded by an admin (Kaspi's record checked by hand)",
+                        $0, amount: refund.amount, refundID: refundID, how: "settled as refunded by an admin (Kaspi's record checked by hand)",
                         kind: .admin, at: at)
                 }
             }
-            return try await store.update(orderId: orderId) {
+            return try await store.update(orderID: orderID) {
                 OrderStateMachine.refundReleased(
-                    $0, amount: refund.amount, refundId: refundId, reason: "settled as not refunded by an admin (Kaspi's record checked by hand)",
+                    $0, amount: refund.amount, refundID: refundID, reason: "settled as not refunded by an admin (Kaspi's record checked by hand)",
                     kind: .admin, at: at)
             }
         } catch {
@@ -768,16 +768,16 @@ public final class Gateway: Sendable {
                 let lateEnd = currentDeadline.addingTimeInterval(configuration.latePaymentWindow)
                 let reason = plan.map { "the \($0.phase) deadline passed without a payment" } ?? "still pending after \(Int(expireAfter)) s"
                 updated = try await store.update(
-                    orderId: order.id,
+                    orderID: order.id,
                     metrics.counting {
                         OrderStateMachine.expire($0, at: at, reason: reason, latePollAt: late < lateEnd && (plan?.latePolls ?? true) ? late : nil)
                     })
             }
-            try await store.schedulePoll(orderId: order.id, at: nextPoll(updated), attempts: attempts, owner: configuration.instanceID)
+            try await store.schedulePoll(orderID: order.id, at: nextPoll(updated), attempts: attempts, owner: configuration.instanceID)
         } catch {
             logger.warning(
                 "Reconciliation poll failed; will retry", metadata: ["order": "\(order.id)", "error": "\(String(describing: error).prefix(120))"])
-            try? await store.schedulePoll(orderId: order.id, at: nextPoll(order), attempts: attempts, owner: configuration.instanceID)
+            try? await store.schedulePoll(orderID: order.id, at: nextPoll(order), attempts: attempts, owner: configuration.instanceID)
         }
     }
 
@@ -848,7 +848,7 @@ public final class Gateway: Sendable {
             delivered ? nil : (manual ? nil : (attemptsSoFar <= schedule.count ? now().addingTimeInterval(schedule[attemptsSoFar - 1]) : nil))
         do {
             let recorded = try await store.recordDelivery(
-                DeliveryAttempt(messageId: message.id, at: now(), statusCode: status, latencyMs: latency, error: failure, manual: manual),
+                DeliveryAttempt(messageID: message.id, at: now(), statusCode: status, latencyMs: latency, error: failure, manual: manual),
                 delivered: delivered, retryAt: retryAt, owner: configuration.instanceID)
             if !recorded {
                 logger.warning(

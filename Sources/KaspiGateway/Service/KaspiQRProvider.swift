@@ -57,11 +57,11 @@ public struct KaspiQRProvider: PaymentProvider {
     /// What the provider keeps with an order (JSON in `providerState`).
     struct State: Codable, Hashable {
         /// Kaspi's `QrPaymentId` / `PaymentId`.
-        var paymentId: Int64
+        var paymentID: Int64
         /// The gateway's device id.
         var device: String
         var organizationBin: String?
-        var tradePointId: Int64
+        var tradePointID: Int64
         var kind: String
         /// When Kaspi's create answered: the scan (or link activation) deadline runs from it.
         var createdAt: Date
@@ -95,6 +95,19 @@ public struct KaspiQRProvider: PaymentProvider {
         var deadline: Date {
             let deadline = deadlines.deadline.components
             return createdAt.addingTimeInterval(Double(deadline.seconds) + Double(deadline.attoseconds) / 1e18)
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case paymentID = "paymentId"
+            case device
+            case organizationBin
+            case tradePointID = "tradePointId"
+            case kind
+            case createdAt
+            case pollInterval
+            case scanTimeout
+            case confirmationTimeout
+            case firstWaitAt
         }
     }
 
@@ -147,9 +160,9 @@ public struct KaspiQRProvider: PaymentProvider {
         return client.acting(for: bin)
     }
 
-    private func state(kind: String, paymentId: Int64, device: ProviderDevice, options: KaspiQRAPI.BehaviorOptions) -> State {
+    private func state(kind: String, paymentID: Int64, device: ProviderDevice, options: KaspiQRAPI.BehaviorOptions) -> State {
         State(
-            paymentId: paymentId, device: device.id, organizationBin: device.organizationBin, tradePointId: device.tradePointId, kind: kind,
+            paymentID: paymentID, device: device.id, organizationBin: device.organizationBin, tradePointID: device.tradePointID, kind: kind,
             createdAt: now(), pollInterval: options.statusPollingInterval, scanTimeout: options.scanTimeout,
             confirmationTimeout: options.confirmationTimeout, firstWaitAt: nil)
     }
@@ -158,9 +171,9 @@ public struct KaspiQRProvider: PaymentProvider {
     public func createPayment(_ request: ProviderPaymentRequest) async throws(ProviderError) -> ProviderPayment {
         let (device, token) = try await device(for: request)
         do {
-            let link = try await client(for: device).createLink(device: token, amount: Decimal(request.amount), externalId: request.providerOrderId)
-            let state = state(kind: "link", paymentId: link.paymentId, device: device, options: link.options)
-            return ProviderPayment(paymentURL: link.paymentLink, providerState: state.encoded, providerPaymentId: String(link.paymentId))
+            let link = try await client(for: device).createLink(device: token, amount: Decimal(request.amount), externalID: request.providerOrderID)
+            let state = state(kind: "link", paymentID: link.paymentID, device: device, options: link.options)
+            return ProviderPayment(paymentURL: link.paymentLink, providerState: state.encoded, providerPaymentID: String(link.paymentID))
         } catch {
             throw Self.map(error)
         }
@@ -170,10 +183,10 @@ public struct KaspiQRProvider: PaymentProvider {
     public func createQR(_ request: ProviderPaymentRequest) async throws(ProviderError) -> ProviderQR {
         let (device, token) = try await device(for: request)
         do {
-            let qr = try await client(for: device).createQR(device: token, amount: Decimal(request.amount), externalId: request.providerOrderId)
-            let state = state(kind: "qr", paymentId: qr.paymentId, device: device, options: qr.options)
+            let qr = try await client(for: device).createQR(device: token, amount: Decimal(request.amount), externalID: request.providerOrderID)
+            let state = state(kind: "qr", paymentID: qr.paymentID, device: device, options: qr.options)
             let png = (try? QRCode(encoding: qr.qrToken).png(scale: 6)) ?? []
-            return ProviderQR(token: qr.qrToken, png: png, providerState: state.encoded, providerPaymentId: String(qr.paymentId))
+            return ProviderQR(token: qr.qrToken, png: png, providerState: state.encoded, providerPaymentID: String(qr.paymentID))
         } catch {
             throw Self.map(error)
         }
@@ -190,7 +203,7 @@ public struct KaspiQRProvider: PaymentProvider {
         }
         let details: KaspiQRAPI.PaymentStatusDetails
         let scoped = client.acting(for: state.organizationBin.flatMap { try? KaspiQRAPI.OrganizationBIN($0) })
-        do { details = try await scoped.status(paymentId: state.paymentId) } catch { throw Self.map(error) }
+        do { details = try await scoped.status(paymentID: state.paymentID) } catch { throw Self.map(error) }
         var note: String? = nil
         let before = state
         if details.status == .wait, state.firstWaitAt == nil {
@@ -201,25 +214,25 @@ public struct KaspiQRProvider: PaymentProvider {
         // Kaspi's record of refunds (`AvailableReturnAmount`), for paid orders on r2 and r3.
         let devices = order.state == .paid && client.scheme != .r1 ? ((try? await directory.current()) ?? []) : []
         if details.status == .processed,
-            let device = devices.first(where: { $0.id == state.device }) ?? devices.first(where: { $0.tradePointId == state.tradePointId }),
+            let device = devices.first(where: { $0.id == state.device }) ?? devices.first(where: { $0.tradePointID == state.tradePointID }),
             let token = try? KaspiQRAPI.DeviceToken(device.token),
-            let paid = try? await scoped.paymentDetails(paymentId: state.paymentId, device: token)
+            let paid = try? await scoped.paymentDetails(paymentID: state.paymentID, device: token)
         {
             refunded = NSDecimalNumber(decimal: paid.totalAmount - paid.availableReturnAmount).intValue
         }
         return ProviderStatus(
-            report: Self.report(details.status), transactionId: details.transactionId, refundedAmount: refunded,
+            report: Self.report(details.status), transactionID: details.transactionID, refundedAmount: refunded,
             providerState: state == before ? nil : state.encoded, providerStateNote: note, providerStatus: details.status.rawValue,
             deadlinePassed: now() >= state.deadline)
     }
 
     /// Refunds without a customer return: the r3 way.
     public func refund(_ order: GatewayOrder, amount: Int) async throws(ProviderError) -> ProviderRefund {
-        try await refund(order, amount: amount, customerReturnId: nil)
+        try await refund(order, amount: amount, customerReturnID: nil)
     }
 
     /// r3 refunds without the customer; r2 with a return QR the purchase's customer scanned.
-    public func refund(_ order: GatewayOrder, amount: Int, customerReturnId: String?) async throws(ProviderError) -> ProviderRefund {
+    public func refund(_ order: GatewayOrder, amount: Int, customerReturnID: String?) async throws(ProviderError) -> ProviderRefund {
         guard let state = State.decode(order.providerState) else {
             throw ProviderError(code: "KASPI_QR_PAYMENT_UNKNOWN", message: "The order has no Kaspi payment id.", notFound: true)
         }
@@ -232,11 +245,11 @@ public struct KaspiQRProvider: PaymentProvider {
             throw ProviderError(code: "DEVICE_REGISTRY_UNAVAILABLE", message: "The gateway could not read its registered devices.")
         }
         // A refund comes from the purchase's trade point (any of its devices).
-        guard let device = devices.first(where: { $0.id == state.device }) ?? devices.first(where: { $0.tradePointId == state.tradePointId }),
+        guard let device = devices.first(where: { $0.id == state.device }) ?? devices.first(where: { $0.tradePointID == state.tradePointID }),
             let token = try? KaspiQRAPI.DeviceToken(device.token)
         else {
             throw ProviderError(
-                code: "NO_DEVICE", message: "No registered device is left on trade point \(state.tradePointId): register one to refund.")
+                code: "NO_DEVICE", message: "No registered device is left on trade point \(state.tradePointID): register one to refund.")
         }
         let bin = device.organizationBin.flatMap { try? KaspiQRAPI.OrganizationBIN($0) }
         do {
@@ -244,15 +257,15 @@ public struct KaspiQRProvider: PaymentProvider {
             case .r1:
                 throw ProviderError(code: "REFUND_IN_KASPI_APP", message: "r1 has no refunds through the API.")
             case .r2(let r2):
-                guard let returnId = customerReturnId.flatMap(Int64.init) else {
+                guard let returnID = customerReturnID.flatMap(Int64.init) else {
                     throw ProviderError(code: "REFUND_NEEDS_CUSTOMER", message: "r2 refunds need the customer to scan a return QR.")
                 }
-                let refund = try await r2.refund(device: token, paymentId: state.paymentId, returnId: returnId, amount: Decimal(amount))
-                return ProviderRefund(refundId: "kaspi-\(refund.returnOperationId)")
+                let refund = try await r2.refund(device: token, paymentID: state.paymentID, returnID: returnID, amount: Decimal(amount))
+                return ProviderRefund(refundID: "kaspi-\(refund.returnOperationID)")
             case .r3(let r3):
                 let scoped = bin.map { r3.acting(for: $0) } ?? r3
-                let refund = try await scoped.refund(device: token, paymentId: state.paymentId, amount: Decimal(amount))
-                return ProviderRefund(refundId: "kaspi-\(refund.returnOperationId)")
+                let refund = try await scoped.refund(device: token, paymentID: state.paymentID, amount: Decimal(amount))
+                return ProviderRefund(refundID: "kaspi-\(refund.returnOperationID)")
             }
         } catch let error as KaspiQRAPI.APIError {
             throw Self.map(error)
@@ -268,12 +281,12 @@ public struct KaspiQRProvider: PaymentProvider {
         guard case .r2(let r2) = client else { throw .customerReturnsUnsupported }
         let (_, token) = try await device(
             for: ProviderPaymentRequest(
-                providerOrderId: "", amount: 1, description: nil, returnURL: URL(fileURLWithPath: "/"), failURL: URL(fileURLWithPath: "/")))
+                providerOrderID: "", amount: 1, description: nil, returnURL: URL(fileURLWithPath: "/"), failURL: URL(fileURLWithPath: "/")))
         do {
             let created = try await r2.createReturn(device: token)
             let png = (try? QRCode(encoding: created.qrToken).png(scale: 6)) ?? []
             return ProviderCustomerReturn(
-                id: String(created.returnId), qrToken: created.qrToken, png: png, expiresAt: created.expireDate,
+                id: String(created.returnID), qrToken: created.qrToken, png: png, expiresAt: created.expireDate,
                 pollingInterval: created.pollingInterval)
         } catch {
             throw Self.map(error)
@@ -283,16 +296,16 @@ public struct KaspiQRProvider: PaymentProvider {
     /// r2: the return's status, and the customer's purchases once they scanned.
     public func customerReturn(id: String) async throws(ProviderError) -> ProviderCustomerReturnStatus {
         guard case .r2(let r2) = client else { throw .customerReturnsUnsupported }
-        guard let returnId = Int64(id) else { throw ProviderError(code: "RETURN_NOT_FOUND", message: "No return \(id).", notFound: true) }
+        guard let returnID = Int64(id) else { throw ProviderError(code: "RETURN_NOT_FOUND", message: "No return \(id).", notFound: true) }
         let (_, token) = try await device(
             for: ProviderPaymentRequest(
-                providerOrderId: "", amount: 1, description: nil, returnURL: URL(fileURLWithPath: "/"), failURL: URL(fileURLWithPath: "/")))
+                providerOrderID: "", amount: 1, description: nil, returnURL: URL(fileURLWithPath: "/"), failURL: URL(fileURLWithPath: "/")))
         do {
-            let status = try await r2.returnStatus(returnId: returnId)
+            let status = try await r2.returnStatus(returnID: returnID)
             var purchases: [ProviderCustomerReturnStatus.Purchase] = []
             if status == .customerIdentityObtained {
-                purchases = try await r2.returnOperations(device: token, returnId: returnId).map {
-                    .init(providerPaymentId: String($0.paymentId), amount: $0.amount, at: $0.transactionDate)
+                purchases = try await r2.returnOperations(device: token, returnID: returnID).map {
+                    .init(providerPaymentID: String($0.paymentID), amount: $0.amount, at: $0.transactionDate)
                 }
             }
             return ProviderCustomerReturnStatus(status: status.rawValue, identified: status == .customerIdentityObtained, purchases: purchases)
@@ -309,7 +322,7 @@ public struct KaspiQRProvider: PaymentProvider {
         guard case .r3(let r3) = client else { throw .remoteInvoicesUnsupported }
         let (device, token) = try await device(
             for: ProviderPaymentRequest(
-                providerOrderId: "", amount: 1, description: nil, returnURL: URL(fileURLWithPath: "/"), failURL: URL(fileURLWithPath: "/")))
+                providerOrderID: "", amount: 1, description: nil, returnURL: URL(fileURLWithPath: "/"), failURL: URL(fileURLWithPath: "/")))
         let scoped = device.organizationBin.flatMap { try? KaspiQRAPI.OrganizationBIN($0) }.map { r3.acting(for: $0) } ?? r3
         return (scoped, device, token)
     }
@@ -332,10 +345,10 @@ public struct KaspiQRProvider: PaymentProvider {
             let invoice = try await scoped.createRemoteInvoice(
                 device: token, phoneNumber: phoneNumber, amount: Decimal(request.amount), comment: comment)
             let state = State(
-                paymentId: invoice.paymentId, device: device.id, organizationBin: device.organizationBin, tradePointId: device.tradePointId,
+                paymentID: invoice.paymentID, device: device.id, organizationBin: device.organizationBin, tradePointID: device.tradePointID,
                 kind: "remote", createdAt: now(), pollInterval: Self.remoteLifetime, scanTimeout: Self.remoteLifetime,
                 confirmationTimeout: Self.remoteLifetime, firstWaitAt: nil)
-            return ProviderPayment(paymentURL: "", providerState: state.encoded, providerPaymentId: String(invoice.paymentId))
+            return ProviderPayment(paymentURL: "", providerState: state.encoded, providerPaymentID: String(invoice.paymentID))
         } catch {
             throw Self.map(error)
         }
@@ -353,13 +366,13 @@ public struct KaspiQRProvider: PaymentProvider {
                 message: "Only remote invoices can be cancelled; QR and link purchases cancel themselves at their deadline.")
         }
         let devices = (try? await directory.current()) ?? []
-        guard let device = devices.first(where: { $0.id == state.device }) ?? devices.first(where: { $0.tradePointId == state.tradePointId }),
+        guard let device = devices.first(where: { $0.id == state.device }) ?? devices.first(where: { $0.tradePointID == state.tradePointID }),
             let token = try? KaspiQRAPI.DeviceToken(device.token)
-        else { throw ProviderError(code: "NO_DEVICE", message: "No registered device is left on trade point \(state.tradePointId).") }
+        else { throw ProviderError(code: "NO_DEVICE", message: "No registered device is left on trade point \(state.tradePointID).") }
         let scoped = device.organizationBin.flatMap { try? KaspiQRAPI.OrganizationBIN($0) }.map { r3.acting(for: $0) } ?? r3
         do {
-            let status = try await scoped.cancelRemoteInvoice(device: token, paymentId: state.paymentId)
-            return ProviderStatus(report: Self.report(status), transactionId: nil, providerStatus: status.rawValue)
+            let status = try await scoped.cancelRemoteInvoice(device: token, paymentID: state.paymentID)
+            return ProviderStatus(report: Self.report(status), transactionID: nil, providerStatus: status.rawValue)
         } catch {
             throw Self.map(error)
         }
@@ -392,7 +405,7 @@ public struct KaspiQRProvider: PaymentProvider {
     }
 
     /// Kaspi's payment id of an order, for the dashboard and the API.
-    public static func paymentId(of order: GatewayOrder) -> Int64? { State.decode(order.providerState)?.paymentId }
+    public static func paymentID(of order: GatewayOrder) -> Int64? { State.decode(order.providerState)?.paymentID }
 }
 
 /// The registered devices, read from the store and kept for a few seconds.

@@ -52,30 +52,30 @@ public enum KaspiQRSetup {
     /// the same device id again returns the same token (Kaspi's register is idempotent).
     ///
     /// - Parameters:
-    ///   - deviceId: the id to register under; by default `kaspikit-<trade point>-<random>`.
+    ///   - deviceID: the id to register under; by default `kaspikit-<trade point>-<random>`.
     ///   - isDefault: whether checkouts use it by default (the first device always is).
     ///   - referencePrefix: checkouts whose merchant reference starts with this use it.
     ///   - organizationBin: r3: the organization (default: the configured one).
     public static func registerDevice(
-        client: KaspiQRAPI.AnyClient, store: any GatewayStore, tradePointId: Int64, deviceId: String? = nil, isDefault: Bool = false,
+        client: KaspiQRAPI.AnyClient, store: any GatewayStore, tradePointID: Int64, deviceID: String? = nil, isDefault: Bool = false,
         referencePrefix: String? = nil, organizationBin: KaspiQRAPI.OrganizationBIN? = nil, now: Date = Date()
     ) async throws -> ProviderDevice {
         let scoped = client.acting(for: organizationBin)
-        let id = deviceId ?? "kaspikit-\(tradePointId)-\(GatewayID.make("d").dropFirst(2).prefix(10))"
-        let token = try await scoped.registerDevice(id: id, tradePointId: tradePointId)
+        let id = deviceID ?? "kaspikit-\(tradePointID)-\(GatewayID.make("d").dropFirst(2).prefix(10))"
+        let token = try await scoped.registerDevice(id: id, tradePointID: tradePointID)
         let existing = try await store.devices(provider: KaspiQRProvider.providerName)
         let bin = (organizationBin ?? client.organizationBin)?.value
-        if let same = existing.first(where: { $0.deviceId == id && $0.organizationBin == bin }) {
+        if let same = existing.first(where: { $0.deviceID == id && $0.organizationBin == bin }) {
             var updated = same
             updated.token = token.value
-            updated.tradePointId = tradePointId
+            updated.tradePointID = tradePointID
             if isDefault { updated.isDefault = true }
             if let referencePrefix { updated.referencePrefix = referencePrefix }
             try await store.save(updated)
             return updated
         }
         let device = ProviderDevice(
-            id: GatewayID.make("dev"), provider: KaspiQRProvider.providerName, organizationBin: bin, tradePointId: tradePointId, deviceId: id,
+            id: GatewayID.make("dev"), provider: KaspiQRProvider.providerName, organizationBin: bin, tradePointID: tradePointID, deviceID: id,
             token: token.value, isDefault: isDefault || existing.isEmpty, referencePrefix: referencePrefix, createdAt: now)
         try await store.save(device)
         return device
@@ -87,7 +87,7 @@ public enum KaspiQRSetup {
         client: KaspiQRAPI.AnyClient, store: any GatewayStore, id: String, now: Date = Date()
     ) async throws -> ProviderDevice {
         let devices = try await store.devices(provider: KaspiQRProvider.providerName)
-        guard let device = devices.first(where: { $0.id == id || $0.deviceId == id }) else {
+        guard let device = devices.first(where: { $0.id == id || $0.deviceID == id }) else {
             throw DeviceError(code: "DEVICE_NOT_FOUND", message: "No registered device \(id): see `kaspi gateway device list`.")
         }
         let scoped = client.acting(for: device.organizationBin.flatMap { try? KaspiQRAPI.OrganizationBIN($0) })
@@ -121,11 +121,11 @@ public enum KaspiQRSetup {
         client: KaspiQRAPI.AnyClient, store: any GatewayStore, id: String, now: Date = Date()
     ) async throws -> ProviderDevice {
         let devices = try await store.devices(provider: KaspiQRProvider.providerName)
-        guard let old = devices.first(where: { $0.id == id || $0.deviceId == id }) else {
+        guard let old = devices.first(where: { $0.id == id || $0.deviceID == id }) else {
             throw DeviceError(code: "DEVICE_NOT_FOUND", message: "No registered device \(id): see `kaspi gateway device list`.")
         }
         let replacement = try await registerDevice(
-            client: client, store: store, tradePointId: old.tradePointId, isDefault: old.isDefault, referencePrefix: old.referencePrefix,
+            client: client, store: store, tradePointID: old.tradePointID, isDefault: old.isDefault, referencePrefix: old.referencePrefix,
             organizationBin: old.organizationBin.flatMap { try? KaspiQRAPI.OrganizationBIN($0) }, now: now)
         _ = try await deleteDevice(client: client, store: store, id: old.id, now: now)
         if old.isDefault {

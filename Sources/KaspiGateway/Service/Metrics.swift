@@ -167,9 +167,9 @@ struct MeasuredProvider: PaymentProvider {
     func customerReturn(id: String) async throws(ProviderError) -> ProviderCustomerReturnStatus {
         try await measure("return.status") { () async throws(ProviderError) in try await base.customerReturn(id: id) }
     }
-    func refund(_ order: GatewayOrder, amount: Int, customerReturnId: String?) async throws(ProviderError) -> ProviderRefund {
+    func refund(_ order: GatewayOrder, amount: Int, customerReturnID: String?) async throws(ProviderError) -> ProviderRefund {
         try await measure("refund") { () async throws(ProviderError) in
-            try await base.refund(order, amount: amount, customerReturnId: customerReturnId)
+            try await base.refund(order, amount: amount, customerReturnID: customerReturnID)
         }
     }
     func cancelRemoteInvoice(_ order: GatewayOrder) async throws(ProviderError) -> ProviderStatus {

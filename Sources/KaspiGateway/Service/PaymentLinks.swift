@@ -25,7 +25,7 @@ extension Gateway {
     public enum LinkStatus: String, Sendable, Codable { case open, processing, paid, expired }
 
     func status(of link: PaymentLink) async throws -> (LinkStatus, GatewayOrder?) {
-        let order = try await link.orderId.asyncMap { try await store.order(id: $0) } ?? nil
+        let order = try await link.orderID.asyncMap { try await store.order(id: $0) } ?? nil
         if order?.state == .paid { return (.paid, order) }
         if let expiresAt = link.expiresAt, expiresAt <= now() { return (.expired, order) }
         if let order, order.state == .pending || order.state == .created { return (.processing, order) }
@@ -33,27 +33,27 @@ extension Gateway {
     }
 
     /// Starts (or reuses) the order that pays a link and returns where to send the payer.
-    func pay(linkId: String, publicBase: String) async throws -> String {
-        guard let link = try await store.paymentLink(id: linkId) else { throw Self.linkNotFound(linkId) }
+    func pay(linkID: String, publicBase: String) async throws -> String {
+        guard let link = try await store.paymentLink(id: linkID) else { throw Self.linkNotFound(linkID) }
         let (status, order) = try await status(of: link)
         switch status {
-        case .paid: return "\(publicBase)/l/\(linkId)"
+        case .paid: return "\(publicBase)/l/\(linkID)"
         case .expired: throw GatewayError(.gone, "LINK_EXPIRED", "This payment link has expired.")
         case .processing:
             if let url = order?.paymentURL { return url }
-            return "\(publicBase)/l/\(linkId)"
+            return "\(publicBase)/l/\(linkID)"
         case .open:
             let (created, _) = try await createCheckout(
                 CheckoutRequest(
-                    amount: link.amount, description: link.description, merchantReference: link.merchantReference, paymentLinkId: link.id),
+                    amount: link.amount, description: link.description, merchantReference: link.merchantReference, paymentLinkID: link.id),
                 kind: .link)
-            guard try await store.attach(orderId: created.id, toLink: link.id, replacing: link.orderId) else {
+            guard try await store.attach(orderID: created.id, toLink: link.id, replacing: link.orderID) else {
                 // Someone else started an order at the same moment: use theirs.
-                let current = try await store.paymentLink(id: linkId)?.orderId
+                let current = try await store.paymentLink(id: linkID)?.orderID
                 if let current, let theirs = try await store.order(id: current), let url = theirs.paymentURL { return url }
-                return "\(publicBase)/l/\(linkId)"
+                return "\(publicBase)/l/\(linkID)"
             }
-            return created.paymentURL ?? "\(publicBase)/l/\(linkId)"
+            return created.paymentURL ?? "\(publicBase)/l/\(linkID)"
         }
     }
 

@@ -11,8 +11,8 @@ extension Gateway {
     /// nothing, so the provider is asked (the polling fallback) unless the order is settled.
     ///
     /// - Returns: nil for an unknown order.
-    public func paymentResult(orderId: String) async -> (order: GatewayOrder, outcome: PaymentOutcome)? {
-        guard var order = try? await store.order(id: orderId) else { return nil }
+    public func paymentResult(orderID: String) async -> (order: GatewayOrder, outcome: PaymentOutcome)? {
+        guard var order = try? await store.order(id: orderID) else { return nil }
         if !order.state.isFinal, let refreshed = try? await refreshStatus(order, source: .returnPage) {
             order = refreshed
         }

@@ -44,7 +44,7 @@ public protocol PaymentProvider: Sendable {
     /// A customer return's status, and once the customer scanned, their purchases.
     func customerReturn(id: String) async throws(ProviderError) -> ProviderCustomerReturnStatus
     /// Refunds with a customer return the customer scanned (or without one, as ``refund(_:amount:)``).
-    func refund(_ order: GatewayOrder, amount: Int, customerReturnId: String?) async throws(ProviderError) -> ProviderRefund
+    func refund(_ order: GatewayOrder, amount: Int, customerReturnID: String?) async throws(ProviderError) -> ProviderRefund
 }
 
 /// A return QR for the customer to scan.
@@ -73,7 +73,7 @@ public struct ProviderCustomerReturnStatus: Sendable, Hashable {
     /// One of the customer's purchases.
     public struct Purchase: Sendable, Hashable {
         /// The provider's id for the payment.
-        public var providerPaymentId: String
+        public var providerPaymentID: String
         /// What the customer paid.
         public var amount: Decimal
         /// When they paid, when the provider says.
@@ -103,7 +103,7 @@ extension PaymentProvider {
     /// Refused: return QRs are the Kaspi QR API's r2 only.
     public func customerReturn(id: String) async throws(ProviderError) -> ProviderCustomerReturnStatus { throw .customerReturnsUnsupported }
     /// Refunds without the customer, as ``refund(_:amount:)`` does.
-    public func refund(_ order: GatewayOrder, amount: Int, customerReturnId: String?) async throws(ProviderError) -> ProviderRefund {
+    public func refund(_ order: GatewayOrder, amount: Int, customerReturnID: String?) async throws(ProviderError) -> ProviderRefund {
         try await refund(order, amount: amount)
     }
 }
@@ -149,7 +149,7 @@ public struct ProviderPollPlan: Sendable, Hashable {
 /// What the gateway asks the provider to create: a payment page, a QR code or an invoice.
 public struct ProviderPaymentRequest: Sendable, Hashable {
     /// The id the provider will know the order by (the Kaspi QR API's `ExternalId`).
-    public var providerOrderId: String
+    public var providerOrderID: String
     /// The amount, in whole tenge.
     public var amount: Int
     /// What is paid for, shown to the payer.
@@ -169,7 +169,7 @@ public struct ProviderPayment: Sendable, Hashable {
     /// What the provider needs to follow the order, stored with it.
     public var providerState: String? = nil
     /// The provider's own id for the payment, when it assigns one.
-    public var providerPaymentId: String? = nil
+    public var providerPaymentID: String? = nil
 }
 
 /// A QR payment the provider created.
@@ -181,7 +181,7 @@ public struct ProviderQR: Sendable, Hashable {
     /// What the provider needs to follow the order, stored with it.
     public var providerState: String? = nil
     /// The provider's own id for the payment, when it assigns one.
-    public var providerPaymentId: String? = nil
+    public var providerPaymentID: String? = nil
 }
 
 /// What the provider says of an order now.
@@ -189,7 +189,7 @@ public struct ProviderStatus: Sendable, Hashable {
     /// The payment's status, which the state machine applies.
     public var report: PaymentStatus
     /// The provider's transaction id, once paid.
-    public var transactionId: String?
+    public var transactionID: String?
     /// What the provider's record says was refunded in all, when it says.
     public var refundedAmount: Int? = nil
     /// The order's provider state after this status, when it changed, and why.
@@ -206,19 +206,19 @@ public struct ProviderStatus: Sendable, Hashable {
 /// A refund the provider confirmed.
 public struct ProviderRefund: Sendable, Hashable {
     /// The provider's id for the refund.
-    public var refundId: String
+    public var refundID: String
 }
 
 /// A webhook the provider sent, verified.
 public struct ProviderWebhook: Sendable, Hashable {
     /// The order it is about, by the provider's id for it.
-    public var providerOrderId: String
+    public var providerOrderID: String
     /// The amount it names, in tenge; the gateway checks it against the order's.
     public var amount: Int
     /// The status it reports.
     public var report: PaymentStatus
     /// The provider's transaction id, when it gives one.
-    public var transactionId: String?
+    public var transactionID: String?
 }
 
 /// Why a provider call failed.
@@ -275,7 +275,7 @@ public struct KaspiPayProvider: PaymentProvider {
 
     private func newOrder(_ request: ProviderPaymentRequest) throws(ProviderError) -> (Amount, OrderID) {
         do {
-            return (try Amount(tenge: request.amount), try OrderID(request.providerOrderId))
+            return (try Amount(tenge: request.amount), try OrderID(request.providerOrderID))
         } catch {
             throw Self.map(error)
         }
@@ -283,10 +283,10 @@ public struct KaspiPayProvider: PaymentProvider {
 
     /// Creates an order with the guide's API and returns its payment URL.
     public func createPayment(_ request: ProviderPaymentRequest) async throws(ProviderError) -> ProviderPayment {
-        let (amount, orderId) = try newOrder(request)
+        let (amount, orderID) = try newOrder(request)
         do {
             let created = try await client.orders.create(
-                NewOrder(amount: amount, orderId: orderId, returnURL: request.returnURL, failURL: request.failURL, description: request.description))
+                NewOrder(amount: amount, orderID: orderID, returnURL: request.returnURL, failURL: request.failURL, description: request.description))
             return ProviderPayment(paymentURL: created.paymentURL.absoluteString)
         } catch {
             throw Self.map(error)
@@ -295,9 +295,9 @@ public struct KaspiPayProvider: PaymentProvider {
 
     /// Creates a QR payment with the guide's API.
     public func createQR(_ request: ProviderPaymentRequest) async throws(ProviderError) -> ProviderQR {
-        let (amount, orderId) = try newOrder(request)
+        let (amount, orderID) = try newOrder(request)
         do {
-            let qr = try await client.qr.create(amount: amount, orderId: orderId)
+            let qr = try await client.qr.create(amount: amount, orderID: orderID)
             return ProviderQR(token: qr.token, png: qr.png)
         } catch {
             throw Self.map(error)
@@ -307,9 +307,9 @@ public struct KaspiPayProvider: PaymentProvider {
     /// Reads an order's status with the guide's API.
     public func status(of order: GatewayOrder) async throws(ProviderError) -> ProviderStatus {
         do {
-            let orderId = try OrderID(order.providerOrderId)
-            let status = try await client.orders.status(of: orderId)
-            return ProviderStatus(report: status.status, transactionId: status.transactionId, refundedAmount: status.refundedAmount?.tenge)
+            let orderID = try OrderID(order.providerOrderID)
+            let status = try await client.orders.status(of: orderID)
+            return ProviderStatus(report: status.status, transactionID: status.transactionID, refundedAmount: status.refundedAmount?.tenge)
         } catch {
             throw Self.map(error)
         }
@@ -319,8 +319,8 @@ public struct KaspiPayProvider: PaymentProvider {
     public func refund(_ order: GatewayOrder, amount: Int) async throws(ProviderError) -> ProviderRefund {
         do {
             let refund = try await client.refunds.create(
-                orderId: try OrderID(order.providerOrderId), amount: try Amount(tenge: amount), transactionId: order.transactionId)
-            return ProviderRefund(refundId: refund.refundId ?? GatewayID.make("rf"))
+                orderID: try OrderID(order.providerOrderID), amount: try Amount(tenge: amount), transactionID: order.transactionID)
+            return ProviderRefund(refundID: refund.refundID ?? GatewayID.make("rf"))
         } catch {
             throw Self.map(error)
         }
@@ -331,8 +331,8 @@ public struct KaspiPayProvider: PaymentProvider {
         do {
             let event = try verifier.verify(body: body)
             return ProviderWebhook(
-                providerOrderId: event.orderId.rawValue, amount: event.amount.tenge, report: event.status,
-                transactionId: event.transactionId)
+                providerOrderID: event.orderID.rawValue, amount: event.amount.tenge, report: event.status,
+                transactionID: event.transactionID)
         } catch {
             var message = error.description
             if let colon = message.firstIndex(of: ":") {

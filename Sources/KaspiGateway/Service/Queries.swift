@@ -13,15 +13,15 @@ extension Gateway {
     }
 
     /// An order's timeline, oldest first.
-    public func events(orderId: String) async throws(GatewayError) -> [OrderEvent] {
-        _ = try await order(id: orderId)
-        do { return try await store.events(orderId: orderId) } catch { throw GatewayError.storage(error) }
+    public func events(orderID: String) async throws(GatewayError) -> [OrderEvent] {
+        _ = try await order(id: orderID)
+        do { return try await store.events(orderID: orderID) } catch { throw GatewayError.storage(error) }
     }
 
     /// An order's refunds, oldest first.
-    public func refunds(orderId: String) async throws(GatewayError) -> [RefundRecord] {
-        _ = try await order(id: orderId)
-        do { return try await store.refunds(orderId: orderId) } catch { throw GatewayError.storage(error) }
+    public func refunds(orderID: String) async throws(GatewayError) -> [RefundRecord] {
+        _ = try await order(id: orderID)
+        do { return try await store.refunds(orderID: orderID) } catch { throw GatewayError.storage(error) }
     }
 
     /// A page of orders, newest first.
@@ -30,12 +30,12 @@ extension Gateway {
     }
 
     /// The newest outgoing events, of one order or of all.
-    public func outgoingEvents(orderId: String?, limit: Int = 100) async throws(GatewayError) -> [OutboxMessage] {
-        do { return try await store.outboxMessages(orderId: orderId, limit: limit) } catch { throw GatewayError.storage(error) }
+    public func outgoingEvents(orderID: String?, limit: Int = 100) async throws(GatewayError) -> [OutboxMessage] {
+        do { return try await store.outboxMessages(orderID: orderID, limit: limit) } catch { throw GatewayError.storage(error) }
     }
 
     /// Queues an outgoing event for delivery again, now.
-    public func resend(messageId: String) async throws(GatewayError) {
-        do { try await store.requeue(messageId: messageId, now: now()) } catch { throw GatewayError.storage(error) }
+    public func resend(messageID: String) async throws(GatewayError) {
+        do { try await store.requeue(messageID: messageID, now: now()) } catch { throw GatewayError.storage(error) }
     }
 }

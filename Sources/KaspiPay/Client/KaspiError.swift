@@ -187,10 +187,10 @@ public enum KaspiError: Error, Sendable, Hashable, CustomStringConvertible {
             "unexpected HTTP \(status)\(snippet.isEmpty ? "" : " with body: \(snippet)"). Check the base URL points at a Kaspi Pay API."
         case .undecodableBody(let status, let reason, let snippet):
             "could not decode the HTTP \(status) response (\(reason))\(snippet.isEmpty ? "" : "; body: \(snippet)"). Check the base URL points at a Kaspi Pay API."
-        case .createOutcomeUnknown(let orderId):
-            "the order \(orderId) was created by an earlier attempt whose response was lost, and the server does not report its payment details. Create the payment again with a new orderId; the old one will never be paid."
-        case .refundOutcomeUnknown(let orderId, let amount):
-            "the refund of \(amount) tenge for \(orderId) may or may not have been carried out, and it was not re-sent. Check the order's refunded amount before trying again."
+        case .createOutcomeUnknown(let orderID):
+            "the order \(orderID) was created by an earlier attempt whose response was lost, and the server does not report its payment details. Create the payment again with a new orderId; the old one will never be paid."
+        case .refundOutcomeUnknown(let orderID, let amount):
+            "the refund of \(amount) tenge for \(orderID) may or may not have been carried out, and it was not re-sent. Check the order's refunded amount before trying again."
         case .negativeAmount(let value):
             "the amount \(value) is negative. Amounts are whole tenge, zero or more."
         case .amountBelowMinimum(let amount):

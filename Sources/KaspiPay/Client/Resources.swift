@@ -23,34 +23,34 @@ extension KaspiClient {
             }
             let configuration = executor.configuration
             let body = CreateOrderBody(
-                amount: order.amount.tenge, orderId: order.orderId.rawValue, returnUrl: returnURL,
-                failUrl: failURL, tradePointId: configuration.tradePointID.rawValue,
+                amount: order.amount.tenge, orderID: order.orderID.rawValue, returnURL: returnURL,
+                failURL: failURL, tradePointID: configuration.tradePointID.rawValue,
                 description: order.description,
-                signature: Signature.createOrder(amount: order.amount, orderId: order.orderId, apiKey: configuration.apiKey))
+                signature: Signature.createOrder(amount: order.amount, orderID: order.orderID, apiKey: configuration.apiKey))
             let call = try executor.call(.post, ["api", "v1", "orders", "create"], body: body, name: "orders.create")
-            return try await executor.createWithRecovery(call, orderId: order.orderId, amount: order.amount) {
+            return try await executor.createWithRecovery(call, orderID: order.orderID, amount: order.amount) {
                 (status, bytes) throws(KaspiError) in
                 let reply = try executor.decode(CreateOrderReply.self, from: bytes, status: status)
-                guard let url = try? HTTPURLValidation.validate(reply.paymentUrl) else {
+                guard let url = try? HTTPURLValidation.validate(reply.paymentURL) else {
                     throw .undecodableBody(status: status, reason: "paymentUrl is not an absolute http(s) URL", bodySnippet: "")
                 }
-                return CreatedOrder(orderId: order.orderId, paymentURL: url, status: reply.status ?? .pending, recovered: false)
+                return CreatedOrder(orderID: order.orderID, paymentURL: url, status: reply.status ?? .pending, recovered: false)
             } recover: { (reply) throws(KaspiError) in
-                guard let text = reply.paymentUrl, let url = try? HTTPURLValidation.validate(text) else {
-                    throw .createOutcomeUnknown(order.orderId)
+                guard let text = reply.paymentURL, let url = try? HTTPURLValidation.validate(text) else {
+                    throw .createOutcomeUnknown(order.orderID)
                 }
-                return CreatedOrder(orderId: order.orderId, paymentURL: url, status: reply.status, recovered: true)
+                return CreatedOrder(orderID: order.orderID, paymentURL: url, status: reply.status, recovered: true)
             }
         }
 
         /// Reads an order's status. Retried on transient failures.
         ///
         /// - Throws: ``KaspiError``, for example ``KaspiError/orderNotFound(_:)``.
-        public func status(of orderId: OrderID) async throws(KaspiError) -> OrderStatus {
-            let reply = try await executor.orderStatus(orderId)
+        public func status(of orderID: OrderID) async throws(KaspiError) -> OrderStatus {
+            let reply = try await executor.orderStatus(orderID)
             return OrderStatus(
                 status: reply.status, amount: reply.amount.flatMap { try? Amount(tenge: $0) },
-                transactionId: reply.transactionId,
+                transactionID: reply.transactionID,
                 refundedAmount: reply.refundedAmount.flatMap { try? Amount(tenge: $0) })
         }
 
@@ -59,18 +59,18 @@ extension KaspiClient {
         /// Transient failures count as attempts and polling goes on; other errors end it.
         ///
         /// - Parameters:
-        ///   - orderId: the order.
+        ///   - orderID: the order.
         ///   - options: interval and attempts; the guide's 3 s and 60 by default.
         ///   - progress: called after each attempt, for example to show progress.
         /// - Returns: paid, declined, cancelled, or timed out (the outcome is still unknown).
         /// - Throws: ``KaspiError`` for a permanent failure; `CancellationError` when the
         ///   task is cancelled.
         public func waitForOutcome(
-            of orderId: OrderID, options: PollingOptions = .init(),
+            of orderID: OrderID, options: PollingOptions = .init(),
             progress: (@Sendable (PollProgress) -> Void)? = nil
         ) async throws -> PaymentOutcome {
             try await executor.poll(options: options, progress: progress) { () throws(KaspiError) in
-                try await status(of: orderId)
+                try await status(of: orderID)
             }
         }
     }
@@ -83,14 +83,14 @@ extension KaspiClient {
         /// same orderId space, and is retried and recovered the same way.
         ///
         /// - Throws: ``KaspiError``; ``KaspiError/amountBelowMinimum(_:)`` before sending.
-        public func create(amount: Amount, orderId: OrderID) async throws(KaspiError) -> CreatedQR {
+        public func create(amount: Amount, orderID: OrderID) async throws(KaspiError) -> CreatedQR {
             try Validation.paymentAmount(amount)
             let configuration = executor.configuration
             let body = CreateQRBody(
-                amount: amount.tenge, orderId: orderId.rawValue, tradePointId: configuration.tradePointID.rawValue,
-                signature: Signature.createQR(amount: amount, orderId: orderId, apiKey: configuration.apiKey))
+                amount: amount.tenge, orderID: orderID.rawValue, tradePointID: configuration.tradePointID.rawValue,
+                signature: Signature.createQR(amount: amount, orderID: orderID, apiKey: configuration.apiKey))
             let call = try executor.call(.post, ["api", "v1", "qr", "create"], body: body, name: "qr.create")
-            return try await executor.createWithRecovery(call, orderId: orderId, amount: amount) {
+            return try await executor.createWithRecovery(call, orderID: orderID, amount: amount) {
                 (status, bytes) throws(KaspiError) in
                 let reply = try executor.decode(CreateQRReply.self, from: bytes, status: status)
                 guard let png = Data(base64Encoded: reply.qrCode), !png.isEmpty else {
@@ -99,12 +99,12 @@ extension KaspiClient {
                 guard Validation.tokenProblem(reply.qrToken) == nil else {
                     throw .undecodableBody(status: status, reason: "qrToken is malformed", bodySnippet: "")
                 }
-                return CreatedQR(orderId: orderId, token: reply.qrToken, png: Array(png), recovered: false)
+                return CreatedQR(orderID: orderID, token: reply.qrToken, png: Array(png), recovered: false)
             } recover: { (reply) throws(KaspiError) in
                 guard let token = reply.qrToken, Validation.tokenProblem(token) == nil,
                     let code = reply.qrCode, let png = Data(base64Encoded: code), !png.isEmpty
-                else { throw .createOutcomeUnknown(orderId) }
-                return CreatedQR(orderId: orderId, token: token, png: Array(png), recovered: true)
+                else { throw .createOutcomeUnknown(orderID) }
+                return CreatedQR(orderID: orderID, token: token, png: Array(png), recovered: true)
             }
         }
 
@@ -147,28 +147,28 @@ extension KaspiClient {
         /// cannot be told ``KaspiError/refundOutcomeUnknown(_:_:)`` is thrown.
         ///
         /// - Parameters:
-        ///   - orderId: the approved order.
+        ///   - orderID: the approved order.
         ///   - amount: how much to refund, at least 1 tenge.
-        ///   - transactionId: Kaspi's transaction id of the payment, checked by the server
+        ///   - transactionID: Kaspi's transaction id of the payment, checked by the server
         ///     when given.
         /// - Throws: ``KaspiError``, for example ``KaspiError/refundNotAllowed(_:)``.
-        public func create(orderId: OrderID, amount: Amount, transactionId: String? = nil) async throws(KaspiError) -> Refund {
+        public func create(orderID: OrderID, amount: Amount, transactionID: String? = nil) async throws(KaspiError) -> Refund {
             guard amount.tenge > 0 else { throw .zeroRefund }
-            if let transactionId {
-                if transactionId.isEmpty { throw .invalidTransactionID(reason: "it is empty") }
-                if transactionId.count > 128 { throw .invalidTransactionID(reason: "it is longer than 128 characters") }
-                if transactionId.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+            if let transactionID {
+                if transactionID.isEmpty { throw .invalidTransactionID(reason: "it is empty") }
+                if transactionID.count > 128 { throw .invalidTransactionID(reason: "it is longer than 128 characters") }
+                if transactionID.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
                     throw .invalidTransactionID(reason: "it contains control characters")
                 }
             }
             let configuration = executor.configuration
             let body = RefundBody(
                 amount: amount.tenge,
-                signature: Signature.refund(amount: amount, orderId: orderId, apiKey: configuration.apiKey),
-                transactionId: transactionId)
+                signature: Signature.refund(amount: amount, orderID: orderID, apiKey: configuration.apiKey),
+                transactionID: transactionID)
             let call = try executor.call(
-                .post, ["api", "v1", "orders", orderId.rawValue, "refund"], body: body, name: "refunds.create")
-            var before = try await executor.orderStatus(orderId).refundedAmount
+                .post, ["api", "v1", "orders", orderID.rawValue, "refund"], body: body, name: "refunds.create")
+            var before = try await executor.orderStatus(orderID).refundedAmount
             var attempt = 1
             let startedAt = executor.clock.now()
             while true {
@@ -176,26 +176,26 @@ extension KaspiClient {
                     let (status, bytes) = try await executor.sendOnce(call, attempt: attempt, startedAt: startedAt)
                     let reply = try executor.decode(RefundReply.self, from: bytes, status: status)
                     return Refund(
-                        orderId: orderId, refundId: reply.refundId,
+                        orderID: orderID, refundID: reply.refundID,
                         amount: (try? Amount(tenge: reply.amount)) ?? amount,
                         refundedAmount: (try? Amount(tenge: reply.refundedAmount)) ?? amount, recovered: false)
                 } catch {
                     if error.isAmbiguous {
-                        guard let refundedBefore = before else { throw .refundOutcomeUnknown(orderId, amount) }
-                        let after = try await executor.orderStatus(orderId).refundedAmount
-                        guard let after else { throw .refundOutcomeUnknown(orderId, amount) }
+                        guard let refundedBefore = before else { throw .refundOutcomeUnknown(orderID, amount) }
+                        let after = try await executor.orderStatus(orderID).refundedAmount
+                        guard let after else { throw .refundOutcomeUnknown(orderID, amount) }
                         if after == refundedBefore + amount.tenge {
                             executor.logger.info(
                                 "Kaspi refund confirmed after an ambiguous failure",
                                 metadata: ["kaspi.call": "refunds.create", "error.code": "\(error.code)"])
                             return Refund(
-                                orderId: orderId, refundId: nil, amount: amount,
+                                orderID: orderID, refundID: nil, amount: amount,
                                 refundedAmount: (try? Amount(tenge: after)) ?? amount, recovered: true)
                         }
-                        guard after == refundedBefore else { throw .refundOutcomeUnknown(orderId, amount) }
+                        guard after == refundedBefore else { throw .refundOutcomeUnknown(orderID, amount) }
                         // Not applied: the refund may be sent again.
                         guard let delay = executor.retryDelay(after: error, retry: attempt, startedAt: startedAt) else {
-                            throw .refundOutcomeUnknown(orderId, amount)
+                            throw .refundOutcomeUnknown(orderID, amount)
                         }
                         before = after
                         try await executor.sleep(delay, before: call, after: error, attempt: attempt)
@@ -212,9 +212,9 @@ extension KaspiClient {
 }
 
 extension RequestExecutor {
-    func orderStatus(_ orderId: OrderID) async throws(KaspiError) -> OrderStatusReply {
+    func orderStatus(_ orderID: OrderID) async throws(KaspiError) -> OrderStatusReply {
         let call = try call(
-            .get, ["api", "v1", "orders", orderId.rawValue, "status"], body: Optional<CreateQRBody>.none,
+            .get, ["api", "v1", "orders", orderID.rawValue, "status"], body: Optional<CreateQRBody>.none,
             name: "orders.status")
         let bytes = try await sendIdempotent(call)
         return try decode(OrderStatusReply.self, from: bytes)
@@ -223,7 +223,7 @@ extension RequestExecutor {
     /// Sends a create; after an ambiguous failure sends it again, and confirms an
     /// `ORDER_ALREADY_EXISTS` that follows through the status call.
     func createWithRecovery<T>(
-        _ call: Call, orderId: OrderID, amount: Amount,
+        _ call: Call, orderID: OrderID, amount: Amount,
         decode: (Int, [UInt8]) throws(KaspiError) -> T,
         recover: (OrderStatusReply) throws(KaspiError) -> T
     ) async throws(KaspiError) -> T {
@@ -236,7 +236,7 @@ extension RequestExecutor {
                 return try decode(status, bytes)
             } catch {
                 if case .orderAlreadyExists = error, maybeCreated {
-                    let reply = try await orderStatus(orderId)
+                    let reply = try await orderStatus(orderID)
                     if let reported = reply.amount, reported != amount.tenge { throw error }
                     logger.info(
                         "Kaspi create confirmed after an ambiguous failure",

@@ -5,7 +5,7 @@ public struct NewOrder: Sendable, Hashable {
     /// The amount to charge; at least 100 tenge.
     public var amount: Amount
     /// The merchant's unique id for this payment attempt.
-    public var orderId: OrderID
+    public var orderID: OrderID
     /// Where the payer is sent after paying.
     public var returnURL: URL
     /// Where the payer is sent after a decline or cancel.
@@ -14,9 +14,9 @@ public struct NewOrder: Sendable, Hashable {
     public var description: String?
 
     /// Creates an order request. Everything is checked again before it is sent.
-    public init(amount: Amount, orderId: OrderID, returnURL: URL, failURL: URL, description: String? = nil) {
+    public init(amount: Amount, orderID: OrderID, returnURL: URL, failURL: URL, description: String? = nil) {
         self.amount = amount
-        self.orderId = orderId
+        self.orderID = orderID
         self.returnURL = returnURL
         self.failURL = failURL
         self.description = description
@@ -26,7 +26,7 @@ public struct NewOrder: Sendable, Hashable {
 /// An order Kaspi accepted.
 public struct CreatedOrder: Sendable, Hashable {
     /// The merchant's id of the order.
-    public var orderId: OrderID
+    public var orderID: OrderID
     /// Where to send the payer: the payment page (web) or the Kaspi app (mobile).
     public var paymentURL: URL
     /// The status the server reported, `PENDING` when it reported none.
@@ -36,8 +36,8 @@ public struct CreatedOrder: Sendable, Hashable {
     public var recovered: Bool
 
     /// Creates the result of an order's creation (for tests and transports of your own).
-    public init(orderId: OrderID, paymentURL: URL, status: PaymentStatus, recovered: Bool = false) {
-        self.orderId = orderId
+    public init(orderID: OrderID, paymentURL: URL, status: PaymentStatus, recovered: Bool = false) {
+        self.orderID = orderID
         self.paymentURL = paymentURL
         self.status = status
         self.recovered = recovered
@@ -52,15 +52,15 @@ public struct OrderStatus: Sendable, Hashable {
     /// The order's amount, if reported.
     public var amount: Amount?
     /// Kaspi's transaction id, once approved, if reported. Store it: refunds need it.
-    public var transactionId: String?
+    public var transactionID: String?
     /// The sum refunded so far, if reported. A refund never changes ``status``.
     public var refundedAmount: Amount?
 
     /// Creates a status report (for tests and transports of your own).
-    public init(status: PaymentStatus, amount: Amount? = nil, transactionId: String? = nil, refundedAmount: Amount? = nil) {
+    public init(status: PaymentStatus, amount: Amount? = nil, transactionID: String? = nil, refundedAmount: Amount? = nil) {
         self.status = status
         self.amount = amount
-        self.transactionId = transactionId
+        self.transactionID = transactionID
         self.refundedAmount = refundedAmount
     }
 }
@@ -68,7 +68,7 @@ public struct OrderStatus: Sendable, Hashable {
 /// A QR payment Kaspi accepted.
 public struct CreatedQR: Sendable, Hashable {
     /// The merchant's id of the order the QR pays.
-    public var orderId: OrderID
+    public var orderID: OrderID
     /// The token to poll the QR's status with.
     public var token: String
     /// The QR code as a PNG image.
@@ -77,8 +77,8 @@ public struct CreatedQR: Sendable, Hashable {
     public var recovered: Bool
 
     /// Creates the result of a QR payment's creation (for tests and transports of your own).
-    public init(orderId: OrderID, token: String, png: [UInt8], recovered: Bool = false) {
-        self.orderId = orderId
+    public init(orderID: OrderID, token: String, png: [UInt8], recovered: Bool = false) {
+        self.orderID = orderID
         self.token = token
         self.png = png
         self.recovered = recovered
@@ -88,10 +88,10 @@ public struct CreatedQR: Sendable, Hashable {
 /// A refund Kaspi carried out.
 public struct Refund: Sendable, Hashable {
     /// The refunded order.
-    public var orderId: OrderID
+    public var orderID: OrderID
     /// Kaspi's id of this refund; nil when the refund was confirmed through the order's
     /// refunded amount after its response was lost.
-    public var refundId: String?
+    public var refundID: String?
     /// The amount of this refund.
     public var amount: Amount
     /// The order's total refunded so far, this refund included.
@@ -100,9 +100,9 @@ public struct Refund: Sendable, Hashable {
     public var recovered: Bool
 
     /// Creates the result of a refund (for tests and transports of your own).
-    public init(orderId: OrderID, refundId: String?, amount: Amount, refundedAmount: Amount, recovered: Bool = false) {
-        self.orderId = orderId
-        self.refundId = refundId
+    public init(orderID: OrderID, refundID: String?, amount: Amount, refundedAmount: Amount, recovered: Bool = false) {
+        self.orderID = orderID
+        self.refundID = refundID
         self.amount = amount
         self.refundedAmount = refundedAmount
         self.recovered = recovered

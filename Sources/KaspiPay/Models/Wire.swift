@@ -3,34 +3,63 @@
 /// `POST /api/v1/orders/create` request body.
 struct CreateOrderBody: Encodable, Sendable {
     var amount: Int
-    var orderId: String
-    var returnUrl: String
-    var failUrl: String
-    var tradePointId: String
+    var orderID: String
+    var returnURL: String
+    var failURL: String
+    var tradePointID: String
     var description: String?
     var signature: String
+
+    enum CodingKeys: String, CodingKey {
+        case amount
+        case orderID = "orderId"
+        case returnURL = "returnUrl"
+        case failURL = "failUrl"
+        case tradePointID = "tradePointId"
+        case description
+        case signature
+    }
 }
 
 /// `POST /api/v1/qr/create` request body.
 struct CreateQRBody: Encodable, Sendable {
     var amount: Int
-    var orderId: String
-    var tradePointId: String
+    var orderID: String
+    var tradePointID: String
     var signature: String
+
+    enum CodingKeys: String, CodingKey {
+        case amount
+        case orderID = "orderId"
+        case tradePointID = "tradePointId"
+        case signature
+    }
 }
 
 /// `POST /api/v1/orders/{orderId}/refund` request body.
 struct RefundBody: Encodable, Sendable {
     var amount: Int
     var signature: String
-    var transactionId: String?
+    var transactionID: String?
+
+    enum CodingKeys: String, CodingKey {
+        case amount
+        case signature
+        case transactionID = "transactionId"
+    }
 }
 
 /// `POST /api/v1/orders/create` response.
 struct CreateOrderReply: Decodable, Sendable {
-    var paymentUrl: String
-    var orderId: String?
+    var paymentURL: String
+    var orderID: String?
     var status: PaymentStatus?
+
+    enum CodingKeys: String, CodingKey {
+        case paymentURL = "paymentUrl"
+        case orderID = "orderId"
+        case status
+    }
 }
 
 /// `GET /api/v1/orders/{orderId}/status` response. Everything but `status` is an extension
@@ -38,13 +67,24 @@ struct CreateOrderReply: Decodable, Sendable {
 /// recovery of a create whose response was lost.
 struct OrderStatusReply: Decodable, Sendable {
     var status: PaymentStatus
-    var orderId: String?
+    var orderID: String?
     var amount: Int?
-    var transactionId: String?
+    var transactionID: String?
     var refundedAmount: Int?
-    var paymentUrl: String?
+    var paymentURL: String?
     var qrToken: String?
     var qrCode: String?
+
+    enum CodingKeys: String, CodingKey {
+        case status
+        case orderID = "orderId"
+        case amount
+        case transactionID = "transactionId"
+        case refundedAmount
+        case paymentURL = "paymentUrl"
+        case qrToken
+        case qrCode
+    }
 }
 
 /// `POST /api/v1/qr/create` response.
@@ -60,10 +100,17 @@ struct QRStatusReply: Decodable, Sendable {
 
 /// `POST /api/v1/orders/{orderId}/refund` response.
 struct RefundReply: Decodable, Sendable {
-    var orderId: String
-    var refundId: String
+    var orderID: String
+    var refundID: String
     var amount: Int
     var refundedAmount: Int
+
+    enum CodingKeys: String, CodingKey {
+        case orderID = "orderId"
+        case refundID = "refundId"
+        case amount
+        case refundedAmount
+    }
 }
 
 /// The error body: `{ "code": "...", "message": "..." }`.

@@ -33,20 +33,20 @@ extension KaspiQRAPI {
         /// `payment/details`, on r2 and r3.
         ///
         /// - Throws: ``APIError/invalidRequest(_:)`` on r1, which has no such call.
-        public func paymentDetails(paymentId: Int64, device: DeviceToken) async throws(APIError) -> PaymentDetails {
+        public func paymentDetails(paymentID: Int64, device: DeviceToken) async throws(APIError) -> PaymentDetails {
             switch self {
             case .r1: throw .invalidRequest("payment/details exists on r2 and r3 only")
-            case .r2(let c): try await c.paymentDetails(paymentId: paymentId, device: device)
-            case .r3(let c): try await c.paymentDetails(paymentId: paymentId, device: device)
+            case .r2(let c): try await c.paymentDetails(paymentID: paymentID, device: device)
+            case .r3(let c): try await c.paymentDetails(paymentID: paymentID, device: device)
             }
         }
 
         /// Plays the payer on Kaspi's test host (`test/payment/...`), on any scheme.
-        public func simulate(_ action: Client<R1>.TestAction, paymentId: Int64) async throws(APIError) {
+        public func simulate(_ action: Client<R1>.TestAction, paymentID: Int64) async throws(APIError) {
             switch self {
-            case .r1(let c): try await c.simulate(action, paymentId: paymentId)
-            case .r2(let c): try await c.simulate(.init(rawValue: action.rawValue) ?? .scan, paymentId: paymentId)
-            case .r3(let c): try await c.simulate(.init(rawValue: action.rawValue) ?? .scan, paymentId: paymentId)
+            case .r1(let c): try await c.simulate(action, paymentID: paymentID)
+            case .r2(let c): try await c.simulate(.init(rawValue: action.rawValue) ?? .scan, paymentID: paymentID)
+            case .r3(let c): try await c.simulate(.init(rawValue: action.rawValue) ?? .scan, paymentID: paymentID)
             }
         }
 
@@ -69,11 +69,11 @@ extension KaspiQRAPI {
         }
 
         /// Registers a device, with this scheme's client.
-        public func registerDevice(id: String, tradePointId: Int64) async throws(KaspiQRAPI.APIError) -> KaspiQRAPI.DeviceToken {
+        public func registerDevice(id: String, tradePointID: Int64) async throws(KaspiQRAPI.APIError) -> KaspiQRAPI.DeviceToken {
             switch self {
-            case .r1(let c): try await c.registerDevice(id: id, tradePointId: tradePointId)
-            case .r2(let c): try await c.registerDevice(id: id, tradePointId: tradePointId)
-            case .r3(let c): try await c.registerDevice(id: id, tradePointId: tradePointId)
+            case .r1(let c): try await c.registerDevice(id: id, tradePointID: tradePointID)
+            case .r2(let c): try await c.registerDevice(id: id, tradePointID: tradePointID)
+            case .r3(let c): try await c.registerDevice(id: id, tradePointID: tradePointID)
             }
         }
 
@@ -88,41 +88,41 @@ extension KaspiQRAPI {
 
         /// Creates a QR purchase, with this scheme's client.
         public func createQR(
-            device: KaspiQRAPI.DeviceToken, amount: Decimal, externalId: String?
+            device: KaspiQRAPI.DeviceToken, amount: Decimal, externalID: String?
         ) async throws(KaspiQRAPI.APIError) -> KaspiQRAPI.QRPurchase {
             switch self {
-            case .r1(let c): try await c.createQR(device: device, amount: amount, externalId: externalId)
-            case .r2(let c): try await c.createQR(device: device, amount: amount, externalId: externalId)
-            case .r3(let c): try await c.createQR(device: device, amount: amount, externalId: externalId)
+            case .r1(let c): try await c.createQR(device: device, amount: amount, externalID: externalID)
+            case .r2(let c): try await c.createQR(device: device, amount: amount, externalID: externalID)
+            case .r3(let c): try await c.createQR(device: device, amount: amount, externalID: externalID)
             }
         }
 
         /// Creates a payment link, with this scheme's client.
         public func createLink(
-            device: KaspiQRAPI.DeviceToken, amount: Decimal, externalId: String?
+            device: KaspiQRAPI.DeviceToken, amount: Decimal, externalID: String?
         ) async throws(KaspiQRAPI.APIError) -> KaspiQRAPI.LinkPurchase {
             switch self {
-            case .r1(let c): try await c.createLink(device: device, amount: amount, externalId: externalId)
-            case .r2(let c): try await c.createLink(device: device, amount: amount, externalId: externalId)
-            case .r3(let c): try await c.createLink(device: device, amount: amount, externalId: externalId)
+            case .r1(let c): try await c.createLink(device: device, amount: amount, externalID: externalID)
+            case .r2(let c): try await c.createLink(device: device, amount: amount, externalID: externalID)
+            case .r3(let c): try await c.createLink(device: device, amount: amount, externalID: externalID)
             }
         }
 
         /// A purchase's status (v02, falling back to v01), with this scheme's client.
-        public func status(paymentId: Int64) async throws(KaspiQRAPI.APIError) -> KaspiQRAPI.PaymentStatusDetails {
+        public func status(paymentID: Int64) async throws(KaspiQRAPI.APIError) -> KaspiQRAPI.PaymentStatusDetails {
             switch self {
-            case .r1(let c): try await c.status(paymentId: paymentId)
-            case .r2(let c): try await c.status(paymentId: paymentId)
-            case .r3(let c): try await c.status(paymentId: paymentId)
+            case .r1(let c): try await c.status(paymentID: paymentID)
+            case .r2(let c): try await c.status(paymentID: paymentID)
+            case .r3(let c): try await c.status(paymentID: paymentID)
             }
         }
 
         /// A purchase's status from v01 only, with this scheme's client.
-        public func statusV01(paymentId: Int64) async throws(KaspiQRAPI.APIError) -> KaspiQRAPI.PaymentStatusDetails {
+        public func statusV01(paymentID: Int64) async throws(KaspiQRAPI.APIError) -> KaspiQRAPI.PaymentStatusDetails {
             switch self {
-            case .r1(let c): try await c.statusV01(paymentId: paymentId)
-            case .r2(let c): try await c.statusV01(paymentId: paymentId)
-            case .r3(let c): try await c.statusV01(paymentId: paymentId)
+            case .r1(let c): try await c.statusV01(paymentID: paymentID)
+            case .r2(let c): try await c.statusV01(paymentID: paymentID)
+            case .r3(let c): try await c.statusV01(paymentID: paymentID)
             }
         }
 

@@ -31,13 +31,13 @@ extension KaspiQRAPI.Client {
     ///
     /// - Parameters:
     ///   - id: the partner's own id: Latin letters, digits, `-` and `_`, at most 128.
-    ///   - tradePointId: from ``tradePoints()``.
+    ///   - tradePointID: from ``tradePoints()``.
     /// - Throws: `-1503` when the device is on another trade point; `-99000002`, `990000026`.
-    public func registerDevice(id: String, tradePointId: Int64) async throws(KaspiQRAPI.APIError) -> KaspiQRAPI.DeviceToken {
+    public func registerDevice(id: String, tradePointID: Int64) async throws(KaspiQRAPI.APIError) -> KaspiQRAPI.DeviceToken {
         guard !id.isEmpty, id.utf8.count <= 128,
             id.unicodeScalars.allSatisfy({ $0.isASCII && (CharacterSet.alphanumerics.contains($0) || $0 == "-" || $0 == "_") })
         else { throw .invalidRequest("a DeviceId is 1 to 128 Latin letters, digits, '-' and '_'") }
-        let body = API.Executor.body([("DeviceId", .string(id)), ("TradePointId", .int(tradePointId))] + organizationField)
+        let body = API.Executor.body([("DeviceId", .string(id)), ("TradePointId", .int(tradePointID))] + organizationField)
         return try await executor.perform(
             .init(method: .post, segments: ["device", "register"], body: body, name: "device/register", repeatMode: .safe),
             as: API.DeviceRegistration.self
@@ -48,53 +48,53 @@ extension KaspiQRAPI.Client {
     public func deleteDevice(_ token: KaspiQRAPI.DeviceToken) async throws(KaspiQRAPI.APIError) {
         let body = API.Executor.body([("DeviceToken", .string(token.value))] + organizationField)
         try await executor.performEmpty(
-            .init(method: .post, segments: ["device", "delete"], body: body, name: "device/delete", repeatMode: .never(externalId: nil)))
+            .init(method: .post, segments: ["device", "delete"], body: body, name: "device/delete", repeatMode: .never(externalID: nil)))
     }
 
-    private func createBody(device: KaspiQRAPI.DeviceToken, amount: Decimal, externalId: String) throws(KaspiQRAPI.APIError) -> [UInt8] {
+    private func createBody(device: KaspiQRAPI.DeviceToken, amount: Decimal, externalID: String) throws(KaspiQRAPI.APIError) -> [UInt8] {
         guard amount.isValidKaspiAmount else { throw .invalidRequest("the amount must be positive tenge with at most two decimals") }
-        guard !externalId.isEmpty, externalId.utf8.count <= 128, externalId.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F })
+        guard !externalID.isEmpty, externalID.utf8.count <= 128, externalID.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F })
         else { throw .invalidRequest("an ExternalId is 1 to 128 printable characters") }
         return API.Executor.body(
-            [("DeviceToken", .string(device.value)), ("Amount", .amount(amount)), ("ExternalId", .string(externalId))] + organizationField)
+            [("DeviceToken", .string(device.value)), ("Amount", .amount(amount)), ("ExternalId", .string(externalID))] + organizationField)
     }
 
     /// Creates a QR purchase (`qr/create`). Every call makes a new purchase, so a lost answer
-    /// is never re-sent: it fails with ``KaspiQRAPI/APIError/unknownOutcome(call:externalId:reason:)``.
+    /// is never re-sent: it fails with ``KaspiQRAPI/APIError/unknownOutcome(call:externalID:reason:)``.
     ///
     /// - Parameters:
     ///   - device: the registered device.
     ///   - amount: tenge, positive, at most two decimals.
-    ///   - externalId: your order id; one is generated when nil, so that a lost purchase can be
+    ///   - externalID: your order id; one is generated when nil, so that a lost purchase can be
     ///     found in Kaspi's records.
     public func createQR(
-        device: KaspiQRAPI.DeviceToken, amount: Decimal, externalId: String? = nil
+        device: KaspiQRAPI.DeviceToken, amount: Decimal, externalID: String? = nil
     ) async throws(KaspiQRAPI.APIError) -> KaspiQRAPI.QRPurchase {
-        let externalId = externalId ?? UUID().uuidString.lowercased()
-        let body = try createBody(device: device, amount: amount, externalId: externalId)
+        let externalID = externalID ?? UUID().uuidString.lowercased()
+        let body = try createBody(device: device, amount: amount, externalID: externalID)
         return try await executor.perform(
-            .init(method: .post, segments: ["qr", "create"], body: body, name: "qr/create", repeatMode: .never(externalId: externalId)),
+            .init(method: .post, segments: ["qr", "create"], body: body, name: "qr/create", repeatMode: .never(externalID: externalID)),
             as: KaspiQRAPI.QRPurchase.self)
     }
 
-    /// Creates a payment link (`qr/create-link`); see ``createQR(device:amount:externalId:)``.
+    /// Creates a payment link (`qr/create-link`); see ``createQR(device:amount:externalID:)``.
     public func createLink(
-        device: KaspiQRAPI.DeviceToken, amount: Decimal, externalId: String? = nil
+        device: KaspiQRAPI.DeviceToken, amount: Decimal, externalID: String? = nil
     ) async throws(KaspiQRAPI.APIError) -> KaspiQRAPI.LinkPurchase {
-        let externalId = externalId ?? UUID().uuidString.lowercased()
-        let body = try createBody(device: device, amount: amount, externalId: externalId)
+        let externalID = externalID ?? UUID().uuidString.lowercased()
+        let body = try createBody(device: device, amount: amount, externalID: externalID)
         return try await executor.perform(
-            .init(method: .post, segments: ["qr", "create-link"], body: body, name: "qr/create-link", repeatMode: .never(externalId: externalId)),
+            .init(method: .post, segments: ["qr", "create-link"], body: body, name: "qr/create-link", repeatMode: .never(externalID: externalID)),
             as: KaspiQRAPI.LinkPurchase.self)
     }
 
     /// A purchase's status: v02 by default (with the transaction id once paid), falling back
     /// to v01 for good when the server has no v02 (HTTP 404).
-    public func status(paymentId: Int64) async throws(KaspiQRAPI.APIError) -> KaspiQRAPI.PaymentStatusDetails {
-        if configuration.statusVersion == .v01 || executor.fallback.active { return try await statusV01(paymentId: paymentId) }
+    public func status(paymentID: Int64) async throws(KaspiQRAPI.APIError) -> KaspiQRAPI.PaymentStatusDetails {
+        if configuration.statusVersion == .v01 || executor.fallback.active { return try await statusV01(paymentID: paymentID) }
         do {
             var details = try await executor.perform(
-                .init(method: .get, version: "v02", segments: ["payment", "status", String(paymentId)], name: "payment/status", repeatMode: .safe),
+                .init(method: .get, version: "v02", segments: ["payment", "status", String(paymentID)], name: "payment/status", repeatMode: .safe),
                 as: KaspiQRAPI.PaymentStatusDetails.self)
             details.version = "v02"
             return details
@@ -102,14 +102,14 @@ extension KaspiQRAPI.Client {
             guard case .unexpectedHTTPStatus(404, _, _) = error else { throw error }
             executor.logger.notice("The server has no v02 payment/status; using v01 from now on")
             executor.fallback.activate()
-            return try await statusV01(paymentId: paymentId)
+            return try await statusV01(paymentID: paymentID)
         }
     }
 
     /// A purchase's status through v01 (`Status` only).
-    public func statusV01(paymentId: Int64) async throws(KaspiQRAPI.APIError) -> KaspiQRAPI.PaymentStatusDetails {
+    public func statusV01(paymentID: Int64) async throws(KaspiQRAPI.APIError) -> KaspiQRAPI.PaymentStatusDetails {
         try await executor.perform(
-            .init(method: .get, segments: ["payment", "status", String(paymentId)], name: "payment/status", repeatMode: .safe),
+            .init(method: .get, segments: ["payment", "status", String(paymentID)], name: "payment/status", repeatMode: .safe),
             as: KaspiQRAPI.PaymentStatusDetails.self)
     }
 
@@ -126,12 +126,12 @@ extension KaspiQRAPI.Client {
     }
 
     /// Plays the payer on Kaspi's test host (and the sandbox): `test/payment/{action}`.
-    public func simulate(_ action: TestAction, paymentId: Int64) async throws(KaspiQRAPI.APIError) {
-        let body = API.Executor.body([("qrPaymentId", .string(String(paymentId)))])
+    public func simulate(_ action: TestAction, paymentID: Int64) async throws(KaspiQRAPI.APIError) {
+        let body = API.Executor.body([("qrPaymentId", .string(String(paymentID)))])
         try await executor.performEmpty(
             .init(
                 method: .post, segments: ["test", "payment", action.rawValue], body: body, name: "test/payment/\(action.rawValue)",
-                repeatMode: .never(externalId: nil)))
+                repeatMode: .never(externalID: nil)))
     }
 }
 
@@ -139,18 +139,18 @@ extension KaspiQRAPI.Client {
 
 extension KaspiQRAPI.Client where Scheme: KaspiQRAPIDetailsScheme {
     /// `payment/details`: the total and what can still be refunded (`AvailableReturnAmount`).
-    public func paymentDetails(paymentId: Int64, device: KaspiQRAPI.DeviceToken) async throws(KaspiQRAPI.APIError) -> KaspiQRAPI.PaymentDetails {
+    public func paymentDetails(paymentID: Int64, device: KaspiQRAPI.DeviceToken) async throws(KaspiQRAPI.APIError) -> KaspiQRAPI.PaymentDetails {
         try await executor.perform(
             .init(
-                method: .get, segments: ["payment", "details"], query: [("QrPaymentId", String(paymentId)), ("DeviceToken", device.value)],
+                method: .get, segments: ["payment", "details"], query: [("QrPaymentId", String(paymentID)), ("DeviceToken", device.value)],
                 name: "payment/details", repeatMode: .safe),
             as: KaspiQRAPI.PaymentDetails.self)
     }
 
-    func refundBody(device: KaspiQRAPI.DeviceToken, paymentId: Int64, returnId: Int64?, amount: Decimal) throws(KaspiQRAPI.APIError) -> [UInt8] {
+    func refundBody(device: KaspiQRAPI.DeviceToken, paymentID: Int64, returnID: Int64?, amount: Decimal) throws(KaspiQRAPI.APIError) -> [UInt8] {
         guard amount.isValidKaspiAmount else { throw .invalidRequest("the amount must be positive tenge with at most two decimals") }
-        var fields: [(String, Body)] = [("DeviceToken", .string(device.value)), ("QrPaymentId", .int(paymentId))]
-        if let returnId { fields.append(("QrReturnId", .int(returnId))) }
+        var fields: [(String, Body)] = [("DeviceToken", .string(device.value)), ("QrPaymentId", .int(paymentID))]
+        if let returnID { fields.append(("QrReturnId", .int(returnID))) }
         fields.append(("Amount", .amount(amount)))
         return API.Executor.body(fields + organizationField)
     }
@@ -160,20 +160,20 @@ extension KaspiQRAPI.Client where Scheme: KaspiQRAPIDetailsScheme {
 
 extension KaspiQRAPI.Client where Scheme == KaspiQRAPI.R2 {
     /// Creates a return QR for the customer to scan (`return/create`).
-    public func createReturn(device: KaspiQRAPI.DeviceToken, externalId: String? = nil) async throws(KaspiQRAPI.APIError) -> KaspiQRAPI.ReturnQR {
+    public func createReturn(device: KaspiQRAPI.DeviceToken, externalID: String? = nil) async throws(KaspiQRAPI.APIError) -> KaspiQRAPI.ReturnQR {
         var fields: [(String, Body)] = [("DeviceToken", .string(device.value))]
-        if let externalId { fields.append(("ExternalId", .string(externalId))) }
+        if let externalID { fields.append(("ExternalId", .string(externalID))) }
         return try await executor.perform(
             .init(
                 method: .post, segments: ["return", "create"], body: API.Executor.body(fields), name: "return/create",
-                repeatMode: .never(externalId: externalId)),
+                repeatMode: .never(externalID: externalID)),
             as: KaspiQRAPI.ReturnQR.self)
     }
 
     /// A return QR's status (`return/status`).
-    public func returnStatus(returnId: Int64) async throws(KaspiQRAPI.APIError) -> KaspiQRAPI.ReturnStatus {
+    public func returnStatus(returnID: Int64) async throws(KaspiQRAPI.APIError) -> KaspiQRAPI.ReturnStatus {
         let status = try await executor.perform(
-            .init(method: .get, segments: ["return", "status", String(returnId)], name: "return/status", repeatMode: .safe),
+            .init(method: .get, segments: ["return", "status", String(returnID)], name: "return/status", repeatMode: .safe),
             as: KaspiQRAPI.StatusOnly.self)
         return KaspiQRAPI.ReturnStatus(rawValue: status.status)
     }
@@ -182,31 +182,31 @@ extension KaspiQRAPI.Client where Scheme == KaspiQRAPI.R2 {
     ///
     /// - Parameters:
     ///   - device: the device that created the return QR.
-    ///   - returnId: the return QR's id (``KaspiQRAPI/ReturnQR/returnId``).
+    ///   - returnID: the return QR's id (``KaspiQRAPI/ReturnQR/returnID``).
     ///   - maxResult: 1 to 10.
     public func returnOperations(
-        device: KaspiQRAPI.DeviceToken, returnId: Int64, maxResult: Int = 10
+        device: KaspiQRAPI.DeviceToken, returnID: Int64, maxResult: Int = 10
     ) async throws(KaspiQRAPI.APIError) -> [KaspiQRAPI.ReturnablePurchase] {
         guard (1...10).contains(maxResult) else { throw .invalidRequest("MaxResult is 1 to 10") }
-        let body = API.Executor.body([("DeviceToken", .string(device.value)), ("QrReturnId", .int(returnId)), ("MaxResult", .int(Int64(maxResult)))])
+        let body = API.Executor.body([("DeviceToken", .string(device.value)), ("QrReturnId", .int(returnID)), ("MaxResult", .int(Int64(maxResult)))])
         return try await executor.perform(
             .init(method: .post, segments: ["return", "operations"], body: body, name: "return/operations", repeatMode: .safe),
             as: [KaspiQRAPI.ReturnablePurchase].self)
     }
 
     /// Refunds a purchase the customer picked (`payment/return` with `QrReturnId`). Never
-    /// re-sent: on ``KaspiQRAPI/APIError/unknownOutcome(call:externalId:reason:)`` read
-    /// ``paymentDetails(paymentId:device:)`` before trying again.
+    /// re-sent: on ``KaspiQRAPI/APIError/unknownOutcome(call:externalID:reason:)`` read
+    /// ``paymentDetails(paymentID:device:)`` before trying again.
     public func refund(
-        device: KaspiQRAPI.DeviceToken, paymentId: Int64, returnId: Int64, amount: Decimal
+        device: KaspiQRAPI.DeviceToken, paymentID: Int64, returnID: Int64, amount: Decimal
     ) async throws(KaspiQRAPI.APIError) -> KaspiQRAPI.Refund {
-        let body = try refundBody(device: device, paymentId: paymentId, returnId: returnId, amount: amount)
+        let body = try refundBody(device: device, paymentID: paymentID, returnID: returnID, amount: amount)
         return try await executor.perform(
-            .init(method: .post, segments: ["payment", "return"], body: body, name: "payment/return", repeatMode: .never(externalId: nil)),
+            .init(method: .post, segments: ["payment", "return"], body: body, name: "payment/return", repeatMode: .never(externalID: nil)),
             as: KaspiQRAPI.Refund.self)
     }
 
-    /// Polls ``returnStatus(returnId:)`` every `QrCodeScanEventPollingInterval` until the
+    /// Polls ``returnStatus(returnID:)`` every `QrCodeScanEventPollingInterval` until the
     /// customer scanned, the return failed, or `QrCodeScanWaitTimeout` passed.
     ///
     /// - Returns: the last status: ``KaspiQRAPI/ReturnStatus/customerIdentityObtained`` when
@@ -218,7 +218,7 @@ extension KaspiQRAPI.Client where Scheme == KaspiQRAPI.R2 {
         let deadline = start + .seconds(returnQR.scanTimeout)
         let interval = Duration.seconds(max(1, returnQR.pollingInterval))
         while true {
-            let status = try await returnStatus(returnId: returnQR.returnId)
+            let status = try await returnStatus(returnID: returnQR.returnID)
             await progress?(status)
             if status.isFinal || executor.clock.now() >= deadline { return status }
             let wait = min(interval, max(.zero, deadline - executor.clock.now()))
@@ -231,11 +231,11 @@ extension KaspiQRAPI.Client where Scheme == KaspiQRAPI.R2 {
 
 extension KaspiQRAPI.Client where Scheme == KaspiQRAPI.R3 {
     /// Refunds without the customer (`payment/return` with `OrganizationBin`). Never re-sent;
-    /// on an unknown outcome read ``paymentDetails(paymentId:device:)`` first.
-    public func refund(device: KaspiQRAPI.DeviceToken, paymentId: Int64, amount: Decimal) async throws(KaspiQRAPI.APIError) -> KaspiQRAPI.Refund {
-        let body = try refundBody(device: device, paymentId: paymentId, returnId: nil, amount: amount)
+    /// on an unknown outcome read ``paymentDetails(paymentID:device:)`` first.
+    public func refund(device: KaspiQRAPI.DeviceToken, paymentID: Int64, amount: Decimal) async throws(KaspiQRAPI.APIError) -> KaspiQRAPI.Refund {
+        let body = try refundBody(device: device, paymentID: paymentID, returnID: nil, amount: amount)
         return try await executor.perform(
-            .init(method: .post, segments: ["payment", "return"], body: body, name: "payment/return", repeatMode: .never(externalId: nil)),
+            .init(method: .post, segments: ["payment", "return"], body: body, name: "payment/return", repeatMode: .never(externalID: nil)),
             as: KaspiQRAPI.Refund.self)
     }
 
@@ -278,16 +278,16 @@ extension KaspiQRAPI.Client where Scheme == KaspiQRAPI.R3 {
         return try await executor.perform(
             .init(
                 method: .post, segments: ["remote", "create"], body: API.Executor.body(fields), name: "remote/create",
-                repeatMode: .never(externalId: nil)),
+                repeatMode: .never(externalID: nil)),
             as: KaspiQRAPI.RemoteInvoice.self)
     }
 
     /// Cancels an unpaid remote invoice (`remote/cancel`).
     ///
     /// - Returns: the status Kaspi reports, `RemotePaymentCanceled`.
-    public func cancelRemoteInvoice(device: KaspiQRAPI.DeviceToken, paymentId: Int64) async throws(KaspiQRAPI.APIError) -> KaspiQRAPI.PaymentStatus {
+    public func cancelRemoteInvoice(device: KaspiQRAPI.DeviceToken, paymentID: Int64) async throws(KaspiQRAPI.APIError) -> KaspiQRAPI.PaymentStatus {
         let body = API.Executor.body([
-            ("OrganizationBin", .string(organizationBin.value)), ("QrPaymentId", .int(paymentId)), ("DeviceToken", .string(device.value)),
+            ("OrganizationBin", .string(organizationBin.value)), ("QrPaymentId", .int(paymentID)), ("DeviceToken", .string(device.value)),
         ])
         let status = try await executor.perform(
             .init(method: .post, segments: ["remote", "cancel"], body: body, name: "remote/cancel", repeatMode: .safe),

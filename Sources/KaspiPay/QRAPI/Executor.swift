@@ -9,7 +9,7 @@ extension KaspiQRAPI {
         /// A read, or a write Kaspi documents as idempotent: repeat transient failures.
         case safe
         /// A create or a refund: never repeated; a lost answer is an unknown outcome.
-        case never(externalId: String?)
+        case never(externalID: String?)
     }
 
     /// One request.
@@ -116,9 +116,9 @@ extension KaspiQRAPI {
             do {
                 return try JSONDecoder().decode(DataOf<T>.self, from: Data(body)).data
             } catch {
-                if case .never(let externalId) = call.repeatMode {
+                if case .never(let externalID) = call.repeatMode {
                     throw .unknownOutcome(
-                        call: call.name, externalId: externalId, reason: "the success answer could not be read (\(RequestExecutor.describe(error)))")
+                        call: call.name, externalID: externalID, reason: "the success answer could not be read (\(RequestExecutor.describe(error)))")
                 }
                 throw .undecodable(call: call.name, reason: RequestExecutor.describe(error), bodySnippet: snippet(body))
             }
@@ -182,8 +182,8 @@ extension KaspiQRAPI {
                 for (_, value) in call.query where value.count >= 4 { reason = Redaction.scrub(reason, secret: value) }
                 metadata["error"] = "\(isTimeout ? "timeout" : "transport")"
                 logger.debug("Kaspi QR API request failed", metadata: metadata)
-                if case .never(let externalId) = call.repeatMode {
-                    throw .unknownOutcome(call: call.name, externalId: externalId, reason: isTimeout ? "no answer in time" : reason)
+                if case .never(let externalID) = call.repeatMode {
+                    throw .unknownOutcome(call: call.name, externalID: externalID, reason: isTimeout ? "no answer in time" : reason)
                 }
                 if isTimeout { throw .timeout(call: call.name) }
                 throw .transport(call: call.name, reason: reason)
@@ -202,9 +202,9 @@ extension KaspiQRAPI {
             }
             logger.debug("Kaspi QR API response", metadata: metadata)
             let status = response.status.code
-            if case .never(let externalId) = call.repeatMode, status >= 500 || (200..<300).contains(status) {
+            if case .never(let externalID) = call.repeatMode, status >= 500 || (200..<300).contains(status) {
                 // A proxy's 5xx, or an unreadable success, may hide a purchase that was made.
-                throw .unknownOutcome(call: call.name, externalId: externalId, reason: "HTTP \(status) without a Kaspi answer")
+                throw .unknownOutcome(call: call.name, externalID: externalID, reason: "HTTP \(status) without a Kaspi answer")
             }
             if (200..<300).contains(status) {
                 throw .undecodable(call: call.name, reason: "not a Kaspi envelope", bodySnippet: snippet(body))

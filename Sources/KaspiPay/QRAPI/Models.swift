@@ -132,17 +132,17 @@ extension KaspiQRAPI {
         /// `ExpireDate`: after it, scanning fails.
         public var expireDate: Date
         /// `QrPaymentId`: for status, details and refunds.
-        public var paymentId: Int64
+        public var paymentID: Int64
         /// `PaymentMethods`, e.g. `["Gold", "Red", "Loan"]`.
         public var paymentMethods: [String]
         /// `QrPaymentBehaviorOptions`.
         public var options: BehaviorOptions
 
         /// Creates a QR purchase (for tests and for resuming a wait).
-        public init(qrToken: String, expireDate: Date, paymentId: Int64, paymentMethods: [String], options: BehaviorOptions) {
+        public init(qrToken: String, expireDate: Date, paymentID: Int64, paymentMethods: [String], options: BehaviorOptions) {
             self.qrToken = qrToken
             self.expireDate = expireDate
-            self.paymentId = paymentId
+            self.paymentID = paymentID
             self.paymentMethods = paymentMethods
             self.options = options
         }
@@ -151,7 +151,7 @@ extension KaspiQRAPI {
             let object = try LenientObject(decoder)
             qrToken = try object.string("QrToken")
             expireDate = try object.date("ExpireDate")
-            paymentId = try object.int64("QrPaymentId")
+            paymentID = try object.int64("QrPaymentId")
             paymentMethods = try object.stringArray("PaymentMethods")
             options = try object.object("QrPaymentBehaviorOptions", as: ScanOptions.self)?.options ?? .guideDefaults
         }
@@ -164,17 +164,17 @@ extension KaspiQRAPI {
         /// `ExpireDate`.
         public var expireDate: Date
         /// `PaymentId` (the same id space as `QrPaymentId`).
-        public var paymentId: Int64
+        public var paymentID: Int64
         /// `PaymentMethods`.
         public var paymentMethods: [String]
         /// `PaymentBehaviorOptions`; ``BehaviorOptions/scanTimeout`` is `LinkActivationWaitTimeout`.
         public var options: BehaviorOptions
 
         /// Creates a payment link (for tests and for resuming a wait).
-        public init(paymentLink: String, expireDate: Date, paymentId: Int64, paymentMethods: [String], options: BehaviorOptions) {
+        public init(paymentLink: String, expireDate: Date, paymentID: Int64, paymentMethods: [String], options: BehaviorOptions) {
             self.paymentLink = paymentLink
             self.expireDate = expireDate
-            self.paymentId = paymentId
+            self.paymentID = paymentID
             self.paymentMethods = paymentMethods
             self.options = options
         }
@@ -183,7 +183,7 @@ extension KaspiQRAPI {
             let object = try LenientObject(decoder)
             paymentLink = try object.string("PaymentLink")
             expireDate = try object.date("ExpireDate")
-            paymentId = try object.int64("PaymentId")
+            paymentID = try object.int64("PaymentId")
             paymentMethods = try object.stringArray("PaymentMethods")
             options = try object.object("PaymentBehaviorOptions", as: LinkOptions.self)?.options ?? .guideDefaults
         }
@@ -269,7 +269,7 @@ extension KaspiQRAPI {
         /// `Status`: where the purchase stands.
         public var status: PaymentStatus
         /// `TransactionId` (v02): Kaspi's transaction, digits.
-        public var transactionId: String?
+        public var transactionID: String?
         /// `LoanOfferName` (v02), e.g. an instalment plan.
         public var loanOfferName: String?
         /// `LoanTerm` (v02), months.
@@ -295,7 +295,7 @@ extension KaspiQRAPI {
         public init(from decoder: any Decoder) throws {
             let object = try LenientObject(decoder)
             status = PaymentStatus(rawValue: try object.string("Status"))
-            transactionId = try object.optionalString("TransactionId")
+            transactionID = try object.optionalString("TransactionId")
             loanOfferName = try object.optionalString("LoanOfferName")
             loanTerm = try object.optionalInt64("LoanTerm").map { Int(clamping: $0) }
             isOffer = try object.optionalBool("IsOffer")
@@ -314,7 +314,7 @@ extension KaspiQRAPI {
         /// `ExpireDate`.
         public var expireDate: Date
         /// `QrReturnId`.
-        public var returnId: Int64
+        public var returnID: Int64
         /// `QrReturnBehaviorOptions.QrCodeScanEventPollingInterval`, seconds.
         public var pollingInterval: Int
         /// `QrReturnBehaviorOptions.QrCodeScanWaitTimeout`, seconds from creation.
@@ -324,7 +324,7 @@ extension KaspiQRAPI {
             let object = try LenientObject(decoder)
             qrToken = try object.string("QrToken")
             expireDate = try object.date("ExpireDate")
-            returnId = try object.int64("QrReturnId")
+            returnID = try object.int64("QrReturnId")
             let options = try object.object("QrReturnBehaviorOptions", as: ReturnOptions.self)
             pollingInterval = options?.interval ?? 5
             scanTimeout = options?.timeout ?? 180
@@ -396,7 +396,7 @@ extension KaspiQRAPI {
     /// One of the customer's purchases at this partner, from `return/operations` (r2).
     public struct ReturnablePurchase: Sendable, Hashable, Decodable {
         /// `QrPaymentId`.
-        public var paymentId: Int64
+        public var paymentID: Int64
         /// `TransactionDate`.
         public var transactionDate: Date?
         /// `Amount`: the purchase's total.
@@ -404,7 +404,7 @@ extension KaspiQRAPI {
 
         public init(from decoder: any Decoder) throws {
             let object = try LenientObject(decoder)
-            paymentId = try object.int64("QrPaymentId")
+            paymentID = try object.int64("QrPaymentId")
             transactionDate = try object.optionalDate("TransactionDate")
             amount = try object.decimal("Amount")
         }
@@ -413,7 +413,7 @@ extension KaspiQRAPI {
     /// `payment/details` (r2, r3): what is left to refund.
     public struct PaymentDetails: Sendable, Hashable, Decodable {
         /// `QrPaymentId`.
-        public var paymentId: Int64
+        public var paymentID: Int64
         /// `TotalAmount`.
         public var totalAmount: Decimal
         /// `AvailableReturnAmount`: Kaspi's record of what can still be refunded.
@@ -423,7 +423,7 @@ extension KaspiQRAPI {
 
         public init(from decoder: any Decoder) throws {
             let object = try LenientObject(decoder)
-            paymentId = try object.int64("QrPaymentId")
+            paymentID = try object.int64("QrPaymentId")
             totalAmount = try object.decimal("TotalAmount")
             availableReturnAmount = try object.decimal("AvailableReturnAmount")
             transactionDate = try object.optionalDate("TransactionDate")
@@ -433,10 +433,10 @@ extension KaspiQRAPI {
     /// A refund made with `payment/return`.
     public struct Refund: Sendable, Hashable, Decodable {
         /// `ReturnOperationId`.
-        public var returnOperationId: Int64
+        public var returnOperationID: Int64
 
         public init(from decoder: any Decoder) throws {
-            returnOperationId = try LenientObject(decoder).int64("ReturnOperationId")
+            returnOperationID = try LenientObject(decoder).int64("ReturnOperationId")
         }
     }
 
@@ -454,13 +454,13 @@ extension KaspiQRAPI {
     /// status on a user action, never on a timer (Kaspi's anti-abuse refuses that).
     public struct RemoteInvoice: Sendable, Hashable, Decodable {
         /// `QrPaymentId`.
-        public var paymentId: Int64
+        public var paymentID: Int64
 
         /// Creates an invoice record.
-        public init(paymentId: Int64) { self.paymentId = paymentId }
+        public init(paymentID: Int64) { self.paymentID = paymentID }
 
         public init(from decoder: any Decoder) throws {
-            paymentId = try LenientObject(decoder).int64("QrPaymentId")
+            paymentID = try LenientObject(decoder).int64("QrPaymentId")
         }
     }
 

@@ -3,7 +3,7 @@ extension KaspiQRAPI {
     /// refuses status reads on a timer for them.
     public protocol PollablePurchase: Sendable {
         /// The id for `payment/status`.
-        var paymentId: Int64 { get }
+        var paymentID: Int64 { get }
         /// The deadlines and interval Kaspi handed out.
         var options: BehaviorOptions { get }
     }
@@ -87,7 +87,7 @@ extension KaspiQRAPI.Client {
     /// at a deadline before reporting it expired.
     ///
     /// - Parameters:
-    ///   - purchase: from ``createQR(device:amount:externalId:)`` or ``createLink(device:amount:externalId:)``.
+    ///   - purchase: from ``createQR(device:amount:externalID:)`` or ``createLink(device:amount:externalID:)``.
     ///   - elapsedSinceCreation: how long ago it was created, when resuming a wait.
     ///   - firstWaitAt: when `Wait` was first seen (since creation), when resuming.
     ///   - progress: called after each status read.
@@ -106,7 +106,7 @@ extension KaspiQRAPI.Client {
         while true {
             polls += 1
             do {
-                let details = try await status(paymentId: purchase.paymentId)
+                let details = try await status(paymentID: purchase.paymentID)
                 lastError = nil
                 lastStatus = details.status
                 let elapsed = clock.now() - origin

@@ -8,7 +8,7 @@ extension KaspiQRAPI {
         /// may or may not have taken effect: its answer was lost. It was not sent again, because
         /// every create makes a new one. `externalId` is what was sent as `ExternalId`, to find
         /// it in Kaspi's records.
-        case unknownOutcome(call: String, externalId: String?, reason: String)
+        case unknownOutcome(call: String, externalID: String?, reason: String)
         /// No answer within the deadline (a read, after its retries).
         case timeout(call: String)
         /// The connection failed (a read, after its retries).
@@ -76,8 +76,8 @@ extension KaspiQRAPI {
             case .kaspi(let status, let message, let call):
                 let said = message.map { $0.isEmpty || $0 == "OK" ? "" : " Kaspi said: \(Redaction.quoted($0, limit: 200))." } ?? ""
                 return "\(call): Kaspi answered \(status).\(said) \(status.advice)"
-            case .unknownOutcome(let call, let externalId, let reason):
-                var next = externalId.map { " Look for ExternalId \(Redaction.quoted($0)) in the Kaspi Pay app before creating it again." } ?? ""
+            case .unknownOutcome(let call, let externalID, let reason):
+                var next = externalID.map { " Look for ExternalId \(Redaction.quoted($0)) in the Kaspi Pay app before creating it again." } ?? ""
                 if call == "payment/return" { next = " Read payment/details: AvailableReturnAmount shows whether it went through." }
                 return "\(call): the answer was lost (\(reason)), so it may or may not have taken effect; it was not sent again.\(next)"
             case .timeout(let call): return "\(call): Kaspi did not answer in time."

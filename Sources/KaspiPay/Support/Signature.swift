@@ -28,44 +28,44 @@ public enum Signature {
     ///
     /// The order id is taken as a string so that webhooks with ids outside our own charset
     /// can still be checked.
-    public static func compute(_ kind: Kind, amount: Int, orderId: String, apiKey: APIKey) -> String {
+    public static func compute(_ kind: Kind, amount: Int, orderID: String, apiKey: APIKey) -> String {
         let message: String
         switch kind {
         case .createOrder, .createQR, .refund:
-            message = "\(amount)\(orderId)\(apiKey.revealed)"
+            message = "\(amount)\(orderID)\(apiKey.revealed)"
         case .webhook:
-            message = "\(orderId)\(amount)\(apiKey.revealed)"
+            message = "\(orderID)\(amount)\(apiKey.revealed)"
         }
         return hex(SHA256.hash(data: Array(message.utf8)))
     }
 
     /// The signature for creating an order.
-    public static func createOrder(amount: Amount, orderId: OrderID, apiKey: APIKey) -> String {
-        compute(.createOrder, amount: amount.tenge, orderId: orderId.rawValue, apiKey: apiKey)
+    public static func createOrder(amount: Amount, orderID: OrderID, apiKey: APIKey) -> String {
+        compute(.createOrder, amount: amount.tenge, orderID: orderID.rawValue, apiKey: apiKey)
     }
 
     /// The signature for creating a QR payment.
-    public static func createQR(amount: Amount, orderId: OrderID, apiKey: APIKey) -> String {
-        compute(.createQR, amount: amount.tenge, orderId: orderId.rawValue, apiKey: apiKey)
+    public static func createQR(amount: Amount, orderID: OrderID, apiKey: APIKey) -> String {
+        compute(.createQR, amount: amount.tenge, orderID: orderID.rawValue, apiKey: apiKey)
     }
 
     /// The signature for a refund.
-    public static func refund(amount: Amount, orderId: OrderID, apiKey: APIKey) -> String {
-        compute(.refund, amount: amount.tenge, orderId: orderId.rawValue, apiKey: apiKey)
+    public static func refund(amount: Amount, orderID: OrderID, apiKey: APIKey) -> String {
+        compute(.refund, amount: amount.tenge, orderID: orderID.rawValue, apiKey: apiKey)
     }
 
     /// The signature Kaspi puts on a webhook.
-    public static func webhook(orderId: String, amount: Int, apiKey: APIKey) -> String {
-        compute(.webhook, amount: amount, orderId: orderId, apiKey: apiKey)
+    public static func webhook(orderID: String, amount: Int, apiKey: APIKey) -> String {
+        compute(.webhook, amount: amount, orderID: orderID, apiKey: apiKey)
     }
 
     /// Checks a signature in constant time (for strings of equal length).
     ///
     /// - Returns: true only when `provided` is exactly the expected lowercase hex string.
     public static func isValid(
-        _ provided: String, kind: Kind, amount: Int, orderId: String, apiKey: APIKey
+        _ provided: String, kind: Kind, amount: Int, orderID: String, apiKey: APIKey
     ) -> Bool {
-        constantTimeEquals(provided, compute(kind, amount: amount, orderId: orderId, apiKey: apiKey))
+        constantTimeEquals(provided, compute(kind, amount: amount, orderID: orderID, apiKey: apiKey))
     }
 
     /// Compares two strings byte by byte without returning early on the first difference.

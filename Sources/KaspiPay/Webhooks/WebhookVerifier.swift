@@ -3,21 +3,21 @@ import Foundation
 /// A webhook whose signature checked out.
 public struct WebhookEvent: Sendable, Hashable {
     /// The merchant's order id.
-    public var orderId: OrderID
+    public var orderID: OrderID
     /// The amount Kaspi reports. Never trust it alone: compare it with the stored order
     /// (``WebhookVerifier/verify(body:order:)`` does).
     public var amount: Amount
     /// `APPROVED`, `DECLINED` or `CANCELLED`.
     public var status: PaymentStatus
     /// Kaspi's transaction id; store it, refunds need it. May be absent for a decline.
-    public var transactionId: String?
+    public var transactionID: String?
 
     /// Creates an event.
-    public init(orderId: OrderID, amount: Amount, status: PaymentStatus, transactionId: String? = nil) {
-        self.orderId = orderId
+    public init(orderID: OrderID, amount: Amount, status: PaymentStatus, transactionID: String? = nil) {
+        self.orderID = orderID
         self.amount = amount
         self.status = status
-        self.transactionId = transactionId
+        self.transactionID = transactionID
     }
 }
 
@@ -46,7 +46,7 @@ public enum WebhookVerificationError: Error, Sendable, Hashable, CustomStringCon
     /// The merchant has no such order.
     case orderNotFound(OrderID)
     /// The webhook's amount differs from the stored order's.
-    case amountMismatch(orderId: OrderID, expected: Amount, received: Amount)
+    case amountMismatch(orderID: OrderID, expected: Amount, received: Amount)
 
     /// A stable machine-readable code.
     public var code: String {
@@ -123,17 +123,17 @@ public struct WebhookVerifier: Sendable {
         guard case .string(let signature) = signatureField else {
             throw .mistypedField("signature", expected: "a string")
         }
-        var transactionId: String? = nil
+        var transactionID: String? = nil
         switch object["transactionId"] {
         case nil, .null?: break
-        case .string(let text)?: transactionId = text
-        case .integer(let number)?: transactionId = String(number)
+        case .string(let text)?: transactionID = text
+        case .integer(let number)?: transactionID = String(number)
         default: throw .mistypedField("transactionId", expected: "a string")
         }
         // The signature covers the fields as sent, so check it before interpreting them.
-        guard Signature.isValid(signature, kind: .webhook, amount: Int(amountValue), orderId: orderText, apiKey: apiKey)
+        guard Signature.isValid(signature, kind: .webhook, amount: Int(amountValue), orderID: orderText, apiKey: apiKey)
         else { throw .badSignature }
-        guard let orderId = try? OrderID(orderText) else {
+        guard let orderID = try? OrderID(orderText) else {
             throw .mistypedField("orderId", expected: "1 to 64 characters of A-Z a-z 0-9 _ . : -")
         }
         guard let amount = try? Amount(tenge: Int(amountValue)) else {
@@ -141,7 +141,7 @@ public struct WebhookVerifier: Sendable {
         }
         let status = PaymentStatus(rawValue: statusText)
         guard status.isFinal else { throw .unknownStatus(statusText) }
-        return WebhookEvent(orderId: orderId, amount: amount, status: status, transactionId: transactionId)
+        return WebhookEvent(orderID: orderID, amount: amount, status: status, transactionID: transactionID)
     }
 
     /// Verifies a webhook and checks it against the merchant's stored order: that the order
@@ -157,11 +157,11 @@ public struct WebhookVerifier: Sendable {
         order: (OrderID) async throws -> ExpectedOrder?
     ) async throws -> WebhookEvent {
         let event = try verify(body: body)
-        guard let stored = try await order(event.orderId) else {
-            throw WebhookVerificationError.orderNotFound(event.orderId)
+        guard let stored = try await order(event.orderID) else {
+            throw WebhookVerificationError.orderNotFound(event.orderID)
         }
         guard stored.amount == event.amount else {
-            throw WebhookVerificationError.amountMismatch(orderId: event.orderId, expected: stored.amount, received: event.amount)
+            throw WebhookVerificationError.amountMismatch(orderID: event.orderID, expected: stored.amount, received: event.amount)
         }
         return event
     }
