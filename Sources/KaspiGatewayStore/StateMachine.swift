@@ -11,6 +11,8 @@ public enum OrderStateMachine {
         case poll
         case admin
         case returnPage = "return_page"
+        /// The payer's app asked (the client endpoint).
+        case client = "client_app"
     }
 
     /// The change a provider's report of a payment's status causes, or nil when it changes nothing (a duplicate or
@@ -268,7 +270,7 @@ public enum OrderStateMachine {
     private static func eventKind(_ source: Source) -> OrderEvent.Kind {
         switch source {
         case .webhook: .webhook
-        case .poll, .returnPage: .poll
+        case .poll, .returnPage, .client: .poll
         case .admin: .admin
         }
     }

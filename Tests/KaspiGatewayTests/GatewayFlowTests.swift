@@ -207,14 +207,15 @@ struct GatewayFlowTests {
             let paid = try await s.payOnPage(try #require(created.json["paymentUrl"] as? String))
             let back = try await http(.GET, try #require(paid.headers["location"]))
             #expect(back.status == 303)
-            #expect(back.headers["location"] == "yourapp://payment?status=success&orderId=ORDER-123")
+            #expect(back.headers["location"] == "yourapp://payment?status=success&orderId=ORDER-123&gatewayOrderId=\(id)")
             #expect(try await s.order(id)?.state == .paid)
 
             let declined = try await s.api(
                 .POST, "/v1/checkouts", #"{"amount":900,"merchantReference":"ORDER-124","mobileReturnUrl":"yourapp://payment"}"#)
             let fail = try await s.payOnPage(try #require(declined.json["paymentUrl"] as? String), action: "decline")
             let failBack = try await http(.GET, try #require(fail.headers["location"]))
-            #expect(failBack.headers["location"] == "yourapp://payment?status=failed&orderId=ORDER-124")
+            let declinedID = try #require(declined.json["id"] as? String)
+            #expect(failBack.headers["location"] == "yourapp://payment?status=failed&orderId=ORDER-124&gatewayOrderId=\(declinedID)")
         }
     }
 

@@ -90,9 +90,11 @@ struct OrderResponse: ResponseEncodable {
     var providerPaymentID: String?
     var qrCode: String?
     var qrToken: String?
+    /// The order's client secret, for the payer's app (``Gateway/clientSecret(orderID:)``).
+    var clientSecret: String?
 
     enum CodingKeys: String, CodingKey {
-        case id, state, kind, amount, refundedAmount, currency, provider
+        case id, state, kind, amount, refundedAmount, currency, provider, clientSecret
         case providerOrderID = "providerOrderId"
         case needsReview, createdAt, updatedAt
         case description, merchantReference, metadata
@@ -103,7 +105,8 @@ struct OrderResponse: ResponseEncodable {
         case paymentURL = "paymentUrl"
     }
 
-    init(_ order: GatewayOrder, qr: ProviderQR? = nil) {
+    init(_ order: GatewayOrder, qr: ProviderQR? = nil, clientSecret: String? = nil) {
+        self.clientSecret = clientSecret
         id = order.id
         state = order.state
         kind = order.kind
@@ -315,4 +318,38 @@ struct HealthResponse: ResponseEncodable {
 /// `{"received": true}`, the answer to a webhook that was applied.
 struct WebhookReceivedResponse: ResponseEncodable {
     var received = true
+}
+
+/// `GET /client/v1/orders/{id}`: what the payer's app may know (``ClientOrderView``).
+struct ClientOrderResponse: ResponseEncodable {
+    var id: String
+    var state: OrderState
+    /// Whether the state will not change any more (a late payment of an expired order aside).
+    var final: Bool
+    var kind: OrderKind
+    var amount: Int
+    var currency = "KZT"
+    var paymentURL: String?
+    var qrToken: String?
+    var expiresAt: Date?
+    var expiresIn: Int?
+    var pollAfter: Int
+
+    enum CodingKeys: String, CodingKey {
+        case id, state, final, kind, amount, currency, qrToken, expiresAt, expiresIn, pollAfter
+        case paymentURL = "paymentUrl"
+    }
+
+    init(_ view: ClientOrderView) {
+        id = view.id
+        state = view.state
+        final = view.state.isFinal
+        kind = view.kind
+        amount = view.amount
+        paymentURL = view.paymentURL
+        qrToken = view.qrToken
+        expiresAt = view.expiresAt
+        expiresIn = view.expiresIn
+        pollAfter = view.pollAfter
+    }
 }

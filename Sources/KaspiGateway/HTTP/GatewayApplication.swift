@@ -63,6 +63,7 @@ extension Gateway {
         OperationsController(gateway: self).addRoutes(to: router)
         WebhookController(gateway: self).addRoutes(to: router)
         MerchantAPIController(gateway: self).addRoutes(to: router)
+        ClientController(gateway: self).addRoutes(to: router)
         PublicPagesController(gateway: self, pages: pages).addRoutes(to: router)
         DashboardController(gateway: self, pages: pages).addRoutes(to: router)
         pages.addAssetRoutes(to: router)

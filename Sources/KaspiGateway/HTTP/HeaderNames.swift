@@ -5,6 +5,8 @@ extension HTTPField.Name {
     public static let idempotencyKey = known("Idempotency-Key")
     /// `Idempotent-Replayed: true` marks an answer replayed for an Idempotency-Key.
     public static let idempotentReplayed = known("Idempotent-Replayed")
+    /// `Client-Secret`: an order's client secret, sent by the payer's app to the client endpoint.
+    public static let clientSecret = known("Client-Secret")
     /// Standard Webhooks' `webhook-id`.
     public static let webhookID = known("webhook-id")
     /// Standard Webhooks' `webhook-timestamp`.

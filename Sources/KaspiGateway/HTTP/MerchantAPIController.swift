@@ -28,7 +28,10 @@ struct MerchantAPIController {
         idempotent.post("payment-links", use: createPaymentLink)
 
         api.get("orders", use: listOrders)
-        api.get("orders/:id") { _, context in OrderResponse(try await gateway.order(id: try context.parameters.require("id"))) }
+        api.get("orders/:id") { _, context in
+            let order = try await gateway.order(id: try context.parameters.require("id"))
+            return OrderResponse(order, clientSecret: try await gateway.clientSecret(orderID: order.id))
+        }
         api.get("orders/:id/events") { _, context in
             ListResponse(data: try await gateway.events(orderID: try context.parameters.require("id")).map(EventResponse.init))
         }
@@ -73,7 +76,8 @@ struct MerchantAPIController {
             amount: body.amount, description: body.description, merchantReference: body.merchantReference, metadata: try body.metadataText(),
             mobileReturnURL: body.mobileReturnURL)
         let (order, qr) = try await gateway.createCheckout(checkout, kind: kind, reserving: context.idempotency)
-        return EditedResponse(status: .created, response: OrderResponse(order, qr: qr))
+        return EditedResponse(
+            status: .created, response: OrderResponse(order, qr: qr, clientSecret: try await gateway.clientSecret(orderID: order.id)))
     }
 
     @Sendable func refund(_ request: Request, _ context: GatewayRequestContext) async throws -> EditedResponse<OrderResponse> {

@@ -42,6 +42,8 @@ struct PublicPagesController {
             var items = components.queryItems ?? []
             items.append(URLQueryItem(name: "status", value: outcome.rawValue))
             items.append(URLQueryItem(name: "orderId", value: order.merchantReference ?? order.id))
+            // The gateway's own id too, so that KaspiCheckout knows its order by either.
+            items.append(URLQueryItem(name: "gatewayOrderId", value: order.id))
             components.queryItems = items
             if let url = components.string { return Response(status: .seeOther, headers: [.location: url]) }
         }

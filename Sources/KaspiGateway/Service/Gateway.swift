@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Crypto
 import Foundation
 import KaspiGatewayStore
 import Logging
@@ -64,6 +65,10 @@ public final class Gateway: Sendable {
     let ready = Atomic<Bool>(false)
     /// When each order was last read from Kaspi on request (``refreshOnRequest(orderID:)``).
     let lastRefresh = Mutex<[String: Date]>([:])
+    /// The key client secrets are derived from, once read from the database.
+    let clientKey = Mutex<SymmetricKey?>(nil)
+    /// The public client endpoint's rate limits.
+    let clientThrottle = ClientThrottle()
     /// Return QRs made from the dashboard, to show while the customer scans (id → PNG base64).
     let returnQRs = Mutex<(order: [String], byID: [String: String])>(([], [:]))
 

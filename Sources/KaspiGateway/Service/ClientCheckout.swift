@@ -1,0 +1,141 @@
+import Crypto
+import Foundation
+import KaspiGatewayStore
+import KaspiPay
+
+/// What the payer's device may know about its order: the answer of the public client endpoint
+/// (`GET /client/v1/orders/{id}`), in the spirit of a Stripe PaymentIntent read with its client
+/// secret. Nothing about the merchant, its other orders or Kaspi's ids.
+public struct ClientOrderView: Sendable, Hashable {
+    /// The gateway's order id.
+    public var id: String
+    /// Where the order stands.
+    public var state: OrderState
+    /// How the payer pays: a redirect, a QR code, a payment link or a remote invoice.
+    public var kind: OrderKind
+    /// The amount, in whole tenge.
+    public var amount: Int
+    /// Where to send the payer (Kaspi's payment page or link), once the provider has the order.
+    public var paymentURL: String?
+    /// The QR token to draw, for QR orders.
+    public var qrToken: String?
+    /// When the running phase ends (the scan or confirmation deadline, or the gateway's
+    /// expiry); nil once the order is final.
+    public var expiresAt: Date?
+    /// The same deadline as seconds from now, so that a device with a wrong clock can follow it.
+    public var expiresIn: Int?
+    /// When to ask again, in seconds (the provider's polling interval where it gives one).
+    public var pollAfter: Int
+}
+
+extension Gateway {
+    /// The setting that holds the key client secrets are derived from; shared by every
+    /// instance on one database.
+    static let clientSecretKeySetting = "client.secret_key.v1"
+
+    /// How often the payer's device may read one order, and how often one address may read any:
+    /// per minute. An app asks every few seconds; an address stands for many payers behind one
+    /// carrier's NAT.
+    static let clientReadsPerOrder = 60
+    static let clientReadsPerAddress = 600
+    /// Wrong secrets an address may send in 15 minutes before it is refused for a while.
+    static let clientSecretFailures = 20
+
+    /// The order's client secret: a per-order secret for the payer's device, which lets it read
+    /// only this order's ``ClientOrderView``. It is derived (HMAC-SHA256) from a key kept in the
+    /// database, so every instance and every replay gives the same one and nothing per order is
+    /// stored. Never give the merchant's API key to an app; give it this.
+    public func clientSecret(orderID: String) async throws(GatewayError) -> String {
+        let key = try await clientSecretKey()
+        return "\(orderID)_secret_\(Self.clientMAC(orderID: orderID, key: key))"
+    }
+
+    static func clientMAC(orderID: String, key: SymmetricKey) -> String {
+        let mac = HMAC<SHA256>.authenticationCode(for: Data("kaspikit.client-secret.v1:\(orderID)".utf8), using: key)
+        return Data(mac).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+    }
+
+    private func clientSecretKey() async throws(GatewayError) -> SymmetricKey {
+        if let key = clientKey.withLock({ $0 }) { return key }
+        let stored: String
+        do {
+            stored = try await store.setting(
+                Self.clientSecretKeySetting, orInsert: Data(SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }).base64EncodedString())
+        } catch {
+            throw GatewayError.storage(error)
+        }
+        guard let data = Data(base64Encoded: stored), data.count == 32 else {
+            throw GatewayError(.misconfigured, "CLIENT_KEY_INVALID", "The stored client secret key is not 32 bytes of base64.")
+        }
+        let key = SymmetricKey(data: data)
+        clientKey.withLock { $0 = key }
+        return key
+    }
+
+    /// The order as its payer's device may see it, for the holder of its client secret. A
+    /// pending order is read from Kaspi first (at most once every 10 s an order), since the
+    /// app asks when the payer comes back and the way back proves nothing.
+    ///
+    /// An unknown order and a wrong secret get the same answer, so the endpoint tells nothing
+    /// about which orders exist.
+    ///
+    /// - Parameter client: the caller's address, for the rate limits.
+    public func clientOrder(id: String, clientSecret: String?, client: String) async throws(GatewayError) -> ClientOrderView {
+        let at = now()
+        if let wait = clientThrottle.refusal(address: client, orderID: id, now: at) {
+            throw GatewayError(
+                .tooSoon, "CLIENT_RATE_LIMITED", "Too many requests for this checkout; ask again in \(wait) s.", retryAfter: wait)
+        }
+        let notFound = GatewayError(.notFound, "CHECKOUT_NOT_FOUND", "No checkout has this order id and client secret.")
+        let key = try await clientSecretKey()
+        let expected = "\(id)_secret_\(Self.clientMAC(orderID: id, key: key))"
+        guard let clientSecret, clientSecret.utf8.count <= 512, Signature.constantTimeEquals(clientSecret, expected) else {
+            clientThrottle.failed(address: client, now: at)
+            throw notFound
+        }
+        var order: GatewayOrder
+        do {
+            guard let stored = try await store.order(id: id) else { throw notFound }
+            order = stored
+        } catch let error as GatewayError {
+            throw error
+        } catch {
+            throw GatewayError.storage(error)
+        }
+        // Remote invoices are read only on a person's action, never on an app's timer.
+        if order.state == .created || order.state == .pending, order.kind != .remote, takeRefreshSlot(orderID: id, at: at) {
+            if let refreshed = try? await refreshStatus(order, source: .client) { order = refreshed }
+        }
+        return clientView(order, now: now())
+    }
+
+    /// Takes the order's on-request refresh slot (``refreshOnRequest(orderID:)``'s spacing);
+    /// false when it was read moments ago.
+    private func takeRefreshSlot(orderID: String, at: Date) -> Bool {
+        lastRefresh.withLock { last in
+            last = last.filter { at.timeIntervalSince($0.value) < Self.refreshSpacing }
+            guard last[orderID] == nil else { return false }
+            last[orderID] = at
+            return true
+        }
+    }
+
+    /// The running phase's deadline of an unsettled order: the provider's (the Kaspi QR API's
+    /// scan or confirmation deadline) or the gateway's own expiry.
+    func deadline(of order: GatewayOrder, now: Date) -> Date? {
+        guard order.state == .created || order.state == .pending else { return nil }
+        let expireAfter = order.kind == .qr ? configuration.qrExpireAfter : configuration.expireAfter
+        return provider.pollPlan(for: order, now: now)?.deadline ?? order.createdAt.addingTimeInterval(expireAfter)
+    }
+
+    func clientView(_ order: GatewayOrder, now: Date) -> ClientOrderView {
+        let deadline = deadline(of: order, now: now)
+        let interval = provider.pollPlan(for: order, now: now).map { $0.nextPollAt.timeIntervalSince(now) } ?? 3
+        return ClientOrderView(
+            id: order.id, state: order.state, kind: order.kind, amount: order.amount,
+            paymentURL: order.state.isFinal ? nil : order.paymentURL, qrToken: order.state.isFinal ? nil : order.qrToken,
+            expiresAt: deadline, expiresIn: deadline.map { max(0, Int($0.timeIntervalSince(now).rounded(.down))) },
+            pollAfter: min(30, max(1, Int(interval.rounded(.up)))))
+    }
+}

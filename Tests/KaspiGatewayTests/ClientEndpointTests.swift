@@ -1,0 +1,133 @@
+import Foundation
+import KaspiGateway
+import KaspiGatewayStore
+import KaspiGatewayTestSupport
+import KaspiPayTesting
+import KaspiSandbox
+import KaspiTestServer
+import Testing
+
+/// The public client endpoint (`GET /client/v1/orders/{id}`) and the client secrets on checkout
+/// answers: what the payer's app may read without the merchant's API key.
+@Suite("Gateway: client secrets and the client endpoint")
+struct ClientEndpointTests {
+    static func client(_ s: Stack, _ id: String, secret: String?) async throws -> HTTPResult {
+        try await http(.GET, s.gatewayURL + "/client/v1/orders/\(id)", headers: secret.map { ["Client-Secret": $0] } ?? [:])
+    }
+
+    @Test(arguments: Backend.available)
+    func theSecretOpensOnlyItsOwnOrderAndOnlyWhatAnAppNeeds(_ backend: Backend) async throws {
+        let contract = try ContractChecker.gateway()
+        try await withStack(backend) { s in
+            let created = try await s.api(
+                .POST, "/v1/checkouts", #"{"amount":4200,"merchantReference":"R-1","metadata":{"customer":"c-9"},"description":"Tea"}"#)
+            let id = try #require(created.json["id"] as? String)
+            let secret = try #require(created.json["clientSecret"] as? String)
+            #expect(secret.hasPrefix("\(id)_secret_") && secret.count > id.count + 40)
+            // The same secret every time the merchant reads the order.
+            #expect(try await s.api(.GET, "/v1/orders/\(id)").json["clientSecret"] as? String == secret)
+
+            // No API key: the secret alone.
+            let read = try await Self.client(s, id, secret: secret)
+            #expect(read.status == 200, "\(read.body)")
+            #expect(read.headers["cache-control"] == "no-store")
+            let schema = try contract.responseSchema(path: "/client/v1/orders/{id}", method: "get", status: 200)
+            #expect(contract.violations(of: Array(read.body.utf8), against: schema) == [], "\(read.body)")
+            #expect(read.json["state"] as? String == "pending" && read.json["amount"] as? Int == 4200)
+            #expect(read.json["paymentUrl"] as? String == created.json["paymentUrl"] as? String)
+            #expect((read.json["expiresIn"] as? Int ?? 0) > 0 && read.json["expiresAt"] is String)
+            // Nothing about the merchant or Kaspi's ids.
+            #expect(
+                Set(read.json.keys).isSubset(of: [
+                    "id", "state", "final", "kind", "amount", "currency", "paymentUrl", "qrToken", "expiresAt", "expiresIn", "pollAfter",
+                ]))
+            for private_ in ["R-1", "c-9", "Tea", created.json["providerOrderId"] as? String ?? "?"] { #expect(!read.body.contains(private_)) }
+
+            // A wrong secret, another order's secret, no secret and an unknown order all look the same.
+            let other = try await s.api(.POST, "/v1/checkouts", #"{"amount":900}"#)
+            let otherID = try #require(other.json["id"] as? String)
+            let otherSecret = try #require(other.json["clientSecret"] as? String)
+            var answers: [HTTPResult] = []
+            answers.append(try await Self.client(s, id, secret: otherSecret))
+            answers.append(try await Self.client(s, id, secret: secret + "x"))
+            answers.append(try await Self.client(s, id, secret: String(secret.dropLast())))
+            answers.append(try await Self.client(s, id, secret: nil))
+            answers.append(try await Self.client(s, "ord_unknown", secret: secret))
+            answers.append(try await Self.client(s, otherID, secret: secret))
+            for answer in answers {
+                #expect(answer.status == 404 && answer.errorCode == "CHECKOUT_NOT_FOUND", "\(answer.body)")
+                #expect(answer.body == answers[0].body)
+            }
+            // The merchant API's key is not a client secret, and the client secret is not an API key.
+            #expect(try await Self.client(s, id, secret: s.apiKey).status == 404)
+            #expect(try await s.api(.GET, "/v1/orders/\(id)", key: secret).status == 401)
+            // The secret never reaches the logs.
+            #expect(!s.logs.lines.contains { $0.contains(secret) })
+        }
+    }
+
+    @Test(arguments: Backend.available)
+    func anAppAskingAfterThePayerReturnsSeesThePaymentWithoutAWebhook(_ backend: Backend) async throws {
+        var faults = SandboxFaults()
+        faults.webhookDropRate = 1
+        // Reconciliation would find it much later; the app's question reads Kaspi at once.
+        try await withStack(backend, faults: faults, configure: { $0.firstPollAfter = 3600 }) { s in
+            let created = try await s.api(.POST, "/v1/checkouts", #"{"amount":2500}"#)
+            let id = try #require(created.json["id"] as? String)
+            let secret = try #require(created.json["clientSecret"] as? String)
+            _ = try await s.payOnPage(try #require(created.json["paymentUrl"] as? String))
+            let read = try await Self.client(s, id, secret: secret)
+            #expect(read.json["state"] as? String == "paid" && read.json["final"] as? Bool == true, "\(read.body)")
+            #expect(read.json["paymentUrl"] == nil && read.json["expiresAt"] == nil)
+            let events = try await s.gateway.store.events(orderID: id)
+            #expect(events.contains { $0.kind == .transition && $0.detail.contains("via client_app") })
+        }
+    }
+
+    @Test(arguments: Backend.available)
+    func qrCheckoutsGiveTheTokenAndReplaysGiveTheSameSecret(_ backend: Backend) async throws {
+        try await withStack(backend) { s in
+            let first = try await s.api(.POST, "/v1/qr-checkouts", #"{"amount":700}"#, idempotencyKey: "qr-client-1")
+            let replay = try await s.api(.POST, "/v1/qr-checkouts", #"{"amount":700}"#, idempotencyKey: "qr-client-1")
+            #expect(replay.headers["idempotent-replayed"] == "true")
+            let secret = try #require(first.json["clientSecret"] as? String)
+            #expect(replay.json["clientSecret"] as? String == secret)
+            let read = try await Self.client(s, try #require(first.json["id"] as? String), secret: secret)
+            #expect(read.json["kind"] as? String == "qr" && read.json["qrToken"] as? String == first.json["qrToken"] as? String)
+        }
+    }
+
+    @Test(arguments: Backend.available)
+    func readsAreRateLimitedPerOrderAndWrongSecretsPerAddress(_ backend: Backend) async throws {
+        try await withStack(backend) { s in
+            let created = try await s.api(.POST, "/v1/checkouts", #"{"amount":900}"#)
+            let id = try #require(created.json["id"] as? String)
+            let secret = try #require(created.json["clientSecret"] as? String)
+            for _ in 0..<60 { #expect(try await Self.client(s, id, secret: secret).status == 200) }
+            let limited = try await Self.client(s, id, secret: secret)
+            #expect(limited.status == 429 && limited.errorCode == "CLIENT_RATE_LIMITED")
+            #expect(Int(limited.headers["retry-after"] ?? "") ?? 0 >= 1)
+            // Another order is not held back by this one.
+            let other = try await s.api(.POST, "/v1/checkouts", #"{"amount":900}"#)
+            let otherID = try #require(other.json["id"] as? String)
+            let otherSecret = try #require(other.json["clientSecret"] as? String)
+            #expect(try await Self.client(s, otherID, secret: otherSecret).status == 200)
+            // Guessing: 20 wrong secrets, then even the right one waits.
+            for n in 0..<20 { #expect(try await Self.client(s, otherID, secret: "guess-\(n)").status == 404) }
+            #expect(try await Self.client(s, otherID, secret: otherSecret).status == 429)
+        }
+    }
+
+    /// Every instance on one database derives the same secrets: the key lives in the database.
+    @Test func instancesSharingADatabaseGiveTheSameSecret() async throws {
+        let handle = try await Backend.sqlite.open()
+        let first = Gateway(configuration: GatewayConfiguration(), store: handle.store, provider: NoProvider())
+        let second = Gateway(configuration: GatewayConfiguration(), store: handle.store, provider: NoProvider())
+        let secret = try await first.clientSecret(orderID: "ord_1")
+        #expect(try await second.clientSecret(orderID: "ord_1") == secret)
+        #expect(try await second.clientSecret(orderID: "ord_2") != secret)
+        await first.shutdown()
+        await second.shutdown()
+        try await handle.close()
+    }
+}
