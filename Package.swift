@@ -10,10 +10,11 @@ let strict: [SwiftSetting] = [
 
 let package = Package(
     name: "KaspiKit",
-    platforms: [.macOS(.v15), .iOS(.v18)],
+    platforms: [.macOS(.v15), .iOS(.v16)],
     products: [
         .library(name: "KaspiPay", targets: ["KaspiPay"]),
         .library(name: "KaspiPayAsyncHTTPClient", targets: ["KaspiPayAsyncHTTPClient"]),
+        .library(name: "KaspiCheckout", targets: ["KaspiCheckout"]),
         .library(name: "KaspiPayTesting", targets: ["KaspiPayTesting"]),
         .library(name: "QRCodeEncoder", targets: ["QRCodeEncoder"]),
         .library(name: "KaspiSandbox", targets: ["KaspiSandbox"]),
@@ -57,6 +58,10 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Checkout in iOS apps: a session that hands the payment to the Kaspi app and verifies
+        // the outcome with the gateway's client endpoint; SwiftUI views where SwiftUI exists.
+        // Foundation, KaspiPay's models and our QR encoder only, so it builds for iOS 16+.
+        .target(name: "KaspiCheckout", dependencies: ["KaspiPay", "QRCodeEncoder"], swiftSettings: strict),
         // Text helpers shared by the modules (JSON string literals, hex); package access only.
         .target(name: "KaspiSupport", swiftSettings: strict),
         // The QR-code encoder (not the Kaspi QR API): QR encoding (byte mode, level M, versions 1-40) and PNG/SVG rendering; no dependencies.
@@ -301,6 +306,14 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "KaspiCheckoutTests",
+            dependencies: [
+                "KaspiCheckout", "KaspiPayTesting",
+                .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             swiftSettings: strict
         ),

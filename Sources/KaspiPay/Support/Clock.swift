@@ -1,12 +1,12 @@
 /// A clock reduced to what the client needs, so that any `Clock<Duration>` can be injected
 /// without making every type generic over it.
-struct ElapsedClock: Sendable {
+package struct ElapsedClock: Sendable {
     /// Time elapsed since the clock was wrapped.
-    let now: @Sendable () -> Duration
+    package let now: @Sendable () -> Duration
     /// Sleeps for a duration; throws `CancellationError` when the task is cancelled.
-    let sleep: @Sendable (Duration) async throws -> Void
+    package let sleep: @Sendable (Duration) async throws -> Void
 
-    init<C: Clock>(_ clock: C) where C.Duration == Duration {
+    package init<C: Clock>(_ clock: C) where C.Duration == Duration {
         let start = clock.now
         self.now = { start.duration(to: clock.now) }
         self.sleep = { duration in
