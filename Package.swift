@@ -294,6 +294,7 @@ let package = Package(
             name: "KaspiGatewayTests",
             dependencies: [
                 "KaspiGateway", "KaspiGatewayStore", "KaspiGatewayTestSupport", "KaspiSandbox", "KaspiPay", "KaspiPayTesting", "KaspiSupport",
+                "KaspiCheckout",
                 "KaspiWeb",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "PropertyBased", package: "swift-property-based"),

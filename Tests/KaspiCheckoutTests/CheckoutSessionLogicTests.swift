@@ -83,7 +83,9 @@ struct CheckoutSessionLogicTests {
     }
 
     /// Runs `result()` and moves the clock each time the session sleeps, until it ends.
-    static func run(_ session: CheckoutSession, clock: TestClock, step: Duration = .seconds(1), log: ProgressLog = ProgressLog()) async throws
+    static func run(
+        _ session: CheckoutSession, clock: TestClock, step: Duration = .seconds(1), log: ProgressLog = ProgressLog()
+    ) async throws
         -> CheckoutOutcome
     {
         let task = Task { try await session.result { log.add($0) } }

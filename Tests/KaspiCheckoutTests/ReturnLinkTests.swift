@@ -53,7 +53,9 @@ struct ReturnLinkTests {
             var components = URLComponents()
             components.scheme = "shop"
             components.host = "payment"
-            components.queryItems = [.init(name: "status", value: status), .init(name: "orderId", value: orderID), .init(name: "gatewayOrderId", value: gatewayOrderID)]
+            components.queryItems = [
+                .init(name: "status", value: status), .init(name: "orderId", value: orderID), .init(name: "gatewayOrderId", value: gatewayOrderID),
+            ]
             guard let url = components.url, let link = CheckoutReturnLink(url: url, prefix: URL(string: "shop://payment")) else {
                 Issue.record("not read: \(components)")
                 return
@@ -75,7 +77,8 @@ struct ReturnLinkTests {
             "app://p?", "status=", "success", "&", "orderId=", "gatewayOrderId=", "%", "%00", "%ZZ", "%F0%9F", "#", "?", "=", "&&", "//",
             "@", ":", "[", "]", "\u{202E}", "ord_1", " ", "%0A", "\\", "payment", "https://", "shop.example", "/", "..",
         ]
-        await propertyCheck(count: 3000, input: Gen.element(of: pieces).map { $0 ?? "" }.array(of: 0...24), Gen.latin1.string(of: 0...12)) { parts, noise in
+        await propertyCheck(count: 3000, input: Gen.element(of: pieces).map { $0 ?? "" }.array(of: 0...24), Gen.latin1.string(of: 0...12)) {
+            parts, noise in
             let text = parts.joined() + noise
             guard let url = URL(string: text) else { return }
             let link = CheckoutReturnLink(url: url)

@@ -4,7 +4,6 @@ import KaspiGatewayStore
 import KaspiGatewayTestSupport
 import KaspiPayTesting
 import KaspiSandbox
-import KaspiTestServer
 import Testing
 
 /// The public client endpoint (`GET /client/v1/orders/{id}`) and the client secrets on checkout

@@ -74,8 +74,8 @@ extension Gateway {
     }
 
     /// The order as its payer's device may see it, for the holder of its client secret. A
-    /// pending order is read from Kaspi first (at most once every 10 s an order), since the
-    /// app asks when the payer comes back and the way back proves nothing.
+    /// pending order is read from Kaspi first (at most once every 2 s an order), since the app
+    /// asks when the payer comes back and the way back proves nothing.
     ///
     /// An unknown order and a wrong secret get the same answer, so the endpoint tells nothing
     /// about which orders exist.
@@ -110,12 +110,16 @@ extension Gateway {
         return clientView(order, now: now())
     }
 
-    /// Takes the order's on-request refresh slot (``refreshOnRequest(orderID:)``'s spacing);
-    /// false when it was read moments ago.
+    /// How often the payer's app may have an order read from Kaspi: a payer who comes back
+    /// from the Kaspi app learns the outcome within moments even where no webhook comes (the
+    /// Kaspi QR API), and the per-order limit keeps that a handful of reads.
+    static let clientRefreshSpacing: TimeInterval = 2
+
+    /// Takes the order's client refresh slot; false when it was read moments ago.
     private func takeRefreshSlot(orderID: String, at: Date) -> Bool {
-        lastRefresh.withLock { last in
-            last = last.filter { at.timeIntervalSince($0.value) < Self.refreshSpacing }
-            guard last[orderID] == nil else { return false }
+        lastClientRefresh.withLock { last in
+            if last.count > 1000 { last = last.filter { at.timeIntervalSince($0.value) < Self.clientRefreshSpacing } }
+            if let previous = last[orderID], at.timeIntervalSince(previous) < Self.clientRefreshSpacing { return false }
             last[orderID] = at
             return true
         }

@@ -65,6 +65,8 @@ public final class Gateway: Sendable {
     let ready = Atomic<Bool>(false)
     /// When each order was last read from Kaspi on request (``refreshOnRequest(orderID:)``).
     let lastRefresh = Mutex<[String: Date]>([:])
+    /// When each order was last read from Kaspi for the payer's app.
+    let lastClientRefresh = Mutex<[String: Date]>([:])
     /// The key client secrets are derived from, once read from the database.
     let clientKey = Mutex<SymmetricKey?>(nil)
     /// The public client endpoint's rate limits.
