@@ -42,7 +42,7 @@ public struct KaspiPayButton: View {
         .buttonStyle(.borderedProminent)
         .tint(Color(red: 0.94, green: 0.22, blue: 0.20))
         .disabled(running)
-        .onOpenURL { url in session.handle(url: url) }
+        .onOpenURL { url in _ = session.handle(url: url) }
         // Back in the foreground while a payment runs: the payer is back (no deprecated
         // onChange, so that the layer builds without warnings from iOS 16 to now).
         .task(id: scenePhase) {
