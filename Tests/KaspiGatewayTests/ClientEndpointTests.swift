@@ -53,6 +53,7 @@ struct ClientEndpointTests {
             answers.append(try await Self.client(s, id, secret: nil))
             answers.append(try await Self.client(s, "ord_unknown", secret: secret))
             answers.append(try await Self.client(s, otherID, secret: secret))
+            answers.append(try await Self.client(s, String(repeating: "o", count: 300), secret: secret))
             for answer in answers {
                 #expect(answer.status == 404 && answer.errorCode == "CHECKOUT_NOT_FOUND", "\(answer.body)")
                 #expect(answer.body == answers[0].body)
@@ -114,6 +115,30 @@ struct ClientEndpointTests {
             // Guessing: 20 wrong secrets, then even the right one waits.
             for n in 0..<20 { #expect(try await Self.client(s, otherID, secret: "guess-\(n)").status == 404) }
             #expect(try await Self.client(s, otherID, secret: otherSecret).status == 429)
+        }
+    }
+
+    /// The public return page and the app's reads share one budget of Kaspi reads per order:
+    /// a visitor reloading the page cannot turn it into a stream of calls to Kaspi.
+    @Test(arguments: Backend.available)
+    func publicReadsOfAnOrderReachKaspiAtMostEveryTwoSeconds(_ backend: Backend) async throws {
+        try await withStack(backend) { s in
+            let created = try await s.api(.POST, "/v1/checkouts", #"{"amount":900}"#)
+            let id = try #require(created.json["id"] as? String)
+            let secret = try #require(created.json["clientSecret"] as? String)
+            func statusCalls() async throws -> Double {
+                metric(try await http(.GET, s.gatewayURL + "/metrics").body, #"kaspi_gateway_kaspi_call_duration_seconds_count{call="status"}"#)
+                    ?? 0
+            }
+            let before = try await statusCalls()
+            let started = ContinuousClock.now
+            for n in 0..<30 {
+                let answer = n % 2 == 0 ? try await http(.GET, s.gatewayURL + "/pay/return/\(id)") : try await Self.client(s, id, secret: secret)
+                #expect(answer.status == 200)
+            }
+            let windows = Int((ContinuousClock.now - started).components.seconds / 2) + 1
+            let calls = Int(try await statusCalls() - before)
+            #expect(calls >= 1 && calls <= windows, "\(calls) status calls in \(windows) two-second windows")
         }
     }
 

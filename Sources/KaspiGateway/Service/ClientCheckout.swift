@@ -83,11 +83,16 @@ extension Gateway {
     /// - Parameter client: the caller's address, for the rate limits.
     public func clientOrder(id: String, clientSecret: String?, client: String) async throws(GatewayError) -> ClientOrderView {
         let at = now()
+        let notFound = GatewayError(.notFound, "CHECKOUT_NOT_FOUND", "No checkout has this order id and client secret.")
+        // No order id is this long: refused before it can take a place in the limits' memory.
+        guard id.utf8.count <= 128 else {
+            clientThrottle.failed(address: client, now: at)
+            throw notFound
+        }
         if let wait = clientThrottle.refusal(address: client, orderID: id, now: at) {
             throw GatewayError(
                 .tooSoon, "CLIENT_RATE_LIMITED", "Too many requests for this checkout; ask again in \(wait) s.", retryAfter: wait)
         }
-        let notFound = GatewayError(.notFound, "CHECKOUT_NOT_FOUND", "No checkout has this order id and client secret.")
         let key = try await clientSecretKey()
         let expected = "\(id)_secret_\(Self.clientMAC(orderID: id, key: key))"
         guard let clientSecret, clientSecret.utf8.count <= 512, Signature.constantTimeEquals(clientSecret, expected) else {
@@ -115,8 +120,9 @@ extension Gateway {
     /// Kaspi QR API), and the per-order limit keeps that a handful of reads.
     static let clientRefreshSpacing: TimeInterval = 2
 
-    /// Takes the order's client refresh slot; false when it was read moments ago.
-    private func takeRefreshSlot(orderID: String, at: Date) -> Bool {
+    /// Takes the order's client refresh slot (the payer's app and the payer's return page share
+    /// it); false when it was read moments ago.
+    func takeRefreshSlot(orderID: String, at: Date) -> Bool {
         lastClientRefresh.withLock { last in
             if last.count > 1000 { last = last.filter { at.timeIntervalSince($0.value) < Self.clientRefreshSpacing } }
             if let previous = last[orderID], at.timeIntervalSince(previous) < Self.clientRefreshSpacing { return false }
