@@ -33,14 +33,19 @@ public struct CheckoutHTTPResponse: Sendable, Hashable {
 public struct URLSessionCheckoutTransport: CheckoutTransport {
     let session: URLSession
 
-    /// A transport over an ephemeral session whose requests time out after `timeout` seconds.
-    public init(timeout: TimeInterval = 15) {
+    /// One ephemeral session for every default transport: a session is never invalidated, so
+    /// one per checkout would pile up.
+    static let sharedSession: URLSession = {
         let configuration = URLSessionConfiguration.ephemeral
-        configuration.timeoutIntervalForRequest = timeout
+        configuration.timeoutIntervalForRequest = 15
         configuration.requestCachePolicy = .reloadIgnoringLocalCacheData
         configuration.httpCookieStorage = nil
-        self.session = URLSession(configuration: configuration)
-    }
+        configuration.urlCache = nil
+        return URLSession(configuration: configuration)
+    }()
+
+    /// A transport over a shared ephemeral session (no cookies, no cache; 15 s a request).
+    public init() { self.session = Self.sharedSession }
 
     /// A transport over `session`.
     public init(session: URLSession) { self.session = session }
