@@ -109,7 +109,7 @@ extension Gateway {
             throw GatewayError.storage(error)
         }
         // Remote invoices are read only on a person's action, never on an app's timer.
-        if order.state == .created || order.state == .pending, order.kind != .remote, takeRefreshSlot(orderID: id, at: at) {
+        if order.state == .created || order.state == .pending, order.kind != .remote, takeRefreshSlot(orderID: id, for: .app, at: at) {
             if let refreshed = try? await refreshStatus(order, source: .client) { order = refreshed }
         }
         return clientView(order, now: now())
@@ -120,13 +120,19 @@ extension Gateway {
     /// Kaspi QR API), and the per-order limit keeps that a handful of reads.
     static let clientRefreshSpacing: TimeInterval = 2
 
-    /// Takes the order's client refresh slot (the payer's app and the payer's return page share
-    /// it); false when it was read moments ago.
-    func takeRefreshSlot(orderID: String, at: Date) -> Bool {
-        lastClientRefresh.withLock { last in
+    /// Who reads an order from Kaspi for a payer: each has its own slot, so that the app's
+    /// reads never keep the return page (the moment the payer just paid) from asking.
+    enum PublicReader: String {
+        case app, returnPage
+    }
+
+    /// Takes the order's refresh slot for `reader`; false when it was read moments ago.
+    func takeRefreshSlot(orderID: String, for reader: PublicReader, at: Date) -> Bool {
+        let key = "\(reader.rawValue):\(orderID)"
+        return lastClientRefresh.withLock { last in
             if last.count > 1000 { last = last.filter { at.timeIntervalSince($0.value) < Self.clientRefreshSpacing } }
-            if let previous = last[orderID], at.timeIntervalSince(previous) < Self.clientRefreshSpacing { return false }
-            last[orderID] = at
+            if let previous = last[key], at.timeIntervalSince(previous) < Self.clientRefreshSpacing { return false }
+            last[key] = at
             return true
         }
     }
