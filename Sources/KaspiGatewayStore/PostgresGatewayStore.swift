@@ -317,30 +317,8 @@ public final class PostgresGatewayStore: GatewayStore {
             }
             guard let change = try decide(current) else { return current }
             let o = change.order
-            var q = Query(
-                """
-                UPDATE orders SET state = $1, refunded_amount = $2, transaction_id = $3, payment_url = $4, qr_token = $5, payment_link_id = $6,
-                    needs_review = $7, updated_at = $8, next_poll_at = $9, poll_attempts = $10, version = $11, description = $12, metadata = $13,
-                    provider_state = $14, provider_payment_id = $15
-                WHERE id = $16 AND version = $17 RETURNING id
-                """)
-            q.bind(o.state.rawValue)
-            q.bind(o.refundedAmount)
-            q.bind(o.transactionID)
-            q.bind(o.paymentURL)
-            q.bind(o.qrToken)
-            q.bind(o.paymentLinkID)
-            q.binds.append(Int32(o.needsReview ? 1 : 0))
-            q.bind(o.updatedAt)
-            q.bind(o.nextPollAt)
-            q.binds.append(Int32(o.pollAttempts))
-            q.bind(o.version)
-            q.bind(o.description)
-            q.bind(o.metadata)
-            q.bind(o.providerState)
-            q.bind(o.providerPaymentID)
-            q.bind(o.id)
-            q.bind(current.version)
+            var q = Query(Self.orderUpdate)
+            Self.bindOrderUpdate(o, expectedVersion: current.version, to: &q)
             guard try await !rows(q, on: connection).isEmpty else { throw StoreError.database("order \(o.id) changed underneath the update") }
             for event in change.events { try await insertEvent(event, on: connection) }
             for message in change.outbox { try await insertMessage(message, on: connection) }
@@ -381,33 +359,16 @@ public final class PostgresGatewayStore: GatewayStore {
         return try await update(orderID: current.id, decide)
     }
 
-    /// The statement of ``update(from:_:)`` for a change with so many events and messages.
-    static func transitionSQL(events: Int, messages: Int) -> String {
-        var sql = """
-            WITH changed AS (
-                UPDATE orders SET state = $1, refunded_amount = $2, transaction_id = $3, payment_url = $4, qr_token = $5, payment_link_id = $6,
-                    needs_review = $7, updated_at = $8, next_poll_at = $9, poll_attempts = $10, version = $11, description = $12, metadata = $13,
-                    provider_state = $14, provider_payment_id = $15
-                WHERE id = $16 AND version = $17 RETURNING id)
-            """
-        var next = 18
-        func placeholders(_ count: Int) -> String {
-            defer { next += count }
-            return (next..<next + count).map { "$\($0)" }.joined(separator: ", ")
-        }
-        for index in 0..<events {
-            sql +=
-                ", event\(index) AS (INSERT INTO order_events (order_id, at, kind, from_state, to_state, detail) SELECT \(placeholders(6)) FROM changed)"
-        }
-        for index in 0..<messages {
-            sql += ", message\(index) AS (INSERT INTO outbox (\(outboxColumns)) SELECT \(placeholders(10)) FROM changed)"
-        }
-        return sql + " SELECT count(*)::BIGINT AS n FROM changed"
-    }
+    /// An order's changed columns, `$1` to `$17` as ``bindOrderUpdate(_:expectedVersion:to:)``
+    /// binds them, if its version is still the one read: both update paths use it.
+    static let orderUpdate = """
+        UPDATE orders SET state = $1, refunded_amount = $2, transaction_id = $3, payment_url = $4, qr_token = $5, payment_link_id = $6,
+            needs_review = $7, updated_at = $8, next_poll_at = $9, poll_attempts = $10, version = $11, description = $12, metadata = $13,
+            provider_state = $14, provider_payment_id = $15
+        WHERE id = $16 AND version = $17 RETURNING id
+        """
 
-    static func transitionBindings(_ change: OrderChange, expectedVersion: Int) -> PostgresBindings {
-        let o = change.order
-        var q = Query("")
+    private static func bindOrderUpdate(_ o: GatewayOrder, expectedVersion: Int, to q: inout Query) {
         q.bind(o.state.rawValue)
         q.bind(o.refundedAmount)
         q.bind(o.transactionID)
@@ -425,6 +386,31 @@ public final class PostgresGatewayStore: GatewayStore {
         q.bind(o.providerPaymentID)
         q.bind(o.id)
         q.bind(expectedVersion)
+    }
+
+    /// The statement of ``update(from:_:)`` for a change with so many events and messages.
+    static func transitionSQL(events: Int, messages: Int) -> String {
+        var sql = """
+            WITH changed AS (\(orderUpdate))
+            """
+        var next = 18
+        func placeholders(_ count: Int) -> String {
+            defer { next += count }
+            return (next..<next + count).map { "$\($0)" }.joined(separator: ", ")
+        }
+        for index in 0..<events {
+            sql +=
+                ", event\(index) AS (INSERT INTO order_events (order_id, at, kind, from_state, to_state, detail) SELECT \(placeholders(6)) FROM changed)"
+        }
+        for index in 0..<messages {
+            sql += ", message\(index) AS (INSERT INTO outbox (\(outboxColumns)) SELECT \(placeholders(10)) FROM changed)"
+        }
+        return sql + " SELECT count(*)::BIGINT AS n FROM changed"
+    }
+
+    static func transitionBindings(_ change: OrderChange, expectedVersion: Int) -> PostgresBindings {
+        var q = Query("")
+        bindOrderUpdate(change.order, expectedVersion: expectedVersion, to: &q)
         for event in change.events {
             q.bind(event.orderID)
             q.bind(event.at)

@@ -89,16 +89,19 @@ struct CheckoutSessionLogicTests {
         -> CheckoutOutcome
     {
         let task = Task { try await session.result { log.add($0) } }
-        var outcome: CheckoutOutcome? = nil
-        let driver = Task {
+        let driver = drive(clock, step: step)
+        defer { driver.cancel() }
+        return try await task.value
+    }
+
+    /// Moves `clock` by `step` whenever something sleeps on it, until cancelled.
+    static func drive(_ clock: TestClock, step: Duration) -> Task<Void, Never> {
+        Task {
             while !Task.isCancelled {
                 if clock.sleeperCount > 0 { await clock.advance(by: step) }
                 await Task.yield()
             }
         }
-        defer { driver.cancel() }
-        outcome = try await task.value
-        return try #require(outcome)
     }
 
     @Test func asksWithTheSecretInAHeaderAndTheIDAsOneSegment() async throws {
@@ -134,12 +137,7 @@ struct CheckoutSessionLogicTests {
         #expect(await eventually { clock.sleeperCount == 1 })
         // The link says success; the gateway says pending.
         #expect(session.handle(url: URL(string: "myshop://payment?status=success&orderId=ord_1&gatewayOrderId=ord_1")!))
-        let driver = Task {
-            while !Task.isCancelled {
-                if clock.sleeperCount > 0 { await clock.advance(by: .seconds(2)) }
-                await Task.yield()
-            }
-        }
+        let driver = Self.drive(clock, step: .seconds(2))
         defer { driver.cancel() }
         let outcome = try await task.value
         guard case .notCompleted(let order) = outcome else {

@@ -103,6 +103,8 @@ struct ClientEndpointTests {
             let created = try await s.api(.POST, "/v1/checkouts", #"{"amount":900}"#)
             let id = try #require(created.json["id"] as? String)
             let secret = try #require(created.json["clientSecret"] as? String)
+            // Someone who knows the id (deep links carry it) does not spend the app's budget.
+            for n in 0..<10 { #expect(try await Self.client(s, id, secret: "guess-\(n)").status == 404) }
             for _ in 0..<60 { #expect(try await Self.client(s, id, secret: secret).status == 200) }
             let limited = try await Self.client(s, id, secret: secret)
             #expect(limited.status == 429 && limited.errorCode == "CLIENT_RATE_LIMITED")
@@ -112,8 +114,8 @@ struct ClientEndpointTests {
             let otherID = try #require(other.json["id"] as? String)
             let otherSecret = try #require(other.json["clientSecret"] as? String)
             #expect(try await Self.client(s, otherID, secret: otherSecret).status == 200)
-            // Guessing: 20 wrong secrets, then even the right one waits.
-            for n in 0..<20 { #expect(try await Self.client(s, otherID, secret: "guess-\(n)").status == 404) }
+            // Guessing: 20 wrong secrets in all, then even the right one waits.
+            for n in 10..<20 { #expect(try await Self.client(s, otherID, secret: "guess-\(n)").status == 404) }
             #expect(try await Self.client(s, otherID, secret: otherSecret).status == 429)
         }
     }

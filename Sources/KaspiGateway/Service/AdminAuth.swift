@@ -106,7 +106,9 @@ extension Gateway {
     /// Whether the dashboard is served over https (its cookies are then `Secure`).
     var servesHTTPS: Bool { configuration.publicURL?.lowercased().hasPrefix("https://") ?? false }
 
-    private func mac(_ text: String, _ key: SymmetricKey) -> String {
+    /// HMAC-SHA256 of `text`, base64url without padding: the dashboard's session and CSRF
+    /// tokens, and the payer's client secrets.
+    static func mac(_ text: String, _ key: SymmetricKey) -> String {
         Data(HMAC<SHA256>.authenticationCode(for: Data(text.utf8), using: key)).base64EncodedString()
             .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
     }
@@ -120,7 +122,7 @@ extension Gateway {
         guard let secrets = admin.withLock({ $0 }) else { return nil }
         let parts = token.split(separator: ".").map(String.init)
         guard parts.count == 3, let expiry = Double(parts[0]), expiry > now().timeIntervalSince1970,
-            Signature.constantTimeEquals(parts[2], mac("session:\(parts[0]):\(parts[1])", secrets.sessionKey))
+            Signature.constantTimeEquals(parts[2], Self.mac("session:\(parts[0]):\(parts[1])", secrets.sessionKey))
         else { return nil }
         // Signed-out sessions are remembered in the database, so every instance refuses them.
         // When the database cannot say, the session is refused (fail closed).
@@ -129,7 +131,7 @@ extension Gateway {
         } catch {
             return nil
         }
-        return AdminSession(nonce: parts[1], csrf: mac("csrf:\(parts[1])", secrets.sessionKey))
+        return AdminSession(nonce: parts[1], csrf: Self.mac("csrf:\(parts[1])", secrets.sessionKey))
     }
 
     /// A new session's token: `expiry.nonce.signature`.
@@ -137,7 +139,7 @@ extension Gateway {
         guard let secrets = admin.withLock({ $0 }) else { return nil }
         let expiry = String(Int(now().timeIntervalSince1970) + Self.adminSessionLifetime)
         let nonce = GatewayID.make("s", length: 20).dropFirst(2)
-        return "\(expiry).\(nonce).\(mac("session:\(expiry):\(nonce)", secrets.sessionKey))"
+        return "\(expiry).\(nonce).\(Self.mac("session:\(expiry):\(nonce)", secrets.sessionKey))"
     }
 
     /// Signs a session out on every instance.

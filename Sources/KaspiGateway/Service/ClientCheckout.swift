@@ -46,14 +46,11 @@ extension Gateway {
     /// database, so every instance and every replay gives the same one and nothing per order is
     /// stored. Never give the merchant's API key to an app; give it this.
     public func clientSecret(orderID: String) async throws(GatewayError) -> String {
-        let key = try await clientSecretKey()
-        return "\(orderID)_secret_\(Self.clientMAC(orderID: orderID, key: key))"
+        Self.clientSecret(orderID: orderID, key: try await clientSecretKey())
     }
 
-    static func clientMAC(orderID: String, key: SymmetricKey) -> String {
-        let mac = HMAC<SHA256>.authenticationCode(for: Data("kaspikit.client-secret.v1:\(orderID)".utf8), using: key)
-        return Data(mac).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+    static func clientSecret(orderID: String, key: SymmetricKey) -> String {
+        "\(orderID)_secret_\(mac("kaspikit.client-secret.v1:\(orderID)", key))"
     }
 
     private func clientSecretKey() async throws(GatewayError) -> SymmetricKey {
@@ -93,21 +90,17 @@ extension Gateway {
             throw GatewayError(
                 .tooSoon, "CLIENT_RATE_LIMITED", "Too many requests for this checkout; ask again in \(wait) s.", retryAfter: wait)
         }
-        let key = try await clientSecretKey()
-        let expected = "\(id)_secret_\(Self.clientMAC(orderID: id, key: key))"
+        let expected = Self.clientSecret(orderID: id, key: try await clientSecretKey())
         guard let clientSecret, clientSecret.utf8.count <= 512, Signature.constantTimeEquals(clientSecret, expected) else {
             clientThrottle.failed(address: client, now: at)
             throw notFound
         }
-        var order: GatewayOrder
-        do {
-            guard let stored = try await store.order(id: id) else { throw notFound }
-            order = stored
-        } catch let error as GatewayError {
-            throw error
-        } catch {
-            throw GatewayError.storage(error)
-        }
+        // Only a read with the right secret spends the order's budget: someone who knows an
+        // order id (deep links carry it) cannot use it up for the payer's app.
+        clientThrottle.countRead(orderID: id, now: at)
+        let stored: GatewayOrder?
+        do { stored = try await store.order(id: id) } catch { throw GatewayError.storage(error) }
+        guard var order = stored else { throw notFound }
         // Remote invoices are read only on a person's action, never on an app's timer.
         if order.state == .created || order.state == .pending, order.kind != .remote, takeRefreshSlot(orderID: id, for: .app, at: at) {
             if let refreshed = try? await refreshStatus(order, source: .client) { order = refreshed }
@@ -137,17 +130,17 @@ extension Gateway {
         }
     }
 
-    /// The running phase's deadline of an unsettled order: the provider's (the Kaspi QR API's
-    /// scan or confirmation deadline) or the gateway's own expiry.
-    func deadline(of order: GatewayOrder, now: Date) -> Date? {
-        guard order.state == .created || order.state == .pending else { return nil }
-        let expireAfter = order.kind == .qr ? configuration.qrExpireAfter : configuration.expireAfter
-        return provider.pollPlan(for: order, now: now)?.deadline ?? order.createdAt.addingTimeInterval(expireAfter)
+    /// The running phase's deadline: the provider's (the Kaspi QR API's scan or confirmation
+    /// deadline, in `plan`) or the gateway's own expiry. Reconciliation expires an order at it.
+    func deadline(of order: GatewayOrder, plan: ProviderPollPlan?) -> Date {
+        plan?.deadline ?? order.createdAt.addingTimeInterval(order.kind == .qr ? configuration.qrExpireAfter : configuration.expireAfter)
     }
 
     func clientView(_ order: GatewayOrder, now: Date) -> ClientOrderView {
-        let deadline = deadline(of: order, now: now)
-        let interval = provider.pollPlan(for: order, now: now).map { $0.nextPollAt.timeIntervalSince(now) } ?? 3
+        let open = order.state == .created || order.state == .pending
+        let plan = open ? provider.pollPlan(for: order, now: now) : nil
+        let deadline = open ? deadline(of: order, plan: plan) : nil
+        let interval = plan.map { $0.nextPollAt.timeIntervalSince(now) } ?? 3
         return ClientOrderView(
             id: order.id, state: order.state, kind: order.kind, amount: order.amount,
             paymentURL: order.state.isFinal ? nil : order.paymentURL, qrToken: order.state.isFinal ? nil : order.qrToken,

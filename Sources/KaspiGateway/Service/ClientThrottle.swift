@@ -28,7 +28,9 @@ final class ClientThrottle: Sendable {
         self.capacity = capacity
     }
 
-    /// Seconds to wait when the caller is over a limit; otherwise nil, and the read is counted.
+    /// Seconds to wait when the caller is over a limit; otherwise nil, and the read is counted
+    /// for the address (the order's is counted by ``countRead(orderID:now:)`` once the secret
+    /// is right).
     func refusal(address: String, orderID: String, now: Date) -> Int? {
         windows.withLock { windows in
             var waits: [TimeInterval] = []
@@ -39,9 +41,17 @@ final class ClientThrottle: Sendable {
                 }
             }
             if let wait = waits.max() { return max(1, Int(wait.rounded(.up))) }
-            for (key, limit) in checks.dropFirst() { Self.count(key, limit, now: now, in: &windows) }
+            Self.count("address:\(address)", reads, now: now, in: &windows)
             trim(&windows, now: now)
             return nil
+        }
+    }
+
+    /// Counts a read of `orderID` made with its secret.
+    func countRead(orderID: String, now: Date) {
+        windows.withLock { windows in
+            Self.count("order:\(orderID)", orderReads, now: now, in: &windows)
+            trim(&windows, now: now)
         }
     }
 

@@ -744,11 +744,10 @@ public final class Gateway: Sendable {
     /// schedule the next poll. A failure is logged and the poll scheduled again.
     private func poll(_ order: GatewayOrder, claimedAt at: Date) async {
         let attempts = order.pollAttempts + 1
-        let expireAfter = order.kind == .qr ? configuration.qrExpireAfter : configuration.expireAfter
         // A provider that hands out its own deadlines (the Kaspi QR API) sets the schedule:
         // its interval, and its scan or confirmation deadline instead of ours.
         let plan = provider.pollPlan(for: order, now: at)
-        let deadline = plan?.deadline ?? order.createdAt.addingTimeInterval(expireAfter)
+        let deadline = deadline(of: order, plan: plan)
         let lateUntil = deadline.addingTimeInterval(configuration.latePaymentWindow)
         let backoff = min(configuration.maxPollInterval, configuration.pollInterval * pow(2, Double(min(attempts - 1, 16))))
         func nextPoll(_ updated: GatewayOrder) -> Date? {
@@ -773,7 +772,9 @@ public final class Gateway: Sendable {
                 let at = now()
                 let late = at.addingTimeInterval(configuration.latePollInterval)
                 let lateEnd = currentDeadline.addingTimeInterval(configuration.latePaymentWindow)
-                let reason = plan.map { "the \($0.phase) deadline passed without a payment" } ?? "still pending after \(Int(expireAfter)) s"
+                let reason =
+                    plan.map { "the \($0.phase) deadline passed without a payment" }
+                    ?? "still pending after \(Int(deadline.timeIntervalSince(order.createdAt))) s"
                 updated = try await store.update(
                     orderID: order.id,
                     metrics.counting {
