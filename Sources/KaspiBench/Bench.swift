@@ -9,7 +9,12 @@ import SQLiteNIO
 
 /// The benchmark run: every scenario, one after the other, on loopback.
 final class Bench: @unchecked Sendable {
-    let kaspi: String
+    /// The kaspi executable measured now: ours, or `before` for its "before" rows.
+    var kaspi: String
+    /// An earlier build of kaspi, measured in the same run for before-and-after figures.
+    let before: String?
+    /// Appended to the names of figures measured with `before`.
+    var variant = ""
     let benchExecutable: String
     let out: URL
     let root: URL
@@ -32,10 +37,11 @@ final class Bench: @unchecked Sendable {
 
     init(
         kaspi: String, benchExecutable: String, out: URL, root: URL, runs: Int, requests: Int, seconds: Int, wrk: Wrk,
-        flatOrders: Int, postgres: String?, python: String, only: Set<String>
+        flatOrders: Int, postgres: String?, python: String, only: Set<String>, before: String? = nil
     ) throws {
         self.only = only
         self.kaspi = kaspi
+        self.before = before
         self.benchExecutable = benchExecutable
         self.out = out
         self.root = root
@@ -72,16 +78,17 @@ final class Bench: @unchecked Sendable {
         report.micro(Micro.all())
         func selected(_ name: String) -> Bool { only.isEmpty || only.contains(name) }
         try await baseline()
-        if selected("sandbox") { try await sandbox() }
-        if selected("sqlite") { try await gatewayWebhooks(database: .sqlite) }
+        if let before { report.note("Rows marked (before) ran \(before), an earlier build, in this same run.") }
+        if selected("sandbox") { try await beforeAndAfter { try await sandbox() } }
+        if selected("sqlite") { try await beforeAndAfter { try await gatewayWebhooks(database: .sqlite) } }
         if selected("postgres") {
             if let postgres {
-                try await gatewayWebhooks(database: .postgres(postgres))
+                try await beforeAndAfter { try await gatewayWebhooks(database: .postgres(postgres)) }
             } else {
                 report.note("PostgreSQL skipped: set KASPI_BENCH_POSTGRES_URL (scripts/bench does).")
             }
         }
-        if selected("checkout") { try await checkout() }
+        if selected("checkout") { try await beforeAndAfter { try await checkout() } }
         if selected("peer") { try await peer() }
         if selected("flat") {
             try await flatCost()
@@ -97,7 +104,32 @@ final class Bench: @unchecked Sendable {
 
     // MARK: Helpers
 
+    /// Runs `scenario` with the earlier build first (when there is one), then with ours.
+    func beforeAndAfter(_ scenario: () async throws -> Void) async throws {
+        if let before {
+            let ours = kaspi
+            kaspi = before
+            variant = " (before)"
+            defer {
+                kaspi = ours
+                variant = ""
+            }
+            try await scenario()
+        }
+        try await scenario()
+    }
+
+    /// A figure's name and key, marked when it measures the earlier build.
+    func named(_ name: String) -> String { name + variant }
+    func keyed(_ key: String) -> String { variant.isEmpty ? key : "before-\(key)" }
+    var measuringOurs: Bool { variant.isEmpty }
+
     func port() -> Int { FreePort.find() }
+
+    /// Removes a SQLite database an earlier scenario left.
+    func removeDatabase(_ path: String) {
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+    }
 
     /// Writes request lines to a file.
     func file(_ name: String, _ lines: some Sequence<String>) throws -> URL {
@@ -212,7 +244,7 @@ final class Bench: @unchecked Sendable {
                     url: base, file: file, method: "POST", path: "/api/v1/orders/create", seconds: seconds,
                     headers: ["Authorization: Bearer \(Self.kaspiKey)"])
             })
-        report.row("Sandbox: create order (POST /api/v1/orders/create)", create.results, key: "sandbox-create")
+        report.row(named("Sandbox: create order (POST /api/v1/orders/create)"), create.results, key: keyed("sandbox-create"))
         progress("sandbox-status: warm-up")
         let statusURL = "\(base)/api/v1/orders/sb-0/status"
         _ = try await wrk.repeated(url: statusURL, seconds: 1, headers: ["Authorization: Bearer \(Self.kaspiKey)"])
@@ -221,12 +253,12 @@ final class Bench: @unchecked Sendable {
             progress("sandbox-status: run \(run + 1) of \(runs)")
             status.append(try await wrk.repeated(url: statusURL, seconds: seconds, headers: ["Authorization: Bearer \(Self.kaspiKey)"]))
         }
-        report.row("Sandbox: order status (GET /api/v1/orders/{id}/status)", status, key: "sandbox-status")
+        report.row(named("Sandbox: order status (GET /api/v1/orders/{id}/status)"), status, key: keyed("sandbox-status"))
         let memory = child.memory()
         // Every create must have stored an order.
         let stored = try await sandboxOrderCount(base)
-        report.check("sandbox orders stored", expected: create.issued, found: stored, acknowledged: create.acknowledged)
-        report.process("sandbox (kaspi sandbox, \(stored) orders in memory)", ready: ready, memory: memory)
+        report.check(named("sandbox orders stored"), expected: create.issued, found: stored, acknowledged: create.acknowledged)
+        report.process(named("sandbox (kaspi sandbox, \(stored) orders)"), ready: ready, memory: memory, ours: measuringOurs)
         await child.stop()
     }
 
@@ -332,6 +364,7 @@ final class Bench: @unchecked Sendable {
     func gatewayWebhooks(database: Database) async throws {
         let total = poolTotal
         let file = out.appendingPathComponent("gateway-webhooks.sqlite").path
+        removeDatabase(file)
         if case .postgres(let url) = database { try await resetPostgres(url) }
         progress("gateway on \(database.label): storing \(total) pending orders")
         try await withStore(database, file: file) { store in
@@ -363,17 +396,18 @@ final class Bench: @unchecked Sendable {
             if let synchronous { report.note("The gateway's own log: \(synchronous.trimmingCharacters(in: .whitespaces))") }
         }
         let effects = try await countEffects(database, file: file)
-        report.row("Gateway: webhook, full path, \(database.label)", results, key: "webhook-\(database.label.lowercased())")
-        report.check("\(database.label): orders paid", expected: issued, found: effects.paid, acknowledged: acknowledged)
+        report.row(named("Gateway: webhook, full path, \(database.label)"), results, key: keyed("webhook-\(database.label.lowercased())"))
+        report.check(named("\(database.label): orders paid"), expected: issued, found: effects.paid, acknowledged: acknowledged)
         report.check(
-            "\(database.label): paid transitions in the audit trail", expected: issued, found: effects.transitions, acknowledged: acknowledged)
-        report.check("\(database.label): order.paid outbox rows", expected: issued, found: effects.outbox, acknowledged: acknowledged)
-        report.process("gateway (kaspi gateway, \(database.label), \(total) orders)", ready: ready, memory: memory)
+            named("\(database.label): paid transitions in the audit trail"), expected: issued, found: effects.transitions, acknowledged: acknowledged)
+        report.check(named("\(database.label): order.paid outbox rows"), expected: issued, found: effects.outbox, acknowledged: acknowledged)
+        report.process(named("gateway (kaspi gateway, \(database.label), \(total) orders)"), ready: ready, memory: memory, ours: measuringOurs)
     }
 
     func checkout() async throws {
         let (sandbox, sandboxBase, _) = try await sandboxProcess("sandbox-checkout")
         let file = out.appendingPathComponent("gateway-checkout.sqlite").path
+        removeDatabase(file)
         let (gateway, base, _) = try await gatewayProcess("gateway-checkout", database: file, sandbox: sandboxBase)
         let (results, issued, acknowledged) = try await measured(
             "checkout",
@@ -394,10 +428,10 @@ final class Bench: @unchecked Sendable {
             try await connection.query("SELECT count(*) AS n FROM orders WHERE state = 'pending' AND payment_url IS NOT NULL", []).first?.column("n")?
             .integer ?? -1
         try await connection.close()
-        report.row("Gateway: checkout through the gateway to the sandbox (SQLite)", results, key: "checkout")
-        report.check("checkout: orders pending with a payment URL", expected: issued, found: stored, acknowledged: acknowledged)
-        report.check("checkout: orders in the sandbox", expected: issued, found: inSandbox, acknowledged: acknowledged)
-        report.process("gateway (kaspi gateway, SQLite, during checkouts)", ready: nil, memory: memory)
+        report.row(named("Gateway: checkout through the gateway to the sandbox (SQLite)"), results, key: keyed("checkout"))
+        report.check(named("checkout: orders pending with a payment URL"), expected: issued, found: stored, acknowledged: acknowledged)
+        report.check(named("checkout: orders in the sandbox"), expected: issued, found: inSandbox, acknowledged: acknowledged)
+        report.process(named("gateway (kaspi gateway, SQLite, during checkouts)"), ready: nil, memory: memory, ours: measuringOurs)
     }
 
     func peer() async throws {

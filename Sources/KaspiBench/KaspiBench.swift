@@ -47,6 +47,8 @@ struct Run: AsyncParsableCommand {
     @Option(help: "PostgreSQL for the PostgreSQL figures (default: $KASPI_BENCH_POSTGRES_URL; skipped without).") var postgres: String?
     @Option(help: "The Python interpreter with FastAPI and uvicorn, for the peer.") var python = "python3"
     @Option(help: "The repository root (benchmarks/ lives there).") var root = "."
+    @Option(help: "An earlier build of kaspi to measure too, for before-and-after rows in the same run (sandbox, sqlite, postgres, checkout).")
+    var before: String?
     @Option(help: "Only these, comma-separated: sandbox, sqlite, postgres, checkout, peer, flat, qr (the baseline always runs).") var only: String?
 
     func run() async throws {
@@ -56,7 +58,8 @@ struct Run: AsyncParsableCommand {
             out: URL(fileURLWithPath: out), root: URL(fileURLWithPath: root), runs: runs, requests: requests, seconds: seconds,
             wrk: Wrk(threads: threads, connections: connections, scripts: URL(fileURLWithPath: root).appendingPathComponent("benchmarks/wrk")),
             flatOrders: flatOrders, postgres: postgres ?? ProcessInfo.processInfo.environment["KASPI_BENCH_POSTGRES_URL"], python: python,
-            only: Set((only ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }))
+            only: Set((only ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }),
+            before: before)
         try await bench.all()
     }
 }

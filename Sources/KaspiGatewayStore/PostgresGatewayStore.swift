@@ -12,11 +12,17 @@ public final class PostgresGatewayStore: GatewayStore {
     /// The connection pool; it must be running (it is a `Service`).
     public let client: PostgresClient
     private let logger: Logger
+    /// The webhook path's group commit (see ``update(provider:providerOrderID:_:)``).
+    let groupCommit: PostgresGroupCommit
 
     public init(client: PostgresClient, logger: Logger = Logger(label: "kaspi-gateway-postgres")) {
         self.client = client
         self.logger = logger
+        self.groupCommit = PostgresGroupCommit(client: client, logger: logger)
     }
+
+    /// How many group commits of status reports have carried how many reports.
+    public var groupCommitStatistics: (batches: Int, jobs: Int) { groupCommit.batchStatistics }
 
     /// Parses a `postgres://user:password@host:port/database` URL into a client configuration.
     ///
@@ -90,7 +96,9 @@ public final class PostgresGatewayStore: GatewayStore {
         var query: PostgresQuery { PostgresQuery(unsafeSQL: sql, binds: binds) }
     }
 
-    private func map(_ error: any Error) -> any Error {
+    private func map(_ error: any Error) -> any Error { Self.mapError(error) }
+
+    static func mapError(_ error: any Error) -> any Error {
         if let error = error as? StoreError { return error }
         if let error = error as? PSQLError {
             switch error.serverInfo?[.sqlState] {
@@ -470,11 +478,10 @@ public final class PostgresGatewayStore: GatewayStore {
     public func update(
         provider: String, providerOrderID: String, _ decide: @escaping @Sendable (GatewayOrder) throws -> OrderChange?
     ) async throws -> (before: GatewayOrder, after: GatewayOrder) {
-        // A read, then one statement (see update(from:)).
-        guard let order = try await order(provider: provider, providerOrderID: providerOrderID) else {
-            throw StoreError.orderNotFound(providerOrderID)
+        // With the reports arriving meanwhile: one lookup and one write for all of them.
+        try await groupCommit.update(provider: provider, providerOrderID: providerOrderID, decide) { [self] order, decide in
+            try await update(from: order, decide)
         }
-        return (order, try await update(from: order, decide))
     }
 
     public func insert(contentsOf orders: [GatewayOrder]) async throws {
