@@ -412,7 +412,8 @@ final class Bench: @unchecked Sendable {
         let (results, issued, acknowledged) = try await measured(
             "checkout",
             lines: { range in
-                range.map { _ in #"{"amount":\#(Self.amount),"description":"Bench order"}"# }
+                // Each with its own Idempotency-Key, as a merchant's retry-safe checkout sends it.
+                range.map { "bench-checkout-\($0)\t" + #"{"amount":\#(Self.amount),"description":"Bench order"}"# }
             },
             send: { file, seconds in
                 try await wrk.once(
@@ -427,10 +428,14 @@ final class Bench: @unchecked Sendable {
         let stored =
             try await connection.query("SELECT count(*) AS n FROM orders WHERE state = 'pending' AND payment_url IS NOT NULL", []).first?.column("n")?
             .integer ?? -1
+        let answers =
+            try await connection.query("SELECT count(*) AS n FROM idempotency_keys WHERE state = 'done' AND status = 201", []).first?.column("n")?
+            .integer ?? -1
         try await connection.close()
         report.row(named("Gateway: checkout through the gateway to the sandbox (SQLite)"), results, key: keyed("checkout"))
         report.check(named("checkout: orders pending with a payment URL"), expected: issued, found: stored, acknowledged: acknowledged)
         report.check(named("checkout: orders in the sandbox"), expected: issued, found: inSandbox, acknowledged: acknowledged)
+        report.check(named("checkout: idempotent answers stored"), expected: issued, found: answers, acknowledged: acknowledged)
         report.process(named("gateway (kaspi gateway, SQLite, during checkouts)"), ready: nil, memory: memory, ours: measuringOurs)
     }
 

@@ -260,13 +260,32 @@ public struct OrderChange: Sendable {
     /// unknown); otherwise the whole change is refused with
     /// ``StoreError/refundAlreadyResolved(_:)``, so no refund is settled twice.
     public var refund: RefundUpdate?
+    /// The answer of the idempotent request that makes this change, stored in the same
+    /// commit (its key was reserved by the request's first write), so that no second commit
+    /// is needed to remember it.
+    public var answer: IdempotentAnswer?
 
     /// Creates a change to write in one transaction.
-    public init(order: GatewayOrder, events: [OrderEvent], outbox: [OutboxMessage] = [], refund: RefundUpdate? = nil) {
+    public init(
+        order: GatewayOrder, events: [OrderEvent], outbox: [OutboxMessage] = [], refund: RefundUpdate? = nil, answer: IdempotentAnswer? = nil
+    ) {
         self.order = order
         self.events = events
         self.outbox = outbox
         self.refund = refund
+        self.answer = answer
+    }
+}
+
+/// An idempotent request's answer, written with the change it reports.
+public struct IdempotentAnswer: Sendable, Hashable {
+    /// The key, reserved earlier by the same request.
+    public var reservation: IdempotencyReservation
+    public var response: IdempotentResponse
+    /// Creates an answer to store.
+    public init(reservation: IdempotencyReservation, response: IdempotentResponse) {
+        self.reservation = reservation
+        self.response = response
     }
 }
 

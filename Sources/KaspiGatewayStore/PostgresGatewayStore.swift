@@ -341,6 +341,7 @@ public final class PostgresGatewayStore: GatewayStore {
                 settle.bind(o.id)
                 guard try await !rows(settle, on: connection).isEmpty else { throw StoreError.refundAlreadyResolved(refund.refundID) }
             }
+            if let answer = change.answer { _ = try await rows(Self.answerQuery(answer.reservation, answer.response), on: connection) }
             return o
         }
     }
@@ -353,10 +354,11 @@ public final class PostgresGatewayStore: GatewayStore {
         let binds = Self.transitionBindings(change, expectedVersion: current.version)
         let changed: Int64?
         do {
-            if change.events.count == 1 && change.outbox.count == 1 {
+            if change.events.count == 1 && change.outbox.count == 1 && change.answer == nil {
                 changed = try await client.execute(TransitionStatement(bindings: binds), logger: logger).first { _ in true }
             } else {
-                changed = try await rows(Query(Self.transitionSQL(events: change.events.count, messages: change.outbox.count), binds: binds)).first?
+                let sql = Self.transitionSQL(events: change.events.count, messages: change.outbox.count, answer: change.answer != nil)
+                changed = try await rows(Query(sql, binds: binds)).first?
                     .int("n")
             }
         } catch {
@@ -397,7 +399,7 @@ public final class PostgresGatewayStore: GatewayStore {
     }
 
     /// The statement of ``update(from:_:)`` for a change with so many events and messages.
-    static func transitionSQL(events: Int, messages: Int) -> String {
+    static func transitionSQL(events: Int, messages: Int, answer: Bool = false) -> String {
         var sql = """
             WITH changed AS (\(orderUpdate))
             """
@@ -412,6 +414,10 @@ public final class PostgresGatewayStore: GatewayStore {
         }
         for index in 0..<messages {
             sql += ", message\(index) AS (INSERT INTO outbox (\(outboxColumns)) SELECT \(placeholders(10)) FROM changed)"
+        }
+        if answer {
+            // Only when the order changed: otherwise the request's answer is not this one.
+            sql += ", answer AS (\(answerSQL(from: next)) AND EXISTS (SELECT 1 FROM changed))"
         }
         return sql + " SELECT count(*)::BIGINT AS n FROM changed"
     }
@@ -439,6 +445,7 @@ public final class PostgresGatewayStore: GatewayStore {
             q.binds.append(m.lastStatus.map { Int32($0) })
             q.bind(m.deliveredAt)
         }
+        if let answer = change.answer { bindAnswer(answer.reservation, answer.response, to: &q) }
         return q.binds
     }
 
@@ -849,17 +856,31 @@ public final class PostgresGatewayStore: GatewayStore {
         return .done(IdempotentResponse(status: Int(row.int("status") ?? 0), body: row.string("body") ?? ""))
     }
 
+    /// Records the answer of a request whose key it reserved.
+    private static func answerQuery(_ r: IdempotencyReservation, _ response: IdempotentResponse) -> Query {
+        var q = Query(Self.answerSQL(from: 1))
+        bindAnswer(r, response, to: &q)
+        return q
+    }
+
+    /// The answer's update, its parameters numbered from `first`.
+    static func answerSQL(from first: Int) -> String {
+        let p = (first..<first + 5).map { "$\($0)" }
+        return
+            "UPDATE idempotency_keys SET state = 'done', status = \(p[0]), body = \(p[1]) WHERE scope = \(p[2]) AND key = \(p[3]) AND owner = \(p[4]) AND state = 'in_progress'"
+    }
+
+    private static func bindAnswer(_ r: IdempotencyReservation, _ response: IdempotentResponse, to q: inout Query) {
+        q.binds.append(Int32(clamping: response.status))
+        q.bind(response.body)
+        q.bind(r.scope)
+        q.bind(r.key)
+        q.bind(r.owner)
+    }
+
     public func saveIdempotentResponse(_ r: IdempotencyReservation, response: IdempotentResponse, reservedOnly: Bool) async throws {
         if reservedOnly {
-            var q = Query(
-                "UPDATE idempotency_keys SET state = 'done', status = $1, body = $2 WHERE scope = $3 AND key = $4 AND owner = $5 AND state = 'in_progress'"
-            )
-            q.binds.append(Int32(clamping: response.status))
-            q.bind(response.body)
-            q.bind(r.scope)
-            q.bind(r.key)
-            q.bind(r.owner)
-            _ = try await rows(q)
+            _ = try await rows(Self.answerQuery(r, response))
         } else {
             var q = Query(
                 """

@@ -124,7 +124,7 @@ final class PostgresGroupCommit: Sendable {
                 job.continuation.resume(returning: (order, order))
                 continue
             }
-            if change.refund != nil {
+            if change.refund != nil || change.answer != nil {
                 alone.append((job, order))
             } else {
                 written.append((job, order, change))

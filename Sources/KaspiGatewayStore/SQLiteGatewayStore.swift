@@ -258,7 +258,16 @@ public final class SQLiteGatewayStore: GatewayStore {
                 [.text(refund.status.rawValue), .text(refund.detail), .integer(Int(o.updatedAt.ms)), .text(refund.refundID), .text(o.id)])
             guard !settled.isEmpty else { throw StoreError.refundAlreadyResolved(refund.refundID) }
         }
+        if let answer = change.answer { try Self.storeAnswer(answer.reservation, answer.response, db) }
         return true
+    }
+
+    /// Records the answer of a request whose key it reserved (as ``saveIdempotentResponse(_:response:reservedOnly:)``
+    /// with `reservedOnly`).
+    private static func storeAnswer(_ r: IdempotencyReservation, _ response: IdempotentResponse, _ db: DirectConnection) throws {
+        try db.run(
+            "UPDATE idempotency_keys SET state = 'done', status = ?, body = ? WHERE scope = ? AND key = ? AND owner = ? AND state = 'in_progress'",
+            [.integer(response.status), .text(response.body), .text(r.scope), .text(r.key), .text(r.owner)])
     }
 
     public func update(
@@ -585,9 +594,7 @@ public final class SQLiteGatewayStore: GatewayStore {
     public func saveIdempotentResponse(_ r: IdempotencyReservation, response: IdempotentResponse, reservedOnly: Bool) async throws {
         try await transaction { db in
             if reservedOnly {
-                try db.run(
-                    "UPDATE idempotency_keys SET state = 'done', status = ?, body = ? WHERE scope = ? AND key = ? AND owner = ? AND state = 'in_progress'",
-                    [.integer(response.status), .text(response.body), .text(r.scope), .text(r.key), .text(r.owner)])
+                try Self.storeAnswer(r, response, db)
             } else {
                 try db.run(
                     """

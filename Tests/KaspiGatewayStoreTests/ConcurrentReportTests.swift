@@ -43,7 +43,10 @@ struct ConcurrentReportTests {
                                 return OrderStateMachine.apply(.approved, transactionID: "tx-\(index)", source: .webhook, to: current, at: at)
                             }
                             #expect(before.id == order.id && after.id == order.id)
-                            return (index, copy, index % 8 == 4 ? .failed("unchanged:\(after.state)") : .paid(before: before.state, version: after.version))
+                            return (
+                                index, copy,
+                                index % 8 == 4 ? .failed("unchanged:\(after.state)") : .paid(before: before.state, version: after.version)
+                            )
                         } catch let error as StoreError {
                             return (index, copy, .failed(error.code))
                         } catch {
@@ -115,8 +118,10 @@ struct ConcurrentReportTests {
             OrderStateMachine.providerAccepted($0, paymentURL: "https://pay.example/1", qrToken: nil, at: at, firstPollAt: at)
         }
         let changes = try orders.map { order in
-            (change: try #require(OrderStateMachine.apply(.approved, transactionID: "tx-\(order.id)", source: .webhook, to: order, at: at)),
-             expectedVersion: order.version)
+            (
+                change: try #require(OrderStateMachine.apply(.approved, transactionID: "tx-\(order.id)", source: .webhook, to: order, at: at)),
+                expectedVersion: order.version
+            )
         }
         let changed = try await store.groupCommit.write(changes)
         #expect(changed == [orders[0].id, orders[2].id])

@@ -472,6 +472,62 @@ struct StoreContractTests {
         try await handle.close()
     }
 
+    /// A checkout's answer is stored in the commit of its last write, on every update path,
+    /// and only by the request holding the key and only when the order did change.
+    @Test(arguments: Backend.available)
+    func anAnswerIsStoredWithTheChangeItReports(_ backend: Backend) async throws {
+        let handle = try await backend.open()
+        let store = handle.store
+        let now = Date()
+        let old = now.addingTimeInterval(-86400)
+        let at = Date(timeIntervalSince1970: 1_800_000_010)
+        func record(_ key: String) async throws -> IdempotencyRecord? {
+            try await store.idempotencyRecord(scope: "s", key: key, requestHash: "h", expiredBefore: old)
+        }
+        func accepted(_ key: IdempotencyReservation, _ body: String) -> @Sendable (GatewayOrder) -> OrderChange? {
+            { current in
+                guard
+                    var change = OrderStateMachine.providerAccepted(
+                        current, paymentURL: "https://pay.example/x", qrToken: nil, at: at, firstPollAt: at)
+                else { return nil }
+                change.answer = IdempotentAnswer(reservation: key, response: IdempotentResponse(status: 201, body: body))
+                return change
+            }
+        }
+        // The one-statement path (a current copy), the locked path (a stale copy) and update(orderID:).
+        for (index, path) in ["current", "stale", "locked"].enumerated() {
+            let key = IdempotencyReservation(scope: "s", key: "k-\(path)", requestHash: "h", owner: "req_\(index)", at: now, expiredBefore: old)
+            let order = makeOrder("answer-\(path)")
+            try await store.insert(order, reserving: key)
+            let body = #"{"id":"\#(order.id)","path":"\#(path)"}"#
+            switch path {
+            case "current":
+                _ = try await store.update(from: order, accepted(key, body))
+            case "stale":
+                var stale = order
+                stale.version -= 1
+                _ = try await store.update(from: stale, accepted(key, body))
+            default:
+                _ = try await store.update(orderID: order.id, accepted(key, body))
+            }
+            #expect(try await store.order(id: order.id)?.paymentURL == "https://pay.example/x")
+            #expect(try await record("k-\(path)") == .done(IdempotentResponse(status: 201, body: body)), "\(path)")
+        }
+        // Another request's answer for the key is not stored, though its change is.
+        let key = IdempotencyReservation(scope: "s", key: "k-theirs", requestHash: "h", owner: "req_a", at: now, expiredBefore: old)
+        let order = makeOrder("answer-theirs")
+        try await store.insert(order, reserving: key)
+        var intruder = key
+        intruder.owner = "req_b"
+        _ = try await store.update(from: order, accepted(intruder, "theirs"))
+        guard case .inProgress? = try await record("k-theirs") else {
+            Issue.record("another request's answer was stored")
+            try await handle.close()
+            return
+        }
+        try await handle.close()
+    }
+
     @Test(arguments: Backend.available)
     func idempotencyKeysAreReservedWithTheWorkTheyGuard(_ backend: Backend) async throws {
         let handle = try await backend.open()

@@ -1,6 +1,7 @@
 -- Sends each pre-made request at most once. Arguments after `--`:
 --   FILE METHOD PATH THREADS DELAY_MS [HEADER ...]
--- FILE holds one request per line: a body for POST (sent to PATH), a path for GET.
+-- FILE holds one request per line: a body for POST (sent to PATH), a path for GET; a line
+-- "KEY<tab>BODY" also sends the header Idempotency-Key: KEY.
 -- Thread t of THREADS takes lines t, t+THREADS, ... A thread that has sent its share sends
 -- GET /health instead and the run is reported as exhausted (the pool was too small), so no
 -- request is ever repeated. DELAY_MS > 0 paces each connection. done() prints one line of
@@ -26,10 +27,19 @@ function init(args)
   local n = 0
   for line in io.lines(file) do
     if n % count == id and #line > 0 then
+      -- "KEY<tab>BODY" sends BODY with Idempotency-Key: KEY.
+      local key, body = line:match("^([^\t]+)\t(.*)$")
+      local these = headers
+      if key then
+        these = {}
+        for name, value in pairs(headers) do these[name] = value end
+        these["Idempotency-Key"] = key
+        line = body
+      end
       if method == "GET" then
-        requests[#requests + 1] = wrk.format("GET", line, headers)
+        requests[#requests + 1] = wrk.format("GET", line, these)
       else
-        requests[#requests + 1] = wrk.format(method, path, headers, line)
+        requests[#requests + 1] = wrk.format(method, path, these, line)
       end
     end
     n = n + 1

@@ -72,8 +72,12 @@ struct IdempotencyMiddleware: RouterMiddleware {
             scope: scope, key: key, requestHash: requestHash, owner: GatewayID.make("req"), at: at, expiredBefore: expiredBefore)
         var reserved = context
         reserved.idempotency = reservation
+        let answerFlag = StoredAnswerFlag()
+        reserved.idempotencyAnswer = answerFlag
         do {
             let response = try await next(request, reserved)
+            // Stored already, with the work's last write.
+            if answerFlag.isStored { return response }
             // Answers are single buffers; collected once to be stored and sent alike.
             let collector = CollectingWriter()
             try await response.body.write(collector.erased)

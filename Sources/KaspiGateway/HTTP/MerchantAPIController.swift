@@ -70,14 +70,25 @@ struct MerchantAPIController {
         }
     }
 
-    @Sendable func checkout(_ request: Request, _ context: GatewayRequestContext, kind: OrderKind) async throws -> EditedResponse<OrderResponse> {
+    @Sendable func checkout(_ request: Request, _ context: GatewayRequestContext, kind: OrderKind) async throws -> Response {
         let body = try await request.decodeJSON(as: CheckoutBody.self, context: context)
         let checkout = CheckoutRequest(
             amount: body.amount, description: body.description, merchantReference: body.merchantReference, metadata: try body.metadataText(),
             mobileReturnURL: body.mobileReturnURL)
-        let (order, qr) = try await gateway.createCheckout(checkout, kind: kind, reserving: context.idempotency)
-        return EditedResponse(
-            status: .created, response: OrderResponse(order, qr: qr, clientSecret: try await gateway.clientSecret(orderID: order.id)))
+        let key = try await gateway.clientSecretKey()
+        // Encoded once: the same bytes are stored for a replay (in the payment URL's commit)
+        // and sent.
+        let encode: @Sendable (GatewayOrder, ProviderQR?) throws -> ByteBuffer = { order, qr in
+            try GatewayJSON.encode(OrderResponse(order, qr: qr, clientSecret: Gateway.clientSecret(orderID: order.id, key: key)))
+        }
+        let (order, qr, answered) = try await gateway.createCheckout(
+            checkout, kind: kind, reserving: context.idempotency,
+            answer: { order, qr in IdempotentResponse(status: Int(HTTPResponse.Status.created.code), body: String(buffer: try encode(order, qr))) })
+        if let answered {
+            context.idempotencyAnswer?.markStored()
+            return GatewayJSON.response(.created, ByteBuffer(string: answered.body))
+        }
+        return GatewayJSON.response(.created, try encode(order, qr))
     }
 
     @Sendable func refund(_ request: Request, _ context: GatewayRequestContext) async throws -> EditedResponse<OrderResponse> {

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import KaspiGatewayStore
 import NIOCore
+import Synchronization
 
 /// The gateway's request context: Hummingbird's basic one, the TCP peer's address (the
 /// dashboard's sign-in throttle keys on it, never on a forwarded header, which a client
@@ -16,6 +17,9 @@ public struct GatewayRequestContext: RequestContext, RemoteAddressRequestContext
     /// The request's Idempotency-Key, once ``IdempotencyMiddleware`` reserved it: the work's
     /// first write stores it in the same transaction.
     var idempotency: IdempotencyReservation?
+    /// Set with ``idempotency``: the handler marks it when it stored its answer itself, in
+    /// the commit of its last write, so the middleware does not store it again.
+    var idempotencyAnswer: StoredAnswerFlag?
 
     /// Creates the context for a request on a channel.
     public init(source: ApplicationRequestContextSource) {
@@ -31,4 +35,11 @@ public struct GatewayRequestContext: RequestContext, RemoteAddressRequestContext
 
     /// The peer's IP address as text, or `unknown`.
     var clientAddress: String { remoteAddress?.ipAddress ?? "unknown" }
+}
+
+/// Whether a handler stored its idempotent answer itself (see ``GatewayRequestContext/idempotencyAnswer``).
+final class StoredAnswerFlag: Sendable {
+    private let stored = Mutex(false)
+    func markStored() { stored.withLock { $0 = true } }
+    var isStored: Bool { stored.withLock { $0 } }
 }

@@ -53,7 +53,7 @@ extension Gateway {
         "\(orderID)_secret_\(mac("kaspikit.client-secret.v1:\(orderID)", key))"
     }
 
-    private func clientSecretKey() async throws(GatewayError) -> SymmetricKey {
+    func clientSecretKey() async throws(GatewayError) -> SymmetricKey {
         if let key = clientKey.withLock({ $0 }) { return key }
         let stored: String
         do {

@@ -116,8 +116,9 @@ public final class Gateway: Sendable {
     /// - Parameter reservation: the request's Idempotency-Key, reserved in the transaction
     ///   that stores the order.
     public func createCheckout(
-        _ request: CheckoutRequest, kind: OrderKind, reserving reservation: IdempotencyReservation? = nil
-    ) async throws(GatewayError) -> (GatewayOrder, ProviderQR?) {
+        _ request: CheckoutRequest, kind: OrderKind, reserving reservation: IdempotencyReservation? = nil,
+        answer: (@Sendable (GatewayOrder, ProviderQR?) throws -> IdempotentResponse)? = nil
+    ) async throws(GatewayError) -> (order: GatewayOrder, qr: ProviderQR?, answered: IdempotentResponse?) {
         guard request.amount >= 100, request.amount <= 100_000_000 else {
             throw .invalid("amount must be an integer number of tenge from 100 to 100000000.")
         }
@@ -163,15 +164,29 @@ public final class Gateway: Sendable {
             planned.providerState = providerState
             // The provider's own interval when it hands one out (the Kaspi QR API does).
             let firstPoll = provider.pollPlan(for: planned, now: at)?.nextPollAt ?? at.addingTimeInterval(configuration.firstPollAfter)
-            let (url, token, state, paymentID) = (paymentURL, qr?.token, providerState, providerPaymentID)
+            let (url, token, state, paymentID, madeQR) = (paymentURL, qr?.token, providerState, providerPaymentID, qr)
+            // The answer of an idempotent request goes in the same commit as the payment URL;
+            // `decide` may run twice (see update(from:)), and the last run's answer is the one stored.
+            let answered = Mutex<IdempotentResponse?>(nil)
             // From the copy just stored: one statement on PostgreSQL unless something changed it.
             let updated = try await store.update(from: order) { current in
-                OrderStateMachine.providerAccepted(
-                    current, paymentURL: url, qrToken: token, at: at, firstPollAt: firstPoll, providerState: state, providerPaymentID: paymentID)
+                guard
+                    var change = OrderStateMachine.providerAccepted(
+                        current, paymentURL: url, qrToken: token, at: at, firstPollAt: firstPoll, providerState: state, providerPaymentID: paymentID)
+                else {
+                    answered.withLock { $0 = nil }
+                    return nil
+                }
+                if let reservation, let answer {
+                    let response = try answer(change.order, madeQR)
+                    change.answer = IdempotentAnswer(reservation: reservation, response: response)
+                    answered.withLock { $0 = response }
+                }
+                return change
             }
             metrics.counted(from: order, to: updated)
             logger.info("Checkout created", metadata: ["order": "\(order.id)", "kind": "\(kind.rawValue)", "amount": "\(order.amount)"])
-            return (updated, qr)
+            return (updated, qr, answered.withLock { $0 })
         } catch let error as ProviderError {
             if error.ambiguous {
                 logger.warning(

@@ -43,7 +43,7 @@ extension Gateway {
             if let url = order?.paymentURL { return url }
             return "\(publicBase)/l/\(linkID)"
         case .open:
-            let (created, _) = try await createCheckout(
+            let (created, _, _) = try await createCheckout(
                 CheckoutRequest(
                     amount: link.amount, description: link.description, merchantReference: link.merchantReference, paymentLinkID: link.id),
                 kind: .link)
