@@ -64,6 +64,9 @@ let package = Package(
         .target(name: "KaspiCheckout", dependencies: ["KaspiPay", "QRCodeEncoder"], swiftSettings: strict),
         // Text helpers shared by the modules (JSON string literals, hex); package access only.
         .target(name: "KaspiSupport", swiftSettings: strict),
+        // A synchronous SQLite connection over the SQLite that sqlite-nio bundles: the gateway
+        // store's group commit and the sandbox's order archive use it.
+        .target(name: "KaspiSQLite", dependencies: [.product(name: "SQLiteNIO", package: "sqlite-nio")], swiftSettings: strict),
         // The QR-code encoder (not the Kaspi QR API): QR encoding (byte mode, level M, versions 1-40) and PNG/SVG rendering; no dependencies.
         .target(name: "QRCodeEncoder", swiftSettings: strict),
         // The server transport, over AsyncHTTPClient.
@@ -108,6 +111,7 @@ let package = Package(
             name: "KaspiSandbox",
             dependencies: [
                 "KaspiSupport",
+                "KaspiSQLite",
                 "KaspiPay",
                 "KaspiWeb",
                 "QRCodeEncoder",
@@ -134,6 +138,7 @@ let package = Package(
             name: "KaspiGatewayStore",
             dependencies: [
                 "KaspiSupport",
+                "KaspiSQLite",
                 "KaspiPay",
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -285,7 +290,7 @@ let package = Package(
         .testTarget(
             name: "KaspiGatewayStoreTests",
             dependencies: [
-                "KaspiGatewayStore", "KaspiGatewayTestSupport", "KaspiPay", .product(name: "PostgresNIO", package: "postgres-nio"),
+                "KaspiGatewayStore", "KaspiGatewayTestSupport", "KaspiPay", "KaspiSQLite", .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             swiftSettings: strict

@@ -23,6 +23,8 @@ final class Bench: @unchecked Sendable {
     let seconds: Int
     let wrk: Wrk
     let flatOrders: Int
+    /// Orders the sandbox holds when its memory is read (`--sandbox-orders`).
+    let sandboxOrders: Int
     let postgres: String?
     let python: String
     let only: Set<String>
@@ -37,8 +39,9 @@ final class Bench: @unchecked Sendable {
 
     init(
         kaspi: String, benchExecutable: String, out: URL, root: URL, runs: Int, requests: Int, seconds: Int, wrk: Wrk,
-        flatOrders: Int, postgres: String?, python: String, only: Set<String>, before: String? = nil
+        flatOrders: Int, postgres: String?, python: String, only: Set<String>, before: String? = nil, sandboxOrders: Int = 1_000_000
     ) throws {
+        self.sandboxOrders = sandboxOrders
         self.only = only
         self.kaspi = kaspi
         self.before = before
@@ -259,10 +262,78 @@ final class Bench: @unchecked Sendable {
         let stored = try await sandboxOrderCount(base)
         report.check(named("sandbox orders stored"), expected: create.issued, found: stored, acknowledged: create.acknowledged)
         report.process(named("sandbox (kaspi sandbox, \(stored) orders)"), ready: ready, memory: memory, ours: measuringOurs)
+        if measuringOurs, sandboxOrders > stored {
+            // Memory with many orders: create the rest, then read it and every order's count.
+            let made = try await fill(base, count: sandboxOrders - stored)
+            let total = try await sandboxOrderCount(base)
+            report.check(
+                "sandbox orders stored, all \(sandboxOrders.formatted())", expected: stored + made, found: total, acknowledged: stored + made)
+            // A status read of the first order (long written aside) and of the last.
+            for id in ["sb-0", "fill-\(made - 1)"] {
+                let response = try await client.execute(
+                    authorized("\(base)/api/v1/orders/\(id)/status"), timeout: .seconds(10))
+                if response.status != .ok { report.invalid("sandbox: the status of \(id) answered \(response.status.code)") }
+                _ = try await response.body.collect(upTo: 1 << 20)
+            }
+            report.process(
+                "sandbox (kaspi sandbox, \(total.formatted()) orders created)", ready: nil, memory: child.memory(), ours: true)
+            report.sandboxMemory(orders: total, memory: child.memory())
+        }
         await child.stop()
     }
 
+    func authorized(_ url: String) -> HTTPClientRequest {
+        var request = HTTPClientRequest(url: url)
+        request.headers.add(name: "Authorization", value: "Bearer \(Self.kaspiKey)")
+        return request
+    }
+
+    /// Creates `count` more orders at the sandbox, 32 at a time; returns how many it made.
+    func fill(_ base: String, count: Int) async throws -> Int {
+        let key = try APIKey(Self.kaspiKey)
+        let workers = 32
+        let made = try await withThrowingTaskGroup(of: Int.self) { group in
+            for worker in 0..<workers {
+                group.addTask { [self] in
+                    var made = 0
+                    for i in stride(from: worker, to: count, by: workers) {
+                        let id = "fill-\(i)"
+                        let signature = Signature.compute(.createOrder, amount: Self.amount, orderID: id, apiKey: key)
+                        var request = authorized("\(base)/api/v1/orders/create")
+                        request.method = .POST
+                        request.headers.add(name: "Content-Type", value: "application/json")
+                        request.body = .bytes(
+                            ByteBuffer(
+                                string:
+                                    #"{"amount":\#(Self.amount),"orderId":"\#(id)","returnUrl":"https://shop.example/ok","tradePointId":"\#(Self.tradePoint)","description":"Bench order","signature":"\#(signature)"}"#
+                            ))
+                        let response = try await client.execute(request, timeout: .seconds(30))
+                        _ = try await response.body.collect(upTo: 1 << 20)
+                        guard response.status == .ok || response.status == .created else {
+                            throw BenchError.failed("sandbox fill: \(id) answered \(response.status.code)")
+                        }
+                        made += 1
+                        if worker == 0, made % (100_000 / workers) == 0 {
+                            progress("sandbox memory: \((made * workers).formatted()) of \(count.formatted()) more orders")
+                        }
+                    }
+                    return made
+                }
+            }
+            return try await group.reduce(0, +)
+        }
+        return made
+    }
+
+    /// How many orders the sandbox holds: its stats endpoint, or its full list on builds that have none.
     func sandboxOrderCount(_ base: String) async throws -> Int {
+        let stats = try await client.execute(HTTPClientRequest(url: "\(base)/sandbox/stats"), timeout: .seconds(60))
+        let statsBody = try await stats.body.collect(upTo: 1 << 20)
+        if stats.status == .ok, let object = try JSONSerialization.jsonObject(with: Data(buffer: statsBody)) as? [String: Any],
+            let orders = object["orders"] as? Int
+        {
+            return orders
+        }
         let response = try await client.execute(HTTPClientRequest(url: "\(base)/sandbox/orders"), timeout: .seconds(60))
         let body = try await response.body.collect(upTo: 1 << 30)
         let array = try JSONSerialization.jsonObject(with: Data(buffer: body)) as? [Any]

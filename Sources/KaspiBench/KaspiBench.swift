@@ -44,6 +44,7 @@ struct Run: AsyncParsableCommand {
     @Option(help: "wrk connections.") var connections = 64
     @Option(help: "wrk threads.") var threads = 2
     @Option(help: "Orders stored for the flat-cost run.") var flatOrders = 1_000_000
+    @Option(help: "Orders the sandbox holds when its memory is read (0: only those of the create runs).") var sandboxOrders = 1_000_000
     @Option(help: "PostgreSQL for the PostgreSQL figures (default: $KASPI_BENCH_POSTGRES_URL; skipped without).") var postgres: String?
     @Option(help: "The Python interpreter with FastAPI and uvicorn, for the peer.") var python = "python3"
     @Option(help: "The repository root (benchmarks/ lives there).") var root = "."
@@ -59,7 +60,7 @@ struct Run: AsyncParsableCommand {
             wrk: Wrk(threads: threads, connections: connections, scripts: URL(fileURLWithPath: root).appendingPathComponent("benchmarks/wrk")),
             flatOrders: flatOrders, postgres: postgres ?? ProcessInfo.processInfo.environment["KASPI_BENCH_POSTGRES_URL"], python: python,
             only: Set((only ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }),
-            before: before)
+            before: before, sandboxOrders: sandboxOrders)
         try await bench.all()
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import KaspiSQLite
 import Logging
 import NIOPosix
 import SQLiteNIO

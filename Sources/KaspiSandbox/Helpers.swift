@@ -15,6 +15,13 @@ extension Sandbox {
             let tradePoint = request.uri.queryParameters.get("tradePointId")
             return Self.json(.ok, encoding: await self.state.allOrders(tradePoint: tradePoint), readable: true)
         }
+        // Counts, for load tests: every order (once its write is done) and those in memory.
+        group.get("stats") { _, _ in
+            try await self.state.waitForWrites()
+            let (orders, inMemory) = await (self.state.orderCount(), self.state.residentCount)
+            return Self.json(
+                .ok, encoding: SandboxStats(orders: orders, ordersInMemory: inMemory, memoryOrderLimit: self.configuration.memoryOrderLimit))
+        }
         group.post("orders/:orderId/:action") { request, context in
             let orderID = try context.parameters.require("orderId")
             let status: PaymentStatus
@@ -125,7 +132,7 @@ extension Sandbox {
             scenarios: ScenarioAmount.table.map { row in
                 Scenario(amount: row.amount, outcome: "\(row.status)" + (row.afterSeconds > 0 ? " after \(Int(row.afterSeconds)) s" : " at once"))
             },
-            orders: await state.allOrders().suffix(50).reversed().map { order in
+            orders: await state.allOrders(last: 50).reversed().map { order in
                 Order(
                     token: order.paymentToken, orderID: order.orderID, status: order.status.rawValue, amount: order.amount,
                     refunded: order.refundedAmount)
@@ -157,4 +164,11 @@ extension Sandbox {
 struct ClockAnswer: Encodable {
     var now: Date
     var offsetSeconds: Double
+}
+
+/// `GET /sandbox/stats`.
+struct SandboxStats: Codable, Sendable {
+    var orders: Int
+    var ordersInMemory: Int
+    var memoryOrderLimit: Int
 }

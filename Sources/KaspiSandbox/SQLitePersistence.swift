@@ -4,12 +4,19 @@ import SQLiteNIO
 
 /// Keeps the sandbox's orders, webhooks and clock in an SQLite file (`--data FILE`), so that a
 /// restarted sandbox carries on where it stopped. Each change is one upsert of a JSON
-/// document; writes are durable (WAL, synchronous=FULL) before the response is sent.
+/// document; writes are durable (WAL, synchronous=FULL) before the response is sent. The
+/// orders table is also the sandbox's order archive (``SandboxOrderArchive``), which reads
+/// the orders that memory no longer holds.
 final class SQLiteSandboxPersistence: SandboxPersistence {
     private let connection: SQLiteConnection
-    private static let schemaVersion = 1
+    private static let schemaVersion = 2
+    /// The file, which the order archive reads too.
+    let path: String
 
-    private init(connection: SQLiteConnection) { self.connection = connection }
+    private init(connection: SQLiteConnection, path: String) {
+        self.connection = connection
+        self.path = path
+    }
 
     static func open(path: String, logger: Logger) async throws -> SQLiteSandboxPersistence {
         let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
@@ -17,22 +24,39 @@ final class SQLiteSandboxPersistence: SandboxPersistence {
             _ = try await connection.query("PRAGMA journal_mode=WAL", [])
             _ = try await connection.query("PRAGMA synchronous=FULL", [])
             _ = try await connection.query("CREATE TABLE IF NOT EXISTS sandbox_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)", [])
-            _ = try await connection.query("CREATE TABLE IF NOT EXISTS sandbox_orders (id TEXT PRIMARY KEY, document TEXT NOT NULL)", [])
-            _ = try await connection.query("CREATE TABLE IF NOT EXISTS sandbox_webhooks (id TEXT PRIMARY KEY, document TEXT NOT NULL)", [])
-            // The Kaspi QR API's records: kind is device, purchase or return.
-            _ = try await connection.query(
-                "CREATE TABLE IF NOT EXISTS sandbox_qr (kind TEXT NOT NULL, id TEXT NOT NULL, document TEXT NOT NULL, PRIMARY KEY (kind, id))", [])
             let rows = try await connection.query("SELECT value FROM sandbox_meta WHERE key = 'schema_version'", [])
-            if let version = rows.first?.column("value")?.string, Int(version) != schemaVersion {
-                throw SandboxConfigurationError.invalid("dataPath", "\(path) was written by an incompatible version (schema \(version))")
+            let found = rows.first?.column("value")?.string
+            _ = try await connection.query("BEGIN IMMEDIATE", [])
+            do {
+                switch found.flatMap({ Int($0) }) {
+                case nil where found == nil:
+                    _ = try await connection.query(SandboxOrderArchive.ordersTable, [])
+                case 1?:
+                    // Version 1 kept orders as id and document only: add the lookup columns.
+                    for statement in SandboxOrderArchive.migrationFromVersion1 { _ = try await connection.query(statement, []) }
+                case schemaVersion?:
+                    break
+                default:
+                    throw SandboxConfigurationError.invalid("dataPath", "\(path) was written by an incompatible version (schema \(found ?? "?"))")
+                }
+                for statement in SandboxOrderArchive.ordersIndexes { _ = try await connection.query(statement, []) }
+                _ = try await connection.query("CREATE TABLE IF NOT EXISTS sandbox_webhooks (id TEXT PRIMARY KEY, document TEXT NOT NULL)", [])
+                // The Kaspi QR API's records: kind is device, purchase or return.
+                _ = try await connection.query(
+                    "CREATE TABLE IF NOT EXISTS sandbox_qr (kind TEXT NOT NULL, id TEXT NOT NULL, document TEXT NOT NULL, PRIMARY KEY (kind, id))", []
+                )
+                _ = try await connection.query(
+                    "INSERT OR REPLACE INTO sandbox_meta (key, value) VALUES ('schema_version', ?)", [.text(String(schemaVersion))])
+                _ = try await connection.query("COMMIT", [])
+            } catch {
+                _ = try? await connection.query("ROLLBACK", [])
+                throw error
             }
-            _ = try await connection.query(
-                "INSERT OR REPLACE INTO sandbox_meta (key, value) VALUES ('schema_version', ?)", [.text(String(schemaVersion))])
         } catch {
             try? await connection.close()
             throw error
         }
-        return SQLiteSandboxPersistence(connection: connection)
+        return SQLiteSandboxPersistence(connection: connection, path: path)
     }
 
     private static let encoder: JSONEncoder = {
@@ -48,9 +72,11 @@ final class SQLiteSandboxPersistence: SandboxPersistence {
         return decoder
     }
 
+    /// The pending orders with a timer (the others stay on disk until asked for), every
+    /// webhook, and the clock.
     func load() async throws -> (orders: [SandboxOrder], deliveries: [WebhookDelivery], clockOffset: Double) {
         let decoder = Self.decoder()
-        let orders = try await connection.query("SELECT document FROM sandbox_orders", []).map { row in
+        let orders = try await connection.query("SELECT document FROM sandbox_orders WHERE timed = 1 ORDER BY rowid", []).map { row in
             try decoder.decode(SandboxOrder.self, from: Data((row.column("document")?.string ?? "").utf8))
         }
         let deliveries = try await connection.query("SELECT document FROM sandbox_webhooks", []).map { row in
@@ -63,10 +89,7 @@ final class SQLiteSandboxPersistence: SandboxPersistence {
     }
 
     func save(order: SandboxOrder) async throws {
-        let document = String(decoding: try Self.encoder.encode(order), as: UTF8.self)
-        _ = try await connection.query(
-            "INSERT OR REPLACE INTO sandbox_orders (id, document) VALUES (?, ?)",
-            [.text(order.tradePointID + "\u{1F}" + order.orderID), .text(document)])
+        _ = try await connection.query(SandboxOrderArchive.upsert, try SandboxOrderArchive.values(order))
     }
 
     func save(delivery: WebhookDelivery) async throws {
@@ -80,8 +103,7 @@ final class SQLiteSandboxPersistence: SandboxPersistence {
             "INSERT OR REPLACE INTO sandbox_meta (key, value) VALUES ('clock_offset', ?)", [.text(String(clockOffset))])
     }
 
-    func deleteAll() async throws {
-        _ = try await connection.query("DELETE FROM sandbox_orders", [])
+    func deleteWebhooks() async throws {
         _ = try await connection.query("DELETE FROM sandbox_webhooks", [])
     }
 

@@ -58,7 +58,16 @@ public final class Sandbox: Sendable {
             persistence = try await SQLiteSandboxPersistence.open(path: path, logger: logger)
         }
         self.persistence = persistence
-        self.state = SandboxState(configuration: configuration, clock: clock, persistence: persistence, logger: logger)
+        let archive: SandboxOrderArchive
+        do {
+            archive = try persistence.map { try SandboxOrderArchive.reading(path: $0.path) } ?? SandboxOrderArchive.temporary()
+        } catch {
+            try? await persistence?.close()
+            throw error
+        }
+        self.state = SandboxState(
+            configuration: configuration, clock: clock, persistence: persistence, archive: archive,
+            residentLimit: configuration.memoryOrderLimit, logger: logger)
         try await state.restore()
         self.qrState = QRAPIState(configuration: configuration.qrAPI, clock: clock, persistence: persistence, logger: logger)
         try await qrState.restore()

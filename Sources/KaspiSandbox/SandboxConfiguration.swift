@@ -75,8 +75,13 @@ public struct SandboxConfiguration: Sendable, Codable {
     /// Delays before each retry of a webhook that was not acknowledged: by default 6 attempts
     /// over about an hour.
     public var webhookRetrySeconds: [Double] = [10, 60, 300, 900, 2400]
-    /// An SQLite file that keeps state across restarts; nil keeps it in memory.
+    /// An SQLite file that keeps state across restarts; nil keeps it in a throwaway file of
+    /// its own, gone when the process is.
     public var dataPath: String?
+    /// How many orders memory holds at most (the others are read back from SQLite when asked
+    /// for), so that the sandbox's memory stays flat however many orders a load test makes.
+    /// Pending orders with a timer, and orders whose write is still queued, always stay.
+    public var memoryOrderLimit: Int = 5_000
     /// The Kaspi QR API's organizations, timings and TLS ports.
     public var qrAPI = SandboxQRAPIConfiguration()
 
@@ -87,7 +92,7 @@ public struct SandboxConfiguration: Sendable, Codable {
         case host, port
         case publicURL = "publicUrl"
         case tradePoints, rateLimitPerMinute, rateLimitWindowSeconds, qrLifetimeSeconds,
-            webhookTimeoutSeconds, webhookRetrySeconds, dataPath
+            webhookTimeoutSeconds, webhookRetrySeconds, dataPath, memoryOrderLimit
         case qrAPI = "qrApi"
     }
 
@@ -104,6 +109,7 @@ public struct SandboxConfiguration: Sendable, Codable {
         webhookTimeoutSeconds = try container.decodeIfPresent(Double.self, forKey: .webhookTimeoutSeconds) ?? defaults.webhookTimeoutSeconds
         webhookRetrySeconds = try container.decodeIfPresent([Double].self, forKey: .webhookRetrySeconds) ?? defaults.webhookRetrySeconds
         dataPath = try container.decodeIfPresent(String.self, forKey: .dataPath)
+        memoryOrderLimit = try container.decodeIfPresent(Int.self, forKey: .memoryOrderLimit) ?? defaults.memoryOrderLimit
         qrAPI = try container.decodeIfPresent(SandboxQRAPIConfiguration.self, forKey: .qrAPI) ?? SandboxQRAPIConfiguration()
     }
 
@@ -138,6 +144,7 @@ public struct SandboxConfiguration: Sendable, Codable {
             throw .invalid("publicUrl", "must be an absolute http(s) URL")
         }
         if let limit = rateLimitPerMinute, limit < 0 { throw .invalid("rateLimitPerMinute", "must be 0 or more") }
+        guard (1...10_000_000).contains(memoryOrderLimit) else { throw .invalid("memoryOrderLimit", "must be between 1 and 10000000") }
         guard rateLimitWindowSeconds > 0, rateLimitWindowSeconds <= 3600 else {
             throw .invalid("rateLimitWindowSeconds", "must be between 0 and 3600 seconds")
         }

@@ -2,6 +2,7 @@ import Foundation
 import KaspiPay
 import KaspiSupport
 import Logging
+import Synchronization
 
 /// An error the sandbox answers with, in the contract's shape.
 struct SandboxAPIError: Error, Sendable {
@@ -21,7 +22,9 @@ protocol SandboxPersistence: Sendable {
     func save(order: SandboxOrder) async throws
     func save(delivery: WebhookDelivery) async throws
     func save(clockOffset: Double) async throws
-    func deleteAll() async throws
+    func deleteWebhooks() async throws
+    /// The file, which the order archive reads.
+    var path: String { get }
     func close() async throws
     func loadQRRecords() async throws -> (devices: [SandboxQRDevice], purchases: [SandboxQRPurchase], returns: [SandboxQRReturn])
     func save(qrDevice: SandboxQRDevice) async throws
@@ -39,10 +42,21 @@ actor SandboxState {
     let logger: Logger
     private(set) var tradePoints: [String: SandboxTradePoint] = [:]
     private var tradePointsByKey: [String: String] = [:]
-    private var orders: [String: SandboxOrder] = [:]
-    private var orderSequence: [String] = []
-    /// Trade points by order id, for refunds that carry no trade point.
-    private var ownersByOrderID: [String: [String]] = [:]
+    /// The orders in memory: the recent ones, the live ones with a timer, and those not yet
+    /// on disk. Every other order is in the archive and is read back when asked for.
+    private var orders: [String: Resident] = [:]
+    /// The order in which resident orders were taken in, oldest first (entries whose stamp no
+    /// longer matches are stale); `evictionHead` is the next to look at.
+    private var evictionQueue: [(key: String, stamp: Int)] = []
+    private var evictionHead = 0
+    private var nextStamp = 0
+    /// The orders on disk.
+    private let archive: SandboxOrderArchive
+    /// How many orders memory holds at most, live ones and those not yet written aside.
+    let residentLimit: Int
+    /// Writes queued to the persistence, numbered; `writeProgress` has the last one done.
+    private var writeCount = 0
+    private let writeProgress = WriteProgress()
     /// Pending orders with a timer (QR expiry, scenario amount): the only ones a sweep visits.
     private var timedKeys: Set<String> = []
     /// Deliveries still to be sent (scheduled or held): the only ones the dispatcher visits.
@@ -57,10 +71,23 @@ actor SandboxState {
     private var writeChain: Task<Void, any Error>? = nil
     private var random = SystemRandomNumberGenerator()
 
-    init(configuration: SandboxConfiguration, clock: SandboxClock, persistence: (any SandboxPersistence)?, logger: Logger) {
+    /// An order in memory, with the number of its last write (0: on disk already) and its
+    /// place in the eviction queue.
+    private struct Resident {
+        var order: SandboxOrder
+        var write: Int
+        var stamp: Int
+    }
+
+    init(
+        configuration: SandboxConfiguration, clock: SandboxClock, persistence: (any SandboxPersistence)?, archive: SandboxOrderArchive,
+        residentLimit: Int = 5_000, logger: Logger
+    ) {
         self.configuration = configuration
         self.clock = clock
         self.persistence = persistence
+        self.archive = archive
+        self.residentLimit = max(1, residentLimit)
         self.logger = logger
         for point in configuration.tradePoints {
             tradePoints[point.id] = point
@@ -73,7 +100,8 @@ actor SandboxState {
     func restore() async throws {
         guard let persistence else { return }
         let (orders, deliveries, offset) = try await persistence.load()
-        for order in orders.sorted(by: { $0.createdAt < $1.createdAt }) { index(order) }
+        // Only the orders with a timer; the others are read from the archive when asked for.
+        for order in orders.sorted(by: { $0.createdAt < $1.createdAt }) { take(order, write: 0) }
         for delivery in deliveries.sorted(by: { $0.createdAt < $1.createdAt }) {
             self.deliveries[delivery.id] = delivery
             deliverySequence.append(delivery.id)
@@ -90,20 +118,103 @@ actor SandboxState {
 
     private static func key(_ tradePoint: String, _ orderID: String) -> String { tradePoint + "\u{0}" + orderID }
 
-    private func index(_ order: SandboxOrder) {
-        let key = Self.key(order.tradePointID, order.orderID)
-        if orders[key] == nil {
-            orderSequence.append(key)
-            ownersByOrderID[order.orderID, default: []].append(order.tradePointID)
+    private static func key(_ order: SandboxOrder) -> String { key(order.tradePointID, order.orderID) }
+
+    /// Puts an order in memory (or updates it there) with its last write's number.
+    private func take(_ order: SandboxOrder, write: Int) {
+        let key = Self.key(order)
+        if var resident = orders[key] {
+            resident.order = order
+            resident.write = write
+            orders[key] = resident
+        } else {
+            nextStamp += 1
+            orders[key] = Resident(order: order, write: write, stamp: nextStamp)
+            evictionQueue.append((key, nextStamp))
         }
-        orders[key] = order
-        if order.status == .pending, order.settleAt != nil || order.qrExpiresAt != nil {
+        if SandboxOrderArchive.isTimed(order) {
             timedKeys.insert(key)
         } else {
             timedKeys.remove(key)
         }
         paymentTokens[order.paymentToken] = key
         if let token = order.qrToken { qrTokens[token] = key }
+        evict()
+    }
+
+    /// Stores a new or changed order: in memory now, on disk through the persistence (queued,
+    /// awaited before the answer) or the throwaway archive (at once).
+    private func store(_ order: SandboxOrder) {
+        var write = 0
+        if persistence != nil {
+            writeCount += 1
+            write = writeCount
+            persist(order, number: write)
+        } else {
+            do {
+                try archive.save(order)
+            } catch {
+                // Kept in memory for good: it cannot be read back.
+                logger.error("The sandbox could not write an order aside; it stays in memory", metadata: ["error": "\(error)"])
+                write = Int.max
+            }
+        }
+        take(order, write: write)
+    }
+
+    /// Lets go of the oldest orders beyond the limit that are on disk and have no timer.
+    private func evict() {
+        guard orders.count > residentLimit else { return }
+        let done = writeProgress.done
+        var looked = 0
+        while orders.count > residentLimit, evictionHead < evictionQueue.count, looked < 64 {
+            looked += 1
+            let (key, stamp) = evictionQueue[evictionHead]
+            evictionHead += 1
+            guard let resident = orders[key], resident.stamp == stamp else { continue }
+            guard resident.write <= done, !timedKeys.contains(key) else {
+                // Not on disk yet, or live: look again later.
+                nextStamp += 1
+                orders[key]?.stamp = nextStamp
+                evictionQueue.append((key, nextStamp))
+                continue
+            }
+            orders[key] = nil
+            paymentTokens[resident.order.paymentToken] = nil
+            if let token = resident.order.qrToken { qrTokens[token] = nil }
+        }
+        if evictionHead > 4096, evictionHead * 2 > evictionQueue.count {
+            evictionQueue.removeFirst(evictionHead)
+            evictionHead = 0
+        }
+    }
+
+    /// An order from memory, or from the archive (then kept in memory a while).
+    private func lookup(_ key: String, _ read: (SandboxOrderArchive) throws -> SandboxOrder?) -> SandboxOrder? {
+        if let resident = orders[key] { return resident.order }
+        return fromArchive(read)
+    }
+
+    private func fromArchive(_ read: (SandboxOrderArchive) throws -> SandboxOrder?) -> SandboxOrder? {
+        let found: SandboxOrder?
+        do {
+            found = try read(archive)
+        } catch {
+            logger.error("The sandbox could not read its order archive", metadata: ["error": "\(error)"])
+            return nil
+        }
+        guard let found else { return nil }
+        if let resident = orders[Self.key(found)] { return resident.order }
+        take(found, write: 0)
+        return found
+    }
+
+    /// How many orders are in memory now (the rest are in the archive).
+    var residentCount: Int { orders.count }
+
+    /// How many orders there are, once every write is done.
+    func orderCount() -> Int {
+        (try? archive.count()) ?? -1
     }
 
     // MARK: Persistence
@@ -117,7 +228,19 @@ actor SandboxState {
         }
     }
 
-    private func persist(_ order: SandboxOrder) { persist { try await $0.save(order: order) } }
+    /// Queues an order's write; its number is marked done once it is on disk.
+    private func persist(_ order: SandboxOrder, number: Int) {
+        let progress = writeProgress
+        persist { persistence in
+            do {
+                try await persistence.save(order: order)
+                progress.finished(number)
+            } catch {
+                progress.failed(number)
+                throw error
+            }
+        }
+    }
     private func persist(_ delivery: WebhookDelivery) { persist { try await $0.save(delivery: delivery) } }
 
     /// Waits until every change so far is durably stored.
@@ -188,28 +311,55 @@ actor SandboxState {
 
     func order(tradePoint: String, orderID: String) -> SandboxOrder? {
         sweep()
-        return orders[Self.key(tradePoint, orderID)]
+        return lookup(Self.key(tradePoint, orderID)) { try $0.order(tradePoint: tradePoint, orderID: orderID) }
     }
 
     func order(paymentToken: String) -> SandboxOrder? {
         sweep()
-        return paymentTokens[paymentToken].flatMap { orders[$0] }
+        if let key = paymentTokens[paymentToken] { return orders[key]?.order }
+        return fromArchive { try $0.order(paymentToken: paymentToken) }
     }
 
     func order(qrToken: String, tradePoint: String) -> SandboxOrder? {
         sweep()
-        guard let order = qrTokens[qrToken].flatMap({ orders[$0] }), order.tradePointID == tradePoint else { return nil }
+        let order = qrTokens[qrToken].flatMap { orders[$0]?.order } ?? fromArchive { try $0.order(qrToken: qrToken) }
+        guard let order, order.tradePointID == tradePoint else { return nil }
         return order
     }
 
     /// Every trade point that has an order with this id.
     func tradePoints(havingOrder orderID: String) -> [String] {
-        ownersByOrderID[orderID] ?? []
+        var points = (try? archive.tradePoints(havingOrder: orderID)) ?? []
+        // Orders whose write is still queued.
+        for resident in orders.values where resident.order.orderID == orderID && !points.contains(resident.order.tradePointID) {
+            points.append(resident.order.tradePointID)
+        }
+        return points
     }
 
-    func allOrders(tradePoint: String? = nil) -> [SandboxOrder] {
+    /// Orders oldest first (the last `limit` when given): the archive's, with the newer
+    /// copies memory holds and the orders whose write is still queued.
+    func allOrders(tradePoint: String? = nil, last limit: Int? = nil) -> [SandboxOrder] {
         sweep()
-        return orderSequence.compactMap { orders[$0] }.filter { tradePoint == nil || $0.tradePointID == tradePoint }
+        var listed: [SandboxOrder]
+        do {
+            listed = try archive.orders(tradePoint: tradePoint, last: limit)
+        } catch {
+            logger.error("The sandbox could not read its order archive", metadata: ["error": "\(error)"])
+            listed = []
+        }
+        var seen = Set<String>()
+        for index in listed.indices {
+            let key = Self.key(listed[index])
+            seen.insert(key)
+            if let resident = orders[key] { listed[index] = resident.order }
+        }
+        let queued = orders.filter { !seen.contains($0.key) && (tradePoint == nil || $0.value.order.tradePointID == tradePoint) }
+        if !queued.isEmpty {
+            listed += queued.values.sorted { ($0.order.createdAt, $0.stamp) < ($1.order.createdAt, $1.stamp) }.map(\.order)
+            if let limit, listed.count > limit { listed.removeFirst(listed.count - limit) }
+        }
+        return listed
     }
 
     /// Creates an order, or fails with `ORDER_ALREADY_EXISTS`.
@@ -218,7 +368,7 @@ actor SandboxState {
         kind: SandboxOrder.Kind
     ) throws(SandboxAPIError) -> SandboxOrder {
         let key = Self.key(tradePoint, orderID)
-        guard orders[key] == nil else {
+        guard lookup(key, { try $0.order(tradePoint: tradePoint, orderID: orderID) }) == nil else {
             throw SandboxAPIError(code: "ORDER_ALREADY_EXISTS", status: 409, message: "orderId \(orderID) is already used for this trade point.")
         }
         let now = clock.now
@@ -234,12 +384,11 @@ actor SandboxState {
             order.settleAt = now.addingTimeInterval(scenario.afterSeconds)
             order.settleStatus = scenario.status
         }
-        index(order)
-        persist(order)
+        store(order)
         logger.info(
             "Order created", metadata: ["tradePoint": "\(tradePoint)", "orderId": "\(orderID)", "amount": "\(amount)", "kind": "\(kind.rawValue)"])
         sweep()
-        return orders[key] ?? order
+        return orders[key]?.order ?? order
     }
 
     /// Moves a pending order to a final status and queues its webhook. A final order does
@@ -249,16 +398,14 @@ actor SandboxState {
     @discardableResult
     func settle(tradePoint: String, orderID: String, to status: PaymentStatus, via: String) -> SandboxOrder? {
         let key = Self.key(tradePoint, orderID)
-        guard var order = orders[key] else { return nil }
+        guard var order = lookup(key, { try $0.order(tradePoint: tradePoint, orderID: orderID) }) else { return nil }
         guard order.status == .pending else { return order }
         order.status = status
         order.updatedAt = clock.now
         order.settleAt = nil
         order.settleStatus = nil
         if status == .approved { order.transactionID = String(UInt64.random(in: 100_000_000_000...999_999_999_999, using: &random)) }
-        orders[key] = order
-        timedKeys.remove(key)
-        persist(order)
+        store(order)
         logger.info("Order settled", metadata: ["tradePoint": "\(tradePoint)", "orderId": "\(orderID)", "status": "\(status)", "via": "\(via)"])
         queueWebhook(for: order)
         return order
@@ -268,7 +415,7 @@ actor SandboxState {
     func sweep() {
         let now = clock.now
         for key in timedKeys {
-            guard let order = orders[key], order.status == .pending else { continue }
+            guard let order = orders[key]?.order, order.status == .pending else { continue }
             if let at = order.settleAt, let status = order.settleStatus, at <= now {
                 settle(tradePoint: order.tradePointID, orderID: order.orderID, to: status, via: "scenario")
             } else if let expires = order.qrExpiresAt, expires <= now {
@@ -288,7 +435,9 @@ actor SandboxState {
     func refund(tradePoint: String, orderID: String, amount: Int, transactionID: String?) throws(SandboxAPIError) -> (SandboxOrder, SandboxRefund) {
         sweep()
         let key = Self.key(tradePoint, orderID)
-        guard var order = orders[key] else { throw .notFound("No order \(orderID) for this trade point.") }
+        guard var order = lookup(key, { try $0.order(tradePoint: tradePoint, orderID: orderID) }) else {
+            throw .notFound("No order \(orderID) for this trade point.")
+        }
         guard order.status == .approved else {
             throw SandboxAPIError(
                 code: "REFUND_NOT_ALLOWED", status: 409, message: "Order \(orderID) is \(order.status); only an APPROVED order can be refunded.")
@@ -305,30 +454,25 @@ actor SandboxState {
         order.refundedAmount += amount
         order.refunds.append(refund)
         order.updatedAt = clock.now
-        orders[key] = order
-        persist(order)
+        store(order)
         logger.info("Order refunded", metadata: ["tradePoint": "\(tradePoint)", "orderId": "\(orderID)", "amount": "\(amount)"])
         return (order, refund)
     }
 
     /// Forgets every order and webhook (and the trade point's faults), for a clean test.
-    func reset(tradePoint: String? = nil) {
-        let keep = orderSequence.filter { key in tradePoint.map { orders[key]?.tradePointID != $0 } ?? false }
-        let removed = Set(orderSequence).subtracting(keep)
-        for key in removed {
-            if let order = orders[key] {
-                paymentTokens[order.paymentToken] = nil
-                if let token = order.qrToken { qrTokens[token] = nil }
-            }
+    func reset(tradePoint: String? = nil) async {
+        // Writes queued before the reset land first, so none brings a forgotten order back.
+        _ = await writeChain?.result
+        for (key, resident) in orders where tradePoint == nil || resident.order.tradePointID == tradePoint {
+            paymentTokens[resident.order.paymentToken] = nil
+            if let token = resident.order.qrToken { qrTokens[token] = nil }
             orders[key] = nil
+            timedKeys.remove(key)
         }
-        orderSequence = keep
-        ownersByOrderID = [:]
-        timedKeys = []
-        for key in keep {
-            guard let order = orders[key] else { continue }
-            ownersByOrderID[order.orderID, default: []].append(order.tradePointID)
-            if order.status == .pending, order.settleAt != nil || order.qrExpiresAt != nil { timedKeys.insert(key) }
+        do {
+            try archive.delete(tradePoint: tradePoint)
+        } catch {
+            logger.error("The sandbox could not clear its order archive", metadata: ["error": "\(error)"])
         }
         deliverySequence = deliverySequence.filter { id in
             guard let delivery = deliveries[id] else { return false }
@@ -346,11 +490,9 @@ actor SandboxState {
             faults = [:]
             rateWindows = [:]
         }
-        let remainingOrders = orderSequence.compactMap { orders[$0] }
         let remainingDeliveries = deliverySequence.compactMap { deliveries[$0] }
         persist { persistence in
-            try await persistence.deleteAll()
-            for order in remainingOrders { try await persistence.save(order: order) }
+            try await persistence.deleteWebhooks()
             for delivery in remainingDeliveries { try await persistence.save(delivery: delivery) }
         }
     }
@@ -451,4 +593,20 @@ actor SandboxState {
 
     /// Whether any delivery is waiting to be released for reordering or to be sent.
     var hasHeldDeliveries: Bool { deliveries.values.contains { $0.heldForReorder } }
+}
+
+/// How far the queued writes have got: every write numbered up to `done` is on disk. A write
+/// that failed stops it there, so no order whose write failed is ever let go of.
+final class WriteProgress: Sendable {
+    private let state = Mutex((done: 0, failed: false))
+
+    var done: Int { state.withLock { $0.done } }
+
+    func finished(_ number: Int) {
+        state.withLock { if !$0.failed { $0.done = max($0.done, number) } }
+    }
+
+    func failed(_ number: Int) {
+        state.withLock { $0.failed = true }
+    }
 }

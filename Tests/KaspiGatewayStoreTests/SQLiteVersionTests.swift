@@ -1,3 +1,4 @@
+import KaspiSQLite
 import Testing
 
 @testable import KaspiGatewayStore

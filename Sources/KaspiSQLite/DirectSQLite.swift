@@ -5,17 +5,18 @@ import SQLiteNIO
 import VaporCSQLite
 
 /// A synchronous SQLite connection over the SQLite that SQLiteNIO bundles, with a cache of
-/// prepared statements. It is used from one thread at a time (its own thread pool), so a
-/// whole group commit runs in one hop instead of one per statement.
-final class DirectConnection: @unchecked Sendable {
+/// prepared statements. It is used from one thread at a time: the gateway store's group
+/// commit runs a whole batch in one hop on its own thread, and the sandbox reads its order
+/// archive inside its state actor.
+package final class DirectConnection: @unchecked Sendable {
     /// The version of the SQLite that sqlite-nio bundles, e.g. `3.50.1`.
-    static var bundledSQLiteVersion: String { String(cString: sqlite_nio_sqlite3_libversion()) }
+    package static var bundledSQLiteVersion: String { String(cString: sqlite_nio_sqlite3_libversion()) }
 
     private var handle: OpaquePointer?
     private var statements: [String: OpaquePointer] = [:]
     private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 
-    init(path: String) throws {
+    package init(path: String) throws {
         let flags = SQLITE_OPEN_CREATE | SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE
         let status = sqlite_nio_sqlite3_open_v2(path, &handle, flags, nil)
         guard status == SQLITE_OK, handle != nil else {
@@ -28,7 +29,7 @@ final class DirectConnection: @unchecked Sendable {
 
     deinit { close() }
 
-    func close() {
+    package func close() {
         for statement in statements.values { sqlite_nio_sqlite3_finalize(statement) }
         statements = [:]
         if let handle { sqlite_nio_sqlite3_close(handle) }
@@ -41,7 +42,7 @@ final class DirectConnection: @unchecked Sendable {
 
     /// Runs one statement and returns its rows.
     @discardableResult
-    func run(_ sql: String, _ binds: [SQLiteData] = []) throws -> [DirectRow] {
+    package func run(_ sql: String, _ binds: [SQLiteData] = []) throws -> [DirectRow] {
         guard let handle else { throw DirectSQLiteError(message: "the connection is closed") }
         let cached = statements[sql]
         var statement = cached
@@ -106,20 +107,26 @@ final class DirectConnection: @unchecked Sendable {
 }
 
 /// One result row.
-struct DirectRow: Sendable {
-    let names: [String]
-    let values: [SQLiteData]
+package struct DirectRow: Sendable {
+    package let names: [String]
+    package let values: [SQLiteData]
 
-    func column(_ name: String) -> SQLiteData? {
+    package init(names: [String], values: [SQLiteData]) {
+        self.names = names
+        self.values = values
+    }
+
+    package func column(_ name: String) -> SQLiteData? {
         guard let index = names.firstIndex(of: name) else { return nil }
         return values[index]
     }
 
-    var first: SQLiteData? { values.first }
+    package var first: SQLiteData? { values.first }
 }
 
 /// An error from SQLite; the message names no data.
-struct DirectSQLiteError: Error, CustomStringConvertible {
-    let message: String
-    var description: String { message }
+package struct DirectSQLiteError: Error, CustomStringConvertible {
+    package let message: String
+    package init(message: String) { self.message = message }
+    package var description: String { message }
 }
