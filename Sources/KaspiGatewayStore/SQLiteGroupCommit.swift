@@ -65,6 +65,9 @@ final class SQLiteGroupCommit: Sendable {
             // SQLiteNIO's SQLite is built with SECURE_DELETE, which zeroes every freed byte on
             // disk; the gateway's data is not erased but superseded, so skip it.
             "PRAGMA secure_delete=OFF", "PRAGMA cache_size=-8192",
+            // Each job of a shared commit runs in a savepoint, whose statement journal would
+            // otherwise be a temporary file written for every page a job changes.
+            "PRAGMA temp_store=MEMORY",
         ]
         if !memory {
             // Checkpoints run on their own connection and thread (see checkpointSoon()), so
