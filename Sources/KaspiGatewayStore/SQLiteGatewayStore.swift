@@ -215,13 +215,17 @@ public final class SQLiteGatewayStore: GatewayStore {
     }
 
     public func update(from current: GatewayOrder, _ decide: @escaping @Sendable (GatewayOrder) throws -> OrderChange?) async throws -> GatewayOrder {
-        try await transaction { [self] db in
+        // Decided here, not on the writer's thread, which every write waits for: the job
+        // only writes, unless the order changed since `current` was read.
+        let planned = try decide(current)
+        return try await transaction { [self] db in
             // The writer is this store's alone, so a version that still matches cannot
             // change before the commit.
-            if let change = try decide(current), try write(change, expectedVersion: current.version, db) {
-                return change.order
+            if let planned, try write(planned, expectedVersion: current.version, db) {
+                return planned.order
             }
             guard let stored = try selectOrder(id: current.id, db) else { throw StoreError.orderNotFound(current.id) }
+            if planned == nil, stored.version == current.version { return stored }
             guard let change = try decide(stored) else { return stored }
             try write(change, replacing: stored, db)
             return change.order
@@ -274,17 +278,12 @@ public final class SQLiteGatewayStore: GatewayStore {
     public func update(
         provider: String, providerOrderID: String, _ decide: @escaping @Sendable (GatewayOrder) throws -> OrderChange?
     ) async throws -> (before: GatewayOrder, after: GatewayOrder) {
-        try await transaction { [self] db in
-            guard
-                let current = try db.run(
-                    "SELECT \(orderColumns) FROM orders WHERE provider = ? AND provider_order_id = ?", [.text(provider), .text(providerOrderID)]
-                )
-                .first.map({ try RowDecoding.order(SQLiteRowReader($0)) })
-            else { throw StoreError.orderNotFound(providerOrderID) }
-            guard let change = try decide(current) else { return (current, current) }
-            try write(change, replacing: current, db)
-            return (current, change.order)
+        // Read on the reader's connection and decided on the caller's thread, so that the
+        // writer's thread, which every write waits for, only writes (see update(from:)).
+        guard let current = try await order(provider: provider, providerOrderID: providerOrderID) else {
+            throw StoreError.orderNotFound(providerOrderID)
         }
+        return (current, try await update(from: current, decide))
     }
 
     public func insert(contentsOf orders: [GatewayOrder]) async throws {
