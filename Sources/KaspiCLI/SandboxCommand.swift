@@ -32,8 +32,11 @@ struct SandboxCommand: AsyncParsableCommand {
     @Option(help: "Port to listen on; 0 picks a free one (default 8181, or $KASPI_SANDBOX_PORT).")
     var port: Int?
 
-    @Option(help: "Keep state in this SQLite file across restarts (default: in memory, or $KASPI_SANDBOX_DATA).")
+    @Option(help: "Keep state in this SQLite file across restarts (default: a throwaway file, or $KASPI_SANDBOX_DATA).")
     var data: String?
+
+    @Option(name: .customLong("memory-orders"), help: "Orders kept in memory at most; the others are read back from SQLite (default 5000).")
+    var memoryOrders: Int?
 
     @Option(name: .customLong("public-url"), help: "Base URL for payment links, if not the listening address.")
     var publicURL: String?
@@ -78,6 +81,7 @@ struct SandboxCommand: AsyncParsableCommand {
             if let host { configuration.host = host }
             if let port = port ?? environment["KASPI_SANDBOX_PORT"].flatMap(Int.init) { configuration.port = port }
             if let data = data ?? environment["KASPI_SANDBOX_DATA"] { configuration.dataPath = data }
+            if let memoryOrders { configuration.memoryOrderLimit = memoryOrders }
             if let publicURL { configuration.publicURL = publicURL }
             if let rateLimit { configuration.rateLimitPerMinute = rateLimit }
             if let qrLifetime { configuration.qrLifetimeSeconds = qrLifetime }
