@@ -305,12 +305,12 @@ final class Bench: @unchecked Sendable {
                         request.body = .bytes(
                             ByteBuffer(
                                 string:
-                                    #"{"amount":\#(Self.amount),"orderId":"\#(id)","returnUrl":"https://shop.example/ok","tradePointId":"\#(Self.tradePoint)","description":"Bench order","signature":"\#(signature)"}"#
+                                    #"{"amount":\#(Self.amount),"orderId":"\#(id)","returnUrl":"https://shop.example/ok","failUrl":"https://shop.example/fail","tradePointId":"\#(Self.tradePoint)","description":"Bench order","signature":"\#(signature)"}"#
                             ))
                         let response = try await client.execute(request, timeout: .seconds(30))
-                        _ = try await response.body.collect(upTo: 1 << 20)
+                        let body = try await response.body.collect(upTo: 1 << 20)
                         guard response.status == .ok || response.status == .created else {
-                            throw BenchError.failed("sandbox fill: \(id) answered \(response.status.code)")
+                            throw BenchError.failed("sandbox fill: \(id) answered \(response.status.code): \(String(buffer: body).prefix(300))")
                         }
                         made += 1
                         if worker == 0, made % (100_000 / workers) == 0 {

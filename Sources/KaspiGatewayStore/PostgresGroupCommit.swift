@@ -132,7 +132,9 @@ final class PostgresGroupCommit: Sendable {
         }
         if !written.isEmpty {
             do {
-                let changed = try await write(written.map { ($0.change, $0.before.version) })
+                // In id order, so that two instances' batches lock shared orders in the same
+                // order (a deadlock would fail both batches back to the locked path).
+                let changed = try await write(written.sorted { $0.change.order.id < $1.change.order.id }.map { ($0.change, $0.before.version) })
                 for entry in written {
                     if changed.contains(entry.change.order.id) {
                         entry.job.continuation.resume(returning: (entry.before, entry.change.order))

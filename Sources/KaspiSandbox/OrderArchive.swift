@@ -7,7 +7,8 @@ import SQLiteNIO
 /// With a data file (`--data`), the archive reads that file (WAL mode, so it sees what the
 /// persistence committed) and the persistence writes it. Without one, the archive is a
 /// throwaway database of its own, removed from the file system as soon as it is open, which
-/// the state actor writes directly (no durability is promised without a data file).
+/// the state actor writes directly when orders leave memory (no durability is promised
+/// without a data file).
 ///
 /// Every call is synchronous and made from inside ``SandboxState``, one at a time.
 final class SandboxOrderArchive: @unchecked Sendable {
@@ -115,10 +116,18 @@ final class SandboxOrderArchive: @unchecked Sendable {
         return SandboxOrderArchive(connection: connection, writable: true)
     }
 
-    // MARK: Writes (no data file)
+    // MARK: Writes (no data file, or a reset)
 
-    func save(_ order: SandboxOrder) throws {
-        try connection.run(Self.upsert, try Self.values(order))
+    /// Writes orders leaving memory, in one transaction.
+    func save(_ orders: [SandboxOrder]) throws {
+        try connection.run("BEGIN")
+        do {
+            for order in orders { try connection.run(Self.upsert, try Self.values(order)) }
+            try connection.run("COMMIT")
+        } catch {
+            _ = try? connection.run("ROLLBACK")
+            throw error
+        }
     }
 
     /// Removes the orders of one trade point, or all. With a data file the deletion is durable

@@ -71,12 +71,16 @@ actor SandboxState {
     private var writeChain: Task<Void, any Error>? = nil
     private var random = SystemRandomNumberGenerator()
 
-    /// An order in memory, with the number of its last write (0: on disk already) and its
+    /// An order in memory, with where its last version stands (see ``Resident/write``) and its
     /// place in the eviction queue.
     private struct Resident {
         var order: SandboxOrder
+        /// 0: the archive holds this version; n > 0: the persistence's write number n holds
+        /// it once done; ``Resident/unwritten``: only memory holds it (no data file: it is
+        /// written to the archive when it leaves memory).
         var write: Int
         var stamp: Int
+        static let unwritten = -1
     }
 
     init(
@@ -142,46 +146,69 @@ actor SandboxState {
         evict()
     }
 
-    /// Stores a new or changed order: in memory now, on disk through the persistence (queued,
-    /// awaited before the answer) or the throwaway archive (at once).
+    /// Stores a new or changed order: in memory now, and on disk through the persistence
+    /// (queued, awaited before the answer); with no data file, in the archive when it leaves
+    /// memory (many at once, in one transaction).
     private func store(_ order: SandboxOrder) {
-        var write = 0
+        var write = Resident.unwritten
         if persistence != nil {
             writeCount += 1
             write = writeCount
             persist(order, number: write)
-        } else {
-            do {
-                try archive.save(order)
-            } catch {
-                // Kept in memory for good: it cannot be read back.
-                logger.error("The sandbox could not write an order aside; it stays in memory", metadata: ["error": "\(error)"])
-                write = Int.max
-            }
         }
         take(order, write: write)
     }
 
-    /// Lets go of the oldest orders beyond the limit that are on disk and have no timer.
+    /// Whether the archive holds this version of the order.
+    private func archived(_ resident: Resident, done: Int) -> Bool {
+        resident.write == 0 || (resident.write > 0 && resident.write <= done)
+    }
+
+    /// Whether the archive cannot take orders any more (a write failed): nothing leaves memory.
+    private var archiveBroken = false
+
+    /// Lets go of the oldest orders beyond the limit that have no timer and are on disk (or,
+    /// with no data file, are written to the archive now, together).
     private func evict() {
-        guard orders.count > residentLimit else { return }
+        guard orders.count > residentLimit, !archiveBroken else { return }
         let done = writeProgress.done
+        var leaving: [(key: String, order: SandboxOrder, unwritten: Bool)] = []
         var looked = 0
-        while orders.count > residentLimit, evictionHead < evictionQueue.count, looked < 64 {
+        while orders.count - leaving.count > residentLimit, evictionHead < evictionQueue.count, looked < 256 {
             looked += 1
             let (key, stamp) = evictionQueue[evictionHead]
             evictionHead += 1
             guard let resident = orders[key], resident.stamp == stamp else { continue }
-            guard resident.write <= done, !timedKeys.contains(key) else {
+            let unwritten = resident.write == Resident.unwritten
+            guard unwritten || archived(resident, done: done), !timedKeys.contains(key) else {
                 // Not on disk yet, or live: look again later.
                 nextStamp += 1
                 orders[key]?.stamp = nextStamp
                 evictionQueue.append((key, nextStamp))
                 continue
             }
+            leaving.append((key, resident.order, unwritten))
+        }
+        let unwritten = leaving.filter(\.unwritten).map(\.order)
+        if !unwritten.isEmpty {
+            do {
+                try archive.save(unwritten)
+            } catch {
+                // They stay in memory for good, and so does everything after them.
+                logger.error("The sandbox could not write orders aside; they stay in memory", metadata: ["error": "\(error)"])
+                archiveBroken = true
+                for (key, _, _) in leaving {
+                    nextStamp += 1
+                    orders[key]?.stamp = nextStamp
+                    evictionQueue.append((key, nextStamp))
+                }
+                return
+            }
+        }
+        for (key, order, _) in leaving {
             orders[key] = nil
-            paymentTokens[resident.order.paymentToken] = nil
-            if let token = resident.order.qrToken { qrTokens[token] = nil }
+            paymentTokens[order.paymentToken] = nil
+            if let token = order.qrToken { qrTokens[token] = nil }
         }
         if evictionHead > 4096, evictionHead * 2 > evictionQueue.count {
             evictionQueue.removeFirst(evictionHead)
@@ -212,9 +239,10 @@ actor SandboxState {
     /// How many orders are in memory now (the rest are in the archive).
     var residentCount: Int { orders.count }
 
-    /// How many orders there are, once every write is done.
+    /// How many orders there are: the archive's and those only memory holds.
     func orderCount() -> Int {
-        (try? archive.count()) ?? -1
+        guard let stored = try? archive.count() else { return -1 }
+        return stored + orders.values.count { $0.write == Resident.unwritten }
     }
 
     // MARK: Persistence
@@ -338,7 +366,7 @@ actor SandboxState {
     }
 
     /// Orders oldest first (the last `limit` when given): the archive's, with the newer
-    /// copies memory holds and the orders whose write is still queued.
+    /// copies memory holds and the orders only memory holds.
     func allOrders(tradePoint: String? = nil, last limit: Int? = nil) -> [SandboxOrder] {
         sweep()
         var listed: [SandboxOrder]
@@ -354,11 +382,11 @@ actor SandboxState {
             seen.insert(key)
             if let resident = orders[key] { listed[index] = resident.order }
         }
-        let queued = orders.filter { !seen.contains($0.key) && (tradePoint == nil || $0.value.order.tradePointID == tradePoint) }
-        if !queued.isEmpty {
-            listed += queued.values.sorted { ($0.order.createdAt, $0.stamp) < ($1.order.createdAt, $1.stamp) }.map(\.order)
-            if let limit, listed.count > limit { listed.removeFirst(listed.count - limit) }
-        }
+        listed += orders.values.filter { !seen.contains(Self.key($0.order)) && (tradePoint == nil || $0.order.tradePointID == tradePoint) }
+            .map(\.order)
+        // Creation order (the archive keeps the order in which orders left memory).
+        listed = listed.enumerated().sorted { ($0.element.createdAt, $0.offset) < ($1.element.createdAt, $1.offset) }.map(\.element)
+        if let limit, listed.count > limit { listed.removeFirst(listed.count - limit) }
         return listed
     }
 
