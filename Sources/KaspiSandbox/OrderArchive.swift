@@ -102,9 +102,12 @@ final class SandboxOrderArchive: @unchecked Sendable {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("kaspi-sandbox-\(UUID().uuidString).sqlite").path
         let connection = try DirectConnection(path: path)
         do {
-            // One connection, so no WAL and no shared memory: the journal stays in memory and
-            // nothing is synced (the file is gone when the process is).
-            for pragma in ["PRAGMA journal_mode=MEMORY", "PRAGMA synchronous=OFF", "PRAGMA cache_size=-2048", ordersTable] + ordersIndexes {
+            // One connection, so no WAL and no shared memory: the journal stays in memory,
+            // nothing is synced (the file is gone when the process is), and the lock is taken
+            // once rather than around every statement.
+            for pragma in [
+                "PRAGMA journal_mode=MEMORY", "PRAGMA synchronous=OFF", "PRAGMA locking_mode=EXCLUSIVE", "PRAGMA cache_size=-2048", ordersTable,
+            ] + ordersIndexes {
                 try connection.run(pragma)
             }
         } catch {

@@ -172,9 +172,12 @@ actor SandboxState {
     private func evict() {
         guard orders.count > residentLimit, !archiveBroken else { return }
         let done = writeProgress.done
+        // Down to a little below the limit, so that orders leave (and are written) in groups
+        // rather than one with every new order.
+        let target = residentLimit - min(256, residentLimit / 8)
         var leaving: [(key: String, order: SandboxOrder, unwritten: Bool)] = []
         var looked = 0
-        while orders.count - leaving.count > residentLimit, evictionHead < evictionQueue.count, looked < 256 {
+        while orders.count - leaving.count > target, evictionHead < evictionQueue.count, looked < 1024 {
             looked += 1
             let (key, stamp) = evictionQueue[evictionHead]
             evictionHead += 1
