@@ -134,7 +134,8 @@ final class PostgresGroupCommit: Sendable {
             do {
                 // In id order, so that two instances' batches lock shared orders in the same
                 // order (a deadlock would fail both batches back to the locked path).
-                let changed = try await write(written.sorted { $0.change.order.id < $1.change.order.id }.map { ($0.change, $0.before.version) })
+                let order = written.indices.sorted { written[$0].change.order.id < written[$1].change.order.id }
+                let changed = try await write(order.map { (written[$0].change, written[$0].before.version) })
                 for entry in written {
                     if changed.contains(entry.change.order.id) {
                         entry.job.continuation.resume(returning: (entry.before, entry.change.order))
