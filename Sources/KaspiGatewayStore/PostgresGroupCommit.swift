@@ -78,10 +78,7 @@ final class PostgresGroupCommit: Sendable {
                     state.draining -= 1
                     return []
                 }
-                let count = min(state.jobs.count, maxBatch)
-                let batch = Array(state.jobs.prefix(count))
-                state.jobs.removeFirst(count)
-                return batch
+                return state.jobs.removeFirst(upTo: maxBatch)
             }
             if batch.isEmpty { return }
             statistics.withLock {

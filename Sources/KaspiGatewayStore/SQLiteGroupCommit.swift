@@ -219,10 +219,7 @@ final class SQLiteGroupCommit: Sendable {
                     state.draining = false
                     return []
                 }
-                let count = min(state.jobs.count, maxBatch)
-                let batch = Array(state.jobs.prefix(count))
-                state.jobs.removeFirst(count)
-                return batch
+                return state.jobs.removeFirst(upTo: maxBatch)
             }
             if batch.isEmpty { return }
             let writer = self.writer
@@ -316,4 +313,14 @@ final class SQLiteGroupCommit: Sendable {
 struct WriteJob: Sendable {
     let work: @Sendable (DirectConnection) -> (any Error)?
     let finish: @Sendable ((any Error)?) -> Void
+}
+
+extension Array {
+    /// Removes and returns the first `limit` elements, or all when there are fewer: a group
+    /// commit's next batch.
+    mutating func removeFirst(upTo limit: Int) -> [Element] {
+        let count = Swift.min(self.count, limit)
+        defer { removeFirst(count) }
+        return Array(prefix(count))
+    }
 }

@@ -170,7 +170,8 @@ actor SandboxState {
     /// Lets go of the oldest orders beyond the limit that have no timer and are on disk (or,
     /// with no data file, are written to the archive now, together).
     private func evict() {
-        guard orders.count > residentLimit, !archiveBroken else { return }
+        // After a failed write nothing queued later is ever marked done: do not look.
+        guard orders.count > residentLimit, !archiveBroken, !writeProgress.stopped else { return }
         let done = writeProgress.done
         // Down to a little below the limit, so that orders leave (and are written) in groups
         // rather than one with every new order.
@@ -632,6 +633,9 @@ final class WriteProgress: Sendable {
     private let state = Mutex((done: 0, failed: false))
 
     var done: Int { state.withLock { $0.done } }
+
+    /// Whether a write failed, so that `done` no longer moves.
+    var stopped: Bool { state.withLock { $0.failed } }
 
     func finished(_ number: Int) {
         state.withLock { if !$0.failed { $0.done = max($0.done, number) } }

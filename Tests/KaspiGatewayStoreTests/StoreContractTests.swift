@@ -473,7 +473,7 @@ struct StoreContractTests {
     }
 
     /// A checkout's answer is stored in the commit of its last write, on every update path,
-    /// and only by the request holding the key and only when the order did change.
+    /// and only by the request holding the key.
     @Test(arguments: Backend.available)
     func anAnswerIsStoredWithTheChangeItReports(_ backend: Backend) async throws {
         let handle = try await backend.open()
