@@ -379,6 +379,20 @@ public enum GatewayID {
         }
         return prefix + "_" + String(characters)
     }
+
+    /// A new id that sorts by time: `prefix_`, 10 characters of the millisecond (base 32, so
+    /// ids made later sort after), then 10 random ones; 20 characters like ``make(_:length:)``.
+    /// Rows keyed by such ids are appended to their index instead of landing on a random
+    /// page: the outbox's messages, one per transition, use it.
+    public static func sortable(_ prefix: String, at date: Date = Date()) -> String {
+        var milliseconds = UInt64(max(0, (date.timeIntervalSince1970 * 1000).rounded()))
+        var time = [Character](repeating: "0", count: 10)
+        for index in (0..<10).reversed() {
+            time[index] = alphabet[Int(milliseconds & 31)]
+            milliseconds >>= 5
+        }
+        return prefix + "_" + String(time) + make("", length: 10).dropFirst()
+    }
 }
 
 /// An invoice with a short public URL: whoever opens it can pay it once.

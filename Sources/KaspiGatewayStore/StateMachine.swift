@@ -223,7 +223,9 @@ public enum OrderStateMachine {
         return OrderChange(
             order: bumped(next),
             events: [OrderEvent(orderID: order.id, at: now, kind: kind, detail: "refund \(refundID)\(reference) of \(amount) \(how)")],
-            outbox: [OutboxMessage(id: GatewayID.make("msg"), type: "refund.succeeded", orderID: order.id, payload: payload, createdAt: now)],
+            outbox: [
+                OutboxMessage(id: GatewayID.sortable("msg", at: now), type: "refund.succeeded", orderID: order.id, payload: payload, createdAt: now)
+            ],
             refund: RefundUpdate(refundID: refundID, status: .succeeded, detail: how + reference))
     }
 
@@ -281,7 +283,7 @@ public enum OrderStateMachine {
             id: order.id, state: order.state, amount: order.amount, refundedAmount: order.refundedAmount, providerOrderID: order.providerOrderID,
             merchantReference: order.merchantReference, transactionID: order.transactionID, needsReview: order.needsReview ? true : nil)
         let payload = MerchantEvent.json(type, data)
-        return OutboxMessage(id: GatewayID.make("msg"), type: type, orderID: order.id, payload: payload, createdAt: now)
+        return OutboxMessage(id: GatewayID.sortable("msg", at: now), type: type, orderID: order.id, payload: payload, createdAt: now)
     }
 }
 

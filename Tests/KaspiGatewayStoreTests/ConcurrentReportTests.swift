@@ -139,3 +139,32 @@ struct ConcurrentReportTests {
         try await handle.close()
     }
 }
+
+@Suite("Gateway ids")
+struct GatewayIDTests {
+    /// Outbox message ids sort by the time they were made (so the outbox's primary key is
+    /// appended to), keep the random ids' shape, and do not repeat within a millisecond.
+    @Test func sortableIDsSortByTimeAndKeepTheShape() {
+        let ids = (0..<2000).map { GatewayID.sortable("msg", at: Date(timeIntervalSince1970: Double(1_800_000_000_000 + $0 / 4) / 1000)) }
+        #expect(Set(ids).count == ids.count)
+        for id in ids {
+            #expect(id.hasPrefix("msg_") && id.count == 24)
+            #expect(id.dropFirst(4).allSatisfy { GatewayID.alphabet.contains($0) })
+        }
+        // Ids of later milliseconds sort after; within one millisecond, any order.
+        let byMillisecond = stride(from: 0, to: ids.count, by: 4).map { ids[$0] }
+        #expect(byMillisecond == byMillisecond.sorted())
+        #expect(GatewayID.sortable("msg", at: Date(timeIntervalSince1970: 0)).hasPrefix("msg_0000000000"))
+        // The same shape as a random id.
+        #expect(GatewayID.make("msg").count == 24)
+    }
+
+    /// A transition's outbox message carries such an id.
+    @Test func transitionsUseSortableMessageIDs() throws {
+        let order = makeOrder()
+        let at = Date(timeIntervalSince1970: 1_800_000_100)
+        let change = try #require(OrderStateMachine.apply(.approved, transactionID: "tx", source: .webhook, to: order, at: at))
+        let message = try #require(change.outbox.first)
+        #expect(message.id.prefix(14) == GatewayID.sortable("msg", at: at).prefix(14))
+    }
+}
