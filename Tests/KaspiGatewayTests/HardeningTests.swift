@@ -172,7 +172,10 @@ struct HardeningTests {
             let first = try await s.api(.POST, "/v1/checkouts", #"{"amount":5000}"#, idempotencyKey: "k-exp")
             #expect(first.status == 201)
             try await Task.sleep(for: .milliseconds(400))
-            #expect(try await s.gateway.cleanUpOnce() == 1)
+            // The worker's own pass may get there first on a loaded machine: either way, once a
+            // pass has run the expired key is gone (nothing is left to delete).
+            #expect(try await s.gateway.cleanUpOnce() <= 1)
+            #expect(try await s.gateway.store.deleteIdempotencyKeys(createdBefore: .distantFuture) == 0)
             let second = try await s.api(.POST, "/v1/checkouts", #"{"amount":5000}"#, idempotencyKey: "k-exp")
             #expect(second.status == 201 && second.headers["idempotent-replayed"] == nil && second.body != first.body)
         }
