@@ -361,6 +361,11 @@ public enum GatewayID {
 
     /// A new random id: `prefix_` and `length` characters of Crockford's base 32, lowercase.
     public static func make(_ prefix: String, length: Int = 20) -> String {
+        prefix + "_" + randomCharacters(length)
+    }
+
+    /// `length` random characters of the alphabet.
+    private static func randomCharacters(_ length: Int) -> String {
         // 5 random bits a character (the alphabet has 32), drawn 64 at a time: one system
         // call per 12 characters instead of one per character.
         var generator = SystemRandomNumberGenerator()
@@ -377,7 +382,7 @@ public enum GatewayID {
             pool >>= 5
             available -= 5
         }
-        return prefix + "_" + String(characters)
+        return String(characters)
     }
 
     /// A new id that sorts by time: `prefix_`, 10 characters of the millisecond (base 32, so
@@ -391,7 +396,7 @@ public enum GatewayID {
             time[index] = alphabet[Int(milliseconds & 31)]
             milliseconds >>= 5
         }
-        return prefix + "_" + String(time) + make("", length: 10).dropFirst()
+        return prefix + "_" + String(time) + randomCharacters(10)
     }
 }
 

@@ -80,6 +80,8 @@ actor SandboxState {
         /// written to the archive when it leaves memory).
         var write: Int
         var stamp: Int
+        /// Whether the archive has a row for this order (of this version or an older one).
+        var inArchive: Bool
         static let unwritten = -1
     }
 
@@ -105,7 +107,7 @@ actor SandboxState {
         guard let persistence else { return }
         let (orders, deliveries, offset) = try await persistence.load()
         // Only the orders with a timer; the others are read from the archive when asked for.
-        for order in orders.sorted(by: { $0.createdAt < $1.createdAt }) { take(order, write: 0) }
+        for order in orders.sorted(by: { $0.createdAt < $1.createdAt }) { take(order, write: 0, inArchive: true) }
         for delivery in deliveries.sorted(by: { $0.createdAt < $1.createdAt }) {
             self.deliveries[delivery.id] = delivery
             deliverySequence.append(delivery.id)
@@ -124,16 +126,18 @@ actor SandboxState {
 
     private static func key(_ order: SandboxOrder) -> String { key(order.tradePointID, order.orderID) }
 
-    /// Puts an order in memory (or updates it there) with its last write's number.
-    private func take(_ order: SandboxOrder, write: Int) {
+    /// Puts an order in memory (or updates it there) with its last write's number; `inArchive`
+    /// when it was read from the archive.
+    private func take(_ order: SandboxOrder, write: Int, inArchive: Bool = false) {
         let key = Self.key(order)
         if var resident = orders[key] {
             resident.order = order
             resident.write = write
+            resident.inArchive = resident.inArchive || inArchive
             orders[key] = resident
         } else {
             nextStamp += 1
-            orders[key] = Resident(order: order, write: write, stamp: nextStamp)
+            orders[key] = Resident(order: order, write: write, stamp: nextStamp, inArchive: inArchive)
             evictionQueue.append((key, nextStamp))
         }
         if SandboxOrderArchive.isTimed(order) {
@@ -236,17 +240,19 @@ actor SandboxState {
         }
         guard let found else { return nil }
         if let resident = orders[Self.key(found)] { return resident.order }
-        take(found, write: 0)
+        take(found, write: 0, inArchive: true)
         return found
     }
 
     /// How many orders are in memory now (the rest are in the archive).
     var residentCount: Int { orders.count }
 
-    /// How many orders there are: the archive's and those only memory holds.
+    /// How many orders there are: the archive's and those only memory holds (an order read
+    /// back from the archive and changed since is counted once).
     func orderCount() -> Int {
         guard let stored = try? archive.count() else { return -1 }
-        return stored + orders.values.count { $0.write == Resident.unwritten }
+        let done = writeProgress.done
+        return stored + orders.values.count { !$0.inArchive && !archived($0, done: done) }
     }
 
     // MARK: Persistence
@@ -362,7 +368,7 @@ actor SandboxState {
     /// Every trade point that has an order with this id.
     func tradePoints(havingOrder orderID: String) -> [String] {
         var points = (try? archive.tradePoints(havingOrder: orderID)) ?? []
-        // Orders whose write is still queued.
+        // Orders only memory holds (a queued write, or no data file).
         for resident in orders.values where resident.order.orderID == orderID && !points.contains(resident.order.tradePointID) {
             points.append(resident.order.tradePointID)
         }

@@ -165,25 +165,21 @@ public final class Gateway: Sendable {
             // The provider's own interval when it hands one out (the Kaspi QR API does).
             let firstPoll = provider.pollPlan(for: planned, now: at)?.nextPollAt ?? at.addingTimeInterval(configuration.firstPollAfter)
             let (url, token, state, paymentID, madeQR) = (paymentURL, qr?.token, providerState, providerPaymentID, qr)
-            // The answer of an idempotent request goes in the same commit as the payment URL;
-            // `decide` may run twice (see update(from:)), and the last run's answer is the one stored.
+            // The answer of an idempotent request goes in the same commit as the payment URL.
+            // `decide` runs on this thread (both stores decide on a copy before they write) and
+            // may run again on the stored order if it changed; the last run's answer is stored.
             let answered = Mutex<IdempotentResponse?>(nil)
-            let accept: @Sendable (GatewayOrder) -> OrderChange? = { current in
-                OrderStateMachine.providerAccepted(
-                    current, paymentURL: url, qrToken: token, at: at, firstPollAt: firstPoll, providerState: state, providerPaymentID: paymentID)
-            }
-            // The answer for the order as it will most likely be written, encoded here rather
-            // than inside `decide`, which runs on SQLite's one writer thread.
-            let expected = accept(order)?.order
-            let prepared = try expected.flatMap { expected in try answer.map { try $0(expected, madeQR) } }
             // From the copy just stored: one statement on PostgreSQL unless something changed it.
             let updated = try await store.update(from: order) { current in
-                guard var change = accept(current) else {
+                guard
+                    var change = OrderStateMachine.providerAccepted(
+                        current, paymentURL: url, qrToken: token, at: at, firstPollAt: firstPoll, providerState: state, providerPaymentID: paymentID)
+                else {
                     answered.withLock { $0 = nil }
                     return nil
                 }
                 if let reservation, let answer {
-                    let response = try prepared.flatMap { change.order == expected ? $0 : nil } ?? answer(change.order, madeQR)
+                    let response = try answer(change.order, madeQR)
                     change.answer = IdempotentAnswer(reservation: reservation, response: response)
                     answered.withLock { $0 = response }
                 }

@@ -8,9 +8,10 @@ extension Gateway {
     }
 
     /// An order's outcome for the payer who came back from Kaspi. The way back proves
-    /// nothing, so the provider is asked (the polling fallback) unless the order is settled,
-    /// at most once every 2 s an order (the app's reads have a slot of their own): the page is public and refreshes itself, and a
-    /// reloading visitor must not turn into a stream of calls to Kaspi.
+    /// nothing, so the provider is asked (the polling fallback) unless the order is settled, at
+    /// most once every 2 s an order (the app's reads have a slot of their own): the page is
+    /// public and refreshes itself, and a reloading visitor must not turn into a stream of
+    /// calls to Kaspi.
     ///
     /// - Returns: nil for an unknown order.
     public func paymentResult(orderID: String) async -> (order: GatewayOrder, outcome: PaymentOutcome)? {
