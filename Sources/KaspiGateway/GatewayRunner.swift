@@ -24,6 +24,7 @@ extension GatewayConfiguration {
         var instanceID: String?
         var workBatchSize: Int?
         var pollConcurrency: Int?
+        var deliveryConcurrency: Int?
         var adminPassword: String?
         var confirmPaidWebhooks: Bool?
         var idempotencyKeyLifetime: Double?
@@ -53,6 +54,7 @@ extension GatewayConfiguration {
             case instanceID = "instanceId"
             case workBatchSize
             case pollConcurrency
+            case deliveryConcurrency
             case adminPassword
             case confirmPaidWebhooks
             case idempotencyKeyLifetime
@@ -93,6 +95,7 @@ extension GatewayConfiguration {
         if let v = file.instanceID { c.instanceID = v }
         if let v = file.workBatchSize { c.workBatchSize = v }
         if let v = file.pollConcurrency { c.pollConcurrency = v }
+        if let v = file.deliveryConcurrency { c.deliveryConcurrency = v }
         c.adminPassword = file.adminPassword
         if let v = file.confirmPaidWebhooks { c.confirmPaidWebhooks = v }
         if let v = file.idempotencyKeyLifetime { c.idempotencyKeyLifetime = v }

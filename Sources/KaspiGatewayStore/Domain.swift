@@ -75,6 +75,10 @@ public struct GatewayOrder: Sendable, Codable, Hashable {
     public var providerState: String?
     /// The provider's own id for the payment, once it gave one (the Kaspi QR API's payment id).
     public var providerPaymentID: String?
+    /// When the last poll that got an answer asked the provider (written with the poll's
+    /// schedule, ``GatewayStore/schedulePoll(orderID:at:attempts:owner:polledAt:)``): the
+    /// polling policy bounds deadlines that run from an event between two polls with it.
+    public var lastPolledAt: Date? = nil
 
     /// Creates an order; with the defaults, a new one: `created`, nothing refunded, never polled.
     public init(

@@ -274,7 +274,10 @@ public protocol GatewayStore: Sendable {
     func claimOrdersToPoll(now: Date, limit: Int, owner: String, lease: TimeInterval) async throws -> [GatewayOrder]
 
     /// Sets when an order is polled next, and releases its lease.
-    func schedulePoll(orderID: String, at: Date?, attempts: Int, owner: String) async throws
+    ///
+    /// - Parameter polledAt: when the poll that got an answer asked (kept as
+    ///   ``GatewayOrder/lastPolledAt``); nil for a poll that failed, which keeps the last one.
+    func schedulePoll(orderID: String, at: Date?, attempts: Int, owner: String, polledAt: Date?) async throws
 
     /// Claims up to `limit` outbox messages due for delivery, oldest first. Each gets its own
     /// lease, sized for one delivery and staggered by its place in the batch (the first

@@ -190,6 +190,13 @@ enum Migrations {
                     "CREATE INDEX provider_devices_live ON provider_devices (provider, created_at) WHERE deleted_at IS NULL",
                 ]
             ),
+            (
+                8,
+                [
+                    // When the last answered poll asked: a payer's scan happened after it.
+                    "ALTER TABLE orders ADD COLUMN last_polled_at \(integer)"
+                ]
+            ),
         ]
     }
 }
@@ -198,12 +205,16 @@ let refundColumns = "id, order_id, amount, status, detail, created_at, updated_a
 
 let linkColumns = "id, amount, description, merchant_reference, expires_at, created_at, order_id"
 
-/// The columns of `orders`, in the order every SELECT lists them.
+/// The columns of `orders` an insert writes, in the order every statement lists them.
 let orderColumns = """
     id, provider, provider_order_id, kind, amount, description, merchant_reference, metadata, mobile_return_url, \
     state, refunded_amount, transaction_id, payment_url, qr_token, payment_link_id, needs_review, created_at, \
     updated_at, next_poll_at, poll_attempts, version, provider_state, provider_payment_id
     """
+
+/// The columns of `orders` every SELECT and RETURNING lists: the inserted ones, then those
+/// only the poll's schedule writes.
+let orderReadColumns = orderColumns + ", last_polled_at"
 
 let deviceColumns = "id, provider, organization_bin, trade_point_id, device_id, token, is_default, reference_prefix, created_at, deleted_at"
 

@@ -243,13 +243,13 @@ public final class PostgresGatewayStore: GatewayStore {
     }
 
     public func order(id: String) async throws -> GatewayOrder? {
-        var q = Query("SELECT \(orderColumns) FROM orders WHERE id = $1")
+        var q = Query("SELECT \(orderReadColumns) FROM orders WHERE id = $1")
         q.bind(id)
         return try await rows(q).first.map { try RowDecoding.order($0) }
     }
 
     public func order(provider: String, providerPaymentID: String) async throws -> GatewayOrder? {
-        var q = Query("SELECT \(orderColumns) FROM orders WHERE provider = $1 AND provider_payment_id = $2")
+        var q = Query("SELECT \(orderReadColumns) FROM orders WHERE provider = $1 AND provider_payment_id = $2")
         q.bind(provider)
         q.bind(providerPaymentID)
         return try await rows(q).first.map { try RowDecoding.order($0) }
@@ -299,7 +299,7 @@ public final class PostgresGatewayStore: GatewayStore {
             q.bind(after.id)
         }
         let filter = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
-        q.sql = "SELECT \(orderColumns) FROM orders \(filter) ORDER BY created_at DESC, id DESC LIMIT \(next())"
+        q.sql = "SELECT \(orderReadColumns) FROM orders \(filter) ORDER BY created_at DESC, id DESC LIMIT \(next())"
         q.bind(query.limit + 1)
         var orders = try await rows(q).map { try RowDecoding.order($0) }
         var cursor: OrderCursor? = nil
@@ -318,7 +318,7 @@ public final class PostgresGatewayStore: GatewayStore {
 
     public func update(orderID: String, _ decide: @escaping @Sendable (GatewayOrder) throws -> OrderChange?) async throws -> GatewayOrder {
         try await transaction { connection in
-            var select = Query("SELECT \(orderColumns) FROM orders WHERE id = $1 FOR UPDATE")
+            var select = Query("SELECT \(orderReadColumns) FROM orders WHERE id = $1 FOR UPDATE")
             select.bind(orderID)
             guard let current = try await rows(select, on: connection).first.map({ try RowDecoding.order($0) }) else {
                 throw StoreError.orderNotFound(orderID)
@@ -468,7 +468,7 @@ public final class PostgresGatewayStore: GatewayStore {
     /// The order lookup of every webhook, prepared.
     struct OrderByProviderStatement: PostgresPreparedStatement {
         static let name = "kaspikit_order_by_provider"
-        static let sql = "SELECT \(orderColumns) FROM orders WHERE provider = $1 AND provider_order_id = $2"
+        static let sql = "SELECT \(orderReadColumns) FROM orders WHERE provider = $1 AND provider_order_id = $2"
         static let bindingDataTypes: [PostgresDataType] = [.text, .text]
         typealias Row = PostgresRandomAccessRow
         var provider: String
@@ -523,13 +523,13 @@ public final class PostgresGatewayStore: GatewayStore {
             var q = Query(
                 """
                 UPDATE orders SET refunded_amount = refunded_amount + $1, version = version + 1, updated_at = $2
-                WHERE id = $3 AND state = 'paid' AND refunded_amount + $1 <= amount RETURNING \(orderColumns)
+                WHERE id = $3 AND state = 'paid' AND refunded_amount + $1 <= amount RETURNING \(orderReadColumns)
                 """)
             q.bind(amount)
             q.bind(now)
             q.bind(orderID)
             guard let row = try await rows(q, on: connection).first else {
-                var select = Query("SELECT \(orderColumns) FROM orders WHERE id = $1")
+                var select = Query("SELECT \(orderReadColumns) FROM orders WHERE id = $1")
                 select.bind(orderID)
                 guard let current = try await rows(select, on: connection).first.map({ try RowDecoding.order($0) }) else {
                     throw StoreError.orderNotFound(orderID)
@@ -584,7 +584,7 @@ public final class PostgresGatewayStore: GatewayStore {
                 SELECT id FROM orders WHERE next_poll_at IS NOT NULL AND next_poll_at <= $3 AND state IN ('created', 'pending', 'expired')
                   AND (lease_until IS NULL OR lease_until < $3)
                 ORDER BY next_poll_at LIMIT $4 FOR UPDATE SKIP LOCKED)
-            RETURNING \(orderColumns)
+            RETURNING \(orderReadColumns)
             """)
         q.bind(owner)
         q.bind(now.addingTimeInterval(lease))
@@ -593,14 +593,15 @@ public final class PostgresGatewayStore: GatewayStore {
         return try await rows(q).map { try RowDecoding.order($0) }.sorted { ($0.nextPollAt ?? now) < ($1.nextPollAt ?? now) }
     }
 
-    public func schedulePoll(orderID: String, at: Date?, attempts: Int, owner: String) async throws {
+    public func schedulePoll(orderID: String, at: Date?, attempts: Int, owner: String, polledAt: Date?) async throws {
         var q = Query(
-            "UPDATE orders SET next_poll_at = CASE WHEN state IN ('created', 'pending', 'expired') THEN $1::BIGINT ELSE NULL END, poll_attempts = $2, lease_owner = NULL, lease_until = NULL WHERE id = $3 AND (lease_owner IS NULL OR lease_owner = $4)"
+            "UPDATE orders SET next_poll_at = CASE WHEN state IN ('created', 'pending', 'expired') THEN $1::BIGINT ELSE NULL END, poll_attempts = $2, lease_owner = NULL, lease_until = NULL, last_polled_at = COALESCE($5::BIGINT, last_polled_at) WHERE id = $3 AND (lease_owner IS NULL OR lease_owner = $4)"
         )
         q.bind(at)
         q.binds.append(Int32(attempts))
         q.bind(orderID)
         q.bind(owner)
+        q.bind(polledAt)
         _ = try await rows(q)
     }
 

@@ -196,7 +196,7 @@ final class PostgresGroupCommit: Sendable {
     struct LookupStatement: PostgresPreparedStatement {
         static let name = "kaspikit_batch_lookup"
         static let sql = """
-            SELECT \(orderColumns.split(separator: ",").map { "o.\($0.trimmingCharacters(in: .whitespacesAndNewlines))" }.joined(separator: ", "))
+            SELECT \(orderReadColumns.split(separator: ",").map { "o.\($0.trimmingCharacters(in: .whitespacesAndNewlines))" }.joined(separator: ", "))
             FROM unnest($1::text[], $2::text[]) AS k(kp, kid) JOIN orders o ON o.provider = k.kp AND o.provider_order_id = k.kid
             """
         static let bindingDataTypes: [PostgresDataType] = [.textArray, .textArray]

@@ -14,7 +14,7 @@ enum RowDecoding {
             let amount = row.int("amount"), let state = row.string("state").flatMap(OrderState.init(rawValue:)),
             let createdAt = row.int("created_at"), let updatedAt = row.int("updated_at"), let version = row.int("version")
         else { throw StoreError.database("an order row is incomplete") }
-        return GatewayOrder(
+        var order = GatewayOrder(
             id: id, provider: provider, providerOrderID: providerOrderID, kind: kind, amount: Int(amount),
             description: row.string("description"), merchantReference: row.string("merchant_reference"),
             metadata: row.string("metadata"), mobileReturnURL: row.string("mobile_return_url"), state: state,
@@ -24,6 +24,8 @@ enum RowDecoding {
             nextPollAt: row.int("next_poll_at").map { Date(ms: $0) }, pollAttempts: Int(row.int("poll_attempts") ?? 0),
             version: Int(version), providerState: row.string("provider_state"),
             providerPaymentID: row.string("provider_payment_id"))
+        order.lastPolledAt = row.int("last_polled_at").map { Date(ms: $0) }
+        return order
     }
 
     static func device(_ row: some RowReader) throws -> ProviderDevice {

@@ -145,21 +145,21 @@ public final class SQLiteGatewayStore: GatewayStore {
     }
 
     private func selectOrder(id: String, _ db: DirectConnection) throws -> GatewayOrder? {
-        try db.run("SELECT \(orderColumns) FROM orders WHERE id = ?", [.text(id)]).first.map { try RowDecoding.order(SQLiteRowReader($0)) }
+        try db.run("SELECT \(orderReadColumns) FROM orders WHERE id = ?", [.text(id)]).first.map { try RowDecoding.order(SQLiteRowReader($0)) }
     }
 
     public func order(id: String) async throws -> GatewayOrder? {
-        try await fetch("SELECT \(orderColumns) FROM orders WHERE id = ?", [.text(id)]).first.map { try RowDecoding.order(SQLiteRowReader($0)) }
+        try await fetch("SELECT \(orderReadColumns) FROM orders WHERE id = ?", [.text(id)]).first.map { try RowDecoding.order(SQLiteRowReader($0)) }
     }
 
     public func order(provider: String, providerPaymentID: String) async throws -> GatewayOrder? {
         try await fetch(
-            "SELECT \(orderColumns) FROM orders WHERE provider = ? AND provider_payment_id = ?", [.text(provider), .text(providerPaymentID)]
+            "SELECT \(orderReadColumns) FROM orders WHERE provider = ? AND provider_payment_id = ?", [.text(provider), .text(providerPaymentID)]
         ).first.map { try RowDecoding.order(SQLiteRowReader($0)) }
     }
 
     public func order(provider: String, providerOrderID: String) async throws -> GatewayOrder? {
-        try await fetch("SELECT \(orderColumns) FROM orders WHERE provider = ? AND provider_order_id = ?", [.text(provider), .text(providerOrderID)])
+        try await fetch("SELECT \(orderReadColumns) FROM orders WHERE provider = ? AND provider_order_id = ?", [.text(provider), .text(providerOrderID)])
             .first.map { try RowDecoding.order(SQLiteRowReader($0)) }
     }
 
@@ -188,7 +188,7 @@ public final class SQLiteGatewayStore: GatewayStore {
         }
         let filter = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
         binds.append(.integer(query.limit + 1))
-        let rows = try await fetch("SELECT \(orderColumns) FROM orders \(filter) ORDER BY created_at DESC, id DESC LIMIT ?", binds)
+        let rows = try await fetch("SELECT \(orderReadColumns) FROM orders \(filter) ORDER BY created_at DESC, id DESC LIMIT ?", binds)
         var orders = try rows.map { try RowDecoding.order(SQLiteRowReader($0)) }
         var next: OrderCursor? = nil
         if orders.count > query.limit {
@@ -317,7 +317,7 @@ public final class SQLiteGatewayStore: GatewayStore {
             let updated = try db.run(
                 """
                 UPDATE orders SET refunded_amount = refunded_amount + ?, version = version + 1, updated_at = ?
-                WHERE id = ? AND state = 'paid' AND refunded_amount + ? <= amount RETURNING \(orderColumns)
+                WHERE id = ? AND state = 'paid' AND refunded_amount + ? <= amount RETURNING \(orderReadColumns)
                 """,
                 [.integer(amount), .integer(Int(now.ms)), .text(orderID), .integer(amount)])
             guard let row = updated.first else {
@@ -366,18 +366,18 @@ public final class SQLiteGatewayStore: GatewayStore {
                     SELECT id FROM orders WHERE next_poll_at IS NOT NULL AND next_poll_at <= ? AND state IN ('created', 'pending', 'expired')
                       AND (lease_until IS NULL OR lease_until < ?)
                     ORDER BY next_poll_at LIMIT ?)
-                RETURNING \(orderColumns)
+                RETURNING \(orderReadColumns)
                 """,
                 [.text(owner), .integer(Int(now.addingTimeInterval(lease).ms)), .integer(Int(now.ms)), .integer(Int(now.ms)), .integer(limit)])
             return try rows.map { try RowDecoding.order(SQLiteRowReader($0)) }.sorted { ($0.nextPollAt ?? now) < ($1.nextPollAt ?? now) }
         }
     }
 
-    public func schedulePoll(orderID: String, at: Date?, attempts: Int, owner: String) async throws {
+    public func schedulePoll(orderID: String, at: Date?, attempts: Int, owner: String, polledAt: Date?) async throws {
         try await transaction { db in
             try db.run(
-                "UPDATE orders SET next_poll_at = CASE WHEN state IN ('created', 'pending', 'expired') THEN ? ELSE NULL END, poll_attempts = ?, lease_owner = NULL, lease_until = NULL WHERE id = ? AND (lease_owner IS NULL OR lease_owner = ?)",
-                [Self.int(at?.ms), .integer(attempts), .text(orderID), .text(owner)])
+                "UPDATE orders SET next_poll_at = CASE WHEN state IN ('created', 'pending', 'expired') THEN ? ELSE NULL END, poll_attempts = ?, lease_owner = NULL, lease_until = NULL, last_polled_at = COALESCE(?, last_polled_at) WHERE id = ? AND (lease_owner IS NULL OR lease_owner = ?)",
+                [Self.int(at?.ms), .integer(attempts), Self.int(polledAt?.ms), .text(orderID), .text(owner)])
         }
     }
 

@@ -146,9 +146,9 @@ struct StoreContractTests {
     func migrationsAreVersionedAndIdempotent(_ backend: Backend) async throws {
         let handle = try await backend.open()
         let store = handle.store
-        #expect(try await store.schemaVersion() == 7)
+        #expect(try await store.schemaVersion() == 8)
         #expect(try await store.migrate() == [])
-        #expect(try await store.schemaVersion() == 7)
+        #expect(try await store.schemaVersion() == 8)
         try await handle.close()
     }
 
@@ -352,8 +352,12 @@ struct StoreContractTests {
         let b = try await store.claimOrdersToPoll(now: now.addingTimeInterval(31), limit: 10, owner: "instance-b", lease: 30)
         #expect(b.map(\.id) == [due.id])
         // The owner reschedules and releases it; a paid order is never polled again.
-        try await store.schedulePoll(orderID: due.id, at: now.addingTimeInterval(100), attempts: 1, owner: "instance-b")
+        try await store.schedulePoll(orderID: due.id, at: now.addingTimeInterval(100), attempts: 1, owner: "instance-b", polledAt: now)
         #expect(try await store.order(id: due.id)?.pollAttempts == 1)
+        // The answered poll's time is kept; a failed poll's schedule keeps it.
+        #expect(try await store.order(id: due.id)?.lastPolledAt == now)
+        try await store.schedulePoll(orderID: due.id, at: now.addingTimeInterval(100), attempts: 2, owner: "instance-b", polledAt: nil)
+        #expect(try await store.order(id: due.id)?.lastPolledAt == now)
         #expect(try await store.claimOrdersToPoll(now: now.addingTimeInterval(99), limit: 10, owner: "a", lease: 30).isEmpty)
         _ = try await store.update(orderID: due.id) { OrderStateMachine.apply(.approved, transactionID: "T", source: .webhook, to: $0, at: now) }
         #expect(try await store.claimOrdersToPoll(now: now.addingTimeInterval(10_000), limit: 10, owner: "a", lease: 30).map(\.id) == [later.id])
@@ -714,7 +718,7 @@ struct SQLiteStoreTests {
         let store = try await SQLiteGatewayStore.open(path: path)
         #expect(try await store.synchronousSetting() == 2)
         #expect(try await store.schemaVersion() == 0)
-        #expect(try await store.migrate() == [1, 2, 3, 4, 5, 6, 7])
+        #expect(try await store.migrate() == [1, 2, 3, 4, 5, 6, 7, 8])
         let order = makeOrder()
         try await store.insert(order)
         try await store.close()

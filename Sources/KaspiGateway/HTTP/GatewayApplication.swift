@@ -6,8 +6,9 @@ import ServiceLifecycle
 extension Gateway {
     /// The gateway's HTTP application: the merchant API under `/v1`, Kaspi's webhooks, the
     /// payer's pages, the dashboard, health and metrics. `services` (the PostgreSQL pool, say)
-    /// and the background worker are services of the application: they start before the
-    /// server and stop after it, at graceful shutdown.
+    /// and the background services (``Poller``, ``OutboxDispatcher``, ``Janitor``) are
+    /// services of the application: they start before the server and stop after it, at
+    /// graceful shutdown.
     ///
     /// - Parameters:
     ///   - services: services the gateway needs running, such as the PostgreSQL pool.
@@ -31,14 +32,14 @@ extension Gateway {
             },
             logger: logger)
         app.addServices(services)
-        app.addServices(GatewayWorker(gateway: self))
-        if let beforeServing {
-            app.beforeServerStarts {
-                try await beforeServing()
-                self.ready.store(true, ordering: .releasing)
-            }
-        } else {
-            ready.store(true, ordering: .releasing)
+        // Independent services: none waits for another (a slow merchant endpoint never holds
+        // up a poll).
+        app.addServices(Poller(gateway: self), OutboxDispatcher(gateway: self), Janitor(gateway: self))
+        app.beforeServerStarts {
+            try await beforeServing?()
+            // Before any claim of this run, so that only the last run's leases are released.
+            await self.releaseOwnLeases()
+            self.readiness.open()
         }
         return app
     }

@@ -133,7 +133,7 @@ extension Gateway {
     /// The running phase's deadline: the provider's (the Kaspi QR API's scan or confirmation
     /// deadline, in `plan`) or the gateway's own expiry. Reconciliation expires an order at it.
     func deadline(of order: GatewayOrder, plan: ProviderPollPlan?) -> Date {
-        plan?.deadline ?? order.createdAt.addingTimeInterval(order.kind == .qr ? configuration.qrExpireAfter : configuration.expireAfter)
+        PollPolicy.deadline(of: order, plan: plan, settings: PollPolicy.Settings(configuration))
     }
 
     func clientView(_ order: GatewayOrder, now: Date) -> ClientOrderView {

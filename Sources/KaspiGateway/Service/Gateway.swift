@@ -61,8 +61,9 @@ public final class Gateway: Sendable {
     let signInThrottle = SignInThrottle()
     /// The port the server is bound to, once it runs (the configured one may be 0).
     let boundPort = Atomic<Int>(0)
-    /// Whether the store is ready (migrated): the worker starts its passes then.
-    let ready = Atomic<Bool>(false)
+    /// Opens when the store is ready (migrated, old leases released): the background
+    /// services start their passes then.
+    let readiness = ReadinessGate()
     /// When each order was last read from Kaspi on request (``refreshOnRequest(orderID:)``).
     let lastRefresh = Mutex<[String: Date]>([:])
     /// When each order was last read from Kaspi for the payer's app.
@@ -209,24 +210,24 @@ public final class Gateway: Sendable {
 
     // MARK: Status reports
 
-    /// Asks the provider for an order's status and applies it (the polling fallback).
+    /// Asks the provider for an order's status and applies what it means (``PollPolicy``):
+    /// the polling fallback, and a read on request.
     ///
     /// - Returns: the order after the report.
     @discardableResult
     public func refreshStatus(_ order: GatewayOrder, source: OrderStateMachine.Source) async throws -> GatewayOrder {
         guard !order.state.isFinal || order.state == .expired else { return order }
+        let settings = PollPolicy.Settings(configuration)
         let status: ProviderStatus
         do {
             status = try await provider.status(of: order)
         } catch {
-            if error.notFound, order.state == .created, now().timeIntervalSince(order.createdAt) >= configuration.createGracePeriod {
-                // The create call never arrived (and cannot still be in flight): nothing can be paid.
-                let at = now()
-                return try await store.update(
-                    orderID: order.id,
-                    metrics.counting { OrderStateMachine.expire($0, at: at, reason: "the provider never received the order (\(error.message))") })
-            }
-            throw error
+            let at = now()
+            guard case .expire(let reason, let late)? = PollPolicy.outcome(ofFailure: error.notFound, for: order, at: at, settings: settings)
+            else { throw error }
+            // The create call never arrived (and cannot still be in flight): nothing can be paid.
+            return try await store.update(
+                orderID: order.id, metrics.counting { OrderStateMachine.expire($0, at: at, reason: "\(reason) (\(error.message))", latePollAt: late) })
         }
         let at = now()
         var current = order
@@ -240,24 +241,21 @@ public final class Gateway: Sendable {
             let note = status.providerStateNote ?? "the provider reported \(status.providerStatus ?? status.report.rawValue)"
             current = try await store.update(orderID: current.id) { OrderStateMachine.recordProviderState($0, state, at: at, detail: note) }
         }
-        let instance = configuration.instanceID
-        if status.report == .declined, status.deadlinePassed, current.state == .created || current.state == .pending {
-            // The provider cancelled it at its deadline: nobody declined it.
-            let late = provider.pollPlan(for: current, now: at)?.latePolls == false ? nil : at.addingTimeInterval(configuration.latePollInterval)
-            let updated = try await store.update(
+        let outcome = PollPolicy.outcome(
+            of: status.report, providerWord: status.providerStatus, for: current, plan: provider.pollPlan(for: current, now: at), answeredAt: at,
+            settings: settings)
+        let updated: GatewayOrder
+        switch outcome {
+        case .expire(let reason, let late):
+            updated = try await store.update(orderID: current.id, metrics.counting { OrderStateMachine.expire($0, at: at, reason: reason, latePollAt: late) })
+        case .report(let report):
+            let instance = configuration.instanceID
+            updated = try await store.update(
                 orderID: current.id,
                 metrics.counting {
-                    OrderStateMachine.expire(
-                        $0, at: at, reason: "Kaspi cancelled it at its deadline (\(status.providerStatus ?? "Error"))", latePollAt: late)
+                    OrderStateMachine.apply(report, transactionID: status.transactionID, source: source, to: $0, at: at, detail: "by \(instance)")
                 })
-            metrics.poll(changed: true)
-            return updated
         }
-        let updated = try await store.update(
-            orderID: current.id,
-            metrics.counting {
-                OrderStateMachine.apply(status.report, transactionID: status.transactionID, source: source, to: $0, at: at, detail: "by \(instance)")
-            })
         metrics.poll(changed: updated.version != order.version)
         return updated
     }
@@ -756,52 +754,26 @@ public final class Gateway: Sendable {
         return due.count
     }
 
-    /// One claimed order's poll: ask the provider, apply the answer, expire it at its deadline,
-    /// schedule the next poll. A failure is logged and the poll scheduled again.
+    /// One claimed order's poll: ask the provider, apply what the answer means, schedule the
+    /// next poll (``PollPolicy``). A failure is logged and the poll scheduled again.
     private func poll(_ order: GatewayOrder, claimedAt at: Date) async {
         let attempts = order.pollAttempts + 1
-        // A provider that hands out its own deadlines (the Kaspi QR API) sets the schedule:
-        // its interval, and its scan or confirmation deadline instead of ours.
-        let plan = provider.pollPlan(for: order, now: at)
-        let deadline = deadline(of: order, plan: plan)
-        let lateUntil = deadline.addingTimeInterval(configuration.latePaymentWindow)
-        let backoff = min(configuration.maxPollInterval, configuration.pollInterval * pow(2, Double(min(attempts - 1, 16))))
-        func nextPoll(_ updated: GatewayOrder) -> Date? {
-            let at = now()
-            switch updated.state {
-            case .created, .pending:
-                return provider.pollPlan(for: updated, now: at)?.nextPollAt ?? at.addingTimeInterval(backoff)
-            case .expired:
-                guard plan?.latePolls ?? true else { return nil }
-                let next = at.addingTimeInterval(configuration.latePollInterval)
-                return next < lateUntil ? next : nil
-            case .paid, .declined, .cancelled: return nil
-            }
-        }
+        let settings = PollPolicy.Settings(configuration)
+        if order.state == .expired { metrics.latePoll() }
         do {
-            if order.state == .expired { metrics.latePoll() }
-            var updated = try await refreshStatus(order, source: .poll)
-            // The deadline of the phase the order is in now (a first Wait moves it).
-            let currentDeadline = provider.pollPlan(for: updated, now: now())?.deadline ?? deadline
-            if updated.state == .created || updated.state == .pending, now() >= currentDeadline {
-                // Kaspi was asked just now and reported no outcome: expired, asked again later.
-                let at = now()
-                let late = at.addingTimeInterval(configuration.latePollInterval)
-                let lateEnd = currentDeadline.addingTimeInterval(configuration.latePaymentWindow)
-                let reason =
-                    plan.map { "the \($0.phase) deadline passed without a payment" }
-                    ?? "still pending after \(Int(deadline.timeIntervalSince(order.createdAt))) s"
-                updated = try await store.update(
-                    orderID: order.id,
-                    metrics.counting {
-                        OrderStateMachine.expire($0, at: at, reason: reason, latePollAt: late < lateEnd && (plan?.latePolls ?? true) ? late : nil)
-                    })
-            }
-            try await store.schedulePoll(orderID: order.id, at: nextPoll(updated), attempts: attempts, owner: configuration.instanceID)
+            let asked = now()
+            let updated = try await refreshStatus(order, source: .poll)
+            let answered = now()
+            let next = PollPolicy.nextPoll(
+                after: updated, plan: provider.pollPlan(for: updated, now: answered), attempts: attempts, at: answered, settings: settings)
+            try await store.schedulePoll(orderID: order.id, at: next, attempts: attempts, owner: configuration.instanceID, polledAt: asked)
         } catch {
             logger.warning(
                 "Reconciliation poll failed; will retry", metadata: ["order": "\(order.id)", "error": "\(String(describing: error).prefix(120))"])
-            try? await store.schedulePoll(orderID: order.id, at: nextPoll(order), attempts: attempts, owner: configuration.instanceID)
+            let failed = now()
+            let next = PollPolicy.nextPoll(
+                after: order, plan: provider.pollPlan(for: order, now: failed), attempts: attempts, at: failed, settings: settings)
+            try? await store.schedulePoll(orderID: order.id, at: next, attempts: attempts, owner: configuration.instanceID, polledAt: nil)
         }
     }
 
@@ -827,22 +799,37 @@ public final class Gateway: Sendable {
         return deleted
     }
 
-    /// Delivers the outgoing events that are due, once. Returns how many were attempted.
+    /// Delivers the outgoing events that are due, once, up to
+    /// ``GatewayConfiguration/deliveryConcurrency`` at a time. Returns how many were attempted.
     @discardableResult
     public func deliverEventsOnce(limit: Int? = nil) async throws -> Int {
         guard configuration.merchantWebhookURL != nil else { return 0 }
-        // Each message's lease covers one delivery (its timeout and the write after it).
-        let due = try await store.claimOutbox(
-            now: now(), limit: limit ?? configuration.workBatchSize, owner: configuration.instanceID, lease: configuration.eventDeliveryTimeout + 5)
-        for message in due { await deliver(message, manual: false) }
+        let due = try await claimDueEvents(limit: limit ?? configuration.workBatchSize)
+        let width = max(1, configuration.deliveryConcurrency)
+        for start in stride(from: 0, to: due.count, by: width) {
+            await withTaskGroup(of: Bool.self) { group in
+                for message in due[start..<min(start + width, due.count)] {
+                    group.addTask { await self.deliver(message, manual: false) }
+                }
+            }
+        }
         return due.count
     }
 
+    /// Claims up to `limit` due events for this instance: each message's lease covers one
+    /// delivery (its timeout and the write after it).
+    func claimDueEvents(limit: Int) async throws -> [OutboxMessage] {
+        try await store.claimOutbox(now: now(), limit: limit, owner: configuration.instanceID, lease: configuration.eventDeliveryTimeout + 5)
+    }
+
     /// POSTs one outgoing event, signed the Standard Webhooks way, and records the attempt.
-    func deliver(_ message: OutboxMessage, manual: Bool) async {
+    ///
+    /// - Returns: whether the merchant's endpoint took it (a 2xx answer).
+    @discardableResult
+    func deliver(_ message: OutboxMessage, manual: Bool) async -> Bool {
         guard let url = configuration.merchantWebhookURL, let secret = configuration.merchantWebhookSecret,
             let key = StandardWebhooks.key(from: secret)
-        else { return }
+        else { return false }
         let timestamp = Int64(now().timeIntervalSince1970)
         var request = HTTPClientRequest(url: url)
         request.method = .POST
@@ -860,7 +847,9 @@ public final class Gateway: Sendable {
             _ = try? await response.body.collect(upTo: 64 * 1024)
             status = Int(response.status.code)
         } catch {
-            failure = "\(error)".contains("eadline") ? "timeout" : "connection failed"
+            // Cancelled at shutdown: not an answer from the merchant, so nothing is recorded.
+            if Task.isCancelled { return false }
+            failure = DeliveryFailure.describe(error)
         }
         let elapsed = ContinuousClock.now - started
         let latency = Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
@@ -881,5 +870,6 @@ public final class Gateway: Sendable {
         } catch {
             logger.error("Could not record a delivery attempt", metadata: ["message": "\(message.id)"])
         }
+        return delivered
     }
 }

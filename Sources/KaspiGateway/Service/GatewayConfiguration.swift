@@ -50,6 +50,9 @@ public struct GatewayConfiguration: Sendable {
     public var workerInterval: TimeInterval = 1
     /// How many claimed orders are polled at once (each waits on the provider, not the CPU).
     public var pollConcurrency: Int = 8
+    /// How many outgoing events are delivered at once (a slow merchant endpoint then holds
+    /// up only its own deliveries).
+    public var deliveryConcurrency: Int = 8
     /// How long one delivery of an outgoing event may take; each claimed event's lease is
     /// sized to it.
     public var eventDeliveryTimeout: TimeInterval = 10
@@ -146,6 +149,7 @@ public struct GatewayConfiguration: Sendable {
         if let adminPassword, adminPassword.count < 8 { throw .invalid("adminPassword", "must be at least 8 characters") }
         guard (1...1000).contains(workBatchSize) else { throw .invalid("workBatchSize", "must be from 1 to 1000") }
         guard (1...64).contains(pollConcurrency) else { throw .invalid("pollConcurrency", "must be from 1 to 64") }
+        guard (1...64).contains(deliveryConcurrency) else { throw .invalid("deliveryConcurrency", "must be from 1 to 64") }
         guard !eventRetrySeconds.isEmpty, eventRetrySeconds.allSatisfy({ $0 >= 0 && $0.isFinite }) else {
             throw .invalid("eventRetrySeconds", "must be one or more non-negative delays")
         }

@@ -56,20 +56,35 @@ public struct KaspiQRProvider: PaymentProvider {
 
     /// What the provider keeps with an order (JSON in `providerState`).
     struct State: Codable, Hashable {
+        /// What Kaspi made for the order: its own words, not ``OrderKind``.
+        enum Purchase: String, Codable, Hashable {
+            /// A QR token the gateway draws (`qr/create`).
+            case qr
+            /// A payment link (`qr/create-link`).
+            case link
+            /// An invoice to a phone number (`remote/create`, r3).
+            case remote
+        }
+
         /// Kaspi's `QrPaymentId` / `PaymentId`.
         var paymentID: Int64
         /// The gateway's device id.
         var device: String
         var organizationBin: String?
         var tradePointID: Int64
-        var kind: String
+        var kind: Purchase
         /// When Kaspi's create answered: the scan (or link activation) deadline runs from it.
         var createdAt: Date
         var pollInterval: Int
         var scanTimeout: Int
         var confirmationTimeout: Int
-        /// When `Wait` was first seen: the confirmation deadline runs from it.
+        /// When `Wait` was first seen: the latest the payer can have scanned, so the latest
+        /// the confirmation deadline can run from.
         var firstWaitAt: Date?
+        /// When the last answered poll before the first `Wait` asked (it still saw
+        /// `QrTokenCreated`): the earliest the payer can have scanned, so the earliest the
+        /// confirmation deadline can run from.
+        var scannedAfter: Date?
 
         static func decode(_ text: String?) -> State? {
             guard let text else { return nil }
@@ -91,10 +106,22 @@ public struct KaspiQRProvider: PaymentProvider {
                 firstWaitAt: firstWaitAt.map { .milliseconds(Int64($0.timeIntervalSince(createdAt) * 1000)) })
         }
 
-        /// The running deadline as a date.
+        /// The running deadline as a date: the latest the purchase can still be paid.
         var deadline: Date {
             let deadline = deadlines.deadline.components
             return createdAt.addingTimeInterval(Double(deadline.seconds) + Double(deadline.attoseconds) / 1e18)
+        }
+
+        /// The earliest Kaspi can have cancelled the purchase at a deadline: the scan deadline,
+        /// or the confirmation timeout from the earliest moment the payer can have scanned
+        /// (after the last poll that did not see a scan; `lastPolledAt` while none has).
+        func earliestEnd(lastPolledAt: Date?) -> Date {
+            if kind == .remote { return deadline }
+            let scanEnd = createdAt.addingTimeInterval(TimeInterval(max(0, scanTimeout)))
+            let confirmation = TimeInterval(max(0, confirmationTimeout))
+            if firstWaitAt != nil { return (scannedAfter ?? createdAt).addingTimeInterval(confirmation) }
+            let unscannedUntil = max(createdAt, lastPolledAt ?? createdAt)
+            return min(scanEnd, unscannedUntil.addingTimeInterval(confirmation))
         }
 
         enum CodingKeys: String, CodingKey {
@@ -108,6 +135,7 @@ public struct KaspiQRProvider: PaymentProvider {
             case scanTimeout
             case confirmationTimeout
             case firstWaitAt
+            case scannedAfter
         }
     }
 
@@ -160,11 +188,11 @@ public struct KaspiQRProvider: PaymentProvider {
         return client.acting(for: bin)
     }
 
-    private func state(kind: String, paymentID: Int64, device: ProviderDevice, options: KaspiQRAPI.BehaviorOptions) -> State {
+    private func state(kind: State.Purchase, paymentID: Int64, device: ProviderDevice, options: KaspiQRAPI.BehaviorOptions) -> State {
         State(
             paymentID: paymentID, device: device.id, organizationBin: device.organizationBin, tradePointID: device.tradePointID, kind: kind,
             createdAt: now(), pollInterval: options.statusPollingInterval, scanTimeout: options.scanTimeout,
-            confirmationTimeout: options.confirmationTimeout, firstWaitAt: nil)
+            confirmationTimeout: options.confirmationTimeout, firstWaitAt: nil, scannedAfter: nil)
     }
 
     /// A payment link (`qr/create-link`): the payer opens it; on a phone it hands off to the Kaspi app.
@@ -172,7 +200,7 @@ public struct KaspiQRProvider: PaymentProvider {
         let (device, token) = try await device(for: request)
         do {
             let link = try await client(for: device).createLink(device: token, amount: Decimal(request.amount), externalID: request.providerOrderID)
-            let state = state(kind: "link", paymentID: link.paymentID, device: device, options: link.options)
+            let state = state(kind: .link, paymentID: link.paymentID, device: device, options: link.options)
             return ProviderPayment(paymentURL: link.paymentLink, providerState: state.encoded, providerPaymentID: String(link.paymentID))
         } catch {
             throw Self.map(error)
@@ -184,7 +212,7 @@ public struct KaspiQRProvider: PaymentProvider {
         let (device, token) = try await device(for: request)
         do {
             let qr = try await client(for: device).createQR(device: token, amount: Decimal(request.amount), externalID: request.providerOrderID)
-            let state = state(kind: "qr", paymentID: qr.paymentID, device: device, options: qr.options)
+            let state = state(kind: .qr, paymentID: qr.paymentID, device: device, options: qr.options)
             let png = (try? QRCode(encoding: qr.qrToken).png(scale: 6)) ?? []
             return ProviderQR(token: qr.qrToken, png: png, providerState: state.encoded, providerPaymentID: String(qr.paymentID))
         } catch {
@@ -207,7 +235,10 @@ public struct KaspiQRProvider: PaymentProvider {
         var note: String? = nil
         let before = state
         if details.status == .wait, state.firstWaitAt == nil {
+            // The scan happened after the last poll that got an answer (it saw none) and
+            // before this answer.
             state.firstWaitAt = now()
+            state.scannedAfter = max(state.createdAt, order.lastPolledAt ?? state.createdAt)
             note = "the payer scanned or opened it (Wait); confirmation deadline \(ISO8601DateFormatter().string(from: state.deadline))"
         }
         var refunded: Int? = nil
@@ -222,8 +253,7 @@ public struct KaspiQRProvider: PaymentProvider {
         }
         return ProviderStatus(
             report: Self.report(details.status), transactionID: details.transactionID, refundedAmount: refunded,
-            providerState: state == before ? nil : state.encoded, providerStateNote: note, providerStatus: details.status.rawValue,
-            deadlinePassed: now() >= state.deadline)
+            providerState: state == before ? nil : state.encoded, providerStateNote: note, providerStatus: details.status.rawValue)
     }
 
     /// Refunds without a customer return: the r3 way.
@@ -346,8 +376,8 @@ public struct KaspiQRProvider: PaymentProvider {
                 device: token, phoneNumber: phoneNumber, amount: Decimal(request.amount), comment: comment)
             let state = State(
                 paymentID: invoice.paymentID, device: device.id, organizationBin: device.organizationBin, tradePointID: device.tradePointID,
-                kind: "remote", createdAt: now(), pollInterval: Self.remoteLifetime, scanTimeout: Self.remoteLifetime,
-                confirmationTimeout: Self.remoteLifetime, firstWaitAt: nil)
+                kind: .remote, createdAt: now(), pollInterval: Self.remoteLifetime, scanTimeout: Self.remoteLifetime,
+                confirmationTimeout: Self.remoteLifetime, firstWaitAt: nil, scannedAfter: nil)
             return ProviderPayment(paymentURL: "", providerState: state.encoded, providerPaymentID: String(invoice.paymentID))
         } catch {
             throw Self.map(error)
@@ -360,7 +390,7 @@ public struct KaspiQRProvider: PaymentProvider {
     /// Cancels an unpaid remote invoice (`remote/cancel`, r3).
     public func cancelRemoteInvoice(_ order: GatewayOrder) async throws(ProviderError) -> ProviderStatus {
         guard case .r3(let r3) = client else { throw .remoteInvoicesUnsupported }
-        guard let state = State.decode(order.providerState), state.kind == "remote" else {
+        guard let state = State.decode(order.providerState), state.kind == .remote else {
             throw ProviderError(
                 code: "NOT_A_REMOTE_INVOICE",
                 message: "Only remote invoices can be cancelled; QR and link purchases cancel themselves at their deadline.")
@@ -386,17 +416,18 @@ public struct KaspiQRProvider: PaymentProvider {
     /// Kaspi's polling interval and the running deadline (scan, then confirmation), from the order's stored state.
     public func pollPlan(for order: GatewayOrder, now: Date) -> ProviderPollPlan? {
         guard let state = State.decode(order.providerState) else { return nil }
-        if state.kind == "remote" {
+        if state.kind == .remote {
             // Never on a timer: one read when the invoice's 24 hours are over, no late polls.
             let end = state.createdAt.addingTimeInterval(TimeInterval(Self.remoteLifetime))
-            return ProviderPollPlan(nextPollAt: max(now, end), deadline: end, phase: "invoice", latePolls: false)
+            return ProviderPollPlan(nextPollAt: max(now, end), deadline: end, phase: "invoice", latePolls: false, earliestEnd: end)
         }
         let interval = TimeInterval(max(1, state.pollInterval))
         // A little jitter, so that orders created together do not poll together.
         let next = now.addingTimeInterval(interval * (1 + 0.1 * random()))
         let deadline = state.deadline
         return ProviderPollPlan(
-            nextPollAt: min(next, max(now, deadline)), deadline: deadline, phase: state.firstWaitAt == nil ? "scan" : "confirmation")
+            nextPollAt: min(next, max(now, deadline)), deadline: deadline, phase: state.firstWaitAt == nil ? "scan" : "confirmation",
+            earliestEnd: state.earliestEnd(lastPolledAt: order.lastPolledAt))
     }
 
     /// The trade points of the configured organization, for the dashboard.

@@ -136,13 +136,18 @@ public struct ProviderPollPlan: Sendable, Hashable {
     /// Whether an expired order is still asked about later for a late payment (false for
     /// remote invoices, which must not be read on a timer).
     public var latePolls: Bool
+    /// The earliest the provider can have ended the payment by itself at one of its
+    /// deadlines: a failure it reports at or after this is an expiry, not a refusal
+    /// (``PollPolicy``). Nil when the provider never ends payments by itself.
+    public var earliestEnd: Date?
 
     /// Creates a plan.
-    public init(nextPollAt: Date, deadline: Date, phase: String, latePolls: Bool = true) {
+    public init(nextPollAt: Date, deadline: Date, phase: String, latePolls: Bool = true, earliestEnd: Date? = nil) {
         self.nextPollAt = nextPollAt
         self.deadline = deadline
         self.phase = phase
         self.latePolls = latePolls
+        self.earliestEnd = earliestEnd
     }
 }
 
@@ -198,9 +203,6 @@ public struct ProviderStatus: Sendable, Hashable {
     public var providerStateNote: String? = nil
     /// The provider's own word for the status (e.g. `Wait`), for the timeline.
     public var providerStatus: String? = nil
-    /// Whether the order's deadline had passed when the provider answered: a failure then is
-    /// the provider cancelling it at its deadline (expired), not the payer declining.
-    public var deadlinePassed: Bool = false
 }
 
 /// A refund the provider confirmed.
