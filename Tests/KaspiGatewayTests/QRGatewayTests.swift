@@ -76,6 +76,33 @@ struct QRGatewayTests {
         }
     }
 
+    @Test("Kaspi's Error at the confirmation deadline counted from the scan is expired, not declined", arguments: Backend.available)
+    func confirmationTimeoutFromTheScan(_ backend: Backend) async throws {
+        // Kaspi's timing from the report: 20 s to scan, 10 s to confirm, polls every second.
+        try await withQRStack(backend, scheme: .r1) { _ in
+        } sandbox: { sandbox in
+            sandbox.qrAPI.statusPollingInterval = 1
+            sandbox.qrAPI.qrCodeScanWaitTimeout = 20
+            sandbox.qrAPI.paymentConfirmationTimeout = 10
+        } _: { s in
+            let (id, _) = try await s.checkout(qr: true)
+            let purchase = try #require(try await s.purchase(id))
+            // A poll sees the QR unscanned; the payer scans right after it.
+            await s.sandbox.advanceClock(by: 1.2)
+            #expect(await eventually(seconds: 20) { (try? await s.order(id)?.lastPolledAt) != nil })
+            try await s.sandbox.act(.scan, paymentID: purchase.id)
+            // The next poll, 1.2 s after the scan, sees the first Wait.
+            await s.sandbox.advanceClock(by: 1.2)
+            #expect(
+                await eventually(seconds: 20) { (try? await s.gateway.store.events(orderID: id).contains { $0.detail.contains("(Wait)") }) == true })
+            // 10.3 s after the scan (9.1 s after the first Wait) Kaspi has cancelled it: the
+            // payer let the timer run out.
+            #expect(try await s.advance(9.1, until: id, is: .expired))
+            let events = try await s.gateway.store.events(orderID: id)
+            #expect(events.last?.detail.contains("Kaspi cancelled it at its deadline") == true)
+        }
+    }
+
     @Test("never scanned: expired at the scan deadline", arguments: schemes)
     func neverScanned(_ scheme: KaspiQRAPI.SchemeName) async throws {
         try await withQRStack(.sqlite, scheme: scheme) { s in

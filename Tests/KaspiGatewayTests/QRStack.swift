@@ -67,6 +67,7 @@ struct QRStackError: Error, CustomStringConvertible {
 
 func withQRStack(
     _ backend: Backend, scheme: KaspiQRAPI.SchemeName, configure: @Sendable (inout GatewayConfiguration) -> Void = { _ in },
+    sandbox configureSandbox: @Sendable (inout SandboxConfiguration) -> Void = { _ in },
     _ body: @Sendable @escaping (QRStack) async throws -> Void
 ) async throws {
     let handle = try await backend.open()
@@ -77,6 +78,7 @@ func withQRStack(
     sandboxConfiguration.port = 0
     sandboxConfiguration.qrAPI.tlsPorts = [0]
     sandboxConfiguration.qrAPI.certificatesDirectory = directory
+    configureSandbox(&sandboxConfiguration)
     let sandbox = try await Sandbox(configuration: sandboxConfiguration)
     let gatewayPort = FreePort.find()
     do {

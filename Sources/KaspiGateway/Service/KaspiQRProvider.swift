@@ -416,18 +416,25 @@ public struct KaspiQRProvider: PaymentProvider {
     /// Kaspi's polling interval and the running deadline (scan, then confirmation), from the order's stored state.
     public func pollPlan(for order: GatewayOrder, now: Date) -> ProviderPollPlan? {
         guard let state = State.decode(order.providerState) else { return nil }
+        return Self.plan(for: state, lastPolledAt: order.lastPolledAt, now: now, jitter: random())
+    }
+
+    /// The plan for a purchase: pure, so the polling policy's properties can be checked on it.
+    ///
+    /// - Parameter jitter: from 0 to 1; up to a tenth of the interval is added, so that orders
+    ///   created together do not poll together.
+    static func plan(for state: State, lastPolledAt: Date?, now: Date, jitter: Double) -> ProviderPollPlan {
         if state.kind == .remote {
             // Never on a timer: one read when the invoice's 24 hours are over, no late polls.
             let end = state.createdAt.addingTimeInterval(TimeInterval(Self.remoteLifetime))
             return ProviderPollPlan(nextPollAt: max(now, end), deadline: end, phase: "invoice", latePolls: false, earliestEnd: end)
         }
         let interval = TimeInterval(max(1, state.pollInterval))
-        // A little jitter, so that orders created together do not poll together.
-        let next = now.addingTimeInterval(interval * (1 + 0.1 * random()))
+        let next = now.addingTimeInterval(interval * (1 + 0.1 * min(1, max(0, jitter))))
         let deadline = state.deadline
         return ProviderPollPlan(
             nextPollAt: min(next, max(now, deadline)), deadline: deadline, phase: state.firstWaitAt == nil ? "scan" : "confirmation",
-            earliestEnd: state.earliestEnd(lastPolledAt: order.lastPolledAt))
+            earliestEnd: state.earliestEnd(lastPolledAt: lastPolledAt))
     }
 
     /// The trade points of the configured organization, for the dashboard.
