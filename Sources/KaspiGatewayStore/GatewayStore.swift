@@ -152,8 +152,9 @@ public struct IdempotencyReservation: Sendable, Hashable {
 /// What is stored for an idempotency key.
 public enum IdempotencyRecord: Sendable, Hashable {
     /// Reserved by a request that has not written its final answer (still at work, or
-    /// interrupted by a crash); `resource` is what its work created (an order, a refund).
-    case inProgress(since: Date, resource: String?)
+    /// interrupted by a crash) since `since`; `resource` is what its work created (an order,
+    /// a refund), `owner` the request's token (``IdempotencyReservation/owner``).
+    case inProgress(since: Date, resource: String?, owner: String?)
     /// The final answer, to be replayed.
     case done(IdempotentResponse)
 }
@@ -316,6 +317,14 @@ public protocol GatewayStore: Sendable {
     /// With `reservedOnly` false a key that no write reserved is stored now (work that wrote
     /// nothing); with true (an error answer) it is not, since nothing happened.
     func saveIdempotentResponse(_ reservation: IdempotencyReservation, response: IdempotentResponse, reservedOnly: Bool) async throws
+
+    /// Takes over a key whose request is gone (its instance restarted, or its lease ran out),
+    /// to resume its work: the key's owner becomes `newOwner` and its time `at`, only if
+    /// `oldOwner` still holds it without an answer. Of several requests taking it over, one
+    /// wins.
+    ///
+    /// - Returns: whether this call took it over.
+    func takeOverIdempotencyKey(scope: String, key: String, from oldOwner: String, to newOwner: String, at: Date) async throws -> Bool
 
     /// Deletes the idempotency keys stored before `cutoff`.
     ///

@@ -844,7 +844,7 @@ public final class PostgresGatewayStore: GatewayStore {
 
     public func idempotencyRecord(scope: String, key: String, requestHash: String, expiredBefore: Date) async throws -> IdempotencyRecord? {
         var q = Query(
-            "SELECT request_hash, status::BIGINT AS status, body, state, resource, created_at FROM idempotency_keys WHERE scope = $1 AND key = $2 AND created_at >= $3"
+            "SELECT request_hash, status::BIGINT AS status, body, state, resource, owner, created_at FROM idempotency_keys WHERE scope = $1 AND key = $2 AND created_at >= $3"
         )
         q.bind(scope)
         q.bind(key)
@@ -852,7 +852,7 @@ public final class PostgresGatewayStore: GatewayStore {
         guard let row = try await rows(q).first else { return nil }
         guard row.string("request_hash") == requestHash else { throw StoreError.idempotencyConflict(key: key) }
         if row.string("state") == "in_progress" {
-            return .inProgress(since: Date(ms: row.int("created_at") ?? 0), resource: row.string("resource"))
+            return .inProgress(since: Date(ms: row.int("created_at") ?? 0), resource: row.string("resource"), owner: row.string("owner"))
         }
         return .done(IdempotentResponse(status: Int(row.int("status") ?? 0), body: row.string("body") ?? ""))
     }
@@ -899,6 +899,17 @@ public final class PostgresGatewayStore: GatewayStore {
             q.bind(r.owner)
             _ = try await rows(q)
         }
+    }
+
+    public func takeOverIdempotencyKey(scope: String, key: String, from oldOwner: String, to newOwner: String, at: Date) async throws -> Bool {
+        var q = Query(
+            "UPDATE idempotency_keys SET owner = $1, created_at = $2 WHERE scope = $3 AND key = $4 AND owner = $5 AND state = 'in_progress' RETURNING key")
+        q.bind(newOwner)
+        q.bind(at)
+        q.bind(scope)
+        q.bind(key)
+        q.bind(oldOwner)
+        return try await !rows(q).isEmpty
     }
 
     public func deleteIdempotencyKeys(createdBefore cutoff: Date) async throws -> Int {

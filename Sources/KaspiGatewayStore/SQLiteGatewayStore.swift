@@ -579,16 +579,26 @@ public final class SQLiteGatewayStore: GatewayStore {
     public func idempotencyRecord(scope: String, key: String, requestHash: String, expiredBefore: Date) async throws -> IdempotencyRecord? {
         guard
             let row = try await fetch(
-                "SELECT request_hash, status, body, state, resource, created_at FROM idempotency_keys WHERE scope = ? AND key = ? AND created_at >= ?",
+                "SELECT request_hash, status, body, state, resource, owner, created_at FROM idempotency_keys WHERE scope = ? AND key = ? AND created_at >= ?",
                 [.text(scope), .text(key), .integer(Int(expiredBefore.ms))]
             ).first
         else { return nil }
         guard row.column("request_hash")?.string == requestHash else { throw StoreError.idempotencyConflict(key: key) }
         if row.column("state")?.string == "in_progress" {
             let resource = row.column("resource").flatMap { $0 == .null ? nil : $0.string }
-            return .inProgress(since: Date(ms: Int64(row.column("created_at")?.integer ?? 0)), resource: resource)
+            let owner = row.column("owner").flatMap { $0 == .null ? nil : $0.string }
+            return .inProgress(since: Date(ms: Int64(row.column("created_at")?.integer ?? 0)), resource: resource, owner: owner)
         }
         return .done(IdempotentResponse(status: row.column("status")?.integer ?? 0, body: row.column("body")?.string ?? ""))
+    }
+
+    public func takeOverIdempotencyKey(scope: String, key: String, from oldOwner: String, to newOwner: String, at: Date) async throws -> Bool {
+        try await transaction { db in
+            try !db.run(
+                "UPDATE idempotency_keys SET owner = ?, created_at = ? WHERE scope = ? AND key = ? AND owner = ? AND state = 'in_progress' RETURNING key",
+                [.text(newOwner), .integer(Int(at.ms)), .text(scope), .text(key), .text(oldOwner)]
+            ).isEmpty
+        }
     }
 
     public func saveIdempotentResponse(_ r: IdempotencyReservation, response: IdempotentResponse, reservedOnly: Bool) async throws {

@@ -219,6 +219,12 @@ extension Sandbox {
         }
     }
 
+    /// Holds the answer to a write that took effect, when a fault says so.
+    private func holdAnswer(_ tradePoint: String) async {
+        let delay = await state.answerDelay(tradePoint)
+        if delay > 0 { try? await Task.sleep(for: .milliseconds(delay)) }
+    }
+
     /// Rate limit, then injected faults, for a request of a known trade point.
     private func admit(_ tradePoint: String) async throws(SandboxAPIError) {
         if let wait = await state.takeRateLimitSlot(tradePoint) {
@@ -296,6 +302,7 @@ extension Sandbox {
                 throw SandboxAPIError(code: "SANDBOX_STORAGE_ERROR", status: 500, message: "Could not store the order.")
             }
             if await state.takeLostResponse(point.id) { throw Self.lostResponse }
+            await holdAnswer(point.id)
             let url = paymentURL(token: order.paymentToken)
             if kind == .qr {
                 let png = (try? QRCode(encoding: url).png(scale: 4)) ?? []
@@ -380,6 +387,7 @@ extension Sandbox {
                 throw SandboxAPIError(code: "SANDBOX_STORAGE_ERROR", status: 500, message: "Could not store the refund.")
             }
             if await state.takeLostResponse(point.id) { throw Self.lostResponse }
+            await holdAnswer(point.id)
             return Self.json(
                 .ok,
                 encoding: RefundAnswer(orderID: order.orderID, refundID: refund.refundID, amount: refund.amount, refundedAmount: order.refundedAmount)

@@ -166,13 +166,16 @@ public struct SandboxFaults: Sendable, Codable, Hashable {
     /// The next N creates or refunds take effect, but their response is lost (502): for
     /// testing how a client recovers.
     public var apiLoseResponseNext: Int = 0
+    /// Milliseconds a create's or refund's answer is held after it took effect: a caller that
+    /// dies meanwhile (a `kill -9`) never hears that it happened.
+    public var apiAnswerDelayMs: Int = 0
 
     /// No faults.
     public init() {}
 
     enum CodingKeys: String, CodingKey {
         case webhookDropRate, webhookDuplicateRate, webhookDelaySeconds, webhookReorder, apiFailureRate,
-            apiTimeoutRate, apiTimeoutSeconds, apiLatencyMs, apiFailNext, apiLoseResponseNext
+            apiTimeoutRate, apiTimeoutSeconds, apiLatencyMs, apiFailNext, apiLoseResponseNext, apiAnswerDelayMs
     }
 
     public init(from decoder: any Decoder) throws {
@@ -188,6 +191,7 @@ public struct SandboxFaults: Sendable, Codable, Hashable {
         apiLatencyMs = try c.decodeIfPresent(Int.self, forKey: .apiLatencyMs) ?? d.apiLatencyMs
         apiFailNext = try c.decodeIfPresent(Int.self, forKey: .apiFailNext) ?? d.apiFailNext
         apiLoseResponseNext = try c.decodeIfPresent(Int.self, forKey: .apiLoseResponseNext) ?? d.apiLoseResponseNext
+        apiAnswerDelayMs = try c.decodeIfPresent(Int.self, forKey: .apiAnswerDelayMs) ?? d.apiAnswerDelayMs
     }
 
     /// The first invalid value, or nil.
@@ -203,6 +207,7 @@ public struct SandboxFaults: Sendable, Codable, Hashable {
         if !(0...60_000).contains(apiLatencyMs) { return "apiLatencyMs must be between 0 and 60000" }
         if !(0...10_000).contains(apiFailNext) { return "apiFailNext must be between 0 and 10000" }
         if !(0...10_000).contains(apiLoseResponseNext) { return "apiLoseResponseNext must be between 0 and 10000" }
+        if !(0...60_000).contains(apiAnswerDelayMs) { return "apiAnswerDelayMs must be between 0 and 60000" }
         return nil
     }
 }

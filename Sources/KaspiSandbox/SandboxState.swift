@@ -336,6 +336,9 @@ actor SandboxState {
         case timeout(Double)
     }
 
+    /// How long the answer to a write that just took effect is held, in milliseconds.
+    func answerDelay(_ tradePoint: String) -> Int { faults(for: tradePoint).apiAnswerDelayMs }
+
     /// Whether the response to a write that just took effect is to be lost.
     func takeLostResponse(_ tradePoint: String) -> Bool {
         var current = faults(for: tradePoint)

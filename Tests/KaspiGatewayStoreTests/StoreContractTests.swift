@@ -543,13 +543,25 @@ struct StoreContractTests {
         try await store.insert(order, reserving: first)
         #expect(
             try await store.idempotencyRecord(scope: "s", key: "k", requestHash: "h", expiredBefore: old)
-                == .inProgress(since: Date(timeIntervalSince1970: (now.timeIntervalSince1970 * 1000).rounded() / 1000), resource: order.id))
+                == .inProgress(
+                    since: Date(timeIntervalSince1970: (now.timeIntervalSince1970 * 1000).rounded() / 1000), resource: order.id, owner: "req_1"))
         // A second request with the key: its write is refused and rolled back whole.
         var second = first
         second.owner = "req_2"
         let other = makeOrder()
         await #expect(throws: StoreError.idempotencyInProgress(key: "k")) { try await store.insert(other, reserving: second) }
         #expect(try await store.order(id: other.id) == nil)
+        // A request whose holder is gone takes the key over, once, from the holder it saw.
+        let takenAt = Date(timeIntervalSince1970: ((now.timeIntervalSince1970 + 5) * 1000).rounded() / 1000)
+        #expect(try await !store.takeOverIdempotencyKey(scope: "s", key: "k", from: "req_9", to: "req_3", at: takenAt))
+        #expect(try await store.takeOverIdempotencyKey(scope: "s", key: "k", from: "req_1", to: "req_3", at: takenAt))
+        #expect(try await !store.takeOverIdempotencyKey(scope: "s", key: "k", from: "req_1", to: "req_4", at: takenAt))
+        #expect(
+            try await store.idempotencyRecord(scope: "s", key: "k", requestHash: "h", expiredBefore: old)
+                == .inProgress(since: takenAt, resource: order.id, owner: "req_3"))
+        // The old holder can no longer answer; the new one can (and hands it back here).
+        try await store.saveIdempotentResponse(first, response: IdempotentResponse(status: 201, body: "stale"), reservedOnly: true)
+        #expect(try await store.takeOverIdempotencyKey(scope: "s", key: "k", from: "req_3", to: "req_1", at: now))
         // Only the holder writes the final answer.
         try await store.saveIdempotentResponse(second, response: IdempotentResponse(status: 201, body: "theirs"), reservedOnly: false)
         try await store.saveIdempotentResponse(first, response: IdempotentResponse(status: 201, body: "mine"), reservedOnly: true)

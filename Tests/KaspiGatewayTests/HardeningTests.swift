@@ -136,7 +136,7 @@ struct HardeningTests {
         }
     }
 
-    @Test("a reserved key answers in progress, and once its request has died, interrupted")
+    @Test("a reserved key answers in progress, and once its request has died, a retry resumes its work")
     func interruptedKeysAreReported() async throws {
         try await withStack(.sqlite) { s in
             let hash = GatewayConfiguration.hash(apiKey: s.apiKey)
@@ -160,9 +160,14 @@ struct HardeningTests {
                     expiredBefore: then.addingTimeInterval(-86400)))
             let busy = try await s.api(.POST, "/v1/checkouts", body, idempotencyKey: "k-live")
             #expect(busy.status == 409 && busy.errorCode == "IDEMPOTENCY_IN_PROGRESS" && busy.headers["retry-after"] == "1")
-            let interrupted = try await s.api(.POST, "/v1/checkouts", body, idempotencyKey: "k-dead")
-            #expect(interrupted.status == 409 && interrupted.errorCode == "IDEMPOTENCY_INTERRUPTED" && interrupted.body.contains(dead.id))
+            // Its lease ran out: the retry takes the key over and finishes the checkout.
+            let resumed = try await s.api(.POST, "/v1/checkouts", body, idempotencyKey: "k-dead")
+            #expect(resumed.status == 201 && resumed.json["id"] as? String == dead.id, "\(resumed.status) \(resumed.body)")
+            #expect((resumed.json["paymentUrl"] as? String)?.hasPrefix(s.sandboxURL) == true)
+            let replayed = try await s.api(.POST, "/v1/checkouts", body, idempotencyKey: "k-dead")
+            #expect(replayed.body == resumed.body && replayed.headers["idempotent-replayed"] == "true")
             #expect(try await s.gateway.store.orders(OrderQuery()).orders.count == 2)
+            #expect(try await s.order(dead.id)?.state == .pending)
         }
     }
 

@@ -28,12 +28,20 @@ struct APIKeyMiddleware: RouterMiddleware {
 /// a request still running is reported. The key is reserved by the work's own first write,
 /// in the same transaction (``GatewayRequestContext/idempotency``), so that either both
 /// commit or neither does; the final answer, success or error, is stored after.
+///
+/// A retry whose key is held by a request that is gone (this instance restarted since, or the
+/// holder's lease, ``GatewayConfiguration/idempotencyInterruptedAfter``, ran out) takes the
+/// key over and resumes the work from what that request stored
+/// (``GatewayRequestContext/resuming``): a crash never leaves a key stuck.
 struct IdempotencyMiddleware: RouterMiddleware {
     typealias Context = GatewayRequestContext
     let store: any GatewayStore
     let configuration: GatewayConfiguration
     let now: @Sendable () -> Date
     let logger: Logger
+    /// This run of the gateway (``Gateway/runID``): keys held by an earlier run of the same
+    /// instance are known to be abandoned.
+    let runID: String
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard let key = request.headers[.idempotencyKey], let scope = context.apiKeyScope else { return try await next(request, context) }
@@ -57,21 +65,45 @@ struct IdempotencyMiddleware: RouterMiddleware {
             var response = GatewayJSON.response(.init(code: stored.status), ByteBuffer(string: stored.body))
             response.headers[.idempotentReplayed] = "true"
             return response
-        case .inProgress(let since, let resource)?:
-            guard at.timeIntervalSince(since) < configuration.idempotencyInterruptedAfter else {
-                throw GatewayError(
-                    .conflict, "IDEMPOTENCY_INTERRUPTED",
-                    "The first request with this Idempotency-Key was interrupted after it started\(resource.map { " (it created \($0))" } ?? ""); look that up, and use a new key for a new attempt."
-                )
+        case .inProgress(let since, let resource, let owner)?:
+            let reservation = reservation(scope: scope, key: key, requestHash: requestHash, at: at, expiredBefore: expiredBefore)
+            let leaseEnds = since.addingTimeInterval(configuration.idempotencyInterruptedAfter)
+            if let owner, let resource, IdempotencyOwner.isGone(owner, instance: configuration.instanceID, run: runID, leaseEnds: leaseEnds, now: at) {
+                let taken: Bool
+                do {
+                    taken = try await store.takeOverIdempotencyKey(scope: scope, key: key, from: owner, to: reservation.owner, at: at)
+                } catch {
+                    throw GatewayError.storage(error)
+                }
+                if taken {
+                    logger.notice("Resuming a request whose Idempotency-Key holder is gone", metadata: ["resource": "\(resource)"])
+                    return try await proceed(request, context, reservation: reservation, resuming: resource, next: next)
+                }
             }
             throw GatewayError.from(StoreError.idempotencyInProgress(key: key))
         case nil:
             break
         }
-        let reservation = IdempotencyReservation(
-            scope: scope, key: key, requestHash: requestHash, owner: GatewayID.make("req"), at: at, expiredBefore: expiredBefore)
+        return try await proceed(
+            request, context, reservation: reservation(scope: scope, key: key, requestHash: requestHash, at: at, expiredBefore: expiredBefore),
+            resuming: nil, next: next)
+    }
+
+    /// A reservation for this request, owned by this run of this instance.
+    private func reservation(scope: String, key: String, requestHash: String, at: Date, expiredBefore: Date) -> IdempotencyReservation {
+        IdempotencyReservation(
+            scope: scope, key: key, requestHash: requestHash, owner: IdempotencyOwner.token(instance: configuration.instanceID, run: runID),
+            at: at, expiredBefore: expiredBefore)
+    }
+
+    /// Runs the request under its reservation and stores its final answer.
+    private func proceed(
+        _ request: Request, _ context: Context, reservation: IdempotencyReservation, resuming: String?,
+        next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
         var reserved = context
         reserved.idempotency = reservation
+        reserved.resuming = resuming
         let answerFlag = StoredAnswerFlag()
         reserved.idempotencyAnswer = answerFlag
         do {
@@ -91,6 +123,12 @@ struct IdempotencyMiddleware: RouterMiddleware {
                     metadata: ["error.code": "\((error as? StoreError)?.code ?? "UNKNOWN")"])
             }
             return Response(status: response.status, headers: response.headers, body: .init(byteBuffer: bytes))
+        } catch let failure as GatewayError where resuming != nil && failure.code == "IDEMPOTENCY_IN_PROGRESS" {
+            // Resumed work that must wait (a refund that may still reach Kaspi): the key is
+            // handed back unanswered, and the next retry resumes it again.
+            _ = try? await store.takeOverIdempotencyKey(
+                scope: reservation.scope, key: reservation.key, from: reservation.owner, to: IdempotencyOwner.released, at: reservation.at)
+            return failure.jsonResponse(body: failure.jsonBody)
         } catch {
             // An error after the key was reserved is the final answer (an effect may have
             // happened); before that, nothing happened and nothing is stored (only the
@@ -120,5 +158,25 @@ private struct CollectingWriter {
             box.value.writeBuffer(&buffer)
         }
         consuming func finish(_ trailingHeaders: HTTPFields?) async throws {}
+    }
+}
+
+/// Who holds an Idempotency-Key: a request of one run of one gateway instance, written
+/// `run@instance`, so that a restarted instance knows the keys its earlier runs left.
+enum IdempotencyOwner {
+    /// The owner of a key handed back unanswered: anyone may take it over.
+    static let released = "released"
+
+    /// A new request's token.
+    static func token(instance: String, run: String) -> String { "\(run).\(GatewayID.make("req"))@\(instance)" }
+
+    /// Whether the holder of a key can no longer answer it: the key was handed back, its
+    /// instance restarted since (another run of the same instance id), or its lease ended.
+    static func isGone(_ owner: String, instance: String, run: String, leaseEnds: Date, now: Date) -> Bool {
+        if owner == released || now >= leaseEnds { return true }
+        guard let at = owner.firstIndex(of: "@") else { return false }
+        let ownerInstance = owner[owner.index(after: at)...]
+        let ownerRun = owner[..<at].split(separator: ".", maxSplits: 1).first.map(String.init)
+        return ownerInstance == instance && ownerRun != run
     }
 }

@@ -18,7 +18,7 @@ struct MerchantAPIController {
         let idempotent = api.group()
             .add(
                 middleware: IdempotencyMiddleware(
-                    store: gateway.store, configuration: gateway.configuration, now: gateway.now, logger: gateway.logger))
+                    store: gateway.store, configuration: gateway.configuration, now: gateway.now, logger: gateway.logger, runID: gateway.runID))
 
         idempotent.post("checkouts") { request, context in try await checkout(request, context, kind: .redirect) }
         idempotent.post("qr-checkouts") { request, context in try await checkout(request, context, kind: .qr) }
@@ -82,7 +82,7 @@ struct MerchantAPIController {
             try GatewayJSON.encode(OrderResponse(order, qr: qr, clientSecret: Gateway.clientSecret(orderID: order.id, key: key)))
         }
         let (order, qr, answered) = try await gateway.createCheckout(
-            checkout, kind: kind, reserving: context.idempotency,
+            checkout, kind: kind, reserving: context.idempotency, resuming: context.resuming,
             answer: { order, qr in IdempotentResponse(status: Int(HTTPResponse.Status.created.code), body: String(buffer: try encode(order, qr))) })
         if let answered {
             context.idempotencyAnswer?.markStored()
@@ -97,19 +97,29 @@ struct MerchantAPIController {
         if let returnID = body.returnID, returnID.isEmpty || returnID.count > 64 {
             throw GatewayError.invalid("returnId must be the id of a return QR the customer scanned.")
         }
-        let order = try await gateway.refund(orderID: id, amount: body.amount, customerReturnID: body.returnID, reserving: context.idempotency)
+        let order = try await gateway.refund(
+            orderID: id, amount: body.amount, customerReturnID: body.returnID, reserving: context.idempotency, resuming: context.resuming)
         return EditedResponse(status: .created, response: OrderResponse(order))
     }
 
     @Sendable func manualRefund(_ request: Request, _ context: GatewayRequestContext) async throws -> EditedResponse<OrderResponse> {
         let id = try context.parameters.require("id")
         let body = try await request.decodeJSON(as: ManualRefundBody.self, context: context)
-        let order = try await gateway.recordManualRefund(orderID: id, amount: body.amount, note: body.note, reserving: context.idempotency)
+        let order = try await gateway.recordManualRefund(
+            orderID: id, amount: body.amount, note: body.note, reserving: context.idempotency, resuming: context.resuming)
         return EditedResponse(status: .created, response: OrderResponse(order))
     }
 
     @Sendable func remoteInvoice(_ request: Request, _ context: GatewayRequestContext) async throws -> EditedResponse<OrderResponse> {
         let body = try await request.decodeJSON(as: RemoteInvoiceBody.self, context: context)
+        if let resuming = context.resuming {
+            // Kaspi cannot be asked whether an invoice reached the payer's phone, and a second
+            // one could be paid too: never sent again.
+            throw GatewayError(
+                .conflict, "IDEMPOTENCY_INTERRUPTED",
+                "The first request with this Idempotency-Key was interrupted while billing (order \(resuming)); check the order with GET /v1/orders/\(resuming) and POST /v1/orders/\(resuming)/refresh before billing again with a new key."
+            )
+        }
         let invoice = CheckoutRequest(amount: body.amount, description: body.description, merchantReference: body.merchantReference)
         let order = try await gateway.createRemoteInvoice(
             invoice, phoneNumber: body.phoneNumber, comment: body.comment, reserving: context.idempotency)
@@ -125,7 +135,7 @@ struct MerchantAPIController {
         }
         let link = try await gateway.createPaymentLink(
             amount: body.amount, description: body.description, merchantReference: body.merchantReference, expiresAt: expiresAt,
-            reserving: context.idempotency)
+            reserving: context.idempotency, resuming: context.resuming)
         return EditedResponse(status: .created, response: PaymentLinkResponse(gateway.view(of: link, status: .open, order: nil)))
     }
 

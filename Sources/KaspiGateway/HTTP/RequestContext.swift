@@ -20,6 +20,9 @@ public struct GatewayRequestContext: RequestContext, RemoteAddressRequestContext
     /// Set with ``idempotency``: the handler marks it when it stored its answer itself, in
     /// the commit of its last write, so the middleware does not store it again.
     var idempotencyAnswer: StoredAnswerFlag?
+    /// Set when ``IdempotencyMiddleware`` took the key over from a request that is gone: what
+    /// that request created (an order, a refund, a link), for the handler to resume from.
+    var resuming: String?
 
     /// Creates the context for a request on a channel.
     public init(source: ApplicationRequestContextSource) {

@@ -4,6 +4,7 @@ import Foundation
 import KaspiGatewayStore
 import Logging
 import NIOCore
+import QRCodeEncoder
 import Synchronization
 
 /// An error the gateway's API answers with: `{"error": {"code", "message"}}` and a status.
@@ -59,6 +60,9 @@ public final class Gateway: Sendable {
     let admin = Mutex<AdminSecrets?>(nil)
     /// Failed dashboard sign-ins, per client address and in all.
     let signInThrottle = SignInThrottle()
+    /// This run of the gateway: Idempotency-Keys carry it, so that after a restart the keys
+    /// left by the run before are known to be abandoned and are resumed at once.
+    public let runID = GatewayID.make("run")
     /// The port the server is bound to, once it runs (the configured one may be 0).
     let boundPort = Atomic<Int>(0)
     /// Opens when the store is ready (migrated, old leases released): the background
@@ -114,40 +118,49 @@ public final class Gateway: Sendable {
     /// Validates, stores the order, then asks the provider. A crash or an ambiguous failure
     /// after the order is stored is recovered by reconciliation.
     ///
-    /// - Parameter reservation: the request's Idempotency-Key, reserved in the transaction
-    ///   that stores the order.
+    /// - Parameters:
+    ///   - reservation: the request's Idempotency-Key, reserved in the transaction that stores
+    ///     the order.
+    ///   - resuming: the order an earlier request with the same key stored before its run
+    ///     ended (``IdempotencyMiddleware`` took the key over): the work goes on from there, the
+    ///     provider asked again as one that may have seen the create
+    ///     (``ProviderPaymentRequest/resuming``).
     public func createCheckout(
-        _ request: CheckoutRequest, kind: OrderKind, reserving reservation: IdempotencyReservation? = nil,
+        _ request: CheckoutRequest, kind: OrderKind, reserving reservation: IdempotencyReservation? = nil, resuming: String? = nil,
         answer: (@Sendable (GatewayOrder, ProviderQR?) throws -> IdempotentResponse)? = nil
     ) async throws(GatewayError) -> (order: GatewayOrder, qr: ProviderQR?, answered: IdempotentResponse?) {
-        guard request.amount >= 100, request.amount <= 100_000_000 else {
-            throw .invalid("amount must be an integer number of tenge from 100 to 100000000.")
-        }
-        if let description = request.description, description.count > 256 { throw .invalid("description must be at most 256 characters.") }
-        if let reference = request.merchantReference, reference.isEmpty || reference.count > 128 {
-            throw .invalid("merchantReference must be 1 to 128 characters.")
-        }
-        if let metadata = request.metadata, metadata.utf8.count > 4096 { throw .invalid("metadata must be at most 4 KiB of JSON.") }
-        if let mobile = request.mobileReturnURL {
-            guard let url = URL(string: mobile), let scheme = url.scheme, !scheme.isEmpty, mobile.count <= 512 else {
-                throw .invalid("mobileReturnUrl must be an absolute URL such as yourapp://payment.")
-            }
-        }
         let base = publicBase
         guard let returnURL = URL(string: "\(base)/pay/return/"), let failURL = URL(string: "\(base)/pay/fail/") else {
             throw GatewayError(.misconfigured, "PUBLIC_URL_INVALID", "The gateway's public URL is not a valid URL; set publicUrl.")
         }
-        let created = now()
-        let order = GatewayOrder(
-            id: GatewayID.make("ord"), provider: provider.name, providerOrderID: GatewayID.make("kk"), kind: kind,
-            amount: request.amount, description: request.description, merchantReference: request.merchantReference,
-            metadata: request.metadata, mobileReturnURL: request.mobileReturnURL, paymentLinkID: request.paymentLinkID,
-            createdAt: created, nextPollAt: created.addingTimeInterval(configuration.firstPollAfter))
-        do { try await store.insert(order, reserving: reservation) } catch { throw GatewayError.storage(error) }
+        let order: GatewayOrder
+        if let resuming {
+            let stored: GatewayOrder?
+            do { stored = try await store.order(id: resuming) } catch { throw GatewayError.storage(error) }
+            guard let stored, stored.kind == kind else { throw Self.notResumable(resuming) }
+            if stored.paymentURL != nil || stored.qrToken != nil {
+                // The provider's answer was stored; only the request's own answer was lost.
+                let qr = stored.qrToken.map { ProviderQR(token: $0, png: (try? QRCode(encoding: $0).png(scale: 6)) ?? []) }
+                return (stored, qr, nil)
+            }
+            guard stored.state == .created || stored.state == .pending else { throw Self.notResumable(resuming) }
+            logger.notice("Resuming an interrupted checkout", metadata: ["order": "\(stored.id)"])
+            metrics.resumed(.checkout)
+            order = stored
+        } else {
+            try Self.validate(request)
+            let created = now()
+            order = GatewayOrder(
+                id: GatewayID.make("ord"), provider: provider.name, providerOrderID: GatewayID.make("kk"), kind: kind,
+                amount: request.amount, description: request.description, merchantReference: request.merchantReference,
+                metadata: request.metadata, mobileReturnURL: request.mobileReturnURL, paymentLinkID: request.paymentLinkID,
+                createdAt: created, nextPollAt: created.addingTimeInterval(configuration.firstPollAfter))
+            do { try await store.insert(order, reserving: reservation) } catch { throw GatewayError.storage(error) }
+        }
         let paymentRequest = ProviderPaymentRequest(
             providerOrderID: order.providerOrderID, amount: order.amount, description: order.description,
             returnURL: returnURL.appending(path: order.id), failURL: failURL.appending(path: order.id),
-            merchantReference: order.merchantReference)
+            merchantReference: order.merchantReference, resuming: resuming != nil)
         do {
             var qr: ProviderQR? = nil
             var paymentURL: String? = nil
@@ -206,6 +219,32 @@ public final class Gateway: Sendable {
         } catch {
             throw GatewayError.storage(error)
         }
+    }
+
+    /// Checks a checkout request's fields.
+    static func validate(_ request: CheckoutRequest) throws(GatewayError) {
+        guard request.amount >= 100, request.amount <= 100_000_000 else {
+            throw .invalid("amount must be an integer number of tenge from 100 to 100000000.")
+        }
+        if let description = request.description, description.count > 256 { throw .invalid("description must be at most 256 characters.") }
+        if let reference = request.merchantReference, reference.isEmpty || reference.count > 128 {
+            throw .invalid("merchantReference must be 1 to 128 characters.")
+        }
+        if let metadata = request.metadata, metadata.utf8.count > 4096 { throw .invalid("metadata must be at most 4 KiB of JSON.") }
+        if let mobile = request.mobileReturnURL {
+            guard let url = URL(string: mobile), let scheme = url.scheme, !scheme.isEmpty, mobile.count <= 512 else {
+                throw .invalid("mobileReturnUrl must be an absolute URL such as yourapp://payment.")
+            }
+        }
+    }
+
+    /// The answer to a retry whose interrupted work cannot be resumed (it ended otherwise
+    /// meanwhile): look the resource up, and use a new key for a new attempt.
+    static func notResumable(_ resource: String) -> GatewayError {
+        GatewayError(
+            .conflict, "IDEMPOTENCY_INTERRUPTED",
+            "The first request with this Idempotency-Key was interrupted, and what it created (\(resource)) has moved on since; look that up, and use a new key for a new attempt."
+        )
     }
 
     // MARK: Status reports
@@ -350,9 +389,23 @@ public final class Gateway: Sendable {
     ///   that reserves the refund.
     ///   - customerReturnID: a return QR the customer scanned (``createCustomerReturn()``), for
     ///     providers that refund with the customer present (the Kaspi QR API's r2).
+    ///   - resuming: the refund an earlier request with the same key reserved before its run
+    ///     ended: settled from Kaspi's record once no call can still be in flight
+    ///     (``GatewayConfiguration/refundSettleAfter``), and sent only if Kaspi's record shows
+    ///     it never happened, so it never reaches Kaspi twice.
     public func refund(
-        orderID: String, amount requested: Int?, customerReturnID: String? = nil, reserving reservation: IdempotencyReservation? = nil
+        orderID: String, amount requested: Int?, customerReturnID: String? = nil, reserving reservation: IdempotencyReservation? = nil,
+        resuming: String? = nil
     ) async throws(GatewayError) -> GatewayOrder {
+        var reservation = reservation
+        if let resuming {
+            switch try await resumeRefund(id: resuming, orderID: orderID) {
+            case .done(let order): return order
+            case .neverHappened:
+                // Sent now, as a new refund; the key is held already (taken over).
+                reservation = nil
+            }
+        }
         let order: GatewayOrder?
         do { order = try await store.order(id: orderID) } catch { throw GatewayError.storage(error) }
         guard let order else { throw .notFound(orderID) }
@@ -437,6 +490,64 @@ public final class Gateway: Sendable {
                 "Kaspi's answer to refund \(refundID) was lost (\(code)); it is settled from Kaspi's record by reconciliation. Do not refund again before it is."
             )
         }
+    }
+
+    /// Where an interrupted refund stands once resumed.
+    enum ResumedRefund {
+        /// It happened: the order as it is now.
+        case done(GatewayOrder)
+        /// Kaspi's record shows it never happened (it is released): it may be sent now.
+        case neverHappened
+    }
+
+    /// Picks up a refund an interrupted request reserved: its outcome if known; else, once no
+    /// call of that request can still reach Kaspi, Kaspi's record settles it.
+    ///
+    /// - Throws: `IDEMPOTENCY_IN_PROGRESS` with a `Retry-After` while a call may still be in
+    ///   flight or Kaspi cannot be asked (the key is handed back, not answered), and
+    ///   `PROVIDER_REFUND_UNKNOWN` when Kaspi's record does not settle it.
+    func resumeRefund(id refundID: String, orderID: String) async throws(GatewayError) -> ResumedRefund {
+        func current() async throws(GatewayError) -> (RefundRecord?, GatewayOrder?) {
+            do {
+                return (try await store.refunds(orderID: orderID).first { $0.id == refundID }, try await store.order(id: orderID))
+            } catch {
+                throw GatewayError.storage(error)
+            }
+        }
+        var (refund, order) = try await current()
+        guard let found = refund, let stored = order else { throw Self.notResumable(refundID) }
+        logger.notice("Resuming an interrupted refund", metadata: ["order": "\(orderID)", "refund": "\(refundID)"])
+        metrics.resumed(.refund)
+        if found.status == .pending || found.status == .unknown {
+            let age = now().timeIntervalSince(found.createdAt)
+            guard age >= configuration.refundSettleAfter else {
+                throw Self.resumeLater(after: configuration.refundSettleAfter - age, "refund \(refundID) may still be on its way to Kaspi")
+            }
+            do {
+                _ = try await resolveRefunds(orderID: orderID, pendingBefore: now().addingTimeInterval(-configuration.refundSettleAfter))
+            } catch {
+                throw Self.resumeLater(after: 5, "Kaspi's record of refund \(refundID) could not be read yet")
+            }
+            (refund, order) = try await current()
+        }
+        switch refund?.status {
+        case .succeeded?: return .done(order ?? stored)
+        case .failed?: return .neverHappened
+        default:
+            throw GatewayError(
+                .providerOutcomeUnknown, "PROVIDER_REFUND_UNKNOWN",
+                "Kaspi's record does not settle refund \(refundID); it waits for a person on the dashboard's refunds page. Do not refund again before it is settled."
+            )
+        }
+    }
+
+    /// The answer to a resumed request that must wait: the key is handed back, not answered
+    /// (``IdempotencyMiddleware``), and a retry after `seconds` resumes it again.
+    static func resumeLater(after seconds: TimeInterval, _ why: String) -> GatewayError {
+        let wait = max(1, Int(seconds.rounded(.up)))
+        return GatewayError(
+            .conflict, "IDEMPOTENCY_IN_PROGRESS", "The first request with this Idempotency-Key was interrupted and \(why); retry in \(wait) s.",
+            retryAfter: wait)
     }
 
     // MARK: Refund reconciliation
@@ -608,14 +719,26 @@ public final class Gateway: Sendable {
     /// scheme has, and a correction for the others. Race-safe as API refunds are: the amount is
     /// reserved in the store's transaction, then recorded as succeeded, with an `admin` line
     /// and the `refund.succeeded` event.
+    ///
+    /// - Parameter resuming: the refund an earlier request with the same key reserved before
+    ///   its run ended: recorded now, as that request would have.
     public func recordManualRefund(
-        orderID: String, amount: Int, note: String?, reserving reservation: IdempotencyReservation? = nil
+        orderID: String, amount: Int, note: String?, reserving reservation: IdempotencyReservation? = nil, resuming: String? = nil
     ) async throws(GatewayError) -> GatewayOrder {
         guard amount >= 1 else { throw .invalid("amount must be at least 1 tenge.") }
         if let note, note.count > 256 { throw .invalid("note must be at most 256 characters.") }
-        let refundID = GatewayID.make("rf")
+        let refundID = resuming ?? GatewayID.make("rf")
         do {
-            _ = try await store.recordRefund(orderID: orderID, amount: amount, refundID: refundID, at: now(), reserving: reservation)
+            if let resuming {
+                guard let refund = try await store.refunds(orderID: orderID).first(where: { $0.id == resuming }) else {
+                    throw Self.notResumable(resuming)
+                }
+                metrics.resumed(.manualRefund)
+                if refund.status == .succeeded, let order = try await store.order(id: orderID) { return order }
+                guard refund.status == .pending, refund.amount == amount else { throw Self.notResumable(resuming) }
+            } else {
+                _ = try await store.recordRefund(orderID: orderID, amount: amount, refundID: refundID, at: now(), reserving: reservation)
+            }
             let at = now()
             let how = "made in the Kaspi Pay app and recorded by the merchant" + (note.map { ": \($0)" } ?? "")
             let updated = try await store.update(orderID: orderID) {
@@ -623,6 +746,8 @@ public final class Gateway: Sendable {
             }
             metrics.refund(.manual)
             return updated
+        } catch let error as GatewayError {
+            throw error
         } catch {
             throw GatewayError.storage(error)
         }

@@ -31,6 +31,9 @@ public final class GatewayMetrics: Sendable {
     }
     private static var kaspiName: MetricNameDescriptor { Self.name("kaspi_call_duration", "seconds", "Latency of calls to Kaspi by call") }
     private static var kaspiErrorsName: MetricNameDescriptor { Self.name("kaspi_errors", "total", "Failed calls to Kaspi by call and code") }
+    private static var resumedName: MetricNameDescriptor {
+        Self.name("idempotent_resumed", "total", "Requests whose Idempotency-Key holder was gone, taken over and resumed, by work")
+    }
 
     /// What became of a Kaspi webhook.
     enum WebhookOutcome: String, CaseIterable { case applied, unchanged, rejected, unconfirmed }
@@ -42,6 +45,8 @@ public final class GatewayMetrics: Sendable {
     }
     /// A dashboard sign-in's outcome.
     enum SignInOutcome: String, CaseIterable { case accepted, refused, throttled }
+    /// Work a retry resumes after the request that started it was gone.
+    enum ResumedWork: String, CaseIterable { case checkout, refund, manualRefund = "manual_refund", paymentLink = "payment_link" }
     /// An outgoing event's delivery attempt.
     enum DeliveryOutcome: String, CaseIterable { case delivered, failed }
     /// The calls to Kaspi that are measured.
@@ -73,6 +78,7 @@ public final class GatewayMetrics: Sendable {
         for outcome in DeliveryOutcome.allCases { _ = registry.makeCounter(descriptor: Self.deliveriesName, labels: [("outcome", outcome.rawValue)]) }
         for changed in ["changed", "unchanged"] { _ = registry.makeCounter(descriptor: Self.pollsName, labels: [("outcome", changed)]) }
         _ = registry.makeCounter(descriptor: Self.latePollsName)
+        for work in ResumedWork.allCases { _ = registry.makeCounter(descriptor: Self.resumedName, labels: [("work", work.rawValue)]) }
         _ = registry.makeGauge(descriptor: Self.lagName)
         for call in Self.kaspiCalls { kaspiHistogram(call) }
     }
@@ -100,6 +106,11 @@ public final class GatewayMetrics: Sendable {
         // Routes are the router's patterns, so the keys are few; the cap is a guard.
         requestCounters.withLock { if $0.count < 1024 { $0[key] = counter } }
         counter.increment()
+    }
+
+    /// Interrupted work a retry took over and resumed.
+    func resumed(_ work: ResumedWork) {
+        registry.makeCounter(descriptor: Self.resumedName, labels: [("work", work.rawValue)]).increment()
     }
 
     /// A poll of an expired order, looking for a late payment.

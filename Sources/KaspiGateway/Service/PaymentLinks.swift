@@ -5,9 +5,20 @@ import QRCodeEncoder
 
 extension Gateway {
     /// Creates a payment link: a short public URL, its QR code, and share links.
+    ///
+    /// - Parameter resuming: the link an earlier request with the same key stored before its
+    ///   run ended: it is the answer.
     public func createPaymentLink(
-        amount: Int, description: String?, merchantReference: String?, expiresAt: Date?, reserving reservation: IdempotencyReservation? = nil
+        amount: Int, description: String?, merchantReference: String?, expiresAt: Date?, reserving reservation: IdempotencyReservation? = nil,
+        resuming: String? = nil
     ) async throws(GatewayError) -> PaymentLink {
+        if let resuming {
+            let stored: PaymentLink?
+            do { stored = try await store.paymentLink(id: resuming) } catch { throw GatewayError.storage(error) }
+            guard let stored else { throw Self.notResumable(resuming) }
+            metrics.resumed(.paymentLink)
+            return stored
+        }
         guard amount >= 100, amount <= 100_000_000 else { throw .invalid("amount must be an integer number of tenge from 100 to 100000000.") }
         if let description, description.count > 256 { throw .invalid("description must be at most 256 characters.") }
         if let merchantReference, merchantReference.isEmpty || merchantReference.count > 128 {

@@ -165,6 +165,10 @@ public struct ProviderPaymentRequest: Sendable, Hashable {
     public var failURL: URL
     /// The merchant's reference, which may choose the trade point.
     public var merchantReference: String? = nil
+    /// Whether an earlier run may have sent this create before it crashed: a provider that
+    /// can tell (the guide's API, by the same order id) returns that payment rather than
+    /// failing; one that cannot makes a new one (the lost one was never shown to a payer).
+    public var resuming: Bool = false
 }
 
 /// A payment the provider created: where to send the payer.
@@ -288,7 +292,8 @@ public struct KaspiPayProvider: PaymentProvider {
         let (amount, orderID) = try newOrder(request)
         do {
             let created = try await client.orders.create(
-                NewOrder(amount: amount, orderID: orderID, returnURL: request.returnURL, failURL: request.failURL, description: request.description))
+                NewOrder(amount: amount, orderID: orderID, returnURL: request.returnURL, failURL: request.failURL, description: request.description),
+                resuming: request.resuming)
             return ProviderPayment(paymentURL: created.paymentURL.absoluteString)
         } catch {
             throw Self.map(error)
@@ -299,7 +304,7 @@ public struct KaspiPayProvider: PaymentProvider {
     public func createQR(_ request: ProviderPaymentRequest) async throws(ProviderError) -> ProviderQR {
         let (amount, orderID) = try newOrder(request)
         do {
-            let qr = try await client.qr.create(amount: amount, orderID: orderID)
+            let qr = try await client.qr.create(amount: amount, orderID: orderID, resuming: request.resuming)
             return ProviderQR(token: qr.token, png: qr.png)
         } catch {
             throw Self.map(error)

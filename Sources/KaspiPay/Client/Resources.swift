@@ -11,10 +11,13 @@ extension KaspiClient {
         /// the create is sent again; an `ORDER_ALREADY_EXISTS` that follows such a retry is
         /// confirmed through the status call and returned as ``CreatedOrder/recovered``.
         ///
+        /// - Parameter resuming: the same create may have reached Kaspi before (a process that
+        ///   sent it crashed): an `ORDER_ALREADY_EXISTS` for the same amount is that order,
+        ///   confirmed through the status call and returned as ``CreatedOrder/recovered``.
         /// - Throws: ``KaspiError``; validation errors (``KaspiError/amountBelowMinimum(_:)``,
         ///   ``KaspiError/invalidURL(field:value:reason:)``, ``KaspiError/descriptionTooLong(_:)``)
         ///   before anything is sent.
-        public func create(_ order: NewOrder) async throws(KaspiError) -> CreatedOrder {
+        public func create(_ order: NewOrder, resuming: Bool = false) async throws(KaspiError) -> CreatedOrder {
             try Validation.paymentAmount(order.amount)
             let returnURL = try Validation.url(order.returnURL, field: "returnUrl")
             let failURL = try Validation.url(order.failURL, field: "failUrl")
@@ -28,7 +31,7 @@ extension KaspiClient {
                 description: order.description,
                 signature: Signature.createOrder(amount: order.amount, orderID: order.orderID, apiKey: configuration.apiKey))
             let call = try executor.call(.post, ["api", "v1", "orders", "create"], body: body, name: "orders.create")
-            return try await executor.createWithRecovery(call, orderID: order.orderID, amount: order.amount) {
+            return try await executor.createWithRecovery(call, orderID: order.orderID, amount: order.amount, maybeSent: resuming) {
                 (status, bytes) throws(KaspiError) in
                 let reply = try executor.decode(CreateOrderReply.self, from: bytes, status: status)
                 guard let url = try? HTTPURLValidation.validate(reply.paymentURL) else {
@@ -82,15 +85,17 @@ extension KaspiClient {
         /// Creates a QR payment. It creates an order like ``Orders/create(_:)`` does, in the
         /// same orderId space, and is retried and recovered the same way.
         ///
+        /// - Parameter resuming: the same create may have reached Kaspi before, as for
+        ///   ``Orders/create(_:resuming:)``.
         /// - Throws: ``KaspiError``; ``KaspiError/amountBelowMinimum(_:)`` before sending.
-        public func create(amount: Amount, orderID: OrderID) async throws(KaspiError) -> CreatedQR {
+        public func create(amount: Amount, orderID: OrderID, resuming: Bool = false) async throws(KaspiError) -> CreatedQR {
             try Validation.paymentAmount(amount)
             let configuration = executor.configuration
             let body = CreateQRBody(
                 amount: amount.tenge, orderID: orderID.rawValue, tradePointID: configuration.tradePointID.rawValue,
                 signature: Signature.createQR(amount: amount, orderID: orderID, apiKey: configuration.apiKey))
             let call = try executor.call(.post, ["api", "v1", "qr", "create"], body: body, name: "qr.create")
-            return try await executor.createWithRecovery(call, orderID: orderID, amount: amount) {
+            return try await executor.createWithRecovery(call, orderID: orderID, amount: amount, maybeSent: resuming) {
                 (status, bytes) throws(KaspiError) in
                 let reply = try executor.decode(CreateQRReply.self, from: bytes, status: status)
                 guard let png = Data(base64Encoded: reply.qrCode), !png.isEmpty else {
@@ -221,14 +226,15 @@ extension RequestExecutor {
     }
 
     /// Sends a create; after an ambiguous failure sends it again, and confirms an
-    /// `ORDER_ALREADY_EXISTS` that follows through the status call.
+    /// `ORDER_ALREADY_EXISTS` that follows through the status call (at once when `maybeSent`:
+    /// an earlier process may have sent it).
     func createWithRecovery<T>(
-        _ call: Call, orderID: OrderID, amount: Amount,
+        _ call: Call, orderID: OrderID, amount: Amount, maybeSent: Bool = false,
         decode: (Int, [UInt8]) throws(KaspiError) -> T,
         recover: (OrderStatusReply) throws(KaspiError) -> T
     ) async throws(KaspiError) -> T {
         var attempt = 1
-        var maybeCreated = false
+        var maybeCreated = maybeSent
         let startedAt = clock.now()
         while true {
             do {
