@@ -903,7 +903,8 @@ public final class PostgresGatewayStore: GatewayStore {
 
     public func takeOverIdempotencyKey(scope: String, key: String, from oldOwner: String, to newOwner: String, at: Date) async throws -> Bool {
         var q = Query(
-            "UPDATE idempotency_keys SET owner = $1, created_at = $2 WHERE scope = $3 AND key = $4 AND owner = $5 AND state = 'in_progress' RETURNING key")
+            "UPDATE idempotency_keys SET owner = $1, created_at = $2 WHERE scope = $3 AND key = $4 AND owner = $5 AND state = 'in_progress' RETURNING key"
+        )
         q.bind(newOwner)
         q.bind(at)
         q.bind(scope)

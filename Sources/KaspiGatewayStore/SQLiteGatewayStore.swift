@@ -159,8 +159,10 @@ public final class SQLiteGatewayStore: GatewayStore {
     }
 
     public func order(provider: String, providerOrderID: String) async throws -> GatewayOrder? {
-        try await fetch("SELECT \(orderReadColumns) FROM orders WHERE provider = ? AND provider_order_id = ?", [.text(provider), .text(providerOrderID)])
-            .first.map { try RowDecoding.order(SQLiteRowReader($0)) }
+        try await fetch(
+            "SELECT \(orderReadColumns) FROM orders WHERE provider = ? AND provider_order_id = ?", [.text(provider), .text(providerOrderID)]
+        )
+        .first.map { try RowDecoding.order(SQLiteRowReader($0)) }
     }
 
     public func orders(_ query: OrderQuery) async throws -> (orders: [GatewayOrder], next: OrderCursor?) {

@@ -43,7 +43,8 @@ struct CrashResumeTests {
     /// Retries as a shop does: again after `Retry-After` while the key is in progress.
     static func retry(_ port: Int, _ path: String, _ body: String, key: String) async throws -> Answer {
         var answer = try await post(port, path, body, key: key)
-        for _ in 0..<60 where answer.status == 409 && answer.json["error"].flatMap({ ($0 as? [String: Any])?["code"] as? String }) == "IDEMPOTENCY_IN_PROGRESS" {
+        for _ in 0..<60
+        where answer.status == 409 && answer.json["error"].flatMap({ ($0 as? [String: Any])?["code"] as? String }) == "IDEMPOTENCY_IN_PROGRESS" {
             try await Task.sleep(for: .seconds(answer.retryAfter ?? 1))
             answer = try await post(port, path, body, key: key)
         }
@@ -72,7 +73,8 @@ struct CrashResumeTests {
         try await sandbox.application().test(.live) { client in
             let sandboxURL = "http://127.0.0.1:\(client.port!)"
             func start() async throws -> BackgroundProcess {
-                try await GatewayCLITests.startGateway(database: database, port: port, sandboxURL: sandboxURL, instance: "gw-crash", extra: ["--config", config])
+                try await GatewayCLITests.startGateway(
+                    database: database, port: port, sandboxURL: sandboxURL, instance: "gw-crash", extra: ["--config", config])
             }
             var slow = SandboxFaults()
             switch moment {

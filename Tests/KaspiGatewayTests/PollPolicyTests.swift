@@ -129,7 +129,8 @@ struct PollPolicyTests {
         state.firstWaitAt = created.addingTimeInterval(2.25)
         state.scannedAfter = lastUnscanned
         let order = GatewayOrder(
-            id: "ord_t", provider: KaspiQRProvider.providerName, providerOrderID: "kk_t", kind: .qr, amount: 1000, state: .pending, createdAt: created)
+            id: "ord_t", provider: KaspiQRProvider.providerName, providerOrderID: "kk_t", kind: .qr, amount: 1000, state: .pending, createdAt: created
+        )
         let settings = PollPolicy.Settings()
         // Kaspi's Error at 11.1 s: 10 s after the scan, before 10 s after the first Wait.
         let at = created.addingTimeInterval(11.1)
@@ -153,7 +154,8 @@ struct PollPolicyTests {
         settings.latePaymentWindow = 1800
         settings.pollInterval = 15
         settings.maxPollInterval = 600
-        let order = GatewayOrder(id: "ord_o", provider: "kaspi-pay", providerOrderID: "kp_o", kind: .redirect, amount: 1000, state: .pending, createdAt: created)
+        let order = GatewayOrder(
+            id: "ord_o", provider: "kaspi-pay", providerOrderID: "kp_o", kind: .redirect, amount: 1000, state: .pending, createdAt: created)
         #expect(PollPolicy.deadline(of: order, plan: nil, settings: settings) == created.addingTimeInterval(3600))
         // No provider deadline of its own: a decline is the payer's, whenever it comes.
         #expect(

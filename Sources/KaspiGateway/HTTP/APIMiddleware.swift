@@ -68,7 +68,8 @@ struct IdempotencyMiddleware: RouterMiddleware {
         case .inProgress(let since, let resource, let owner)?:
             let reservation = reservation(scope: scope, key: key, requestHash: requestHash, at: at, expiredBefore: expiredBefore)
             let leaseEnds = since.addingTimeInterval(configuration.idempotencyInterruptedAfter)
-            if let owner, let resource, IdempotencyOwner.isGone(owner, instance: configuration.instanceID, run: runID, leaseEnds: leaseEnds, now: at) {
+            if let owner, let resource, IdempotencyOwner.isGone(owner, instance: configuration.instanceID, run: runID, leaseEnds: leaseEnds, now: at)
+            {
                 let taken: Bool
                 do {
                     taken = try await store.takeOverIdempotencyKey(scope: scope, key: key, from: owner, to: reservation.owner, at: at)

@@ -266,7 +266,8 @@ public final class Gateway: Sendable {
             else { throw error }
             // The create call never arrived (and cannot still be in flight): nothing can be paid.
             return try await store.update(
-                orderID: order.id, metrics.counting { OrderStateMachine.expire($0, at: at, reason: "\(reason) (\(error.message))", latePollAt: late) })
+                orderID: order.id, metrics.counting { OrderStateMachine.expire($0, at: at, reason: "\(reason) (\(error.message))", latePollAt: late) }
+            )
         }
         let at = now()
         var current = order
@@ -286,7 +287,8 @@ public final class Gateway: Sendable {
         let updated: GatewayOrder
         switch outcome {
         case .expire(let reason, let late):
-            updated = try await store.update(orderID: current.id, metrics.counting { OrderStateMachine.expire($0, at: at, reason: reason, latePollAt: late) })
+            updated = try await store.update(
+                orderID: current.id, metrics.counting { OrderStateMachine.expire($0, at: at, reason: reason, latePollAt: late) })
         case .report(let report):
             let instance = configuration.instanceID
             updated = try await store.update(

@@ -46,7 +46,11 @@ public final class GatewayMetrics: Sendable {
     /// A dashboard sign-in's outcome.
     enum SignInOutcome: String, CaseIterable { case accepted, refused, throttled }
     /// Work a retry resumes after the request that started it was gone.
-    enum ResumedWork: String, CaseIterable { case checkout, refund, manualRefund = "manual_refund", paymentLink = "payment_link" }
+    enum ResumedWork: String, CaseIterable {
+        case checkout, refund
+        case manualRefund = "manual_refund"
+        case paymentLink = "payment_link"
+    }
     /// An outgoing event's delivery attempt.
     enum DeliveryOutcome: String, CaseIterable { case delivered, failed }
     /// The calls to Kaspi that are measured.
