@@ -182,6 +182,15 @@ struct QRGatewayTests {
                 #expect(try await s.order(id)?.refundedAmount == 4000)
                 let after = try #require(try await s.purchase(id))
                 #expect(after.availableReturnAmount == 5000)
+                // Refunded in the Kaspi Pay app meanwhile: Kaspi holds less than the gateway
+                // thinks, and refuses (-99000005) on the merits: 409, not a 502 to retry.
+                guard case .r3(let r3) = s.client else { return }
+                let bin = try KaspiQRAPI.OrganizationBIN("123456789012")
+                _ = try await r3.acting(for: bin).refund(
+                    device: try KaspiQRAPI.DeviceToken(s.device.token), paymentID: after.id, amount: 3000)
+                let beyond = try await s.api(.POST, "/v1/orders/\(id)/refunds", #"{"amount":4000}"#)
+                #expect(beyond.status == 409 && beyond.errorCode == "KASPI_QR_REFUND_EXCEEDS_AMOUNT", "\(beyond.status) \(beyond.body)")
+                #expect(try await s.order(id)?.refundedAmount == 4000)
                 let returns = try await s.api(.POST, "/v1/returns")
                 #expect(returns.status == 409 && returns.errorCode == "RETURNS_NOT_SUPPORTED")
             }
@@ -208,7 +217,8 @@ struct QRGatewayTests {
             let info = try await s.api(.POST, "/v1/remote-invoices/client-info", #"{"phoneNumber":"87071234567"}"#)
             #expect(info.status == 200 && (info.json["clientName"] as? String)?.hasSuffix("4567") == true, "\(info.body)")
             let nobody = try await s.api(.POST, "/v1/remote-invoices/client-info", #"{"phoneNumber":"87070000000"}"#)
-            #expect(nobody.status == 502 && nobody.body.contains("KASPI_QR_CODE_M1404"))
+            // No Kaspi client (-1404): refused on the merits, which no retry changes.
+            #expect(nobody.status == 422 && nobody.errorCode == "KASPI_QR_CLIENT_NOT_FOUND", "\(nobody.status) \(nobody.body)")
             let created = try await s.api(.POST, "/v1/remote-invoices", #"{"amount":4200,"phoneNumber":"8 707 123 45 67","comment":"Roses"}"#)
             #expect(created.status == 201, "\(created.body)")
             let id = try #require(created.json["id"] as? String)

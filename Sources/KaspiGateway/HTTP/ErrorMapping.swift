@@ -15,6 +15,8 @@ extension GatewayError.Kind {
         case .gone: .gone
         case .tooLarge: .contentTooLarge
         case .tooSoon: .tooManyRequests
+        case .providerConflict: .conflict
+        case .providerRejected: .unprocessableContent
         case .providerRefused, .providerOutcomeUnknown: .badGateway
         case .providerUnavailable, .storageUnavailable: .serviceUnavailable
         case .misconfigured, .internal: .internalServerError

@@ -215,7 +215,8 @@ public final class Gateway: Sendable {
             let at = now()
             _ = try? await store.update(
                 orderID: order.id, metrics.counting { OrderStateMachine.expire($0, at: at, reason: "the provider refused the order: \(error.code)") })
-            throw GatewayError(.providerRefused, "PROVIDER_REFUSED", "Kaspi refused the order (\(error.code)): \(error.message)")
+            throw Self.refusal(error)
+                ?? GatewayError(.providerRefused, "PROVIDER_REFUSED", "Kaspi refused the order (\(error.code)): \(error.message)")
         } catch {
             throw GatewayError.storage(error)
         }
@@ -468,7 +469,8 @@ public final class Gateway: Sendable {
                     "A refused refund could not be released; reconciliation releases it", metadata: ["order": "\(orderID)", "refund": "\(refundID)"])
                 metrics.refund(.unrecorded)
             }
-            throw GatewayError(.providerRefused, "PROVIDER_REFUSED", "Kaspi refused the refund (\(error.code)): \(error.message)")
+            throw Self.refusal(error)
+                ?? GatewayError(.providerRefused, "PROVIDER_REFUSED", "Kaspi refused the refund (\(error.code)): \(error.message)")
         } catch let error as GatewayError {
             throw error
         } catch {
@@ -570,7 +572,17 @@ public final class Gateway: Sendable {
         if error.ambiguous {
             return GatewayError(.providerUnavailable, "PROVIDER_UNAVAILABLE", "Kaspi did not answer in time: \(error.message)")
         }
-        return GatewayError(.providerRefused, "PROVIDER_REFUSED", "Kaspi refused it (\(error.code)): \(error.message)")
+        return refusal(error) ?? GatewayError(.providerRefused, "PROVIDER_REFUSED", "Kaspi refused it (\(error.code)): \(error.message)")
+    }
+
+    /// Kaspi's refusal on the merits, which no retry changes: 409 or 422 with Kaspi's own
+    /// code, not the 502 of Kaspi failing (which clients retry).
+    static func refusal(_ error: ProviderError) -> GatewayError? {
+        switch error.refusal {
+        case .conflict?: GatewayError(.providerConflict, error.code, "Kaspi refused it: \(error.message)")
+        case .unprocessable?: GatewayError(.providerRejected, error.code, "Kaspi refused it: \(error.message)")
+        case nil: nil
+        }
     }
 
     /// Bills a phone number: the order is stored first, then Kaspi is asked, as for checkouts.

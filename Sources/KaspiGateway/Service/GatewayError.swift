@@ -19,8 +19,14 @@ public struct GatewayError: Error, Sendable, Hashable, CustomStringConvertible {
         case tooLarge
         /// Asked too often; ``GatewayError/retryAfter`` says when to ask again.
         case tooSoon
-        /// Kaspi answered and refused.
+        /// Kaspi answered and refused, for a reason of its own (a retry later may succeed).
         case providerRefused
+        /// Kaspi refused on the merits, because of the payment's state there (a refund beyond
+        /// what Kaspi still holds): no retry changes it.
+        case providerConflict
+        /// Kaspi refused on the merits, because the request can never succeed as made (no such
+        /// Kaspi client): no retry changes it.
+        case providerRejected
         /// Kaspi could not be reached or did not answer in time; nothing was changed.
         case providerUnavailable
         /// Kaspi was asked, and its answer was lost: the outcome is settled by reconciliation.

@@ -147,6 +147,14 @@ public struct KaspiQRProvider: PaymentProvider {
             return ProviderError(code: error.code, message: error.description, ambiguous: true)
         case .kaspi(.purchaseNotFound, _, _), .kaspi(.purchaseNotFoundForOperation, _, _):
             return ProviderError(code: error.code, message: error.description, notFound: true)
+        case .kaspi(.refundExceedsAmount, _, _), .kaspi(.refundNotAllowed, _, _), .kaspi(.partialRefundNotPossible, _, _):
+            return ProviderError(code: error.code, message: error.description, refusal: .conflict)
+        case .kaspi(.undocumented(-1404), _, _):
+            // What Kaspi answers `remote/client-info` or `remote/create` for a number with no
+            // Kaspi client.
+            return ProviderError(code: "KASPI_QR_CLIENT_NOT_FOUND", message: error.description, refusal: .unprocessable)
+        case .kaspi(.invalidAmount, _, _):
+            return ProviderError(code: error.code, message: error.description, refusal: .unprocessable)
         default:
             return ProviderError(code: error.code, message: error.description)
         }

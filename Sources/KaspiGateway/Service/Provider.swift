@@ -237,13 +237,25 @@ public struct ProviderError: Error, Sendable, Hashable, CustomStringConvertible 
     public var ambiguous: Bool
     /// True when the provider does not know the order.
     public var notFound: Bool
+    /// A business refusal that no retry can change, when it is one.
+    public var refusal: Refusal?
+
+    /// A refusal on the merits, not a failure of the provider.
+    public enum Refusal: Sendable, Hashable {
+        /// The request conflicts with the payment's state at the provider (a refund beyond
+        /// what it still holds).
+        case conflict
+        /// The request can never succeed as made (no such Kaspi client).
+        case unprocessable
+    }
 
     /// Creates an error.
-    public init(code: String, message: String, ambiguous: Bool = false, notFound: Bool = false) {
+    public init(code: String, message: String, ambiguous: Bool = false, notFound: Bool = false, refusal: Refusal? = nil) {
         self.code = code
         self.message = message
         self.ambiguous = ambiguous
         self.notFound = notFound
+        self.refusal = refusal
     }
 
     public var description: String { "\(code): \(message)" }
