@@ -11,10 +11,10 @@ import Testing
 /// Idempotency-Key: the work is resumed, and happens exactly once.
 @Suite("kaspi gateway: crashes mid-request, resumed by the retry")
 struct CrashResumeTests {
-    /// When the gateway dies: before Kaspi took the call in, or after Kaspi acted on it but
-    /// before its answer came back.
+    /// When the gateway dies: while its call is on the way (Kaspi acts on it two seconds later,
+    /// after the caller is gone), or after Kaspi acted on it but before its answer came back.
     enum Moment: String, CaseIterable, CustomTestStringConvertible {
-        case beforeKaspiActs, afterKaspiActs
+        case whileKaspiIsAsked, afterKaspiActs
         var testDescription: String { rawValue }
     }
 
@@ -32,7 +32,7 @@ struct CrashResumeTests {
         request.headers.add(name: "Content-Type", value: "application/json")
         request.headers.add(name: "Idempotency-Key", value: key)
         request.body = .bytes(ByteBuffer(string: body))
-        let response = try await GatewayCLITests.http.execute(request, timeout: .seconds(30))
+        let response = try await GatewayCLITests.http.execute(request, timeout: .seconds(90))
         let buffer = try await response.body.collect(upTo: 1 << 20)
         return Answer(
             status: Int(response.status.code), retryAfter: response.headers.first(name: "Retry-After").flatMap(Int.init),
@@ -65,9 +65,10 @@ struct CrashResumeTests {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gw-crash-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        // A refund with an unknown outcome is settled from Kaspi's record a second after it.
+        // A refund with an unknown outcome is settled from Kaspi's record once no call can still
+        // reach Kaspi: here, past the sandbox's two seconds.
         let config = directory.appendingPathComponent("gateway.json").path
-        try Data(#"{"refundSettleAfter": 1}"#.utf8).write(to: URL(fileURLWithPath: config))
+        try Data(#"{"refundSettleAfter": 5}"#.utf8).write(to: URL(fileURLWithPath: config))
         let port = FreePort.find()
         let sandbox = try await Sandbox(configuration: GatewayCLITests.sandboxConfiguration(gatewayPorts: [port]))
         try await sandbox.application().test(.live) { client in
@@ -78,8 +79,8 @@ struct CrashResumeTests {
             }
             var slow = SandboxFaults()
             switch moment {
-            case .beforeKaspiActs: slow.apiLatencyMs = 3000
-            case .afterKaspiActs: slow.apiAnswerDelayMs = 3000
+            case .whileKaspiIsAsked: slow.apiLatencyMs = 2000
+            case .afterKaspiActs: slow.apiAnswerDelayMs = 2000
             }
             await sandbox.setFaults(slow, tradePointID: "TP-CLI-GW")
 

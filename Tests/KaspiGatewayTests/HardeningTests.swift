@@ -388,7 +388,7 @@ struct HardeningTests {
         try await withStack(
             backend, merchantDelay: .milliseconds(150),
             configure: {
-                $0.eventDeliveryTimeout = 1
+                $0.eventDeliveryTimeout = 5
                 $0.workBatchSize = 20
             }
         ) { s in

@@ -609,11 +609,14 @@ public final class Gateway: Sendable {
             description: request.description, merchantReference: request.merchantReference, metadata: request.metadata,
             createdAt: created, nextPollAt: created.addingTimeInterval(configuration.firstPollAfter))
         do { try await store.insert(order, reserving: reservation) } catch { throw GatewayError.storage(error) }
-        let base = publicBase
+        // The payer pays in their Kaspi app and is sent nowhere; the pages are the order's all the same.
+        guard let returnURL = URL(string: "\(publicBase)/pay/return/\(order.id)"), let failURL = URL(string: "\(publicBase)/pay/fail/\(order.id)")
+        else {
+            throw GatewayError(.misconfigured, "PUBLIC_URL_INVALID", "The gateway's public URL is not a valid URL; set publicUrl.")
+        }
         let paymentRequest = ProviderPaymentRequest(
-            providerOrderID: order.providerOrderID, amount: order.amount, description: order.description,
-            returnURL: URL(string: base) ?? URL(fileURLWithPath: "/"), failURL: URL(string: base) ?? URL(fileURLWithPath: "/"),
-            merchantReference: order.merchantReference)
+            providerOrderID: order.providerOrderID, amount: order.amount, description: order.description, returnURL: returnURL,
+            failURL: failURL, merchantReference: order.merchantReference)
         do {
             let invoice = try await provider.createRemoteInvoice(paymentRequest, phoneNumber: digits, comment: comment)
             let at = now()

@@ -169,13 +169,31 @@ public struct KaspiQRProvider: PaymentProvider {
         }
     }
 
-    private func device(for request: ProviderPaymentRequest) async throws(ProviderError) -> (ProviderDevice, KaspiQRAPI.DeviceToken) {
-        let devices: [ProviderDevice]
-        do { devices = try await directory.current() } catch {
+    /// The registered devices.
+    private func devices() async throws(ProviderError) -> [ProviderDevice] {
+        do { return try await directory.current() } catch {
             throw ProviderError(code: "DEVICE_REGISTRY_UNAVAILABLE", message: "The gateway could not read its registered devices.", ambiguous: false)
         }
+    }
+
+    /// The device a purchase was made through, or another on its trade point (a refund or a
+    /// cancel comes from the purchase's trade point), with its token.
+    private func device(of state: State) async throws(ProviderError) -> (ProviderDevice, KaspiQRAPI.DeviceToken) {
+        let devices = try await devices()
+        guard let device = devices.first(where: { $0.id == state.device }) ?? devices.first(where: { $0.tradePointID == state.tradePointID }),
+            let token = try? KaspiQRAPI.DeviceToken(device.token)
+        else {
+            throw ProviderError(code: "NO_DEVICE", message: "No registered device is left on trade point \(state.tradePointID): register one.")
+        }
+        return (device, token)
+    }
+
+    /// The device a new purchase goes through: the one whose reference prefix the merchant
+    /// reference starts with (the longest), else the default, else the first.
+    private func device(forReference reference: String?) async throws(ProviderError) -> (ProviderDevice, KaspiQRAPI.DeviceToken) {
+        let devices = try await devices()
         let chosen =
-            request.merchantReference.flatMap { reference in
+            reference.flatMap { reference in
                 devices.filter { ($0.referencePrefix.map { !$0.isEmpty && reference.hasPrefix($0) }) ?? false }
                     .max { ($0.referencePrefix?.count ?? 0) < ($1.referencePrefix?.count ?? 0) }
             } ?? devices.first { $0.isDefault } ?? devices.first
@@ -205,7 +223,7 @@ public struct KaspiQRProvider: PaymentProvider {
 
     /// A payment link (`qr/create-link`): the payer opens it; on a phone it hands off to the Kaspi app.
     public func createPayment(_ request: ProviderPaymentRequest) async throws(ProviderError) -> ProviderPayment {
-        let (device, token) = try await device(for: request)
+        let (device, token) = try await device(forReference: request.merchantReference)
         do {
             let link = try await client(for: device).createLink(device: token, amount: Decimal(request.amount), externalID: request.providerOrderID)
             let state = state(kind: .link, paymentID: link.paymentID, device: device, options: link.options)
@@ -217,7 +235,7 @@ public struct KaspiQRProvider: PaymentProvider {
 
     /// A QR purchase (`qr/create`): the gateway draws the token as the QR code.
     public func createQR(_ request: ProviderPaymentRequest) async throws(ProviderError) -> ProviderQR {
-        let (device, token) = try await device(for: request)
+        let (device, token) = try await device(forReference: request.merchantReference)
         do {
             let qr = try await client(for: device).createQR(device: token, amount: Decimal(request.amount), externalID: request.providerOrderID)
             let state = state(kind: .qr, paymentID: qr.paymentID, device: device, options: qr.options)
@@ -251,10 +269,8 @@ public struct KaspiQRProvider: PaymentProvider {
         }
         var refunded: Int? = nil
         // Kaspi's record of refunds (`AvailableReturnAmount`), for paid orders on r2 and r3.
-        let devices = order.state == .paid && client.scheme != .r1 ? ((try? await directory.current()) ?? []) : []
-        if details.status == .processed,
-            let device = devices.first(where: { $0.id == state.device }) ?? devices.first(where: { $0.tradePointID == state.tradePointID }),
-            let token = try? KaspiQRAPI.DeviceToken(device.token),
+        if details.status == .processed, order.state == .paid, client.scheme != .r1,
+            let token = try? await device(of: state).1,
             let paid = try? await scoped.paymentDetails(paymentID: state.paymentID, device: token)
         {
             refunded = NSDecimalNumber(decimal: paid.totalAmount - paid.availableReturnAmount).intValue
@@ -278,17 +294,7 @@ public struct KaspiQRProvider: PaymentProvider {
             throw ProviderError(
                 code: "REFUND_IN_KASPI_APP", message: "r1 has no refunds through the API: refund in the Kaspi Pay app, then record it.")
         }
-        let devices: [ProviderDevice]
-        do { devices = try await directory.current() } catch {
-            throw ProviderError(code: "DEVICE_REGISTRY_UNAVAILABLE", message: "The gateway could not read its registered devices.")
-        }
-        // A refund comes from the purchase's trade point (any of its devices).
-        guard let device = devices.first(where: { $0.id == state.device }) ?? devices.first(where: { $0.tradePointID == state.tradePointID }),
-            let token = try? KaspiQRAPI.DeviceToken(device.token)
-        else {
-            throw ProviderError(
-                code: "NO_DEVICE", message: "No registered device is left on trade point \(state.tradePointID): register one to refund.")
-        }
+        let (device, token) = try await device(of: state)
         let bin = device.organizationBin.flatMap { try? KaspiQRAPI.OrganizationBIN($0) }
         do {
             switch client {
@@ -317,9 +323,7 @@ public struct KaspiQRProvider: PaymentProvider {
     /// r2: a return QR from the default device.
     public func createCustomerReturn() async throws(ProviderError) -> ProviderCustomerReturn {
         guard case .r2(let r2) = client else { throw .customerReturnsUnsupported }
-        let (_, token) = try await device(
-            for: ProviderPaymentRequest(
-                providerOrderID: "", amount: 1, description: nil, returnURL: URL(fileURLWithPath: "/"), failURL: URL(fileURLWithPath: "/")))
+        let (_, token) = try await device(forReference: nil)
         do {
             let created = try await r2.createReturn(device: token)
             let png = (try? QRCode(encoding: created.qrToken).png(scale: 6)) ?? []
@@ -335,9 +339,7 @@ public struct KaspiQRProvider: PaymentProvider {
     public func customerReturn(id: String) async throws(ProviderError) -> ProviderCustomerReturnStatus {
         guard case .r2(let r2) = client else { throw .customerReturnsUnsupported }
         guard let returnID = Int64(id) else { throw ProviderError(code: "RETURN_NOT_FOUND", message: "No return \(id).", notFound: true) }
-        let (_, token) = try await device(
-            for: ProviderPaymentRequest(
-                providerOrderID: "", amount: 1, description: nil, returnURL: URL(fileURLWithPath: "/"), failURL: URL(fileURLWithPath: "/")))
+        let (_, token) = try await device(forReference: nil)
         do {
             let status = try await r2.returnStatus(returnID: returnID)
             var purchases: [ProviderCustomerReturnStatus.Purchase] = []
@@ -358,9 +360,7 @@ public struct KaspiQRProvider: PaymentProvider {
     /// The default device's r3 client, for the remote-invoice calls.
     private func remoteClient() async throws(ProviderError) -> (KaspiQRAPI.Client<KaspiQRAPI.R3>, ProviderDevice, KaspiQRAPI.DeviceToken) {
         guard case .r3(let r3) = client else { throw .remoteInvoicesUnsupported }
-        let (device, token) = try await device(
-            for: ProviderPaymentRequest(
-                providerOrderID: "", amount: 1, description: nil, returnURL: URL(fileURLWithPath: "/"), failURL: URL(fileURLWithPath: "/")))
+        let (device, token) = try await device(forReference: nil)
         let scoped = device.organizationBin.flatMap { try? KaspiQRAPI.OrganizationBIN($0) }.map { r3.acting(for: $0) } ?? r3
         return (scoped, device, token)
     }
@@ -377,7 +377,7 @@ public struct KaspiQRProvider: PaymentProvider {
         _ request: ProviderPaymentRequest, phoneNumber: String, comment: String?
     ) async throws(ProviderError) -> ProviderPayment {
         guard case .r3(let r3) = client else { throw .remoteInvoicesUnsupported }
-        let (device, token) = try await device(for: request)
+        let (device, token) = try await device(forReference: request.merchantReference)
         let scoped = device.organizationBin.flatMap { try? KaspiQRAPI.OrganizationBIN($0) }.map { r3.acting(for: $0) } ?? r3
         do {
             let invoice = try await scoped.createRemoteInvoice(
@@ -403,10 +403,7 @@ public struct KaspiQRProvider: PaymentProvider {
                 code: "NOT_A_REMOTE_INVOICE",
                 message: "Only remote invoices can be cancelled; QR and link purchases cancel themselves at their deadline.")
         }
-        let devices = (try? await directory.current()) ?? []
-        guard let device = devices.first(where: { $0.id == state.device }) ?? devices.first(where: { $0.tradePointID == state.tradePointID }),
-            let token = try? KaspiQRAPI.DeviceToken(device.token)
-        else { throw ProviderError(code: "NO_DEVICE", message: "No registered device is left on trade point \(state.tradePointID).") }
+        let (device, token) = try await device(of: state)
         let scoped = device.organizationBin.flatMap { try? KaspiQRAPI.OrganizationBIN($0) }.map { r3.acting(for: $0) } ?? r3
         do {
             let status = try await scoped.cancelRemoteInvoice(device: token, paymentID: state.paymentID)
