@@ -107,7 +107,6 @@ struct GatewayCommand: AsyncParsableCommand {
                 let profileLine: String
                 if useQR {
                     let settings = try KaspiQRAPI.Settings(environment: environment)
-                    transport = try KaspiQRSetup.transport(settings)
                     (store, services) = try await GatewayStorage.open(configuration, logger: logger)
                     // Kaspi publishes no rate limit for the QR API; KASPI_RATE_LIMIT (calls a
                     // minute, shared by every instance on the database) sets one if needed.
@@ -116,35 +115,30 @@ struct GatewayCommand: AsyncParsableCommand {
                         guard let perMinute = Int(raw), (0...100_000).contains(perMinute) else { throw ConfigurationError.invalidRateLimit(raw) }
                         if perMinute > 0 { limiter = SharedRateLimiter(store: store, key: "kaspi-qr", limit: perMinute, window: 60) }
                     }
-                    let client = try KaspiQRSetup.client(settings, transport: transport, rateLimiter: limiter, logger: logger)
-                    provider = KaspiQRProvider(client: client) { try await store.devices(provider: KaspiQRProvider.providerName) }
+                    (provider, _, transport) = try GatewayProviders.kaspiQR(settings, store: store, rateLimiter: limiter, logger: logger)
                     profileLine = "Profile: the Kaspi QR API, \(settings.scheme) at \(settings.host); no webhooks, outcomes are polled"
                 } else {
                     let kaspi = try connection.configuration()
                     (store, services) = try await GatewayStorage.open(configuration, logger: logger)
-                    transport = AsyncHTTPClientTransport(readTimeout: kaspi.requestTimeout)
                     // Kaspi's limit is per trade point, not per instance: the window lives in the
                     // database, shared by every instance on it.
                     let limiter = SharedRateLimiter(store: store, configuration: kaspi)
-                    provider = KaspiPayProvider(client: KaspiClient(configuration: kaspi, transport: transport, rateLimiter: limiter, logger: logger))
+                    (provider, transport) = GatewayProviders.guide(kaspi, rateLimiter: limiter, logger: logger)
                     profileLine = "Profile: the integration guide's API at \(kaspi.environment)"
                 }
-                let gateway = Gateway(configuration: configuration, store: store, provider: provider, logger: logger)
                 let settings = configuration
                 let startupLogger = logger
-                let app = try gateway.application(
-                    services: services,
+                let (gateway, app) = try buildGatewayApplication(
+                    configuration: configuration, store: store, provider: provider, services: services, logger: logger,
+                    migrated: { applied in startupLogger.info("Migrations applied", metadata: ["versions": "\(applied)"]) },
+                    adminPasswordGenerated: { generated in
+                        Console.out("Dashboard password (shown once; set KASPI_GATEWAY_ADMIN_PASSWORD to choose your own): \(generated)")
+                    },
                     beforeServing: {
-                        // The PostgreSQL pool runs by now; the server listens once this is done.
-                        let applied = try await store.migrate()
-                        if !applied.isEmpty { startupLogger.info("Migrations applied", metadata: ["versions": "\(applied)"]) }
                         if useQR, try await store.devices(provider: KaspiQRProvider.providerName).isEmpty {
                             Console.out(
                                 "No device is registered with Kaspi yet: checkouts fail until you run `kaspi gateway device register --trade-point N`."
                             )
-                        }
-                        if let generated = try await gateway.prepareAdmin() {
-                            Console.out("Dashboard password (shown once; set KASPI_GATEWAY_ADMIN_PASSWORD to choose your own): \(generated)")
                         }
                     },
                     onServerRunning: { port in

@@ -100,7 +100,6 @@ public struct Demo: Sendable {
         gatewayConfiguration.merchantWebhookSecret = eventsSecret
         try gatewayConfiguration.validate()
         let store = try await SQLiteGatewayStore.open(path: gatewayConfiguration.sqlitePath, logger: logger)
-        _ = try await store.migrate()
         let transport: AsyncHTTPClientTransport
         let provider: any PaymentProvider
         var qrClient: KaspiQRAPI.AnyClient? = nil
@@ -119,18 +118,16 @@ public struct Demo: Sendable {
                     caBundlePath: certificates.caCertificate)
                 settings.organizationBin = try KaspiQRAPI.OrganizationBIN(SandboxQRAPIConfiguration.defaultOrganizations[0].bin)
             }
-            transport = try KaspiQRSetup.transport(settings)
-            let client = try KaspiQRSetup.client(settings, transport: transport, logger: logger)
-            qrClient = client
-            provider = KaspiQRProvider(client: client) { try await store.devices(provider: KaspiQRProvider.providerName) }
+            let qr = try GatewayProviders.kaspiQR(settings, store: store, logger: logger)
+            (provider, transport) = (qr.provider, qr.transport)
+            qrClient = qr.client
         } else {
             let kaspi = KaspiConfiguration(
                 environment: .custom(sandboxURL), tradePointID: "DEMO-TP", apiKey: try APIKey(kaspiKey))
-            transport = AsyncHTTPClientTransport()
-            provider = KaspiPayProvider(client: KaspiClient(configuration: kaspi, transport: transport, logger: logger))
+            (provider, transport) = GatewayProviders.guide(kaspi, logger: logger)
         }
-        let gateway = Gateway(configuration: gatewayConfiguration, store: store, provider: provider, logger: logger)
-        try await gateway.prepareAdmin()
+        let (gateway, gatewayApp) = try buildGatewayApplication(
+            configuration: gatewayConfiguration, store: store, provider: provider, logger: logger)
         let shop = try DemoShop(
             gatewayURL: gatewayBase, apiKey: apiKey, eventsSecret: eventsSecret, qrProfile: qrScheme != nil,
             remoteInvoices: qrScheme == .r3, sandboxURL: "http://\(authority):\(sandboxPort)")
@@ -142,7 +139,7 @@ public struct Demo: Sendable {
             admin: "\(gatewayBase)/admin", adminPassword: "kaspikit-demo")
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: try sandbox.application()), .init(service: try gateway.application()), .init(service: shopApp)],
+                services: [.init(service: try sandbox.application()), .init(service: gatewayApp), .init(service: shopApp)],
                 gracefulShutdownSignals: until == nil ? [.sigint, .sigterm] : [], logger: logger))
         do {
             try await withThrowingTaskGroup(of: Void.self) { tasks in

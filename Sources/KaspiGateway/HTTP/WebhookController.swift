@@ -25,25 +25,3 @@ struct WebhookController {
             }
     }
 }
-
-/// Health, readiness and Prometheus metrics, for the machines that watch the gateway.
-struct OperationsController {
-    let gateway: Gateway
-
-    func addRoutes(to router: Router<GatewayRequestContext>) {
-        router.get("/health") { _, _ in HealthResponse(status: "ok") }
-        router.get("/ready") { _, _ in
-            do {
-                _ = try await gateway.store.schemaVersion()
-                return EditedResponse(status: .ok, response: HealthResponse(status: "ready"))
-            } catch {
-                return EditedResponse(status: .serviceUnavailable, response: HealthResponse(status: "storage unavailable"))
-            }
-        }
-        router.get("/metrics") { _, _ in
-            Response(
-                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                body: .init(byteBuffer: ByteBuffer(bytes: gateway.metrics.registry.emitToBuffer())))
-        }
-    }
-}
