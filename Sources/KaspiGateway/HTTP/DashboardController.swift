@@ -11,6 +11,8 @@ import Logging
 struct DashboardController {
     let gateway: Gateway
     let pages: PageLibrary
+    /// Return QRs made here, shown while the customer scans.
+    let returnQRs = ReturnQRCache()
 
     static let sessionCookie = "kk_admin"
     static let loginCookie = "kk_login"

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import KaspiGatewayStore
 import KaspiPay
+import Synchronization
 
 extension Gateway {
     /// The Kaspi QR API provider, when the gateway runs on that profile.
@@ -100,7 +101,7 @@ extension DashboardController {
             try await form(request) { _, _, _ in
                 do {
                     let created = try await gateway.createCustomerReturn()
-                    gateway.rememberReturnQR(created)
+                    returnQRs.remember(created)
                     return Response(status: .seeOther, headers: [.location: "/admin/returns/\(created.id)"])
                 } catch {
                     return redirect("/admin/returns", "No return QR: \(Self.text(error))")
@@ -197,19 +198,22 @@ extension DashboardController {
                 refundable: order != nil && refundable > 0 ? refundable : nil)
         }
         let content = Return(
-            status: status.status, qrCode: status.identified ? nil : gateway.returnQR(id: id), identified: status.identified, purchases: purchases)
+            status: status.status, qrCode: status.identified ? nil : returnQRs.image(id: id), identified: status.identified, purchases: purchases)
         // Until the customer scans, the page checks by itself.
         let refresh = !status.identified && status.status != "Error" ? 3 : nil
         return render("admin-return", Page(title: "Return \(id)", flash: flash, refresh: refresh, session: session, content: content))
     }
 }
 
-extension Gateway {
-    /// Keeps a return QR's image to show while the customer scans: the newest 50, in
-    /// memory (a return QR is scanned within minutes).
-    func rememberReturnQR(_ created: ProviderCustomerReturn) {
+/// Return QRs made from the dashboard, to show while the customer scans: the newest 50 images
+/// (base64 PNG), in memory (a return QR is scanned within minutes).
+final class ReturnQRCache: Sendable {
+    private let images = Mutex<(order: [String], byID: [String: String])>(([], [:]))
+
+    /// Keeps a return QR's image.
+    func remember(_ created: ProviderCustomerReturn) {
         let image = Data(created.png).base64EncodedString()
-        returnQRs.withLock { images in
+        images.withLock { images in
             images.order.append(created.id)
             images.byID[created.id] = image
             while images.order.count > 50 { images.byID[images.order.removeFirst()] = nil }
@@ -217,5 +221,5 @@ extension Gateway {
     }
 
     /// A return QR's image, base64 PNG, if this instance made it recently.
-    func returnQR(id: String) -> String? { returnQRs.withLock { $0.byID[id] } }
+    func image(id: String) -> String? { images.withLock { $0.byID[id] } }
 }

@@ -27,7 +27,7 @@ extension Gateway {
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "kaspi-gateway"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0
-                self.boundPort.store(port, ordering: .relaxed)
+                self.context.boundPort.set(port)
                 await onServerRunning?(port)
             },
             logger: logger)

@@ -15,7 +15,7 @@ extension Gateway {
         if let resuming {
             let stored: PaymentLink?
             do { stored = try await store.paymentLink(id: resuming) } catch { throw GatewayError.storage(error) }
-            guard let stored else { throw Self.notResumable(resuming) }
+            guard let stored else { throw GatewayError.notResumable(resuming) }
             metrics.resumed(.paymentLink)
             return stored
         }

@@ -43,8 +43,8 @@ struct OutboxDispatcher: Service {
                 let free = width - inFlight
                 if free > 0 {
                     do {
-                        let due = try await gateway.claimDueEvents(limit: free)
-                        for message in due { group.addTask { .delivered(await gateway.deliver(message, manual: false)) } }
+                        let due = try await gateway.outbox.claimDueEvents(limit: free)
+                        for message in due { group.addTask { .delivered(await gateway.outbox.deliver(message, manual: false)) } }
                         inFlight += due.count
                     } catch {
                         gateway.logger.warning(

@@ -1,0 +1,47 @@
+import Foundation
+import KaspiGatewayStore
+import Logging
+import Synchronization
+
+/// What the gateway's parts share: its settings, its store, Kaspi behind the measured
+/// provider, the clock, the metrics and the log.
+struct GatewayContext: Sendable {
+    let configuration: GatewayConfiguration
+    let store: any GatewayStore
+    let provider: any PaymentProvider
+    let now: @Sendable () -> Date
+    let metrics: GatewayMetrics
+    let logger: Logger
+    /// The port the server is bound to once it runs (0 before): the public base on loopback.
+    let boundPort: BoundPort
+
+    /// The public base URL: ``GatewayConfiguration/publicURL``, or on loopback the address the
+    /// server is bound to. Never anything a request says (its `Host` header is the payer's to
+    /// choose, and would pick where every later payer is sent).
+    var publicBase: String {
+        let port = boundPort.value
+        return configuration.publicBase(boundPort: port == 0 ? nil : port)
+    }
+}
+
+/// The port the server is bound to, set once it runs.
+final class BoundPort: Sendable {
+    private let port = Atomic<Int>(0)
+    var value: Int { port.load(ordering: .relaxed) }
+    func set(_ value: Int) { port.store(value, ordering: .relaxed) }
+}
+
+/// One job of the gateway, sharing its context: the settings, the store, Kaspi (the measured
+/// provider), the clock, the metrics and the log.
+protocol GatewayPart: Sendable {
+    var context: GatewayContext { get }
+}
+
+extension GatewayPart {
+    var configuration: GatewayConfiguration { context.configuration }
+    var store: any GatewayStore { context.store }
+    var provider: any PaymentProvider { context.provider }
+    var now: @Sendable () -> Date { context.now }
+    var metrics: GatewayMetrics { context.metrics }
+    var logger: Logger { context.logger }
+}

@@ -1,0 +1,237 @@
+import Foundation
+import KaspiGatewayStore
+import Logging
+import Synchronization
+
+/// Status reports: Kaspi's webhooks (confirmed with Kaspi before they pay), polls and reads on
+/// request, each answer's meaning decided by ``PollPolicy`` and applied through
+/// ``OrderStateMachine``.
+final class StatusService: GatewayPart {
+    let context: GatewayContext
+    /// When each order was last read from Kaspi on request (``refreshOnRequest(orderID:)``).
+    let lastRefresh = Mutex<[String: Date]>([:])
+
+    init(context: GatewayContext) { self.context = context }
+
+    /// Asks the provider for an order's status and applies what it means (``PollPolicy``):
+    /// the polling fallback, and a read on request.
+    ///
+    /// - Returns: the order after the report.
+    @discardableResult
+    public func refreshStatus(_ order: GatewayOrder, source: OrderStateMachine.Source) async throws -> GatewayOrder {
+        guard !order.state.isFinal || order.state == .expired else { return order }
+        let settings = PollPolicy.Settings(configuration)
+        let status: ProviderStatus
+        do {
+            status = try await provider.status(of: order)
+        } catch {
+            let at = now()
+            guard case .expire(let reason, let late)? = PollPolicy.outcome(ofFailure: error.notFound, for: order, at: at, settings: settings)
+            else { throw error }
+            // The create call never arrived (and cannot still be in flight): nothing can be paid.
+            return try await store.update(
+                orderID: order.id, metrics.counting { OrderStateMachine.expire($0, at: at, reason: "\(reason) (\(error.message))", latePollAt: late) }
+            )
+        }
+        let at = now()
+        var current = order
+        if order.state == .created {
+            let firstPoll = at.addingTimeInterval(configuration.firstPollAfter)
+            current = try await store.update(
+                orderID: order.id,
+                metrics.counting { OrderStateMachine.providerAccepted($0, paymentURL: nil, qrToken: nil, at: at, firstPollAt: firstPoll) })
+        }
+        if let state = status.providerState {
+            let note = status.providerStateNote ?? "the provider reported \(status.providerStatus ?? status.report.rawValue)"
+            current = try await store.update(orderID: current.id) { OrderStateMachine.recordProviderState($0, state, at: at, detail: note) }
+        }
+        let outcome = PollPolicy.outcome(
+            of: status.report, providerWord: status.providerStatus, for: current, plan: provider.pollPlan(for: current, now: at), answeredAt: at,
+            settings: settings)
+        let updated: GatewayOrder
+        switch outcome {
+        case .expire(let reason, let late):
+            updated = try await store.update(
+                orderID: current.id, metrics.counting { OrderStateMachine.expire($0, at: at, reason: reason, latePollAt: late) })
+        case .report(let report):
+            let instance = configuration.instanceID
+            updated = try await store.update(
+                orderID: current.id,
+                metrics.counting {
+                    OrderStateMachine.apply(report, transactionID: status.transactionID, source: source, to: $0, at: at, detail: "by \(instance)")
+                })
+        }
+        metrics.poll(changed: updated.version != order.version)
+        return updated
+    }
+
+    /// Applies a provider webhook from its raw body: verified, checked against the stored
+    /// order (exists, same amount), applied idempotently, committed before the caller answers.
+    public func handleWebhook(_ body: [UInt8]) async throws(GatewayError) -> GatewayOrder {
+        guard body.count <= 16 * 1024 else { throw GatewayError(.tooLarge, "WEBHOOK_BODY_TOO_LARGE", "A webhook body is at most 16 KiB.") }
+        let event: ProviderWebhook
+        do { event = try provider.readWebhook(body) } catch {
+            metrics.webhook(.rejected)
+            logger.warning("Webhook rejected", metadata: ["error.code": "\(error.code)"])
+            throw GatewayError(.invalidRequest, error.code, error.message)
+        }
+        let amount = event.amount
+        let transactionID = event.report == .approved && configuration.confirmPaidWebhooks ? try await confirmPaid(event) : event.transactionID
+        let at = now()
+        do {
+            // Looked up, checked and changed in one write: one job of a group commit on SQLite.
+            let (before, updated) = try await store.update(provider: provider.name, providerOrderID: event.providerOrderID) { current in
+                guard current.amount == amount else { throw WebhookAmountMismatch(orderID: current.id) }
+                // Every webhook received shows in the timeline, even one that changes nothing.
+                return OrderStateMachine.apply(event.report, transactionID: transactionID, source: .webhook, to: current, at: at)
+                    ?? OrderStateMachine.noted(event.report, source: .webhook, on: current, at: at)
+            }
+            metrics.counted(from: before, to: updated)
+            metrics.webhook(
+                updated.state != before.state || updated.transactionID != before.transactionID || updated.needsReview != before.needsReview
+                    ? .applied : .unchanged)
+            return updated
+        } catch StoreError.orderNotFound {
+            metrics.webhook(.rejected)
+            logger.warning("Webhook for an unknown order rejected", metadata: ["providerOrderId": "\(event.providerOrderID)"])
+            throw GatewayError(
+                .invalidRequest, "WEBHOOK_UNKNOWN_ORDER", "No order \(event.providerOrderID) here; the webhook is for another shop or forged.")
+        } catch let mismatch as WebhookAmountMismatch {
+            metrics.webhook(.rejected)
+            logger.warning("Webhook with a wrong amount rejected", metadata: ["order": "\(mismatch.orderID)"])
+            throw GatewayError(.invalidRequest, "WEBHOOK_AMOUNT_MISMATCH", "The webhook's amount differs from the order's; nothing was changed.")
+        } catch {
+            throw GatewayError.storage(error)
+        }
+    }
+
+    /// Asks Kaspi whether an `APPROVED` webhook is true before it may make an order paid. The
+    /// guide's signature covers only `orderId + amount`, so a captured `DECLINED` webhook can be
+    /// re-sent as `APPROVED`; Kaspi's own status call cannot be forged.
+    ///
+    /// - Returns: the transaction id to record (Kaspi's, else the webhook's).
+    /// - Throws: `WEBHOOK_NOT_CONFIRMED` (409) when Kaspi does not report the order approved;
+    ///   the refusal is in the order's timeline and in metrics, and nothing else changes.
+    ///   `WEBHOOK_CONFIRMATION_UNAVAILABLE` (503) when Kaspi could not be asked, so that Kaspi
+    ///   sends the webhook again (and reconciliation asks meanwhile).
+    func confirmPaid(_ event: ProviderWebhook) async throws(GatewayError) -> String? {
+        let order: GatewayOrder?
+        do { order = try await store.order(provider: provider.name, providerOrderID: event.providerOrderID) } catch {
+            throw GatewayError.storage(error)
+        }
+        // Unknown orders and wrong amounts are refused by the update itself; an order already
+        // paid with its transaction id recorded changes only in its timeline.
+        guard let order, order.amount == event.amount, order.state != .paid || order.transactionID == nil else { return event.transactionID }
+        let status: ProviderStatus
+        do { status = try await provider.status(of: order) } catch {
+            metrics.webhook(.unconfirmed)
+            logger.warning(
+                "An APPROVED webhook could not be confirmed with Kaspi; not applied",
+                metadata: ["order": "\(order.id)", "error.code": "\(error.code)"])
+            throw GatewayError(
+                .providerUnavailable, "WEBHOOK_CONFIRMATION_UNAVAILABLE",
+                "Kaspi's status could not be read to confirm the payment; send the webhook again later.")
+        }
+        if status.report == .approved { return status.transactionID ?? event.transactionID }
+        metrics.webhook(.unconfirmed)
+        logger.warning(
+            "An APPROVED webhook that Kaspi does not confirm was refused",
+            metadata: ["order": "\(order.id)", "kaspi.status": "\(status.report.rawValue)"])
+        let at = now()
+        let reported = status.report
+        _ = try? await store.update(orderID: order.id) { current in
+            OrderStateMachine.unconfirmed(.approved, confirmed: reported, source: .webhook, on: current, at: at)
+        }
+        throw GatewayError(
+            .conflict, "WEBHOOK_NOT_CONFIRMED", "Kaspi reports this order as \(status.report.rawValue), not APPROVED; the webhook changed nothing.")
+    }
+
+    /// The last status read on request, per order, for the anti-abuse spacing.
+    static let refreshSpacing: TimeInterval = 10
+
+    /// Reads an order's status now, because someone asked (the dashboard's refresh, the API, the
+    /// payer's return): the only way a remote invoice is read. At most once every 10 s an
+    /// order, so that clicking cannot turn into a timer.
+    public func refreshOnRequest(orderID: String) async throws(GatewayError) -> GatewayOrder {
+        let order: GatewayOrder?
+        do { order = try await store.order(id: orderID) } catch { throw GatewayError.storage(error) }
+        guard let order else { throw .notFound(orderID) }
+        let at = now()
+        let wait = lastRefresh.withLock { last -> TimeInterval? in
+            last = last.filter { at.timeIntervalSince($0.value) < StatusService.refreshSpacing }
+            if let previous = last[orderID] { return StatusService.refreshSpacing - at.timeIntervalSince(previous) }
+            last[orderID] = at
+            return nil
+        }
+        if let wait {
+            throw GatewayError(
+                .tooSoon, "REFRESH_TOO_SOON", "Order \(orderID) was read from Kaspi moments ago; ask again in \(Int(wait.rounded(.up))) s.",
+                retryAfter: Int(wait.rounded(.up)))
+        }
+        do {
+            return try await refreshStatus(order, source: .admin)
+        } catch let error as ProviderError {
+            throw GatewayError.providerFailure(error)
+        } catch {
+            throw GatewayError.storage(error)
+        }
+    }
+
+    // MARK: Polling
+
+    /// Polls the orders that are due, once. Returns how many were handled.
+    ///
+    /// A pending order is asked about with a growing interval; once its time is up it is asked
+    /// once more, then expired. An expired order is still asked about every
+    /// ``GatewayConfiguration/latePollInterval`` for ``GatewayConfiguration/latePaymentWindow``,
+    /// so a late payment whose webhook was lost is found: paid wins, flagged for review.
+    @discardableResult
+    public func reconcileOnce(limit: Int? = nil) async throws -> Int {
+        let at = now()
+        let due = try await store.claimOrdersToPoll(now: at, limit: limit ?? configuration.workBatchSize, owner: configuration.instanceID, lease: 60)
+        // Polls wait on Kaspi, not on the CPU: several at once (each order's writes are its own).
+        let width = max(1, configuration.pollConcurrency)
+        for start in stride(from: 0, to: due.count, by: width) {
+            await withTaskGroup(of: Void.self) { group in
+                for order in due[start..<min(start + width, due.count)] {
+                    group.addTask { await self.poll(order, claimedAt: at) }
+                }
+            }
+        }
+        return due.count
+    }
+
+    /// One claimed order's poll: ask the provider, apply what the answer means, schedule the
+    /// next poll (``PollPolicy``). A failure is logged and the poll scheduled again.
+    private func poll(_ order: GatewayOrder, claimedAt at: Date) async {
+        let attempts = order.pollAttempts + 1
+        let settings = PollPolicy.Settings(configuration)
+        if order.state == .expired { metrics.latePoll() }
+        do {
+            let asked = now()
+            let updated = try await refreshStatus(order, source: .poll)
+            let answered = now()
+            let next = PollPolicy.nextPoll(
+                after: updated, plan: provider.pollPlan(for: updated, now: answered), attempts: attempts, at: answered, settings: settings)
+            try await store.schedulePoll(orderID: order.id, at: next, attempts: attempts, owner: configuration.instanceID, polledAt: asked)
+        } catch {
+            logger.warning(
+                "Reconciliation poll failed; will retry", metadata: ["order": "\(order.id)", "error": "\(String(describing: error).prefix(120))"])
+            let failed = now()
+            let next = PollPolicy.nextPoll(
+                after: order, plan: provider.pollPlan(for: order, now: failed), attempts: attempts, at: failed, settings: settings)
+            try? await store.schedulePoll(orderID: order.id, at: next, attempts: attempts, owner: configuration.instanceID, polledAt: nil)
+        }
+    }
+
+    /// Gives back the leases this instance held before a restart, so that its claimed orders
+    /// and events are taken up at once rather than after their leases lapse.
+    public func releaseOwnLeases() async {
+        do {
+            let released = try await store.releaseLeases(owner: configuration.instanceID)
+            if released > 0 { logger.info("Leases from before a restart released", metadata: ["count": "\(released)"]) }
+        } catch {
+            logger.warning("Could not release this instance's old leases; they lapse by themselves")
+        }
+    }
+}
