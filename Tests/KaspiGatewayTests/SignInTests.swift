@@ -58,16 +58,16 @@ struct SignInTests {
 
     @Test func passwordsArePBKDF2WithARandomSaltAnd600000Rounds() async throws {
         // RFC 7914's PBKDF2-HMAC-SHA256 test vector (P = "passwd", S = "salt", c = 1).
-        let vector = Gateway.pbkdf2("passwd", salt: Array("salt".utf8), rounds: 1)
+        let vector = AdminSignIn.pbkdf2("passwd", salt: Array("salt".utf8), rounds: 1)
         #expect(vector.map { String(format: "%02x", $0) }.joined().hasPrefix("55ac046e56e3089fec1691c22544b605"))
-        let a = Gateway.hashPassword("same password")
-        let b = Gateway.hashPassword("same password")
+        let a = AdminSignIn.hashPassword("same password")
+        let b = AdminSignIn.hashPassword("same password")
         #expect(a.rounds >= 600_000 && a.salt.count == 16 && a.salt != b.salt && a.hash != b.hash)
-        #expect(Gateway.decodePassword(Gateway.encodePassword(a))?.hash == a.hash)
+        #expect(AdminSignIn.decodePassword(AdminSignIn.encodePassword(a))?.hash == a.hash)
         // A generated password is stored with today's rounds.
         try await withGatewayRouter(configure: { $0.adminPassword = nil }) { _, gateway in
-            let stored = try #require(try await gateway.store.setting(Gateway.passwordSetting))
-            #expect(Gateway.decodePassword(stored)?.rounds == 600_000)
+            let stored = try #require(try await gateway.store.setting(AdminSignIn.passwordSetting))
+            #expect(AdminSignIn.decodePassword(stored)?.rounds == 600_000)
         }
     }
 
@@ -122,21 +122,21 @@ struct SignInTests {
         // What version 0.1 stored for a generated password: base64 salt "." base64 hash.
         let salt = Array("legacy-salt-1234".utf8)
         let legacy =
-            Data(salt).base64EncodedString() + "." + Data(Gateway.pbkdf2("legacy-password", salt: salt, rounds: 20_000)).base64EncodedString()
+            Data(salt).base64EncodedString() + "." + Data(AdminSignIn.pbkdf2("legacy-password", salt: salt, rounds: 20_000)).base64EncodedString()
         _ = try await handle.store.setting("admin.password", orInsert: legacy)
         let (gateway, transport) = try Self.gateway(handle.store)
         #expect(try await gateway.prepareAdmin() == nil, "no new password is generated over the old one")
-        #expect(try await handle.store.setting(Gateway.passwordSetting) == nil)
-        #expect(await !gateway.verifyAdminPassword("wrong-password"))
-        #expect(try await handle.store.setting(Gateway.passwordSetting) == nil)
-        #expect(await gateway.verifyAdminPassword("legacy-password"))
-        let upgraded = try #require(try await handle.store.setting(Gateway.passwordSetting).flatMap(Gateway.decodePassword))
-        #expect(upgraded.rounds == 600_000 && upgraded.hash == Gateway.pbkdf2("legacy-password", salt: upgraded.salt, rounds: 600_000))
-        #expect(await gateway.verifyAdminPassword("legacy-password"))
+        #expect(try await handle.store.setting(AdminSignIn.passwordSetting) == nil)
+        #expect(await !gateway.adminSignIn.verifyAdminPassword("wrong-password"))
+        #expect(try await handle.store.setting(AdminSignIn.passwordSetting) == nil)
+        #expect(await gateway.adminSignIn.verifyAdminPassword("legacy-password"))
+        let upgraded = try #require(try await handle.store.setting(AdminSignIn.passwordSetting).flatMap(AdminSignIn.decodePassword))
+        #expect(upgraded.rounds == 600_000 && upgraded.hash == AdminSignIn.pbkdf2("legacy-password", salt: upgraded.salt, rounds: 600_000))
+        #expect(await gateway.adminSignIn.verifyAdminPassword("legacy-password"))
         // A restarted gateway reads the upgraded hash.
         let (restarted, second) = try Self.gateway(handle.store)
         try await restarted.prepareAdmin()
-        #expect(await restarted.verifyAdminPassword("legacy-password"))
+        #expect(await restarted.adminSignIn.verifyAdminPassword("legacy-password"))
         await gateway.shutdown()
         await restarted.shutdown()
         try await transport.shutdown()
@@ -149,10 +149,10 @@ struct SignInTests {
         let handle = try await Backend.sqlite.open()
         let (gateway, transport) = try Self.gateway(handle.store) { $0.adminPassword = "admin-pass-123" }
         try await gateway.prepareAdmin()
-        let token = try #require(gateway.newAdminSessionToken())
-        #expect(await gateway.adminSession(token: token) != nil)
+        let token = try #require(gateway.adminSignIn.newAdminSessionToken())
+        #expect(await gateway.adminSignIn.adminSession(token: token) != nil)
         try await handle.store.close()
-        #expect(await gateway.adminSession(token: token) == nil)
+        #expect(await gateway.adminSignIn.adminSession(token: token) == nil)
         await gateway.shutdown()
         try await transport.shutdown()
         try? await handle.close()

@@ -67,7 +67,7 @@ struct DashboardController {
         router.post("/admin/login", use: signIn)
         router.post("/admin/logout") { request, _ in
             try await form(request) { _, session, _ in
-                try await gateway.signOut(session)
+                try await gateway.adminSignIn.signOut(session)
                 var response = Response(status: .seeOther, headers: [.location: "/admin/login"])
                 response.setCookie(cookie(Self.sessionCookie, "", path: "/admin", maxAge: 0))
                 return response
@@ -157,7 +157,7 @@ struct DashboardController {
     @Sendable func signIn(_ request: Request, _ context: GatewayRequestContext) async throws -> Response {
         let client = context.clientAddress
         // Throttled before the password is even hashed: per address and in all.
-        if let wait = gateway.signInThrottle.retryAfter(client: client, now: gateway.now()) {
+        if let wait = gateway.adminSignIn.signInThrottle.retryAfter(client: client, now: gateway.now()) {
             gateway.metrics.signIn(.throttled)
             var page = message(
                 "Sign in", Message(text: "Too many failed sign-ins; try again in \(wait) seconds.", error: true), session: nil,
@@ -171,8 +171,8 @@ struct DashboardController {
                 "Sign in", Message(text: "The form expired;", error: true, link: .init(href: "/admin/login", label: "sign in again.")), session: nil,
                 status: .forbidden)
         }
-        guard await gateway.verifyAdminPassword(form?.password ?? ""), let session = gateway.newAdminSessionToken() else {
-            gateway.signInThrottle.failed(client: client, now: gateway.now())
+        guard await gateway.adminSignIn.verifyAdminPassword(form?.password ?? ""), let session = gateway.adminSignIn.newAdminSessionToken() else {
+            gateway.adminSignIn.signInThrottle.failed(client: client, now: gateway.now())
             gateway.metrics.signIn(.refused)
             try? await Task.sleep(for: .milliseconds(300))
             gateway.logger.warning("Dashboard sign-in refused", metadata: ["client": "\(client)"])
@@ -180,23 +180,25 @@ struct DashboardController {
                 "Sign in", Message(text: "Wrong password.", error: true, link: .init(href: "/admin/login", label: "Try again.")), session: nil,
                 status: .unauthorized)
         }
-        gateway.signInThrottle.succeeded(client: client)
+        gateway.adminSignIn.signInThrottle.succeeded(client: client)
         gateway.metrics.signIn(.accepted)
         var response = Response(status: .seeOther, headers: [.location: "/admin"])
-        response.setCookie(self.cookie(Self.sessionCookie, session, path: "/admin", maxAge: Gateway.adminSessionLifetime))
+        response.setCookie(self.cookie(Self.sessionCookie, session, path: "/admin", maxAge: AdminSignIn.adminSessionLifetime))
         return response
     }
 
     /// An HttpOnly, SameSite=Strict cookie, Secure when the dashboard is served over https.
     func cookie(_ name: String, _ value: String, path: String, maxAge: Int) -> Cookie {
-        Cookie(name: name, value: value, maxAge: maxAge, path: path, secure: gateway.servesHTTPS, httpOnly: true, sameSite: .strict)
+        Cookie(name: name, value: value, maxAge: maxAge, path: path, secure: gateway.adminSignIn.servesHTTPS, httpOnly: true, sameSite: .strict)
     }
 
     // MARK: Plumbing
 
     /// The signed-in session, from its cookie, and what the layout shows of it.
     func signedIn(_ request: Request) async -> (AdminSession, Session)? {
-        guard let token = request.cookies[Self.sessionCookie]?.value, let session = await gateway.adminSession(token: token) else { return nil }
+        guard let token = request.cookies[Self.sessionCookie]?.value, let session = await gateway.adminSignIn.adminSession(token: token) else {
+            return nil
+        }
         let qr = gateway.qrProvider
         let shown = Session(
             csrf: session.csrf, kaspi: qr != nil, returns: qr?.refundMethod == .customerPresent, invoices: qr?.supportsRemoteInvoices ?? false)

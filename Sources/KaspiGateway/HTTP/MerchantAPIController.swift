@@ -75,11 +75,11 @@ struct MerchantAPIController {
         let checkout = CheckoutRequest(
             amount: body.amount, description: body.description, merchantReference: body.merchantReference, metadata: try body.metadataText(),
             mobileReturnURL: body.mobileReturnURL)
-        let key = try await gateway.clientSecretKey()
+        let key = try await gateway.clients.clientSecretKey()
         // Encoded once: the same bytes are stored for a replay (in the payment URL's commit)
         // and sent.
         let encode: @Sendable (GatewayOrder, ProviderQR?) throws -> ByteBuffer = { order, qr in
-            try GatewayJSON.encode(OrderResponse(order, qr: qr, clientSecret: Gateway.clientSecret(orderID: order.id, key: key)))
+            try GatewayJSON.encode(OrderResponse(order, qr: qr, clientSecret: ClientAccess.clientSecret(orderID: order.id, key: key)))
         }
         let (order, qr, answered) = try await gateway.createCheckout(
             checkout, kind: kind, reserving: context.idempotency, resuming: context.resuming,

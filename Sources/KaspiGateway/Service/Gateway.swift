@@ -71,21 +71,16 @@ public final class Gateway: Sendable {
     let refunds: RefundService
     /// Outgoing events.
     let outbox: OutboxDelivery
-    let admin = Mutex<AdminSecrets?>(nil)
-    /// Failed dashboard sign-ins, per client address and in all.
-    let signInThrottle = SignInThrottle()
+    /// The dashboard's sign-in.
+    let adminSignIn: AdminSignIn
+    /// The payer's device's access to its order.
+    let clients: ClientAccess
     /// This run of the gateway: Idempotency-Keys carry it, so that after a restart the keys
     /// left by the run before are known to be abandoned and are resumed at once.
     public let runID = GatewayID.make("run")
     /// Opens when the store is ready (migrated, old leases released): the background
     /// services start their passes then.
     let readiness = ReadinessGate()
-    /// When each order was last read from Kaspi for the payer's app.
-    let lastClientRefresh = Mutex<[String: Date]>([:])
-    /// The key client secrets are derived from, once read from the database.
-    let clientKey = Mutex<SymmetricKey?>(nil)
-    /// The public client endpoint's rate limits.
-    let clientThrottle = ClientThrottle()
 
     /// Creates a gateway over a migrated store.
     ///
@@ -110,6 +105,8 @@ public final class Gateway: Sendable {
         self.status = StatusService(context: context)
         self.refunds = RefundService(context: context)
         self.outbox = OutboxDelivery(context: context)
+        self.adminSignIn = AdminSignIn(context: context)
+        self.clients = ClientAccess(context: context, status: status)
     }
 
     /// Releases the outgoing HTTP client.
@@ -238,6 +235,31 @@ public final class Gateway: Sendable {
     /// gateway's orders for them.
     public func customerReturn(id: String) async throws(GatewayError) -> (ProviderCustomerReturnStatus, [String: GatewayOrder]) {
         try await refunds.customerReturn(id: id)
+    }
+
+    // MARK: The dashboard and the payer's device
+
+    /// Prepares the dashboard's secrets. With no password configured, one is generated the
+    /// first time and returned so that it can be printed once; later starts reuse its hash.
+    ///
+    /// - Returns: the generated password, when one was generated now.
+    @discardableResult
+    public func prepareAdmin() async throws -> String? {
+        try await adminSignIn.prepareAdmin()
+    }
+
+    /// The order's client secret, for the payer's device: it reads only this order's
+    /// ``ClientOrderView``. Never give the merchant's API key to an app; give it this.
+    public func clientSecret(orderID: String) async throws(GatewayError) -> String {
+        try await clients.clientSecret(orderID: orderID)
+    }
+
+    /// The order as its payer's device may see it, for the holder of its client secret (an
+    /// unknown order and a wrong secret get the same answer).
+    ///
+    /// - Parameter client: the caller's address, for the rate limits.
+    public func clientOrder(id: String, clientSecret: String?, client: String) async throws(GatewayError) -> ClientOrderView {
+        try await clients.clientOrder(id: id, clientSecret: clientSecret, client: client)
     }
 
     // MARK: Events and maintenance

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import KaspiGatewayStore
 import Logging
@@ -44,4 +45,13 @@ extension GatewayPart {
     var now: @Sendable () -> Date { context.now }
     var metrics: GatewayMetrics { context.metrics }
     var logger: Logger { context.logger }
+}
+
+/// HMAC-SHA256 tokens, base64url without padding: the dashboard's session and CSRF tokens,
+/// and the payer's client secrets.
+enum HMACToken {
+    static func mac(_ text: String, _ key: SymmetricKey) -> String {
+        Data(HMAC<SHA256>.authenticationCode(for: Data(text.utf8), using: key)).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+    }
 }

@@ -34,8 +34,8 @@ extension KaspiQRAPI {
     ///
     /// ```swift
     /// let client = try KaspiQRAPI.Client<KaspiQRAPI.R1>(
-    ///     apiKey: try APIKey("test_…"), configuration: .init(host: .test), transport: transport)
-    /// let token = try await client.registerDevice(id: "till-1", tradePointId: 19)
+    ///     apiKey: try APIKey(apiKey), configuration: .init(host: .test), transport: transport)
+    /// let token = try await client.registerDevice(id: "till-1", tradePointID: 19)
     /// let qr = try await client.createQR(device: token, amount: 200)
     /// let outcome = try await client.waitForPayment(qr)
     /// ```

@@ -18,9 +18,9 @@ final class ClientThrottle: Sendable {
     private let windows = Mutex<[String: (start: Date, count: Int)]>([:])
 
     init(
-        reads: Limit = Limit(count: Gateway.clientReadsPerAddress, window: 60),
-        orderReads: Limit = Limit(count: Gateway.clientReadsPerOrder, window: 60),
-        failures: Limit = Limit(count: Gateway.clientSecretFailures, window: 900), capacity: Int = 50_000
+        reads: Limit = Limit(count: ClientAccess.clientReadsPerAddress, window: 60),
+        orderReads: Limit = Limit(count: ClientAccess.clientReadsPerOrder, window: 60),
+        failures: Limit = Limit(count: ClientAccess.clientSecretFailures, window: 900), capacity: Int = 50_000
     ) {
         self.reads = reads
         self.orderReads = orderReads

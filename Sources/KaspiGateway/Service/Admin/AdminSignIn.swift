@@ -21,7 +21,18 @@ struct AdminSession: Sendable {
     var csrf: String
 }
 
-extension Gateway {
+/// The dashboard's sign-in: the password's hash, session and CSRF tokens signed with a key
+/// shared by every instance through the database, sign-outs every instance honours, and the
+/// throttle on failed attempts.
+final class AdminSignIn: GatewayPart {
+    let context: GatewayContext
+    /// The secrets, once prepared (``prepareAdmin()``).
+    let admin = Mutex<AdminSecrets?>(nil)
+    /// Failed sign-ins, per client address and in all.
+    let signInThrottle = SignInThrottle()
+
+    init(context: GatewayContext) { self.context = context }
+
     /// Prepares the dashboard's secrets. With no password configured, one is generated the
     /// first time and returned so that it can be printed once; later starts reuse its hash.
     ///
@@ -106,13 +117,6 @@ extension Gateway {
     /// Whether the dashboard is served over https (its cookies are then `Secure`).
     var servesHTTPS: Bool { configuration.publicURL?.lowercased().hasPrefix("https://") ?? false }
 
-    /// HMAC-SHA256 of `text`, base64url without padding: the dashboard's session and CSRF
-    /// tokens, and the payer's client secrets.
-    static func mac(_ text: String, _ key: SymmetricKey) -> String {
-        Data(HMAC<SHA256>.authenticationCode(for: Data(text.utf8), using: key)).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
-    }
-
     /// How long a dashboard session lasts.
     static let adminSessionLifetime = 12 * 3600
 
@@ -122,7 +126,7 @@ extension Gateway {
         guard let secrets = admin.withLock({ $0 }) else { return nil }
         let parts = token.split(separator: ".").map(String.init)
         guard parts.count == 3, let expiry = Double(parts[0]), expiry > now().timeIntervalSince1970,
-            Signature.constantTimeEquals(parts[2], Self.mac("session:\(parts[0]):\(parts[1])", secrets.sessionKey))
+            Signature.constantTimeEquals(parts[2], HMACToken.mac("session:\(parts[0]):\(parts[1])", secrets.sessionKey))
         else { return nil }
         // Signed-out sessions are remembered in the database, so every instance refuses them.
         // When the database cannot say, the session is refused (fail closed).
@@ -131,7 +135,7 @@ extension Gateway {
         } catch {
             return nil
         }
-        return AdminSession(nonce: parts[1], csrf: Self.mac("csrf:\(parts[1])", secrets.sessionKey))
+        return AdminSession(nonce: parts[1], csrf: HMACToken.mac("csrf:\(parts[1])", secrets.sessionKey))
     }
 
     /// A new session's token: `expiry.nonce.signature`.
@@ -139,7 +143,7 @@ extension Gateway {
         guard let secrets = admin.withLock({ $0 }) else { return nil }
         let expiry = String(Int(now().timeIntervalSince1970) + Self.adminSessionLifetime)
         let nonce = GatewayID.make("s", length: 20).dropFirst(2)
-        return "\(expiry).\(nonce).\(Self.mac("session:\(expiry):\(nonce)", secrets.sessionKey))"
+        return "\(expiry).\(nonce).\(HMACToken.mac("session:\(expiry):\(nonce)", secrets.sessionKey))"
     }
 
     /// Signs a session out on every instance.

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import KaspiGatewayStore
 import KaspiPay
+import Synchronization
 
 /// What the payer's device may know about its order: the answer of the public client endpoint
 /// (`GET /client/v1/orders/{id}`), in the spirit of a Stripe PaymentIntent read with its client
@@ -28,7 +29,25 @@ public struct ClientOrderView: Sendable, Hashable {
     public var pollAfter: Int
 }
 
-extension Gateway {
+/// The payer's device's access to its order: client secrets derived from a key in the
+/// database, the public client endpoint's view and rate limits, and the refresh slots the
+/// payer's reads of Kaspi share with the return page.
+final class ClientAccess: GatewayPart {
+    let context: GatewayContext
+    /// Reads Kaspi for a pending order.
+    let status: StatusService
+    /// When each order was last read from Kaspi for a payer, per reader.
+    let lastClientRefresh = Mutex<[String: Date]>([:])
+    /// The key client secrets are derived from, once read from the database.
+    let clientKey = Mutex<SymmetricKey?>(nil)
+    /// The public client endpoint's rate limits.
+    let clientThrottle = ClientThrottle()
+
+    init(context: GatewayContext, status: StatusService) {
+        self.context = context
+        self.status = status
+    }
+
     /// The setting that holds the key client secrets are derived from; shared by every
     /// instance on one database.
     static let clientSecretKeySetting = "client.secret_key.v1"
@@ -45,12 +64,12 @@ extension Gateway {
     /// only this order's ``ClientOrderView``. It is derived (HMAC-SHA256) from a key kept in the
     /// database, so every instance and every replay gives the same one and nothing per order is
     /// stored. Never give the merchant's API key to an app; give it this.
-    public func clientSecret(orderID: String) async throws(GatewayError) -> String {
+    func clientSecret(orderID: String) async throws(GatewayError) -> String {
         Self.clientSecret(orderID: orderID, key: try await clientSecretKey())
     }
 
     static func clientSecret(orderID: String, key: SymmetricKey) -> String {
-        "\(orderID)_secret_\(mac("kaspikit.client-secret.v1:\(orderID)", key))"
+        "\(orderID)_secret_\(HMACToken.mac("kaspikit.client-secret.v1:\(orderID)", key))"
     }
 
     func clientSecretKey() async throws(GatewayError) -> SymmetricKey {
@@ -78,7 +97,7 @@ extension Gateway {
     /// about which orders exist.
     ///
     /// - Parameter client: the caller's address, for the rate limits.
-    public func clientOrder(id: String, clientSecret: String?, client: String) async throws(GatewayError) -> ClientOrderView {
+    func clientOrder(id: String, clientSecret: String?, client: String) async throws(GatewayError) -> ClientOrderView {
         let at = now()
         let notFound = GatewayError(.notFound, "CHECKOUT_NOT_FOUND", "No checkout has this order id and client secret.")
         // No order id is this long: refused before it can take a place in the limits' memory.
@@ -103,7 +122,7 @@ extension Gateway {
         guard var order = stored else { throw notFound }
         // Remote invoices are read only on a person's action, never on an app's timer.
         if order.state == .created || order.state == .pending, order.kind != .remote, takeRefreshSlot(orderID: id, for: .app, at: at) {
-            if let refreshed = try? await refreshStatus(order, source: .client) { order = refreshed }
+            if let refreshed = try? await status.refreshStatus(order, source: .client) { order = refreshed }
         }
         return clientView(order, now: now())
     }
