@@ -142,14 +142,9 @@ struct DashboardTests {
 /// A provider for tests that never reach it.
 struct NoProvider: PaymentProvider {
     let name = "none"
-    let sendsWebhooks = false
     func createPayment(_ request: ProviderPaymentRequest) async throws(ProviderError) -> ProviderPayment {
         throw ProviderError(code: "NONE", message: "none")
     }
     func createQR(_ request: ProviderPaymentRequest) async throws(ProviderError) -> ProviderQR { throw ProviderError(code: "NONE", message: "none") }
     func status(of order: GatewayOrder) async throws(ProviderError) -> ProviderStatus { throw ProviderError(code: "NONE", message: "none") }
-    func refund(_ order: GatewayOrder, amount: Int) async throws(ProviderError) -> ProviderRefund {
-        throw ProviderError(code: "NONE", message: "none")
-    }
-    func readWebhook(_ body: [UInt8]) throws(ProviderError) -> ProviderWebhook { throw ProviderError(code: "NONE", message: "none") }
 }

@@ -9,9 +9,10 @@ import Synchronization
 /// A provider whose answers a test writes in advance, call by call, and which records every
 /// call: the gateway's branches (refused, ambiguous, resumed, each poll outcome) tested without
 /// a sandbox.
-final class ScriptedProvider: PaymentProvider, Sendable {
+final class ScriptedProvider: PaymentProvider, DirectRefundCapability, Sendable {
     let name = "scripted"
-    let sendsWebhooks = false
+    /// Refunds through the API, as the guide's API and r3 do.
+    var capabilities: ProviderCapabilities { ProviderCapabilities(directRefunds: self) }
 
     /// One scripted answer.
     enum Answer: Sendable {
@@ -76,10 +77,6 @@ final class ScriptedProvider: PaymentProvider, Sendable {
     func refund(_ order: GatewayOrder, amount: Int) async throws(ProviderError) -> ProviderRefund {
         guard case .refunded(let id) = try next("refund") else { throw ProviderError(code: "MISSCRIPTED", message: "refund") }
         return ProviderRefund(refundID: id)
-    }
-
-    func readWebhook(_ body: [UInt8]) throws(ProviderError) -> ProviderWebhook {
-        throw ProviderError(code: "WEBHOOKS_NOT_SUPPORTED", message: "Scripted providers send no webhooks.")
     }
 }
 

@@ -328,7 +328,7 @@ struct DashboardController {
             Refund(id: $0.id, amount: $0.amount, status: $0.status.rawValue, detail: $0.detail ?? "")
         }
         let remaining = order.amount - order.refundedAmount
-        let refundable = order.state == .paid && remaining > 0 && gateway.provider.refundMethod == .direct ? remaining : nil
+        let refundable = order.state == .paid && remaining > 0 && gateway.capabilities.refundMethod == .direct ? remaining : nil
         var kaspi: KaspiPart? = nil
         if let qr = gateway.qrProvider, order.provider == KaspiQRProvider.providerName {
             let plan = order.state == .pending ? qr.pollPlan(for: order, now: gateway.now()) : nil

@@ -99,7 +99,8 @@ public final class Gateway: Sendable {
         self.logger = logger
         self.now = now
         let context = GatewayContext(
-            configuration: configuration, store: store, provider: measured, now: now, metrics: metrics, logger: logger, boundPort: BoundPort())
+            configuration: configuration, store: store, provider: measured, capabilities: measured.capabilities, now: now, metrics: metrics,
+            logger: logger, boundPort: BoundPort())
         self.context = context
         self.checkouts = CheckoutService(context: context)
         self.status = StatusService(context: context)
@@ -113,6 +114,10 @@ public final class Gateway: Sendable {
     public func shutdown() async {
         await outbox.shutdown()
     }
+
+    /// What the provider can do beyond creating payments and reading their status (webhooks,
+    /// refunds, customer returns, remote invoices), resolved once when the gateway was made.
+    public var capabilities: ProviderCapabilities { context.capabilities }
 
     /// The public base URL: ``GatewayConfiguration/publicURL``, or on loopback the address the
     /// server is bound to. Never anything a request says (its `Host` header is the payer's to

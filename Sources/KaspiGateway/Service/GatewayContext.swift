@@ -10,6 +10,8 @@ struct GatewayContext: Sendable {
     let configuration: GatewayConfiguration
     let store: any GatewayStore
     let provider: any PaymentProvider
+    /// What the provider can do beyond the core (measured), resolved once.
+    let capabilities: ProviderCapabilities
     let now: @Sendable () -> Date
     let metrics: GatewayMetrics
     let logger: Logger
@@ -42,6 +44,7 @@ extension GatewayPart {
     var configuration: GatewayConfiguration { context.configuration }
     var store: any GatewayStore { context.store }
     var provider: any PaymentProvider { context.provider }
+    var capabilities: ProviderCapabilities { context.capabilities }
     var now: @Sendable () -> Date { context.now }
     var metrics: GatewayMetrics { context.metrics }
     var logger: Logger { context.logger }

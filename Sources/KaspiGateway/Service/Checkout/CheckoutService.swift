@@ -141,8 +141,8 @@ final class CheckoutService: GatewayPart {
 
     /// The client a phone number belongs to, to show before billing them.
     public func remoteClientName(phoneNumber: String) async throws(GatewayError) -> String {
-        guard provider.supportsRemoteInvoices else { throw Self.remoteUnsupported }
-        do { return try await provider.clientName(phoneNumber: phoneNumber) } catch { throw GatewayError.providerFailure(error) }
+        guard let invoices = capabilities.remoteInvoices else { throw Self.remoteUnsupported }
+        do { return try await invoices.clientName(phoneNumber: phoneNumber) } catch { throw GatewayError.providerFailure(error) }
     }
 
     static let remoteUnsupported = GatewayError(
@@ -155,7 +155,7 @@ final class CheckoutService: GatewayPart {
     public func createRemoteInvoice(
         _ request: CheckoutRequest, phoneNumber: String, comment: String?, reserving reservation: IdempotencyReservation? = nil
     ) async throws(GatewayError) -> GatewayOrder {
-        guard provider.supportsRemoteInvoices else { throw Self.remoteUnsupported }
+        guard let invoices = capabilities.remoteInvoices else { throw Self.remoteUnsupported }
         guard request.amount >= 1, request.amount <= 100_000_000 else {
             throw .invalid("amount must be an integer number of tenge from 1 to 100000000.")
         }
@@ -182,7 +182,7 @@ final class CheckoutService: GatewayPart {
             providerOrderID: order.providerOrderID, amount: order.amount, description: order.description, returnURL: returnURL,
             failURL: failURL, merchantReference: order.merchantReference)
         do {
-            let invoice = try await provider.createRemoteInvoice(paymentRequest, phoneNumber: digits, comment: comment)
+            let invoice = try await invoices.createRemoteInvoice(paymentRequest, phoneNumber: digits, comment: comment)
             let at = now()
             var planned = order
             planned.providerState = invoice.providerState
@@ -216,8 +216,9 @@ final class CheckoutService: GatewayPart {
             throw GatewayError(
                 .conflict, "NOT_A_REMOTE_INVOICE", "Only remote invoices can be cancelled; QR and link payments cancel themselves at their deadline.")
         }
+        guard let invoices = capabilities.remoteInvoices else { throw Self.remoteUnsupported }
         do {
-            let status = try await provider.cancelRemoteInvoice(order)
+            let status = try await invoices.cancelRemoteInvoice(order)
             let at = now()
             return try await store.update(
                 orderID: orderID,

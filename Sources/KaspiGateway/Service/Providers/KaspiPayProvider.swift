@@ -3,11 +3,11 @@ import KaspiGatewayStore
 import KaspiPay
 
 /// The guide's Kaspi Pay API, through the SDK (its retries, recovery and rate limiter).
-public struct KaspiPayProvider: PaymentProvider {
+public struct KaspiPayProvider: PaymentProvider, WebhookCapability, DirectRefundCapability {
     /// `kaspi-pay`, stored with every order it creates.
     public let name = "kaspi-pay"
-    /// The guide's API posts webhooks.
-    public let sendsWebhooks = true
+    /// The guide's API posts webhooks and refunds through the API.
+    public var capabilities: ProviderCapabilities { ProviderCapabilities(webhooks: self, directRefunds: self) }
     let client: KaspiClient
     let verifier: WebhookVerifier
 

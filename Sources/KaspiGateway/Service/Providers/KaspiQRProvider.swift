@@ -12,11 +12,9 @@ import Synchronization
 /// whose reference prefix the merchant reference starts with, else the default. The order's
 /// `providerOrderId` is sent as `ExternalId`; Kaspi's payment id, the device and the deadlines
 /// are kept in the order's provider state.
-public struct KaspiQRProvider: PaymentProvider {
+public struct KaspiQRProvider: PaymentProvider, DirectRefundCapability, CustomerReturnCapability, RemoteInvoiceCapability {
     /// `kaspi-qr`, stored with every order it creates.
     public let name = KaspiQRProvider.providerName
-    /// The Kaspi QR API sends no webhooks: every outcome is polled.
-    public let sendsWebhooks = false
     /// The name stored with orders and devices.
     public static let providerName = "kaspi-qr"
 
@@ -45,14 +43,22 @@ public struct KaspiQRProvider: PaymentProvider {
     /// The scheme in use.
     public var scheme: KaspiQRAPI.SchemeName { client.scheme }
 
-    /// Per scheme: r3 through the API, r2 with the customer present, r1 in the Kaspi Pay app.
-    public var refundMethod: RefundMethod {
+    /// Per scheme: r3 refunds through the API and bills phone numbers, r2 refunds with the
+    /// customer present, r1 has neither (refunds are made in the Kaspi Pay app). No scheme
+    /// sends webhooks: every outcome is polled.
+    public var capabilities: ProviderCapabilities {
         switch client.scheme {
-        case .r1: .manual
-        case .r2: .customerPresent
-        case .r3: .direct
+        case .r1: ProviderCapabilities()
+        case .r2: ProviderCapabilities(customerReturns: self)
+        case .r3: ProviderCapabilities(directRefunds: self, remoteInvoices: self)
         }
     }
+
+    /// How refunds are made on the configured scheme.
+    public var refundMethod: RefundMethod { capabilities.refundMethod }
+
+    /// Whether the configured scheme bills phone numbers (r3).
+    public var supportsRemoteInvoices: Bool { capabilities.remoteInvoices != nil }
 
     /// What the provider keeps with an order (JSON in `providerState`).
     struct State: Codable, Hashable {
@@ -285,8 +291,13 @@ public struct KaspiQRProvider: PaymentProvider {
         try await refund(order, amount: amount, customerReturnID: nil)
     }
 
+    /// Refunds with a return QR the purchase's customer scanned: the r2 way.
+    public func refund(_ order: GatewayOrder, amount: Int, returnID: String) async throws(ProviderError) -> ProviderRefund {
+        try await refund(order, amount: amount, customerReturnID: returnID)
+    }
+
     /// r3 refunds without the customer; r2 with a return QR the purchase's customer scanned.
-    public func refund(_ order: GatewayOrder, amount: Int, customerReturnID: String?) async throws(ProviderError) -> ProviderRefund {
+    func refund(_ order: GatewayOrder, amount: Int, customerReturnID: String?) async throws(ProviderError) -> ProviderRefund {
         guard let state = State.decode(order.providerState) else {
             throw ProviderError(code: "KASPI_QR_PAYMENT_UNKNOWN", message: "The order has no Kaspi payment id.", notFound: true)
         }
@@ -354,9 +365,6 @@ public struct KaspiQRProvider: PaymentProvider {
         }
     }
 
-    /// Remote invoices exist on r3 only.
-    public var supportsRemoteInvoices: Bool { client.scheme == .r3 }
-
     /// The default device's r3 client, for the remote-invoice calls.
     private func remoteClient() async throws(ProviderError) -> (KaspiQRAPI.Client<KaspiQRAPI.R3>, ProviderDevice, KaspiQRAPI.DeviceToken) {
         guard case .r3(let r3) = client else { throw .remoteInvoicesUnsupported }
@@ -411,11 +419,6 @@ public struct KaspiQRProvider: PaymentProvider {
         } catch {
             throw Self.map(error)
         }
-    }
-
-    /// Refused: the Kaspi QR API sends no webhooks, so anything posted is not from Kaspi.
-    public func readWebhook(_ body: [UInt8]) throws(ProviderError) -> ProviderWebhook {
-        throw ProviderError(code: "WEBHOOKS_NOT_SUPPORTED", message: "The Kaspi QR API sends no webhooks; the gateway polls it.")
     }
 
     /// Kaspi's polling interval and the running deadline (scan, then confirmation), from the order's stored state.

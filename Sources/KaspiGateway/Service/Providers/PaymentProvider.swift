@@ -2,17 +2,16 @@ import Foundation
 import KaspiGatewayStore
 import KaspiPay
 
-/// What the gateway asks a payment provider for: the guide's Kaspi Pay API
-/// (``KaspiPayProvider``, webhooks and polls) or Kaspi's partner API, the Kaspi QR API
-/// (``KaspiQRProvider``, polls only). Nothing outside a provider assumes webhooks, a refund
-/// call, or either API's field names.
+/// What the gateway asks every payment provider for: create a payment, read its status, and
+/// the poll plan. The guide's Kaspi Pay API (``KaspiPayProvider``) and Kaspi's partner API, the
+/// Kaspi QR API (``KaspiQRProvider``), are the two. What only some providers can do is a
+/// capability (``ProviderCapabilities``), resolved once when the gateway is built: nothing
+/// outside a provider assumes webhooks, a refund call, or either API's field names.
 public protocol PaymentProvider: Sendable {
     /// A stable name stored with each order, e.g. `kaspi-pay`.
     var name: String { get }
-    /// Whether the provider pushes status changes (the gateway polls either way).
-    var sendsWebhooks: Bool { get }
-    /// How refunds are made with this provider.
-    var refundMethod: RefundMethod { get }
+    /// What the provider can do beyond the core.
+    var capabilities: ProviderCapabilities { get }
 
     /// When to ask about an order next and until when it can still be paid, from what the
     /// provider handed out (its interval and deadlines); nil for the gateway's own schedule.
@@ -24,27 +23,72 @@ public protocol PaymentProvider: Sendable {
     func createQR(_ request: ProviderPaymentRequest) async throws(ProviderError) -> ProviderQR
     /// Asks for an order's status.
     func status(of order: GatewayOrder) async throws(ProviderError) -> ProviderStatus
-    /// Refunds part or all of a paid order.
-    func refund(_ order: GatewayOrder, amount: Int) async throws(ProviderError) -> ProviderRefund
+}
+
+/// A provider that pushes status changes (the guide's webhooks); the gateway polls either way.
+public protocol WebhookCapability: Sendable {
     /// Verifies and reads a pushed notification from its raw body.
     func readWebhook(_ body: [UInt8]) throws(ProviderError) -> ProviderWebhook
+}
 
-    /// Whether the provider bills phone numbers (remote invoices).
-    var supportsRemoteInvoices: Bool { get }
-    /// The name of the client a phone number belongs to, shown before billing them.
-    func clientName(phoneNumber: String) async throws(ProviderError) -> String
-    /// Bills a phone number; the payer pays in their Kaspi app.
-    func createRemoteInvoice(_ request: ProviderPaymentRequest, phoneNumber: String, comment: String?) async throws(ProviderError) -> ProviderPayment
-    /// Cancels an unpaid remote invoice.
-    func cancelRemoteInvoice(_ order: GatewayOrder) async throws(ProviderError) -> ProviderStatus
+/// A provider that refunds through its API, without the payer (the guide's API; the Kaspi QR
+/// API's r3).
+public protocol DirectRefundCapability: Sendable {
+    /// Refunds part or all of a paid order.
+    func refund(_ order: GatewayOrder, amount: Int) async throws(ProviderError) -> ProviderRefund
+}
 
-    /// Starts a refund with the customer present: a return QR for them to scan
-    /// (``RefundMethod/customerPresent``).
+/// A provider that refunds with the customer present, who scans a return QR (the Kaspi QR
+/// API's r2).
+public protocol CustomerReturnCapability: Sendable {
+    /// A return QR for the customer to scan.
     func createCustomerReturn() async throws(ProviderError) -> ProviderCustomerReturn
     /// A customer return's status, and once the customer scanned, their purchases.
     func customerReturn(id: String) async throws(ProviderError) -> ProviderCustomerReturnStatus
-    /// Refunds with a customer return the customer scanned (or without one, as ``refund(_:amount:)``).
-    func refund(_ order: GatewayOrder, amount: Int, customerReturnID: String?) async throws(ProviderError) -> ProviderRefund
+    /// Refunds with a return QR the purchase's customer scanned.
+    func refund(_ order: GatewayOrder, amount: Int, returnID: String) async throws(ProviderError) -> ProviderRefund
+}
+
+/// A provider that bills phone numbers, paid in the payer's app (the Kaspi QR API's r3).
+public protocol RemoteInvoiceCapability: Sendable {
+    /// The name of the client a phone number belongs to, shown before billing them.
+    func clientName(phoneNumber: String) async throws(ProviderError) -> String
+    /// Bills a phone number.
+    func createRemoteInvoice(_ request: ProviderPaymentRequest, phoneNumber: String, comment: String?) async throws(ProviderError) -> ProviderPayment
+    /// Cancels an unpaid remote invoice.
+    func cancelRemoteInvoice(_ order: GatewayOrder) async throws(ProviderError) -> ProviderStatus
+}
+
+/// What a provider can do beyond creating payments and reading their status; a capability it
+/// lacks is nil, and the gateway answers that it is not supported.
+public struct ProviderCapabilities: Sendable {
+    /// Pushed status changes.
+    public var webhooks: (any WebhookCapability)?
+    /// Refunds through the API.
+    public var directRefunds: (any DirectRefundCapability)?
+    /// Refunds with the customer present.
+    public var customerReturns: (any CustomerReturnCapability)?
+    /// Invoices to phone numbers.
+    public var remoteInvoices: (any RemoteInvoiceCapability)?
+
+    /// Creates a set of capabilities; none by default.
+    public init(
+        webhooks: (any WebhookCapability)? = nil, directRefunds: (any DirectRefundCapability)? = nil,
+        customerReturns: (any CustomerReturnCapability)? = nil, remoteInvoices: (any RemoteInvoiceCapability)? = nil
+    ) {
+        self.webhooks = webhooks
+        self.directRefunds = directRefunds
+        self.customerReturns = customerReturns
+        self.remoteInvoices = remoteInvoices
+    }
+
+    /// How refunds are made: through the API, with the customer present, or in the Kaspi Pay
+    /// app and recorded (neither).
+    public var refundMethod: RefundMethod {
+        if directRefunds != nil { return .direct }
+        if customerReturns != nil { return .customerPresent }
+        return .manual
+    }
 }
 
 /// A return QR for the customer to scan.
@@ -82,30 +126,10 @@ public struct ProviderCustomerReturnStatus: Sendable, Hashable {
 }
 
 extension PaymentProvider {
-    /// Refunds go through the API, unless the provider says otherwise.
-    public var refundMethod: RefundMethod { .direct }
     /// No plan of its own: the gateway polls on its own schedule.
     public func pollPlan(for order: GatewayOrder, now: Date) -> ProviderPollPlan? { nil }
-    /// No remote invoices, unless the provider has them.
-    public var supportsRemoteInvoices: Bool { false }
-    /// Refused: remote invoices are the Kaspi QR API's r3 only.
-    public func clientName(phoneNumber: String) async throws(ProviderError) -> String { throw .remoteInvoicesUnsupported }
-    /// Refused: remote invoices are the Kaspi QR API's r3 only.
-    public func createRemoteInvoice(
-        _ request: ProviderPaymentRequest, phoneNumber: String, comment: String?
-    ) async throws(ProviderError) -> ProviderPayment {
-        throw .remoteInvoicesUnsupported
-    }
-    /// Refused: remote invoices are the Kaspi QR API's r3 only.
-    public func cancelRemoteInvoice(_ order: GatewayOrder) async throws(ProviderError) -> ProviderStatus { throw .remoteInvoicesUnsupported }
-    /// Refused: return QRs are the Kaspi QR API's r2 only.
-    public func createCustomerReturn() async throws(ProviderError) -> ProviderCustomerReturn { throw .customerReturnsUnsupported }
-    /// Refused: return QRs are the Kaspi QR API's r2 only.
-    public func customerReturn(id: String) async throws(ProviderError) -> ProviderCustomerReturnStatus { throw .customerReturnsUnsupported }
-    /// Refunds without the customer, as ``refund(_:amount:)`` does.
-    public func refund(_ order: GatewayOrder, amount: Int, customerReturnID: String?) async throws(ProviderError) -> ProviderRefund {
-        try await refund(order, amount: amount)
-    }
+    /// Nothing beyond the core, unless the provider says otherwise.
+    public var capabilities: ProviderCapabilities { ProviderCapabilities() }
 }
 
 extension ProviderError {

@@ -38,20 +38,23 @@ final class RefundService: GatewayPart {
         let order: GatewayOrder?
         do { order = try await store.order(id: orderID) } catch { throw GatewayError.storage(error) }
         guard let order else { throw .notFound(orderID) }
-        switch provider.refundMethod {
-        case .direct: break
-        case .manual:
-            throw GatewayError(
-                .conflict, "REFUND_IN_KASPI_APP",
-                "Kaspi's r1 scheme has no refunds through the API: refund in the Kaspi Pay app, then record it (POST /v1/orders/\(orderID)/manual-refunds)."
-            )
-        case .customerPresent:
-            guard customerReturnID != nil else {
+        // How Kaspi is asked: through the API, or with the customer's scanned return QR.
+        let send: @Sendable (GatewayOrder, Int) async throws(ProviderError) -> ProviderRefund
+        if let direct = capabilities.directRefunds {
+            send = { (order, amount) async throws(ProviderError) in try await direct.refund(order, amount: amount) }
+        } else if let returns = capabilities.customerReturns {
+            guard let returnID = customerReturnID else {
                 throw GatewayError(
                     .conflict, "REFUND_NEEDS_CUSTOMER",
                     "Kaspi's r2 scheme refunds with the customer present: create a return QR for them to scan (POST /v1/returns), then refund with its returnId."
                 )
             }
+            send = { (order, amount) async throws(ProviderError) in try await returns.refund(order, amount: amount, returnID: returnID) }
+        } else {
+            throw GatewayError(
+                .conflict, "REFUND_IN_KASPI_APP",
+                "Kaspi's r1 scheme has no refunds through the API: refund in the Kaspi Pay app, then record it (POST /v1/orders/\(orderID)/manual-refunds)."
+            )
         }
         let amount = requested ?? (order.amount - order.refundedAmount)
         guard amount >= 1 else { throw .invalid("amount must be at least 1 tenge (and something must remain to refund).") }
@@ -62,7 +65,7 @@ final class RefundService: GatewayPart {
             throw GatewayError.storage(error)
         }
         do {
-            let done = try await provider.refund(reserved, amount: amount, customerReturnID: customerReturnID)
+            let done = try await send(reserved, amount)
             let at = now()
             do {
                 let updated = try await store.update(orderID: orderID) {
@@ -179,16 +182,16 @@ final class RefundService: GatewayPart {
 
     /// A return QR for the customer to scan, the start of an r2 refund.
     public func createCustomerReturn() async throws(GatewayError) -> ProviderCustomerReturn {
-        guard provider.refundMethod == .customerPresent else { throw Self.returnsUnsupported }
-        do { return try await provider.createCustomerReturn() } catch { throw GatewayError.providerFailure(error) }
+        guard let returns = capabilities.customerReturns else { throw Self.returnsUnsupported }
+        do { return try await returns.createCustomerReturn() } catch { throw GatewayError.providerFailure(error) }
     }
 
     /// A customer return's status and, once the customer scanned, their purchases with the
     /// gateway's orders for them.
     public func customerReturn(id: String) async throws(GatewayError) -> (ProviderCustomerReturnStatus, [String: GatewayOrder]) {
-        guard provider.refundMethod == .customerPresent else { throw Self.returnsUnsupported }
+        guard let returns = capabilities.customerReturns else { throw Self.returnsUnsupported }
         let status: ProviderCustomerReturnStatus
-        do { status = try await provider.customerReturn(id: id) } catch {
+        do { status = try await returns.customerReturn(id: id) } catch {
             if error.notFound { throw GatewayError(.notFound, "RETURN_NOT_FOUND", "No return \(id).") }
             throw GatewayError.providerFailure(error)
         }

@@ -67,10 +67,17 @@ final class StatusService: GatewayPart {
 
     /// Applies a provider webhook from its raw body: verified, checked against the stored
     /// order (exists, same amount), applied idempotently, committed before the caller answers.
+    /// What a provider without webhooks answers anything posted as one: not from Kaspi.
+    static let webhooksUnsupported = ProviderError(
+        code: "WEBHOOKS_NOT_SUPPORTED", message: "The Kaspi QR API sends no webhooks; the gateway polls it.")
+
     public func handleWebhook(_ body: [UInt8]) async throws(GatewayError) -> GatewayOrder {
         guard body.count <= 16 * 1024 else { throw GatewayError(.tooLarge, "WEBHOOK_BODY_TOO_LARGE", "A webhook body is at most 16 KiB.") }
         let event: ProviderWebhook
-        do { event = try provider.readWebhook(body) } catch {
+        do throws(ProviderError) {
+            guard let webhooks = capabilities.webhooks else { throw StatusService.webhooksUnsupported }
+            event = try webhooks.readWebhook(body)
+        } catch {
             metrics.webhook(.rejected)
             logger.warning("Webhook rejected", metadata: ["error.code": "\(error.code)"])
             throw GatewayError(.invalidRequest, error.code, error.message)
