@@ -67,7 +67,15 @@ struct GatewayCommand: AsyncParsableCommand {
             try await Console.run(json: false) {
                 var configuration = try options.configuration()
                 if let host { configuration.host = host }
-                if let port = port ?? environment["KASPI_GATEWAY_PORT"].flatMap(Int.init) { configuration.port = port }
+                if let port {
+                    configuration.port = port
+                } else if let raw = environment["KASPI_GATEWAY_PORT"] {
+                    // A value that is not a number is refused, not ignored.
+                    guard let port = Int(raw.trimmingCharacters(in: .whitespaces)) else {
+                        throw GatewayConfigurationError.invalid("KASPI_GATEWAY_PORT", "must be a port number")
+                    }
+                    configuration.port = port
+                }
                 if let publicURL = publicURL ?? environment["KASPI_GATEWAY_PUBLIC_URL"] { configuration.publicURL = publicURL }
                 if let keys = environment["KASPI_GATEWAY_API_KEYS"] {
                     configuration.apiKeyHashes += keys.split(separator: ",").map {

@@ -16,11 +16,22 @@ public final class SilentListener: Sendable {
     private let accepted = Accepted()
 
     private final class Accepted: Sendable {
+        /// The connections open now.
         let list = Mutex<[Int32]>([])
+        /// How many were accepted in all.
+        let count = Mutex(0)
+
+        /// The open connections, forgotten here (the caller closes them).
+        func takeAll() -> [Int32] {
+            list.withLock { list in
+                defer { list = [] }
+                return list
+            }
+        }
     }
 
     /// How many connections were made to it so far.
-    public var connections: Int { accepted.list.withLock { $0.count } }
+    public var connections: Int { accepted.count.withLock { $0 } }
 
     /// Listens on a free loopback port.
     ///
@@ -45,21 +56,29 @@ public final class SilentListener: Sendable {
         _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
         self.descriptor = fd
         self.port = Int(UInt16(bigEndian: address.sin_port))
+        // The thread owns the listening socket and closes it when accept fails (after deinit's
+        // shutdown), so its number is never reused while the thread may still accept on it.
         let thread = Thread { [accepted] in
             while true {
                 let connection = accept(fd, nil, nil)
-                // The listening socket was shut down (deinit).
-                guard connection >= 0 else { return }
+                if connection < 0 {
+                    // Interrupted, or a client gave up before it was taken: keep listening.
+                    if errno == EINTR || errno == ECONNABORTED { continue }
+                    break
+                }
                 accepted.list.withLock { $0.append(connection) }
+                accepted.count.withLock { $0 += 1 }
             }
+            close(fd)
+            for connection in accepted.takeAll() { close(connection) }
         }
         thread.start()
     }
 
     deinit {
+        // Wakes the thread's accept with an error; the thread then closes the socket.
         _ = shutdown(descriptor, Int32(SHUT_RDWR))
-        close(descriptor)
-        for connection in accepted.list.withLock({ $0 }) { close(connection) }
+        for connection in accepted.takeAll() { close(connection) }
     }
 }
 

@@ -198,6 +198,9 @@ struct GatewayCLITests {
         let badConfirm = try await CLI.run(
             ["gateway", "--database", ":memory:"], environment: environment.merging(["KASPI_GATEWAY_CONFIRM_PAID_WEBHOOKS": "maybe"]) { $1 })
         #expect(badConfirm.status == 2 && badConfirm.stderr.contains("KASPI_GATEWAY_CONFIRM_PAID_WEBHOOKS"))
+        let badPort = try await CLI.run(
+            ["gateway", "--database", ":memory:"], environment: environment.merging(["KASPI_GATEWAY_PORT": "eighty"]) { $1 })
+        #expect(badPort.status == 2 && badPort.stderr.contains("KASPI_GATEWAY_PORT"))
         let noKaspi = try await CLI.run(["gateway", "--database", ":memory:"], environment: ["KASPI_GATEWAY_API_KEYS": "k1"])
         #expect(noKaspi.status == 2 && noKaspi.stderr.contains("KASPI_TRADE_POINT_ID"))
     }

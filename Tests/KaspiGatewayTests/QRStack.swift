@@ -121,38 +121,12 @@ func withQRStack(
             configure(&configuration)
             try configuration.validate()
             let gateway = Gateway(configuration: configuration, store: store, provider: provider, logger: logger, now: clock)
-            do {
-                try await gateway.prepareAdmin()
-                let device = try await KaspiQRSetup.registerDevice(client: client, store: store, tradePointID: 19, deviceID: "gateway-till")
-                let serviceGroup = ServiceGroup(
-                    configuration: .init(services: [try gateway.application()], gracefulShutdownSignals: [], logger: Logger(label: "test")))
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    group.addTask { try await serviceGroup.run() }
-                    let url = "http://127.0.0.1:\(gatewayPort)"
-                    var ready = false
-                    for _ in 0..<400 where !ready {
-                        ready = (try? await http(.GET, url + "/health").status) == 200
-                        if !ready { try await Task.sleep(for: .milliseconds(10)) }
-                    }
-                    do {
-                        try await body(
-                            QRStack(
-                                gateway: gateway, gatewayURL: url, sandbox: sandbox, sandboxURL: sandboxURL, scheme: scheme, client: client,
-                                device: device))
-                    } catch {
-                        await serviceGroup.triggerGracefulShutdown()
-                        throw error
-                    }
-                    await serviceGroup.triggerGracefulShutdown()
-                    try await group.waitForAll()
-                }
-            } catch {
-                await gateway.shutdown()
-                try? await transport.shutdown()
-                throw error
+            let device = try await KaspiQRSetup.registerDevice(client: client, store: store, tradePointID: 19, deviceID: "gateway-till")
+            try await runGateway(gateway, port: gatewayPort, transport: transport) { url in
+                try await body(
+                    QRStack(
+                        gateway: gateway, gatewayURL: url, sandbox: sandbox, sandboxURL: sandboxURL, scheme: scheme, client: client, device: device))
             }
-            await gateway.shutdown()
-            try await transport.shutdown()
         }
     } catch {
         try? await handle.close()

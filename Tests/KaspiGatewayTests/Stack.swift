@@ -165,39 +165,12 @@ func withStack(
                 let provider = KaspiPayProvider(
                     client: KaspiClient(configuration: kaspi, transport: transport, rateLimiter: limiter(handle.store), logger: logger))
                 let gateway = Gateway(configuration: configuration, store: handle.store, provider: provider, logger: logger)
-                try await gateway.prepareAdmin()
-                do {
-                    // The gateway listens on the port the sandbox was told, so it runs as a service
-                    // rather than under the test framework (which picks its own port).
-                    let serviceGroup = ServiceGroup(
-                        configuration: .init(services: [try gateway.application()], gracefulShutdownSignals: [], logger: Logger(label: "test")))
-                    try await withThrowingTaskGroup(of: Void.self) { group in
-                        group.addTask { try await serviceGroup.run() }
-                        let url = "http://127.0.0.1:\(gatewayPort)"
-                        var ready = false
-                        for _ in 0..<400 where !ready {
-                            ready = (try? await http(.GET, url + "/health").status) == 200
-                            if !ready { try await Task.sleep(for: .milliseconds(10)) }
-                        }
-                        do {
-                            let stack = Stack(
-                                gateway: gateway, gatewayURL: url, sandbox: sandbox, sandboxURL: sandboxURL, merchant: merchant,
-                                webhookSecret: secret, logs: logs)
-                            try await body(stack)
-                        } catch {
-                            await serviceGroup.triggerGracefulShutdown()
-                            throw error
-                        }
-                        await serviceGroup.triggerGracefulShutdown()
-                        try await group.waitForAll()
-                    }
-                } catch {
-                    await gateway.shutdown()
-                    try? await transport.shutdown()
-                    throw error
+                try await runGateway(gateway, port: gatewayPort, transport: transport) { url in
+                    try await body(
+                        Stack(
+                            gateway: gateway, gatewayURL: url, sandbox: sandbox, sandboxURL: sandboxURL, merchant: merchant, webhookSecret: secret,
+                            logs: logs))
                 }
-                await gateway.shutdown()
-                try await transport.shutdown()
             }
         }
         try await handle.close()
@@ -205,4 +178,41 @@ func withStack(
         try? await handle.close()
         throw error
     }
+}
+
+/// Runs a test's gateway as a service on `port` (the one its sandbox was told, so not the test
+/// framework's own), waits until it answers, runs `body` with its URL, then shuts it down and
+/// releases its HTTP clients, whether `body` succeeded or threw. Both stacks (the guide's and
+/// the Kaspi QR API's) run their gateway through it.
+func runGateway(
+    _ gateway: Gateway, port: Int, transport: AsyncHTTPClientTransport, _ body: @Sendable (String) async throws -> Void
+) async throws {
+    do {
+        try await gateway.prepareAdmin()
+        let serviceGroup = ServiceGroup(
+            configuration: .init(services: [try gateway.application()], gracefulShutdownSignals: [], logger: Logger(label: "test")))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await serviceGroup.run() }
+            let url = "http://127.0.0.1:\(port)"
+            var ready = false
+            for _ in 0..<400 where !ready {
+                ready = (try? await http(.GET, url + "/health").status) == 200
+                if !ready { try await Task.sleep(for: .milliseconds(10)) }
+            }
+            do {
+                try await body(url)
+            } catch {
+                await serviceGroup.triggerGracefulShutdown()
+                throw error
+            }
+            await serviceGroup.triggerGracefulShutdown()
+            try await group.waitForAll()
+        }
+    } catch {
+        await gateway.shutdown()
+        try? await transport.shutdown()
+        throw error
+    }
+    await gateway.shutdown()
+    try await transport.shutdown()
 }

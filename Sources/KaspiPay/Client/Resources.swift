@@ -11,9 +11,11 @@ extension KaspiClient {
         /// the create is sent again; an `ORDER_ALREADY_EXISTS` that follows such a retry is
         /// confirmed through the status call and returned as ``CreatedOrder/recovered``.
         ///
-        /// - Parameter resuming: the same create may have reached Kaspi before (a process that
-        ///   sent it crashed): an `ORDER_ALREADY_EXISTS` for the same amount is that order,
-        ///   confirmed through the status call and returned as ``CreatedOrder/recovered``.
+        /// - Parameters:
+        ///   - order: what to create.
+        ///   - resuming: the same create may have reached Kaspi before (a process that sent it
+        ///     crashed): an `ORDER_ALREADY_EXISTS` for the same amount is that order, confirmed
+        ///     through the status call and returned as ``CreatedOrder/recovered``.
         /// - Throws: ``KaspiError``; validation errors (``KaspiError/amountBelowMinimum(_:)``,
         ///   ``KaspiError/invalidURL(field:value:reason:)``, ``KaspiError/descriptionTooLong(_:)``)
         ///   before anything is sent.
@@ -82,11 +84,14 @@ extension KaspiClient {
     public struct QR: Sendable {
         let executor: RequestExecutor
 
-        /// Creates a QR payment. It creates an order like ``Orders/create(_:)`` does, in the
+        /// Creates a QR payment. It creates an order like ``Orders/create(_:resuming:)`` does, in the
         /// same orderId space, and is retried and recovered the same way.
         ///
-        /// - Parameter resuming: the same create may have reached Kaspi before, as for
-        ///   ``Orders/create(_:resuming:)``.
+        /// - Parameters:
+        ///   - amount: what the payer pays.
+        ///   - orderID: your order id, which Kaspi keeps unique.
+        ///   - resuming: the same create may have reached Kaspi before, as for
+        ///     ``Orders/create(_:resuming:)``.
         /// - Throws: ``KaspiError``; ``KaspiError/amountBelowMinimum(_:)`` before sending.
         public func create(amount: Amount, orderID: OrderID, resuming: Bool = false) async throws(KaspiError) -> CreatedQR {
             try Validation.paymentAmount(amount)

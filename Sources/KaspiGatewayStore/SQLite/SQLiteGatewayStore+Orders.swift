@@ -1,0 +1,269 @@
+import Foundation
+import KaspiSQLite
+import Logging
+import NIOPosix
+import SQLiteNIO
+import Synchronization
+
+extension SQLiteGatewayStore {
+    // MARK: Orders
+
+    func orderBinds(_ o: GatewayOrder) -> [SQLiteData] {
+        [
+            .text(o.id), .text(o.provider), .text(o.providerOrderID), .text(o.kind.rawValue), .integer(o.amount), Self.text(o.description),
+            Self.text(o.merchantReference), Self.text(o.metadata), Self.text(o.mobileReturnURL), .text(o.state.rawValue),
+            .integer(o.refundedAmount), Self.text(o.transactionID), Self.text(o.paymentURL), Self.text(o.qrToken),
+            Self.text(o.paymentLinkID), .integer(o.needsReview ? 1 : 0), .integer(Int(o.createdAt.ms)), .integer(Int(o.updatedAt.ms)),
+            Self.int(o.nextPollAt?.ms), .integer(o.pollAttempts), .integer(o.version), Self.text(o.providerState),
+            Self.text(o.providerPaymentID),
+        ]
+    }
+
+    public func insert(_ order: GatewayOrder, reserving reservation: IdempotencyReservation?) async throws {
+        do {
+            try await transaction { [self] db in
+                if let reservation { try Self.reserve(reservation, resource: order.id, db) }
+                try db.run(
+                    "INSERT INTO orders (\(orderColumns)) VALUES (\(Array(repeating: "?", count: 23).joined(separator: ", ")))", orderBinds(order))
+                try insertEvent(
+                    OrderEvent(
+                        orderID: order.id, at: order.createdAt, kind: .created, toState: order.state,
+                        detail: "order stored for \(order.amount) via \(order.provider)"), db)
+            }
+        } catch StoreError.duplicateOrder {
+            throw StoreError.duplicateOrder(order.providerOrderID)
+        }
+    }
+
+    func insertEvent(_ event: OrderEvent, _ db: DirectConnection) throws {
+        try db.run(
+            "INSERT INTO order_events (order_id, at, kind, from_state, to_state, detail) VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                .text(event.orderID), .integer(Int(event.at.ms)), .text(event.kind.rawValue), Self.text(event.fromState?.rawValue),
+                Self.text(event.toState?.rawValue), .text(event.detail),
+            ])
+    }
+
+    func insertMessage(_ message: OutboxMessage, _ db: DirectConnection) throws {
+        try db.run(
+            "INSERT INTO outbox (\(outboxColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                .text(message.id), .text(message.type), .text(message.orderID), .text(message.payload), .integer(Int(message.createdAt.ms)),
+                .text(message.state.rawValue), .integer(message.attempts), .integer(Int(message.nextAttemptAt.ms)), Self.int(message.lastStatus),
+                Self.int(message.deliveredAt?.ms),
+            ])
+    }
+
+    func selectOrder(id: String, _ db: DirectConnection) throws -> GatewayOrder? {
+        try db.run("SELECT \(orderReadColumns) FROM orders WHERE id = ?", [.text(id)]).first.map { try RowDecoding.order(SQLiteRowReader($0)) }
+    }
+
+    public func order(id: String) async throws -> GatewayOrder? {
+        try await fetch("SELECT \(orderReadColumns) FROM orders WHERE id = ?", [.text(id)]).first.map { try RowDecoding.order(SQLiteRowReader($0)) }
+    }
+
+    public func order(provider: String, providerPaymentID: String) async throws -> GatewayOrder? {
+        try await fetch(
+            "SELECT \(orderReadColumns) FROM orders WHERE provider = ? AND provider_payment_id = ?", [.text(provider), .text(providerPaymentID)]
+        ).first.map { try RowDecoding.order(SQLiteRowReader($0)) }
+    }
+
+    public func order(provider: String, providerOrderID: String) async throws -> GatewayOrder? {
+        try await fetch(
+            "SELECT \(orderReadColumns) FROM orders WHERE provider = ? AND provider_order_id = ?", [.text(provider), .text(providerOrderID)]
+        )
+        .first.map { try RowDecoding.order(SQLiteRowReader($0)) }
+    }
+
+    public func orders(_ query: OrderQuery) async throws -> (orders: [GatewayOrder], next: OrderCursor?) {
+        var clauses: [String] = []
+        var binds: [SQLiteData] = []
+        if !query.states.isEmpty {
+            clauses.append("state IN (\(Array(repeating: "?", count: query.states.count).joined(separator: ", ")))")
+            binds += query.states.map(\.rawValue).sorted().map { .text($0) }
+        }
+        if let from = query.createdFrom {
+            clauses.append("created_at >= ?")
+            binds.append(.integer(Int(from.ms)))
+        }
+        if let before = query.createdBefore {
+            clauses.append("created_at < ?")
+            binds.append(.integer(Int(before.ms)))
+        }
+        if let search = query.search {
+            clauses.append("(id = ? OR provider_order_id = ? OR merchant_reference = ?)")
+            binds += [.text(search), .text(search), .text(search)]
+        }
+        if let after = query.after {
+            clauses.append("(created_at < ? OR (created_at = ? AND id < ?))")
+            binds += [.integer(Int(after.createdAtMs)), .integer(Int(after.createdAtMs)), .text(after.id)]
+        }
+        let filter = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
+        binds.append(.integer(query.limit + 1))
+        let rows = try await fetch("SELECT \(orderReadColumns) FROM orders \(filter) ORDER BY created_at DESC, id DESC LIMIT ?", binds)
+        var orders = try rows.map { try RowDecoding.order(SQLiteRowReader($0)) }
+        var next: OrderCursor? = nil
+        if orders.count > query.limit {
+            orders.removeLast()
+            if let last = orders.last { next = OrderCursor(createdAtMs: last.createdAt.ms, id: last.id) }
+        }
+        return (orders, next)
+    }
+
+    public func events(orderID: String) async throws -> [OrderEvent] {
+        try await fetch(
+            "SELECT id, order_id, at, kind, from_state, to_state, detail FROM order_events WHERE order_id = ? ORDER BY id", [.text(orderID)]
+        )
+        .map { try RowDecoding.event(SQLiteRowReader($0)) }
+    }
+
+    public func update(orderID: String, _ decide: @escaping @Sendable (GatewayOrder) throws -> OrderChange?) async throws -> GatewayOrder {
+        try await transaction { [self] db in
+            guard let current = try selectOrder(id: orderID, db) else { throw StoreError.orderNotFound(orderID) }
+            guard let change = try decide(current) else { return current }
+            try write(change, replacing: current, db)
+            return change.order
+        }
+    }
+
+    public func update(from current: GatewayOrder, _ decide: @escaping @Sendable (GatewayOrder) throws -> OrderChange?) async throws -> GatewayOrder {
+        // Decided here, not on the writer's thread, which every write waits for: the job
+        // only writes, unless the order changed since `current` was read.
+        let planned = try decide(current)
+        return try await transaction { [self] db in
+            // The writer is this store's alone, so a version that still matches cannot
+            // change before the commit.
+            if let planned, try write(planned, expectedVersion: current.version, db) {
+                return planned.order
+            }
+            guard let stored = try selectOrder(id: current.id, db) else { throw StoreError.orderNotFound(current.id) }
+            if planned == nil, stored.version == current.version { return stored }
+            guard let change = try decide(stored) else { return stored }
+            try write(change, replacing: stored, db)
+            return change.order
+        }
+    }
+
+    func write(_ change: OrderChange, replacing current: GatewayOrder, _ db: DirectConnection) throws {
+        guard try write(change, expectedVersion: current.version, db) else {
+            throw StoreError.database("order \(change.order.id) changed underneath the update")
+        }
+    }
+
+    /// Writes the change if the stored order has `expectedVersion`; false (nothing written) if not.
+    func write(_ change: OrderChange, expectedVersion: Int, _ db: DirectConnection) throws -> Bool {
+        let o = change.order
+        let rows = try db.run(
+            """
+            UPDATE orders SET state = ?, refunded_amount = ?, transaction_id = ?, payment_url = ?, qr_token = ?, payment_link_id = ?,
+                needs_review = ?, updated_at = ?, next_poll_at = ?, poll_attempts = ?, version = ?, description = ?, metadata = ?,
+                provider_state = ?, provider_payment_id = ?
+            WHERE id = ? AND version = ? RETURNING id
+            """,
+            [
+                .text(o.state.rawValue), .integer(o.refundedAmount), Self.text(o.transactionID), Self.text(o.paymentURL), Self.text(o.qrToken),
+                Self.text(o.paymentLinkID), .integer(o.needsReview ? 1 : 0), .integer(Int(o.updatedAt.ms)), Self.int(o.nextPollAt?.ms),
+                .integer(o.pollAttempts), .integer(o.version), Self.text(o.description), Self.text(o.metadata), Self.text(o.providerState),
+                Self.text(o.providerPaymentID), .text(o.id), .integer(expectedVersion),
+            ])
+        guard !rows.isEmpty else { return false }
+        for event in change.events { try insertEvent(event, db) }
+        for message in change.outbox { try insertMessage(message, db) }
+        if let refund = change.refund {
+            let settled = try db.run(
+                "UPDATE refunds SET status = ?, detail = ?, updated_at = ? WHERE id = ? AND order_id = ? AND status IN ('pending', 'unknown') RETURNING id",
+                [.text(refund.status.rawValue), .text(refund.detail), .integer(Int(o.updatedAt.ms)), .text(refund.refundID), .text(o.id)])
+            guard !settled.isEmpty else { throw StoreError.refundAlreadyResolved(refund.refundID) }
+        }
+        if let answer = change.answer { try Self.storeAnswer(answer.reservation, answer.response, db) }
+        return true
+    }
+
+    /// Records the answer of a request whose key it reserved (as ``saveIdempotentResponse(_:response:reservedOnly:)``
+    /// with `reservedOnly`).
+    static func storeAnswer(_ r: IdempotencyReservation, _ response: IdempotentResponse, _ db: DirectConnection) throws {
+        try db.run(
+            "UPDATE idempotency_keys SET state = 'done', status = ?, body = ? WHERE scope = ? AND key = ? AND owner = ? AND state = 'in_progress'",
+            [.integer(response.status), .text(response.body), .text(r.scope), .text(r.key), .text(r.owner)])
+    }
+
+    public func update(
+        provider: String, providerOrderID: String, _ decide: @escaping @Sendable (GatewayOrder) throws -> OrderChange?
+    ) async throws -> (before: GatewayOrder, after: GatewayOrder) {
+        // Read on the reader's connection and decided on the caller's thread, so that the
+        // writer's thread, which every write waits for, only writes (see update(from:)).
+        guard let current = try await order(provider: provider, providerOrderID: providerOrderID) else {
+            throw StoreError.orderNotFound(providerOrderID)
+        }
+        return (current, try await update(from: current, decide))
+    }
+
+    public func insert(contentsOf orders: [GatewayOrder]) async throws {
+        guard !orders.isEmpty else { return }
+        try await transaction { [self] db in
+            let chunk = 500
+            for start in stride(from: 0, to: orders.count, by: chunk) {
+                let slice = orders[start..<min(start + chunk, orders.count)]
+                let row = "(" + Array(repeating: "?", count: 23).joined(separator: ", ") + ")"
+                try db.run(
+                    "INSERT INTO orders (\(orderColumns)) VALUES " + Array(repeating: row, count: slice.count).joined(separator: ", "),
+                    slice.flatMap(orderBinds))
+                try db.run(
+                    "INSERT INTO order_events (order_id, at, kind, from_state, to_state, detail) VALUES "
+                        + Array(repeating: "(?, ?, ?, NULL, ?, ?)", count: slice.count).joined(separator: ", "),
+                    slice.flatMap { o -> [SQLiteData] in
+                        [
+                            .text(o.id), .integer(Int(o.createdAt.ms)), .text(OrderEvent.Kind.created.rawValue), .text(o.state.rawValue),
+                            .text("order stored for \(o.amount) via \(o.provider)"),
+                        ]
+                    })
+            }
+        }
+    }
+
+    public func recordRefund(
+        orderID: String, amount: Int, refundID: String, at now: Date, reserving reservation: IdempotencyReservation?
+    ) async throws -> GatewayOrder {
+        try await transaction { [self] db in
+            if let reservation { try Self.reserve(reservation, resource: refundID, db) }
+            let updated = try db.run(
+                """
+                UPDATE orders SET refunded_amount = refunded_amount + ?, version = version + 1, updated_at = ?
+                WHERE id = ? AND state = 'paid' AND refunded_amount + ? <= amount RETURNING \(orderReadColumns)
+                """,
+                [.integer(amount), .integer(Int(now.ms)), .text(orderID), .integer(amount)])
+            guard let row = updated.first else {
+                guard let current = try selectOrder(id: orderID, db) else { throw StoreError.orderNotFound(orderID) }
+                if current.state != .paid { throw StoreError.notRefundable(orderID: orderID, state: current.state) }
+                throw StoreError.refundExceedsPaid(orderID: orderID)
+            }
+            let order = try RowDecoding.order(SQLiteRowReader(row))
+            var before = order
+            before.refundedAmount -= amount
+            guard let change = OrderStateMachine.refund(before, amount: amount, refundID: refundID, at: now) else {
+                throw StoreError.refundExceedsPaid(orderID: orderID)
+            }
+            try db.run(
+                "INSERT INTO refunds (id, order_id, amount, created_at, status, detail, updated_at) VALUES (?, ?, ?, ?, 'pending', 'reserved; Kaspi is being asked', ?)",
+                [.text(refundID), .text(orderID), .integer(amount), .integer(Int(now.ms)), .integer(Int(now.ms))])
+            for event in change.events { try insertEvent(event, db) }
+            for message in change.outbox { try insertMessage(message, db) }
+            return order
+        }
+    }
+
+    public func refunds(orderID: String) async throws -> [RefundRecord] {
+        try await fetch("SELECT \(refundColumns) FROM refunds WHERE order_id = ? ORDER BY created_at, id", [.text(orderID)])
+            .map { try RowDecoding.refund(SQLiteRowReader($0)) }
+    }
+
+    public func unresolvedRefunds(pendingBefore: Date, limit: Int) async throws -> [RefundRecord] {
+        try await fetch(
+            """
+            SELECT \(refundColumns) FROM refunds WHERE status IN ('pending', 'unknown') AND (status = 'unknown' OR created_at < ?)
+            ORDER BY created_at, id LIMIT ?
+            """,
+            [.integer(Int(pendingBefore.ms)), .integer(limit)]
+        ).map { try RowDecoding.refund(SQLiteRowReader($0)) }
+    }
+}
