@@ -6,6 +6,93 @@ protocol RowReader {
     func int(_ column: String) -> Int64?
 }
 
+/// A value as a store writes it: text, a 64-bit integer, or a 32-bit one (PostgreSQL's
+/// `INTEGER` columns); nil is SQL's NULL.
+enum StoreValue: Sendable, Hashable {
+    case text(String?)
+    case int(Int64?)
+    case int32(Int32)
+}
+
+/// Writes rows the way ``RowDecoding`` reads them back: one encoder for both stores.
+enum RowEncoding {
+    /// An order's columns, in the order of `orderColumns` (an insert).
+    static func order(_ o: GatewayOrder) -> [StoreValue] {
+        [
+            .text(o.id), .text(o.provider), .text(o.providerOrderID), .text(o.kind.rawValue), .int(Int64(o.amount)), .text(o.description),
+            .text(o.merchantReference), .text(o.metadata), .text(o.mobileReturnURL), .text(o.state.rawValue), .int(Int64(o.refundedAmount)),
+            .text(o.transactionID), .text(o.paymentURL), .text(o.qrToken), .text(o.paymentLinkID), .int32(o.needsReview ? 1 : 0),
+            .int(o.createdAt.ms), .int(o.updatedAt.ms), .int(o.nextPollAt?.ms), .int32(Int32(clamping: o.pollAttempts)),
+            .int(Int64(o.version)), .text(o.providerState), .text(o.providerPaymentID),
+        ]
+    }
+
+    /// The columns a change of an order writes, in the order of `orderUpdateColumns`, then
+    /// the order's id and the version the change was decided on.
+    static func orderUpdate(_ o: GatewayOrder, expectedVersion: Int) -> [StoreValue] {
+        [
+            .text(o.state.rawValue), .int(Int64(o.refundedAmount)), .text(o.transactionID), .text(o.paymentURL), .text(o.qrToken),
+            .text(o.paymentLinkID), .int32(o.needsReview ? 1 : 0), .int(o.updatedAt.ms), .int(o.nextPollAt?.ms),
+            .int32(Int32(clamping: o.pollAttempts)), .int(Int64(o.version)), .text(o.description), .text(o.metadata), .text(o.providerState),
+            .text(o.providerPaymentID), .text(o.id), .int(Int64(expectedVersion)),
+        ]
+    }
+
+    /// The columns ``orderUpdate(_:expectedVersion:)`` sets, in its order.
+    static let orderUpdateColumns = [
+        "state", "refunded_amount", "transaction_id", "payment_url", "qr_token", "payment_link_id", "needs_review", "updated_at",
+        "next_poll_at", "poll_attempts", "version", "description", "metadata", "provider_state", "provider_payment_id",
+    ]
+
+    /// `UPDATE orders SET … WHERE id = … AND version = … RETURNING id`, with the placeholder
+    /// each store writes for the n-th parameter (from 1).
+    static func orderUpdateSQL(placeholder: (Int) -> String) -> String {
+        let sets = orderUpdateColumns.enumerated().map { "\($0.element) = \(placeholder($0.offset + 1))" }.joined(separator: ", ")
+        let n = orderUpdateColumns.count
+        return "UPDATE orders SET \(sets) WHERE id = \(placeholder(n + 1)) AND version = \(placeholder(n + 2)) RETURNING id"
+    }
+}
+
+/// The order listing's query for both stores: `SELECT … WHERE … ORDER BY … LIMIT`, newest
+/// first, one more than the page so that the store knows whether a next page exists.
+enum OrderListing {
+    /// The statement and its parameters, with the placeholder each store writes for the n-th
+    /// parameter (from 1).
+    static func query(_ query: OrderQuery, placeholder: (Int) -> String) -> (sql: String, values: [StoreValue]) {
+        var clauses: [String] = []
+        var values: [StoreValue] = []
+        func next(_ value: StoreValue) -> String {
+            values.append(value)
+            return placeholder(values.count)
+        }
+        if !query.states.isEmpty {
+            clauses.append("state IN (\(query.states.map(\.rawValue).sorted().map { next(.text($0)) }.joined(separator: ", ")))")
+        }
+        if let from = query.createdFrom { clauses.append("created_at >= \(next(.int(from.ms)))") }
+        if let before = query.createdBefore { clauses.append("created_at < \(next(.int(before.ms)))") }
+        if let search = query.search {
+            clauses.append(
+                "(id = \(next(.text(search))) OR provider_order_id = \(next(.text(search))) OR merchant_reference = \(next(.text(search))))")
+        }
+        if let after = query.after {
+            clauses.append(
+                "(created_at < \(next(.int(after.createdAtMs))) OR (created_at = \(next(.int(after.createdAtMs))) AND id < \(next(.text(after.id)))))"
+            )
+        }
+        let filter = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
+        let limit = next(.int(Int64(query.limit + 1)))
+        return ("SELECT \(orderReadColumns) FROM orders \(filter) ORDER BY created_at DESC, id DESC LIMIT \(limit)", values)
+    }
+
+    /// The page and the cursor of the next, from the rows the query returned.
+    static func page(_ rows: [GatewayOrder], limit: Int) -> (orders: [GatewayOrder], next: OrderCursor?) {
+        var orders = rows
+        guard orders.count > limit else { return (orders, nil) }
+        orders.removeLast(orders.count - limit)
+        return (orders, orders.last.map { OrderCursor(createdAtMs: $0.createdAt.ms, id: $0.id) })
+    }
+}
+
 enum RowDecoding {
     static func order(_ row: some RowReader) throws -> GatewayOrder {
         guard let id = row.string("id"), let provider = row.string("provider"),

@@ -13,29 +13,7 @@ extension PostgresGatewayStore {
 
     /// Binds the 23 columns of `orderColumns`.
     func bindOrder(_ o: GatewayOrder, to q: inout Query) {
-        q.bind(o.id)
-        q.bind(o.provider)
-        q.bind(o.providerOrderID)
-        q.bind(o.kind.rawValue)
-        q.bind(o.amount)
-        q.bind(o.description)
-        q.bind(o.merchantReference)
-        q.bind(o.metadata)
-        q.bind(o.mobileReturnURL)
-        q.bind(o.state.rawValue)
-        q.bind(o.refundedAmount)
-        q.bind(o.transactionID)
-        q.bind(o.paymentURL)
-        q.bind(o.qrToken)
-        q.bind(o.paymentLinkID)
-        q.binds.append(Int32(o.needsReview ? 1 : 0))
-        q.bind(o.createdAt)
-        q.bind(o.updatedAt)
-        q.bind(o.nextPollAt)
-        q.binds.append(Int32(o.pollAttempts))
-        q.bind(o.version)
-        q.bind(o.providerState)
-        q.bind(o.providerPaymentID)
+        for value in RowEncoding.order(o) { q.bind(value) }
     }
 
     public func insert(_ order: GatewayOrder, reserving reservation: IdempotencyReservation?) async throws {
@@ -104,47 +82,10 @@ extension PostgresGatewayStore {
     }
 
     public func orders(_ query: OrderQuery) async throws -> (orders: [GatewayOrder], next: OrderCursor?) {
-        var q = Query("")
-        var clauses: [String] = []
-        var n = 0
-        func next() -> String {
-            n += 1
-            return "$\(n)"
-        }
-        if !query.states.isEmpty {
-            clauses.append("state IN (\(query.states.map { _ in next() }.joined(separator: ", ")))")
-            for state in query.states.map(\.rawValue).sorted() { q.bind(state) }
-        }
-        if let from = query.createdFrom {
-            clauses.append("created_at >= \(next())")
-            q.bind(from)
-        }
-        if let before = query.createdBefore {
-            clauses.append("created_at < \(next())")
-            q.bind(before)
-        }
-        if let search = query.search {
-            clauses.append("(id = \(next()) OR provider_order_id = \(next()) OR merchant_reference = \(next()))")
-            q.bind(search)
-            q.bind(search)
-            q.bind(search)
-        }
-        if let after = query.after {
-            clauses.append("(created_at < \(next()) OR (created_at = \(next()) AND id < \(next())))")
-            q.bind(after.createdAtMs)
-            q.bind(after.createdAtMs)
-            q.bind(after.id)
-        }
-        let filter = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
-        q.sql = "SELECT \(orderReadColumns) FROM orders \(filter) ORDER BY created_at DESC, id DESC LIMIT \(next())"
-        q.bind(query.limit + 1)
-        var orders = try await rows(q).map { try RowDecoding.order($0) }
-        var cursor: OrderCursor? = nil
-        if orders.count > query.limit {
-            orders.removeLast()
-            if let last = orders.last { cursor = OrderCursor(createdAtMs: last.createdAt.ms, id: last.id) }
-        }
-        return (orders, cursor)
+        let (sql, values) = OrderListing.query(query) { "$\($0)" }
+        var q = Query(sql)
+        for value in values { q.bind(value) }
+        return OrderListing.page(try await rows(q).map { try RowDecoding.order($0) }, limit: query.limit)
     }
 
     public func events(orderID: String) async throws -> [OrderEvent] {
@@ -208,31 +149,10 @@ extension PostgresGatewayStore {
 
     /// An order's changed columns, `$1` to `$17` as ``bindOrderUpdate(_:expectedVersion:to:)``
     /// binds them, if its version is still the one read: both update paths use it.
-    static let orderUpdate = """
-        UPDATE orders SET state = $1, refunded_amount = $2, transaction_id = $3, payment_url = $4, qr_token = $5, payment_link_id = $6,
-            needs_review = $7, updated_at = $8, next_poll_at = $9, poll_attempts = $10, version = $11, description = $12, metadata = $13,
-            provider_state = $14, provider_payment_id = $15
-        WHERE id = $16 AND version = $17 RETURNING id
-        """
+    static let orderUpdate = RowEncoding.orderUpdateSQL { "$\($0)" }
 
     static func bindOrderUpdate(_ o: GatewayOrder, expectedVersion: Int, to q: inout Query) {
-        q.bind(o.state.rawValue)
-        q.bind(o.refundedAmount)
-        q.bind(o.transactionID)
-        q.bind(o.paymentURL)
-        q.bind(o.qrToken)
-        q.bind(o.paymentLinkID)
-        q.binds.append(Int32(o.needsReview ? 1 : 0))
-        q.bind(o.updatedAt)
-        q.bind(o.nextPollAt)
-        q.binds.append(Int32(o.pollAttempts))
-        q.bind(o.version)
-        q.bind(o.description)
-        q.bind(o.metadata)
-        q.bind(o.providerState)
-        q.bind(o.providerPaymentID)
-        q.bind(o.id)
-        q.bind(expectedVersion)
+        for value in RowEncoding.orderUpdate(o, expectedVersion: expectedVersion) { q.bind(value) }
     }
 
     /// The statement of ``update(from:_:)`` for a change with so many events and messages.

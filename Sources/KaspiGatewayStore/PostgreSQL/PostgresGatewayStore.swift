@@ -93,6 +93,14 @@ public final class PostgresGatewayStore: GatewayStore {
         mutating func bind(_ value: Int64?) { binds.append(value) }
         mutating func bind(_ value: Int) { binds.append(Int64(value)) }
         mutating func bind(_ value: Date?) { binds.append(value?.ms) }
+        /// A value the shared row encoder wrote.
+        mutating func bind(_ value: StoreValue) {
+            switch value {
+            case .text(let text): binds.append(text)
+            case .int(let int): binds.append(int)
+            case .int32(let int): binds.append(int)
+            }
+        }
         var query: PostgresQuery { PostgresQuery(unsafeSQL: sql, binds: binds) }
     }
 

@@ -8,16 +8,7 @@ import Synchronization
 extension SQLiteGatewayStore {
     // MARK: Orders
 
-    func orderBinds(_ o: GatewayOrder) -> [SQLiteData] {
-        [
-            .text(o.id), .text(o.provider), .text(o.providerOrderID), .text(o.kind.rawValue), .integer(o.amount), Self.text(o.description),
-            Self.text(o.merchantReference), Self.text(o.metadata), Self.text(o.mobileReturnURL), .text(o.state.rawValue),
-            .integer(o.refundedAmount), Self.text(o.transactionID), Self.text(o.paymentURL), Self.text(o.qrToken),
-            Self.text(o.paymentLinkID), .integer(o.needsReview ? 1 : 0), .integer(Int(o.createdAt.ms)), .integer(Int(o.updatedAt.ms)),
-            Self.int(o.nextPollAt?.ms), .integer(o.pollAttempts), .integer(o.version), Self.text(o.providerState),
-            Self.text(o.providerPaymentID),
-        ]
-    }
+    func orderBinds(_ o: GatewayOrder) -> [SQLiteData] { RowEncoding.order(o).map(Self.data) }
 
     public func insert(_ order: GatewayOrder, reserving reservation: IdempotencyReservation?) async throws {
         do {
@@ -76,38 +67,9 @@ extension SQLiteGatewayStore {
     }
 
     public func orders(_ query: OrderQuery) async throws -> (orders: [GatewayOrder], next: OrderCursor?) {
-        var clauses: [String] = []
-        var binds: [SQLiteData] = []
-        if !query.states.isEmpty {
-            clauses.append("state IN (\(Array(repeating: "?", count: query.states.count).joined(separator: ", ")))")
-            binds += query.states.map(\.rawValue).sorted().map { .text($0) }
-        }
-        if let from = query.createdFrom {
-            clauses.append("created_at >= ?")
-            binds.append(.integer(Int(from.ms)))
-        }
-        if let before = query.createdBefore {
-            clauses.append("created_at < ?")
-            binds.append(.integer(Int(before.ms)))
-        }
-        if let search = query.search {
-            clauses.append("(id = ? OR provider_order_id = ? OR merchant_reference = ?)")
-            binds += [.text(search), .text(search), .text(search)]
-        }
-        if let after = query.after {
-            clauses.append("(created_at < ? OR (created_at = ? AND id < ?))")
-            binds += [.integer(Int(after.createdAtMs)), .integer(Int(after.createdAtMs)), .text(after.id)]
-        }
-        let filter = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
-        binds.append(.integer(query.limit + 1))
-        let rows = try await fetch("SELECT \(orderReadColumns) FROM orders \(filter) ORDER BY created_at DESC, id DESC LIMIT ?", binds)
-        var orders = try rows.map { try RowDecoding.order(SQLiteRowReader($0)) }
-        var next: OrderCursor? = nil
-        if orders.count > query.limit {
-            orders.removeLast()
-            if let last = orders.last { next = OrderCursor(createdAtMs: last.createdAt.ms, id: last.id) }
-        }
-        return (orders, next)
+        let (sql, values) = OrderListing.query(query) { _ in "?" }
+        let rows = try await fetch(sql, values.map(Self.data))
+        return OrderListing.page(try rows.map { try RowDecoding.order(SQLiteRowReader($0)) }, limit: query.limit)
     }
 
     public func events(orderID: String) async throws -> [OrderEvent] {
@@ -153,19 +115,7 @@ extension SQLiteGatewayStore {
     /// Writes the change if the stored order has `expectedVersion`; false (nothing written) if not.
     func write(_ change: OrderChange, expectedVersion: Int, _ db: DirectConnection) throws -> Bool {
         let o = change.order
-        let rows = try db.run(
-            """
-            UPDATE orders SET state = ?, refunded_amount = ?, transaction_id = ?, payment_url = ?, qr_token = ?, payment_link_id = ?,
-                needs_review = ?, updated_at = ?, next_poll_at = ?, poll_attempts = ?, version = ?, description = ?, metadata = ?,
-                provider_state = ?, provider_payment_id = ?
-            WHERE id = ? AND version = ? RETURNING id
-            """,
-            [
-                .text(o.state.rawValue), .integer(o.refundedAmount), Self.text(o.transactionID), Self.text(o.paymentURL), Self.text(o.qrToken),
-                Self.text(o.paymentLinkID), .integer(o.needsReview ? 1 : 0), .integer(Int(o.updatedAt.ms)), Self.int(o.nextPollAt?.ms),
-                .integer(o.pollAttempts), .integer(o.version), Self.text(o.description), Self.text(o.metadata), Self.text(o.providerState),
-                Self.text(o.providerPaymentID), .text(o.id), .integer(expectedVersion),
-            ])
+        let rows = try db.run(Self.orderUpdateSQL, RowEncoding.orderUpdate(o, expectedVersion: expectedVersion).map(Self.data))
         guard !rows.isEmpty else { return false }
         for event in change.events { try insertEvent(event, db) }
         for message in change.outbox { try insertMessage(message, db) }

@@ -62,6 +62,16 @@ public final class SQLiteGatewayStore: GatewayStore {
     static func text(_ value: String?) -> SQLiteData { value.map { .text($0) } ?? .null }
     static func int(_ value: Int64?) -> SQLiteData { value.map { .integer(Int($0)) } ?? .null }
     static func int(_ value: Int?) -> SQLiteData { value.map { .integer($0) } ?? .null }
+    /// A value the shared row encoder wrote, as SQLite binds it.
+    static func data(_ value: StoreValue) -> SQLiteData {
+        switch value {
+        case .text(let text): text.map { .text($0) } ?? .null
+        case .int(let int): int.map { .integer(Int($0)) } ?? .null
+        case .int32(let int): .integer(Int(int))
+        }
+    }
+    /// The update of an order's changed columns, if its version is still the one read.
+    static let orderUpdateSQL = RowEncoding.orderUpdateSQL { _ in "?" }
 
     // MARK: Migrations
 
