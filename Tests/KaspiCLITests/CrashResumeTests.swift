@@ -8,8 +8,9 @@ import NIOCore
 import Testing
 
 /// `kill -9` in the middle of a checkout and of a refund, then the shop's retry with the same
-/// Idempotency-Key: the work is resumed, and happens exactly once.
-@Suite("kaspi gateway: crashes mid-request, resumed by the retry")
+/// Idempotency-Key: the work is resumed, and happens exactly once. One case at a time: each
+/// starts `kaspi gateway` three times, which on two cores would starve the rest of the suite.
+@Suite("kaspi gateway: crashes mid-request, resumed by the retry", .serialized)
 struct CrashResumeTests {
     /// When the gateway dies: while its call is on the way (Kaspi acts on it two seconds later,
     /// after the caller is gone), or after Kaspi acted on it but before its answer came back.
