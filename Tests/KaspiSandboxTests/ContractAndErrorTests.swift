@@ -35,7 +35,7 @@ struct ContractAndErrorTests {
         }
     }
 
-    /// Every code of CONTRACT.md, reached through the HTTP API, in the documented shape.
+    /// Every error code of openapi/kaspi-pay.yaml, reached through the HTTP API, in the documented shape.
     @Test func everyErrorCodeIsReachable() async throws {
         try await withSandbox(configure: { $0.rateLimitPerMinute = 30 }) { h in
             let key = h.tradePoint.apiKey

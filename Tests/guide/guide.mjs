@@ -1,4 +1,5 @@
-// The integration guide's Node.js snippets (shared/seed), run against a Kaspi Pay server.
+// The Node.js snippets of the integration guide ("Kaspi Pay API Integration Guide for Web and
+// Mobile Apps"), run against a Kaspi Pay server.
 // The snippets are copied as written; only their HTTP library differs: axios is replaced by
 // the small fetch-based stand-in below (npm is out of reach here), and BASE_URL comes from
 // the environment so that it can point at a local sandbox.

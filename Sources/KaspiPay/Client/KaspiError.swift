@@ -19,7 +19,7 @@ public struct ServerReply: Sendable, Hashable {
 /// reports) and a ``description`` that says what to do next. None of them ever contains the
 /// API key.
 public enum KaspiError: Error, Sendable, Hashable, CustomStringConvertible {
-    // MARK: Errors the server reports (CONTRACT.md, "Errors")
+    // MARK: Errors the server reports (openapi/kaspi-pay.yaml, `ErrorCode`)
 
     /// `INVALID_SIGNATURE`: the signature does not match.
     case invalidSignature(ServerReply)
