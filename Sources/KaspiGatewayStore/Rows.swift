@@ -11,7 +11,7 @@ protocol RowReader {
 enum StoreValue: Sendable, Hashable {
     case text(String?)
     case int(Int64?)
-    case int32(Int32)
+    case int32(Int32?)
 }
 
 /// Writes rows the way ``RowDecoding`` reads them back: one encoder for both stores.
@@ -24,6 +24,20 @@ enum RowEncoding {
             .text(o.transactionID), .text(o.paymentURL), .text(o.qrToken), .text(o.paymentLinkID), .int32(o.needsReview ? 1 : 0),
             .int(o.createdAt.ms), .int(o.updatedAt.ms), .int(o.nextPollAt?.ms), .int32(Int32(clamping: o.pollAttempts)),
             .int(Int64(o.version)), .text(o.providerState), .text(o.providerPaymentID),
+        ]
+    }
+
+    /// An audit event's columns: order_id, at, kind, from_state, to_state, detail.
+    static func event(_ e: OrderEvent) -> [StoreValue] {
+        [.text(e.orderID), .int(e.at.ms), .text(e.kind.rawValue), .text(e.fromState?.rawValue), .text(e.toState?.rawValue), .text(e.detail)]
+    }
+
+    /// An outgoing event's columns, in the order of `outboxColumns`.
+    static func message(_ m: OutboxMessage) -> [StoreValue] {
+        [
+            .text(m.id), .text(m.type), .text(m.orderID), .text(m.payload), .int(m.createdAt.ms), .text(m.state.rawValue),
+            .int32(Int32(clamping: m.attempts)), .int(m.nextAttemptAt.ms), .int32(m.lastStatus.map { Int32(clamping: $0) }),
+            .int(m.deliveredAt?.ms),
         ]
     }
 

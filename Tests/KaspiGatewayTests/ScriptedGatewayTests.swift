@@ -71,6 +71,42 @@ struct ScriptedGatewayTests {
         }
     }
 
+    @Test(
+        "a resumed refund is settled from Kaspi's record, sent only if it never happened, and never re-sent once refused",
+        arguments: Backend.available)
+    func resumedRefunds(_ backend: Backend) async throws {
+        try await withScriptedGateway(backend) { gateway, provider, clock in
+            let order = try await Self.paid(gateway, provider)
+            // Reserved by a request that died before Kaspi was asked.
+            let pending = try await gateway.store.recordRefund(
+                orderID: order.id, amount: 1000, refundID: "rf_interrupted", at: clock.now, reserving: nil)
+            #expect(pending.refundedAmount == 1000)
+            // Too early: a call may still be on its way.
+            let early = await Self.error { () async throws(GatewayError) in
+                try await gateway.refund(orderID: order.id, amount: 1000, resuming: "rf_interrupted")
+            }
+            #expect(early?.code == "IDEMPOTENCY_IN_PROGRESS" && (early?.retryAfter ?? 0) >= 1)
+            #expect(!provider.calls.contains("refund"))
+            // Later Kaspi's record shows no refund: released, then sent once.
+            clock.advance(by: 121)
+            provider.script("status", .status(ProviderStatus(report: .approved, transactionID: "T-1", refundedAmount: 0)))
+            provider.script("refund", .refunded("kaspi-1"))
+            let refunded = try await gateway.refund(orderID: order.id, amount: 1000, resuming: "rf_interrupted")
+            #expect(refunded.refundedAmount == 1000)
+            #expect(provider.calls.filter { $0 == "refund" }.count == 1)
+            #expect(try await gateway.store.refunds(orderID: order.id).map(\.status).sorted { $0.rawValue < $1.rawValue } == [.failed, .succeeded])
+            // One Kaspi refused before the retry came: answered as not made, not sent again.
+            provider.script("refund", .failure(ProviderError(code: "KASPI_SAYS_NO", message: "no")))
+            _ = await Self.error { () async throws(GatewayError) in try await gateway.refund(orderID: order.id, amount: 500) }
+            let refused = try #require(try await gateway.store.refunds(orderID: order.id).first { $0.amount == 500 && $0.status == .failed })
+            let notMade = await Self.error { () async throws(GatewayError) in
+                try await gateway.refund(orderID: order.id, amount: 500, resuming: refused.id)
+            }
+            #expect(notMade?.code == "REFUND_NOT_MADE")
+            #expect(provider.calls.filter { $0 == "refund" }.count == 2)
+        }
+    }
+
     @Test("a create whose answer is lost leaves the order to reconciliation", arguments: Backend.available)
     func lostCreateAnswers(_ backend: Backend) async throws {
         try await withScriptedGateway(backend) { gateway, provider, clock in

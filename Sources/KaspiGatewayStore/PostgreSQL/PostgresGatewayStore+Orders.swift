@@ -33,27 +33,13 @@ extension PostgresGatewayStore {
 
     func insertEvent(_ event: OrderEvent, on connection: PostgresConnection) async throws {
         var q = Query("INSERT INTO order_events (order_id, at, kind, from_state, to_state, detail) VALUES ($1, $2, $3, $4, $5, $6)")
-        q.bind(event.orderID)
-        q.bind(event.at)
-        q.bind(event.kind.rawValue)
-        q.bind(event.fromState?.rawValue)
-        q.bind(event.toState?.rawValue)
-        q.bind(event.detail)
+        for value in RowEncoding.event(event) { q.bind(value) }
         _ = try await rows(q, on: connection)
     }
 
     func insertMessage(_ m: OutboxMessage, on connection: PostgresConnection) async throws {
         var q = Query("INSERT INTO outbox (\(outboxColumns)) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
-        q.bind(m.id)
-        q.bind(m.type)
-        q.bind(m.orderID)
-        q.bind(m.payload)
-        q.bind(m.createdAt)
-        q.bind(m.state.rawValue)
-        q.binds.append(Int32(m.attempts))
-        q.bind(m.nextAttemptAt)
-        q.binds.append(m.lastStatus.map { Int32($0) })
-        q.bind(m.deliveredAt)
+        for value in RowEncoding.message(m) { q.bind(value) }
         _ = try await rows(q, on: connection)
     }
 
@@ -182,26 +168,7 @@ extension PostgresGatewayStore {
     static func transitionBindings(_ change: OrderChange, expectedVersion: Int) -> PostgresBindings {
         var q = Query("")
         bindOrderUpdate(change.order, expectedVersion: expectedVersion, to: &q)
-        for event in change.events {
-            q.bind(event.orderID)
-            q.bind(event.at)
-            q.bind(event.kind.rawValue)
-            q.bind(event.fromState?.rawValue)
-            q.bind(event.toState?.rawValue)
-            q.bind(event.detail)
-        }
-        for m in change.outbox {
-            q.bind(m.id)
-            q.bind(m.type)
-            q.bind(m.orderID)
-            q.bind(m.payload)
-            q.bind(m.createdAt)
-            q.bind(m.state.rawValue)
-            q.binds.append(Int32(m.attempts))
-            q.bind(m.nextAttemptAt)
-            q.binds.append(m.lastStatus.map { Int32($0) })
-            q.bind(m.deliveredAt)
-        }
+        for value in change.events.flatMap(RowEncoding.event) + change.outbox.flatMap(RowEncoding.message) { q.bind(value) }
         if let answer = change.answer { bindAnswer(answer.reservation, answer.response, to: &q) }
         return q.binds
     }

@@ -29,20 +29,12 @@ extension SQLiteGatewayStore {
     func insertEvent(_ event: OrderEvent, _ db: DirectConnection) throws {
         try db.run(
             "INSERT INTO order_events (order_id, at, kind, from_state, to_state, detail) VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                .text(event.orderID), .integer(Int(event.at.ms)), .text(event.kind.rawValue), Self.text(event.fromState?.rawValue),
-                Self.text(event.toState?.rawValue), .text(event.detail),
-            ])
+            RowEncoding.event(event).map(Self.data))
     }
 
     func insertMessage(_ message: OutboxMessage, _ db: DirectConnection) throws {
         try db.run(
-            "INSERT INTO outbox (\(outboxColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                .text(message.id), .text(message.type), .text(message.orderID), .text(message.payload), .integer(Int(message.createdAt.ms)),
-                .text(message.state.rawValue), .integer(message.attempts), .integer(Int(message.nextAttemptAt.ms)), Self.int(message.lastStatus),
-                Self.int(message.deliveredAt?.ms),
-            ])
+            "INSERT INTO outbox (\(outboxColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", RowEncoding.message(message).map(Self.data))
     }
 
     func selectOrder(id: String, _ db: DirectConnection) throws -> GatewayOrder? {

@@ -67,7 +67,7 @@ public final class SQLiteGatewayStore: GatewayStore {
         switch value {
         case .text(let text): text.map { .text($0) } ?? .null
         case .int(let int): int.map { .integer(Int($0)) } ?? .null
-        case .int32(let int): .integer(Int(int))
+        case .int32(let int): int.map { .integer(Int($0)) } ?? .null
         }
     }
     /// The update of an order's changed columns, if its version is still the one read.

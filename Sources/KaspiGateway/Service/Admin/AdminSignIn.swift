@@ -38,7 +38,7 @@ final class AdminSignIn: GatewayPart {
     ///
     /// - Returns: the generated password, when one was generated now.
     @discardableResult
-    public func prepareAdmin() async throws -> String? {
+    func prepareAdmin() async throws -> String? {
         let sessionSecret = try await store.setting(
             "admin.session_key", orInsert: Data(SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }).base64EncodedString())
         let key = SymmetricKey(data: Data(base64Encoded: sessionSecret) ?? Data(sessionSecret.utf8))

@@ -23,7 +23,7 @@ final class CheckoutService: GatewayPart {
     ///     ended (``IdempotencyMiddleware`` took the key over): the work goes on from there, the
     ///     provider asked again as one that may have seen the create
     ///     (``ProviderPaymentRequest/resuming``).
-    public func createCheckout(
+    func createCheckout(
         _ request: CheckoutRequest, kind: OrderKind, reserving reservation: IdempotencyReservation? = nil, resuming: String? = nil,
         answer: (@Sendable (GatewayOrder, ProviderQR?) throws -> IdempotentResponse)? = nil
     ) async throws(GatewayError) -> (order: GatewayOrder, qr: ProviderQR?, answered: IdempotentResponse?) {
@@ -140,7 +140,7 @@ final class CheckoutService: GatewayPart {
     // MARK: Remote invoices (the Kaspi QR API's r3)
 
     /// The client a phone number belongs to, to show before billing them.
-    public func remoteClientName(phoneNumber: String) async throws(GatewayError) -> String {
+    func remoteClientName(phoneNumber: String) async throws(GatewayError) -> String {
         guard let invoices = capabilities.remoteInvoices else { throw Self.remoteUnsupported }
         do { return try await invoices.clientName(phoneNumber: phoneNumber) } catch { throw GatewayError.providerFailure(error) }
     }
@@ -152,7 +152,7 @@ final class CheckoutService: GatewayPart {
     /// Bills a phone number: the order is stored first, then Kaspi is asked, as for checkouts.
     /// Its status is read only when someone asks (``refreshOnRequest(orderID:)``), and once at
     /// the end of its 24 hours, never on a timer.
-    public func createRemoteInvoice(
+    func createRemoteInvoice(
         _ request: CheckoutRequest, phoneNumber: String, comment: String?, reserving reservation: IdempotencyReservation? = nil
     ) async throws(GatewayError) -> GatewayOrder {
         guard let invoices = capabilities.remoteInvoices else { throw Self.remoteUnsupported }
@@ -208,7 +208,7 @@ final class CheckoutService: GatewayPart {
     }
 
     /// Cancels an unpaid remote invoice.
-    public func cancelRemoteInvoice(orderID: String) async throws(GatewayError) -> GatewayOrder {
+    func cancelRemoteInvoice(orderID: String) async throws(GatewayError) -> GatewayOrder {
         let order: GatewayOrder?
         do { order = try await store.order(id: orderID) } catch { throw GatewayError.storage(error) }
         guard let order else { throw .notFound(orderID) }

@@ -26,7 +26,7 @@ final class OutboxDelivery: GatewayPart {
     /// Delivers the outgoing events that are due, once, up to
     /// ``GatewayConfiguration/deliveryConcurrency`` at a time. Returns how many were attempted.
     @discardableResult
-    public func deliverEventsOnce(limit: Int? = nil) async throws -> Int {
+    func deliverEventsOnce(limit: Int? = nil) async throws -> Int {
         guard configuration.merchantWebhookURL != nil else { return 0 }
         let due = try await claimDueEvents(limit: limit ?? configuration.workBatchSize)
         let width = max(1, configuration.deliveryConcurrency)

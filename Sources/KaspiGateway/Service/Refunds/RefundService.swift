@@ -22,7 +22,7 @@ final class RefundService: GatewayPart {
     ///     ended: settled from Kaspi's record once no call can still be in flight
     ///     (``GatewayConfiguration/refundSettleAfter``), and sent only if Kaspi's record shows
     ///     it never happened, so it never reaches Kaspi twice.
-    public func refund(
+    func refund(
         orderID: String, amount requested: Int?, customerReturnID: String? = nil, reserving reservation: IdempotencyReservation? = nil,
         resuming: String? = nil
     ) async throws(GatewayError) -> GatewayOrder {
@@ -151,6 +151,14 @@ final class RefundService: GatewayPart {
         guard let found = refund, let stored = order else { throw GatewayError.notResumable(refundID) }
         logger.notice("Resuming an interrupted refund", metadata: ["order": "\(orderID)", "refund": "\(refundID)"])
         metrics.resumed(.refund)
+        if found.status == .failed {
+            // Settled as not made before this retry (Kaspi refused it, or a person or
+            // reconciliation found it absent): that is the first request's outcome, not a
+            // reason to send it now.
+            throw GatewayError(
+                .conflict, "REFUND_NOT_MADE",
+                "Refund \(refundID) was not made (\(found.detail ?? "no detail")); refund again with a new Idempotency-Key if it is still wanted.")
+        }
         if found.status == .pending || found.status == .unknown {
             let age = now().timeIntervalSince(found.createdAt)
             guard age >= configuration.refundSettleAfter else {
@@ -165,6 +173,7 @@ final class RefundService: GatewayPart {
         }
         switch refund?.status {
         case .succeeded?: return .done(order ?? stored)
+        // Settled just now as never having reached Kaspi: it may be sent.
         case .failed?: return .neverHappened
         default:
             throw GatewayError(
@@ -181,14 +190,14 @@ final class RefundService: GatewayPart {
         "Return QRs exist on the Kaspi QR API's r2 scheme only; other schemes refund with POST /v1/orders/{id}/refunds.")
 
     /// A return QR for the customer to scan, the start of an r2 refund.
-    public func createCustomerReturn() async throws(GatewayError) -> ProviderCustomerReturn {
+    func createCustomerReturn() async throws(GatewayError) -> ProviderCustomerReturn {
         guard let returns = capabilities.customerReturns else { throw Self.returnsUnsupported }
         do { return try await returns.createCustomerReturn() } catch { throw GatewayError.providerFailure(error) }
     }
 
     /// A customer return's status and, once the customer scanned, their purchases with the
     /// gateway's orders for them.
-    public func customerReturn(id: String) async throws(GatewayError) -> (ProviderCustomerReturnStatus, [String: GatewayOrder]) {
+    func customerReturn(id: String) async throws(GatewayError) -> (ProviderCustomerReturnStatus, [String: GatewayOrder]) {
         guard let returns = capabilities.customerReturns else { throw Self.returnsUnsupported }
         let status: ProviderCustomerReturnStatus
         do { status = try await returns.customerReturn(id: id) } catch {
@@ -215,7 +224,7 @@ final class RefundService: GatewayPart {
     ///
     /// - Parameter resuming: the refund an earlier request with the same key reserved before
     ///   its run ended: recorded now, as that request would have.
-    public func recordManualRefund(
+    func recordManualRefund(
         orderID: String, amount: Int, note: String?, reserving reservation: IdempotencyReservation? = nil, resuming: String? = nil
     ) async throws(GatewayError) -> GatewayOrder {
         guard amount >= 1 else { throw .invalid("amount must be at least 1 tenge.") }
@@ -254,7 +263,7 @@ final class RefundService: GatewayPart {
     ///
     /// - Returns: how many refunds were settled.
     @discardableResult
-    public func resolveRefundsOnce(limit: Int? = nil) async throws -> Int {
+    func resolveRefundsOnce(limit: Int? = nil) async throws -> Int {
         let cutoff = now().addingTimeInterval(-configuration.refundSettleAfter)
         let candidates = try await store.unresolvedRefunds(pendingBefore: cutoff, limit: limit ?? configuration.workBatchSize)
         var settled = 0
@@ -320,7 +329,7 @@ final class RefundService: GatewayPart {
 
     /// Settles a refund by hand, after a person checked Kaspi's record: an audit line names
     /// the admin action.
-    public func settleRefund(id refundID: String, orderID: String, succeeded: Bool) async throws(GatewayError) -> GatewayOrder {
+    func settleRefund(id refundID: String, orderID: String, succeeded: Bool) async throws(GatewayError) -> GatewayOrder {
         let refunds: [RefundRecord]
         do { refunds = try await store.refunds(orderID: orderID) } catch { throw GatewayError.storage(error) }
         guard let refund = refunds.first(where: { $0.id == refundID }) else {

@@ -18,7 +18,7 @@ final class StatusService: GatewayPart {
     ///
     /// - Returns: the order after the report.
     @discardableResult
-    public func refreshStatus(_ order: GatewayOrder, source: OrderStateMachine.Source) async throws -> GatewayOrder {
+    func refreshStatus(_ order: GatewayOrder, source: OrderStateMachine.Source) async throws -> GatewayOrder {
         guard !order.state.isFinal || order.state == .expired else { return order }
         let settings = PollPolicy.Settings(configuration)
         let status: ProviderStatus
@@ -71,7 +71,7 @@ final class StatusService: GatewayPart {
     static let webhooksUnsupported = ProviderError(
         code: "WEBHOOKS_NOT_SUPPORTED", message: "The Kaspi QR API sends no webhooks; the gateway polls it.")
 
-    public func handleWebhook(_ body: [UInt8]) async throws(GatewayError) -> GatewayOrder {
+    func handleWebhook(_ body: [UInt8]) async throws(GatewayError) -> GatewayOrder {
         guard body.count <= 16 * 1024 else { throw GatewayError(.tooLarge, "WEBHOOK_BODY_TOO_LARGE", "A webhook body is at most 16 KiB.") }
         let event: ProviderWebhook
         do throws(ProviderError) {
@@ -159,7 +159,7 @@ final class StatusService: GatewayPart {
     /// Reads an order's status now, because someone asked (the dashboard's refresh, the API, the
     /// payer's return): the only way a remote invoice is read. At most once every 10 s an
     /// order, so that clicking cannot turn into a timer.
-    public func refreshOnRequest(orderID: String) async throws(GatewayError) -> GatewayOrder {
+    func refreshOnRequest(orderID: String) async throws(GatewayError) -> GatewayOrder {
         let order: GatewayOrder?
         do { order = try await store.order(id: orderID) } catch { throw GatewayError.storage(error) }
         guard let order else { throw .notFound(orderID) }
@@ -193,7 +193,7 @@ final class StatusService: GatewayPart {
     /// ``GatewayConfiguration/latePollInterval`` for ``GatewayConfiguration/latePaymentWindow``,
     /// so a late payment whose webhook was lost is found: paid wins, flagged for review.
     @discardableResult
-    public func reconcileOnce(limit: Int? = nil) async throws -> Int {
+    func reconcileOnce(limit: Int? = nil) async throws -> Int {
         let at = now()
         let due = try await store.claimOrdersToPoll(now: at, limit: limit ?? configuration.workBatchSize, owner: configuration.instanceID, lease: 60)
         // Polls wait on Kaspi, not on the CPU: several at once (each order's writes are its own).
@@ -233,7 +233,7 @@ final class StatusService: GatewayPart {
 
     /// Gives back the leases this instance held before a restart, so that its claimed orders
     /// and events are taken up at once rather than after their leases lapse.
-    public func releaseOwnLeases() async {
+    func releaseOwnLeases() async {
         do {
             let released = try await store.releaseLeases(owner: configuration.instanceID)
             if released > 0 { logger.info("Leases from before a restart released", metadata: ["count": "\(released)"]) }
