@@ -1,4 +1,5 @@
 import ArgumentParser
+import Configuration
 import Foundation
 import Hummingbird
 import KaspiGateway
@@ -17,12 +18,13 @@ struct GatewayOptions: ParsableArguments {
     @Option(help: "An SQLite file or a postgres:// URL (default: $KASPI_GATEWAY_DATABASE, else kaspi-gateway.sqlite).")
     var database: String?
 
-    func configuration() throws -> GatewayConfiguration {
+    /// The configuration from the file, the environment and `overrides` (flags), in rising
+    /// precedence; `--database` is one of the flags.
+    func configuration(overrides: [String: ConfigValue] = [:]) async throws -> GatewayConfiguration {
         let environment = ProcessInfo.processInfo.environment
-        var configuration = GatewayConfiguration()
-        if let path = config ?? environment["KASPI_GATEWAY_CONFIG"] { configuration = try GatewayConfiguration.load(file: path) }
-        if let database = database ?? environment["KASPI_GATEWAY_DATABASE"] { configuration.setDatabase(database) }
-        return configuration
+        var flags = overrides
+        if let database { flags["database"] = ConfigValue(.string(database), isSecret: true) }
+        return try await GatewayConfiguration.load(file: config ?? environment["KASPI_GATEWAY_CONFIG"], environment: environment, overrides: flags)
     }
 }
 
@@ -65,40 +67,19 @@ struct GatewayCommand: AsyncParsableCommand {
         func run() async throws {
             let environment = ProcessInfo.processInfo.environment
             try await Console.run(json: false) {
-                var configuration = try options.configuration()
-                if let host { configuration.host = host }
-                if let port {
-                    configuration.port = port
-                } else if let raw = environment["KASPI_GATEWAY_PORT"] {
-                    // A value that is not a number is refused, not ignored.
-                    guard let port = Int(raw.trimmingCharacters(in: .whitespaces)) else {
-                        throw GatewayConfigurationError.invalid("KASPI_GATEWAY_PORT", "must be a port number")
-                    }
-                    configuration.port = port
-                }
-                if let publicURL = publicURL ?? environment["KASPI_GATEWAY_PUBLIC_URL"] { configuration.publicURL = publicURL }
-                if let keys = environment["KASPI_GATEWAY_API_KEYS"] {
-                    configuration.apiKeyHashes += keys.split(separator: ",").map {
-                        GatewayConfiguration.hash(apiKey: $0.trimmingCharacters(in: .whitespaces))
-                    }
-                }
-                if let url = merchantWebhookURL ?? environment["KASPI_GATEWAY_EVENTS_URL"] { configuration.merchantWebhookURL = url }
-                if let secret = environment["KASPI_GATEWAY_EVENTS_SECRET"] { configuration.merchantWebhookSecret = secret }
-                if let firstPollAfter { configuration.firstPollAfter = firstPollAfter }
-                if let workerInterval { configuration.workerInterval = workerInterval }
-                if let instanceID {
-                    configuration.instanceID = instanceID
-                } else if !configuration.hasChosenInstanceID, configuration.port != 0 {
+                var flags: [String: ConfigValue] = [:]
+                if let host { flags["host"] = ConfigValue(.string(host), isSecret: false) }
+                if let port { flags["port"] = ConfigValue(.int(port), isSecret: false) }
+                if let publicURL { flags["publicUrl"] = ConfigValue(.string(publicURL), isSecret: false) }
+                if let merchantWebhookURL { flags["merchantWebhookUrl"] = ConfigValue(.string(merchantWebhookURL), isSecret: false) }
+                if let firstPollAfter { flags["firstPollAfter"] = ConfigValue(.double(firstPollAfter), isSecret: false) }
+                if let workerInterval { flags["workerInterval"] = ConfigValue(.double(workerInterval), isSecret: false) }
+                if let instanceID { flags["instanceId"] = ConfigValue(.string(instanceID), isSecret: false) }
+                if let workBatchSize { flags["workBatchSize"] = ConfigValue(.int(workBatchSize), isSecret: false) }
+                var configuration = try await options.configuration(overrides: flags)
+                if !configuration.hasChosenInstanceID, configuration.port != 0 {
                     // Stable across restarts, so that a restarted instance takes back its leases.
                     configuration.instanceID = "\(ProcessInfo.processInfo.hostName):\(configuration.port)"
-                }
-                if let workBatchSize { configuration.workBatchSize = workBatchSize }
-                if let password = environment["KASPI_GATEWAY_ADMIN_PASSWORD"] { configuration.adminPassword = password }
-                if let confirm = environment["KASPI_GATEWAY_CONFIRM_PAID_WEBHOOKS"] {
-                    guard let value = ["true": true, "1": true, "false": false, "0": false][confirm.lowercased()] else {
-                        throw GatewayConfigurationError.invalid("KASPI_GATEWAY_CONFIRM_PAID_WEBHOOKS", "must be true or false")
-                    }
-                    configuration.confirmPaidWebhooks = value
                 }
                 try configuration.validate()
                 let chosen = (profile ?? environment["KASPI_GATEWAY_PROFILE"] ?? "guide").lowercased()
@@ -182,7 +163,7 @@ struct GatewayCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await Console.run(json: false) {
-                let configuration = try options.configuration()
+                let configuration = try await options.configuration()
                 let logger = Logger(label: "kaspi-gateway")
                 let applied = try await GatewayStorage.with(configuration, logger: logger) { store in
                     let applied = try await store.migrate()
@@ -203,7 +184,7 @@ struct GatewayQRContext {
     static func run<T: Sendable>(
         options: GatewayOptions, connection: QRAPIConnection, _ body: @escaping (KaspiQRAPI.AnyClient, any GatewayStore) async throws -> T
     ) async throws -> T {
-        let configuration = try options.configuration()
+        let configuration = try await options.configuration()
         let settings = try connection.settings()
         let transport = try KaspiQRSetup.transport(settings)
         var logger = Logger(label: "kaspi", factory: { label in StreamLogHandler.standardError(label: label) })
@@ -306,7 +287,7 @@ struct DeviceCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await Console.run(json: output.json) {
-                let configuration = try options.configuration()
+                let configuration = try await options.configuration()
                 let devices = try await GatewayStorage.with(configuration, logger: Logger(label: "kaspi")) { store in
                     _ = try await store.migrate()
                     return try await store.devices(provider: KaspiQRProvider.providerName)

@@ -5,15 +5,8 @@ import PostgresNIO
 extension PostgresGatewayStore {
     // MARK: Orders
 
-    func insertQuery(_ o: GatewayOrder) -> Query {
-        var q = Query("INSERT INTO orders (\(orderColumns)) VALUES (\((1...23).map { "$\($0)" }.joined(separator: ", ")))")
-        bindOrder(o, to: &q)
-        return q
-    }
-
-    /// Binds the 23 columns of `orderColumns`.
-    func bindOrder(_ o: GatewayOrder, to q: inout Query) {
-        for value in RowEncoding.order(o) { q.bind(value) }
+    func insertQuery(_ o: GatewayOrder) -> PostgresQuery {
+        "INSERT INTO orders (\(unescaped: orderColumns)) VALUES (\(values: RowEncoding.order(o)))"
     }
 
     public func insert(_ order: GatewayOrder, reserving reservation: IdempotencyReservation?) async throws {
@@ -32,28 +25,24 @@ extension PostgresGatewayStore {
     }
 
     func insertEvent(_ event: OrderEvent, on connection: PostgresConnection) async throws {
-        var q = Query("INSERT INTO order_events (order_id, at, kind, from_state, to_state, detail) VALUES ($1, $2, $3, $4, $5, $6)")
-        for value in RowEncoding.event(event) { q.bind(value) }
-        _ = try await rows(q, on: connection)
+        _ = try await rows(
+            "INSERT INTO order_events (order_id, at, kind, from_state, to_state, detail) VALUES (\(values: RowEncoding.event(event)))", on: connection
+        )
     }
 
     func insertMessage(_ m: OutboxMessage, on connection: PostgresConnection) async throws {
-        var q = Query("INSERT INTO outbox (\(outboxColumns)) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
-        for value in RowEncoding.message(m) { q.bind(value) }
-        _ = try await rows(q, on: connection)
+        _ = try await rows("INSERT INTO outbox (\(unescaped: outboxColumns)) VALUES (\(values: RowEncoding.message(m)))", on: connection)
     }
 
     public func order(id: String) async throws -> GatewayOrder? {
-        var q = Query("SELECT \(orderReadColumns) FROM orders WHERE id = $1")
-        q.bind(id)
-        return try await rows(q).first.map { try RowDecoding.order($0) }
+        try await rows("SELECT \(unescaped: orderReadColumns) FROM orders WHERE id = \(id)").first.map { try RowDecoding.order($0) }
     }
 
     public func order(provider: String, providerPaymentID: String) async throws -> GatewayOrder? {
-        var q = Query("SELECT \(orderReadColumns) FROM orders WHERE provider = $1 AND provider_payment_id = $2")
-        q.bind(provider)
-        q.bind(providerPaymentID)
-        return try await rows(q).first.map { try RowDecoding.order($0) }
+        try await rows(
+            "SELECT \(unescaped: orderReadColumns) FROM orders WHERE provider = \(provider) AND provider_payment_id = \(providerPaymentID)"
+        )
+        .first.map { try RowDecoding.order($0) }
     }
 
     public func order(provider: String, providerOrderID: String) async throws -> GatewayOrder? {
@@ -68,41 +57,37 @@ extension PostgresGatewayStore {
     }
 
     public func orders(_ query: OrderQuery) async throws -> (orders: [GatewayOrder], next: OrderCursor?) {
+        // The filter is built once for both stores, each parameter numbered as it is added.
         let (sql, values) = OrderListing.query(query) { "$\($0)" }
-        var q = Query(sql)
-        for value in values { q.bind(value) }
-        return OrderListing.page(try await rows(q).map { try RowDecoding.order($0) }, limit: query.limit)
+        return OrderListing.page(
+            try await rows(PostgresQuery(unsafeSQL: sql, binds: Self.bindings(values))).map { try RowDecoding.order($0) }, limit: query.limit)
     }
 
     public func events(orderID: String) async throws -> [OrderEvent] {
-        var q = Query("SELECT id, order_id, at, kind, from_state, to_state, detail FROM order_events WHERE order_id = $1 ORDER BY id")
-        q.bind(orderID)
-        return try await rows(q).map { try RowDecoding.event($0) }
+        try await rows("SELECT id, order_id, at, kind, from_state, to_state, detail FROM order_events WHERE order_id = \(orderID) ORDER BY id").map {
+            try RowDecoding.event($0)
+        }
     }
 
     public func update(orderID: String, _ decide: @escaping @Sendable (GatewayOrder) throws -> OrderChange?) async throws -> GatewayOrder {
         try await transaction { connection in
-            var select = Query("SELECT \(orderReadColumns) FROM orders WHERE id = $1 FOR UPDATE")
-            select.bind(orderID)
-            guard let current = try await rows(select, on: connection).first.map({ try RowDecoding.order($0) }) else {
+            guard
+                let current = try await rows("SELECT \(unescaped: orderReadColumns) FROM orders WHERE id = \(orderID) FOR UPDATE", on: connection)
+                    .first.map({ try RowDecoding.order($0) })
+            else {
                 throw StoreError.orderNotFound(orderID)
             }
             guard let change = try decide(current) else { return current }
             let o = change.order
-            var q = Query(Self.orderUpdate)
-            Self.bindOrderUpdate(o, expectedVersion: current.version, to: &q)
+            let q = PostgresQuery(unsafeSQL: Self.orderUpdate, binds: Self.bindings(RowEncoding.orderUpdate(o, expectedVersion: current.version)))
             guard try await !rows(q, on: connection).isEmpty else { throw StoreError.database("order \(o.id) changed underneath the update") }
             for event in change.events { try await insertEvent(event, on: connection) }
             for message in change.outbox { try await insertMessage(message, on: connection) }
             if let refund = change.refund {
-                var settle = Query(
-                    "UPDATE refunds SET status = $1, detail = $2, updated_at = $3 WHERE id = $4 AND order_id = $5 AND status IN ('pending', 'unknown') RETURNING id"
-                )
-                settle.bind(refund.status.rawValue)
-                settle.bind(refund.detail)
-                settle.bind(o.updatedAt)
-                settle.bind(refund.refundID)
-                settle.bind(o.id)
+                let settle: PostgresQuery = """
+                    UPDATE refunds SET status = \(refund.status.rawValue), detail = \(refund.detail), updated_at = \(ms: o.updatedAt)
+                    WHERE id = \(refund.refundID) AND order_id = \(o.id) AND status IN ('pending', 'unknown') RETURNING id
+                    """
                 guard try await !rows(settle, on: connection).isEmpty else { throw StoreError.refundAlreadyResolved(refund.refundID) }
             }
             if let answer = change.answer { _ = try await rows(Self.answerQuery(answer.reservation, answer.response), on: connection) }
@@ -122,7 +107,7 @@ extension PostgresGatewayStore {
                 changed = try await client.execute(TransitionStatement(bindings: binds), logger: logger).first { _ in true }
             } else {
                 let sql = Self.transitionSQL(events: change.events.count, messages: change.outbox.count, answer: change.answer != nil)
-                changed = try await rows(Query(sql, binds: binds)).first?
+                changed = try await rows(PostgresQuery(unsafeSQL: sql, binds: binds)).first?
                     .int("n")
             }
         } catch {
@@ -133,12 +118,22 @@ extension PostgresGatewayStore {
         return try await update(orderID: current.id, decide)
     }
 
-    /// An order's changed columns, `$1` to `$17` as ``bindOrderUpdate(_:expectedVersion:to:)``
-    /// binds them, if its version is still the one read: both update paths use it.
+    /// An order's changed columns, `$1` to `$17` in the order `RowEncoding.orderUpdate` gives
+    /// their values, if its version is still the one read: both update paths use it, and the
+    /// prepared transition needs numbered parameters.
     static let orderUpdate = RowEncoding.orderUpdateSQL { "$\($0)" }
 
-    static func bindOrderUpdate(_ o: GatewayOrder, expectedVersion: Int, to q: inout Query) {
-        for value in RowEncoding.orderUpdate(o, expectedVersion: expectedVersion) { q.bind(value) }
+    /// Values the shared row encoder wrote, as parameters in their order.
+    static func bindings(_ values: [StoreValue]) -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: values.count)
+        for value in values {
+            switch value {
+            case .text(let text): bindings.append(text)
+            case .int(let int): bindings.append(int)
+            case .int32(let int): bindings.append(int)
+            }
+        }
+        return bindings
     }
 
     /// The statement of ``update(from:_:)`` for a change with so many events and messages.
@@ -166,11 +161,11 @@ extension PostgresGatewayStore {
     }
 
     static func transitionBindings(_ change: OrderChange, expectedVersion: Int) -> PostgresBindings {
-        var q = Query("")
-        bindOrderUpdate(change.order, expectedVersion: expectedVersion, to: &q)
-        for value in change.events.flatMap(RowEncoding.event) + change.outbox.flatMap(RowEncoding.message) { q.bind(value) }
-        if let answer = change.answer { bindAnswer(answer.reservation, answer.response, to: &q) }
-        return q.binds
+        var binds = bindings(
+            RowEncoding.orderUpdate(change.order, expectedVersion: expectedVersion) + change.events.flatMap(RowEncoding.event)
+                + change.outbox.flatMap(RowEncoding.message))
+        if let answer = change.answer { bindAnswer(answer.reservation, answer.response, to: &binds) }
+        return binds
     }
 
     /// ``transitionSQL(events:messages:)`` for one event and one message, prepared.
@@ -220,21 +215,25 @@ extension PostgresGatewayStore {
         try await transaction { connection in
             for start in stride(from: 0, to: orders.count, by: 1000) {
                 let slice = orders[start..<min(start + 1000, orders.count)]
-                var insert = Query("INSERT INTO orders (\(orderColumns)) VALUES ")
-                var events = Query("INSERT INTO order_events (order_id, at, kind, from_state, to_state, detail) VALUES ")
+                var insert = PostgresQuery.StringInterpolation(literalCapacity: 64 * slice.count, interpolationCount: 23 * slice.count)
+                var events = PostgresQuery.StringInterpolation(literalCapacity: 16 * slice.count, interpolationCount: 6 * slice.count)
+                insert.appendLiteral("INSERT INTO orders (\(orderColumns)) VALUES ")
+                events.appendLiteral("INSERT INTO order_events (order_id, at, kind, from_state, to_state, detail) VALUES ")
                 for (index, o) in slice.enumerated() {
-                    insert.sql += (index == 0 ? "" : ", ") + "(" + (1...23).map { "$\(index * 23 + $0)" }.joined(separator: ", ") + ")"
-                    bindOrder(o, to: &insert)
-                    let e = index * 5
-                    events.sql += (index == 0 ? "" : ", ") + "($\(e + 1), $\(e + 2), $\(e + 3), NULL, $\(e + 4), $\(e + 5))"
-                    events.bind(o.id)
-                    events.bind(o.createdAt)
-                    events.bind(OrderEvent.Kind.created.rawValue)
-                    events.bind(o.state.rawValue)
-                    events.bind("order stored for \(o.amount) via \(o.provider)")
+                    let separator = index == 0 ? "(" : ", ("
+                    insert.appendLiteral(separator)
+                    insert.appendInterpolation(values: RowEncoding.order(o))
+                    insert.appendLiteral(")")
+                    events.appendLiteral(separator)
+                    events.appendInterpolation(
+                        values: RowEncoding.event(
+                            OrderEvent(
+                                orderID: o.id, at: o.createdAt, kind: .created, toState: o.state,
+                                detail: "order stored for \(o.amount) via \(o.provider)")))
+                    events.appendLiteral(")")
                 }
-                _ = try await rows(insert, on: connection)
-                _ = try await rows(events, on: connection)
+                _ = try await rows(PostgresQuery(stringInterpolation: insert), on: connection)
+                _ = try await rows(PostgresQuery(stringInterpolation: events), on: connection)
             }
         }
     }
@@ -244,18 +243,15 @@ extension PostgresGatewayStore {
     ) async throws -> GatewayOrder {
         try await transaction { connection in
             if let reservation { try await reserve(reservation, resource: refundID, on: connection) }
-            var q = Query(
+            let q: PostgresQuery = """
+                UPDATE orders SET refunded_amount = refunded_amount + \(Int64(amount)), version = version + 1, updated_at = \(ms: now)
+                WHERE id = \(orderID) AND state = 'paid' AND refunded_amount + \(Int64(amount)) <= amount RETURNING \(unescaped: orderReadColumns)
                 """
-                UPDATE orders SET refunded_amount = refunded_amount + $1, version = version + 1, updated_at = $2
-                WHERE id = $3 AND state = 'paid' AND refunded_amount + $1 <= amount RETURNING \(orderReadColumns)
-                """)
-            q.bind(amount)
-            q.bind(now)
-            q.bind(orderID)
             guard let row = try await rows(q, on: connection).first else {
-                var select = Query("SELECT \(orderReadColumns) FROM orders WHERE id = $1")
-                select.bind(orderID)
-                guard let current = try await rows(select, on: connection).first.map({ try RowDecoding.order($0) }) else {
+                guard
+                    let current = try await rows("SELECT \(unescaped: orderReadColumns) FROM orders WHERE id = \(orderID)", on: connection).first.map(
+                        { try RowDecoding.order($0) })
+                else {
                     throw StoreError.orderNotFound(orderID)
                 }
                 if current.state != .paid { throw StoreError.notRefundable(orderID: orderID, state: current.state) }
@@ -267,13 +263,10 @@ extension PostgresGatewayStore {
             guard let change = OrderStateMachine.refund(before, amount: amount, refundID: refundID, at: now) else {
                 throw StoreError.refundExceedsPaid(orderID: orderID)
             }
-            var insert = Query(
-                "INSERT INTO refunds (id, order_id, amount, created_at, status, detail, updated_at) VALUES ($1, $2, $3, $4, 'pending', 'reserved; Kaspi is being asked', $4)"
-            )
-            insert.bind(refundID)
-            insert.bind(orderID)
-            insert.bind(amount)
-            insert.bind(now)
+            let insert: PostgresQuery = """
+                INSERT INTO refunds (id, order_id, amount, created_at, status, detail, updated_at)
+                VALUES (\(refundID), \(orderID), \(Int64(amount)), \(ms: now), 'pending', 'reserved; Kaspi is being asked', \(ms: now))
+                """
             _ = try await rows(insert, on: connection)
             for event in change.events { try await insertEvent(event, on: connection) }
             for message in change.outbox { try await insertMessage(message, on: connection) }
@@ -282,19 +275,16 @@ extension PostgresGatewayStore {
     }
 
     public func refunds(orderID: String) async throws -> [RefundRecord] {
-        var q = Query("SELECT \(refundColumns) FROM refunds WHERE order_id = $1 ORDER BY created_at, id")
-        q.bind(orderID)
-        return try await rows(q).map { try RowDecoding.refund($0) }
+        try await rows("SELECT \(unescaped: refundColumns) FROM refunds WHERE order_id = \(orderID) ORDER BY created_at, id").map {
+            try RowDecoding.refund($0)
+        }
     }
 
     public func unresolvedRefunds(pendingBefore: Date, limit: Int) async throws -> [RefundRecord] {
-        var q = Query(
+        let q: PostgresQuery = """
+            SELECT \(unescaped: refundColumns) FROM refunds WHERE status IN ('pending', 'unknown') AND (status = 'unknown' OR created_at < \(ms: pendingBefore))
+            ORDER BY created_at, id LIMIT \(Int64(limit))
             """
-            SELECT \(refundColumns) FROM refunds WHERE status IN ('pending', 'unknown') AND (status = 'unknown' OR created_at < $1)
-            ORDER BY created_at, id LIMIT $2
-            """)
-        q.bind(pendingBefore)
-        q.bind(limit)
         return try await rows(q).map { try RowDecoding.refund($0) }
     }
 }

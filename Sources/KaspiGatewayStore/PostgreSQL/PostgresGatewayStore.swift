@@ -79,31 +79,6 @@ public final class PostgresGatewayStore: GatewayStore {
 
     // MARK: Plumbing
 
-    struct Query {
-        var sql: String
-        var binds = PostgresBindings()
-
-        init(_ sql: String) { self.sql = sql }
-        init(_ sql: String, binds: PostgresBindings) {
-            self.sql = sql
-            self.binds = binds
-        }
-
-        mutating func bind(_ value: String?) { binds.append(value) }
-        mutating func bind(_ value: Int64?) { binds.append(value) }
-        mutating func bind(_ value: Int) { binds.append(Int64(value)) }
-        mutating func bind(_ value: Date?) { binds.append(value?.ms) }
-        /// A value the shared row encoder wrote.
-        mutating func bind(_ value: StoreValue) {
-            switch value {
-            case .text(let text): binds.append(text)
-            case .int(let int): binds.append(int)
-            case .int32(let int): binds.append(int)
-            }
-        }
-        var query: PostgresQuery { PostgresQuery(unsafeSQL: sql, binds: binds) }
-    }
-
     func map(_ error: any Error) -> any Error { Self.mapError(error) }
 
     static func mapError(_ error: any Error) -> any Error {
@@ -118,13 +93,13 @@ public final class PostgresGatewayStore: GatewayStore {
         return error
     }
 
-    func rows(_ query: Query, on connection: PostgresConnection? = nil) async throws -> [PostgresRandomAccessRow] {
+    func rows(_ query: PostgresQuery, on connection: PostgresConnection? = nil) async throws -> [PostgresRandomAccessRow] {
         do {
             let sequence: PostgresRowSequence
             if let connection {
-                sequence = try await connection.query(query.query, logger: logger)
+                sequence = try await connection.query(query, logger: logger)
             } else {
-                sequence = try await client.query(query.query, logger: logger)
+                sequence = try await client.query(query, logger: logger)
             }
             var result: [PostgresRandomAccessRow] = []
             for try await row in sequence { result.append(row.makeRandomAccess()) }
@@ -149,19 +124,18 @@ public final class PostgresGatewayStore: GatewayStore {
     public func migrate() async throws -> [Int] {
         try await transaction { connection in
             // One instance migrates at a time.
-            _ = try await rows(Query("SELECT pg_advisory_xact_lock(727274271)"), on: connection)
+            _ = try await rows("SELECT pg_advisory_xact_lock(727274271)", on: connection)
             _ = try await rows(
-                Query("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)"), on: connection)
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)", on: connection)
             let current = Int(
-                try await rows(Query("SELECT COALESCE(MAX(version), 0)::BIGINT AS v FROM schema_migrations"), on: connection).first?.int("v") ?? 0)
+                try await rows("SELECT COALESCE(MAX(version), 0)::BIGINT AS v FROM schema_migrations", on: connection).first?.int("v") ?? 0)
             guard current <= Migrations.latest else { throw StoreError.schemaTooNew(found: current, known: Migrations.latest) }
             var applied: [Int] = []
             for migration in Migrations.all(.postgres) where migration.version > current {
-                for statement in migration.statements { _ = try await rows(Query(statement), on: connection) }
-                var record = Query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
-                record.binds.append(Int32(migration.version))
-                record.bind(Date())
-                _ = try await rows(record, on: connection)
+                // The migrations' own text, written in this package: no parameters.
+                for statement in migration.statements { _ = try await rows(PostgresQuery(unsafeSQL: statement), on: connection) }
+                _ = try await rows(
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES (\(Int32(migration.version)), \(ms: Date()))", on: connection)
                 applied.append(migration.version)
             }
             return applied
@@ -169,9 +143,9 @@ public final class PostgresGatewayStore: GatewayStore {
     }
 
     public func schemaVersion() async throws -> Int {
-        let exists = try await rows(Query("SELECT to_regclass('schema_migrations')::TEXT AS t")).first?.string("t")
+        let exists = try await rows("SELECT to_regclass('schema_migrations')::TEXT AS t").first?.string("t")
         guard exists != nil else { return 0 }
-        return Int(try await rows(Query("SELECT COALESCE(MAX(version), 0)::BIGINT AS v FROM schema_migrations")).first?.int("v") ?? 0)
+        return Int(try await rows("SELECT COALESCE(MAX(version), 0)::BIGINT AS v FROM schema_migrations").first?.int("v") ?? 0)
     }
 
 }
@@ -187,5 +161,29 @@ extension PostgresRandomAccessRow: RowReader {
         if let value = try? self[column].decode(Int64?.self) { return value }
         if let value = try? self[column].decode(Int32?.self) { return Int64(value) }
         return nil
+    }
+}
+
+extension PostgresQuery.StringInterpolation {
+    /// A moment as the stores keep it: milliseconds since 1970 (`BIGINT`), or `NULL`.
+    mutating func appendInterpolation(ms date: Date?) {
+        appendInterpolation(date?.ms)
+    }
+
+    /// A value the shared row encoder wrote, as one parameter.
+    mutating func appendInterpolation(_ value: StoreValue) {
+        switch value {
+        case .text(let text): appendInterpolation(text)
+        case .int(let int): appendInterpolation(int)
+        case .int32(let int): appendInterpolation(int)
+        }
+    }
+
+    /// Values the shared row encoder wrote, one parameter each, separated by commas.
+    mutating func appendInterpolation(values: [StoreValue]) {
+        for (index, value) in values.enumerated() {
+            if index > 0 { appendLiteral(", ") }
+            appendInterpolation(value)
+        }
     }
 }
