@@ -5,6 +5,7 @@ import KaspiGatewayTestSupport
 import KaspiPay
 import KaspiPayTesting
 import KaspiSandbox
+import NIOHTTP1
 import Testing
 
 /// The gateway on Kaspi's partner API (the Kaspi QR API), against the sandbox, for each scheme.
@@ -251,6 +252,19 @@ struct QRGatewayTests {
         try await withQRStack(.sqlite, scheme: .r1) { s in
             let refused = try await s.api(.POST, "/v1/remote-invoices", #"{"amount":100,"phoneNumber":"87071234567"}"#)
             #expect(refused.status == 409 && refused.errorCode == "REMOTE_INVOICES_NOT_SUPPORTED")
+            // The capability is resolved when the app is built: every route of one the provider
+            // lacks answers its refusal, whatever the body or the order.
+            for (method, path) in [
+                (NIOHTTP1.HTTPMethod.POST, "/v1/remote-invoices/client-info"), (.POST, "/v1/orders/ord_unknown/cancel"), (.POST, "/v1/returns"),
+                (.GET, "/v1/returns/ret_unknown"),
+            ] {
+                let answer = try await s.api(method, path, "not json")
+                let expected = path.contains("returns") ? "RETURNS_NOT_SUPPORTED" : "REMOTE_INVOICES_NOT_SUPPORTED"
+                #expect(answer.status == 409 && answer.errorCode == expected, "\(path): \(answer.status) \(answer.body)")
+            }
+            // The QR API sends no webhooks: a post to the webhook route is not from Kaspi.
+            let webhook = try await http(.POST, s.gatewayURL + "/webhooks/kaspi", body: "{}", headers: ["Content-Type": "application/json"])
+            #expect(webhook.status == 400 && webhook.errorCode == "WEBHOOKS_NOT_SUPPORTED", "\(webhook.status) \(webhook.body)")
         }
     }
 

@@ -24,7 +24,6 @@ struct MerchantAPIController {
         idempotent.post("qr-checkouts") { request, context in try await checkout(request, context, kind: .qr) }
         idempotent.post("orders/:id/refunds", use: refund)
         idempotent.post("orders/:id/manual-refunds", use: manualRefund)
-        idempotent.post("remote-invoices", use: remoteInvoice)
         idempotent.post("payment-links", use: createPaymentLink)
 
         api.get("orders", use: listOrders)
@@ -41,20 +40,37 @@ struct MerchantAPIController {
         api.post("orders/:id/refresh") { _, context in
             OrderResponse(try await gateway.refreshOnRequest(orderID: try context.parameters.require("id")))
         }
-        api.post("orders/:id/cancel") { _, context in
-            OrderResponse(try await gateway.cancelRemoteInvoice(orderID: try context.parameters.require("id")))
+        // What the provider can do is resolved once, here: a capability it lacks gets routes
+        // that answer its stable refusal (409 …_NOT_SUPPORTED), before any body or order is read.
+        if gateway.capabilities.remoteInvoices != nil {
+            idempotent.post("remote-invoices", use: remoteInvoice)
+            api.post("remote-invoices/client-info") { request, context in
+                let body = try await request.decodeJSON(as: ClientInfoBody.self, context: context)
+                return ClientInfoResponse(
+                    phoneNumber: body.phoneNumber, clientName: try await gateway.remoteClientName(phoneNumber: body.phoneNumber))
+            }
+            api.post("orders/:id/cancel") { _, context in
+                OrderResponse(try await gateway.cancelRemoteInvoice(orderID: try context.parameters.require("id")))
+            }
+        } else {
+            let refusal = CheckoutService.remoteUnsupported
+            idempotent.post("remote-invoices") { _, _ -> Response in throw refusal }
+            api.post("remote-invoices/client-info") { _, _ -> Response in throw refusal }
+            api.post("orders/:id/cancel") { _, _ -> Response in throw refusal }
         }
-        api.post("returns") { _, _ in
-            EditedResponse(status: .created, response: CustomerReturnResponse(try await gateway.createCustomerReturn()))
-        }
-        api.get("returns/:id") { _, context in
-            let id = try context.parameters.require("id")
-            let (status, orders) = try await gateway.customerReturn(id: id)
-            return CustomerReturnStatusResponse(id: id, status: status, orders: orders)
-        }
-        api.post("remote-invoices/client-info") { request, context in
-            let body = try await request.decodeJSON(as: ClientInfoBody.self, context: context)
-            return ClientInfoResponse(phoneNumber: body.phoneNumber, clientName: try await gateway.remoteClientName(phoneNumber: body.phoneNumber))
+        if gateway.capabilities.customerReturns != nil {
+            api.post("returns") { _, _ in
+                EditedResponse(status: .created, response: CustomerReturnResponse(try await gateway.createCustomerReturn()))
+            }
+            api.get("returns/:id") { _, context in
+                let id = try context.parameters.require("id")
+                let (status, orders) = try await gateway.customerReturn(id: id)
+                return CustomerReturnStatusResponse(id: id, status: status, orders: orders)
+            }
+        } else {
+            let refusal = RefundService.returnsUnsupported
+            api.post("returns") { _, _ -> Response in throw refusal }
+            api.get("returns/:id") { _, _ -> Response in throw refusal }
         }
         api.get("payment-links/:id") { _, context in
             PaymentLinkResponse(try await gateway.paymentLink(id: try context.parameters.require("id")))

@@ -10,18 +10,22 @@ struct WebhookController {
     static let maxBody = 16 * 1024
 
     func addRoutes(to router: Router<GatewayRequestContext>) {
-        router.group("webhooks")
-            .add(middleware: APIErrorMiddleware(logger: gateway.logger))
-            .post("kaspi") { request, _ in
-                let body: ByteBuffer
-                do { body = try await request.body.collect(upTo: Self.maxBody) } catch {
-                    if (error as? any HTTPResponseError)?.status == .contentTooLarge {
-                        throw GatewayError(.tooLarge, "WEBHOOK_BODY_TOO_LARGE", "A webhook body is at most 16 KiB.")
-                    }
-                    throw GatewayError.bodyUnreadable(error, limit: Self.maxBody)
+        let webhooks = router.group("webhooks").add(middleware: APIErrorMiddleware(logger: gateway.logger))
+        guard gateway.capabilities.webhooks != nil else {
+            // The Kaspi QR API sends none: whatever is posted here is not from Kaspi.
+            webhooks.post("kaspi") { _, _ -> Response in throw gateway.refuseWebhookWithoutCapability() }
+            return
+        }
+        webhooks.post("kaspi") { request, _ in
+            let body: ByteBuffer
+            do { body = try await request.body.collect(upTo: Self.maxBody) } catch {
+                if (error as? any HTTPResponseError)?.status == .contentTooLarge {
+                    throw GatewayError(.tooLarge, "WEBHOOK_BODY_TOO_LARGE", "A webhook body is at most 16 KiB.")
                 }
-                _ = try await gateway.handleWebhook(Array(body.readableBytesView))
-                return WebhookReceivedResponse()
+                throw GatewayError.bodyUnreadable(error, limit: Self.maxBody)
             }
+            _ = try await gateway.handleWebhook(Array(body.readableBytesView))
+            return WebhookReceivedResponse()
+        }
     }
 }

@@ -177,6 +177,15 @@ public final class Gateway: Sendable {
         try await status.handleWebhook(body)
     }
 
+    /// What the webhook route answers when the provider sends no webhooks, counted and logged
+    /// as a rejected webhook.
+    func refuseWebhookWithoutCapability() -> GatewayError {
+        let refusal = StatusService.webhooksUnsupported
+        metrics.webhook(.rejected)
+        logger.warning("Webhook rejected", metadata: ["error.code": "\(refusal.code)"])
+        return GatewayError(.invalidRequest, refusal.code, refusal.message)
+    }
+
     /// Reads an order's status now, because someone asked (the dashboard's refresh, the API):
     /// at most once every 10 s an order.
     public func refreshOnRequest(orderID: String) async throws(GatewayError) -> GatewayOrder {
