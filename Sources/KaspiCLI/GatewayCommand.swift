@@ -60,6 +60,12 @@ struct GatewayCommand: AsyncParsableCommand {
         @Option(name: .customLong("worker-interval"), help: "Seconds between rounds of background work.") var workerInterval: Double?
         @Option(name: .customLong("instance-id"), help: "This instance's name in work leases.") var instanceID: String?
         @Option(name: .customLong("work-batch-size"), help: "Orders or events one round of background work claims.") var workBatchSize: Int?
+        @Option(
+            name: .customLong("trusted-proxy"),
+            help:
+                "A TLS proxy in front of the gateway (an address or CIDR network; repeatable): only its requests may name their client in X-Forwarded-For."
+        )
+        var trustedProxies: [String] = []
         @Option(help: "guide (the integration guide's API) or qr (Kaspi's partner API) (default: $KASPI_GATEWAY_PROFILE, else guide).")
         var profile: String?
         @OptionGroup var connection: ConnectionOptions
@@ -76,6 +82,7 @@ struct GatewayCommand: AsyncParsableCommand {
                 if let workerInterval { flags["workerInterval"] = ConfigValue(.double(workerInterval), isSecret: false) }
                 if let instanceID { flags["instanceId"] = ConfigValue(.string(instanceID), isSecret: false) }
                 if let workBatchSize { flags["workBatchSize"] = ConfigValue(.int(workBatchSize), isSecret: false) }
+                if !trustedProxies.isEmpty { flags["trustedProxies"] = ConfigValue(.stringArray(trustedProxies), isSecret: false) }
                 var configuration = try await options.configuration(overrides: flags)
                 if !configuration.hasChosenInstanceID, configuration.port != 0 {
                     // Stable across restarts, so that a restarted instance takes back its leases.

@@ -10,6 +10,10 @@ public enum ExternalTool: String, Sendable, CaseIterable {
     case node
     /// Python 3 with the `qrcode` and `segno` libraries, which our QR encoder is compared with.
     case python3
+    /// nginx, the TLS proxy production puts in front of the gateway (`nginx-light`).
+    case nginx
+    /// curl, a client that can choose its source address (`--interface`) on loopback.
+    case curl
 
     /// How to install it on Debian.
     public var installHint: String {
@@ -17,6 +21,8 @@ public enum ExternalTool: String, Sendable, CaseIterable {
         case .zbarimg: "apt-get install zbar-tools"
         case .node: "apt-get install nodejs"
         case .python3: "apt-get install python3, then pip install qrcode segno"
+        case .nginx: "apt-get install nginx-light"
+        case .curl: "apt-get install curl"
         }
     }
 
@@ -24,7 +30,11 @@ public enum ExternalTool: String, Sendable, CaseIterable {
     public static var inCI: Bool { ProcessInfo.processInfo.environment["CI"] != nil }
 
     /// Where the tool is, when it is installed.
-    public var path: URL? { ProcessRunner.which(rawValue) }
+    public var path: URL? {
+        // nginx is in /usr/sbin, which a non-root PATH may leave out.
+        ProcessRunner.which(rawValue)
+            ?? (self == .nginx && FileManager.default.isExecutableFile(atPath: "/usr/sbin/nginx") ? URL(fileURLWithPath: "/usr/sbin/nginx") : nil)
+    }
 
     /// Whether the tests that need it should run: it is installed, or this is CI.
     public var shouldRun: Bool { path != nil || Self.inCI }

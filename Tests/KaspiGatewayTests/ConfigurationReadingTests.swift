@@ -47,7 +47,7 @@ import Testing
             ("pollConcurrency", "12", "12"), ("deliveryConcurrency", "13", "13"), ("eventDeliveryTimeout", "14", "14"),
             ("eventRetrySeconds", "[1, 2.5]", "1,2.5"), ("adminPassword", #""correct horse""#, "correct horse"), ("workBatchSize", "15", "15"),
             ("confirmPaidWebhooks", "false", "false"), ("idempotencyKeyLifetime", "16", "16"), ("idempotencyInterruptedAfter", "17", "17"),
-            ("instanceId", #""gw-a""#, "gw-a"),
+            ("instanceId", #""gw-a""#, "gw-a"), ("trustedProxies", #"["10.0.0.0/8", "fd00::/8"]"#, "10.0.0.0/8,fd00::/8"),
         ]
         func check(_ c: GatewayConfiguration) {
             #expect(c.host == "0.0.0.0" && c.port == 9000 && c.publicURL == "https://pay.example.kz")
@@ -58,6 +58,7 @@ import Testing
             #expect(c.workerInterval == 0.5 && c.pollConcurrency == 12 && c.deliveryConcurrency == 13 && c.eventDeliveryTimeout == 14)
             #expect(c.eventRetrySeconds == [1, 2.5] && c.adminPassword == "correct horse" && c.workBatchSize == 15 && !c.confirmPaidWebhooks)
             #expect(c.idempotencyKeyLifetime == 16 && c.idempotencyInterruptedAfter == 17 && c.instanceID == "gw-a" && c.hasChosenInstanceID)
+            #expect(c.trustedProxies == ["10.0.0.0/8", "fd00::/8"])
         }
         let path = try file("{" + values.map { "\"\($0.key)\": \($0.json)" }.joined(separator: ", ") + "}")
         defer { try? FileManager.default.removeItem(atPath: path) }
@@ -100,6 +101,14 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: notJSON) }
         #expect(await refusal { try await GatewayConfiguration.load(file: notJSON, environment: [:]) }.contains("is not a valid configuration file"))
         #expect(await refusal { try await GatewayConfiguration.load(file: "/nonexistent/gateway.json", environment: [:]) }.contains("cannot be read"))
+    }
+
+    @Test func aTrustedProxyThatIsNoNetworkIsRefusedAtStart() async throws {
+        var c = try await GatewayConfiguration.load(file: nil, environment: ["KASPI_GATEWAY_TRUSTED_PROXIES": "10.0.0.0/8,proxy.example.kz"])
+        c.apiKeyHashes = [GatewayConfiguration.hash(apiKey: "k")]
+        #expect(throws: GatewayConfigurationError.self) { try c.validate() }
+        c.trustedProxies = ["10.0.0.0/8", "127.0.0.1"]
+        try c.validate()
     }
 
     @Test func theDocumentedKeysAreTheReadOnes() throws {

@@ -61,6 +61,8 @@ extension Gateway {
         let pages = try Self.pages()
         let router = Router(context: GatewayRequestContext.self)
         router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
+        // Validated at start; a configuration made in code without validation trusts no proxy.
+        router.add(middleware: ClientAddressMiddleware(trusted: (try? TrustedProxies(configuration.trustedProxies)) ?? .none))
         OperationsController(gateway: self).addRoutes(to: router)
         WebhookController(gateway: self).addRoutes(to: router)
         MerchantAPIController(gateway: self).addRoutes(to: router)

@@ -7,6 +7,10 @@ extension HTTPField.Name {
     public static let idempotentReplayed = known("Idempotent-Replayed")
     /// `Client-Secret`: an order's client secret, sent by the payer's app to the client endpoint.
     public static let clientSecret = known("Client-Secret")
+    /// `X-Forwarded-For`: the addresses a request passed through, as proxies append them.
+    public static let xForwardedFor = known("X-Forwarded-For")
+    /// `Forwarded` (RFC 7239): the same, with `for=` parameters.
+    public static let forwarded = known("Forwarded")
     /// Standard Webhooks' `webhook-id`.
     public static let webhookID = known("webhook-id")
     /// Standard Webhooks' `webhook-timestamp`.

@@ -4,9 +4,9 @@ import KaspiGatewayStore
 import NIOCore
 import Synchronization
 
-/// The gateway's request context: Hummingbird's basic one, the TCP peer's address (the
-/// dashboard's sign-in throttle keys on it, never on a forwarded header, which a client
-/// writes), and what the merchant API's middleware learned about the request.
+/// The gateway's request context: Hummingbird's basic one, the client's address (the TCP
+/// peer's, or the one a trusted proxy names: never a forwarded header from anyone else, who
+/// can write what they like), and what the merchant API's middleware learned about the request.
 public struct GatewayRequestContext: RequestContext, RemoteAddressRequestContext {
     /// Hummingbird's storage for the request's basic context.
     public var coreContext: CoreRequestContextStorage
@@ -28,6 +28,7 @@ public struct GatewayRequestContext: RequestContext, RemoteAddressRequestContext
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.remoteAddress = source.channel.remoteAddress
+        self.clientAddress = remoteAddress?.ipAddress.flatMap { TrustedProxies.canonical($0) } ?? remoteAddress?.ipAddress ?? "unknown"
     }
 
     /// No request body the gateway reads is larger (webhooks and forms take less).
@@ -36,8 +37,9 @@ public struct GatewayRequestContext: RequestContext, RemoteAddressRequestContext
     /// Answers in the gateway's JSON: ISO 8601 times with milliseconds, slashes unescaped.
     public var responseEncoder: GatewayJSON { GatewayJSON() }
 
-    /// The peer's IP address as text, or `unknown`.
-    var clientAddress: String { remoteAddress?.ipAddress ?? "unknown" }
+    /// The client's IP address as text (or `unknown`): the TCP peer's, or, when the peer is a
+    /// trusted proxy, the one it names (``ClientAddressMiddleware``). Every throttle keys on it.
+    var clientAddress: String
 }
 
 /// Whether a handler stored its idempotent answer itself (see ``GatewayRequestContext/idempotencyAnswer``).
@@ -45,4 +47,20 @@ final class StoredAnswerFlag: Sendable {
     private let stored = Mutex(false)
     func markStored() { stored.withLock { $0 = true } }
     var isStored: Bool { stored.withLock { $0 } }
+}
+
+/// Sets each request's client address: the TCP peer's, or, when the peer is one of the
+/// configured trusted proxies, the client it names in `X-Forwarded-For` or `Forwarded`.
+struct ClientAddressMiddleware: RouterMiddleware {
+    let trusted: TrustedProxies
+
+    func handle(
+        _ request: Request, context: GatewayRequestContext, next: (Request, GatewayRequestContext) async throws -> Response
+    ) async throws -> Response {
+        guard !trusted.isEmpty, let peer = context.remoteAddress?.ipAddress else { return try await next(request, context) }
+        var context = context
+        context.clientAddress = trusted.client(
+            peer: peer, forwardedFor: request.headers[values: .xForwardedFor], forwarded: request.headers[values: .forwarded])
+        return try await next(request, context)
+    }
 }

@@ -71,6 +71,10 @@ public struct GatewayConfiguration: Sendable {
     /// How long a request may hold an Idempotency-Key without a final answer before a retry is
     /// told that it was interrupted (a crash) rather than still in progress.
     public var idempotencyInterruptedAfter: TimeInterval = 120
+    /// The TLS proxies in front of the gateway (addresses or CIDR networks): only a request from
+    /// one of them may name its client in `X-Forwarded-For` or `Forwarded`. Every throttle keys
+    /// on that client. Empty (the default): each request's client is its TCP peer.
+    public var trustedProxies: [String] = []
     /// This instance's name in leases. Keep it stable across restarts (`kaspi gateway` uses
     /// the host name and port) so that a restarted instance takes back its own leases.
     public var instanceID: String = GatewayConfigurationDefaults.instanceID() {
@@ -150,6 +154,7 @@ public struct GatewayConfiguration: Sendable {
         guard (1...1000).contains(workBatchSize) else { throw .invalid("workBatchSize", "must be from 1 to 1000") }
         guard (1...64).contains(pollConcurrency) else { throw .invalid("pollConcurrency", "must be from 1 to 64") }
         guard (1...64).contains(deliveryConcurrency) else { throw .invalid("deliveryConcurrency", "must be from 1 to 64") }
+        _ = try TrustedProxies(trustedProxies)
         guard !eventRetrySeconds.isEmpty, eventRetrySeconds.allSatisfy({ $0 >= 0 && $0.isFinite }) else {
             throw .invalid("eventRetrySeconds", "must be one or more non-negative delays")
         }

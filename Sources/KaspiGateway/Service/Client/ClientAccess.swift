@@ -56,7 +56,6 @@ final class ClientAccess: GatewayPart {
     /// per minute. An app asks every few seconds; an address stands for many payers behind one
     /// carrier's NAT.
     static let clientReadsPerOrder = 60
-    static let clientReadsPerAddress = 600
     /// Wrong secrets an address may send in 15 minutes before it is refused for a while.
     static let clientSecretFailures = 20
 
@@ -100,23 +99,20 @@ final class ClientAccess: GatewayPart {
     func clientOrder(id: String, clientSecret: String?, client: String) async throws(GatewayError) -> ClientOrderView {
         let at = now()
         let notFound = GatewayError(.notFound, "CHECKOUT_NOT_FOUND", "No checkout has this order id and client secret.")
-        // No order id is this long: refused before it can take a place in the limits' memory.
-        guard id.utf8.count <= 128 else {
-            clientThrottle.failed(address: client, now: at)
-            throw notFound
+        let limited = { (wait: Int) in
+            GatewayError(.tooSoon, "CLIENT_RATE_LIMITED", "Too many requests for this checkout; ask again in \(wait) s.", retryAfter: wait)
         }
-        if let wait = clientThrottle.refusal(address: client, orderID: id, now: at) {
-            throw GatewayError(
-                .tooSoon, "CLIENT_RATE_LIMITED", "Too many requests for this checkout; ask again in \(wait) s.", retryAfter: wait)
-        }
-        let expected = Self.clientSecret(orderID: id, key: try await clientSecretKey())
-        guard let clientSecret, clientSecret.utf8.count <= 512, Signature.constantTimeEquals(clientSecret, expected) else {
-            clientThrottle.failed(address: client, now: at)
+        // The secret is checked first: a right one is held back only by its own order's budget,
+        // never by the wrong secrets of others behind the same address (a NAT, a proxy).
+        // No order id is this long: refused before its secret is even derived.
+        let expected = id.utf8.count <= 128 ? Self.clientSecret(orderID: id, key: try await clientSecretKey()) : nil
+        guard let expected, let clientSecret, clientSecret.utf8.count <= 512, Signature.constantTimeEquals(clientSecret, expected) else {
+            if let wait = clientThrottle.failed(address: client, now: at) { throw limited(wait) }
             throw notFound
         }
         // Only a read with the right secret spends the order's budget: someone who knows an
         // order id (deep links carry it) cannot use it up for the payer's app.
-        clientThrottle.countRead(orderID: id, now: at)
+        if let wait = clientThrottle.read(orderID: id, now: at) { throw limited(wait) }
         let stored: GatewayOrder?
         do { stored = try await store.order(id: id) } catch { throw GatewayError.storage(error) }
         guard var order = stored else { throw notFound }

@@ -1,16 +1,17 @@
 import Foundation
 import Synchronization
 
-/// The public client endpoint's limits, per instance and in memory: reads per address and per
-/// order in a minute, and wrong secrets per address in 15 minutes. Counted in fixed windows,
-/// with a bounded number of keys remembered.
+/// The public client endpoint's limits, per instance and in memory: reads of an order in a
+/// minute (counted only with its secret), and wrong secrets per address in 15 minutes (counted
+/// only when wrong). A caller with the right secret is never held back by what others behind
+/// the same address got wrong. Counted in fixed windows, with a bounded number of keys
+/// remembered.
 final class ClientThrottle: Sendable {
     struct Limit: Sendable {
         var count: Int
         var window: TimeInterval
     }
 
-    let reads: Limit
     let orderReads: Limit
     let failures: Limit
     /// Keys remembered at most; past it, the windows that ended are forgotten, then the rest.
@@ -18,48 +19,39 @@ final class ClientThrottle: Sendable {
     private let windows = Mutex<[String: (start: Date, count: Int)]>([:])
 
     init(
-        reads: Limit = Limit(count: ClientAccess.clientReadsPerAddress, window: 60),
         orderReads: Limit = Limit(count: ClientAccess.clientReadsPerOrder, window: 60),
         failures: Limit = Limit(count: ClientAccess.clientSecretFailures, window: 900), capacity: Int = 50_000
     ) {
-        self.reads = reads
         self.orderReads = orderReads
         self.failures = failures
         self.capacity = capacity
     }
 
-    /// Seconds to wait when the caller is over a limit; otherwise nil, and the read is counted
-    /// for the address (the order's is counted by ``countRead(orderID:now:)`` once the secret
-    /// is right).
-    func refusal(address: String, orderID: String, now: Date) -> Int? {
-        windows.withLock { windows in
-            var waits: [TimeInterval] = []
-            let checks = [("failures:\(address)", failures), ("address:\(address)", reads), ("order:\(orderID)", orderReads)]
-            for (key, limit) in checks {
-                if let window = windows[key], now.timeIntervalSince(window.start) < limit.window, window.count >= limit.count {
-                    waits.append(limit.window - now.timeIntervalSince(window.start))
-                }
-            }
-            if let wait = waits.max() { return max(1, Int(wait.rounded(.up))) }
-            Self.count("address:\(address)", reads, now: now, in: &windows)
-            trim(&windows, now: now)
-            return nil
-        }
+    /// A read with the order's secret: seconds to wait when the order's budget is spent;
+    /// otherwise nil, and the read is counted.
+    func read(orderID: String, now: Date) -> Int? {
+        take("order:\(orderID)", orderReads, now: now)
     }
 
-    /// Counts a read of `orderID` made with its secret.
-    func countRead(orderID: String, now: Date) {
-        windows.withLock { windows in
-            Self.count("order:\(orderID)", orderReads, now: now, in: &windows)
-            trim(&windows, now: now)
-        }
-    }
-
-    /// Counts a wrong secret from `address`.
-    func failed(address: String, now: Date) {
+    /// A wrong secret (or an unknown order) from `address`: counted first, then seconds to
+    /// wait when the address is over its budget of failures, else nil.
+    func failed(address: String, now: Date) -> Int? {
         windows.withLock { windows in
             Self.count("failures:\(address)", failures, now: now, in: &windows)
             trim(&windows, now: now)
+            guard let window = windows["failures:\(address)"], window.count > failures.count else { return nil }
+            return max(1, Int((failures.window - now.timeIntervalSince(window.start)).rounded(.up)))
+        }
+    }
+
+    private func take(_ key: String, _ limit: Limit, now: Date) -> Int? {
+        windows.withLock { windows in
+            if let window = windows[key], now.timeIntervalSince(window.start) < limit.window, window.count >= limit.count {
+                return max(1, Int((limit.window - now.timeIntervalSince(window.start)).rounded(.up)))
+            }
+            Self.count(key, limit, now: now, in: &windows)
+            trim(&windows, now: now)
+            return nil
         }
     }
 
@@ -73,7 +65,7 @@ final class ClientThrottle: Sendable {
 
     private func trim(_ windows: inout [String: (start: Date, count: Int)], now: Date) {
         guard windows.count > capacity else { return }
-        let longest = max(reads.window, orderReads.window, failures.window)
+        let longest = max(orderReads.window, failures.window)
         windows = windows.filter { now.timeIntervalSince($0.value.start) < longest }
         if windows.count > capacity { windows.removeAll() }
     }
