@@ -296,7 +296,8 @@ let package = Package(
         .testTarget(
             name: "KaspiGatewayStoreTests",
             dependencies: [
-                "KaspiGatewayStore", "KaspiGatewayTestSupport", "KaspiPay", "KaspiSQLite", .product(name: "PostgresNIO", package: "postgres-nio"),
+                "KaspiGatewayStore", "KaspiGatewayTestSupport", "KaspiPay", "KaspiPayTesting", "KaspiSQLite",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             swiftSettings: strict

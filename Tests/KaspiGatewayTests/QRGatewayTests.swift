@@ -232,6 +232,9 @@ struct QRGatewayTests {
             await s.sandbox.advanceClock(by: 600)
             try await Task.sleep(for: .milliseconds(300))
             #expect(await s.sandbox.qrPurchases().first { $0.id == purchase.id }?.lastStatusReadAt == nil)
+            // Nor by a public page: anyone can open one, and Kaspi refuses reads on a timer.
+            for _ in 0..<3 { #expect(try await http(.GET, s.gatewayURL + "/pay/return/\(id)").status == 200) }
+            #expect(await s.sandbox.qrPurchases().first { $0.id == purchase.id }?.lastStatusReadAt == nil, "a page view read a remote invoice")
             // Read on request; a second request at once is refused before it reaches Kaspi.
             let read = try await s.api(.POST, "/v1/orders/\(id)/refresh")
             #expect(read.status == 200 && read.json["state"] as? String == "pending")

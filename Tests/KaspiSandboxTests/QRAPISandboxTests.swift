@@ -681,3 +681,25 @@ final class TLSClients: Sendable {
         }
     }
 }
+
+@Suite("Sandbox certificates: keys are their owner's from the first byte")
+struct SandboxCertificateFileTests {
+    @Test("keys and the PKCS#12 password are 0600, certificates 0644, and a planted link is replaced, not followed")
+    func keysArePrivateAndLinksAreNotFollowed() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kaspi-certs-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        // Someone else's file, and a link to it where the client key will go.
+        let target = directory + "/someone-elses-file"
+        try Data("untouched".utf8).write(to: URL(fileURLWithPath: target))
+        try FileManager.default.createSymbolicLink(atPath: directory + "/client-key.pem", withDestinationPath: target)
+        let paths = try SandboxCertificates.generate(in: directory, organizations: [QRHarness.bin])
+        #expect(try String(contentsOfFile: target, encoding: .utf8) == "untouched")
+        func mode(_ path: String) throws -> Int { try #require(FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int) }
+        for key in [paths.caKey, paths.serverKey, paths.clientKey, paths.clientPKCS12, paths.clientPKCS12Password] {
+            #expect(try mode(key) == 0o600, "\(key)")
+            #expect(try FileManager.default.attributesOfItem(atPath: key)[.type] as? FileAttributeType == .typeRegular, "\(key)")
+        }
+        for certificate in [paths.caCertificate, paths.serverCertificate, paths.clientCertificate] { #expect(try mode(certificate) == 0o644) }
+    }
+}

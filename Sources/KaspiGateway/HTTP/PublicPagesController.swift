@@ -11,10 +11,32 @@ struct PublicPagesController {
     let pages: PageLibrary
 
     func addRoutes(to router: Router<GatewayRequestContext>) {
-        router.get("/pay/return/:id") { _, context in try await result(orderID: context.parameters.require("id")) }
-        router.get("/pay/fail/:id") { _, context in try await result(orderID: context.parameters.require("id")) }
-        router.get("/l/:id") { _, context in try await link(id: context.parameters.require("id")) }
-        router.post("/l/:id/pay") { _, context in try await payLink(id: context.parameters.require("id")) }
+        router.get("/pay/return/:id") { _, context in
+            if let refusal = limited(context) { return refusal }
+            return await result(orderID: try context.parameters.require("id"))
+        }
+        router.get("/pay/fail/:id") { _, context in
+            if let refusal = limited(context) { return refusal }
+            return await result(orderID: try context.parameters.require("id"))
+        }
+        router.get("/l/:id") { _, context in
+            if let refusal = limited(context) { return refusal }
+            return await link(id: try context.parameters.require("id"))
+        }
+        router.post("/l/:id/pay") { _, context in
+            if let refusal = limited(context) { return refusal }
+            return await payLink(id: try context.parameters.require("id"))
+        }
+    }
+
+    /// The answer to a client over its budget of page views (120 a minute an address), or nil.
+    func limited(_ context: GatewayRequestContext) -> Response? {
+        guard let wait = gateway.clients.clientThrottle.pageView(address: context.clientAddress, now: gateway.now()) else { return nil }
+        var response = page(
+            "message", MessagePage(title: "Too many requests", message: "Please wait \(wait) seconds, then reload the page."),
+            status: .tooManyRequests)
+        response.headers[.retryAfter] = String(wait)
+        return response
     }
 
     struct ResultPage {

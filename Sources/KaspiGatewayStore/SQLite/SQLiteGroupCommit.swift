@@ -1,5 +1,6 @@
 import Foundation
 import KaspiSQLite
+import KaspiSupport
 import Logging
 import NIOPosix
 import SQLiteNIO
@@ -73,6 +74,19 @@ final class SQLiteGroupCommit: Sendable {
             // Checkpoints run on their own connection and thread (see checkpointSoon()), so
             // that no commit waits for the database file's fsync.
             writerPragmas = ["PRAGMA journal_mode=WAL"] + writerPragmas + ["PRAGMA wal_autocheckpoint=0"]
+        }
+        if !memory, !path.isEmpty {
+            // The database holds the dashboard's session key, the client-secret key, device
+            // tokens and the password hash: its owner's only, from the first byte.
+            do {
+                for (file, mode) in try PrivateFiles.prepareDatabase(at: path) {
+                    logger.notice(
+                        "Narrowed the permissions of \(file) from \(String(mode, radix: 8)) to 600: it holds the gateway's keys and must be readable by its owner only"
+                    )
+                }
+            } catch {
+                throw StoreError.database(error.description)
+            }
         }
         var opened: [(DirectConnection, NIOThreadPool)] = []
         do {

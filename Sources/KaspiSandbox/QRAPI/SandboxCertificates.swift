@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import KaspiSupport
 import SwiftASN1
 import X509
 import _CryptoExtras
@@ -125,19 +126,15 @@ public struct SandboxCertificates: Sendable {
         try serializer.serialize(client)
         let p12 = try PKCS12Writer.bundle(
             certificate: serializer.serializedBytes, privateKeyPKCS8: Array(clientKey.derRepresentation), password: password)
-        try Data(p12).write(to: URL(fileURLWithPath: paths.clientPKCS12))
-        try setPermissions(paths.clientPKCS12, private: true)
+        try PrivateFiles.write(p12, to: paths.clientPKCS12)
         try write(password + "\n", to: paths.clientPKCS12Password, private: true)
         return paths
     }
 
+    /// Keys are their owner's from the first byte, and a link planted where one goes is
+    /// replaced, never followed.
     private static func write(_ text: String, to path: String, private isPrivate: Bool) throws {
-        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
-        try setPermissions(path, private: isPrivate)
-    }
-
-    private static func setPermissions(_ path: String, private isPrivate: Bool) throws {
-        try FileManager.default.setAttributes([.posixPermissions: isPrivate ? 0o600 : 0o644], ofItemAtPath: path)
+        try PrivateFiles.write(Array(text.utf8), to: path, mode: isPrivate ? 0o600 : 0o644)
     }
 
     static func randomPassword() -> String {

@@ -117,33 +117,42 @@ final class ClientAccess: GatewayPart {
         do { stored = try await store.order(id: id) } catch { throw GatewayError.storage(error) }
         guard var order = stored else { throw notFound }
         // Remote invoices are read only on a person's action, never on an app's timer.
-        if order.state == .created || order.state == .pending, order.kind != .remote, takeRefreshSlot(orderID: id, for: .app, at: at) {
+        if takeRefreshSlot(for: order, at: at) {
             if let refreshed = try? await status.refreshStatus(order, source: .client) { order = refreshed }
         }
         return clientView(order, now: now())
     }
 
-    /// How often the payer's app may have an order read from Kaspi: a payer who comes back
-    /// from the Kaspi app learns the outcome within moments even where no webhook comes (the
-    /// Kaspi QR API), and the per-order limit keeps that a handful of reads.
+    /// The least time between two reads of one order from Kaspi on a payer's behalf, whatever
+    /// the polling interval.
     static let clientRefreshSpacing: TimeInterval = 2
 
-    /// Who reads an order from Kaspi for a payer: each has its own slot, so that the app's
-    /// reads never keep the return page (the moment the payer just paid) from asking.
-    enum PublicReader: String {
-        case app, returnPage
-    }
-
-    /// Takes the order's refresh slot for `reader`; false when it was read moments ago.
-    func takeRefreshSlot(orderID: String, for reader: PublicReader, at: Date) -> Bool {
-        let key = "\(reader.rawValue):\(orderID)"
+    /// Whether a public read (the payer's return page, the payer's app) may ask Kaspi about
+    /// `order` now, taking the order's slot if so. At most once per polling interval an order
+    /// (the provider's, else ``GatewayConfiguration/pollInterval``; never under 2 s), and not
+    /// when the poller asked within it: the pages show what the gateway knows, which the poller
+    /// keeps current. Never for remote invoices, which Kaspi's anti-abuse refuses to read on a
+    /// timer, nor for finished orders.
+    func takeRefreshSlot(for order: GatewayOrder, at: Date) -> Bool {
+        guard order.state == .created || order.state == .pending, order.kind != .remote else { return false }
+        let interval = provider.pollPlan(for: order, now: at).map { $0.nextPollAt.timeIntervalSince(at) } ?? configuration.pollInterval
+        let spacing = max(Self.clientRefreshSpacing, interval)
+        if let polled = order.lastPolledAt, at.timeIntervalSince(polled) < spacing { return false }
         return lastClientRefresh.withLock { last in
-            if last.count > 1000 { last = last.filter { at.timeIntervalSince($0.value) < Self.clientRefreshSpacing } }
-            if let previous = last[key], at.timeIntervalSince(previous) < Self.clientRefreshSpacing { return false }
-            last[key] = at
+            if last.count > 1000 { last = last.filter { at.timeIntervalSince($0.value) < Self.longestSpacing(configuration) } }
+            if let previous = last[order.id], at.timeIntervalSince(previous) < spacing { return false }
+            last[order.id] = at
             return true
         }
     }
+
+    /// The longest spacing a slot can have, to forget older slots by.
+    private static func longestSpacing(_ configuration: GatewayConfiguration) -> TimeInterval {
+        max(clientRefreshSpacing, configuration.pollInterval, 60)
+    }
+
+    /// Page views (return and link pages) one address may make in a minute.
+    static let pageViewsPerAddress = 120
 
     /// The running phase's deadline: the provider's (the Kaspi QR API's scan or confirmation
     /// deadline, in `plan`) or the gateway's own expiry. Reconciliation expires an order at it.

@@ -14,16 +14,19 @@ final class ClientThrottle: Sendable {
 
     let orderReads: Limit
     let failures: Limit
+    let pageViews: Limit
     /// Keys remembered at most; past it, the windows that ended are forgotten, then the rest.
     let capacity: Int
     private let windows = Mutex<[String: (start: Date, count: Int)]>([:])
 
     init(
         orderReads: Limit = Limit(count: ClientAccess.clientReadsPerOrder, window: 60),
-        failures: Limit = Limit(count: ClientAccess.clientSecretFailures, window: 900), capacity: Int = 50_000
+        failures: Limit = Limit(count: ClientAccess.clientSecretFailures, window: 900),
+        pageViews: Limit = Limit(count: ClientAccess.pageViewsPerAddress, window: 60), capacity: Int = 50_000
     ) {
         self.orderReads = orderReads
         self.failures = failures
+        self.pageViews = pageViews
         self.capacity = capacity
     }
 
@@ -42,6 +45,12 @@ final class ClientThrottle: Sendable {
             guard let window = windows["failures:\(address)"], window.count > failures.count else { return nil }
             return max(1, Int((failures.window - now.timeIntervalSince(window.start)).rounded(.up)))
         }
+    }
+
+    /// A view of a payer's page from `address`: seconds to wait when the address is over its
+    /// budget; otherwise nil, and the view is counted.
+    func pageView(address: String, now: Date) -> Int? {
+        take("pages:\(address)", pageViews, now: now)
     }
 
     private func take(_ key: String, _ limit: Limit, now: Date) -> Int? {
@@ -65,7 +74,7 @@ final class ClientThrottle: Sendable {
 
     private func trim(_ windows: inout [String: (start: Date, count: Int)], now: Date) {
         guard windows.count > capacity else { return }
-        let longest = max(orderReads.window, failures.window)
+        let longest = max(orderReads.window, failures.window, pageViews.window)
         windows = windows.filter { now.timeIntervalSince($0.value.start) < longest }
         if windows.count > capacity { windows.removeAll() }
     }
