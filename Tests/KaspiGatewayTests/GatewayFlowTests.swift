@@ -315,6 +315,32 @@ struct GatewayFlowTests {
                 let answer = try await s.api(.POST, "/v1/checkouts", bad)
                 #expect(answer.status == 400 && answer.errorCode == "INVALID_REQUEST", "\(bad): \(answer.body)")
             }
+            // Money is a whole number of tenge: a fraction is refused, never rounded; the same
+            // number written another way is the same amount.
+            for fraction in ["99.99999999999999999", "5000.5", "1e-2", "null", "true", "[5000]"] {
+                let answer = try await s.api(.POST, "/v1/checkouts", #"{"amount":\#(fraction)}"#)
+                #expect(answer.status == 400 && answer.body.contains("amount must be a whole number of tenge"), "\(fraction): \(answer.body)")
+            }
+            for same in ["5000.0", "5e3"] {
+                let answer = try await s.api(.POST, "/v1/checkouts", #"{"amount":\#(same)}"#)
+                #expect(answer.status == 201 && answer.json["amount"] as? Int == 5000, "\(same): \(answer.body)")
+            }
+            // A field the request does not have is refused by name, as the contract's
+            // additionalProperties: false says; nothing is created.
+            let before = try await s.api(.GET, "/v1/orders?limit=200").json["data"] as? [Any]
+            for (path, body) in [
+                ("/v1/checkouts", #"{"amount":5000,"x":1}"#), ("/v1/qr-checkouts", #"{"amount":5000,"descripton":"typo"}"#),
+                ("/v1/payment-links", #"{"amount":5000,"expires":"2030-01-01T00:00:00Z"}"#),
+                ("/v1/orders/ord_nope/refunds", #"{"amount":100,"reason":"x"}"#), ("/v1/orders/ord_nope/manual-refunds", #"{"amount":100,"x":1}"#),
+            ] {
+                let answer = try await s.api(.POST, path, body)
+                let field =
+                    body.contains("descripton") ? "descripton" : body.contains("expires\"") ? "expires" : body.contains("reason") ? "reason" : "x"
+                #expect(
+                    answer.status == 400 && answer.errorCode == "UNKNOWN_FIELD" && answer.body.contains("\\\"\(field)\\\""), "\(path): \(answer.body)"
+                )
+            }
+            #expect((try await s.api(.GET, "/v1/orders?limit=200").json["data"] as? [Any])?.count == before.map { $0.count })
             #expect(try await s.api(.GET, "/v1/orders/ord_nope").errorCode == "ORDER_NOT_FOUND")
             #expect(try await s.api(.GET, "/v1/orders?status=weird").status == 400)
             #expect(try await s.api(.GET, "/v1/orders?cursor=zzz").status == 400)

@@ -79,7 +79,7 @@ struct RouterTests {
             let missing = try await client.execute(uri: "/v1/orders/ord_x", method: .get, headers: auth)
             #expect(missing.status == .notFound && String(buffer: missing.body).contains(#""code":"ORDER_NOT_FOUND""#))
             let typed = try await client.execute(uri: "/v1/checkouts", method: .post, headers: auth, body: ByteBuffer(string: #"{"amount":"100"}"#))
-            #expect(typed.status == .badRequest && String(buffer: typed.body).contains("amount must be an integer."))
+            #expect(typed.status == .badRequest && String(buffer: typed.body).contains("amount must be a whole number of tenge."))
             let absent = try await client.execute(
                 uri: "/v1/checkouts", method: .post, headers: auth, body: ByteBuffer(string: #"{"description":"x"}"#))
             #expect(String(buffer: absent.body).contains("amount is required."))

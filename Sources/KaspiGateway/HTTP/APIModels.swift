@@ -7,15 +7,41 @@ import KaspiSupport
 // The merchant API's bodies: what it reads and what it answers, as `openapi/gateway.yaml`
 // describes them. The contract tests hold every answer against that document.
 
+/// A request body whose fields are all its `CodingKeys`: any other field is refused with 400
+/// naming it, as `additionalProperties: false` in `openapi/gateway.yaml` says (a misspelt
+/// optional field would otherwise be dropped without a word).
+protocol StrictBody: Decodable {
+    associatedtype CodingKeys: CodingKey & CaseIterable
+}
+
+/// An amount of tenge: a JSON number that is a whole number (`100`, and `100.0` or `1e2`, which
+/// are the same number), never rounded from a fraction (`99.99999999999999999` is refused,
+/// not taken as 100).
+struct Tenge: Decodable, Sendable {
+    let value: Int
+
+    init(from decoder: any Decoder) throws {
+        let field = decoder.codingPath.map(\.stringValue).joined(separator: ".")
+        let refusal = GatewayError.invalid("\(field.isEmpty ? "amount" : field) must be a whole number of tenge.")
+        guard let decimal = try? decoder.singleValueContainer().decode(Decimal.self) else { throw refusal }
+        var rounded = Decimal()
+        var exact = decimal
+        NSDecimalRound(&rounded, &exact, 0, .plain)
+        // Far beyond any amount the gateway takes; the range checks come later, with their words.
+        guard rounded == decimal, decimal.magnitude <= 1_000_000_000_000, let value = Int(decimal.description) else { throw refusal }
+        self.value = value
+    }
+}
+
 /// `POST /v1/checkouts` and `POST /v1/qr-checkouts`.
-struct CheckoutBody: Decodable {
-    var amount: Int
+struct CheckoutBody: StrictBody {
+    var amount: Tenge
     var description: String?
     var merchantReference: String?
     var metadata: [String: JSONValue]?
     var mobileReturnURL: String?
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case amount, description, merchantReference, metadata
         case mobileReturnURL = "mobileReturnUrl"
     }
@@ -30,42 +56,50 @@ struct CheckoutBody: Decodable {
 }
 
 /// `POST /v1/orders/{id}/refunds`: every field optional (the whole remaining amount).
-struct RefundBody: Decodable {
-    var amount: Int?
+struct RefundBody: StrictBody {
+    var amount: Tenge?
     var returnID: String?
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case amount
         case returnID = "returnId"
     }
 }
 
 /// `POST /v1/orders/{id}/manual-refunds`.
-struct ManualRefundBody: Decodable {
-    var amount: Int
+struct ManualRefundBody: StrictBody {
+    var amount: Tenge
     var note: String?
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case amount, note }
 }
 
 /// `POST /v1/remote-invoices/client-info`.
-struct ClientInfoBody: Decodable {
+struct ClientInfoBody: StrictBody {
     var phoneNumber: String
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case phoneNumber }
 }
 
 /// `POST /v1/remote-invoices`.
-struct RemoteInvoiceBody: Decodable {
-    var amount: Int
+struct RemoteInvoiceBody: StrictBody {
+    var amount: Tenge
     var phoneNumber: String
     var description: String?
     var merchantReference: String?
     var comment: String?
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case amount, phoneNumber, description, merchantReference, comment }
 }
 
 /// `POST /v1/payment-links`.
-struct PaymentLinkBody: Decodable {
-    var amount: Int
+struct PaymentLinkBody: StrictBody {
+    var amount: Tenge
     var description: String?
     var merchantReference: String?
     var expiresAt: String?
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case amount, description, merchantReference, expiresAt }
 }
 
 /// An order as the API shows it, with its QR code when it was just created as one.

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import KaspiSupport
 import NIOCore
 
 /// The gateway's JSON, both ways: times as ISO 8601 with milliseconds
@@ -61,10 +62,10 @@ public struct GatewayJSON: ResponseEncoder {
     /// is optional may be left out.
     ///
     /// - Throws: ``GatewayError`` (`INVALID_REQUEST`) naming the field at fault.
-    static func decode<T: Decodable>(_ type: T.Type, from buffer: ByteBuffer) throws(GatewayError) -> T {
+    static func decode<T: StrictBody>(_ type: T.Type, from buffer: ByteBuffer) throws(GatewayError) -> T {
         let bytes = buffer.readableBytes == 0 ? ByteBuffer(string: "{}") : buffer
         do {
-            return try decoder.decode(T.self, from: bytes)
+            return try decoder.decode(Strict<T>.self, from: bytes).value
         } catch let error as GatewayError {
             throw error
         } catch let error as DecodingError {
@@ -102,11 +103,37 @@ public struct GatewayJSON: ResponseEncoder {
     }
 }
 
+/// Decodes a ``StrictBody`` after checking that the object has no field besides its own.
+private struct Strict<T: StrictBody>: Decodable {
+    struct AnyKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    let value: T
+
+    init(from decoder: any Decoder) throws {
+        // Not an object: the body's own decoding says so, in its words.
+        if let container = try? decoder.container(keyedBy: AnyKey.self) {
+            let known = Set(T.CodingKeys.allCases.map(\.stringValue))
+            if let unknown = container.allKeys.map(\.stringValue).sorted().first(where: { !known.contains($0) }) {
+                throw GatewayError(
+                    .invalidRequest, "UNKNOWN_FIELD",
+                    "\(JSONText.string(String(unknown.prefix(64)))) is not a field of this request; the fields are \(known.sorted().joined(separator: ", "))."
+                )
+            }
+        }
+        value = try T(from: decoder)
+    }
+}
+
 extension Request {
     /// Reads the body as JSON into `type`, within the context's size limit.
     ///
     /// - Throws: ``GatewayError`` for a body that is too large, unreadable or not the type.
-    func decodeJSON<T: Decodable>(as type: T.Type, context: GatewayRequestContext) async throws(GatewayError) -> T {
+    func decodeJSON<T: StrictBody>(as type: T.Type, context: GatewayRequestContext) async throws(GatewayError) -> T {
         let buffer: ByteBuffer
         do { buffer = try await body.collect(upTo: context.maxUploadSize) } catch {
             throw GatewayError.bodyUnreadable(error, limit: context.maxUploadSize)

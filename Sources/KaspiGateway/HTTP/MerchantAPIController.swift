@@ -89,7 +89,7 @@ struct MerchantAPIController {
     @Sendable func checkout(_ request: Request, _ context: GatewayRequestContext, kind: OrderKind) async throws -> Response {
         let body = try await request.decodeJSON(as: CheckoutBody.self, context: context)
         let checkout = CheckoutRequest(
-            amount: body.amount, description: body.description, merchantReference: body.merchantReference, metadata: try body.metadataText(),
+            amount: body.amount.value, description: body.description, merchantReference: body.merchantReference, metadata: try body.metadataText(),
             mobileReturnURL: body.mobileReturnURL)
         let key = try await gateway.clients.clientSecretKey()
         // Encoded once: the same bytes are stored for a replay (in the payment URL's commit)
@@ -114,7 +114,7 @@ struct MerchantAPIController {
             throw GatewayError.invalid("returnId must be the id of a return QR the customer scanned.")
         }
         let order = try await gateway.refund(
-            orderID: id, amount: body.amount, customerReturnID: body.returnID, reserving: context.idempotency, resuming: context.resuming)
+            orderID: id, amount: body.amount?.value, customerReturnID: body.returnID, reserving: context.idempotency, resuming: context.resuming)
         return EditedResponse(status: .created, response: OrderResponse(order))
     }
 
@@ -122,7 +122,7 @@ struct MerchantAPIController {
         let id = try context.parameters.require("id")
         let body = try await request.decodeJSON(as: ManualRefundBody.self, context: context)
         let order = try await gateway.recordManualRefund(
-            orderID: id, amount: body.amount, note: body.note, reserving: context.idempotency, resuming: context.resuming)
+            orderID: id, amount: body.amount.value, note: body.note, reserving: context.idempotency, resuming: context.resuming)
         return EditedResponse(status: .created, response: OrderResponse(order))
     }
 
@@ -136,7 +136,7 @@ struct MerchantAPIController {
                 "The first request with this Idempotency-Key was interrupted while billing (order \(resuming)); check the order with GET /v1/orders/\(resuming) and POST /v1/orders/\(resuming)/refresh before billing again with a new key."
             )
         }
-        let invoice = CheckoutRequest(amount: body.amount, description: body.description, merchantReference: body.merchantReference)
+        let invoice = CheckoutRequest(amount: body.amount.value, description: body.description, merchantReference: body.merchantReference)
         let order = try await gateway.createRemoteInvoice(
             invoice, phoneNumber: body.phoneNumber, comment: body.comment, reserving: context.idempotency)
         return EditedResponse(status: .created, response: OrderResponse(order))
@@ -150,7 +150,7 @@ struct MerchantAPIController {
             expiresAt = date
         }
         let link = try await gateway.createPaymentLink(
-            amount: body.amount, description: body.description, merchantReference: body.merchantReference, expiresAt: expiresAt,
+            amount: body.amount.value, description: body.description, merchantReference: body.merchantReference, expiresAt: expiresAt,
             reserving: context.idempotency, resuming: context.resuming)
         return EditedResponse(status: .created, response: PaymentLinkResponse(gateway.view(of: link, status: .open, order: nil)))
     }
