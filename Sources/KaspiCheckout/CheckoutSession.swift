@@ -84,7 +84,9 @@ public actor CheckoutSession {
     public struct Options: Sendable, Hashable {
         /// Reads after the payer came back before the session reports
         /// ``CheckoutOutcome/notCompleted(_:)``: Kaspi's confirmation may trail the payer by
-        /// a moment.
+        /// a moment. The session also keeps reading until one of the order's polling intervals
+        /// (its `pollAfter`, at most 30 s) has passed since the return, since the gateway asks
+        /// Kaspi at most once in each.
         public var checksAfterReturn: Int
         /// The spacing of those reads.
         public var returnCheckInterval: Duration
@@ -263,6 +265,7 @@ public actor CheckoutSession {
     ///   past the deadline's grace, or `CancellationError`.
     public func result(progress: @escaping @Sendable (CheckoutProgress) -> Void = { _ in }) async throws -> CheckoutOutcome {
         var checksSinceReturn: Int? = nil
+        var returnedAt: Duration? = nil
         var failures = 0
         var deadline: Duration? = nil
         while true {
@@ -283,11 +286,22 @@ public actor CheckoutSession {
                 // scan); a passed one stays where it was, or it would move with every read.
                 if let seconds = order.expiresIn, seconds > 0 || deadline == nil { deadline = now + .seconds(seconds) }
                 if let deadline, now >= deadline + options.deadlineGrace { return .expired(order) }
+                // The gateway reads Kaspi at most once per polling interval (the order's
+                // `pollAfter`): when the spaced checks end sooner, one last read waits for an
+                // interval to have passed since the return (at most 30 s), so that the gateway
+                // has surely asked since the payer came back.
+                var lastRead: Duration? = nil
                 if let checks = checksSinceReturn {
-                    if checks >= options.checksAfterReturn { return .notCompleted(order) }
-                    checksSinceReturn = checks + 1
+                    if checks >= options.checksAfterReturn {
+                        let settled = returnedAt.map { $0 + .seconds(min(order.pollAfter, 30)) }
+                        guard let settled, now < settled else { return .notCompleted(order) }
+                        lastRead = settled - now
+                        returnedAt = nil
+                    } else {
+                        checksSinceReturn = checks + 1
+                    }
                 }
-                var pause = checksSinceReturn == nil ? Duration.seconds(order.pollAfter) : options.returnCheckInterval
+                var pause = lastRead ?? (checksSinceReturn == nil ? Duration.seconds(order.pollAfter) : options.returnCheckInterval)
                 if let deadline { pause = min(pause, max(.zero, deadline + options.deadlineGrace - now)) }
                 progress(.waiting(order, timeLeft: deadline.map { max(.zero, $0 - now) }))
                 wait = pause
@@ -302,6 +316,7 @@ public actor CheckoutSession {
             }
             if await returned.wait(for: wait, clock: clock) {
                 checksSinceReturn = 0
+                returnedAt = clock.now()
                 progress(.payerReturned)
             }
         }

@@ -97,6 +97,8 @@ public struct Demo: Sendable {
         gatewayConfiguration.adminPassword = "kaspikit-demo"
         let eventsSecret = StandardWebhooks.makeSecret()
         gatewayConfiguration.merchantWebhookURL = "http://\(authority):\(shopPort)/events"
+        // The shop's result page is the one place its checkouts send payers back to.
+        gatewayConfiguration.mobileReturnURLs = ["http://\(authority):\(shopPort)/result"]
         gatewayConfiguration.merchantWebhookSecret = eventsSecret
         try gatewayConfiguration.validate()
         let store = try await SQLiteGatewayStore.open(path: gatewayConfiguration.sqlitePath, logger: logger)
@@ -130,7 +132,7 @@ public struct Demo: Sendable {
             configuration: gatewayConfiguration, store: store, provider: provider, logger: logger)
         let shop = try DemoShop(
             gatewayURL: gatewayBase, apiKey: apiKey, eventsSecret: eventsSecret, qrProfile: qrScheme != nil,
-            remoteInvoices: qrScheme == .r3, sandboxURL: "http://\(authority):\(sandboxPort)")
+            remoteInvoices: qrScheme == .r3, sandboxURL: "http://\(authority):\(sandboxPort)", shopURL: "http://\(authority):\(shopPort)")
         let shopApp = Application(
             router: shop.router(), configuration: .init(address: .hostname(host, port: shopPort), serverName: "kaspi-demo-shop"), logger: logger)
 

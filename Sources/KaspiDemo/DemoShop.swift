@@ -24,6 +24,8 @@ public final class DemoShop: Sendable {
     ]
 
     let gatewayURL: String
+    /// The shop's own base URL: checkouts send payers back to its result page.
+    let shopURL: String
     let apiKey: String
     let eventsSecret: String
     /// Whether the gateway speaks the Kaspi QR API (no return URL: the shop waits and asks).
@@ -42,8 +44,10 @@ public final class DemoShop: Sendable {
 
     /// - Throws: ``KaspiWeb/PageLibrary/LoadError`` when the shop's page templates are missing.
     public init(
-        gatewayURL: String, apiKey: String, eventsSecret: String, qrProfile: Bool = false, remoteInvoices: Bool = false, sandboxURL: String = ""
+        gatewayURL: String, apiKey: String, eventsSecret: String, qrProfile: Bool = false, remoteInvoices: Bool = false, sandboxURL: String = "",
+        shopURL: String
     ) throws {
+        self.shopURL = shopURL
         self.pages = try PageLibrary(
             bundle: "KaspiKit_KaspiDemo.resources", folder: "Templates",
             sourceFolder: #filePath.replacingOccurrences(of: "/DemoShop.swift", with: "/Templates"),
@@ -197,7 +201,8 @@ public final class DemoShop: Sendable {
         router.post("/buy") { request, _ in
             guard let item = await self.item(request) else { return self.unknownItem() }
             let reference = Self.reference()
-            let resultURL = "http://\(request.head.authority ?? "127.0.0.1")/result"
+            // The shop's own address, never the request's Host header, which the caller writes.
+            let resultURL = "\(self.shopURL)/result"
             let checkout = Checkout(amount: item.price, description: item.name, merchantReference: reference, mobileReturnURL: resultURL)
             switch try await self.gateway(.POST, "/v1/checkouts", checkout, idempotencyKey: reference, as: Order.self) {
             case .failed(let message): return self.failure(message)

@@ -145,8 +145,10 @@ struct CheckoutSessionLogicTests {
             return
         }
         #expect(order.state == .pending && !outcome.isPaid)
-        // One read at start, one at the wake-up, then three spaced checks.
-        #expect(gateway.requestCount == 5)
+        // One read at start, one at the wake-up, three spaced checks, and a last one once the
+        // order's polling interval (30 s) has passed since the return, when the gateway has
+        // surely asked Kaspi.
+        #expect(gateway.requestCount == 6)
     }
 
     @Test func linksForOtherOrdersOrOtherURLsAreNotTaken() async throws {

@@ -47,7 +47,8 @@ import Testing
             ("pollConcurrency", "12", "12"), ("deliveryConcurrency", "13", "13"), ("eventDeliveryTimeout", "14", "14"),
             ("eventRetrySeconds", "[1, 2.5]", "1,2.5"), ("adminPassword", #""correct horse""#, "correct horse"), ("workBatchSize", "15", "15"),
             ("confirmPaidWebhooks", "false", "false"), ("idempotencyKeyLifetime", "16", "16"), ("idempotencyInterruptedAfter", "17", "17"),
-            ("instanceId", #""gw-a""#, "gw-a"), ("trustedProxies", #"["10.0.0.0/8", "fd00::/8"]"#, "10.0.0.0/8,fd00::/8"),
+            ("instanceId", #""gw-a""#, "gw-a"), ("mobileReturnUrls", #"["yourapp://"]"#, "yourapp://"),
+            ("trustedProxies", #"["10.0.0.0/8", "fd00::/8"]"#, "10.0.0.0/8,fd00::/8"),
         ]
         func check(_ c: GatewayConfiguration) {
             #expect(c.host == "0.0.0.0" && c.port == 9000 && c.publicURL == "https://pay.example.kz")
@@ -58,7 +59,7 @@ import Testing
             #expect(c.workerInterval == 0.5 && c.pollConcurrency == 12 && c.deliveryConcurrency == 13 && c.eventDeliveryTimeout == 14)
             #expect(c.eventRetrySeconds == [1, 2.5] && c.adminPassword == "correct horse" && c.workBatchSize == 15 && !c.confirmPaidWebhooks)
             #expect(c.idempotencyKeyLifetime == 16 && c.idempotencyInterruptedAfter == 17 && c.instanceID == "gw-a" && c.hasChosenInstanceID)
-            #expect(c.trustedProxies == ["10.0.0.0/8", "fd00::/8"])
+            #expect(c.trustedProxies == ["10.0.0.0/8", "fd00::/8"] && c.mobileReturnURLs == ["yourapp://"])
         }
         let path = try file("{" + values.map { "\"\($0.key)\": \($0.json)" }.joined(separator: ", ") + "}")
         defer { try? FileManager.default.removeItem(atPath: path) }
@@ -109,6 +110,20 @@ import Testing
         #expect(throws: GatewayConfigurationError.self) { try c.validate() }
         c.trustedProxies = ["10.0.0.0/8", "127.0.0.1"]
         try c.validate()
+    }
+
+    @Test func mobileReturnPrefixesMustBeSafeAndEndTheirHost() async throws {
+        var c = GatewayConfiguration()
+        c.apiKeyHashes = [GatewayConfiguration.hash(apiKey: "k")]
+        for bad in ["https://shop.example.kz", "javascript:", "JavaScript://x", "data:text/html", "not a url", "relative/path"] {
+            c.mobileReturnURLs = [bad]
+            #expect(throws: GatewayConfigurationError.self, "\(bad)") { try c.validate() }
+        }
+        c.mobileReturnURLs = ["yourapp://", "https://shop.example.kz/app/"]
+        try c.validate()
+        let fromEnvironment = try await GatewayConfiguration.load(
+            file: nil, environment: ["KASPI_GATEWAY_MOBILE_RETURN_URLS": "yourapp://,https://shop.example.kz/app/"])
+        #expect(fromEnvironment.mobileReturnURLs == ["yourapp://", "https://shop.example.kz/app/"])
     }
 
     @Test func theDocumentedKeysAreTheReadOnes() throws {

@@ -315,6 +315,13 @@ struct GatewayFlowTests {
                 let answer = try await s.api(.POST, "/v1/checkouts", bad)
                 #expect(answer.status == 400 && answer.errorCode == "INVALID_REQUEST", "\(bad): \(answer.body)")
             }
+            // A mobile return goes only where the merchant configured (yourapp:// and
+            // kaspikit-test:// here): never to another app, another host or script.
+            for elsewhere in ["javascript:alert(1)//yourapp://", "otherapp://payment", "https://evil.example/yourapp://", "data:text/html,x"] {
+                let answer = try await s.api(.POST, "/v1/checkouts", #"{"amount":5000,"mobileReturnUrl":"\#(elsewhere)"}"#)
+                #expect(answer.status == 400 && answer.errorCode == "MOBILE_RETURN_URL_NOT_ALLOWED", "\(elsewhere): \(answer.body)")
+            }
+            #expect(try await s.api(.POST, "/v1/checkouts", #"{"amount":5000,"mobileReturnUrl":"YourApp://payment?x=1"}"#).status == 201)
             // Money is a whole number of tenge: a fraction is refused, never rounded; the same
             // number written another way is the same amount.
             for fraction in ["99.99999999999999999", "5000.5", "1e-2", "null", "true", "[5000]"] {

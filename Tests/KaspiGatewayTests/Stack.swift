@@ -155,6 +155,7 @@ func withStack(
                 configuration.pollInterval = 0.1
                 configuration.eventRetrySeconds = [0.1, 0.1, 0.1]
                 configuration.adminPassword = "admin-pass-123"
+                configuration.mobileReturnURLs = ["yourapp://", "kaspikit-test://"]
                 configure(&configuration)
                 try configuration.validate()
                 let kaspi = KaspiConfiguration(

@@ -112,6 +112,7 @@ extension GatewayConfiguration {
         .init("confirmPaidWebhooks") { c, r in if let v = r.bool(forKey: "confirmPaidWebhooks") { c.confirmPaidWebhooks = v } },
         .seconds("idempotencyKeyLifetime", \.idempotencyKeyLifetime),
         .seconds("idempotencyInterruptedAfter", \.idempotencyInterruptedAfter),
+        .init("mobileReturnUrls") { c, r in if let v = r.stringArray(forKey: "mobileReturnUrls") { c.mobileReturnURLs = v } },
         .init("trustedProxies") { c, r in if let v = r.stringArray(forKey: "trustedProxies") { c.trustedProxies = v } },
         .init("instanceId") { c, r in if let v = r.string(forKey: "instanceId") { c.instanceID = v } },
     ]

@@ -75,6 +75,11 @@ public struct GatewayConfiguration: Sendable {
     /// one of them may name its client in `X-Forwarded-For` or `Forwarded`. Every throttle keys
     /// on that client. Empty (the default): each request's client is its TCP peer.
     public var trustedProxies: [String] = []
+    /// Where a checkout's `mobileReturnUrl` may send the payer: URL prefixes such as
+    /// `yourapp://` (an app's scheme) or `https://shop.example.kz/app/`. Any other is refused,
+    /// so that a checkout cannot turn the return page into a redirect to anywhere (or to
+    /// `javascript:`). None by default: mobile returns are off until configured.
+    public var mobileReturnURLs: [String] = []
     /// This instance's name in leases. Keep it stable across restarts (`kaspi gateway` uses
     /// the host name and port) so that a restarted instance takes back its own leases.
     public var instanceID: String = GatewayConfigurationDefaults.instanceID() {
@@ -155,6 +160,7 @@ public struct GatewayConfiguration: Sendable {
         guard (1...64).contains(pollConcurrency) else { throw .invalid("pollConcurrency", "must be from 1 to 64") }
         guard (1...64).contains(deliveryConcurrency) else { throw .invalid("deliveryConcurrency", "must be from 1 to 64") }
         _ = try TrustedProxies(trustedProxies)
+        _ = try MobileReturnURLs(mobileReturnURLs)
         guard !eventRetrySeconds.isEmpty, eventRetrySeconds.allSatisfy({ $0 >= 0 && $0.isFinite }) else {
             throw .invalid("eventRetrySeconds", "must be one or more non-negative delays")
         }

@@ -16,7 +16,7 @@ extension Gateway {
     /// - Returns: nil for an unknown order.
     public func paymentResult(orderID: String) async -> (order: GatewayOrder, outcome: PaymentOutcome)? {
         guard var order = try? await store.order(id: orderID) else { return nil }
-        if clients.takeRefreshSlot(for: order, at: now()), let refreshed = try? await refreshStatus(order, source: .returnPage) {
+        if clients.takeRefreshSlot(for: order, at: now(), returning: true), let refreshed = try? await refreshStatus(order, source: .returnPage) {
             order = refreshed
         }
         let outcome: PaymentOutcome

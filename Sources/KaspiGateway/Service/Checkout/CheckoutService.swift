@@ -8,8 +8,13 @@ import Synchronization
 /// answer and the idempotent answer written in one commit; an interrupted one resumed.
 final class CheckoutService: GatewayPart {
     let context: GatewayContext
+    /// Where checkouts may send the payer back to; validated at start, none if it was not.
+    let mobileReturns: MobileReturnURLs
 
-    init(context: GatewayContext) { self.context = context }
+    init(context: GatewayContext) {
+        self.context = context
+        self.mobileReturns = (try? MobileReturnURLs(context.configuration.mobileReturnURLs)) ?? MobileReturnURLs.none
+    }
 
     var publicBase: String { context.publicBase }
 
@@ -46,7 +51,7 @@ final class CheckoutService: GatewayPart {
             metrics.resumed(.checkout)
             order = stored
         } else {
-            try CheckoutService.validate(request)
+            try CheckoutService.validate(request, mobileReturns: mobileReturns)
             let created = now()
             order = GatewayOrder(
                 id: GatewayID.make("ord"), provider: provider.name, providerOrderID: GatewayID.make("kk"), kind: kind,
@@ -121,7 +126,7 @@ final class CheckoutService: GatewayPart {
     }
 
     /// Checks a checkout request's fields.
-    static func validate(_ request: CheckoutRequest) throws(GatewayError) {
+    static func validate(_ request: CheckoutRequest, mobileReturns: MobileReturnURLs) throws(GatewayError) {
         guard request.amount >= 100, request.amount <= 100_000_000 else {
             throw .invalid("amount must be an integer number of tenge from 100 to 100000000.")
         }
@@ -131,8 +136,13 @@ final class CheckoutService: GatewayPart {
         }
         if let metadata = request.metadata, metadata.utf8.count > 4096 { throw .invalid("metadata must be at most 4 KiB of JSON.") }
         if let mobile = request.mobileReturnURL {
-            guard let url = URL(string: mobile), let scheme = url.scheme, !scheme.isEmpty, mobile.count <= 512 else {
+            guard MobileReturnURLs.normalized(mobile) != nil else {
                 throw .invalid("mobileReturnUrl must be an absolute URL such as yourapp://payment.")
+            }
+            guard mobileReturns.allows(mobile) else {
+                throw GatewayError(
+                    .invalidRequest, "MOBILE_RETURN_URL_NOT_ALLOWED",
+                    "mobileReturnUrl must start with one of the gateway's mobileReturnUrls (set KASPI_GATEWAY_MOBILE_RETURN_URLS, e.g. yourapp://).")
             }
         }
     }

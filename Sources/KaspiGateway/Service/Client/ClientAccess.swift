@@ -38,6 +38,8 @@ final class ClientAccess: GatewayPart {
     let status: StatusService
     /// When each order was last read from Kaspi for a payer, per reader.
     let lastClientRefresh = Mutex<[String: Date]>([:])
+    /// Orders whose return page was viewed: the first view asks Kaspi at once.
+    let firstReturns = Mutex<Set<String>>([])
     /// The key client secrets are derived from, once read from the database.
     let clientKey = Mutex<SymmetricKey?>(nil)
     /// The public client endpoint's rate limits.
@@ -133,8 +135,21 @@ final class ClientAccess: GatewayPart {
     /// when the poller asked within it: the pages show what the gateway knows, which the poller
     /// keeps current. Never for remote invoices, which Kaspi's anti-abuse refuses to read on a
     /// timer, nor for finished orders.
-    func takeRefreshSlot(for order: GatewayOrder, at: Date) -> Bool {
+    ///
+    /// - Parameter returning: a view of the return page, where Kaspi sends the payer after
+    ///   paying: its first view of each order asks Kaspi whatever the slot, so the payer sees
+    ///   the outcome at once (one read an order, whoever opens the page).
+    func takeRefreshSlot(for order: GatewayOrder, at: Date, returning: Bool = false) -> Bool {
         guard order.state == .created || order.state == .pending, order.kind != .remote else { return false }
+        if returning,
+            firstReturns.withLock({ seen in
+                if seen.count > 10_000 { seen.removeAll() }
+                return seen.insert(order.id).inserted
+            })
+        {
+            lastClientRefresh.withLock { $0[order.id] = at }
+            return true
+        }
         let interval = provider.pollPlan(for: order, now: at).map { $0.nextPollAt.timeIntervalSince(at) } ?? configuration.pollInterval
         let spacing = max(Self.clientRefreshSpacing, interval)
         if let polled = order.lastPolledAt, at.timeIntervalSince(polled) < spacing { return false }
