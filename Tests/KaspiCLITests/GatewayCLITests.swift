@@ -201,6 +201,15 @@ struct GatewayCLITests {
         let badPort = try await CLI.run(
             ["gateway", "--database", ":memory:"], environment: environment.merging(["KASPI_GATEWAY_PORT": "eighty"]) { $1 })
         #expect(badPort.status == 2 && badPort.stderr.contains("KASPI_GATEWAY_PORT"))
+        // A production key is never sent to a plain-HTTP listener, nor anywhere but Kaspi unless named.
+        let clear = try await CLI.run(
+            ["gateway", "--database", ":memory:"],
+            environment: environment.merging(["KASPI_API_KEY": "prod_live_key", "KASPI_BASE_URL": "http://203.0.113.9:8181"]) { $1 })
+        #expect(clear.status == 2 && clear.stderr.contains("CONFIG_INSECURE_BASE_URL") && !clear.stderr.contains("prod_live_key"), "\(clear.stderr)")
+        let elsewhere = try await CLI.run(
+            ["gateway", "--database", ":memory:"],
+            environment: environment.merging(["KASPI_API_KEY": "prod_live_key", "KASPI_BASE_URL": "http://127.0.0.1:9"]) { $1 })
+        #expect(elsewhere.status == 2 && elsewhere.stderr.contains("CONFIG_UNTRUSTED_HOST"), "\(elsewhere.stderr)")
         let noKaspi = try await CLI.run(["gateway", "--database", ":memory:"], environment: ["KASPI_GATEWAY_API_KEYS": "k1"])
         #expect(noKaspi.status == 2 && noKaspi.stderr.contains("KASPI_TRADE_POINT_ID"))
     }

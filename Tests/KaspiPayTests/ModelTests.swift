@@ -124,6 +124,45 @@ struct ModelTests {
         }
     }
 
+    /// The key never travels in the clear, and a production key only to Kaspi or a host the
+    /// merchant named.
+    @Test func credentialsGoOnlyWhereTheyAreSafe() throws {
+        let base = ["KASPI_TRADE_POINT_ID": "TP", "KASPI_API_KEY": "k"]
+        func configure(_ extra: [String: String]) throws -> KaspiConfiguration {
+            try KaspiConfiguration(environment: base.merging(extra) { $1 })
+        }
+        #expect(
+            throws: ConfigurationError.insecureBaseURL(
+                "http://merchant.example", reason: "use https://, or http:// to this machine (127.0.0.1, localhost) only")
+        ) {
+            try configure(["KASPI_BASE_URL": "http://merchant.example"])
+        }
+        for loopback in ["http://127.0.0.1:8181", "http://localhost:8181", "http://[::1]:8181"] { _ = try configure(["KASPI_BASE_URL": loopback]) }
+        // A production key: to Kaspi's hosts, or to one named as trusted.
+        #expect(throws: ConfigurationError.untrustedHost("proxy.example")) {
+            try configure(["KASPI_API_KEY": "prod_abc", "KASPI_BASE_URL": "https://proxy.example"])
+        }
+        #expect(throws: ConfigurationError.untrustedHost("127.0.0.1")) {
+            try configure(["KASPI_API_KEY": "prod_abc", "KASPI_BASE_URL": "http://127.0.0.1:8181"])
+        }
+        #expect(throws: ConfigurationError.untrustedHost("proxy.example")) {
+            try configure(["KASPI_ENV": "production", "KASPI_BASE_URL": "https://proxy.example"])
+        }
+        _ = try configure(["KASPI_API_KEY": "prod_abc", "KASPI_BASE_URL": "https://pay.kaspi.kz"])
+        _ = try configure([
+            "KASPI_API_KEY": "prod_abc", "KASPI_BASE_URL": "https://proxy.example", "KASPI_TRUSTED_HOST": "other.example, PROXY.example",
+        ])
+        do throws(ConfigurationError) {
+            _ = try KaspiConfiguration(
+                environment: base.merging(["KASPI_API_KEY": "prod_secret_value", "KASPI_BASE_URL": "https://proxy.example"]) { $1 })
+            Issue.record("expected a refusal")
+        } catch {
+            #expect(
+                error.code == "CONFIG_UNTRUSTED_HOST" && !error.description.contains("prod_secret_value")
+                    && error.description.contains("KASPI_TRUSTED_HOST"))
+        }
+    }
+
     @Test func configurationErrorsNameTheVariable() {
         #expect(throws: ConfigurationError.missingVariable("KASPI_TRADE_POINT_ID")) {
             try KaspiConfiguration(environment: ["KASPI_API_KEY": "k"])

@@ -390,7 +390,31 @@ import Testing
                 .invalidDeviceToken(variable: "KASPI_QR_DEVICE_TOKEN")
             ),
             (["KASPI_QR_SCHEME": "r1", "KASPI_QR_API_KEY": "k", "KASPI_ENV": "staging"], .invalidEnvironment("staging")),
+            // Credentials never in the clear: r2 and r3 only over TLS, r1's http:// only to this machine.
+            (
+                ["KASPI_QR_SCHEME": "r2", "KASPI_QR_CERT": "c", "KASPI_QR_KEY": "k", "KASPI_BASE_URL": "http://127.0.0.1:8544"],
+                .insecureBaseURL(
+                    "http://127.0.0.1:8544", reason: "r2 and r3 authenticate with a client certificate, which only TLS carries; use https://")
+            ),
+            (
+                ["KASPI_QR_SCHEME": "r1", "KASPI_QR_API_KEY": "test_k", "KASPI_BASE_URL": "http://10.0.0.5:8543"],
+                .insecureBaseURL("http://10.0.0.5:8543", reason: "use https://, or http:// to this machine (127.0.0.1, localhost) only")
+            ),
+            // Production credentials go to Kaspi, or to a host named as trusted.
+            (["KASPI_QR_SCHEME": "r1", "KASPI_QR_API_KEY": "prod_k", "KASPI_BASE_URL": "http://127.0.0.1:8543"], .untrustedHost("127.0.0.1")),
+            (
+                [
+                    "KASPI_QR_SCHEME": "r3", "KASPI_QR_CERT": "c", "KASPI_QR_KEY": "k", "KASPI_QR_ORGANIZATION_BIN": "000000000001",
+                    "KASPI_ENV": "production", "KASPI_BASE_URL": "https://relay.example:8545",
+                ],
+                .untrustedHost("relay.example")
+            ),
         ]
+        _ = try API.Settings(environment: ["KASPI_QR_SCHEME": "r1", "KASPI_QR_API_KEY": "test_k", "KASPI_BASE_URL": "http://127.0.0.1:8543"])
+        _ = try API.Settings(environment: [
+            "KASPI_QR_SCHEME": "r3", "KASPI_QR_CERT": "c", "KASPI_QR_KEY": "k", "KASPI_QR_ORGANIZATION_BIN": "000000000001",
+            "KASPI_ENV": "production", "KASPI_BASE_URL": "https://relay.example:8545", "KASPI_TRUSTED_HOST": "relay.example",
+        ])
         for (environment, expected) in cases {
             #expect(throws: expected) { try API.Settings(environment: environment) }
         }

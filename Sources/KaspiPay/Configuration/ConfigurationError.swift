@@ -26,6 +26,12 @@ public enum ConfigurationError: Error, Sendable, Hashable, CustomStringConvertib
     case invalidDeviceToken(variable: String)
     /// A file named by the configuration (certificate, key, CA bundle) is missing or unreadable.
     case unreadableFile(variable: String, path: String)
+    /// Credentials would travel without TLS: `http://` beyond this machine, or r2/r3 (whose
+    /// client certificate only TLS carries) over `http://` at all.
+    case insecureBaseURL(String, reason: String)
+    /// A production key or certificate would go to a host that is not Kaspi's and that
+    /// `KASPI_TRUSTED_HOST` does not name.
+    case untrustedHost(String)
 
     /// A stable machine-readable code.
     public var code: String {
@@ -43,6 +49,8 @@ public enum ConfigurationError: Error, Sendable, Hashable, CustomStringConvertib
         case .invalidOrganizationBIN: "CONFIG_INVALID_ORGANIZATION_BIN"
         case .unreadableFile: "CONFIG_UNREADABLE_FILE"
         case .invalidDeviceToken: "CONFIG_INVALID_DEVICE_TOKEN"
+        case .insecureBaseURL: "CONFIG_INSECURE_BASE_URL"
+        case .untrustedHost: "CONFIG_UNTRUSTED_HOST"
         }
     }
 
@@ -74,6 +82,10 @@ public enum ConfigurationError: Error, Sendable, Hashable, CustomStringConvertib
             "\(variable) is not a device token (1 to 128 printable characters): copy the token device/register returned."
         case .unreadableFile(let variable, let path):
             "\(variable) names \(Redaction.quoted(path)), which cannot be read: check the path and its permissions."
+        case .insecureBaseURL(let value, let reason):
+            "The base URL \(Redaction.quoted(value)) would carry credentials without TLS: \(reason)."
+        case .untrustedHost(let host):
+            "A production key or certificate goes only to Kaspi's hosts (*.kaspi.kz), not to \(Redaction.quoted(host)). If that host is yours (a proxy) or the address the bank gave you, name it in KASPI_TRUSTED_HOST."
         }
     }
 }

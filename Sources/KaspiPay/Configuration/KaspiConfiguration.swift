@@ -11,6 +11,9 @@ import Foundation
 ///   default: `KASPI_ENV=production` or `test` alone is refused
 ///   (``ConfigurationError/unconfirmedHost(_:)``). Kaspi's real partner API is
 ///   ``KaspiQRAPI``, whose hosts are known;
+///   `http://` goes only to this machine (`CONFIG_INSECURE_BASE_URL` otherwise), and with
+///   `KASPI_ENV=production` (or a `prod_` key) the host must be Kaspi's (`*.kaspi.kz`) or named
+///   in `KASPI_TRUSTED_HOST` (`CONFIG_UNTRUSTED_HOST`);
 /// - `KASPI_RATE_LIMIT`: the client-side limit in requests a minute (default 100, Kaspi's);
 ///   0 switches it off, for a sandbox or when something else limits the traffic.
 public struct KaspiConfiguration: Sendable {
@@ -77,6 +80,10 @@ public struct KaspiConfiguration: Sendable {
         let tradePointID = try TradePointID(tradePoint)
         let apiKey = try APIKey(key)
         let env = try Self.environment(env: value("KASPI_ENV"), baseURL: value("KASPI_BASE_URL"))
+        // The key goes nowhere in the clear, and a production key only to Kaspi or a host the
+        // merchant named.
+        let production = value("KASPI_ENV").map { (try? KaspiEnvironment(parsing: $0)) == .production } == true || key.hasPrefix("prod_")
+        try CredentialDestination.check(env.baseURL, production: production, requiresTLS: false, trusted: value("KASPI_TRUSTED_HOST"))
         var rateLimit: RateLimit? = .kaspi
         if let raw = value("KASPI_RATE_LIMIT") {
             guard let perMinute = Int(raw), (0...100_000).contains(perMinute) else { throw .invalidRateLimit(raw) }

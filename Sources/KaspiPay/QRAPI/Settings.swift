@@ -35,6 +35,11 @@ extension KaspiQRAPI {
     ///   `KASPI_QR_PKCS12_PASSWORD` (secret); `KASPI_QR_CA_BUNDLE` (PEM) to trust Kaspi's CA;
     /// - r3: `KASPI_QR_ORGANIZATION_BIN`;
     /// - `KASPI_QR_DEVICE_TOKEN` (secret, optional): the registered device to use.
+    ///
+    /// Credentials never travel in the clear: r2 and r3 need `https://`, r1's `http://` goes only
+    /// to this machine (`CONFIG_INSECURE_BASE_URL`); production (`KASPI_ENV=production`, also
+    /// with `KASPI_BASE_URL`, or a `prod_` key) goes only to `*.kaspi.kz` or a host named in
+    /// `KASPI_TRUSTED_HOST` (`CONFIG_UNTRUSTED_HOST`).
     public struct Settings: Sendable {
         /// `KASPI_QR_SCHEME`: r1, r2 or r3.
         public var scheme: SchemeName
@@ -78,7 +83,11 @@ extension KaspiQRAPI {
             } else {
                 self.host = try value("KASPI_ENV").map { text throws(ConfigurationError) in try Host(parsing: text) } ?? .test
             }
-            _ = try host.root(for: scheme)
+            let root = try host.root(for: scheme)
+            let production =
+                host == .production || value("KASPI_ENV").map { (try? Host(parsing: $0)) == .production } == true
+                || (scheme == .r1 && value("KASPI_QR_API_KEY")?.hasPrefix("prod_") == true)
+            try CredentialDestination.check(root, production: production, requiresTLS: scheme != .r1, trusted: value("KASPI_TRUSTED_HOST"))
             switch scheme {
             case .r1:
                 guard let key = value("KASPI_QR_API_KEY") else { throw .missingVariable("KASPI_QR_API_KEY") }
