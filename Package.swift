@@ -143,6 +143,7 @@ let package = Package(
                 "KaspiSQLite",
                 "KaspiPay",
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -296,8 +297,9 @@ let package = Package(
         .testTarget(
             name: "KaspiGatewayStoreTests",
             dependencies: [
-                "KaspiGatewayStore", "KaspiGatewayTestSupport", "KaspiPay", "KaspiPayTesting", "KaspiSQLite",
+                "KaspiGatewayStore", "KaspiGatewayTestSupport", "KaspiPay", "KaspiPayTesting", "KaspiSQLite", "KaspiSandbox",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             swiftSettings: strict

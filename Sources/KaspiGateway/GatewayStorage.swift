@@ -11,6 +11,8 @@ public enum GatewayStorage {
     public static func open(_ configuration: GatewayConfiguration, logger: Logger) async throws -> (store: any GatewayStore, services: [any Service])
     {
         if let url = configuration.postgresURL {
+            // Unreachable, refused or a certificate that fails its check: said at once, and why.
+            try await PostgresGatewayStore.probe(url: url, logger: logger)
             let client = PostgresClient(configuration: try PostgresGatewayStore.configuration(url: url), backgroundLogger: logger)
             return (PostgresGatewayStore(client: client, logger: logger), [PostgresPool(client: client)])
         }

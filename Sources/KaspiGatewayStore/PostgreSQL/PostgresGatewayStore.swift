@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOSSL
 import PostgresNIO
 
 /// The store for more than one machine: several gateway instances share one PostgreSQL.
@@ -24,10 +25,42 @@ public final class PostgresGatewayStore: GatewayStore {
     /// How many group commits of status reports have carried how many reports.
     public var groupCommitStatistics: (batches: Int, jobs: Int) { groupCommit.batchStatistics }
 
+    /// What a database URL says.
+    struct Settings {
+        var host: String
+        var port: Int
+        var user: String
+        var password: String?
+        var database: String?
+        var tls: TLSChoice
+        var maximumConnections: Int
+    }
+
+    /// The TLS a URL asks for, for the pool and for one connection alike.
+    enum TLSChoice {
+        case disable
+        case prefer(TLSConfiguration)
+        case require(TLSConfiguration)
+    }
+
     /// Parses a `postgres://user:password@host:port/database` URL into a client configuration.
     ///
     /// - Throws: ``StoreError/database(_:)`` naming what is wrong (never the password).
     public static func configuration(url text: String) throws -> PostgresClient.Configuration {
+        let settings = try settings(url: text)
+        let tls: PostgresClient.Configuration.TLS =
+            switch settings.tls {
+            case .disable: .disable
+            case .prefer(let tls): .prefer(tls)
+            case .require(let tls): .require(tls)
+            }
+        var configuration = PostgresClient.Configuration(
+            host: settings.host, port: settings.port, username: settings.user, password: settings.password, database: settings.database, tls: tls)
+        configuration.options.maximumConnections = settings.maximumConnections
+        return configuration
+    }
+
+    static func settings(url text: String) throws -> Settings {
         guard let url = URL(string: text), let scheme = url.scheme, scheme == "postgres" || scheme == "postgresql" else {
             throw StoreError.database("the database URL must look like postgres://user:password@host:5432/database")
         }
@@ -35,15 +68,9 @@ public final class PostgresGatewayStore: GatewayStore {
         guard let user = url.user, !user.isEmpty else { throw StoreError.database("the database URL has no user") }
         let database = url.path.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
         let query = URLComponents(string: text)?.queryItems ?? []
-        let tls: PostgresClient.Configuration.TLS
-        switch query.first(where: { $0.name == "sslmode" })?.value ?? "disable" {
-        case "disable": tls = .disable
-        case "require", "verify-full": tls = .require(.makeClientConfiguration())
-        default: tls = .prefer(.makeClientConfiguration())
-        }
-        var configuration = PostgresClient.Configuration(
-            host: host, port: url.port ?? 5432, username: user, password: url.password?.removingPercentEncoding ?? url.password,
-            database: database.isEmpty ? nil : database, tls: tls)
+        let tls = try tlsMode(
+            host: host, mode: query.first(where: { $0.name == "sslmode" })?.value,
+            rootCertificate: query.first(where: { $0.name == "sslrootcert" })?.value)
         // Enough for group commits to form under load; several instances share the server's
         // max_connections (100 by default), so it can be set with ?pool_max=N.
         var maximum = 20
@@ -51,8 +78,71 @@ public final class PostgresGatewayStore: GatewayStore {
             guard let value = Int(text), (1...500).contains(value) else { throw StoreError.database("pool_max in the database URL must be 1 to 500") }
             maximum = value
         }
-        configuration.options.maximumConnections = maximum
-        return configuration
+        return Settings(
+            host: host, port: url.port ?? 5432, user: user, password: url.password?.removingPercentEncoding ?? url.password,
+            database: database.isEmpty ? nil : database, tls: tls, maximumConnections: maximum)
+    }
+
+    /// The URL's `sslmode`, as libpq reads it, with a safer default: `verify-full` (TLS, the
+    /// server's certificate checked against `sslrootcert`, or the system's roots, and its name
+    /// against the host) for any host but this machine, `disable` for loopback. `verify-ca`
+    /// checks the certificate but not the name; `require` and `prefer` encrypt without checking
+    /// who answers, as libpq does. `allow` (plain text first) and anything else are refused.
+    static func tlsMode(host: String, mode: String?, rootCertificate: String?) throws -> TLSChoice {
+        let loopback = ["localhost", "::1", "[::1]"].contains(host.lowercased()) || host.hasPrefix("127.")
+        var verified = TLSConfiguration.makeClientConfiguration()
+        if let rootCertificate, rootCertificate != "system" {
+            guard FileManager.default.isReadableFile(atPath: rootCertificate) else {
+                throw StoreError.database("sslrootcert in the database URL names a file that cannot be read")
+            }
+            verified.trustRoots = .file(rootCertificate)
+        }
+        var unverified = TLSConfiguration.makeClientConfiguration()
+        unverified.certificateVerification = .none
+        switch mode ?? (loopback ? "disable" : "verify-full") {
+        case "disable": return .disable
+        case "prefer": return .prefer(unverified)
+        case "require": return .require(unverified)
+        case "verify-ca":
+            verified.certificateVerification = .noHostnameVerification
+            return .require(verified)
+        case "verify-full":
+            verified.certificateVerification = .fullVerification
+            return .require(verified)
+        default:
+            throw StoreError.database("sslmode in the database URL must be disable, prefer, require, verify-ca or verify-full")
+        }
+    }
+
+    /// Opens one connection with the URL's settings and closes it, so that a start that cannot
+    /// reach the database, or whose TLS check fails, says so at once and why, rather than the
+    /// pool retrying behind a waiting query.
+    ///
+    /// - Throws: ``StoreError/database(_:)`` with the reason (never the password).
+    public static func probe(url text: String, logger: Logger) async throws {
+        let settings = try settings(url: text)
+        let tls: PostgresConnection.Configuration.TLS
+        do {
+            switch settings.tls {
+            case .disable: tls = .disable
+            case .prefer(let configuration): tls = .prefer(try NIOSSLContext(configuration: configuration))
+            case .require(let configuration): tls = .require(try NIOSSLContext(configuration: configuration))
+            }
+        } catch {
+            throw StoreError.database("the TLS settings in the database URL cannot be used: \(error)")
+        }
+        var configuration = PostgresConnection.Configuration(
+            host: settings.host, port: settings.port, username: settings.user, password: settings.password, database: settings.database, tls: tls)
+        configuration.options.connectTimeout = .seconds(10)
+        do {
+            let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
+            try? await connection.close()
+        } catch let error as PSQLError {
+            let reason = error.serverInfo?[.message] ?? error.underlying.map { "\($0)" } ?? "\(error.code)"
+            throw StoreError.database("cannot connect to PostgreSQL at \(settings.host):\(settings.port): \(reason.prefix(300))")
+        } catch {
+            throw StoreError.database("cannot connect to PostgreSQL at \(settings.host):\(settings.port): \(String(describing: error).prefix(300))")
+        }
     }
 
     /// Runs `body` with a store whose pool runs for the duration.
