@@ -47,6 +47,42 @@ struct HardeningTests {
         }
     }
 
+    @Test("a captured webhook replayed many times costs one Kaspi call every 2 s an order and no row a copy", arguments: Backend.available)
+    func replayedWebhooksCostNearlyNothing(_ backend: Backend) async throws {
+        try await withStack(backend) { s in
+            // A forged APPROVED, sent 20 times at once: Kaspi is asked once, one row records it.
+            let (declinedID, declined) = try await Self.declinedOrder(s)
+            let forged = declined.replacingOccurrences(of: "\"DECLINED\"", with: "\"APPROVED\"")
+            func statusCalls() async throws -> Double {
+                metric(try await http(.GET, s.gatewayURL + "/metrics").body, #"kaspi_gateway_kaspi_call_duration_seconds_count{call="status"}"#) ?? 0
+            }
+            let before = try await statusCalls()
+            let eventsBefore = try await s.gateway.store.events(orderID: declinedID).count
+            var answers: [Int] = []
+            for _ in 0..<20 {
+                answers.append(
+                    try await http(.POST, s.gatewayURL + "/webhooks/kaspi", body: forged, headers: ["Content-Type": "application/json"]).status)
+            }
+            #expect(answers.first == 409 && answers.dropFirst().allSatisfy { $0 == 409 || $0 == 503 }, "\(answers)")
+            #expect(Int(try await statusCalls() - before) <= 2, "status calls for 20 copies")
+            #expect(try await s.gateway.store.events(orderID: declinedID).count - eventsBefore == 1)
+            #expect(try await s.order(declinedID)?.state == .declined)
+            // The genuine APPROVED of a paid order, replayed: no call, no write.
+            let paidID = try await Self.paidOrder(s)
+            let providerOrderID = try #require(try await s.order(paidID)?.providerOrderID)
+            let approved = try #require(await s.sandbox.webhooks(orderID: providerOrderID).first { $0.status == .approved })
+            let version = try #require(try await s.order(paidID)?.version)
+            let calls = try await statusCalls()
+            for _ in 0..<10 {
+                #expect(
+                    try await http(.POST, s.gatewayURL + "/webhooks/kaspi", body: approved.body, headers: ["Content-Type": "application/json"]).status
+                        == 200)
+            }
+            #expect(try await statusCalls() == calls)
+            #expect(try await s.order(paidID)?.version == version)
+        }
+    }
+
     @Test("with confirmation turned off, the webhook is trusted as the guide does")
     func confirmationCanBeTurnedOff() async throws {
         try await withStack(.sqlite, configure: { $0.confirmPaidWebhooks = false }) { s in

@@ -1,5 +1,6 @@
 import Foundation
 import KaspiGatewayStore
+import KaspiPay
 import Logging
 import Synchronization
 
@@ -10,6 +11,8 @@ final class StatusService: GatewayPart {
     let context: GatewayContext
     /// When each order was last read from Kaspi on request (``refreshOnRequest(orderID:)``).
     let lastRefresh = Mutex<[String: Date]>([:])
+    /// What replayed webhooks may cost: spaced confirmations, rare notes.
+    let replayGuard = WebhookReplayGuard()
 
     init(context: GatewayContext) { self.context = context }
 
@@ -89,9 +92,16 @@ final class StatusService: GatewayPart {
             // Looked up, checked and changed in one write: one job of a group commit on SQLite.
             let (before, updated) = try await store.update(provider: provider.name, providerOrderID: event.providerOrderID) { current in
                 guard current.amount == amount else { throw WebhookAmountMismatch(orderID: current.id) }
-                // Every webhook received shows in the timeline, even one that changes nothing.
-                return OrderStateMachine.apply(event.report, transactionID: transactionID, source: .webhook, to: current, at: at)
-                    ?? OrderStateMachine.noted(event.report, source: .webhook, on: current, at: at)
+                if let change = OrderStateMachine.apply(event.report, transactionID: transactionID, source: .webhook, to: current, at: at) {
+                    return change
+                }
+                // A copy of what the order already shows (Kaspi's retry, or a replay) is skipped
+                // without a write; any other report that changes nothing is noted in the
+                // timeline, once in ten minutes an order and report, not once a copy.
+                guard !Self.isDuplicate(event.report, of: current),
+                    self.replayGuard.mayNote(orderID: current.id, report: event.report.description, at: at)
+                else { return nil }
+                return OrderStateMachine.noted(event.report, source: .webhook, on: current, at: at)
             }
             metrics.counted(from: before, to: updated)
             metrics.webhook(
@@ -112,6 +122,17 @@ final class StatusService: GatewayPart {
         }
     }
 
+    /// Whether `report` says what `order` already shows.
+    static func isDuplicate(_ report: PaymentStatus, of order: GatewayOrder) -> Bool {
+        switch report {
+        case .approved: order.state == .paid
+        case .declined: order.state == .declined
+        case .cancelled: order.state == .cancelled
+        case .pending: order.state == .pending
+        case .unknown: false
+        }
+    }
+
     /// Asks Kaspi whether an `APPROVED` webhook is true before it may make an order paid. The
     /// guide's signature covers only `orderId + amount`, so a captured `DECLINED` webhook can be
     /// re-sent as `APPROVED`; Kaspi's own status call cannot be forged.
@@ -129,6 +150,14 @@ final class StatusService: GatewayPart {
         // Unknown orders and wrong amounts are refused by the update itself; an order already
         // paid with its transaction id recorded changes only in its timeline.
         guard let order, order.amount == event.amount, order.state != .paid || order.transactionID == nil else { return event.transactionID }
+        // Copies of one webhook buy at most one call to Kaspi every 2 s an order; Kaspi's own
+        // retry comes later than that.
+        if let wait = replayGuard.confirmation(orderID: order.id, at: now()) {
+            metrics.webhook(.unconfirmed)
+            throw GatewayError(
+                .providerUnavailable, "WEBHOOK_CONFIRMATION_UNAVAILABLE",
+                "Kaspi was asked about this order moments ago; send the webhook again later.", retryAfter: wait)
+        }
         let status: ProviderStatus
         do { status = try await provider.status(of: order) } catch {
             metrics.webhook(.unconfirmed)
@@ -146,8 +175,10 @@ final class StatusService: GatewayPart {
             metadata: ["order": "\(order.id)", "kaspi.status": "\(status.report.rawValue)"])
         let at = now()
         let reported = status.report
-        _ = try? await store.update(orderID: order.id) { current in
-            OrderStateMachine.unconfirmed(.approved, confirmed: reported, source: .webhook, on: current, at: at)
+        if replayGuard.mayNote(orderID: order.id, report: "unconfirmed", at: at) {
+            _ = try? await store.update(orderID: order.id) { current in
+                OrderStateMachine.unconfirmed(.approved, confirmed: reported, source: .webhook, on: current, at: at)
+            }
         }
         throw GatewayError(
             .conflict, "WEBHOOK_NOT_CONFIRMED", "Kaspi reports this order as \(status.report.rawValue), not APPROVED; the webhook changed nothing.")
