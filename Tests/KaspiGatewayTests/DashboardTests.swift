@@ -8,6 +8,8 @@ import Testing
 final class Browser: @unchecked Sendable {
     let base: String
     private var cookies: [String: String] = [:]
+    /// The last page's once-only form token, sent with the next form as a browser would.
+    private(set) var once: String?
     init(base: String) { self.base = base }
 
     private func cookieHeader() -> [String: String] {
@@ -27,15 +29,19 @@ final class Browser: @unchecked Sendable {
     func get(_ path: String) async throws -> HTTPResult {
         let result = try await http(.GET, base + path, headers: cookieHeader())
         remember(result)
+        if let token = Self.hidden("once", in: result.body) { once = token }
         return result
     }
 
     func post(_ path: String, _ fields: [String: String]) async throws -> HTTPResult {
+        var fields = fields
+        if fields["once"] == nil, let once { fields["once"] = once }
         let body = fields.map { "\($0.key)=\($0.value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")" }.joined(separator: "&")
         var headers = cookieHeader()
         headers["Content-Type"] = "application/x-www-form-urlencoded"
         let result = try await http(.POST, base + path, body: body, headers: headers)
         remember(result)
+        if let token = Self.hidden("once", in: result.body) { once = token }
         return result
     }
 
@@ -89,6 +95,11 @@ struct DashboardTests {
             #expect(refunded.status == 303)
             let after = try await browser.get(try #require(refunded.headers["location"]))
             #expect(after.body.contains("Refunded; 3000 of 8000"))
+            #expect(try await s.order(id)?.refundedAmount == 3000)
+            // The same form sent again (a double-click, a resubmitted page) does nothing more.
+            let again = try await browser.post(
+                "/admin/orders/\(id)/refund", ["csrf": csrf, "amount": "3000", "once": try #require(Browser.hidden("once", in: page.body))])
+            #expect(again.status == 409 && again.body.contains("already sent"))
             #expect(try await s.order(id)?.refundedAmount == 3000)
             let rest = try await browser.post("/admin/orders/\(id)/refund", ["csrf": csrf, "amount": ""])
             #expect(try await browser.get(try #require(rest.headers["location"])).body.contains("8000 of 8000"))

@@ -54,6 +54,8 @@ struct QRDashboardTests {
             let id = try await Self.paidOrder(s)
             let order = try await browser.get("/admin/orders/\(id)")
             #expect(order.body.contains("create a return QR"))
+            // From the page that holds the form, as an admin would.
+            _ = try await browser.get("/admin/returns")
             let created = try await browser.post("/admin/returns", ["csrf": csrf])
             let location = try #require(created.headers["location"])
             #expect(location.hasPrefix("/admin/returns/"))
@@ -86,6 +88,10 @@ struct QRDashboardTests {
             #expect(page.body.contains("Check the payment now") && page.body.contains("Cancel the invoice"))
             let checked = try await browser.post("/admin/orders/\(orderID)/refresh", ["csrf": csrf])
             #expect(checked.headers["location"]?.contains("pending") == true)
+            // The same form again is refused as sent; from the reloaded page, Kaspi is not asked
+            // again so soon.
+            #expect(try await browser.post("/admin/orders/\(orderID)/refresh", ["csrf": csrf]).status == 409)
+            _ = try await browser.get("/admin/orders/\(orderID)")
             let again = try await browser.post("/admin/orders/\(orderID)/refresh", ["csrf": csrf])
             #expect(again.headers["location"]?.contains("moments") == true)  // spaced: not a timer
             let cancelled = try await browser.post("/admin/orders/\(orderID)/cancel", ["csrf": csrf])

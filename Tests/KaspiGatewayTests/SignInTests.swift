@@ -37,6 +37,42 @@ struct SignInTests {
         }
     }
 
+    @Test("guesses sent at once are counted before any password is hashed: 20 at once get 5 tries")
+    func concurrentGuessesGetNoMoreTries() async throws {
+        try await withGatewayRouter { client, _ in
+            let statuses = try await withThrowingTaskGroup(of: HTTPResponse.Status.self) { group in
+                for _ in 0..<20 { group.addTask { try await routerSignIn(client, "not-the-password").status } }
+                var statuses: [HTTPResponse.Status] = []
+                for try await status in group { statuses.append(status) }
+                return statuses
+            }
+            #expect(statuses.filter { $0 == .unauthorized }.count == 5, "\(statuses)")
+            #expect(statuses.filter { $0 == .tooManyRequests }.count == 15)
+        }
+    }
+
+    @Test("a new password ends every session signed in with the old one, on every instance")
+    func changingThePasswordEndsSessions() async throws {
+        let handle = try await Backend.sqlite.open()
+        let (first, transport) = try Self.gateway(handle.store) { $0.adminPassword = "first-password" }
+        try await first.prepareAdmin()
+        let token = try #require(first.adminSignIn.newAdminSessionToken())
+        #expect(await first.adminSignIn.adminSession(token: token) != nil)
+        // Restarted with the same password: the session lives on (another instance honours it too).
+        let (same, second) = try Self.gateway(handle.store) { $0.adminPassword = "first-password" }
+        try await same.prepareAdmin()
+        #expect(await same.adminSignIn.adminSession(token: token) != nil)
+        // Restarted with a new password: it is over.
+        let (changed, third) = try Self.gateway(handle.store) { $0.adminPassword = "second-password" }
+        try await changed.prepareAdmin()
+        #expect(await changed.adminSignIn.adminSession(token: token) == nil)
+        let fresh = try #require(changed.adminSignIn.newAdminSessionToken())
+        #expect(await changed.adminSignIn.adminSession(token: fresh) != nil)
+        for gateway in [first, same, changed] { await gateway.shutdown() }
+        for transport in [transport, second, third] { try await transport.shutdown() }
+        try await handle.close()
+    }
+
     @Test func theThrottleCountsPerClientAndInAllOverAWindow() {
         let throttle = SignInThrottle(perClient: 3, global: 5, window: 60)
         let t0 = Date(timeIntervalSince1970: 1_000_000)

@@ -20,6 +20,7 @@ struct DashboardController {
     /// Every field any dashboard form sends; each form uses some.
     struct Form: Decodable {
         var csrf: String?
+        var once: String?
         var password: String?
         var amount: String?
         var description: String?
@@ -38,6 +39,9 @@ struct DashboardController {
     /// Kaspi QR API's pages exist.
     struct Session {
         var csrf: String
+        /// A token for this page's forms, spent by the first submission of each: a
+        /// double-click or a resubmitted page acts once.
+        var once: String
         var kaspi: Bool
         var returns: Bool
         var invoices: Bool
@@ -66,7 +70,8 @@ struct DashboardController {
         router.get("/admin/login") { _, _ in loginForm() }
         router.post("/admin/login", use: signIn)
         router.post("/admin/logout") { request, _ in
-            try await form(request) { _, session, _ in
+            // Signing out twice is harmless: no once-only token.
+            try await form(request, once: false) { _, session, _ in
                 try await gateway.adminSignIn.signOut(session)
                 var response = Response(status: .seeOther, headers: [.location: "/admin/login"])
                 response.setCookie(cookie(Self.sessionCookie, "", path: "/admin", maxAge: 0))
@@ -171,8 +176,18 @@ struct DashboardController {
                 "Sign in", Message(text: "The form expired;", error: true, link: .init(href: "/admin/login", label: "sign in again.")), session: nil,
                 status: .forbidden)
         }
+        // Counted before the password is hashed: guesses sent at once cannot all get through
+        // before any is counted.
+        let attemptAt = gateway.now()
+        if let wait = gateway.adminSignIn.signInThrottle.attempt(client: client, now: attemptAt) {
+            gateway.metrics.signIn(.throttled)
+            var page = message(
+                "Sign in", Message(text: "Too many failed sign-ins; try again in \(wait) seconds.", error: true), session: nil,
+                status: .tooManyRequests)
+            page.headers[.retryAfter] = String(wait)
+            return page
+        }
         guard await gateway.adminSignIn.verifyAdminPassword(form?.password ?? ""), let session = gateway.adminSignIn.newAdminSessionToken() else {
-            gateway.adminSignIn.signInThrottle.failed(client: client, now: gateway.now())
             gateway.metrics.signIn(.refused)
             try? await Task.sleep(for: .milliseconds(300))
             gateway.logger.warning("Dashboard sign-in refused", metadata: ["client": "\(client)"])
@@ -180,7 +195,7 @@ struct DashboardController {
                 "Sign in", Message(text: "Wrong password.", error: true, link: .init(href: "/admin/login", label: "Try again.")), session: nil,
                 status: .unauthorized)
         }
-        gateway.adminSignIn.signInThrottle.succeeded(client: client)
+        gateway.adminSignIn.signInThrottle.succeeded(client: client, attemptAt: attemptAt)
         gateway.metrics.signIn(.accepted)
         var response = Response(status: .seeOther, headers: [.location: "/admin"])
         response.setCookie(self.cookie(Self.sessionCookie, session, path: "/admin", maxAge: AdminSignIn.adminSessionLifetime))
@@ -201,7 +216,8 @@ struct DashboardController {
         }
         let qr = gateway.qrProvider
         let shown = Session(
-            csrf: session.csrf, kaspi: qr != nil, returns: qr?.refundMethod == .customerPresent, invoices: qr?.supportsRemoteInvoices ?? false)
+            csrf: session.csrf, once: String(GatewayID.make("f", length: 22).dropFirst(2)), kaspi: qr != nil,
+            returns: qr?.refundMethod == .customerPresent, invoices: qr?.supportsRemoteInvoices ?? false)
         return (session, shown)
     }
 
@@ -212,13 +228,30 @@ struct DashboardController {
     }
 
     /// A signed-in form post with a valid CSRF token, or a refusal.
-    func form(_ request: Request, _ body: (Form, AdminSession, Session) async throws -> Response) async throws -> Response {
+    func form(
+        _ request: Request, once spendsOnce: Bool = true, _ body: (Form, AdminSession, Session) async throws -> Response
+    ) async throws -> Response {
         guard let (admin, session) = await signedIn(request) else { return Response(status: .seeOther, headers: [.location: "/admin/login"]) }
         guard let form = await request.decodeForm(as: Form.self), let csrf = form.csrf, Signature.constantTimeEquals(csrf, admin.csrf) else {
             return message(
                 "Refused", Message(text: "The form's security token is missing or stale; go back, reload and try again.", error: true),
                 session: session,
                 status: .forbidden)
+        }
+        guard spendsOnce else { return try await body(form, admin, session) }
+        // Each form's submission acts once, whichever instance gets it: the page's token and
+        // the form's path are spent in the database, first come first served.
+        guard let once = form.once, (8...64).contains(once.count), once.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber) }) else {
+            return message(
+                "Refused", Message(text: "The form's security token is missing or stale; go back, reload and try again.", error: true),
+                session: session, status: .forbidden)
+        }
+        let marker = GatewayID.make("m", length: 16)
+        let spent = try await gateway.store.setting("admin.once.\(once):\(request.uri.path)", orInsert: marker)
+        guard spent == marker else {
+            return message(
+                "Already sent", Message(text: "This form was already sent once; reload the page to see what it did.", error: true),
+                session: session, status: .conflict)
         }
         return try await body(form, admin, session)
     }

@@ -13,6 +13,10 @@ struct AdminSecrets: Sendable {
     var rounds: Int
     /// Signs session cookies and CSRF tokens; shared by instances through the database.
     var sessionKey: SymmetricKey
+    /// Stands for the password in every session's signature, so that changing the password
+    /// ends every session signed before: an HMAC of the configured password, or of the stored
+    /// hash, under the session key (the same on every instance and across restarts).
+    var passwordFingerprint: String
 }
 
 /// A signed-in admin session.
@@ -44,20 +48,26 @@ final class AdminSignIn: GatewayPart {
         let key = SymmetricKey(data: Data(base64Encoded: sessionSecret) ?? Data(sessionSecret.utf8))
         var generated: String? = nil
         let hashed: (salt: [UInt8], hash: [UInt8], rounds: Int)
+        let fingerprint: String
         if let password = configuration.adminPassword {
             hashed = Self.hashPassword(password)
+            fingerprint = HMACToken.mac("password:configured:\(password)", key)
         } else if try await store.setting(Self.passwordSetting) == nil, let legacy = try await store.setting("admin.password") {
             // Stored by an earlier version (20,000 rounds): upgraded at the next sign-in.
             let parts = legacy.split(separator: ".").map { Array(Data(base64Encoded: String($0)) ?? Data()) }
             hashed = (parts.first ?? [], parts.count > 1 ? parts[1] : [], 20_000)
+            fingerprint = HMACToken.mac("password:stored:\(legacy)", key)
         } else {
             let candidate = String(GatewayID.make("pw", length: 16).dropFirst(3))
             let encoded = Self.encodePassword(Self.hashPassword(candidate))
             let stored = try await store.setting(Self.passwordSetting, orInsert: encoded)
             if stored == encoded { generated = candidate }
             hashed = Self.decodePassword(stored) ?? ([], [], Self.pbkdf2Rounds)
+            fingerprint = HMACToken.mac("password:stored:\(stored)", key)
         }
-        admin.withLock { $0 = AdminSecrets(passwordHash: hashed.hash, salt: hashed.salt, rounds: hashed.rounds, sessionKey: key) }
+        admin.withLock {
+            $0 = AdminSecrets(passwordHash: hashed.hash, salt: hashed.salt, rounds: hashed.rounds, sessionKey: key, passwordFingerprint: fingerprint)
+        }
         return generated
     }
 
@@ -108,6 +118,7 @@ final class AdminSignIn: GatewayPart {
                 $0?.passwordHash = upgraded.hash
                 $0?.salt = upgraded.salt
                 $0?.rounds = upgraded.rounds
+                if let key = $0?.sessionKey { $0?.passwordFingerprint = HMACToken.mac("password:stored:\(stored)", key) }
             }
             logger.info("Dashboard password hash upgraded to \(Self.pbkdf2Rounds) PBKDF2 rounds")
         }
@@ -126,7 +137,8 @@ final class AdminSignIn: GatewayPart {
         guard let secrets = admin.withLock({ $0 }) else { return nil }
         let parts = token.split(separator: ".").map(String.init)
         guard parts.count == 3, let expiry = Double(parts[0]), expiry > now().timeIntervalSince1970,
-            Signature.constantTimeEquals(parts[2], HMACToken.mac("session:\(parts[0]):\(parts[1])", secrets.sessionKey))
+            Signature.constantTimeEquals(
+                parts[2], HMACToken.mac("session:\(parts[0]):\(parts[1]):\(secrets.passwordFingerprint)", secrets.sessionKey))
         else { return nil }
         // Signed-out sessions are remembered in the database, so every instance refuses them.
         // When the database cannot say, the session is refused (fail closed).
@@ -143,7 +155,8 @@ final class AdminSignIn: GatewayPart {
         guard let secrets = admin.withLock({ $0 }) else { return nil }
         let expiry = String(Int(now().timeIntervalSince1970) + Self.adminSessionLifetime)
         let nonce = GatewayID.make("s", length: 20).dropFirst(2)
-        return "\(expiry).\(nonce).\(HMACToken.mac("session:\(expiry):\(nonce)", secrets.sessionKey))"
+        // Signed with the password's fingerprint too: a new password ends every older session.
+        return "\(expiry).\(nonce).\(HMACToken.mac("session:\(expiry):\(nonce):\(secrets.passwordFingerprint)", secrets.sessionKey))"
     }
 
     /// Signs a session out on every instance.

@@ -18,40 +18,62 @@ final class SignInThrottle: Sendable {
 
     /// Seconds until `client` may try again, or nil when it may try now.
     func retryAfter(client: String, now: Date) -> Int? {
+        state.withLock { state in Self.wait(client: client, now: now, window: window, perClient: perClient, global: global, in: &state) }
+    }
+
+    /// Counts an attempt as a failure before its password is checked, so that guesses sent at
+    /// once cannot all pass the check before any is counted: nil when `client` may try (the
+    /// attempt is then counted; ``succeeded(client:attemptAt:)`` takes it back), else the
+    /// seconds to wait.
+    func attempt(client: String, now: Date) -> Int? {
         state.withLock { state in
-            let cutoff = now.addingTimeInterval(-window)
-            state.all.removeAll { $0 <= cutoff }
-            if let failures = state.clients[client] {
-                let recent = failures.filter { $0 > cutoff }
-                state.clients[client] = recent.isEmpty ? nil : recent
-            }
-            var waits: [TimeInterval] = []
-            if let recent = state.clients[client], recent.count >= perClient, let oldest = recent.first {
-                waits.append(oldest.timeIntervalSince(cutoff))
-            }
-            if state.all.count >= global, let oldest = state.all.first { waits.append(oldest.timeIntervalSince(cutoff)) }
-            guard let wait = waits.max() else { return nil }
-            return max(1, Int(wait.rounded(.up)))
+            if let wait = Self.wait(client: client, now: now, window: window, perClient: perClient, global: global, in: &state) { return wait }
+            Self.record(client: client, now: now, window: window, perClient: perClient, global: global, in: &state)
+            return nil
         }
     }
 
     /// Records a failure.
     func failed(client: String, now: Date) {
-        state.withLock { state in
-            state.all.append(now)
-            if state.all.count > global * 2 { state.all.removeFirst(state.all.count - global * 2) }
-            state.clients[client, default: []].append(now)
-            if state.clients[client, default: []].count > perClient * 2 { state.clients[client]?.removeFirst() }
-            // Bounded memory: forget the quietest addresses when too many are remembered.
-            if state.clients.count > 10_000 {
-                let cutoff = now.addingTimeInterval(-window)
-                state.clients = state.clients.filter { $0.value.last.map { $0 > cutoff } ?? false }
-            }
+        state.withLock { state in Self.record(client: client, now: now, window: window, perClient: perClient, global: global, in: &state) }
+    }
+
+    private static func wait(
+        client: String, now: Date, window: TimeInterval, perClient: Int, global: Int, in state: inout (clients: [String: [Date]], all: [Date])
+    ) -> Int? {
+        let cutoff = now.addingTimeInterval(-window)
+        state.all.removeAll { $0 <= cutoff }
+        if let failures = state.clients[client] {
+            let recent = failures.filter { $0 > cutoff }
+            state.clients[client] = recent.isEmpty ? nil : recent
+        }
+        var waits: [TimeInterval] = []
+        if let recent = state.clients[client], recent.count >= perClient, let oldest = recent.first { waits.append(oldest.timeIntervalSince(cutoff)) }
+        if state.all.count >= global, let oldest = state.all.first { waits.append(oldest.timeIntervalSince(cutoff)) }
+        guard let wait = waits.max() else { return nil }
+        return max(1, Int(wait.rounded(.up)))
+    }
+
+    private static func record(
+        client: String, now: Date, window: TimeInterval, perClient: Int, global: Int, in state: inout (clients: [String: [Date]], all: [Date])
+    ) {
+        state.all.append(now)
+        if state.all.count > global * 2 { state.all.removeFirst(state.all.count - global * 2) }
+        state.clients[client, default: []].append(now)
+        if state.clients[client, default: []].count > perClient * 2 { state.clients[client]?.removeFirst() }
+        // Bounded memory: forget the quietest addresses when too many are remembered.
+        if state.clients.count > 10_000 {
+            let cutoff = now.addingTimeInterval(-window)
+            state.clients = state.clients.filter { $0.value.last.map { $0 > cutoff } ?? false }
         }
     }
 
-    /// Forgets an address's failures after it signed in.
-    func succeeded(client: String) {
-        _ = state.withLock { $0.clients.removeValue(forKey: client) }
+    /// Forgets an address's failures after it signed in, and takes back the attempt counted
+    /// for it at `attemptAt`.
+    func succeeded(client: String, attemptAt: Date? = nil) {
+        state.withLock { state in
+            state.clients.removeValue(forKey: client)
+            if let attemptAt, let index = state.all.lastIndex(of: attemptAt) { state.all.remove(at: index) }
+        }
     }
 }
