@@ -51,6 +51,16 @@ struct DemoCommand: AsyncParsableCommand {
                       Sandbox:  \(urls.sandbox)/sandbox/   (helpers, webhook log, scenario amounts)
                       Profile:  \(chosenScheme.map { "Kaspi's partner API (the Kaspi QR API), \($0)" } ?? "the integration guide's API")
                     """)
+                if urls.exposed {
+                    Console.err(
+                        """
+
+                        WARNING: the demo listens beyond this machine (--host \(host)): anyone who can reach it can open
+                        the dashboard and the API, and the sandbox's test credentials are public. The password and
+                        API key above were made for this run. It is a demo, not a gateway: for real payments run
+                        `kaspi gateway` behind TLS (docs/gateway.md).
+                        """)
+                }
             }
             Console.out("KaspiKit demo stopped.")
         }

@@ -45,6 +45,15 @@ public struct Demo: Sendable {
         public var admin: String
         /// The dashboard's password.
         public var adminPassword: String
+        /// Whether the demo listens beyond loopback (its credentials are then made for the run).
+        public var exposed: Bool
+    }
+
+    /// Random letters and digits, for credentials made for one run.
+    static func randomText(_ count: Int) -> String {
+        let alphabet = Array("abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789")
+        var generator = SystemRandomNumberGenerator()
+        return String((0..<count).map { _ in alphabet[Int(generator.next(upperBound: UInt(alphabet.count)))] })
     }
 
     /// Starts everything and runs until SIGINT or SIGTERM (or until `until` returns, for tests).
@@ -61,7 +70,13 @@ public struct Demo: Sendable {
         }
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
         let gatewayBase = "http://\(authority):\(gatewayPort)"
-        let apiKey = "demo_shop_key"
+        // Beyond loopback anyone on the network can reach the dashboard and the API: the
+        // credentials are then made for this run rather than the fixed ones the docs show.
+        var listening = GatewayConfiguration()
+        listening.host = host
+        let exposed = !listening.listensOnLoopback
+        let apiKey = exposed ? "demo_" + Self.randomText(32) : "demo_shop_key"
+        let adminPassword = exposed ? Self.randomText(20) : "kaspikit-demo"
         let kaspiKey = "demo_sandbox_key"
 
         var sandboxConfiguration = SandboxConfiguration()
@@ -94,7 +109,7 @@ public struct Demo: Sendable {
         gatewayConfiguration.pollInterval = 2
         gatewayConfiguration.maxPollInterval = 10
         gatewayConfiguration.workerInterval = 0.5
-        gatewayConfiguration.adminPassword = "kaspikit-demo"
+        gatewayConfiguration.adminPassword = adminPassword
         let eventsSecret = StandardWebhooks.makeSecret()
         gatewayConfiguration.merchantWebhookURL = "http://\(authority):\(shopPort)/events"
         // The shop's result page is the one place its checkouts send payers back to.
@@ -138,7 +153,7 @@ public struct Demo: Sendable {
 
         let urls = URLs(
             shop: "http://\(host):\(shopPort)", gateway: gatewayBase, sandbox: "http://\(host):\(sandboxPort)", gatewayAPIKey: apiKey,
-            admin: "\(gatewayBase)/admin", adminPassword: "kaspikit-demo")
+            admin: "\(gatewayBase)/admin", adminPassword: adminPassword, exposed: exposed)
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: try sandbox.application()), .init(service: gatewayApp), .init(service: shopApp)],

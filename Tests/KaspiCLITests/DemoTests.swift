@@ -42,6 +42,27 @@ struct DemoTests {
         #expect(!FileManager.default.fileExists(atPath: data))
     }
 
+    @Test func beyondLoopbackTheCredentialsAreMadeForTheRunAndTheWarningIsLoud() async throws {
+        let data = FileManager.default.temporaryDirectory.appendingPathComponent("demo-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let (shopPort, gatewayPort, sandboxPort) = (FreePort.find(), FreePort.find(), FreePort.find())
+        let demo = try BackgroundProcess(
+            CLI.binary,
+            [
+                "demo", "--host", "0.0.0.0", "--shop-port", "\(shopPort)", "--gateway-port", "\(gatewayPort)", "--sandbox-port", "\(sandboxPort)",
+                "--data-dir", data,
+            ])
+        _ = try #require(await demo.waitForOutput(matching: #"Shop: +(http://\S+)"#), "\(demo.stdout)\(demo.stderr)")
+        let key = try #require(demo.stdout.firstMatch(of: /API key (demo_[A-Za-z0-9]+)/).map { String($0.1) })
+        #expect(key != "demo_shop_key" && key.count > 30 && !demo.stdout.contains("kaspikit-demo"), "\(demo.stdout)")
+        for _ in 0..<50 where !demo.stderr.contains("WARNING") { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(demo.stderr.contains("WARNING: the demo listens beyond this machine"))
+        // The documented key opens nothing; the one printed for this run does.
+        #expect(try await GatewayCLITests.api(gatewayPort, "GET", "/v1/orders", key: "demo_shop_key")["error"] != nil)
+        #expect(try await GatewayCLITests.api(gatewayPort, "GET", "/v1/orders", key: key)["data"] != nil)
+        _ = await demo.stop()
+    }
+
     @Test func aNewcomerPaysByRedirectQRAndLink() async throws {
         let data = FileManager.default.temporaryDirectory.appendingPathComponent("demo-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: data) }
