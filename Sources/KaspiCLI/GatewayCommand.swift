@@ -44,7 +44,7 @@ struct GatewayCommand: AsyncParsableCommand {
             device first: `kaspi gateway tradepoints`, then `kaspi gateway device register \
             --trade-point N`. See docs/gateway.md.
             """,
-        subcommands: [Serve.self, Migrate.self, TradePointsCommand.self, DeviceCommand.self, CheckCommand.self],
+        subcommands: [Serve.self, Migrate.self, KeyCommand.self, TradePointsCommand.self, DeviceCommand.self, CheckCommand.self],
         defaultSubcommand: Serve.self)
 
     struct Serve: AsyncParsableCommand {
@@ -350,6 +350,25 @@ struct DeviceCommand: AsyncParsableCommand {
                 }
                 if output.json { Console.json(["deleted": device.id]) } else { Console.out("Device \(device.id) (\(device.deviceID)) deleted.") }
             }
+        }
+    }
+}
+
+/// `kaspi gateway key`: a new merchant API key, long and random, and the hash a file keeps.
+struct KeyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "key",
+        abstract: "Make a new merchant API key (256 random bits): the key on standard output, its SHA-256 for apiKeyHashes on standard error.")
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        let key = GatewayConfiguration.makeAPIKey()
+        let hash = GatewayConfiguration.hash(apiKey: key)
+        if output.json {
+            Console.json(["key": key, "sha256": hash])
+        } else {
+            Console.out(key)
+            Console.err("SHA-256 (for apiKeyHashes, readOnlyKeyHashes or paymentKeyHashes in a configuration file): \(hash)")
         }
     }
 }

@@ -14,7 +14,7 @@ import Testing
 /// `kaspi gateway` as a merchant runs it: real processes, against an in-process sandbox.
 @Suite("kaspi gateway processes")
 struct GatewayCLITests {
-    static let apiKey = "gw_cli_key"
+    static let apiKey = "gw_cli_key_0123456789abcdefghijklmnop"
 
     /// A fresh database for one test: an SQLite file, or a new PostgreSQL database.
     static func database(_ backend: Backend) async throws -> (url: String, drop: @Sendable () async -> Void) {
@@ -189,7 +189,11 @@ struct GatewayCLITests {
         environment["KASPI_API_KEY"] = "k"
         let noKeys = try await CLI.run(["gateway", "--database", ":memory:", "--port", "0"], environment: environment)
         #expect(noKeys.status == 2 && noKeys.stderr.contains("GATEWAY_CONFIG_INVALID") && noKeys.stderr.contains("KASPI_GATEWAY_API_KEYS"))
-        environment["KASPI_GATEWAY_API_KEYS"] = "k1"
+        // A key must be long: a short one could be guessed.
+        let short = try await CLI.run(
+            ["gateway", "--database", ":memory:"], environment: environment.merging(["KASPI_GATEWAY_API_KEYS": "k1"]) { $1 })
+        #expect(short.status == 2 && short.stderr.contains("KASPI_GATEWAY_API_KEYS each key must be at least 32 characters"), "\(short.stderr)")
+        environment["KASPI_GATEWAY_API_KEYS"] = Self.apiKey
         let badURL = try await CLI.run(["gateway", "--database", ":memory:", "--public-url", "nope"], environment: environment)
         #expect(badURL.status == 2 && badURL.stderr.contains("publicUrl"))
         // Beyond loopback, the public URL must be configured: it is never taken from requests.
@@ -210,7 +214,7 @@ struct GatewayCLITests {
             ["gateway", "--database", ":memory:"],
             environment: environment.merging(["KASPI_API_KEY": "prod_live_key", "KASPI_BASE_URL": "http://127.0.0.1:9"]) { $1 })
         #expect(elsewhere.status == 2 && elsewhere.stderr.contains("CONFIG_UNTRUSTED_HOST"), "\(elsewhere.stderr)")
-        let noKaspi = try await CLI.run(["gateway", "--database", ":memory:"], environment: ["KASPI_GATEWAY_API_KEYS": "k1"])
+        let noKaspi = try await CLI.run(["gateway", "--database", ":memory:"], environment: ["KASPI_GATEWAY_API_KEYS": Self.apiKey])
         #expect(noKaspi.status == 2 && noKaspi.stderr.contains("KASPI_TRADE_POINT_ID"))
     }
 }

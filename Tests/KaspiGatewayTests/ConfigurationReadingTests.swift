@@ -73,9 +73,15 @@ import Testing
         check(try await GatewayConfiguration.load(file: nil, environment: environment))
     }
 
-    @Test func apiKeysFromTheEnvironmentAreKeptOnlyAsTheirHashes() async throws {
-        let c = try await GatewayConfiguration.load(file: nil, environment: ["KASPI_GATEWAY_API_KEYS": "k1, k2"])
-        #expect(c.apiKeyHashes == [GatewayConfiguration.hash(apiKey: "k1"), GatewayConfiguration.hash(apiKey: "k2")])
+    @Test func apiKeysFromTheEnvironmentAreKeptOnlyAsTheirHashesAndMustBeLong() async throws {
+        let (k1, k2, k3) = (GatewayConfiguration.makeAPIKey(), GatewayConfiguration.makeAPIKey(), GatewayConfiguration.makeAPIKey())
+        #expect(k1.count >= GatewayConfiguration.minimumAPIKeyLength && k1 != k2 && k1.hasPrefix("kk_"))
+        let c = try await GatewayConfiguration.load(
+            file: nil, environment: ["KASPI_GATEWAY_API_KEYS": "\(k1), \(k2)", "KASPI_GATEWAY_READ_KEYS": k3, "KASPI_GATEWAY_PAYMENT_KEYS": k2])
+        #expect(c.apiKeyHashes == [GatewayConfiguration.hash(apiKey: k1), GatewayConfiguration.hash(apiKey: k2)])
+        #expect(c.readOnlyKeyHashes == [GatewayConfiguration.hash(apiKey: k3)] && c.paymentKeyHashes == [GatewayConfiguration.hash(apiKey: k2)])
+        let short = await refusal { try await GatewayConfiguration.load(file: nil, environment: ["KASPI_GATEWAY_READ_KEYS": "short-key"]) }
+        #expect(short.contains("KASPI_GATEWAY_READ_KEYS each key must be at least 32 characters") && !short.contains("short-key"))
     }
 
     @Test func aValueThatCannotBeReadIsRefusedByNameWithoutEchoingIt() async throws {

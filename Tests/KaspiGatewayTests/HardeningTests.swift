@@ -83,6 +83,37 @@ struct HardeningTests {
         }
     }
 
+    @Test("restricted keys do only what their role allows; wrong keys are throttled per address, never the right one")
+    func keysHaveRolesAndWrongOnesAreThrottled() async throws {
+        let (reader, taker) = (GatewayConfiguration.makeAPIKey(), GatewayConfiguration.makeAPIKey())
+        try await withStack(
+            .sqlite,
+            configure: {
+                $0.readOnlyKeyHashes = [GatewayConfiguration.hash(apiKey: reader)]
+                $0.paymentKeyHashes = [GatewayConfiguration.hash(apiKey: taker)]
+            }
+        ) { s in
+            // Read-only: reads, nothing else.
+            #expect(try await s.api(.GET, "/v1/orders", key: reader).status == 200)
+            let readerPays = try await s.api(.POST, "/v1/checkouts", #"{"amount":5000}"#, key: reader)
+            #expect(readerPays.status == 403 && readerPays.errorCode == "API_KEY_NOT_ALLOWED")
+            // Payments: takes them, cannot refund them.
+            let created = try await s.api(.POST, "/v1/checkouts", #"{"amount":5000}"#, key: taker)
+            #expect(created.status == 201)
+            let id = try #require(created.json["id"] as? String)
+            for path in ["/v1/orders/\(id)/refunds", "/v1/orders/\(id)/manual-refunds", "/v1/returns"] {
+                let refused = try await s.api(.POST, path, #"{"amount":100}"#, key: taker)
+                #expect(refused.status == 403 && refused.errorCode == "API_KEY_NOT_ALLOWED", "\(path): \(refused.body)")
+            }
+            #expect(try await s.api(.GET, "/v1/orders/\(id)", key: taker).status == 200)
+            // Wrong keys: 20 from an address, then it waits; the right key never does.
+            for n in 0..<20 { #expect(try await s.api(.GET, "/v1/orders", key: "guess-\(n)").status == 401) }
+            let limited = try await s.api(.GET, "/v1/orders", key: "guess-20")
+            #expect(limited.status == 429 && limited.errorCode == "API_KEY_RATE_LIMITED" && limited.headers["retry-after"] != nil)
+            #expect(try await s.api(.GET, "/v1/orders").status == 200)
+        }
+    }
+
     @Test("with confirmation turned off, the webhook is trusted as the guide does")
     func confirmationCanBeTurnedOff() async throws {
         try await withStack(.sqlite, configure: { $0.confirmPaidWebhooks = false }) { s in
@@ -352,9 +383,14 @@ struct HardeningTests {
             #expect(events.contains { $0.kind == .admin && $0.detail.contains("settled as not refunded by an admin") })
             let after = try await browser.get("/admin/refunds")
             #expect(after.body.contains("Every refund is settled"))
-            // Settling it again is refused.
+            // Settling it again is refused: the same form as sent, and a new one as settled.
             let again = try await browser.post("/admin/refunds/rf_odd/settle", ["csrf": csrf, "order": id, "outcome": "succeeded"])
-            #expect(again.headers["location"]?.contains("Not%20settled") == true || again.headers["location"]?.contains("Not") == true)
+            #expect(again.status == 409 && again.body.contains("already sent"))
+            let fresh = try await browser.post(
+                "/admin/refunds/rf_odd/settle",
+                ["csrf": csrf, "order": id, "outcome": "succeeded", "once": "freshtoken\(UUID().uuidString.prefix(8))"])
+            #expect(fresh.headers["location"]?.contains("Not%20settled") == true, "\(fresh.status) \(fresh.headers)")
+            #expect(try await s.gateway.store.refunds(orderID: id).first?.status == .failed)
         }
     }
 

@@ -6,20 +6,95 @@ import KaspiPay
 import KaspiSupport
 import Logging
 import NIOCore
+import Synchronization
 
 /// Lets a request through only with one of the merchant's API keys (`Authorization: Bearer`),
-/// compared by hash in constant time, and notes the key's scope for idempotency.
+/// compared by hash in constant time, within what the key's role allows, and notes the key's
+/// scope for idempotency. Wrong keys are counted per client address: 20 in 15 minutes, then
+/// that address waits; a right key is never held back by them.
 struct APIKeyMiddleware: RouterMiddleware {
     typealias Context = GatewayRequestContext
-    let keyHashes: [String]
+
+    /// What a key may do.
+    enum Role: Sendable {
+        case full, payments, readOnly
+    }
+
+    let keys: [(hash: String, role: Role)]
+    let failures: FailureThrottle
+    let now: @Sendable () -> Date
+
+    init(configuration: GatewayConfiguration, failures: FailureThrottle, now: @escaping @Sendable () -> Date) {
+        keys =
+            configuration.apiKeyHashes.map { ($0, Role.full) } + configuration.paymentKeyHashes.map { ($0, Role.payments) }
+            + configuration.readOnlyKeyHashes.map { ($0, Role.readOnly) }
+        self.failures = failures
+        self.now = now
+    }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { throw GatewayError.unauthorized }
-        let hash = GatewayConfiguration.hash(apiKey: String(header.dropFirst(7)))
-        guard keyHashes.contains(where: { Signature.constantTimeEquals($0, hash) }) else { throw GatewayError.unauthorized }
+        let hash = request.headers[.authorization].flatMap {
+            $0.hasPrefix("Bearer ") ? GatewayConfiguration.hash(apiKey: String($0.dropFirst(7))) : nil
+        }
+        // Every key is compared, so the time taken says nothing about which one nearly matched.
+        var role: Role? = nil
+        if let hash {
+            for key in keys where Signature.constantTimeEquals(key.hash, hash) { role = role ?? key.role }
+        }
+        guard let role, let hash else {
+            if let wait = failures.failed(address: context.clientAddress, now: now()) {
+                throw GatewayError(
+                    .tooSoon, "API_KEY_RATE_LIMITED", "Too many requests with a wrong API key from this address; try again in \(wait) s.",
+                    retryAfter: wait)
+            }
+            throw GatewayError.unauthorized
+        }
+        guard Self.allows(role, request.method, path: request.uri.path) else {
+            throw GatewayError(
+                .forbidden, "API_KEY_NOT_ALLOWED",
+                role == .readOnly ? "This API key may only read." : "This API key may take payments but not refund them.")
+        }
         var context = context
         context.apiKeyScope = String(hash.prefix(16))
         return try await next(request, context)
+    }
+
+    /// Whether a key of `role` may make this request.
+    static func allows(_ role: Role, _ method: HTTPRequest.Method, path: String) -> Bool {
+        switch role {
+        case .full: return true
+        case .readOnly: return method == .get || method == .head
+        case .payments:
+            guard method == .post else { return true }
+            let refunding = path.hasSuffix("/refunds") || path.hasSuffix("/manual-refunds") || path == "/v1/returns" || path.hasPrefix("/v1/returns/")
+            return !refunding
+        }
+    }
+}
+
+/// Failures counted per client address in fixed windows, with a bounded number of addresses
+/// remembered; counted first, then judged.
+final class FailureThrottle: Sendable {
+    let limit: Int
+    let window: TimeInterval
+    private let windows = Mutex<[String: (start: Date, count: Int)]>([:])
+
+    init(limit: Int = 20, window: TimeInterval = 900) {
+        self.limit = limit
+        self.window = window
+    }
+
+    /// Counts a failure from `address`: the seconds to wait when it is over the limit, else nil.
+    func failed(address: String, now: Date) -> Int? {
+        windows.withLock { windows in
+            if windows.count > 50_000 { windows = windows.filter { now.timeIntervalSince($0.value.start) < window } }
+            if windows.count > 50_000 { windows.removeAll() }
+            var entry: (start: Date, count: Int) = windows[address].flatMap { now.timeIntervalSince($0.start) < window ? $0 : nil } ?? (now, 0)
+            entry.count += 1
+            windows[address] = entry
+            guard entry.count > limit else { return nil }
+            return max(1, Int((window - now.timeIntervalSince(entry.start)).rounded(.up)))
+        }
     }
 }
 

@@ -10,6 +10,7 @@ extension GatewayError.Kind {
         switch self {
         case .invalidRequest: .badRequest
         case .unauthenticated: .unauthorized
+        case .forbidden: .forbidden
         case .notFound: .notFound
         case .conflict: .conflict
         case .gone: .gone

@@ -13,7 +13,7 @@ struct MerchantAPIController {
     func addRoutes(to router: Router<GatewayRequestContext>) {
         let api = router.group("v1")
             .add(middleware: APIErrorMiddleware(logger: gateway.logger))
-            .add(middleware: APIKeyMiddleware(keyHashes: gateway.configuration.apiKeyHashes))
+            .add(middleware: APIKeyMiddleware(configuration: gateway.configuration, failures: gateway.apiKeyFailures, now: gateway.now))
         // The POSTs that change money take an Idempotency-Key.
         let idempotent = api.group()
             .add(

@@ -81,6 +81,8 @@ public final class Gateway: Sendable {
     /// Opens when the store is ready (migrated, old leases released): the background
     /// services start their passes then.
     let readiness = ReadinessGate()
+    /// Wrong merchant API keys, per client address.
+    let apiKeyFailures = FailureThrottle()
 
     /// Creates a gateway over a migrated store.
     ///

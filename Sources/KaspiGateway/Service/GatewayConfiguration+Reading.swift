@@ -26,7 +26,8 @@ extension GatewayConfiguration {
     /// Every file key has a variable: `KASPI_GATEWAY_` and the key in upper snake case
     /// (`pollInterval` is `KASPI_GATEWAY_POLL_INTERVAL`; lists are comma-separated). Besides,
     /// `KASPI_GATEWAY_API_KEYS` holds merchant API keys themselves (only their SHA-256 is
-    /// kept), and `KASPI_GATEWAY_EVENTS_URL` and `KASPI_GATEWAY_EVENTS_SECRET` set
+    /// kept; each at least 32 characters), `KASPI_GATEWAY_READ_KEYS` and
+    /// `KASPI_GATEWAY_PAYMENT_KEYS` restricted ones, and `KASPI_GATEWAY_EVENTS_URL` and `KASPI_GATEWAY_EVENTS_SECRET` set
     /// `merchantWebhookUrl` and `merchantWebhookSecret`.
     ///
     /// - Throws: ``GatewayConfigurationError`` when the file cannot be read, holds a key the
@@ -52,9 +53,17 @@ extension GatewayConfiguration {
             }
         }
         var configuration = try GatewayConfiguration(providers: providers)
-        if let keys = environment["KASPI_GATEWAY_API_KEYS"] {
-            configuration.apiKeyHashes += keys.split(separator: ",").map {
-                GatewayConfiguration.hash(apiKey: $0.trimmingCharacters(in: .whitespaces))
+        for (variable, path) in [
+            ("KASPI_GATEWAY_API_KEYS", \GatewayConfiguration.apiKeyHashes), ("KASPI_GATEWAY_READ_KEYS", \GatewayConfiguration.readOnlyKeyHashes),
+            ("KASPI_GATEWAY_PAYMENT_KEYS", \GatewayConfiguration.paymentKeyHashes),
+        ] {
+            guard let keys = environment[variable] else { continue }
+            for key in keys.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
+                // A key is a password nobody types: long and random, or it can be guessed.
+                guard key.count >= minimumAPIKeyLength else {
+                    throw .invalid(variable, "each key must be at least \(minimumAPIKeyLength) characters; `kaspi gateway key` makes one")
+                }
+                configuration[keyPath: path].append(GatewayConfiguration.hash(apiKey: key))
             }
         }
         return configuration
@@ -80,6 +89,7 @@ extension GatewayConfiguration {
     private static let variableAliases = ["merchantWebhookUrl": "eventsUrl", "merchantWebhookSecret": "eventsSecret"]
     private static let secretVariables: Set<String> = [
         "KASPI_GATEWAY_EVENTS_SECRET", "KASPI_GATEWAY_ADMIN_PASSWORD", "KASPI_GATEWAY_API_KEYS", "KASPI_GATEWAY_DATABASE",
+        "KASPI_GATEWAY_READ_KEYS", "KASPI_GATEWAY_PAYMENT_KEYS",
     ]
 
     /// Every setting once: its key and how it is read into the configuration.
@@ -88,6 +98,8 @@ extension GatewayConfiguration {
         .init("port") { c, r in if let v = r.int(forKey: "port") { c.port = v } },
         .init("publicUrl") { c, r in if let v = r.string(forKey: "publicUrl") { c.publicURL = v } },
         .init("database") { c, r in if let v = r.string(forKey: "database", isSecret: true) { c.setDatabase(v) } },
+        .init("readOnlyKeyHashes") { c, r in if let v = r.stringArray(forKey: "readOnlyKeyHashes") { c.readOnlyKeyHashes = v } },
+        .init("paymentKeyHashes") { c, r in if let v = r.stringArray(forKey: "paymentKeyHashes") { c.paymentKeyHashes = v } },
         .init("apiKeyHashes") { c, r in if let v = r.stringArray(forKey: "apiKeyHashes") { c.apiKeyHashes = v } },
         .init("merchantWebhookUrl") { c, r in if let v = r.string(forKey: "merchantWebhookUrl") { c.merchantWebhookURL = v } },
         .init("merchantWebhookSecret") { c, r in if let v = r.string(forKey: "merchantWebhookSecret", isSecret: true) { c.merchantWebhookSecret = v }

@@ -16,8 +16,14 @@ public struct GatewayConfiguration: Sendable {
     public var sqlitePath: String = "kaspi-gateway.sqlite"
     /// … or a PostgreSQL URL, which wins when set.
     public var postgresURL: String?
-    /// SHA-256 hex digests of the merchant API keys the gateway accepts.
+    /// SHA-256 hex digests of the merchant API keys the gateway accepts, with full access.
     public var apiKeyHashes: [String] = []
+    /// SHA-256 hex digests of restricted keys that may only read (`GET` under `/v1`): for a
+    /// reporting job or a support tool.
+    public var readOnlyKeyHashes: [String] = []
+    /// SHA-256 hex digests of restricted keys that may take payments and read, but not refund
+    /// (no refunds, manual refunds or return QRs): for the shop's checkout, say.
+    public var paymentKeyHashes: [String] = []
     /// Where events for the merchant's systems are POSTed; nil keeps them in the outbox only.
     public var merchantWebhookURL: String?
     /// The Standard Webhooks secret (`whsec_…`) signing those events.
@@ -91,6 +97,17 @@ public struct GatewayConfiguration: Sendable {
     /// The defaults: loopback on port 8282, SQLite in `kaspi-gateway.sqlite`.
     public init() {}
 
+    /// The fewest characters a merchant API key may have: `kaspi gateway key` makes 43 random
+    /// ones (256 bits).
+    public static let minimumAPIKeyLength = 32
+
+    /// A new random API key (`kk_` and 43 characters of base64url, 256 bits).
+    public static func makeAPIKey() -> String {
+        let bytes = SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }
+        let text = bytes.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+        return "kk_" + text.trimmingCharacters(in: CharacterSet(charactersIn: "="))
+    }
+
     /// The hex SHA-256 of an API key, as stored in ``apiKeyHashes``.
     public static func hash(apiKey: String) -> String {
         Hex.encode(Array(SHA256.hash(data: Data(apiKey.utf8))))
@@ -130,11 +147,13 @@ public struct GatewayConfiguration: Sendable {
         if let postgresURL, !(postgresURL.hasPrefix("postgres://") || postgresURL.hasPrefix("postgresql://")) {
             throw .invalid("databaseUrl", "must start with postgres:// (the password is never printed)")
         }
-        guard !apiKeyHashes.isEmpty else {
+        guard !(apiKeyHashes + readOnlyKeyHashes + paymentKeyHashes).isEmpty else {
             throw .invalid("apiKeys", "none configured: set KASPI_GATEWAY_API_KEYS (or apiKeyHashes in the file) so that merchants can authenticate")
         }
-        for hash in apiKeyHashes where hash.count != 64 || !hash.allSatisfy({ $0.isHexDigit && !$0.isUppercase }) {
-            throw .invalid("apiKeyHashes", "each must be 64 lowercase hex characters (the SHA-256 of a key)")
+        for (name, hashes) in [("apiKeyHashes", apiKeyHashes), ("readOnlyKeyHashes", readOnlyKeyHashes), ("paymentKeyHashes", paymentKeyHashes)] {
+            for hash in hashes where hash.count != 64 || !hash.allSatisfy({ $0.isHexDigit && !$0.isUppercase }) {
+                throw .invalid(name, "each must be 64 lowercase hex characters (the SHA-256 of a key)")
+            }
         }
         if let hook = merchantWebhookURL {
             guard let url = URL(string: hook), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {

@@ -9,6 +9,8 @@ public struct GatewayError: Error, Sendable, Hashable, CustomStringConvertible {
         case invalidRequest
         /// The caller did not prove who it is.
         case unauthenticated
+        /// The caller is known but may not do this (a restricted API key).
+        case forbidden
         /// No such order, refund, link or return.
         case notFound
         /// The resource's state does not allow it (a refund of an unpaid order, say).
