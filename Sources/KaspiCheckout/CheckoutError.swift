@@ -17,13 +17,16 @@ public enum CheckoutError: Error, Sendable, Hashable, CustomStringConvertible {
     case nothingToOpen(state: CheckoutOrder.State)
     /// The system could not open the payment URL.
     case couldNotOpen
+    /// The gateway's URL is `http://` to another machine: the client secret would cross the
+    /// network in the clear. Use `https://` (`http://` to this machine is allowed, for tests).
+    case insecureGateway(URL)
 
     /// Whether asking again later may succeed.
     public var isTransient: Bool {
         switch self {
         case .unreachable: true
         case .gateway(let status, _, _, _): status == 429 || status >= 500
-        case .checkoutNotFound, .invalidAnswer, .nothingToOpen, .couldNotOpen: false
+        case .checkoutNotFound, .invalidAnswer, .nothingToOpen, .couldNotOpen, .insecureGateway: false
         }
     }
 
@@ -42,6 +45,8 @@ public enum CheckoutError: Error, Sendable, Hashable, CustomStringConvertible {
         case .invalidAnswer(let reason): "The gateway's answer could not be read: \(reason)"
         case .nothingToOpen(let state): "The order (\(state)) has no payment URL to open."
         case .couldNotOpen: "The system could not open the payment URL."
+        case .insecureGateway(let url):
+            "The gateway's URL \(url.absoluteString) is not https://: the client secret would cross the network in the clear."
         }
     }
 }

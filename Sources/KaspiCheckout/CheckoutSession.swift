@@ -164,6 +164,17 @@ public actor CheckoutSession {
             opener: opener, transport: transport, clock: clock, options: options)
     }
 
+    /// Whether the client secret may be sent to `url`: `https://`, or `http://` to this machine.
+    static func isSecure(_ url: URL) -> Bool {
+        switch url.scheme?.lowercased() {
+        case "https": return true
+        case "http":
+            let host = (url.host ?? "").lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+            return host == "localhost" || host == "::1" || (host.hasPrefix("127.") && host.split(separator: ".").count == 4)
+        default: return false
+        }
+    }
+
     /// `{gateway}/client/v1/orders/{id}`, the id percent-encoded so that it stays one segment.
     static func endpoint(gatewayURL: URL, orderID: String) -> URL? {
         var allowed = CharacterSet.alphanumerics
@@ -180,12 +191,16 @@ public actor CheckoutSession {
 
     /// Reads the order from the gateway once (the gateway asks Kaspi if it is unsettled).
     public func refresh() async throws(CheckoutError) -> CheckoutOrder {
+        guard Self.isSecure(snapshot.gatewayURL) else { throw .insecureGateway(snapshot.gatewayURL) }
         guard let endpoint else { throw .checkoutNotFound }
         let response: CheckoutHTTPResponse
         do {
             response = try await transport.get(endpoint, headers: ["Client-Secret": snapshot.clientSecret, "Accept": "application/json"])
         } catch {
             throw .unreachable(reason: Self.reason(error))
+        }
+        if (300..<400).contains(response.status) {
+            throw .invalidAnswer(reason: "the gateway answered with a redirect, which is not followed: the client secret goes to the gateway only")
         }
         guard response.status == 200 else { throw Self.failure(response) }
         let order: CheckoutOrder

@@ -41,13 +41,25 @@ public struct URLSessionCheckoutTransport: CheckoutTransport {
         configuration.requestCachePolicy = .reloadIgnoringLocalCacheData
         configuration.httpCookieStorage = nil
         configuration.urlCache = nil
-        return URLSession(configuration: configuration)
+        return URLSession(configuration: configuration, delegate: NoRedirects(), delegateQueue: nil)
     }()
+
+    /// Refuses every redirect: it would carry the `Client-Secret` header to wherever the
+    /// answer points. The gateway's client endpoint never redirects.
+    final class NoRedirects: NSObject, URLSessionTaskDelegate, Sendable {
+        func urlSession(
+            _ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse, newRequest request: URLRequest,
+            completionHandler: @escaping @Sendable (URLRequest?) -> Void
+        ) {
+            completionHandler(nil)
+        }
+    }
 
     /// A transport over a shared ephemeral session (no cookies, no cache; 15 s a request).
     public init() { self.session = Self.sharedSession }
 
-    /// A transport over `session`.
+    /// A transport over `session`. The default session refuses redirects (they would carry the
+    /// client secret elsewhere); give yours a delegate that does the same.
     public init(session: URLSession) { self.session = session }
 
     public func get(_ url: URL, headers: [String: String]) async throws -> CheckoutHTTPResponse {
@@ -55,6 +67,7 @@ public struct URLSessionCheckoutTransport: CheckoutTransport {
         request.httpMethod = "GET"
         for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
         let (data, response) = try await session.data(for: request)
+        // A refused redirect comes back as the 3xx answer itself, not followed.
         guard let http = response as? HTTPURLResponse else { throw URLError(.badServerResponse) }
         var fields: [String: String] = [:]
         for (name, value) in http.allHeaderFields {

@@ -66,10 +66,11 @@ public struct CheckoutReturnLink: Sendable, Hashable {
         self.gatewayOrderID = gatewayOrderID
     }
 
-    /// Whether the link may be about `orderID`: it names it, or names no gateway order.
+    /// Whether the link is about `orderID`: it names it as `gatewayOrderId`, as every return
+    /// link the gateway makes does. A link that names no gateway order (anyone can open
+    /// `yourapp://payment?status=success`) wakes no session.
     public func mayConcern(orderID id: String) -> Bool {
-        if let gatewayOrderID { return gatewayOrderID == id }
-        return true
+        gatewayOrderID == id
     }
 
     private static func trimmed(_ path: String) -> String {

@@ -157,7 +157,24 @@ struct CheckoutSessionLogicTests {
         #expect(!session.handle(url: URL(string: "othershop://payment?status=success")!))
         #expect(!session.handle(url: URL(string: "myshop://settings?status=success")!))
         #expect(!session.handle(url: URL(string: "myshop://payment")!))
-        #expect(session.handle(url: URL(string: "myshop://payment/?status=failed&orderId=REF-9")!))
+        // A link that names no gateway order wakes nothing: anyone can open it.
+        #expect(!session.handle(url: URL(string: "myshop://payment/?status=failed&orderId=REF-9")!))
+        #expect(session.handle(url: URL(string: "myshop://payment/?status=failed&orderId=REF-9&gatewayOrderId=ord_1")!))
+    }
+
+    @Test func theClientSecretGoesOnlyOverTLSOrToThisMachine() async throws {
+        let gateway = ScriptedGateway([.order(state: "pending")])
+        for insecure in ["http://pay.example.kz", "http://10.0.0.5:8282", "ftp://pay.example.kz"] {
+            let session = CheckoutSession(
+                gatewayURL: URL(string: insecure)!, orderID: "ord_1", clientSecret: "cs_secret", transport: gateway, clock: TestClock())
+            await #expect(throws: CheckoutError.insecureGateway(URL(string: insecure)!)) { _ = try await session.refresh() }
+        }
+        #expect(gateway.requestCount == 0)
+        for secure in ["https://pay.example.kz", "http://127.0.0.1:8282", "http://localhost:8282", "http://[::1]:8282"] {
+            let session = CheckoutSession(
+                gatewayURL: URL(string: secure)!, orderID: "ord_1", clientSecret: "cs_secret", transport: gateway, clock: TestClock())
+            #expect(try await session.refresh().state == .pending, "\(secure)")
+        }
     }
 
     @Test func theDeadlineEndsTheWaitAfterALastQuestion() async throws {

@@ -1,4 +1,7 @@
 import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
 import KaspiCheckout
 import KaspiGateway
 import KaspiGatewayStore
@@ -229,5 +232,41 @@ struct CheckoutSessionTests {
             #expect(outcome.isPaid, "\(outcome)")
             #expect(try await s.order(id)?.state == .paid)
         }
+    }
+}
+
+/// KaspiCheckout's own transport (Foundation's URLSession) never follows a redirect: it would
+/// carry the `Client-Secret` header to wherever the answer points.
+@Suite("KaspiCheckout's transport refuses redirects")
+struct CheckoutRedirectTests {
+    @Test func aRedirectIsNotFollowedAndTheSecretGoesNowhereElse() async throws {
+        let seenElsewhere = Mutex<[String]>([])
+        let elsewhere = Router()
+        elsewhere.get("/**") { request, _ -> String in
+            seenElsewhere.withLock { $0.append(request.headers[HTTPField.Name("Client-Secret")!] ?? "none") }
+            return "{}"
+        }
+        let elsewhereApp = Application(router: elsewhere, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        try await elsewhereApp.test(.live) { elsewhereClient in
+            let target = "http://127.0.0.1:\(elsewhereClient.port!)"
+            let redirecting = Router()
+            redirecting.get("/client/v1/orders/:id") { _, _ in Response(status: .found, headers: [.location: target + "/steal"]) }
+            let app = Application(router: redirecting, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+            try await app.test(.live) { client in
+                let session = CheckoutSession(
+                    gatewayURL: URL(string: "http://127.0.0.1:\(client.port!)")!, orderID: "ord_1", clientSecret: "cs_secret_value")
+                do throws(CheckoutError) {
+                    _ = try await session.refresh()
+                    Issue.record("a redirect was followed")
+                } catch {
+                    guard case .invalidAnswer(let reason) = error else {
+                        Issue.record("expected invalidAnswer, got \(error)")
+                        return
+                    }
+                    #expect(reason.contains("redirect"))
+                }
+            }
+        }
+        #expect(seenElsewhere.withLock { $0 }.isEmpty)
     }
 }

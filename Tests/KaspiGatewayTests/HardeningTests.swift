@@ -59,12 +59,16 @@ struct HardeningTests {
             let before = try await statusCalls()
             let eventsBefore = try await s.gateway.store.events(orderID: declinedID).count
             var answers: [Int] = []
+            let started = ContinuousClock.now
             for _ in 0..<20 {
                 answers.append(
                     try await http(.POST, s.gatewayURL + "/webhooks/kaspi", body: forged, headers: ["Content-Type": "application/json"]).status)
             }
+            // One call per two-second window the copies spanned (one, on an idle machine).
+            let windows = Int((ContinuousClock.now - started).components.seconds / 2) + 1
             #expect(answers.first == 409 && answers.dropFirst().allSatisfy { $0 == 409 || $0 == 503 }, "\(answers)")
-            #expect(Int(try await statusCalls() - before) <= 2, "status calls for 20 copies")
+            #expect(Int(try await statusCalls() - before) <= windows, "status calls for 20 copies in \(windows) windows")
+            #expect(answers.filter { $0 == 503 }.count >= 20 - windows)
             #expect(try await s.gateway.store.events(orderID: declinedID).count - eventsBefore == 1)
             #expect(try await s.order(declinedID)?.state == .declined)
             // The genuine APPROVED of a paid order, replayed: no call, no write.
