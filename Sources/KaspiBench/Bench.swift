@@ -196,7 +196,7 @@ final class Bench: @unchecked Sendable {
         let port = port()
         let child = try Child(
             name, executable: kaspi,
-            arguments: ["gateway", "--database", database, "--port", "\(port)", "--first-poll-after", "3600"],
+            arguments: ["gateway", "--database", database, "--port", "\(port)", "--admin-port", "0", "--first-poll-after", "3600"],
             environment: [
                 "KASPI_GATEWAY_API_KEYS": Self.gatewayKey, "KASPI_TRADE_POINT_ID": Self.tradePoint, "KASPI_API_KEY": Self.kaspiKey,
                 "KASPI_BASE_URL": sandbox, "KASPI_RATE_LIMIT": "0", "KASPI_GATEWAY_ADMIN_PASSWORD": "bench-admin-password",

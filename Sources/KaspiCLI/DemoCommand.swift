@@ -12,6 +12,7 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(name: .customLong("shop-port"), help: "The demo shop's port.") var shopPort = 8383
     @Option(name: .customLong("gateway-port"), help: "The gateway's port.") var gatewayPort = 8282
+    @Option(name: .customLong("admin-port"), help: "The gateway's dashboard and metrics port.") var adminPort = 8283
     @Option(name: .customLong("sandbox-port"), help: "The sandbox's port.") var sandboxPort = 8181
     @Option(name: .customLong("data-dir"), help: "Where the gateway keeps its SQLite database.") var dataDirectory = ".kaspi-demo"
     @Option(help: "guide (the integration guide's API, the default) or qr (Kaspi's partner API).") var profile = "guide"
@@ -25,6 +26,7 @@ struct DemoCommand: AsyncParsableCommand {
             demo.host = host
             demo.shopPort = shopPort
             demo.gatewayPort = gatewayPort
+            demo.adminPort = adminPort
             demo.sandboxPort = sandboxPort
             demo.dataDirectory = dataDirectory
             switch profile.lowercased() {

@@ -9,6 +9,7 @@ import KaspiPayAsyncHTTPClient
 import KaspiSupport
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 /// Options shared by `kaspi gateway` and `kaspi gateway migrate`.
 struct GatewayOptions: ParsableArguments {
@@ -54,6 +55,8 @@ struct GatewayCommand: AsyncParsableCommand {
         @Option(help: "Address to listen on.") var host: String?
         @Option(help: "Port to listen on (default 8282).") var port: Int?
         @Option(name: .customLong("public-url"), help: "The gateway's public base URL.") var publicURL: String?
+        @Option(name: .customLong("admin-host"), help: "Where the dashboard and metrics listen (default 127.0.0.1).") var adminHost: String?
+        @Option(name: .customLong("admin-port"), help: "Their port (default: the public port plus one; 0 picks a free one).") var adminPort: Int?
         @Option(name: .customLong("merchant-webhook-url"), help: "Where events for your systems go (default: $KASPI_GATEWAY_EVENTS_URL).")
         var merchantWebhookURL: String?
         @Option(name: .customLong("first-poll-after"), help: "Seconds before a pending order is first polled.") var firstPollAfter: Double?
@@ -77,6 +80,8 @@ struct GatewayCommand: AsyncParsableCommand {
                 if let host { flags["host"] = ConfigValue(.string(host), isSecret: false) }
                 if let port { flags["port"] = ConfigValue(.int(port), isSecret: false) }
                 if let publicURL { flags["publicUrl"] = ConfigValue(.string(publicURL), isSecret: false) }
+                if let adminHost { flags["adminHost"] = ConfigValue(.string(adminHost), isSecret: false) }
+                if let adminPort { flags["adminPort"] = ConfigValue(.int(adminPort), isSecret: false) }
                 if let merchantWebhookURL { flags["merchantWebhookUrl"] = ConfigValue(.string(merchantWebhookURL), isSecret: false) }
                 if let firstPollAfter { flags["firstPollAfter"] = ConfigValue(.double(firstPollAfter), isSecret: false) }
                 if let workerInterval { flags["workerInterval"] = ConfigValue(.double(workerInterval), isSecret: false) }
@@ -124,6 +129,8 @@ struct GatewayCommand: AsyncParsableCommand {
                 }
                 let settings = configuration
                 let startupLogger = logger
+                // The gateway exists once built; the start-up message asks it for the admin port.
+                let gatewayBox = Mutex<Gateway?>(nil)
                 let (gateway, app) = try buildGatewayApplication(
                     configuration: configuration, store: store, provider: provider, services: services, logger: logger,
                     migrated: { applied in startupLogger.info("Migrations applied", metadata: ["versions": "\(applied)"]) },
@@ -139,14 +146,16 @@ struct GatewayCommand: AsyncParsableCommand {
                     },
                     onServerRunning: { port in
                         let base = settings.publicBase(boundPort: port)
+                        let admin = await gatewayBox.withLock({ $0 })?.waitForAdminListener() ?? "(not listening)"
                         Console.out(
                             """
                             Kaspi gateway listening on http://\(settings.host):\(port) (\(settings.databaseDescription))
                             \(profileLine)
                             Merchant API: \(base)/v1\(useQR ? "" : "   Kaspi webhook URL to register: \(base)/webhooks/kaspi")
-                            Dashboard: \(base)/admin
+                            Dashboard: \(admin)/admin   Metrics: \(admin)/metrics   (the admin listener, not the public one)
                             """)
                     })
+                gatewayBox.withLock { $0 = gateway }
                 do {
                     // The pool, the worker and the server are the application's services; they
                     // end at SIGINT or SIGTERM, the server first and the pool last.

@@ -19,6 +19,8 @@ public struct Demo: Sendable {
     public var sandboxPort = 8181
     /// The gateway's port.
     public var gatewayPort = 8282
+    /// The gateway's admin listener (the dashboard and metrics).
+    public var adminPort = 8283
     /// The demo shop's port.
     public var shopPort = 8383
     /// Where the gateway's database lives.
@@ -28,7 +30,7 @@ public struct Demo: Sendable {
     /// The sandbox's TLS port for the Kaspi QR API (r2, r3), like Kaspi's test host's.
     public var qrTLSPort = 8545
 
-    /// The defaults: loopback, ports 8181, 8282 and 8383.
+    /// The defaults: loopback, ports 8181, 8282 (8283 for the dashboard) and 8383.
     public init() {}
 
     /// The URLs the demo serves.
@@ -102,6 +104,9 @@ public struct Demo: Sendable {
         var gatewayConfiguration = GatewayConfiguration()
         gatewayConfiguration.host = host
         gatewayConfiguration.port = gatewayPort
+        // The dashboard and metrics on their own listener, beside the others.
+        gatewayConfiguration.adminHost = host
+        gatewayConfiguration.adminPort = adminPort
         gatewayConfiguration.publicURL = gatewayBase
         gatewayConfiguration.sqlitePath = (dataDirectory as NSString).appendingPathComponent("gateway.sqlite")
         gatewayConfiguration.apiKeyHashes = [GatewayConfiguration.hash(apiKey: apiKey)]
@@ -153,7 +158,7 @@ public struct Demo: Sendable {
 
         let urls = URLs(
             shop: "http://\(host):\(shopPort)", gateway: gatewayBase, sandbox: "http://\(host):\(sandboxPort)", gatewayAPIKey: apiKey,
-            admin: "\(gatewayBase)/admin", adminPassword: adminPassword, exposed: exposed)
+            admin: "http://\(authority):\(adminPort)/admin", adminPassword: adminPassword, exposed: exposed)
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: try sandbox.application()), .init(service: gatewayApp), .init(service: shopApp)],

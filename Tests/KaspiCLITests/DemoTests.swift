@@ -49,7 +49,8 @@ struct DemoTests {
         let demo = try BackgroundProcess(
             CLI.binary,
             [
-                "demo", "--host", "0.0.0.0", "--shop-port", "\(shopPort)", "--gateway-port", "\(gatewayPort)", "--sandbox-port", "\(sandboxPort)",
+                "demo", "--host", "0.0.0.0", "--shop-port", "\(shopPort)", "--gateway-port", "\(gatewayPort)", "--admin-port", "\(FreePort.find())",
+                "--sandbox-port", "\(sandboxPort)",
                 "--data-dir", data,
             ])
         _ = try #require(await demo.waitForOutput(matching: #"Shop: +(http://\S+)"#), "\(demo.stdout)\(demo.stderr)")
@@ -70,7 +71,8 @@ struct DemoTests {
         let demo = try BackgroundProcess(
             CLI.binary,
             [
-                "demo", "--shop-port", "\(shopPort)", "--gateway-port", "\(gatewayPort)", "--sandbox-port", "\(sandboxPort)", "--data-dir", data,
+                "demo", "--shop-port", "\(shopPort)", "--gateway-port", "\(gatewayPort)", "--admin-port", "\(FreePort.find())", "--sandbox-port",
+                "\(sandboxPort)", "--data-dir", data,
             ])
         let shop = try #require(await demo.waitForOutput(matching: #"Shop: +(http://127\.0\.0\.1:\d+)"#), "\(demo.stdout)\(demo.stderr)")
         #expect(demo.stdout.contains("API key demo_shop_key"))
@@ -143,7 +145,8 @@ struct DemoTests {
         let demo = try BackgroundProcess(
             CLI.binary,
             [
-                "demo", "--profile", "qr", "--shop-port", "\(shopPort)", "--gateway-port", "\(gatewayPort)", "--sandbox-port", "\(sandboxPort)",
+                "demo", "--profile", "qr", "--shop-port", "\(shopPort)", "--gateway-port", "\(gatewayPort)", "--admin-port", "\(FreePort.find())",
+                "--sandbox-port", "\(sandboxPort)",
                 "--qr-port", "\(qrPort)", "--data-dir", data,
             ])
         let shop = try #require(await demo.waitForOutput(matching: #"Shop: +(http://127\.0\.0\.1:\d+)"#), "\(demo.stdout)\(demo.stderr)")

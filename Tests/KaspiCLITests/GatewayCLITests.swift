@@ -53,8 +53,8 @@ struct GatewayCLITests {
         let process = try BackgroundProcess(
             CLI.binary,
             [
-                "gateway", "--database", database, "--port", "\(port)", "--instance-id", instance, "--first-poll-after", "0.3", "--worker-interval",
-                "0.05",
+                "gateway", "--database", database, "--port", "\(port)", "--admin-port", "0", "--instance-id", instance, "--first-poll-after", "0.3",
+                "--worker-interval", "0.05",
             ] + extra,
             environment: environment)
         guard await process.waitForOutput(matching: "Kaspi gateway listening on (http://[^ ]+)") != nil else {

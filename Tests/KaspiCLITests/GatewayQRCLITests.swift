@@ -45,13 +45,19 @@ struct GatewayQRCLITests {
             serveEnv.merge(env) { $1 }
             serveEnv["KASPI_GATEWAY_API_KEYS"] = GatewayCLITests.apiKey
             let gateway = try BackgroundProcess(
-                CLI.binary, ["gateway", "--profile", "qr", "--database", database, "--port", "\(port)", "--worker-interval", "0.05"],
+                CLI.binary,
+                ["gateway", "--profile", "qr", "--database", database, "--port", "\(port)", "--admin-port", "0", "--worker-interval", "0.05"],
                 environment: serveEnv)
             guard await gateway.waitForOutput(matching: "Kaspi gateway listening on (http://[^ ]+)") != nil else {
                 Issue.record("the gateway did not start: \(gateway.stdout) \(gateway.stderr)")
                 return
             }
             #expect(gateway.stdout.contains("Profile: the Kaspi QR API, r1"))
+            // The dashboard and metrics on the admin listener, whose address is printed.
+            let admin = try #require(
+                gateway.stdout.firstMatch(of: /Dashboard: (http:\/\/127\.0\.0\.1:\d+)\/admin/).map { String($0.1) }, "\(gateway.stdout)")
+            #expect(try await DemoTests.request(.GET, admin + "/metrics").status == 200)
+            #expect(try await DemoTests.request(.GET, "http://127.0.0.1:\(port)/metrics").status == 404)
             let created = try await GatewayCLITests.api(port, "POST", "/v1/checkouts", #"{"amount":6100}"#)
             let orderID = try #require(created["id"] as? String, "\(created)")
             #expect((created["paymentUrl"] as? String)?.hasPrefix(sandboxURL + "/pay/") == true)
@@ -74,7 +80,8 @@ struct GatewayQRCLITests {
             _ = await gateway.stop(signal: SIGKILL)
             try await sandbox.act(.confirm, paymentID: secondPurchase.id)
             let restarted = try BackgroundProcess(
-                CLI.binary, ["gateway", "--profile", "qr", "--database", database, "--port", "\(port)", "--worker-interval", "0.05"],
+                CLI.binary,
+                ["gateway", "--profile", "qr", "--database", database, "--port", "\(port)", "--admin-port", "0", "--worker-interval", "0.05"],
                 environment: serveEnv)
             guard await restarted.waitForOutput(matching: "Kaspi gateway listening on (http://[^ ]+)") != nil else {
                 Issue.record("the gateway did not restart: \(restarted.stdout) \(restarted.stderr)")

@@ -177,7 +177,7 @@ struct CheckoutSessionTests {
 
     @Test(arguments: Backend.available)
     func theDeadlinePassesWithoutAPayment(_ backend: Backend) async throws {
-        try await withStack(backend, configure: { $0.expireAfter = 4 }) { s in
+        try await withStack(backend, configure: { $0.expireAfter = 8 }) { s in
             let checkout = try await Self.backendCheckout(s)
             let session = Self.session(s, checkout, opener: PayerOpener(.nothing))
             try await session.open()

@@ -136,7 +136,7 @@ struct ClientEndpointTests {
                 orders.append((try #require(created.json["id"] as? String), try #require(created.json["clientSecret"] as? String)))
             }
             func statusCalls() async throws -> Double {
-                metric(try await http(.GET, s.gatewayURL + "/metrics").body, #"kaspi_gateway_kaspi_call_duration_seconds_count{call="status"}"#)
+                metric(try await http(.GET, s.adminURL + "/metrics").body, #"kaspi_gateway_kaspi_call_duration_seconds_count{call="status"}"#)
                     ?? 0
             }
             let before = try await statusCalls()

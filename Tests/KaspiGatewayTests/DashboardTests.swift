@@ -62,7 +62,7 @@ struct DashboardTests {
             _ = try await s.payOnPage(try #require(created.json["paymentUrl"] as? String))
             #expect(try await s.waitFor(id, .paid))
 
-            let browser = Browser(base: s.gatewayURL)
+            let browser = Browser(base: s.adminURL)
             // Signed out: every page sends to the sign-in form.
             #expect(try await browser.get("/admin").headers["location"] == "/admin/login")
             #expect(try await browser.get("/admin/settings").headers["location"] == "/admin/login")
@@ -71,7 +71,7 @@ struct DashboardTests {
             let loginToken = try #require(Browser.hidden("csrf", in: form.body))
             let wrong = try await browser.post("/admin/login", ["csrf": loginToken, "password": "nope"])
             #expect(wrong.status == 401 && wrong.body.contains("Wrong password"))
-            let forged = try await Browser(base: s.gatewayURL).post("/admin/login", ["csrf": "x", "password": "admin-pass-123"])
+            let forged = try await Browser(base: s.adminURL).post("/admin/login", ["csrf": "x", "password": "admin-pass-123"])
             #expect(forged.status == 403)
             let signedIn = try await browser.post("/admin/login", ["csrf": loginToken, "password": "admin-pass-123"])
             #expect(signedIn.status == 303 && signedIn.headers["location"] == "/admin")
@@ -128,7 +128,7 @@ struct DashboardTests {
             // Signing out ends the session, even for a copy of its cookie.
             let stolen = browser.cookieValue
             let out = try await browser.post("/admin/logout", ["csrf": csrf])
-            #expect(try await http(.GET, s.gatewayURL + "/admin", headers: ["Cookie": stolen]).headers["location"] == "/admin/login")
+            #expect(try await http(.GET, s.adminURL + "/admin", headers: ["Cookie": stolen]).headers["location"] == "/admin/login")
             #expect(out.headers["location"] == "/admin/login")
             #expect(try await browser.get("/admin").headers["location"] == "/admin/login")
         }

@@ -63,7 +63,7 @@ struct GatewayFlowTests {
                 })
 
             // Prometheus metrics: requests, transitions, webhooks, Kaspi latency, deliveries.
-            let metrics = try await http(.GET, s.gatewayURL + "/metrics")
+            let metrics = try await http(.GET, s.adminURL + "/metrics")
             #expect(metrics.status == 200 && metrics.headers["content-type"]?.hasPrefix("text/plain") == true)
             for line in [
                 #"kaspi_gateway_http_requests_total{route="/v1/checkouts",status="201"}"#,
@@ -118,7 +118,7 @@ struct GatewayFlowTests {
             #expect(try await s.gateway.store.events(orderID: id).filter { $0.toState == .paid }.count == 1)
             #expect(
                 await eventually {
-                    metric((try? await http(.GET, s.gatewayURL + "/metrics").body) ?? "", #"kaspi_gateway_webhooks_total{outcome="unchanged"}"#)
+                    metric((try? await http(.GET, s.adminURL + "/metrics").body) ?? "", #"kaspi_gateway_webhooks_total{outcome="unchanged"}"#)
                         ?? 0 >= 1
                 })
             #expect(!(try await s.gateway.store.events(orderID: id).contains { $0.detail.contains("nothing to change") }))
@@ -353,6 +353,14 @@ struct GatewayFlowTests {
             #expect(try await s.api(.GET, "/v1/orders?cursor=zzz").status == 400)
             #expect(try await http(.GET, s.gatewayURL + "/health").status == 200)
             #expect(try await http(.GET, s.gatewayURL + "/ready").status == 200)
+            // The public listener serves no dashboard and no metrics; the admin one nothing else.
+            for path in ["/metrics", "/admin", "/admin/login"] { #expect(try await http(.GET, s.gatewayURL + path).status == 404, "\(path)") }
+            #expect(try await http(.GET, s.adminURL + "/metrics").status == 200)
+            #expect(try await http(.GET, s.adminURL + "/admin/login").status == 200)
+            #expect(try await http(.GET, s.adminURL + "/health").status == 200)
+            for path in ["/v1/orders", "/client/v1/orders/x", "/pay/return/x"] {
+                #expect(try await http(.GET, s.adminURL + path).status == 404, "\(path)")
+            }
         }
     }
 }

@@ -40,7 +40,7 @@ struct HardeningTests {
             // Recorded in the timeline and in metrics; no order.paid reaches the merchant.
             let events = try await s.gateway.store.events(orderID: id)
             #expect(events.contains { $0.kind == .conflict && $0.detail.contains("not applied") })
-            let metrics = try await http(.GET, s.gatewayURL + "/metrics")
+            let metrics = try await http(.GET, s.adminURL + "/metrics")
             #expect(metrics.body.contains(#"kaspi_gateway_webhooks_total{outcome="unconfirmed"} 1"#))
             try await Task.sleep(for: .milliseconds(300))
             #expect(!s.merchant.events.contains { $0.type == "order.paid" })
@@ -54,7 +54,7 @@ struct HardeningTests {
             let (declinedID, declined) = try await Self.declinedOrder(s)
             let forged = declined.replacingOccurrences(of: "\"DECLINED\"", with: "\"APPROVED\"")
             func statusCalls() async throws -> Double {
-                metric(try await http(.GET, s.gatewayURL + "/metrics").body, #"kaspi_gateway_kaspi_call_duration_seconds_count{call="status"}"#) ?? 0
+                metric(try await http(.GET, s.adminURL + "/metrics").body, #"kaspi_gateway_kaspi_call_duration_seconds_count{call="status"}"#) ?? 0
             }
             let before = try await statusCalls()
             let eventsBefore = try await s.gateway.store.events(orderID: declinedID).count
@@ -139,7 +139,7 @@ struct HardeningTests {
             let providerOrderID = try #require(try await s.order(id)?.providerOrderID)
             let kaspi = await s.sandbox.orders().first { $0.orderID == providerOrderID }
             #expect(try await s.order(id)?.transactionID == kaspi?.transactionID)
-            let metrics = try await http(.GET, s.gatewayURL + "/metrics")
+            let metrics = try await http(.GET, s.adminURL + "/metrics")
             #expect(metric(metrics.body, #"kaspi_gateway_webhooks_total{outcome="unconfirmed"}"#) == 0)
         }
     }
@@ -282,7 +282,7 @@ struct HardeningTests {
             let events = try await s.gateway.store.events(orderID: id)
             #expect(events.contains { $0.kind == .conflict && $0.fromState == .expired && $0.toState == .paid })
             #expect(await eventually { s.merchant.events.contains { $0.type == "order.paid" } })
-            let metrics = try await http(.GET, s.gatewayURL + "/metrics")
+            let metrics = try await http(.GET, s.adminURL + "/metrics")
             #expect((metric(metrics.body, "kaspi_gateway_late_polls_total") ?? 0) > 0)
         }
     }
@@ -375,7 +375,7 @@ struct HardeningTests {
             #expect(try await s.order(id)?.needsReview == true)
             #expect(try await s.gateway.store.refunds(orderID: id).first?.status == .pending)
             // The dashboard lists it, and an admin settles it after checking Kaspi.
-            let (_, browser) = try await SignInTests.signIn(s.gatewayURL, "admin-pass-123")
+            let (_, browser) = try await SignInTests.signIn(s.adminURL, "admin-pass-123")
             let page = try await browser.get("/admin/refunds")
             #expect(page.status == 200 && page.body.contains("rf_odd"))
             let csrf = try #require(Browser.hidden("csrf", in: page.body))

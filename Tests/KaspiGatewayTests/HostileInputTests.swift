@@ -189,11 +189,11 @@ struct HostileInputTests {
             #expect((shown.json["url"] as? String)?.hasPrefix(stack.gatewayURL) == true)
 
             // A signed-in admin, so that the dashboard's forms are reached too.
-            let login = try await http(.GET, stack.gatewayURL + "/admin/login")
+            let login = try await http(.GET, stack.adminURL + "/admin/login")
             let loginCookie = login.headers["set-cookie"]?.split(separator: ";").first.map(String.init) ?? ""
             let csrf = login.body.components(separatedBy: "name=\"csrf\" value=\"").dropFirst().first?.prefix { $0 != "\"" } ?? ""
             let signedIn = try await http(
-                .POST, stack.gatewayURL + "/admin/login", body: "csrf=\(csrf)&password=admin-pass-123",
+                .POST, stack.adminURL + "/admin/login", body: "csrf=\(csrf)&password=admin-pass-123",
                 headers: ["Content-Type": "application/x-www-form-urlencoded", "Cookie": loginCookie])
             let session = signedIn.headers["set-cookie"]?.split(separator: ";").first.map(String.init)
             #expect(session != nil)

@@ -11,7 +11,7 @@ import Testing
 @Suite("Dashboard on the Kaspi QR API")
 struct QRDashboardTests {
     static func signedIn(_ s: QRStack) async throws -> (Browser, String) {
-        let (result, browser) = try await SignInTests.signIn(s.gatewayURL, "admin-pass-123")
+        let (result, browser) = try await SignInTests.signIn(s.adminURL, "admin-pass-123")
         #expect(result.status == 303)
         let page = try await browser.get("/admin/kaspi")
         let csrf = try #require(Browser.hidden("csrf", in: page.body))

@@ -25,7 +25,7 @@ struct QRGatewayTests {
             // Polls that change nothing stay out of the timeline (waited for by their metric,
             // not by a sleep: a loaded machine polls later).
             @Sendable func unchangedPolls() async -> Double {
-                let metrics = (try? await http(.GET, s.gatewayURL + "/metrics").body) ?? ""
+                let metrics = (try? await http(.GET, s.adminURL + "/metrics").body) ?? ""
                 return metric(metrics, #"kaspi_gateway_status_polls_total{outcome="unchanged"}"#) ?? 0
             }
             await s.sandbox.advanceClock(by: 6)

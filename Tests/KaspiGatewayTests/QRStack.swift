@@ -20,6 +20,8 @@ import Synchronization
 struct QRStack: Sendable {
     let gateway: Gateway
     let gatewayURL: String
+    /// The admin listener: the dashboard and metrics.
+    var adminURL: String { gateway.adminBase ?? "http://127.0.0.1:1" }
     let sandbox: Sandbox
     let sandboxURL: String
     let scheme: KaspiQRAPI.SchemeName
@@ -114,6 +116,7 @@ func withQRStack(
             let provider = KaspiQRProvider(client: client, now: clock) { try await store.devices(provider: KaspiQRProvider.providerName) }
             var configuration = GatewayConfiguration()
             configuration.port = gatewayPort
+            configuration.adminPort = 0
             configuration.apiKeyHashes = [GatewayConfiguration.hash(apiKey: "gw_test_key_123")]
             configuration.workerInterval = 0.05
             configuration.adminPassword = "admin-pass-123"

@@ -125,7 +125,7 @@ struct SignInTests {
     func queryValuesAreEscaped() async throws {
         try await withStack(.sqlite) { s in
             for i in 0..<51 { _ = try await s.api(.POST, "/v1/checkouts", #"{"amount":\#(1000 + i)}"#) }
-            let (_, browser) = try await Self.signIn(s.gatewayURL, "admin-pass-123")
+            let (_, browser) = try await Self.signIn(s.adminURL, "admin-pass-123")
             let hostile = #""><script>alert(1)</script>"#
             let page = try await browser.get("/admin?status=\(hostile.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")")
             #expect(page.status == 200)

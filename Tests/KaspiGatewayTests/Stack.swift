@@ -85,6 +85,8 @@ final class EventReceiver: Sendable {
 struct Stack: Sendable {
     let gateway: Gateway
     let gatewayURL: String
+    /// The admin listener: the dashboard and metrics.
+    var adminURL: String { gateway.adminBase ?? "http://127.0.0.1:1" }
     let sandbox: Sandbox
     let sandboxURL: String
     let merchant: EventReceiver
@@ -146,6 +148,7 @@ func withStack(
                 let sandboxURL = "http://127.0.0.1:\(sandboxClient.port!)"
                 var configuration = GatewayConfiguration()
                 configuration.port = gatewayPort
+                configuration.adminPort = 0
                 configuration.apiKeyHashes = [GatewayConfiguration.hash(apiKey: "gw_test_key_123")]
                 configuration.merchantWebhookURL = "http://127.0.0.1:\(merchantClient.port!)/events"
                 let secret = StandardWebhooks.makeSecret()
@@ -200,6 +203,7 @@ func runGateway(
                 ready = (try? await http(.GET, url + "/health").status) == 200
                 if !ready { try await Task.sleep(for: .milliseconds(10)) }
             }
+            _ = await gateway.waitForAdminListener()
             do {
                 try await body(url)
             } catch {

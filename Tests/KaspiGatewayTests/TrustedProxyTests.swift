@@ -159,7 +159,8 @@ struct BehindNginxTests {
 
     @Test func badSignInsLockOutOnlyTheirOwnAddress() async throws {
         try await withStack(.sqlite, configure: { $0.trustedProxies = ["127.0.0.3"] }) { s in
-            let port = try #require(URL(string: s.gatewayURL)?.port)
+            // The dashboard behind its own proxy: the admin listener.
+            let port = try #require(URL(string: s.adminURL)?.port)
             try await Self.withNginx(gatewayPort: port) { proxy in
                 let jars = FileManager.default.temporaryDirectory.appendingPathComponent("jars-\(UUID().uuidString)").path
                 try FileManager.default.createDirectory(atPath: jars, withIntermediateDirectories: true)

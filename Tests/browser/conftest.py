@@ -49,11 +49,12 @@ def chromium_path() -> str:
 def start_demo(extra):
     binary = os.environ.get("KASPI_BINARY", str(ROOT / ".build" / "debug" / "kaspi"))
     data = tempfile.mkdtemp(prefix="kaspi-demo-browser-")
-    ports = {"shop": free_port(), "gateway": free_port(), "sandbox": free_port()}
+    ports = {"shop": free_port(), "gateway": free_port(), "sandbox": free_port(), "admin": free_port()}
     if "--profile" in extra:
         extra = extra + ["--qr-port", str(free_port())]
     process = subprocess.Popen(
         [binary, "demo", "--shop-port", str(ports["shop"]), "--gateway-port", str(ports["gateway"]),
+         "--admin-port", str(ports["admin"]),
          "--sandbox-port", str(ports["sandbox"]), "--data-dir", data] + extra,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output = ""
@@ -68,6 +69,7 @@ def start_demo(extra):
     urls = {
         "shop": f"http://127.0.0.1:{ports['shop']}",
         "gateway": f"http://127.0.0.1:{ports['gateway']}",
+        "admin": f"http://127.0.0.1:{ports['admin']}",
         "sandbox": f"http://127.0.0.1:{ports['sandbox']}",
         "password": password,
     }

@@ -56,12 +56,12 @@ def test_paid_payment_link(demo, page):
 
 
 def test_dashboard_login_and_refund(demo, page):
-    page.goto(demo["gateway"] + "/admin")
+    page.goto(demo["admin"] + "/admin")
     page.wait_for_url(re.compile(r".*/admin/login$"))
     page.fill("#password", "wrong password")
     page.click("#sign-in")
     assert "Wrong password" in page.content()
-    page.goto(demo["gateway"] + "/admin/login")
+    page.goto(demo["admin"] + "/admin/login")
     page.fill("#password", demo["password"])
     page.click("#sign-in")
     page.wait_for_url(re.compile(r".*/admin$"))

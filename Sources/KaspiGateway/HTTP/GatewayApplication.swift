@@ -20,8 +20,21 @@ extension Gateway {
         services: [any Service] = [], beforeServing: (@Sendable () async throws -> Void)? = nil,
         onServerRunning: (@Sendable (Int) async -> Void)? = nil
     ) throws -> some ApplicationProtocol {
+        let pages = try Self.pages()
+        // The dashboard and metrics on a listener of their own (loopback by default): the
+        // public one serves only the payer's pages, the APIs and Kaspi's webhooks.
+        var admin = Application(
+            router: router(.admin, pages: pages),
+            server: .http1(configuration: .init(idleTimeout: .seconds(60))),
+            configuration: .init(
+                address: .hostname(configuration.adminHost, port: configuration.resolvedAdminPort), serverName: "kaspi-gateway-admin"),
+            onServerRunning: { channel in self.context.adminBoundPort.set(channel.localAddress?.port ?? 0) },
+            logger: logger)
+        let readiness = self.readiness
+        // Not before the store is migrated.
+        admin.beforeServerStarts { await readiness.wait() }
         var app = Application(
-            router: try router(),
+            router: router(.public, pages: pages),
             // Connections that stop sending (slowloris) are closed rather than held forever.
             server: .http1(configuration: .init(idleTimeout: .seconds(60))),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "kaspi-gateway"),
@@ -32,6 +45,7 @@ extension Gateway {
             },
             logger: logger)
         app.addServices(services)
+        app.addServices(admin)
         // Independent services: none waits for another (a slow merchant endpoint never holds
         // up a poll).
         app.addServices(Poller(gateway: self), OutboxDispatcher(gateway: self), Janitor(gateway: self))
@@ -56,19 +70,35 @@ extension Gateway {
             ])
     }
 
-    /// The routes, one controller per area.
-    func router() throws -> Router<GatewayRequestContext> {
-        let pages = try Self.pages()
+    /// Which of the gateway's listeners a router serves.
+    enum Listener {
+        /// The public one: the payer's pages, the merchant API, the client endpoint, Kaspi's
+        /// webhooks, health.
+        case `public`
+        /// The admin one: the dashboard, metrics, health.
+        case admin
+        /// Both sets of routes (Hummingbird's router tests).
+        case all
+    }
+
+    /// The routes of one listener, one controller per area.
+    func router(_ listener: Listener = .all) throws -> Router<GatewayRequestContext> {
+        router(listener, pages: try Self.pages())
+    }
+
+    func router(_ listener: Listener, pages: PageLibrary) -> Router<GatewayRequestContext> {
         let router = Router(context: GatewayRequestContext.self)
         router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
         // Validated at start; a configuration made in code without validation trusts no proxy.
         router.add(middleware: ClientAddressMiddleware(trusted: (try? TrustedProxies(configuration.trustedProxies)) ?? .none))
-        OperationsController(gateway: self).addRoutes(to: router)
-        WebhookController(gateway: self).addRoutes(to: router)
-        MerchantAPIController(gateway: self).addRoutes(to: router)
-        ClientController(gateway: self).addRoutes(to: router)
-        PublicPagesController(gateway: self, pages: pages).addRoutes(to: router)
-        DashboardController(gateway: self, pages: pages).addRoutes(to: router)
+        OperationsController(gateway: self).addRoutes(to: router, metrics: listener != .public)
+        if listener != .admin {
+            WebhookController(gateway: self).addRoutes(to: router)
+            MerchantAPIController(gateway: self).addRoutes(to: router)
+            ClientController(gateway: self).addRoutes(to: router)
+            PublicPagesController(gateway: self, pages: pages).addRoutes(to: router)
+        }
+        if listener != .public { DashboardController(gateway: self, pages: pages).addRoutes(to: router) }
         pages.addAssetRoutes(to: router)
         return router
     }

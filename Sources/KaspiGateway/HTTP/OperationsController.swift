@@ -5,7 +5,8 @@ import NIOCore
 struct OperationsController {
     let gateway: Gateway
 
-    func addRoutes(to router: Router<GatewayRequestContext>) {
+    /// Health and readiness on every listener; metrics only where `metrics` (the admin one).
+    func addRoutes(to router: Router<GatewayRequestContext>, metrics: Bool) {
         router.get("/health") { _, _ in HealthResponse(status: "ok") }
         router.get("/ready") { _, _ in
             do {
@@ -15,6 +16,7 @@ struct OperationsController {
                 return EditedResponse(status: .serviceUnavailable, response: HealthResponse(status: "storage unavailable"))
             }
         }
+        guard metrics else { return }
         router.get("/metrics") { _, _ in
             Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],

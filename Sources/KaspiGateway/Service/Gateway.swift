@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import KaspiGatewayStore
+import KaspiSupport
 import Logging
 import NIOCore
 import QRCodeEncoder
@@ -81,6 +82,24 @@ public final class Gateway: Sendable {
     /// Opens when the store is ready (migrated, old leases released): the background
     /// services start their passes then.
     let readiness = ReadinessGate()
+    /// The admin listener's port (the dashboard and `/metrics`) once it listens; 0 before.
+    public var adminListenerPort: Int { context.adminBoundPort.value }
+
+    /// The admin listener's base URL once it listens, e.g. `http://127.0.0.1:8283`.
+    public var adminBase: String? {
+        let port = adminListenerPort
+        return port == 0 ? nil : "http://\(URLHost.authority(configuration.adminHost)):\(port)"
+    }
+
+    /// Waits (a few seconds at most) until the admin listener listens; its base URL.
+    public func waitForAdminListener() async -> String? {
+        for _ in 0..<500 {
+            if let adminBase { return adminBase }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return adminBase
+    }
+
     /// Wrong merchant API keys, per client address.
     let apiKeyFailures = FailureThrottle()
 

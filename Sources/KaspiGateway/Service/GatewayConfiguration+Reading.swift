@@ -95,6 +95,8 @@ extension GatewayConfiguration {
     /// Every setting once: its key and how it is read into the configuration.
     static let settings: [Setting] = [
         .init("host") { c, r in if let v = r.string(forKey: "host") { c.host = v } },
+        .init("adminHost") { c, r in if let v = r.string(forKey: "adminHost") { c.adminHost = v } },
+        .init("adminPort") { c, r in if let v = r.int(forKey: "adminPort") { c.adminPort = v } },
         .init("port") { c, r in if let v = r.int(forKey: "port") { c.port = v } },
         .init("publicUrl") { c, r in if let v = r.string(forKey: "publicUrl") { c.publicURL = v } },
         .init("database") { c, r in if let v = r.string(forKey: "database", isSecret: true) { c.setDatabase(v) } },

@@ -10,6 +10,14 @@ public struct GatewayConfiguration: Sendable {
     public var host: String = "127.0.0.1"
     /// The port; 0 picks a free one.
     public var port: Int = 8282
+    /// The address of the admin listener, which serves the dashboard (`/admin`) and
+    /// `/metrics`: loopback by default, so that neither is on the public listener.
+    public var adminHost: String = "127.0.0.1"
+    /// Its port; nil is the public port plus one (8283 beside the default 8282), or a free
+    /// port when the public one is 0.
+    public var adminPort: Int?
+    /// The admin listener's port as configured: ``adminPort``, else ``port`` + 1 (0 for 0).
+    public var resolvedAdminPort: Int { adminPort ?? (port == 0 ? 0 : port + 1) }
     /// The gateway's public base URL: the return and fail pages and payment links live under it.
     public var publicURL: String?
     /// The SQLite file (the default) …
@@ -133,6 +141,13 @@ public struct GatewayConfiguration: Sendable {
     /// - Throws: ``GatewayConfigurationError`` naming the first problem.
     public func validate() throws(GatewayConfigurationError) {
         guard (0...65535).contains(port) else { throw .invalid("port", "must be between 0 and 65535") }
+        guard (0...65535).contains(resolvedAdminPort) else { throw .invalid("adminPort", "must be between 0 and 65535") }
+        if resolvedAdminPort != 0, resolvedAdminPort == port, adminHost == host {
+            throw .invalid("adminPort", "must differ from port: the dashboard and metrics have a listener of their own")
+        }
+        guard !adminHost.isEmpty, URL(string: "http://\(URLHost.authority(adminHost)):1/") != nil else {
+            throw .invalid("adminHost", "must be a host name or an IP address")
+        }
         if let publicURL {
             guard let url = URL(string: publicURL), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
                 throw .invalid("publicUrl", "must be an absolute http(s) URL")

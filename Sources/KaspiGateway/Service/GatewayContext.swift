@@ -17,6 +17,8 @@ struct GatewayContext: Sendable {
     let logger: Logger
     /// The port the server is bound to once it runs (0 before): the public base on loopback.
     let boundPort: BoundPort
+    /// The admin listener's port once it listens.
+    let adminBoundPort = BoundPort()
 
     /// The public base URL: ``GatewayConfiguration/publicURL``, or on loopback the address the
     /// server is bound to. Never anything a request says (its `Host` header is the payer's to
