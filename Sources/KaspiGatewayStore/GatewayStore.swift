@@ -94,16 +94,27 @@ public struct OrderCursor: Sendable, Hashable {
         self.id = id
     }
 
-    /// An opaque string for APIs.
-    public var token: String { Data("\(createdAtMs):\(id)".utf8).base64EncodedString() }
+    /// A string for APIs: `<milliseconds>_<order id>`, which any position in the listing
+    /// makes, so that every string of that shape (`^[0-9]{1,15}_[A-Za-z0-9_-]{1,128}$`) is a
+    /// cursor the listing can continue from.
+    public var token: String { "\(createdAtMs)_\(id)" }
 
-    /// Parses ``token``; nil when it is malformed.
+    /// Parses ``token`` (or the base64 form earlier versions gave); nil when it is malformed.
     public init?(token: String) {
+        let parts = token.split(separator: "_", maxSplits: 1)
+        if parts.count == 2, parts[0].count <= 15, parts[0].allSatisfy(\.isASCII), let ms = Int64(parts[0]), ms >= 0,
+            (1...128).contains(parts[1].count),
+            parts[1].allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") })
+        {
+            self.createdAtMs = ms
+            self.id = String(parts[1])
+            return
+        }
         guard let data = Data(base64Encoded: token), let text = String(data: data, encoding: .utf8) else { return nil }
-        let parts = text.split(separator: ":", maxSplits: 1)
-        guard parts.count == 2, let ms = Int64(parts[0]), !parts[1].isEmpty else { return nil }
+        let legacy = text.split(separator: ":", maxSplits: 1)
+        guard legacy.count == 2, let ms = Int64(legacy[0]), !legacy[1].isEmpty else { return nil }
         self.createdAtMs = ms
-        self.id = String(parts[1])
+        self.id = String(legacy[1])
     }
 }
 

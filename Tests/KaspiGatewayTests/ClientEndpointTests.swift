@@ -42,7 +42,7 @@ struct ClientEndpointTests {
                 ]))
             for private_ in ["R-1", "c-9", "Tea", created.json["providerOrderId"] as? String ?? "?"] { #expect(!read.body.contains(private_)) }
 
-            // A wrong secret, another order's secret, no secret and an unknown order all look the same.
+            // A wrong secret, another order's secret and an unknown order all look the same.
             let other = try await s.api(.POST, "/v1/checkouts", #"{"amount":900}"#)
             let otherID = try #require(other.json["id"] as? String)
             let otherSecret = try #require(other.json["clientSecret"] as? String)
@@ -50,7 +50,6 @@ struct ClientEndpointTests {
             answers.append(try await Self.client(s, id, secret: otherSecret))
             answers.append(try await Self.client(s, id, secret: secret + "x"))
             answers.append(try await Self.client(s, id, secret: String(secret.dropLast())))
-            answers.append(try await Self.client(s, id, secret: nil))
             answers.append(try await Self.client(s, "ord_unknown", secret: secret))
             answers.append(try await Self.client(s, otherID, secret: secret))
             answers.append(try await Self.client(s, String(repeating: "o", count: 300), secret: secret))
@@ -58,6 +57,10 @@ struct ClientEndpointTests {
                 #expect(answer.status == 404 && answer.errorCode == "CHECKOUT_NOT_FOUND", "\(answer.body)")
                 #expect(answer.body == answers[0].body)
             }
+            // No secret at all says nothing about the order either, and is told plainly.
+            let none = try await Self.client(s, id, secret: nil)
+            #expect(none.status == 401 && none.errorCode == "CLIENT_SECRET_REQUIRED")
+            #expect(try await Self.client(s, "ord_unknown", secret: nil).body == none.body)
             // The merchant API's key is not a client secret, and the client secret is not an API key.
             #expect(try await Self.client(s, id, secret: s.apiKey).status == 404)
             #expect(try await s.api(.GET, "/v1/orders/\(id)", key: secret).status == 401)

@@ -42,7 +42,8 @@ struct APIKeyMiddleware: RouterMiddleware {
             for key in keys where Signature.constantTimeEquals(key.hash, hash) { role = role ?? key.role }
         }
         guard let role, let hash else {
-            if let wait = failures.failed(address: context.clientAddress, now: now()) {
+            // Only a key that was tried and is wrong counts: a request with none is no guess.
+            if hash != nil, let wait = failures.failed(address: context.clientAddress, now: now()) {
                 throw GatewayError(
                     .tooSoon, "API_KEY_RATE_LIMITED", "Too many requests with a wrong API key from this address; try again in \(wait) s.",
                     retryAfter: wait)

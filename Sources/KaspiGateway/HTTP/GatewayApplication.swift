@@ -100,6 +100,8 @@ extension Gateway {
         }
         if listener != .public { DashboardController(gateway: self, pages: pages).addRoutes(to: router) }
         pages.addAssetRoutes(to: router)
+        // Last, once every route is known: a known path asked with another method is a 405.
+        router.add(middleware: MethodNotAllowedMiddleware(routes: router.routes.map { ($0.method, $0.path.description) }))
         return router
     }
 }

@@ -124,6 +124,10 @@ private struct Strict<T: StrictBody>: Decodable {
                     "\(JSONText.string(String(unknown.prefix(64)))) is not a field of this request; the fields are \(known.sorted().joined(separator: ", "))."
                 )
             }
+            // A field is given or left out: null is neither, and no field here takes it.
+            for key in container.allKeys.sorted(by: { $0.stringValue < $1.stringValue }) where (try? container.decodeNil(forKey: key)) == true {
+                throw GatewayError.invalid("\(key.stringValue) must not be null; leave the field out instead.")
+            }
         }
         value = try T(from: decoder)
     }

@@ -159,7 +159,7 @@ struct MerchantAPIController {
         let query = request.uri.queryParameters
         var states: Set<OrderState> = []
         if let status = query.get("status") {
-            for name in status.split(separator: ",") {
+            for name in status.split(separator: ",", omittingEmptySubsequences: false) {
                 guard let state = OrderState(rawValue: String(name)) else {
                     throw GatewayError.invalid("status must be among created, pending, paid, declined, cancelled, expired.")
                 }

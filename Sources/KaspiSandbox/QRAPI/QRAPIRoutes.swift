@@ -45,23 +45,36 @@ struct QRAPIBody: Decodable {
         }
     }
 
+    /// Whether the body names the field at all (null included).
+    func has(_ name: String) -> Bool { fields[name.lowercased()] != nil }
+
     func value(_ name: String) -> Value? {
         guard let value = fields[name.lowercased()] else { return nil }
         if case .null = value { return nil }
         return value
     }
 
-    func string(_ name: String) throws(QRAPIFailure) -> String? {
+    /// A text field; a number only where `integers` (the device token, which Kaspi compares
+    /// as text), and then a whole one.
+    func string(_ name: String, integers: Bool = false) throws(QRAPIFailure) -> String? {
         switch value(name) {
         case nil: return nil
         case .text(let text)?: return text
-        case .number(let number)?: return "\(number)"
+        case .number(let number)? where integers:
+            var exact = number
+            var whole = Decimal()
+            NSDecimalRound(&whole, &exact, 0, .down)
+            guard whole == number else { throw QRAPIValidation.failure(name, "must be a string") }
+            return "\(number)"
         default: throw QRAPIValidation.failure(name, "must be a string")
         }
     }
 
     func requiredString(_ name: String) throws(QRAPIFailure) -> String {
-        guard let text = try string(name), !text.isEmpty else { throw QRAPIValidation.failure(name, "is required") }
+        guard let text = try string(name, integers: name == "DeviceToken"), !text.isEmpty else {
+            throw QRAPIValidation.failure(name, "is required")
+        }
+        guard text.utf8.count <= 128 else { throw QRAPIValidation.failure(name, "must be at most 128 characters") }
         return text
     }
 
@@ -96,7 +109,11 @@ struct QRAPIBody: Decodable {
                 text.allSatisfy({ $0.isNumber || $0 == "." || $0 == "-" || $0 == " " })
             else { throw QRAPIFailure(990_000_028, "Invalid operation amount.") }
             return number
-        case nil: throw QRAPIValidation.failure(name, "is required")
+        // Left out, it is a validation failure; given as null, an amount that is not one.
+        case nil:
+            if has(name) { throw QRAPIFailure(990_000_028, "Invalid operation amount.") }
+            throw QRAPIValidation.failure(name, "is required")
+        // Anything else that is not an amount gets Kaspi's business code for one.
         default: throw QRAPIFailure(990_000_028, "Invalid operation amount.")
         }
     }
@@ -126,8 +143,11 @@ extension Sandbox {
                     let segments = context.parameters.getCatchAll().map(String.init).filter { !$0.isEmpty }
                     return await self.qrAPI(request, scheme: scheme, version: version, path: segments, caller: await caller(request, context))
                 }
-                router.get("/\(scheme)/\(version)/**", use: handler)
-                router.post("/\(scheme)/\(version)/**", use: handler)
+                // Every method reaches the handler, which answers a known path asked with
+                // another method 405 with the methods it has (see ``QRAPIMethods``).
+                for method in [HTTPRequest.Method.get, .post, .put, .delete, .patch, .options, .trace, .head] {
+                    router.on("/\(scheme)/\(version)/**", method: method, use: handler)
+                }
             }
         }
     }
@@ -155,6 +175,13 @@ extension Sandbox {
 
     func qrAPI(_ request: Request, scheme: String, version: String, path: [String], caller: QRAPICaller) async -> Response {
         let route = path.joined(separator: "/")
+        let methods = QRAPIMethods.methods(version: version, path: path)
+        if !methods.isEmpty, !methods.contains(request.method) {
+            let allow = methods.map(\.rawValue).sorted().joined(separator: ", ")
+            var response = Self.qrEnvelope(0, message: "The method \(request.method.rawValue) is not allowed here; use \(allow).", httpStatus: 405)
+            response.headers[.allow] = allow
+            return response
+        }
         do {
             return try await qrAPIRoute(request, scheme: scheme, version: version, path: path, caller: caller)
         } catch {
@@ -227,6 +254,14 @@ extension Sandbox {
             }
             return value
         }
+        // A malformed OrganizationBin is refused by model validation on every scheme (12
+        // digits), before any business check; r1 and r2 then ignore it.
+        if method == .post, body.has("OrganizationBin") {
+            let given = (try? body.string("OrganizationBin")) ?? nil
+            guard let given, given.count == 12, given.allSatisfy({ $0.isASCII && $0.isNumber }) else {
+                throw QRAPIValidation.failure("OrganizationBin", "must be 12 digits")
+            }
+        }
         if scheme == "r3", method == .post, !route.hasPrefix("test/") {
             organizationBin = try requireBIN(try body.string("OrganizationBin"))
             bins = [organizationBin ?? ""]
@@ -298,7 +333,8 @@ extension Sandbox {
             }
         case (.get, 3, "payment", "status"):
             let id = p2
-            guard let paymentID = Int64(id) else { throw QRAPIFailure.purchaseNotFound() }
+            // The route takes a number: anything else fails model binding, as Kaspi's does.
+            guard let paymentID = Int64(id) else { throw QRAPIValidation.failure("QrPaymentId", "must be a whole number") }
             let purchase = try await qrState.readStatus(paymentID, bins: bins)
             var status = QRAnswer.Status(Status: purchase.status.rawValue)
             if version == "v02", purchase.status == .processed {
@@ -500,5 +536,26 @@ enum QRAnswer {
         var title = "Not Found"
         var status = 404
         var detail: String
+    }
+}
+
+/// The Kaspi QR API's paths and the method each answers, as its guide lists them (and
+/// `openapi/kaspi-qr.yaml`): a known path asked with another method is a 405.
+enum QRAPIMethods {
+    static let table: [(version: String, path: [String], method: HTTPRequest.Method)] = [
+        ("v01", ["health", "ping"], .get), ("v01", ["partner", "tradepoints"], .get), ("v01", ["partner", "tradepoints", "{}"], .get),
+        ("v01", ["device", "register"], .post), ("v01", ["device", "delete"], .post), ("v01", ["qr", "create"], .post),
+        ("v01", ["qr", "create-link"], .post), ("v01", ["payment", "status", "{}"], .get), ("v02", ["payment", "status", "{}"], .get),
+        ("v01", ["payment", "details"], .get), ("v01", ["payment", "return"], .post), ("v01", ["return", "create"], .post),
+        ("v01", ["return", "status", "{}"], .get), ("v01", ["return", "operations"], .post), ("v01", ["remote", "client-info"], .get),
+        ("v01", ["remote", "create"], .post), ("v01", ["remote", "cancel"], .post), ("v01", ["test", "payment", "{}"], .post),
+    ]
+
+    /// The methods `path` answers under `version`; empty for a path the API does not have.
+    static func methods(version: String, path: [String]) -> Set<HTTPRequest.Method> {
+        Set(
+            table.filter { entry in
+                entry.version == version && entry.path.count == path.count && zip(entry.path, path).allSatisfy { $0 == "{}" || $0 == $1 }
+            }.map(\.method))
     }
 }

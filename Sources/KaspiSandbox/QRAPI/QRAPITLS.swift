@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import HummingbirdTLS
+import KaspiWeb
 import Logging
 import NIOCore
 import NIOSSL
@@ -34,6 +35,7 @@ extension Sandbox {
         let router = Router(context: QRAPITLSContext.self)
         addQRAPI(to: router) { _, context in await context.caller() }
         router.get("/health") { _, _ in Self.json(.ok, encoding: ["status": "ok"]) }
+        router.add(middleware: MethodNotAllowedMiddleware(routes: router.routes.map { ($0.method, $0.path.description) }))
         let paths = authority.paths
         var tls = TLSConfiguration.makeServerConfiguration(
             certificateChain: try NIOSSLCertificate.fromPEMFile(paths.serverCertificate).map { .certificate($0) },

@@ -180,6 +180,8 @@ extension Sandbox {
         // The Kaspi QR API over plain HTTP: r1 works here; r2 and r3 answer -10000 (no
         // client certificate without TLS).
         addQRAPI(to: router) { _, _ in QRAPICaller(certificate: nil, remoteAddress: nil) }
+        // Last, once every route is known: a known path asked with another method is a 405.
+        router.add(middleware: MethodNotAllowedMiddleware(routes: router.routes.map { ($0.method, $0.path.description) }))
         return router
     }
 }

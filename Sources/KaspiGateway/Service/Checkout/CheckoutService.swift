@@ -140,8 +140,9 @@ final class CheckoutService: GatewayPart {
                 throw .invalid("mobileReturnUrl must be an absolute URL such as yourapp://payment.")
             }
             guard mobileReturns.allows(mobile) else {
+                // The request is well formed; the gateway's configuration forbids the place.
                 throw GatewayError(
-                    .invalidRequest, "MOBILE_RETURN_URL_NOT_ALLOWED",
+                    .forbidden, "MOBILE_RETURN_URL_NOT_ALLOWED",
                     "mobileReturnUrl must start with one of the gateway's mobileReturnUrls (set KASPI_GATEWAY_MOBILE_RETURN_URLS, e.g. yourapp://).")
             }
         }

@@ -101,6 +101,10 @@ final class ClientAccess: GatewayPart {
     func clientOrder(id: String, clientSecret: String?, client: String) async throws(GatewayError) -> ClientOrderView {
         let at = now()
         let notFound = GatewayError(.notFound, "CHECKOUT_NOT_FOUND", "No checkout has this order id and client secret.")
+        // No secret at all says nothing about the order: told plainly, and not counted.
+        guard clientSecret != nil else {
+            throw GatewayError(.unauthenticated, "CLIENT_SECRET_REQUIRED", "Send the order's clientSecret in the Client-Secret header.")
+        }
         let limited = { (wait: Int) in
             GatewayError(.tooSoon, "CLIENT_RATE_LIMITED", "Too many requests for this checkout; ask again in \(wait) s.", retryAfter: wait)
         }

@@ -56,8 +56,12 @@ final class RefundService: GatewayPart {
                 "Kaspi's r1 scheme has no refunds through the API: refund in the Kaspi Pay app, then record it (POST /v1/orders/\(orderID)/manual-refunds)."
             )
         }
+        if let requested, requested < 1 { throw .invalid("amount must be at least 1 tenge.") }
         let amount = requested ?? (order.amount - order.refundedAmount)
-        guard amount >= 1 else { throw .invalid("amount must be at least 1 tenge (and something must remain to refund).") }
+        // Nothing left is the order's state, not the request's fault.
+        guard amount >= 1 else {
+            throw GatewayError(.conflict, "NOTHING_TO_REFUND", "The order \(orderID) is refunded in full; nothing remains to refund.")
+        }
         let refundID = GatewayID.make("rf")
         let reserved: GatewayOrder
         do { reserved = try await store.recordRefund(orderID: orderID, amount: amount, refundID: refundID, at: now(), reserving: reservation) } catch
