@@ -34,7 +34,7 @@ final class Bench: @unchecked Sendable {
 
     static let tradePoint = "TP-BENCH"
     static let kaspiKey = "bench-kaspi-key"
-    static let gatewayKey = "bench-gateway-key"
+    static let gatewayKey = "bench-gateway-key-0123456789abcdefghij"
     static let amount = 5000
 
     init(
@@ -194,9 +194,11 @@ final class Bench: @unchecked Sendable {
 
     func gatewayProcess(_ name: String, database: String, sandbox: String) async throws -> (Child, String, Duration) {
         let port = port()
+        // Builds before the admin listener had no --admin-port (nor needed one).
+        let admin = variant.isEmpty ? ["--admin-port", "0"] : []
         let child = try Child(
             name, executable: kaspi,
-            arguments: ["gateway", "--database", database, "--port", "\(port)", "--admin-port", "0", "--first-poll-after", "3600"],
+            arguments: ["gateway", "--database", database, "--port", "\(port)", "--first-poll-after", "3600"] + admin,
             environment: [
                 "KASPI_GATEWAY_API_KEYS": Self.gatewayKey, "KASPI_TRADE_POINT_ID": Self.tradePoint, "KASPI_API_KEY": Self.kaspiKey,
                 "KASPI_BASE_URL": sandbox, "KASPI_RATE_LIMIT": "0", "KASPI_GATEWAY_ADMIN_PASSWORD": "bench-admin-password",
