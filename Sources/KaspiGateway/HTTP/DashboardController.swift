@@ -159,16 +159,21 @@ struct DashboardController {
         return response
     }
 
+    /// The sign-in page when the throttle says wait, with when to come back.
+    func throttledSignIn(_ wait: Int) -> Response {
+        gateway.metrics.signIn(.throttled)
+        var page = message(
+            "Sign in", Message(text: "Too many failed sign-ins; try again in \(wait) seconds.", error: true), session: nil,
+            status: .tooManyRequests)
+        page.headers[.retryAfter] = String(wait)
+        return page
+    }
+
     @Sendable func signIn(_ request: Request, _ context: GatewayRequestContext) async throws -> Response {
         let client = context.clientAddress
         // Throttled before the password is even hashed: per address and in all.
         if let wait = gateway.adminSignIn.signInThrottle.retryAfter(client: client, now: gateway.now()) {
-            gateway.metrics.signIn(.throttled)
-            var page = message(
-                "Sign in", Message(text: "Too many failed sign-ins; try again in \(wait) seconds.", error: true), session: nil,
-                status: .tooManyRequests)
-            page.headers[.retryAfter] = String(wait)
-            return page
+            return throttledSignIn(wait)
         }
         let form = await request.decodeForm(as: Form.self, upTo: 8192)
         guard let token = form?.csrf, let cookie = request.cookies[Self.loginCookie]?.value, Signature.constantTimeEquals(token, cookie) else {
@@ -180,12 +185,7 @@ struct DashboardController {
         // before any is counted.
         let attemptAt = gateway.now()
         if let wait = gateway.adminSignIn.signInThrottle.attempt(client: client, now: attemptAt) {
-            gateway.metrics.signIn(.throttled)
-            var page = message(
-                "Sign in", Message(text: "Too many failed sign-ins; try again in \(wait) seconds.", error: true), session: nil,
-                status: .tooManyRequests)
-            page.headers[.retryAfter] = String(wait)
-            return page
+            return throttledSignIn(wait)
         }
         guard await gateway.adminSignIn.verifyAdminPassword(form?.password ?? ""), let session = gateway.adminSignIn.newAdminSessionToken() else {
             gateway.metrics.signIn(.refused)
