@@ -72,10 +72,31 @@ struct GatewayCommand: AsyncParsableCommand {
         @Option(help: "guide (the integration guide's API) or qr (Kaspi's partner API) (default: $KASPI_GATEWAY_PROFILE, else guide).")
         var profile: String?
         @OptionGroup var connection: ConnectionOptions
+        @OptionGroup(title: "Kaspi QR API (--profile qr)") var qr: QRCredentialOptions
+
+        /// Refuses a flag the chosen profile would not use, rather than ignore it.
+        func checkFlags(useQR: Bool) throws {
+            if useQR {
+                if connection.tradePointID != nil {
+                    throw CLIError.invalidInput("--trade-point-id applies to --profile guide only; the QR profile's trade points are its devices'")
+                }
+                if connection.timeout != 30 || connection.noRetry || connection.verbose {
+                    throw CLIError.invalidInput("--timeout, --no-retry and --verbose apply to --profile guide only")
+                }
+            } else if let first = qr.given.first {
+                throw CLIError.invalidInput("\(first.flag) applies to --profile qr only (this gateway runs the guide profile)")
+            }
+        }
 
         func run() async throws {
             let environment = ProcessInfo.processInfo.environment
             try await Console.run(json: false) {
+                let chosen = (profile ?? environment["KASPI_GATEWAY_PROFILE"] ?? "guide").lowercased()
+                guard ["guide", "kaspi-pay", "qr", "kaspi-qr"].contains(chosen) else {
+                    throw GatewayConfigurationError.invalid("profile", "must be guide or qr, not \(chosen)")
+                }
+                let useQR = chosen == "qr" || chosen == "kaspi-qr"
+                try checkFlags(useQR: useQR)
                 var flags: [String: ConfigValue] = [:]
                 if let host { flags["host"] = ConfigValue(.string(host), isSecret: false) }
                 if let port { flags["port"] = ConfigValue(.int(port), isSecret: false) }
@@ -94,11 +115,6 @@ struct GatewayCommand: AsyncParsableCommand {
                     configuration.instanceID = "\(ProcessInfo.processInfo.hostName):\(configuration.port)"
                 }
                 try configuration.validate()
-                let chosen = (profile ?? environment["KASPI_GATEWAY_PROFILE"] ?? "guide").lowercased()
-                guard ["guide", "kaspi-pay", "qr", "kaspi-qr"].contains(chosen) else {
-                    throw GatewayConfigurationError.invalid("profile", "must be guide or qr, not \(chosen)")
-                }
-                let useQR = chosen == "qr" || chosen == "kaspi-qr"
                 var logger = Logger(label: "kaspi-gateway")
                 logger.logLevel = environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .info
                 let provider: any PaymentProvider
@@ -106,8 +122,10 @@ struct GatewayCommand: AsyncParsableCommand {
                 let store: any GatewayStore
                 let services: [any Service]
                 let profileLine: String
+                var certificate: ClientCertificate? = nil
                 if useQR {
-                    let settings = try KaspiQRAPI.Settings(environment: environment)
+                    let settings = try qr.settings(
+                        environment: environment, env: connection.environment, baseURL: connection.baseURL, apiKey: connection.apiKey)
                     (store, services) = try await GatewayStorage.open(configuration, logger: logger)
                     // Kaspi publishes no rate limit for the QR API; KASPI_RATE_LIMIT (calls a
                     // minute, shared by every instance on the database) sets one if needed.
@@ -116,8 +134,10 @@ struct GatewayCommand: AsyncParsableCommand {
                         guard let perMinute = Int(raw), (0...100_000).contains(perMinute) else { throw ConfigurationError.invalidRateLimit(raw) }
                         if perMinute > 0 { limiter = SharedRateLimiter(store: store, key: "kaspi-qr", limit: perMinute, window: 60) }
                     }
+                    certificate = try ClientCertificate.read(settings)
                     (provider, _, transport) = try GatewayProviders.kaspiQR(settings, store: store, rateLimiter: limiter, logger: logger)
-                    profileLine = "Profile: the Kaspi QR API, \(settings.scheme) at \(settings.host); no webhooks, outcomes are polled"
+                    profileLine =
+                        "Profile: the Kaspi QR API, \(settings.scheme) at \(settings.host)\(settings.proxy.map { " through the proxy \($0)" } ?? ""); no webhooks, outcomes are polled"
                 } else {
                     let kaspi = try connection.configuration()
                     (store, services) = try await GatewayStorage.open(configuration, logger: logger)
@@ -156,6 +176,11 @@ struct GatewayCommand: AsyncParsableCommand {
                             """)
                     })
                 gatewayBox.withLock { $0 = gateway }
+                if let certificate {
+                    gateway.clientCertificate = certificate
+                    let line = certificate.summary(at: Date())
+                    if certificate.needsRenewal(at: Date()) { logger.warning("\(line)") } else { logger.info("\(line)") }
+                }
                 do {
                     // The pool, the worker and the server are the application's services; they
                     // end at SIGINT or SIGTERM, the server first and the pool last.
@@ -393,15 +418,28 @@ struct CheckCommand: AsyncParsableCommand {
     func run() async throws {
         try await Console.run(json: output.json) {
             let settings = try connection.settings()
+            // The certificate's dates are read first: an expired one is said so even though
+            // Kaspi then refuses the handshake.
+            let certificate = try ClientCertificate.read(settings)
+            let now = Date()
+            if let certificate, certificate.needsRenewal(at: now) { Console.err("warning: \(certificate.summary(at: now))") }
             let devices = try await GatewayQRContext.run(options: options, connection: connection) { client, store in
                 try await client.ping()
                 return try await store.devices(provider: KaspiQRProvider.providerName)
             }
             let credential = settings.scheme == .r1 ? "the API key" : "the client certificate"
             if output.json {
-                Console.json(["ok": true, "scheme": settings.scheme.rawValue, "host": "\(settings.host)", "devices": devices.count])
+                var fields: [String: (any Encodable)?] = [
+                    "ok": true, "scheme": settings.scheme.rawValue, "host": "\(settings.host)", "devices": devices.count,
+                ]
+                if let certificate {
+                    fields["certificateExpiresAt"] = ISO8601DateFormatter().string(from: certificate.notValidAfter)
+                    fields["certificateDaysLeft"] = certificate.daysLeft(at: now)
+                }
+                Console.json(fields)
             } else {
                 Console.out("Kaspi answers at \(settings.host) (\(settings.scheme)) and accepts \(credential).")
+                if let certificate, !certificate.needsRenewal(at: now) { Console.out(certificate.summary(at: now)) }
                 Console.out(
                     devices.isEmpty
                         ? "No device is registered yet: `kaspi gateway device register --trade-point N`." : "\(devices.count) device(s) registered.")

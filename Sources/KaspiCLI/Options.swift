@@ -158,6 +158,7 @@ enum Console {
             return (error.code, error.message, 2)
         case let error as KaspiQRAPI.APIError:
             if case .invalidRequest(let reason) = error { return (error.code, reason, 2) }
+            if case .tlsRefused = error { return (error.code, error.description, 2) }
             return (error.code, error.description, 1)
         case let error as CLIError:
             return (error.code, error.description, 2)

@@ -490,15 +490,11 @@ struct PurchaseToWatch: KaspiQRAPI.PollablePurchase {
 }
 
 /// The connection flags of `kaspi qr-api`: flags first, then the environment.
-struct QRAPIConnection: ParsableArguments {
+/// The Kaspi QR API's scheme and credential flags: shared by `kaspi qr-api`, `kaspi gateway
+/// --profile qr` and the gateway's device commands, so each spells them the same way.
+struct QRCredentialOptions: ParsableArguments {
     @Option(help: "r1, r2 or r3 (default: $KASPI_QR_SCHEME).")
     var scheme: String?
-    @Option(name: .customLong("env"), help: "test (Kaspi's test host), production, or a URL (default: $KASPI_ENV, else test).")
-    var environment: String?
-    @Option(name: .customLong("base-url"), help: "Any host root, e.g. a sandbox: https://127.0.0.1:8544 (default: $KASPI_BASE_URL).")
-    var baseURL: String?
-    @Option(name: .customLong("api-key"), help: "r1's Api-Key (default: $KASPI_QR_API_KEY; prefer the variable, flags show in ps).")
-    var apiKey: String?
     @Option(help: "r2/r3: the client certificate, PEM (default: $KASPI_QR_CERT).")
     var cert: String?
     @Option(help: "r2/r3: the client certificate's key, PEM (default: $KASPI_QR_KEY).")
@@ -511,6 +507,49 @@ struct QRAPIConnection: ParsableArguments {
     var caBundle: String?
     @Option(name: .customLong("organization-bin"), help: "r3: the organization's BIN (default: $KASPI_QR_ORGANIZATION_BIN).")
     var organizationBIN: String?
+    @Option(
+        name: .customLong("proxy"),
+        help: "An HTTP proxy Kaspi calls leave through, with CONNECT (default: $KASPI_QR_PROXY, else $HTTPS_PROXY).")
+    var proxy: String?
+
+    /// The flags given, by the variable each stands for.
+    var given: [(flag: String, variable: String, value: String)] {
+        let all: [(String, String, String?)] = [
+            ("--scheme", "KASPI_QR_SCHEME", scheme), ("--cert", "KASPI_QR_CERT", cert), ("--key", "KASPI_QR_KEY", key),
+            ("--pkcs12", "KASPI_QR_PKCS12", pkcs12), ("--pkcs12-password", "KASPI_QR_PKCS12_PASSWORD", pkcs12Password),
+            ("--ca-bundle", "KASPI_QR_CA_BUNDLE", caBundle), ("--organization-bin", "KASPI_QR_ORGANIZATION_BIN", organizationBIN),
+            ("--proxy", "KASPI_QR_PROXY", proxy),
+        ]
+        return all.compactMap { flag, variable, value in value.map { (flag, variable, $0) } }
+    }
+
+    /// The settings from these flags over `variables`, with the connection flags every profile
+    /// shares (`--env`, `--base-url`, `--api-key`, `--device-token`).
+    func settings(
+        environment variables: [String: String], env: String?, baseURL: String?, apiKey: String?, deviceToken: String? = nil
+    ) throws -> KaspiQRAPI.Settings {
+        var merged = variables
+        for (_, variable, value) in given { merged[variable] = value }
+        if let apiKey { merged["KASPI_QR_API_KEY"] = apiKey }
+        if let deviceToken { merged["KASPI_QR_DEVICE_TOKEN"] = deviceToken }
+        if let env {
+            merged["KASPI_ENV"] = env
+            if baseURL == nil { merged["KASPI_BASE_URL"] = nil }
+        }
+        if let baseURL { merged["KASPI_BASE_URL"] = baseURL }
+        if pkcs12 != nil, cert == nil { merged["KASPI_QR_CERT"] = nil }
+        return try KaspiQRAPI.Settings(environment: merged)
+    }
+}
+
+struct QRAPIConnection: ParsableArguments {
+    @OptionGroup var credentials: QRCredentialOptions
+    @Option(name: .customLong("env"), help: "test (Kaspi's test host), production, or a URL (default: $KASPI_ENV, else test).")
+    var environment: String?
+    @Option(name: .customLong("base-url"), help: "Any host root, e.g. a sandbox: https://127.0.0.1:8544 (default: $KASPI_BASE_URL).")
+    var baseURL: String?
+    @Option(name: .customLong("api-key"), help: "r1's Api-Key (default: $KASPI_QR_API_KEY; prefer the variable, flags show in ps).")
+    var apiKey: String?
     @Option(name: .customLong("device-token"), help: "The registered device (default: $KASPI_QR_DEVICE_TOKEN).")
     var deviceToken: String?
     @Option(name: .customLong("timeout"), help: "Seconds to wait for each HTTP exchange.")
@@ -521,20 +560,7 @@ struct QRAPIConnection: ParsableArguments {
     var verbose = false
 
     func settings(environment variables: [String: String] = ProcessInfo.processInfo.environment) throws -> KaspiQRAPI.Settings {
-        var merged = variables
-        let flags: [(String?, String)] = [
-            (scheme, "KASPI_QR_SCHEME"), (apiKey, "KASPI_QR_API_KEY"), (cert, "KASPI_QR_CERT"), (key, "KASPI_QR_KEY"),
-            (pkcs12, "KASPI_QR_PKCS12"), (pkcs12Password, "KASPI_QR_PKCS12_PASSWORD"), (caBundle, "KASPI_QR_CA_BUNDLE"),
-            (organizationBIN, "KASPI_QR_ORGANIZATION_BIN"), (deviceToken, "KASPI_QR_DEVICE_TOKEN"),
-        ]
-        for (value, name) in flags { if let value { merged[name] = value } }
-        if let environment {
-            merged["KASPI_ENV"] = environment
-            if baseURL == nil { merged["KASPI_BASE_URL"] = nil }
-        }
-        if let baseURL { merged["KASPI_BASE_URL"] = baseURL }
-        if pkcs12 != nil, cert == nil { merged["KASPI_QR_CERT"] = nil }
-        return try KaspiQRAPI.Settings(environment: merged)
+        try credentials.settings(environment: variables, env: environment, baseURL: baseURL, apiKey: apiKey, deviceToken: deviceToken)
     }
 
     /// The device token from the flag or the environment.
@@ -553,9 +579,9 @@ struct QRAPIConnection: ParsableArguments {
         let readTimeout = Duration.milliseconds(Int64(timeout * 1000))
         let transport: AsyncHTTPClientTransport
         if let files = settings.certificates {
-            transport = try AsyncHTTPClientTransport(tls: KaspiTLSSettings(files), readTimeout: readTimeout)
+            transport = try AsyncHTTPClientTransport(tls: KaspiTLSSettings(files), readTimeout: readTimeout, proxy: settings.proxy)
         } else {
-            transport = AsyncHTTPClientTransport(readTimeout: readTimeout)
+            transport = AsyncHTTPClientTransport(readTimeout: readTimeout, proxy: settings.proxy)
         }
         var logger = Logger(label: "kaspi", factory: { label in StreamLogHandler.standardError(label: label) })
         logger.logLevel = verbose ? .debug : .critical

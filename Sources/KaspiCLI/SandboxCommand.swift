@@ -21,117 +21,133 @@ struct SandboxCommand: AsyncParsableCommand {
             client certificates from --qr-certs DIR (made there on first start, or with \
             `kaspi sandbox certs`). See docs/kaspi-qr.md.
             """,
-        subcommands: [CertsCommand.self])
+        subcommands: [Serve.self, CertsCommand.self],
+        defaultSubcommand: Serve.self)
+}
 
-    @Option(help: "A JSON configuration file (default: $KASPI_SANDBOX_CONFIG).")
-    var config: String?
+extension SandboxCommand {
+    /// `kaspi sandbox [serve]`: its flags live here, not on the parent, so that a subcommand's
+    /// own flag of the same name (`certs --host`) reaches the subcommand.
+    struct Serve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "serve", abstract: "Serve the sandbox (the default).")
 
-    @Option(help: "Address to listen on.")
-    var host: String?
+        @Option(help: "A JSON configuration file (default: $KASPI_SANDBOX_CONFIG).")
+        var config: String?
 
-    @Option(help: "Port to listen on; 0 picks a free one (default 8181, or $KASPI_SANDBOX_PORT).")
-    var port: Int?
+        @Option(help: "Address to listen on.")
+        var host: String?
 
-    @Option(help: "Keep state in this SQLite file across restarts (default: a throwaway file, or $KASPI_SANDBOX_DATA).")
-    var data: String?
+        @Option(help: "Port to listen on; 0 picks a free one (default 8181, or $KASPI_SANDBOX_PORT).")
+        var port: Int?
 
-    @Option(name: .customLong("memory-orders"), help: "Orders kept in memory at most; the others are read back from SQLite (default 5000).")
-    var memoryOrders: Int?
+        @Option(help: "Keep state in this SQLite file across restarts (default: a throwaway file, or $KASPI_SANDBOX_DATA).")
+        var data: String?
 
-    @Option(name: .customLong("public-url"), help: "Base URL for payment links, if not the listening address.")
-    var publicURL: String?
+        @Option(name: .customLong("memory-orders"), help: "Orders kept in memory at most; the others are read back from SQLite (default 5000).")
+        var memoryOrders: Int?
 
-    @Option(name: .customLong("trade-point-id"), help: "The test trade point's id (with --api-key).")
-    var tradePointID: String?
+        @Option(name: .customLong("public-url"), help: "Base URL for payment links, if not the listening address.")
+        var publicURL: String?
 
-    @Option(name: .customLong("api-key"), help: "The test trade point's API key.")
-    var apiKey: String?
+        @Option(name: .customLong("trade-point-id"), help: "The test trade point's id (with --api-key).")
+        var tradePointID: String?
 
-    @Option(name: .customLong("webhook-url"), help: "Where the test trade point's webhooks go.")
-    var webhookURL: String?
+        @Option(name: .customLong("api-key"), help: "The test trade point's API key.")
+        var apiKey: String?
 
-    @Option(name: .customLong("return-url-prefix"), help: "A registered return/fail URL prefix (repeatable).")
-    var returnURLPrefixes: [String] = []
+        @Option(name: .customLong("webhook-url"), help: "Where the test trade point's webhooks go.")
+        var webhookURL: String?
 
-    @Option(name: .customLong("rate-limit"), help: "Requests a minute per trade point; 0 switches the limit off.")
-    var rateLimit: Int?
+        @Option(name: .customLong("return-url-prefix"), help: "A registered return/fail URL prefix (repeatable).")
+        var returnURLPrefixes: [String] = []
 
-    @Option(name: .customLong("qr-lifetime"), help: "Seconds an unpaid QR lives.")
-    var qrLifetime: Double?
+        @Option(name: .customLong("rate-limit"), help: "Requests a minute per trade point; 0 switches the limit off.")
+        var rateLimit: Int?
 
-    @Option(name: .customLong("webhook-retries"), help: "Seconds between webhook retries, comma-separated, e.g. 1,2,5.")
-    var webhookRetries: String?
+        @Option(name: .customLong("qr-lifetime"), help: "Seconds an unpaid QR lives.")
+        var qrLifetime: Double?
 
-    @Option(name: .customLong("qr-tls-port"), help: "A TLS port for the Kaspi QR API (repeatable; 0 picks a free one).")
-    var qrTLSPorts: [Int] = []
+        @Option(name: .customLong("webhook-retries"), help: "Seconds between webhook retries, comma-separated, e.g. 1,2,5.")
+        var webhookRetries: String?
 
-    @Option(name: .customLong("qr-certs"), help: "The Kaspi QR API's certificates directory (default: $KASPI_SANDBOX_QR_CERTS; made on first start).")
-    var qrCertificates: String?
+        @Option(name: .customLong("qr-tls-port"), help: "A TLS port for the Kaspi QR API (repeatable; 0 picks a free one).")
+        var qrTLSPorts: [Int] = []
 
-    @Option(name: .customLong("qr-link-base"), help: "Base of QR API payment links, e.g. https://pay.kaspi.kz (default: this sandbox).")
-    var qrLinkBase: String?
+        @Option(
+            name: .customLong("qr-certs"), help: "The Kaspi QR API's certificates directory (default: $KASPI_SANDBOX_QR_CERTS; made on first start).")
+        var qrCertificates: String?
 
-    func run() async throws {
-        let environment = ProcessInfo.processInfo.environment
-        try await Console.run(json: false) {
-            var configuration = SandboxConfiguration()
-            if let path = config ?? environment["KASPI_SANDBOX_CONFIG"] {
-                configuration = try SandboxConfiguration.load(file: path)
-            }
-            if let host { configuration.host = host }
-            if let port = port ?? environment["KASPI_SANDBOX_PORT"].flatMap(Int.init) { configuration.port = port }
-            if let data = data ?? environment["KASPI_SANDBOX_DATA"] { configuration.dataPath = data }
-            if let memoryOrders { configuration.memoryOrderLimit = memoryOrders }
-            if let publicURL { configuration.publicURL = publicURL }
-            if let rateLimit { configuration.rateLimitPerMinute = rateLimit }
-            if let qrLifetime { configuration.qrLifetimeSeconds = qrLifetime }
-            if !qrTLSPorts.isEmpty { configuration.qrAPI.tlsPorts = qrTLSPorts }
-            if let directory = qrCertificates ?? environment["KASPI_SANDBOX_QR_CERTS"] { configuration.qrAPI.certificatesDirectory = directory }
-            if !configuration.qrAPI.tlsPorts.isEmpty, configuration.qrAPI.certificatesDirectory == nil {
-                configuration.qrAPI.certificatesDirectory = "kaspi-sandbox-certs"
-            }
-            if let qrLinkBase { configuration.qrAPI.linkBase = qrLinkBase }
-            if let webhookRetries {
-                let delays = webhookRetries.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
-                guard delays.allSatisfy({ $0 != nil }) else {
-                    throw CLIError.invalidInput("--webhook-retries must be comma-separated seconds, e.g. 1,2,5")
+        @Flag(
+            name: .customLong("qr-verify-client-certificates"),
+            help: "Refuse foreign or expired client certificates in the TLS handshake, as a TLS front does (default: accept, answer -10000).")
+        var verifyClientCertificates = false
+
+        @Option(name: .customLong("qr-link-base"), help: "Base of QR API payment links, e.g. https://pay.kaspi.kz (default: this sandbox).")
+        var qrLinkBase: String?
+
+        func run() async throws {
+            let environment = ProcessInfo.processInfo.environment
+            try await Console.run(json: false) {
+                var configuration = SandboxConfiguration()
+                if let path = config ?? environment["KASPI_SANDBOX_CONFIG"] {
+                    configuration = try SandboxConfiguration.load(file: path)
                 }
-                configuration.webhookRetrySeconds = delays.compactMap { $0 }
+                if let host { configuration.host = host }
+                if let port = port ?? environment["KASPI_SANDBOX_PORT"].flatMap(Int.init) { configuration.port = port }
+                if let data = data ?? environment["KASPI_SANDBOX_DATA"] { configuration.dataPath = data }
+                if let memoryOrders { configuration.memoryOrderLimit = memoryOrders }
+                if let publicURL { configuration.publicURL = publicURL }
+                if let rateLimit { configuration.rateLimitPerMinute = rateLimit }
+                if let qrLifetime { configuration.qrLifetimeSeconds = qrLifetime }
+                if !qrTLSPorts.isEmpty { configuration.qrAPI.tlsPorts = qrTLSPorts }
+                if let directory = qrCertificates ?? environment["KASPI_SANDBOX_QR_CERTS"] { configuration.qrAPI.certificatesDirectory = directory }
+                if !configuration.qrAPI.tlsPorts.isEmpty, configuration.qrAPI.certificatesDirectory == nil {
+                    configuration.qrAPI.certificatesDirectory = "kaspi-sandbox-certs"
+                }
+                if let qrLinkBase { configuration.qrAPI.linkBase = qrLinkBase }
+                if verifyClientCertificates { configuration.qrAPI.verifyClientCertificates = true }
+                if let webhookRetries {
+                    let delays = webhookRetries.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+                    guard delays.allSatisfy({ $0 != nil }) else {
+                        throw CLIError.invalidInput("--webhook-retries must be comma-separated seconds, e.g. 1,2,5")
+                    }
+                    configuration.webhookRetrySeconds = delays.compactMap { $0 }
+                }
+                if tradePointID != nil || apiKey != nil || webhookURL != nil || !returnURLPrefixes.isEmpty {
+                    var point = SandboxConfiguration.defaultTradePoint()
+                    if let tradePointID { point.id = tradePointID }
+                    if let apiKey { point.apiKey = apiKey }
+                    point.webhookURL = webhookURL
+                    point.returnURLPrefixes = returnURLPrefixes
+                    configuration.tradePoints.removeAll { $0.id == point.id }
+                    configuration.tradePoints.append(point)
+                }
+                var logger = Logger(label: "kaspi-sandbox")
+                logger.logLevel = environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .info
+                let sandbox = try await Sandbox(configuration: configuration, logger: logger)
+                let points = sandbox.configuration.tradePoints
+                let app = try sandbox.application { port in
+                    let base = "http://\(sandbox.configuration.host):\(port)"
+                    var lines = ["Kaspi sandbox listening on \(base)", "Helpers and webhook log: \(base)/sandbox/"]
+                    for point in points {
+                        lines.append("Trade point \(point.id) (\(point.displayName)), API key \(point.apiKey)")
+                    }
+                    if let point = points.first {
+                        lines.append("Try it: export KASPI_BASE_URL=\(base) KASPI_TRADE_POINT_ID=\(point.id) KASPI_API_KEY=\(point.apiKey)")
+                    }
+                    if let org = sandbox.configuration.qrAPI.organizations.first {
+                        lines.append("Kaspi QR API: r1 at \(base)/r1/v01 with Api-Key \(org.apiKey) (organization \(org.bin))")
+                    }
+                    if let directory = sandbox.configuration.qrAPI.certificatesDirectory, !sandbox.configuration.qrAPI.tlsPorts.isEmpty {
+                        lines.append("Kaspi QR API over TLS (r1, r2, r3): client certificates and CA in \(directory)")
+                    }
+                    if sandbox.configuration.dataPath == nil { lines.append("State is in memory; use --data FILE to keep it.") }
+                    Console.out(lines.joined(separator: "\n"))
+                } onQRTLSServerRunning: { port in
+                    Console.out("Kaspi QR API over TLS (r1, r2, r3) on https://\(sandbox.configuration.host):\(port)")
+                }
+                try await app.runService()
             }
-            if tradePointID != nil || apiKey != nil || webhookURL != nil || !returnURLPrefixes.isEmpty {
-                var point = SandboxConfiguration.defaultTradePoint()
-                if let tradePointID { point.id = tradePointID }
-                if let apiKey { point.apiKey = apiKey }
-                point.webhookURL = webhookURL
-                point.returnURLPrefixes = returnURLPrefixes
-                configuration.tradePoints.removeAll { $0.id == point.id }
-                configuration.tradePoints.append(point)
-            }
-            var logger = Logger(label: "kaspi-sandbox")
-            logger.logLevel = environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .info
-            let sandbox = try await Sandbox(configuration: configuration, logger: logger)
-            let points = sandbox.configuration.tradePoints
-            let app = try sandbox.application { port in
-                let base = "http://\(sandbox.configuration.host):\(port)"
-                var lines = ["Kaspi sandbox listening on \(base)", "Helpers and webhook log: \(base)/sandbox/"]
-                for point in points {
-                    lines.append("Trade point \(point.id) (\(point.displayName)), API key \(point.apiKey)")
-                }
-                if let point = points.first {
-                    lines.append("Try it: export KASPI_BASE_URL=\(base) KASPI_TRADE_POINT_ID=\(point.id) KASPI_API_KEY=\(point.apiKey)")
-                }
-                if let org = sandbox.configuration.qrAPI.organizations.first {
-                    lines.append("Kaspi QR API: r1 at \(base)/r1/v01 with Api-Key \(org.apiKey) (organization \(org.bin))")
-                }
-                if let directory = sandbox.configuration.qrAPI.certificatesDirectory, !sandbox.configuration.qrAPI.tlsPorts.isEmpty {
-                    lines.append("Kaspi QR API over TLS (r1, r2, r3): client certificates and CA in \(directory)")
-                }
-                if sandbox.configuration.dataPath == nil { lines.append("State is in memory; use --data FILE to keep it.") }
-                Console.out(lines.joined(separator: "\n"))
-            } onQRTLSServerRunning: { port in
-                Console.out("Kaspi QR API over TLS (r1, r2, r3) on https://\(sandbox.configuration.host):\(port)")
-            }
-            try await app.runService()
         }
     }
 }
@@ -159,6 +175,11 @@ struct CertsCommand: AsyncParsableCommand {
     @Flag(help: "Replace certificates already in the directory.")
     var force = false
 
+    @Option(
+        name: .customLong("client-days"),
+        help: "Days the client certificate stays valid, 1 to 3650 (default 1825); a short one tests the gateway's expiry warnings.")
+    var clientDays: Int = 1825
+
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
@@ -167,15 +188,17 @@ struct CertsCommand: AsyncParsableCommand {
             for bin in bins where (try? KaspiQRAPI.OrganizationBIN(bin)) == nil {
                 throw CLIError.invalidInput("--organization \(bin) is not a 12-digit BIN")
             }
+            guard (1...3650).contains(clientDays) else { throw CLIError.invalidInput("--client-days must be 1 to 3650") }
+            let validity = TimeInterval(clientDays) * 86_400
             let paths = SandboxCertificates.Paths(directory: dir)
             if FileManager.default.fileExists(atPath: paths.caCertificate), !force {
                 throw CLIError.invalidInput("\(dir) already holds certificates: pass --force to replace them")
             }
             do {
                 if hosts.isEmpty {
-                    try SandboxCertificates.generate(in: dir, organizations: bins, password: password)
+                    try SandboxCertificates.generate(in: dir, organizations: bins, password: password, clientValidity: validity)
                 } else {
-                    try SandboxCertificates.generate(in: dir, organizations: bins, hosts: hosts, password: password)
+                    try SandboxCertificates.generate(in: dir, organizations: bins, hosts: hosts, password: password, clientValidity: validity)
                 }
             } catch {
                 throw CLIError.io("could not write the certificates to \(dir): \(error)")

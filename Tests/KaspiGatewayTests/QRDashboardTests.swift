@@ -47,6 +47,27 @@ struct QRDashboardTests {
         }
     }
 
+    @Test("r2: the client certificate's end: a banner in its last 30 days and the seconds left as a metric")
+    func certificateExpiry() async throws {
+        try await withQRStack(.sqlite, scheme: .r2) { s in
+            let now = s.sandbox.clock.now
+            s.gateway.clientCertificate = ClientCertificate(path: "/etc/kaspi/client.pem", notValidAfter: now.addingTimeInterval(60 * 86_400))
+            let (browser, _) = try await Self.signedIn(s)
+            #expect(!(try await browser.get("/admin")).body.contains("certificate-warning"))
+            let metrics = try await browser.get("/metrics")
+            let line = try #require(metrics.body.split(separator: "\n").first { $0.hasPrefix("kaspi_gateway_client_certificate_expiry_seconds ") })
+            let seconds = try #require(Double(line.split(separator: " ").last ?? ""))
+            #expect(abs(seconds - 60 * 86_400) < 3600)
+            // Inside the window, and once past the end.
+            s.gateway.clientCertificate = ClientCertificate(path: "/etc/kaspi/client.pem", notValidAfter: now.addingTimeInterval(12 * 86_400 + 60))
+            let soon = try await browser.get("/admin")
+            #expect(soon.body.contains("id=\"certificate-warning\"") && soon.body.contains("/etc/kaspi/client.pem expires in 12 days"))
+            s.gateway.clientCertificate = ClientCertificate(path: "/etc/kaspi/client.pem", notValidAfter: now.addingTimeInterval(-86_400))
+            #expect((try await browser.get("/admin/kaspi")).body.contains("expired on"))
+            #expect((try await browser.get("/metrics")).body.contains("kaspi_gateway_client_certificate_expiry_seconds -"))
+        }
+    }
+
     @Test("r2: a return QR, the customer's purchases, the refund with the customer")
     func r2() async throws {
         try await withQRStack(.sqlite, scheme: .r2) { s in

@@ -45,6 +45,8 @@ struct DashboardController {
         var kaspi: Bool
         var returns: Bool
         var invoices: Bool
+        /// The client certificate's end, in its last 30 days or once past.
+        var certificateWarning: String?
     }
 
     /// A page: the layout's fields and the page's own.
@@ -217,7 +219,8 @@ struct DashboardController {
         let qr = gateway.qrProvider
         let shown = Session(
             csrf: session.csrf, once: String(GatewayID.make("f", length: 22).dropFirst(2)), kaspi: qr != nil,
-            returns: qr?.refundMethod == .customerPresent, invoices: qr?.supportsRemoteInvoices ?? false)
+            returns: qr?.refundMethod == .customerPresent, invoices: qr?.supportsRemoteInvoices ?? false,
+            certificateWarning: gateway.clientCertificate.flatMap { $0.needsRenewal(at: gateway.now()) ? $0.summary(at: gateway.now()) : nil })
         return (session, shown)
     }
 

@@ -18,7 +18,10 @@ struct OperationsController {
         }
         guard metrics else { return }
         router.get("/metrics") { _, _ in
-            Response(
+            if let certificate = gateway.clientCertificate {
+                gateway.metrics.clientCertificate(secondsLeft: certificate.secondsLeft(at: gateway.now()))
+            }
+            return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(bytes: gateway.metrics.registry.emitToBuffer())))
         }

@@ -100,6 +100,15 @@ public final class Gateway: Sendable {
         return adminBase
     }
 
+    private let watchedCertificate = Mutex<ClientCertificate?>(nil)
+
+    /// The Kaspi QR API's client certificate the gateway watches (r2, r3): its time left is a
+    /// metric and, in the last 30 days, a dashboard banner.
+    public var clientCertificate: ClientCertificate? {
+        get { watchedCertificate.withLock { $0 } }
+        set { watchedCertificate.withLock { $0 = newValue } }
+    }
+
     /// Wrong merchant API keys, per client address.
     let apiKeyFailures = FailureThrottle()
 

@@ -28,6 +28,9 @@ public final class GatewayMetrics: Sendable {
     private static var lagName: MetricNameDescriptor {
         Self.name("outbox_lag", "seconds", "Age of the oldest outgoing event at its last delivery attempt")
     }
+    private static var certificateName: MetricNameDescriptor {
+        Self.name("client_certificate_expiry", "seconds", "Seconds until the Kaspi QR API client certificate expires (negative once expired)")
+    }
     private static var kaspiName: MetricNameDescriptor { Self.name("kaspi_call_duration", "seconds", "Latency of calls to Kaspi by call") }
     private static var kaspiErrorsName: MetricNameDescriptor { Self.name("kaspi_errors", "total", "Failed calls to Kaspi by call and code") }
     private static var resumedName: MetricNameDescriptor {
@@ -145,6 +148,11 @@ public final class GatewayMetrics: Sendable {
     func delivery(_ outcome: DeliveryOutcome, age: TimeInterval) {
         registry.makeCounter(descriptor: Self.deliveriesName, labels: [("outcome", outcome.rawValue)]).increment()
         registry.makeGauge(descriptor: Self.lagName).set(max(0, age))
+    }
+
+    /// Sets the client certificate's time left, just before the metrics are read.
+    func clientCertificate(secondsLeft: TimeInterval) {
+        registry.makeGauge(descriptor: Self.certificateName).set(secondsLeft)
     }
 
     func kaspiCall(_ call: String, duration: Duration, errorCode: String?) {

@@ -20,7 +20,7 @@ public protocol KaspiTransport: Sendable {
 
 /// Why a transport could not deliver a response.
 public struct TransportError: Error, Sendable, Hashable, CustomStringConvertible {
-    private enum Kind: Hashable { case timedOut, failed }
+    private enum Kind: Hashable { case timedOut, failed, tlsRefused }
     private let kind: Kind
     /// A short description, without secrets (never the request's headers or body).
     public let detail: String
@@ -33,8 +33,17 @@ public struct TransportError: Error, Sendable, Hashable, CustomStringConvertible
         TransportError(kind: .failed, detail: detail)
     }
 
+    /// The TLS handshake failed for good: the server refused the client certificate, or its
+    /// own certificate is not trusted. Nothing was sent, and trying again cannot help.
+    public static func tlsRefused(_ detail: String) -> TransportError {
+        TransportError(kind: .tlsRefused, detail: detail)
+    }
+
     /// Whether this is ``timedOut``.
     public var isTimeout: Bool { kind == .timedOut }
+
+    /// Whether this is ``tlsRefused(_:)``.
+    public var isTLSRefused: Bool { kind == .tlsRefused }
 
     public var description: String { detail }
 }

@@ -32,6 +32,9 @@ public enum ConfigurationError: Error, Sendable, Hashable, CustomStringConvertib
     /// A production key or certificate would go to a host that is not Kaspi's and that
     /// `KASPI_TRUSTED_HOST` does not name.
     case untrustedHost(String)
+    /// A forward proxy (`KASPI_QR_PROXY`, `HTTPS_PROXY`) is not `http://host:port`. The value is
+    /// never included: it may hold a password.
+    case invalidProxy(variable: String, reason: String)
 
     /// A stable machine-readable code.
     public var code: String {
@@ -51,6 +54,7 @@ public enum ConfigurationError: Error, Sendable, Hashable, CustomStringConvertib
         case .invalidDeviceToken: "CONFIG_INVALID_DEVICE_TOKEN"
         case .insecureBaseURL: "CONFIG_INSECURE_BASE_URL"
         case .untrustedHost: "CONFIG_UNTRUSTED_HOST"
+        case .invalidProxy: "CONFIG_INVALID_PROXY"
         }
     }
 
@@ -86,6 +90,8 @@ public enum ConfigurationError: Error, Sendable, Hashable, CustomStringConvertib
             "The base URL \(Redaction.quoted(value)) would carry credentials without TLS: \(reason)."
         case .untrustedHost(let host):
             "A production key or certificate goes only to Kaspi's hosts (*.kaspi.kz), not to \(Redaction.quoted(host)). If that host is yours (a proxy) or the address the bank gave you, name it in KASPI_TRUSTED_HOST."
+        case .invalidProxy(let variable, let reason):
+            "\(variable) is not a forward proxy's address: \(reason). Use http://HOST:PORT (or http://USER:PASSWORD@HOST:PORT); the proxy carries TLS to Kaspi with CONNECT."
         }
     }
 }

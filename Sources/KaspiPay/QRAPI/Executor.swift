@@ -176,6 +176,11 @@ extension KaspiQRAPI {
                 let timeout = min(configuration.requestTimeout, max(.milliseconds(100), remaining))
                 (response, body) = try await transport.send(request, body: call.body, timeout: timeout)
             } catch {
+                if let refused = error as? TransportError, refused.isTLSRefused {
+                    metadata["error"] = "tls_refused"
+                    logger.debug("Kaspi QR API request failed", metadata: metadata)
+                    throw .tlsRefused(call: call.name, reason: scrub(refused.detail))
+                }
                 let isTimeout = (error as? TransportError)?.isTimeout ?? false
                 var reason = error is CancellationError ? "cancelled" : scrub(String(String(describing: error).prefix(200)))
                 // Query values (a device token, a phone number) stay out of messages too.

@@ -13,6 +13,10 @@ extension KaspiQRAPI {
         case timeout(call: String)
         /// The connection failed (a read, after its retries).
         case transport(call: String, reason: String)
+        /// The TLS handshake failed for good: Kaspi refused the client certificate (another CA,
+        /// expired, revoked), or Kaspi's certificate is not one the CA bundle trusts. Nothing
+        /// was processed, so even a create did not happen, and it is not retried.
+        case tlsRefused(call: String, reason: String)
         /// An HTTP status with no Kaspi envelope in the body (e.g. 404 for a path the server
         /// does not have, 502 from a proxy).
         case unexpectedHTTPStatus(Int, call: String, bodySnippet: String)
@@ -22,7 +26,7 @@ extension KaspiQRAPI {
         case invalidRequest(String)
 
         /// A stable machine code: the Kaspi code's (``StatusCode/code``) or one of
-        /// `KASPI_QR_UNKNOWN_OUTCOME`, `KASPI_QR_TIMEOUT`, `KASPI_QR_TRANSPORT`,
+        /// `KASPI_QR_UNKNOWN_OUTCOME`, `KASPI_QR_TIMEOUT`, `KASPI_QR_TRANSPORT`, `KASPI_QR_TLS_REFUSED`,
         /// `KASPI_QR_HTTP_STATUS`, `KASPI_QR_UNDECODABLE`, `KASPI_QR_INVALID_REQUEST`.
         public var code: String {
             switch self {
@@ -30,6 +34,7 @@ extension KaspiQRAPI {
             case .unknownOutcome: "KASPI_QR_UNKNOWN_OUTCOME"
             case .timeout: "KASPI_QR_TIMEOUT"
             case .transport: "KASPI_QR_TRANSPORT"
+            case .tlsRefused: "KASPI_QR_TLS_REFUSED"
             case .unexpectedHTTPStatus: "KASPI_QR_HTTP_STATUS"
             case .undecodable: "KASPI_QR_UNDECODABLE"
             case .invalidRequest: "KASPI_QR_INVALID_REQUEST"
@@ -49,7 +54,7 @@ extension KaspiQRAPI {
             case .kaspi(let status, _, _): status.isRetryable
             case .timeout, .transport: true
             case .unexpectedHTTPStatus(let http, _, _): http == 429 || http >= 500
-            case .unknownOutcome, .undecodable, .invalidRequest: false
+            case .unknownOutcome, .undecodable, .invalidRequest, .tlsRefused: false
             }
         }
 
@@ -82,6 +87,7 @@ extension KaspiQRAPI {
                 return "\(call): the answer was lost (\(reason)), so it may or may not have taken effect; it was not sent again.\(next)"
             case .timeout(let call): return "\(call): Kaspi did not answer in time."
             case .transport(let call, let reason): return "\(call): could not reach Kaspi: \(reason)."
+            case .tlsRefused(let call, let reason): return "\(call): \(reason). Kaspi processed nothing, and it was not retried."
             case .unexpectedHTTPStatus(let http, let call, let snippet):
                 return "\(call): HTTP \(http) without a Kaspi answer\(snippet.isEmpty ? "" : ": \(snippet)")."
             case .undecodable(let call, let reason, let snippet):

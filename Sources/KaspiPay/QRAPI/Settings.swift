@@ -25,6 +25,82 @@ extension KaspiQRAPI {
         }
     }
 
+    /// A forward HTTP proxy that Kaspi calls leave through (Kaspi registers the caller's
+    /// address for r2 and r3, so servers often leave through one fixed address). TLS, with the
+    /// client certificate, runs end to end through the proxy's `CONNECT` tunnel: the proxy
+    /// sees the host name and the bytes' sizes, never the requests.
+    public struct Proxy: Sendable, Hashable, CustomStringConvertible {
+        /// The proxy's host name or address.
+        public var host: String
+        /// Its port.
+        public var port: Int
+        /// The user for the proxy's basic authentication, if it asks for one.
+        public var user: String?
+        /// Its password (never in ``description``).
+        public var password: String?
+
+        /// A proxy at `host:port`, with basic authentication when `user` is given.
+        public init(host: String, port: Int, user: String? = nil, password: String? = nil) {
+            self.host = host
+            self.port = port
+            self.user = user
+            self.password = password
+        }
+
+        /// Parses `http://[user:password@]host[:port]` (port 3128 when absent, as squid and
+        /// most proxies use); `variable` names where it came from in errors.
+        public init(parsing text: String, variable: String) throws(ConfigurationError) {
+            let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            let withScheme = trimmed.contains("://") ? trimmed : "http://" + trimmed
+            guard let url = URLComponents(string: withScheme), let scheme = url.scheme?.lowercased() else {
+                throw .invalidProxy(variable: variable, reason: "it is not a URL")
+            }
+            guard scheme == "http" else { throw .invalidProxy(variable: variable, reason: "only http:// proxies are supported, not \(scheme)://") }
+            guard let host = url.host, !host.isEmpty else { throw .invalidProxy(variable: variable, reason: "it names no host") }
+            guard url.path.isEmpty || url.path == "/", url.query == nil, url.fragment == nil else {
+                throw .invalidProxy(variable: variable, reason: "it has a path or query; give only the host and port")
+            }
+            let port = url.port ?? 3128
+            guard (1...65_535).contains(port) else { throw .invalidProxy(variable: variable, reason: "the port is out of range") }
+            self.init(host: host, port: port, user: url.user?.removingPercentEncoding, password: url.password?.removingPercentEncoding)
+        }
+
+        /// `host:port`, never the credentials.
+        public var description: String { "\(host.contains(":") ? "[\(host)]" : host):\(port)" }
+
+        /// The proxy for Kaspi calls from the environment: `KASPI_QR_PROXY`, else the standard
+        /// `HTTPS_PROXY` (or `https_proxy`) unless `NO_PROXY` (or `no_proxy`) names `host`.
+        public static func fromEnvironment(_ environment: [String: String], for host: String) throws(ConfigurationError) -> Proxy? {
+            func value(_ name: String) -> String? {
+                guard let raw = environment[name]?.trimmingCharacters(in: .whitespacesAndNewlines), !raw.isEmpty else { return nil }
+                return raw
+            }
+            if let own = value("KASPI_QR_PROXY") { return try Proxy(parsing: own, variable: "KASPI_QR_PROXY") }
+            let name = value("HTTPS_PROXY") != nil ? "HTTPS_PROXY" : "https_proxy"
+            guard let standard = value(name) else { return nil }
+            if let exempt = value("NO_PROXY") ?? value("no_proxy"), bypasses(host: host, noProxy: exempt) { return nil }
+            return try Proxy(parsing: standard, variable: name)
+        }
+
+        /// `NO_PROXY`'s usual reading: `*`, a host, or a domain suffix (`.kaspi.kz` or
+        /// `kaspi.kz`), comma-separated; ports are ignored.
+        static func bypasses(host: String, noProxy: String) -> Bool {
+            let host = host.lowercased()
+            for entry in noProxy.split(separator: ",") {
+                var name = entry.trimmingCharacters(in: .whitespaces).lowercased()
+                if name == "*" { return true }
+                if let colon = name.lastIndex(of: ":"), !name.contains("]"), name.filter({ $0 == ":" }).count == 1 {
+                    name = String(name[..<colon])
+                }
+                if name.hasPrefix("[") && name.hasSuffix("]") { name = String(name.dropFirst().dropLast()) }
+                if name.hasPrefix(".") { name.removeFirst() }
+                guard !name.isEmpty else { continue }
+                if host == name || host.hasSuffix("." + name) { return true }
+            }
+            return false
+        }
+    }
+
     /// Everything needed to talk to the Kaspi QR API, read from the environment by
     /// ``init(environment:)``:
     /// - `KASPI_QR_SCHEME` (required): `r1`, `r2` or `r3`;
@@ -34,7 +110,8 @@ extension KaspiQRAPI {
     /// - r2, r3: `KASPI_QR_CERT` and `KASPI_QR_KEY` (PEM), or `KASPI_QR_PKCS12` and
     ///   `KASPI_QR_PKCS12_PASSWORD` (secret); `KASPI_QR_CA_BUNDLE` (PEM) to trust Kaspi's CA;
     /// - r3: `KASPI_QR_ORGANIZATION_BIN`;
-    /// - `KASPI_QR_DEVICE_TOKEN` (secret, optional): the registered device to use.
+    /// - `KASPI_QR_DEVICE_TOKEN` (secret, optional): the registered device to use;
+    /// - `KASPI_QR_PROXY`, else `HTTPS_PROXY` (minus `NO_PROXY`): a forward proxy (``Proxy``).
     ///
     /// Credentials never travel in the clear: r2 and r3 need `https://`, r1's `http://` goes only
     /// to this machine (`CONFIG_INSECURE_BASE_URL`); production (`KASPI_ENV=production`, also
@@ -53,12 +130,15 @@ extension KaspiQRAPI {
         public var organizationBin: OrganizationBIN?
         /// The registered device to use (`KASPI_QR_DEVICE_TOKEN`).
         public var deviceToken: DeviceToken?
+        /// The forward proxy Kaspi calls leave through, if any.
+        public var proxy: Proxy?
 
         /// Creates settings in code rather than from the environment.
         public init(
             scheme: SchemeName, host: Host, apiKey: APIKey? = nil, certificates: CertificateFiles? = nil,
-            organizationBin: OrganizationBIN? = nil, deviceToken: DeviceToken? = nil
+            organizationBin: OrganizationBIN? = nil, deviceToken: DeviceToken? = nil, proxy: Proxy? = nil
         ) {
+            self.proxy = proxy
             self.scheme = scheme
             self.host = host
             self.apiKey = apiKey
@@ -107,6 +187,7 @@ extension KaspiQRAPI {
                     organizationBin = try OrganizationBIN(bin)
                 }
             }
+            proxy = try Proxy.fromEnvironment(environment, for: root.host ?? "")
             if let token = value("KASPI_QR_DEVICE_TOKEN") {
                 do { deviceToken = try DeviceToken(token) } catch { throw .invalidDeviceToken(variable: "KASPI_QR_DEVICE_TOKEN") }
             }

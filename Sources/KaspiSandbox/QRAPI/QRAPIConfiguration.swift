@@ -95,6 +95,10 @@ public struct SandboxQRAPIConfiguration: Sendable, Codable, Hashable {
     public var certificatesDirectory: String?
     /// r3's IP allow-list; empty allows every address.
     public var r3AllowedIPs: [String] = []
+    /// Refuse, in the TLS handshake itself, a client certificate the sandbox's CA did not
+    /// issue or that has expired (a TLS alert), as a TLS-terminating front does; by default
+    /// the handshake accepts any and the API answers `-10000`, as Kaspi documents.
+    public var verifyClientCertificates = false
 
     /// The defaults: Kaspi's timings and the test organizations.
     public init() {}
@@ -102,7 +106,7 @@ public struct SandboxQRAPIConfiguration: Sendable, Codable, Hashable {
     enum CodingKeys: String, CodingKey {
         case organizations, statusPollingInterval, qrCodeScanWaitTimeout, linkActivationWaitTimeout, paymentConfirmationTimeout,
             returnPollingInterval, returnScanWaitTimeout, remoteInvoiceLifetime, remoteStatusMinInterval, clientInfoPerMinute,
-            linkBase, tlsPorts, certificatesDirectory
+            linkBase, tlsPorts, certificatesDirectory, verifyClientCertificates
         case r3AllowedIPs = "r3AllowedIps"
     }
 
@@ -123,6 +127,7 @@ public struct SandboxQRAPIConfiguration: Sendable, Codable, Hashable {
         tlsPorts = try c.decodeIfPresent([Int].self, forKey: .tlsPorts) ?? []
         certificatesDirectory = try c.decodeIfPresent(String.self, forKey: .certificatesDirectory)
         r3AllowedIPs = try c.decodeIfPresent([String].self, forKey: .r3AllowedIPs) ?? []
+        verifyClientCertificates = try c.decodeIfPresent(Bool.self, forKey: .verifyClientCertificates) ?? false
     }
 
     /// The default organizations: one with three trade points (one open, one disabled, one

@@ -40,11 +40,21 @@ extension Sandbox {
         var tls = TLSConfiguration.makeServerConfiguration(
             certificateChain: try NIOSSLCertificate.fromPEMFile(paths.serverCertificate).map { .certificate($0) },
             privateKey: .privateKey(try NIOSSLPrivateKey(file: paths.serverKey, format: .pem)))
-        // Ask for a client certificate but do not require one, and accept any at the TLS
-        // layer: the QR API checks it against the sandbox's CA and answers -10000 itself.
-        tls.certificateVerification = .optionalVerification
         tls.minimumTLSVersion = .tlsv12
-        let configuration = TLSChannelConfiguration(tlsConfiguration: tls) { _, promise in promise.succeed(.certificateVerified) }
+        let configuration: TLSChannelConfiguration
+        if self.configuration.qrAPI.verifyClientCertificates {
+            // A TLS-terminating front: a certificate this CA did not issue, or an expired one,
+            // is refused with a TLS alert before any request.
+            tls.certificateVerification = .noHostnameVerification
+            tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(paths.caCertificate))
+            tls.sendCANameList = true
+            configuration = TLSChannelConfiguration(tlsConfiguration: tls)
+        } else {
+            // Ask for a client certificate but do not require one, and accept any at the TLS
+            // layer: the QR API checks it against the sandbox's CA and answers -10000 itself.
+            tls.certificateVerification = .optionalVerification
+            configuration = TLSChannelConfiguration(tlsConfiguration: tls) { _, promise in promise.succeed(.certificateVerified) }
+        }
         return Application(
             router: router,
             server: try .tls(.http1(configuration: .init(idleTimeout: .seconds(60))), configuration: configuration),

@@ -48,11 +48,14 @@ public struct SandboxCertificates: Sendable {
     ///   - organizations: the BINs the client certificate may act for.
     ///   - hosts: names and IP addresses the server certificate is valid for.
     ///   - password: the PKCS#12 password; a random one when nil.
+    ///   - clientValidity: how long the client certificate stays valid (five years by default;
+    ///     a short one tests expiry warnings).
     /// - Returns: where the files are.
     @discardableResult
     public static func generate(
         in directory: String, organizations: [String],
-        hosts: [String] = ["localhost", "127.0.0.1", "::1", "mtokentest.kaspi.kz"], password: String? = nil
+        hosts: [String] = ["localhost", "127.0.0.1", "::1", "mtokentest.kaspi.kz"], password: String? = nil,
+        clientValidity: TimeInterval = 5 * 365 * 86_400
     ) throws -> Paths {
         let paths = Paths(directory: directory)
         try FileManager.default.createDirectory(atPath: paths.directory, withIntermediateDirectories: true)
@@ -100,7 +103,7 @@ public struct SandboxCertificates: Sendable {
         let clientKey = P256.Signing.PrivateKey()
         let client = try Certificate(
             version: .v3, serialNumber: .init(), publicKey: .init(clientKey.publicKey), notValidBefore: now.addingTimeInterval(-3600),
-            notValidAfter: now.addingTimeInterval(5 * 365 * 86_400), issuer: caName,
+            notValidAfter: now.addingTimeInterval(clientValidity), issuer: caName,
             subject: try DistinguishedName {
                 CountryName("KZ")
                 OrganizationName("KaspiKit Sandbox partner")

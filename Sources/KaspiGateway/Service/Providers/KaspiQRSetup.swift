@@ -7,16 +7,17 @@ import Logging
 /// Builds the Kaspi QR API's client and manages the gateway's devices: what
 /// `kaspi gateway --profile qr` and its `tradepoints`, `device` and `check` commands use.
 public enum KaspiQRSetup {
-    /// A transport for the settings: with the client certificate and CA bundle on r2 and r3.
+    /// A transport for the settings: with the client certificate and CA bundle on r2 and r3,
+    /// through the forward proxy when one is set.
     ///
     /// - Throws: ``KaspiPay/ConfigurationError`` when a certificate file cannot be read.
     public static func transport(
         _ settings: KaspiQRAPI.Settings, readTimeout: Duration = .seconds(30)
     ) throws(ConfigurationError) -> AsyncHTTPClientTransport {
         if let files = settings.certificates {
-            return try AsyncHTTPClientTransport(tls: KaspiTLSSettings(files), readTimeout: readTimeout)
+            return try AsyncHTTPClientTransport(tls: KaspiTLSSettings(files), readTimeout: readTimeout, proxy: settings.proxy)
         }
-        return AsyncHTTPClientTransport(readTimeout: readTimeout)
+        return AsyncHTTPClientTransport(readTimeout: readTimeout, proxy: settings.proxy)
     }
 
     /// A client of the configured scheme.
