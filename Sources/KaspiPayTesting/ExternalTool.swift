@@ -14,6 +14,11 @@ public enum ExternalTool: String, Sendable, CaseIterable {
     case nginx
     /// curl, a client that can choose its source address (`--interface`) on loopback.
     case curl
+    /// tinyproxy, a forward proxy with CONNECT (`tinyproxy-bin`): Kaspi calls leave through
+    /// one like it from a registered address.
+    case tinyproxy
+    /// systemd's unit checker (`systemd`), for the service file in `deploy/`.
+    case systemdAnalyze = "systemd-analyze"
 
     /// How to install it on Debian.
     public var installHint: String {
@@ -23,6 +28,8 @@ public enum ExternalTool: String, Sendable, CaseIterable {
         case .python3: "apt-get install python3, then pip install qrcode segno"
         case .nginx: "apt-get install nginx-light"
         case .curl: "apt-get install curl"
+        case .tinyproxy: "apt-get install tinyproxy-bin"
+        case .systemdAnalyze: "apt-get install systemd"
         }
     }
 

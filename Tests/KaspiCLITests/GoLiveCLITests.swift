@@ -144,4 +144,124 @@ struct GoLiveCLITests {
             _ = await gateway.stop()
         }
     }
+
+    /// Runs Debian's tinyproxy on loopback for `body`: it accepts from 127.0.0.1 and leaves
+    /// from 127.0.0.3, the one address the sandbox's r3 allows, as a server's fixed egress does.
+    static func withTinyproxy(_ body: (_ url: String, _ log: String) async throws -> Void) async throws {
+        let tinyproxy = try ExternalTool.tinyproxy.require()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tinyproxy-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let port = FreePort.find()
+        let log = directory + "/tinyproxy.log"
+        let configuration = """
+            Port \(port)
+            Listen 127.0.0.1
+            Bind 127.0.0.3
+            Timeout 60
+            LogFile "\(log)"
+            LogLevel Info
+            MaxClients 50
+            Allow 127.0.0.1
+            """
+        try Data(configuration.utf8).write(to: URL(fileURLWithPath: directory + "/tinyproxy.conf"))
+        let process = try BackgroundProcess(tinyproxy, ["-d", "-c", directory + "/tinyproxy.conf"])
+        do {
+            var ready = false
+            for _ in 0..<100 where !ready {
+                ready = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("Accepting connections")
+                if !ready { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            try #require(ready, "tinyproxy did not start: \(process.stderr)")
+            try await body("http://127.0.0.1:\(port)", log)
+        } catch {
+            _ = await process.stop(signal: SIGTERM)
+            throw error
+        }
+        _ = await process.stop(signal: SIGTERM)
+    }
+
+    @Test(
+        "r3 from a fixed address: Kaspi calls through tinyproxy (CONNECT), mutual TLS in the tunnel, from --proxy, KASPI_QR_PROXY or HTTPS_PROXY",
+        .requires(.tinyproxy))
+    func r3ThroughAForwardProxy() async throws {
+        let (good, _, root) = try await Self.certificates(clientDays: 365)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let database = root + "/gateway.sqlite"
+        var configuration = SandboxConfiguration()
+        configuration.port = 0
+        configuration.qrAPI.tlsPorts = [0]
+        configuration.qrAPI.certificatesDirectory = good
+        configuration.qrAPI.statusPollingInterval = 1
+        configuration.qrAPI.r3AllowedIPs = ["127.0.0.3"]
+        let sandbox = try await Sandbox(configuration: configuration)
+        try await sandbox.application().test(.live) { _ in
+            var ports: [Int] = []
+            for _ in 0..<500 where ports.isEmpty {
+                ports = sandbox.qrAPITLSPorts()
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            let tls = "https://127.0.0.1:\(try #require(ports.first))"
+            let env = [
+                "KASPI_QR_SCHEME": "r3", "KASPI_BASE_URL": tls, "KASPI_QR_CERT": good + "/client.pem", "KASPI_QR_KEY": good + "/client-key.pem",
+                "KASPI_QR_CA_BUNDLE": good + "/ca.pem", "KASPI_QR_ORGANIZATION_BIN": "123456789012",
+            ]
+            // Straight from this machine's address: r3 refuses it.
+            let direct = try await CLI.run(["gateway", "check", "--database", database], environment: env)
+            #expect(direct.status == 1 && direct.stderr.contains("KASPI_QR_NOT_AUTHENTICATED"), "\(direct.stderr)")
+            try await Self.withTinyproxy { proxy, log in
+                let flag = try await CLI.run(["gateway", "check", "--database", database, "--proxy", proxy], environment: env)
+                #expect(flag.status == 0 && flag.stdout.contains("accepts the client certificate"), "\(flag.stderr)")
+                var variable = env
+                variable["KASPI_QR_PROXY"] = proxy
+                #expect(try await CLI.run(["gateway", "check", "--database", database], environment: variable).status == 0)
+                var standard = env
+                standard["HTTPS_PROXY"] = proxy
+                #expect(try await CLI.run(["gateway", "check", "--database", database], environment: standard).status == 0)
+                standard["NO_PROXY"] = "localhost,127.0.0.1"
+                #expect(try await CLI.run(["gateway", "check", "--database", database], environment: standard).status == 1)
+                var broken = env
+                broken["KASPI_QR_PROXY"] = "socks5://127.0.0.1:1080"
+                let refused = try await CLI.run(["gateway", "check", "--database", database], environment: broken)
+                #expect(refused.status == 2 && refused.stderr.contains("CONFIG_INVALID_PROXY"))
+                // The secret part of a proxy address never shows.
+                broken["KASPI_QR_PROXY"] = "http://user:hunter2@/"
+                let noHost = try await CLI.run(["gateway", "check", "--database", database], environment: broken)
+                #expect(noHost.status == 2 && !noHost.stderr.contains("hunter2"))
+
+                // A device registered and a checkout paid, every call through the tunnel.
+                let registered = try await CLI.run(
+                    ["gateway", "device", "register", "--trade-point", "19", "--database", database, "--proxy", proxy], environment: env)
+                #expect(registered.status == 0, "\(registered.stderr)")
+                var serveEnv = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("KASPI_") }
+                serveEnv.merge(variable) { $1 }
+                serveEnv["KASPI_GATEWAY_API_KEYS"] = GatewayCLITests.apiKey
+                let port = FreePort.find()
+                let gateway = try BackgroundProcess(
+                    CLI.binary,
+                    ["gateway", "--profile", "qr", "--database", database, "--port", "\(port)", "--admin-port", "0", "--worker-interval", "0.05"],
+                    environment: serveEnv)
+                guard await gateway.waitForOutput(matching: "Kaspi gateway listening on (http://[^ ]+)") != nil else {
+                    Issue.record("the gateway did not start: \(gateway.stdout) \(gateway.stderr)")
+                    _ = await gateway.stop()
+                    return
+                }
+                #expect(gateway.stdout.contains("through the proxy 127.0.0.1:"))
+                let created = try await GatewayCLITests.api(port, "POST", "/v1/checkouts", #"{"amount":4200}"#)
+                let orderID = try #require(created["id"] as? String, "\(created)")
+                let purchase = try #require(await sandbox.qrPurchases().last)
+                try await sandbox.act(.scan, paymentID: purchase.id)
+                try await sandbox.act(.confirm, paymentID: purchase.id)
+                var state = ""
+                for _ in 0..<200 where state != "paid" {
+                    state = (try await GatewayCLITests.api(port, "GET", "/v1/orders/\(orderID)"))["state"] as? String ?? ""
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                #expect(state == "paid")
+                _ = await gateway.stop()
+                let logged = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+                #expect(logged.contains("CONNECT 127.0.0.1:\(ports[0])"), "\(logged.suffix(2000))")
+            }
+        }
+    }
 }
