@@ -20,8 +20,11 @@ struct DemoCommand: AsyncParsableCommand {
         "r3"
     @Option(name: .customLong("qr-port"), help: "With --profile qr on r2/r3: the sandbox's TLS port.") var qrPort = 8545
 
+    @OptionGroup var logs: LogOptions
+
     func run() async throws {
         try await Console.run(json: false) {
+            try logs.bootstrap()
             var demo = Demo()
             demo.host = host
             demo.shopPort = shopPort

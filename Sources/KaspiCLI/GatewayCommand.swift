@@ -73,6 +73,7 @@ struct GatewayCommand: AsyncParsableCommand {
         var profile: String?
         @OptionGroup var connection: ConnectionOptions
         @OptionGroup(title: "Kaspi QR API (--profile qr)") var qr: QRCredentialOptions
+        @OptionGroup var logs: LogOptions
 
         /// Refuses a flag the chosen profile would not use, rather than ignore it.
         func checkFlags(useQR: Bool) throws {
@@ -91,6 +92,7 @@ struct GatewayCommand: AsyncParsableCommand {
         func run() async throws {
             let environment = ProcessInfo.processInfo.environment
             try await Console.run(json: false) {
+                try logs.bootstrap()
                 let chosen = (profile ?? environment["KASPI_GATEWAY_PROFILE"] ?? "guide").lowercased()
                 guard ["guide", "kaspi-pay", "qr", "kaspi-qr"].contains(chosen) else {
                     throw GatewayConfigurationError.invalid("profile", "must be guide or qr, not \(chosen)")

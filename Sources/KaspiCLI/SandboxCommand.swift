@@ -85,9 +85,12 @@ extension SandboxCommand {
         @Option(name: .customLong("qr-link-base"), help: "Base of QR API payment links, e.g. https://pay.kaspi.kz (default: this sandbox).")
         var qrLinkBase: String?
 
+        @OptionGroup var logs: LogOptions
+
         func run() async throws {
             let environment = ProcessInfo.processInfo.environment
             try await Console.run(json: false) {
+                try logs.bootstrap()
                 var configuration = SandboxConfiguration()
                 if let path = config ?? environment["KASPI_SANDBOX_CONFIG"] {
                     configuration = try SandboxConfiguration.load(file: path)

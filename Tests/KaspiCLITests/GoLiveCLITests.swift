@@ -1,8 +1,10 @@
+import AsyncHTTPClient
 import Foundation
 import HummingbirdTesting
 import KaspiPay
 import KaspiPayTesting
 import KaspiSandbox
+import NIOCore
 import Testing
 import X509
 
@@ -262,6 +264,61 @@ struct GoLiveCLITests {
                 let logged = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
                 #expect(logged.contains("CONNECT 127.0.0.1:\(ports[0])"), "\(logged.suffix(2000))")
             }
+        }
+    }
+
+    @Test("--log-format json: one JSON object a line with level, time, message, order id and request id")
+    func jsonLogs() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("golive-logs-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let bad = try await CLI.run(["gateway", "--database", root + "/x.sqlite", "--log-format", "xml"])
+        #expect(bad.status == 2 && bad.stderr.contains("--log-format"))
+        var configuration = SandboxConfiguration()
+        configuration.port = 0
+        let sandbox = try await Sandbox(configuration: configuration)
+        try await sandbox.application().test(.live) { client in
+            let point = try #require(sandbox.configuration.tradePoints.first)
+            var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("KASPI_") }
+            env["KASPI_BASE_URL"] = "http://127.0.0.1:\(client.port!)"
+            env["KASPI_TRADE_POINT_ID"] = point.id
+            env["KASPI_API_KEY"] = point.apiKey
+            env["KASPI_GATEWAY_API_KEYS"] = GatewayCLITests.apiKey
+            env["KASPI_LOG_FORMAT"] = "json"  // the variable; the flag is tested above
+            let port = FreePort.find()
+            let gateway = try BackgroundProcess(
+                CLI.binary, ["gateway", "--database", root + "/gateway.sqlite", "--port", "\(port)", "--admin-port", "0"], environment: env)
+            guard await gateway.waitForOutput(matching: "Kaspi gateway listening on (http://[^ ]+)") != nil else {
+                Issue.record("the gateway did not start: \(gateway.stdout) \(gateway.stderr)")
+                _ = await gateway.stop()
+                return
+            }
+            var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1/checkouts")
+            request.method = .POST
+            request.headers.add(name: "Authorization", value: "Bearer \(GatewayCLITests.apiKey)")
+            request.headers.add(name: "X-Request-Id", value: "shop-order-77")
+            request.body = .bytes(ByteBuffer(string: #"{"amount":1500}"#))
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+            #expect(response.status == .created && response.headers.first(name: "X-Request-Id") == "shop-order-77")
+            let body = try await response.body.collect(upTo: 1 << 20)
+            let order = try #require(try JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any])
+            // A forged id is replaced, never logged.
+            var forged = HTTPClientRequest(url: "http://127.0.0.1:\(port)/health")
+            forged.headers.add(name: "X-Request-Id", value: #"x","level":"critical"#)
+            let replaced = try await HTTPClient.shared.execute(forged, timeout: .seconds(30))
+            #expect(replaced.headers.first(name: "X-Request-Id")?.hasPrefix("req_") == true)
+            _ = await gateway.stop()
+            let lines = gateway.stderr.split(separator: "\n").filter { !$0.isEmpty }
+            #expect(lines.count > 3)
+            var created: [String: Any]? = nil
+            for line in lines {
+                let object = try #require(try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "not JSON: \(line)")
+                #expect(object["level"] is String && object["message"] is String && (object["time"] as? String)?.hasSuffix("Z") == true)
+                if object["message"] as? String == "Checkout created" { created = object }
+            }
+            let line = try #require(created, "\(gateway.stderr)")
+            #expect(line["order_id"] as? String == order["id"] as? String && line["request_id"] as? String == "shop-order-77")
+            #expect(!gateway.stderr.contains("critical"))
         }
     }
 }

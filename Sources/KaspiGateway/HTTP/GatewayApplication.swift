@@ -88,6 +88,7 @@ extension Gateway {
 
     func router(_ listener: Listener, pages: PageLibrary) -> Router<GatewayRequestContext> {
         let router = Router(context: GatewayRequestContext.self)
+        router.add(middleware: RequestIDMiddleware(logger: logger))
         router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
         // Validated at start; a configuration made in code without validation trusts no proxy.
         router.add(middleware: ClientAddressMiddleware(trusted: (try? TrustedProxies(configuration.trustedProxies)) ?? .none))

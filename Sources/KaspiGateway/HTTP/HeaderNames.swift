@@ -11,6 +11,8 @@ extension HTTPField.Name {
     public static let xForwardedFor = known("X-Forwarded-For")
     /// `Forwarded` (RFC 7239): the same, with `for=` parameters.
     public static let forwarded = known("Forwarded")
+    /// `X-Request-Id`: the request's id in the gateway's logs, answered on every response.
+    public static let requestID = known("X-Request-Id")
     /// Standard Webhooks' `webhook-id`.
     public static let webhookID = known("webhook-id")
     /// Standard Webhooks' `webhook-timestamp`.
