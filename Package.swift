@@ -343,6 +343,7 @@ let package = Package(
                 "KaspiSandbox",
                 "KaspiGatewayStore",
                 "KaspiGatewayTestSupport",
+                "KaspiSQLite",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "X509", package: "swift-certificates"),

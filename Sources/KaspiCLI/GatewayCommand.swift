@@ -45,7 +45,10 @@ struct GatewayCommand: AsyncParsableCommand {
             device first: `kaspi gateway tradepoints`, then `kaspi gateway device register \
             --trade-point N`. See docs/gateway.md.
             """,
-        subcommands: [Serve.self, Migrate.self, KeyCommand.self, TradePointsCommand.self, DeviceCommand.self, CheckCommand.self],
+        subcommands: [
+            Serve.self, Migrate.self, BackupCommand.self, RestoreCommand.self, KeyCommand.self, TradePointsCommand.self, DeviceCommand.self,
+            CheckCommand.self,
+        ],
         defaultSubcommand: Serve.self)
 
     struct Serve: AsyncParsableCommand {

@@ -166,6 +166,8 @@ enum Console {
             return (error.code, error.message, 1)
         case let error as GatewayConfigurationError:
             return (error.code, String(error.description.drop(while: { $0 != ":" }).dropFirst(2)), 2)
+        case let error as SQLiteBackup.Failure:
+            return (error.code, error.message, error.code == "BACKUP_FAILED" ? 1 : 2)
         case let error as StoreError:
             return (error.code, String(error.description.drop(while: { $0 != ":" }).dropFirst(2)), 1)
         case let error as SandboxConfigurationError:

@@ -1,3 +1,4 @@
+import Foundation
 import SQLiteNIO
 // sqlite-nio's internal C target: not its API, so Package.swift pins sqlite-nio to an exact
 // version, this is the only file that imports it, and SQLiteVersionTests fails clearly when
@@ -103,6 +104,62 @@ package final class DirectConnection: @unchecked Sendable {
             rows.append(DirectRow(names: names, values: values))
         }
         return rows
+    }
+}
+
+/// SQLite's online backup: a consistent copy of a database another process is writing.
+package enum DirectBackup {
+    /// Copies `source` into `destination` (an existing empty file, whose permissions the copy
+    /// keeps) with SQLite's online backup API, in steps of `pagesPerStep` pages, calling
+    /// `progress` with the pages copied and the total after each step. The copy is the
+    /// database as of one moment: in WAL mode writers go on while it runs; if a write lands
+    /// between two steps SQLite starts again, so after one restart the rest is copied in a
+    /// single step, which a write cannot interrupt.
+    package static func copy(
+        from source: String, to destination: String, pagesPerStep: Int32 = 1024, progress: (_ copied: Int, _ total: Int) -> Void
+    ) throws {
+        var from: OpaquePointer?
+        var to: OpaquePointer?
+        defer {
+            sqlite_nio_sqlite3_close(from)
+            sqlite_nio_sqlite3_close(to)
+        }
+        func failure(_ handle: OpaquePointer?, _ what: String) -> DirectSQLiteError {
+            DirectSQLiteError(message: "\(what): " + (handle.flatMap { sqlite_nio_sqlite3_errmsg($0) }.map { String(cString: $0) } ?? "cannot open"))
+        }
+        guard sqlite_nio_sqlite3_open_v2(source, &from, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nil) == SQLITE_OK else {
+            throw failure(from, "cannot open \(source)")
+        }
+        sqlite_nio_sqlite3_busy_timeout(from, 5000)
+        guard sqlite_nio_sqlite3_open_v2(destination, &to, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nil) == SQLITE_OK else {
+            throw failure(to, "cannot open \(destination)")
+        }
+        guard let backup = sqlite_nio_sqlite3_backup_init(to, "main", from, "main") else { throw failure(to, "cannot start the backup") }
+        var step = pagesPerStep
+        var lastRemaining = Int.max
+        var status: Int32 = SQLITE_OK
+        var busyRounds = 0
+        while true {
+            status = sqlite_nio_sqlite3_backup_step(backup, step)
+            let total = Int(sqlite_nio_sqlite3_backup_pagecount(backup))
+            let remaining = Int(sqlite_nio_sqlite3_backup_remaining(backup))
+            if status == SQLITE_DONE {
+                progress(total, total)
+                break
+            }
+            if status == SQLITE_BUSY || status == SQLITE_LOCKED {
+                busyRounds += 1
+                guard busyRounds < 600 else { break }
+                usleep(50_000)
+                continue
+            }
+            guard status == SQLITE_OK else { break }
+            if remaining > lastRemaining { step = -1 }  // restarted by a write: finish in one step
+            lastRemaining = remaining
+            progress(total - remaining, total)
+        }
+        let finished = sqlite_nio_sqlite3_backup_finish(backup)
+        guard status == SQLITE_DONE, finished == SQLITE_OK else { throw failure(to, "the backup failed") }
     }
 }
 
