@@ -16,7 +16,7 @@ public struct KaspiCommand: AsyncParsableCommand {
             Exit codes: 0 success; 1 the request failed (server or network); 2 invalid input or \
             configuration; 3 the payment was declined or cancelled; 4 waiting timed out.
             """,
-        version: "0.1.0",
+        version: BuildInfo.description,
         subcommands: [
             DemoCommand.self, SandboxCommand.self, GatewayCommand.self, TriggerCommand.self, OrdersCommand.self, QRCommand.self, QRAPICommand.self,
             SignatureCommand.self,
