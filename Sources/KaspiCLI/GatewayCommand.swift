@@ -46,7 +46,8 @@ struct GatewayCommand: AsyncParsableCommand {
             --trade-point N`. See docs/gateway.md.
             """,
         subcommands: [
-            Serve.self, Migrate.self, BackupCommand.self, RestoreCommand.self, KeyCommand.self, TradePointsCommand.self, DeviceCommand.self,
+            Serve.self, Migrate.self, BackupCommand.self, RestoreCommand.self, KeyCommand.self, SecretCommand.self, TradePointsCommand.self,
+            DeviceCommand.self,
             CheckCommand.self,
         ],
         defaultSubcommand: Serve.self)
@@ -409,6 +410,21 @@ struct KeyCommand: ParsableCommand {
             Console.out(key)
             Console.err("SHA-256 (for apiKeyHashes, readOnlyKeyHashes or paymentKeyHashes in a configuration file): \(hash)")
         }
+    }
+}
+
+/// `kaspi gateway secret`: a new events secret, in Standard Webhooks' `whsec_…` form.
+struct SecretCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "secret",
+        abstract:
+            "Make a new events secret (whsec_ and 256 random bits, Standard Webhooks' form) for KASPI_GATEWAY_EVENTS_SECRET and your events endpoint."
+    )
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        let secret = StandardWebhooks.makeSecret()
+        if output.json { Console.json(["secret": secret]) } else { Console.out(secret) }
     }
 }
 

@@ -83,7 +83,8 @@ struct QRAPICommand: AsyncParsableCommand {
                     if output.json {
                         Console.json(["deviceToken": token.value, "deviceId": id, "tradePointId": tradePoint])
                     } else {
-                        Console.out("Device \(id) registered on trade point \(tradePoint).")
+                        // Standard output is only the export line: eval "$(kaspi qr-api device register …)" sets it.
+                        Console.err("Device \(id) registered on trade point \(tradePoint).")
                         Console.out("export KASPI_QR_DEVICE_TOKEN=\(token.value)")
                     }
                 }
@@ -150,6 +151,19 @@ struct QRAPICommand: AsyncParsableCommand {
                     if !output.json {
                         Console.out(link ? "Payment link \(paymentID): \(content)" : "QR purchase \(paymentID); QR token \(content)")
                         Console.out(out.map { "QR code written to \($0)." } ?? "Use --out FILE.png to save the QR code.")
+                        // Kaspi's own hosts have no page for a QR token; a sandbox has one for each.
+                        if !link, case .custom(let base) = try connection.settings().host {
+                            let root = base.absoluteString.hasSuffix("/") ? String(base.absoluteString.dropLast()) : base.absoluteString
+                            if base.scheme == "http" {
+                                Console.out(
+                                    "On a sandbox, pay it at \(root)/pay/\(content), or: kaspi trigger scan \(paymentID) && kaspi trigger confirm \(paymentID)"
+                                )
+                            } else {
+                                Console.out(
+                                    "On a sandbox, play the payer from its HTTP address: kaspi trigger scan \(paymentID) --sandbox-url http://HOST:PORT, then confirm"
+                                )
+                            }
+                        }
                     }
                     if wait {
                         let outcome = try await client.waitForPayment(pollable, progress: progressPrinter(json: output.json))

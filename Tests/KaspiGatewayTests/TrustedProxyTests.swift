@@ -181,4 +181,123 @@ struct BehindNginxTests {
             }
         }
     }
+
+    /// The repository's `deploy/` folder.
+    static let deploy = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("deploy")
+
+    /// Runs nginx with the site in `deploy/nginx/`, changed only where a test must: loopback
+    /// ports instead of 80 and 443, a certificate of its own, the gateway's port.
+    static func withDeployedSite(gatewayPort: Int, _ body: (_ https: Proxy, _ httpPort: Int) async throws -> Void) async throws {
+        let nginx = try ExternalTool.nginx.require()
+        let curl = try ExternalTool.curl.require()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("nginx-site-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let certificates = try SandboxCertificates.generate(in: directory + "/certs", organizations: [], hosts: ["127.0.0.1"])
+        let (port, httpPort) = (FreePort.find(), FreePort.find())
+        var site = try String(contentsOf: deploy.appendingPathComponent("nginx/kaspi-gateway.conf"), encoding: .utf8)
+        let replacements = [
+            ("server 127.0.0.1:8282;", "server 127.0.0.1:\(gatewayPort);"),
+            ("    listen 80;\n    listen [::]:80;", "    listen 127.0.0.1:\(httpPort);"),
+            ("    listen 443 ssl http2;\n    listen [::]:443 ssl http2;", "    listen 127.0.0.1:\(port) ssl http2;"),
+            ("/etc/letsencrypt/live/pay.example.kz/fullchain.pem", certificates.serverCertificate),
+            ("/etc/letsencrypt/live/pay.example.kz/privkey.pem", certificates.serverKey),
+            ("/var/www/letsencrypt", directory + "/acme"),
+        ]
+        for (from, to) in replacements {
+            #expect(site.contains(from), "deploy/nginx/kaspi-gateway.conf changed: \(from)")
+            site = site.replacingOccurrences(of: from, with: to)
+        }
+        try Data(site.utf8).write(to: URL(fileURLWithPath: directory + "/site.conf"))
+        let configuration = """
+            worker_processes 1;
+            error_log \(directory)/error.log warn;
+            pid \(directory)/nginx.pid;
+            events { worker_connections 64; }
+            http {
+                access_log off;
+                client_body_temp_path \(directory)/body;
+                proxy_temp_path \(directory)/proxy;
+                fastcgi_temp_path \(directory)/fastcgi;
+                uwsgi_temp_path \(directory)/uwsgi;
+                scgi_temp_path \(directory)/scgi;
+                include \(directory)/site.conf;
+            }
+            """
+        try Data(configuration.utf8).write(to: URL(fileURLWithPath: directory + "/nginx.conf"))
+        let process = try BackgroundProcess(nginx, ["-p", directory, "-c", directory + "/nginx.conf", "-g", "daemon off;"])
+        let proxy = Proxy(port: port, ca: certificates.caCertificate, curl: curl)
+        do {
+            var ready = false
+            for _ in 0..<100 where !ready {
+                ready = (try? await proxy.request("/health", from: "127.0.0.1"))?.status == 200
+                if !ready { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            let log = (try? String(contentsOfFile: directory + "/error.log", encoding: .utf8)) ?? ""
+            try #require(ready, "nginx did not answer with the deployed site: \(log) \(process.stderr)")
+            try await body(proxy, httpPort)
+        } catch {
+            _ = await process.stop(signal: SIGQUIT)
+            throw error
+        }
+        _ = await process.stop(signal: SIGQUIT)
+    }
+
+    @Test("deploy/nginx/kaspi-gateway.conf: TLS, the payer's routes and the API public, the dashboard and metrics not, clients by X-Forwarded-For")
+    func theDeployedSite() async throws {
+        try await withStack(.sqlite, configure: { $0.trustedProxies = ["127.0.0.1"] }) { s in
+            let port = try #require(URL(string: s.gatewayURL)?.port)
+            try await Self.withDeployedSite(gatewayPort: port) { proxy, httpPort in
+                let created = try await proxy.request(
+                    "/v1/checkouts", from: "127.0.0.1", method: "POST",
+                    headers: ["Authorization: Bearer \(s.apiKey)", "Content-Type: application/json", "Idempotency-Key: site-1"],
+                    form: #"{"amount":1900}"#)
+                #expect(created.status == 201, "\(created)")
+                let id = try #require(created.body.firstMatch(of: /"id":"(ord_[a-z0-9]+)"/).map { String($0.1) })
+                // The dashboard and metrics are not on the public side, whatever the path.
+                for path in ["/admin", "/admin/login", "/metrics", "/admin/../admin/login"] {
+                    #expect(try await proxy.request(path, from: "127.0.0.1").status == 404, "\(path)")
+                }
+                // Plain HTTP is sent to HTTPS.
+                let curl = try ExternalTool.curl.require()
+                let plain = try await ProcessRunner.run(
+                    curl, ["-sS", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", "http://127.0.0.1:\(httpPort)/v1/orders"])
+                #expect(plain.stdout.hasPrefix("301 https://"), "\(plain.stdout)")
+                // nginx's request id reaches the gateway's logs and comes back.
+                let headers = FileManager.default.temporaryDirectory.appendingPathComponent("h-\(UUID().uuidString)").path
+                defer { try? FileManager.default.removeItem(atPath: headers) }
+                let health = try await ProcessRunner.run(
+                    curl, ["-sS", "--cacert", proxy.ca, "-D", headers, "-o", "/dev/null", "https://127.0.0.1:\(proxy.port)/health"])
+                #expect(health.status == 0)
+                let answered = (try? String(contentsOfFile: headers, encoding: .utf8)) ?? ""
+                #expect(
+                    answered.lowercased().contains("x-request-id: ") && answered.firstMatch(of: /(?i)x-request-id: [0-9a-f]{32}/) != nil,
+                    "\(answered)")
+                // Clients are told apart by the address nginx saw: a guesser is held back, its
+                // neighbour is not.
+                let path = "/client/v1/orders/\(id)"
+                for n in 0..<20 {
+                    _ = try await proxy.request(path, from: "127.0.0.5", headers: ["Client-Secret: guess-\(n)", "X-Forwarded-For: 10.9.9.\(n)"])
+                }
+                #expect(try await proxy.request(path, from: "127.0.0.5", headers: ["Client-Secret: guess-x"]).status == 429)
+                #expect(try await proxy.request(path, from: "127.0.0.6", headers: ["Client-Secret: guess-y"]).status == 404)
+            }
+            // Every series deploy/prometheus's alert rules read is one the gateway exports.
+            let rules = try String(contentsOf: Self.deploy.appendingPathComponent("prometheus/kaspi-gateway.rules.yml"), encoding: .utf8)
+            s.gateway.clientCertificate = ClientCertificate(
+                path: "/etc/kaspi-gateway/client.pem", notValidAfter: Date().addingTimeInterval(86_400 * 90))
+            let metrics = try await http(.GET, s.adminURL + "/metrics").body
+            let named = Set(rules.matches(of: /kaspi_gateway_[a-z_]+/).map { String($0.0) })
+            #expect(named.count >= 6)
+            // Series with labels known only when they happen (a Kaspi error's code) appear with
+            // the first one; those are checked against the names the gateway declares.
+            let source = try String(
+                contentsOf: Self.deploy.appendingPathComponent("../Sources/KaspiGateway/Service/Metrics.swift"), encoding: .utf8)
+            let declared = Set(source.matches(of: /Self\.name\("([a-z_]+)", "([a-z]+)"/).map { "kaspi_gateway_\($0.1)_\($0.2)" })
+            for name in named {
+                let series = name.replacing(/_(count|bucket|sum)$/, with: "")
+                #expect(metrics.contains("# TYPE \(series) ") || declared.contains(series), "\(name) is not exported")
+            }
+        }
+    }
 }
