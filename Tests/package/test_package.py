@@ -133,6 +133,21 @@ def test_a_sandbox_and_a_gateway_from_the_package(unpacked):
         sandbox.stop()
 
 
+def test_a_link_on_path_finds_the_templates(unpacked):
+    links = pathlib.Path(tempfile.mkdtemp(prefix="package-bin-"))
+    try:
+        (links / "kaspi").symlink_to(unpacked / "kaspi")
+        port = free_port()
+        sandbox = Running(links / "kaspi", ["sandbox", "--port", str(port)], r"Kaspi sandbox listening")
+        try:
+            status, page = get(f"http://127.0.0.1:{port}/sandbox/")
+            assert status == 200 and "<html" in page, page[:500]
+        finally:
+            sandbox.stop()
+    finally:
+        shutil.rmtree(links, ignore_errors=True)
+
+
 def test_the_demo_from_the_package(unpacked):
     ports = {name: free_port() for name in ("shop", "gateway", "sandbox", "admin")}
     demo = Running(
