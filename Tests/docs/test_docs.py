@@ -190,3 +190,35 @@ def test_the_cli_reference_names_every_flag():
 
     visit(json.loads(dump.stdout)["command"], ["kaspi"])
     assert not missing, "docs/cli.md does not name: " + ", ".join(missing)
+
+
+def test_no_command_swallows_a_flag_of_its_subcommands():
+    """A parent's own flag of the same name as a subcommand's would take the subcommand's value
+    (as `kaspi sandbox certs --host` once did): no command with subcommands shares a flag name
+    with any command below it."""
+    dump = subprocess.run([str(kaspi_binary()), "--experimental-dump-help"], capture_output=True, text=True, check=True)
+
+    def own(command):
+        return {
+            name["name"] for argument in command.get("arguments", []) for name in argument.get("names", [])
+            if name["kind"] == "long" and name["name"] not in ("help", "version")
+        }
+
+    def below(command):
+        names = set()
+        for sub in command.get("subcommands", []):
+            names |= own(sub) | below(sub)
+        return names
+
+    clashes = []
+
+    def visit(command, path):
+        if command.get("subcommands"):
+            shared = own(command) & below(command)
+            if shared:
+                clashes.append(f"{' '.join(path)}: {sorted(shared)}")
+        for sub in command.get("subcommands", []):
+            visit(sub, path + [sub["commandName"]])
+
+    visit(json.loads(dump.stdout)["command"], ["kaspi"])
+    assert not clashes, "flags a parent would swallow: " + "; ".join(clashes)

@@ -40,12 +40,20 @@ public struct GatewayJSON: ResponseEncoder {
             body: .init(byteBuffer: body))
     }
 
-    private static let isoStyle = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+    private static let isoStyle = Date.ISO8601FormatStyle()
 
-    /// `2026-11-29T07:54:55.123Z`. The format style is pure Swift; an ISO8601DateFormatter
-    /// per call would set up an ICU formatter each time.
+    /// `2026-11-29T07:54:55.123Z`: the millisecond the store keeps (rounded to the nearest,
+    /// as it rounds), so that the answer to a create and every later read say the same time.
+    /// The format style is pure Swift; an ISO8601DateFormatter per call would set up an ICU
+    /// formatter each time.
     static func iso(_ date: Date) -> String {
-        date.formatted(isoStyle)
+        let ms = Int64((date.timeIntervalSince1970 * 1000).rounded())
+        let (seconds, fraction) = (ms.floorDividedBy1000, ms - ms.floorDividedBy1000 * 1000)
+        var text = Date(timeIntervalSince1970: TimeInterval(seconds)).formatted(isoStyle)
+        guard text.hasSuffix("Z") else { return text }
+        text.removeLast()
+        let digits = String(fraction)
+        return text + "." + String(repeating: "0", count: 3 - digits.count) + digits + "Z"
     }
 
     /// Parses an ISO 8601 time with or without fractional seconds.
@@ -155,4 +163,9 @@ extension GatewayError {
         }
         return .init(.invalidRequest, "BODY_UNREADABLE", "The request body could not be read.")
     }
+}
+
+extension Int64 {
+    /// `self / 1000`, rounded toward negative infinity.
+    fileprivate var floorDividedBy1000: Int64 { self >= 0 ? self / 1000 : -((-self + 999) / 1000) }
 }
