@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "KaspiPay", targets: ["KaspiPay"]),
         .library(name: "KaspiPayAsyncHTTPClient", targets: ["KaspiPayAsyncHTTPClient"]),
         .library(name: "KaspiCheckout", targets: ["KaspiCheckout"]),
+        .library(name: "KaspiEvents", targets: ["KaspiEvents"]),
         .library(name: "KaspiPayTesting", targets: ["KaspiPayTesting"]),
         .library(name: "QRCodeEncoder", targets: ["QRCodeEncoder"]),
         .library(name: "KaspiSandbox", targets: ["KaspiSandbox"]),
@@ -64,6 +65,9 @@ let package = Package(
         // the outcome with the gateway's client endpoint; SwiftUI views where SwiftUI exists.
         // Foundation, KaspiPay's models and our QR encoder only, so it builds for iOS 16+.
         .target(name: "KaspiCheckout", dependencies: ["KaspiPay", "QRCodeEncoder"], swiftSettings: strict),
+        // Verifying and decoding the gateway's events in the merchant's own systems: Standard
+        // Webhooks signatures, typed events. swift-crypto only, so any Swift server can use it.
+        .target(name: "KaspiEvents", dependencies: [.product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
         // Text helpers shared by the modules (JSON string literals, hex); package access only.
         .target(name: "KaspiSupport", swiftSettings: strict),
         // A synchronous SQLite connection over the SQLite that sqlite-nio bundles: the gateway
@@ -183,6 +187,7 @@ let package = Package(
             name: "KaspiDemo",
             dependencies: [
                 "KaspiSandbox", "KaspiGateway", "KaspiGatewayStore", "KaspiPay", "KaspiPayAsyncHTTPClient", "KaspiSupport", "KaspiWeb",
+                "KaspiEvents",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -251,6 +256,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "KaspiEventsTests",
+            dependencies: ["KaspiEvents", "KaspiPayTesting"],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "KaspiPayTests",
             dependencies: [
                 "KaspiPay",
@@ -308,7 +318,7 @@ let package = Package(
             name: "KaspiGatewayTests",
             dependencies: [
                 "KaspiGateway", "KaspiGatewayStore", "KaspiGatewayTestSupport", "KaspiSandbox", "KaspiPay", "KaspiPayTesting", "KaspiSupport",
-                "KaspiCheckout",
+                "KaspiCheckout", "KaspiEvents",
                 "KaspiWeb",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Configuration", package: "swift-configuration"),

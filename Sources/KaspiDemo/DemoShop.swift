@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import HTTPTypes
 import Hummingbird
+import KaspiEvents
 import KaspiGateway
 import KaspiWeb
 import NIOCore
@@ -186,16 +187,15 @@ public final class DemoShop: Sendable {
         let router = Router()
         pages.addAssetRoutes(to: router)
         router.get("/") { _, _ in self.catalogue() }
-        // The gateway's events for the shop's systems, verified the Standard Webhooks way.
+        // The gateway's events for the shop's systems, verified and decoded with KaspiEvents.
         router.post("/events") { request, _ in
-            struct Event: Decodable { var type: String }
-            let body = String(buffer: try await request.body.collect(upTo: 64 * 1024))
-            guard let id = request.headers[.webhookID], let timestamp = request.headers[.webhookTimestamp],
-                let signature = request.headers[.webhookSignature],
-                StandardWebhooks.verify(id: id, timestamp: timestamp, signatures: signature, body: body, secret: self.eventsSecret)
+            let body = try await request.body.collect(upTo: 64 * 1024)
+            guard let verifier = try? EventVerifier(secret: self.eventsSecret),
+                let verified = try? verifier.verify(
+                    payload: body.readableBytesView,
+                    header: { name in HTTPField.Name(name).flatMap { request.headers[$0] } })
             else { return Response(status: .badRequest) }
-            let type = (try? JSONDecoder().decode(Event.self, from: Data(body.utf8)))?.type ?? "?"
-            self.received.withLock { $0.append(type) }
+            self.received.withLock { $0.append(verified.event.type) }
             return Response(status: .noContent)
         }
         router.post("/buy") { request, _ in

@@ -1,4 +1,5 @@
 import Foundation
+import KaspiEvents
 import KaspiGateway
 import KaspiGatewayStore
 import KaspiGatewayTestSupport
@@ -40,13 +41,18 @@ struct GatewayFlowTests {
             // The merchant's systems hear about it, signed the Standard Webhooks way.
             #expect(await eventually { s.merchant.events.contains { $0.type == "order.paid" } })
             let event = try #require(s.merchant.events.first { $0.type == "order.paid" })
-            #expect(
-                StandardWebhooks.verify(
-                    id: event.id, timestamp: event.timestamp, signatures: event.signature, body: event.body, secret: s.webhookSecret))
-            #expect(
-                !StandardWebhooks.verify(
-                    id: event.id, timestamp: event.timestamp, signatures: event.signature, body: event.body + " ", secret: s.webhookSecret))
-            #expect(event.body.contains(#""merchantReference":"cart-77""#))
+            // Verified and decoded as a merchant's shop does, with KaspiEvents.
+            let verifier = try EventVerifier(secret: s.webhookSecret)
+            let headers = ["webhook-id": event.id, "webhook-timestamp": event.timestamp, "webhook-signature": event.signature]
+            let verified = try verifier.verify(payload: Array(event.body.utf8), headers: headers)
+            guard case .orderPaid(let order) = verified.event else {
+                Issue.record("not order.paid: \(verified.event)")
+                return
+            }
+            #expect(order.id == id && order.merchantReference == "cart-77" && order.transactionID != nil && verified.id == event.id)
+            #expect(throws: EventVerificationError.signatureMismatch) {
+                try verifier.verify(payload: Array((event.body + " ").utf8), headers: headers)
+            }
 
             let fetched = try await s.api(.GET, "/v1/orders/\(id)")
             #expect(fetched.json["state"] as? String == "paid" && (fetched.json["transactionId"] as? String) != nil)

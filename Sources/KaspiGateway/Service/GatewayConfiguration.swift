@@ -244,21 +244,4 @@ public enum StandardWebhooks {
         let mac = HMAC<SHA256>.authenticationCode(for: Data("\(id).\(timestamp).\(body)".utf8), using: key)
         return "v1," + Data(mac).base64EncodedString()
     }
-
-    /// Verifies a delivery as a merchant would: a `v1` signature that matches, and a timestamp
-    /// within `tolerance` of `now`.
-    public static func verify(
-        id: String, timestamp: String, signatures: String, body: String, secret: String, now: Date = Date(), tolerance: TimeInterval = 300
-    ) -> Bool {
-        guard let key = key(from: secret), let seconds = Int64(timestamp), abs(now.timeIntervalSince1970 - Double(seconds)) <= tolerance else {
-            return false
-        }
-        let expected = signature(id: id, timestamp: seconds, body: body, key: key)
-        return signatures.split(separator: " ").contains { candidate in
-            let a = Array(candidate.utf8)
-            let b = Array(expected.utf8)
-            guard a.count == b.count else { return false }
-            return zip(a, b).reduce(0) { $0 | ($1.0 ^ $1.1) } == 0
-        }
-    }
 }
