@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "KaspiPayAsyncHTTPClient", targets: ["KaspiPayAsyncHTTPClient"]),
         .library(name: "KaspiCheckout", targets: ["KaspiCheckout"]),
         .library(name: "KaspiEvents", targets: ["KaspiEvents"]),
+        .library(name: "KaspiGatewayClient", targets: ["KaspiGatewayClient"]),
         .library(name: "KaspiPayTesting", targets: ["KaspiPayTesting"]),
         .library(name: "QRCodeEncoder", targets: ["QRCodeEncoder"]),
         .library(name: "KaspiSandbox", targets: ["KaspiSandbox"]),
@@ -26,6 +27,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-openapi-runtime.git", from: "1.13.4"),
+        .package(url: "https://github.com/swift-server/swift-openapi-async-http-client.git", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
@@ -68,6 +71,18 @@ let package = Package(
         // Verifying and decoding the gateway's events in the merchant's own systems: Standard
         // Webhooks signatures, typed events. swift-crypto only, so any Swift server can use it.
         .target(name: "KaspiEvents", dependencies: [.product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
+        // A typed client of the gateway's /v1 API: code generated from openapi/gateway.yaml
+        // (scripts/generate-client, committed in Generated/) and a small hand-written layer.
+        .target(
+            name: "KaspiGatewayClient",
+            dependencies: [
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            // Not `strict`: the generated files' imports warn as unused before Swift 6.4, which
+            // the generator silences only from 6.4 on.
+            swiftSettings: [.enableUpcomingFeature("ExistentialAny")]
+        ),
         // Text helpers shared by the modules (JSON string literals, hex); package access only.
         .target(name: "KaspiSupport", swiftSettings: strict),
         // A synchronous SQLite connection over the SQLite that sqlite-nio bundles: the gateway
@@ -318,7 +333,9 @@ let package = Package(
             name: "KaspiGatewayTests",
             dependencies: [
                 "KaspiGateway", "KaspiGatewayStore", "KaspiGatewayTestSupport", "KaspiSandbox", "KaspiPay", "KaspiPayTesting", "KaspiSupport",
-                "KaspiCheckout", "KaspiEvents",
+                "KaspiCheckout", "KaspiEvents", "KaspiGatewayClient",
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+                .product(name: "OpenAPIAsyncHTTPClient", package: "swift-openapi-async-http-client"),
                 "KaspiWeb",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Configuration", package: "swift-configuration"),
