@@ -219,3 +219,62 @@ extension KaspiGatewayClient {
         }
     }
 }
+
+extension KaspiGatewayClient {
+    /// A return QR the customer scans with the Kaspi app (the Kaspi QR API's r2).
+    public typealias ReturnQR = Operations.CreateReturn.Output.Created.Body.JsonPayload
+    /// A return's state, and the purchases of the customer who scanned it.
+    public typealias Return = Operations.GetReturn.Output.Ok.Body.JsonPayload
+    /// Who a phone number belongs to, for a remote invoice.
+    public typealias Customer = Operations.RemoteClientInfo.Output.Ok.Body.JsonPayload
+
+    /// Refunds with the customer present (`/v1/returns`; the Kaspi QR API's r2).
+    public var returns: Returns { Returns(client: client) }
+    /// Invoices billed to a phone number (`/v1/remote-invoices`; the Kaspi QR API's r3).
+    public var remoteInvoices: RemoteInvoices { RemoteInvoices(client: client) }
+
+    /// `/v1/returns`.
+    public struct Returns: Sendable {
+        let client: Client
+
+        /// A return QR for the customer to scan; then refund with its id as `returnID`.
+        public func create() async throws(GatewayClientError) -> ReturnQR {
+            let output = try await call { try await client.createReturn() }
+            guard case .created(let created) = output else { throw unexpected(output) }
+            return try await call { try created.body.json }
+        }
+
+        /// A return's state and, once scanned, the customer's purchases.
+        public func get(_ id: String) async throws(GatewayClientError) -> Return {
+            let output = try await call { try await client.getReturn(path: .init(id: id)) }
+            guard case .ok(let ok) = output else { throw unexpected(output) }
+            return try await call { try ok.body.json }
+        }
+    }
+
+    /// `/v1/remote-invoices`.
+    public struct RemoteInvoices: Sendable {
+        let client: Client
+
+        /// Whom an invoice to `phoneNumber` would reach (Kaspi's name for the customer).
+        public func clientInfo(phoneNumber: String) async throws(GatewayClientError) -> Customer {
+            let output = try await call { try await client.remoteClientInfo(body: .json(.init(phoneNumber: phoneNumber))) }
+            guard case .ok(let ok) = output else { throw unexpected(output) }
+            return try await call { try ok.body.json }
+        }
+
+        /// Bills `amount` to the Kaspi customer with `phoneNumber`; the order is paid when they
+        /// pay in the Kaspi app.
+        public func create(
+            phoneNumber: String, amount: Int, comment: String? = nil, description: String? = nil, merchantReference: String? = nil,
+            idempotencyKey: String? = nil
+        ) async throws(GatewayClientError) -> Order {
+            let key = idempotencyKey ?? KaspiGatewayClient.newKey()
+            let body = Operations.CreateRemoteInvoice.Input.Body.JsonPayload(
+                amount: amount, phoneNumber: phoneNumber, comment: comment, description: description, merchantReference: merchantReference)
+            let output = try await call { try await client.createRemoteInvoice(headers: .init(idempotencyKey: key), body: .json(body)) }
+            guard case .created(let created) = output else { throw unexpected(output) }
+            return try await call { try created.body.json }
+        }
+    }
+}

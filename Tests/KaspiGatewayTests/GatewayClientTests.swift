@@ -136,7 +136,7 @@ final class CountingTransport: ClientTransport {
         }
     }
 
-    @Test(arguments: [KaspiQRAPI.SchemeName.r1, .r3])
+    @Test(arguments: [KaspiQRAPI.SchemeName.r1, .r2, .r3])
     func theQRProfile(_ scheme: KaspiQRAPI.SchemeName) async throws {
         try await withQRStack(.sqlite, scheme: scheme) { s in
             let gateway = try Self.client(s.gatewayURL, key: s.apiKey, transport: OpenAPIAsyncHTTPClient.AsyncHTTPClientTransport())
@@ -147,11 +147,28 @@ final class CountingTransport: ClientTransport {
             try await s.sandbox.act(.confirm, paymentID: purchase.id)
             #expect(try await s.advance(6, until: qr.order.id, is: .paid))
             #expect(try await gateway.orders.get(qr.order.id).state == .paid)
-            if scheme == .r1 {
+            switch scheme {
+            case .r1:
                 let recorded = try await gateway.manualRefunds.create(orderID: qr.order.id, amount: 300, note: "app 12")
                 #expect(recorded.refundedAmount == 300)
-            } else {
+            case .r2:
+                // The customer scans a return QR; the refund names it.
+                let returnQR = try await gateway.returns.create()
+                #expect(returnQR.qrToken.count == 41)
+                try await s.sandbox.scanReturn(try #require(Int64(returnQR.id)))
+                let scanned = try await gateway.returns.get(returnQR.id)
+                #expect(scanned.identified && scanned.purchases.first?.orderId == qr.order.id)
+                #expect(try await gateway.refunds.create(orderID: qr.order.id, amount: 300, returnID: returnQR.id).refundedAmount == 300)
+            case .r3:
                 #expect(try await gateway.refunds.create(orderID: qr.order.id, amount: 300).refundedAmount == 300)
+                let customer = try await gateway.remoteInvoices.clientInfo(phoneNumber: "87071234567")
+                #expect(customer.clientName.hasSuffix("4567"))
+                let invoice = try await gateway.remoteInvoices.create(phoneNumber: "87071234567", amount: 4200, comment: "Roses")
+                #expect(invoice.kind == .remote && invoice.state == .pending)
+                #expect(try await gateway.orders.cancel(invoice.id).state == .cancelled)
+                await #expect { try await gateway.remoteInvoices.clientInfo(phoneNumber: "87070000000") } throws: {
+                    ($0 as? GatewayClientError)?.code == "KASPI_QR_CLIENT_NOT_FOUND"
+                }
             }
         }
     }

@@ -446,7 +446,7 @@ struct HardeningTests {
     @Test("two instances share Kaspi's rate limit through the database: Kaspi never answers 429", arguments: Backend.available)
     func sharedRateLimit(_ backend: Backend) async throws {
         let refused = try await Self.twoInstances(backend, perInstance: 10) { store in
-            SharedRateLimiter(store: store, key: "TP-GW", limit: 8, window: 2, margin: 1.5)
+            SharedRateLimiter(store: store, key: "TP-GW", limit: 8, window: 2, margin: 3)
         }
         #expect(refused == 0)
     }
