@@ -136,6 +136,29 @@ final class CountingTransport: ClientTransport {
         }
     }
 
+    @Test func overURLSessionTheTransportThatNeedsNothingMore() async throws {
+        try await withStack(.sqlite) { s in
+            // The convenience initializer: URLSession (FoundationNetworking's on Linux).
+            let gateway = KaspiGatewayClient(baseURL: try #require(URL(string: s.gatewayURL + "/v1/")), apiKey: s.apiKey)
+            let order = try await gateway.checkouts.create(.init(amount: 2500, merchantReference: "cart-urlsession"))
+            _ = try await s.payOnPage(try #require(order.paymentUrl))
+            #expect(try await s.waitFor(order.id, .paid))
+            #expect(try await gateway.orders.get(order.id).state == .paid)
+            var listed: [String] = []
+            for try await paid in gateway.orders.list(status: "paid", pageSize: 1) { listed.append(paid.id) }
+            #expect(listed == [order.id])
+            await #expect { try await gateway.orders.get("ord_nope") } throws: { ($0 as? GatewayClientError)?.code == "ORDER_NOT_FOUND" }
+            // Nothing listening: a transport error, after the policy's retries.
+            let nowhere = KaspiGatewayClient(
+                baseURL: try #require(URL(string: "http://127.0.0.1:1")), apiKey: s.apiKey,
+                retries: .init(maxAttempts: 2, initialDelay: .milliseconds(10)))
+            await #expect { try await nowhere.orders.get(order.id) } throws: { error in
+                if case .transport = error as? GatewayClientError { return true }
+                return false
+            }
+        }
+    }
+
     @Test(arguments: [KaspiQRAPI.SchemeName.r1, .r2, .r3])
     func theQRProfile(_ scheme: KaspiQRAPI.SchemeName) async throws {
         try await withQRStack(.sqlite, scheme: scheme) { s in
