@@ -204,8 +204,9 @@ let package = Package(
             name: "KaspiDemo",
             dependencies: [
                 "KaspiSandbox", "KaspiGateway", "KaspiGatewayStore", "KaspiPay", "KaspiPayAsyncHTTPClient", "KaspiSupport", "KaspiWeb",
-                "KaspiEvents",
+                "KaspiEvents", "KaspiGatewayClient",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "OpenAPIAsyncHTTPClient", package: "swift-openapi-async-http-client"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

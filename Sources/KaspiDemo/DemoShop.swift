@@ -4,9 +4,11 @@ import HTTPTypes
 import Hummingbird
 import KaspiEvents
 import KaspiGateway
+import KaspiGatewayClient
 import KaspiWeb
 import NIOCore
 import NIOHTTP1
+import OpenAPIAsyncHTTPClient
 import Synchronization
 
 /// A tiny shop that takes payments through the gateway's API, as a merchant's backend would:
@@ -36,6 +38,8 @@ public final class DemoShop: Sendable {
     /// The sandbox, where the demo's payer pays a remote invoice.
     let sandboxURL: String
     let http: HTTPClient
+    /// The gateway's API, over the shop's HTTP client.
+    let gateway: KaspiGatewayClient
     let pages: PageLibrary
     private let qrImages = Mutex<[String: String]>([:])
     private let received = Mutex<[String]>([])
@@ -62,93 +66,22 @@ public final class DemoShop: Sendable {
         var configuration = HTTPClient.Configuration()
         configuration.redirectConfiguration = .disallow
         self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        guard let url = URL(string: gatewayURL) else { throw GatewayClientError.transport("the gateway's address \(gatewayURL) is not a URL") }
+        self.gateway = KaspiGatewayClient(
+            baseURL: url, apiKey: apiKey, transport: OpenAPIAsyncHTTPClient.AsyncHTTPClientTransport(configuration: .init(client: http)))
     }
 
     /// Releases the shop's HTTP client.
     public func shutdown() async { try? await http.shutdown() }
 
-    // MARK: The gateway's API, as a merchant's backend calls it
+    // MARK: The gateway's API, through KaspiGatewayClient as a merchant's backend calls it
 
-    /// The part of the gateway's order the shop reads.
-    struct Order: Decodable {
-        var id: String
-        var state: String
-        var amount: Int
-        var merchantReference: String?
-        var paymentURL: String?
-        var providerPaymentID: String?
-        var qrCode: String?
+    typealias Order = KaspiGatewayClient.Order
 
-        enum CodingKeys: String, CodingKey {
-            case id
-            case state
-            case amount
-            case merchantReference
-            case paymentURL = "paymentUrl"
-            case providerPaymentID = "providerPaymentId"
-            case qrCode
-        }
-    }
-
-    struct OrderPage: Decodable { var data: [Order] }
-    struct ClientInfo: Decodable { var clientName: String }
-    struct Link: Decodable {
-        var url, qrCode, whatsappURL, smsURL: String
-
-        enum CodingKeys: String, CodingKey {
-            case url, qrCode
-            case whatsappURL = "whatsappUrl"
-            case smsURL = "smsUrl"
-        }
-    }
-
-    /// The gateway's error answer.
-    struct Failure: Decodable {
-        struct Detail: Decodable { var code, message: String }
-        var error: Detail
-    }
-
-    struct Checkout: Encodable {
-        var amount: Int
-        var description: String?
-        var merchantReference: String?
-        var mobileReturnURL: String?
-
-        enum CodingKeys: String, CodingKey {
-            case amount
-            case description
-            case merchantReference
-            case mobileReturnURL = "mobileReturnUrl"
-        }
-    }
-
-    struct RemoteInvoice: Encodable {
-        var amount: Int
-        var phoneNumber: String
-        var comment: String
-        var merchantReference: String
-    }
-
-    /// What the gateway answered: the decoded body, or its error's message.
-    enum Answer<T> {
-        case ok(T)
-        case failed(String)
-    }
-
-    /// Calls the gateway's API and decodes its answer.
-    func gateway<T: Decodable>(
-        _ method: HTTPMethod, _ path: String, _ body: (some Encodable)? = String?.none, idempotencyKey: String? = nil, as type: T.Type
-    ) async throws -> Answer<T> {
-        var request = HTTPClientRequest(url: gatewayURL + path)
-        request.method = method
-        request.headers.add(name: "Authorization", value: "Bearer \(apiKey)")
-        request.headers.add(name: "Content-Type", value: "application/json")
-        if let idempotencyKey { request.headers.add(name: "Idempotency-Key", value: idempotencyKey) }
-        if let body { request.body = .bytes(ByteBuffer(data: try JSONEncoder().encode(body))) }
-        let response = try await http.execute(request, timeout: .seconds(30))
-        let buffer = try await response.body.collect(upTo: 4 << 20)
-        if (200..<300).contains(response.status.code), let value = try? JSONDecoder().decode(T.self, from: buffer) { return .ok(value) }
-        return .failed((try? JSONDecoder().decode(Failure.self, from: buffer))?.error.message ?? "The gateway did not answer.")
+    /// What a refused or failed call tells the payer.
+    static func message(_ error: any Error) -> String {
+        if case .refused(_, _, let message) = error as? GatewayClientError { return message }
+        return "The gateway did not answer."
     }
 
     // MARK: Pages
@@ -174,6 +107,10 @@ public final class DemoShop: Sendable {
     func failure(_ message: String) -> Response {
         page("message", Message(title: "Payment could not start", message: message), status: .badGateway)
     }
+
+    func failure(_ error: any Error) -> Response { failure(Self.message(error)) }
+
+    func notFound() -> Response { page("message", Message(title: "Order not found", toShop: true), status: .notFound) }
 
     /// Where a settled order's payer goes: the result page, which asks the gateway again.
     func result(of order: Order) -> Response {
@@ -203,28 +140,25 @@ public final class DemoShop: Sendable {
             let reference = Self.reference()
             // The shop's own address, never the request's Host header, which the caller writes.
             let resultURL = "\(self.shopURL)/result"
-            let checkout = Checkout(amount: item.price, description: item.name, merchantReference: reference, mobileReturnURL: resultURL)
-            switch try await self.gateway(.POST, "/v1/checkouts", checkout, idempotencyKey: reference, as: Order.self) {
-            case .failed(let message): return self.failure(message)
-            case .ok(let order):
-                guard let paymentURL = order.paymentURL else { return self.failure("The gateway gave no payment link.") }
-                // Kaspi's partner API gives no return URL: the shop shows the link and waits.
-                if self.qrProfile { return Response(status: .seeOther, headers: [.location: "/wait/\(order.id)"]) }
-                return Response(status: .seeOther, headers: [.location: paymentURL])
-            }
+            let checkout = KaspiGatewayClient.CheckoutRequest(
+                amount: item.price, description: item.name, merchantReference: reference, mobileReturnUrl: resultURL)
+            let order: Order
+            do { order = try await self.gateway.checkouts.create(checkout, idempotencyKey: reference) } catch { return self.failure(error) }
+            guard let paymentURL = order.paymentUrl else { return self.failure("The gateway gave no payment link.") }
+            // Kaspi's partner API gives no return URL: the shop shows the link and waits.
+            if self.qrProfile { return Response(status: .seeOther, headers: [.location: "/wait/\(order.id)"]) }
+            return Response(status: .seeOther, headers: [.location: paymentURL])
         }
         router.get("/wait/:id") { _, context in
             let id = try context.parameters.require("id")
-            guard case .ok(let order) = try await self.gateway(.GET, "/v1/orders/\(id)", as: Order.self) else {
-                return self.page("message", Message(title: "Order not found", toShop: true), status: .notFound)
-            }
-            if order.state != "pending" && order.state != "created" { return self.result(of: order) }
+            guard let order = try? await self.gateway.orders.get(id) else { return self.notFound() }
+            if !Self.open(order) { return self.result(of: order) }
             struct Wait {
                 var title: String
                 var refresh: Int
                 var link, amount: String
             }
-            return self.page("wait", Wait(title: "Pay in Kaspi", refresh: 2, link: order.paymentURL ?? "", amount: Self.tenge(order.amount)))
+            return self.page("wait", Wait(title: "Pay in Kaspi", refresh: 2, link: order.paymentUrl ?? "", amount: Self.tenge(order.amount)))
         }
         router.post("/invoice") { request, _ in
             let form = await request.decodeForm(as: ItemForm.self, upTo: 4096)
@@ -232,50 +166,43 @@ public final class DemoShop: Sendable {
             let phone = form?.phone ?? ""
             if form?.confirmed != "yes" {
                 // The payer's name first, so that the right person is billed.
-                struct Lookup: Encodable { var phoneNumber: String }
-                switch try await self.gateway(.POST, "/v1/remote-invoices/client-info", Lookup(phoneNumber: phone), as: ClientInfo.self) {
-                case .failed(let message): return self.failure(message)
-                case .ok(let info):
-                    struct Confirm { var title, name, phone, amount, item, itemID: String }
-                    return self.page(
-                        "invoice-confirm",
-                        Confirm(
-                            title: "Send the invoice?", name: info.clientName, phone: phone, amount: Self.tenge(item.price), item: item.name,
-                            itemID: item.id))
-                }
+                let info: KaspiGatewayClient.Customer
+                do { info = try await self.gateway.remoteInvoices.clientInfo(phoneNumber: phone) } catch { return self.failure(error) }
+                struct Confirm { var title, name, phone, amount, item, itemID: String }
+                return self.page(
+                    "invoice-confirm",
+                    Confirm(
+                        title: "Send the invoice?", name: info.clientName, phone: phone, amount: Self.tenge(item.price), item: item.name,
+                        itemID: item.id))
             }
             let reference = Self.reference()
-            let invoice = RemoteInvoice(amount: item.price, phoneNumber: phone, comment: item.name, merchantReference: reference)
-            switch try await self.gateway(.POST, "/v1/remote-invoices", invoice, idempotencyKey: reference, as: Order.self) {
-            case .failed(let message): return self.failure(message)
-            case .ok(let order): return Response(status: .seeOther, headers: [.location: "/invoice/\(order.id)"])
-            }
+            do {
+                let order = try await self.gateway.remoteInvoices.create(
+                    phoneNumber: phone, amount: item.price, comment: item.name, merchantReference: reference, idempotencyKey: reference)
+                return Response(status: .seeOther, headers: [.location: "/invoice/\(order.id)"])
+            } catch { return self.failure(error) }
         }
         router.get("/invoice/:id") { _, context in try await self.invoicePage(try context.parameters.require("id")) }
         router.post("/invoice/:id/check") { _, context in
             // Kaspi's anti-abuse refuses reads on a timer: the status is read when asked.
             let id = try context.parameters.require("id")
-            _ = try await self.gateway(.POST, "/v1/orders/\(id)/refresh", as: Order.self)
+            _ = try? await self.gateway.orders.refresh(id)
             return Response(status: .seeOther, headers: [.location: "/invoice/\(id)"])
         }
         router.post("/buy-qr") { request, _ in
             guard let item = await self.item(request) else { return self.unknownItem() }
             let reference = Self.reference()
-            let checkout = Checkout(amount: item.price, description: item.name, merchantReference: reference)
-            switch try await self.gateway(.POST, "/v1/qr-checkouts", checkout, idempotencyKey: reference, as: Order.self) {
-            case .failed(let message): return self.failure(message)
-            case .ok(let order):
-                guard let png = order.qrCode else { return self.failure("The gateway gave no QR code.") }
-                self.qrImages.withLock { $0[order.id] = png }
-                return Response(status: .seeOther, headers: [.location: "/qr/\(order.id)"])
-            }
+            let checkout = KaspiGatewayClient.CheckoutRequest(amount: item.price, description: item.name, merchantReference: reference)
+            do {
+                let qr = try await self.gateway.qrCheckouts.create(checkout, idempotencyKey: reference)
+                self.qrImages.withLock { $0[qr.order.id] = Data(qr.qrCode).base64EncodedString() }
+                return Response(status: .seeOther, headers: [.location: "/qr/\(qr.order.id)"])
+            } catch { return self.failure(error) }
         }
         router.get("/qr/:id") { _, context in
             let id = try context.parameters.require("id")
-            guard case .ok(let order) = try await self.gateway(.GET, "/v1/orders/\(id)", as: Order.self) else {
-                return self.page("message", Message(title: "Order not found", toShop: true), status: .notFound)
-            }
-            if order.state != "pending" && order.state != "created" { return self.result(of: order) }
+            guard let order = try? await self.gateway.orders.get(id) else { return self.notFound() }
+            if !Self.open(order) { return self.result(of: order) }
             struct QR {
                 var title: String
                 var refresh: Int
@@ -285,32 +212,32 @@ public final class DemoShop: Sendable {
         }
         router.post("/link") { request, _ in
             guard let item = await self.item(request) else { return self.unknownItem() }
-            switch try await self.gateway(.POST, "/v1/payment-links", Checkout(amount: item.price, description: item.name), as: Link.self) {
-            case .failed(let message): return self.failure(message)
-            case .ok(let link):
-                struct LinkPage { var title, url, qrCode, whatsappURL, smsURL: String }
-                return self.page(
-                    "link", LinkPage(title: "Payment link", url: link.url, qrCode: link.qrCode, whatsappURL: link.whatsappURL, smsURL: link.smsURL))
-            }
+            let link: KaspiGatewayClient.PaymentLink
+            do { link = try await self.gateway.paymentLinks.create(amount: item.price, description: item.name) } catch { return self.failure(error) }
+            struct LinkPage { var title, url, qrCode, whatsappURL, smsURL: String }
+            return self.page(
+                "link",
+                LinkPage(
+                    title: "Payment link", url: link.url, qrCode: Data(link.qrCode.data).base64EncodedString(), whatsappURL: link.whatsappUrl,
+                    smsURL: link.smsUrl))
         }
         router.get("/result") { request, _ in
             // Never trust the URL: ask the gateway for the order's verified state.
             let reference = request.uri.queryParameters.get("orderId").map { String($0) } ?? ""
-            let path = "/v1/orders?" + QueryString.encode([("search", reference), ("limit", "1")])
-            guard case .ok(let found) = try await self.gateway(.GET, path, as: OrderPage.self), let order = found.data.first else {
-                return self.page("message", Message(title: "Order not found", toShop: true), status: .notFound)
+            guard !reference.isEmpty, let order = try? await self.gateway.orders.page(search: reference, limit: 1).orders.first else {
+                return self.notFound()
             }
             let (title, text): (String, String)
             switch order.state {
-            case "paid": (title, text) = ("Thank you!", "Payment of \(Self.tenge(order.amount)) received. Your order \(reference) is confirmed.")
-            case "pending", "created": (title, text) = ("Payment processing", "We are waiting for Kaspi to confirm the payment.")
-            default: (title, text) = ("Payment not completed", "The payment was \(order.state). No money was taken.")
+            case .paid: (title, text) = ("Thank you!", "Payment of \(Self.tenge(order.amount)) received. Your order \(reference) is confirmed.")
+            case _ where Self.open(order): (title, text) = ("Payment processing", "We are waiting for Kaspi to confirm the payment.")
+            default: (title, text) = ("Payment not completed", "The payment was \(order.state.rawValue). No money was taken.")
             }
             struct Result {
                 var title, state, text: String
                 var refresh: Int?
             }
-            return self.page("result", Result(title: title, state: order.state, text: text, refresh: order.state == "pending" ? 2 : nil))
+            return self.page("result", Result(title: title, state: order.state.rawValue, text: text, refresh: Self.open(order) ? 2 : nil))
         }
         return router
     }
@@ -321,13 +248,14 @@ public final class DemoShop: Sendable {
         return Self.items.first { $0.id == form?.item }
     }
 
+    /// Whether the order can still be paid.
+    static func open(_ order: Order) -> Bool { order.state == .pending || order.state == .created }
+
     func invoicePage(_ id: String) async throws -> Response {
-        guard case .ok(let order) = try await gateway(.GET, "/v1/orders/\(id)", as: Order.self) else {
-            return page("message", Message(title: "Order not found", toShop: true), status: .notFound)
-        }
-        if order.state != "pending" && order.state != "created" { return result(of: order) }
+        guard let order = try? await gateway.orders.get(id) else { return notFound() }
+        if !Self.open(order) { return result(of: order) }
         struct Invoice { var title, id, amount, payer: String }
-        let payer = order.providerPaymentID.map { "\(sandboxURL)/pay/invoice/\($0)" } ?? ""
+        let payer = order.providerPaymentId.map { "\(sandboxURL)/pay/invoice/\($0)" } ?? ""
         return page("invoice", Invoice(title: "Invoice sent", id: id, amount: Self.tenge(order.amount), payer: payer))
     }
 
