@@ -19,7 +19,7 @@ public struct KaspiCommand: AsyncParsableCommand {
         version: BuildInfo.description,
         subcommands: [
             DemoCommand.self, SandboxCommand.self, GatewayCommand.self, TriggerCommand.self, OrdersCommand.self, QRCommand.self, QRAPICommand.self,
-            SignatureCommand.self,
+            SignatureCommand.self, ListenCommand.self, EventsCommand.self,
         ]
     )
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KaspiGateway
+import KaspiGatewayClient
 import KaspiGatewayStore
 import KaspiPay
 import KaspiPayAsyncHTTPClient
@@ -172,6 +173,9 @@ enum Console {
             return (error.code, String(error.description.drop(while: { $0 != ":" }).dropFirst(2)), 1)
         case let error as SandboxConfigurationError:
             return (error.code, String(error.description.drop(while: { $0 != ":" }).dropFirst(2)), 2)
+        case let error as GatewayClientError:
+            if case .refused(_, let code, let message) = error { return (code, message, code == "INVALID_REQUEST" ? 2 : 1) }
+            return ("GATEWAY_UNREACHABLE", error.description, 1)
         case let error as WebhookVerificationError:
             return (error.code, String(error.description.drop(while: { $0 != ":" }).dropFirst(2)), 1)
         default:

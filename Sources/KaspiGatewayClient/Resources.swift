@@ -205,9 +205,18 @@ extension KaspiGatewayClient {
     public struct Events: Sendable {
         let client: Client
 
-        /// The latest events sent to your systems, of one order when given.
-        public func list(orderID: String? = nil) async throws(GatewayClientError) -> EventList {
-            let output = try await call { try await client.listEvents(query: .init(orderId: orderID)) }
+        /// The newest events sent to your systems (of one order when given), newest first;
+        /// `nextCursor` is the newest one's position, to follow from with ``after(_:limit:)``.
+        public func list(orderID: String? = nil, limit: Int? = nil) async throws(GatewayClientError) -> EventList {
+            let output = try await call { try await client.listEvents(query: .init(orderId: orderID, limit: limit)) }
+            guard case .ok(let ok) = output else { throw unexpected(output) }
+            return try await call { try ok.body.json }
+        }
+
+        /// Every event written after `cursor` (a `nextCursor` this API returned), oldest first,
+        /// and where to continue: the same cursor when nothing is new.
+        public func after(_ cursor: String, limit: Int? = nil) async throws(GatewayClientError) -> EventList {
+            let output = try await call { try await client.listEvents(query: .init(after: cursor, limit: limit)) }
             guard case .ok(let ok) = output else { throw unexpected(output) }
             return try await call { try ok.body.json }
         }

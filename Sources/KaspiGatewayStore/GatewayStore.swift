@@ -94,6 +94,9 @@ public struct OrderCursor: Sendable, Hashable {
         self.id = id
     }
 
+    /// A cursor after an outgoing event, for ``GatewayStore/outboxMessages(after:limit:)``.
+    public init(after message: OutboxMessage) { self.init(createdAtMs: message.createdAt.ms, id: message.id) }
+
     /// A string for APIs: `<milliseconds>_<order id>`, which any position in the listing
     /// makes, so that every string of that shape (`^[0-9]{1,15}_[A-Za-z0-9_-]{1,128}$`) is a
     /// cursor the listing can continue from.
@@ -313,10 +316,16 @@ public protocol GatewayStore: Sendable {
     func releaseLeases(owner: String) async throws -> Int
 
     func outboxMessages(orderID: String?, limit: Int) async throws -> [OutboxMessage]
+    /// Events in the order written (creation time, then id), after `cursor` (from the first
+    /// when nil), at most `limit`.
+    func outboxMessages(after cursor: OrderCursor?, limit: Int) async throws -> [OutboxMessage]
     func deliveryAttempts(messageID: String) async throws -> [DeliveryAttempt]
 
     /// Makes a message due again now (a manual re-send).
-    func requeue(messageID: String, now: Date) async throws
+    ///
+    /// - Returns: false when there is no such message.
+    @discardableResult
+    func requeue(messageID: String, now: Date) async throws -> Bool
 
     /// Looks up what is stored for an idempotency key; a key stored before `expiredBefore`
     /// counts as absent.

@@ -197,6 +197,14 @@ enum Migrations {
                     "ALTER TABLE orders ADD COLUMN last_polled_at \(integer)"
                 ]
             ),
+            (
+                9,
+                [
+                    // Every event in the order written: `kaspi listen` follows it with a cursor,
+                    // the dashboard lists the newest.
+                    "CREATE INDEX outbox_created ON outbox (created_at, id)"
+                ]
+            ),
         ]
     }
 }

@@ -72,6 +72,34 @@ final class CountingTransport: ClientTransport {
                 try await Task.sleep(for: .milliseconds(50))
             }
             #expect(types.contains("order.paid") && types.contains("refund.succeeded"), "\(types)")
+            // Following with the cursor: oldest first, each once, the cursor kept when nothing is new.
+            var cursor = "0_0"
+            var followed: [String] = []
+            while true {
+                let page = try await gateway.events.after(cursor, limit: 1)
+                let next = try #require(page.nextCursor)
+                if page.data.isEmpty {
+                    #expect(next == cursor)
+                    break
+                }
+                followed += page.data.map(\._type)
+                #expect(page.data.allSatisfy { $0.payload?.value["type"] as? String == $0._type })
+                cursor = next
+            }
+            #expect(followed == ["order.paid", "refund.succeeded"])
+            let newest = try await gateway.events.list(limit: 1)
+            #expect(newest.data.map(\._type) == ["refund.succeeded"] && newest.nextCursor == cursor)
+            for (query, message) in [
+                ("after=0_0&orderId=\(order.id)", "after and orderId cannot be used together."),
+                ("after=x", "after is not a cursor this API returned."),
+                ("limit=0", "limit must be from 1 to 500."), ("limit=501", "limit must be from 1 to 500."),
+            ] {
+                let answer = try await s.api(.GET, "/v1/events?" + query)
+                #expect(answer.status == 400 && answer.body.contains(message), "\(query): \(answer.body)")
+            }
+            await #expect(throws: GatewayClientError.refused(status: 404, code: "EVENT_NOT_FOUND", message: "No event msg_nope.")) {
+                try await gateway.events.resend("msg_nope")
+            }
             let link = try await gateway.paymentLinks.create(amount: 3000, description: "A bouquet")
             #expect(try await gateway.paymentLinks.get(link.id).amount == 3000)
             // Typed refusals, with the gateway's code.

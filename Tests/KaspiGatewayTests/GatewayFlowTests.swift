@@ -249,6 +249,9 @@ struct GatewayFlowTests {
             try check(try await s.api(.POST, "/v1/orders/\(id)/refunds", #"{"amount":100}"#), "/v1/orders/{id}/refunds", "post", 201)
             #expect(await eventually { s.merchant.events.count >= 2 })
             try check(try await s.api(.GET, "/v1/events"), "/v1/events", "get", 200)
+            try check(try await s.api(.GET, "/v1/events?after=0_0&limit=1"), "/v1/events", "get", 200)
+            try check(try await s.api(.GET, "/v1/events?after=nope"), "/v1/events", "get", 400)
+            try check(try await s.api(.POST, "/v1/events/msg_nope/resend"), "/v1/events/{id}/resend", "post", 404)
             let eventSchema = try contract.webhookSchema(name: "merchantEvent")
             for event in s.merchant.events { #expect(contract.violations(of: Array(event.body.utf8), against: eventSchema) == []) }
             try check(try await s.api(.GET, "/v1/orders/nope"), "/v1/orders/{id}", "get", 404)

@@ -211,7 +211,7 @@ struct RefundResponse: Encodable {
     }
 }
 
-/// One outgoing event and its delivery so far.
+/// One outgoing event, what it says, and its delivery so far.
 struct OutboxResponse: Encodable {
     var id: String
     var type: String
@@ -220,6 +220,8 @@ struct OutboxResponse: Encodable {
     var attempts: Int
     @EncodedAsNull var lastStatus: Int?
     var createdAt: Date
+    /// The body delivered to the merchant's endpoint.
+    var payload: JSONValue?
 
     init(_ message: OutboxMessage) {
         id = message.id
@@ -229,6 +231,7 @@ struct OutboxResponse: Encodable {
         attempts = message.attempts
         lastStatus = message.lastStatus
         createdAt = message.createdAt
+        payload = try? JSONDecoder().decode(JSONValue.self, from: Data(message.payload.utf8))
     }
 
     enum CodingKeys: String, CodingKey {
@@ -239,7 +242,14 @@ struct OutboxResponse: Encodable {
         case attempts
         case lastStatus
         case createdAt
+        case payload
     }
+}
+
+/// A page of outgoing events and the cursor to continue after it.
+struct EventPageResponse: ResponseEncodable {
+    var data: [OutboxResponse]
+    @EncodedAsNull var nextCursor: String?
 }
 
 /// `POST /v1/events/{id}/resend`.

@@ -75,16 +75,35 @@ struct MerchantAPIController {
         api.get("payment-links/:id") { _, context in
             PaymentLinkResponse(try await gateway.paymentLink(id: try context.parameters.require("id")))
         }
-        api.get("events") { request, _ in
-            let orderID = request.uri.queryParameters.get("orderId")
-            return ListResponse(data: try await gateway.outgoingEvents(orderID: orderID).map(OutboxResponse.init))
-        }
+        api.get("events") { request, _ in try await self.events(request) }
         api.post("events/:id/resend") { _, context in
             let id = try context.parameters.require("id")
             try await gateway.resend(messageID: id)
             return EditedResponse(status: .accepted, response: RequeuedResponse(requeued: id))
         }
     }
+
+    /// `GET /v1/events`: the newest events (of one order, or of all), or with `after` every
+    /// event written after a cursor, oldest first: what `kaspi listen` follows.
+    @Sendable func events(_ request: Request) async throws -> EventPageResponse {
+        let query = request.uri.queryParameters
+        var limit = 100
+        if let text = query.get("limit") {
+            guard let value = Int(text), (1...500).contains(value) else { throw GatewayError.invalid("limit must be from 1 to 500.") }
+            limit = value
+        }
+        let orderID = query.get("orderId").map { String($0) }
+        guard let token = query.get("after") else {
+            let newest = try await gateway.outgoingEvents(orderID: orderID, limit: limit)
+            return EventPageResponse(data: newest.map { OutboxResponse($0) }, nextCursor: newest.first.map(Self.cursor))
+        }
+        guard orderID == nil else { throw GatewayError.invalid("after and orderId cannot be used together.") }
+        guard let after = OrderCursor(token: String(token)) else { throw GatewayError.invalid("after is not a cursor this API returned.") }
+        let page = try await gateway.outgoingEvents(after: after, limit: limit)
+        return EventPageResponse(data: page.map { OutboxResponse($0) }, nextCursor: page.last.map(Self.cursor) ?? after.token)
+    }
+
+    static func cursor(_ message: OutboxMessage) -> String { OrderCursor(after: message).token }
 
     @Sendable func checkout(_ request: Request, _ context: GatewayRequestContext, kind: OrderKind) async throws -> Response {
         let body = try await request.decodeJSON(as: CheckoutBody.self, context: context)

@@ -34,8 +34,15 @@ extension Gateway {
         do { return try await store.outboxMessages(orderID: orderID, limit: limit) } catch { throw GatewayError.storage(error) }
     }
 
+    /// Outgoing events written after `cursor`, oldest first.
+    public func outgoingEvents(after cursor: OrderCursor?, limit: Int = 100) async throws(GatewayError) -> [OutboxMessage] {
+        do { return try await store.outboxMessages(after: cursor, limit: limit) } catch { throw GatewayError.storage(error) }
+    }
+
     /// Queues an outgoing event for delivery again, now.
     public func resend(messageID: String) async throws(GatewayError) {
-        do { try await store.requeue(messageID: messageID, now: now()) } catch { throw GatewayError.storage(error) }
+        let found: Bool
+        do { found = try await store.requeue(messageID: messageID, now: now()) } catch { throw GatewayError.storage(error) }
+        guard found else { throw GatewayError(.notFound, "EVENT_NOT_FOUND", "No event \(messageID).") }
     }
 }

@@ -1432,7 +1432,9 @@ package struct Client: APIProtocol {
             }
         )
     }
-    /// Outgoing events and their delivery state
+    /// Outgoing events, what they say and their delivery state
+    ///
+    /// Without `after`, the newest events (of one order with `orderId`), newest first, and in `nextCursor` the newest one's position. With `after`, every event written after that position, oldest first, and in `nextCursor` where to continue (the same cursor when nothing is new): `kaspi listen` follows the events this way.
     ///
     /// - Remark: HTTP `GET /v1/events`.
     /// - Remark: Generated from `#/paths//v1/events/get(listEvents)`.
@@ -1456,6 +1458,20 @@ package struct Client: APIProtocol {
                     explode: true,
                     name: "orderId",
                     value: input.query.orderId
+                )
+                try converter.setQueryItemAsURI(
+                    in: &request,
+                    style: .form,
+                    explode: true,
+                    name: "after",
+                    value: input.query.after
+                )
+                try converter.setQueryItemAsURI(
+                    in: &request,
+                    style: .form,
+                    explode: true,
+                    name: "limit",
+                    value: input.query.limit
                 )
                 converter.setAcceptHeader(
                     in: &request.headerFields,

@@ -519,6 +519,10 @@ extension Components {
                 public var lastStatus: Swift.Int?
                 /// - Remark: Generated from `#/components/schemas/OutboxList/DataPayload/createdAt`.
                 public var createdAt: Swift.String
+                /// The body delivered to your events endpoint (a MerchantEvent).
+                ///
+                /// - Remark: Generated from `#/components/schemas/OutboxList/DataPayload/payload`.
+                public var payload: OpenAPIRuntime.OpenAPIObjectContainer?
                 /// Creates a new `DataPayloadPayload`.
                 ///
                 /// - Parameters:
@@ -529,6 +533,7 @@ extension Components {
                 ///   - attempts:
                 ///   - lastStatus:
                 ///   - createdAt:
+                ///   - payload: The body delivered to your events endpoint (a MerchantEvent).
                 public init(
                     id: Swift.String,
                     _type: Swift.String,
@@ -536,7 +541,8 @@ extension Components {
                     state: Components.Schemas.OutboxList.DataPayloadPayload.StatePayload,
                     attempts: Swift.Int,
                     lastStatus: Swift.Int? = nil,
-                    createdAt: Swift.String
+                    createdAt: Swift.String,
+                    payload: OpenAPIRuntime.OpenAPIObjectContainer? = nil
                 ) {
                     self.id = id
                     self._type = _type
@@ -545,6 +551,7 @@ extension Components {
                     self.attempts = attempts
                     self.lastStatus = lastStatus
                     self.createdAt = createdAt
+                    self.payload = payload
                 }
                 public enum CodingKeys: String, CodingKey {
                     case id
@@ -554,21 +561,32 @@ extension Components {
                     case attempts
                     case lastStatus
                     case createdAt
+                    case payload
                 }
             }
             /// - Remark: Generated from `#/components/schemas/OutboxList/data`.
             public typealias DataPayload = [Components.Schemas.OutboxList.DataPayloadPayload]
             /// - Remark: Generated from `#/components/schemas/OutboxList/data`.
             public var data: Components.Schemas.OutboxList.DataPayload
+            /// Pass as `after` to get the events written since.
+            ///
+            /// - Remark: Generated from `#/components/schemas/OutboxList/nextCursor`.
+            public var nextCursor: Swift.String?
             /// Creates a new `OutboxList`.
             ///
             /// - Parameters:
             ///   - data:
-            public init(data: Components.Schemas.OutboxList.DataPayload) {
+            ///   - nextCursor: Pass as `after` to get the events written since.
+            public init(
+                data: Components.Schemas.OutboxList.DataPayload,
+                nextCursor: Swift.String? = nil
+            ) {
                 self.data = data
+                self.nextCursor = nextCursor
             }
             public enum CodingKeys: String, CodingKey {
                 case data
+                case nextCursor
             }
         }
         /// - Remark: Generated from `#/components/schemas/MerchantEvent`.

@@ -2599,7 +2599,9 @@ public enum Operations {
             }
         }
     }
-    /// Outgoing events and their delivery state
+    /// Outgoing events, what they say and their delivery state
+    ///
+    /// Without `after`, the newest events (of one order with `orderId`), newest first, and in `nextCursor` the newest one's position. With `after`, every event written after that position, oldest first, and in `nextCursor` where to continue (the same cursor when nothing is new): `kaspi listen` follows the events this way.
     ///
     /// - Remark: HTTP `GET /v1/events`.
     /// - Remark: Generated from `#/paths//v1/events/get(listEvents)`.
@@ -2610,12 +2612,26 @@ public enum Operations {
             public struct Query: Sendable, Hashable {
                 /// - Remark: Generated from `#/paths/v1/events/GET/query/orderId`.
                 public var orderId: Swift.String?
+                /// A `nextCursor` this API returned; not with `orderId`.
+                ///
+                /// - Remark: Generated from `#/paths/v1/events/GET/query/after`.
+                public var after: Swift.String?
+                /// - Remark: Generated from `#/paths/v1/events/GET/query/limit`.
+                public var limit: Swift.Int?
                 /// Creates a new `Query`.
                 ///
                 /// - Parameters:
                 ///   - orderId:
-                public init(orderId: Swift.String? = nil) {
+                ///   - after: A `nextCursor` this API returned; not with `orderId`.
+                ///   - limit:
+                public init(
+                    orderId: Swift.String? = nil,
+                    after: Swift.String? = nil,
+                    limit: Swift.Int? = nil
+                ) {
                     self.orderId = orderId
+                    self.after = after
+                    self.limit = limit
                 }
             }
             public var query: Operations.ListEvents.Input.Query
@@ -2673,7 +2689,7 @@ public enum Operations {
                     self.body = body
                 }
             }
-            /// The newest events.
+            /// A page of events.
             ///
             /// - Remark: Generated from `#/paths//v1/events/get(listEvents)/responses/200`.
             ///

@@ -130,7 +130,9 @@ public protocol APIProtocol: Sendable {
     /// - Remark: HTTP `POST /v1/orders/{id}/manual-refunds`.
     /// - Remark: Generated from `#/paths//v1/orders/{id}/manual-refunds/post(recordManualRefund)`.
     func recordManualRefund(_ input: Operations.RecordManualRefund.Input) async throws -> Operations.RecordManualRefund.Output
-    /// Outgoing events and their delivery state
+    /// Outgoing events, what they say and their delivery state
+    ///
+    /// Without `after`, the newest events (of one order with `orderId`), newest first, and in `nextCursor` the newest one's position. With `after`, every event written after that position, oldest first, and in `nextCursor` where to continue (the same cursor when nothing is new): `kaspi listen` follows the events this way.
     ///
     /// - Remark: HTTP `GET /v1/events`.
     /// - Remark: Generated from `#/paths//v1/events/get(listEvents)`.
@@ -372,7 +374,9 @@ extension APIProtocol {
             body: body
         ))
     }
-    /// Outgoing events and their delivery state
+    /// Outgoing events, what they say and their delivery state
+    ///
+    /// Without `after`, the newest events (of one order with `orderId`), newest first, and in `nextCursor` the newest one's position. With `after`, every event written after that position, oldest first, and in `nextCursor` where to continue (the same cursor when nothing is new): `kaspi listen` follows the events this way.
     ///
     /// - Remark: HTTP `GET /v1/events`.
     /// - Remark: Generated from `#/paths//v1/events/get(listEvents)`.

@@ -83,6 +83,17 @@ extension PostgresGatewayStore {
         return try await rows(q).map { try RowDecoding.message($0) }
     }
 
+    public func outboxMessages(after cursor: OrderCursor?, limit: Int) async throws -> [OutboxMessage] {
+        let after = cursor ?? OrderCursor(createdAtMs: -1, id: "")
+        return try await rows(
+            """
+            SELECT \(unescaped: outboxColumns) FROM outbox WHERE (created_at, id) > (\(after.createdAtMs), \(after.id))
+            ORDER BY created_at, id LIMIT \(Int64(limit))
+            """
+        )
+        .map { try RowDecoding.message($0) }
+    }
+
     public func deliveryAttempts(messageID: String) async throws -> [DeliveryAttempt] {
         try await rows(
             "SELECT message_id, at, status_code, latency_ms, error, manual FROM delivery_attempts WHERE message_id = \(messageID) ORDER BY id"
@@ -90,8 +101,14 @@ extension PostgresGatewayStore {
         .map { try RowDecoding.attempt($0) }
     }
 
-    public func requeue(messageID: String, now: Date) async throws {
-        _ = try await rows(
-            "UPDATE outbox SET state = 'pending', next_attempt_at = \(ms: now), lease_owner = NULL, lease_until = NULL WHERE id = \(messageID)")
+    @discardableResult
+    public func requeue(messageID: String, now: Date) async throws -> Bool {
+        try await !rows(
+            """
+            UPDATE outbox SET state = 'pending', next_attempt_at = \(ms: now), lease_owner = NULL, lease_until = NULL WHERE id = \(messageID) \
+            RETURNING id
+            """
+        )
+        .isEmpty
     }
 }

@@ -99,6 +99,14 @@ extension SQLiteGatewayStore {
         return try rows.map { try RowDecoding.message(SQLiteRowReader($0)) }
     }
 
+    public func outboxMessages(after cursor: OrderCursor?, limit: Int) async throws -> [OutboxMessage] {
+        let after = cursor ?? OrderCursor(createdAtMs: -1, id: "")
+        let rows = try await fetch(
+            "SELECT \(outboxColumns) FROM outbox WHERE (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT ?",
+            [.integer(Int(after.createdAtMs)), .text(after.id), .integer(limit)])
+        return try rows.map { try RowDecoding.message(SQLiteRowReader($0)) }
+    }
+
     public func deliveryAttempts(messageID: String) async throws -> [DeliveryAttempt] {
         try await fetch(
             "SELECT message_id, at, status_code, latency_ms, error, manual FROM delivery_attempts WHERE message_id = ? ORDER BY id",
@@ -107,11 +115,14 @@ extension SQLiteGatewayStore {
         .map { try RowDecoding.attempt(SQLiteRowReader($0)) }
     }
 
-    public func requeue(messageID: String, now: Date) async throws {
+    @discardableResult
+    public func requeue(messageID: String, now: Date) async throws -> Bool {
         try await transaction { db in
-            try db.run(
-                "UPDATE outbox SET state = 'pending', next_attempt_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?",
-                [.integer(Int(now.ms)), .text(messageID)])
+            try !db.run(
+                "UPDATE outbox SET state = 'pending', next_attempt_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ? RETURNING id",
+                [.integer(Int(now.ms)), .text(messageID)]
+            )
+            .isEmpty
         }
     }
 }
