@@ -94,7 +94,7 @@ public struct OrderCursor: Sendable, Hashable {
         self.id = id
     }
 
-    /// A cursor after an outgoing event, for ``GatewayStore/outboxMessages(after:limit:)``.
+    /// A cursor after an outgoing event, for ``GatewayStore/outboxMessages(after:orderID:limit:)``.
     public init(after message: OutboxMessage) { self.init(createdAtMs: message.createdAt.ms, id: message.id) }
 
     /// A string for APIs: `<milliseconds>_<order id>`, which any position in the listing
@@ -317,8 +317,8 @@ public protocol GatewayStore: Sendable {
 
     func outboxMessages(orderID: String?, limit: Int) async throws -> [OutboxMessage]
     /// Events in the order written (creation time, then id), after `cursor` (from the first
-    /// when nil), at most `limit`.
-    func outboxMessages(after cursor: OrderCursor?, limit: Int) async throws -> [OutboxMessage]
+    /// when nil), of one order when given, at most `limit`.
+    func outboxMessages(after cursor: OrderCursor?, orderID: String?, limit: Int) async throws -> [OutboxMessage]
     func deliveryAttempts(messageID: String) async throws -> [DeliveryAttempt]
 
     /// Makes a message due again now (a manual re-send).

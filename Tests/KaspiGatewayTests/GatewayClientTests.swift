@@ -87,10 +87,14 @@ final class CountingTransport: ClientTransport {
                 cursor = next
             }
             #expect(followed == ["order.paid", "refund.succeeded"])
+            // One order's, after a cursor.
+            let ofOrder = try await s.api(.GET, "/v1/events?after=0_0&orderId=\(order.id)")
+            #expect(ofOrder.status == 200 && (ofOrder.json["data"] as? [[String: Any]])?.count == 2, "\(ofOrder.body)")
+            let ofNone = try await s.api(.GET, "/v1/events?after=0_0&orderId=ord_none")
+            #expect(ofNone.json["nextCursor"] as? String == "0_0" && (ofNone.json["data"] as? [[String: Any]])?.isEmpty == true, "\(ofNone.body)")
             let newest = try await gateway.events.list(limit: 1)
             #expect(newest.data.map(\._type) == ["refund.succeeded"] && newest.nextCursor == cursor)
             for (query, message) in [
-                ("after=0_0&orderId=\(order.id)", "after and orderId cannot be used together."),
                 ("after=x", "after is not a cursor this API returned."),
                 ("limit=0", "limit must be from 1 to 500."), ("limit=501", "limit must be from 1 to 500."),
             ] {

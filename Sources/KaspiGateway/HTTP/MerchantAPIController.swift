@@ -97,9 +97,8 @@ struct MerchantAPIController {
             let newest = try await gateway.outgoingEvents(orderID: orderID, limit: limit)
             return EventPageResponse(data: newest.map { OutboxResponse($0) }, nextCursor: newest.first.map(Self.cursor))
         }
-        guard orderID == nil else { throw GatewayError.invalid("after and orderId cannot be used together.") }
         guard let after = OrderCursor(token: String(token)) else { throw GatewayError.invalid("after is not a cursor this API returned.") }
-        let page = try await gateway.outgoingEvents(after: after, limit: limit)
+        let page = try await gateway.outgoingEvents(after: after, orderID: orderID, limit: limit)
         return EventPageResponse(data: page.map { OutboxResponse($0) }, nextCursor: page.last.map(Self.cursor) ?? after.token)
     }
 

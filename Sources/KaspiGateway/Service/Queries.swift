@@ -34,9 +34,9 @@ extension Gateway {
         do { return try await store.outboxMessages(orderID: orderID, limit: limit) } catch { throw GatewayError.storage(error) }
     }
 
-    /// Outgoing events written after `cursor`, oldest first.
-    public func outgoingEvents(after cursor: OrderCursor?, limit: Int = 100) async throws(GatewayError) -> [OutboxMessage] {
-        do { return try await store.outboxMessages(after: cursor, limit: limit) } catch { throw GatewayError.storage(error) }
+    /// Outgoing events written after `cursor` (of one order when given), oldest first.
+    public func outgoingEvents(after cursor: OrderCursor?, orderID: String? = nil, limit: Int = 100) async throws(GatewayError) -> [OutboxMessage] {
+        do { return try await store.outboxMessages(after: cursor, orderID: orderID, limit: limit) } catch { throw GatewayError.storage(error) }
     }
 
     /// Queues an outgoing event for delivery again, now.

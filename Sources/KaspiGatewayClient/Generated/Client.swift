@@ -1434,7 +1434,7 @@ package struct Client: APIProtocol {
     }
     /// Outgoing events, what they say and their delivery state
     ///
-    /// Without `after`, the newest events (of one order with `orderId`), newest first, and in `nextCursor` the newest one's position. With `after`, every event written after that position, oldest first, and in `nextCursor` where to continue (the same cursor when nothing is new): `kaspi listen` follows the events this way.
+    /// Without `after`, the newest events (of one order with `orderId`), newest first, and in `nextCursor` the newest one's position. With `after`, every event written after that position (of one order with `orderId`), oldest first, and in `nextCursor` where to continue (the same cursor when nothing is new): `kaspi listen` follows the events this way.
     ///
     /// - Remark: HTTP `GET /v1/events`.
     /// - Remark: Generated from `#/paths//v1/events/get(listEvents)`.

@@ -2601,7 +2601,7 @@ public enum Operations {
     }
     /// Outgoing events, what they say and their delivery state
     ///
-    /// Without `after`, the newest events (of one order with `orderId`), newest first, and in `nextCursor` the newest one's position. With `after`, every event written after that position, oldest first, and in `nextCursor` where to continue (the same cursor when nothing is new): `kaspi listen` follows the events this way.
+    /// Without `after`, the newest events (of one order with `orderId`), newest first, and in `nextCursor` the newest one's position. With `after`, every event written after that position (of one order with `orderId`), oldest first, and in `nextCursor` where to continue (the same cursor when nothing is new): `kaspi listen` follows the events this way.
     ///
     /// - Remark: HTTP `GET /v1/events`.
     /// - Remark: Generated from `#/paths//v1/events/get(listEvents)`.
@@ -2612,7 +2612,7 @@ public enum Operations {
             public struct Query: Sendable, Hashable {
                 /// - Remark: Generated from `#/paths/v1/events/GET/query/orderId`.
                 public var orderId: Swift.String?
-                /// A `nextCursor` this API returned; not with `orderId`.
+                /// A `nextCursor` this API returned.
                 ///
                 /// - Remark: Generated from `#/paths/v1/events/GET/query/after`.
                 public var after: Swift.String?
@@ -2622,7 +2622,7 @@ public enum Operations {
                 ///
                 /// - Parameters:
                 ///   - orderId:
-                ///   - after: A `nextCursor` this API returned; not with `orderId`.
+                ///   - after: A `nextCursor` this API returned.
                 ///   - limit:
                 public init(
                     orderId: Swift.String? = nil,

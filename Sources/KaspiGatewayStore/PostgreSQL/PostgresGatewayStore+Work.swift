@@ -83,15 +83,21 @@ extension PostgresGatewayStore {
         return try await rows(q).map { try RowDecoding.message($0) }
     }
 
-    public func outboxMessages(after cursor: OrderCursor?, limit: Int) async throws -> [OutboxMessage] {
+    public func outboxMessages(after cursor: OrderCursor?, orderID: String?, limit: Int) async throws -> [OutboxMessage] {
         let after = cursor ?? OrderCursor(createdAtMs: -1, id: "")
-        return try await rows(
-            """
-            SELECT \(unescaped: outboxColumns) FROM outbox WHERE (created_at, id) > (\(after.createdAtMs), \(after.id))
-            ORDER BY created_at, id LIMIT \(Int64(limit))
-            """
-        )
-        .map { try RowDecoding.message($0) }
+        let q: PostgresQuery =
+            if let orderID {
+                """
+                SELECT \(unescaped: outboxColumns) FROM outbox WHERE order_id = \(orderID) AND (created_at, id) > (\(after.createdAtMs), \(after.id))
+                ORDER BY created_at, id LIMIT \(Int64(limit))
+                """
+            } else {
+                """
+                SELECT \(unescaped: outboxColumns) FROM outbox WHERE (created_at, id) > (\(after.createdAtMs), \(after.id))
+                ORDER BY created_at, id LIMIT \(Int64(limit))
+                """
+            }
+        return try await rows(q).map { try RowDecoding.message($0) }
     }
 
     public func deliveryAttempts(messageID: String) async throws -> [DeliveryAttempt] {

@@ -99,11 +99,18 @@ extension SQLiteGatewayStore {
         return try rows.map { try RowDecoding.message(SQLiteRowReader($0)) }
     }
 
-    public func outboxMessages(after cursor: OrderCursor?, limit: Int) async throws -> [OutboxMessage] {
+    public func outboxMessages(after cursor: OrderCursor?, orderID: String?, limit: Int) async throws -> [OutboxMessage] {
         let after = cursor ?? OrderCursor(createdAtMs: -1, id: "")
-        let rows = try await fetch(
-            "SELECT \(outboxColumns) FROM outbox WHERE (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT ?",
-            [.integer(Int(after.createdAtMs)), .text(after.id), .integer(limit)])
+        let rows: [DirectRow]
+        if let orderID {
+            rows = try await fetch(
+                "SELECT \(outboxColumns) FROM outbox WHERE order_id = ? AND (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT ?",
+                [.text(orderID), .integer(Int(after.createdAtMs)), .text(after.id), .integer(limit)])
+        } else {
+            rows = try await fetch(
+                "SELECT \(outboxColumns) FROM outbox WHERE (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT ?",
+                [.integer(Int(after.createdAtMs)), .text(after.id), .integer(limit)])
+        }
         return try rows.map { try RowDecoding.message(SQLiteRowReader($0)) }
     }
 
