@@ -14,16 +14,16 @@ import Synchronization
 /// A tiny shop that takes payments through the gateway's API, as a merchant's backend would:
 /// redirect checkout, QR checkout and payment links. Server-rendered, no JavaScript.
 public final class DemoShop: Sendable {
+    /// An item for sale; its name is a message of the shop's catalog.
     struct Item: Sendable {
         var id: String
-        var name: String
+        var nameKey: String
         var price: Int
     }
 
     static let items = [
-        Item(id: "chair", name: "Kaspi Red chair", price: 12_500),
-        Item(id: "lamp", name: "Almaty desk lamp", price: 5_900),
-        Item(id: "tea", name: "Steppe tea, 100 g", price: 1_200),
+        Item(id: "chair", nameKey: "item_chair", price: 12_500), Item(id: "lamp", nameKey: "item_lamp", price: 5_900),
+        Item(id: "tea", nameKey: "item_tea", price: 1_200),
     ]
 
     let gatewayURL: String
@@ -98,19 +98,32 @@ public final class DemoShop: Sendable {
         var toShop = false
     }
 
-    func page(_ template: String, _ context: Any, status: HTTPResponse.Status = .ok) -> Response {
-        pages.page(template, context, status: status).response
+    /// The payer's language: `?lang=`, the switcher's cookie, the browser's, then Russian.
+    func locale(_ request: Request, switcher: Bool = true) -> PageLocale {
+        let locale = PageLocale(request: request, fallback: .ru)
+        return switcher ? locale : PageLocale(locale.language)
     }
 
-    func unknownItem() -> Response { page("message", Message(title: "Unknown item"), status: .badRequest) }
-
-    func failure(_ message: String) -> Response {
-        page("message", Message(title: "Payment could not start", message: message), status: .badGateway)
+    func page(_ template: String, _ context: Any, _ locale: PageLocale, status: HTTPResponse.Status = .ok) -> Response {
+        pages.page(template, context, locale: locale, status: status).response
     }
 
-    func failure(_ error: any Error) -> Response { failure(Self.message(error)) }
+    func text(_ key: String, _ locale: PageLocale, _ values: [String: String] = [:]) -> String { pages.text(key, locale.language, values) }
 
-    func notFound() -> Response { page("message", Message(title: "Order not found", toShop: true), status: .notFound) }
+    func unknownItem(_ locale: PageLocale) -> Response { page("message", Message(title: text("unknown_item", locale)), locale, status: .badRequest) }
+
+    func failure(_ message: String, _ locale: PageLocale) -> Response {
+        page("message", Message(title: text("payment_not_started", locale), message: message), locale, status: .badGateway)
+    }
+
+    func failure(_ error: any Error, _ locale: PageLocale) -> Response {
+        // The gateway's reason is for the shop's staff; the payer reads that it did not start.
+        failure(error is GatewayClientError ? text("gateway_refused", locale) : Self.message(error), locale)
+    }
+
+    func notFound(_ locale: PageLocale) -> Response {
+        page("message", Message(title: text("order_not_found", locale), toShop: true), locale, status: .notFound)
+    }
 
     /// Where a settled order's payer goes: the result page, which asks the gateway again.
     func result(of order: Order) -> Response {
@@ -119,11 +132,14 @@ public final class DemoShop: Sendable {
 
     static func reference() -> String { "SHOP-" + UUID().uuidString.prefix(8).uppercased() }
 
+    /// The item's name in the payer's language.
+    func name(_ item: Item, _ locale: PageLocale) -> String { text(item.nameKey, locale) }
+
     /// The shop's routes: the catalogue, checkout by redirect, QR, link and invoice, and the gateway's events.
     public func router() -> Router<BasicRequestContext> {
         let router = Router()
         pages.addAssetRoutes(to: router)
-        router.get("/") { _, _ in self.catalogue() }
+        router.get("/") { request, _ in self.catalogue(self.locale(request)) }
         // The gateway's events for the shop's systems, verified and decoded with KaspiEvents.
         router.post("/events") { request, _ in
             let body = try await request.body.collect(upTo: 64 * 1024)
@@ -136,53 +152,62 @@ public final class DemoShop: Sendable {
             return Response(status: .noContent)
         }
         router.post("/buy") { request, _ in
-            guard let item = await self.item(request) else { return self.unknownItem() }
+            let locale = self.locale(request, switcher: false)
+            guard let item = await self.item(request) else { return self.unknownItem(locale) }
             let reference = Self.reference()
             // The shop's own address, never the request's Host header, which the caller writes.
             let resultURL = "\(self.shopURL)/result"
             let checkout = KaspiGatewayClient.CheckoutRequest(
-                amount: item.price, description: item.name, merchantReference: reference, mobileReturnUrl: resultURL)
+                amount: item.price, description: self.name(item, locale), merchantReference: reference, mobileReturnUrl: resultURL)
             let order: Order
-            do { order = try await self.gateway.checkouts.create(checkout, idempotencyKey: reference) } catch { return self.failure(error) }
-            guard let paymentURL = order.paymentUrl else { return self.failure("The gateway gave no payment link.") }
+            do { order = try await self.gateway.checkouts.create(checkout, idempotencyKey: reference) } catch { return self.failure(error, locale) }
+            guard let paymentURL = order.paymentUrl else { return self.failure(self.text("no_payment_link", locale), locale) }
             // Kaspi's partner API gives no return URL: the shop shows the link and waits.
             if self.qrProfile { return Response(status: .seeOther, headers: [.location: "/wait/\(order.id)"]) }
             return Response(status: .seeOther, headers: [.location: paymentURL])
         }
-        router.get("/wait/:id") { _, context in
+        router.get("/wait/:id") { request, context in
+            let locale = self.locale(request)
             let id = try context.parameters.require("id")
-            guard let order = try? await self.gateway.orders.get(id) else { return self.notFound() }
+            guard let order = try? await self.gateway.orders.get(id) else { return self.notFound(locale) }
             if !Self.open(order) { return self.result(of: order) }
             struct Wait {
                 var title: String
                 var refresh: Int
                 var link, amount: String
             }
-            return self.page("wait", Wait(title: "Pay in Kaspi", refresh: 2, link: order.paymentUrl ?? "", amount: Self.tenge(order.amount)))
+            return self.page(
+                "wait",
+                Wait(title: self.text("wait_title", locale), refresh: 2, link: order.paymentUrl ?? "", amount: self.tenge(order.amount, locale)),
+                locale)
         }
         router.post("/invoice") { request, _ in
+            let locale = self.locale(request, switcher: false)
             let form = await request.decodeForm(as: ItemForm.self, upTo: 4096)
-            guard self.remoteInvoices, let item = Self.items.first(where: { $0.id == form?.item }) else { return self.unknownItem() }
+            guard self.remoteInvoices, let item = Self.items.first(where: { $0.id == form?.item }) else { return self.unknownItem(locale) }
             let phone = form?.phone ?? ""
             if form?.confirmed != "yes" {
                 // The payer's name first, so that the right person is billed.
                 let info: KaspiGatewayClient.Customer
-                do { info = try await self.gateway.remoteInvoices.clientInfo(phoneNumber: phone) } catch { return self.failure(error) }
+                do { info = try await self.gateway.remoteInvoices.clientInfo(phoneNumber: phone) } catch {
+                    return self.failure(Self.message(error), locale)
+                }
                 struct Confirm { var title, name, phone, amount, item, itemID: String }
                 return self.page(
                     "invoice-confirm",
                     Confirm(
-                        title: "Send the invoice?", name: info.clientName, phone: phone, amount: Self.tenge(item.price), item: item.name,
-                        itemID: item.id))
+                        title: self.text("invoice_confirm_title", locale), name: info.clientName, phone: phone,
+                        amount: self.tenge(item.price, locale), item: self.name(item, locale), itemID: item.id),
+                    locale)
             }
             let reference = Self.reference()
             do {
                 let order = try await self.gateway.remoteInvoices.create(
-                    phoneNumber: phone, amount: item.price, comment: item.name, merchantReference: reference, idempotencyKey: reference)
+                    phoneNumber: phone, amount: item.price, comment: self.name(item, locale), merchantReference: reference, idempotencyKey: reference)
                 return Response(status: .seeOther, headers: [.location: "/invoice/\(order.id)"])
-            } catch { return self.failure(error) }
+            } catch { return self.failure(Self.message(error), locale) }
         }
-        router.get("/invoice/:id") { _, context in try await self.invoicePage(try context.parameters.require("id")) }
+        router.get("/invoice/:id") { request, context in try await self.invoicePage(try context.parameters.require("id"), self.locale(request)) }
         router.post("/invoice/:id/check") { _, context in
             // Kaspi's anti-abuse refuses reads on a timer: the status is read when asked.
             let id = try context.parameters.require("id")
@@ -190,54 +215,65 @@ public final class DemoShop: Sendable {
             return Response(status: .seeOther, headers: [.location: "/invoice/\(id)"])
         }
         router.post("/buy-qr") { request, _ in
-            guard let item = await self.item(request) else { return self.unknownItem() }
+            let locale = self.locale(request, switcher: false)
+            guard let item = await self.item(request) else { return self.unknownItem(locale) }
             let reference = Self.reference()
-            let checkout = KaspiGatewayClient.CheckoutRequest(amount: item.price, description: item.name, merchantReference: reference)
+            let checkout = KaspiGatewayClient.CheckoutRequest(amount: item.price, description: self.name(item, locale), merchantReference: reference)
             do {
                 let qr = try await self.gateway.qrCheckouts.create(checkout, idempotencyKey: reference)
                 self.qrImages.withLock { $0[qr.order.id] = Data(qr.qrCode).base64EncodedString() }
                 return Response(status: .seeOther, headers: [.location: "/qr/\(qr.order.id)"])
-            } catch { return self.failure(error) }
+            } catch { return self.failure(error, locale) }
         }
-        router.get("/qr/:id") { _, context in
+        router.get("/qr/:id") { request, context in
+            let locale = self.locale(request)
             let id = try context.parameters.require("id")
-            guard let order = try? await self.gateway.orders.get(id) else { return self.notFound() }
+            guard let order = try? await self.gateway.orders.get(id) else { return self.notFound(locale) }
             if !Self.open(order) { return self.result(of: order) }
             struct QR {
                 var title: String
                 var refresh: Int
-                var png: String
+                var png, amount: String
             }
-            return self.page("qr", QR(title: "Scan to pay", refresh: 2, png: self.qrImages.withLock { $0[id] } ?? ""))
+            return self.page(
+                "qr",
+                QR(
+                    title: self.text("qr_title", locale), refresh: 2, png: self.qrImages.withLock { $0[id] } ?? "",
+                    amount: self.tenge(order.amount, locale)), locale)
         }
         router.post("/link") { request, _ in
-            guard let item = await self.item(request) else { return self.unknownItem() }
+            let locale = self.locale(request, switcher: false)
+            guard let item = await self.item(request) else { return self.unknownItem(locale) }
             let link: KaspiGatewayClient.PaymentLink
-            do { link = try await self.gateway.paymentLinks.create(amount: item.price, description: item.name) } catch { return self.failure(error) }
-            struct LinkPage { var title, url, qrCode, whatsappURL, smsURL: String }
+            do { link = try await self.gateway.paymentLinks.create(amount: item.price, description: self.name(item, locale)) } catch {
+                return self.failure(error, locale)
+            }
+            struct LinkPage { var title, url, qrCode, whatsappURL, smsURL, amount: String }
             return self.page(
                 "link",
                 LinkPage(
-                    title: "Payment link", url: link.url, qrCode: Data(link.qrCode.data).base64EncodedString(), whatsappURL: link.whatsappUrl,
-                    smsURL: link.smsUrl))
+                    title: self.text("link_title", locale), url: link.url, qrCode: Data(link.qrCode.data).base64EncodedString(),
+                    whatsappURL: link.whatsappUrl, smsURL: link.smsUrl, amount: self.tenge(item.price, locale)), locale)
         }
         router.get("/result") { request, _ in
+            let locale = self.locale(request)
             // Never trust the URL: ask the gateway for the order's verified state.
             let reference = request.uri.queryParameters.get("orderId").map { String($0) } ?? ""
             guard !reference.isEmpty, let order = try? await self.gateway.orders.page(search: reference, limit: 1).orders.first else {
-                return self.notFound()
+                return self.notFound(locale)
             }
+            let values = ["amount": self.tenge(order.amount, locale), "reference": reference]
             let (title, text): (String, String)
             switch order.state {
-            case .paid: (title, text) = ("Thank you!", "Payment of \(Self.tenge(order.amount)) received. Your order \(reference) is confirmed.")
-            case _ where Self.open(order): (title, text) = ("Payment processing", "We are waiting for Kaspi to confirm the payment.")
-            default: (title, text) = ("Payment not completed", "The payment was \(order.state.rawValue). No money was taken.")
+            case .paid: (title, text) = (self.text("result_paid_title", locale), self.text("result_paid", locale, values))
+            case _ where Self.open(order): (title, text) = (self.text("result_pending_title", locale), self.text("result_pending", locale, values))
+            default: (title, text) = (self.text("result_failed_title", locale), self.text("result_failed", locale, values))
             }
             struct Result {
                 var title, state, text: String
                 var refresh: Int?
             }
-            return self.page("result", Result(title: title, state: order.state.rawValue, text: text, refresh: Self.open(order) ? 2 : nil))
+            return self.page("result", Result(title: title, state: order.state.rawValue, text: text, refresh: Self.open(order) ? 2 : nil), locale)
         }
         return router
     }
@@ -251,15 +287,15 @@ public final class DemoShop: Sendable {
     /// Whether the order can still be paid.
     static func open(_ order: Order) -> Bool { order.state == .pending || order.state == .created }
 
-    func invoicePage(_ id: String) async throws -> Response {
-        guard let order = try? await gateway.orders.get(id) else { return notFound() }
+    func invoicePage(_ id: String, _ locale: PageLocale) async throws -> Response {
+        guard let order = try? await gateway.orders.get(id) else { return notFound(locale) }
         if !Self.open(order) { return result(of: order) }
         struct Invoice { var title, id, amount, payer: String }
         let payer = order.providerPaymentId.map { "\(sandboxURL)/pay/invoice/\($0)" } ?? ""
-        return page("invoice", Invoice(title: "Invoice sent", id: id, amount: Self.tenge(order.amount), payer: payer))
+        return page("invoice", Invoice(title: text("invoice_title", locale), id: id, amount: tenge(order.amount, locale), payer: payer), locale)
     }
 
-    func catalogue() -> Response {
+    func catalogue(_ locale: PageLocale) -> Response {
         struct Row {
             var id, name, price: String
             var remoteInvoices: Bool
@@ -268,17 +304,9 @@ public final class DemoShop: Sendable {
             var title: String
             var items: [Row]
         }
-        let rows = Self.items.map { Row(id: $0.id, name: $0.name, price: Self.tenge($0.price), remoteInvoices: remoteInvoices) }
-        return page("catalogue", Catalogue(title: "KaspiKit demo shop", items: rows))
+        let rows = Self.items.map { Row(id: $0.id, name: name($0, locale), price: tenge($0.price, locale), remoteInvoices: remoteInvoices) }
+        return page("catalogue", Catalogue(title: text("shop_title", locale), items: rows), locale)
     }
 
-    static func tenge(_ amount: Int) -> String {
-        let digits = String(amount)
-        var out = ""
-        for (index, character) in digits.enumerated() {
-            if index > 0, (digits.count - index) % 3 == 0 { out.append("\u{202F}") }
-            out.append(character)
-        }
-        return out + "\u{00A0}₸"
-    }
+    func tenge(_ amount: Int, _ locale: PageLocale) -> String { LocalFormat.tenge(amount, locale.language) }
 }

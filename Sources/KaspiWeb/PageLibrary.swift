@@ -10,6 +10,8 @@ package struct PageLibrary: Sendable {
     private let library: MustacheLibrary
     /// The stylesheets and other assets, by file name (`gateway.css`).
     package let assets: [String: String]
+    /// The product's words in each language (`messages/<language>.json`).
+    package let catalog: MessageCatalog
 
     /// Why the pages could not be loaded.
     package struct LoadError: Error, CustomStringConvertible {
@@ -17,8 +19,9 @@ package struct PageLibrary: Sendable {
         package var description: String { "PAGES_UNAVAILABLE: \(message)" }
     }
 
-    /// Loads the templates (`*.mustache`, named by their path without the extension) and
-    /// assets (`*.css`) from a module's resource folder.
+    /// Loads the templates (`*.mustache`, named by their path without the extension), assets
+    /// (`*.css`) and message catalogs (`messages/<language>.json`) from a module's resource
+    /// folder.
     ///
     /// The folder is looked for in the resource bundle SwiftPM puts beside the executable
     /// (`<bundle>/<folder>`), then in the source tree (`sourceFolder`), which development
@@ -56,6 +59,8 @@ package struct PageLibrary: Sendable {
                 do { templates[String(file.dropLast(".mustache".count))] = try MustacheTemplate(string: text) } catch {
                     throw LoadError(message: "\(file) is not a valid template (\(error)).")
                 }
+            } else if file.hasSuffix(".json") {
+                continue  // the message catalogs, read below
             } else if file.hasSuffix(".css") {
                 guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw LoadError(message: "\(file) cannot be read.") }
                 assets[(file as NSString).lastPathComponent] = text
@@ -65,21 +70,38 @@ package struct PageLibrary: Sendable {
         guard missing.isEmpty else { throw LoadError(message: "\(root) lacks \(missing.joined(separator: ", ")).mustache.") }
         self.library = MustacheLibrary(templates: templates)
         self.assets = assets
+        var isFolder: ObjCBool = false
+        if FileManager.default.fileExists(atPath: root + "/messages", isDirectory: &isFolder), isFolder.boolValue {
+            do { self.catalog = try MessageCatalog(folder: root + "/messages") } catch { throw LoadError(message: error.message) }
+        } else {
+            self.catalog = MessageCatalog()
+        }
     }
 
     /// Whether a template of that name exists.
     package func has(_ template: String) -> Bool { library.getTemplate(named: template) != nil }
 
     /// Renders `template` with `context` (a struct, read through its stored properties, or
-    /// a dictionary).
-    package func render(_ template: String, _ context: Any) -> String {
+    /// a dictionary) in `locale`'s language: templates see `t` (the catalog: `{{#t}}key{{/t}}`),
+    /// `lang` (`kk`, `ru`, `en`) and `languages` (the switcher's links) beside the context's own
+    /// values.
+    package func render(_ template: String, _ context: Any, locale: PageLocale = PageLocale(.en)) -> String {
         // The templates a product renders are checked when it loads them (`required`).
-        library.render(context, withTemplate: template) ?? ""
+        library.render(LocalizedContext(inner: context, locale: locale, catalog: catalog), withTemplate: template) ?? ""
     }
 
-    /// A page as an HTML answer.
-    package func page(_ template: String, _ context: Any, status: HTTPResponse.Status = .ok) -> HTMLPage {
-        HTMLPage(status: status, html: render(template, context))
+    /// A page as an HTML answer, in `locale`'s language; remembers a language chosen with
+    /// `?lang=` in a cookie.
+    package func page(_ template: String, _ context: Any, locale: PageLocale = PageLocale(.en), status: HTTPResponse.Status = .ok) -> HTMLPage {
+        var page = HTMLPage(status: status, html: render(template, context, locale: locale))
+        page.headers[.contentLanguage] = locale.language.rawValue
+        if let cookie = locale.cookie { page.headers[.setCookie] = cookie }
+        return page
+    }
+
+    /// A message of the catalog, with `values` put in (see ``MessageCatalog/text(_:_:_:)``).
+    package func text(_ key: String, _ language: PageLanguage, _ values: [String: String] = [:]) -> String {
+        catalog.text(key, language, values)
     }
 
     /// Serves the assets at `/assets/<name>` (a day's caching; the names change with them).
@@ -91,6 +113,29 @@ package struct PageLibrary: Sendable {
                 status: .ok, headers: [.contentType: "text/css; charset=utf-8", .cacheControl: "public, max-age=86400"],
                 body: .init(byteBuffer: ByteBuffer(string: text)))
         }
+    }
+}
+
+/// A page's values, with the words and language every page may use.
+struct LocalizedContext: MustacheParent {
+    let inner: Any
+    let locale: PageLocale
+    let catalog: MessageCatalog
+
+    func child(named name: String) -> Any? {
+        switch name {
+        case "t": return catalog.lambda(locale.language)
+        case "lang": return locale.language.rawValue
+        case "languages": return locale.links
+        case "switcher": return !locale.links.isEmpty
+        default: break
+        }
+        if let parent = inner as? any MustacheParent { return parent.child(named: name) }
+        guard let value = Mirror(reflecting: inner).children.first(where: { $0.label == name })?.value else { return nil }
+        // An optional is its value, or nothing.
+        let mirror = Mirror(reflecting: value)
+        guard mirror.displayStyle == .optional else { return value }
+        return mirror.children.first?.value
     }
 }
 

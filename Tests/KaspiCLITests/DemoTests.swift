@@ -77,7 +77,9 @@ struct DemoTests {
         let shop = try #require(await demo.waitForOutput(matching: #"Shop: +(http://127\.0\.0\.1:\d+)"#), "\(demo.stdout)\(demo.stderr)")
         #expect(demo.stdout.contains("API key demo_shop_key"))
         let catalogue = try await Self.request(.GET, shop + "/")
-        #expect(catalogue.body.contains("Buy with Kaspi") && catalogue.body.contains("Steppe tea"))
+        // Russian unless the browser asks otherwise, as Kaspi's own pages.
+        #expect(
+            catalogue.body.contains("<html lang=\"ru\">") && catalogue.body.contains("Купить через Kaspi") && catalogue.body.contains("Степной чай"))
 
         // Redirect: buy, pay on the sandbox's page, come back to a verified result.
         let buy = try await Self.request(.POST, shop + "/buy", form: "item=tea")
@@ -85,12 +87,12 @@ struct DemoTests {
         #expect(paymentPage.hasPrefix("http://127.0.0.1:\(sandboxPort)/pay/"))
         let paid = try await Self.follow(try await Self.request(.POST, paymentPage, form: "action=pay"))
         #expect(paid.url.hasPrefix(shop + "/result?status=success"))
-        #expect(paid.body.contains("Thank you!") && paid.body.contains("1\u{202F}200"))
+        #expect(paid.body.contains("Спасибо!") && paid.body.contains("1\u{00A0}200\u{00A0}₸"))
 
         // Declined: the result page says so.
         let buy2 = try await Self.request(.POST, shop + "/buy", form: "item=lamp")
         let declined = try await Self.follow(try await Self.request(.POST, try #require(buy2.location), form: "action=decline"))
-        #expect(declined.body.contains("Payment not completed"))
+        #expect(declined.body.contains("Оплата не завершена"))
 
         // QR: the page waits; once paid it moves on by itself.
         let qr = try await Self.request(.POST, shop + "/buy-qr", form: "item=chair")
@@ -104,14 +106,14 @@ struct DemoTests {
         var after = ""
         for _ in 0..<400 {
             after = try await Self.follow(try await Self.request(.GET, qrPage), from: qrPage).body
-            if after.contains("Thank you!") { break }
+            if after.contains("Спасибо!") { break }
             try await Task.sleep(for: .milliseconds(100))
         }
-        #expect(after.contains("Thank you!"))
+        #expect(after.contains("Спасибо!"))
 
         // Payment link: shareable, paid through its own page.
         let link = try await Self.request(.POST, shop + "/link", form: "item=tea")
-        #expect(link.body.contains("Share on WhatsApp") && link.body.contains("/l/"))
+        #expect(link.body.contains("Отправить в WhatsApp") && link.body.contains("/l/"))
         let linkURL = try #require(
             link.body.range(of: #"http://127\.0\.0\.1:\d+/l/[0-9a-z]+"#, options: .regularExpression).map { String(link.body[$0]) })
         let toKaspi = try await Self.request(.POST, linkURL + "/pay")
@@ -119,10 +121,10 @@ struct DemoTests {
         var linkPage = ""
         for _ in 0..<400 {
             linkPage = try await Self.request(.GET, linkURL).body
-            if linkPage.contains("Paid.") { break }
+            if linkPage.contains("Оплачено.") { break }
             try await Task.sleep(for: .milliseconds(100))
         }
-        #expect(linkPage.contains("Paid."))
+        #expect(linkPage.contains("Оплачено."))
 
         // The gateway told the shop's systems, signed; the admin sees the deliveries.
         var delivered = 0
@@ -166,25 +168,25 @@ struct DemoTests {
         var after = ""
         for _ in 0..<400 {
             after = try await Self.follow(try await Self.request(.GET, waitPage), from: waitPage).body
-            if after.contains("Thank you!") { break }
+            if after.contains("Спасибо!") { break }
             try await Task.sleep(for: .milliseconds(100))
         }
-        #expect(after.contains("Thank you!"))
+        #expect(after.contains("Спасибо!"))
 
         // A remote invoice: the payer's name first, then the invoice, checked on request only.
         let ask = try await Self.request(.POST, shop + "/invoice", form: "item=lamp&phone=87071234567")
-        #expect(ask.body.contains("Send the invoice?") && ask.body.contains("4567"))
+        #expect(ask.body.contains("Выставить счёт?") && ask.body.contains("4567"))
         let sent = try await Self.request(.POST, shop + "/invoice", form: "item=lamp&phone=87071234567&confirmed=yes")
         let invoicePage = shop + (try #require(sent.location))
         let invoice = try await Self.request(.GET, invoicePage)
-        #expect(invoice.body.contains("Check the payment") && !invoice.body.contains("http-equiv=\"refresh\""))
+        #expect(invoice.body.contains("Проверить оплату") && !invoice.body.contains("http-equiv=\"refresh\""))
         let payer = try #require(
             invoice.body.range(of: #"http://127\.0\.0\.1:\d+/pay/invoice/\d+"#, options: .regularExpression).map { String(invoice.body[$0]) })
         let payerPage = try await Self.request(.GET, payer)
-        #expect(payerPage.body.contains("Pay the invoice") && payerPage.body.contains("87071234567"))
+        #expect(payerPage.body.contains("Оплатить счёт") && payerPage.body.contains("87071234567"))
         _ = try await Self.request(.POST, payer, form: "action=confirm")
         let checked = try await Self.follow(try await Self.request(.POST, invoicePage + "/check"), from: invoicePage)
-        #expect(checked.body.contains("Thank you!"), "\(checked.body)")
+        #expect(checked.body.contains("Спасибо!"), "\(checked.body)")
 
         #expect(await demo.stop() == 0)
     }

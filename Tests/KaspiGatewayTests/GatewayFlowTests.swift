@@ -28,15 +28,17 @@ struct GatewayFlowTests {
             #expect(conflict.status == 409 && conflict.errorCode == "IDEMPOTENCY_CONFLICT")
             #expect(try await s.gateway.store.orders(OrderQuery()).orders.count == 1)
 
-            // Before paying, the return page asks Kaspi and shows pending, refreshing itself.
+            // Before paying, the return page asks Kaspi and shows pending, refreshing itself
+            // (in Russian, the default).
             let pendingPage = try await http(.GET, s.gatewayURL + "/pay/return/\(id)")
-            #expect(pendingPage.body.contains("Processing") && pendingPage.body.contains("http-equiv=\"refresh\""))
+            #expect(pendingPage.body.contains("Обрабатывается") && pendingPage.body.contains("http-equiv=\"refresh\""))
+            #expect(pendingPage.body.contains("<html lang=\"ru\">") && pendingPage.headers["content-language"] == "ru")
 
             let paid = try await s.payOnPage(paymentURL)
             #expect(paid.status == 303 && paid.headers["location"] == s.gatewayURL + "/pay/return/\(id)")
             #expect(try await s.waitFor(id, .paid))
-            let page = try await http(.GET, paid.headers["location"]!)
-            #expect(page.body.contains("Payment received"))
+            let page = try await http(.GET, paid.headers["location"]!, headers: ["Accept-Language": "kk-KZ,ru;q=0.8"])
+            #expect(page.body.contains("Төлем қабылданды") && page.body.contains("5\u{00A0}000\u{00A0}₸") && page.body.contains("<html lang=\"kk\">"))
 
             // The merchant's systems hear about it, signed the Standard Webhooks way.
             #expect(await eventually { s.merchant.events.contains { $0.type == "order.paid" } })
@@ -282,8 +284,13 @@ struct GatewayFlowTests {
                 #expect(
                     try await ProcessRunner.run(zbar, ["--quiet", "--raw", file.path]).stdout.trimmingCharacters(in: .whitespacesAndNewlines) == url)
             }
-            let page = try await http(.GET, url)
+            // ?lang= chooses, and the answer remembers it.
+            let page = try await http(.GET, url + "?lang=en")
             #expect(page.status == 200 && page.body.contains("Pay with Kaspi") && page.body.contains("Invoice 42"))
+            #expect(page.headers["set-cookie"]?.hasPrefix("kaspikit_lang=en;") == true)
+            #expect(page.body.contains(#"<a href="/l/\#(id)?lang=kk" lang="kk" hreflang="kk">Қазақша</a>"#), "the switcher links to the same page")
+            let remembered = try await http(.GET, url, headers: ["Cookie": "kaspikit_lang=en", "Accept-Language": "ru"])
+            #expect(remembered.body.contains("Pay with Kaspi") && remembered.headers["set-cookie"] == nil)
             let first = try await http(.POST, url + "/pay")
             #expect(first.status == 303)
             let paymentURL = try #require(first.headers["location"])
@@ -293,7 +300,7 @@ struct GatewayFlowTests {
             _ = try await s.payOnPage(paymentURL)
             #expect(await eventually { (try? await s.api(.GET, "/v1/payment-links/\(id)").json["status"] as? String) == "paid" })
             let paidPage = try await http(.GET, url)
-            #expect(paidPage.body.contains("Paid.") && !paidPage.body.contains("Pay with Kaspi"))
+            #expect(paidPage.body.contains("Оплачено.") && !paidPage.body.contains("Оплатить через Kaspi"))
             let fetched = try await s.api(.GET, "/v1/payment-links/\(id)")
             let orderID = try #require(fetched.json["orderId"] as? String)
             #expect(try await s.order(orderID)?.kind == .link)
@@ -306,7 +313,7 @@ struct GatewayFlowTests {
             let expiringURL = try #require(expiring.json["url"] as? String, "\(expiring.body)")
             try await Task.sleep(for: .milliseconds(1600))
             #expect(try await http(.POST, expiringURL + "/pay").status == 410)
-            #expect(try await http(.GET, expiringURL).body.contains("expired"))
+            #expect(try await http(.GET, expiringURL).body.contains("Срок действия ссылки истёк"))
             #expect(try await s.api(.POST, "/v1/payment-links", #"{"amount":1000,"expiresAt":"2001-01-01T00:00:00Z"}"#).status == 400)
             #expect(try await http(.GET, s.gatewayURL + "/l/nope").status == 404)
         }

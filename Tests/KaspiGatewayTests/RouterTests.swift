@@ -103,7 +103,7 @@ struct RouterTests {
             let unknown = try await client.execute(uri: "/pay/return/ord_nope", method: .get)
             #expect(unknown.status == .notFound)
             let page = String(buffer: unknown.body)
-            #expect(page.contains("<title>Payment not found</title>") && page.contains(#"href="/assets/gateway.css""#))
+            #expect(page.contains("<title>Платёж не найден</title>") && page.contains(#"href="/assets/gateway.css""#))
             #expect(unknown.headers[try #require(HTTPField.Name("X-Frame-Options"))] == "DENY")
             let css = try await client.execute(uri: "/assets/gateway.css", method: .get)
             #expect(css.status == .ok && css.headers[.contentType] == "text/css; charset=utf-8" && String(buffer: css.body).contains(".state-paid"))

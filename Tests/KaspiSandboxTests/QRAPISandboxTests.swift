@@ -171,7 +171,9 @@ func qrError(_ body: () async throws -> Void) async -> API.APIError? {
             let digits = String(link.paymentLink.split(separator: "/").last ?? "")
             #expect(digits.count == 41)
             var page = try await h.raw(.GET, link.paymentLink)
-            #expect(page.status == 200 && page.body.contains("2 500 ₸") && page.body.contains("value=\"scan\"") && !page.body.contains("<script"))
+            #expect(
+                page.status == 200 && page.body.contains("2\u{00A0}500\u{00A0}₸") && page.body.contains("value=\"scan\"")
+                    && !page.body.contains("<script"))
             #expect(page.body.contains("KaspiKit Sandbox LLP"))
             let svg = try await h.raw(.GET, link.paymentLink + "/qr.svg")
             #expect(svg.status == 200 && svg.body.hasPrefix("<svg"))

@@ -11,30 +11,44 @@ struct PublicPagesController {
     let pages: PageLibrary
 
     func addRoutes(to router: Router<GatewayRequestContext>) {
-        router.get("/pay/return/:id") { _, context in
-            if let refusal = limited(context) { return refusal }
-            return await result(orderID: try context.parameters.require("id"))
+        router.get("/pay/return/:id") { request, context in
+            let locale = locale(request)
+            if let refusal = limited(context, locale) { return refusal }
+            return await result(orderID: try context.parameters.require("id"), locale)
         }
-        router.get("/pay/fail/:id") { _, context in
-            if let refusal = limited(context) { return refusal }
-            return await result(orderID: try context.parameters.require("id"))
+        router.get("/pay/fail/:id") { request, context in
+            let locale = locale(request)
+            if let refusal = limited(context, locale) { return refusal }
+            return await result(orderID: try context.parameters.require("id"), locale)
         }
-        router.get("/l/:id") { _, context in
-            if let refusal = limited(context) { return refusal }
-            return await link(id: try context.parameters.require("id"))
+        router.get("/l/:id") { request, context in
+            let locale = locale(request)
+            if let refusal = limited(context, locale) { return refusal }
+            return await link(id: try context.parameters.require("id"), locale)
         }
-        router.post("/l/:id/pay") { _, context in
-            if let refusal = limited(context) { return refusal }
-            return await payLink(id: try context.parameters.require("id"))
+        router.post("/l/:id/pay") { request, context in
+            // A form's answer: in the language its page was, without a switcher.
+            let locale = PageLocale(locale(request).language)
+            if let refusal = limited(context, locale) { return refusal }
+            return await payLink(id: try context.parameters.require("id"), locale)
         }
     }
 
+    /// The payer's language: `?lang=`, the switcher's cookie, the browser's, the gateway's default.
+    func locale(_ request: Request) -> PageLocale {
+        PageLocale(request: request, fallback: PageLanguage(tag: gateway.configuration.defaultLanguage) ?? .ru)
+    }
+
     /// The answer to a client over its budget of page views (120 a minute an address), or nil.
-    func limited(_ context: GatewayRequestContext) -> Response? {
+    func limited(_ context: GatewayRequestContext, _ locale: PageLocale) -> Response? {
         guard let wait = gateway.clients.clientThrottle.pageView(address: context.clientAddress, now: gateway.now()) else { return nil }
+        let language = locale.language
         var response = page(
-            "message", MessagePage(title: "Too many requests", message: "Please wait \(wait) seconds, then reload the page."),
-            status: .tooManyRequests)
+            "message",
+            MessagePage(
+                title: pages.text("too_many_requests_title", language),
+                message: pages.text("too_many_requests_message", language, ["seconds": String(wait)])),
+            locale, status: .tooManyRequests)
         response.headers[.retryAfter] = String(wait)
         return response
     }
@@ -56,9 +70,12 @@ struct PublicPagesController {
 
     /// Paid, pending (refreshing itself) or failed; a mobile order is sent back to its app
     /// in the guide's format (`yourapp://payment?status=…&orderId=…`).
-    func result(orderID: String) async -> Response {
+    func result(orderID: String, _ locale: PageLocale) async -> Response {
+        let language = locale.language
         guard let (order, outcome) = await gateway.paymentResult(orderID: orderID) else {
-            return page("message", MessagePage(title: "Payment not found", message: "This payment is unknown."), status: .notFound)
+            return page(
+                "message", MessagePage(title: pages.text("payment_not_found_title", language), message: pages.text("payment_not_found", language)),
+                locale, status: .notFound)
         }
         if let mobile = order.mobileReturnURL, var components = URLComponents(string: mobile) {
             var items = components.queryItems ?? []
@@ -69,13 +86,13 @@ struct PublicPagesController {
             components.queryItems = items
             if let url = components.string { return Response(status: .seeOther, headers: [.location: url]) }
         }
-        var view = ResultPage(title: "", amount: Amount.formatted(tenge: order.amount), reference: order.merchantReference ?? order.id)
+        var view = ResultPage(title: "", amount: LocalFormat.tenge(order.amount, language), reference: order.merchantReference ?? order.id)
         switch outcome {
-        case .success: (view.title, view.paid) = ("Payment received", true)
-        case .pending: (view.title, view.pending, view.refresh) = ("Payment processing", true, 3)
-        case .failed: (view.title, view.failed) = ("Payment failed", true)
+        case .success: (view.title, view.paid) = (pages.text("result_paid_title", language), true)
+        case .pending: (view.title, view.pending, view.refresh) = (pages.text("result_pending_title", language), true, 3)
+        case .failed: (view.title, view.failed) = (pages.text("result_failed_title", language), true)
         }
-        return page("result", view)
+        return page("result", view, locale)
     }
 
     struct LinkPage {
@@ -88,30 +105,42 @@ struct PublicPagesController {
         var payable: Bool
     }
 
-    func link(id: String) async -> Response {
+    func link(id: String, _ locale: PageLocale) async -> Response {
+        let language = locale.language
         guard let view = try? await gateway.paymentLink(id: id) else {
-            return page("message", MessagePage(title: "Payment link not found", message: "This link is unknown."), status: .notFound)
+            return page(
+                "message", MessagePage(title: pages.text("link_not_found_title", language), message: pages.text("link_not_found", language)),
+                locale, status: .notFound)
         }
-        let amount = Amount.formatted(tenge: view.link.amount)
+        let amount = LocalFormat.tenge(view.link.amount, language)
         return page(
             "link",
             LinkPage(
-                title: "Pay \(amount)", id: view.link.id, amount: amount, description: view.link.description, paid: view.status == .paid,
-                expired: view.status == .expired, payable: view.status == .open || view.status == .processing))
+                title: pages.text("link_title", language, ["amount": amount]), id: view.link.id, amount: amount,
+                description: view.link.description, paid: view.status == .paid, expired: view.status == .expired,
+                payable: view.status == .open || view.status == .processing),
+            locale)
     }
 
-    func payLink(id: String) async -> Response {
+    func payLink(id: String, _ locale: PageLocale) async -> Response {
+        let language = locale.language
         do {
             let target = try await gateway.pay(linkID: id, publicBase: gateway.publicBase)
             return Response(status: .seeOther, headers: [.location: target])
         } catch let error as GatewayError {
-            return page("message", MessagePage(title: "Cannot pay", message: error.message), status: error.status)
+            // The payer reads the reason in their language; the code stays for support.
+            let key = ["LINK_EXPIRED": "link_expired", "LINK_NOT_FOUND": "link_not_found"][error.code] ?? "try_again"
+            return page(
+                "message", MessagePage(title: pages.text("cannot_pay_title", language), message: pages.text(key, language)), locale,
+                status: error.status)
         } catch {
-            return page("message", MessagePage(title: "Cannot pay", message: "Please try again in a moment."), status: .serviceUnavailable)
+            return page(
+                "message", MessagePage(title: pages.text("cannot_pay_title", language), message: pages.text("try_again", language)), locale,
+                status: .serviceUnavailable)
         }
     }
 
-    private func page(_ template: String, _ context: Any, status: HTTPResponse.Status = .ok) -> Response {
-        pages.page(template, context, status: status).response
+    private func page(_ template: String, _ context: Any, _ locale: PageLocale, status: HTTPResponse.Status = .ok) -> Response {
+        pages.page(template, context, locale: locale, status: status).response
     }
 }

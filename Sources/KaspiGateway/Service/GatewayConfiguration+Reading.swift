@@ -126,6 +126,7 @@ extension GatewayConfiguration {
         .init("confirmPaidWebhooks") { c, r in if let v = r.bool(forKey: "confirmPaidWebhooks") { c.confirmPaidWebhooks = v } },
         .seconds("idempotencyKeyLifetime", \.idempotencyKeyLifetime),
         .seconds("idempotencyInterruptedAfter", \.idempotencyInterruptedAfter),
+        .init("defaultLanguage") { c, r in if let v = r.string(forKey: "defaultLanguage") { c.defaultLanguage = v } },
         .init("mobileReturnUrls") { c, r in if let v = r.stringArray(forKey: "mobileReturnUrls") { c.mobileReturnURLs = v } },
         .init("trustedProxies") { c, r in if let v = r.stringArray(forKey: "trustedProxies") { c.trustedProxies = v } },
         .init("instanceId") { c, r in if let v = r.string(forKey: "instanceId") { c.instanceID = v } },

@@ -94,6 +94,9 @@ public struct GatewayConfiguration: Sendable {
     /// so that a checkout cannot turn the return page into a redirect to anywhere (or to
     /// `javascript:`). None by default: mobile returns are off until configured.
     public var mobileReturnURLs: [String] = []
+    /// The payer's pages' language when the payer's browser names none of `kk`, `ru`, `en`
+    /// (and no `?lang=` or earlier choice says otherwise): `ru` unless set.
+    public var defaultLanguage = "ru"
     /// This instance's name in leases. Keep it stable across restarts (`kaspi gateway` uses
     /// the host name and port) so that a restarted instance takes back its own leases.
     public var instanceID: String = GatewayConfigurationDefaults.instanceID() {
@@ -195,6 +198,7 @@ public struct GatewayConfiguration: Sendable {
         guard (1...64).contains(deliveryConcurrency) else { throw .invalid("deliveryConcurrency", "must be from 1 to 64") }
         _ = try TrustedProxies(trustedProxies)
         _ = try MobileReturnURLs(mobileReturnURLs)
+        guard ["kk", "ru", "en"].contains(defaultLanguage) else { throw .invalid("defaultLanguage", "must be kk, ru or en") }
         guard !eventRetrySeconds.isEmpty, eventRetrySeconds.allSatisfy({ $0 >= 0 && $0.isFinite }) else {
             throw .invalid("eventRetrySeconds", "must be one or more non-negative delays")
         }

@@ -17,8 +17,20 @@ extension Sandbox {
         var back: String?
     }
 
-    func message(_ title: String, _ message: String, back: String? = nil, status: HTTPResponse.Status) -> Response {
-        pages.page("message", MessagePage(title: title, message: message, back: back), status: status).response
+    /// A message page: `title` and `message` are catalog keys, `detail` a text shown as it is.
+    func message(
+        _ title: String, _ message: String, detail: String? = nil, back: String? = nil, locale: PageLocale, status: HTTPResponse.Status
+    ) -> Response {
+        let language = locale.language
+        let text = detail ?? pages.text(message, language)
+        return pages.page("message", MessagePage(title: pages.text(title, language), message: text, back: back), locale: locale, status: status)
+            .response
+    }
+
+    /// The payer's language: `?lang=`, the switcher's cookie, the browser's, then the sandbox's
+    /// default (Russian, as Kaspi's pages).
+    func locale(_ request: Request) -> PageLocale {
+        PageLocale(request: request, fallback: PageLanguage(tag: configuration.defaultLanguage) ?? .ru)
     }
 
     /// The payer's side: `GET /pay/{token}` shows the payment page (no JavaScript needed),
@@ -26,19 +38,23 @@ extension Sandbox {
     /// browser to the order's returnUrl or failUrl. 41-digit tokens are the Kaspi QR API's
     /// purchases, and `/pay/invoice/{id}` its remote invoices.
     func addPaymentPages(to router: Router<BasicRequestContext>) {
-        router.get("/pay/invoice/:id") { _, context in await self.qrInvoicePage(get: try context.parameters.require("id")) }
+        router.get("/pay/invoice/:id") { request, context in
+            await self.qrInvoicePage(get: try context.parameters.require("id"), locale: self.locale(request))
+        }
         router.post("/pay/invoice/:id") { request, context in
             let form = await request.decodeForm(as: ActionForm.self, upTo: 4096)
-            return await self.qrInvoicePage(post: try context.parameters.require("id"), action: form?.action)
+            return await self.qrInvoicePage(
+                post: try context.parameters.require("id"), action: form?.action, locale: PageLocale(self.locale(request).language))
         }
-        router.get("/pay/:token") { _, context in
+        router.get("/pay/:token") { request, context in
             let token = try context.parameters.require("token")
-            if let page = await self.qrPage(get: token) { return page }
+            let locale = self.locale(request)
+            if let page = await self.qrPage(get: token, locale: locale) { return page }
             guard let order = await self.state.order(paymentToken: token) else {
-                return self.message("Payment not found", "This payment link is unknown or was reset.", status: .notFound)
+                return self.message("payment_not_found_title", "payment_not_found", locale: locale, status: .notFound)
             }
             let merchant = await self.state.tradePoint(id: order.tradePointID)?.displayName ?? order.tradePointID
-            return self.paymentPage(order, merchant: merchant, url: "/pay/\(token)")
+            return self.paymentPage(order, merchant: merchant, url: "/pay/\(token)", locale: locale)
         }
         router.get("/pay/:token/qr.svg") { _, context in
             let token = try context.parameters.require("token")
@@ -51,16 +67,18 @@ extension Sandbox {
         router.post("/pay/:token") { request, context in
             let token = try context.parameters.require("token")
             let action = await request.decodeForm(as: ActionForm.self, upTo: 4096)?.action
-            if let response = await self.qrPage(post: token, action: action) { return response }
+            // A form's answer: in the language its page was, without a switcher.
+            let locale = PageLocale(self.locale(request).language)
+            if let response = await self.qrPage(post: token, action: action, locale: locale) { return response }
             guard let order = await self.state.order(paymentToken: token) else {
-                return self.message("Payment not found", "This payment link is unknown or was reset.", status: .notFound)
+                return self.message("payment_not_found_title", "payment_not_found", locale: locale, status: .notFound)
             }
             let target: PaymentStatus
             switch action {
             case "pay": target = .approved
             case "decline": target = .declined
             case "cancel": target = .cancelled
-            default: return self.message("Unknown choice", "Choose Pay, Decline or Cancel.", status: .badRequest)
+            default: return self.message("unknown_choice_title", "unknown_choice", locale: locale, status: .badRequest)
             }
             let settled = await self.state.settle(tradePoint: order.tradePointID, orderID: order.orderID, to: target, via: "payment-page") ?? order
             try await self.state.waitForWrites()
@@ -79,7 +97,7 @@ extension Sandbox {
             status: .ok, headers: [.contentType: "image/svg+xml", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(string: qr.svg())))
     }
 
-    func paymentPage(_ order: SandboxOrder, merchant: String, url: String) -> Response {
+    func paymentPage(_ order: SandboxOrder, merchant: String, url: String, locale: PageLocale) -> Response {
         struct Page {
             var title, merchant, amount, orderID, url: String
             var description: String?
@@ -89,20 +107,20 @@ extension Sandbox {
             var statusClass, statusWords: String
             var next: String?
         }
-        let amount = Amount.formatted(tenge: order.amount)
+        let language = locale.language
+        let amount = LocalFormat.tenge(order.amount, language)
         let words: String
         switch order.status {
-        case .approved: words = "Paid"
-        case .declined: words = "Declined"
-        case .cancelled: words = "Cancelled"
-        case .pending, .unknown: words = order.status.rawValue
+        case .approved: words = pages.text("status_paid", language)
+        case .declined: words = pages.text("status_declined", language)
+        case .cancelled: words = pages.text("status_cancelled", language)
+        case .pending, .unknown: words = pages.text("status_pending", language)
         }
         let page = Page(
-            title: "Pay \(amount) to \(merchant)", merchant: merchant, amount: amount, orderID: order.orderID, url: url,
-            description: order.description,
-            pending: order.status == .pending, qrExpires: order.qrExpiresAt.map { ISO8601DateFormatter().string(from: $0) },
-            settled: order.status != .pending, statusClass: order.status.rawValue.lowercased(), statusWords: words,
-            next: order.status == .approved ? order.returnURL : order.failURL)
-        return pages.page("payment", page).response
+            title: pages.text("pay_title", language, ["amount": amount, "merchant": merchant]), merchant: merchant, amount: amount,
+            orderID: order.orderID, url: url, description: order.description, pending: order.status == .pending,
+            qrExpires: order.qrExpiresAt.map { LocalFormat.time($0, language) }, settled: order.status != .pending,
+            statusClass: order.status.rawValue.lowercased(), statusWords: words, next: order.status == .approved ? order.returnURL : order.failURL)
+        return pages.page("payment", page, locale: locale).response
     }
 }

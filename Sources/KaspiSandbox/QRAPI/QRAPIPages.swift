@@ -77,7 +77,7 @@ extension Sandbox {
     // MARK: Pages and HTTP helpers
 
     /// `/pay/<41 digits>`: the payment page of a QR API purchase, with Scan, Confirm and Error.
-    func qrPaymentPage(_ purchase: SandboxQRPurchase, url: String, invoice: Bool = false) async -> Response {
+    func qrPaymentPage(_ purchase: SandboxQRPurchase, url: String, invoice: Bool = false, locale: PageLocale) async -> Response {
         struct Action { var value, label, style: String }
         struct Page {
             var title, merchant, tradePoint, amount, url, status, statusClass, expires: String
@@ -90,34 +90,52 @@ extension Sandbox {
             var errorReason: String?
             var transaction: String?
         }
+        let language = locale.language
         let org = await qrState.organization(bin: purchase.organizationBin)
         let point = await qrState.tradePoint(purchase.tradePointID)?.1
-        let amount = Self.formatTenge(purchase.amount)
+        let amount = Self.formatTenge(purchase.amount, language)
+        func action(_ value: String, _ key: String, _ style: String) -> Action {
+            Action(value: value, label: pages.text(key, language), style: style)
+        }
         let actions: [Action]
         switch purchase.status {
         case .qrTokenCreated:
-            actions = [.init(value: "scan", label: "Scan", style: "pay"), .init(value: "scanerror", label: "Scan fails", style: "decline")]
+            actions = [action("scan", "action_scan", "pay"), action("scanerror", "action_scan_fails", "decline")]
         case .wait:
             actions = [
-                .init(value: "confirm", label: "Confirm with Kaspi Gold", style: "pay"),
-                .init(value: "confirm-loan", label: "Confirm with a loan", style: "pay"),
-                .init(value: "confirmerror", label: "Decline", style: "decline"),
+                action("confirm", "action_confirm_gold", "pay"), action("confirm-loan", "action_confirm_loan", "pay"),
+                action("confirmerror", "action_decline", "decline"),
             ]
         case .remotePaymentCreated:
-            actions = [
-                .init(value: "confirm", label: "Pay the invoice", style: "pay"), .init(value: "scanerror", label: "Decline", style: "decline"),
-            ]
+            actions = [action("confirm", "action_pay_invoice", "pay"), action("scanerror", "action_decline", "decline")]
         default: actions = []
+        }
+        let statusKey: String
+        switch purchase.status {
+        case .qrTokenCreated: statusKey = "qr_status_created"
+        case .wait: statusKey = "qr_status_wait"
+        case .processed: statusKey = "qr_status_processed"
+        case .error: statusKey = "qr_status_error"
+        case .remotePaymentCreated: statusKey = "qr_status_invoice"
+        case .remotePaymentCanceled: statusKey = "qr_status_invoice_cancelled"
+        case .unknown: statusKey = "status_pending"
         }
         let invoiceTo = invoice ? purchase.phoneNumber.map { phone in phone + (purchase.comment.map { ": \($0)" } ?? "") } : nil
         let page = Page(
-            title: "Pay \(amount)", merchant: org?.name ?? purchase.organizationBin, tradePoint: point?.name ?? "", amount: amount, url: url,
-            status: purchase.status.rawValue, statusClass: purchase.status.rawValue.lowercased(),
-            expires: KaspiQRAPI.DateParser.format(purchase.expireDate),
+            title: pages.text("qr_pay_title", language, ["amount": amount]), merchant: org?.name ?? purchase.organizationBin,
+            tradePoint: point?.name ?? "", amount: amount, url: url, status: pages.text(statusKey, language),
+            statusClass: purchase.status.rawValue.lowercased(), expires: LocalFormat.time(purchase.expireDate, language),
             id: purchase.id, invoiceTo: invoiceTo, externalID: purchase.externalID, actions: actions, hasActions: !actions.isEmpty,
             scannable: purchase.status == .qrTokenCreated, errorReason: purchase.errorReason,
             transaction: purchase.status == .processed ? (purchase.transactionID ?? "") : nil)
-        return pages.page("qr-payment", page).response
+        return pages.page("qr-payment", page, locale: locale).response
+    }
+
+    /// A Kaspi QR API amount (tenge, perhaps with tiyn) in the page's language.
+    static func formatTenge(_ amount: Decimal, _ language: PageLanguage) -> String {
+        let whole = NSDecimalNumber(decimal: amount).rounding(accordingToBehavior: nil)
+        if whole.decimalValue == amount, let tenge = Int(exactly: whole.int64Value) { return LocalFormat.tenge(tenge, language) }
+        return formatTenge(amount)
     }
 
     static func formatTenge(_ amount: Decimal) -> String {
@@ -136,24 +154,24 @@ extension Sandbox {
     }
 
     /// The QR page's routes, answered before the guide's payment page for 41-digit tokens.
-    func qrPage(get token: String) async -> Response? {
+    func qrPage(get token: String, locale: PageLocale) async -> Response? {
         guard Self.isQRToken(token), let purchase = await qrState.purchase(token: token) else { return nil }
-        return await qrPaymentPage(purchase, url: "/pay/\(token)")
+        return await qrPaymentPage(purchase, url: "/pay/\(token)", locale: locale)
     }
 
     /// `/pay/invoice/{paymentId}`: a remote invoice as the billed payer sees it in their app.
-    func qrInvoicePage(get id: String) async -> Response {
+    func qrInvoicePage(get id: String, locale: PageLocale) async -> Response {
         guard let paymentID = Int64(id), let purchase = await qrState.purchase(id: paymentID), purchase.kind == .remote else {
-            return message("Invoice not found", "No such remote invoice.", status: .notFound)
+            return message("invoice_not_found_title", "invoice_not_found", locale: locale, status: .notFound)
         }
-        return await qrPaymentPage(purchase, url: "/pay/invoice/\(paymentID)", invoice: true)
+        return await qrPaymentPage(purchase, url: "/pay/invoice/\(paymentID)", invoice: true, locale: locale)
     }
 
-    func qrInvoicePage(post id: String, action: String?) async -> Response {
+    func qrInvoicePage(post id: String, action: String?, locale: PageLocale) async -> Response {
         guard let paymentID = Int64(id), let purchase = await qrState.purchase(id: paymentID), purchase.kind == .remote else {
-            return message("Invoice not found", "No such remote invoice.", status: .notFound)
+            return message("invoice_not_found_title", "invoice_not_found", locale: locale, status: .notFound)
         }
-        return await act(action, on: purchase, back: "/pay/invoice/\(paymentID)")
+        return await act(action, on: purchase, back: "/pay/invoice/\(paymentID)", locale: locale)
     }
 
     func qrPageSVG(_ token: String) async -> Response? {
@@ -163,20 +181,21 @@ extension Sandbox {
         return Self.svg(qr)
     }
 
-    func qrPage(post token: String, action: String?) async -> Response? {
+    func qrPage(post token: String, action: String?, locale: PageLocale) async -> Response? {
         guard Self.isQRToken(token), let purchase = await qrState.purchase(token: token) else { return nil }
-        return await act(action, on: purchase, back: "/pay/\(token)")
+        return await act(action, on: purchase, back: "/pay/\(token)", locale: locale)
     }
 
     /// The payer's button on a QR API page, then back to the page.
-    private func act(_ action: String?, on purchase: SandboxQRPurchase, back: String) async -> Response {
+    private func act(_ action: String?, on purchase: SandboxQRPurchase, back: String, locale: PageLocale) async -> Response {
         guard let action = action.flatMap(SandboxQRAction.init(rawValue:)) else {
-            return message("Unknown choice", "Choose one of the buttons.", status: .badRequest)
+            return message("unknown_choice_title", "unknown_choice_buttons", locale: locale, status: .badRequest)
         }
         do {
             try await act(action, paymentID: purchase.id)
         } catch {
-            return message("Not possible now", error.message, back: back, status: .conflict)
+            // Kaspi's own message for the refusal, as its app would show it.
+            return message("not_possible_title", "", detail: error.message, back: back, locale: locale, status: .conflict)
         }
         return Response(status: .seeOther, headers: [.location: back])
     }

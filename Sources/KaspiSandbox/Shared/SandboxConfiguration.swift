@@ -70,6 +70,9 @@ public struct SandboxConfiguration: Sendable, Codable {
     public var rateLimitWindowSeconds: Double = 60
     /// How long an unpaid QR lives before it reads `CANCELLED`.
     public var qrLifetimeSeconds: Double = 300
+    /// The payment pages' language when the payer's browser names none of `kk`, `ru`, `en`
+    /// (and no `?lang=` or earlier choice says otherwise): `ru`, as Kaspi's own pages.
+    public var defaultLanguage = "ru"
     /// How long a merchant has to answer a webhook.
     public var webhookTimeoutSeconds: Double = 10
     /// Delays before each retry of a webhook that was not acknowledged: by default 6 attempts
@@ -92,7 +95,7 @@ public struct SandboxConfiguration: Sendable, Codable {
         case host, port
         case publicURL = "publicUrl"
         case tradePoints, rateLimitPerMinute, rateLimitWindowSeconds, qrLifetimeSeconds,
-            webhookTimeoutSeconds, webhookRetrySeconds, dataPath, memoryOrderLimit
+            webhookTimeoutSeconds, webhookRetrySeconds, dataPath, memoryOrderLimit, defaultLanguage
         case qrAPI = "qrApi"
     }
 
@@ -106,6 +109,7 @@ public struct SandboxConfiguration: Sendable, Codable {
         rateLimitPerMinute = try container.decodeIfPresent(Int.self, forKey: .rateLimitPerMinute) ?? defaults.rateLimitPerMinute
         rateLimitWindowSeconds = try container.decodeIfPresent(Double.self, forKey: .rateLimitWindowSeconds) ?? defaults.rateLimitWindowSeconds
         qrLifetimeSeconds = try container.decodeIfPresent(Double.self, forKey: .qrLifetimeSeconds) ?? defaults.qrLifetimeSeconds
+        defaultLanguage = try container.decodeIfPresent(String.self, forKey: .defaultLanguage) ?? defaults.defaultLanguage
         webhookTimeoutSeconds = try container.decodeIfPresent(Double.self, forKey: .webhookTimeoutSeconds) ?? defaults.webhookTimeoutSeconds
         webhookRetrySeconds = try container.decodeIfPresent([Double].self, forKey: .webhookRetrySeconds) ?? defaults.webhookRetrySeconds
         dataPath = try container.decodeIfPresent(String.self, forKey: .dataPath)
@@ -149,6 +153,7 @@ public struct SandboxConfiguration: Sendable, Codable {
             throw .invalid("rateLimitWindowSeconds", "must be between 0 and 3600 seconds")
         }
         guard qrLifetimeSeconds > 0, qrLifetimeSeconds.isFinite else { throw .invalid("qrLifetimeSeconds", "must be positive") }
+        guard ["kk", "ru", "en"].contains(defaultLanguage) else { throw .invalid("defaultLanguage", "must be kk, ru or en") }
         guard webhookTimeoutSeconds > 0, webhookTimeoutSeconds <= 300 else {
             throw .invalid("webhookTimeoutSeconds", "must be between 0 and 300")
         }
