@@ -98,7 +98,7 @@ struct DemoTests {
         let qr = try await Self.request(.POST, shop + "/buy-qr", form: "item=chair")
         let qrPage = shop + (try #require(qr.location))
         let waiting = try await Self.request(.GET, qrPage)
-        #expect(waiting.body.contains("data:image/png;base64,") && waiting.body.contains("http-equiv=\"refresh\""))
+        #expect(waiting.body.contains("data:image/png;base64,") && waiting.body.contains("data-waiting"))
         let orderID = String(try #require(qr.location).dropFirst("/qr/".count))
         let order = try await GatewayCLITests.api(gatewayPort, "GET", "/v1/orders/\(orderID)", key: "demo_shop_key")
         let providerOrderID = try #require(order["providerOrderId"] as? String)
@@ -162,7 +162,7 @@ struct DemoTests {
         let waiting = try await Self.request(.GET, waitPage)
         let link = try #require(
             waiting.body.range(of: #"http://127\.0\.0\.1:\d+/pay/\d{41}"#, options: .regularExpression).map { String(waiting.body[$0]) })
-        #expect(waiting.body.contains("http-equiv=\"refresh\""))
+        #expect(waiting.body.contains("data-waiting"))
         _ = try await Self.request(.POST, link, form: "action=scan")
         _ = try await Self.request(.POST, link, form: "action=confirm")
         var after = ""
@@ -179,7 +179,7 @@ struct DemoTests {
         let sent = try await Self.request(.POST, shop + "/invoice", form: "item=lamp&phone=87071234567&confirmed=yes")
         let invoicePage = shop + (try #require(sent.location))
         let invoice = try await Self.request(.GET, invoicePage)
-        #expect(invoice.body.contains("Проверить оплату") && !invoice.body.contains("http-equiv=\"refresh\""))
+        #expect(invoice.body.contains("Проверить оплату") && !invoice.body.contains("data-waiting"))
         let payer = try #require(
             invoice.body.range(of: #"http://127\.0\.0\.1:\d+/pay/invoice/\d+"#, options: .regularExpression).map { String(invoice.body[$0]) })
         let payerPage = try await Self.request(.GET, payer)

@@ -31,7 +31,7 @@ struct GatewayFlowTests {
             // Before paying, the return page asks Kaspi and shows pending, refreshing itself
             // (in Russian, the default).
             let pendingPage = try await http(.GET, s.gatewayURL + "/pay/return/\(id)")
-            #expect(pendingPage.body.contains("Обрабатывается") && pendingPage.body.contains("http-equiv=\"refresh\""))
+            #expect(pendingPage.body.contains("Обрабатывается") && pendingPage.body.contains("data-waiting"))
             #expect(pendingPage.body.contains("<html lang=\"ru\">") && pendingPage.headers["content-language"] == "ru")
 
             let paid = try await s.payOnPage(paymentURL)

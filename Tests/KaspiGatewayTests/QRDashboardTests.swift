@@ -83,7 +83,7 @@ struct QRDashboardTests {
             let waiting = try await browser.get(location)
             #expect(
                 waiting.body.contains("QrTokenCreated") && waiting.body.contains("data:image/png;base64,")
-                    && waiting.body.contains("http-equiv=\"refresh\""))
+                    && waiting.body.contains("data-waiting"))
             try await s.sandbox.scanReturn(try #require(Int64(location.dropFirst("/admin/returns/".count))))
             let identified = try await browser.get(location)
             #expect(identified.body.contains("CustomerIdentityObtained") && identified.body.contains(id))
