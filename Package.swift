@@ -78,7 +78,6 @@ let package = Package(
             name: "KaspiGatewayClient",
             dependencies: [
                 .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
-                .product(name: "OpenAPIURLSession", package: "swift-openapi-urlsession"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
             // Not `strict`: the generated files' imports warn as unused before Swift 6.4, which
@@ -342,6 +341,7 @@ let package = Package(
                 "KaspiCheckout", "KaspiEvents", "KaspiGatewayClient",
                 .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
                 .product(name: "OpenAPIAsyncHTTPClient", package: "swift-openapi-async-http-client"),
+                .product(name: "OpenAPIURLSession", package: "swift-openapi-urlsession"),
                 "KaspiWeb",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Configuration", package: "swift-configuration"),

@@ -157,8 +157,10 @@ public final class DemoShop: Sendable {
             let reference = Self.reference()
             // The shop's own address, never the request's Host header, which the caller writes.
             let resultURL = "\(self.shopURL)/result"
+            // The payer's language goes with the order: the gateway's pages and events carry it.
             let checkout = KaspiGatewayClient.CheckoutRequest(
-                amount: item.price, description: self.name(item, locale), merchantReference: reference, mobileReturnUrl: resultURL)
+                amount: item.price, description: self.name(item, locale), merchantReference: reference, mobileReturnUrl: resultURL,
+                locale: .init(rawValue: locale.language.rawValue))
             let order: Order
             do { order = try await self.gateway.checkouts.create(checkout, idempotencyKey: reference) } catch { return self.failure(error, locale) }
             guard let paymentURL = order.paymentUrl else { return self.failure(self.text("no_payment_link", locale), locale) }
@@ -218,7 +220,9 @@ public final class DemoShop: Sendable {
             let locale = self.locale(request, switcher: false)
             guard let item = await self.item(request) else { return self.unknownItem(locale) }
             let reference = Self.reference()
-            let checkout = KaspiGatewayClient.CheckoutRequest(amount: item.price, description: self.name(item, locale), merchantReference: reference)
+            let checkout = KaspiGatewayClient.CheckoutRequest(
+                amount: item.price, description: self.name(item, locale), merchantReference: reference,
+                locale: .init(rawValue: locale.language.rawValue))
             do {
                 let qr = try await self.gateway.qrCheckouts.create(checkout, idempotencyKey: reference)
                 self.qrImages.withLock { $0[qr.order.id] = Data(qr.qrCode).base64EncodedString() }

@@ -75,18 +75,22 @@ public struct OrderEvent: Sendable, Hashable, Codable {
     public var transactionID: String?
     /// True when the order needs a person (see the dashboard).
     public var needsReview: Bool
+    /// The payer's language (`kk`, `ru` or `en`) when the checkout said it: for your emails
+    /// and receipts.
+    public var locale: String?
 
     /// An order event's data.
     public init(
         id: String, state: String, amount: Int, refundedAmount: Int = 0, providerOrderID: String, merchantReference: String? = nil,
-        transactionID: String? = nil, needsReview: Bool = false
+        transactionID: String? = nil, needsReview: Bool = false, locale: String? = nil
     ) {
+        self.locale = locale
         (self.id, self.state, self.amount, self.refundedAmount, self.providerOrderID) = (id, state, amount, refundedAmount, providerOrderID)
         (self.merchantReference, self.transactionID, self.needsReview) = (merchantReference, transactionID, needsReview)
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, state, amount, refundedAmount, merchantReference, needsReview
+        case id, state, amount, refundedAmount, merchantReference, needsReview, locale
         case providerOrderID = "providerOrderId"
         case transactionID = "transactionId"
     }
@@ -101,6 +105,7 @@ public struct OrderEvent: Sendable, Hashable, Codable {
         merchantReference = try c.decodeIfPresent(String.self, forKey: .merchantReference)
         transactionID = try c.decodeIfPresent(String.self, forKey: .transactionID)
         needsReview = try c.decodeIfPresent(Bool.self, forKey: .needsReview) ?? false
+        locale = try c.decodeIfPresent(String.self, forKey: .locale)
     }
 }
 

@@ -1,7 +1,6 @@
 public import Foundation
 public import HTTPTypes
 public import OpenAPIRuntime
-import OpenAPIURLSession
 
 /// A typed client of a KaspiKit gateway's merchant API (`/v1`), generated from
 /// `openapi/gateway.yaml` and wrapped for use:
@@ -54,14 +53,6 @@ public struct KaspiGatewayClient: Sendable {
             configuration: Configuration(dateTranscoder: .iso8601WithFractionalSeconds),
             transport: transport,
             middlewares: [RetryMiddleware(policy: retries), ErrorMiddleware(), AuthorizationMiddleware(apiKey: apiKey)])
-    }
-
-    /// A client of the gateway at `baseURL` over `URLSession` (Foundation's on Linux too):
-    /// the transport that needs nothing more, for apps, tools and scripts. A server with many
-    /// requests at once does better with `AsyncHTTPClientTransport` and
-    /// ``init(baseURL:apiKey:transport:retries:)``.
-    public init(baseURL: URL, apiKey: String, retries: RetryPolicy = RetryPolicy()) {
-        self.init(baseURL: baseURL, apiKey: apiKey, transport: URLSessionTransport(), retries: retries)
     }
 
     /// Redirect checkouts: a payment page for phones and the web.

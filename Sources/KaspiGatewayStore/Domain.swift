@@ -79,6 +79,9 @@ public struct GatewayOrder: Sendable, Codable, Hashable {
     /// schedule, ``GatewayStore/schedulePoll(orderID:at:attempts:owner:polledAt:)``): the
     /// polling policy bounds deadlines that run from an event between two polls with it.
     public var lastPolledAt: Date? = nil
+    /// The payer's language (`kk`, `ru` or `en`) when the checkout said it: the payer's pages
+    /// speak it, and the merchant's events carry it.
+    public var locale: String? = nil
 
     /// Creates an order; with the defaults, a new one: `created`, nothing refunded, never polled.
     public init(
@@ -123,6 +126,7 @@ public struct GatewayOrder: Sendable, Codable, Hashable {
         case merchantReference
         case metadata
         case mobileReturnURL
+        case locale
         case state
         case refundedAmount
         case transactionID = "transactionId"

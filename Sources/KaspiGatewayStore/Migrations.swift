@@ -205,6 +205,13 @@ enum Migrations {
                     "CREATE INDEX outbox_created ON outbox (created_at, id)"
                 ]
             ),
+            (
+                10,
+                [
+                    // The payer's language, when the checkout said it.
+                    "ALTER TABLE orders ADD COLUMN locale TEXT"
+                ]
+            ),
         ]
     }
 }
@@ -217,8 +224,11 @@ let linkColumns = "id, amount, description, merchant_reference, expires_at, crea
 let orderColumns = """
     id, provider, provider_order_id, kind, amount, description, merchant_reference, metadata, mobile_return_url, \
     state, refunded_amount, transaction_id, payment_url, qr_token, payment_link_id, needs_review, created_at, \
-    updated_at, next_poll_at, poll_attempts, version, provider_state, provider_payment_id
+    updated_at, next_poll_at, poll_attempts, version, provider_state, provider_payment_id, locale
     """
+
+/// How many columns `orderColumns` lists: an insert's placeholders.
+let orderColumnCount = 24
 
 /// The columns of `orders` every SELECT and RETURNING lists: the inserted ones, then those
 /// only the poll's schedule writes.

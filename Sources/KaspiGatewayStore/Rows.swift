@@ -23,7 +23,7 @@ enum RowEncoding {
             .text(o.merchantReference), .text(o.metadata), .text(o.mobileReturnURL), .text(o.state.rawValue), .int(Int64(o.refundedAmount)),
             .text(o.transactionID), .text(o.paymentURL), .text(o.qrToken), .text(o.paymentLinkID), .int32(o.needsReview ? 1 : 0),
             .int(o.createdAt.ms), .int(o.updatedAt.ms), .int(o.nextPollAt?.ms), .int32(Int32(clamping: o.pollAttempts)),
-            .int(Int64(o.version)), .text(o.providerState), .text(o.providerPaymentID),
+            .int(Int64(o.version)), .text(o.providerState), .text(o.providerPaymentID), .text(o.locale),
         ]
     }
 
@@ -126,6 +126,7 @@ enum RowDecoding {
             version: Int(version), providerState: row.string("provider_state"),
             providerPaymentID: row.string("provider_payment_id"))
         order.lastPolledAt = row.int("last_polled_at").map { Date(ms: $0) }
+        order.locale = row.string("locale")
         return order
     }
 

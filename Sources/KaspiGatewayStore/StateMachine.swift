@@ -281,7 +281,8 @@ public enum OrderStateMachine {
     static func message(_ type: String, _ order: GatewayOrder, _ now: Date) -> OutboxMessage {
         let data = MerchantEvent.Order(
             id: order.id, state: order.state, amount: order.amount, refundedAmount: order.refundedAmount, providerOrderID: order.providerOrderID,
-            merchantReference: order.merchantReference, transactionID: order.transactionID, needsReview: order.needsReview ? true : nil)
+            merchantReference: order.merchantReference, transactionID: order.transactionID, needsReview: order.needsReview ? true : nil,
+            locale: order.locale)
         let payload = MerchantEvent.json(type, data)
         return OutboxMessage(id: GatewayID.sortable("msg", at: now), type: type, orderID: order.id, payload: payload, createdAt: now)
     }
@@ -307,6 +308,8 @@ enum MerchantEvent {
         var transactionID: String?
         /// Present, and true, only when the order needs a person.
         var needsReview: Bool?
+        /// The payer's language, when the checkout said it.
+        var locale: String?
 
         enum CodingKeys: String, CodingKey {
             case id
@@ -317,6 +320,7 @@ enum MerchantEvent {
             case merchantReference
             case transactionID = "transactionId"
             case needsReview
+            case locale
         }
     }
 

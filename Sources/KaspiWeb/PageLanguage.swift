@@ -50,17 +50,16 @@ package enum PageLanguage: String, CaseIterable, Sendable, Codable {
         self = best.language
     }
 
-    /// The language of a request: `?lang=`, then the switcher's cookie, then `Accept-Language`,
-    /// then `fallback`.
+    /// The language of a request: `?lang=`, then the switcher's cookie, then `preferred` (what
+    /// the merchant's checkout said), then `Accept-Language`, then `fallback`.
     ///
     /// - Returns: the language, and whether the query chose it (the answer then sets the cookie).
     package static func of(
-        query: String?, cookie: String?, acceptLanguage: String?, fallback: PageLanguage
-    ) -> (
-        language: PageLanguage, chosen: Bool
-    ) {
+        query: String?, cookie: String?, preferred: PageLanguage? = nil, acceptLanguage: String?, fallback: PageLanguage
+    ) -> (language: PageLanguage, chosen: Bool) {
         if let query, let language = PageLanguage(tag: query.prefix(16)) { return (language, true) }
         if let cookie, let language = PageLanguage(tag: cookie.prefix(16)) { return (language, false) }
+        if let preferred { return (preferred, false) }
         if let acceptLanguage, let language = PageLanguage(acceptLanguage: acceptLanguage) { return (language, false) }
         return (fallback, false)
     }
@@ -89,12 +88,12 @@ package struct PageLocale: Sendable {
         self.chosen = false
     }
 
-    /// The language of `request` (see ``PageLanguage/of(query:cookie:acceptLanguage:fallback:)``),
+    /// The language of `request` (see ``PageLanguage/of(query:cookie:preferred:acceptLanguage:fallback:)``),
     /// and the switcher's links to the same path and query in each language.
-    package init(request: Request, fallback: PageLanguage) {
+    package init(request: Request, preferred: PageLanguage? = nil, fallback: PageLanguage) {
         let query = request.uri.queryParameters
         let (language, chosen) = PageLanguage.of(
-            query: query.get("lang").map { String($0) }, cookie: request.cookies[PageLanguage.cookieName]?.value,
+            query: query.get("lang").map { String($0) }, cookie: request.cookies[PageLanguage.cookieName]?.value, preferred: preferred,
             acceptLanguage: request.headers[.acceptLanguage], fallback: fallback)
         self.language = language
         self.chosen = chosen

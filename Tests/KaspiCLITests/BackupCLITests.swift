@@ -79,7 +79,7 @@ struct BackupCLITests {
             #expect(backedUp.status == 0, "\(backedUp.stderr)")
             #expect(made > 0)
             let copied = try #require(backedUp.json["orders"] as? Int)
-            #expect(copied >= before.count && backedUp.json["schemaVersion"] as? Int == 9)
+            #expect(copied >= before.count && backedUp.json["schemaVersion"] as? Int == 10)
             // The copy is its owner's only, one file, and nothing else was left beside it.
             let attributes = try FileManager.default.attributesOfItem(atPath: backup)
             #expect((attributes[.posixPermissions] as? Int) == 0o600)

@@ -146,9 +146,9 @@ struct StoreContractTests {
     func migrationsAreVersionedAndIdempotent(_ backend: Backend) async throws {
         let handle = try await backend.open()
         let store = handle.store
-        #expect(try await store.schemaVersion() == 9)
+        #expect(try await store.schemaVersion() == 10)
         #expect(try await store.migrate() == [])
-        #expect(try await store.schemaVersion() == 9)
+        #expect(try await store.schemaVersion() == 10)
         try await handle.close()
     }
 
@@ -730,7 +730,7 @@ struct SQLiteStoreTests {
         let store = try await SQLiteGatewayStore.open(path: path)
         #expect(try await store.synchronousSetting() == 2)
         #expect(try await store.schemaVersion() == 0)
-        #expect(try await store.migrate() == [1, 2, 3, 4, 5, 6, 7, 8, 9])
+        #expect(try await store.migrate() == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
         let order = makeOrder()
         try await store.insert(order)
         try await store.close()

@@ -6,6 +6,7 @@ import KaspiGatewayTestSupport
 import KaspiPay
 import OpenAPIAsyncHTTPClient
 import OpenAPIRuntime
+import OpenAPIURLSession
 import Synchronization
 import Testing
 
@@ -170,8 +171,9 @@ final class CountingTransport: ClientTransport {
 
     @Test func overURLSessionTheTransportThatNeedsNothingMore() async throws {
         try await withStack(.sqlite) { s in
-            // The convenience initializer: URLSession (FoundationNetworking's on Linux).
-            let gateway = KaspiGatewayClient(baseURL: try #require(URL(string: s.gatewayURL + "/v1/")), apiKey: s.apiKey)
+            // URLSession: FoundationNetworking's on Linux, Apple's elsewhere.
+            let gateway = KaspiGatewayClient(
+                baseURL: try #require(URL(string: s.gatewayURL + "/v1/")), apiKey: s.apiKey, transport: URLSessionTransport())
             let order = try await gateway.checkouts.create(.init(amount: 2500, merchantReference: "cart-urlsession"))
             _ = try await s.payOnPage(try #require(order.paymentUrl))
             #expect(try await s.waitFor(order.id, .paid))
@@ -182,7 +184,7 @@ final class CountingTransport: ClientTransport {
             await #expect { try await gateway.orders.get("ord_nope") } throws: { ($0 as? GatewayClientError)?.code == "ORDER_NOT_FOUND" }
             // Nothing listening: a transport error, after the policy's retries.
             let nowhere = KaspiGatewayClient(
-                baseURL: try #require(URL(string: "http://127.0.0.1:1")), apiKey: s.apiKey,
+                baseURL: try #require(URL(string: "http://127.0.0.1:1")), apiKey: s.apiKey, transport: URLSessionTransport(),
                 retries: .init(maxAttempts: 2, initialDelay: .milliseconds(10)))
             await #expect { try await nowhere.orders.get(order.id) } throws: { error in
                 if case .transport = error as? GatewayClientError { return true }

@@ -96,6 +96,37 @@ struct GatewayFlowTests {
     }
 
     @Test(arguments: Backend.available)
+    func theCheckoutsLocaleIsKeptShownToThePayerAndCarriedByTheEvents(_ backend: Backend) async throws {
+        try await withStack(backend) { s in
+            let created = try await s.api(.POST, "/v1/checkouts", #"{"amount":2500,"merchantReference":"kk-1","locale":"kk"}"#)
+            #expect(created.status == 201 && created.json["locale"] as? String == "kk", "\(created.body)")
+            let id = try #require(created.json["id"] as? String)
+            #expect(try await s.order(id)?.locale == "kk")
+            #expect(try await s.api(.GET, "/v1/orders/\(id)").json["locale"] as? String == "kk")
+            _ = try await s.payOnPage(try #require(created.json["paymentUrl"] as? String))
+            #expect(try await s.waitFor(id, .paid))
+            // The return page speaks the checkout's language over the browser's; the payer's own choice wins.
+            let page = try await http(.GET, s.gatewayURL + "/pay/return/\(id)", headers: ["Accept-Language": "ru-RU"])
+            #expect(page.body.contains("<html lang=\"kk\">") && page.body.contains("Төлем қабылданды"), "\(page.body)")
+            let chosen = try await http(.GET, s.gatewayURL + "/pay/return/\(id)?lang=en")
+            #expect(chosen.body.contains("Payment received"))
+            // The merchant's event carries it, for the shop's emails.
+            #expect(await eventually { s.merchant.events.contains { $0.type == "order.paid" } })
+            let event = try #require(s.merchant.events.first { $0.type == "order.paid" })
+            let verified = try EventVerifier(secret: s.webhookSecret).verify(
+                payload: Array(event.body.utf8),
+                headers: ["webhook-id": event.id, "webhook-timestamp": event.timestamp, "webhook-signature": event.signature])
+            guard case .orderPaid(let order) = verified.event else { throw CancellationError() }
+            #expect(order.locale == "kk")
+            // Without one, none is invented; a language the gateway does not speak is refused.
+            let plain = try await s.api(.POST, "/v1/checkouts", #"{"amount":2500}"#)
+            #expect(plain.status == 201 && plain.json["locale"] == nil)
+            let refused = try await s.api(.POST, "/v1/checkouts", #"{"amount":2500,"locale":"de"}"#)
+            #expect(refused.status == 400 && refused.body.contains("locale must be kk, ru or en."), "\(refused.body)")
+        }
+    }
+
+    @Test(arguments: Backend.available)
     func aDroppedWebhookIsRecoveredByReconciliation(_ backend: Backend) async throws {
         var faults = SandboxFaults()
         faults.webhookDropRate = 1

@@ -40,9 +40,11 @@ struct CheckoutBody: StrictBody {
     var merchantReference: String?
     var metadata: [String: JSONValue]?
     var mobileReturnURL: String?
+    /// The payer's language: `kk`, `ru` or `en`.
+    var locale: String?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case amount, description, merchantReference, metadata
+        case amount, description, merchantReference, metadata, locale
         case mobileReturnURL = "mobileReturnUrl"
     }
 
@@ -126,9 +128,10 @@ struct OrderResponse: ResponseEncodable {
     var qrToken: String?
     /// The order's client secret, for the payer's app (``Gateway/clientSecret(orderID:)``).
     var clientSecret: String?
+    var locale: String?
 
     enum CodingKeys: String, CodingKey {
-        case id, state, kind, amount, refundedAmount, currency, provider, clientSecret
+        case id, state, kind, amount, refundedAmount, currency, provider, clientSecret, locale
         case providerOrderID = "providerOrderId"
         case needsReview, createdAt, updatedAt
         case description, merchantReference, metadata
@@ -161,6 +164,7 @@ struct OrderResponse: ResponseEncodable {
         providerPaymentID = order.providerPaymentID
         qrCode = qr.map { Data($0.png).base64EncodedString() }
         qrToken = qr?.token
+        locale = order.locale
     }
 }
 

@@ -108,7 +108,7 @@ struct MerchantAPIController {
         let body = try await request.decodeJSON(as: CheckoutBody.self, context: context)
         let checkout = CheckoutRequest(
             amount: body.amount.value, description: body.description, merchantReference: body.merchantReference, metadata: try body.metadataText(),
-            mobileReturnURL: body.mobileReturnURL)
+            mobileReturnURL: body.mobileReturnURL, locale: body.locale)
         let key = try await gateway.clients.clientSecretKey()
         // Encoded once: the same bytes are stored for a replay (in the payment URL's commit)
         // and sent.

@@ -12,14 +12,12 @@ struct PublicPagesController {
 
     func addRoutes(to router: Router<GatewayRequestContext>) {
         router.get("/pay/return/:id") { request, context in
-            let locale = locale(request)
-            if let refusal = limited(context, locale) { return refusal }
-            return await result(orderID: try context.parameters.require("id"), locale)
+            if let refusal = limited(context, locale(request)) { return refusal }
+            return await result(orderID: try context.parameters.require("id"), request)
         }
         router.get("/pay/fail/:id") { request, context in
-            let locale = locale(request)
-            if let refusal = limited(context, locale) { return refusal }
-            return await result(orderID: try context.parameters.require("id"), locale)
+            if let refusal = limited(context, locale(request)) { return refusal }
+            return await result(orderID: try context.parameters.require("id"), request)
         }
         router.get("/l/:id") { request, context in
             let locale = locale(request)
@@ -35,8 +33,10 @@ struct PublicPagesController {
     }
 
     /// The payer's language: `?lang=`, the switcher's cookie, the browser's, the gateway's default.
-    func locale(_ request: Request) -> PageLocale {
-        PageLocale(request: request, fallback: PageLanguage(tag: gateway.configuration.defaultLanguage) ?? .ru)
+    func locale(_ request: Request, order: GatewayOrder? = nil) -> PageLocale {
+        PageLocale(
+            request: request, preferred: order?.locale.flatMap { PageLanguage(tag: $0) },
+            fallback: PageLanguage(tag: gateway.configuration.defaultLanguage) ?? .ru)
     }
 
     /// The answer to a client over its budget of page views (120 a minute an address), or nil.
@@ -70,9 +70,10 @@ struct PublicPagesController {
 
     /// Paid, pending (refreshing itself) or failed; a mobile order is sent back to its app
     /// in the guide's format (`yourapp://payment?status=…&orderId=…`).
-    func result(orderID: String, _ locale: PageLocale) async -> Response {
-        let language = locale.language
+    func result(orderID: String, _ request: Request) async -> Response {
         guard let (order, outcome) = await gateway.paymentResult(orderID: orderID) else {
+            let locale = locale(request)
+            let language = locale.language
             return page(
                 "message", MessagePage(title: pages.text("payment_not_found_title", language), message: pages.text("payment_not_found", language)),
                 locale, status: .notFound)
@@ -86,6 +87,9 @@ struct PublicPagesController {
             components.queryItems = items
             if let url = components.string { return Response(status: .seeOther, headers: [.location: url]) }
         }
+        // The language the merchant's checkout said the payer reads, unless the payer chose.
+        let locale = locale(request, order: order)
+        let language = locale.language
         var view = ResultPage(title: "", amount: LocalFormat.tenge(order.amount, language), reference: order.merchantReference ?? order.id)
         switch outcome {
         case .success: (view.title, view.paid) = (pages.text("result_paid_title", language), true)

@@ -22,12 +22,15 @@ public struct CheckoutRequest: Sendable, Hashable {
     public var mobileReturnURL: String?
     /// The payment link the order pays, when it pays one.
     public var paymentLinkID: String?
+    /// The payer's language, `kk`, `ru` or `en`, when the shop knows it.
+    public var locale: String?
 
     /// Creates a request.
     public init(
         amount: Int, description: String? = nil, merchantReference: String? = nil, metadata: String? = nil, mobileReturnURL: String? = nil,
-        paymentLinkID: String? = nil
+        paymentLinkID: String? = nil, locale: String? = nil
     ) {
+        self.locale = locale
         self.amount = amount
         self.description = description
         self.merchantReference = merchantReference

@@ -42,6 +42,18 @@ extension Components {
             ///
             /// - Remark: Generated from `#/components/schemas/CheckoutRequest/mobileReturnUrl`.
             public var mobileReturnUrl: Swift.String?
+            /// The payer's language, when the shop knows it: the gateway's pages for the order speak it (unless the payer chooses another), and the order and its events carry it.
+            ///
+            /// - Remark: Generated from `#/components/schemas/CheckoutRequest/locale`.
+            @frozen public enum LocalePayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case kk = "kk"
+                case ru = "ru"
+                case en = "en"
+            }
+            /// The payer's language, when the shop knows it: the gateway's pages for the order speak it (unless the payer chooses another), and the order and its events carry it.
+            ///
+            /// - Remark: Generated from `#/components/schemas/CheckoutRequest/locale`.
+            public var locale: Components.Schemas.CheckoutRequest.LocalePayload?
             /// Creates a new `CheckoutRequest`.
             ///
             /// - Parameters:
@@ -50,18 +62,21 @@ extension Components {
             ///   - merchantReference:
             ///   - metadata:
             ///   - mobileReturnUrl: e.g. yourapp://payment; the return page sends the payer there with status and orderId. It must start with one of the gateway's mobileReturnUrls, else 403 MOBILE_RETURN_URL_NOT_ALLOWED.
+            ///   - locale: The payer's language, when the shop knows it: the gateway's pages for the order speak it (unless the payer chooses another), and the order and its events carry it.
             public init(
                 amount: Swift.Int,
                 description: Swift.String? = nil,
                 merchantReference: Swift.String? = nil,
                 metadata: OpenAPIRuntime.OpenAPIObjectContainer? = nil,
-                mobileReturnUrl: Swift.String? = nil
+                mobileReturnUrl: Swift.String? = nil,
+                locale: Components.Schemas.CheckoutRequest.LocalePayload? = nil
             ) {
                 self.amount = amount
                 self.description = description
                 self.merchantReference = merchantReference
                 self.metadata = metadata
                 self.mobileReturnUrl = mobileReturnUrl
+                self.locale = locale
             }
             public enum CodingKeys: String, CodingKey {
                 case amount
@@ -69,6 +84,7 @@ extension Components {
                 case merchantReference
                 case metadata
                 case mobileReturnUrl
+                case locale
             }
             public init(from decoder: any Swift.Decoder) throws {
                 let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -92,12 +108,17 @@ extension Components {
                     Swift.String.self,
                     forKey: .mobileReturnUrl
                 )
+                self.locale = try container.decodeIfPresent(
+                    Components.Schemas.CheckoutRequest.LocalePayload.self,
+                    forKey: .locale
+                )
                 try decoder.ensureNoAdditionalProperties(knownKeys: [
                     "amount",
                     "description",
                     "merchantReference",
                     "metadata",
-                    "mobileReturnUrl"
+                    "mobileReturnUrl",
+                    "locale"
                 ])
             }
         }
@@ -193,6 +214,18 @@ extension Components {
             ///
             /// - Remark: Generated from `#/components/schemas/Order/clientSecret`.
             public var clientSecret: Swift.String?
+            /// The payer's language, when the checkout said it.
+            ///
+            /// - Remark: Generated from `#/components/schemas/Order/locale`.
+            @frozen public enum LocalePayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case kk = "kk"
+                case ru = "ru"
+                case en = "en"
+            }
+            /// The payer's language, when the checkout said it.
+            ///
+            /// - Remark: Generated from `#/components/schemas/Order/locale`.
+            public var locale: Components.Schemas.Order.LocalePayload?
             /// - Remark: Generated from `#/components/schemas/Order/createdAt`.
             public var createdAt: Swift.String
             /// - Remark: Generated from `#/components/schemas/Order/updatedAt`.
@@ -217,6 +250,7 @@ extension Components {
             ///   - paymentUrl:
             ///   - transactionId:
             ///   - clientSecret: The order's client secret, on a checkout's answer and on `GET /v1/orders/{id}`: hand
+            ///   - locale: The payer's language, when the checkout said it.
             ///   - createdAt:
             ///   - updatedAt:
             public init(
@@ -237,6 +271,7 @@ extension Components {
                 paymentUrl: Swift.String? = nil,
                 transactionId: Swift.String? = nil,
                 clientSecret: Swift.String? = nil,
+                locale: Components.Schemas.Order.LocalePayload? = nil,
                 createdAt: Swift.String,
                 updatedAt: Swift.String
             ) {
@@ -257,6 +292,7 @@ extension Components {
                 self.paymentUrl = paymentUrl
                 self.transactionId = transactionId
                 self.clientSecret = clientSecret
+                self.locale = locale
                 self.createdAt = createdAt
                 self.updatedAt = updatedAt
             }
@@ -278,6 +314,7 @@ extension Components {
                 case paymentUrl
                 case transactionId
                 case clientSecret
+                case locale
                 case createdAt
                 case updatedAt
             }

@@ -215,7 +215,7 @@ extension PostgresGatewayStore {
         try await transaction { connection in
             for start in stride(from: 0, to: orders.count, by: 1000) {
                 let slice = orders[start..<min(start + 1000, orders.count)]
-                var insert = PostgresQuery.StringInterpolation(literalCapacity: 64 * slice.count, interpolationCount: 23 * slice.count)
+                var insert = PostgresQuery.StringInterpolation(literalCapacity: 64 * slice.count, interpolationCount: orderColumnCount * slice.count)
                 var events = PostgresQuery.StringInterpolation(literalCapacity: 16 * slice.count, interpolationCount: 6 * slice.count)
                 insert.appendLiteral("INSERT INTO orders (\(orderColumns)) VALUES ")
                 events.appendLiteral("INSERT INTO order_events (order_id, at, kind, from_state, to_state, detail) VALUES ")

@@ -15,7 +15,8 @@ extension SQLiteGatewayStore {
             try await transaction { [self] db in
                 if let reservation { try Self.reserve(reservation, resource: order.id, db) }
                 try db.run(
-                    "INSERT INTO orders (\(orderColumns)) VALUES (\(Array(repeating: "?", count: 23).joined(separator: ", ")))", orderBinds(order))
+                    "INSERT INTO orders (\(orderColumns)) VALUES (\(Array(repeating: "?", count: orderColumnCount).joined(separator: ", ")))",
+                    orderBinds(order))
                 try insertEvent(
                     OrderEvent(
                         orderID: order.id, at: order.createdAt, kind: .created, toState: order.state,
@@ -146,7 +147,7 @@ extension SQLiteGatewayStore {
             let chunk = 500
             for start in stride(from: 0, to: orders.count, by: chunk) {
                 let slice = orders[start..<min(start + chunk, orders.count)]
-                let row = "(" + Array(repeating: "?", count: 23).joined(separator: ", ") + ")"
+                let row = "(" + Array(repeating: "?", count: orderColumnCount).joined(separator: ", ") + ")"
                 try db.run(
                     "INSERT INTO orders (\(orderColumns)) VALUES " + Array(repeating: row, count: slice.count).joined(separator: ", "),
                     slice.flatMap(orderBinds))

@@ -53,11 +53,13 @@ final class CheckoutService: GatewayPart {
         } else {
             try CheckoutService.validate(request, mobileReturns: mobileReturns)
             let created = now()
-            order = GatewayOrder(
+            var new = GatewayOrder(
                 id: GatewayID.make("ord"), provider: provider.name, providerOrderID: GatewayID.make("kk"), kind: kind,
                 amount: request.amount, description: request.description, merchantReference: request.merchantReference,
                 metadata: request.metadata, mobileReturnURL: request.mobileReturnURL, paymentLinkID: request.paymentLinkID,
                 createdAt: created, nextPollAt: created.addingTimeInterval(configuration.firstPollAfter))
+            new.locale = request.locale
+            order = new
             do { try await store.insert(order, reserving: reservation) } catch { throw GatewayError.storage(error) }
         }
         let paymentRequest = ProviderPaymentRequest(
@@ -135,6 +137,7 @@ final class CheckoutService: GatewayPart {
             throw .invalid("merchantReference must be 1 to 128 characters.")
         }
         if let metadata = request.metadata, metadata.utf8.count > 4096 { throw .invalid("metadata must be at most 4 KiB of JSON.") }
+        if let locale = request.locale, !["kk", "ru", "en"].contains(locale) { throw .invalid("locale must be kk, ru or en.") }
         if let mobile = request.mobileReturnURL {
             guard MobileReturnURLs.normalized(mobile) != nil else {
                 throw .invalid("mobileReturnUrl must be an absolute URL such as yourapp://payment.")
