@@ -10,6 +10,7 @@ let strict: [SwiftSetting] = [
 
 let package = Package(
     name: "KaspiKit",
+    defaultLocalization: "en",
     platforms: [.macOS(.v15), .iOS(.v16)],
     products: [
         .library(name: "KaspiPay", targets: ["KaspiPay"]),
@@ -68,7 +69,8 @@ let package = Package(
         // Checkout in iOS apps: a session that hands the payment to the Kaspi app and verifies
         // the outcome with the gateway's client endpoint; SwiftUI views where SwiftUI exists.
         // Foundation, KaspiPay's models and our QR encoder only, so it builds for iOS 16+.
-        .target(name: "KaspiCheckout", dependencies: ["KaspiPay", "QRCodeEncoder"], swiftSettings: strict),
+        // Its words in Kazakh, Russian and English are .lproj resources (Bundle.module).
+        .target(name: "KaspiCheckout", dependencies: ["KaspiPay", "QRCodeEncoder"], resources: [.process("Resources")], swiftSettings: strict),
         // Verifying and decoding the gateway's events in the merchant's own systems: Standard
         // Webhooks signatures, typed events. swift-crypto only, so any Swift server can use it.
         .target(name: "KaspiEvents", dependencies: [.product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),

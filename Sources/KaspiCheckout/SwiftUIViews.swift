@@ -10,6 +10,7 @@ public struct KaspiPayButton: View {
     let onOutcome: @MainActor (Result<CheckoutOutcome, any Error>) -> Void
     @State private var running = false
     @Environment(\.scenePhase) private var scenePhase
+    @Environment(\.locale) private var locale
 
     /// A button that runs `session` and calls `onOutcome` with its outcome or error.
     public init(session: CheckoutSession, onOutcome: @escaping @MainActor (Result<CheckoutOutcome, any Error>) -> Void) {
@@ -35,13 +36,14 @@ public struct KaspiPayButton: View {
         } label: {
             HStack(spacing: 8) {
                 if running { ProgressView() }
-                Text(running ? "Waiting for Kaspi…" : "Pay with Kaspi").bold()
+                Text(CheckoutStrings.text(running ? .waitingForKaspi : .payWithKaspi, locale: locale)).bold()
             }
             .frame(maxWidth: .infinity, minHeight: 44)
         }
         .buttonStyle(.borderedProminent)
         .tint(Color(red: 0.94, green: 0.22, blue: 0.20))
         .disabled(running)
+        .accessibilityHint(Text(CheckoutStrings.text(.payHint, locale: locale)))
         .onOpenURL { url in _ = session.handle(url: url) }
         // Back in the foreground while a payment runs: the payer is back (no deprecated
         // onChange, so that the layer builds without warnings from iOS 16 to now).
@@ -55,6 +57,7 @@ public struct KaspiPayButton: View {
 @available(iOS 16.0, macOS 13.0, *)
 public struct KaspiQRCodeView: View {
     let code: CheckoutQRCode?
+    @Environment(\.locale) private var locale
 
     /// The code of `token` (the order's `qrToken`); an empty view when it cannot be encoded.
     public init(token: String) {
@@ -76,7 +79,7 @@ public struct KaspiQRCodeView: View {
             context.fill(dark, with: .color(.black))
         }
         .aspectRatio(1, contentMode: .fit)
-        .accessibilityLabel(Text("QR code to pay with Kaspi"))
+        .accessibilityLabel(Text(CheckoutStrings.text(.qrCode, locale: locale)))
     }
 }
 #endif
