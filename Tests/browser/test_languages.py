@@ -184,3 +184,23 @@ def test_qr_profile_qr_and_link(demo_qr, payer, lang):
     payer.wait_for_url(re.compile(r".*/pay/[0-9]{41}$"))
     assert text(payer, ".amount") == tenge(5900, lang)
     check(payer, lang, "qr-07-kaspi-link-page")
+
+
+def test_the_dashboards_pages_pass_axe(demo, page):
+    """The dashboard (English only so far: its catalog is the next step) has no serious or
+    critical axe violation on its pages."""
+    page.goto(demo["shop"])
+    page.click("#buy-tea")  # an order to look at
+    page.wait_for_url(re.compile(r".*/pay/[0-9a-f]+$"))
+    page.goto(demo["admin"] + "/admin/login")
+    check(page, "en", "admin-01-login")
+    page.fill("#password", demo["password"])
+    page.click("#sign-in")
+    page.wait_for_url(re.compile(r".*/admin$"))
+    for path, name in [("/admin", "admin-02-orders"), ("/admin/refunds", "admin-03-refunds"), ("/admin/links", "admin-04-links"),
+                       ("/admin/events", "admin-05-events"), ("/admin/settings", "admin-06-settings")]:
+        page.goto(demo["admin"] + path)
+        check(page, "en", name)
+    page.goto(demo["admin"] + "/admin")
+    page.click("#orders a >> nth=0")
+    check(page, "en", "admin-07-order")
