@@ -61,6 +61,15 @@ def lang(request):
     return request.param
 
 
+def phone_of(browser, lang):
+    """The payer's phone: a page in a context of its own (closing a second page of one
+    context can hang headless Chromium), in the payer's locale."""
+    context = browser.new_context(locale=LOCALES[lang])
+    phone = context.new_page()
+    phone.set_default_timeout(20_000)
+    return context, phone
+
+
 @pytest.fixture
 def payer(browser, lang):
     """A page in a browser whose locale is the payer's."""
@@ -113,19 +122,19 @@ def test_payment_link_through_the_gateways_pages(demo, payer, lang):
     assert say("KaspiGateway", lang, "link_paid") in text(payer, "main")
 
 
-def test_qr_payment(demo, payer, lang):
+def test_qr_payment(demo, payer, lang, browser):
     payer.goto(demo["shop"])
     payer.click("#qr-chair")
     payer.wait_for_url(re.compile(r".*/qr/ord_.*"))
     assert payer.get_attribute("img.qr", "alt") == say("KaspiDemo", lang, "qr_alt", amount=tenge(12500, lang))
     check(payer, lang, "07-shop-qr")
     # The payer scans: in the sandbox, the newest order's page, in the payer's language.
-    phone = payer.context.new_page()
+    context, phone = phone_of(browser, lang)
     phone.goto(demo["sandbox"] + "/sandbox/")
     phone.click("text=kk_")
     assert phone.get_attribute("html", "lang") == lang
     phone.click("button[value=pay]")
-    phone.close()
+    context.close()
     payer.wait_for_url(re.compile(r".*/result\?orderId=.*"), timeout=30_000)
     assert text(payer, "h1") == say("KaspiDemo", lang, "result_paid_title")
 
@@ -144,15 +153,14 @@ def test_the_switcher_by_keyboard_and_the_choice_kept(demo, payer, lang):
     assert text(payer, "h1") == say("KaspiDemo", other, "shop_title")
 
 
-def test_qr_profile_link_hand_off(demo_qr, payer, lang):
+def test_qr_profile_link_hand_off(demo_qr, payer, lang, browser):
     payer.goto(demo_qr["shop"])
     check(payer, lang, "qr-01-shop")
     payer.click("#buy-tea")
     payer.wait_for_url(re.compile(r".*/wait/ord_.*"))
     assert text(payer, "#open-kaspi") == say("KaspiDemo", lang, "open_kaspi", amount=tenge(1200, lang))
     check(payer, lang, "qr-02-shop-wait")
-    kaspi = payer.context.new_page()
-    kaspi.set_default_timeout(20_000)
+    context, kaspi = phone_of(browser, lang)
     kaspi.goto(payer.get_attribute("#open-kaspi", "href"))
     assert text(kaspi, ".amount") == tenge(1200, lang)
     assert text(kaspi, "button[value=scan]") == say("KaspiSandbox", lang, "action_scan")
@@ -161,7 +169,7 @@ def test_qr_profile_link_hand_off(demo_qr, payer, lang):
     assert text(kaspi, "button[value=confirm]") == say("KaspiSandbox", lang, "action_confirm_gold")
     kaspi.click("button[value=confirm]")
     assert text(kaspi, ".status") == say("KaspiSandbox", lang, "qr_status_processed")
-    kaspi.close()
+    context.close()
     payer.wait_for_url(re.compile(r".*/result\?orderId=.*"), timeout=30_000)
     assert text(payer, "h1") == say("KaspiDemo", lang, "result_paid_title")
     check(payer, lang, "qr-04-shop-result")
