@@ -39,6 +39,15 @@ package enum LocalFormat {
         return formatter.string(from: date)
     }
 
+    /// A moment to the second, for timelines: `02.12.2026 15:04:05` (ru, kk), in Kazakhstan's time.
+    package static func preciseTime(_ date: Date, _ language: PageLanguage) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = language.locale
+        formatter.timeZone = timeZone
+        formatter.setLocalizedDateFormatFromTemplate("ddMMyyyyHHmmss")
+        return formatter.string(from: date)
+    }
+
     /// `UTC+5`: the zone's offset at that moment.
     package static func zoneName(at date: Date) -> String {
         let seconds = timeZone.secondsFromGMT(for: date)

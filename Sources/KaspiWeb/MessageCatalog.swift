@@ -60,7 +60,21 @@ package struct MessageCatalog: Sendable {
     }
 
     /// The `t` lambda templates call: `{{#t}}key{{/t}}`.
+    ///
+    /// A text with `{{value}}`s is handed back as a String, which Mustache renders against the
+    /// innermost section's object. A text without any is handed back as it is (``Words``): so
+    /// it shows even where that object renders nothing, as an empty list does inside
+    /// `{{^list}}…{{/list}}`.
     func lambda(_ language: PageLanguage) -> MustacheLambda {
-        MustacheLambda { key in raw(key.trimmingCharacters(in: .whitespacesAndNewlines), language) }
+        MustacheLambda { key in
+            let text = raw(key.trimmingCharacters(in: .whitespacesAndNewlines), language)
+            return text.contains("{{") ? text : Words(text: text)
+        }
+    }
+
+    /// A catalog's text without values, written into the page as it is.
+    struct Words: CustomStringConvertible {
+        let text: String
+        var description: String { text }
     }
 }

@@ -4,16 +4,23 @@ import KaspiGatewayStore
 import KaspiGatewayTestSupport
 import Testing
 
-/// A minimal browser: keeps cookies, posts forms, reads hidden fields.
+/// A minimal browser: keeps cookies, posts forms, reads hidden fields, and asks for pages in
+/// `language` (English unless told: these tests read the dashboard's English words).
 final class Browser: @unchecked Sendable {
     let base: String
+    let language: String?
     private var cookies: [String: String] = [:]
     /// The last page's once-only form token, sent with the next form as a browser would.
     private(set) var once: String?
-    init(base: String) { self.base = base }
+    init(base: String, language: String? = "en") {
+        self.base = base
+        self.language = language
+    }
 
     private func cookieHeader() -> [String: String] {
-        cookies.isEmpty ? [:] : ["Cookie": cookies.map { "\($0.key)=\($0.value)" }.joined(separator: "; ")]
+        var headers = cookies.isEmpty ? [:] : ["Cookie": cookies.map { "\($0.key)=\($0.value)" }.joined(separator: "; ")]
+        if let language { headers["Accept-Language"] = language }
+        return headers
     }
 
     private func remember(_ result: HTTPResult) {
@@ -54,6 +61,48 @@ final class Browser: @unchecked Sendable {
 
 @Suite("The admin dashboard")
 struct DashboardTests {
+    @Test("the dashboard speaks Russian by default, Kazakh when asked, with tenge and Kazakhstan's time; its forms answer in the page's language")
+    func theDashboardSpeaksThePagesLanguage() async throws {
+        try await withStack(.sqlite) { s in
+            let created = try await s.api(.POST, "/v1/checkouts", #"{"amount":15000,"merchantReference":"lang-1"}"#)
+            let id = try #require(created.json["id"] as? String)
+            _ = try await s.payOnPage(try #require(created.json["paymentUrl"] as? String))
+            #expect(try await s.waitFor(id, .paid))
+
+            // No Accept-Language: the gateway's default, Russian.
+            let browser = Browser(base: s.adminURL, language: nil)
+            let form = try await browser.get("/admin/login")
+            #expect(form.body.contains(#"<html lang="ru">"#) && form.body.contains("Пароль") && form.headers["content-language"] == "ru")
+            let token = try #require(Browser.hidden("csrf", in: form.body))
+            let wrong = try await browser.post("/admin/login", ["csrf": token, "password": "nope"])
+            #expect(wrong.status == 401 && wrong.body.contains("Неверный пароль"))
+            _ = try await browser.post("/admin/login", ["csrf": token, "password": "admin-pass-123"])
+            let orders = try await browser.get("/admin")
+            #expect(orders.body.contains(#"<html lang="ru">"#) && orders.body.contains(">Заказы</a>") && orders.body.contains(">Выйти<"))
+            #expect(orders.body.contains("15\u{00A0}000\u{00A0}₸") && orders.body.contains(#"data-state="paid">оплачен"#))
+            #expect(orders.body.contains("Создан (UTC+5)"), "times are Kazakhstan's, and the column says so")
+
+            // ?lang=kk switches and is remembered by the switcher's cookie.
+            let kazakh = try await browser.get("/admin/orders/\(id)?lang=kk")
+            #expect(kazakh.headers["set-cookie"]?.contains("kaspikit_lang=kk") == true)
+            #expect(
+                kazakh.body.contains(#"<html lang="kk">"#) && kazakh.body.contains("<h2>Тарих</h2>") && kazakh.body.contains("Уақыты (UTC+5)")
+                    && kazakh.body.contains(">төленді<"))
+            #expect(kazakh.body.contains(#"aria-current="page">Қазақша"#))
+            let settings = try await browser.get("/admin/settings")
+            #expect(settings.body.contains(#"<html lang="kk">"#) && settings.body.contains("Әдепкі тіл"))
+            // A form's answer, in the language of the page it came from.
+            let refunded = try await browser.post(
+                "/admin/orders/\(id)/refund", ["csrf": try #require(Browser.hidden("csrf", in: kazakh.body)), "amount": "5000"])
+            let after = try await browser.get(try #require(refunded.headers["location"]))
+            #expect(after.body.contains("Қайтарылды; барлығы 15\u{00A0}000\u{00A0}₸ ішінен 5\u{00A0}000\u{00A0}₸ қайтарылды."), "\(after.body)")
+            // An English browser without the cookie reads English.
+            let english = Browser(base: s.adminURL, language: "en-US,en;q=0.9")
+            let englishForm = try await english.get("/admin/login")
+            #expect(englishForm.body.contains(#"<html lang="en">"#) && englishForm.body.contains("Password"))
+        }
+    }
+
     @Test(arguments: Backend.available)
     func signInReviewRefundLinksEventsSettingsSignOut(_ backend: Backend) async throws {
         try await withStack(backend) { s in
@@ -94,7 +143,7 @@ struct DashboardTests {
             let refunded = try await browser.post("/admin/orders/\(id)/refund", ["csrf": csrf, "amount": "3000"])
             #expect(refunded.status == 303)
             let after = try await browser.get(try #require(refunded.headers["location"]))
-            #expect(after.body.contains("Refunded; 3000 of 8000"))
+            #expect(after.body.contains("Refunded; 3\u{00A0}000\u{00A0}₸ of 8\u{00A0}000\u{00A0}₸"))
             #expect(try await s.order(id)?.refundedAmount == 3000)
             // The same form sent again (a double-click, a resubmitted page) does nothing more.
             let again = try await browser.post(

@@ -100,4 +100,30 @@ import Testing
         #expect(catalog.text("pay", .ru, ["amount": "{{amount}}"]) == "Оплатить {{amount}}")
         #expect(catalog.text("only", .kk) == "English" && catalog.text("nope", .kk) == "nope")
     }
+
+    @Test func wordsShowInsideAnEmptyListsInvertedSectionAndValuesAreFilledIn() throws {
+        // Mustache renders a lambda's String against the innermost section's object, which an
+        // empty list turns into nothing: catalog words without values must still show there.
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("pages-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder.appendingPathComponent("messages"), withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try "{{^items}}<p>{{#t}}empty{{/t}}</p>{{/items}}{{#items}}<li>{{#t}}item{{/t}}</li>{{/items}}<b>{{#t}}pay{{/t}}</b>"
+            .write(to: folder.appendingPathComponent("page.mustache"), atomically: true, encoding: .utf8)
+        for (language, words) in [
+            ("en", #"{"empty": "Nothing", "item": "One", "pay": "Pay {{amount}}"}"#),
+            ("ru", #"{"empty": "Пусто", "item": "Один", "pay": "Оплатить {{amount}}"}"#),
+            ("kk", #"{"empty": "Бос", "item": "Бір", "pay": "{{amount}} төлеу"}"#),
+        ] {
+            try words.write(to: folder.appendingPathComponent("messages/\(language).json"), atomically: true, encoding: .utf8)
+        }
+        let pages = try PageLibrary(bundle: "none.resources", folder: "none", sourceFolder: folder.path, required: ["page"])
+        struct Context {
+            var items: [String]
+            var amount: String
+        }
+        #expect(pages.render("page", Context(items: [], amount: "5 ₸"), locale: PageLocale(.ru)) == "<p>Пусто</p><b>Оплатить 5 ₸</b>")
+        #expect(
+            pages.render("page", Context(items: ["a", "b"], amount: "<5>"), locale: PageLocale(.kk))
+                == "<li>Бір</li><li>Бір</li><b>&lt;5&gt; төлеу</b>")
+    }
 }

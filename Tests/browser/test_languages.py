@@ -194,21 +194,47 @@ def test_qr_profile_qr_and_link(demo_qr, payer, lang):
     check(payer, lang, "qr-07-kaspi-link-page")
 
 
-def test_the_dashboards_pages_pass_axe(demo, page):
-    """The dashboard (English only so far: its catalog is the next step) has no serious or
-    critical axe violation on its pages."""
+def test_the_dashboard_in_each_language(demo, payer, lang):
+    """The dashboard in the browser's language: its words from the catalog, tenge the local
+    way, times with Kazakhstan's zone, a refund answered in that language; axe on each page."""
+    page = payer
     page.goto(demo["shop"])
-    page.click("#buy-tea")  # an order to look at
+    page.click("#buy-tea")  # an order to look at and refund
     page.wait_for_url(re.compile(r".*/pay/[0-9a-f]+$"))
+    page.click("button[value=pay]")
+    page.wait_for_url(re.compile(r".*/result\?.*"), timeout=30_000)
     page.goto(demo["admin"] + "/admin/login")
-    check(page, "en", "admin-01-login")
+    check(page, lang, "admin-01-login")
+    assert text(page, "#sign-in") == say("KaspiGateway", lang, "admin_sign_in")
     page.fill("#password", demo["password"])
-    page.click("#sign-in")
+    page.keyboard.press("Enter")
     page.wait_for_url(re.compile(r".*/admin$"))
+    assert text(page, "nav a[href='/admin']") == say("KaspiGateway", lang, "admin_orders")
+    assert say("KaspiGateway", lang, "admin_th_created") + " (UTC+5)" in text(page, "#orders")
     for path, name in [("/admin", "admin-02-orders"), ("/admin/refunds", "admin-03-refunds"), ("/admin/links", "admin-04-links"),
                        ("/admin/events", "admin-05-events"), ("/admin/settings", "admin-06-settings")]:
         page.goto(demo["admin"] + path)
-        check(page, "en", name)
-    page.goto(demo["admin"] + "/admin")
+        check(page, lang, name)
+    page.goto(demo["admin"] + "/admin?status=paid")
     page.click("#orders a >> nth=0")
-    check(page, "en", "admin-07-order")
+    check(page, lang, "admin-07-order")
+    assert text(page, "#state") == say("KaspiGateway", lang, "state_paid")
+    page.fill("#refund-amount", "1000")
+    page.click("#refund")
+    page.wait_for_selector("#flash")
+    refunded = text(page, "#refunded")
+    assert refunded == tenge(1000, lang), refunded
+    assert text(page, "#flash").startswith(say("KaspiGateway", lang, "admin_refunded").split("{{")[0]), text(page, "#flash")
+    check(page, lang, "admin-08-order-refunded")
+
+
+def test_the_qr_profiles_dashboard_pages_pass_axe(demo_qr, payer, lang):
+    page = payer
+    page.goto(demo_qr["admin"] + "/admin/login")
+    page.fill("#password", demo_qr["password"])
+    page.click("#sign-in")
+    page.wait_for_url(re.compile(r".*/admin$"))
+    for path, name in [("/admin/kaspi", "admin-qr-01-kaspi"), ("/admin/invoices", "admin-qr-02-invoices")]:
+        page.goto(demo_qr["admin"] + path)
+        check(page, lang, name)
+    assert text(page, "#check-payer") == say("KaspiGateway", lang, "admin_show_payer_name")

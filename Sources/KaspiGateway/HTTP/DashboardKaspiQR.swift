@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import KaspiGatewayStore
 import KaspiPay
+import KaspiWeb
 import Synchronization
 
 extension Gateway {
@@ -18,53 +19,61 @@ extension DashboardController {
         router.get("/admin/kaspi") { request, _ in try await view(request) { session in try await kaspi(session) } }
         router.post("/admin/orders/:id/manual-refund") { request, context in
             let id = try context.parameters.require("id")
-            return try await form(request) { form, _, _ in
+            return try await form(request) { form, _, session in
+                let language = session.language
                 guard let amount = Int(form.amount ?? ""), amount > 0 else {
-                    return redirect("/admin/orders/\(id)", "Enter the amount refunded in the Kaspi Pay app, in whole tenge.")
+                    return redirect("/admin/orders/\(id)", text("admin_enter_manual_refund", language))
                 }
                 do {
                     let order = try await gateway.recordManualRefund(orderID: id, amount: amount, note: Form.text(form.note))
-                    return redirect("/admin/orders/\(id)", "Recorded; \(order.refundedAmount) of \(order.amount) refunded in all.")
+                    return redirect("/admin/orders/\(id)", text("admin_recorded", language, refundedValues(order, language)))
                 } catch {
-                    return redirect("/admin/orders/\(id)", "Not recorded: \(Self.text(error))")
+                    return redirect("/admin/orders/\(id)", text("admin_not_recorded", language, ["reason": reason(error, language)]))
                 }
             }
         }
         router.post("/admin/orders/:id/refresh") { request, context in
             let id = try context.parameters.require("id")
-            return try await form(request) { _, _, _ in
+            return try await form(request) { _, _, session in
+                let language = session.language
                 do {
                     let order = try await gateway.refreshOnRequest(orderID: id)
-                    return redirect("/admin/orders/\(id)", "Kaspi was asked: the order is \(order.state.rawValue).")
+                    return redirect("/admin/orders/\(id)", text("admin_kaspi_asked", language, ["state": text(Self.stateKey(order.state), language)]))
                 } catch {
-                    return redirect("/admin/orders/\(id)", Self.text(error))
+                    return redirect("/admin/orders/\(id)", reason(error, language))
                 }
             }
         }
         router.post("/admin/orders/:id/cancel") { request, context in
             let id = try context.parameters.require("id")
-            return try await form(request) { _, _, _ in
+            return try await form(request) { _, _, session in
+                let language = session.language
                 do {
                     let order = try await gateway.cancelRemoteInvoice(orderID: id)
-                    return redirect("/admin/orders/\(id)", "The invoice is \(order.state.rawValue).")
+                    return redirect("/admin/orders/\(id)", text("admin_invoice_is", language, ["state": text(Self.stateKey(order.state), language)]))
                 } catch {
-                    return redirect("/admin/orders/\(id)", "Not cancelled: \(Self.text(error))")
+                    return redirect("/admin/orders/\(id)", text("admin_not_cancelled", language, ["reason": reason(error, language)]))
                 }
             }
         }
         router.get("/admin/invoices") { request, _ in
             try await view(request) { session in
+                let language = session.language
                 guard gateway.qrProvider?.supportsRemoteInvoices == true else {
                     return message(
-                        "Remote invoices", Message(text: "Remote invoices exist on the Kaspi QR API's r3 scheme only."), session: session,
+                        text("admin_remote_invoices", language), Message(text: text("admin_invoices_r3_only", language)), session: session,
                         flash: flash(request))
                 }
-                return render("admin-invoices", Page(title: "Remote invoices", flash: flash(request), session: session, content: true))
+                return render(
+                    "admin-invoices", Page(title: text("admin_remote_invoices", language), flash: flash(request), session: session, content: true))
             }
         }
         router.post("/admin/invoices") { request, _ in
             try await form(request) { form, _, session in
-                guard let amount = Int(form.amount ?? ""), amount > 0 else { return redirect("/admin/invoices", "Enter the amount in whole tenge.") }
+                let language = session.language
+                guard let amount = Int(form.amount ?? ""), amount > 0 else {
+                    return redirect("/admin/invoices", text("admin_enter_amount", language))
+                }
                 let phone = form.phone ?? ""
                 let comment = Form.text(form.comment)
                 if form.confirmed != "yes" {
@@ -76,35 +85,37 @@ extension DashboardController {
                     do {
                         let name = try await gateway.remoteClientName(phoneNumber: phone)
                         let content = Confirm(
-                            name: name, phone: phone, amountText: Amount.formatted(tenge: amount), comment: comment ?? "", amount: amount)
-                        return render("admin-invoice-confirm", Page(title: "Send the invoice?", session: session, content: content))
+                            name: name, phone: phone, amountText: LocalFormat.tenge(amount, language), comment: comment ?? "", amount: amount)
+                        return render(
+                            "admin-invoice-confirm", Page(title: text("admin_send_invoice_title", language), session: session, content: content))
                     } catch {
-                        return redirect("/admin/invoices", "No invoice: \(Self.text(error))")
+                        return redirect("/admin/invoices", text("admin_no_invoice", language, ["reason": reason(error, language)]))
                     }
                 }
                 do {
                     let order = try await gateway.createRemoteInvoice(
                         CheckoutRequest(amount: amount, description: comment), phoneNumber: phone, comment: comment)
-                    return redirect(
-                        "/admin/orders/\(order.id)", "Invoice sent; it can be paid for 24 hours. Check it with the button below, never on a timer.")
+                    return redirect("/admin/orders/\(order.id)", text("admin_invoice_sent", language))
                 } catch {
-                    return redirect("/admin/invoices", "No invoice: \(Self.text(error))")
+                    return redirect("/admin/invoices", text("admin_no_invoice", language, ["reason": reason(error, language)]))
                 }
             }
         }
         router.get("/admin/returns") { request, _ in
             try await view(request) { session in
-                render("admin-returns", Page(title: "Refunds with the customer", flash: flash(request), session: session, content: true))
+                render(
+                    "admin-returns",
+                    Page(title: text("admin_customer_refunds", session.language), flash: flash(request), session: session, content: true))
             }
         }
         router.post("/admin/returns") { request, _ in
-            try await form(request) { _, _, _ in
+            try await form(request) { _, _, session in
                 do {
                     let created = try await gateway.createCustomerReturn()
                     returnQRs.remember(created)
                     return Response(status: .seeOther, headers: [.location: "/admin/returns/\(created.id)"])
                 } catch {
-                    return redirect("/admin/returns", "No return QR: \(Self.text(error))")
+                    return redirect("/admin/returns", text("admin_no_return_qr", session.language, ["reason": reason(error, session.language)]))
                 }
             }
         }
@@ -114,16 +125,16 @@ extension DashboardController {
         }
         router.post("/admin/returns/:id/refund") { request, context in
             let returnID = try context.parameters.require("id")
-            return try await form(request) { form, _, _ in
+            return try await form(request) { form, _, session in
+                let language = session.language
                 guard let orderID = form.order, let amount = Int(form.amount ?? ""), amount > 0 else {
-                    return redirect("/admin/returns/\(returnID)", "Enter the amount to refund in whole tenge.")
+                    return redirect("/admin/returns/\(returnID)", text("admin_enter_whole_tenge", language))
                 }
                 do {
                     let order = try await gateway.refund(orderID: orderID, amount: amount, customerReturnID: returnID)
-                    return redirect(
-                        "/admin/orders/\(order.id)", "Refunded with the customer; \(order.refundedAmount) of \(order.amount) refunded in all.")
+                    return redirect("/admin/orders/\(order.id)", text("admin_refunded_with_customer", language, refundedValues(order, language)))
                 } catch {
-                    return redirect("/admin/returns/\(returnID)", "Refund refused: \(Self.text(error))")
+                    return redirect("/admin/returns/\(returnID)", text("admin_refund_refused", language, ["reason": reason(error, language)]))
                 }
             }
         }
@@ -146,9 +157,9 @@ extension DashboardController {
             var tradePointError: String?
             var devices: [Device]
         }
+        let language = session.language
         guard let qr = gateway.qrProvider else {
-            return message(
-                "Kaspi", Message(text: "This gateway speaks the integration guide's API (profile guide): no devices to manage."), session: session)
+            return message("Kaspi", Message(text: text("admin_guide_profile_no_devices", language)), session: session)
         }
         let devices = try await gateway.store.devices(provider: KaspiQRProvider.providerName)
         var points: [Point] = []
@@ -167,7 +178,11 @@ extension DashboardController {
             devices: devices.map { d in
                 Device(
                     id: d.id, deviceID: d.deviceID, tradePoint: d.tradePointID, bin: d.organizationBin ?? "", token: d.redactedToken,
-                    note: (d.isDefault ? "default" : "") + (d.referencePrefix.map { " prefix \($0)" } ?? ""))
+                    note: [
+                        d.isDefault ? text("admin_device_default", language) : nil,
+                        d.referencePrefix.map { text("admin_device_prefix", language, ["prefix": $0]) },
+                    ]
+                    .compactMap { $0 }.joined(separator: ", "))
             })
         return render("admin-kaspi", Page(title: "Kaspi", session: session, content: content))
     }
@@ -186,22 +201,28 @@ extension DashboardController {
         }
         let status: ProviderCustomerReturnStatus
         let orders: [String: GatewayOrder]
+        let language = session.language
         do { (status, orders) = try await gateway.customerReturn(id: id) } catch {
-            return message("Return \(id)", Message(text: Self.text(error), error: true), session: session, flash: flash)
+            return message(
+                text("admin_return_title", language, ["id": id]), Message(text: reason(error, language), error: true), session: session, flash: flash)
         }
         let purchases = status.purchases.map { p in
             let order = orders[p.providerPaymentID]
             let refundable = order.map { $0.state == .paid ? $0.amount - $0.refundedAmount : 0 } ?? 0
             return Purchase(
-                paymentID: p.providerPaymentID, amount: "\(p.amount)", date: p.at.map(GatewayJSON.iso) ?? "",
-                note: order == nil ? "not a purchase through this gateway" : "nothing left to refund", returnID: id, orderID: order?.id,
+                paymentID: p.providerPaymentID,
+                amount: Int(exactly: NSDecimalNumber(decimal: p.amount).doubleValue).map { LocalFormat.tenge($0, language) } ?? "\(p.amount) ₸",
+                date: p.at.map { Self.time($0, language) } ?? "",
+                note: text(order == nil ? "admin_not_our_purchase" : "admin_nothing_to_refund", language), returnID: id, orderID: order?.id,
                 refundable: order != nil && refundable > 0 ? refundable : nil)
         }
         let content = Return(
             status: status.status, qrCode: status.identified ? nil : returnQRs.image(id: id), identified: status.identified, purchases: purchases)
         // Until the customer scans, the page checks by itself.
         let refresh = !status.identified && status.status != "Error" ? 3 : nil
-        return render("admin-return", Page(title: "Return \(id)", flash: flash, refresh: refresh, session: session, content: content))
+        return render(
+            "admin-return",
+            Page(title: text("admin_return_title", language, ["id": id]), flash: flash, refresh: refresh, session: session, content: content))
     }
 }
 
