@@ -27,6 +27,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-openapi-runtime.git", from: "1.13.4"),
         .package(url: "https://github.com/swift-server/swift-openapi-async-http-client.git", from: "1.5.0"),
@@ -253,8 +254,9 @@ let package = Package(
         .executableTarget(
             name: "kaspi-bench",
             dependencies: [
-                "KaspiPay", "KaspiPayTesting", "KaspiGateway", "KaspiGatewayStore", "KaspiPayAsyncHTTPClient",
+                "KaspiPay", "KaspiPayTesting", "KaspiGateway", "KaspiGatewayStore", "KaspiPayAsyncHTTPClient", "KaspiEvents",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -30,6 +30,11 @@ final class Bench: @unchecked Sendable {
     let only: Set<String>
     let client = HTTPClient(eventLoopGroupProvider: .singleton)
     let report = Report()
+    /// Orders due at once in the live QR capacity run.
+    let liveBacklog: Int
+    /// The live QR runs' rows, reported together.
+    var liveCapacityLines: [String] = []
+    var liveLatencyLines: [String] = []
     var logger = Logger(label: "kaspi-bench")
 
     static let tradePoint = "TP-BENCH"
@@ -39,8 +44,10 @@ final class Bench: @unchecked Sendable {
 
     init(
         kaspi: String, benchExecutable: String, out: URL, root: URL, runs: Int, requests: Int, seconds: Int, wrk: Wrk,
-        flatOrders: Int, postgres: String?, python: String, only: Set<String>, before: String? = nil, sandboxOrders: Int = 1_000_000
+        flatOrders: Int, postgres: String?, python: String, only: Set<String>, before: String? = nil, sandboxOrders: Int = 1_000_000,
+        liveBacklog: Int = 30_000
     ) throws {
+        self.liveBacklog = max(1_000, liveBacklog)
         self.sandboxOrders = sandboxOrders
         self.only = only
         self.kaspi = kaspi
@@ -98,6 +105,7 @@ final class Bench: @unchecked Sendable {
             try await reconciliation()
         }
         if selected("qr") { try await qrPolling() }
+        if selected("qrlive") { try await qrLive() }
         report.targets()
         let text = report.text()
         try text.write(to: out.appendingPathComponent("report.md"), atomically: true, encoding: .utf8)

@@ -48,9 +48,12 @@ struct Run: AsyncParsableCommand {
     @Option(help: "PostgreSQL for the PostgreSQL figures (default: $KASPI_BENCH_POSTGRES_URL; skipped without).") var postgres: String?
     @Option(help: "The Python interpreter with FastAPI and uvicorn, for the peer.") var python = "python3"
     @Option(help: "The repository root (benchmarks/ lives there).") var root = "."
-    @Option(help: "An earlier build of kaspi to measure too, for before-and-after rows in the same run (sandbox, sqlite, postgres, checkout).")
+    @Option(help: "Orders due at once in the live QR capacity run (more than one gateway polls in 5 s).") var qrBacklog = 30_000
+    @Option(
+        help: "An earlier build of kaspi to measure too, for before-and-after rows in the same run (sandbox, sqlite, postgres, checkout, qrlive).")
     var before: String?
-    @Option(help: "Only these, comma-separated: sandbox, sqlite, postgres, checkout, peer, flat, qr (the baseline always runs).") var only: String?
+    @Option(help: "Only these, comma-separated: sandbox, sqlite, postgres, checkout, peer, flat, qr, qrlive (the baseline always runs).")
+    var only: String?
 
     func run() async throws {
         let kaspiPath = kaspi ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("kaspi").path
@@ -60,7 +63,7 @@ struct Run: AsyncParsableCommand {
             wrk: Wrk(threads: threads, connections: connections, scripts: URL(fileURLWithPath: root).appendingPathComponent("benchmarks/wrk")),
             flatOrders: flatOrders, postgres: postgres ?? ProcessInfo.processInfo.environment["KASPI_BENCH_POSTGRES_URL"], python: python,
             only: Set((only ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }),
-            before: before, sandboxOrders: sandboxOrders)
+            before: before, sandboxOrders: sandboxOrders, liveBacklog: qrBacklog)
         try await bench.all()
     }
 }

@@ -19,6 +19,9 @@ struct GatewayContext: Sendable {
     let boundPort: BoundPort
     /// The admin listener's port once it listens.
     let adminBoundPort = BoundPort()
+    /// Wakes the outbox's dispatcher when this instance has just written an event, so that it
+    /// is delivered now rather than at the dispatcher's next tick.
+    let outboxWake = WakeSignal()
 
     /// The public base URL: ``GatewayConfiguration/publicURL``, or on loopback the address the
     /// server is bound to. Never anything a request says (its `Host` header is the payer's to
@@ -36,6 +39,66 @@ final class BoundPort: Sendable {
     func set(_ value: Int) { port.store(value, ordering: .relaxed) }
 }
 
+/// A wake-up call between two of the gateway's jobs: ``signal()`` ends the other's current or
+/// next ``wait(upTo:)`` early. Signals are not counted: many before a wait wake it once.
+final class WakeSignal: Sendable {
+    private struct State {
+        var pending = false
+        var waiter: CheckedContinuation<Void, Never>?
+    }
+    private let state = Mutex(State())
+
+    init() {}
+
+    /// Wakes the waiter, or the next one to wait.
+    func signal() {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            guard let waiter = state.waiter else {
+                state.pending = true
+                return nil
+            }
+            state.waiter = nil
+            return waiter
+        }
+        waiter?.resume()
+    }
+
+    /// Waits until a signal or until `duration` has passed, whichever comes first. One waiter
+    /// at a time.
+    func wait(upTo duration: Duration) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await Task.sleep(for: duration) }
+            group.addTask { await self.nextSignal() }
+            _ = await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// The next signal, or the task's cancellation.
+    private func nextSignal() async {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let now = state.withLock { state -> Bool in
+                    if state.pending {
+                        state.pending = false
+                        return true
+                    }
+                    if Task.isCancelled { return true }
+                    state.waiter = continuation
+                    return false
+                }
+                if now { continuation.resume() }
+            }
+        } onCancel: {
+            let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+                defer { state.waiter = nil }
+                return state.waiter
+            }
+            waiter?.resume()
+        }
+    }
+}
+
 /// One job of the gateway, sharing its context: the settings, the store, Kaspi (the measured
 /// provider), the clock, the metrics and the log.
 protocol GatewayPart: Sendable {
@@ -50,6 +113,9 @@ extension GatewayPart {
     var now: @Sendable () -> Date { context.now }
     var metrics: GatewayMetrics { context.metrics }
     var logger: Logger { context.logger }
+
+    /// Tells the outbox's dispatcher that this instance has just committed an event to deliver.
+    func wakeOutbox() { context.outboxWake.signal() }
 }
 
 /// HMAC-SHA256 tokens, base64url without padding: the dashboard's session and CSRF tokens,

@@ -76,6 +76,7 @@ final class RefundService: GatewayPart {
                     OrderStateMachine.refundConfirmed($0, amount: amount, refundID: refundID, providerRefundID: done.refundID, at: at)
                 }
                 metrics.refund(.succeeded)
+                wakeOutbox()
                 return updated
             } catch {
                 // Kaspi refunded it; the refund stays pending in the database, and the

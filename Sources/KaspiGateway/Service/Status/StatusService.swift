@@ -65,6 +65,7 @@ final class StatusService: GatewayPart {
                 })
         }
         metrics.poll(changed: updated.version != order.version)
+        if updated.version != order.version { wakeOutbox() }
         return updated
     }
 
@@ -104,6 +105,7 @@ final class StatusService: GatewayPart {
                 return OrderStateMachine.noted(event.report, source: .webhook, on: current, at: at)
             }
             metrics.counted(from: before, to: updated)
+            if updated.version != before.version { wakeOutbox() }
             metrics.webhook(
                 updated.state != before.state || updated.transactionID != before.transactionID || updated.needsReview != before.needsReview
                     ? .applied : .unchanged)
@@ -225,23 +227,32 @@ final class StatusService: GatewayPart {
     /// so a late payment whose webhook was lost is found: paid wins, flagged for review.
     @discardableResult
     func reconcileOnce(limit: Int? = nil) async throws -> Int {
-        let at = now()
-        let due = try await store.claimOrdersToPoll(now: at, limit: limit ?? configuration.workBatchSize, owner: configuration.instanceID, lease: 60)
-        // Polls wait on Kaspi, not on the CPU: several at once (each order's writes are its own).
+        let (due, at) = try await claimDueOrders(limit: limit ?? configuration.workBatchSize)
+        // Polls wait on Kaspi, not on the CPU: several at once in a sliding window (a slot that
+        // frees takes the next order at once; nobody waits for a round's slowest poll).
         let width = max(1, configuration.pollConcurrency)
-        for start in stride(from: 0, to: due.count, by: width) {
-            await withTaskGroup(of: Void.self) { group in
-                for order in due[start..<min(start + width, due.count)] {
-                    group.addTask { await self.poll(order, claimedAt: at) }
-                }
+        await withTaskGroup(of: Void.self) { group in
+            var next = due.makeIterator()
+            for _ in 0..<width {
+                guard let order = next.next() else { break }
+                group.addTask { await self.poll(order, claimedAt: at) }
+            }
+            while await group.next() != nil {
+                if let order = next.next() { group.addTask { await self.poll(order, claimedAt: at) } }
             }
         }
         return due.count
     }
 
+    /// Claims up to `limit` orders due for a poll for this instance (a lease of 60 s each).
+    func claimDueOrders(limit: Int) async throws -> (orders: [GatewayOrder], at: Date) {
+        let at = now()
+        return (try await store.claimOrdersToPoll(now: at, limit: limit, owner: configuration.instanceID, lease: 60), at)
+    }
+
     /// One claimed order's poll: ask the provider, apply what the answer means, schedule the
     /// next poll (``PollPolicy``). A failure is logged and the poll scheduled again.
-    private func poll(_ order: GatewayOrder, claimedAt at: Date) async {
+    func poll(_ order: GatewayOrder, claimedAt at: Date) async {
         let attempts = order.pollAttempts + 1
         let settings = PollPolicy.Settings(configuration)
         if order.state == .expired { metrics.latePoll() }

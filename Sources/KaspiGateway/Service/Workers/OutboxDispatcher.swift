@@ -55,7 +55,8 @@ struct OutboxDispatcher: Service {
                 if !ticking {
                     ticking = true
                     group.addTask {
-                        try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+                        // Woken early when this instance has just written an event.
+                        await cancelWhenGracefulShutdown { await gateway.context.outboxWake.wait(upTo: interval) }
                         return .tick
                     }
                 }
@@ -70,13 +71,21 @@ struct OutboxDispatcher: Service {
             // Deliveries under way get a few seconds to finish and be recorded; any still
             // waiting then is cancelled, unrecorded (its lease lapses, or is released when this
             // instance starts again), and delivered again later.
-            group.addTask {
-                try? await Task.sleep(for: OutboxDispatcher.shutdownGrace)
-                return .grace
+            // With none under way, nothing waits.
+            if inFlight > 0 {
+                group.addTask {
+                    try? await Task.sleep(for: OutboxDispatcher.shutdownGrace)
+                    return .grace
+                }
             }
-            while let finished = await group.next() {
-                if case .grace = finished { group.cancelAll() }
+            while inFlight > 0, let finished = await group.next() {
+                switch finished {
+                case .delivered: inFlight -= 1
+                case .grace: group.cancelAll()
+                case .tick: break
+                }
             }
+            group.cancelAll()
         }
     }
 }

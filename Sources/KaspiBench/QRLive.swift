@@ -1,0 +1,279 @@
+import AsyncHTTPClient
+import Foundation
+import Histogram
+import Hummingbird
+import KaspiEvents
+import KaspiGateway
+import KaspiGatewayStore
+import KaspiPay
+import KaspiPayAsyncHTTPClient
+import NIOCore
+import Synchronization
+
+/// The merchant's receiver of the gateway's events in the live QR benchmark: verifies each
+/// delivery (KaspiEvents), and notes when each order's `order.paid` first arrived and how many
+/// times.
+final class EventReceiver: Sendable {
+    private struct State {
+        var firstPaid: [String: ContinuousClock.Instant] = [:]
+        var deliveries: [String: Int] = [:]
+        var refused = 0
+    }
+    private let state = Mutex(State())
+    let secret = "whsec_" + Data((0..<32).map { UInt8($0 * 7 % 251) }).base64EncodedString()
+
+    /// Takes one delivery: 204 when it verifies, 400 when not.
+    func take(_ body: ByteBuffer, headers: [String: String]) -> HTTPResponse.Status {
+        let arrived = ContinuousClock.now
+        guard let verifier = try? EventVerifier(secret: secret),
+            let verified = try? verifier.verify(payload: body.readableBytesView, headers: headers)
+        else {
+            state.withLock { $0.refused += 1 }
+            return .badRequest
+        }
+        guard case .orderPaid(let order) = verified.event else { return .noContent }
+        state.withLock { state in
+            state.deliveries[verified.id, default: 0] += 1
+            if state.firstPaid[order.id] == nil { state.firstPaid[order.id] = arrived }
+        }
+        return .noContent
+    }
+
+    /// When each order's `order.paid` first arrived, the deliveries per event id, the refusals.
+    var snapshot: (firstPaid: [String: ContinuousClock.Instant], deliveries: [String: Int], refused: Int) {
+        state.withLock { ($0.firstPaid, $0.deliveries, $0.refused) }
+    }
+
+    func reset() { state.withLock { $0 = State() } }
+}
+
+extension Bench {
+    /// Kaspi's real profile end to end: `kaspi gateway --profile qr` processes (the earlier
+    /// build's too, with `--before`) polling `kaspi sandbox` and delivering signed events to a
+    /// receiver in this process. Two figures per database: polls a second with a backlog larger
+    /// than the gateway can keep up with (its capacity), and, with 10,000 orders pending at
+    /// Kaspi's 5 s, the time from the sandbox marking a purchase `Processed` to the receiver
+    /// holding the verified `order.paid`.
+    func qrLive() async throws {
+        progress("qr live: a sandbox and the events receiver")
+        let (sandbox, base, _) = try await sandboxProcess("sandbox-live")
+        let transport = AsyncHTTPClientTransport(maxConnections: 64)
+        let receiver = EventReceiver()
+        let router = Router()
+        router.post("/events") { request, _ -> Response in
+            let body = try await request.body.collect(upTo: 64 * 1024)
+            var headers: [String: String] = [:]
+            for field in request.headers { headers[field.name.canonicalName] = field.value }
+            return Response(status: receiver.take(body, headers: headers))
+        }
+        let receiverPort = port()
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: receiverPort)), logger: logger)
+        let serving = Task { try await app.runService() }
+        defer { serving.cancel() }
+        do {
+            let keyText = "test_0f8fad5b-d9cb-469f-a165-70867728950e"
+            let apiKey = try APIKey(keyText)
+            guard let baseURL = URL(string: base) else { throw BenchError.failed("bad sandbox URL \(base)") }
+            let r1 = try KaspiQRAPI.Client<KaspiQRAPI.R1>(
+                apiKey: apiKey, configuration: .init(host: .custom(baseURL)), transport: transport, logger: logger)
+            let token = try await r1.registerDevice(id: "bench-live", tradePointID: 19)
+            let live = LiveSetting(
+                sandbox: base, apiKey: keyText, r1: r1, token: token, receiver: receiver, events: "http://127.0.0.1:\(receiverPort)/events")
+            var databases: [Database] = [.sqlite]
+            if let postgres { databases.append(.postgres(postgres)) }
+            for database in databases {
+                try await beforeAndAfter { try await qrCapacity(database, live) }
+            }
+            for database in databases {
+                try await beforeAndAfter { try await qrLatency(database, live) }
+            }
+        } catch {
+            await sandbox.stop()
+            try? await transport.shutdown()
+            throw error
+        }
+        report.qrLive(capacity: liveCapacityLines, latency: liveLatencyLines)
+        await sandbox.stop()
+        try await transport.shutdown()
+    }
+
+    struct LiveSetting: Sendable {
+        let sandbox: String
+        let apiKey: String
+        let r1: KaspiQRAPI.Client<KaspiQRAPI.R1>
+        let token: KaspiQRAPI.DeviceToken
+        let receiver: EventReceiver
+        let events: String
+    }
+
+    /// `count` fresh purchases at the sandbox (32 created at once), by payment id.
+    func purchases(_ live: LiveSetting, count: Int) async throws -> [Int64] {
+        var paymentIDs: [Int64] = []
+        for start in stride(from: 0, to: count, by: 32) {
+            paymentIDs += try await withThrowingTaskGroup(of: Int64.self) { group in
+                for _ in start..<min(start + 32, count) {
+                    group.addTask { try await live.r1.createQR(device: live.token, amount: Decimal(Self.amount)).paymentID }
+                }
+                return try await group.reduce(into: [Int64]()) { $0.append($1) }
+            }
+        }
+        return paymentIDs
+    }
+
+    /// A fresh database with the device and one pending QR order per purchase, the i-th due
+    /// at `due(i)`; returns what `kaspi gateway --database` takes.
+    func seedLive(_ database: Database, name: String, _ live: LiveSetting, paymentIDs: [Int64], due: (Int) -> Date) async throws -> String {
+        let file = out.appendingPathComponent("\(name).sqlite").path
+        removeDatabase(file)
+        if case .postgres(let url) = database { try await resetPostgres(url) }
+        let now = Date()
+        let created = Int64(now.timeIntervalSince1970 * 1000)
+        let orders = paymentIDs.enumerated().map { i, paymentID in
+            GatewayOrder(
+                id: "ord_live_\(i)", provider: KaspiQRProvider.providerName, providerOrderID: "kk_live_\(i)", kind: .qr, amount: Self.amount,
+                state: .pending, createdAt: now, nextPollAt: due(i),
+                providerState:
+                    #"{"confirmationTimeout":65,"createdAt":\#(created),"device":"dev_live","kind":"qr","paymentId":\#(paymentID),"pollInterval":5,"scanTimeout":180,"tradePointId":19}"#,
+                providerPaymentID: String(paymentID))
+        }
+        try await withStore(database, file: file) { store in
+            _ = try await store.migrate()
+            try await store.save(
+                ProviderDevice(
+                    id: "dev_live", provider: KaspiQRProvider.providerName, organizationBin: nil, tradePointID: 19, deviceID: "bench-live",
+                    token: live.token.value, isDefault: true, createdAt: now))
+            for start in stride(from: 0, to: orders.count, by: 5_000) {
+                try await store.insert(contentsOf: Array(orders[start..<min(start + 5_000, orders.count)]))
+            }
+            if let postgres = store as? PostgresGatewayStore { try await postgres.client.query("VACUUM ANALYZE", logger: logger) }
+        }
+        if case .postgres(let url) = database { return url }
+        return file
+    }
+
+    /// A `kaspi gateway --profile qr` process (ours, or the earlier build's) on `connection`,
+    /// delivering its events to the receiver; returns it with its admin base URL.
+    func liveGateway(_ name: String, connection: String, _ live: LiveSetting) async throws -> (Child, String) {
+        let port = port()
+        let adminPort = self.port()
+        let child = try Child(
+            name, executable: kaspi,
+            arguments: ["gateway", "--profile", "qr", "--database", connection, "--port", "\(port)", "--admin-port", "\(adminPort)"],
+            environment: [
+                "KASPI_QR_SCHEME": "r1", "KASPI_BASE_URL": live.sandbox, "KASPI_QR_API_KEY": live.apiKey, "KASPI_GATEWAY_API_KEYS": Self.gatewayKey,
+                "KASPI_GATEWAY_ADMIN_PASSWORD": "bench-admin-password", "KASPI_GATEWAY_EVENTS_URL": live.events,
+                "KASPI_GATEWAY_EVENTS_SECRET": live.receiver.secret, "KASPI_RATE_LIMIT": "0",
+            ],
+            workDirectory: out)
+        _ = try await child.waitReady("http://127.0.0.1:\(port)/ready", client: client)
+        return (child, "http://127.0.0.1:\(adminPort)")
+    }
+
+    /// The gateway's status polls so far, from its metrics.
+    func pollsSoFar(_ admin: String) async throws -> Int {
+        var request = HTTPClientRequest(url: admin + "/metrics")
+        request.method = .GET
+        let response = try await client.execute(request, timeout: .seconds(10))
+        let text = String(buffer: try await response.body.collect(upTo: 4 << 20))
+        return text.split(separator: "\n").filter { $0.hasPrefix("kaspi_gateway_status_polls_total{") }
+            .compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }.map { Int($0) }.reduce(0, +)
+    }
+
+    /// Polls a second with more orders due than one gateway can poll: its capacity.
+    func qrCapacity(_ database: Database, _ live: LiveSetting) async throws {
+        let backlog = liveBacklog
+        progress(named("qr live: capacity on \(database.label), \(backlog.formatted()) purchases"))
+        let paymentIDs = try await purchases(live, count: backlog)
+        let now = Date()
+        let connection = try await seedLive(database, name: "qr-capacity", live, paymentIDs: paymentIDs) { _ in now.addingTimeInterval(-1) }
+        let (child, admin) = try await liveGateway(keyed("gateway-qr-capacity-\(database.label.lowercased())"), connection: connection, live)
+        try await Task.sleep(for: .seconds(3))
+        let clock = ContinuousClock()
+        let first = try await pollsSoFar(admin)
+        let started = clock.now
+        try await Task.sleep(for: .seconds(Double(seconds)))
+        let last = try await pollsSoFar(admin)
+        let elapsed = clock.now - started
+        let memory = child.memory()
+        await child.stop()
+        let rate = Double(last - first) / elapsed.seconds
+        let ofBaseline = report.baselineRPS.map { String(format: "%.1f%%", rate / $0 * 100) } ?? "–"
+        let saturated = rate * 5 < Double(backlog)
+        liveCapacityLines.append(
+            "| \(named(database.label)) | \(backlog.formatted()) | \(String(format: "%.0f", rate)) | \(ofBaseline) | \(Int(rate * 5).formatted())\(saturated ? "" : " (backlog too small: at least)") | \(String(format: "%.1f", memory.peak)) MiB |"
+        )
+        if last <= first { report.invalid(named("QR capacity (\(database.label)): no poll in \(seconds) s")) }
+    }
+
+    /// With 10,000 orders pending at Kaspi's 5 s, 300 purchases paid one by one at the sandbox:
+    /// the time from `Processed` to the receiver holding the verified `order.paid`, each exactly
+    /// once.
+    func qrLatency(_ database: Database, _ live: LiveSetting) async throws {
+        let pending = 10_000
+        let paid = 300
+        progress(named("qr live: latency on \(database.label), \(pending.formatted()) pending, \(paid) paid"))
+        let paymentIDs = try await purchases(live, count: pending)
+        let now = Date()
+        // Due over the next 5 s, as a steady stream of checkouts would leave them.
+        let connection = try await seedLive(database, name: "qr-latency", live, paymentIDs: paymentIDs) { i in
+            now.addingTimeInterval(Double(i % 5_000) / 1_000)
+        }
+        live.receiver.reset()
+        let (child, _) = try await liveGateway(keyed("gateway-qr-latency-\(database.label.lowercased())"), connection: connection, live)
+        try await Task.sleep(for: .seconds(6))
+        // Every 33rd order, one every 50 ms: Processed at the sandbox when its confirm is sent.
+        var processedAt: [String: ContinuousClock.Instant] = [:]
+        for k in 0..<paid {
+            let i = k * (pending / paid)
+            try await sandboxAct(live.sandbox, paymentID: paymentIDs[i], action: "scan")
+            processedAt["ord_live_\(i)"] = .now
+            try await sandboxAct(live.sandbox, paymentID: paymentIDs[i], action: "confirm")
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        // Waits for the last ones: at most 60 s after the last payment.
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline {
+            let arrived = live.receiver.snapshot.firstPaid
+            if processedAt.keys.allSatisfy({ arrived[$0] != nil }) { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        try await Task.sleep(for: .seconds(2))  // any second delivery of one event
+        let memory = child.memory()
+        await child.stop()
+        let snapshot = live.receiver.snapshot
+        var histogram = Histogram<UInt64>(highestTrackableValue: 600_000, numberOfSignificantValueDigits: .three)
+        var missing = 0
+        for (order, at) in processedAt {
+            guard let arrived = snapshot.firstPaid[order] else {
+                missing += 1
+                continue
+            }
+            _ = histogram.record(min(600_000, UInt64(max(0, (arrived - at).seconds * 1000))))
+        }
+        let doubled = snapshot.deliveries.values.filter { $0 > 1 }.count
+        let unexpected = Set(snapshot.firstPaid.keys).subtracting(processedAt.keys).count
+        func ms(_ quantile: Double) -> String { String(format: "%.2f s", Double(histogram.valueAtPercentile(quantile)) / 1000) }
+        liveLatencyLines.append(
+            "| \(named(database.label)) | \(pending.formatted()) | \(paid - missing) of \(paid) | \(ms(50)) | \(ms(90)) | \(ms(99)) | \(String(format: "%.2f s", Double(histogram.max) / 1000)) | \(doubled) | \(String(format: "%.1f", memory.peak)) MiB |"
+        )
+        if measuringOurs && (missing > 0 || unexpected > 0 || snapshot.refused > 0) {
+            report.invalid(
+                "QR latency (\(database.label)): \(missing) payments without an order.paid, \(unexpected) order.paid for unpaid orders, \(snapshot.refused) deliveries refused"
+            )
+        }
+    }
+
+    /// `POST /sandbox/qr/purchases/{id}/{action}`: what the payer does in Kaspi's app.
+    func sandboxAct(_ sandbox: String, paymentID: Int64, action: String) async throws {
+        var request = HTTPClientRequest(url: "\(sandbox)/sandbox/qr/purchases/\(paymentID)/\(action)")
+        request.method = .POST
+        let response = try await client.execute(request, timeout: .seconds(10))
+        _ = try await response.body.collect(upTo: 1 << 20)
+        guard response.status == .ok else { throw BenchError.failed("sandbox \(action) of \(paymentID): \(response.status)") }
+    }
+}
+
+extension Duration {
+    /// The duration in seconds.
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
