@@ -156,9 +156,11 @@ extension Bench {
     func liveGateway(_ name: String, connection: String, _ live: LiveSetting) async throws -> (Child, String) {
         let port = port()
         let adminPort = self.port()
+        // The earlier build must have the admin listener too (61f1adc and later): metrics are there.
+        let admin = ["--admin-port", "\(adminPort)"]
         let child = try Child(
             name, executable: kaspi,
-            arguments: ["gateway", "--profile", "qr", "--database", connection, "--port", "\(port)", "--admin-port", "\(adminPort)"],
+            arguments: ["gateway", "--profile", "qr", "--database", connection, "--port", "\(port)"] + admin,
             environment: [
                 "KASPI_QR_SCHEME": "r1", "KASPI_BASE_URL": live.sandbox, "KASPI_QR_API_KEY": live.apiKey, "KASPI_GATEWAY_API_KEYS": Self.gatewayKey,
                 "KASPI_GATEWAY_ADMIN_PASSWORD": "bench-admin-password", "KASPI_GATEWAY_EVENTS_URL": live.events,
