@@ -22,29 +22,22 @@ package enum LocalFormat {
     /// A moment on a payer's page or the dashboard: the date and time in Kazakhstan, and the
     /// zone (`2 декабря 2026 г., 15:04 (UTC+5)`).
     package static func time(_ date: Date, _ language: PageLanguage) -> String {
-        let formatter = DateFormatter()
-        formatter.locale = language.locale
-        formatter.timeZone = timeZone
-        formatter.setLocalizedDateFormatFromTemplate("dMMMMyyyyHHmm")
-        return formatter.string(from: date) + " (\(zoneName(at: date)))"
+        kazakhstan(date, language, "dMMMMyyyyHHmm") + " (\(zoneName(at: date)))"
     }
 
     /// A short moment for tables: `02.12.2026 15:04` (ru, kk), `02/12/2026 15:04` (en), in
     /// Kazakhstan's time.
-    package static func shortTime(_ date: Date, _ language: PageLanguage) -> String {
-        let formatter = DateFormatter()
-        formatter.locale = language.locale
-        formatter.timeZone = timeZone
-        formatter.setLocalizedDateFormatFromTemplate("ddMMyyyyHHmm")
-        return formatter.string(from: date)
-    }
+    package static func shortTime(_ date: Date, _ language: PageLanguage) -> String { kazakhstan(date, language, "ddMMyyyyHHmm") }
 
     /// A moment to the second, for timelines: `02.12.2026 15:04:05` (ru, kk), in Kazakhstan's time.
-    package static func preciseTime(_ date: Date, _ language: PageLanguage) -> String {
+    package static func preciseTime(_ date: Date, _ language: PageLanguage) -> String { kazakhstan(date, language, "ddMMyyyyHHmmss") }
+
+    /// `date` in Kazakhstan's time, in `language`'s order for the ICU skeleton `template`.
+    private static func kazakhstan(_ date: Date, _ language: PageLanguage, _ template: String) -> String {
         let formatter = DateFormatter()
         formatter.locale = language.locale
         formatter.timeZone = timeZone
-        formatter.setLocalizedDateFormatFromTemplate("ddMMyyyyHHmmss")
+        formatter.setLocalizedDateFormatFromTemplate(template)
         return formatter.string(from: date)
     }
 

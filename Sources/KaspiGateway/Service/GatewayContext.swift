@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import KaspiGatewayStore
+import KaspiPay
 import Logging
 import Synchronization
 
@@ -39,66 +40,6 @@ final class BoundPort: Sendable {
     func set(_ value: Int) { port.store(value, ordering: .relaxed) }
 }
 
-/// A wake-up call between two of the gateway's jobs: ``signal()`` ends the other's current or
-/// next ``wait(upTo:)`` early. Signals are not counted: many before a wait wake it once.
-final class WakeSignal: Sendable {
-    private struct State {
-        var pending = false
-        var waiter: CheckedContinuation<Void, Never>?
-    }
-    private let state = Mutex(State())
-
-    init() {}
-
-    /// Wakes the waiter, or the next one to wait.
-    func signal() {
-        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
-            guard let waiter = state.waiter else {
-                state.pending = true
-                return nil
-            }
-            state.waiter = nil
-            return waiter
-        }
-        waiter?.resume()
-    }
-
-    /// Waits until a signal or until `duration` has passed, whichever comes first. One waiter
-    /// at a time.
-    func wait(upTo duration: Duration) async {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { try? await Task.sleep(for: duration) }
-            group.addTask { await self.nextSignal() }
-            _ = await group.next()
-            group.cancelAll()
-        }
-    }
-
-    /// The next signal, or the task's cancellation.
-    private func nextSignal() async {
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let now = state.withLock { state -> Bool in
-                    if state.pending {
-                        state.pending = false
-                        return true
-                    }
-                    if Task.isCancelled { return true }
-                    state.waiter = continuation
-                    return false
-                }
-                if now { continuation.resume() }
-            }
-        } onCancel: {
-            let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
-                defer { state.waiter = nil }
-                return state.waiter
-            }
-            waiter?.resume()
-        }
-    }
-}
-
 /// One job of the gateway, sharing its context: the settings, the store, Kaspi (the measured
 /// provider), the clock, the metrics and the log.
 protocol GatewayPart: Sendable {
@@ -115,7 +56,7 @@ extension GatewayPart {
     var logger: Logger { context.logger }
 
     /// Tells the outbox's dispatcher that this instance has just committed an event to deliver.
-    func wakeOutbox() { context.outboxWake.signal() }
+    func wakeOutbox() { context.outboxWake.fire() }
 }
 
 /// HMAC-SHA256 tokens, base64url without padding: the dashboard's session and CSRF tokens,

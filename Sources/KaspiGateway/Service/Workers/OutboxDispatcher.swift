@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import KaspiGatewayStore
+import KaspiPay
 import ServiceLifecycle
 import Synchronization
 
@@ -56,7 +57,9 @@ struct OutboxDispatcher: Service {
                     ticking = true
                     group.addTask {
                         // Woken early when this instance has just written an event.
-                        await cancelWhenGracefulShutdown { await gateway.context.outboxWake.wait(upTo: interval) }
+                        _ = await cancelWhenGracefulShutdown {
+                            await gateway.context.outboxWake.wait(for: interval, clock: ElapsedClock(ContinuousClock()))
+                        }
                         return .tick
                     }
                 }

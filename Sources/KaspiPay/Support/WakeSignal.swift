@@ -1,23 +1,24 @@
 import Foundation
-import KaspiPay
 
 /// A lock around a value; Foundation's, so that the module builds for iOS 16.
-final class Locked<Value>: @unchecked Sendable {
+package final class Locked<Value>: @unchecked Sendable {
     private let lock = NSLock()
     private var value: Value
 
-    init(_ value: Value) { self.value = value }
+    package init(_ value: Value) { self.value = value }
 
-    func withLock<T>(_ body: (inout Value) -> T) -> T {
+    package func withLock<T>(_ body: (inout Value) -> T) -> T {
         lock.lock()
         defer { lock.unlock() }
         return body(&value)
     }
 }
 
-/// "The payer is back": fired from anywhere (a deep link, the app's return to the foreground),
-/// awaited by the session between its reads. A fire while nobody waits is kept for the next wait.
-final class WakeSignal: Sendable {
+/// A wake-up call between two tasks: fired from anywhere, awaited by one waiter at a time. A
+/// fire while nobody waits is kept for the next wait; fires are not counted. KaspiCheckout's
+/// session waits on one for "the payer is back" (a deep link, the app's return to the
+/// foreground); the gateway's outbox dispatcher for "an event was just written".
+package final class WakeSignal: Sendable {
     private struct State {
         var pending = false
         var waiter: (id: UInt64, continuation: CheckedContinuation<Bool, Never>)?
@@ -26,7 +27,10 @@ final class WakeSignal: Sendable {
 
     private let state = Locked(State())
 
-    func fire() {
+    package init() {}
+
+    /// Wakes the waiter, or the next one to wait.
+    package func fire() {
         let waiter = state.withLock { state -> CheckedContinuation<Bool, Never>? in
             guard let waiter = state.waiter else {
                 state.pending = true
@@ -39,7 +43,7 @@ final class WakeSignal: Sendable {
     }
 
     /// Waits until a fire or until `duration` passed on `clock`; true when fired.
-    func wait(for duration: Duration, clock: ElapsedClock) async -> Bool {
+    package func wait(for duration: Duration, clock: ElapsedClock) async -> Bool {
         if state.withLock({ state in
             defer { state.pending = false }
             return state.pending
