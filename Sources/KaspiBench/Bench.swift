@@ -105,7 +105,7 @@ final class Bench: @unchecked Sendable {
             try await reconciliation()
         }
         if selected("qr") { try await qrPolling() }
-        if selected("qrlive") { try await qrLive() }
+        if selected("qrlive") || selected("qrcheckout") { try await qrLive(polling: selected("qrlive"), checkout: selected("qrcheckout")) }
         report.targets()
         let text = report.text()
         try text.write(to: out.appendingPathComponent("report.md"), atomically: true, encoding: .utf8)

@@ -8,6 +8,7 @@ import KaspiGatewayStore
 import KaspiPay
 import KaspiPayAsyncHTTPClient
 import NIOCore
+import SQLiteNIO
 import Synchronization
 
 /// The merchant's receiver of the gateway's events in the live QR benchmark: verifies each
@@ -54,7 +55,9 @@ extension Bench {
     /// than the gateway can keep up with (its capacity), and, with 10,000 orders pending at
     /// Kaspi's 5 s, the time from the sandbox marking a purchase `Processed` to the receiver
     /// holding the verified `order.paid`.
-    func qrLive() async throws {
+    ///
+    /// With `checkout`, the QR profile's checkout too (``qrCheckout(_:)``); with `polling` false, that alone.
+    func qrLive(polling: Bool = true, checkout: Bool = false) async throws {
         progress("qr live: a sandbox and the events receiver")
         let (sandbox, base, _) = try await sandboxProcess("sandbox-live")
         let transport = AsyncHTTPClientTransport(maxConnections: 64)
@@ -79,20 +82,25 @@ extension Bench {
             let token = try await r1.registerDevice(id: "bench-live", tradePointID: 19)
             let live = LiveSetting(
                 sandbox: base, apiKey: keyText, r1: r1, token: token, receiver: receiver, events: "http://127.0.0.1:\(receiverPort)/events")
+            if checkout { try await qrCheckout(live) }
             var databases: [Database] = [.sqlite]
             if let postgres { databases.append(.postgres(postgres)) }
-            for database in databases {
-                try await beforeAndAfter { try await qrCapacity(database, live) }
-            }
-            for database in databases {
-                try await beforeAndAfter { try await qrLatency(database, live) }
+            if polling {
+                for database in databases {
+                    try await beforeAndAfter { try await qrCapacity(database, live) }
+                }
+                // Two gateways on one PostgreSQL database share the polling by their leases.
+                if let postgres { try await qrCapacity(.postgres(postgres), live, instances: 2) }
+                for database in databases {
+                    try await beforeAndAfter { try await qrLatency(database, live) }
+                }
             }
         } catch {
             await sandbox.stop()
             try? await transport.shutdown()
             throw error
         }
-        report.qrLive(capacity: liveCapacityLines, latency: liveLatencyLines)
+        if polling { report.qrLive(capacity: liveCapacityLines, latency: liveLatencyLines) }
         await sandbox.stop()
         try await transport.shutdown()
     }
@@ -152,23 +160,24 @@ extension Bench {
     }
 
     /// A `kaspi gateway --profile qr` process (ours, or the earlier build's) on `connection`,
-    /// delivering its events to the receiver; returns it with its admin base URL.
-    func liveGateway(_ name: String, connection: String, _ live: LiveSetting) async throws -> (Child, String) {
+    /// delivering its events to the receiver; returns it with its admin and public base URLs.
+    /// Each process has an instance id of its own (the default is random), so that two on one
+    /// database share the work by their leases.
+    func liveGateway(_ name: String, connection: String, _ live: LiveSetting) async throws -> (child: Child, admin: String, base: String) {
         let port = port()
         let adminPort = self.port()
         // The earlier build must have the admin listener too (61f1adc and later): metrics are there.
         let admin = ["--admin-port", "\(adminPort)"]
+        let environment = [
+            "KASPI_QR_SCHEME": "r1", "KASPI_BASE_URL": live.sandbox, "KASPI_QR_API_KEY": live.apiKey, "KASPI_GATEWAY_API_KEYS": Self.gatewayKey,
+            "KASPI_GATEWAY_ADMIN_PASSWORD": "bench-admin-password", "KASPI_GATEWAY_EVENTS_URL": live.events,
+            "KASPI_GATEWAY_EVENTS_SECRET": live.receiver.secret, "KASPI_RATE_LIMIT": "0",
+        ]
         let child = try Child(
-            name, executable: kaspi,
-            arguments: ["gateway", "--profile", "qr", "--database", connection, "--port", "\(port)"] + admin,
-            environment: [
-                "KASPI_QR_SCHEME": "r1", "KASPI_BASE_URL": live.sandbox, "KASPI_QR_API_KEY": live.apiKey, "KASPI_GATEWAY_API_KEYS": Self.gatewayKey,
-                "KASPI_GATEWAY_ADMIN_PASSWORD": "bench-admin-password", "KASPI_GATEWAY_EVENTS_URL": live.events,
-                "KASPI_GATEWAY_EVENTS_SECRET": live.receiver.secret, "KASPI_RATE_LIMIT": "0",
-            ],
-            workDirectory: out)
+            name, executable: kaspi, arguments: ["gateway", "--profile", "qr", "--database", connection, "--port", "\(port)"] + admin,
+            environment: environment, workDirectory: out)
         _ = try await child.waitReady("http://127.0.0.1:\(port)/ready", client: client)
-        return (child, "http://127.0.0.1:\(adminPort)")
+        return (child, "http://127.0.0.1:\(adminPort)", "http://127.0.0.1:\(port)")
     }
 
     /// The gateway's status polls so far, from its metrics.
@@ -181,30 +190,101 @@ extension Bench {
             .compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }.map { Int($0) }.reduce(0, +)
     }
 
-    /// Polls a second with more orders due than one gateway can poll: its capacity.
-    func qrCapacity(_ database: Database, _ live: LiveSetting) async throws {
-        let backlog = liveBacklog
-        progress(named("qr live: capacity on \(database.label), \(backlog.formatted()) purchases"))
+    /// Polls a second with more orders due than one gateway can poll: its capacity; with
+    /// `instances` gateways on the database, theirs together.
+    func qrCapacity(_ database: Database, _ live: LiveSetting, instances: Int = 1) async throws {
+        let backlog = liveBacklog * instances
+        let label = named(database.label) + (instances > 1 ? ", \(instances) gateways" : "")
+        progress("qr live: capacity on \(label), \(backlog.formatted()) purchases")
         let paymentIDs = try await purchases(live, count: backlog)
         let now = Date()
         let connection = try await seedLive(database, name: "qr-capacity", live, paymentIDs: paymentIDs) { _ in now.addingTimeInterval(-1) }
-        let (child, admin) = try await liveGateway(keyed("gateway-qr-capacity-\(database.label.lowercased())"), connection: connection, live)
+        var gateways: [(child: Child, admin: String, base: String)] = []
+        do {
+            for n in 0..<instances {
+                let suffix = instances > 1 ? "-\(n + 1)-of-\(instances)" : ""
+                gateways.append(
+                    try await liveGateway(keyed("gateway-qr-capacity-\(database.label.lowercased())\(suffix)"), connection: connection, live))
+            }
+        } catch {
+            for gateway in gateways { await gateway.child.stop() }
+            throw error
+        }
+        func polls() async throws -> Int {
+            var total = 0
+            for gateway in gateways { total += try await pollsSoFar(gateway.admin) }
+            return total
+        }
         try await Task.sleep(for: .seconds(3))
         let clock = ContinuousClock()
-        let first = try await pollsSoFar(admin)
+        let first = try await polls()
         let started = clock.now
         try await Task.sleep(for: .seconds(Double(seconds)))
-        let last = try await pollsSoFar(admin)
+        let last = try await polls()
         let elapsed = clock.now - started
-        let memory = child.memory()
-        await child.stop()
+        let peak = gateways.map { $0.child.memory().peak }.max() ?? 0
+        for gateway in gateways { await gateway.child.stop() }
         let rate = Double(last - first) / elapsed.seconds
         let ofBaseline = report.baselineRPS.map { String(format: "%.1f%%", rate / $0 * 100) } ?? "–"
         let saturated = rate * 5 < Double(backlog)
         liveCapacityLines.append(
-            "| \(named(database.label)) | \(backlog.formatted()) | \(String(format: "%.0f", rate)) | \(ofBaseline) | \(Int(rate * 5).formatted())\(saturated ? "" : " (backlog too small: at least)") | \(String(format: "%.1f", memory.peak)) MiB |"
+            "| \(label) | \(backlog.formatted()) | \(String(format: "%.0f", rate)) | \(ofBaseline) | \(Int(rate * 5).formatted())\(saturated ? "" : " (backlog too small: at least)") | \(String(format: "%.1f", peak)) MiB |"
         )
-        if last <= first { report.invalid(named("QR capacity (\(database.label)): no poll in \(seconds) s")) }
+        if last <= first { report.invalid("QR capacity (\(label)): no poll in \(seconds) s") }
+    }
+
+    /// The QR profile's checkout, `POST /v1/checkouts` through `kaspi gateway --profile qr` to
+    /// the sandbox's `qr/create-link`, against the sandbox's own `qr/create-link`; every
+    /// acknowledged checkout is then counted in the gateway's database and at the sandbox.
+    func qrCheckout(_ live: LiveSetting) async throws {
+        let links = try await measured(
+            "qr-create-link",
+            lines: { range in
+                range.map { #"{"DeviceToken":"\#(live.token.value)","Amount":\#(Self.amount),"ExternalId":"bench-link-\#($0)"}"# }
+            },
+            send: { file, seconds in
+                try await wrk.once(
+                    url: live.sandbox, file: file, method: "POST", path: "/r1/v01/qr/create-link", seconds: seconds,
+                    headers: ["Api-Key: \(live.apiKey)"])
+            })
+        report.row("Sandbox: QR link (POST /r1/v01/qr/create-link)", links.results, key: "qr-create-link")
+        try await beforeAndAfter {
+            let connection = try await seedLive(.sqlite, name: keyed("qr-checkout"), live, paymentIDs: []) { _ in Date() }
+            let before = try await sandboxQRPurchases(live)
+            let (gateway, _, base) = try await liveGateway(keyed("gateway-qr-checkout"), connection: connection, live)
+            let (results, issued, acknowledged) = try await measured(
+                named("qr-checkout"),
+                lines: { range in
+                    range.map { "bench-qr-checkout-\($0)\t" + #"{"amount":\#(Self.amount),"description":"Bench order"}"# }
+                },
+                send: { file, seconds in
+                    try await wrk.once(
+                        url: base, file: file, method: "POST", path: "/v1/checkouts", seconds: seconds,
+                        headers: ["Authorization: Bearer \(Self.gatewayKey)"])
+                })
+            let memory = gateway.memory()
+            await gateway.stop()
+            let atSandbox = try await sandboxQRPurchases(live) - before
+            let db = try await SQLiteConnection.open(storage: .file(path: connection), logger: logger)
+            let stored =
+                try await db.query("SELECT count(*) AS n FROM orders WHERE state = 'pending' AND payment_url IS NOT NULL", []).first?
+                .column("n")?.integer ?? -1
+            try await db.close()
+            report.row(named("Gateway: QR checkout through the gateway to the sandbox's qr/create-link (SQLite)"), results, key: keyed("qr-checkout"))
+            report.check(named("QR checkout: orders pending with a payment link"), expected: issued, found: stored, acknowledged: acknowledged)
+            report.check(named("QR checkout: purchases at the sandbox"), expected: issued, found: atSandbox, acknowledged: acknowledged)
+            report.process(named("gateway (kaspi gateway --profile qr, SQLite, during checkouts)"), ready: nil, memory: memory, ours: measuringOurs)
+        }
+    }
+
+    /// How many QR purchases the sandbox holds (`GET /sandbox/stats`).
+    func sandboxQRPurchases(_ live: LiveSetting) async throws -> Int {
+        let response = try await client.execute(HTTPClientRequest(url: "\(live.sandbox)/sandbox/stats"), timeout: .seconds(30))
+        let body = try await response.body.collect(upTo: 1 << 20)
+        guard response.status == .ok, let json = try JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any],
+            let count = (json["qrPurchases"] as? NSNumber)?.intValue
+        else { throw BenchError.failed("the sandbox's stats have no qrPurchases: \(response.status)") }
+        return count
     }
 
     /// With 10,000 orders pending at Kaspi's 5 s, 300 purchases paid one by one at the sandbox:
@@ -221,7 +301,7 @@ extension Bench {
             now.addingTimeInterval(Double(i % 5_000) / 1_000)
         }
         live.receiver.reset()
-        let (child, _) = try await liveGateway(keyed("gateway-qr-latency-\(database.label.lowercased())"), connection: connection, live)
+        let (child, _, _) = try await liveGateway(keyed("gateway-qr-latency-\(database.label.lowercased())"), connection: connection, live)
         try await Task.sleep(for: .seconds(6))
         // Every 33rd order, one every 50 ms: Processed at the sandbox when its confirm is sent.
         var processedAt: [String: ContinuousClock.Instant] = [:]

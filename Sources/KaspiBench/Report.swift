@@ -177,6 +177,9 @@ final class Report: @unchecked Sendable {
         if let c = stats["checkout"], let create = stats["sandbox-create"] {
             line("Checkout ≥ ½ of the sandbox's create", String(format: "%.0f%%", c.rps / create.rps * 100), c.rps >= 0.5 * create.rps)
         }
+        if let c = stats["qr-checkout"], let create = stats["qr-create-link"] {
+            line("QR checkout ≥ ½ of the sandbox's qr/create-link", String(format: "%.0f%%", c.rps / create.rps * 100), c.rps >= 0.5 * create.rps)
+        }
         if let status = stats["sandbox-status"] {
             line("Sandbox status ≥ 60% of baseline", String(format: "%.0f%%", status.rps / base.rps * 100), status.rps >= 0.6 * base.rps)
         }

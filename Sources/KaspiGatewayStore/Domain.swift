@@ -285,6 +285,30 @@ public struct OrderChange: Sendable {
     }
 }
 
+/// When an order is asked about next, as the end of a poll sets it
+/// (``GatewayStore/finishPoll(from:owner:polledAt:_:schedule:)``).
+public struct PollSchedule: Sendable, Hashable {
+    /// The next poll; ignored (no poll) once the order is paid, declined or cancelled.
+    public var at: Date?
+    /// How many polls have been made, this one included.
+    public var attempts: Int
+
+    /// Creates a schedule.
+    public init(at: Date?, attempts: Int) {
+        self.at = at
+        self.attempts = attempts
+    }
+
+    /// `order` as the schedule leaves it.
+    public func applied(to order: GatewayOrder, polledAt: Date) -> GatewayOrder {
+        var scheduled = order
+        scheduled.nextPollAt = [.created, .pending, .expired].contains(order.state) ? at : nil
+        scheduled.pollAttempts = attempts
+        scheduled.lastPolledAt = polledAt
+        return scheduled
+    }
+}
+
 /// An idempotent request's answer, written with the change it reports.
 public struct IdempotentAnswer: Sendable, Hashable {
     /// The key, reserved earlier by the same request.

@@ -294,6 +294,20 @@ public protocol GatewayStore: Sendable {
     ///   ``GatewayOrder/lastPolledAt``); nil for a poll that failed, which keeps the last one.
     func schedulePoll(orderID: String, at: Date?, attempts: Int, owner: String, polledAt: Date?) async throws
 
+    /// Ends a poll that got an answer in one write where the store can: `decide`'s change,
+    /// applied as ``update(from:_:)`` applies it, and the next poll, as
+    /// ``schedulePoll(orderID:at:attempts:owner:polledAt:)`` sets it, from `schedule` called
+    /// on the order after the change. A poll that changes nothing (most of them) is one
+    /// statement on PostgreSQL and one job of the group commit on SQLite, where it was three.
+    ///
+    /// - Returns: the order after the change, with its schedule.
+    /// - Throws: ``StoreError/orderNotFound(_:)``, or what `decide` throws.
+    @discardableResult
+    func finishPoll(
+        from current: GatewayOrder, owner: String, polledAt: Date, _ decide: @escaping @Sendable (GatewayOrder) throws -> OrderChange?,
+        schedule: @escaping @Sendable (GatewayOrder) -> PollSchedule
+    ) async throws -> GatewayOrder
+
     /// Claims up to `limit` outbox messages due for delivery, oldest first. Each gets its own
     /// lease, sized for one delivery and staggered by its place in the batch (the first
     /// `lease`, the second `2 × lease`, …), so that a batch delivered one message after the

@@ -365,6 +365,64 @@ struct StoreContractTests {
     }
 
     @Test(arguments: Backend.available)
+    func aPollsChangeAndItsScheduleAreWrittenTogether(_ backend: Backend) async throws {
+        let handle = try await backend.open()
+        let store = handle.store
+        let base = Date(timeIntervalSince1970: 1_800_000_000)
+        let order = makeOrder("poll", at: base)
+        try await store.insert(order)
+        let accepted = try await store.update(orderID: order.id) {
+            OrderStateMachine.providerAccepted($0, paymentURL: nil, qrToken: nil, at: base, firstPollAt: base.addingTimeInterval(60))
+        }
+        let now = base.addingTimeInterval(61)
+        // Nothing to change (most polls): the schedule alone; the version stays, the lease is released.
+        let first = try #require(try await store.claimOrdersToPoll(now: now, limit: 10, owner: "a", lease: 60).first)
+        let unchanged = try await store.finishPoll(from: first, owner: "a", polledAt: now, { _ in nil }) { _ in
+            PollSchedule(at: now.addingTimeInterval(5), attempts: 1)
+        }
+        #expect(unchanged.version == accepted.version && unchanged.state == .pending)
+        #expect(unchanged.nextPollAt == now.addingTimeInterval(5) && unchanged.pollAttempts == 1 && unchanged.lastPolledAt == now)
+        #expect(try await store.order(id: order.id) == unchanged)
+        #expect(try await store.claimOrdersToPoll(now: now.addingTimeInterval(4), limit: 10, owner: "b", lease: 60).isEmpty)
+        let second = try #require(try await store.claimOrdersToPoll(now: now.addingTimeInterval(5), limit: 10, owner: "b", lease: 60).first)
+        // The claimed copy goes stale (the provider's state recorded meanwhile): the change is
+        // decided again on the stored order, and the schedule follows the order after it.
+        let seen = try await store.update(orderID: order.id) { OrderStateMachine.recordProviderState($0, #"{"s":1}"#, at: now, detail: "seen") }
+        let paidAt = now.addingTimeInterval(5)
+        let paid = try await store.finishPoll(
+            from: second, owner: "b", polledAt: paidAt,
+            { OrderStateMachine.apply(.approved, transactionID: "T-1", source: .poll, to: $0, at: paidAt) }
+        ) { after in
+            PollSchedule(at: after.state == .paid ? paidAt.addingTimeInterval(3600) : paidAt.addingTimeInterval(5), attempts: 2)
+        }
+        #expect(paid.state == .paid && paid.providerState == #"{"s":1}"# && paid.version == seen.version + 1)
+        #expect(paid.nextPollAt == nil && paid.pollAttempts == 2 && paid.lastPolledAt == paidAt)
+        #expect(try await store.order(id: order.id) == paid)
+        let events = try await store.events(orderID: order.id)
+        let paidTransitions = events.count { $0.kind == .transition && $0.toState == .paid }
+        #expect(paidTransitions == 1)
+        let messages = try await store.outboxMessages(orderID: order.id, limit: 10).map(\.type)
+        #expect(messages == ["order.paid"])
+        #expect(try await store.claimOrdersToPoll(now: paidAt.addingTimeInterval(100_000), limit: 10, owner: "a", lease: 60).isEmpty)
+        // A copy with nothing to decide, of an order paid meanwhile (a webhook): the poll's
+        // schedule does not make a paid order due again.
+        let other = makeOrder("poll-2", at: base)
+        try await store.insert(other)
+        _ = try await store.update(orderID: other.id) {
+            OrderStateMachine.providerAccepted($0, paymentURL: nil, qrToken: nil, at: base, firstPollAt: base.addingTimeInterval(60))
+        }
+        let copy = try #require(try await store.claimOrdersToPoll(now: now, limit: 10, owner: "a", lease: 60).first)
+        _ = try await store.update(orderID: other.id) { OrderStateMachine.apply(.approved, transactionID: "T-2", source: .webhook, to: $0, at: now) }
+        let after = try await store.finishPoll(
+            from: copy, owner: "a", polledAt: now, { OrderStateMachine.apply(.pending, transactionID: nil, source: .poll, to: $0, at: now) }
+        ) { _ in PollSchedule(at: now.addingTimeInterval(5), attempts: 1) }
+        #expect(after.state == .paid && after.nextPollAt == nil)
+        #expect(try await store.order(id: other.id)?.nextPollAt == nil)
+        #expect(try await store.claimOrdersToPoll(now: now.addingTimeInterval(100_000), limit: 10, owner: "a", lease: 60).isEmpty)
+        try await handle.close()
+    }
+
+    @Test(arguments: Backend.available)
     func outboxDeliveryIsClaimedRetriedAndLogged(_ backend: Backend) async throws {
         let handle = try await backend.open()
         let store = handle.store

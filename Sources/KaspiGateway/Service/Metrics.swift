@@ -162,12 +162,12 @@ public final class GatewayMetrics: Sendable {
         }
     }
 
-    /// Wraps a store decision so that a state change is counted.
     /// Counts a transition seen after an update whose `decide` may have run more than once.
     func counted(from before: GatewayOrder, to after: GatewayOrder) {
         if after.state != before.state { transition(to: after.state) }
     }
 
+    /// Wraps a store decision so that a state change is counted.
     func counting(_ decide: @escaping @Sendable (GatewayOrder) throws -> OrderChange?) -> @Sendable (GatewayOrder) throws -> OrderChange? {
         { [self] current in
             let change = try decide(current)

@@ -96,7 +96,14 @@ extension PostgresGatewayStore {
     }
 
     public func update(from current: GatewayOrder, _ decide: @escaping @Sendable (GatewayOrder) throws -> OrderChange?) async throws -> GatewayOrder {
-        guard let change = try decide(current), change.refund == nil else { return try await update(orderID: current.id, decide) }
+        try await update(from: current, planned: try decide(current), decide)
+    }
+
+    /// ``update(from:_:)`` with `decide(current)` already made.
+    func update(
+        from current: GatewayOrder, planned: OrderChange?, _ decide: @escaping @Sendable (GatewayOrder) throws -> OrderChange?
+    ) async throws -> GatewayOrder {
+        guard let change = planned, change.refund == nil else { return try await update(orderID: current.id, decide) }
         // One statement, so one round trip and its own transaction: the order's update (only if
         // its version still matches) and, only if it happened, the events and outbox rows. The
         // common shape (one event, one message) is a prepared statement, parsed once a connection.

@@ -26,6 +26,31 @@ extension PostgresGatewayStore {
         _ = try await rows(q)
     }
 
+    public func finishPoll(
+        from current: GatewayOrder, owner: String, polledAt: Date, _ decide: @escaping @Sendable (GatewayOrder) throws -> OrderChange?,
+        schedule: @escaping @Sendable (GatewayOrder) -> PollSchedule
+    ) async throws -> GatewayOrder {
+        let planned = try decide(current)
+        if planned == nil {
+            // Nothing to change (most polls): the schedule alone, in one statement, as long as
+            // nobody changed the order since it was claimed.
+            let next = schedule(current)
+            let q: PostgresQuery = """
+                UPDATE orders SET next_poll_at = CASE WHEN state IN ('created', 'pending', 'expired') THEN \(ms: next.at)::BIGINT ELSE NULL END,
+                    poll_attempts = \(Int32(clamping: next.attempts)), lease_owner = NULL, lease_until = NULL, last_polled_at = \(ms: polledAt)
+                WHERE id = \(current.id) AND version = \(Int64(current.version)) AND (lease_owner IS NULL OR lease_owner = \(owner))
+                RETURNING id
+                """
+            if try await !rows(q).isEmpty { return next.applied(to: current, polledAt: polledAt) }
+        }
+        // A change (one statement, see update(from:)), or an order changed meanwhile (read
+        // locked and decided again); then the schedule.
+        let updated = try await update(from: current, planned: planned, decide)
+        let next = schedule(updated)
+        try await schedulePoll(orderID: current.id, at: next.at, attempts: next.attempts, owner: owner, polledAt: polledAt)
+        return next.applied(to: updated, polledAt: polledAt)
+    }
+
     public func claimOutbox(now: Date, limit: Int, owner: String, lease: TimeInterval) async throws -> [OutboxMessage] {
         let qualified = outboxColumns.split(separator: ",").map { "outbox." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", ")
         // Each claimed event's lease ends one delivery timeout after the one before it.

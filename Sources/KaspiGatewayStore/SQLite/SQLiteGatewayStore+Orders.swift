@@ -85,18 +85,24 @@ extension SQLiteGatewayStore {
         // Decided here, not on the writer's thread, which every write waits for: the job
         // only writes, unless the order changed since `current` was read.
         let planned = try decide(current)
-        return try await transaction { [self] db in
-            // The writer is this store's alone, so a version that still matches cannot
-            // change before the commit.
-            if let planned, try write(planned, expectedVersion: current.version, db) {
-                return planned.order
-            }
-            guard let stored = try selectOrder(id: current.id, db) else { throw StoreError.orderNotFound(current.id) }
-            if planned == nil, stored.version == current.version { return stored }
-            guard let change = try decide(stored) else { return stored }
-            try write(change, replacing: stored, db)
-            return change.order
+        return try await transaction { [self] db in try write(planned, from: current, decide, db) }
+    }
+
+    /// Writes `planned` (`decide`'s change of `current`) if the order still has `current`'s
+    /// version; otherwise reads it and decides again. On the writer, which is this store's
+    /// alone, so a version that still matches cannot change before the commit.
+    func write(
+        _ planned: OrderChange?, from current: GatewayOrder, _ decide: @escaping @Sendable (GatewayOrder) throws -> OrderChange?,
+        _ db: DirectConnection
+    ) throws -> GatewayOrder {
+        if let planned, try write(planned, expectedVersion: current.version, db) {
+            return planned.order
         }
+        guard let stored = try selectOrder(id: current.id, db) else { throw StoreError.orderNotFound(current.id) }
+        if planned == nil, stored.version == current.version { return stored }
+        guard let change = try decide(stored) else { return stored }
+        try write(change, replacing: stored, db)
+        return change.order
     }
 
     func write(_ change: OrderChange, replacing current: GatewayOrder, _ db: DirectConnection) throws {

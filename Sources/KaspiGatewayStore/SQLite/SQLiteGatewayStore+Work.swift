@@ -25,10 +25,26 @@ extension SQLiteGatewayStore {
     }
 
     public func schedulePoll(orderID: String, at: Date?, attempts: Int, owner: String, polledAt: Date?) async throws {
-        try await transaction { db in
-            try db.run(
-                "UPDATE orders SET next_poll_at = CASE WHEN state IN ('created', 'pending', 'expired') THEN ? ELSE NULL END, poll_attempts = ?, lease_owner = NULL, lease_until = NULL, last_polled_at = COALESCE(?, last_polled_at) WHERE id = ? AND (lease_owner IS NULL OR lease_owner = ?)",
-                [Self.int(at?.ms), .integer(attempts), Self.int(polledAt?.ms), .text(orderID), .text(owner)])
+        try await transaction { db in try Self.schedulePoll(orderID: orderID, at: at, attempts: attempts, owner: owner, polledAt: polledAt, db) }
+    }
+
+    static func schedulePoll(orderID: String, at: Date?, attempts: Int, owner: String, polledAt: Date?, _ db: DirectConnection) throws {
+        try db.run(
+            "UPDATE orders SET next_poll_at = CASE WHEN state IN ('created', 'pending', 'expired') THEN ? ELSE NULL END, poll_attempts = ?, lease_owner = NULL, lease_until = NULL, last_polled_at = COALESCE(?, last_polled_at) WHERE id = ? AND (lease_owner IS NULL OR lease_owner = ?)",
+            [Self.int(at?.ms), .integer(attempts), Self.int(polledAt?.ms), .text(orderID), .text(owner)])
+    }
+
+    public func finishPoll(
+        from current: GatewayOrder, owner: String, polledAt: Date, _ decide: @escaping @Sendable (GatewayOrder) throws -> OrderChange?,
+        schedule: @escaping @Sendable (GatewayOrder) -> PollSchedule
+    ) async throws -> GatewayOrder {
+        // Decided here, as update(from:) does; the change and the schedule are one job.
+        let planned = try decide(current)
+        return try await transaction { [self] db in
+            let updated = try write(planned, from: current, decide, db)
+            let next = schedule(updated)
+            try Self.schedulePoll(orderID: current.id, at: next.at, attempts: next.attempts, owner: owner, polledAt: polledAt, db)
+            return next.applied(to: updated, polledAt: polledAt)
         }
     }
 

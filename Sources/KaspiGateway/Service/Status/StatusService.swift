@@ -16,13 +16,30 @@ final class StatusService: GatewayPart {
 
     init(context: GatewayContext) { self.context = context }
 
+    /// A store decision: the change a status answer makes to the order as stored.
+    typealias Decision = @Sendable (GatewayOrder) throws -> OrderChange?
+
     /// Asks the provider for an order's status and applies what it means (``PollPolicy``):
-    /// the polling fallback, and a read on request.
+    /// a read on request, the payer's return. Polls use ``poll(_:claimedAt:)``, which writes
+    /// the change and the next poll together.
     ///
     /// - Returns: the order after the report.
     @discardableResult
     func refreshStatus(_ order: GatewayOrder, source: OrderStateMachine.Source) async throws -> GatewayOrder {
         guard !order.state.isFinal || order.state == .expired else { return order }
+        let updated = try await store.update(from: order, try await decision(for: order, source: source))
+        reported(updated, before: order)
+        return updated
+    }
+
+    /// Asks the provider about `order` and returns what the answer means as one decision: the
+    /// provider's acceptance (for an order still `created`), its own state, then the report's
+    /// outcome (``PollPolicy``), each decided on the order the one before left, so that they are
+    /// written together.
+    ///
+    /// - Throws: the provider's failure, unless it means the order can never be paid (then
+    ///   the decision expires it).
+    func decision(for order: GatewayOrder, source: OrderStateMachine.Source) async throws -> Decision {
         let settings = PollPolicy.Settings(configuration)
         let status: ProviderStatus
         do {
@@ -32,41 +49,48 @@ final class StatusService: GatewayPart {
             guard case .expire(let reason, let late)? = PollPolicy.outcome(ofFailure: error.notFound, for: order, at: at, settings: settings)
             else { throw error }
             // The create call never arrived (and cannot still be in flight): nothing can be paid.
-            return try await store.update(
-                orderID: order.id, metrics.counting { OrderStateMachine.expire($0, at: at, reason: "\(reason) (\(error.message))", latePollAt: late) }
-            )
+            let detail = "\(reason) (\(error.message))"
+            return metrics.counting { OrderStateMachine.expire($0, at: at, reason: detail, latePollAt: late) }
         }
         let at = now()
-        var current = order
-        if order.state == .created {
-            let firstPoll = at.addingTimeInterval(configuration.firstPollAfter)
-            current = try await store.update(
-                orderID: order.id,
-                metrics.counting { OrderStateMachine.providerAccepted($0, paymentURL: nil, qrToken: nil, at: at, firstPollAt: firstPoll) })
+        let firstPoll = at.addingTimeInterval(configuration.firstPollAfter)
+        let provider = self.provider
+        let detail = "by \(configuration.instanceID)"
+        let note = status.providerStateNote ?? "the provider reported \(status.providerStatus ?? status.report.rawValue)"
+        return countingEachState { order in
+            var steps = ChainedChange(order)
+            if order.state == .created {
+                steps.then { OrderStateMachine.providerAccepted($0, paymentURL: nil, qrToken: nil, at: at, firstPollAt: firstPoll) }
+            }
+            if let state = status.providerState {
+                steps.then { OrderStateMachine.recordProviderState($0, state, at: at, detail: note) }
+            }
+            let outcome = PollPolicy.outcome(
+                of: status.report, providerWord: status.providerStatus, for: steps.order, plan: provider.pollPlan(for: steps.order, now: at),
+                answeredAt: at, settings: settings)
+            switch outcome {
+            case .expire(let reason, let late):
+                steps.then { OrderStateMachine.expire($0, at: at, reason: reason, latePollAt: late) }
+            case .report(let report):
+                steps.then { OrderStateMachine.apply(report, transactionID: status.transactionID, source: source, to: $0, at: at, detail: detail) }
+            }
+            return steps
         }
-        if let state = status.providerState {
-            let note = status.providerStateNote ?? "the provider reported \(status.providerStatus ?? status.report.rawValue)"
-            current = try await store.update(orderID: current.id) { OrderStateMachine.recordProviderState($0, state, at: at, detail: note) }
+    }
+
+    /// The decision of a chain of steps, counting each state the order enters in the metrics.
+    func countingEachState(_ decide: @escaping @Sendable (GatewayOrder) -> ChainedChange) -> Decision {
+        { [metrics] order in
+            let steps = decide(order)
+            for state in steps.states { metrics.transition(to: state) }
+            return steps.change
         }
-        let outcome = PollPolicy.outcome(
-            of: status.report, providerWord: status.providerStatus, for: current, plan: provider.pollPlan(for: current, now: at), answeredAt: at,
-            settings: settings)
-        let updated: GatewayOrder
-        switch outcome {
-        case .expire(let reason, let late):
-            updated = try await store.update(
-                orderID: current.id, metrics.counting { OrderStateMachine.expire($0, at: at, reason: reason, latePollAt: late) })
-        case .report(let report):
-            let instance = configuration.instanceID
-            updated = try await store.update(
-                orderID: current.id,
-                metrics.counting {
-                    OrderStateMachine.apply(report, transactionID: status.transactionID, source: source, to: $0, at: at, detail: "by \(instance)")
-                })
-        }
+    }
+
+    /// Counts a status read and wakes the outbox when it changed the order.
+    func reported(_ updated: GatewayOrder, before order: GatewayOrder) {
         metrics.poll(changed: updated.version != order.version)
         if updated.version != order.version { wakeOutbox() }
-        return updated
     }
 
     /// Applies a provider webhook from its raw body: verified, checked against the stored
@@ -250,19 +274,29 @@ final class StatusService: GatewayPart {
         return (try await store.claimOrdersToPoll(now: at, limit: limit, owner: configuration.instanceID, lease: 60), at)
     }
 
-    /// One claimed order's poll: ask the provider, apply what the answer means, schedule the
-    /// next poll (``PollPolicy``). A failure is logged and the poll scheduled again.
+    /// One claimed order's poll: ask the provider, then write what the answer means and the
+    /// next poll (``PollPolicy``) together. A failure is logged and the poll scheduled again.
     func poll(_ order: GatewayOrder, claimedAt at: Date) async {
         let attempts = order.pollAttempts + 1
         let settings = PollPolicy.Settings(configuration)
         if order.state == .expired { metrics.latePoll() }
         do {
             let asked = now()
-            let updated = try await refreshStatus(order, source: .poll)
+            let decide: Decision
+            if order.state.isFinal && order.state != .expired {
+                decide = { @Sendable _ in nil }
+            } else {
+                decide = try await decision(for: order, source: .poll)
+            }
             let answered = now()
-            let next = PollPolicy.nextPoll(
-                after: updated, plan: provider.pollPlan(for: updated, now: answered), attempts: attempts, at: answered, settings: settings)
-            try await store.schedulePoll(orderID: order.id, at: next, attempts: attempts, owner: configuration.instanceID, polledAt: asked)
+            let provider = self.provider
+            let updated = try await store.finishPoll(from: order, owner: configuration.instanceID, polledAt: asked, decide) { updated in
+                PollSchedule(
+                    at: PollPolicy.nextPoll(
+                        after: updated, plan: provider.pollPlan(for: updated, now: answered), attempts: attempts, at: answered, settings: settings),
+                    attempts: attempts)
+            }
+            reported(updated, before: order)
         } catch {
             logger.warning(
                 "Reconciliation poll failed; will retry", metadata: ["order": "\(order.id)", "error": "\(String(describing: error).prefix(120))"])
@@ -282,5 +316,31 @@ final class StatusService: GatewayPart {
         } catch {
             logger.warning("Could not release this instance's old leases; they lapse by themselves")
         }
+    }
+}
+
+/// Changes decided one after the other on one order, to be written as one change: each step
+/// sees the order the step before left.
+struct ChainedChange: Sendable {
+    /// The order after the steps so far.
+    private(set) var order: GatewayOrder
+    /// The steps' changes together; nil while no step changed anything.
+    private(set) var change: OrderChange?
+    /// The states the order entered, in order.
+    private(set) var states: [OrderState] = []
+
+    init(_ order: GatewayOrder) { self.order = order }
+
+    /// Applies a step to the order so far.
+    mutating func then(_ step: (GatewayOrder) -> OrderChange?) {
+        guard let next = step(order) else { return }
+        if next.order.state != order.state { states.append(next.order.state) }
+        change =
+            change.map {
+                OrderChange(
+                    order: next.order, events: $0.events + next.events, outbox: $0.outbox + next.outbox, refund: next.refund ?? $0.refund,
+                    answer: next.answer ?? $0.answer)
+            } ?? next
+        order = next.order
     }
 }
