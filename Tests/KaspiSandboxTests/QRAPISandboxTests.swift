@@ -522,6 +522,52 @@ func qrError(_ body: () async throws -> Void) async -> API.APIError? {
         }
     }
 
+    @Test(arguments: [false, true])
+    func purchasesBeyondTheMemoryLimitAreReadBackFromDisk(withDataFile: Bool) async throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("qr-archive-\(UUID().uuidString).sqlite").path
+        defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: file + suffix) } }
+        try await withQRSandbox(configure: {
+            $0.memoryOrderLimit = 16
+            if withDataFile { $0.dataPath = file }
+        }) { h in
+            let till = try await h.device("till-archive")
+            var made: [API.QRPurchase] = []
+            for i in 0..<100 { made.append(try await h.r1.createQR(device: till, amount: Decimal(100 + i))) }
+            let link = try await h.r1.createLink(device: till, amount: 777)
+            for _ in 0..<40 { _ = try await h.r1.createQR(device: till, amount: 1) }
+            let stats = try await h.raw(.GET, h.httpURL.absoluteString + "/sandbox/stats")
+            let counts = try #require(try JSONSerialization.jsonObject(with: Data(stats.body.utf8)) as? [String: Any])
+            #expect(counts["qrPurchases"] as? Int == 141)
+            #expect((counts["qrPurchasesInMemory"] as? Int).map { $0 <= 16 } == true, "\(stats.body)")
+            // The oldest, long out of memory: read, paid (with its payer for a return), refunded.
+            #expect(try await h.r1.status(paymentID: made[0].paymentID).status == .qrTokenCreated)
+            try await h.r1.simulate(.scan, paymentID: made[0].paymentID)
+            try await h.r1.simulate(.confirm, paymentID: made[0].paymentID)
+            for qr in made.dropFirst(1) { #expect(try await h.r1.status(paymentID: qr.paymentID).status == .qrTokenCreated) }
+            #expect(try await h.r1.status(paymentID: made[0].paymentID).status == .processed)
+            let returnQR = try await h.r2.createReturn(device: till, externalID: "return-archive")
+            try await h.sandbox.scanReturn(returnQR.returnID)
+            #expect(try await h.r2.returnOperations(device: till, returnID: returnQR.returnID, maxResult: 5).map(\.paymentID) == [made[0].paymentID])
+            _ = try await h.r2.refund(device: till, paymentID: made[0].paymentID, returnID: returnQR.returnID, amount: 40)
+            #expect(try await h.r2.paymentDetails(paymentID: made[0].paymentID, device: till).availableReturnAmount == 60)
+            // The payment page finds a purchase by its link's token once memory let it go.
+            let page = try await h.raw(.GET, link.paymentLink)
+            #expect(page.status == 200 && page.body.contains("777"))
+            // Every purchase is listed once, oldest first, each with its amount.
+            let listed = await h.sandbox.qrPurchases()
+            #expect(listed.count == 141)
+            #expect(Array(listed.prefix(100)).map(\.id) == made.map(\.paymentID))
+            #expect(listed.prefix(100).enumerated().allSatisfy { $0.element.amount == Decimal(100 + $0.offset) })
+            // Deadlines apply to purchases on disk as to those in memory.
+            await h.sandbox.advanceClock(by: 181)
+            #expect(try await h.r1.status(paymentID: made[50].paymentID).status == .error)
+            // A reset forgets them, on disk too.
+            _ = try await h.raw(.POST, h.httpURL.absoluteString + "/sandbox/qr/reset")
+            #expect(await h.sandbox.qrPurchases().isEmpty)
+            #expect(await qrError { _ = try await h.r1.status(paymentID: made[0].paymentID) }?.statusCode == .purchaseNotFound)
+        }
+    }
+
     @Test func stateSurvivesARestartWithData() async throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("qr-\(UUID().uuidString).sqlite").path
         defer { try? FileManager.default.removeItem(atPath: file) }

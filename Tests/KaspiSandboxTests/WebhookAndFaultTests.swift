@@ -39,6 +39,36 @@ struct WebhookAndFaultTests {
         }
     }
 
+    @Test func theWebhookLogInMemoryKeepsTheRecentDeliveriesAndTheFileKeepsAll() async throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("hooks-\(UUID().uuidString).sqlite").path
+        defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: file + suffix) } }
+        let receiver = WebhookReceiver()
+        try await receiver.run { hook in
+            try await withSandbox(configure: {
+                $0.tradePoints[0].webhookURL = hook
+                $0.memoryOrderLimit = 8
+                $0.rateLimitPerMinute = nil
+                $0.dataPath = file
+            }) { h in
+                for i in 0..<100 {
+                    _ = try await h.client.orders.create(newOrder("L-\(i)"))
+                    try await h.sandbox.trigger(.approved, orderID: "L-\(i)", tradePointID: "TP-1")
+                }
+                #expect(await receiver.waitFor(100))
+                #expect(await eventually { await h.sandbox.webhooks().allSatisfy { $0.state == .delivered } })
+                // One more: the log is trimmed as deliveries are added, in groups.
+                _ = try await h.client.orders.create(newOrder("L-last"))
+                try await h.sandbox.trigger(.approved, orderID: "L-last", tradePointID: "TP-1")
+                #expect(await eventually { await h.sandbox.webhooks(orderID: "L-last").first?.state == .delivered })
+                let inMemory = await h.sandbox.webhooks()
+                #expect(inMemory.count <= 8 + 64, "\(inMemory.count) deliveries in memory")
+                #expect(inMemory.last?.orderID == "L-last")
+                #expect(try await h.raw(.GET, "/sandbox/stats").status == 200)  // answers once every write is done
+                #expect(try await storedDocuments(file, table: "sandbox_webhooks").count == 101)
+            }
+        }
+    }
+
     @Test func webhooksGiveUpAfterTheSchedule() async throws {
         let receiver = WebhookReceiver(answers: Array(repeating: 500, count: 10))
         try await receiver.run { hook in

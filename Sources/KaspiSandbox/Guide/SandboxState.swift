@@ -22,11 +22,13 @@ protocol SandboxPersistence: Sendable {
     func save(order: SandboxOrder) async throws
     func save(delivery: WebhookDelivery) async throws
     func save(clockOffset: Double) async throws
-    func deleteWebhooks() async throws
+    /// Forgets the webhooks of one trade point, or all.
+    func deleteWebhooks(tradePoint: String?) async throws
     /// The file, which the order archive reads.
     var path: String { get }
     func close() async throws
-    func loadQRRecords() async throws -> (devices: [SandboxQRDevice], purchases: [SandboxQRPurchase], returns: [SandboxQRReturn])
+    /// The QR API's devices and return QRs (purchases are read through ``QRPurchaseArchive``).
+    func loadQRRecords() async throws -> (devices: [SandboxQRDevice], returns: [SandboxQRReturn])
     func save(qrDevice: SandboxQRDevice) async throws
     func save(qrPurchase: SandboxQRPurchase) async throws
     func save(qrReturn: SandboxQRReturn) async throws
@@ -119,6 +121,7 @@ actor SandboxState {
                 openDeliveries.insert(delivery.id)
             }
         }
+        trimDeliveries()
         if offset > clock.currentOffset { clock.advance(by: offset - clock.currentOffset) }
     }
 
@@ -531,11 +534,8 @@ actor SandboxState {
             faults = [:]
             rateWindows = [:]
         }
-        let remainingDeliveries = deliverySequence.compactMap { deliveries[$0] }
-        persist { persistence in
-            try await persistence.deleteWebhooks()
-            for delivery in remainingDeliveries { try await persistence.save(delivery: delivery) }
-        }
+        // On disk too: the log in memory is only the recent part of it.
+        persist { try await $0.deleteWebhooks(tradePoint: tradePoint) }
     }
 
     func saveClock() {
@@ -572,6 +572,26 @@ actor SandboxState {
         deliverySequence.append(delivery.id)
         if delivery.state == .pending { openDeliveries.insert(delivery.id) }
         persist(delivery)
+        trimDeliveries()
+    }
+
+    /// Lets go of the oldest finished deliveries beyond the memory limit (`memoryOrderLimit`):
+    /// the webhook log in memory keeps the recent ones and every one still to be sent; with a
+    /// data file, every delivery stays in it. Trimmed in groups, so the cost per webhook is flat.
+    private func trimDeliveries() {
+        guard deliverySequence.count > residentLimit + max(64, residentLimit / 8) else { return }
+        var excess = deliverySequence.count - residentLimit
+        var kept: [String] = []
+        kept.reserveCapacity(residentLimit)
+        for id in deliverySequence {
+            if excess > 0, let delivery = deliveries[id], delivery.state != .pending, !delivery.heldForReorder {
+                deliveries[id] = nil
+                excess -= 1
+                continue
+            }
+            kept.append(id)
+        }
+        deliverySequence = kept
     }
 
     /// Deliveries whose next attempt is due, marked as taken so that they are sent once.

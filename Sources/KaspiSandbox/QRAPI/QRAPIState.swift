@@ -224,8 +224,25 @@ actor QRAPIState {
 
     private var devices: [String: SandboxQRDevice] = [:]
     private var deviceByDeviceID: [String: String] = [:]  // "bin/deviceId" -> token
-    private var purchases: [Int64: SandboxQRPurchase] = [:]
+    /// The purchases in memory: the recent ones and those not yet on disk. Every other
+    /// purchase is in the archive and is read back when asked for.
+    private var purchases: [Int64: Resident] = [:]
+    /// The tokens of the purchases in memory.
     private var purchaseByToken: [String: Int64] = [:]
+    /// The order in which purchases were taken in, oldest first (entries whose stamp no longer
+    /// matches are stale); `evictionHead` is the next to look at.
+    private var evictionQueue: [(id: Int64, stamp: Int)] = []
+    private var evictionHead = 0
+    private var nextStamp = 0
+    /// The purchases on disk.
+    private let archive: QRPurchaseArchive
+    /// How many purchases memory holds at most.
+    let residentLimit: Int
+    /// Writes of purchases queued to the persistence, numbered; `writeProgress` has the last one done.
+    private var writeCount = 0
+    private let writeProgress = WriteProgress()
+    /// Whether the archive cannot take purchases any more (a write failed): nothing leaves memory.
+    private var archiveBroken = false
     private var returns: [Int64: SandboxQRReturn] = [:]
     private var nextID: Int64 = 12_000_000_000
     private var faults: [String: SandboxQRFaults] = [:]
@@ -235,10 +252,26 @@ actor QRAPIState {
     /// The payer who pays through the test endpoints and the page unless told otherwise.
     static let defaultCustomer = "77010000001"
 
-    init(configuration: SandboxQRAPIConfiguration, clock: SandboxClock, persistence: (any SandboxPersistence)?, logger: Logger) {
+    /// A purchase in memory, with where its last version stands and its place in the eviction queue.
+    private struct Resident {
+        var purchase: SandboxQRPurchase
+        /// 0: the archive holds this version; n > 0: the persistence's write number n holds it
+        /// once done; ``Resident/unwritten``: only memory holds it (no data file: it is written
+        /// to the archive when it leaves memory).
+        var write: Int
+        var stamp: Int
+        static let unwritten = -1
+    }
+
+    init(
+        configuration: SandboxQRAPIConfiguration, clock: SandboxClock, persistence: (any SandboxPersistence)?, archive: QRPurchaseArchive,
+        residentLimit: Int = 5_000, logger: Logger
+    ) {
         self.configuration = configuration
         self.clock = clock
         self.persistence = persistence
+        self.archive = archive
+        self.residentLimit = max(1, residentLimit)
         self.logger = logger
     }
 
@@ -251,12 +284,8 @@ actor QRAPIState {
             devices[device.token] = device
             deviceByDeviceID[device.organizationBin + "/" + device.deviceID] = device.token
         }
-        for purchase in records.purchases {
-            purchases[purchase.id] = purchase
-            if let token = purchase.token { purchaseByToken[token] = purchase.id }
-            nextID = max(nextID, purchase.id + 1)
-            for refund in purchase.refunds { nextID = max(nextID, refund.id + 1) }
-        }
+        // Purchases stay on disk until asked for; only the identifiers they used are needed.
+        nextID = max(nextID, try archive.largestIdentifier() + 1)
         for item in records.returns {
             returns[item.id] = item
             nextID = max(nextID, item.id + 1)
@@ -274,7 +303,19 @@ actor QRAPIState {
     }
 
     private func persist(_ device: SandboxQRDevice) { persist { try await $0.save(qrDevice: device) } }
-    private func persist(_ purchase: SandboxQRPurchase) { persist { try await $0.save(qrPurchase: purchase) } }
+    /// Queues a purchase's write; its number is marked done once it is on disk.
+    private func persist(_ purchase: SandboxQRPurchase, number: Int) {
+        let progress = writeProgress
+        persist { persistence in
+            do {
+                try await persistence.save(qrPurchase: purchase)
+                progress.finished(number)
+            } catch {
+                progress.failed(number)
+                throw error
+            }
+        }
+    }
     private func persist(_ item: SandboxQRReturn) { persist { try await $0.save(qrReturn: item) } }
 
     /// Waits until every change so far is on disk.
@@ -387,12 +428,131 @@ actor QRAPIState {
         if forQR, !point.acceptsQR { throw QRAPIFailure(990_000_026, "The trade point does not accept QR payments.") }
     }
 
+    // MARK: Purchases in memory and on disk
+
+    /// Stores a new or changed purchase: in memory now, and on disk through the persistence
+    /// (queued, awaited before the answer); with no data file, in the archive when it leaves
+    /// memory (many at once, in one transaction).
+    private func store(_ purchase: SandboxQRPurchase) {
+        var write = Resident.unwritten
+        if persistence != nil {
+            writeCount += 1
+            write = writeCount
+            persist(purchase, number: write)
+        }
+        take(purchase, write: write)
+    }
+
+    /// Puts a purchase in memory (or updates it there) with its last write's number.
+    private func take(_ purchase: SandboxQRPurchase, write: Int) {
+        if var resident = purchases[purchase.id] {
+            resident.purchase = purchase
+            resident.write = write
+            purchases[purchase.id] = resident
+        } else {
+            nextStamp += 1
+            purchases[purchase.id] = Resident(purchase: purchase, write: write, stamp: nextStamp)
+            evictionQueue.append((purchase.id, nextStamp))
+        }
+        if let token = purchase.token { purchaseByToken[token] = purchase.id }
+        evict()
+    }
+
+    /// Lets go of the oldest purchases beyond the limit that are on disk (or, with no data
+    /// file, are written to the archive now, together).
+    private func evict() {
+        guard purchases.count > residentLimit, !archiveBroken, !writeProgress.stopped else { return }
+        let done = writeProgress.done
+        // Down to a little below the limit, so that purchases leave in groups.
+        let target = residentLimit - min(256, residentLimit / 8)
+        var leaving: [(purchase: SandboxQRPurchase, unwritten: Bool)] = []
+        var looked = 0
+        while purchases.count - leaving.count > target, evictionHead < evictionQueue.count, looked < 1024 {
+            looked += 1
+            let (id, stamp) = evictionQueue[evictionHead]
+            evictionHead += 1
+            guard let resident = purchases[id], resident.stamp == stamp else { continue }
+            let unwritten = resident.write == Resident.unwritten
+            guard unwritten || resident.write == 0 || resident.write <= done else {
+                // Not on disk yet: look again later.
+                nextStamp += 1
+                purchases[id]?.stamp = nextStamp
+                evictionQueue.append((id, nextStamp))
+                continue
+            }
+            leaving.append((resident.purchase, unwritten))
+        }
+        let unwritten = leaving.filter(\.unwritten).map(\.purchase)
+        if !unwritten.isEmpty {
+            do {
+                try archive.save(unwritten)
+            } catch {
+                // They stay in memory for good, and so does everything after them.
+                logger.error("The sandbox could not write QR purchases aside; they stay in memory", metadata: ["error": "\(error)"])
+                archiveBroken = true
+                for (purchase, _) in leaving {
+                    nextStamp += 1
+                    purchases[purchase.id]?.stamp = nextStamp
+                    evictionQueue.append((purchase.id, nextStamp))
+                }
+                return
+            }
+        }
+        for (purchase, _) in leaving {
+            purchases[purchase.id] = nil
+            if let token = purchase.token { purchaseByToken[token] = nil }
+        }
+        if evictionHead > 4096, evictionHead * 2 > evictionQueue.count {
+            evictionQueue.removeFirst(evictionHead)
+            evictionHead = 0
+        }
+    }
+
+    /// A purchase from memory, or from the archive (then kept in memory a while).
+    private func stored(_ id: Int64) -> SandboxQRPurchase? {
+        if let resident = purchases[id] { return resident.purchase }
+        return fromArchive { try $0.purchase(id: id) }
+    }
+
+    private func fromArchive(_ read: (QRPurchaseArchive) throws -> SandboxQRPurchase?) -> SandboxQRPurchase? {
+        let found: SandboxQRPurchase?
+        do {
+            found = try read(archive)
+        } catch {
+            logger.error("The sandbox could not read its QR purchase archive", metadata: ["error": "\(error)"])
+            return nil
+        }
+        guard let found else { return nil }
+        if let resident = purchases[found.id] { return resident.purchase }
+        take(found, write: 0)
+        return found
+    }
+
+    /// How many purchases are in memory now (the rest are in the archive).
+    var residentPurchaseCount: Int { purchases.count }
+
+    /// How many purchases there are: the archive's and those only memory holds.
+    func purchaseCount() -> Int {
+        guard let onDisk = try? archive.count() else { return -1 }
+        // With a data file every purchase is on disk once its write is done (stats wait for them).
+        guard archive.writable else { return onDisk }
+        let onlyInMemory = purchases.values.count { resident in
+            resident.write == Resident.unwritten && (try? archive.contains(id: resident.purchase.id)) == false
+        }
+        return onDisk + onlyInMemory
+    }
+
     // MARK: Purchases
 
     /// Applies the deadlines that have passed: an unscanned token dies, an unconfirmed
     /// purchase is cancelled, an unpaid invoice expires.
     private func refreshed(_ id: Int64) -> SandboxQRPurchase? {
-        guard var purchase = purchases[id] else { return nil }
+        guard let purchase = stored(id) else { return nil }
+        return refreshed(purchase)
+    }
+
+    private func refreshed(_ stored: SandboxQRPurchase) -> SandboxQRPurchase {
+        var purchase = stored
         let now = clock.now
         var reason: String? = nil
         switch purchase.status {
@@ -411,8 +571,7 @@ actor QRAPIState {
             purchase.status = .error
             purchase.errorReason = reason
             purchase.finishedAt = now
-            purchases[id] = purchase
-            persist(purchase)
+            store(purchase)
         }
         return purchase
     }
@@ -438,9 +597,7 @@ actor QRAPIState {
             amount: amount, externalID: externalID, token: token, status: .qrTokenCreated, createdAt: clock.now,
             scanTimeout: kind == .link ? configuration.linkActivationWaitTimeout : configuration.qrCodeScanWaitTimeout,
             confirmationTimeout: configuration.paymentConfirmationTimeout, pollingInterval: configuration.statusPollingInterval)
-        purchases[id] = purchase
-        purchaseByToken[token] = id
-        persist(purchase)
+        store(purchase)
         return purchase
     }
 
@@ -460,20 +617,29 @@ actor QRAPIState {
                     -999, "Status requests for remote invoices on a timer are refused (anti-abuse): read the status on a user action.")
             }
             purchase.lastStatusReadAt = now
-            purchases[id] = purchase
+            store(purchase)
         }
         return purchase
     }
 
     func purchase(token: String) -> SandboxQRPurchase? {
-        guard let id = purchaseByToken[token] else { return nil }
-        return refreshed(id)
+        if let id = purchaseByToken[token] { return refreshed(id) }
+        return fromArchive { try $0.purchase(token: token) }.map { refreshed($0) }
     }
 
     func purchase(id: Int64) -> SandboxQRPurchase? { refreshed(id) }
 
+    /// Every purchase, oldest first, with deadlines applied: those on disk and those in memory
+    /// (the newer version where both hold one).
     func allPurchases(bin: String? = nil) -> [SandboxQRPurchase] {
-        purchases.keys.sorted().compactMap { refreshed($0) }.filter { bin == nil || $0.organizationBin == bin }
+        var all: [Int64: SandboxQRPurchase] = [:]
+        do {
+            for purchase in try archive.all() { all[purchase.id] = purchase }
+        } catch {
+            logger.error("The sandbox could not read its QR purchase archive", metadata: ["error": "\(error)"])
+        }
+        for (id, resident) in purchases { all[id] = resident.purchase }
+        return all.keys.sorted().compactMap { all[$0] }.filter { bin == nil || $0.organizationBin == bin }.map { refreshed($0) }
     }
 
     func allDevices() -> [SandboxQRDevice] { devices.values.sorted { $0.token < $1.token } }
@@ -516,8 +682,7 @@ actor QRAPIState {
             purchase.errorReason = "The confirmation failed (test action)."
             purchase.finishedAt = now
         }
-        purchases[id] = purchase
-        persist(purchase)
+        store(purchase)
         return purchase
     }
 
@@ -567,8 +732,15 @@ actor QRAPIState {
         let device = try device(token, bins: bins)
         let item = try returnQR(returnID, bins: bins)
         guard item.status == .customerIdentityObtained, let customer = item.customer else { return [] }
-        return allPurchases(bin: device.organizationBin)
-            .filter { $0.customer == customer && $0.status == .processed }
+        // The payer's purchases on disk and in memory (the newer version where both hold one).
+        var theirs: [Int64: SandboxQRPurchase] = [:]
+        do {
+            for purchase in try archive.purchases(customer: customer) { theirs[purchase.id] = purchase }
+        } catch {
+            logger.error("The sandbox could not read its QR purchase archive", metadata: ["error": "\(error)"])
+        }
+        for (id, resident) in purchases where resident.purchase.customer == customer { theirs[id] = resident.purchase }
+        return theirs.values.filter { $0.organizationBin == device.organizationBin && $0.customer == customer && $0.status == .processed }
             .sorted { ($0.finishedAt ?? $0.createdAt) > ($1.finishedAt ?? $1.createdAt) }
             .prefix(maxResult).map { $0 }
     }
@@ -608,8 +780,7 @@ actor QRAPIState {
         }
         let refund = SandboxQRRefund(id: nextIdentifier(), amount: amount, at: clock.now, deviceToken: device.token, returnID: returnID)
         purchase.refunds.append(refund)
-        purchases[paymentID] = purchase
-        persist(purchase)
+        store(purchase)
         return (purchase, refund)
     }
 
@@ -658,8 +829,7 @@ actor QRAPIState {
             amount: amount, externalID: nil, token: nil, status: .remotePaymentCreated, createdAt: clock.now, phoneNumber: phone, comment: comment,
             scanTimeout: configuration.remoteInvoiceLifetime, confirmationTimeout: configuration.paymentConfirmationTimeout,
             pollingInterval: configuration.statusPollingInterval)
-        purchases[id] = purchase
-        persist(purchase)
+        store(purchase)
         return purchase
     }
 
@@ -674,18 +844,26 @@ actor QRAPIState {
         }
         purchase.status = .remotePaymentCanceled
         purchase.finishedAt = purchase.finishedAt ?? clock.now
-        purchases[paymentID] = purchase
-        persist(purchase)
+        store(purchase)
         return purchase
     }
 
-    func reset() {
+    func reset() async {
+        // Writes queued before the reset land first, so none brings a forgotten purchase back.
+        _ = await writeChain?.result
         devices = [:]
         deviceByDeviceID = [:]
         purchases = [:]
         purchaseByToken = [:]
+        evictionQueue = []
+        evictionHead = 0
         returns = [:]
         clientInfoCalls = [:]
+        if archive.writable {
+            do { try archive.deleteAll() } catch {
+                logger.error("The sandbox could not clear its QR purchase archive", metadata: ["error": "\(error)"])
+            }
+        }
         persist { try await $0.deleteQRRecords() }
     }
 }

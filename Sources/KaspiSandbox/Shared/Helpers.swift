@@ -18,9 +18,14 @@ extension Sandbox {
         // Counts, for load tests: every order (once its write is done) and those in memory.
         group.get("stats") { _, _ in
             try await self.state.waitForWrites()
+            try await self.qrState.waitForWrites()
             let (orders, inMemory) = await (self.state.orderCount(), self.state.residentCount)
+            let (purchases, purchasesInMemory) = await (self.qrState.purchaseCount(), self.qrState.residentPurchaseCount)
             return Self.json(
-                .ok, encoding: SandboxStats(orders: orders, ordersInMemory: inMemory, memoryOrderLimit: self.configuration.memoryOrderLimit))
+                .ok,
+                encoding: SandboxStats(
+                    orders: orders, ordersInMemory: inMemory, memoryOrderLimit: self.configuration.memoryOrderLimit, qrPurchases: purchases,
+                    qrPurchasesInMemory: purchasesInMemory))
         }
         group.post("orders/:orderId/:action") { request, context in
             let orderID = try context.parameters.require("orderId")
@@ -170,5 +175,8 @@ struct ClockAnswer: Encodable {
 struct SandboxStats: Codable, Sendable {
     var orders: Int
     var ordersInMemory: Int
+    /// How many orders, and how many QR purchases, memory holds at most.
     var memoryOrderLimit: Int
+    var qrPurchases: Int
+    var qrPurchasesInMemory: Int
 }

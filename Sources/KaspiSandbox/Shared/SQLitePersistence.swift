@@ -6,7 +6,8 @@ import SQLiteNIO
 /// restarted sandbox carries on where it stopped. Each change is one upsert of a JSON
 /// document; writes are durable (WAL, synchronous=FULL) before the response is sent. The
 /// orders table is also the sandbox's order archive (``SandboxOrderArchive``), which reads
-/// the orders that memory no longer holds.
+/// the orders that memory no longer holds, and its `sandbox_qr` table the QR purchase archive
+/// (``QRPurchaseArchive``).
 final class SQLiteSandboxPersistence: SandboxPersistence {
     private let connection: SQLiteConnection
     private static let schemaVersion = 2
@@ -42,9 +43,8 @@ final class SQLiteSandboxPersistence: SandboxPersistence {
                 for statement in SandboxOrderArchive.ordersIndexes { _ = try await connection.query(statement, []) }
                 _ = try await connection.query("CREATE TABLE IF NOT EXISTS sandbox_webhooks (id TEXT PRIMARY KEY, document TEXT NOT NULL)", [])
                 // The Kaspi QR API's records: kind is device, purchase or return.
-                _ = try await connection.query(
-                    "CREATE TABLE IF NOT EXISTS sandbox_qr (kind TEXT NOT NULL, id TEXT NOT NULL, document TEXT NOT NULL, PRIMARY KEY (kind, id))", []
-                )
+                _ = try await connection.query(QRPurchaseArchive.table, [])
+                for statement in QRPurchaseArchive.indexes { _ = try await connection.query(statement, []) }
                 _ = try await connection.query(
                     "INSERT OR REPLACE INTO sandbox_meta (key, value) VALUES ('schema_version', ?)", [.text(String(schemaVersion))])
                 _ = try await connection.query("COMMIT", [])
@@ -103,25 +103,30 @@ final class SQLiteSandboxPersistence: SandboxPersistence {
             "INSERT OR REPLACE INTO sandbox_meta (key, value) VALUES ('clock_offset', ?)", [.text(String(clockOffset))])
     }
 
-    func deleteWebhooks() async throws {
-        _ = try await connection.query("DELETE FROM sandbox_webhooks", [])
+    func deleteWebhooks(tradePoint: String?) async throws {
+        if let tradePoint {
+            _ = try await connection.query(
+                "DELETE FROM sandbox_webhooks WHERE json_extract(document, '$.tradePointId') = ?", [.text(tradePoint)])
+        } else {
+            _ = try await connection.query("DELETE FROM sandbox_webhooks", [])
+        }
     }
 
-    func loadQRRecords() async throws -> (devices: [SandboxQRDevice], purchases: [SandboxQRPurchase], returns: [SandboxQRReturn]) {
+    /// The QR API's devices and return QRs; purchases stay on disk until asked for
+    /// (``QRPurchaseArchive``).
+    func loadQRRecords() async throws -> (devices: [SandboxQRDevice], returns: [SandboxQRReturn]) {
         let decoder = Self.decoder()
         var devices: [SandboxQRDevice] = []
-        var purchases: [SandboxQRPurchase] = []
         var returns: [SandboxQRReturn] = []
-        for row in try await connection.query("SELECT kind, document FROM sandbox_qr", []) {
+        for row in try await connection.query("SELECT kind, document FROM sandbox_qr WHERE kind IN ('device', 'return')", []) {
             let data = Data((row.column("document")?.string ?? "").utf8)
             switch row.column("kind")?.string {
             case "device": devices.append(try decoder.decode(SandboxQRDevice.self, from: data))
-            case "purchase": purchases.append(try decoder.decode(SandboxQRPurchase.self, from: data))
             case "return": returns.append(try decoder.decode(SandboxQRReturn.self, from: data))
-            default: continue
+            default: break
             }
         }
-        return (devices, purchases, returns)
+        return (devices, returns)
     }
 
     private func saveQR(kind: String, id: String, _ value: some Encodable) async throws {
@@ -131,7 +136,9 @@ final class SQLiteSandboxPersistence: SandboxPersistence {
     }
 
     func save(qrDevice: SandboxQRDevice) async throws { try await saveQR(kind: "device", id: qrDevice.token, qrDevice) }
-    func save(qrPurchase: SandboxQRPurchase) async throws { try await saveQR(kind: "purchase", id: String(qrPurchase.id), qrPurchase) }
+    func save(qrPurchase: SandboxQRPurchase) async throws {
+        _ = try await connection.query(QRPurchaseArchive.upsert, try QRPurchaseArchive.values(qrPurchase))
+    }
     func save(qrReturn: SandboxQRReturn) async throws { try await saveQR(kind: "return", id: String(qrReturn.id), qrReturn) }
 
     func deleteQRRecords() async throws {

@@ -59,8 +59,10 @@ public final class Sandbox: Sendable {
         }
         self.persistence = persistence
         let archive: SandboxOrderArchive
+        let qrArchive: QRPurchaseArchive
         do {
             archive = try persistence.map { try SandboxOrderArchive.reading(path: $0.path) } ?? SandboxOrderArchive.temporary()
+            qrArchive = try persistence.map { try QRPurchaseArchive.reading(path: $0.path) } ?? QRPurchaseArchive.temporary()
         } catch {
             try? await persistence?.close()
             throw error
@@ -69,7 +71,9 @@ public final class Sandbox: Sendable {
             configuration: configuration, clock: clock, persistence: persistence, archive: archive,
             residentLimit: configuration.memoryOrderLimit, logger: logger)
         try await state.restore()
-        self.qrState = QRAPIState(configuration: configuration.qrAPI, clock: clock, persistence: persistence, logger: logger)
+        self.qrState = QRAPIState(
+            configuration: configuration.qrAPI, clock: clock, persistence: persistence, archive: qrArchive,
+            residentLimit: configuration.memoryOrderLimit, logger: logger)
         try await qrState.restore()
         if let directory = configuration.qrAPI.certificatesDirectory {
             certificateAuthority = try SandboxCertificateAuthority(

@@ -83,7 +83,9 @@ public struct SandboxConfiguration: Sendable, Codable {
     public var dataPath: String?
     /// How many orders memory holds at most (the others are read back from SQLite when asked
     /// for), so that the sandbox's memory stays flat however many orders a load test makes.
-    /// Pending orders with a timer, and orders whose write is still queued, always stay.
+    /// Pending orders with a timer, and orders whose write is still queued, always stay. The
+    /// same bound holds for the Kaspi QR API's purchases and for the webhook log (its oldest
+    /// sent deliveries leave memory; with a data file they stay in it).
     public var memoryOrderLimit: Int = 5_000
     /// The Kaspi QR API's organizations, timings and TLS ports.
     public var qrAPI = SandboxQRAPIConfiguration()
