@@ -294,6 +294,7 @@ let package = Package(
                 "KaspiTestServer",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             resources: [.copy("Vectors")],
             swiftSettings: strict

@@ -44,7 +44,8 @@ struct Run: AsyncParsableCommand {
     @Option(help: "wrk connections.") var connections = 64
     @Option(help: "wrk threads.") var threads = 2
     @Option(help: "Orders stored for the flat-cost run.") var flatOrders = 1_000_000
-    @Option(help: "Orders the sandbox holds when its memory is read (0: only those of the create runs).") var sandboxOrders = 1_000_000
+    @Option(help: "Orders (and QR purchases, in qrsandbox) the sandbox holds when its memory is read (0: only those of the create runs).")
+    var sandboxOrders = 1_000_000
     @Option(help: "PostgreSQL for the PostgreSQL figures (default: $KASPI_BENCH_POSTGRES_URL; skipped without).") var postgres: String?
     @Option(help: "The Python interpreter with FastAPI and uvicorn, for the peer.") var python = "python3"
     @Option(help: "The repository root (benchmarks/ lives there).") var root = "."
@@ -52,7 +53,10 @@ struct Run: AsyncParsableCommand {
     @Option(
         help: "An earlier build of kaspi to measure too, for before-and-after rows in the same run (sandbox, sqlite, postgres, checkout, qrlive).")
     var before: String?
-    @Option(help: "Only these, comma-separated: sandbox, sqlite, postgres, checkout, peer, flat, qr, qrlive (the baseline always runs).")
+    @Option(
+        help:
+            "Only these, comma-separated: sandbox, sqlite, postgres, checkout, peer, flat, qr, qrlive, qrcheckout, qrsandbox (the baseline always runs)."
+    )
     var only: String?
 
     func run() async throws {

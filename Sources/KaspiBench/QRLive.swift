@@ -222,7 +222,11 @@ extension Bench {
         try await Task.sleep(for: .seconds(Double(seconds)))
         let last = try await polls()
         let elapsed = clock.now - started
-        let peak = gateways.map { $0.child.memory().peak }.max() ?? 0
+        let memories = gateways.map { $0.child.memory() }
+        let peak = memories.map(\.peak).max() ?? 0
+        for memory in memories {
+            report.process("gateway (kaspi gateway --profile qr, \(label), polling at capacity)", ready: nil, memory: memory, ours: measuringOurs)
+        }
         for gateway in gateways { await gateway.child.stop() }
         let rate = Double(last - first) / elapsed.seconds
         let ofBaseline = report.baselineRPS.map { String(format: "%.1f%%", rate / $0 * 100) } ?? "–"
@@ -277,6 +281,68 @@ extension Bench {
         }
     }
 
+    /// The sandbox's memory with `count` Kaspi QR API purchases made (32 at a time over r1),
+    /// the first and the last read back; every purchase counted in its stats.
+    func qrSandboxMemory(count: Int) async throws {
+        progress("qr sandbox: \(count.formatted()) purchases")
+        let (sandbox, base, _) = try await sandboxProcess("sandbox-qr-memory")
+        let transport = AsyncHTTPClientTransport(maxConnections: 64)
+        do {
+            let keyText = "test_0f8fad5b-d9cb-469f-a165-70867728950e"
+            guard let baseURL = URL(string: base) else { throw BenchError.failed("bad sandbox URL \(base)") }
+            let r1 = try KaspiQRAPI.Client<KaspiQRAPI.R1>(
+                apiKey: try APIKey(keyText), configuration: .init(host: .custom(baseURL)), transport: transport, logger: logger)
+            let token = try await r1.registerDevice(id: "bench-memory", tradePointID: 19)
+            let workers = 32
+            let (ids, made) = try await withThrowingTaskGroup(of: ([Int64], Int).self) { group in
+                for worker in 0..<workers {
+                    group.addTask { [self] in
+                        var (first, last): (Int64?, Int64?) = (nil, nil)
+                        var made = 0
+                        for _ in stride(from: worker, to: count, by: workers) {
+                            let purchase = try await r1.createQR(device: token, amount: Decimal(Self.amount))
+                            first = first ?? purchase.paymentID
+                            last = purchase.paymentID
+                            made += 1
+                            if worker == 0, made % (100_000 / workers) == 0 {
+                                progress("qr sandbox: \((made * workers).formatted()) of \(count.formatted()) purchases")
+                            }
+                        }
+                        return ([first, last].compactMap { $0 }, made)
+                    }
+                }
+                return try await group.reduce(into: ([Int64](), 0)) {
+                    $0.0 += $1.0
+                    $0.1 += $1.1
+                }
+            }
+            // The oldest (long written aside, and past its scan deadline by now) and the newest, read back.
+            for id in [ids.min(), ids.max()].compactMap({ $0 }) {
+                let status = try await r1.status(paymentID: id)
+                if status.status != .qrTokenCreated && status.status != .error {
+                    report.invalid("qr sandbox: purchase \(id) reads back as \(status.status)")
+                }
+            }
+            let stats = try await client.execute(HTTPClientRequest(url: "\(base)/sandbox/stats"), timeout: .seconds(120))
+            let body = try await stats.body.collect(upTo: 1 << 20)
+            let object = try JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any]
+            let stored = (object?["qrPurchases"] as? NSNumber)?.intValue ?? -1
+            let inMemory = (object?["qrPurchasesInMemory"] as? NSNumber)?.intValue ?? -1
+            report.check("qr sandbox: purchases stored", expected: count, found: stored, acknowledged: made)
+            let memory = sandbox.memory()
+            report.process(
+                "sandbox (kaspi sandbox, \(stored.formatted()) QR purchases, \(inMemory.formatted()) in memory)", ready: nil, memory: memory,
+                ours: true)
+            report.qrSandboxMemory(purchases: stored, memory: memory)
+        } catch {
+            await sandbox.stop()
+            try? await transport.shutdown()
+            throw error
+        }
+        await sandbox.stop()
+        try await transport.shutdown()
+    }
+
     /// How many QR purchases the sandbox holds (`GET /sandbox/stats`).
     func sandboxQRPurchases(_ live: LiveSetting) async throws -> Int {
         let response = try await client.execute(HTTPClientRequest(url: "\(live.sandbox)/sandbox/stats"), timeout: .seconds(30))
@@ -322,6 +388,8 @@ extension Bench {
         try await Task.sleep(for: .seconds(2))  // any second delivery of one event
         let memory = child.memory()
         await child.stop()
+        report.process(
+            named("gateway (kaspi gateway --profile qr, \(database.label), 10,000 pending)"), ready: nil, memory: memory, ours: measuringOurs)
         let snapshot = live.receiver.snapshot
         var histogram = Histogram<UInt64>(highestTrackableValue: 600_000, numberOfSignificantValueDigits: .three)
         var missing = 0

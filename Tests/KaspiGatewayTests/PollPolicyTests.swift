@@ -74,6 +74,28 @@ struct PollPolicyTests {
         return false
     }
 
+    @Test("a provider state read again is the one first decoded, past the cache's capacity too")
+    func decodedStatesAreRemembered() {
+        let created = Date(timeIntervalSince1970: 1_800_000_000)
+        func state(_ id: Int64) -> KaspiQRProvider.State {
+            KaspiQRProvider.State(
+                paymentID: id, device: "till", organizationBin: nil, tradePointID: 1, kind: .qr, createdAt: created, pollInterval: 5,
+                scanTimeout: 180, confirmationTimeout: 65, firstWaitAt: nil, scannedAfter: nil)
+        }
+        let count = KaspiQRProvider.State.RecentStates.capacity + 100
+        let texts = (0..<count).map { state(Int64($0)).encoded }
+        let first = texts.map { KaspiQRProvider.State.decode($0) }
+        let again = texts.map { KaspiQRProvider.State.decode($0) }
+        let matching = (0..<count).count { first[$0] == state(Int64($0)) && again[$0] == state(Int64($0)) }
+        #expect(matching == count)
+        #expect(KaspiQRProvider.State.decode("{not json") == nil)
+        #expect(KaspiQRProvider.State.decode(nil) == nil)
+        var recent = KaspiQRProvider.State.RecentStates()
+        for id in 0..<count { recent.remember(state(Int64(id)), for: texts[id]) }
+        #expect(recent.state(for: texts[0]) == nil)
+        #expect(recent.state(for: texts[count - 1]) == state(Int64(count - 1)))
+    }
+
     @Test("Kaspi's Error at its confirmation deadline is always expired, however the polls fall")
     func timeoutsAreExpired() async {
         await propertyCheck(

@@ -113,11 +113,7 @@ struct RequestExecutor: Sendable {
             path: path, headerFields: fields)
     }
 
-    static func escapeSegment(_ segment: String) -> String {
-        var allowed = CharacterSet.alphanumerics.intersection(.init(charactersIn: "\u{0}"..."\u{7F}"))
-        allowed.insert(charactersIn: "-._~:@!$&'()*+,;=")
-        return segment.addingPercentEncoding(withAllowedCharacters: allowed) ?? segment
-    }
+    static func escapeSegment(_ segment: String) -> String { PercentEncoding.escape(segment, allowing: PercentEncoding.segment) }
 
     /// Sends a call once: rate limit, transport, status and error mapping.
     ///

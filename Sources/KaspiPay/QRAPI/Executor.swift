@@ -71,11 +71,7 @@ extension KaspiQRAPI {
                 headerFields: fields)
         }
 
-        static func escapeQuery(_ text: String) -> String {
-            var allowed = CharacterSet.alphanumerics.intersection(.init(charactersIn: "\u{0}"..."\u{7F}"))
-            allowed.insert(charactersIn: "-._~")
-            return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
-        }
+        static func escapeQuery(_ text: String) -> String { PercentEncoding.escape(text, allowing: PercentEncoding.query) }
 
         func scrub(_ text: String) -> String {
             guard let apiKey else { return text }
