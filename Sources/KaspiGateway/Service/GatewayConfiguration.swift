@@ -63,7 +63,10 @@ public struct GatewayConfiguration: Sendable {
     /// How often the workers look for due work.
     public var workerInterval: TimeInterval = 1
     /// How many claimed orders are polled at once (each waits on the provider, not the CPU).
-    public var pollConcurrency: Int = 8
+    /// It bounds how many calls are in flight, not how many are made: each pending order is
+    /// asked once an interval (Kaspi's, on the QR API), so the rate follows the pending orders;
+    /// a wider window lets one gateway keep up with more of them (see BENCHMARKS.md).
+    public var pollConcurrency: Int = 32
     /// How many outgoing events are delivered at once (a slow merchant endpoint then holds
     /// up only its own deliveries).
     public var deliveryConcurrency: Int = 8
