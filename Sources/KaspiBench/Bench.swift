@@ -105,7 +105,7 @@ final class Bench: @unchecked Sendable {
             try await reconciliation()
         }
         if selected("qr") { try await qrPolling() }
-        if selected("qrsandbox"), sandboxOrders > 0 { try await qrSandboxMemory(count: sandboxOrders) }
+        if selected("qrsandbox"), sandboxOrders > 0 { try await beforeAndAfter { try await qrSandboxMemory(count: sandboxOrders) } }
         if selected("qrlive") || selected("qrcheckout") { try await qrLive(polling: selected("qrlive"), checkout: selected("qrcheckout")) }
         report.targets()
         let text = report.text()

@@ -51,7 +51,9 @@ struct Run: AsyncParsableCommand {
     @Option(help: "The repository root (benchmarks/ lives there).") var root = "."
     @Option(help: "Orders due at once in the live QR capacity run (more than one gateway polls in 5 s).") var qrBacklog = 30_000
     @Option(
-        help: "An earlier build of kaspi to measure too, for before-and-after rows in the same run (sandbox, sqlite, postgres, checkout, qrlive).")
+        help:
+            "An earlier build of kaspi to measure too, for before-and-after rows in the same run (sandbox, sqlite, postgres, checkout, qrlive, qrcheckout, qrsandbox)."
+    )
     var before: String?
     @Option(
         help:
