@@ -91,32 +91,14 @@ final class SandboxOrderArchive: @unchecked Sendable {
 
     /// Reads the data file that the persistence writes.
     static func reading(path: String) throws -> SandboxOrderArchive {
-        let connection = try DirectConnection(path: path)
-        try connection.run("PRAGMA busy_timeout=5000")
-        return SandboxOrderArchive(connection: connection, writable: false)
+        SandboxOrderArchive(connection: try ArchiveConnection.reading(path: path), writable: false)
     }
 
     /// A throwaway archive in the temporary directory, unlinked at once: nothing is left
     /// behind however the process ends.
     static func temporary() throws -> SandboxOrderArchive {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("kaspi-sandbox-\(UUID().uuidString).sqlite").path
-        let connection = try DirectConnection(path: path)
-        do {
-            // One connection, so no WAL and no shared memory: the journal stays in memory,
-            // nothing is synced (the file is gone when the process is), and the lock is taken
-            // once rather than around every statement.
-            for pragma in [
-                "PRAGMA journal_mode=MEMORY", "PRAGMA synchronous=OFF", "PRAGMA locking_mode=EXCLUSIVE", "PRAGMA cache_size=-2048", ordersTable,
-            ] + ordersIndexes {
-                try connection.run(pragma)
-            }
-        } catch {
-            connection.close()
-            try? FileManager.default.removeItem(atPath: path)
-            throw error
-        }
-        try? FileManager.default.removeItem(atPath: path)
-        return SandboxOrderArchive(connection: connection, writable: true)
+        SandboxOrderArchive(
+            connection: try ArchiveConnection.temporary(named: "kaspi-sandbox", schema: [ordersTable] + ordersIndexes), writable: true)
     }
 
     // MARK: Writes (no data file, or a reset)

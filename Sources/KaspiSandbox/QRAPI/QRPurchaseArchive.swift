@@ -56,30 +56,13 @@ final class QRPurchaseArchive: @unchecked Sendable {
 
     /// Reads the data file that the persistence writes.
     static func reading(path: String) throws -> QRPurchaseArchive {
-        let connection = try DirectConnection(path: path)
-        try connection.run("PRAGMA busy_timeout=5000")
-        return QRPurchaseArchive(connection: connection, writable: false)
+        QRPurchaseArchive(connection: try ArchiveConnection.reading(path: path), writable: false)
     }
 
     /// A throwaway archive in the temporary directory, unlinked at once: nothing is left
     /// behind however the process ends.
     static func temporary() throws -> QRPurchaseArchive {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("kaspi-sandbox-qr-\(UUID().uuidString).sqlite").path
-        let connection = try DirectConnection(path: path)
-        do {
-            // One connection: the journal in memory, nothing synced, the lock taken once.
-            for statement in [
-                "PRAGMA journal_mode=MEMORY", "PRAGMA synchronous=OFF", "PRAGMA locking_mode=EXCLUSIVE", "PRAGMA cache_size=-2048", table,
-            ] + indexes {
-                try connection.run(statement)
-            }
-        } catch {
-            connection.close()
-            try? FileManager.default.removeItem(atPath: path)
-            throw error
-        }
-        try? FileManager.default.removeItem(atPath: path)
-        return QRPurchaseArchive(connection: connection, writable: true)
+        QRPurchaseArchive(connection: try ArchiveConnection.temporary(named: "kaspi-sandbox-qr", schema: [table] + indexes), writable: true)
     }
 
     // MARK: Writes (no data file)
