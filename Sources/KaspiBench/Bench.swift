@@ -13,6 +13,8 @@ final class Bench: @unchecked Sendable {
     var kaspi: String
     /// An earlier build of kaspi, measured in the same run for before-and-after figures.
     let before: String?
+    /// This run's own build of kaspi, whichever build is being measured.
+    let ours: String
     /// Appended to the names of figures measured with `before`.
     var variant = ""
     let benchExecutable: String
@@ -51,6 +53,7 @@ final class Bench: @unchecked Sendable {
         self.sandboxOrders = sandboxOrders
         self.only = only
         self.kaspi = kaspi
+        self.ours = kaspi
         self.before = before
         self.benchExecutable = benchExecutable
         self.out = out
@@ -190,10 +193,12 @@ final class Bench: @unchecked Sendable {
         return (results, all.map(\.issued).reduce(0, +), all.map(\.ok).reduce(0, +))
     }
 
-    func sandboxProcess(_ name: String) async throws -> (Child, String, Duration) {
+    /// A sandbox process: the build being measured, or `executable` (this run's own build,
+    /// for scenarios that measure only the gateway of each build).
+    func sandboxProcess(_ name: String, executable: String? = nil) async throws -> (Child, String, Duration) {
         let port = port()
         let child = try Child(
-            name, executable: kaspi,
+            name, executable: executable ?? kaspi,
             arguments: ["sandbox", "--port", "\(port)", "--rate-limit", "0", "--trade-point-id", Self.tradePoint, "--api-key", Self.kaspiKey],
             workDirectory: out)
         let base = "http://127.0.0.1:\(port)"

@@ -58,8 +58,28 @@ extension Bench {
     ///
     /// With `checkout`, the QR profile's checkout too (``qrCheckout(_:)``); with `polling` false, that alone.
     func qrLive(polling: Bool = true, checkout: Bool = false) async throws {
-        progress("qr live: a sandbox and the events receiver")
-        let (sandbox, base, _) = try await sandboxProcess("sandbox-live")
+        if checkout { try await qrCheckout() }
+        guard polling else { return }
+        try await withLiveSandbox("sandbox-live") { live in
+            var databases: [Database] = [.sqlite]
+            if let postgres { databases.append(.postgres(postgres)) }
+            for database in databases {
+                try await beforeAndAfter { try await qrCapacity(database, live) }
+            }
+            // Two gateways on one PostgreSQL database share the polling by their leases.
+            if let postgres { try await qrCapacity(.postgres(postgres), live, instances: 2) }
+            for database in databases {
+                try await beforeAndAfter { try await qrLatency(database, live) }
+            }
+        }
+        report.qrLive(capacity: liveCapacityLines, latency: liveLatencyLines)
+    }
+
+    /// Runs `body` with a fresh sandbox (always this build's), a device registered there over
+    /// r1, and the events receiver; stops them after.
+    func withLiveSandbox(_ name: String, _ body: (LiveSetting) async throws -> Void) async throws {
+        progress("qr live: a sandbox and the events receiver (\(name))")
+        let (sandbox, base, _) = try await sandboxProcess(name, executable: ours)
         let transport = AsyncHTTPClientTransport(maxConnections: 64)
         let receiver = EventReceiver()
         let router = Router()
@@ -80,27 +100,14 @@ extension Bench {
             let r1 = try KaspiQRAPI.Client<KaspiQRAPI.R1>(
                 apiKey: apiKey, configuration: .init(host: .custom(baseURL)), transport: transport, logger: logger)
             let token = try await r1.registerDevice(id: "bench-live", tradePointID: 19)
-            let live = LiveSetting(
-                sandbox: base, apiKey: keyText, r1: r1, token: token, receiver: receiver, events: "http://127.0.0.1:\(receiverPort)/events")
-            if checkout { try await qrCheckout(live) }
-            var databases: [Database] = [.sqlite]
-            if let postgres { databases.append(.postgres(postgres)) }
-            if polling {
-                for database in databases {
-                    try await beforeAndAfter { try await qrCapacity(database, live) }
-                }
-                // Two gateways on one PostgreSQL database share the polling by their leases.
-                if let postgres { try await qrCapacity(.postgres(postgres), live, instances: 2) }
-                for database in databases {
-                    try await beforeAndAfter { try await qrLatency(database, live) }
-                }
-            }
+            try await body(
+                LiveSetting(
+                    sandbox: base, apiKey: keyText, r1: r1, token: token, receiver: receiver, events: "http://127.0.0.1:\(receiverPort)/events"))
         } catch {
             await sandbox.stop()
             try? await transport.shutdown()
             throw error
         }
-        if polling { report.qrLive(capacity: liveCapacityLines, latency: liveLatencyLines) }
         await sandbox.stop()
         try await transport.shutdown()
     }
@@ -240,45 +247,54 @@ extension Bench {
     /// The QR profile's checkout, `POST /v1/checkouts` through `kaspi gateway --profile qr` to
     /// the sandbox's `qr/create-link`, against the sandbox's own `qr/create-link`; every
     /// acknowledged checkout is then counted in the gateway's database and at the sandbox.
-    func qrCheckout(_ live: LiveSetting) async throws {
-        let links = try await measured(
-            "qr-create-link",
-            lines: { range in
-                range.map { #"{"DeviceToken":"\#(live.token.value)","Amount":\#(Self.amount),"ExternalId":"bench-link-\#($0)"}"# }
-            },
-            send: { file, seconds in
-                try await wrk.once(
-                    url: live.sandbox, file: file, method: "POST", path: "/r1/v01/qr/create-link", seconds: seconds,
-                    headers: ["Api-Key: \(live.apiKey)"])
-            })
-        report.row("Sandbox: QR link (POST /r1/v01/qr/create-link)", links.results, key: "qr-create-link")
-        try await beforeAndAfter {
-            let connection = try await seedLive(.sqlite, name: keyed("qr-checkout"), live, paymentIDs: []) { _ in Date() }
-            let before = try await sandboxQRPurchases(live)
-            let (gateway, _, base) = try await liveGateway(keyed("gateway-qr-checkout"), connection: connection, live)
-            let (results, issued, acknowledged) = try await measured(
-                named("qr-checkout"),
+    func qrCheckout() async throws {
+        // Each measurement has a sandbox of its own, fresh: a sandbox slows as purchases pile
+        // up (it writes them aside), and a build measured second must not meet the first's.
+        try await withLiveSandbox("sandbox-qr-link") { live in
+            let links = try await measured(
+                "qr-create-link",
                 lines: { range in
-                    range.map { "bench-qr-checkout-\($0)\t" + #"{"amount":\#(Self.amount),"description":"Bench order"}"# }
+                    range.map { #"{"DeviceToken":"\#(live.token.value)","Amount":\#(Self.amount),"ExternalId":"bench-link-\#($0)"}"# }
                 },
                 send: { file, seconds in
                     try await wrk.once(
-                        url: base, file: file, method: "POST", path: "/v1/checkouts", seconds: seconds,
-                        headers: ["Authorization: Bearer \(Self.gatewayKey)"])
+                        url: live.sandbox, file: file, method: "POST", path: "/r1/v01/qr/create-link", seconds: seconds,
+                        headers: ["Api-Key: \(live.apiKey)"])
                 })
-            let memory = gateway.memory()
-            await gateway.stop()
-            let atSandbox = try await sandboxQRPurchases(live) - before
-            let db = try await SQLiteConnection.open(storage: .file(path: connection), logger: logger)
-            let stored =
-                try await db.query("SELECT count(*) AS n FROM orders WHERE state = 'pending' AND payment_url IS NOT NULL", []).first?
-                .column("n")?.integer ?? -1
-            try await db.close()
-            report.row(named("Gateway: QR checkout through the gateway to the sandbox's qr/create-link (SQLite)"), results, key: keyed("qr-checkout"))
-            report.check(named("QR checkout: orders pending with a payment link"), expected: issued, found: stored, acknowledged: acknowledged)
-            report.check(named("QR checkout: purchases at the sandbox"), expected: issued, found: atSandbox, acknowledged: acknowledged)
-            report.process(named("gateway (kaspi gateway --profile qr, SQLite, during checkouts)"), ready: nil, memory: memory, ours: measuringOurs)
+            report.row("Sandbox: QR link (POST /r1/v01/qr/create-link)", links.results, key: "qr-create-link")
         }
+        try await beforeAndAfter {
+            try await withLiveSandbox(keyed("sandbox-qr-checkout")) { live in try await qrCheckout(live) }
+        }
+    }
+
+    /// The QR profile's checkout through a gateway (ours or the earlier build's) against `live`'s sandbox.
+    func qrCheckout(_ live: LiveSetting) async throws {
+        let connection = try await seedLive(.sqlite, name: keyed("qr-checkout"), live, paymentIDs: []) { _ in Date() }
+        let before = try await sandboxQRPurchases(live)
+        let (gateway, _, base) = try await liveGateway(keyed("gateway-qr-checkout"), connection: connection, live)
+        let (results, issued, acknowledged) = try await measured(
+            named("qr-checkout"),
+            lines: { range in
+                range.map { "bench-qr-checkout-\($0)\t" + #"{"amount":\#(Self.amount),"description":"Bench order"}"# }
+            },
+            send: { file, seconds in
+                try await wrk.once(
+                    url: base, file: file, method: "POST", path: "/v1/checkouts", seconds: seconds,
+                    headers: ["Authorization: Bearer \(Self.gatewayKey)"])
+            })
+        let memory = gateway.memory()
+        await gateway.stop()
+        let atSandbox = try await sandboxQRPurchases(live) - before
+        let db = try await SQLiteConnection.open(storage: .file(path: connection), logger: logger)
+        let stored =
+            try await db.query("SELECT count(*) AS n FROM orders WHERE state = 'pending' AND payment_url IS NOT NULL", []).first?
+            .column("n")?.integer ?? -1
+        try await db.close()
+        report.row(named("Gateway: QR checkout through the gateway to the sandbox's qr/create-link (SQLite)"), results, key: keyed("qr-checkout"))
+        report.check(named("QR checkout: orders pending with a payment link"), expected: issued, found: stored, acknowledged: acknowledged)
+        report.check(named("QR checkout: purchases at the sandbox"), expected: issued, found: atSandbox, acknowledged: acknowledged)
+        report.process(named("gateway (kaspi gateway --profile qr, SQLite, during checkouts)"), ready: nil, memory: memory, ours: measuringOurs)
     }
 
     /// The sandbox's memory with `count` Kaspi QR API purchases made (32 at a time over r1),

@@ -699,6 +699,15 @@ struct PostgresURLTests {
             }
         }
     }
+
+    /// Every connection release would start a keep-alive timer, held until its deadline even
+    /// when the connection is leased again at once; idle connections are closed soon instead.
+    @Test func thePoolPingsNothingAndClosesIdleConnectionsSoon() throws {
+        let options = try PostgresGatewayStore.configuration(url: "postgres://u:p@127.0.0.1:5432/db").options
+        #expect(options.keepAliveBehavior == nil)
+        #expect(options.connectionIdleTimeout == .seconds(10))
+        #expect(options.minimumConnections == 0)
+    }
 }
 
 @Suite("SQLite store specifics")

@@ -57,6 +57,14 @@ public final class PostgresGatewayStore: GatewayStore {
         var configuration = PostgresClient.Configuration(
             host: settings.host, port: settings.port, username: settings.user, password: settings.password, database: settings.database, tls: tls)
         configuration.options.maximumConnections = settings.maximumConnections
+        // The pool starts a timer each time a connection goes back to it: a keep-alive ping
+        // (30 s by default) and an idle timeout. A timer cancelled early is still held until its
+        // deadline (about half a kilobyte each), so at a thousand releases a second the default
+        // 30 s ping and 60 s timeout kept tens of megabytes of dead timers. No ping, then, and a
+        // short idle timeout: a connection left idle for 10 s is closed (and opened again when
+        // wanted), so none sits idle long enough for a firewall or NAT to drop it unseen.
+        configuration.options.keepAliveBehavior = nil
+        configuration.options.connectionIdleTimeout = .seconds(10)
         return configuration
     }
 
